@@ -1,0 +1,15 @@
+#!/usr/bin/env node
+// The `vos` command. The code lives in src-main/cli and is built to out/node by `npm run build`
+// (npm install runs it).
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const entry = new URL('../out/node/src-main/cli/main.js', import.meta.url);
+if (!existsSync(fileURLToPath(entry))) {
+  process.stderr.write('vos: not built yet; run `npm install` (or `npm run build`) in the vOS checkout\n');
+  process.exit(1);
+}
+const { main } = await import(entry.href);
+const status = await main(process.argv.slice(2));
+// stdout and stderr are synchronous on Linux: nothing is lost by exiting while a handle lingers.
+process.exit(status);

@@ -1,0 +1,46 @@
+#!/usr/bin/env node
+// `npm start`: the Electron app where Electron can run; otherwise says why and starts the headless
+// agent with its web UI (or, when an agent already runs, turns its web UI on), printing the URL.
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const vos = fileURLToPath(new URL('../bin/vos.js', import.meta.url));
+const require = createRequire(import.meta.url);
+
+function electronBinary() {
+  let path;
+  try {
+    path = require('electron'); // the package's index returns the binary's path, or throws when it was never downloaded
+  } catch (err) {
+    return { missing: `its binary is not installed (${String(err.message ?? err).split('\n')[0]})` };
+  }
+  if (typeof path !== 'string' || !existsSync(path)) return { missing: 'its binary is not installed' };
+  if (!process.env.DISPLAY && !process.env.WAYLAND_DISPLAY) return { missing: 'there is no display (DISPLAY and WAYLAND_DISPLAY are unset)' };
+  return { path };
+}
+
+function run(cmd, args) {
+  const child = spawn(cmd, args, { cwd: root, stdio: 'inherit' });
+  child.on('exit', (code, signal) => process.exit(signal ? 1 : (code ?? 0)));
+  for (const s of ['SIGINT', 'SIGTERM']) process.on(s, () => child.kill(s));
+}
+
+const electron = electronBinary();
+if (electron.path) {
+  run(electron.path, [root]);
+} else {
+  console.log(`Electron is not available here: ${electron.missing}.`);
+  console.log('Starting the headless vOS agent with its web UI instead; open the address below in a browser.');
+  const status = spawn(process.execPath, [vos, 'status'], { stdio: 'ignore' });
+  status.on('exit', (code) => {
+    if (code === 0) {
+      console.log('(an agent is already running for this user; turning its web UI on)');
+      run(process.execPath, [vos, 'web']);
+    } else {
+      run(process.execPath, [vos, 'daemon', '--web']);
+    }
+  });
+}

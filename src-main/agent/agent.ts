@@ -1,0 +1,120 @@
+/**
+ * The agent: one per user per machine (per state directory). It owns the sessions and serves the
+ * local API on its Unix socket, and in web mode over HTTP/WebSocket on 127.0.0.1. `vos daemon`
+ * runs it headless; the Electron main process hosts the same class in-process.
+ *
+ * This is the composition root of the core: it never imports `electron`.
+ */
+import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { VosError } from '../api/errors.js';
+import { PROTOCOL_VERSION, type AgentInfo } from '../api/protocol.js';
+import { packageVersion, rendererDir } from '../base/package-paths.js';
+import { ensurePrivateDir, statePaths, type StatePaths } from '../base/state-dir.js';
+import { acquireAgentLock, type AgentLock } from './agent-lock.js';
+import { ApiDispatcher, type AgentServices } from './api-dispatcher.js';
+import { SessionManager } from './session-manager.js';
+import { UnixSocketServer } from './transports/unix-socket-server.js';
+import { WebServer } from './transports/web-server.js';
+
+export interface AgentOptions {
+  home: string;
+  name?: string;
+  /** Start web mode on this port (0: any free port); null or absent: off until asked. */
+  webPort?: number | null;
+  /** Where the renderer bundle is (web mode). */
+  staticDir?: string;
+  log?: (message: string) => void;
+}
+
+export class Agent implements AgentServices {
+  readonly sessions: SessionManager;
+  readonly dispatcher: ApiDispatcher;
+  readonly paths: StatePaths;
+  private readonly name: string;
+  private readonly staticDir: string;
+  private readonly socketServer: UnixSocketServer;
+  private web: WebServer | null = null;
+  private webStarting: Promise<string> | null = null;
+  private lock: AgentLock | null = null;
+  private stopping: Promise<void> | null = null;
+  readonly log: (message: string) => void;
+
+  private constructor(options: AgentOptions) {
+    this.paths = statePaths(options.home);
+    this.name = options.name ?? hostname();
+    this.staticDir = options.staticDir ?? rendererDir();
+    this.log = options.log ?? (() => {});
+    this.sessions = new SessionManager({ cwd: process.env.HOME ?? '/', env: stringEnv(process.env) });
+    this.dispatcher = new ApiDispatcher(this);
+    this.socketServer = new UnixSocketServer(this.dispatcher);
+  }
+
+  /** Takes the state directory, listens on its socket (and the web port if asked). */
+  static async start(options: AgentOptions): Promise<Agent> {
+    const agent = new Agent(options);
+    ensurePrivateDir(agent.paths.home);
+    agent.lock = acquireAgentLock(agent.paths.lock, agent.paths.home);
+    try {
+      await agent.socketServer.listen(agent.paths.socket);
+      if (options.webPort !== undefined && options.webPort !== null) await agent.enableWeb(options.webPort);
+    } catch (err) {
+      await agent.stop();
+      throw err;
+    }
+    agent.log(`agent "${agent.name}" (pid ${process.pid}) listening on ${agent.paths.socket}`);
+    return agent;
+  }
+
+  info(): AgentInfo {
+    return {
+      name: this.name,
+      hostname: hostname(),
+      pid: process.pid,
+      version: packageVersion(),
+      protocol: PROTOCOL_VERSION,
+      home: this.paths.home,
+      webUrl: this.web?.url ?? null,
+    };
+  }
+
+  enableWeb(port = 0): Promise<string> {
+    if (this.web) return Promise.resolve(this.web.url);
+    this.webStarting ??= (async () => {
+      if (!existsSync(join(this.staticDir, 'index.html'))) {
+        throw new VosError('unavailable', `the web UI is not built (${this.staticDir} has no index.html): run 'npm run build'`);
+      }
+      const web = new WebServer(this.dispatcher, this.staticDir);
+      try {
+        await web.listen(port);
+      } catch (err) {
+        throw new VosError('unavailable', `cannot serve the web UI on 127.0.0.1:${port}: ${(err as Error).message}`);
+      }
+      this.web = web;
+      this.log(`web UI at ${web.url}`);
+      return web.url;
+    })().finally(() => {
+      this.webStarting = null;
+    });
+    return this.webStarting;
+  }
+
+  /** Ends all sessions, closes the servers and releases the state directory. Idempotent. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      await this.sessions.disposeAll();
+      await this.web?.close();
+      await this.socketServer.close();
+      this.lock?.release();
+      this.log('agent stopped');
+    })();
+    return this.stopping;
+  }
+}
+
+function stringEnv(env: NodeJS.ProcessEnv): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (v !== undefined) out[k] = v;
+  return out;
+}

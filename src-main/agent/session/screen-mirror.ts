@@ -1,0 +1,115 @@
+/**
+ * A headless terminal that parses everything a session's program prints, so the agent always
+ * knows the screen: a viewer that attaches later gets the current screen and scrollback, and
+ * `screen`/`wait` read it as text.
+ *
+ * xterm parses asynchronously in time slices (a flood never blocks the event loop for long).
+ * `pendingChars` tells how far parsing lags behind what was written, for flow control, and
+ * `settled()` waits until everything written so far is on the screen.
+ */
+import xtermHeadless from '@xterm/headless';
+import serializeModule from '@xterm/addon-serialize';
+import type { ScreenText } from '../../api/protocol.js';
+
+// Both packages are CommonJS; Node's ESM loader exposes them as a default export only.
+const { Terminal } = xtermHeadless;
+const { SerializeAddon } = serializeModule;
+type HeadlessTerminal = InstanceType<typeof Terminal>;
+type Serializer = InstanceType<typeof SerializeAddon>;
+
+export const MIRROR_SCROLLBACK_LINES = 5000;
+
+export class ScreenMirror {
+  private readonly term: HeadlessTerminal;
+  private readonly serializer: Serializer;
+  private pending = 0;
+  private disposed = false;
+
+  /** Called after a write has been parsed (so waiters can look at the screen again). */
+  onParsed: (() => void) | null = null;
+
+  constructor(cols: number, rows: number) {
+    this.term = new Terminal({ cols, rows, scrollback: MIRROR_SCROLLBACK_LINES, allowProposedApi: true });
+    this.serializer = new SerializeAddon();
+    this.term.loadAddon(this.serializer);
+  }
+
+  get cols(): number {
+    return this.term.cols;
+  }
+
+  get rows(): number {
+    return this.term.rows;
+  }
+
+  /** Characters written but not yet parsed. */
+  get pendingChars(): number {
+    return this.pending;
+  }
+
+  write(data: string, parsed?: () => void): void {
+    if (this.disposed) return;
+    this.pending += data.length;
+    this.term.write(data, () => {
+      this.pending -= data.length;
+      parsed?.();
+      this.onParsed?.();
+    });
+  }
+
+  /**
+   * Runs `fn` once everything written before this call has been parsed and nothing written after
+   * it has: the screen is exactly "the output up to now". Resolves with `fn`'s result.
+   */
+  atCurrentPoint<T>(fn: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      if (this.disposed) {
+        try {
+          resolve(fn());
+        } catch (err) {
+          reject(err);
+        }
+        return;
+      }
+      this.term.write('', () => {
+        try {
+          resolve(fn());
+        } catch (err) {
+          reject(err);
+        }
+      });
+    });
+  }
+
+  resize(cols: number, rows: number): void {
+    if (this.disposed || (cols === this.term.cols && rows === this.term.rows)) return;
+    this.term.resize(cols, rows);
+  }
+
+  /** The screen and scrollback as escape sequences (call inside `atCurrentPoint` for a clean cut). */
+  serialize(): string {
+    return this.serializer.serialize({ scrollback: MIRROR_SCROLLBACK_LINES });
+  }
+
+  /** The visible rows as text, trailing blanks trimmed. */
+  text(id: string): ScreenText {
+    const buffer = this.term.buffer.active;
+    const lines: string[] = [];
+    for (let y = 0; y < this.term.rows; y++) {
+      lines.push((buffer.getLine(buffer.baseY + y)?.translateToString(true) ?? '').trimEnd());
+    }
+    return {
+      id,
+      cols: this.term.cols,
+      rows: this.term.rows,
+      cursor: { x: buffer.cursorX, y: buffer.cursorY },
+      lines,
+    };
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.term.dispose();
+  }
+}

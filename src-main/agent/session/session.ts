@@ -1,0 +1,416 @@
+/**
+ * One session: a program on a pty held by the agent, the screen mirror fed by it, and the viewers
+ * watching it.
+ *
+ * The output path, in order, for every chunk the pty gives us:
+ *   pty → mirror.write (parsed asynchronously) → batcher → each viewer that keeps up.
+ * Flow control: when the mirror lags more than MIRROR_HIGH_WATER characters behind, the pty is
+ * paused (the program blocks in write(), as on any terminal) until it catches up. Viewers never
+ * pause the pty: one that does not drain is skipped and later resynchronised with a snapshot.
+ */
+import pty from '@lydell/node-pty';
+import type { IPty } from '@lydell/node-pty';
+import { VosError } from '../../api/errors.js';
+import type { AttachResult, ExitStatus, ScreenText, SessionInfo, SessionState } from '../../api/protocol.js';
+import { describeExit } from '../../api/session-text.js';
+import { signalName } from '../../base/signals.js';
+import { OutputBatcher } from './output-batcher.js';
+import { drainOutputAfterExit } from './pty-exit-drain.js';
+import { ScreenMirror } from './screen-mirror.js';
+import { checkWorkingDirectory, resolveCommand } from './spawn-check.js';
+import { VIEWER_HIGH_WATER_BYTES, type ViewerSink } from './viewer.js';
+
+const MIRROR_HIGH_WATER = 2 * 1024 * 1024;
+const MIRROR_LOW_WATER = 256 * 1024;
+const PAUSE_SLICE_MS = 50;
+
+export const DEFAULT_COLS = 80;
+export const DEFAULT_ROWS = 24;
+
+export interface SessionSpec {
+  id: string;
+  name: string;
+  command: string;
+  args: string[];
+  cwd: string;
+  env: Record<string, string>;
+  cols: number;
+  rows: number;
+}
+
+interface ViewerState {
+  cols: number | null;
+  rows: number | null;
+  /** Skipped by live output until its connection drains. */
+  lagging: boolean;
+  /** Output held back while the viewer's snapshot is being taken and sent. */
+  held: string[] | null;
+}
+
+interface Waiter {
+  test: (screen: ScreenText) => boolean;
+  resolve: (screen: ScreenText) => void;
+  reject: (err: VosError) => void;
+  timer: NodeJS.Timeout;
+}
+
+export class Session {
+  readonly id: string;
+  readonly name: string;
+  readonly command: string;
+  readonly args: string[];
+  readonly cwd: string;
+  readonly pid: number;
+  readonly startedAt = Date.now();
+
+  private state: SessionState = 'running';
+  private exit: ExitStatus | null = null;
+  private endedAt: number | null = null;
+  private readonly pty: IPty;
+  private readonly mirror: ScreenMirror;
+  private readonly batcher: OutputBatcher;
+  private readonly viewers = new Map<ViewerSink, ViewerState>();
+  private activeViewer: ViewerSink | null = null;
+  private readonly waiters = new Set<Waiter>();
+  private paused = false;
+  private pauseTimer: NodeJS.Timeout | null = null;
+  private waiterCheckScheduled = false;
+  private readonly exited: Promise<void>;
+
+  /** Called when anything in `info()` changes. */
+  onChange: ((session: Session) => void) | null = null;
+
+  constructor(spec: SessionSpec) {
+    checkWorkingDirectory(spec.cwd);
+    const file = resolveCommand(spec.command, spec.cwd, spec.env.PATH);
+    this.id = spec.id;
+    this.name = spec.name;
+    this.command = spec.command;
+    this.args = spec.args;
+    this.cwd = spec.cwd;
+    this.mirror = new ScreenMirror(spec.cols, spec.rows);
+    this.mirror.onParsed = () => this.afterParse();
+    this.batcher = new OutputBatcher((data) => this.deliver(data));
+    try {
+      this.pty = pty.spawn(file, spec.args, {
+        name: 'xterm-256color',
+        cols: spec.cols,
+        rows: spec.rows,
+        cwd: spec.cwd,
+        env: { ...spec.env, TERM: 'xterm-256color', VOS_SESSION: spec.id },
+        encoding: 'utf8',
+      });
+    } catch (err) {
+      this.mirror.dispose();
+      throw new VosError('spawn_failed', `could not start ${spec.command}: ${(err as Error).message}`);
+    }
+    this.pid = this.pty.pid;
+    drainOutputAfterExit(this.pty, (data) => this.onOutput(data));
+    this.pty.onData((data) => this.onOutput(data));
+    this.exited = new Promise<void>((resolve) => {
+      this.pty.onExit(({ exitCode, signal }) => {
+        void this.onExit(exitCode, signal ?? 0).finally(resolve);
+      });
+    });
+  }
+
+  info(): SessionInfo {
+    return {
+      id: this.id,
+      name: this.name,
+      command: this.command,
+      args: this.args,
+      cwd: this.cwd,
+      pid: this.pid,
+      startedAt: this.startedAt,
+      endedAt: this.endedAt,
+      state: this.state,
+      exit: this.exit,
+      cols: this.mirror.cols,
+      rows: this.mirror.rows,
+      viewers: this.viewers.size,
+    };
+  }
+
+  get running(): boolean {
+    return this.state === 'running';
+  }
+
+  /** Resolves when the program has exited and its last output is on the mirror and sent. */
+  whenExited(): Promise<void> {
+    return this.exited;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Input and control
+
+  input(data: string, from?: ViewerSink): void {
+    this.requireRunning('type into');
+    if (from) this.makeActive(from);
+    this.pty.write(data);
+  }
+
+  /** Resizes the session. From a viewer, it also records that viewer's size and makes it active. */
+  resize(cols: number, rows: number, from?: ViewerSink): void {
+    this.requireRunning('resize');
+    const st = from ? this.viewers.get(from) : undefined;
+    if (from && st) {
+      st.cols = cols;
+      st.rows = rows;
+      this.activeViewer = from;
+    }
+    this.applySize(cols, rows);
+  }
+
+  kill(signal: NodeJS.Signals): void {
+    this.requireRunning('signal');
+    try {
+      process.kill(this.pid, signal);
+    } catch (err) {
+      // ESRCH: it exited a moment ago; the exit event is on its way.
+      if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Viewers
+
+  /**
+   * Adds a viewer and takes its snapshot. Live output for this viewer is held until `release()`
+   * is called, which the caller does right after sending the reply: the snapshot and the output
+   * after it join without a gap or an overlap.
+   */
+  async attach(
+    viewer: ViewerSink,
+    size: { cols: number; rows: number } | null,
+  ): Promise<{ result: AttachResult; release: () => void }> {
+    const known = this.viewers.get(viewer);
+    const st: ViewerState = known ?? { cols: null, rows: null, lagging: false, held: null };
+    if (size) {
+      st.cols = size.cols;
+      st.rows = size.rows;
+    }
+    if (!known) {
+      this.viewers.set(viewer, st);
+      this.onChange?.(this);
+    }
+    if (size && this.running) {
+      this.activeViewer = viewer;
+      this.applySize(size.cols, size.rows);
+    }
+    const snapshot = await this.snapshotFor(st);
+    return { result: { session: this.info(), snapshot }, release: () => this.release(viewer, st) };
+  }
+
+  detach(viewer: ViewerSink): void {
+    if (!this.viewers.delete(viewer)) return;
+    if (this.activeViewer === viewer) this.activeViewer = null;
+    this.onChange?.(this);
+  }
+
+  hasViewer(viewer: ViewerSink): boolean {
+    return this.viewers.has(viewer);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Reading the screen
+
+  screen(): Promise<ScreenText> {
+    return this.mirror.atCurrentPoint(() => this.mirror.text(this.id));
+  }
+
+  /** Resolves once `pattern` matches the visible screen (rows joined with "\n"). */
+  async waitFor(pattern: RegExp, timeoutMs: number): Promise<ScreenText> {
+    const re = new RegExp(pattern.source, pattern.flags.replace(/[gy]/g, ''));
+    const test = (s: ScreenText): boolean => re.test(s.lines.join('\n'));
+    const now = await this.screen();
+    if (test(now)) return now;
+    if (!this.running) throw this.exitedBeforeMatch(re);
+    return new Promise<ScreenText>((resolve, reject) => {
+      const waiter: Waiter = {
+        test,
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          this.waiters.delete(waiter);
+          reject(new VosError('timeout', `timed out after ${timeoutMs / 1000} s waiting for /${re.source}/ on session ${this.id}`));
+        }, timeoutMs),
+      };
+      this.waiters.add(waiter);
+      // Output parsed since the check above had no waiter to wake: look again.
+      this.scheduleWaiterCheck();
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  /** Ends the program (hangup, then kill) and releases the pty and the mirror. */
+  async dispose(graceMs = 2000): Promise<void> {
+    if (this.running) {
+      try {
+        process.kill(this.pid, 'SIGHUP');
+      } catch {
+        /* already gone */
+      }
+      const timer = setTimeout(() => {
+        try {
+          process.kill(this.pid, 'SIGKILL');
+        } catch {
+          /* already gone */
+        }
+      }, graceMs);
+      await this.exited;
+      clearTimeout(timer);
+    }
+    if (this.pauseTimer) clearTimeout(this.pauseTimer);
+    this.batcher.dispose();
+    this.mirror.dispose();
+    for (const w of this.waiters) {
+      clearTimeout(w.timer);
+      w.reject(new VosError('unknown_session', `session ${this.id} was removed`));
+    }
+    this.waiters.clear();
+    this.viewers.clear();
+  }
+
+  private onOutput(data: string): void {
+    this.mirror.write(data);
+    this.batcher.push(data);
+    if (!this.paused && this.mirror.pendingChars > MIRROR_HIGH_WATER) this.pausePty();
+  }
+
+  private afterParse(): void {
+    if (this.paused && this.mirror.pendingChars < MIRROR_LOW_WATER) this.resumePty();
+    if (this.waiters.size > 0) this.scheduleWaiterCheck();
+  }
+
+  /**
+   * Pauses reading the pty while the mirror catches up, but never for long at a time: node-pty
+   * drops what is still unread 200 ms after the program exits, so a paused pty is resumed at
+   * least every PAUSE_SLICE_MS and pauses again only if the mirror is still behind.
+   */
+  private pausePty(): void {
+    this.paused = true;
+    this.pty.pause();
+    this.pauseTimer = setTimeout(() => this.resumePty(), PAUSE_SLICE_MS);
+  }
+
+  private resumePty(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    if (this.pauseTimer) clearTimeout(this.pauseTimer);
+    this.pauseTimer = null;
+    this.pty.resume();
+  }
+
+  private scheduleWaiterCheck(): void {
+    if (this.waiterCheckScheduled) return;
+    this.waiterCheckScheduled = true;
+    setImmediate(() => {
+      this.waiterCheckScheduled = false;
+      this.checkWaiters();
+    });
+  }
+
+  private checkWaiters(): void {
+    if (this.waiters.size === 0) return;
+    const screen = this.mirror.text(this.id);
+    for (const w of this.waiters) {
+      if (w.test(screen)) {
+        this.waiters.delete(w);
+        clearTimeout(w.timer);
+        w.resolve(screen);
+      } else if (!this.running) {
+        this.waiters.delete(w);
+        clearTimeout(w.timer);
+        w.reject(this.exitedBeforeMatch(null));
+      }
+    }
+  }
+
+  private exitedBeforeMatch(re: RegExp | null): VosError {
+    const what = re ? ` /${re.source}/` : ' the text';
+    return new VosError('session_exited', `session ${this.id} ended (${describeExit(this.exit)}) without showing${what}`);
+  }
+
+  private deliver(data: string): void {
+    for (const [viewer, st] of this.viewers) {
+      if (st.held) st.held.push(data);
+      else this.sendOutput(viewer, st, data);
+    }
+  }
+
+  /** Sends live output to a viewer, unless it lags: then it waits for a resync. */
+  private sendOutput(viewer: ViewerSink, st: ViewerState, data: string): void {
+    if (st.lagging) return;
+    if (viewer.bufferedBytes() > VIEWER_HIGH_WATER_BYTES) {
+      st.lagging = true;
+      viewer.whenDrained(() => void this.resync(viewer, st));
+      return;
+    }
+    viewer.send({ t: 'event', event: 'session.output', id: this.id, data });
+  }
+
+  /** A lagging viewer has drained: give it the screen as it is now and resume live output. */
+  private async resync(viewer: ViewerSink, st: ViewerState): Promise<void> {
+    if (this.viewers.get(viewer) !== st) return;
+    const snapshot = await this.snapshotFor(st);
+    if (this.viewers.get(viewer) !== st) return;
+    viewer.send({ t: 'event', event: 'session.resync', id: this.id, snapshot });
+    this.release(viewer, st);
+  }
+
+  /**
+   * Takes a snapshot at the current point of the output: what the batcher holds goes to everyone
+   * else first; output from here on is held for this viewer until `release`.
+   */
+  private snapshotFor(st: ViewerState): Promise<string> {
+    this.batcher.flush();
+    st.lagging = false;
+    st.held = [];
+    return this.mirror.atCurrentPoint(() => this.mirror.serialize());
+  }
+
+  private release(viewer: ViewerSink, st: ViewerState): void {
+    const held = st.held ?? [];
+    st.held = null;
+    if (held.length > 0 && this.viewers.get(viewer) === st) this.sendOutput(viewer, st, held.join(''));
+  }
+
+  private makeActive(viewer: ViewerSink): void {
+    if (this.activeViewer === viewer) return;
+    const st = this.viewers.get(viewer);
+    if (!st) return;
+    this.activeViewer = viewer;
+    if (st.cols !== null && st.rows !== null) this.applySize(st.cols, st.rows);
+  }
+
+  private applySize(cols: number, rows: number): void {
+    if (cols === this.mirror.cols && rows === this.mirror.rows) return;
+    this.pty.resize(cols, rows);
+    this.mirror.resize(cols, rows);
+    this.onChange?.(this);
+  }
+
+  private requireRunning(what: string): void {
+    if (!this.running) {
+      throw new VosError('session_exited', `cannot ${what} session ${this.id}: it has ended (${describeExit(this.exit)})`);
+    }
+  }
+
+  private async onExit(exitCode: number, signal: number): Promise<void> {
+    this.state = 'exited';
+    this.endedAt = Date.now();
+    this.exit = signal ? { code: null, signal: signalName(signal) } : { code: exitCode, signal: null };
+    // Let the last output reach the mirror and the viewers before anyone hears of the exit.
+    await this.mirror.atCurrentPoint(() => undefined);
+    this.batcher.flush();
+    const info = this.info();
+    for (const [viewer, st] of this.viewers) {
+      if (st.held) continue; // the exit is in the snapshot's session info or the next event
+      viewer.send({ t: 'event', event: 'session.exited', id: this.id, session: info });
+    }
+    this.checkWaiters();
+    this.onChange?.(this);
+  }
+}

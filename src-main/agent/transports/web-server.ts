@@ -1,0 +1,192 @@
+/**
+ * Web mode: the renderer bundle over HTTP and the local API over a WebSocket, on 127.0.0.1 only.
+ *
+ * The API endpoint (`/api?token=...`) needs the random token printed with the URL, and the
+ * request's Host (and Origin, when a browser sends one) must name this very address: another
+ * local user, or a web page in the user's browser (DNS rebinding, cross-site WebSocket), cannot
+ * talk to the agent. The static files carry no secrets and are served to anyone on loopback.
+ */
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { createReadStream, statSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { extname, join, normalize, sep } from 'node:path';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket, type RawData } from 'ws';
+import { VosError } from '../../api/errors.js';
+import { MAX_CLIENT_FRAME_BYTES, type AgentMessage } from '../../api/protocol.js';
+import type { ApiDispatcher } from '../api-dispatcher.js';
+import type { Connection } from './connection.js';
+
+const CONTENT_TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.json': 'application/json',
+  '.woff2': 'font/woff2',
+  '.map': 'application/json',
+};
+
+const DRAIN_POLL_MS = 25;
+const DRAINED_BYTES = 64 * 1024;
+
+class WebSocketConnection implements Connection {
+  constructor(
+    readonly label: string,
+    private readonly ws: WebSocket,
+  ) {}
+
+  send(message: AgentMessage): void {
+    if (this.ws.readyState === this.ws.OPEN) this.ws.send(JSON.stringify(message));
+  }
+
+  bufferedBytes(): number {
+    return this.ws.bufferedAmount;
+  }
+
+  whenDrained(cb: () => void): void {
+    const poll = (): void => {
+      if (this.ws.readyState !== this.ws.OPEN) return;
+      if (this.ws.bufferedAmount <= DRAINED_BYTES) cb();
+      else setTimeout(poll, DRAIN_POLL_MS);
+    };
+    poll();
+  }
+
+  close(): void {
+    this.ws.close(1008, 'protocol error');
+  }
+}
+
+function sameBytes(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+export class WebServer {
+  readonly token = randomBytes(24).toString('base64url');
+  private readonly http: Server;
+  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: MAX_CLIENT_FRAME_BYTES });
+  private port = 0;
+  private counter = 0;
+
+  constructor(
+    private readonly dispatcher: ApiDispatcher,
+    private readonly staticDir: string,
+  ) {
+    this.http = createServer((req, res) => this.serveStatic(req, res));
+    this.http.on('upgrade', (req, socket, head) => this.upgrade(req, socket, head));
+  }
+
+  /** Listens on 127.0.0.1:port (0 picks a free port). */
+  async listen(port: number): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.http.once('error', reject);
+      this.http.listen(port, '127.0.0.1', () => {
+        this.http.off('error', reject);
+        resolve();
+      });
+    });
+    this.port = (this.http.address() as AddressInfo).port;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}/?token=${this.token}`;
+  }
+
+  async close(): Promise<void> {
+    for (const ws of this.wss.clients) ws.terminate();
+    this.http.closeAllConnections();
+    await new Promise<void>((resolve) => this.http.close(() => resolve()));
+  }
+
+  private hostAllowed(req: IncomingMessage): boolean {
+    const allowed = [`127.0.0.1:${this.port}`, `localhost:${this.port}`];
+    if (!allowed.includes(req.headers.host ?? '')) return false;
+    const origin = req.headers.origin;
+    return origin === undefined || allowed.some((a) => origin === `http://${a}`);
+  }
+
+  private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    const token = url.searchParams.get('token') ?? '';
+    if (url.pathname !== '/api' || !this.hostAllowed(req) || !sameBytes(token, this.token)) {
+      socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws));
+  }
+
+  private accept(ws: WebSocket): void {
+    const conn = new WebSocketConnection(`web#${++this.counter}`, ws);
+    const handle = this.dispatcher.open(conn);
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      if (isBinary) {
+        handle.fatal(new VosError('bad_frame', 'binary messages are not part of the protocol'));
+        return;
+      }
+      let value: unknown;
+      try {
+        value = JSON.parse(data.toString());
+      } catch {
+        handle.fatal(new VosError('bad_frame', 'message is not valid JSON'));
+        return;
+      }
+      handle.receive(value);
+    });
+    ws.on('error', () => {
+      /* oversized or broken frames: ws closes the socket; 'close' follows */
+    });
+    ws.on('close', () => handle.closed());
+  }
+
+  private serveStatic(req: IncomingMessage, res: ServerResponse): void {
+    if (!this.hostAllowed(req)) {
+      res.writeHead(403).end();
+      return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { Allow: 'GET, HEAD' }).end();
+      return;
+    }
+    let pathname: string;
+    try {
+      pathname = decodeURIComponent(new URL(req.url ?? '/', 'http://127.0.0.1').pathname);
+    } catch {
+      res.writeHead(400).end();
+      return;
+    }
+    if (pathname === '/') pathname = '/index.html';
+    const file = normalize(join(this.staticDir, pathname));
+    if (!file.startsWith(this.staticDir + sep)) {
+      res.writeHead(404).end();
+      return;
+    }
+    let size: number;
+    try {
+      const st = statSync(file);
+      if (!st.isFile()) throw new Error('not a file');
+      size = st.size;
+    } catch {
+      res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
+      return;
+    }
+    res.writeHead(200, {
+      'Content-Type': CONTENT_TYPES[extname(file)] ?? 'application/octet-stream',
+      'Content-Length': size,
+      'Cache-Control': 'no-cache',
+      'X-Content-Type-Options': 'nosniff',
+      'Referrer-Policy': 'no-referrer',
+    });
+    if (req.method === 'HEAD') {
+      res.end();
+      return;
+    }
+    createReadStream(file).on('error', () => res.destroy()).pipe(res);
+  }
+}

@@ -1,0 +1,202 @@
+/**
+ * The vOS local API, defined once.
+ *
+ * Every client of an agent speaks it: the `vos` command (Unix socket, length-prefixed JSON
+ * frames), the web renderer (WebSocket on 127.0.0.1 with a token) and the Electron renderer (IPC
+ * through the preload bridge). The transports differ only in how a message is carried; the
+ * messages below are the same on all three.
+ *
+ * A conversation: the client sends `hello` with its protocol version; the agent answers `hello`
+ * with its own and a description of itself (or an `error` and closes on a mismatch). Then the
+ * client sends requests (`req`), each answered by exactly one response (`res`) with the same id,
+ * and the agent pushes events (`event`) for the sessions the client attached to or watches.
+ *
+ * No Node or DOM imports here: the renderer compiles this file too.
+ */
+import type { ErrorPayload } from './errors.js';
+
+/** Bumped on any incompatible change to the messages below. */
+export const PROTOCOL_VERSION = 1;
+
+/** Longest frame a client may send to the agent (bytes of JSON). Input and requests are small. */
+export const MAX_CLIENT_FRAME_BYTES = 1024 * 1024;
+
+/** Longest frame the agent sends (a screen snapshot with its scrollback can be large). */
+export const MAX_AGENT_FRAME_BYTES = 64 * 1024 * 1024;
+
+// ---------------------------------------------------------------------------------------------
+// Data
+
+export type SessionState = 'running' | 'exited';
+
+export interface ExitStatus {
+  /** Exit code when the program exited by itself, else null. */
+  code: number | null;
+  /** Signal name (e.g. "SIGKILL") when a signal ended it, else null. */
+  signal: string | null;
+}
+
+export interface SessionInfo {
+  /** Short random hex id, unique within the agent. Clients may use any unique prefix. */
+  id: string;
+  name: string;
+  /** The program as started (argv[0]) and its arguments. */
+  command: string;
+  args: string[];
+  cwd: string;
+  /** Host pid of the session's program. */
+  pid: number;
+  /** Milliseconds since the epoch. */
+  startedAt: number;
+  endedAt: number | null;
+  state: SessionState;
+  exit: ExitStatus | null;
+  cols: number;
+  rows: number;
+  /** How many viewers are attached right now. */
+  viewers: number;
+}
+
+export interface AgentInfo {
+  name: string;
+  hostname: string;
+  pid: number;
+  version: string;
+  protocol: number;
+  /** The agent's state directory (VOS_HOME). */
+  home: string;
+  /** The web UI's address with its token, when web mode is on. Only the owner can read it. */
+  webUrl: string | null;
+}
+
+export interface ScreenText {
+  id: string;
+  cols: number;
+  rows: number;
+  cursor: { x: number; y: number };
+  /** The visible rows, top to bottom, trailing blanks trimmed. */
+  lines: string[];
+}
+
+export interface AttachResult {
+  session: SessionInfo;
+  /**
+   * The screen and scrollback as terminal escape sequences (xterm's serialize format). Writing it
+   * to a fresh terminal of the session's size reproduces the screen; live output follows it with
+   * nothing lost or repeated.
+   */
+  snapshot: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests
+
+export interface CreateSessionParams {
+  command: string;
+  args?: string[];
+  name?: string;
+  cwd?: string;
+  /** Environment for the program; the agent's own when absent. */
+  env?: Record<string, string>;
+  cols?: number;
+  rows?: number;
+}
+
+/** A session reference: its id, a unique id prefix, or its exact name. */
+export interface SessionRef {
+  id: string;
+}
+
+export interface ApiMethods {
+  'agent.info': { params: Record<string, never>; result: AgentInfo };
+  /** Turns on the web UI if it is off; returns its address either way. */
+  'agent.web': { params: { port?: number }; result: { url: string } };
+  'session.list': { params: Record<string, never>; result: SessionInfo[] };
+  /** Like `session.list`, and from now on this client receives the list events. */
+  'session.watch': { params: Record<string, never>; result: SessionInfo[] };
+  'session.create': { params: CreateSessionParams; result: SessionInfo };
+  'session.kill': { params: SessionRef & { signal?: string }; result: SessionInfo };
+  /** Forget a session. A running one is refused unless `force`, which kills it first. */
+  'session.remove': { params: SessionRef & { force?: boolean }; result: { id: string } };
+  'session.resize': { params: SessionRef & { cols: number; rows: number }; result: SessionInfo };
+  'session.input': { params: SessionRef & { data: string }; result: Record<string, never> };
+  'session.screen': { params: SessionRef; result: ScreenText };
+  /**
+   * Resolves once the visible screen, rows joined with "\n", matches `pattern` (a JavaScript
+   * regular expression; `flags` default to "m", so ^ and $ match at each row); fails with
+   * `timeout` after `timeoutMs`, or `session_exited` if the program ends first without a match.
+   */
+  'session.wait': {
+    params: SessionRef & { pattern: string; flags?: string; timeoutMs: number };
+    result: ScreenText;
+  };
+  /**
+   * Become a viewer: the reply holds a snapshot, then `session.output` events follow. A viewer
+   * that gives its size takes part in "resize follows the most recent active viewer".
+   */
+  'session.attach': { params: SessionRef & { cols?: number; rows?: number }; result: AttachResult };
+  'session.detach': { params: SessionRef; result: Record<string, never> };
+}
+
+export type Method = keyof ApiMethods;
+export type ParamsOf<M extends Method> = ApiMethods[M]['params'];
+export type ResultOf<M extends Method> = ApiMethods[M]['result'];
+
+// ---------------------------------------------------------------------------------------------
+// Events
+
+export type ApiEvent =
+  /** To watchers. */
+  | { event: 'session.added'; session: SessionInfo }
+  | { event: 'session.changed'; session: SessionInfo }
+  | { event: 'session.removed'; id: string }
+  /** To viewers of `id`: program output, in order, as it came from the pty. */
+  | { event: 'session.output'; id: string; data: string }
+  /**
+   * To a viewer that fell behind (its connection did not drain) and has caught up again: output
+   * was skipped; replace the screen with this snapshot, then live output continues.
+   */
+  | { event: 'session.resync'; id: string; snapshot: string }
+  /** To viewers of `id`, after the program ended (the `session.changed` equivalent for viewers). */
+  | { event: 'session.exited'; id: string; session: SessionInfo };
+
+export type EventName = ApiEvent['event'];
+
+// ---------------------------------------------------------------------------------------------
+// Wire messages
+
+export interface ClientHello {
+  t: 'hello';
+  protocol: number;
+  /** Free-form label for logs ("vos-cli", "web", "electron"). */
+  client: string;
+}
+
+export interface RequestMessage<M extends Method = Method> {
+  t: 'req';
+  id: number;
+  method: M;
+  params: ParamsOf<M>;
+}
+
+export type ClientMessage = ClientHello | RequestMessage;
+
+export interface AgentHello {
+  t: 'hello';
+  protocol: number;
+  agent: AgentInfo;
+}
+
+export type ResponseMessage =
+  | { t: 'res'; id: number; ok: true; result: unknown }
+  | { t: 'res'; id: number; ok: false; error: ErrorPayload };
+
+/** A failure not tied to one request (bad frame, version mismatch); the agent closes after it. */
+export interface FatalMessage {
+  t: 'error';
+  error: ErrorPayload;
+}
+
+export type EventMessage = { t: 'event' } & ApiEvent;
+
+export type AgentMessage = AgentHello | ResponseMessage | EventMessage | FatalMessage;

@@ -1,0 +1,33 @@
+/** Human wording for session facts, shared by the CLI and the app so both say the same thing. */
+import type { ExitStatus, SessionInfo } from './protocol.js';
+
+export function formatDuration(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m${String(s % 60).padStart(2, '0')}s`;
+  const h = Math.floor(m / 60);
+  if (h < 48) return `${h}h${String(m % 60).padStart(2, '0')}m`;
+  return `${Math.floor(h / 24)}d${String(h % 24).padStart(2, '0')}h`;
+}
+
+export function uptime(s: SessionInfo, now: number): string {
+  return formatDuration((s.endedAt ?? now) - s.startedAt);
+}
+
+/** "running", "exited (0)", "exited (SIGKILL)". */
+export function stateLabel(s: SessionInfo): string {
+  if (s.state === 'running') return 'running';
+  if (s.exit?.signal) return `exited (${s.exit.signal})`;
+  return `exited (${s.exit?.code ?? '?'})`;
+}
+
+/** "exit status 0", "killed by SIGKILL", "still running". */
+export function describeExit(exit: ExitStatus | null): string {
+  if (!exit) return 'still running';
+  return exit.signal ? `killed by ${exit.signal}` : `exit status ${exit.code}`;
+}
+
+export function commandLine(s: SessionInfo): string {
+  return [s.command, ...s.args].join(' ');
+}

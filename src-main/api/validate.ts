@@ -1,0 +1,151 @@
+/**
+ * Runtime checks for what a client sends. Everything that arrives from a transport is `unknown`
+ * until it has passed through here; the agent never trusts a field it has not checked.
+ */
+import { VosError } from './errors.js';
+import type { ClientMessage, Method, ParamsOf } from './protocol.js';
+
+type Checker = (params: Record<string, unknown>) => void;
+
+const MAX_ARGS = 4096;
+const MAX_STRING = 64 * 1024;
+const MAX_TERMINAL_DIMENSION = 4096;
+
+function fail(message: string): never {
+  throw new VosError('invalid_params', message);
+}
+
+function str(p: Record<string, unknown>, key: string, optional = false): void {
+  const v = p[key];
+  if (v === undefined && optional) return;
+  if (typeof v !== 'string') fail(`"${key}" must be a string`);
+  if (v.length > MAX_STRING) fail(`"${key}" is longer than ${MAX_STRING} characters`);
+}
+
+function nonEmpty(p: Record<string, unknown>, key: string): void {
+  str(p, key);
+  if ((p[key] as string).length === 0) fail(`"${key}" must not be empty`);
+}
+
+function bool(p: Record<string, unknown>, key: string): void {
+  const v = p[key];
+  if (v !== undefined && typeof v !== 'boolean') fail(`"${key}" must be true or false`);
+}
+
+function int(p: Record<string, unknown>, key: string, min: number, max: number, optional = false): void {
+  const v = p[key];
+  if (v === undefined && optional) return;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    fail(`"${key}" must be a whole number from ${min} to ${max}`);
+  }
+}
+
+function size(p: Record<string, unknown>, optional: boolean): void {
+  int(p, 'cols', 1, MAX_TERMINAL_DIMENSION, optional);
+  int(p, 'rows', 1, MAX_TERMINAL_DIMENSION, optional);
+  if ((p.cols === undefined) !== (p.rows === undefined)) fail('"cols" and "rows" go together');
+}
+
+function stringArray(p: Record<string, unknown>, key: string): void {
+  const v = p[key];
+  if (v === undefined) return;
+  if (!Array.isArray(v) || v.length > MAX_ARGS || v.some((s) => typeof s !== 'string')) {
+    fail(`"${key}" must be a list of at most ${MAX_ARGS} strings`);
+  }
+}
+
+function stringMap(p: Record<string, unknown>, key: string): void {
+  const v = p[key];
+  if (v === undefined) return;
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(`"${key}" must be an object of strings`);
+  for (const [k, val] of Object.entries(v)) {
+    if (typeof val !== 'string' || k.includes('=') || k.includes('\0') || val.includes('\0')) {
+      fail(`"${key}.${k}" must be a string without "=" in the name and without NUL bytes`);
+    }
+  }
+}
+
+const sessionRef: Checker = (p) => nonEmpty(p, 'id');
+const none: Checker = () => {};
+
+const CHECKERS: { [M in Method]: Checker } = {
+  'agent.info': none,
+  'agent.web': (p) => int(p, 'port', 0, 65535, true),
+  'session.list': none,
+  'session.watch': none,
+  'session.create': (p) => {
+    nonEmpty(p, 'command');
+    stringArray(p, 'args');
+    str(p, 'name', true);
+    str(p, 'cwd', true);
+    stringMap(p, 'env');
+    size(p, true);
+  },
+  'session.kill': (p) => {
+    sessionRef(p);
+    str(p, 'signal', true);
+  },
+  'session.remove': (p) => {
+    sessionRef(p);
+    bool(p, 'force');
+  },
+  'session.resize': (p) => {
+    sessionRef(p);
+    size(p, false);
+  },
+  'session.input': (p) => {
+    sessionRef(p);
+    str(p, 'data');
+  },
+  'session.screen': sessionRef,
+  'session.wait': (p) => {
+    sessionRef(p);
+    nonEmpty(p, 'pattern');
+    str(p, 'flags', true);
+    int(p, 'timeoutMs', 0, 24 * 3600 * 1000);
+  },
+  'session.attach': (p) => {
+    sessionRef(p);
+    size(p, true);
+  },
+  'session.detach': sessionRef,
+};
+
+export function isMethod(name: unknown): name is Method {
+  return typeof name === 'string' && Object.prototype.hasOwnProperty.call(CHECKERS, name);
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Checks the envelope of a client message. Throws `bad_frame` for anything that is not a hello or
+ * a request; the caller treats that as fatal for the connection.
+ */
+export function parseClientMessage(value: unknown): ClientMessage {
+  if (!isRecord(value)) throw new VosError('bad_frame', 'a message must be a JSON object');
+  if (value.t === 'hello') {
+    if (typeof value.protocol !== 'number') throw new VosError('bad_frame', 'hello without a protocol version');
+    return { t: 'hello', protocol: value.protocol, client: typeof value.client === 'string' ? value.client : '?' };
+  }
+  if (value.t === 'req') {
+    if (typeof value.id !== 'number' || !Number.isSafeInteger(value.id)) {
+      throw new VosError('bad_frame', 'a request needs a numeric "id"');
+    }
+    if (typeof value.method !== 'string') throw new VosError('bad_frame', 'a request needs a "method"');
+    const params = value.params === undefined ? {} : value.params;
+    // The method and params are checked per request (checkParams): a bad one fails that request
+    // only, not the connection.
+    return { t: 'req', id: value.id, method: value.method as Method, params: params as ParamsOf<Method> };
+  }
+  throw new VosError('bad_frame', 'unknown message type (expected "hello" or "req")');
+}
+
+/** Checks a request's method and parameters; throws `unknown_method` or `invalid_params`. */
+export function checkParams<M extends Method>(method: M, params: unknown): ParamsOf<M> {
+  if (!isMethod(method)) throw new VosError('unknown_method', `unknown method "${String(method)}"`);
+  if (!isRecord(params)) fail('"params" must be an object');
+  CHECKERS[method](params);
+  return params as ParamsOf<M>;
+}

@@ -1,0 +1,115 @@
+/**
+ * `vos attach`: this terminal becomes a viewer of a session. Keys go to the program, its output
+ * comes here, the session follows this terminal's size, and the detach key leaves the program
+ * running.
+ */
+import type { ApiClient } from '../api/client.js';
+import { VosError } from '../api/errors.js';
+import type { ApiEvent, SessionInfo } from '../api/protocol.js';
+
+/** Ctrl-\ (0x1c): rarely needed by programs, and dtach's and abduco's choice too. */
+export const DEFAULT_DETACH_KEY = '\x1c';
+
+/** Puts the user's terminal back in a sane state whatever the program left behind. */
+const RESTORE_TERMINAL =
+  '\x1b[?1049l' + // leave the alternate screen
+  '\x1b[?25h' + // show the cursor
+  '\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1006l' + // mouse reporting off
+  '\x1b[?2004l' + // bracketed paste off
+  '\x1b[?1l\x1b>' + // normal cursor and keypad keys
+  '\x1b[0m'; // default colours
+
+/** Clears screen and scrollback before a snapshot is drawn. */
+const RESET_TERMINAL = '\x1bc';
+
+/** Parses "^\", "^]", "^A" ... or a single character. */
+export function parseDetachKey(spec: string): string {
+  if (spec.length === 2 && spec[0] === '^') {
+    const code = spec.toUpperCase().charCodeAt(1) ^ 0x40;
+    if (code < 0x20 || code === 0x7f) return String.fromCharCode(code);
+  }
+  if (spec.length === 1) return spec;
+  throw new VosError('invalid_params', `detach key "${spec}" must be one character or ^X (like ^\\ or ^])`);
+}
+
+export function describeKey(key: string): string {
+  const code = key.charCodeAt(0);
+  if (code < 0x20) return `Ctrl-${String.fromCharCode(code ^ 0x40)}`;
+  return key;
+}
+
+export interface AttachOutcome {
+  reason: 'detached' | 'exited' | 'disconnected';
+  session: SessionInfo;
+}
+
+export function exitStatusOf(session: SessionInfo): number {
+  if (!session.exit) return 0;
+  if (session.exit.code !== null) return session.exit.code;
+  return 128 + 1; // ended by a signal: report failure (the name is printed)
+}
+
+export async function attachTerminal(client: ApiClient, ref: string, detachKey: string): Promise<AttachOutcome> {
+  const stdin = process.stdin;
+  const stdout = process.stdout;
+  if (!stdin.isTTY || !stdout.isTTY) {
+    throw new VosError('invalid_params', 'attach needs a terminal on stdin and stdout (for scripts use vos send, screen and wait)');
+  }
+
+  let finish!: (o: AttachOutcome) => void;
+  const done = new Promise<AttachOutcome>((resolve) => (finish = resolve));
+  let id = ref;
+  let ready = false;
+  const early: ApiEvent[] = [];
+
+  const onEvent = (e: ApiEvent): void => {
+    if (!ready) {
+      early.push(e); // until the reply tells the session's full id
+      return;
+    }
+    if (!('id' in e) || e.id !== id) return;
+    if (e.event === 'session.output') stdout.write(e.data);
+    else if (e.event === 'session.resync') stdout.write(RESET_TERMINAL + e.snapshot);
+    else if (e.event === 'session.exited') finish({ reason: 'exited', session: e.session });
+  };
+  const offEvent = client.onEvent(onEvent);
+  let lastInfo: SessionInfo | null = null;
+  const offClose = client.onClose(() => {
+    if (lastInfo) finish({ reason: 'disconnected', session: lastInfo });
+  });
+
+  const { session, snapshot } = await client.request('session.attach', { id: ref, cols: stdout.columns, rows: stdout.rows });
+  id = session.id;
+  lastInfo = session;
+  stdout.write(RESET_TERMINAL + snapshot);
+  ready = true;
+  for (const e of early.splice(0)) onEvent(e);
+  if (session.state === 'exited') finish({ reason: 'exited', session });
+
+  const onResize = (): void => {
+    client.request('session.resize', { id, cols: stdout.columns, rows: stdout.rows }).catch(() => {});
+  };
+  const onInput = (text: string): void => {
+    const at = text.indexOf(detachKey);
+    const before = at >= 0 ? text.slice(0, at) : text;
+    if (before) client.request('session.input', { id, data: before }).catch(() => {});
+    if (at >= 0) finish({ reason: 'detached', session: lastInfo! });
+  };
+
+  stdin.setRawMode(true);
+  stdin.setEncoding('utf8');
+  stdin.on('data', onInput);
+  stdin.resume();
+  stdout.on('resize', onResize);
+
+  const outcome = await done;
+  stdin.off('data', onInput);
+  stdout.off('resize', onResize);
+  stdin.setRawMode(false);
+  stdin.pause();
+  offEvent();
+  offClose();
+  if (outcome.reason === 'detached') await client.request('session.detach', { id }).catch(() => {});
+  stdout.write(RESTORE_TERMINAL + '\r\n');
+  return outcome;
+}

@@ -1,0 +1,107 @@
+/** Commands about the agent itself: status, web, daemon. */
+import { VosError } from '../../api/errors.js';
+import { Agent } from '../../agent/agent.js';
+import { UsageError, parseArgs, requireInt } from '../args.js';
+import type { Command } from '../command.js';
+
+export const statusCommand: Command = {
+  name: 'status',
+  summary: 'show the running agent',
+  help: `usage: vos status [--json]
+
+Shows the agent of this state directory (VOS_HOME): its name, pid, socket and web UI address.
+Exits 1 when no agent is running.
+`,
+  async run(argv, ctx) {
+    const { options, positionals } = parseArgs(argv, { json: { type: 'boolean' } });
+    if (positionals.length) throw new UsageError('vos status takes no arguments');
+    const client = await ctx.connect();
+    try {
+      const info = await client.request('agent.info', {});
+      if (options.json) {
+        ctx.out(JSON.stringify(info, null, 2) + '\n');
+      } else {
+        ctx.out(
+          `agent    ${info.name} (pid ${info.pid}, vOS ${info.version}, protocol ${info.protocol})\n` +
+            `home     ${info.home}\n` +
+            `socket   ${ctx.paths().socket}\n` +
+            `web UI   ${info.webUrl ?? 'off (vos web turns it on)'}\n`,
+        );
+      }
+      return 0;
+    } finally {
+      client.close();
+    }
+  },
+};
+
+export const webCommand: Command = {
+  name: 'web',
+  summary: 'turn on the web UI of the running agent and print its address',
+  help: `usage: vos web [--port PORT]
+
+Serves the app's UI on http://127.0.0.1:PORT (default: any free port) from the running agent
+and prints its address, with the access token. Already on: prints the address.
+`,
+  async run(argv, ctx) {
+    const { options, positionals } = parseArgs(argv, { port: { type: 'string', short: 'p' } });
+    if (positionals.length) throw new UsageError('vos web takes no arguments');
+    const port = typeof options.port === 'string' ? requireInt(options.port, 'PORT', 0, 65535) : undefined;
+    const client = await ctx.connect();
+    try {
+      const { url } = await client.request('agent.web', port === undefined ? {} : { port });
+      ctx.out(url + '\n');
+      return 0;
+    } finally {
+      client.close();
+    }
+  },
+};
+
+export const daemonCommand: Command = {
+  name: 'daemon',
+  summary: 'run the agent in the foreground',
+  help: `usage: vos daemon [--name NAME] [--web [PORT]]
+
+Runs the agent of this state directory (VOS_HOME) in the foreground until interrupted.
+Sessions end with it.
+
+  --name NAME    the name other machines and the app show (default: the host name)
+  --web [PORT]   serve the app's UI on http://127.0.0.1:PORT (default: any free port)
+                 and print its address with the access token
+`,
+  async run(argv, ctx) {
+    const { options, positionals } = parseArgs(argv, {
+      name: { type: 'string' },
+      web: { type: 'string', optionalValue: true, valuePattern: /^\d+$/ },
+    });
+    if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+    const webPort = options.web === undefined ? null : options.web === '' ? 0 : requireInt(options.web as string, 'PORT', 0, 65535);
+    const log = (m: string): void => ctx.err(`${new Date().toISOString()} ${m}\n`);
+    const agent = await Agent.start({
+      home: ctx.paths().home,
+      ...(typeof options.name === 'string' ? { name: options.name } : {}),
+      webPort,
+      log,
+    });
+    const info = agent.info();
+    ctx.out(`vos agent "${info.name}" running (pid ${info.pid}); socket ${agent.paths.socket}\n`);
+    if (info.webUrl) ctx.out(`web UI: ${info.webUrl}\n`);
+
+    // An agent holds people's programs: an unexpected error is logged, not allowed to kill them all.
+    process.on('uncaughtException', (err) => log(`unexpected error (agent keeps running): ${err.stack ?? String(err)}`));
+    process.on('unhandledRejection', (err) => log(`unexpected rejection (agent keeps running): ${String(err)}`));
+
+    await new Promise<void>((resolve) => {
+      const stop = (signal: string): void => {
+        log(`${signal}: stopping`);
+        agent.stop().then(resolve, (err: unknown) => {
+          log(`error while stopping: ${err instanceof VosError ? err.message : String(err)}`);
+          resolve();
+        });
+      };
+      for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(s, () => stop(s));
+    });
+    return 0;
+  },
+};

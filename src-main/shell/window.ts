@@ -1,0 +1,32 @@
+import { BrowserWindow } from 'electron';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { resourcePath } from './resources.js';
+
+const here = fileURLToPath(new URL('.', import.meta.url)); // out/main
+
+export function createMainWindow(): BrowserWindow {
+  const win = new BrowserWindow({
+    width: 1200,
+    height: 760,
+    minWidth: 720,
+    minHeight: 420,
+    show: false,
+    title: 'vOS',
+    icon: resourcePath('icon.png'),
+    backgroundColor: '#15171c',
+    webPreferences: {
+      // electron-vite emits the preload as ESM (.mjs) for a "type": "module" package; ESM
+      // preloads need the sandbox off. Context isolation stays on: the page sees only the bridge.
+      preload: join(here, '../preload/index.mjs'),
+      sandbox: false,
+      contextIsolation: true,
+      nodeIntegration: false,
+    },
+  });
+  win.once('ready-to-show', () => win.show());
+  const devUrl = process.env.ELECTRON_RENDERER_URL;
+  if (devUrl) void win.loadURL(devUrl);
+  else void win.loadFile(join(here, '../renderer/index.html'));
+  return win;
+}

@@ -1,0 +1,84 @@
+/**
+ * The session list as the UI sees it: kept current by the agent's watch events, plus which
+ * session is selected. Components read it; they do not talk to the agent themselves.
+ */
+import type { ApiClient } from '../../../src-main/api/client';
+import type { CreateSessionParams, SessionInfo } from '../../../src-main/api/protocol';
+
+export class SessionsState {
+  list = $state<SessionInfo[]>([]);
+  selectedId = $state<string | null>(null);
+  error = $state<string | null>(null);
+  /** Ticks every second so uptimes move. */
+  now = $state(Date.now());
+
+  selected = $derived(this.list.find((s) => s.id === this.selectedId) ?? null);
+
+  private client: ApiClient | null = null;
+  private unsubscribe: (() => void) | null = null;
+
+  constructor() {
+    setInterval(() => (this.now = Date.now()), 1000);
+  }
+
+  /** Follows a (new) client: loads the list and listens to its changes. */
+  async bind(client: ApiClient | null): Promise<void> {
+    this.unsubscribe?.();
+    this.unsubscribe = null;
+    this.client = client;
+    if (!client) return;
+    this.unsubscribe = client.onEvent((e) => {
+      if (e.event === 'session.added') this.upsert(e.session);
+      else if (e.event === 'session.changed') this.upsert(e.session);
+      else if (e.event === 'session.removed') this.drop(e.id);
+    });
+    try {
+      this.list = await client.request('session.watch', {});
+      if (this.selectedId && !this.list.some((s) => s.id === this.selectedId)) this.selectedId = null;
+      if (!this.selectedId) this.selectedId = this.list.find((s) => s.state === 'running')?.id ?? null;
+    } catch (err) {
+      this.error = (err as Error).message;
+    }
+  }
+
+  select(id: string | null): void {
+    this.selectedId = id;
+  }
+
+  async create(params: CreateSessionParams): Promise<void> {
+    if (!this.client) throw new Error('not connected to the agent');
+    const session = await this.client.request('session.create', params);
+    this.upsert(session);
+    this.selectedId = session.id;
+  }
+
+  async kill(id: string): Promise<void> {
+    await this.run(() => this.client!.request('session.kill', { id }));
+  }
+
+  async remove(id: string): Promise<void> {
+    await this.run(() => this.client!.request('session.remove', { id, force: true }));
+    if (this.selectedId === id) this.selectedId = null;
+  }
+
+  private async run(fn: () => Promise<unknown>): Promise<void> {
+    if (!this.client) return;
+    try {
+      this.error = null;
+      await fn();
+    } catch (err) {
+      this.error = (err as Error).message;
+    }
+  }
+
+  private upsert(session: SessionInfo): void {
+    const i = this.list.findIndex((s) => s.id === session.id);
+    if (i >= 0) this.list[i] = session;
+    else this.list.push(session);
+  }
+
+  private drop(id: string): void {
+    this.list = this.list.filter((s) => s.id !== id);
+    if (this.selectedId === id) this.selectedId = null;
+  }
+}

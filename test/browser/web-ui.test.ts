@@ -1,0 +1,113 @@
+/**
+ * The app's renderer in real Chromium against a real agent in web mode: the session list, the
+ * terminal view (typing reaches the program, its output appears), starting a session from the UI,
+ * and the token that guards the API.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { ROOT, startDaemon, vos, type DaemonHandle } from '../helpers/agent-process.js';
+import { launchChromium, type BrowserHandle } from '../helpers/browser.js';
+
+const OUTPUT = join(ROOT, 'test-results');
+
+let agent: DaemonHandle;
+let chromium: BrowserHandle;
+let url: string;
+
+beforeAll(async () => {
+  mkdirSync(OUTPUT, { recursive: true });
+  agent = await startDaemon({ args: ['--name', 'web-test', '--web'] });
+  url = /web UI: (\S+)/.exec(agent.stdout())![1]!;
+  chromium = await launchChromium();
+});
+
+afterAll(async () => {
+  await chromium?.close();
+  await agent?.stop();
+});
+
+describe('web UI', () => {
+  it('lists a running session, shows its terminal, and typing reaches the program', async () => {
+    const run = await vos(agent.home, ['run', '-d', '--name', 'browser-shell', '--', 'bash', '--norc', '--noprofile'], { PS1: 'web$ ' });
+    const id = run.stdout.trim();
+    const page = await chromium.browser.newPage({ viewport: { width: 1280, height: 800 } });
+    try {
+      await page.goto(url);
+      // The token leaves the address bar once read.
+      await page.waitForFunction(() => !location.search.includes('token'));
+      await page.getByTestId('connection-status').filter({ hasText: 'connected' }).waitFor();
+      const row = page.locator(`[data-session-id="${id}"]`).first();
+      await row.waitFor();
+      await expect.poll(() => row.textContent()).toContain('browser-shell');
+      expect(await row.textContent()).toContain('running');
+      expect(await row.textContent()).toContain('bash --norc --noprofile');
+
+      await row.click();
+      const view = page.getByTestId('terminal-view');
+      await view.waitFor();
+      await page.locator('.xterm-rows').filter({ hasText: 'web$' }).waitFor();
+      await page.locator('.xterm-helper-textarea').focus();
+      await page.keyboard.type('echo from-the-browser-$((6*7))');
+      await page.keyboard.press('Enter');
+      await page.locator('.xterm-rows').filter({ hasText: 'from-the-browser-42' }).waitFor();
+      // The program really got it: the agent's own mirror shows it too.
+      const screen = await vos(agent.home, ['screen', id]);
+      expect(screen.stdout).toMatch(/^from-the-browser-42$/m);
+      // And output produced elsewhere appears live.
+      await vos(agent.home, ['send', id, 'echo typed-by-cli\\r']);
+      await page.locator('.xterm-rows').filter({ hasText: 'typed-by-cli' }).waitFor();
+      await page.screenshot({ path: join(OUTPUT, 'web-ui-session.png') });
+    } finally {
+      await page.close();
+    }
+  });
+
+  it('starts a new session from the UI', async () => {
+    const page = await chromium.browser.newPage({ viewport: { width: 1280, height: 800 } });
+    try {
+      await page.goto(url);
+      await page.getByTestId('connection-status').filter({ hasText: 'connected' }).waitFor();
+      await page.getByTestId('new-session').click();
+      const form = page.getByTestId('new-session-form');
+      await form.getByLabel('Command').fill("sh -c 'echo started-from-ui; exec cat'");
+      await form.getByLabel('Name').fill('from-ui');
+      await form.getByRole('button', { name: 'Start' }).click();
+      await page.locator('.xterm-rows').filter({ hasText: 'started-from-ui' }).waitFor();
+      const ls = JSON.parse((await vos(agent.home, ['ls', '--json'])).stdout) as Array<{ name: string; command: string; args: string[] }>;
+      expect(ls.find((s) => s.name === 'from-ui')).toMatchObject({ command: 'sh', args: ['-c', 'echo started-from-ui; exec cat'] });
+    } finally {
+      await page.close();
+    }
+  });
+
+  it('shows a clear empty state and asks for the token when it is missing', async () => {
+    const page = await chromium.browser.newPage();
+    try {
+      await page.goto(url.replace(/\?token=.*/, ''));
+      await page.getByRole('alert').filter({ hasText: 'needs the address the agent printed' }).waitFor();
+    } finally {
+      await page.close();
+    }
+  });
+
+  it('refuses the API without the right token or from another origin', async () => {
+    const base = url.replace(/^http/, 'ws').replace(/\/\?token=.*/, '');
+    const token = new URL(url).searchParams.get('token')!;
+    const outcome = (address: string, headers: Record<string, string> = {}): Promise<string> =>
+      new Promise((resolve) => {
+        const ws = new WebSocket(address, { headers });
+        ws.on('open', () => {
+          ws.close();
+          resolve('open');
+        });
+        ws.on('unexpected-response', (_req, res) => resolve(String(res.statusCode)));
+        ws.on('error', () => resolve('error'));
+      });
+    expect(await outcome(`${base}/api?token=wrong`)).toBe('403');
+    expect(await outcome(`${base}/api`)).toBe('403');
+    expect(await outcome(`${base}/api?token=${token}`, { Origin: 'http://evil.example' })).toBe('403');
+    expect(await outcome(`${base}/api?token=${token}`)).toBe('open');
+  });
+});

@@ -1,0 +1,110 @@
+/**
+ * Real agents for tests: `vos daemon` processes in throw-away state directories, the `vos`
+ * command as a user runs it, and API clients. Everything started here is stopped by `stop()`.
+ */
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ApiClient } from '../../src-main/api/client.js';
+import { connectToAgent } from '../../src-main/client/socket-transport.js';
+import { statePaths, type StatePaths } from '../../src-main/base/state-dir.js';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const VOS = join(ROOT, 'bin', 'vos.js');
+
+/** A fresh, short state directory (Unix socket paths are limited to 107 bytes). */
+export function tempHome(): string {
+  return mkdtempSync('/tmp/vos-test-');
+}
+
+export async function waitFor<T>(what: string, probe: () => T | Promise<T>, timeoutMs = 10_000, everyMs = 25): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v) return v as NonNullable<T>;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+export interface DaemonHandle {
+  home: string;
+  paths: StatePaths;
+  proc: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  connect(): Promise<ApiClient>;
+  /** SIGTERM, then SIGKILL after a grace period; removes the state directory unless `keepHome`. */
+  stop(options?: { keepHome?: boolean }): Promise<void>;
+}
+
+export async function startDaemon(options: { home?: string; args?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<DaemonHandle> {
+  const home = options.home ?? tempHome();
+  const proc = spawn(process.execPath, [VOS, 'daemon', ...(options.args ?? [])], {
+    env: { ...process.env, ...options.env, VOS_HOME: home },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  const clients: ApiClient[] = [];
+  const handle: DaemonHandle = {
+    home,
+    paths: statePaths(home),
+    proc,
+    stdout: () => out,
+    stderr: () => err,
+    async connect() {
+      const c = await connectToAgent(statePaths(home).socket, 'test');
+      clients.push(c);
+      return c;
+    },
+    async stop({ keepHome = false } = {}) {
+      for (const c of clients) c.close();
+      if (proc.exitCode === null && proc.signalCode === null) {
+        proc.kill('SIGTERM');
+        const timer = setTimeout(() => proc.kill('SIGKILL'), 5000);
+        await exited;
+        clearTimeout(timer);
+      }
+      if (!keepHome) rmSync(home, { recursive: true, force: true });
+    },
+  };
+  try {
+    await waitFor('the agent to listen', () => out.includes('running (pid') || proc.exitCode !== null, 15_000);
+    if (proc.exitCode !== null) throw new Error(`vos daemon exited with ${proc.exitCode}: ${err}`);
+  } catch (e) {
+    await handle.stop();
+    throw e;
+  }
+  return handle;
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `vos ARGS...` as a user would, with VOS_HOME set. */
+export function vos(home: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [VOS, ...args],
+      { env: { ...process.env, ...env, VOS_HOME: home }, timeout: 60_000 },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}

@@ -1,0 +1,66 @@
+/**
+ * vos-init, the first process of a session: exit status, signal forwarding, the terminal's
+ * foreground group, and reaping. Built by `npm run build:runtime`.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import pty from '@lydell/node-pty';
+import { describe, expect, it } from 'vitest';
+import { ROOT, waitFor } from '../helpers/agent-process.js';
+
+const INIT = join(ROOT, 'out', 'runtime', 'vos-init');
+
+describe('vos-init', () => {
+  it('is built', () => {
+    expect(existsSync(INIT), `${INIT} (run npm run build:runtime)`).toBe(true);
+  });
+
+  it('exits with the program\'s status, 128+N for a signal, 127 for a missing program', () => {
+    expect(spawnSync(INIT, ['--', 'sh', '-c', 'exit 9']).status).toBe(9);
+    expect(spawnSync(INIT, ['--', 'sh', '-c', 'kill -TERM $$']).status).toBe(128 + 15);
+    const missing = spawnSync(INIT, ['--', 'no-such-program-vos'], { encoding: 'utf8' });
+    expect(missing.status).toBe(127);
+    expect(missing.stderr).toMatch(/cannot run no-such-program-vos/);
+    expect(spawnSync(INIT, ['sh'], { encoding: 'utf8' }).status).toBe(2);
+  });
+
+  it('forwards a signal sent to it to the program', async () => {
+    const child = spawn(INIT, ['--', 'sh', '-c', 'trap "echo got-term; exit 4" TERM; echo ready; while :; do sleep 0.05; done'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    await waitFor('the program to start', () => out.includes('ready'));
+    child.kill('SIGTERM');
+    expect(await exited).toBe(4);
+    expect(out).toContain('got-term');
+  });
+
+  it('gives the program the terminal: Ctrl-C reaches it once, not the init', async () => {
+    const term = pty.spawn(INIT, ['--', 'sh', '-c', 'n=0; trap "n=$((n+1))" INT; echo ready; sleep 0.5; sleep 0.5; echo "ints=$n"; exit 3'], {
+      cols: 80,
+      rows: 24,
+    });
+    let out = '';
+    term.onData((d) => (out += d));
+    const exited = new Promise<number>((r) => term.onExit(({ exitCode }) => r(exitCode)));
+    await waitFor('the program to start', () => out.includes('ready'));
+    term.write('\x03');
+    expect(await exited).toBe(3);
+    expect(out).toContain('ints=1');
+  });
+
+  it('reaps orphans re-parented to it', async () => {
+    // An orphaned grandchild becomes the init's child (subreaper); once it ends, no zombie stays.
+    const script = '(sleep 0.3 &); sleep 0.1; ps -o comm= --ppid $PPID | grep -c "^sleep"; sleep 0.5; ps -o stat= --ppid $PPID | grep -c Z || true';
+    const child = spawn(INIT, ['--', 'sh', '-c', script], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    await new Promise((r) => child.on('exit', r));
+    expect(out.trim().split('\n')).toEqual(['1', '0']);
+  });
+});

@@ -1,0 +1,13 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
+    pool: 'forks',
+    // Real ptys, agents and a browser: two cores are shared by at most two test files at once.
+    maxWorkers: 2,
+    reporters: ['default'],
+  },
+});
