@@ -47,11 +47,20 @@ async function linkRenderer(contents: WebContents): Promise<RendererLink> {
   const deliver = (message: AgentMessage): void => {
     if (!contents.isDestroyed()) contents.send(BRIDGE_CHANNELS.fromAgent, message);
   };
-  if (agent) return connectInProcess(agent.dispatcher, deliver, 'electron');
-  const transport = await openSocketTransport(paths.socket);
-  transport.onMessage(deliver);
-  transport.onClose(() => deliver({ t: 'error', error: { code: 'connection_closed', message: 'the agent went away' } }));
-  return { receive: (m) => transport.send(m as Parameters<typeof transport.send>[0]), close: () => transport.close() };
+  if (!agent) {
+    try {
+      const transport = await openSocketTransport(paths.socket);
+      transport.onMessage(deliver);
+      transport.onClose(() => deliver({ t: 'error', error: { code: 'connection_closed', message: 'the agent went away' } }));
+      return { receive: (m) => transport.send(m as Parameters<typeof transport.send>[0]), close: () => transport.close() };
+    } catch (err) {
+      // The agent we relayed to has gone: host one here from now on.
+      if (!(err instanceof VosError && err.code === 'no_agent')) throw err;
+      await startAgent();
+      if (!agent) throw err;
+    }
+  }
+  return connectInProcess(agent.dispatcher, deliver, 'electron');
 }
 
 function showWindow(command?: ShellCommand): void {
