@@ -1,0 +1,152 @@
+/* What a checkpoint learns about the pod while it is frozen, before it is written. */
+#ifndef VOS_DUMP_H
+#define VOS_DUMP_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../common/buf.h"
+#include "../common/image-io.h"
+#include "../common/util.h"
+#include "vos-control.h"
+
+struct pod;
+
+/* ---- freeze.c ---- */
+
+struct frozen {
+	pid_t pid;
+	uint64_t ctl_addr;
+	struct vos_control *ctl; /* copy of the process's control block */
+};
+
+struct zombie {
+	pid_t pid, ppid, pgid, sid;
+	int exit_status; /* unknown to us: restored zombies exit 0 */
+};
+
+struct freeze {
+	struct frozen *procs;
+	int nprocs;
+	struct zombie *zombies;
+	int nzombies;
+	uint32_t round;
+	int64_t frozen_at_us;
+};
+
+/* Stops every process of the pod at the checkpoint barrier. On failure nothing stays stopped. */
+int freeze_pod(struct pod *pod, struct freeze *f, struct err *e);
+/* Lets them all run again. */
+void thaw_pod(struct freeze *f);
+void freeze_free(struct freeze *f);
+
+/* ---- proc.c: process state from /proc ---- */
+
+struct proc_stat {
+	pid_t pid, ppid, pgid, sid;
+	char state;
+	int tty_nr, tpgid;
+	uint64_t start_code, end_code, start_stack;
+	uint64_t start_data, end_data, start_brk, arg_start, arg_end, env_start, env_end;
+	char comm[64];
+};
+
+int read_proc_stat(pid_t pid, struct proc_stat *st, struct err *e);
+/* The set of pids in the pod (from the pod's /proc), without pod init itself. */
+int list_pod_pids(pid_t **out, int *n, struct err *e);
+/* "pid 7 (python3)" style name for messages. */
+const char *describe_pid(pid_t pid, char *buf, size_t size);
+/* Why a process has no runtime, for the refusal message. */
+const char *why_no_runtime(pid_t pid, char *buf, size_t size);
+/* Whether the process catches VOS_SIGNAL (the runtime is active in it). */
+int has_runtime(pid_t pid);
+
+/* Appends the PROCESS record's fixed part (state, limits, signals, threads) to b. */
+int dump_process_state(pid_t pid, const struct frozen *fz, struct buf *b, struct err *e);
+
+/* ---- memory.c ---- */
+
+struct vma {
+	uint64_t start, end, pgoff;
+	uint32_t prot;  /* PROT_* */
+	uint32_t flags; /* VOS_VMA_* */
+	uint32_t kind;  /* enum vos_vma_kind */
+	uint32_t file_id; /* VOS_VMA_FILE: index into mem_dump.files; VOS_VMA_SHMEM: shm id */
+	uint64_t dev, ino;
+	char path[512];
+};
+
+struct vma_list {
+	struct vma *v;
+	int n;
+};
+
+struct mapped_file {
+	uint64_t dev, ino;
+	char path[4096];
+	int deleted;
+	uint64_t (*ranges)[2]; /* mapped file ranges: offset, length (merged when written) */
+	int nranges;
+	struct buf captured; /* deleted files: (u64 offset, u32 len, bytes)* read while frozen */
+};
+
+struct shm_object {
+	uint64_t dev, ino;
+	int dumped;
+};
+
+struct mem_dump {
+	struct mapped_file *files;
+	int nfiles;
+	struct shm_object *shms;
+	int nshms;
+	uint64_t pages, zero_pages, bytes;
+};
+
+int collect_vmas(pid_t pid, struct mem_dump *md, struct vma_list *out, struct err *e);
+void put_vmas(const struct vma_list *l, struct buf *b);
+/* Writes the PAGES records of one process (and OBJDATA for shared memory met first here). */
+int dump_pages(pid_t pid, struct mem_dump *md, const struct vma_list *l, struct image_writer *w, struct err *e);
+/* The shm id of a memfd / shared memory object, registering it; for the fd tables. */
+uint32_t shm_id_for(struct mem_dump *md, uint64_t dev, uint64_t ino);
+/* After the pod runs again: FILE and FILEDATA records for every mapped file. */
+int dump_mapped_files(struct mem_dump *md, struct image_writer *w, struct err *e);
+void mem_dump_free(struct mem_dump *md);
+void vma_list_free(struct vma_list *l);
+
+/* ---- files.c ---- */
+
+struct fd_entry {
+	int fd;
+	int cloexec;
+	uint32_t object;
+};
+
+struct proc_fds {
+	pid_t pid;
+	struct fd_entry *fds;
+	int nfds;
+};
+
+struct object;
+
+struct files_dump {
+	struct object *objects;
+	int nobjects;
+	struct proc_fds *procs;
+	int nprocs;
+	uint64_t tty_rdev; /* the session terminal */
+};
+
+/* Collects the fds of every frozen process and their open file descriptions (objects),
+ * draining pipes and socket pairs (the data goes into the image and back after). */
+int dump_files(const struct freeze *f, struct files_dump *fd, struct mem_dump *md, uint64_t tty_rdev, struct err *e);
+/* OBJECTS, then OBJDATA for drained data and deleted files' content. */
+int write_objects(struct files_dump *fd, struct image_writer *w, struct err *e);
+/* Appends the fd table of process pid to b. */
+void put_fd_table(const struct files_dump *fd, pid_t pid, struct buf *b);
+/* Puts drained data back where it was (for a pod that keeps running). */
+void put_back_drained(struct files_dump *fd);
+void files_dump_free(struct files_dump *fd);
+
+#endif

@@ -1,0 +1,187 @@
+/*
+ * The checkpoint barrier: every process of the pod stops with all its threads parked in the
+ * runtime's signal handler (lib/libvos.c), and acknowledges with the address of its control
+ * block. Processes that appear meanwhile (a fork during the freeze) are stopped too, until the
+ * set is stable. A process without the runtime makes the whole checkpoint fail, naming it; then
+ * and on any other failure every process already stopped is released.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "../init/pod.h"
+#include "dump.h"
+
+#define ACK_TIMEOUT_MS 5000
+
+static int queue(pid_t pid, int value)
+{
+	union sigval v;
+	v.sival_int = value;
+	return sigqueue(pid, VOS_SIGNAL, v);
+}
+
+static struct frozen *find(struct freeze *f, pid_t pid)
+{
+	for (int i = 0; i < f->nprocs; i++)
+		if (f->procs[i].pid == pid)
+			return &f->procs[i];
+	return NULL;
+}
+
+static int is_zombie_known(struct freeze *f, pid_t pid)
+{
+	for (int i = 0; i < f->nzombies; i++)
+		if (f->zombies[i].pid == pid)
+			return 1;
+	return 0;
+}
+
+static int read_control(struct frozen *fz, struct err *e)
+{
+	fz->ctl = xmalloc(sizeof *fz->ctl);
+	struct iovec local = {fz->ctl, sizeof *fz->ctl};
+	struct iovec remote = {(void *)(uintptr_t)fz->ctl_addr, sizeof *fz->ctl};
+	ssize_t n = process_vm_readv(fz->pid, &local, 1, &remote, 1, 0);
+	if (n != (ssize_t)sizeof *fz->ctl)
+		return fail(e, "cannot read the runtime state of process %d: %s", (int)fz->pid,
+			    n < 0 ? strerror(errno) : "short read");
+	if (fz->ctl->magic != VOS_CONTROL_MAGIC || fz->ctl->version != VOS_CONTROL_VERSION)
+		return fail(e, "process %d runs another version of the vOS runtime", (int)fz->pid);
+	return 0;
+}
+
+/* Stops the processes in pids[] that are not stopped yet; 0 when all acknowledged. */
+static int stop_new(struct pod *pod, struct freeze *f, pid_t *pids, int n, struct err *e)
+{
+	int waiting = 0;
+	for (int i = 0; i < n; i++) {
+		pid_t pid = pids[i];
+		if (find(f, pid) || is_zombie_known(f, pid))
+			continue;
+		struct proc_stat st;
+		struct err ignore;
+		if (read_proc_stat(pid, &st, &ignore) < 0)
+			continue; /* gone */
+		if (st.state == 'Z') {
+			f->zombies = xrealloc(f->zombies, (size_t)(f->nzombies + 1) * sizeof *f->zombies);
+			f->zombies[f->nzombies++] = (struct zombie){pid, st.ppid, st.pgid, st.sid, 0};
+			continue;
+		}
+		if (!has_runtime(pid)) {
+			/* It may be between exec and the runtime's start: look once more. */
+			usleep(50 * 1000);
+			if (!has_runtime(pid)) {
+				char why[512];
+				if (read_proc_stat(pid, &st, &ignore) < 0)
+					continue;
+				return fail(e, "cannot checkpoint: %s", why_no_runtime(pid, why, sizeof why));
+			}
+		}
+		if (queue(pid, VOS_CMD(f->round, VOS_CMD_STOP)) < 0) {
+			if (errno == ESRCH)
+				continue;
+			return fail(e, "cannot signal process %d: %s", (int)pid, strerror(errno));
+		}
+		f->procs = xrealloc(f->procs, (size_t)(f->nprocs + 1) * sizeof *f->procs);
+		f->procs[f->nprocs++] = (struct frozen){pid, 0, NULL};
+		waiting++;
+	}
+	int64_t deadline = now_monotonic_us() + ACK_TIMEOUT_MS * 1000LL;
+	while (waiting > 0) {
+		int left = (int)((deadline - now_monotonic_us()) / 1000);
+		struct signalfd_siginfo si;
+		int rc = left > 0 ? pod_next_signal(pod, VOS_SIGNAL, &si, left) : 0;
+		if (rc < 0)
+			return fail(e, "waiting for the pod's processes: %s", strerror(errno));
+		if (rc == 0) {
+			char who[128];
+			for (int i = 0; i < f->nprocs; i++)
+				if (!f->procs[i].ctl_addr)
+					return fail(e, "cannot checkpoint: %s did not stop within %d s",
+						    describe_pid(f->procs[i].pid, who, sizeof who), ACK_TIMEOUT_MS / 1000);
+			return fail(e, "cannot checkpoint: a process did not stop in time");
+		}
+		if (si.ssi_code != SI_QUEUE)
+			continue;
+		struct frozen *fz = find(f, (pid_t)si.ssi_pid);
+		if (!fz || fz->ctl_addr)
+			continue;
+		fz->ctl_addr = si.ssi_ptr;
+		waiting--;
+	}
+	return 0;
+}
+
+/* Drops processes that exited while we were stopping the others (their ack never comes). */
+static void forget_gone(struct freeze *f)
+{
+	int j = 0;
+	for (int i = 0; i < f->nprocs; i++) {
+		if (kill(f->procs[i].pid, 0) == 0 || errno != ESRCH)
+			f->procs[j++] = f->procs[i];
+		else
+			free(f->procs[i].ctl);
+	}
+	f->nprocs = j;
+}
+
+int freeze_pod(struct pod *pod, struct freeze *f, struct err *e)
+{
+	memset(f, 0, sizeof *f);
+	f->round = ++pod->round;
+	for (int pass = 0; pass < 20; pass++) {
+		pid_t *pids;
+		int n;
+		if (list_pod_pids(&pids, &n, e) < 0)
+			goto failed;
+		int before = f->nprocs + f->nzombies;
+		int rc = stop_new(pod, f, pids, n, e);
+		free(pids);
+		if (rc < 0)
+			goto failed;
+		forget_gone(f);
+		if (f->nprocs + f->nzombies == before && pass > 0)
+			break;
+	}
+	if (f->nprocs == 0) {
+		fail(e, "the session's program has ended: nothing to checkpoint");
+		goto failed;
+	}
+	for (int i = 0; i < f->nprocs; i++) {
+		if (read_control(&f->procs[i], e) < 0)
+			goto failed;
+		if (f->procs[i].ctl->state == VOS_STATE_FAILED) {
+			char who[128];
+			fail(e, "cannot checkpoint %s: %s", describe_pid(f->procs[i].pid, who, sizeof who),
+			     f->procs[i].ctl->error[0] ? f->procs[i].ctl->error : "its runtime could not stop it");
+			goto failed;
+		}
+	}
+	f->frozen_at_us = now_monotonic_us();
+	return 0;
+failed:
+	thaw_pod(f);
+	freeze_free(f);
+	return -1;
+}
+
+void thaw_pod(struct freeze *f)
+{
+	for (int i = 0; i < f->nprocs; i++)
+		queue(f->procs[i].pid, VOS_CMD(f->round, VOS_CMD_RESUME));
+}
+
+void freeze_free(struct freeze *f)
+{
+	for (int i = 0; i < f->nprocs; i++)
+		free(f->procs[i].ctl);
+	free(f->procs);
+	free(f->zombies);
+	memset(f, 0, sizeof *f);
+}

@@ -1,0 +1,91 @@
+/*
+ * The vOS image format, version 1. The full description, field by field, is in
+ * docs/image-format.md; keep the two in step.
+ *
+ * An image is a sequence of records, written front to back (it can be streamed: nothing is
+ * ever patched afterwards). Each record:
+ *
+ *   u32 magic "VREC" | u32 type | u64 payload length | u32 flags | u32 CRC32C of these 20 bytes
+ *   payload
+ *   u32 CRC32C of the payload
+ *
+ * The first record is HEADER, the last TRAILER; TRAILER holds the number of records and bytes
+ * before it and a CRC32C over all earlier payload CRCs, so a truncated image (no trailer, or a
+ * trailer whose counts do not match) and a damaged one (a CRC mismatch) are both refused before
+ * anything is restored. All integers are little-endian.
+ */
+#ifndef VOS_IMAGE_H
+#define VOS_IMAGE_H
+
+#include <stdint.h>
+
+#define VOS_IMAGE_VERSION 1
+#define VOS_REC_MAGIC 0x43455256u /* "VREC" */
+#define VOS_REC_HEADER_SIZE 24
+#define VOS_IMAGE_MAGIC "vOS image"
+#define VOS_MAX_RECORD (64u << 20) /* no record payload is larger */
+#define VOS_PAGES_CHUNK (4u << 20) /* page data per PAGES record, at most */
+
+enum vos_rec_type {
+	VOS_REC_HEADER = 1,   /* producer, machine, kernel, CPU features */
+	VOS_REC_SESSION = 2,  /* the agent's: session metadata and screen (JSON) */
+	VOS_REC_POD = 3,      /* the session terminal and the process tree */
+	VOS_REC_OBJECTS = 4,  /* open file descriptions shared across the pod */
+	VOS_REC_PROCESS = 5,  /* one process: its state, threads, memory areas, fds */
+	VOS_REC_PAGES = 6,    /* memory content of one process */
+	VOS_REC_OBJDATA = 7,  /* buffered data of a pipe or socket, content of a deleted file */
+	VOS_REC_FILE = 8,     /* a file mapped by the pod: identity */
+	VOS_REC_FILEDATA = 9, /* a range of a mapped file's content */
+	VOS_REC_TRAILER = 15,
+};
+
+struct vos_rec_header {
+	uint32_t magic;
+	uint32_t type;
+	uint64_t length;
+	uint32_t flags;
+	uint32_t crc;
+};
+
+/* POD process entry flags */
+#define VOS_PROC_ZOMBIE 1u
+
+/* Memory area kinds */
+enum vos_vma_kind {
+	VOS_VMA_ANON = 1,      /* private anonymous (heap, stack, malloc arenas) */
+	VOS_VMA_FILE = 2,      /* private mapping of a file: content from FILE records + own COW pages */
+	VOS_VMA_SHARED_FILE = 3, /* shared mapping of a regular file: content stays in the file */
+	VOS_VMA_SHMEM = 4,     /* shared anonymous memory / memfd / deleted file: content in OBJDATA */
+	VOS_VMA_VDSO = 5,
+	VOS_VMA_VVAR = 6,
+	VOS_VMA_VVAR_VCLOCK = 7,
+	VOS_VMA_VSYSCALL = 8,  /* not restored: the kernel provides it */
+};
+
+/* vma flags */
+#define VOS_VMA_GROWSDOWN 1u
+#define VOS_VMA_SHARED 2u
+
+/* PAGES run kinds */
+#define VOS_RUN_DATA 0u
+#define VOS_RUN_ZERO 1u
+
+/* Object (open file description) kinds */
+enum vos_obj_kind {
+	VOS_OBJ_FILE = 1,      /* regular file or directory, reopened by path */
+	VOS_OBJ_DELETED = 2,   /* regular file deleted while open: content in OBJDATA */
+	VOS_OBJ_DEVICE = 3,    /* /dev/null, /dev/zero, /dev/urandom, ... by path */
+	VOS_OBJ_SESSION_TTY = 4, /* the session's terminal, rebound to the new pty */
+	VOS_OBJ_PIPE = 5,      /* one end of a pipe or FIFO */
+	VOS_OBJ_SOCKETPAIR = 6, /* one end of a Unix socket pair inside the pod */
+	VOS_OBJ_EVENTFD = 7,
+	VOS_OBJ_EPOLL = 8,
+	VOS_OBJ_TIMERFD = 9,
+	VOS_OBJ_SIGNALFD = 10,
+	VOS_OBJ_CLOSED_SOCKET = 11, /* a socket to outside the pod: restored as a disconnected socket */
+	VOS_OBJ_MEMFD = 12,    /* memfd: content in OBJDATA */
+	VOS_OBJ_PTY_MASTER = 13, /* a pty created inside the pod */
+	VOS_OBJ_PTY_SLAVE = 14,
+};
+
+#endif

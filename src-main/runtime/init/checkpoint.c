@@ -1,0 +1,186 @@
+/*
+ * A checkpoint, from pod init's side: freeze the pod at the barrier, write the image while it is
+ * frozen (the pod and process records, open files, memory), then either let it run again or end
+ * it, and finally write what does not depend on the frozen state (the content of mapped files)
+ * and the trailer. Nothing is left frozen or half-written on failure: the pod is resumed and
+ * the reply says why.
+ */
+#include "checkpoint.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "../common/buf.h"
+#include "../common/image-io.h"
+#include "../dump/dump.h"
+#include "control.h"
+#include "pod.h"
+
+static void put_terminal(struct pod *pod, struct buf *b)
+{
+	struct termios t;
+	struct winsize ws = {24, 80, 0, 0};
+	memset(&t, 0, sizeof t);
+	pid_t fg = -1;
+	uint32_t have = 0;
+	if (pod->tty_fd >= 0 && tcgetattr(pod->tty_fd, &t) == 0) {
+		have = 1;
+		ioctl(pod->tty_fd, TIOCGWINSZ, &ws);
+		fg = tcgetpgrp(pod->tty_fd);
+	}
+	buf_u32(b, have);
+	buf_i32(b, fg);
+	buf_u32(b, t.c_iflag);
+	buf_u32(b, t.c_oflag);
+	buf_u32(b, t.c_cflag);
+	buf_u32(b, t.c_lflag);
+	buf_u8(b, t.c_line);
+	buf_u32(b, NCCS);
+	buf_put(b, t.c_cc, NCCS);
+	buf_u32(b, (uint32_t)cfgetispeed(&t));
+	buf_u32(b, (uint32_t)cfgetospeed(&t));
+	buf_u16(b, ws.ws_row);
+	buf_u16(b, ws.ws_col);
+	buf_u16(b, ws.ws_xpixel);
+	buf_u16(b, ws.ws_ypixel);
+}
+
+static int write_pod(struct pod *pod, const struct freeze *f, struct image_writer *w, struct err *e)
+{
+	struct buf b;
+	buf_init(&b);
+	uint32_t lo, hi;
+	__asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+	buf_u64(&b, ((uint64_t)hi << 32) | lo); /* the CPU state components the threads' frames hold */
+	buf_i32(&b, pod->main_pid);
+	put_terminal(pod, &b);
+	buf_u32(&b, (uint32_t)f->nprocs);
+	for (int i = 0; i < f->nprocs; i++) {
+		struct proc_stat st;
+		if (read_proc_stat(f->procs[i].pid, &st, e) < 0) {
+			buf_free(&b);
+			return -1;
+		}
+		buf_i32(&b, st.pid);
+		buf_i32(&b, st.ppid);
+		buf_i32(&b, st.pgid);
+		buf_i32(&b, st.sid);
+		buf_u32(&b, f->procs[i].ctl->nthreads);
+	}
+	buf_u32(&b, (uint32_t)f->nzombies);
+	for (int i = 0; i < f->nzombies; i++) {
+		buf_i32(&b, f->zombies[i].pid);
+		buf_i32(&b, f->zombies[i].ppid);
+		buf_i32(&b, f->zombies[i].pgid);
+		buf_i32(&b, f->zombies[i].sid);
+		buf_i32(&b, f->zombies[i].exit_status);
+	}
+	int rc = iw_record1(w, VOS_REC_POD, b.data, b.len, e);
+	buf_free(&b);
+	return rc;
+}
+
+static int write_process(const struct frozen *fz, struct mem_dump *md, struct files_dump *files,
+			 struct image_writer *w, struct err *e)
+{
+	struct vma_list vmas;
+	if (collect_vmas(fz->pid, md, &vmas, e) < 0)
+		return -1;
+	struct buf b;
+	buf_init(&b);
+	int rc = dump_process_state(fz->pid, fz, &b, e);
+	if (rc == 0) {
+		put_vmas(&vmas, &b);
+		put_fd_table(files, fz->pid, &b);
+		rc = iw_record1(w, VOS_REC_PROCESS, b.data, b.len, e);
+	}
+	buf_free(&b);
+	if (rc == 0)
+		rc = dump_pages(fz->pid, md, &vmas, w, e);
+	vma_list_free(&vmas);
+	return rc;
+}
+
+static void end_pod(void)
+{
+	/* Everything but us; we follow when the program's end is reaped. */
+	kill(-1, SIGKILL);
+}
+
+void checkpoint_run(struct pod *pod, int out_fd, const char *request, char *reply, size_t size)
+{
+	char v[64];
+	uint32_t records = control_arg(request, "records", v, sizeof v) ? (uint32_t)strtoul(v, NULL, 10) : 0;
+	uint64_t bytes = control_arg(request, "bytes", v, sizeof v) ? strtoull(v, NULL, 10) : 0;
+	uint32_t chain = control_arg(request, "chain", v, sizeof v) ? (uint32_t)strtoul(v, NULL, 10) : 0;
+	int stop = control_arg(request, "stop", v, sizeof v) && strcmp(v, "1") == 0;
+
+	struct image_writer w;
+	iw_init(&w, out_fd, records, bytes, chain);
+	struct err e;
+	struct freeze f;
+	struct mem_dump md;
+	struct files_dump files;
+	memset(&md, 0, sizeof md);
+	memset(&files, 0, sizeof files);
+
+	uint64_t tty_rdev = 0;
+	struct stat st;
+	if (pod->tty_fd >= 0 && fstat(pod->tty_fd, &st) == 0)
+		tty_rdev = st.st_rdev;
+
+	int64_t t0 = now_monotonic_us();
+	if (freeze_pod(pod, &f, &e) < 0) {
+		snprintf(reply, size, "error %s", e.msg);
+		return;
+	}
+	int rc = write_pod(pod, &f, &w, &e);
+	if (rc == 0)
+		rc = dump_files(&f, &files, &md, tty_rdev, &e);
+	if (rc == 0)
+		rc = write_objects(&files, &w, &e);
+	uint32_t threads = 0;
+	for (int i = 0; i < f.nprocs && rc == 0; i++) {
+		threads += f.procs[i].ctl->nthreads;
+		rc = write_process(&f.procs[i], &md, &files, &w, &e);
+	}
+	/* The pod runs again now, unless it is to end after a successful checkpoint. */
+	int thawed = 0;
+	if (rc < 0 || !stop) {
+		put_back_drained(&files);
+		thaw_pod(&f);
+		thawed = 1;
+	}
+	int64_t frozen_us = now_monotonic_us() - t0;
+	if (rc == 0)
+		rc = dump_mapped_files(&md, &w, &e);
+	if (rc == 0)
+		rc = iw_trailer(&w, &e);
+	if (!thawed) {
+		if (rc == 0) {
+			end_pod();
+		} else {
+			put_back_drained(&files);
+			thaw_pod(&f);
+		}
+	}
+
+	if (rc == 0)
+		snprintf(reply, size,
+			 "ok processes=%d threads=%u zombies=%d frozen_us=%" PRId64 " bytes=%" PRIu64 " pages=%" PRIu64
+			 " zero_pages=%" PRIu64 " files=%d stopped=%d",
+			 f.nprocs, threads, f.nzombies, frozen_us, w.bytes, md.pages, md.zero_pages, md.nfiles, stop);
+	else
+		snprintf(reply, size, "error %s", e.msg);
+	files_dump_free(&files);
+	mem_dump_free(&md);
+	freeze_free(&f);
+}

@@ -1,0 +1,16 @@
+#ifndef VOS_CHECKPOINT_H
+#define VOS_CHECKPOINT_H
+
+#include <stddef.h>
+
+struct pod;
+
+/*
+ * Takes a checkpoint of the pod into out_fd (a stream: written front to back, never sought).
+ * The request line carries what the agent wrote before us (records, bytes, chain: see
+ * image-io.h) and stop=1 to end the pod after a successful checkpoint. The reply line is
+ * "ok processes=N threads=N frozen_us=N bytes=N ..." or "error <message>".
+ */
+void checkpoint_run(struct pod *pod, int out_fd, const char *request, char *reply, size_t size);
+
+#endif

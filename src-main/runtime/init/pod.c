@@ -1,0 +1,427 @@
+/*
+ * Launching a pod and being its init.
+ *
+ *   agent ── node-pty ── vos-init (outer; host pid namespace; owns nothing but the wait)
+ *                           └── pod init (pid 1 of the pod: session leader with the terminal,
+ *                                │         control socket, checkpoint coordinator, reaper)
+ *                                └── the program (pid 2, its own process group, foreground)
+ *
+ * The outer process exists because a new pid namespace only applies to children. It hands the
+ * terminal to pod init (TIOCNOTTY, then pod init's setsid + TIOCSCTTY), so the whole session
+ * (its session id, process groups and the terminal's foreground group) lives inside the pod
+ * and can be recreated with the same numbers on restore.
+ */
+#include "pod.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "../common/util.h"
+#include "checkpoint.h"
+#include "control.h"
+#include "vos-control.h"
+
+/* Signals a user or the agent may send the session on purpose; forwarded to the program. */
+static const int forwarded[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGCONT, SIGWINCH};
+
+void pod_signal_set(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGCHLD);
+	sigaddset(set, VOS_SIGNAL);
+	for (size_t i = 0; i < ARRAY_LEN(forwarded); i++)
+		sigaddset(set, forwarded[i]);
+}
+
+static int is_forwarded(int sig)
+{
+	for (size_t i = 0; i < ARRAY_LEN(forwarded); i++)
+		if (forwarded[i] == sig)
+			return 1;
+	return 0;
+}
+
+static int write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int rc = write_full(fd, text, strlen(text));
+	int e = errno;
+	close(fd);
+	errno = e;
+	return rc;
+}
+
+int pod_enter_namespaces(char *why, size_t size)
+{
+	uid_t uid = getuid();
+	gid_t gid = getgid();
+	if (unshare(CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS) < 0) {
+		snprintf(why, size, "this system does not let unprivileged users create namespaces (unshare: %s)",
+			 strerror(errno));
+		return -1;
+	}
+	char map[64];
+	snprintf(map, sizeof map, "%u %u 1\n", (unsigned)uid, (unsigned)uid);
+	if (write_file("/proc/self/setgroups", "deny") < 0 || write_file("/proc/self/uid_map", map) < 0) {
+		snprintf(why, size, "cannot map the user into the pod's user namespace: %s", strerror(errno));
+		return -1;
+	}
+	snprintf(map, sizeof map, "%u %u 1\n", (unsigned)gid, (unsigned)gid);
+	if (write_file("/proc/self/gid_map", map) < 0) {
+		snprintf(why, size, "cannot map the group into the pod's user namespace: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int pod_init_become_leader(struct pod *pod, char *why, size_t size)
+{
+	if (mount(NULL, "/", NULL, MS_SLAVE | MS_REC, NULL) < 0) {
+		snprintf(why, size, "cannot make the pod's mounts private: %s", strerror(errno));
+		return -1;
+	}
+	if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
+		snprintf(why, size, "cannot mount the pod's own /proc: %s", strerror(errno));
+		return -1;
+	}
+	if (setsid() < 0) {
+		snprintf(why, size, "setsid: %s", strerror(errno));
+		return -1;
+	}
+	if (pod->tty_fd >= 0 && ioctl(pod->tty_fd, TIOCSCTTY, 0) < 0) {
+		snprintf(why, size, "cannot take the session terminal: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* In the child: own process group in the foreground, the runtime in its environment, exec. */
+static void exec_program(struct pod *pod, char **argv)
+{
+	sigset_t none;
+	sigemptyset(&none);
+	if (setpgid(0, 0) < 0)
+		die("setpgid: %s", strerror(errno));
+	if (pod->tty_fd >= 0) {
+		/* All signals pod init handles are still blocked here, SIGTTOU included below. */
+		sigset_t ttou;
+		sigemptyset(&ttou);
+		sigaddset(&ttou, SIGTTOU);
+		sigprocmask(SIG_BLOCK, &ttou, NULL);
+		if (tcsetpgrp(pod->tty_fd, getpid()) < 0)
+			die("tcsetpgrp: %s", strerror(errno));
+	}
+	if (pod->runtime && pod->in_namespaces) {
+		const char *old = getenv("LD_PRELOAD");
+		char *value = xmalloc(strlen(pod->runtime) + (old ? strlen(old) + 2 : 1));
+		sprintf(value, old && *old ? "%s:%s" : "%s", pod->runtime, old ? old : "");
+		setenv("LD_PRELOAD", value, 1);
+		/* glibc registers every thread with the kernel for restartable sequences; a restored
+		 * thread could not be re-registered where glibc expects, so do without. */
+		setenv("GLIBC_TUNABLES", "glibc.pthread.rseq=0", 1);
+	}
+	signal(SIGPIPE, SIG_DFL);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	execvp(argv[0], argv);
+	fprintf(stderr, "vos-init: cannot run %s: %s\n", argv[0], strerror(errno));
+	_exit(errno == ENOENT ? 127 : 126);
+}
+
+void pod_init_prepare(struct pod *pod)
+{
+	sigset_t set;
+	pod_signal_set(&set);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		die("sigprocmask: %s", strerror(errno));
+	pod->sig_fd = signalfd(-1, &set, SFD_CLOEXEC);
+	if (pod->sig_fd < 0)
+		die("signalfd: %s", strerror(errno));
+	signal(SIGPIPE, SIG_IGN); /* a vanished reader of the image is an error, not a death */
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
+		die("prctl(PR_SET_CHILD_SUBREAPER): %s", strerror(errno));
+	pod->listen_fd = -1;
+	if (pod->control_path) {
+		pod->listen_fd = control_listen(pod->control_path);
+		if (pod->listen_fd < 0)
+			die("cannot listen on %s: %s", pod->control_path, strerror(errno));
+	}
+}
+
+void pod_handle_control(struct pod *pod)
+{
+	int conn = accept4(pod->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (conn < 0)
+		return;
+	char line[CONTROL_LINE_MAX];
+	int fd = -1;
+	if (control_recv(conn, line, sizeof line, &fd, 5000) < 0) {
+		close(conn);
+		return;
+	}
+	char reply[CONTROL_LINE_MAX];
+	if (strncmp(line, "checkpoint", 10) == 0) {
+		if (!pod->in_namespaces)
+			snprintf(reply, sizeof reply, "error checkpoints are unavailable: %s", pod->unavailable);
+		else if (fd < 0)
+			snprintf(reply, sizeof reply, "error no image stream was passed with the request");
+		else
+			checkpoint_run(pod, fd, line, reply, sizeof reply);
+	} else if (strcmp(line, "restore-status") == 0) {
+		snprintf(reply, sizeof reply, "%s", pod->restore_status[0] ? pod->restore_status : "ok");
+	} else if (strcmp(line, "status") == 0) {
+		snprintf(reply, sizeof reply, "ok pod=%d main=%d", pod->in_namespaces, (int)pod->main_pid);
+	} else {
+		snprintf(reply, sizeof reply, "error unknown request");
+	}
+	if (fd >= 0)
+		close(fd);
+	control_send(conn, reply, -1);
+	close(conn);
+}
+
+/* Ends this process the way the program ended: the same exit code, or the same signal. */
+static void end_like(int status) __attribute__((noreturn));
+static void end_like(int status)
+{
+	if (WIFSIGNALED(status)) {
+		int sig = WTERMSIG(status);
+		struct rlimit no_core = {0, 0};
+		setrlimit(RLIMIT_CORE, &no_core); /* the program's core, if any, was its own */
+		signal(sig, SIG_DFL);
+		sigset_t set;
+		sigemptyset(&set);
+		sigaddset(&set, sig);
+		sigprocmask(SIG_UNBLOCK, &set, NULL);
+		kill(getpid(), sig);
+		_exit(128 + sig);
+	}
+	_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 1);
+}
+
+/* Reaps everything that ended; when the program did, reports and exits like it. */
+static void reap(struct pod *pod)
+{
+	for (;;) {
+		int status;
+		pid_t pid = waitpid(-1, &status, WNOHANG);
+		if (pid < 0 && errno == EINTR)
+			continue;
+		if (pid <= 0)
+			return;
+		if (pid == pod->main_pid) {
+			if (pod->control_path)
+				unlink(pod->control_path);
+			if (!pod->in_namespaces)
+				end_like(status); /* no outer process: we are the session's process */
+			/* pid 1 of a namespace cannot die of most signals: the outer one ends like it. */
+			write_full(pod->status_fd, &status, sizeof status);
+			_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+		}
+	}
+}
+
+static void handle_signal(struct pod *pod, const struct signalfd_siginfo *si)
+{
+	int sig = (int)si->ssi_signo;
+	if (sig == SIGCHLD) {
+		reap(pod);
+		return;
+	}
+	if (sig == VOS_SIGNAL)
+		return; /* a late acknowledgement from a checkpoint that is over */
+	/* Only what someone sent on purpose; the terminal's signals reached the program directly. */
+	if (is_forwarded(sig) && (si->ssi_code == SI_USER || si->ssi_code == SI_QUEUE) && pod->main_pid > 0)
+		kill(pod->main_pid, sig);
+}
+
+int pod_next_signal(struct pod *pod, int want, struct signalfd_siginfo *out, int timeout_ms)
+{
+	int64_t deadline = now_monotonic_us() + (int64_t)timeout_ms * 1000;
+	for (;;) {
+		int64_t left = (deadline - now_monotonic_us()) / 1000;
+		if (timeout_ms >= 0 && left <= 0)
+			return 0;
+		struct pollfd p = {pod->sig_fd, POLLIN, 0};
+		int pr = poll(&p, 1, timeout_ms < 0 ? -1 : (int)left);
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr < 0)
+			return -1;
+		if (pr == 0)
+			return 0;
+		struct signalfd_siginfo si;
+		ssize_t n = read(pod->sig_fd, &si, sizeof si);
+		if (n != sizeof si)
+			continue;
+		if (want == 0 || (int)si.ssi_signo == want) {
+			*out = si;
+			return 1;
+		}
+		if (pod->ndeferred < POD_DEFERRED_MAX)
+			pod->deferred[pod->ndeferred++] = si;
+	}
+}
+
+void pod_init_serve(struct pod *pod)
+{
+	reap(pod); /* the program may have ended before we got here */
+	for (;;) {
+		while (pod->ndeferred > 0) {
+			struct signalfd_siginfo si = pod->deferred[0];
+			memmove(pod->deferred, pod->deferred + 1, (size_t)(--pod->ndeferred) * sizeof si);
+			handle_signal(pod, &si);
+		}
+		struct pollfd p[2] = {{pod->sig_fd, POLLIN, 0}, {pod->listen_fd, POLLIN, 0}};
+		int n = poll(p, pod->listen_fd >= 0 ? 2 : 1, -1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			die("poll: %s", strerror(errno));
+		}
+		if (p[0].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			if (read(pod->sig_fd, &si, sizeof si) == sizeof si)
+				handle_signal(pod, &si);
+		}
+		if (pod->listen_fd >= 0 && (p[1].revents & POLLIN))
+			pod_handle_control(pod);
+	}
+}
+
+void outer_supervise(pid_t child, int status_fd)
+{
+	sigset_t set;
+	pod_signal_set(&set);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	int sfd = signalfd(-1, &set, SFD_CLOEXEC);
+	if (sfd < 0)
+		die("signalfd: %s", strerror(errno));
+	int reported = 0, status = 0;
+	for (;;) {
+		struct pollfd p[2] = {{sfd, POLLIN, 0}, {status_fd, POLLIN, 0}};
+		int n = poll(p, status_fd >= 0 ? 2 : 1, -1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (status_fd >= 0 && (p[1].revents & (POLLIN | POLLHUP))) {
+			int s;
+			if (read(status_fd, &s, sizeof s) == sizeof s) {
+				status = s;
+				reported = 1;
+			}
+			close(status_fd);
+			status_fd = -1;
+		}
+		if (!(p[0].revents & POLLIN))
+			continue;
+		struct signalfd_siginfo si;
+		if (read(sfd, &si, sizeof si) != sizeof si)
+			continue;
+		if (si.ssi_signo == SIGCHLD) {
+			int ws;
+			pid_t pid;
+			while ((pid = waitpid(-1, &ws, WNOHANG)) > 0) {
+				if (pid != child)
+					continue;
+				if (status_fd >= 0) {
+					/* The status pipe may still hold the report. */
+					int s;
+					if (read(status_fd, &s, sizeof s) == sizeof s) {
+						status = s;
+						reported = 1;
+					}
+				}
+				end_like(reported ? status : ws);
+			}
+		} else if (is_forwarded((int)si.ssi_signo) && (si.ssi_code == SI_USER || si.ssi_code == SI_QUEUE)) {
+			kill(child, (int)si.ssi_signo);
+		}
+	}
+}
+
+static void start_program(struct pod *pod, char **argv)
+{
+	pid_t pid = fork();
+	if (pid < 0)
+		die("fork: %s", strerror(errno));
+	if (pid == 0) {
+		if (pod->listen_fd >= 0)
+			close(pod->listen_fd);
+		close(pod->sig_fd);
+		if (pod->status_fd >= 0)
+			close(pod->status_fd);
+		exec_program(pod, argv);
+	}
+	pod->main_pid = pid;
+}
+
+int launch_main(const struct launch_options *o)
+{
+	struct pod pod;
+	memset(&pod, 0, sizeof pod);
+	pod.control_path = o->control_path;
+	pod.runtime = o->runtime;
+	pod.tty_fd = isatty(STDIN_FILENO) ? STDIN_FILENO : -1;
+	pod.status_fd = -1;
+
+	if (o->no_pod) {
+		snprintf(pod.unavailable, sizeof pod.unavailable, "the session was started without a pod");
+	} else if (pod_enter_namespaces(pod.unavailable, sizeof pod.unavailable) == 0) {
+		pod.in_namespaces = 1;
+	}
+
+	if (!pod.in_namespaces) {
+		/* No pod: this process is the init of a plain session. */
+		pod_init_prepare(&pod);
+		start_program(&pod, o->argv);
+		pod_init_serve(&pod);
+	}
+
+	int status_pipe[2];
+	if (pipe2(status_pipe, O_CLOEXEC) < 0)
+		die("pipe: %s", strerror(errno));
+	/* Give up the terminal so that pod init can take it; the hangup this sends goes to our own
+	 * (foreground) process group, that is, to us. */
+	if (pod.tty_fd >= 0) {
+		signal(SIGHUP, SIG_IGN);
+		signal(SIGCONT, SIG_IGN);
+		ioctl(pod.tty_fd, TIOCNOTTY);
+		signal(SIGHUP, SIG_DFL);
+		signal(SIGCONT, SIG_DFL);
+	}
+	sigset_t set;
+	pod_signal_set(&set);
+	sigprocmask(SIG_BLOCK, &set, NULL); /* from before the fork: nothing is lost in between */
+	pid_t init = fork();
+	if (init < 0)
+		die("fork: %s", strerror(errno));
+	if (init > 0) {
+		close(status_pipe[1]);
+		outer_supervise(init, status_pipe[0]);
+	}
+	close(status_pipe[0]);
+	pod.status_fd = status_pipe[1];
+	prctl(PR_SET_PDEATHSIG, SIGKILL); /* the outer gone (agent killed it): the pod goes too */
+	char why[256];
+	if (pod_init_become_leader(&pod, why, sizeof why) < 0)
+		die("%s", why);
+	pod_init_prepare(&pod);
+	start_program(&pod, o->argv);
+	pod_init_serve(&pod);
+}

@@ -1,0 +1,64 @@
+/* The pod: a session's user + pid + mount namespaces, and vos-init's two roles in it. */
+#ifndef VOS_POD_H
+#define VOS_POD_H
+
+#include <signal.h>
+#include <stdint.h>
+#include <sys/signalfd.h>
+#include <sys/types.h>
+
+#define POD_DEFERRED_MAX 256
+
+struct pod {
+	const char *control_path;
+	const char *runtime;    /* libvos.so, injected into the program */
+	int in_namespaces;      /* 0: namespaces unavailable; the program runs without a pod */
+	char unavailable[256];  /* why checkpoints cannot work, when they cannot */
+	int listen_fd;
+	int sig_fd;
+	int tty_fd;             /* the session terminal, or -1 */
+	int status_fd;          /* pipe to the outer vos-init: the program's raw wait status */
+	pid_t main_pid;         /* the session's program, in the pod's pid numbering */
+	uint32_t round;         /* checkpoint rounds so far */
+	char restore_status[512]; /* "ok", or "error <why>" when this pod's restore failed */
+	/* Signals read from the signalfd while a checkpoint was waiting for something else. */
+	struct signalfd_siginfo deferred[POD_DEFERRED_MAX];
+	int ndeferred;
+};
+
+struct launch_options {
+	const char *control_path;
+	const char *runtime;
+	int no_pod;
+	char **argv; /* the program and its arguments */
+};
+
+/* `vos-init launch`: creates the pod, starts the program in it, serves the control socket,
+ * and ends like the program (same exit status, or killed by the same signal). */
+int launch_main(const struct launch_options *o);
+
+/* The signals pod init handles through its signalfd. */
+void pod_signal_set(sigset_t *set);
+
+/* Sets up signal handling, the control socket and the terminal for a pod init. */
+void pod_init_prepare(struct pod *pod);
+/* Answers one request on the control socket. */
+void pod_handle_control(struct pod *pod);
+/* Serves until the main program ends; never returns. */
+void pod_init_serve(struct pod *pod) __attribute__((noreturn));
+
+/* Reads the next signal for pod init, keeping anything that is not `want` for later.
+ * want = 0 takes any signal. Returns 1, 0 on timeout, -1 on error. */
+int pod_next_signal(struct pod *pod, int want, struct signalfd_siginfo *out, int timeout_ms);
+
+/* The outer process: waits for pod init (host pid `child`), forwards deliberate signals to it,
+ * and ends the way the program ended (the raw status arrives on status_fd). */
+void outer_supervise(pid_t child, int status_fd) __attribute__((noreturn));
+
+/* Creates the user + pid + mount namespaces (the caller then forks pod init). 0, or -1 with
+ * the reason in `why`. */
+int pod_enter_namespaces(char *why, size_t size);
+/* In the new pod init (pid 1): private /proc, session leader with the terminal. */
+int pod_init_become_leader(struct pod *pod, char *why, size_t size);
+
+#endif

@@ -1,0 +1,601 @@
+/*
+ * libvos.so: the vOS runtime injected (LD_PRELOAD) into every process of a pod.
+ *
+ * It stays out of the program's way: no wrappers on ordinary system calls. Its one job is to
+ * stop the process's threads for a checkpoint in a way that can be resumed, on this machine or
+ * another: each thread parks inside a handler for VOS_SIGNAL, so that everything about it (all
+ * registers, the FPU/SSE/AVX state, its signal mask and alternate stack) sits in the kernel's
+ * signal frame on its own stack. The pod init reads the rest from /proc and from the process's
+ * memory while the threads are parked, and a restored thread continues with rt_sigreturn on
+ * that same frame. See include/vos-control.h for the protocol.
+ *
+ * The few wrappers here keep VOS_SIGNAL deliverable: a program that blocks "all signals",
+ * installs its own handler for every signal, or execs (which resets handlers but keeps the
+ * mask) would otherwise make its threads unstoppable or kill the process at a checkpoint.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+#include <asm/prctl.h>
+
+#include "vos-control.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+/*
+ * The control block, read (and on restore, found again) by the pod init at the address this
+ * process reports in its acknowledgement. Global mutable state by design: it is the process's
+ * checkpoint state, written only by the handler below.
+ */
+static struct vos_control ctl = {.magic = VOS_CONTROL_MAGIC, .version = VOS_CONTROL_VERSION};
+
+/* Tids the stopping thread has asked to park in the current round (handler-only state). */
+static int32_t signaled[VOS_MAX_THREADS];
+
+/* What the program believes VOS_SIGNAL's disposition is, should it ever set one. */
+static struct sigaction shadow_action;
+
+/* The control block is shared between the threads of a stopping process: every access is atomic. */
+#define LOAD(x) __atomic_load_n(&(x), __ATOMIC_SEQ_CST)
+#define STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_SEQ_CST)
+#define ADD(x, v) __atomic_fetch_add(&(x), (v), __ATOMIC_SEQ_CST)
+
+static long sys(long n, long a, long b, long c, long d, long e)
+{
+	return syscall(n, a, b, c, d, e, 0);
+}
+
+static void futex_wait(uint32_t *addr, uint32_t val, long timeout_ms)
+{
+	struct timespec ts = {timeout_ms / 1000, (timeout_ms % 1000) * 1000000L};
+	sys(SYS_futex, (long)addr, FUTEX_WAIT_PRIVATE, val, timeout_ms >= 0 ? (long)&ts : 0, 0);
+}
+
+static void futex_wake(uint32_t *addr)
+{
+	sys(SYS_futex, (long)addr, FUTEX_WAKE_PRIVATE, INT_MAX, 0, 0);
+}
+
+static long now_ms(void)
+{
+	struct timespec ts;
+	sys(SYS_clock_gettime, CLOCK_MONOTONIC, (long)&ts, 0, 0, 0);
+	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Async-signal-safe decimal formatting for error messages. */
+static char *put_str(char *p, char *end, const char *s)
+{
+	while (*s && p < end - 1)
+		*p++ = *s++;
+	*p = 0;
+	return p;
+}
+
+static char *put_int(char *p, char *end, long v)
+{
+	char buf[24];
+	int i = 0;
+	if (v < 0) {
+		p = put_str(p, end, "-");
+		v = -v;
+	}
+	do
+		buf[i++] = (char)('0' + v % 10);
+	while ((v /= 10) && i < (int)sizeof buf);
+	while (i > 0 && p < end - 1)
+		*p++ = buf[--i];
+	*p = 0;
+	return p;
+}
+
+static void record_thread(struct vos_thread_rec *t, void *uc)
+{
+	uint64_t fs = 0, gs = 0, ctid = 0, rlen = 0;
+	uint64_t rhead = 0;
+	sys(SYS_arch_prctl, ARCH_GET_FS, (long)&fs, 0, 0, 0);
+	sys(SYS_arch_prctl, ARCH_GET_GS, (long)&gs, 0, 0, 0);
+	sys(SYS_prctl, PR_GET_TID_ADDRESS, (long)&ctid, 0, 0, 0);
+	sys(SYS_get_robust_list, 0, (long)&rhead, (long)&rlen, 0, 0);
+	t->tid = (int32_t)sys(SYS_gettid, 0, 0, 0, 0, 0);
+	t->fs_base = fs;
+	t->gs_base = gs;
+	t->frame = (uint64_t)(uintptr_t)uc;
+	t->clear_child_tid = ctid;
+	t->robust_list = rhead;
+	t->robust_len = rlen;
+}
+
+static int queue_to_thread(pid_t pid, pid_t tid, int value)
+{
+	siginfo_t si;
+	memset(&si, 0, sizeof si);
+	si.si_signo = VOS_SIGNAL;
+	si.si_code = SI_QUEUE;
+	si.si_pid = pid;
+	si.si_uid = (uid_t)sys(SYS_getuid, 0, 0, 0, 0, 0);
+	si.si_value.sival_int = value;
+	return (int)sys(SYS_rt_tgsigqueueinfo, pid, tid, VOS_SIGNAL, (long)&si, 0);
+}
+
+static int already_signaled(int32_t tid, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (signaled[i] == tid)
+			return 1;
+	return 0;
+}
+
+struct linux_dirent64 {
+	uint64_t d_ino;
+	int64_t d_off;
+	unsigned short d_reclen;
+	unsigned char d_type;
+	char d_name[];
+};
+
+/* Asks every thread not asked yet to park; returns how many were asked in total, or -1. */
+static int signal_threads(pid_t pid, pid_t self, uint32_t round, int n)
+{
+	int fd = (int)sys(SYS_openat, AT_FDCWD, (long)"/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, 0);
+	if (fd < 0)
+		return -1;
+	char buf[4096];
+	for (;;) {
+		long len = sys(SYS_getdents64, fd, (long)buf, sizeof buf, 0, 0);
+		if (len <= 0)
+			break;
+		for (long off = 0; off < len;) {
+			struct linux_dirent64 *d = (struct linux_dirent64 *)(buf + off);
+			off += d->d_reclen;
+			if (d->d_name[0] < '0' || d->d_name[0] > '9')
+				continue;
+			int32_t tid = 0;
+			for (const char *c = d->d_name; *c; c++)
+				tid = tid * 10 + (*c - '0');
+			if (tid == self || already_signaled(tid, n) || n >= VOS_MAX_THREADS)
+				continue;
+			if (queue_to_thread(pid, tid, VOS_CMD(round, VOS_CMD_PARK)) == 0)
+				signaled[n++] = tid;
+		}
+	}
+	sys(SYS_close, fd, 0, 0, 0, 0);
+	return n;
+}
+
+static void save_process_state(void)
+{
+	for (int sig = 1; sig < VOS_NSIG; sig++) {
+		if (sig == SIGKILL || sig == SIGSTOP)
+			continue;
+		sys(SYS_rt_sigaction, sig, 0, (long)&ctl.sigactions[sig], 8, 0);
+	}
+	if (shadow_action.sa_handler || shadow_action.sa_flags) {
+		/* The program's own idea of VOS_SIGNAL's disposition is what a restore gives back to it. */
+		ctl.sigactions[VOS_SIGNAL].handler = (uint64_t)(uintptr_t)shadow_action.sa_handler;
+	}
+	for (int which = 0; which < 3; which++) {
+		struct itimerval it;
+		if (sys(SYS_getitimer, which, (long)&it, 0, 0, 0) == 0) {
+			ctl.itimers[which].interval_sec = it.it_interval.tv_sec;
+			ctl.itimers[which].interval_usec = it.it_interval.tv_usec;
+			ctl.itimers[which].value_sec = it.it_value.tv_sec;
+			ctl.itimers[which].value_usec = it.it_value.tv_usec;
+		}
+	}
+	ctl.brk = (uint64_t)sys(SYS_brk, 0, 0, 0, 0, 0);
+}
+
+/* Tells the pod init (pid 1) that this process is stopped (or failed to stop). */
+static void acknowledge(pid_t pid)
+{
+	siginfo_t si;
+	memset(&si, 0, sizeof si);
+	si.si_signo = VOS_SIGNAL;
+	si.si_code = SI_QUEUE;
+	si.si_pid = pid;
+	si.si_uid = (uid_t)sys(SYS_getuid, 0, 0, 0, 0, 0);
+	si.si_value.sival_ptr = &ctl;
+	sys(SYS_rt_sigqueueinfo, 1, VOS_SIGNAL, (long)&si, 0, 0);
+}
+
+/* Waits (all signals blocked: we are in the handler) for init to say "resume". */
+static void wait_for_resume(uint32_t round)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, VOS_SIGNAL);
+	for (;;) {
+		siginfo_t si;
+		if (sys(SYS_rt_sigtimedwait, (long)&set, (long)&si, 0, 8, 0) != VOS_SIGNAL)
+			continue; /* EINTR */
+		if (si.si_code != SI_QUEUE)
+			continue;
+		uint32_t v = (uint32_t)si.si_value.sival_int;
+		if (VOS_CMD_OF(v) == VOS_CMD_RESUME && VOS_ROUND_OF(v) == round)
+			return;
+		if (VOS_CMD_OF(v) == VOS_CMD_STOP)
+			acknowledge((pid_t)sys(SYS_getpid, 0, 0, 0, 0, 0)); /* init lost our ack: say it again */
+	}
+}
+
+static void release_threads(void)
+{
+	STORE(ctl.state, VOS_STATE_RUNNING);
+	ADD(ctl.resume_gen, 1);
+	futex_wake(&ctl.resume_gen);
+}
+
+/* The thread that received STOP from init: stops the others, reports, waits, resumes. */
+static void stop_process(uint32_t round, void *uc)
+{
+	if (LOAD(ctl.state) != VOS_STATE_RUNNING)
+		return;
+	pid_t pid = (pid_t)sys(SYS_getpid, 0, 0, 0, 0, 0);
+	pid_t self = (pid_t)sys(SYS_gettid, 0, 0, 0, 0, 0);
+	if (ctl.leftover_len) {
+		sys(SYS_munmap, (long)ctl.leftover_start, (long)ctl.leftover_len, 0, 0, 0);
+		ctl.leftover_len = 0;
+	}
+	ctl.round = round;
+	ctl.error[0] = 0;
+	STORE(ctl.parked, 0);
+	STORE(ctl.nthreads, 1);
+	STORE(ctl.state, VOS_STATE_STOPPING);
+	record_thread(&ctl.threads[0], uc);
+
+	int n = 0;
+	long deadline = now_ms() + 3000;
+	int failed = 0;
+	for (;;) {
+		int before = n;
+		n = signal_threads(pid, self, round, n);
+		if (n < 0) {
+			put_str(ctl.error, ctl.error + sizeof ctl.error, "cannot list /proc/self/task");
+			failed = 1;
+			break;
+		}
+		uint32_t parked;
+		while ((parked = LOAD(ctl.parked)) < (uint32_t)n && now_ms() < deadline)
+			futex_wait(&ctl.parked, parked, 20);
+		if (LOAD(ctl.parked) < (uint32_t)n) {
+			char *p = put_str(ctl.error, ctl.error + sizeof ctl.error, "a thread of process ");
+			p = put_int(p, ctl.error + sizeof ctl.error, pid);
+			put_str(p, ctl.error + sizeof ctl.error, " does not take the checkpoint signal (it keeps it blocked)");
+			failed = 1;
+			break;
+		}
+		if (n == before)
+			break; /* no thread appeared since the last look */
+	}
+	if (!failed && LOAD(ctl.nthreads) > VOS_MAX_THREADS) {
+		put_str(ctl.error, ctl.error + sizeof ctl.error, "too many threads for the vOS runtime");
+		failed = 1;
+	}
+	if (!failed)
+		save_process_state();
+	STORE(ctl.state, failed ? VOS_STATE_FAILED : VOS_STATE_STOPPED);
+	acknowledge(pid);
+	wait_for_resume(round);
+	release_threads();
+}
+
+/* Any other thread: record itself, then wait for the release. */
+static void park_thread(uint32_t round, void *uc)
+{
+	if (LOAD(ctl.state) != VOS_STATE_STOPPING || round != ctl.round)
+		return; /* a late request from an earlier round */
+	uint32_t gen = LOAD(ctl.resume_gen);
+	uint32_t i = ADD(ctl.nthreads, 1);
+	if (i < VOS_MAX_THREADS)
+		record_thread(&ctl.threads[i], uc);
+	ADD(ctl.parked, 1);
+	futex_wake(&ctl.parked);
+	while (LOAD(ctl.resume_gen) == gen)
+		futex_wait(&ctl.resume_gen, gen, -1);
+}
+
+static void on_vos_signal(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	int saved_errno = errno;
+	if (si->si_code == SI_QUEUE) {
+		uint32_t v = (uint32_t)si->si_value.sival_int;
+		if (VOS_CMD_OF(v) == VOS_CMD_STOP)
+			stop_process(VOS_ROUND_OF(v), uc);
+		else if (VOS_CMD_OF(v) == VOS_CMD_PARK)
+			park_thread(VOS_ROUND_OF(v), uc);
+	}
+	errno = saved_errno;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Keeping VOS_SIGNAL ours and deliverable. */
+
+typedef int (*sigaction_fn)(int, const struct sigaction *, struct sigaction *);
+typedef int (*sigmask_fn)(int, const sigset_t *, sigset_t *);
+
+static sigaction_fn real_sigaction(void)
+{
+	static sigaction_fn fn; /* resolved once; the same value in every thread */
+	if (!fn)
+		fn = (sigaction_fn)dlsym(RTLD_NEXT, "sigaction");
+	return fn;
+}
+
+static const sigset_t *without_vos(const sigset_t *set, sigset_t *copy)
+{
+	if (!set || !sigismember(set, VOS_SIGNAL))
+		return set;
+	*copy = *set;
+	sigdelset(copy, VOS_SIGNAL);
+	return copy;
+}
+
+EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+	if (sig == VOS_SIGNAL) {
+		if (old)
+			*old = shadow_action;
+		if (act)
+			shadow_action = *act;
+		return 0;
+	}
+	return real_sigaction()(sig, act, old);
+}
+
+EXPORT sighandler_t signal(int sig, sighandler_t handler)
+{
+	struct sigaction act, old;
+	memset(&act, 0, sizeof act);
+	act.sa_handler = handler;
+	act.sa_flags = SA_RESTART;
+	if (sigaction(sig, &act, &old) != 0)
+		return SIG_ERR;
+	return old.sa_handler;
+}
+
+EXPORT sighandler_t sysv_signal(int sig, sighandler_t handler)
+{
+	struct sigaction act, old;
+	memset(&act, 0, sizeof act);
+	act.sa_handler = handler;
+	act.sa_flags = (int)(SA_ONESHOT | SA_NOMASK);
+	if (sigaction(sig, &act, &old) != 0)
+		return SIG_ERR;
+	return old.sa_handler;
+}
+
+/* Not declared by glibc's headers any more, still exported by libc. */
+sighandler_t bsd_signal(int sig, sighandler_t handler);
+
+EXPORT sighandler_t bsd_signal(int sig, sighandler_t handler)
+{
+	return signal(sig, handler);
+}
+
+EXPORT int sigprocmask(int how, const sigset_t *set, sigset_t *old)
+{
+	static sigmask_fn fn; /* resolved once */
+	if (!fn)
+		fn = (sigmask_fn)dlsym(RTLD_NEXT, "sigprocmask");
+	sigset_t copy;
+	return fn(how, how == SIG_UNBLOCK ? set : without_vos(set, &copy), old);
+}
+
+EXPORT int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
+{
+	static sigmask_fn fn; /* resolved once */
+	if (!fn)
+		fn = (sigmask_fn)dlsym(RTLD_NEXT, "pthread_sigmask");
+	sigset_t copy;
+	return fn(how, how == SIG_UNBLOCK ? set : without_vos(set, &copy), old);
+}
+
+EXPORT int sigsuspend(const sigset_t *mask)
+{
+	static int (*fn)(const sigset_t *); /* resolved once */
+	if (!fn)
+		fn = (int (*)(const sigset_t *))dlsym(RTLD_NEXT, "sigsuspend");
+	sigset_t copy;
+	return fn(without_vos(mask, &copy));
+}
+
+/*
+ * exec resets our handler to the default (terminate) but keeps the signal mask: block
+ * VOS_SIGNAL across it, so a checkpoint arriving before the new program's runtime is set up
+ * waits for the runtime instead of killing the process. The runtime unblocks it at start.
+ */
+static void block_vos(sigset_t *old)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, VOS_SIGNAL);
+	sys(SYS_rt_sigprocmask, SIG_BLOCK, (long)&set, (long)old, 8, 0);
+}
+
+static void restore_mask(const sigset_t *old)
+{
+	sys(SYS_rt_sigprocmask, SIG_SETMASK, (long)old, 0, 8, 0);
+}
+
+#define EXEC_WRAPPER(call)                                                                  \
+	do {                                                                                \
+		sigset_t old;                                                               \
+		block_vos(&old);                                                            \
+		int rc = (call);                                                            \
+		int e = errno;                                                              \
+		restore_mask(&old);                                                         \
+		errno = e;                                                                  \
+		return rc;                                                                  \
+	} while (0)
+
+typedef int (*execve_fn)(const char *, char *const[], char *const[]);
+
+EXPORT int execve(const char *path, char *const argv[], char *const envp[])
+{
+	static execve_fn fn; /* resolved once */
+	if (!fn)
+		fn = (execve_fn)dlsym(RTLD_NEXT, "execve");
+	EXEC_WRAPPER(fn(path, argv, envp));
+}
+
+EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
+{
+	static execve_fn fn; /* resolved once */
+	if (!fn)
+		fn = (execve_fn)dlsym(RTLD_NEXT, "execvpe");
+	EXEC_WRAPPER(fn(file, argv, envp));
+}
+
+EXPORT int execv(const char *path, char *const argv[])
+{
+	return execve(path, argv, environ);
+}
+
+EXPORT int execvp(const char *file, char *const argv[])
+{
+	return execvpe(file, argv, environ);
+}
+
+EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
+{
+	static int (*fn)(int, char *const[], char *const[]); /* resolved once */
+	if (!fn)
+		fn = (int (*)(int, char *const[], char *const[]))dlsym(RTLD_NEXT, "fexecve");
+	EXEC_WRAPPER(fn(fd, argv, envp));
+}
+
+/* execl, execlp, execle: collect the variadic arguments, then go through the wrappers above. */
+#define MAX_EXECL_ARGS 4096
+#define COLLECT_ARGS(first, ap, argv, n)                                                    \
+	do {                                                                                \
+		argv[0] = (char *)(first);                                                  \
+		n = 1;                                                                      \
+		while (n < MAX_EXECL_ARGS && (argv[n] = va_arg(ap, char *)) != NULL)       \
+			n++;                                                                \
+		if (n == MAX_EXECL_ARGS) {                                                  \
+			errno = E2BIG;                                                      \
+			return -1;                                                          \
+		}                                                                           \
+	} while (0)
+
+EXPORT int execl(const char *path, const char *arg, ...)
+{
+	char *argv[MAX_EXECL_ARGS];
+	int n;
+	va_list ap;
+	va_start(ap, arg);
+	COLLECT_ARGS(arg, ap, argv, n);
+	va_end(ap);
+	return execve(path, argv, environ);
+}
+
+EXPORT int execlp(const char *file, const char *arg, ...)
+{
+	char *argv[MAX_EXECL_ARGS];
+	int n;
+	va_list ap;
+	va_start(ap, arg);
+	COLLECT_ARGS(arg, ap, argv, n);
+	va_end(ap);
+	return execvpe(file, argv, environ);
+}
+
+EXPORT int execle(const char *path, const char *arg, ...)
+{
+	char *argv[MAX_EXECL_ARGS];
+	int n;
+	va_list ap;
+	va_start(ap, arg);
+	COLLECT_ARGS(arg, ap, argv, n);
+	char *const *envp = va_arg(ap, char *const *);
+	va_end(ap);
+	return execve(path, argv, envp);
+}
+
+/* posix_spawn's child execs inside libc: ask it to start the child with VOS_SIGNAL blocked. */
+typedef int (*spawn_fn)(pid_t *, const char *, const posix_spawn_file_actions_t *, const posix_spawnattr_t *,
+			char *const[], char *const[]);
+
+static int spawn_blocked(spawn_fn fn, pid_t *pid, const char *path, const posix_spawn_file_actions_t *actions,
+			 const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+	posix_spawnattr_t mine;
+	short flags = 0;
+	sigset_t mask;
+	if (posix_spawnattr_init(&mine) != 0)
+		return fn(pid, path, actions, attr, argv, envp);
+	if (attr) {
+		/* Carry the caller's attributes over, adding our signal to the child's mask. */
+		posix_spawnattr_getflags(attr, &flags);
+		sigset_t def;
+		posix_spawnattr_getsigdefault(attr, &def);
+		posix_spawnattr_setsigdefault(&mine, &def);
+		pid_t pgroup;
+		posix_spawnattr_getpgroup(attr, &pgroup);
+		posix_spawnattr_setpgroup(&mine, pgroup);
+		struct sched_param sp;
+		posix_spawnattr_getschedparam(attr, &sp);
+		posix_spawnattr_setschedparam(&mine, &sp);
+		int policy;
+		posix_spawnattr_getschedpolicy(attr, &policy);
+		posix_spawnattr_setschedpolicy(&mine, policy);
+	}
+	if (flags & POSIX_SPAWN_SETSIGMASK)
+		posix_spawnattr_getsigmask(attr, &mask);
+	else
+		sys(SYS_rt_sigprocmask, SIG_BLOCK, 0, (long)&mask, 8, 0);
+	sigaddset(&mask, VOS_SIGNAL);
+	posix_spawnattr_setsigmask(&mine, &mask);
+	posix_spawnattr_setflags(&mine, (short)(flags | POSIX_SPAWN_SETSIGMASK));
+	int rc = fn(pid, path, actions, &mine, argv, envp);
+	posix_spawnattr_destroy(&mine);
+	return rc;
+}
+
+EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *actions,
+		       const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+	static spawn_fn fn; /* resolved once */
+	if (!fn)
+		fn = (spawn_fn)dlsym(RTLD_NEXT, "posix_spawn");
+	return spawn_blocked(fn, pid, path, actions, attr, argv, envp);
+}
+
+EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *actions,
+			const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+	static spawn_fn fn; /* resolved once */
+	if (!fn)
+		fn = (spawn_fn)dlsym(RTLD_NEXT, "posix_spawnp");
+	return spawn_blocked(fn, pid, file, actions, attr, argv, envp);
+}
+
+__attribute__((constructor)) static void vos_runtime_start(void)
+{
+	struct sigaction act;
+	memset(&act, 0, sizeof act);
+	act.sa_sigaction = on_vos_signal;
+	act.sa_flags = SA_SIGINFO | SA_RESTART;
+	sigfillset(&act.sa_mask); /* nothing of the program runs in this thread while it is stopped */
+	if (real_sigaction()(VOS_SIGNAL, &act, NULL) != 0)
+		return; /* without the handler the pod init sees no runtime here and refuses to checkpoint */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, VOS_SIGNAL);
+	sys(SYS_rt_sigprocmask, SIG_UNBLOCK, (long)&set, 0, 8, 0);
+}

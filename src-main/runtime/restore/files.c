@@ -1,0 +1,135 @@
+/*
+ * Files the image maps (programs, libraries): used from this machine when they are the same
+ * files (same path, size and content hash over the mapped ranges), otherwise recreated from the
+ * content the image carries, in a cache directory (content-addressed, so a second restore of the
+ * same program reuses them).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../common/checksum.h"
+#include "restore.h"
+
+/* The same hash as dump_mapped_files computes, over this machine's copy. */
+static int local_matches(const struct img_file *f)
+{
+	int fd = open(f->path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	struct stat st;
+	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size != f->size) {
+		close(fd);
+		return 0;
+	}
+	struct hash64 h;
+	hash64_init(&h, 0);
+	size_t chunk = 4u << 20;
+	uint8_t *buf = xmalloc(chunk);
+	int ok = 1;
+	for (uint32_t i = 0; i < f->nranges && ok; i++) {
+		for (uint64_t off = f->ranges[i][0]; off < f->ranges[i][0] + f->ranges[i][1];) {
+			uint64_t left = f->ranges[i][0] + f->ranges[i][1] - off;
+			size_t n = left < chunk ? (size_t)left : chunk;
+			if (pread_full(fd, buf, n, off) < 0) {
+				ok = 0;
+				break;
+			}
+			hash64_update(&h, &off, sizeof off);
+			hash64_update(&h, buf, n);
+			off += n;
+		}
+	}
+	free(buf);
+	close(fd);
+	return ok && hash64_final(&h) == f->hash;
+}
+
+static int write_content(struct restore_ctx *c, const struct img_file *f, int fd, struct err *e)
+{
+	if (ftruncate(fd, (off_t)f->size) < 0)
+		return fail(e, "cannot size the copy of %s: %s", f->path, strerror(errno));
+	for (int i = 0; i < f->ndata; i++) {
+		void *payload;
+		if (ir_load(c->img.fd, &f->data[i], &payload, e) < 0)
+			return -1;
+		uint64_t off;
+		memcpy(&off, (char *)payload + 8, 8);
+		size_t len = (size_t)f->data[i].length - 16;
+		int rc = (pwrite(fd, (char *)payload + 16, len, (off_t)off) == (ssize_t)len) ? 0 : -1;
+		free(payload);
+		if (rc < 0)
+			return fail(e, "cannot write the copy of %s: %s", f->path, strerror(errno));
+	}
+	return 0;
+}
+
+static int from_cache(struct restore_ctx *c, const struct img_file *f, struct err *e)
+{
+	const char *base = strrchr(f->path, '/');
+	base = base ? base + 1 : f->path;
+	char name[4200], tmp[4300];
+	snprintf(name, sizeof name, "%s/%016" PRIx64 "-%.64s", c->cache_dir, f->hash, base);
+	int fd = open(name, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0)
+		return fd;
+	mkdir(c->cache_dir, 0700);
+	snprintf(tmp, sizeof tmp, "%s.%d.tmp", name, (int)getpid());
+	int w = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0500);
+	if (w < 0)
+		return fail(e, "cannot create %s: %s", tmp, strerror(errno));
+	if (write_content(c, f, w, e) < 0 || fsync(w) < 0) {
+		close(w);
+		unlink(tmp);
+		return -1;
+	}
+	close(w);
+	if (rename(tmp, name) < 0) {
+		unlink(tmp);
+		return fail(e, "cannot store %s: %s", name, strerror(errno));
+	}
+	fd = open(name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return fail(e, "cannot open %s: %s", name, strerror(errno));
+	return fd;
+}
+
+static int unnamed_copy(struct restore_ctx *c, const struct img_file *f, struct err *e)
+{
+	int fd = open(c->cache_dir ? c->cache_dir : "/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0500);
+	if (fd < 0)
+		fd = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0500);
+	if (fd < 0)
+		return fail(e, "cannot create a copy of %s: %s", f->path, strerror(errno));
+	if (write_content(c, f, fd, e) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int open_mapped_files(struct restore_ctx *c, struct err *e)
+{
+	struct image *img = &c->img;
+	c->file_fd = xmalloc((size_t)(img->nfiles + 1) * sizeof *c->file_fd);
+	for (int i = 0; i < img->nfiles; i++) {
+		struct img_file *f = &img->files[i];
+		c->file_fd[i] = -1;
+		if (!f->present)
+			return fail(e, "%s is damaged: mapped file %d has no description", img->name, i);
+		if (!f->deleted && local_matches(f))
+			c->file_fd[i] = open(f->path, O_RDONLY | O_CLOEXEC);
+		else if (!f->deleted && c->cache_dir)
+			c->file_fd[i] = from_cache(c, f, e);
+		else
+			c->file_fd[i] = unnamed_copy(c, f, e);
+		if (c->file_fd[i] < 0)
+			return -1;
+	}
+	return 0;
+}

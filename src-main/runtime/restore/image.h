@@ -1,0 +1,128 @@
+/* An image, loaded for restoring: the metadata in memory, the bulk (pages, file contents,
+ * drained data) as offsets into the image file, read when needed. */
+#ifndef VOS_RESTORE_IMAGE_H
+#define VOS_RESTORE_IMAGE_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../common/image-io.h"
+#include "../common/util.h"
+
+struct img_thread {
+	int32_t tid;
+	uint64_t fs_base, gs_base, frame, clear_child_tid, robust_list, robust_len, pending;
+};
+
+struct img_vma {
+	uint64_t start, end, pgoff;
+	uint32_t prot, flags, kind, file_id;
+	char path[512];
+};
+
+struct img_fd {
+	int32_t fd;
+	uint32_t cloexec;
+	uint32_t object;
+};
+
+struct img_process {
+	pid_t pid, ppid, pgid, sid;
+	char comm[64];
+	char exe[4096];
+	char cwd[4096];
+	uint32_t umask, no_new_privs;
+	uint64_t start_code, end_code, start_data, end_data, start_brk, brk, start_stack;
+	uint64_t arg_start, arg_end, env_start, env_end;
+	uint8_t *auxv;
+	uint32_t auxv_len;
+	uint32_t nrlimits;
+	uint64_t rlimits[32][2];
+	uint64_t sigactions[65][4];
+	int64_t itimers[3][4];
+	uint64_t shared_pending;
+	uint64_t ctl_addr;
+	struct img_thread *threads;
+	uint32_t nthreads;
+	struct img_vma *vmas;
+	uint32_t nvmas;
+	struct img_fd *fds;
+	uint32_t nfds;
+	struct record *pages; /* PAGES records of this process */
+	int npages;
+};
+
+struct img_zombie {
+	pid_t pid, ppid, pgid, sid;
+	int32_t status;
+};
+
+struct img_object {
+	uint32_t id, kind, flags;
+	pid_t owner;
+	uint64_t pos;
+	uint64_t p[4];
+	char path[4096];
+	uint32_t nepoll;
+	struct {
+		int32_t tfd;
+		uint32_t events;
+		uint64_t data;
+	} *epoll;
+	int has_data;
+	uint32_t messages;
+	struct record data; /* OBJDATA: payload = u32 id, u32 messages, bytes */
+};
+
+struct img_file {
+	uint32_t id, deleted;
+	uint64_t size;
+	int64_t mtime;
+	uint64_t hash;
+	char path[4096];
+	uint64_t (*ranges)[2];
+	uint32_t nranges;
+	struct record *data; /* FILEDATA records: u32 id, u32 pad, u64 offset, bytes */
+	int ndata;
+	int present;         /* FILE record seen */
+};
+
+struct img_shm {
+	struct record *pages; /* PAGES records with owner kind 1 */
+	int npages;
+};
+
+struct image {
+	int fd;
+	const char *name;
+	/* header */
+	uint32_t page_size;
+	uint64_t xfeatures;
+	char kernel[80];
+	char machine[80];
+	/* pod */
+	pid_t main_pid;
+	uint32_t have_terminal;
+	pid_t fg_pgrp;
+	uint32_t c_iflag, c_oflag, c_cflag, c_lflag;
+	uint8_t c_line;
+	uint8_t c_cc[64];
+	uint32_t nccs, ispeed, ospeed;
+	uint16_t ws_row, ws_col, ws_xpixel, ws_ypixel;
+	struct img_process *procs;
+	int nprocs;
+	struct img_zombie *zombies;
+	int nzombies;
+	struct img_object *objects;
+	int nobjects;
+	struct img_file *files;
+	int nfiles;
+	struct img_shm *shms;
+	int nshms;
+};
+
+/* Reads every metadata record; the image must have passed image_verify. */
+int image_load(struct image *img, int fd, const char *name, struct err *e);
+struct img_process *image_process(struct image *img, pid_t pid);
+
+#endif

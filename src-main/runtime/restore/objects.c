@@ -1,0 +1,402 @@
+/*
+ * The pod's open file descriptions, recreated once in pod init, before any process: each at a
+ * high fd number that every restoring process inherits and then places at its own numbers. A
+ * description shared by several processes (after fork, dup, or passing) is shared again.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "../common/buf.h"
+#include "restore.h"
+#include "vos-image.h"
+
+/* Keeps fd at or above `base`, close-on-exec off (the restoring processes never exec). */
+static int high_fd(int fd, int base)
+{
+	if (fd < 0)
+		return -1;
+	int h = fcntl(fd, F_DUPFD, base);
+	int e = errno;
+	close(fd);
+	errno = e;
+	return h;
+}
+
+static int object_base(const struct image *img)
+{
+	int max = 2;
+	for (int i = 0; i < img->nprocs; i++)
+		for (uint32_t k = 0; k < img->procs[i].nfds; k++)
+			if (img->procs[i].fds[k].fd > max)
+				max = img->procs[i].fds[k].fd;
+	return max + 64;
+}
+
+static void *load_data(struct restore_ctx *c, const struct img_object *o, size_t *len, struct err *e)
+{
+	void *payload;
+	if (ir_load(c->img.fd, &o->data, &payload, e) < 0)
+		return NULL;
+	*len = (size_t)o->data.length - 8;
+	memmove(payload, (char *)payload + 8, *len);
+	return payload;
+}
+
+/* Reopens an fd with other open flags (a new description of the same file). */
+static int reopen(int fd, int flags)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+	return open(path, flags | O_CLOEXEC);
+}
+
+static int set_status_flags(int fd, uint32_t flags)
+{
+	int keep = O_APPEND | O_NONBLOCK | O_ASYNC | O_DIRECT | O_NOATIME;
+	return fcntl(fd, F_SETFL, (int)flags & keep);
+}
+
+static int open_regular(const struct img_object *o, struct err *e)
+{
+	int flags = (int)o->flags & ~(O_CREAT | O_TRUNC | O_EXCL | O_NOCTTY | O_CLOEXEC);
+	int fd = open(o->path, flags | O_NOCTTY);
+	if (fd < 0)
+		return fail(e, "cannot reopen %s: %s", o->path, strerror(errno));
+	if (o->pos && lseek(fd, (off_t)o->pos, SEEK_SET) < 0 && errno != ESPIPE) {
+		close(fd);
+		return fail(e, "cannot seek in %s: %s", o->path, strerror(errno));
+	}
+	return fd;
+}
+
+/* A file deleted while open: a new unnamed file with its content, where the original lived. */
+static int recreate_deleted(struct restore_ctx *c, const struct img_object *o, struct err *e)
+{
+	char dir[4096];
+	snprintf(dir, sizeof dir, "%s", o->path);
+	char *slash = strrchr(dir, '/');
+	if (slash)
+		*(slash == dir ? slash + 1 : slash) = 0;
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0)
+		fd = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return fail(e, "cannot recreate the deleted file %s: %s", o->path, strerror(errno));
+	if (o->has_data) {
+		size_t len;
+		void *data = load_data(c, o, &len, e);
+		if (!data) {
+			close(fd);
+			return -1;
+		}
+		int rc = write_full(fd, data, len);
+		free(data);
+		if (rc < 0) {
+			close(fd);
+			return fail(e, "cannot write the content of %s: %s", o->path, strerror(errno));
+		}
+	}
+	int mode = (int)o->flags & O_ACCMODE;
+	int final = mode == O_RDWR ? fd : reopen(fd, mode | ((int)o->flags & O_APPEND));
+	if (final != fd)
+		close(fd);
+	if (final < 0)
+		return fail(e, "cannot reopen the recreated %s: %s", o->path, strerror(errno));
+	set_status_flags(final, o->flags);
+	lseek(final, (off_t)o->pos, SEEK_SET);
+	return final;
+}
+
+static int session_tty(struct restore_ctx *c, const struct img_object *o, struct err *e)
+{
+	int fd = reopen(c->tty_fd, ((int)o->flags & (O_ACCMODE | O_NONBLOCK | O_APPEND)) | O_NOCTTY);
+	if (fd < 0)
+		return fail(e, "cannot open the new terminal: %s", strerror(errno));
+	return fd;
+}
+
+/* The two ends of every pipe, by pipe id; each object then takes a description of its end. */
+struct pipe_end {
+	uint64_t id;
+	int fds[2];
+	int used[2];
+};
+
+static int pipe_object(struct restore_ctx *c, const struct img_object *o, struct pipe_end **pipes, int *npipes,
+		       struct err *e)
+{
+	struct pipe_end *pe = NULL;
+	for (int i = 0; i < *npipes; i++)
+		if ((*pipes)[i].id == o->p[0])
+			pe = &(*pipes)[i];
+	if (!pe) {
+		*pipes = xrealloc(*pipes, (size_t)(*npipes + 1) * sizeof **pipes);
+		pe = &(*pipes)[(*npipes)++];
+		memset(pe, 0, sizeof *pe);
+		pe->id = o->p[0];
+		if (pipe2(pe->fds, O_CLOEXEC) < 0)
+			return fail(e, "pipe: %s", strerror(errno));
+		if (o->p[2] && o->p[2] != 65536)
+			fcntl(pe->fds[1], F_SETPIPE_SZ, (int)o->p[2]); /* may be refused: then the default */
+	}
+	int end = o->p[1] ? 1 : 0;
+	if (o->has_data && end == 0) {
+		size_t len;
+		void *data = load_data(c, o, &len, e);
+		if (!data)
+			return -1;
+		int flags = fcntl(pe->fds[1], F_GETFL);
+		fcntl(pe->fds[1], F_SETFL, flags | O_NONBLOCK);
+		int rc = write_full(pe->fds[1], data, len);
+		fcntl(pe->fds[1], F_SETFL, flags);
+		free(data);
+		if (rc < 0)
+			return fail(e, "cannot refill a pipe: %s", strerror(errno));
+	}
+	int fd;
+	if (!pe->used[end]) {
+		pe->used[end] = 1;
+		fd = dup(pe->fds[end]);
+	} else {
+		fd = reopen(pe->fds[end], end ? O_WRONLY : O_RDONLY);
+	}
+	if (fd < 0)
+		return fail(e, "cannot open a pipe end: %s", strerror(errno));
+	set_status_flags(fd, o->flags);
+	return fd;
+}
+
+static int refill_socket(struct restore_ctx *c, const struct img_object *o, int sender, struct err *e)
+{
+	if (!o->has_data)
+		return 0;
+	size_t len;
+	void *data = load_data(c, o, &len, e);
+	if (!data)
+		return -1;
+	struct reader r;
+	reader_init(&r, data, len);
+	if (!o->messages) {
+		send(sender, data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	} else {
+		while (reader_left(&r) > 0) {
+			uint32_t n = rd_u32(&r);
+			const void *m = rd_raw(&r, n);
+			if (r.bad)
+				break;
+			send(sender, m, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+		}
+	}
+	free(data);
+	return 0;
+}
+
+static int socketpair_objects(struct restore_ctx *c, int base, struct err *e)
+{
+	struct image *img = &c->img;
+	for (int i = 0; i < img->nobjects; i++) {
+		struct img_object *o = &img->objects[i];
+		if (o->kind != VOS_OBJ_SOCKETPAIR || c->object_fd[i] >= 0)
+			continue;
+		int type = (int)o->p[2];
+		int sv[2];
+		if (socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, sv) < 0)
+			return fail(e, "socketpair: %s", strerror(errno));
+		int peer = -1;
+		if (o->p[3] != ~0ull)
+			for (int k = 0; k < img->nobjects; k++)
+				if (img->objects[k].id == (uint32_t)o->p[3])
+					peer = k;
+		if (refill_socket(c, o, sv[1], e) < 0)
+			return -1;
+		if (peer >= 0 && refill_socket(c, &img->objects[peer], sv[0], e) < 0)
+			return -1;
+		set_status_flags(sv[0], o->flags);
+		c->object_fd[i] = high_fd(sv[0], base);
+		if (peer >= 0) {
+			set_status_flags(sv[1], img->objects[peer].flags);
+			c->object_fd[peer] = high_fd(sv[1], base);
+		} else {
+			close(sv[1]); /* its peer had gone: the program sees the end of the stream */
+		}
+	}
+	return 0;
+}
+
+static int closed_socket(const struct img_object *o, struct err *e)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return fail(e, "socketpair: %s", strerror(errno));
+	close(sv[1]);
+	set_status_flags(sv[0], o->flags);
+	return sv[0];
+}
+
+static int timer_object(const struct img_object *o, struct err *e)
+{
+	int fd = timerfd_create((int)o->p[0], TFD_CLOEXEC | ((o->flags & O_NONBLOCK) ? TFD_NONBLOCK : 0));
+	if (fd < 0)
+		return fail(e, "timerfd_create: %s", strerror(errno));
+	uint64_t value = o->p[1], interval = o->p[2];
+	if (!value && o->p[3])
+		value = 1; /* expirations nobody had read yet: fire again at once */
+	struct itimerspec its = {{(time_t)(interval / 1000000000ull), (long)(interval % 1000000000ull)},
+				 {(time_t)(value / 1000000000ull), (long)(value % 1000000000ull)}};
+	if ((value || interval) && timerfd_settime(fd, 0, &its, NULL) < 0) {
+		close(fd);
+		return fail(e, "timerfd_settime: %s", strerror(errno));
+	}
+	return fd;
+}
+
+static int shm_objects(struct restore_ctx *c, struct err *e)
+{
+	struct image *img = &c->img;
+	c->shm_fd = xcalloc((size_t)img->nshms + 1, sizeof *c->shm_fd);
+	for (int i = 0; i < img->nshms; i++) {
+		int fd = memfd_create("vos-shm", MFD_CLOEXEC);
+		if (fd < 0)
+			return fail(e, "memfd_create: %s", strerror(errno));
+		for (int k = 0; k < img->shms[i].npages; k++) {
+			void *payload;
+			if (ir_load(img->fd, &img->shms[i].pages[k], &payload, e) < 0)
+				return -1;
+			struct reader r;
+			reader_init(&r, (char *)payload + 8, (size_t)img->shms[i].pages[k].length - 8);
+			while (reader_left(&r) > 0) {
+				uint64_t off = rd_u64(&r);
+				uint32_t npages = rd_u32(&r);
+				uint32_t kind = rd_u32(&r);
+				size_t len = (size_t)npages * 4096;
+				struct stat st;
+				fstat(fd, &st);
+				if ((uint64_t)st.st_size < off + len && ftruncate(fd, (off_t)(off + len)) < 0) {
+					free(payload);
+					return fail(e, "cannot size shared memory: %s", strerror(errno));
+				}
+				if (kind == VOS_RUN_DATA) {
+					const void *data = rd_raw(&r, len);
+					if (!data || pwrite(fd, data, len, (off_t)off) != (ssize_t)len) {
+						free(payload);
+						return fail(e, "cannot fill shared memory: %s", strerror(errno));
+					}
+				}
+			}
+			free(payload);
+		}
+		c->shm_fd[i] = fd;
+	}
+	return 0;
+}
+
+int create_objects(struct restore_ctx *c, struct err *e)
+{
+	struct image *img = &c->img;
+	struct rlimit nofile;
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+		nofile.rlim_cur = nofile.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &nofile);
+	}
+	int base = object_base(img);
+	if (shm_objects(c, e) < 0)
+		return -1;
+	for (int i = 0; i < img->nshms; i++)
+		c->shm_fd[i] = high_fd(c->shm_fd[i], base);
+	c->object_fd = xmalloc((size_t)(img->nobjects + 1) * sizeof *c->object_fd);
+	for (int i = 0; i < img->nobjects; i++)
+		c->object_fd[i] = -1;
+	struct pipe_end *pipes = NULL;
+	int npipes = 0;
+	for (int i = 0; i < img->nobjects; i++) {
+		struct img_object *o = &img->objects[i];
+		int fd = -1;
+		switch (o->kind) {
+		case VOS_OBJ_FILE:
+		case VOS_OBJ_DEVICE:
+			fd = open_regular(o, e);
+			break;
+		case VOS_OBJ_DELETED:
+			fd = recreate_deleted(c, o, e);
+			break;
+		case VOS_OBJ_MEMFD:
+			if (o->p[0] < (uint64_t)img->nshms && c->shm_fd[o->p[0]] >= 0) {
+				fd = reopen(c->shm_fd[o->p[0]], (int)o->flags & O_ACCMODE);
+			} else {
+				fd = recreate_deleted(c, o, e);
+			}
+			if (fd >= 0)
+				lseek(fd, (off_t)o->pos, SEEK_SET);
+			break;
+		case VOS_OBJ_SESSION_TTY:
+			fd = session_tty(c, o, e);
+			break;
+		case VOS_OBJ_PIPE:
+			fd = pipe_object(c, o, &pipes, &npipes, e);
+			break;
+		case VOS_OBJ_SOCKETPAIR:
+			continue; /* in pairs, below */
+		case VOS_OBJ_CLOSED_SOCKET:
+			fd = closed_socket(o, e);
+			break;
+		case VOS_OBJ_EVENTFD:
+			fd = eventfd((unsigned)o->p[0],
+				     EFD_CLOEXEC | (o->p[1] ? EFD_SEMAPHORE : 0) | ((o->flags & O_NONBLOCK) ? EFD_NONBLOCK : 0));
+			if (fd < 0)
+				fail(e, "eventfd: %s", strerror(errno));
+			break;
+		case VOS_OBJ_EPOLL:
+			fd = epoll_create1(EPOLL_CLOEXEC);
+			if (fd < 0)
+				fail(e, "epoll_create1: %s", strerror(errno));
+			break;
+		case VOS_OBJ_TIMERFD:
+			fd = timer_object(o, e);
+			break;
+		case VOS_OBJ_SIGNALFD: {
+			sigset_t mask;
+			sigemptyset(&mask);
+			for (int s = 1; s <= 64; s++)
+				if (o->p[0] & (1ull << (s - 1)))
+					sigaddset(&mask, s);
+			fd = signalfd(-1, &mask, SFD_CLOEXEC | ((o->flags & O_NONBLOCK) ? SFD_NONBLOCK : 0));
+			if (fd < 0)
+				fail(e, "signalfd: %s", strerror(errno));
+			break;
+		}
+		default:
+			fail(e, "the image holds an open file of a kind this vOS cannot restore (%u)", o->kind);
+			break;
+		}
+		if (fd < 0) {
+			free(pipes);
+			return -1;
+		}
+		c->object_fd[i] = high_fd(fd, base);
+		if (c->object_fd[i] < 0) {
+			free(pipes);
+			return fail(e, "out of file descriptors while restoring: %s", strerror(errno));
+		}
+	}
+	for (int i = 0; i < npipes; i++) {
+		close(pipes[i].fds[0]);
+		close(pipes[i].fds[1]);
+	}
+	free(pipes);
+	return socketpair_objects(c, base, e);
+}

@@ -1,0 +1,359 @@
+/*
+ * `vos-init restore`: the image is checked (every checksum, then this machine: CPU features,
+ * kernel), a new pod is made on this terminal, and pod init recreates the pod's open files and
+ * its process tree; each process restores itself and waits at the barrier; when all are ready,
+ * the terminal's foreground group is set and they all run. Any failure ends every restoring
+ * process: nothing half-restored ever runs.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/futex.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "../init/control.h"
+#include "../init/pod.h"
+#include "../init/restore.h"
+#include "restore.h"
+#include "vos-image.h"
+
+#define PAGE 4096ull
+#define STAGE_TIMEOUT_MS 60000
+
+struct range {
+	uint64_t start, end;
+};
+
+static int cmp_range(const void *a, const void *b)
+{
+	const struct range *x = a, *y = b;
+	return (x->start > y->start) - (x->start < y->start);
+}
+
+/* A free stretch of `size` bytes, used by no process of the image and not by us. */
+static uint64_t find_hole(const struct image *img, uint64_t size)
+{
+	struct range *r = NULL;
+	int n = 0;
+	for (int i = 0; i < img->nprocs; i++)
+		for (uint32_t k = 0; k < img->procs[i].nvmas; k++) {
+			r = xrealloc(r, (size_t)(n + 1) * sizeof *r);
+			/* a guard page around each area: stacks grow, mappings have neighbours */
+			r[n++] = (struct range){img->procs[i].vmas[k].start - PAGE, img->procs[i].vmas[k].end + PAGE};
+		}
+	char *text = read_text_file("/proc/self/maps", NULL);
+	for (char *line = text; line && *line;) {
+		unsigned long long s, e;
+		if (sscanf(line, "%llx-%llx", &s, &e) == 2) {
+			r = xrealloc(r, (size_t)(n + 1) * sizeof *r);
+			r[n++] = (struct range){s - 16 * PAGE, e + 16 * PAGE};
+		}
+		char *next = strchr(line, '\n');
+		line = next ? next + 1 : NULL;
+	}
+	free(text);
+	qsort(r, (size_t)n, sizeof *r, cmp_range);
+	uint64_t starts[] = {0x100000000ull, 0x10000ull};
+	for (size_t s = 0; s < ARRAY_LEN(starts); s++) {
+		uint64_t cand = starts[s];
+		for (int i = 0; i < n; i++) {
+			if (r[i].end <= cand)
+				continue;
+			if (r[i].start >= cand + size)
+				break;
+			cand = (r[i].end + PAGE - 1) & ~(PAGE - 1);
+		}
+		if (cand + size < 0x7ff000000000ull) {
+			free(r);
+			return cand;
+		}
+	}
+	free(r);
+	return 0;
+}
+
+static uint64_t xcr0(void)
+{
+	uint32_t lo, hi;
+	__asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+	return ((uint64_t)hi << 32) | lo;
+}
+
+/* The vvar/vdso layout and vdso code of this kernel against the image's (its main process). */
+static int check_vdso(struct restore_ctx *c, struct err *e)
+{
+	struct img_process *p = image_process(&c->img, c->img.main_pid);
+	uint64_t want[3] = {0}, cur[3] = {0}, vdso_at = 0, cur_vdso = 0;
+	for (uint32_t i = 0; i < p->nvmas; i++) {
+		uint32_t k = p->vmas[i].kind;
+		int idx = k == VOS_VMA_VVAR ? 0 : k == VOS_VMA_VVAR_VCLOCK ? 1 : k == VOS_VMA_VDSO ? 2 : -1;
+		if (idx >= 0)
+			want[idx] = p->vmas[i].end - p->vmas[i].start;
+		if (k == VOS_VMA_VDSO)
+			vdso_at = p->vmas[i].start;
+	}
+	char *text = read_text_file("/proc/self/maps", NULL);
+	for (char *line = text; line && *line;) {
+		unsigned long long s, en;
+		char name[64] = "";
+		if (sscanf(line, "%llx-%llx %*s %*s %*s %*s %63s", &s, &en, name) >= 2) {
+			int idx = strcmp(name, "[vvar]") == 0 ? 0 : strcmp(name, "[vvar_vclock]") == 0 ? 1 : strcmp(name, "[vdso]") == 0 ? 2 : -1;
+			if (idx >= 0)
+				cur[idx] = en - s;
+			if (idx == 2)
+				cur_vdso = s;
+		}
+		char *next = strchr(line, '\n');
+		line = next ? next + 1 : NULL;
+	}
+	free(text);
+	int same = memcmp(want, cur, sizeof want) == 0 && want[2] != 0;
+	if (same) {
+		/* Same layout; the same code too? Compare with the vdso pages the image carries. */
+		same = 0;
+		for (int i = 0; i < p->npages && !same; i++) {
+			void *payload;
+			if (ir_load(c->img.fd, &p->pages[i], &payload, e) < 0)
+				return -1;
+			uint8_t *q = (uint8_t *)payload + 8, *end = (uint8_t *)payload + p->pages[i].length;
+			while (q + 16 <= end) {
+				uint64_t addr;
+				uint32_t npages, kind;
+				memcpy(&addr, q, 8);
+				memcpy(&npages, q + 8, 4);
+				memcpy(&kind, q + 12, 4);
+				q += 16;
+				uint64_t len = (uint64_t)npages * PAGE;
+				if (addr == vdso_at && len == want[2] && kind == VOS_RUN_DATA)
+					same = memcmp(q, (void *)(uintptr_t)cur_vdso, (size_t)len) == 0;
+				if (kind == VOS_RUN_DATA)
+					q += len;
+			}
+			free(payload);
+		}
+	}
+	if (!same)
+		return fail(e, "%s was taken on a different kernel (its vdso differs from this one's); restoring across "
+			       "kernels is not supported yet",
+			    c->img.name);
+	return 0;
+}
+
+static void set_terminal(struct restore_ctx *c)
+{
+	struct image *img = &c->img;
+	if (!img->have_terminal || c->tty_fd < 0)
+		return;
+	struct termios t;
+	if (tcgetattr(c->tty_fd, &t) < 0)
+		return;
+	t.c_iflag = img->c_iflag;
+	t.c_oflag = img->c_oflag;
+	t.c_cflag = img->c_cflag;
+	t.c_lflag = img->c_lflag;
+	t.c_line = img->c_line;
+	memcpy(t.c_cc, img->c_cc, img->nccs < NCCS ? img->nccs : NCCS);
+	cfsetispeed(&t, (speed_t)img->ispeed);
+	cfsetospeed(&t, (speed_t)img->ospeed);
+	tcsetattr(c->tty_fd, TCSANOW, &t);
+	struct winsize ws = {img->ws_row, img->ws_col, img->ws_xpixel, img->ws_ypixel};
+	ioctl(c->tty_fd, TIOCSWINSZ, &ws);
+}
+
+static void publish(struct restore_ctx *c, uint32_t stage)
+{
+	__atomic_store_n(&c->sync->stage, stage, __ATOMIC_SEQ_CST);
+	syscall(SYS_futex, &c->sync->stage, FUTEX_WAKE, 0x7fffffff, NULL, NULL, 0);
+}
+
+/* Everything from the files to the running processes. 0, or -1 with everything ended. */
+static int restore_pod(struct restore_ctx *c, struct err *e)
+{
+	struct image *img = &c->img;
+	uint32_t n = (uint32_t)img->nprocs;
+	if (open_mapped_files(c, e) < 0)
+		return -1;
+	c->runs = xcalloc((size_t)img->nprocs, sizeof *c->runs);
+	uint64_t zone = 0;
+	for (int i = 0; i < img->nprocs; i++) {
+		if (collect_runs(c, &img->procs[i], &c->runs[i], e) < 0)
+			return -1;
+		uint64_t z = restore_zone_size(&img->procs[i], c->runs[i].n);
+		if (z > zone)
+			zone = z;
+	}
+	c->hole_size = 3 * PAGE + zone + HOLE_TEMP_PAGES * PAGE;
+	c->hole = find_hole(img, c->hole_size);
+	if (!c->hole)
+		return fail(e, "no room in the address space for the restorer");
+	c->sync = mmap((void *)(uintptr_t)(c->hole + 2 * PAGE), PAGE, PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	if (c->sync == MAP_FAILED)
+		return fail(e, "cannot map the restore barrier: %s", strerror(errno));
+	memset(c->sync, 0, sizeof *c->sync);
+	if (create_objects(c, e) < 0)
+		return -1;
+
+	create_children(c, 1);
+	int rc = wait_count(c, &c->sync->created, n, STAGE_TIMEOUT_MS, e);
+	if (rc == 0) {
+		publish(c, STAGE_GROUP_LEADERS);
+		rc = wait_count(c, &c->sync->leaders, n, STAGE_TIMEOUT_MS, e);
+	}
+	if (rc == 0) {
+		publish(c, STAGE_GROUP_MEMBERS);
+		rc = wait_count(c, &c->sync->members, n, STAGE_TIMEOUT_MS, e);
+	}
+	if (rc == 0 && img->have_terminal && img->fg_pgrp > 0 && c->tty_fd >= 0) {
+		/* The job that had the terminal gets it back (Ctrl-C reaches it, not the shell). */
+		sigset_t ttou, old;
+		sigemptyset(&ttou);
+		sigaddset(&ttou, SIGTTOU);
+		sigprocmask(SIG_BLOCK, &ttou, &old);
+		if (tcsetpgrp(c->tty_fd, img->fg_pgrp) < 0)
+			rc = fail(e, "cannot give the terminal to process group %d: %s", (int)img->fg_pgrp, strerror(errno));
+		sigprocmask(SIG_SETMASK, &old, NULL);
+	}
+	if (rc == 0) {
+		publish(c, STAGE_PREPARE);
+		rc = wait_count(c, &c->sync->prepared, n, STAGE_TIMEOUT_MS, e);
+	}
+	if (rc < 0) {
+		publish(c, STAGE_ABORT);
+		kill(-1, SIGKILL);
+		return -1;
+	}
+	publish(c, STAGE_GO);
+	return 0;
+}
+
+static void release_restorer(struct restore_ctx *c)
+{
+	struct image *img = &c->img;
+	for (int i = 0; i < img->nobjects; i++)
+		if (c->object_fd && c->object_fd[i] >= 0)
+			close(c->object_fd[i]);
+	for (int i = 0; i < img->nshms; i++)
+		if (c->shm_fd && c->shm_fd[i] >= 0)
+			close(c->shm_fd[i]);
+	for (int i = 0; i < img->nfiles; i++)
+		if (c->file_fd && c->file_fd[i] >= 0)
+			close(c->file_fd[i]);
+	close(img->fd);
+	/* The sync page stays until the processes are gone from the barrier: they unmap their own
+	 * copy; ours is one page. */
+}
+
+/* After a failure: say why on the terminal and to the agent, then end. */
+static void report_failure(struct pod *pod, const char *msg) __attribute__((noreturn));
+static void report_failure(struct pod *pod, const char *msg)
+{
+	fprintf(stderr, "vos: restore failed: %s\n", msg);
+	snprintf(pod->restore_status, sizeof pod->restore_status, "error %s", msg);
+	if (pod->listen_fd >= 0) {
+		struct pollfd p = {pod->listen_fd, POLLIN, 0};
+		if (poll(&p, 1, 10000) > 0)
+			pod_handle_control(pod);
+		unlink(pod->control_path);
+	}
+	uint32_t status = 1 << 8; /* exit status 1 */
+	if (pod->status_fd >= 0)
+		write_full(pod->status_fd, &status, sizeof status);
+	_exit(1);
+}
+
+int restore_main(int argc, char **argv)
+{
+	const char *control = NULL, *image = NULL, *cache = NULL;
+	for (int i = 0; i < argc; i++) {
+		if (i + 1 >= argc)
+			die("%s needs a value", argv[i]);
+		if (strcmp(argv[i], "--control") == 0)
+			control = argv[++i];
+		else if (strcmp(argv[i], "--image") == 0)
+			image = argv[++i];
+		else if (strcmp(argv[i], "--cache") == 0)
+			cache = argv[++i];
+		else if (strcmp(argv[i], "--runtime") == 0)
+			++i; /* the restored processes carry their own environment */
+		else
+			die("unknown option %s", argv[i]);
+	}
+	if (!image)
+		die("restore needs --image FILE");
+
+	struct restore_ctx *c = xcalloc(1, sizeof *c);
+	c->cache_dir = cache;
+	c->tty_fd = isatty(STDIN_FILENO) ? STDIN_FILENO : -1;
+	int fd = open(image, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		die("cannot open %s: %s", image, strerror(errno));
+	struct err e;
+	if (image_verify(fd, image, &e) < 0 || image_load(&c->img, fd, image, &e) < 0)
+		die("%s", e.msg);
+	if (c->img.page_size != PAGE)
+		die("%s was taken with %u-byte pages; this machine has %llu", image, c->img.page_size, PAGE);
+	uint64_t have = xcr0();
+	if ((c->img.xfeatures & ~have) != 0)
+		die("%s needs CPU features this machine lacks (XSAVE components %#" PRIx64 ", this CPU %#" PRIx64 ")", image,
+		    c->img.xfeatures, have);
+	if (check_vdso(c, &e) < 0)
+		die("%s", e.msg);
+
+	struct pod pod;
+	memset(&pod, 0, sizeof pod);
+	pod.control_path = control;
+	pod.tty_fd = c->tty_fd;
+	pod.status_fd = -1;
+	pod.in_namespaces = 1;
+	char why[256];
+	if (pod_enter_namespaces(why, sizeof why) < 0)
+		die("cannot restore: %s", why);
+	int status_pipe[2];
+	if (pipe2(status_pipe, O_CLOEXEC) < 0)
+		die("pipe: %s", strerror(errno));
+	if (pod.tty_fd >= 0) {
+		signal(SIGHUP, SIG_IGN);
+		signal(SIGCONT, SIG_IGN);
+		ioctl(pod.tty_fd, TIOCNOTTY);
+		signal(SIGHUP, SIG_DFL);
+		signal(SIGCONT, SIG_DFL);
+	}
+	sigset_t set;
+	pod_signal_set(&set);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	/* The first process created in the new pid namespace is its pid 1: pod init. */
+	pid_t init = fork();
+	if (init < 0)
+		die("fork: %s", strerror(errno));
+	if (init > 0) {
+		close(status_pipe[1]);
+		outer_supervise(init, status_pipe[0]);
+	}
+	close(status_pipe[0]);
+	pod.status_fd = status_pipe[1];
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (pod_init_become_leader(&pod, why, sizeof why) < 0)
+		report_failure(&pod, why);
+	pod_init_prepare(&pod);
+	set_terminal(c);
+	if (restore_pod(c, &e) < 0)
+		report_failure(&pod, e.msg);
+	release_restorer(c);
+	pod.main_pid = c->img.main_pid;
+	snprintf(pod.restore_status, sizeof pod.restore_status, "ok restored=%d", c->img.nprocs);
+	if (c->img.have_terminal && c->img.fg_pgrp > 0)
+		kill(-c->img.fg_pgrp, SIGWINCH); /* full-screen programs redraw */
+	pod_init_serve(&pod);
+}

@@ -1,0 +1,58 @@
+/* Restoring, from pod init's side and in each restoring process. */
+#ifndef VOS_RESTORE_H
+#define VOS_RESTORE_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../common/util.h"
+#include "blob.h"
+#include "image.h"
+
+struct pod;
+
+struct restore_ctx {
+	struct image img;
+	const char *cache_dir; /* where mapped files missing here are recreated */
+	int tty_fd;
+	/* The address-space hole shared by every restoring process (see blob.h). */
+	uint64_t hole;
+	uint64_t hole_size;
+	struct restore_sync *sync;
+	/* Every object of the image, open in pod init at fd object_fd[i] (inherited by all). */
+	int *object_fd;
+	/* Shared memory objects as memfds, by shm id. */
+	int *shm_fd;
+	/* Mapped files opened for mapping, by file id (or -1). */
+	int *file_fd;
+	/* Per process (same order as img.procs): where each piece of its memory comes from. */
+	struct run_list *runs;
+};
+
+struct run_list {
+	struct blob_run *v;
+	uint64_t n;
+};
+
+/* objects.c: creates every object (files, pipes, sockets, ...) and shared memory in pod init. */
+int create_objects(struct restore_ctx *c, struct err *e);
+/* files.c: opens (or recreates from the image) every file the image maps. */
+int open_mapped_files(struct restore_ctx *c, struct err *e);
+/* process.c: in a freshly created process, everything up to the blob; does not return. */
+void restore_process(struct restore_ctx *c, struct img_process *p) __attribute__((noreturn));
+/* process.c: the runs of a process's PAGES records (pod init does this once, before forking). */
+int collect_runs(struct restore_ctx *c, struct img_process *p, struct run_list *runs, struct err *e);
+/* process.c: how much of the hole a process's zone takes. */
+uint64_t restore_zone_size(const struct img_process *p, uint64_t nruns);
+/* tree.c: creates the children of `parent` (restoring processes and zombies). */
+void create_children(struct restore_ctx *c, pid_t parent);
+/* tree.c: creates the process tree, returns when every process is waiting in the blob. */
+int create_tree(struct restore_ctx *c, struct err *e);
+/* Waits until the sync page's counter at `field` reaches n, or a failure; -1 on failure. */
+int wait_count(struct restore_ctx *c, uint32_t *field, uint32_t n, int timeout_ms, struct err *e);
+/* Creates a process with the given pid (clone3 set_tid); 0 in the child, pid in the parent. */
+pid_t fork_with_pid(pid_t pid, struct err *e);
+/* In a restoring process: record a failure with a message and exit. */
+void restore_fail(struct restore_ctx *c, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
+
+#endif
