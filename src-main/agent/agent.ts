@@ -46,7 +46,12 @@ export class Agent implements AgentServices {
     this.name = options.name ?? hostname();
     this.staticDir = options.staticDir ?? rendererDir();
     this.log = options.log ?? (() => {});
-    this.sessions = new SessionManager({ cwd: process.env.HOME ?? '/', env: stringEnv(process.env) });
+    this.sessions = new SessionManager({
+      cwd: process.env.HOME ?? '/',
+      env: stringEnv(process.env),
+      stateDir: this.paths.home,
+      agentName: this.name,
+    });
     this.dispatcher = new ApiDispatcher(this);
     this.socketServer = new UnixSocketServer(this.dispatcher);
   }

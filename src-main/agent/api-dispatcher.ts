@@ -189,6 +189,8 @@ export class ApiDispatcher {
         afterReply(release);
         return result;
       },
+      'session.checkpoint': (p) => sessions.checkpoint(p.id, p.out, p.stop ?? false),
+      'session.restore': async (p) => (await sessions.restore(p.file, p.name)).info(),
       'session.detach': (p, { conn, client }) => {
         const s = sessions.resolve(p.id);
         s.detach(conn);

@@ -1,19 +1,32 @@
 /**
- * The agent's sessions: creating them, finding them by reference, forgetting them, and telling
- * watchers about every change.
+ * The agent's sessions: creating them (in a pod when the native runtime is there), restoring
+ * them from images, finding them by reference, forgetting them, and telling watchers about
+ * every change.
  */
-import { basename } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { VosError } from '../api/errors.js';
-import type { ApiEvent, CreateSessionParams, SessionInfo } from '../api/protocol.js';
+import type { ApiEvent, CheckpointResult, CreateSessionParams, SessionInfo } from '../api/protocol.js';
 import { shortId } from '../base/ids.js';
-import { DEFAULT_COLS, DEFAULT_ROWS, Session } from './session/session.js';
+import { ensurePrivateDir } from '../base/state-dir.js';
+import { checkpointSession } from './runtime/checkpoint.js';
+import { readSessionRecord } from './runtime/image-file.js';
+import { runtimeFiles, verifyImage } from './runtime/native.js';
+import { podRequestWhenUp } from './runtime/pod-control.js';
+import { DEFAULT_COLS, DEFAULT_ROWS, Session, type PtyLaunch } from './session/session.js';
+import { checkWorkingDirectory, resolveCommand } from './session/spawn-check.js';
 
 export type SessionListEvent = Extract<ApiEvent, { event: 'session.added' | 'session.changed' | 'session.removed' }>;
 
 export interface SessionDefaults {
   cwd: string;
   env: Record<string, string>;
+  /** The agent's state directory: pods' sockets, images and the file cache live under it. */
+  stateDir: string;
+  agentName: string;
 }
+
+const RESTORE_TIMEOUT_MS = 120_000;
 
 export class SessionManager {
   private readonly sessions = new Map<string, Session>();
@@ -22,24 +35,86 @@ export class SessionManager {
   constructor(private readonly defaults: SessionDefaults) {}
 
   create(params: CreateSessionParams): Session {
-    let id = shortId();
-    while (this.sessions.has(id)) id = shortId();
-    const session = new Session({
-      id,
-      name: params.name?.trim() || basename(params.command),
-      command: params.command,
-      args: params.args ?? [],
-      cwd: params.cwd ?? this.defaults.cwd,
-      env: params.env ?? this.defaults.env,
-      cols: params.cols ?? DEFAULT_COLS,
-      rows: params.rows ?? DEFAULT_ROWS,
-    });
-    this.sessions.set(id, session);
-    session.onChange = (s) => {
-      if (this.sessions.get(s.id) === s) this.emit({ event: 'session.changed', session: s.info() });
-    };
-    this.emit({ event: 'session.added', session: session.info() });
+    const cwd = params.cwd ?? this.defaults.cwd;
+    const env = params.env ?? this.defaults.env;
+    checkWorkingDirectory(cwd);
+    const program = resolveCommand(params.command, cwd, env.PATH);
+    const id = this.newId();
+    const controlPath = this.podSocket(id);
+    const runtime = runtimeFiles();
+    const args = params.args ?? [];
+    const launch: PtyLaunch =
+      runtime && controlPath
+        ? { file: runtime.init, args: ['launch', '--control', controlPath, '--runtime', runtime.library, '--', program, ...args] }
+        : { file: program, args };
+    return this.add(
+      new Session({
+        id,
+        name: params.name?.trim() || basename(params.command),
+        command: params.command,
+        args,
+        cwd,
+        env,
+        cols: params.cols ?? DEFAULT_COLS,
+        rows: params.rows ?? DEFAULT_ROWS,
+        launch,
+        controlPath: runtime ? controlPath : null,
+      }),
+    );
+  }
+
+  /** A new session from an image; resolves once every process of it runs again. */
+  async restore(file: string, name?: string): Promise<Session> {
+    const runtime = runtimeFiles();
+    if (!runtime) throw new VosError('unavailable', 'the vOS runtime is not built (run npm run build)');
+    await verifyImage(runtime.init, file);
+    const record = readSessionRecord(file);
+    const id = this.newId();
+    const controlPath = this.podSocket(id);
+    if (!controlPath) throw new VosError('restore_failed', 'the state directory path is too long for a pod socket');
+    const cache = join(this.defaults.stateDir, 'cache');
+    ensurePrivateDir(cache);
+    const session = this.add(
+      new Session({
+        id,
+        name: name?.trim() || record.name,
+        command: record.command,
+        args: record.args,
+        cwd: record.cwd,
+        env: this.defaults.env,
+        cols: record.cols,
+        rows: record.rows,
+        launch: { file: runtime.init, args: ['restore', '--control', controlPath, '--image', file, '--cache', cache] },
+        controlPath,
+        initialScreen: record.snapshot,
+        restoredFrom: file,
+      }),
+    );
+    let reply: string;
+    try {
+      reply = await Promise.race([
+        podRequestWhenUp(controlPath, 'restore-status', RESTORE_TIMEOUT_MS),
+        session.whenExited().then(() => 'error the restorer ended'),
+      ]);
+    } catch (err) {
+      reply = `error ${(err as Error).message}`;
+    }
+    if (!reply.startsWith('ok')) {
+      const screen = await session.screen().catch(() => null);
+      const said = screen?.lines.find((l) => l.startsWith('vos: restore failed: '))?.slice(21);
+      await this.remove(session.id, true);
+      throw new VosError('restore_failed', `cannot restore ${file}: ${said ?? reply.replace(/^error /, '')}`);
+    }
     return session;
+  }
+
+  async checkpoint(ref: string, out: string | undefined, stop: boolean): Promise<CheckpointResult> {
+    const session = this.resolve(ref);
+    if (!session.running) throw new VosError('session_exited', `session ${session.id} has ended: nothing to checkpoint`);
+    const file = out ?? this.defaultImagePath(session);
+    const result = await checkpointSession(session, file, stop, this.defaults.agentName);
+    if (stop) await session.whenExited();
+    return result;
   }
 
   list(): SessionInfo[] {
@@ -80,6 +155,38 @@ export class SessionManager {
     const all = [...this.sessions.values()];
     this.sessions.clear();
     await Promise.all(all.map((s) => s.dispose(graceMs)));
+  }
+
+  private newId(): string {
+    let id = shortId();
+    while (this.sessions.has(id)) id = shortId();
+    return id;
+  }
+
+  /** The control socket of a session's pod, or null when its path would be too long. */
+  private podSocket(id: string): string | null {
+    const dir = join(this.defaults.stateDir, 'pods');
+    const path = join(dir, `${id}.sock`);
+    if (Buffer.byteLength(path) > 107) return null;
+    ensurePrivateDir(dir);
+    return path;
+  }
+
+  private defaultImagePath(session: Session): string {
+    const dir = join(this.defaults.stateDir, 'images');
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
+    const safe = session.name.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 40) || 'session';
+    return join(dir, `${safe}-${stamp}-${session.id}.vosimg`);
+  }
+
+  private add(session: Session): Session {
+    this.sessions.set(session.id, session);
+    session.onChange = (s) => {
+      if (this.sessions.get(s.id) === s) this.emit({ event: 'session.changed', session: s.info() });
+    };
+    this.emit({ event: 'session.added', session: session.info() });
+    return session;
   }
 
   private emit(e: SessionListEvent): void {

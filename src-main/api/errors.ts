@@ -18,6 +18,9 @@ export const ERROR_CODES = [
   'session_exited', // the operation needs a running session
   'session_running', // the operation needs an exited session
   'spawn_failed',
+  'bad_image', // an image that is truncated, damaged, or not an image
+  'checkpoint_failed',
+  'restore_failed',
   'timeout',
   'no_agent', // client side: nothing listens on the socket
   'agent_running', // another agent already owns this state directory

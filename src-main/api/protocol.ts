@@ -55,6 +55,25 @@ export interface SessionInfo {
   rows: number;
   /** How many viewers are attached right now. */
   viewers: number;
+  /** The session runs in a pod (it can be checkpointed). */
+  pod: boolean;
+  /** The image this session was restored from, if it was. */
+  restoredFrom: string | null;
+}
+
+export interface CheckpointResult {
+  id: string;
+  /** The image file. */
+  file: string;
+  bytes: number;
+  processes: number;
+  threads: number;
+  /** How long the session's processes were stopped. */
+  frozenMs: number;
+  /** The whole checkpoint, from request to a complete image. */
+  wallMs: number;
+  /** The session was ended after the checkpoint (--stop). */
+  stopped: boolean;
 }
 
 export interface AgentInfo {
@@ -136,6 +155,13 @@ export interface ApiMethods {
    */
   'session.attach': { params: SessionRef & { cols?: number; rows?: number }; result: AttachResult };
   'session.detach': { params: SessionRef; result: Record<string, never> };
+  /**
+   * Writes an image of the session's pod to `out` (an absolute path; default: a new file in the
+   * agent's images directory). The session keeps running unless `stop`.
+   */
+  'session.checkpoint': { params: SessionRef & { out?: string; stop?: boolean }; result: CheckpointResult };
+  /** A new session whose program continues where the image was taken. */
+  'session.restore': { params: { file: string; name?: string }; result: SessionInfo };
 }
 
 export type Method = keyof ApiMethods;

@@ -109,6 +109,17 @@ const CHECKERS: { [M in Method]: Checker } = {
     size(p, true);
   },
   'session.detach': sessionRef,
+  'session.checkpoint': (p) => {
+    sessionRef(p);
+    str(p, 'out', true);
+    if (p.out !== undefined && !(p.out as string).startsWith('/')) fail('"out" must be an absolute path');
+    bool(p, 'stop');
+  },
+  'session.restore': (p) => {
+    nonEmpty(p, 'file');
+    if (!(p.file as string).startsWith('/')) fail('"file" must be an absolute path');
+    str(p, 'name', true);
+  },
 };
 
 export function isMethod(name: unknown): name is Method {

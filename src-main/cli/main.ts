@@ -10,6 +10,7 @@ import { connectToAgent } from '../client/socket-transport.js';
 import { UsageError } from './args.js';
 import type { Command, CommandContext } from './command.js';
 import { attachCommand } from './commands/attach.js';
+import { checkpointCommand, restoreCommand } from './commands/images.js';
 import { daemonCommand, statusCommand, webCommand } from './commands/agent.js';
 import { runCommand } from './commands/run.js';
 import {
@@ -32,6 +33,8 @@ const COMMANDS: Command[] = [
   resizeCommand,
   killCommand,
   rmCommand,
+  checkpointCommand,
+  restoreCommand,
   statusCommand,
   webCommand,
   daemonCommand,

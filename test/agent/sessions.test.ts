@@ -2,6 +2,7 @@
  * Sessions in the agent core, with real ptys and programs: lifecycle, the screen mirror, viewers
  * (several, slow, late), resize, and waiting for text.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import xtermHeadless from '@xterm/headless';
 import type { AgentMessage, ApiEvent } from '../../src-main/api/protocol.js';
@@ -55,19 +56,27 @@ async function render(data: string, cols: number, rows: number): Promise<string[
 }
 
 let manager: SessionManager;
+const homes: string[] = [];
+
+function newManager(): SessionManager {
+  const home = mkdtempSync('/tmp/vos-sess-');
+  homes.push(home);
+  return new SessionManager({ cwd: '/tmp', env: env(), stateDir: home, agentName: 'test' });
+}
 
 afterEach(async () => {
   await manager?.disposeAll(500);
+  for (const h of homes.splice(0)) rmSync(h, { recursive: true, force: true });
 });
 
 function start(command: string, args: string[] = [], size = { cols: 80, rows: 24 }): Session {
-  manager ??= new SessionManager({ cwd: '/tmp', env: env() });
+  manager ??= newManager();
   return manager.create({ command, args, ...size });
 }
 
 describe('sessions', () => {
   it('runs a program, keeps it listed after it exits, with its exit status and last output', async () => {
-    manager = new SessionManager({ cwd: '/tmp', env: env() });
+    manager = newManager();
     const s = start('sh', ['-c', 'echo started; exit 3']);
     expect(s.info()).toMatchObject({ state: 'running', command: 'sh', cwd: '/tmp', cols: 80, rows: 24 });
     expect(s.pid).toBeGreaterThan(1);
@@ -81,7 +90,7 @@ describe('sessions', () => {
   });
 
   it('kills a program with the signal asked for, and refuses to remove a running one without force', async () => {
-    manager = new SessionManager({ cwd: '/tmp', env: env() });
+    manager = newManager();
     const s = start('sleep', ['100']);
     await expect(manager.remove(s.id, false)).rejects.toMatchObject({ code: 'session_running' });
     s.kill('SIGTERM');
@@ -91,14 +100,14 @@ describe('sessions', () => {
   });
 
   it('refuses a command that does not exist and a working directory that does not', () => {
-    manager = new SessionManager({ cwd: '/tmp', env: env() });
+    manager = newManager();
     expect(() => start('no-such-program-vos')).toThrow(/command not found in PATH/);
     expect(() => manager.create({ command: 'sh', cwd: '/no/such/dir' })).toThrow(/does not exist/);
     expect(manager.list()).toEqual([]);
   });
 
   it('finds sessions by id prefix and name, and says when a reference is ambiguous or unknown', () => {
-    manager = new SessionManager({ cwd: '/tmp', env: env() });
+    manager = newManager();
     const a = manager.create({ command: 'sleep', args: ['100'], name: 'alpha' });
     manager.create({ command: 'sleep', args: ['100'], name: 'beta' });
     expect(manager.resolve('alpha')).toBe(a);
@@ -108,7 +117,7 @@ describe('sessions', () => {
   });
 
   it('mirrors the screen after a burst of output', async () => {
-    manager = new SessionManager({ cwd: '/tmp', env: env() });
+    manager = newManager();
     const s = start('seq', ['1', '200000']);
     await s.whenExited();
     const screen = await s.screen();
@@ -117,7 +126,7 @@ describe('sessions', () => {
   });
 
   it('gives two viewers the same output, and a late viewer a snapshot that joins live output exactly', async () => {
-    manager = new SessionManager({ cwd: '/tmp', env: env() });
+    manager = newManager();
     const s = start('sh', ['-c', 'for i in $(seq 1 400); do echo "line $i"; done; read x; for i in $(seq 401 800); do echo "line $i"; done; read y'], {
       cols: 60,
       rows: 20,
@@ -143,7 +152,7 @@ describe('sessions', () => {
   });
 
   it('does not let a viewer that stops reading hold up the program or the other viewers', async () => {
-    manager = new SessionManager({ cwd: '/tmp', env: env() });
+    manager = newManager();
     const s = start('sh', ['-c', 'seq 1 100000; read x; echo after-resync'], { cols: 40, rows: 10 });
     const stuck = new RecordingViewer();
     stuck.backlog = 10 * 1024 * 1024; // its connection never drains
@@ -163,7 +172,7 @@ describe('sessions', () => {
   });
 
   it('follows the size of the most recently active viewer', async () => {
-    manager = new SessionManager({ cwd: '/tmp', env: env() });
+    manager = newManager();
     const s = start('sh', ['-c', 'while read line; do stty size; done']);
     const small = new RecordingViewer();
     const big = new RecordingViewer();
@@ -181,7 +190,7 @@ describe('sessions', () => {
   });
 
   it('waits for text, times out with a clear error, and fails when the program ends first', async () => {
-    manager = new SessionManager({ cwd: '/tmp', env: env() });
+    manager = newManager();
     const s = start('sh', ['-c', 'sleep 0.3; echo ready; sleep 0.5']);
     const screen = await s.waitFor(/read[y]/, 5000);
     expect(screen.lines.join('\n')).toContain('ready');

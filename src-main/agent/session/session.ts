@@ -8,6 +8,7 @@
  * paused (the program blocks in write(), as on any terminal) until it catches up. Viewers never
  * pause the pty: one that does not drain is skipped and later resynchronised with a snapshot.
  */
+import { readFileSync } from 'node:fs';
 import pty from '@lydell/node-pty';
 import type { IPty } from '@lydell/node-pty';
 import { VosError } from '../../api/errors.js';
@@ -17,7 +18,6 @@ import { signalName } from '../../base/signals.js';
 import { OutputBatcher } from './output-batcher.js';
 import { drainOutputAfterExit } from './pty-exit-drain.js';
 import { ScreenMirror } from './screen-mirror.js';
-import { checkWorkingDirectory, resolveCommand } from './spawn-check.js';
 import { VIEWER_HIGH_WATER_BYTES, type ViewerSink } from './viewer.js';
 
 const MIRROR_HIGH_WATER = 2 * 1024 * 1024;
@@ -27,15 +27,29 @@ const PAUSE_SLICE_MS = 50;
 export const DEFAULT_COLS = 80;
 export const DEFAULT_ROWS = 24;
 
+/** What runs on the session's pty: the program itself, or vos-init launching or restoring it. */
+export interface PtyLaunch {
+  file: string;
+  args: string[];
+}
+
 export interface SessionSpec {
   id: string;
   name: string;
+  /** The program as the user asked for it (shown in lists). */
   command: string;
   args: string[];
   cwd: string;
   env: Record<string, string>;
   cols: number;
   rows: number;
+  launch: PtyLaunch;
+  /** The pod's control socket, when the session runs in a pod. */
+  controlPath: string | null;
+  /** Screen content to start the mirror with (a restored session's screen). */
+  initialScreen?: string;
+  /** The image a restored session came from. */
+  restoredFrom?: string;
 }
 
 interface ViewerState {
@@ -73,6 +87,7 @@ export class Session {
   private activeViewer: ViewerSink | null = null;
   private readonly waiters = new Set<Waiter>();
   private paused = false;
+  private lastOutputAt = 0;
   private pauseTimer: NodeJS.Timeout | null = null;
   private waiterCheckScheduled = false;
   private readonly exited: Promise<void>;
@@ -80,19 +95,25 @@ export class Session {
   /** Called when anything in `info()` changes. */
   onChange: ((session: Session) => void) | null = null;
 
+  readonly controlPath: string | null;
+  readonly restoredFrom: string | null;
+  /** The session's program as the host sees it (found after start when it runs in a pod). */
+  private programPid: number | null = null;
+
   constructor(spec: SessionSpec) {
-    checkWorkingDirectory(spec.cwd);
-    const file = resolveCommand(spec.command, spec.cwd, spec.env.PATH);
     this.id = spec.id;
     this.name = spec.name;
     this.command = spec.command;
     this.args = spec.args;
     this.cwd = spec.cwd;
+    this.controlPath = spec.controlPath;
+    this.restoredFrom = spec.restoredFrom ?? null;
     this.mirror = new ScreenMirror(spec.cols, spec.rows);
     this.mirror.onParsed = () => this.afterParse();
+    if (spec.initialScreen) this.mirror.write(spec.initialScreen);
     this.batcher = new OutputBatcher((data) => this.deliver(data));
     try {
-      this.pty = pty.spawn(file, spec.args, {
+      this.pty = pty.spawn(spec.launch.file, spec.launch.args, {
         name: 'xterm-256color',
         cols: spec.cols,
         rows: spec.rows,
@@ -105,6 +126,7 @@ export class Session {
       throw new VosError('spawn_failed', `could not start ${spec.command}: ${(err as Error).message}`);
     }
     this.pid = this.pty.pid;
+    if (spec.controlPath) void this.findProgram();
     drainOutputAfterExit(this.pty, (data) => this.onOutput(data));
     this.pty.onData((data) => this.onOutput(data));
     this.exited = new Promise<void>((resolve) => {
@@ -121,7 +143,7 @@ export class Session {
       command: this.command,
       args: this.args,
       cwd: this.cwd,
-      pid: this.pid,
+      pid: this.programPid ?? this.pid,
       startedAt: this.startedAt,
       endedAt: this.endedAt,
       state: this.state,
@@ -129,6 +151,8 @@ export class Session {
       cols: this.mirror.cols,
       rows: this.mirror.rows,
       viewers: this.viewers.size,
+      pod: this.controlPath !== null,
+      restoredFrom: this.restoredFrom,
     };
   }
 
@@ -165,10 +189,48 @@ export class Session {
   kill(signal: NodeJS.Signals): void {
     this.requireRunning('signal');
     try {
-      process.kill(this.pid, signal);
+      // The program itself when we know it; otherwise vos-init, which passes it on.
+      process.kill(this.programPid ?? this.pid, signal);
     } catch (err) {
       // ESRCH: it exited a moment ago; the exit event is on its way.
       if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+    }
+  }
+
+  /**
+   * The screen as it is once the program has been quiet for `quietMs` (at most `maxMs`): after
+   * a checkpoint froze the pod, whatever it printed before has arrived.
+   */
+  async settledScreen(quietMs = 30, maxMs = 500): Promise<{ snapshot: string; cols: number; rows: number }> {
+    const start = Date.now();
+    let last = this.lastOutputAt;
+    for (;;) {
+      await new Promise((r) => setTimeout(r, quietMs));
+      if (this.lastOutputAt === last || Date.now() - start > maxMs) break;
+      last = this.lastOutputAt;
+    }
+    this.batcher.flush();
+    return this.mirror.atCurrentPoint(() => ({ snapshot: this.mirror.serialize(), cols: this.mirror.cols, rows: this.mirror.rows }));
+  }
+
+  /** In a pod, the pty's process is vos-init: the program is its grandchild. */
+  private async findProgram(): Promise<void> {
+    const children = (pid: number): number[] => {
+      try {
+        return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+      } catch {
+        return [];
+      }
+    };
+    for (let i = 0; i < 100 && this.running; i++) {
+      const podInit = children(this.pid)[0];
+      const program = podInit ? Math.min(...children(podInit)) : Infinity;
+      if (Number.isFinite(program)) {
+        this.programPid = program;
+        this.onChange?.(this);
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 20));
     }
   }
 
@@ -274,6 +336,7 @@ export class Session {
   }
 
   private onOutput(data: string): void {
+    this.lastOutputAt = Date.now();
     this.mirror.write(data);
     this.batcher.push(data);
     if (!this.paused && this.mirror.pendingChars > MIRROR_HIGH_WATER) this.pausePty();

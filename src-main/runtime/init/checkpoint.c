@@ -115,7 +115,7 @@ static void end_pod(void)
 	kill(-1, SIGKILL);
 }
 
-void checkpoint_run(struct pod *pod, int out_fd, const char *request, char *reply, size_t size)
+void checkpoint_run(struct pod *pod, int out_fd, int conn, const char *request, char *reply, size_t size)
 {
 	char v[64];
 	uint32_t records = control_arg(request, "records", v, sizeof v) ? (uint32_t)strtoul(v, NULL, 10) : 0;
@@ -142,6 +142,8 @@ void checkpoint_run(struct pod *pod, int out_fd, const char *request, char *repl
 		snprintf(reply, size, "error %s", e.msg);
 		return;
 	}
+	/* The agent takes its screen snapshot now: the program can print nothing more. */
+	control_send(conn, "frozen", -1);
 	int rc = write_pod(pod, &f, &w, &e);
 	if (rc == 0)
 		rc = dump_files(&f, &files, &md, tty_rdev, &e);
@@ -162,8 +164,6 @@ void checkpoint_run(struct pod *pod, int out_fd, const char *request, char *repl
 	int64_t frozen_us = now_monotonic_us() - t0;
 	if (rc == 0)
 		rc = dump_mapped_files(&md, &w, &e);
-	if (rc == 0)
-		rc = iw_trailer(&w, &e);
 	if (!thawed) {
 		if (rc == 0) {
 			end_pod();
@@ -175,9 +175,10 @@ void checkpoint_run(struct pod *pod, int out_fd, const char *request, char *repl
 
 	if (rc == 0)
 		snprintf(reply, size,
-			 "ok processes=%d threads=%u zombies=%d frozen_us=%" PRId64 " bytes=%" PRIu64 " pages=%" PRIu64
-			 " zero_pages=%" PRIu64 " files=%d stopped=%d",
-			 f.nprocs, threads, f.nzombies, frozen_us, w.bytes, md.pages, md.zero_pages, md.nfiles, stop);
+			 "ok processes=%d threads=%u zombies=%d frozen_us=%" PRId64 " records=%u bytes=%" PRIu64
+			 " chain=%u pages=%" PRIu64 " zero_pages=%" PRIu64 " files=%d stopped=%d",
+			 f.nprocs, threads, f.nzombies, frozen_us, w.records, w.bytes, w.chain, md.pages, md.zero_pages,
+			 md.nfiles, stop);
 	else
 		snprintf(reply, size, "error %s", e.msg);
 	files_dump_free(&files);

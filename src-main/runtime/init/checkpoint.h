@@ -7,10 +7,12 @@ struct pod;
 
 /*
  * Takes a checkpoint of the pod into out_fd (a stream: written front to back, never sought).
- * The request line carries what the agent wrote before us (records, bytes, chain: see
- * image-io.h) and stop=1 to end the pod after a successful checkpoint. The reply line is
- * "ok processes=N threads=N frozen_us=N bytes=N ..." or "error <message>".
+ * The request line carries what was written before us (records, bytes, chain: see image-io.h)
+ * and stop=1 to end the pod after a successful checkpoint. While the pod is frozen a line
+ * "frozen" goes to the requester on `conn`. The reply line is "ok processes=N threads=N
+ * frozen_us=N records=N bytes=N chain=N ..." (the counts to continue the image with: the
+ * requester writes the rest and the trailer) or "error <message>".
  */
-void checkpoint_run(struct pod *pod, int out_fd, const char *request, char *reply, size_t size);
+void checkpoint_run(struct pod *pod, int out_fd, int conn, const char *request, char *reply, size_t size);
 
 #endif

@@ -146,13 +146,33 @@ static int cmd_checkpoint(int argc, char **argv)
 	}
 	char reply[CONTROL_LINE_MAX];
 	int fd;
-	/* A checkpoint of a large process takes a while; the pod answers when it is done. */
-	if (control_recv(sock, reply, sizeof reply, &fd, 3600 * 1000) < 0) {
-		printf("error the session's pod did not answer: %s\n", strerror(errno));
-		return 1;
+	for (;;) {
+		/* A checkpoint of a large process takes a while; the pod answers when it is done. */
+		if (control_recv(sock, reply, sizeof reply, &fd, 3600 * 1000) < 0) {
+			printf("error the session's pod did not answer: %s\n", strerror(errno));
+			return 1;
+		}
+		printf("%s\n", reply);
+		fflush(stdout);
+		if (strcmp(reply, "frozen") != 0)
+			break;
 	}
-	printf("%s\n", reply);
-	return strncmp(reply, "ok", 2) == 0 ? 0 : 1;
+	if (strncmp(reply, "ok", 2) != 0)
+		return 1;
+	if (header) {
+		/* No agent to finish the image: close it with its trailer. */
+		char v[32];
+		struct image_writer w;
+		iw_init(&w, 3, (uint32_t)strtoul(control_arg(reply, "records", v, sizeof v) ? v : "0", NULL, 10),
+			strtoull(control_arg(reply, "bytes", v, sizeof v) ? v : "0", NULL, 10),
+			(uint32_t)strtoul(control_arg(reply, "chain", v, sizeof v) ? v : "0", NULL, 10));
+		struct err e;
+		if (iw_trailer(&w, &e) < 0) {
+			printf("error %s\n", e.msg);
+			return 1;
+		}
+	}
+	return 0;
 }
 
 static int cmd_verify(int argc, char **argv)

@@ -135,7 +135,10 @@ static void exec_program(struct pod *pod, char **argv)
 		setenv("LD_PRELOAD", value, 1);
 		/* glibc registers every thread with the kernel for restartable sequences; a restored
 		 * thread could not be re-registered where glibc expects, so do without. */
-		setenv("GLIBC_TUNABLES", "glibc.pthread.rseq=0", 1);
+		const char *tunables = getenv("GLIBC_TUNABLES");
+		char *t = xmalloc((tunables ? strlen(tunables) : 0) + 32);
+		sprintf(t, tunables && *tunables ? "%s:glibc.pthread.rseq=0" : "glibc.pthread.rseq=0", tunables);
+		setenv("GLIBC_TUNABLES", t, 1);
 	}
 	signal(SIGPIPE, SIG_DFL);
 	sigprocmask(SIG_SETMASK, &none, NULL);
@@ -182,7 +185,7 @@ void pod_handle_control(struct pod *pod)
 		else if (fd < 0)
 			snprintf(reply, sizeof reply, "error no image stream was passed with the request");
 		else
-			checkpoint_run(pod, fd, line, reply, sizeof reply);
+			checkpoint_run(pod, fd, conn, line, reply, sizeof reply);
 	} else if (strcmp(line, "restore-status") == 0) {
 		snprintf(reply, sizeof reply, "%s", pod->restore_status[0] ? pod->restore_status : "ok");
 	} else if (strcmp(line, "status") == 0) {

@@ -1,0 +1,86 @@
+/**
+ * A checkpoint from the agent's side: the image file is opened and begun here (HEADER), the
+ * pod writes its part into the same file (through `vos-init checkpoint`, which passes the
+ * descriptor), and the agent ends it with the SESSION record (metadata and the screen, taken
+ * while the pod is frozen and its last output has arrived) and the TRAILER. A failed checkpoint
+ * leaves no file behind, and the session running.
+ */
+import { closeSync, fstatSync, fsyncSync, openSync, unlinkSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { VosError } from '../../api/errors.js';
+import type { CheckpointResult } from '../../api/protocol.js';
+import { packageVersion } from '../../base/package-paths.js';
+import type { Session } from '../session/session.js';
+import { ImageAppender } from './image-file.js';
+import { runCheckpointHelper, runtimeFiles } from './native.js';
+
+export async function checkpointSession(session: Session, out: string, stop: boolean, agentName: string): Promise<CheckpointResult> {
+  const runtime = runtimeFiles();
+  if (!session.controlPath || !runtime) {
+    throw new VosError('checkpoint_failed', `session ${session.id} does not run in a pod (the vOS runtime was not built when it started)`);
+  }
+  const started = Date.now();
+  let fd: number;
+  try {
+    fd = openSync(out, 'w', 0o600);
+  } catch (err) {
+    throw new VosError('checkpoint_failed', `cannot create ${out}: ${(err as Error).message}`);
+  }
+  let complete = false;
+  try {
+    const image = new ImageAppender(fd);
+    image.header(`vOS ${packageVersion()}`);
+    const begun = image.state;
+    const pending: { screen: Promise<{ snapshot: string; cols: number; rows: number }> | null } = { screen: null };
+    const args = ['--control', session.controlPath, '--records', String(begun.records), '--bytes', String(begun.bytes), '--chain', String(begun.chain)];
+    if (stop) args.push('--stop');
+    const reply = await runCheckpointHelper(runtime.init, args, fd, () => {
+      pending.screen = session.settledScreen();
+    });
+    const f = reply.fields;
+    image.continueFrom({ records: Number(f.records), bytes: Number(f.bytes), chain: Number(f.chain) });
+    const shot = await (pending.screen ?? session.settledScreen());
+    const info = session.info();
+    image.session({
+      version: 1,
+      name: info.name,
+      command: info.command,
+      args: info.args,
+      cwd: info.cwd,
+      cols: shot.cols,
+      rows: shot.rows,
+      snapshot: shot.snapshot,
+      startedAt: info.startedAt,
+      checkpointedAt: Date.now(),
+      agent: agentName,
+      hostname: hostname(),
+    });
+    image.trailer();
+    fsyncSync(fd);
+    const bytes = fstatSync(fd).size;
+    complete = true;
+    return {
+      id: session.id,
+      file: out,
+      bytes,
+      processes: Number(f.processes),
+      threads: Number(f.threads),
+      frozenMs: Number(f.frozen_us) / 1000,
+      wallMs: Date.now() - started,
+      stopped: f.stopped === '1',
+    };
+  } catch (err) {
+    if (err instanceof VosError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new VosError('checkpoint_failed', code === 'ENOSPC' ? `the disk is full (writing ${out})` : `cannot write ${out}: ${(err as Error).message}`);
+  } finally {
+    closeSync(fd);
+    if (!complete) {
+      try {
+        unlinkSync(out);
+      } catch {
+        /* never created */
+      }
+    }
+  }
+}

@@ -1,0 +1,153 @@
+/**
+ * The agent's part of an image file (format: docs/image-format.md). The agent writes the first
+ * record (HEADER), hands the file to the pod, which appends the pod's records, then adds the
+ * SESSION record (metadata and the screen) and the TRAILER. On restore it reads SESSION back.
+ */
+import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { machine, release, hostname } from 'node:os';
+import { VosError } from '../../api/errors.js';
+import { crc32c } from '../../base/crc32c.js';
+
+export const RECORD = { HEADER: 1, SESSION: 2, TRAILER: 15 } as const;
+const RECORD_MAGIC = 0x43455256; // "VREC"
+const HEADER_BYTES = 24;
+const IMAGE_MAGIC = 'vOS image';
+const IMAGE_VERSION = 1;
+const MAX_SESSION_RECORD = 64 * 1024 * 1024;
+
+/** Where an image stands: what a writer continuing it must carry on from. */
+export interface ImageProgress {
+  records: number;
+  bytes: number;
+  /** CRC32C over the payload CRCs of all records so far. */
+  chain: number;
+}
+
+export interface SessionRecord {
+  version: 1;
+  name: string;
+  command: string;
+  args: string[];
+  cwd: string;
+  cols: number;
+  rows: number;
+  /** The screen and scrollback (xterm serialize format) at the checkpoint. */
+  snapshot: string;
+  startedAt: number;
+  checkpointedAt: number;
+  agent: string;
+  hostname: string;
+}
+
+function encodeRecord(type: number, payload: Buffer): { bytes: Buffer; crc: number } {
+  const head = Buffer.alloc(HEADER_BYTES);
+  head.writeUInt32LE(RECORD_MAGIC, 0);
+  head.writeUInt32LE(type, 4);
+  head.writeBigUInt64LE(BigInt(payload.length), 8);
+  head.writeUInt32LE(0, 16);
+  head.writeUInt32LE(crc32c(head.subarray(0, 20)), 20);
+  const crc = crc32c(payload);
+  const tail = Buffer.alloc(4);
+  tail.writeUInt32LE(crc, 0);
+  return { bytes: Buffer.concat([head, payload, tail]), crc };
+}
+
+function lengthPrefixed(text: string): Buffer {
+  const body = Buffer.from(text, 'utf8');
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(body.length, 0);
+  return Buffer.concat([len, body]);
+}
+
+function headerPayload(producer: string): Buffer {
+  const fixed = Buffer.alloc(16 + 4 + 4 + 8);
+  fixed.write(IMAGE_MAGIC, 0, 'latin1');
+  fixed.writeUInt32LE(IMAGE_VERSION, 16);
+  fixed.writeUInt32LE(4096, 20);
+  fixed.writeBigUInt64LE(BigInt(Date.now()), 24);
+  return Buffer.concat([fixed, lengthPrefixed(producer), lengthPrefixed(release()), lengthPrefixed(machine())]);
+}
+
+/** Appends records to an open image file descriptor, keeping count for the trailer. */
+export class ImageAppender {
+  constructor(
+    private readonly fd: number,
+    private progress: ImageProgress = { records: 0, bytes: 0, chain: 0 },
+  ) {}
+
+  get state(): ImageProgress {
+    return { ...this.progress };
+  }
+
+  /** Continues after someone else (the pod) appended records. */
+  continueFrom(progress: ImageProgress): void {
+    this.progress = { ...progress };
+  }
+
+  append(type: number, payload: Buffer): void {
+    const { bytes, crc } = encodeRecord(type, payload);
+    let off = 0;
+    while (off < bytes.length) off += writeSync(this.fd, bytes, off, bytes.length - off);
+    const crcBytes = Buffer.alloc(4);
+    crcBytes.writeUInt32LE(crc, 0);
+    this.progress = {
+      records: this.progress.records + 1,
+      bytes: this.progress.bytes + bytes.length,
+      chain: crc32c(crcBytes, this.progress.chain),
+    };
+  }
+
+  header(producer: string): void {
+    this.append(RECORD.HEADER, headerPayload(producer));
+  }
+
+  session(record: SessionRecord): void {
+    this.append(RECORD.SESSION, Buffer.from(JSON.stringify(record), 'utf8'));
+  }
+
+  trailer(): void {
+    const t = Buffer.alloc(16);
+    t.writeUInt32LE(this.progress.records, 0);
+    t.writeUInt32LE(this.progress.chain, 4);
+    t.writeBigUInt64LE(BigInt(this.progress.bytes), 8);
+    this.append(RECORD.TRAILER, t);
+  }
+}
+
+export function defaultSessionRecordFields(): Pick<SessionRecord, 'hostname'> {
+  return { hostname: hostname() };
+}
+
+/**
+ * Reads the SESSION record of an image (the image must have been verified: this checks only
+ * this record's own CRC). Fails with `bad_image` when there is none.
+ */
+export function readSessionRecord(path: string): SessionRecord {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (err) {
+    throw new VosError('bad_image', `cannot open ${path}: ${(err as Error).message}`);
+  }
+  try {
+    const head = Buffer.alloc(HEADER_BYTES);
+    let offset = 0;
+    for (;;) {
+      if (readSync(fd, head, 0, HEADER_BYTES, offset) < HEADER_BYTES) break;
+      if (head.readUInt32LE(0) !== RECORD_MAGIC) break;
+      const type = head.readUInt32LE(4);
+      const length = Number(head.readBigUInt64LE(8));
+      if (type === RECORD.SESSION) {
+        if (length > MAX_SESSION_RECORD) break;
+        const payload = Buffer.alloc(length + 4);
+        readSync(fd, payload, 0, length + 4, offset + HEADER_BYTES);
+        if (crc32c(payload.subarray(0, length)) !== payload.readUInt32LE(length)) break;
+        return JSON.parse(payload.subarray(0, length).toString('utf8')) as SessionRecord;
+      }
+      offset += HEADER_BYTES + length + 4;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  throw new VosError('bad_image', `${path} has no session record: it was not made by vos checkpoint`);
+}
