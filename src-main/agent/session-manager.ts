@@ -100,10 +100,17 @@ export class SessionManager {
       reply = `error ${(err as Error).message}`;
     }
     if (!reply.startsWith('ok')) {
-      const screen = await session.screen().catch(() => null);
-      const said = screen?.lines.find((l) => l.startsWith('vos: restore failed: '))?.slice(21);
+      // The pod's own answer says why; when it died before it could answer, its last words on
+      // the terminal do (a line may be wrapped there, so the answer comes first).
+      let why = reply.replace(/^error /, '');
+      if (why === 'the restorer ended') {
+        const screen = await session.screen().catch(() => null);
+        const text = screen?.lines.join('') ?? '';
+        const at = text.indexOf('vos: restore failed: ');
+        if (at >= 0) why = text.slice(at + 21).trim();
+      }
       await this.remove(session.id, true);
-      throw new VosError('restore_failed', `cannot restore ${file}: ${said ?? reply.replace(/^error /, '')}`);
+      throw new VosError('restore_failed', `cannot restore ${file}: ${why}`);
     }
     return session;
   }

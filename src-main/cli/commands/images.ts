@@ -43,9 +43,9 @@ If the checkpoint fails, the session keeps running and nothing is written.
       if (options.json) {
         ctx.out(JSON.stringify(r) + '\n');
       } else {
-        const p = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
+        const p = (n: number, one: string, many: string): string => `${n} ${n === 1 ? one : many}`;
         ctx.out(
-          `${r.file}\n  ${formatBytes(r.bytes)}, ${p(r.processes, 'process')}, ${p(r.threads, 'thread')}; ` +
+          `${r.file}\n  ${formatBytes(r.bytes)}, ${p(r.processes, 'process', 'processes')}, ${p(r.threads, 'thread', 'threads')}; ` +
             `frozen ${r.frozenMs.toFixed(1)} ms, ${r.wallMs} ms in all${r.stopped ? '; the session has ended' : ''}\n`,
         );
       }

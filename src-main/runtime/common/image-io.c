@@ -129,6 +129,8 @@ int ir_next(struct image_reader *r, struct record *rec, struct err *e)
 	}
 	if (got == 0)
 		return 0;
+	if (r->offset == 0 && (got < (ssize_t)sizeof h || h.magic != VOS_REC_MAGIC))
+		return fail(e, "%s is not a vOS image", r->name);
 	if (got < (ssize_t)sizeof h)
 		return fail(e, "%s is truncated: it ends inside a record header at byte %llu", r->name,
 			    (unsigned long long)r->offset);
@@ -153,8 +155,8 @@ static int load_checked(int fd, const struct record *rec, void **out, uint32_t *
 	if (pread_full(fd, p, len + 4, rec->offset) < 0) {
 		free(p);
 		if (errno == 0)
-			return fail(e, "%s is truncated: it ends inside a %s record (byte %llu)", name,
-				    record_type_name(rec->type), (unsigned long long)rec->offset);
+			return fail(e, "%s is truncated: it ends inside the %s record that starts at byte %llu", name,
+				    record_type_name(rec->type), (unsigned long long)(rec->offset - VOS_REC_HEADER_SIZE));
 		return fail(e, "%s: cannot read: %s", name, strerror(errno));
 	}
 	uint32_t stored;
@@ -163,7 +165,7 @@ static int load_checked(int fd, const struct record *rec, void **out, uint32_t *
 	if (crc != stored) {
 		free(p);
 		return fail(e, "%s is damaged: the %s record at byte %llu fails its checksum", name,
-			    record_type_name(rec->type), (unsigned long long)rec->offset);
+			    record_type_name(rec->type), (unsigned long long)(rec->offset - VOS_REC_HEADER_SIZE));
 	}
 	*out = p;
 	if (crc_out)

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/syscall.h>
 #include <sys/utsname.h>
 
 #include "../common/buf.h"
@@ -196,6 +197,10 @@ int main(int argc, char **argv)
 {
 	if (argc < 2)
 		usage();
+	/* Whatever our parent leaked (node-pty leaves its pty master and a pipe open) must not
+	 * reach the session's programs: only the terminal on 0, 1 and 2 (fd 3 for checkpoint). */
+	if (strcmp(argv[1], "checkpoint") != 0)
+		syscall(SYS_close_range, 3, ~0u, 0);
 	if (strcmp(argv[1], "launch") == 0)
 		return cmd_launch(argc - 2, argv + 2);
 	if (strcmp(argv[1], "checkpoint") == 0)
