@@ -3,7 +3,7 @@
  * command as a user runs it, and API clients. Everything started here is stopped by `stop()`.
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chownSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ApiClient } from '../../src-main/api/client.js';
@@ -44,10 +44,20 @@ export interface DaemonHandle {
   stop(options?: { keepHome?: boolean }): Promise<void>;
 }
 
-export async function startDaemon(options: { home?: string; args?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<DaemonHandle> {
+/** An unprivileged user to run agents as when the tests run as root. */
+export const UNPRIVILEGED = { name: 'nobody', uid: 65534, gid: 65534 };
+
+export async function startDaemon(
+  options: { home?: string; args?: string[]; env?: NodeJS.ProcessEnv; asUser?: typeof UNPRIVILEGED } = {},
+): Promise<DaemonHandle> {
   const home = options.home ?? tempHome();
-  const proc = spawn(process.execPath, [VOS, 'daemon', ...(options.args ?? [])], {
-    env: { ...process.env, ...options.env, VOS_HOME: home },
+  const user = options.asUser;
+  if (user) chownSync(home, user.uid, user.gid);
+  const command = user
+    ? ['setpriv', `--reuid=${user.uid}`, `--regid=${user.gid}`, '--clear-groups', process.execPath, VOS, 'daemon']
+    : [process.execPath, VOS, 'daemon'];
+  const proc = spawn(command[0]!, [...command.slice(1), ...(options.args ?? [])], {
+    env: { ...process.env, ...(user ? { HOME: home } : {}), ...options.env, VOS_HOME: home },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

@@ -28,6 +28,8 @@ struct zombie {
 struct freeze {
 	struct frozen *procs;
 	int nprocs;
+	pid_t *traced; /* threads stopped with ptrace (see ptrace-thread.c) */
+	int ntraced;
 	struct zombie *zombies;
 	int nzombies;
 	uint32_t round;
@@ -39,6 +41,13 @@ int freeze_pod(struct pod *pod, struct freeze *f, struct err *e);
 /* Lets them all run again. */
 void thaw_pod(struct freeze *f);
 void freeze_free(struct freeze *f);
+
+/* ---- ptrace-thread.c ---- */
+
+/* Stops thread tid (which keeps the checkpoint signal blocked) and gives it a signal frame, as
+ * if it had parked in the runtime. ctid_offset: where glibc keeps a thread's tid from its TCB. */
+int ptrace_thread(pid_t pid, pid_t tid, uint64_t ctid_offset, struct vos_thread_rec *out, struct err *e);
+void ptrace_release(pid_t tid);
 
 /* ---- proc.c: process state from /proc ---- */
 

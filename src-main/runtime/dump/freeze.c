@@ -131,6 +131,25 @@ static void forget_gone(struct freeze *f)
 	f->nprocs = j;
 }
 
+/* The threads the runtime could not park: stopped from here, added to the thread list. */
+static int stop_skipped_threads(struct freeze *f, struct frozen *fz, struct err *e)
+{
+	struct vos_control *c = fz->ctl;
+	uint64_t ctid_offset = c->nthreads && c->threads[0].clear_child_tid
+				       ? c->threads[0].clear_child_tid - c->threads[0].fs_base
+				       : 0;
+	for (uint32_t i = 0; i < c->nskipped && i < VOS_MAX_SKIPPED; i++) {
+		if (c->nthreads >= VOS_MAX_THREADS)
+			return fail(e, "process %d has too many threads", (int)fz->pid);
+		if (ptrace_thread(fz->pid, c->skipped[i], ctid_offset, &c->threads[c->nthreads], e) < 0)
+			return -1;
+		c->nthreads++;
+		f->traced = xrealloc(f->traced, (size_t)(f->ntraced + 1) * sizeof *f->traced);
+		f->traced[f->ntraced++] = c->skipped[i];
+	}
+	return 0;
+}
+
 int freeze_pod(struct pod *pod, struct freeze *f, struct err *e)
 {
 	memset(f, 0, sizeof *f);
@@ -162,6 +181,8 @@ int freeze_pod(struct pod *pod, struct freeze *f, struct err *e)
 			     f->procs[i].ctl->error[0] ? f->procs[i].ctl->error : "its runtime could not stop it");
 			goto failed;
 		}
+		if (stop_skipped_threads(f, &f->procs[i], e) < 0)
+			goto failed;
 	}
 	f->frozen_at_us = now_monotonic_us();
 	return 0;
@@ -173,6 +194,9 @@ failed:
 
 void thaw_pod(struct freeze *f)
 {
+	for (int i = 0; i < f->ntraced; i++)
+		ptrace_release(f->traced[i]);
+	f->ntraced = 0;
 	for (int i = 0; i < f->nprocs; i++)
 		queue(f->procs[i].pid, VOS_CMD(f->round, VOS_CMD_RESUME));
 }
@@ -183,5 +207,6 @@ void freeze_free(struct freeze *f)
 		free(f->procs[i].ctl);
 	free(f->procs);
 	free(f->zombies);
+	free(f->traced);
 	memset(f, 0, sizeof *f);
 }

@@ -310,5 +310,18 @@ int dump_process_state(pid_t pid, const struct frozen *fz, struct buf *b, struct
 		}
 		buf_u64(b, pending);
 	}
+	uint32_t nt = fz->ctl->ntimers <= VOS_MAX_TIMERS ? fz->ctl->ntimers : 0;
+	buf_u32(b, nt);
+	for (uint32_t i = 0; i < nt; i++) {
+		const struct vos_posix_timer *t = &fz->ctl->timers[i];
+		buf_i32(b, t->id);
+		buf_i32(b, t->clock);
+		buf_i32(b, t->signo);
+		buf_i32(b, t->notify);
+		buf_i32(b, t->target_tid);
+		buf_u64(b, t->value);
+		buf_i64(b, t->interval_ns);
+		buf_i64(b, t->value_ns);
+	}
 	return 0;
 }

@@ -64,6 +64,22 @@ struct vos_itimer {
 	int64_t interval_sec, interval_usec, value_sec, value_usec;
 };
 
+#define VOS_MAX_SKIPPED 64
+#define VOS_MAX_TIMERS 64
+
+/* A POSIX timer (timer_create) of the process, from /proc/self/timers and timer_gettime. */
+struct vos_posix_timer {
+	int32_t id;
+	int32_t clock;
+	int32_t signo;
+	int32_t notify;     /* SIGEV_SIGNAL, SIGEV_NONE, ... | SIGEV_THREAD_ID */
+	int32_t target_tid; /* for SIGEV_THREAD_ID */
+	int32_t pad;
+	uint64_t value;     /* sigev_value */
+	int64_t interval_ns;
+	int64_t value_ns;   /* time left; 0: disarmed */
+};
+
 struct vos_control {
 	uint64_t magic;
 	uint32_t version;
@@ -79,6 +95,12 @@ struct vos_control {
 	char error[160];
 	struct vos_ksigaction sigactions[VOS_NSIG];
 	struct vos_itimer itimers[3]; /* ITIMER_REAL, _VIRTUAL, _PROF */
+	/* Threads that keep VOS_SIGNAL blocked (e.g. glibc's timer helper): pod init stops them
+	 * from outside (ptrace) instead. */
+	uint32_t nskipped;
+	int32_t skipped[VOS_MAX_SKIPPED];
+	uint32_t ntimers;
+	struct vos_posix_timer timers[VOS_MAX_TIMERS];
 	struct vos_thread_rec threads[VOS_MAX_THREADS];
 };
 

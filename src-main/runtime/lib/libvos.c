@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <asm/prctl.h>
+#include <sys/types.h>
 
 #include "vos-control.h"
 
@@ -147,7 +148,94 @@ struct linux_dirent64 {
 	char d_name[];
 };
 
-/* Asks every thread not asked yet to park; returns how many were asked in total, or -1. */
+/* Reads a small /proc file into buf (NUL-terminated); the length, or -1. */
+static long read_small(const char *path, char *buf, long size)
+{
+	int fd = (int)sys(SYS_openat, AT_FDCWD, (long)path, O_RDONLY | O_CLOEXEC, 0, 0);
+	if (fd < 0)
+		return -1;
+	long total = 0;
+	for (;;) {
+		long n = sys(SYS_read, fd, (long)(buf + total), size - 1 - total, 0, 0);
+		if (n <= 0)
+			break;
+		total += n;
+		if (total >= size - 1)
+			break;
+	}
+	sys(SYS_close, fd, 0, 0, 0, 0);
+	buf[total] = 0;
+	return total;
+}
+
+static const char *find_line(const char *text, const char *key)
+{
+	for (const char *p = text; *p;) {
+		const char *k = key;
+		const char *q = p;
+		while (*k && *q == *k)
+			q++, k++;
+		if (!*k)
+			return q;
+		while (*p && *p != '\n')
+			p++;
+		if (*p)
+			p++;
+	}
+	return 0;
+}
+
+static uint64_t parse_hex(const char *p)
+{
+	uint64_t v = 0;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	for (;; p++) {
+		int d = *p >= '0' && *p <= '9' ? *p - '0' : *p >= 'a' && *p <= 'f' ? *p - 'a' + 10 : -1;
+		if (d < 0)
+			return v;
+		v = v * 16 + (uint64_t)d;
+	}
+}
+
+static int64_t parse_dec(const char **pp)
+{
+	const char *p = *pp;
+	int64_t v = 0, sign = 1;
+	while (*p == ' ')
+		p++;
+	if (*p == '-')
+		sign = -1, p++;
+	while (*p >= '0' && *p <= '9')
+		v = v * 10 + (*p++ - '0');
+	*pp = p;
+	return v * sign;
+}
+
+/* Whether thread tid of this process keeps VOS_SIGNAL blocked. */
+static int blocks_vos(int32_t tid)
+{
+	char path[64], text[2048];
+	char *p = put_str(path, path + sizeof path, "/proc/self/task/");
+	p = put_int(p, path + sizeof path, tid);
+	put_str(p, path + sizeof path, "/status");
+	if (read_small(path, text, sizeof text) < 0)
+		return 0;
+	const char *v = find_line(text, "SigBlk:");
+	return v && ((parse_hex(v) >> (VOS_SIGNAL - 1)) & 1);
+}
+
+static void skip_thread(int32_t tid)
+{
+	for (uint32_t i = 0; i < ctl.nskipped; i++)
+		if (ctl.skipped[i] == tid)
+			return;
+	if (ctl.nskipped < VOS_MAX_SKIPPED)
+		ctl.skipped[ctl.nskipped++] = tid;
+}
+
+/* Asks every thread not asked yet to park; returns how many were asked in total, or -1.
+ * Threads that keep the signal blocked are listed for pod init to stop from outside. */
 static int signal_threads(pid_t pid, pid_t self, uint32_t round, int n)
 {
 	int fd = (int)sys(SYS_openat, AT_FDCWD, (long)"/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, 0);
@@ -168,12 +256,59 @@ static int signal_threads(pid_t pid, pid_t self, uint32_t round, int n)
 				tid = tid * 10 + (*c - '0');
 			if (tid == self || already_signaled(tid, n) || n >= VOS_MAX_THREADS)
 				continue;
+			if (blocks_vos(tid)) {
+				skip_thread(tid);
+				continue;
+			}
 			if (queue_to_thread(pid, tid, VOS_CMD(round, VOS_CMD_PARK)) == 0)
 				signaled[n++] = tid;
 		}
 	}
 	sys(SYS_close, fd, 0, 0, 0, 0);
 	return n;
+}
+
+/* The process's POSIX timers: /proc/self/timers says what they are, timer_gettime when due. */
+static void save_posix_timers(void)
+{
+	static char text[16384]; /* handler-only scratch: one stopping thread per process */
+	if (read_small("/proc/self/timers", text, sizeof text) <= 0)
+		return;
+	for (const char *p = find_line(text, "ID:"); p && ctl.ntimers < VOS_MAX_TIMERS; p = find_line(p, "ID:")) {
+		struct vos_posix_timer *t = &ctl.timers[ctl.ntimers];
+		t->id = (int32_t)parse_dec(&p);
+		const char *v = find_line(p, "signal:");
+		if (!v)
+			break;
+		t->signo = (int32_t)parse_dec(&v);
+		if (*v == '/')
+			t->value = parse_hex(v + 1);
+		v = find_line(p, "notify:");
+		if (!v)
+			break;
+		while (*v == ' ')
+			v++;
+		t->notify = v[0] == 'n' ? SIGEV_NONE : v[0] == 't' ? SIGEV_THREAD : SIGEV_SIGNAL;
+		while (*v && *v != '/')
+			v++;
+		if (v[0] == '/' && v[1] == 't')
+			t->notify |= SIGEV_THREAD_ID;
+		while (*v && *v != '.')
+			v++;
+		if (*v == '.') {
+			v++;
+			t->target_tid = (int32_t)parse_dec(&v);
+		}
+		v = find_line(p, "ClockID:");
+		if (v)
+			t->clock = (int32_t)parse_dec(&v);
+		struct itimerspec its;
+		if (sys(SYS_timer_gettime, t->id, (long)&its, 0, 0, 0) == 0) {
+			t->interval_ns = its.it_interval.tv_sec * 1000000000LL + its.it_interval.tv_nsec;
+			t->value_ns = its.it_value.tv_sec * 1000000000LL + its.it_value.tv_nsec;
+		}
+		ctl.ntimers++;
+	}
 }
 
 static void save_process_state(void)
@@ -197,6 +332,7 @@ static void save_process_state(void)
 		}
 	}
 	ctl.brk = (uint64_t)sys(SYS_brk, 0, 0, 0, 0, 0);
+	save_posix_timers();
 }
 
 /* Tells the pod init (pid 1) that this process is stopped (or failed to stop). */
@@ -252,6 +388,8 @@ static void stop_process(uint32_t round, void *uc)
 	}
 	ctl.round = round;
 	ctl.error[0] = 0;
+	ctl.nskipped = 0;
+	ctl.ntimers = 0;
 	STORE(ctl.parked, 0);
 	STORE(ctl.nthreads, 1);
 	STORE(ctl.state, VOS_STATE_STOPPING);

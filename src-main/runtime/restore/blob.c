@@ -193,9 +193,55 @@ BLOB static void restore_signals(struct blob_plan *p)
 			sys3(__NR_kill, p->pid, sig, 0);
 }
 
+/* The kernel's struct sigevent. */
+struct k_sigevent {
+	uint64_t value;
+	int32_t signo;
+	int32_t notify;
+	int32_t tid;
+	int32_t pad[11];
+};
+
+#define PR_TIMER_CREATE_RESTORE_IDS 77
+
+/* POSIX timers with their old ids (their signals may go to any thread: all exist by now). */
+BLOB static void restore_timers(struct blob_plan *p)
+{
+	if (p->ntimers == 0)
+		return;
+	long rc = sys6(__NR_prctl, PR_TIMER_CREATE_RESTORE_IDS, 1, 0, 0, 0, 0);
+	if (rc < 0)
+		fail(p, STEP_TIMERS, rc, 0);
+	for (uint64_t i = 0; i < p->ntimers; i++) {
+		struct blob_timer *t = &p->timers[i];
+		struct k_sigevent ev;
+		int32_t *w = (int32_t *)(void *)&ev;
+		for (size_t k = 0; k < sizeof ev / 4; k++)
+			w[k] = 0;
+		ev.value = t->value;
+		ev.signo = t->signo;
+		ev.notify = t->notify;
+		ev.tid = t->target_tid;
+		int32_t id = t->id;
+		rc = sys3(__NR_timer_create, t->clock, (long)&ev, (long)&id);
+		if (rc < 0 || id != t->id)
+			fail(p, STEP_TIMERS, rc < 0 ? rc : -17, (uint64_t)t->id);
+		if (t->value_ns || t->interval_ns) {
+			long its[4] = {(long)(t->interval_ns / 1000000000), (long)(t->interval_ns % 1000000000),
+				       (long)(t->value_ns / 1000000000), (long)(t->value_ns % 1000000000)};
+			if (its[2] == 0 && its[3] == 0)
+				its[3] = 1; /* due: fire at once */
+			sys6(__NR_timer_settime, id, 0, (long)its, 0, 0, 0);
+		}
+	}
+	sys6(__NR_prctl, PR_TIMER_CREATE_RESTORE_IDS, 0, 0, 0, 0, 0);
+}
+
 /* Each thread, last: its own kernel state, no privileges, then out through the trampoline. */
 BLOB_NORETURN static void finish_thread(struct blob_plan *p, struct blob_thread *t)
 {
+	while (__atomic_load_n(&p->hold, __ATOMIC_SEQ_CST))
+		sys6(__NR_futex, (long)&p->hold, FUTEX_WAIT_PRIVATE, 1, 0, 0, 0);
 	sys3(__NR_arch_prctl, ARCH_SET_FS, (long)t->fs_base, 0);
 	if (t->gs_base)
 		sys3(__NR_arch_prctl, ARCH_SET_GS, (long)t->gs_base, 0);
@@ -282,5 +328,8 @@ BLOB_NORETURN void blob_main(struct blob_plan *p)
 	}
 	for (uint64_t i = 1; i < p->nthreads; i++)
 		start_thread(p, &p->threads[i]);
+	restore_timers(p);
+	__atomic_store_n(&p->hold, 0, __ATOMIC_SEQ_CST);
+	sys6(__NR_futex, (long)&p->hold, FUTEX_WAKE_PRIVATE, 0x7fffffff, 0, 0, 0);
 	finish_thread(p, &p->threads[0]);
 }

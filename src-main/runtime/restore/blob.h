@@ -46,6 +46,7 @@ enum blob_step {
 	STEP_MM = 6,
 	STEP_THREAD = 7,
 	STEP_SIGNALS = 8,
+	STEP_TIMERS = 9,
 };
 
 struct restore_sync {
@@ -99,6 +100,12 @@ struct blob_thread {
 	uint64_t stack_top; /* in the zone */
 };
 
+struct blob_timer {
+	int32_t id, clock, signo, notify, target_tid, pad;
+	uint64_t value;
+	int64_t interval_ns, value_ns;
+};
+
 struct blob_plan {
 	uint64_t self;          /* where this plan lives */
 	uint64_t unmap_start;   /* sync page + zone: removed by the last thread */
@@ -133,6 +140,10 @@ struct blob_plan {
 	struct blob_run *runs;
 	uint64_t nthreads;
 	struct blob_thread *threads; /* [0] is the main thread */
+	uint64_t ntimers;
+	struct blob_timer *timers;
+	uint32_t hold; /* futex: new threads wait for the timers that may point at them */
+	uint32_t pad2;
 };
 
 /* The blob's code, as linked into vos-init: copied into the zone before use. */

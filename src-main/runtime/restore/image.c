@@ -199,6 +199,21 @@ static int load_process(struct image *img, struct reader *r)
 		t->robust_len = rd_u64(r);
 		t->pending = rd_u64(r);
 	}
+	p->ntimers = rd_u32(r);
+	if (p->ntimers > 4096)
+		r->bad = 1;
+	p->timers = xcalloc(p->ntimers, sizeof *p->timers);
+	for (uint32_t i = 0; i < p->ntimers && !r->bad; i++) {
+		struct img_timer *t = &p->timers[i];
+		t->id = rd_i32(r);
+		t->clock = rd_i32(r);
+		t->signo = rd_i32(r);
+		t->notify = rd_i32(r);
+		t->target_tid = rd_i32(r);
+		t->value = rd_u64(r);
+		t->interval_ns = rd_i64(r);
+		t->value_ns = rd_i64(r);
+	}
 	p->nvmas = rd_u32(r);
 	if (p->nvmas > 1 << 20)
 		r->bad = 1;

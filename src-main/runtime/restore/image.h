@@ -14,6 +14,12 @@ struct img_thread {
 	uint64_t fs_base, gs_base, frame, clear_child_tid, robust_list, robust_len, pending;
 };
 
+struct img_timer {
+	int32_t id, clock, signo, notify, target_tid;
+	uint64_t value;
+	int64_t interval_ns, value_ns;
+};
+
 struct img_vma {
 	uint64_t start, end, pgoff;
 	uint32_t prot, flags, kind, file_id;
@@ -44,6 +50,8 @@ struct img_process {
 	uint64_t ctl_addr;
 	struct img_thread *threads;
 	uint32_t nthreads;
+	struct img_timer *timers;
+	uint32_t ntimers;
 	struct img_vma *vmas;
 	uint32_t nvmas;
 	struct img_fd *fds;

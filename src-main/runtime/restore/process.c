@@ -304,7 +304,8 @@ uint64_t restore_zone_size(const struct img_process *p, uint64_t nruns)
 	uint64_t code = ((uint64_t)(__stop_vos_blob - __start_vos_blob) + PAGE - 1) & ~(PAGE - 1);
 	uint64_t data = sizeof(struct blob_plan) + (uint64_t)p->nvmas * sizeof(struct blob_area) +
 			nruns * sizeof(struct blob_run) + (uint64_t)p->nthreads * sizeof(struct blob_thread) +
-			p->auxv_len + 4096 /* unmap list */ * sizeof(struct blob_range) + 64 * 16;
+			p->auxv_len + 4096 /* unmap list */ * sizeof(struct blob_range) +
+			((uint64_t)p->ntimers + 1) * sizeof(struct blob_timer) + 64 * 16;
 	uint64_t stacks = (uint64_t)p->nthreads * BLOB_THREAD_STACK + BLOB_MAIN_STACK;
 	return code + ((data + PAGE - 1) & ~(PAGE - 1)) + stacks + 4 * PAGE;
 }
@@ -455,6 +456,14 @@ static void build_and_jump(struct restore_ctx *c, struct img_process *p, int ima
 		uint8_t *stack = zalloc(c, &z, BLOB_THREAD_STACK, 64);
 		plan->threads[i].stack_top = (uint64_t)(uintptr_t)(stack + BLOB_THREAD_STACK);
 	}
+	plan->timers = zalloc(c, &z, ((uint64_t)p->ntimers + 1) * sizeof *plan->timers, 8);
+	plan->ntimers = p->ntimers;
+	for (uint32_t i = 0; i < p->ntimers; i++) {
+		const struct img_timer *t = &p->timers[i];
+		plan->timers[i] = (struct blob_timer){t->id, t->clock, t->signo, t->notify, t->target_tid, 0,
+						      t->value, t->interval_ns, t->value_ns};
+	}
+	plan->hold = 1;
 	plan->unmap = zalloc(c, &z, (nunmap + 1) * sizeof *plan->unmap, 8);
 	memcpy(plan->unmap, unmap_list, nunmap * sizeof *plan->unmap);
 	plan->nunmap = nunmap;

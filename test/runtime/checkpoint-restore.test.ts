@@ -1,0 +1,262 @@
+/**
+ * Checkpoint and restore of real, unmodified programs (ZDTM-style: one kind of state each).
+ * Every case: start under a real agent, bring the program into a state, `vos checkpoint`, kill
+ * it, `vos restore`, and prove on the new terminal that the state survived and the program
+ * still works. As root the whole set runs twice: as root and as an ordinary user (nobody).
+ */
+import { execFileSync } from 'node:child_process';
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ApiClient } from '../../src-main/api/client.js';
+import { ROOT, UNPRIVILEGED, startDaemon, vos, waitFor, type DaemonHandle } from '../helpers/agent-process.js';
+
+const PROGRAMS_SRC = join(ROOT, 'test', 'runtime', 'programs');
+let programs: string;
+
+beforeAll(() => {
+  programs = mkdtempSync('/tmp/vos-programs-');
+  chmodSync(programs, 0o755);
+  execFileSync('make', ['-s', '-C', PROGRAMS_SRC, `OUT=${programs}`], { stdio: 'inherit' });
+});
+
+afterAll(() => {
+  rmSync(programs, { recursive: true, force: true });
+});
+
+const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+
+const runAs = process.getuid?.() === 0 ? [{ who: 'root', user: null }, { who: 'nobody', user: UNPRIVILEGED }] : [{ who: 'this user', user: null }];
+if (runAs.length === 1) console.log('checkpoint/restore tests run as the current user only (not root: no second user to run as)');
+
+describe.each(runAs)('checkpoint and restore (as $who)', ({ user }) => {
+  let agent: DaemonHandle;
+  let client: ApiClient;
+  let work: string;
+  const env = (): Record<string, string> => ({ ...(process.env as Record<string, string>), HOME: agent.home, PS1: 'vos$ ' });
+  /** Files and directories the test makes for the programs must belong to the agent's user. */
+  const own = (path: string): string => {
+    if (user) chownSync(path, user.uid, user.gid);
+    return path;
+  };
+
+  beforeAll(async () => {
+    agent = await startDaemon(user ? { asUser: user } : {});
+    client = await agent.connect();
+    work = agent.home; // writable by the agent's user
+  });
+
+  afterAll(async () => {
+    await agent?.stop();
+  });
+
+  async function run(command: string, args: string[] = [], cwd?: string): Promise<string> {
+    const s = await client.request('session.create', { command, args, env: env(), cwd: cwd ?? work, cols: 100, rows: 30 });
+    return s.id;
+  }
+
+  const send = (id: string, data: string): Promise<unknown> => client.request('session.input', { id, data });
+  const waitText = (id: string, pattern: string, timeoutMs = 10_000): Promise<{ lines: string[] }> =>
+    client.request('session.wait', { id, pattern, timeoutMs });
+  const screen = async (id: string): Promise<string> => (await client.request('session.screen', { id })).lines.join('\n');
+
+  /** vos checkpoint, kill, vos restore: the id of the restored session. */
+  async function cycle(id: string, name = 'image'): Promise<string> {
+    const file = join(work, `${name}-${id}.vosimg`);
+    const cp = await vos(agent.home, ['checkpoint', id, '--out', file, '--json']);
+    expect(cp.stderr).toBe('');
+    expect(cp.code).toBe(0);
+    const result = JSON.parse(cp.stdout) as { bytes: number; processes: number; frozenMs: number };
+    expect(result.bytes).toBe(statSync(file).size);
+    expect(result.processes).toBeGreaterThanOrEqual(1);
+    await client.request('session.kill', { id, signal: 'KILL' });
+    await waitFor('the original to end', async () => (await client.request('session.list', {})).find((s) => s.id === id)?.state === 'exited');
+    const restored = await vos(agent.home, ['restore', file, '--json']);
+    expect(restored.stderr).toBe('');
+    expect(restored.code).toBe(0);
+    return (JSON.parse(restored.stdout) as { id: string }).id;
+  }
+
+  it('a C counter continues counting, with the same token (not restarted)', async () => {
+    const id = await run(join(programs, 'counter'), ['50']);
+    const before = await waitText(id, 'count=5$');
+    const token = /token=(\w+)/.exec(before.lines.join('\n'))![1]!;
+    const rid = await cycle(id, 'counter');
+    // The restored screen shows where it was; new lines continue it with the same token.
+    const after = await waitText(rid, `token=${token} count=(\\d*[2-9]\\d)$`);
+    expect(after.lines.join('\n')).not.toMatch(/token=(?!\w*\b)/);
+    expect(await screen(rid)).not.toMatch(new RegExp(`token=(?!${token})`));
+  });
+
+  it('a multi-threaded counter: every thread counts on, each with its own TLS', async () => {
+    const id = await run(join(programs, 'mt-counter'));
+    await waitText(id, 'threads: \\d{2}');
+    const rid = await cycle(id, 'mt');
+    const last = (text: string): number[] => {
+      const m = [...text.matchAll(/threads: (\d+) (\d+) (\d+) (\d+) tls-errors=(\d+)/g)].at(-1)!;
+      return m.slice(1).map(Number);
+    };
+    const first = last(await screen(rid));
+    await waitFor('every thread to count on', async () => {
+      const now = last(await screen(rid));
+      return now.slice(0, 4).every((n, i) => n > first[i]! + 10) && now;
+    });
+    expect(last(await screen(rid))[4]).toBe(0);
+  });
+
+  it('bash with a foreground job and a background job: Ctrl-C reaches the job, jobs lists the other', async () => {
+    const id = await run('bash', ['--norc', '--noprofile']);
+    await waitText(id, '^vos\\$$');
+    await send(id, 'sleep 300 &\r');
+    await waitText(id, '^\\[1\\] \\d+$');
+    await send(id, `${join(programs, 'counter')} 100\r`);
+    await waitText(id, 'count=3$');
+    const rid = await cycle(id, 'bash');
+    await waitText(rid, 'count=\\d*[1-9]\\d$'); // the foreground job runs on
+    await send(rid, '\x03');
+    await waitText(rid, '^vos\\$ ?$');
+    await send(rid, 'echo "status=$?"; jobs\r');
+    const s = await waitText(rid, '^\\[1\\]\\+ +Running +sleep 300 &$');
+    expect(s.lines.join('\n')).toMatch(/^status=130$/m);
+  });
+
+  it('a python3 REPL keeps its variables', async () => {
+    const id = await run(PYTHON, ['-q']);
+    await waitText(id, '^>>>$');
+    await send(id, 'x = 6 * 7\r');
+    await waitText(id, '^>>> x = 6 \\* 7\\n>>>$');
+    const rid = await cycle(id, 'python');
+    await send(rid, 'print(x * 2)\r');
+    await waitText(rid, '^84$');
+  });
+
+  it('a node REPL (threads, epoll) keeps its variables', async () => {
+    const id = await run(process.execPath);
+    await waitText(id, '^> $|^>$');
+    await send(id, 'let x = 21\r');
+    await waitText(id, '^undefined$');
+    const rid = await cycle(id, 'node');
+    await send(rid, 'x * 2\r');
+    await waitText(rid, '^42$');
+    await send(rid, 'await new Promise((r) => setTimeout(() => r("timer ok"), 50))\r');
+    await waitText(rid, "^'timer ok'$");
+  });
+
+  it('vim keeps an unsaved buffer and redraws its screen', async () => {
+    const dir = own(mkdtempSync(join(work, 'vim-')));
+    const id = await run('vim', ['-Nu', 'NONE', '-n', 'notes.txt'], dir);
+    await waitText(id, 'notes.txt');
+    await send(id, 'ihello from before the checkpoint\x1b');
+    await waitText(id, '^hello from before the checkpoint$');
+    await new Promise((r) => setTimeout(r, 300)); // vim leaves insert mode after its escape delay
+    const rid = await cycle(id, 'vim');
+    await waitText(rid, '^hello from before the checkpoint$');
+    await send(rid, ':s/before/after/\r');
+    await waitText(rid, '^hello from after the checkpoint$');
+    await send(rid, ':wq\r');
+    await waitFor('vim to write the file', () => existsSync(join(dir, 'notes.txt')) && readFileSync(join(dir, 'notes.txt'), 'utf8'));
+    expect(readFileSync(join(dir, 'notes.txt'), 'utf8')).toBe('hello from after the checkpoint\n');
+  });
+
+  it('less keeps its place in a file', async () => {
+    const file = join(work, 'lines.txt');
+    writeFileSync(file, Array.from({ length: 1000 }, (_, i) => `line ${i + 1}`).join('\n') + '\n');
+    own(file);
+    const id = await run('less', [file]);
+    await waitText(id, '^line 1$');
+    await send(id, '500g');
+    await waitText(id, '^line 500$');
+    const rid = await cycle(id, 'less');
+    await send(rid, ' ');
+    const s = await waitText(rid, '^line 5[2-5]\\d$');
+    expect(s.lines.join('\n')).not.toMatch(/^line 1$/m);
+  });
+
+  it('sqlite3 with an open database goes on reading and writing it', async () => {
+    const db = join(work, 'test.db');
+    const id = await run('sqlite3', [db]);
+    await waitText(id, '^sqlite> ?$');
+    await send(id, 'create table t(x); insert into t values (1), (2), (3);\r');
+    await waitText(id, '^sqlite> ?$');
+    const rid = await cycle(id, 'sqlite');
+    await send(rid, 'insert into t values (4); select count(*), sum(x) from t;\r');
+    await waitText(rid, '^4\\|10$');
+  });
+
+  it('a pipeline keeps the data in flight between its processes', async () => {
+    const id = await run('bash', ['-c', 'seq 1 100000 | while read -r l; do echo "got $l"; read -r x </dev/tty; done']);
+    await waitText(id, '^got 1$');
+    await send(id, '\r\r');
+    await waitText(id, '^got 3$');
+    const rid = await cycle(id, 'pipe');
+    await send(rid, '\r');
+    await waitText(rid, '^got 4$');
+    await send(rid, '\r');
+    const s = await waitText(rid, '^got 5$');
+    expect(s.lines.filter((l) => l.startsWith('got ')).join(',')).toBe('got 1,got 2,got 3,got 4,got 5');
+  });
+
+  it('a file deleted while open keeps its content', async () => {
+    const id = await run(join(programs, 'deleted-file'), [work]);
+    await waitText(id, 'holding fd');
+    const rid = await cycle(id, 'deleted');
+    await send(rid, '\r');
+    await waitText(rid, '^read back 47 bytes: secret content that only lives in an open file$');
+  });
+
+  it('restores the same image twice, one after the other', async () => {
+    const id = await run(join(programs, 'counter'), ['50']);
+    await waitText(id, 'count=3$');
+    const file = join(work, 'twice.vosimg');
+    expect((await vos(agent.home, ['checkpoint', id, '--out', file, '--stop'])).code).toBe(0);
+    await waitFor('--stop to end the session', async () => (await client.request('session.list', {})).find((s) => s.id === id)?.state === 'exited');
+    for (let round = 0; round < 2; round++) {
+      const r = await vos(agent.home, ['restore', file]);
+      expect(r.code).toBe(0);
+      const rid = r.stdout.trim();
+      await waitText(rid, 'count=\\d*[1-9]\\d$');
+      await client.request('session.kill', { id: rid, signal: 'KILL' });
+      await waitFor('the restored one to end', async () => (await client.request('session.list', {})).find((s) => s.id === rid)?.state === 'exited');
+    }
+  });
+
+  it('refuses a truncated, a damaged and a foreign image, restoring nothing', async () => {
+    const id = await run(join(programs, 'counter'), ['50']);
+    await waitText(id, 'count=2$');
+    const file = join(work, 'good.vosimg');
+    expect((await vos(agent.home, ['checkpoint', id, '--out', file])).code).toBe(0);
+    const size = statSync(file).size;
+    const truncated = join(work, 'truncated.vosimg');
+    writeFileSync(truncated, readFileSync(file).subarray(0, Math.floor(size / 2)));
+    const damaged = join(work, 'damaged.vosimg');
+    copyFileSync(file, damaged);
+    const bytes = readFileSync(damaged);
+    bytes[Math.floor(size / 3)] ^= 0x40;
+    writeFileSync(damaged, bytes);
+    const foreign = join(work, 'foreign.vosimg');
+    writeFileSync(foreign, 'not an image at all\n');
+    for (const f of [truncated, damaged, foreign]) own(f);
+    const before = (await client.request('session.list', {})).length;
+    for (const [path, message] of [
+      [truncated, /is truncated/],
+      [damaged, /is damaged/],
+      [foreign, /is not a vOS image/],
+    ] as const) {
+      const r = await vos(agent.home, ['restore', path]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(message);
+    }
+    expect((await client.request('session.list', {})).length).toBe(before);
+  });
+
+  it('refuses to checkpoint a pod with a statically linked program, naming it, and keeps it running', async () => {
+    const id = await run('bash', ['-c', `${join(programs, 'static-counter')} 1000 & exec ${join(programs, 'counter')} 50`]);
+    await waitText(id, 'count=2$');
+    const out = join(work, 'static.vosimg');
+    const r = await vos(agent.home, ['checkpoint', id, '--out', out]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/static-counter\).*statically linked/);
+    expect(existsSync(out)).toBe(false);
+    await waitText(id, 'count=\\d*[1-9]\\d$'); // still counting
+  });
+});
