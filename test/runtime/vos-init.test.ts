@@ -16,13 +16,27 @@ describe('vos-init', () => {
     expect(existsSync(INIT), `${INIT} (run npm run build:runtime)`).toBe(true);
   });
 
-  it('exits with the program\'s status, 128+N for a signal, 127 for a missing program', () => {
+  it('ends like its program: same exit status, or killed by the same signal; 127 for a missing program', () => {
     expect(spawnSync(INIT, ['--', 'sh', '-c', 'exit 9']).status).toBe(9);
-    expect(spawnSync(INIT, ['--', 'sh', '-c', 'kill -TERM $$']).status).toBe(128 + 15);
+    expect(spawnSync(INIT, ['--', 'sh', '-c', 'kill -TERM $$']).signal).toBe('SIGTERM');
+    expect(spawnSync(INIT, ['--no-pod', '--', 'sh', '-c', 'exit 3']).status).toBe(3);
     const missing = spawnSync(INIT, ['--', 'no-such-program-vos'], { encoding: 'utf8' });
     expect(missing.status).toBe(127);
     expect(missing.stderr).toMatch(/cannot run no-such-program-vos/);
     expect(spawnSync(INIT, ['sh'], { encoding: 'utf8' }).status).toBe(2);
+  });
+
+  it('runs the program as pid 2 of its own pid namespace, with its own /proc and the runtime preloaded', () => {
+    const lib = join(ROOT, 'out', 'runtime', 'libvos.so');
+    const script = 'echo "pid=$$ procs=$(ls /proc | grep -c "^[0-9]")"; echo "preload=$LD_PRELOAD"; grep -c libvos /proc/self/maps';
+    for (const asUser of process.getuid?.() === 0 ? [[], ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']] : [[]]) {
+      const cmd = [...asUser, INIT, 'launch', '--runtime', lib, '--', 'sh', '-c', script];
+      const r = spawnSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/^pid=2 procs=[2-6]$/m); // init, sh, the command substitution, ls, grep: not the host's
+      expect(r.stdout).toContain(`preload=${lib}`);
+      expect(r.stdout).toMatch(/^[1-9]\d*$/m);
+    }
   });
 
   it('forwards a signal sent to it to the program', async () => {
