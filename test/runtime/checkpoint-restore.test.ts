@@ -5,7 +5,8 @@
  * still works. As root the whole set runs twice: as root and as an ordinary user (nobody).
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiClient } from '../../src-main/api/client.js';
@@ -86,6 +87,73 @@ describe.each(runAs)('checkpoint and restore (as $who)', ({ user }) => {
     const after = await waitText(rid, `token=${token} count=(\\d*[2-9]\\d)$`);
     expect(after.lines.join('\n')).not.toMatch(/token=(?!\w*\b)/);
     expect(await screen(rid)).not.toMatch(new RegExp(`token=(?!${token})`));
+  });
+
+  it('keeps what /proc shows: the program, its arguments and environment', async () => {
+    const prog = join(programs, 'counter');
+    const id = await run(prog, ['70']);
+    await waitText(id, 'count=2$');
+    const rid = await cycle(id, 'proc');
+    await waitText(rid, 'count=\\d*[1-9]\\d$');
+    const pid = (await client.request('session.list', {})).find((s) => s.id === rid)!.pid;
+    expect(readlinkSync(`/proc/${pid}/exe`)).toBe(prog);
+    expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8')).toBe(`${prog}\u000070\u0000`);
+    expect(readFileSync(`/proc/${pid}/environ`, 'utf8')).toContain(`HOME=${agent.home}\u0000`);
+    expect(readFileSync(`/proc/${pid}/status`, 'utf8')).toMatch(/^NSpid:\s+\d+\s+2$/m); // pid 2 of its pod, again
+  });
+
+  it('restores one of each kind of open file (eventfd, epoll, timerfd, signalfd, sockets, pipe, files)', async () => {
+    const file = join(work, 'offset.txt');
+    writeFileSync(file, 'abcdefghijklmnop\n');
+    own(file);
+    const id = await run(join(programs, 'fdzoo'), [file]);
+    await waitText(id, '^ready$');
+    const rid = await cycle(id, 'fdzoo');
+    await send(rid, '\r');
+    const s = (await waitText(rid, '^round 1 done$')).lines.join('\n');
+    expect(s).toMatch(/^eventfd: 5$/m);
+    expect(s).toMatch(/^timerfd: expired$/m);
+    expect(s).toMatch(/^epoll: eventfd=1/m);
+    expect(s).toMatch(/^signalfd: 10$/m);
+    expect(s).toMatch(/^stream: stream-in-flight$/m);
+    expect(s).toMatch(/^dgram: dgram-one\/9\ndgram: dgram-two!\/10$/m);
+    expect(s).toMatch(/^pipe: pipe-in-flight$/m);
+    expect(s).toMatch(/^file offset: 7$/m);
+    expect(s).toMatch(/^devnull: 1 urandom: 8 dir: 1$/m);
+  });
+
+  it('memory shared between two processes stays shared', async () => {
+    const id = await run(join(programs, 'shm-counter'));
+    await waitText(id, 'shared=\\d{2,}$');
+    const rid = await cycle(id, 'shm');
+    const value = async (): Promise<number> => Number([...(await screen(rid)).matchAll(/shared=(\d+)/g)].at(-1)![1]);
+    const first = await value();
+    await waitFor('the parent to see the child count on', async () => (await value()) > first + 20);
+  });
+
+  it('a pty made inside the pod (script) keeps working, with its own job in front', async () => {
+    const id = await run('script', ['-q', '-c', `${join(programs, 'counter')} 60`, '/dev/null']);
+    await waitText(id, 'count=3\\s*$');
+    const rid = await cycle(id, 'script');
+    await waitText(rid, 'count=\\d*[1-9]\\d\\s*$');
+    await send(rid, '\x03'); // through script's pty to the counter, its foreground job
+    await waitFor('script to end with its job', async () => (await client.request('session.list', {})).find((s) => s.id === rid)?.state === 'exited');
+  });
+
+  it('a TCP connection to outside the pod is restored closed: the program sees the end', async () => {
+    const server = createServer((sock) => sock.write('hello\n'));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const code = `import socket\ns = socket.create_connection(("127.0.0.1", ${port}))\nprint("got", s.recv(6))\ninput()\nprint("after", s.recv(6))\n`;
+      const id = await run(PYTHON, ['-c', code]);
+      await waitText(id, "^got b'hello\\\\n'$");
+      const rid = await cycle(id, 'tcp');
+      await send(rid, '\r');
+      await waitText(rid, "^after b''$");
+    } finally {
+      server.close();
+    }
   });
 
   it('a multi-threaded counter: every thread counts on, each with its own TLS', async () => {

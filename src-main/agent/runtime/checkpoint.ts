@@ -36,6 +36,7 @@ export async function checkpointSession(session: Session, out: string, stop: boo
     if (stop) args.push('--stop');
     const reply = await runCheckpointHelper(runtime.init, args, fd, () => {
       pending.screen = session.settledScreen();
+      return pending.screen;
     });
     const f = reply.fields;
     image.continueFrom({ records: Number(f.records), bytes: Number(f.bytes), chain: Number(f.chain) });

@@ -40,23 +40,32 @@ export interface CheckpointReply {
 }
 
 /**
- * Runs `vos-init checkpoint` with the image file as its fd 3. `onFrozen` runs when the pod
- * reports that it is frozen; the promise resolves with the pod's final "ok ..." fields.
+ * Runs `vos-init checkpoint` with the image file as its fd 3. When the pod reports that it is
+ * frozen, `onFrozen` runs; the pod stays frozen until the promise it returns settles (the
+ * screen is saved by then). Resolves with the pod's final "ok ..." fields.
  */
 export function runCheckpointHelper(
   init: string,
   args: string[],
   imageFd: number,
-  onFrozen: () => void,
+  onFrozen: () => Promise<unknown>,
 ): Promise<CheckpointReply> {
   return new Promise((resolve, reject) => {
-    const child = spawn(init, ['checkpoint', ...args], { stdio: ['ignore', 'pipe', 'pipe', imageFd] });
+    const child = spawn(init, ['checkpoint', '--wait-screen', ...args], { stdio: ['pipe', 'pipe', 'pipe', imageFd] });
+    child.stdin!.on('error', () => {
+      /* the helper is gone; its exit says why */
+    });
     let last = '';
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     createInterface({ input: child.stdout! }).on('line', (line) => {
-      if (line === 'frozen') onFrozen();
-      else last = line;
+      if (line === 'frozen') {
+        void onFrozen()
+          .catch(() => undefined)
+          .then(() => child.stdin!.end('screen-saved\n'));
+      } else {
+        last = line;
+      }
     });
     child.on('error', (err) => reject(new VosError('checkpoint_failed', `cannot run ${init}: ${err.message}`)));
     child.on('close', () => {

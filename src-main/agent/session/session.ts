@@ -201,7 +201,7 @@ export class Session {
    * The screen as it is once the program has been quiet for `quietMs` (at most `maxMs`): after
    * a checkpoint froze the pod, whatever it printed before has arrived.
    */
-  async settledScreen(quietMs = 30, maxMs = 500): Promise<{ snapshot: string; cols: number; rows: number }> {
+  async settledScreen(quietMs = 10, maxMs = 500): Promise<{ snapshot: string; cols: number; rows: number }> {
     const start = Date.now();
     let last = this.lastOutputAt;
     for (;;) {

@@ -25,7 +25,16 @@ struct zombie {
 	int exit_status; /* unknown to us: restored zombies exit 0 */
 };
 
+/* A thread's system call as /proc/PID/task/TID/syscall showed it before the stop. */
+struct blocked_call {
+	pid_t pid, tid;
+	int64_t nr;
+	uint64_t pc;
+};
+
 struct freeze {
+	struct blocked_call *calls;
+	int ncalls;
 	struct frozen *procs;
 	int nprocs;
 	pid_t *traced; /* threads stopped with ptrace (see ptrace-thread.c) */
@@ -71,7 +80,7 @@ const char *why_no_runtime(pid_t pid, char *buf, size_t size);
 int has_runtime(pid_t pid);
 
 /* Appends the PROCESS record's fixed part (state, limits, signals, threads) to b. */
-int dump_process_state(pid_t pid, const struct frozen *fz, struct buf *b, struct err *e);
+int dump_process_state(pid_t pid, const struct frozen *fz, uint64_t session_tty_rdev, struct buf *b, struct err *e);
 
 /* ---- memory.c ---- */
 

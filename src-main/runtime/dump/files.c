@@ -175,6 +175,14 @@ static int classify_char_device(struct object *o, uint64_t tty_rdev, const char 
 			return fail(e, "cannot inspect the pty master (fd %d of process %d): %s", fd, (int)pid, strerror(errno));
 		o->kind = VOS_OBJ_PTY_MASTER;
 		o->p[0] = index;
+		/* The pair's modes and size travel as the object's data (struct termios, winsize). */
+		struct termios t;
+		struct winsize ws;
+		if (tcgetattr(o->dup, &t) == 0 && ioctl(o->dup, TIOCGWINSZ, &ws) == 0) {
+			buf_put(&o->data, &t, sizeof t);
+			buf_put(&o->data, &ws, sizeof ws);
+			o->has_data = 1;
+		}
 		return 0;
 	}
 	if (is_pty_slave_major(maj)) {

@@ -5,6 +5,7 @@
  * set is stable. A process without the runtime makes the whole checkpoint fail, naming it; then
  * and on any other failure every process already stopped is released.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -56,6 +57,36 @@ static int read_control(struct frozen *fz, struct err *e)
 	return 0;
 }
 
+/* What each thread of pid is blocked in, before the stop interrupts it. */
+static void note_blocked_calls(struct freeze *f, pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		char sp[96];
+		snprintf(sp, sizeof sp, "/proc/%d/task/%d/syscall", (int)pid, atoi(de->d_name));
+		char *text = read_text_file(sp, NULL);
+		if (!text)
+			continue;
+		long long nr;
+		unsigned long long a[6], stack, pc;
+		if (sscanf(text, "%lld %llx %llx %llx %llx %llx %llx %llx %llx", &nr, &a[0], &a[1], &a[2], &a[3], &a[4], &a[5],
+			   &stack, &pc) == 9 &&
+		    nr >= 0) {
+			f->calls = xrealloc(f->calls, (size_t)(f->ncalls + 1) * sizeof *f->calls);
+			f->calls[f->ncalls++] = (struct blocked_call){pid, (pid_t)atoi(de->d_name), nr, pc};
+		}
+		free(text);
+	}
+	closedir(d);
+}
+
 /* Stops the processes in pids[] that are not stopped yet; 0 when all acknowledged. */
 static int stop_new(struct pod *pod, struct freeze *f, pid_t *pids, int n, struct err *e)
 {
@@ -83,6 +114,7 @@ static int stop_new(struct pod *pod, struct freeze *f, pid_t *pids, int n, struc
 				return fail(e, "cannot checkpoint: %s", why_no_runtime(pid, why, sizeof why));
 			}
 		}
+		note_blocked_calls(f, pid);
 		if (queue(pid, VOS_CMD(f->round, VOS_CMD_STOP)) < 0) {
 			if (errno == ESRCH)
 				continue;
@@ -150,6 +182,47 @@ static int stop_skipped_threads(struct freeze *f, struct frozen *fz, struct err 
 	return 0;
 }
 
+/*
+ * The stop must be invisible to the program. A thread stopped while blocked in a system call
+ * that a handled signal interrupts for good (poll, nanosleep, epoll_wait, sigtimedwait...) would
+ * return EINTR, which many programs do not expect (util-linux's script gives up on it), and one
+ * whose call the kernel would continue with restart_syscall would, after a restore, find the
+ * kernel's record of it gone. So each such frame is changed to make the same call again (the
+ * arguments are still in its registers; a timeout starts over). Which call a thread was in is
+ * known from /proc before the stop.
+ */
+#define FRAME_RAX_OFFSET (40 + 13 * 8) /* ucontext: flags, link, stack_t, then sigcontext's ax */
+#define FRAME_RIP_OFFSET (40 + 16 * 8)
+#define NEG_EINTR ((uint64_t)-4)
+static void fix_restart_frames(struct freeze *f)
+{
+	for (int i = 0; i < f->nprocs; i++) {
+		struct frozen *fz = &f->procs[i];
+		for (uint32_t t = 0; t < fz->ctl->nthreads; t++) {
+			const struct vos_thread_rec *th = &fz->ctl->threads[t];
+			uint64_t regs[2]; /* rax, rip */
+			struct iovec local[2] = {{&regs[0], 8}, {&regs[1], 8}};
+			struct iovec remote[2] = {{(void *)(uintptr_t)(th->frame + FRAME_RAX_OFFSET), 8},
+						  {(void *)(uintptr_t)(th->frame + FRAME_RIP_OFFSET), 8}};
+			if (process_vm_readv(fz->pid, local, 2, remote, 2, 0) != 16)
+				continue;
+			for (int k = 0; k < f->ncalls; k++) {
+				const struct blocked_call *bc = &f->calls[k];
+				if (bc->pid != fz->pid || bc->tid != th->tid)
+					continue;
+				uint64_t fixed[2] = {(uint64_t)bc->nr, regs[1]};
+				if (regs[0] == NEG_EINTR && bc->pc == regs[1])
+					fixed[1] = regs[1] - 2; /* back onto the syscall instruction */
+				else if (!(regs[0] == SYS_restart_syscall && bc->pc == regs[1] + 2))
+					break;
+				struct iovec l[2] = {{&fixed[0], 8}, {&fixed[1], 8}};
+				process_vm_writev(fz->pid, l, 2, remote, 2, 0);
+				break;
+			}
+		}
+	}
+}
+
 int freeze_pod(struct pod *pod, struct freeze *f, struct err *e)
 {
 	memset(f, 0, sizeof *f);
@@ -184,6 +257,7 @@ int freeze_pod(struct pod *pod, struct freeze *f, struct err *e)
 		if (stop_skipped_threads(f, &f->procs[i], e) < 0)
 			goto failed;
 	}
+	fix_restart_frames(f);
 	f->frozen_at_us = now_monotonic_us();
 	return 0;
 failed:
@@ -208,5 +282,6 @@ void freeze_free(struct freeze *f)
 	free(f->procs);
 	free(f->zombies);
 	free(f->traced);
+	free(f->calls);
 	memset(f, 0, sizeof *f);
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -204,7 +205,7 @@ static uint64_t parse_mask(const char *hex)
 	return strtoull(hex, NULL, 16);
 }
 
-int dump_process_state(pid_t pid, const struct frozen *fz, struct buf *b, struct err *e)
+int dump_process_state(pid_t pid, const struct frozen *fz, uint64_t session_tty_rdev, struct buf *b, struct err *e)
 {
 	struct proc_stat st;
 	if (read_proc_stat(pid, &st, e) < 0)
@@ -215,6 +216,13 @@ int dump_process_state(pid_t pid, const struct frozen *fz, struct buf *b, struct
 	buf_i32(b, st.ppid);
 	buf_i32(b, st.pgid);
 	buf_i32(b, st.sid);
+	/* A controlling terminal that is a pty of the pod's own (not the session's): its index. */
+	unsigned tty_major = ((unsigned)st.tty_nr >> 8) & 0xfff, tty_minor = ((unsigned)st.tty_nr & 0xff) | (((unsigned)st.tty_nr >> 12) & 0xfff00);
+	int32_t inner = -1;
+	if (tty_major >= 136 && tty_major <= 143 && (uint64_t)makedev(tty_major, tty_minor) != session_tty_rdev)
+		inner = (int32_t)((tty_major - 136) * 256 + tty_minor);
+	buf_i32(b, inner);
+	buf_i32(b, inner >= 0 ? st.tpgid : -1);
 	buf_str(b, st.comm);
 
 	snprintf(path, sizeof path, "/proc/%d/exe", (int)pid);

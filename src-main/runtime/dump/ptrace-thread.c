@@ -97,7 +97,9 @@ static void restart_syscall(struct user_regs_struct *r)
 		r->rip -= 2;
 		break;
 	case ERESTART_RESTARTBLOCK:
-		r->rax = SYS_restart_syscall;
+		/* The kernel's own restart record does not survive a restore: the call itself is
+		 * made again instead (a sleep or wait starts its timeout over). */
+		r->rax = r->orig_rax;
 		r->rip -= 2;
 		break;
 	}

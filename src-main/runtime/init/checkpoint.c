@@ -89,14 +89,14 @@ static int write_pod(struct pod *pod, const struct freeze *f, struct image_write
 }
 
 static int write_process(const struct frozen *fz, struct mem_dump *md, struct files_dump *files,
-			 struct image_writer *w, struct err *e)
+			 struct image_writer *w, uint64_t tty_rdev, struct err *e)
 {
 	struct vma_list vmas;
 	if (collect_vmas(fz->pid, md, &vmas, e) < 0)
 		return -1;
 	struct buf b;
 	buf_init(&b);
-	int rc = dump_process_state(fz->pid, fz, &b, e);
+	int rc = dump_process_state(fz->pid, fz, tty_rdev, &b, e);
 	if (rc == 0) {
 		put_vmas(&vmas, &b);
 		put_fd_table(files, fz->pid, &b);
@@ -152,8 +152,15 @@ void checkpoint_run(struct pod *pod, int out_fd, int conn, const char *request, 
 	uint32_t threads = 0;
 	for (int i = 0; i < f.nprocs && rc == 0; i++) {
 		threads += f.procs[i].ctl->nthreads;
-		rc = write_process(&f.procs[i], &md, &files, &w, &e);
+		rc = write_process(&f.procs[i], &md, &files, &w, tty_rdev, &e);
 	}
+	/* The requester saves the screen while nothing can print to it; wait for it to say so
+	 * (within reason: a requester that went quiet does not keep the pod frozen). */
+	char line[CONTROL_LINE_MAX];
+	int ignored_fd;
+	if (control_recv(conn, line, sizeof line, &ignored_fd, 2000) == 0 && ignored_fd >= 0)
+		close(ignored_fd);
+
 	/* The pod runs again now, unless it is to end after a successful checkpoint. */
 	int thawed = 0;
 	if (rc < 0 || !stop) {

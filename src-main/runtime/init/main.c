@@ -3,10 +3,11 @@
  *
  *   vos-init [launch] [--control SOCKET] [--runtime LIBVOS] [--no-pod] -- PROGRAM [ARGS...]
  *       Start PROGRAM in a new pod on this terminal (what the agent runs on a session's pty).
- *   vos-init checkpoint --control SOCKET [--stop] [--write-header | --records N --bytes N --chain N]
+ *   vos-init checkpoint --control SOCKET [--stop] [--wait-screen] [--write-header | --records N --bytes N --chain N]
  *       Ask a pod for a checkpoint written to fd 3; print the pod's reply line. The agent writes
  *       the image's first records itself and passes their count, size and CRC chain; with
- *       --write-header vos-init writes a minimal header instead.
+ *       --write-header vos-init writes a minimal header instead. Between "frozen" and the
+ *       reply, --wait-screen waits for a line on stdin (the agent's screen is saved).
  *   vos-init restore --control SOCKET --image FILE [--runtime LIBVOS] [--cache DIR]
  *       Bring an image back to life on this terminal, in a new pod.
  *   vos-init verify FILE
@@ -14,6 +15,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,13 +99,15 @@ static int cmd_checkpoint(int argc, char **argv)
 {
 	const char *control = NULL;
 	char request[CONTROL_LINE_MAX] = "checkpoint";
-	int header = 0;
+	int header = 0, wait_screen = 0;
 	for (int i = 0; i < argc; i++) {
 		const char *key = NULL;
 		if (strcmp(argv[i], "--control") == 0)
 			control = option_value(argc, argv, &i);
 		else if (strcmp(argv[i], "--write-header") == 0)
 			header = 1;
+		else if (strcmp(argv[i], "--wait-screen") == 0)
+			wait_screen = 1;
 		else if (strcmp(argv[i], "--stop") == 0)
 			strcat(request, " stop=1");
 		else if (strcmp(argv[i], "--records") == 0)
@@ -157,6 +161,15 @@ static int cmd_checkpoint(int argc, char **argv)
 		fflush(stdout);
 		if (strcmp(reply, "frozen") != 0)
 			break;
+		/* The pod waits until the screen is saved: the agent says so on our stdin. */
+		if (wait_screen) {
+			struct pollfd p = {STDIN_FILENO, POLLIN, 0};
+			char ack[64];
+			if (poll(&p, 1, 2000) > 0 && read(STDIN_FILENO, ack, sizeof ack) < 0) {
+				/* no acknowledgement: go on */
+			}
+		}
+		control_send(sock, "screen-saved", -1);
 	}
 	if (strncmp(reply, "ok", 2) != 0)
 		return 1;

@@ -149,6 +149,8 @@ static int load_process(struct image *img, struct reader *r)
 	p->ppid = rd_i32(r);
 	p->pgid = rd_i32(r);
 	p->sid = rd_i32(r);
+	p->inner_tty = rd_i32(r);
+	p->inner_fg = rd_i32(r);
 	rd_str(r, p->comm, sizeof p->comm);
 	rd_str(r, p->exe, sizeof p->exe);
 	rd_str(r, p->cwd, sizeof p->cwd);

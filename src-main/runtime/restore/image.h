@@ -34,6 +34,8 @@ struct img_fd {
 
 struct img_process {
 	pid_t pid, ppid, pgid, sid;
+	int32_t inner_tty;   /* index of a pod pty that is its controlling terminal, or -1 */
+	pid_t inner_fg;      /* that terminal's foreground group */
 	char comm[64];
 	char exe[4096];
 	char cwd[4096];

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -265,6 +266,46 @@ static int timer_object(const struct img_object *o, struct err *e)
 	return fd;
 }
 
+/* A pty created inside the pod: a new pair with the old one's modes and size. */
+static int pty_master(struct restore_ctx *c, const struct img_object *o, struct err *e)
+{
+	int fd = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return fail(e, "cannot create a pty: %s", strerror(errno));
+	int unlock = 0;
+	ioctl(fd, TIOCSPTLCK, &unlock);
+	if (o->has_data) {
+		size_t len;
+		void *data = load_data(c, o, &len, e);
+		if (!data) {
+			close(fd);
+			return -1;
+		}
+		if (len >= sizeof(struct termios) + sizeof(struct winsize)) {
+			tcsetattr(fd, TCSANOW, (struct termios *)data);
+			ioctl(fd, TIOCSWINSZ, (struct winsize *)((char *)data + sizeof(struct termios)));
+		}
+		free(data);
+	}
+	set_status_flags(fd, o->flags);
+	return fd;
+}
+
+/* The other end of a pty the pod made: through its (new) master. */
+static int pty_slave(struct restore_ctx *c, const struct img_object *o, struct err *e)
+{
+	for (int i = 0; i < c->img.nobjects; i++) {
+		const struct img_object *m = &c->img.objects[i];
+		if (m->kind != VOS_OBJ_PTY_MASTER || m->p[0] != o->p[0] || c->object_fd[i] < 0)
+			continue;
+		int fd = ioctl(c->object_fd[i], TIOCGPTPEER, ((int)o->flags & (O_ACCMODE | O_NONBLOCK)) | O_NOCTTY | O_CLOEXEC);
+		if (fd < 0)
+			return fail(e, "cannot open the other end of a pty: %s", strerror(errno));
+		return fd;
+	}
+	return fail(e, "the image has a pty end without its master (pty %llu)", (unsigned long long)o->p[0]);
+}
+
 static int shm_objects(struct restore_ctx *c, struct err *e)
 {
 	struct image *img = &c->img;
@@ -368,6 +409,11 @@ int create_objects(struct restore_ctx *c, struct err *e)
 		case VOS_OBJ_TIMERFD:
 			fd = timer_object(o, e);
 			break;
+		case VOS_OBJ_PTY_MASTER:
+			fd = pty_master(c, o, e);
+			break;
+		case VOS_OBJ_PTY_SLAVE:
+			continue; /* once every master exists, below */
 		case VOS_OBJ_SIGNALFD: {
 			sigset_t mask;
 			sigemptyset(&mask);
@@ -398,5 +444,13 @@ int create_objects(struct restore_ctx *c, struct err *e)
 		close(pipes[i].fds[1]);
 	}
 	free(pipes);
+	for (int i = 0; i < img->nobjects; i++) {
+		if (img->objects[i].kind != VOS_OBJ_PTY_SLAVE)
+			continue;
+		int fd = pty_slave(c, &img->objects[i], e);
+		if (fd < 0)
+			return -1;
+		c->object_fd[i] = high_fd(fd, base);
+	}
 	return socketpair_objects(c, base, e);
 }

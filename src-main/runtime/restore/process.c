@@ -14,12 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/rseq.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "../common/buf.h"
@@ -492,14 +494,26 @@ static void build_and_jump(struct restore_ctx *c, struct img_process *p, int ima
 	__builtin_unreachable();
 }
 
+/* The pod pty that is this session's controlling terminal (its slave in the object table). */
+static int inner_tty_fd(struct restore_ctx *c, int32_t index)
+{
+	for (int i = 0; i < c->img.nobjects; i++)
+		if (c->img.objects[i].kind == VOS_OBJ_PTY_SLAVE && (int64_t)c->img.objects[i].p[0] == index)
+			return c->object_fd[i];
+	return -1;
+}
+
 void restore_process(struct restore_ctx *c, struct img_process *p)
 {
 	if (p->sid == p->pid && setsid() < 0)
 		restore_fail(c, "process %d: setsid: %s", (int)p->pid, strerror(errno));
+	int inner = p->sid == p->pid && p->inner_tty >= 0 ? inner_tty_fd(c, p->inner_tty) : -1;
+	if (inner >= 0 && ioctl(inner, TIOCSCTTY, 0) < 0)
+		restore_fail(c, "process %d: cannot take its terminal back: %s", (int)p->pid, strerror(errno));
 	create_children(c, p->pid);
 	count(&c->sync->created);
 	wait_stage(c, STAGE_GROUP_LEADERS);
-	if (p->pgid == p->pid && setpgid(0, 0) < 0)
+	if (p->pgid == p->pid && getpgrp() != p->pid && setpgid(0, 0) < 0)
 		restore_fail(c, "process %d: setpgid: %s", (int)p->pid, strerror(errno));
 	count(&c->sync->leaders);
 	wait_stage(c, STAGE_GROUP_MEMBERS);
@@ -507,6 +521,17 @@ void restore_process(struct restore_ctx *c, struct img_process *p)
 		restore_fail(c, "process %d: cannot join process group %d: %s", (int)p->pid, (int)p->pgid, strerror(errno));
 	count(&c->sync->members);
 	wait_stage(c, STAGE_PREPARE);
+	if (inner >= 0 && p->inner_fg > 0) {
+		/* Every group exists now: the job that had this terminal gets it back. */
+		sigset_t ttou, old;
+		sigemptyset(&ttou);
+		sigaddset(&ttou, SIGTTOU);
+		sigprocmask(SIG_BLOCK, &ttou, &old);
+		if (tcsetpgrp(inner, p->inner_fg) < 0)
+			restore_fail(c, "process %d: cannot give its terminal to group %d: %s", (int)p->pid, (int)p->inner_fg,
+				     strerror(errno));
+		sigprocmask(SIG_SETMASK, &old, NULL);
+	}
 
 	/* Descriptors the blob needs, moved above the process's own fd numbers. */
 	int above = max_fd(p) + 1;
