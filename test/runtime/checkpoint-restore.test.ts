@@ -328,3 +328,37 @@ describe.each(runAs)('checkpoint and restore (as $who)', ({ user }) => {
     await waitText(id, 'count=\\d*[1-9]\\d$'); // still counting
   });
 });
+
+describe('restore where the kernel differs (the vdso proxy, forced on this kernel)', () => {
+  let agent: DaemonHandle;
+  let client: ApiClient;
+
+  beforeAll(async () => {
+    agent = await startDaemon({ env: { VOS_FORCE_VDSO_PROXY: '1' } });
+    client = await agent.connect();
+  });
+
+  afterAll(async () => {
+    await agent?.stop();
+  });
+
+  it('keeps the old vdso entry points working by jumping to the new vdso', async () => {
+    const env = { ...(process.env as Record<string, string>), HOME: agent.home };
+    const s = await client.request('session.create', { command: join(programs, 'clock'), env, cwd: agent.home });
+    await client.request('session.wait', { id: s.id, pattern: 'tick=3 clocks=ok', timeoutMs: 10_000 });
+    const before = readFileSync(`/proc/${(await client.request('session.list', {}))[0]!.pid}/maps`, 'utf8');
+    const oldVdso = /^([0-9a-f]+)-[0-9a-f]+ r-xp .*\[vdso\]$/m.exec(before)![1]!;
+    const file = join(agent.home, 'clock.vosimg');
+    expect((await vos(agent.home, ['checkpoint', s.id, '--out', file, '--stop'])).code).toBe(0);
+    const r = await vos(agent.home, ['restore', file]);
+    expect(r.stderr).toBe('');
+    const rid = r.stdout.trim();
+    await client.request('session.wait', { id: rid, pattern: 'tick=\\d*[1-9]\\d clocks=ok', timeoutMs: 10_000 });
+    expect((await client.request('session.screen', { id: rid })).lines.join('\n')).not.toContain('BROKEN');
+    const pid = (await client.request('session.list', {})).find((x) => x.id === rid)!.pid;
+    const maps = readFileSync(`/proc/${pid}/maps`, 'utf8');
+    // The old vdso's address holds the image's copy (anonymous, executable); the kernel's vdso is elsewhere.
+    expect(maps).toMatch(new RegExp(`^${oldVdso}-[0-9a-f]+ r-xp 00000000 00:00 0 *$`, 'm'));
+    expect(/^([0-9a-f]+)-[0-9a-f]+ r-xp .*\[vdso\]$/m.exec(maps)![1]).not.toBe(oldVdso);
+  });
+});

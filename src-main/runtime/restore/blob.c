@@ -127,6 +127,11 @@ BLOB static void load_memory(struct blob_plan *p)
 			done += (uint64_t)n;
 		}
 	}
+	for (uint64_t i = 0; i < p->npokes; i++) {
+		uint8_t *dst = (uint8_t *)p->pokes[i].addr;
+		for (uint32_t k = 0; k < p->pokes[i].len; k++)
+			dst[k] = p->pokes[i].bytes[k];
+	}
 	for (uint64_t i = 0; i < p->nareas; i++) {
 		struct blob_area *a = &p->areas[i];
 		if (a->prot != (PROT_READ | PROT_WRITE)) {

@@ -106,6 +106,13 @@ struct blob_timer {
 	int64_t interval_ns, value_ns;
 };
 
+/* Bytes written over restored memory before it is protected (the vdso proxy's jumps). */
+struct blob_poke {
+	uint64_t addr;
+	uint32_t len;
+	uint8_t bytes[20];
+};
+
 struct blob_plan {
 	uint64_t self;          /* where this plan lives */
 	uint64_t unmap_start;   /* sync page + zone: removed by the last thread */
@@ -142,6 +149,8 @@ struct blob_plan {
 	struct blob_thread *threads; /* [0] is the main thread */
 	uint64_t ntimers;
 	struct blob_timer *timers;
+	uint64_t npokes;
+	struct blob_poke *pokes;
 	uint32_t hold; /* futex: new threads wait for the timers that may point at them */
 	uint32_t pad2;
 };

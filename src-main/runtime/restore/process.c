@@ -261,7 +261,8 @@ int collect_runs(struct restore_ctx *c, struct img_process *p, struct run_list *
 			pos += sizeof h;
 			uint64_t len = (uint64_t)h.npages * PAGE;
 			const struct img_vma *v = vma_at(p, h.addr);
-			int keep_run = v && v->kind != VOS_VMA_VDSO && v->kind != VOS_VMA_VVAR && v->kind != VOS_VMA_VVAR_VCLOCK;
+			int keep_run = v && (v->kind != VOS_VMA_VDSO || c->vdso_proxy) && v->kind != VOS_VMA_VVAR &&
+				       v->kind != VOS_VMA_VVAR_VCLOCK;
 			if (h.kind == VOS_RUN_ZERO)
 				keep_run = keep_run && v->kind != VOS_VMA_ANON; /* fresh anonymous memory is zero already */
 			if (keep_run) {
@@ -307,7 +308,7 @@ uint64_t restore_zone_size(const struct img_process *p, uint64_t nruns)
 	uint64_t data = sizeof(struct blob_plan) + (uint64_t)p->nvmas * sizeof(struct blob_area) +
 			nruns * sizeof(struct blob_run) + (uint64_t)p->nthreads * sizeof(struct blob_thread) +
 			p->auxv_len + 4096 /* unmap list */ * sizeof(struct blob_range) +
-			((uint64_t)p->ntimers + 1) * sizeof(struct blob_timer) + 64 * 16;
+			((uint64_t)p->ntimers + 1) * sizeof(struct blob_timer) + 64 * sizeof(struct blob_poke) + 64 * 16;
 	uint64_t stacks = (uint64_t)p->nthreads * BLOB_THREAD_STACK + BLOB_MAIN_STACK;
 	return code + ((data + PAGE - 1) & ~(PAGE - 1)) + stacks + 4 * PAGE;
 }
@@ -390,7 +391,33 @@ static void build_and_jump(struct restore_ctx *c, struct img_process *p, int ima
 	uint64_t temp = c->hole + c->hole_size - HOLE_TEMP_PAGES * PAGE;
 	struct blob_move first[3], second[3];
 	int n1 = 0, n2 = 0;
-	for (int k = 0; k < 3; k++) {
+	if (c->vdso_proxy) {
+		/* This kernel's vdso (with its data pages) settles at the free end of the hole; the
+		 * image's vdso comes back at its old place, its functions jumping to this one. */
+		overlap = 0;
+		for (int k = 0; k < 3; k++)
+			if (cur.len[k])
+				first[n1++] = (struct blob_move){cur.start[k], temp + (cur.start[k] - low), cur.len[k]};
+		plan->pokes = zalloc(c, &z, 64 * sizeof *plan->pokes, 8);
+		/* The image's vdso bytes, gathered from the runs that cover it. */
+		uint8_t *old = want.len[2] ? xcalloc(1, want.len[2]) : NULL;
+		for (uint64_t r = 0; r < runs->n && old; r++) {
+			const struct blob_run *run = &runs->v[r];
+			uint64_t from = run->addr > want.start[2] ? run->addr : want.start[2];
+			uint64_t to = run->addr + run->len < want.start[2] + want.len[2] ? run->addr + run->len : want.start[2] + want.len[2];
+			if (from >= to || run->zero)
+				continue;
+			if (pread_full(image_fd, old + (from - want.start[2]), to - from, run->offset + (from - run->addr)) < 0)
+				restore_fail(c, "cannot read the image's vdso: %s", strerror(errno));
+		}
+		if (old)
+			plan->npokes = (uint64_t)vdso_proxy_pokes(old, want.len[2], want.start[2], (const uint8_t *)(uintptr_t)cur.start[2],
+								  cur.len[2], temp + (cur.start[2] - low), plan->pokes, 64);
+		free(old);
+		if (plan->npokes == 0)
+			restore_fail(c, "process %d: the image's vdso cannot be connected to this kernel's", (int)p->pid);
+	}
+	for (int k = 0; k < 3 && !c->vdso_proxy; k++) {
 		if (!cur.len[k] || !want.len[k])
 			continue;
 		uint64_t from = cur.start[k];
@@ -410,8 +437,8 @@ static void build_and_jump(struct restore_ctx *c, struct img_process *p, int ima
 	plan->areas = zalloc(c, &z, (uint64_t)p->nvmas * sizeof *plan->areas, 8);
 	for (uint32_t i = 0; i < p->nvmas; i++) {
 		const struct img_vma *v = &p->vmas[i];
-		if (v->kind == VOS_VMA_VDSO || v->kind == VOS_VMA_VVAR || v->kind == VOS_VMA_VVAR_VCLOCK ||
-		    v->kind == VOS_VMA_VSYSCALL)
+		if ((v->kind == VOS_VMA_VDSO && !c->vdso_proxy) || v->kind == VOS_VMA_VVAR ||
+		    v->kind == VOS_VMA_VVAR_VCLOCK || v->kind == VOS_VMA_VSYSCALL)
 			continue;
 		struct blob_area *a = &plan->areas[plan->nareas++];
 		a->start = v->start;

@@ -25,6 +25,8 @@ struct restore_ctx {
 	int *shm_fd;
 	/* Mapped files opened for mapping, by file id (or -1). */
 	int *file_fd;
+	/* This kernel's vdso is not the image's: old entry points jump to the new one. */
+	int vdso_proxy;
 	/* Per process (same order as img.procs): where each piece of its memory comes from. */
 	struct run_list *runs;
 };
@@ -44,6 +46,9 @@ void restore_process(struct restore_ctx *c, struct img_process *p) __attribute__
 int collect_runs(struct restore_ctx *c, struct img_process *p, struct run_list *runs, struct err *e);
 /* process.c: how much of the hole a process's zone takes. */
 uint64_t restore_zone_size(const struct img_process *p, uint64_t nruns);
+/* vdso-proxy.c: jumps from the old vdso's functions to this kernel's; how many. */
+int vdso_proxy_pokes(const uint8_t *old_vdso, uint64_t old_len, uint64_t old_addr, const uint8_t *new_vdso,
+		     uint64_t new_len, uint64_t new_addr, struct blob_poke *out, int max);
 /* tree.c: creates the children of `parent` (restoring processes and zombies). */
 void create_children(struct restore_ctx *c, pid_t parent);
 /* tree.c: creates the process tree, returns when every process is waiting in the blob. */
