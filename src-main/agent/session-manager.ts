@@ -10,7 +10,7 @@ import type { ApiEvent, CheckpointResult, CreateSessionParams, SessionInfo } fro
 import { shortId } from '../base/ids.js';
 import { ensurePrivateDir } from '../base/state-dir.js';
 import { checkpointSession } from './runtime/checkpoint.js';
-import { readSessionRecord } from './runtime/image-file.js';
+import { readSessionRecord, type SessionRecord } from './runtime/image-file.js';
 import { runtimeFiles, verifyImage } from './runtime/native.js';
 import { podRequestWhenUp } from './runtime/pod-control.js';
 import { DEFAULT_COLS, DEFAULT_ROWS, Session, type PtyLaunch } from './session/session.js';
@@ -67,8 +67,16 @@ export class SessionManager {
   async restore(file: string, name?: string): Promise<Session> {
     const runtime = runtimeFiles();
     if (!runtime) throw new VosError('unavailable', 'the vOS runtime is not built (run npm run build)');
-    await verifyImage(runtime.init, file);
-    const record = readSessionRecord(file);
+    // The restorer checks the whole image before it restores anything (a damaged one is refused
+    // with its reason below); the agent only reads its own record here. Without one, the full
+    // check tells the user what is wrong with the file.
+    let record: SessionRecord;
+    try {
+      record = readSessionRecord(file);
+    } catch (err) {
+      await verifyImage(runtime.init, file);
+      throw err;
+    }
     const id = this.newId();
     const controlPath = this.podSocket(id);
     if (!controlPath) throw new VosError('restore_failed', 'the state directory path is too long for a pod socket');

@@ -109,6 +109,8 @@ BLOB static void load_memory(struct blob_plan *p)
 			       (long)(a->map_flags | MAP_FIXED_NOREPLACE), a->fd, (long)a->pgoff);
 		if (rc != (long)a->start)
 			fail(p, STEP_MAP, rc < 0 ? rc : -17 /* EEXIST: placed elsewhere */, a->start);
+		if (a->huge) /* a few huge page faults instead of many small ones (best effort) */
+			sys3(__NR_madvise, (long)a->start, (long)(a->end - a->start), 14 /* MADV_HUGEPAGE */);
 	}
 	for (uint64_t i = 0; i < p->nruns; i++) {
 		struct blob_run *r = &p->runs[i];

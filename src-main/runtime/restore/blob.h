@@ -68,7 +68,7 @@ struct blob_area {
 	uint32_t prot;
 	uint32_t map_flags; /* MAP_* */
 	int32_t fd;         /* file or memfd to map, or -1 */
-	uint32_t pad;
+	uint32_t huge;      /* dense anonymous memory: fill it with transparent huge pages */
 };
 
 struct blob_run {

@@ -120,27 +120,30 @@ static int check_vdso(struct restore_ctx *c, struct err *e)
 	free(text);
 	int same = memcmp(want, cur, sizeof want) == 0 && want[2] != 0;
 	if (same) {
-		/* Same layout; the same code too? Compare with the vdso pages the image carries. */
+		/* Same layout; the same code too? Compare with the vdso pages the image carries: walk
+		 * the run headers of the main process's PAGES records (not their data). */
 		same = 0;
 		for (int i = 0; i < p->npages && !same; i++) {
-			void *payload;
-			if (ir_load(c->img.fd, &p->pages[i], &payload, e) < 0)
-				return -1;
-			uint8_t *q = (uint8_t *)payload + 8, *end = (uint8_t *)payload + p->pages[i].length;
-			while (q + 16 <= end) {
-				uint64_t addr;
-				uint32_t npages, kind;
-				memcpy(&addr, q, 8);
-				memcpy(&npages, q + 8, 4);
-				memcpy(&kind, q + 12, 4);
-				q += 16;
-				uint64_t len = (uint64_t)npages * PAGE;
-				if (addr == vdso_at && len == want[2] && kind == VOS_RUN_DATA)
-					same = memcmp(q, (void *)(uintptr_t)cur_vdso, (size_t)len) == 0;
-				if (kind == VOS_RUN_DATA)
-					q += len;
+			uint64_t pos = p->pages[i].offset + 8, end = p->pages[i].offset + p->pages[i].length;
+			while (pos + 16 <= end) {
+				struct {
+					uint64_t addr;
+					uint32_t npages, kind;
+				} h;
+				if (pread_full(c->img.fd, &h, sizeof h, pos) < 0)
+					return fail(e, "cannot read %s", c->img.name);
+				pos += sizeof h;
+				uint64_t len = (uint64_t)h.npages * PAGE;
+				if (h.kind == VOS_RUN_DATA && h.addr <= vdso_at && vdso_at + want[2] <= h.addr + len) {
+					uint8_t *old = xmalloc(want[2]);
+					same = pread_full(c->img.fd, old, want[2], pos + (vdso_at - h.addr)) == 0 &&
+					       memcmp(old, (void *)(uintptr_t)cur_vdso, want[2]) == 0;
+					free(old);
+					break;
+				}
+				if (h.kind == VOS_RUN_DATA)
+					pos += len;
 			}
-			free(payload);
 		}
 	}
 	/* Another kernel: the old vdso's entry points are redirected to this one's (vdso-proxy.c).

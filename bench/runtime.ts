@@ -1,0 +1,183 @@
+/**
+ * Runtime benchmarks (`npm run bench:runtime`): checkpoint and restore of processes holding 64,
+ * 256 and 1024 MiB of touched memory and of an idle bash, through a real agent; baselines
+ * measured in the same run; and what the injected runtime costs a program.
+ *
+ * Prints, per workload (median of BENCH_RUNS, default 3): frozen time, checkpoint wall time,
+ * image size, restore time, and restore time against simply touching (and filling) the same
+ * amount of fresh memory. Then the CRIU 4.2 figures measured on this kind of machine
+ * (../shared/STACK.md), whether compression pays, and the runtime's overhead.
+ *
+ * Environment: BENCH_RUNS (3), BENCH_SIZES (64,256,1024).
+ */
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { gzipSync, constants as zlibConstants } from 'node:zlib';
+import type { ApiClient } from '../src-main/api/client.js';
+import { cliEntry, packageRoot } from '../src-main/base/package-paths.js';
+import { statePaths } from '../src-main/base/state-dir.js';
+import { connectToAgent } from '../src-main/client/socket-transport.js';
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const SIZES = (process.env.BENCH_SIZES ?? '64,256,1024').split(',').map(Number);
+const RUNTIME = join(packageRoot(), 'out', 'runtime');
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const mib = (bytes: number): string => `${(bytes / 1048576).toFixed(1)} MiB`;
+const ms = (x: number): string => `${x.toFixed(0)} ms`;
+
+interface Sample {
+  frozenMs: number;
+  checkpointMs: number;
+  bytes: number;
+  restoreMs: number;
+}
+
+async function waitScreen(client: ApiClient, id: string, pattern: string, timeoutMs = 120_000): Promise<void> {
+  await client.request('session.wait', { id, pattern, timeoutMs });
+}
+
+async function cycle(client: ApiClient, dir: string, start: () => Promise<string>, ready: string, check?: { send: string; expect: string }): Promise<Sample> {
+  const id = await start();
+  await waitScreen(client, id, ready);
+  const file = join(dir, `bench-${id}.vosimg`);
+  const cp = await client.request('session.checkpoint', { id, out: file, stop: true });
+  const t0 = performance.now();
+  const restored = await client.request('session.restore', { file });
+  const restoreMs = performance.now() - t0;
+  if (check) {
+    await client.request('session.input', { id: restored.id, data: check.send });
+    await waitScreen(client, restored.id, check.expect);
+  }
+  await client.request('session.remove', { id: restored.id, force: true });
+  await client.request('session.remove', { id, force: true });
+  unlinkSync(file);
+  return { frozenMs: cp.frozenMs, checkpointMs: cp.wallMs, bytes: cp.bytes, restoreMs };
+}
+
+function baseline(programs: string, mibs: number, mode: 'touch' | 'fill'): number {
+  const runs = Array.from({ length: RUNS }, () =>
+    Number(execFileSync(join(programs, 'touch'), [String(mibs), mode], { encoding: 'utf8' }).trim()) * 1000,
+  );
+  return median(runs);
+}
+
+function startupOverhead(): { plain: number; vos: number } {
+  const time = (cmd: string[]): number => {
+    const xs: number[] = [];
+    for (let i = 0; i < 21; i++) {
+      const t0 = performance.now();
+      spawnSync(cmd[0]!, cmd.slice(1));
+      xs.push(performance.now() - t0);
+    }
+    return median(xs);
+  };
+  return {
+    plain: time(['/bin/true']),
+    vos: time([join(RUNTIME, 'vos-init'), 'launch', '--runtime', join(RUNTIME, 'libvos.so'), '--', '/bin/true']),
+  };
+}
+
+function syscallThroughput(): { plain: number; vos: number } {
+  // 4 M small reads and writes through dd: a syscall-heavy loop.
+  const dd = ['dd', 'if=/dev/zero', 'of=/dev/null', 'bs=64', 'count=2000000'];
+  const rate = (cmd: string[]): number => {
+    const xs: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      const t0 = performance.now();
+      spawnSync(cmd[0]!, cmd.slice(1));
+      xs.push(4_000_000 / ((performance.now() - t0) / 1000));
+    }
+    return median(xs);
+  };
+  return { plain: rate(dd), vos: rate([join(RUNTIME, 'vos-init'), 'launch', '--runtime', join(RUNTIME, 'libvos.so'), '--', ...dd]) };
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync('/tmp/vos-bench-rt-');
+  const programs = join(dir, 'programs');
+  execFileSync('make', ['-s', '-C', join(packageRoot(), 'test', 'runtime', 'programs'), `OUT=${programs}`], { stdio: 'inherit' });
+  const agent = spawn(process.execPath, [cliEntry(), 'daemon', '--name', 'bench'], {
+    env: { ...process.env, VOS_HOME: dir },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      agent.stdout.on('data', (d: Buffer) => d.toString().includes('running') && resolve());
+      agent.once('exit', () => reject(new Error('the agent did not start')));
+    });
+    const client = await connectToAgent(statePaths(dir).socket, 'bench');
+    const env = { ...(process.env as Record<string, string>), PS1: 'bench$ ' };
+
+    console.log(`checkpoint and restore, median of ${RUNS} (image written to ${dir}, page cache warm)`);
+    console.log('workload        frozen   checkpoint  image        restore   touch/fill fresh memory  restore ÷ touch');
+    const results: Record<string, Sample> = {};
+    const workloads: Array<{ name: string; mib: number; start: () => Promise<string>; ready: string; check?: { send: string; expect: string } }> = [
+      {
+        name: 'idle bash',
+        mib: 0,
+        start: async () => (await client.request('session.create', { command: 'bash', args: ['--norc', '--noprofile'], env })).id,
+        ready: '^bench\\$',
+        check: { send: 'echo alive-$((6*7))\r', expect: '^alive-42$' },
+      },
+      ...SIZES.map((n) => ({
+        name: `${n} MiB process`,
+        mib: n,
+        start: async () => (await client.request('session.create', { command: join(programs, 'memhog'), args: [String(n)], env })).id,
+        ready: `^ready ${n} MiB$`,
+        check: { send: '\r', expect: '^check ok$' },
+      })),
+    ];
+    for (const w of workloads) {
+      const samples: Sample[] = [];
+      for (let i = 0; i < RUNS; i++) samples.push(await cycle(client, dir, w.start, w.ready, w.check));
+      const s: Sample = {
+        frozenMs: median(samples.map((x) => x.frozenMs)),
+        checkpointMs: median(samples.map((x) => x.checkpointMs)),
+        bytes: median(samples.map((x) => x.bytes)),
+        restoreMs: median(samples.map((x) => x.restoreMs)),
+      };
+      results[w.name] = s;
+      const touch = w.mib ? baseline(programs, w.mib, 'touch') : 0;
+      const fill = w.mib ? baseline(programs, w.mib, 'fill') : 0;
+      console.log(
+        `${w.name.padEnd(15)} ${ms(s.frozenMs).padStart(7)} ${ms(s.checkpointMs).padStart(11)}  ${mib(s.bytes).padStart(11)} ${ms(s.restoreMs).padStart(9)}` +
+          (w.mib ? `   ${ms(touch).padStart(8)} / ${ms(fill).padStart(7)}        ${(s.restoreMs / touch).toFixed(2)}x` : ''),
+      );
+    }
+
+    console.log('\nCRIU 4.2 on this kind of machine (../shared/STACK.md):');
+    console.log('  256 MiB: dump 230 ms (frozen 140 ms), image 269 MB, restore 900 ms;  1 GiB: dump 1300 ms, restore 3400 ms');
+
+    // Does compression pay? One 256 MiB image (or the largest measured) through zlib level 1.
+    const n = SIZES.includes(256) ? 256 : SIZES[0]!;
+    const id = (await client.request('session.create', { command: join(programs, 'memhog'), args: [String(n)], env })).id;
+    await waitScreen(client, id, `^ready ${n} MiB$`);
+    const file = join(dir, 'compress.vosimg');
+    await client.request('session.checkpoint', { id, out: file, stop: true });
+    const raw = readFileSync(file);
+    const t0 = performance.now();
+    const packed = gzipSync(raw, { level: 1, strategy: zlibConstants.Z_DEFAULT_STRATEGY });
+    const gzipMs = performance.now() - t0;
+    console.log(`\ncompression (zlib level 1) of a ${n} MiB process's image: ${mib(raw.length)} -> ${mib(packed.length)} ` +
+      `(${((packed.length / raw.length) * 100).toFixed(0)}%) in ${ms(gzipMs)} = ${(raw.length / 1048576 / (gzipMs / 1000)).toFixed(0)} MiB/s`);
+    unlinkSync(file);
+    await client.request('session.remove', { id, force: true });
+
+    const start = startupOverhead();
+    console.log(`\nruntime overhead: start-up of /bin/true  plain ${start.plain.toFixed(2)} ms, under vOS (pod + runtime) ${start.vos.toFixed(2)} ms`);
+    const sys = syscallThroughput();
+    console.log(`                  syscall-heavy loop (dd, 4M syscalls)  plain ${(sys.plain / 1e6).toFixed(2)} M/s, under vOS ${(sys.vos / 1e6).toFixed(2)} M/s  (ratio ${(sys.vos / sys.plain).toFixed(3)})`);
+    client.close();
+  } finally {
+    agent.kill('SIGTERM');
+    await new Promise((r) => agent.once('exit', r));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
