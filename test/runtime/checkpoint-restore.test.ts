@@ -122,6 +122,24 @@ describe.each(runAs)('checkpoint and restore (as $who)', ({ user }) => {
     expect(s).toMatch(/^devnull: 1 urandom: 8 dir: 1$/m);
   });
 
+  it('keeps signal state: handlers, an interval timer, a pending signal, the alternate stack', async () => {
+    const id = await run(join(programs, 'signals'));
+    await waitText(id, '^ready$');
+    await send(id, '\r');
+    const before = Number(/alarms=(\d+)/.exec((await waitText(id, '^alarms=\\d+')).lines.join('\n'))![1]);
+    const rid = await cycle(id, 'signals');
+    await new Promise((r) => setTimeout(r, 300));
+    await send(rid, '\r');
+    // The restored screen shows the report from before; wait for the new one under it.
+    const reports = async (): Promise<string[]> => (await screen(rid)).split('\n').filter((l) => l.startsWith('alarms='));
+    await waitFor('a report after the restore', async () => (await reports()).length >= 2);
+    const after = (await reports()).at(-1)!;
+    expect(after).toMatch(/usr2=0 pending-usr2=1 altstack=kept on-altstack=0$/);
+    expect(Number(/alarms=(\d+)/.exec(after)![1])).toBeGreaterThan(before + 5); // the timer kept firing
+    await send(rid, 'u\r');
+    await waitText(rid, 'usr2=1 pending-usr2=0 altstack=kept on-altstack=1');
+  });
+
   it('memory shared between two processes stays shared', async () => {
     const id = await run(join(programs, 'shm-counter'));
     await waitText(id, 'shared=\\d{2,}$');
