@@ -71,12 +71,14 @@ describe('web UI', () => {
       await page.getByTestId('connection-status').filter({ hasText: 'connected' }).waitFor();
       await page.getByTestId('new-session').click();
       const form = page.getByTestId('new-session-form');
-      await form.getByLabel('Command').fill("sh -c 'echo started-from-ui; exec cat'");
+      const command = form.getByLabel('Command');
+      await command.fill("sh -c 'echo started-from-ui; exec cat'");
       await form.getByLabel('Name').fill('from-ui');
+      await expect.poll(() => command.inputValue()).toBe("sh -c 'echo started-from-ui; exec cat'");
       await form.getByRole('button', { name: 'Start' }).click();
       await page.locator('.xterm-rows').filter({ hasText: 'started-from-ui' }).waitFor();
       const ls = JSON.parse((await vos(agent.home, ['ls', '--json'])).stdout) as Array<{ name: string; command: string; args: string[] }>;
-      expect(ls.find((s) => s.name === 'from-ui')).toMatchObject({ command: 'sh', args: ['-c', 'echo started-from-ui; exec cat'] });
+      expect(ls.filter((s) => s.name === 'from-ui')).toMatchObject([{ command: 'sh', args: ['-c', 'echo started-from-ui; exec cat'] }]);
     } finally {
       await page.close();
     }

@@ -10,6 +10,7 @@
 #include <inttypes.h>
 #include <linux/futex.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -276,6 +277,20 @@ static void report_failure(struct pod *pod, const char *msg)
 	_exit(1);
 }
 
+/* Before there is a pod to answer the agent: the reason goes to the terminal, where the agent
+ * reads it (and the user sees it). */
+static void refuse(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+static void refuse(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("vos: restore failed: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	exit(1);
+}
+
 int restore_main(int argc, char **argv)
 {
 	const char *control = NULL, *image = NULL, *cache = NULL;
@@ -301,18 +316,18 @@ int restore_main(int argc, char **argv)
 	c->tty_fd = isatty(STDIN_FILENO) ? STDIN_FILENO : -1;
 	int fd = open(image, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		die("cannot open %s: %s", image, strerror(errno));
+		refuse("cannot open %s: %s", image, strerror(errno));
 	struct err e;
 	if (image_verify(fd, image, &e) < 0 || image_load(&c->img, fd, image, &e) < 0)
-		die("%s", e.msg);
+		refuse("%s", e.msg);
 	if (c->img.page_size != PAGE)
-		die("%s was taken with %u-byte pages; this machine has %llu", image, c->img.page_size, PAGE);
+		refuse("%s was taken with %u-byte pages; this machine has %llu", image, c->img.page_size, PAGE);
 	uint64_t have = xcr0();
 	if ((c->img.xfeatures & ~have) != 0)
-		die("%s needs CPU features this machine lacks (XSAVE components %#" PRIx64 ", this CPU %#" PRIx64 ")", image,
+		refuse("%s needs CPU features this machine lacks (XSAVE components %#" PRIx64 ", this CPU %#" PRIx64 ")", image,
 		    c->img.xfeatures, have);
 	if (check_vdso(c, &e) < 0)
-		die("%s", e.msg);
+		refuse("%s", e.msg);
 
 	struct pod pod;
 	memset(&pod, 0, sizeof pod);
@@ -322,7 +337,7 @@ int restore_main(int argc, char **argv)
 	pod.in_namespaces = 1;
 	char why[256];
 	if (pod_enter_namespaces(why, sizeof why) < 0)
-		die("cannot restore: %s", why);
+		refuse("%s", why);
 	int status_pipe[2];
 	if (pipe2(status_pipe, O_CLOEXEC) < 0)
 		die("pipe: %s", strerror(errno));
