@@ -199,6 +199,26 @@ describe('local API', () => {
     expect(await c.request('session.list', {})).toEqual([]);
   });
 
+  it('ends its sessions\' programs when the agent is killed (no orphans left behind)', async () => {
+    const d = await daemon();
+    const c = await d.connect();
+    const s = await c.request('session.create', { command: 'sleep', args: ['1000'] });
+    const pid = await waitFor('the program\'s pid', async () => {
+      const info = (await c.request('session.list', {}))[0]!;
+      return info.pid !== s.pid && info.pid; // the program, not vos-init
+    });
+    d.proc.kill('SIGKILL');
+    const gone = (p: number): boolean => {
+      try {
+        process.kill(p, 0);
+        return false;
+      } catch {
+        return true;
+      }
+    };
+    await waitFor('the program to end', () => gone(pid) && gone(s.pid), 5000);
+  });
+
   it('treats a lock file holding garbage or a dead pid as stale', async () => {
     const home = tempHome();
     writeFileSync(`${home}/agent.pid`, '{"pid": 999999999, "start": "1"}');

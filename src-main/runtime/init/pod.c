@@ -249,6 +249,14 @@ static void handle_signal(struct pod *pod, const struct signalfd_siginfo *si)
 	}
 	if (sig == VOS_SIGNAL)
 		return; /* a late acknowledgement from a checkpoint that is over */
+	if (sig == SIGHUP && si->ssi_code == SI_KERNEL) {
+		/* The terminal hung up (the agent is gone). A shell, as session leader, would exit and
+		 * the kernel would tell the foreground job; we are the leader, so tell everyone. */
+		pid_t target = pod->in_namespaces ? -1 : -pod->main_pid;
+		kill(target, SIGHUP);
+		kill(target, SIGCONT);
+		return;
+	}
 	/* Only what someone sent on purpose; the terminal's signals reached the program directly. */
 	if (is_forwarded(sig) && (si->ssi_code == SI_USER || si->ssi_code == SI_QUEUE) && pod->main_pid > 0)
 		kill(pod->main_pid, sig);
