@@ -4,14 +4,15 @@
  * measured in the same run; and what the injected runtime costs a program.
  *
  * Prints, per workload (median of BENCH_RUNS, default 3): frozen time, checkpoint wall time,
- * image size, restore time, and restore time against simply touching (and filling) the same
- * amount of fresh memory. Then the CRIU 4.2 figures measured on this kind of machine
+ * image size, restore time, and two baselines: writing the image's bytes to a new file in the
+ * same directory (what the frozen time is bounded by: the pod writes its memory straight into
+ * the image file) and simply touching (and filling) the same amount of fresh memory. Then the CRIU 4.2 figures measured on this kind of machine
  * (../shared/STACK.md), whether compression pays, and the runtime's overhead.
  *
  * Environment: BENCH_RUNS (3), BENCH_SIZES (64,256,1024).
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync, constants as zlibConstants } from 'node:zlib';
 import type { ApiClient } from '../src-main/api/client.js';
@@ -63,6 +64,32 @@ function baseline(programs: string, mibs: number, mode: 'touch' | 'fill'): numbe
   return median(runs);
 }
 
+/** Writes `bytes` to a new file in `dir` in 1 MiB writes (no fsync, like the frozen part of a checkpoint). */
+function writeBaseline(dir: string, bytes: number): number {
+  const chunk = Buffer.alloc(1 << 20, 0x5a);
+  const runs = Array.from({ length: RUNS }, () => {
+    const file = join(dir, 'write-baseline');
+    const fd = openSync(file, 'w', 0o600);
+    const t0 = performance.now();
+    for (let done = 0; done < bytes; done += chunk.length) writeSync(fd, chunk, 0, Math.min(chunk.length, bytes - done));
+    const took = performance.now() - t0;
+    closeSync(fd);
+    unlinkSync(file);
+    return took;
+  });
+  return median(runs);
+}
+
+/** DAMON's page-out scheme evicts page cache it considers cold, so an image may be read from disk. */
+function damonPageout(): boolean {
+  const action = '/sys/kernel/mm/damon/admin/kdamonds/0/contexts/0/schemes/0/action';
+  try {
+    return existsSync(action) && readFileSync(action, 'utf8').trim() === 'pageout';
+  } catch {
+    return false;
+  }
+}
+
 function startupOverhead(): { plain: number; vos: number } {
   const time = (cmd: string[]): number => {
     const xs: number[] = [];
@@ -111,7 +138,7 @@ async function main(): Promise<void> {
     const env = { ...(process.env as Record<string, string>), PS1: 'bench$ ' };
 
     console.log(`checkpoint and restore, median of ${RUNS} (image written to ${dir}, page cache warm)`);
-    console.log('workload        frozen   checkpoint  image        restore   touch/fill fresh memory  restore ÷ touch');
+    console.log('workload        frozen   checkpoint  image        restore   write image  frozen ÷ write   touch/fill fresh memory  restore ÷ touch');
     const results: Record<string, Sample> = {};
     const workloads: Array<{ name: string; mib: number; start: () => Promise<string>; ready: string; check?: { send: string; expect: string } }> = [
       {
@@ -141,12 +168,17 @@ async function main(): Promise<void> {
       results[w.name] = s;
       const touch = w.mib ? baseline(programs, w.mib, 'touch') : 0;
       const fill = w.mib ? baseline(programs, w.mib, 'fill') : 0;
+      const write = writeBaseline(dir, s.bytes);
       console.log(
         `${w.name.padEnd(15)} ${ms(s.frozenMs).padStart(7)} ${ms(s.checkpointMs).padStart(11)}  ${mib(s.bytes).padStart(11)} ${ms(s.restoreMs).padStart(9)}` +
-          (w.mib ? `   ${ms(touch).padStart(8)} / ${ms(fill).padStart(7)}        ${(s.restoreMs / touch).toFixed(2)}x` : ''),
+          `  ${ms(write).padStart(10)}  ${(s.frozenMs / write).toFixed(2).padStart(9)}x` +
+          (w.mib ? `   ${ms(touch).padStart(13)} / ${ms(fill).padStart(7)}        ${(s.restoreMs / touch).toFixed(2)}x` : ''),
       );
     }
 
+    if (damonPageout()) {
+      console.log('note: DAMON page-out is active on this machine; image pages it evicted are read back from disk on restore');
+    }
     console.log('\nCRIU 4.2 on this kind of machine (../shared/STACK.md):');
     console.log('  256 MiB: dump 230 ms (frozen 140 ms), image 269 MB, restore 900 ms;  1 GiB: dump 1300 ms, restore 3400 ms');
 

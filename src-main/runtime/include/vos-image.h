@@ -24,7 +24,7 @@
 #define VOS_REC_HEADER_SIZE 24
 #define VOS_IMAGE_MAGIC "vOS image"
 #define VOS_MAX_RECORD (64u << 20) /* no record payload is larger */
-#define VOS_PAGES_CHUNK (32u << 20) /* page data per PAGES record, at most */
+#define VOS_PAGES_CHUNK (1u << 20) /* page data per PAGES record, at most: one cache-sized batch */
 
 enum vos_rec_type {
 	VOS_REC_HEADER = 1,   /* producer, machine, kernel, CPU features */
