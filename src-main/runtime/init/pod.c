@@ -316,6 +316,39 @@ void pod_init_serve(struct pod *pod)
 	}
 }
 
+void pod_fork_init(struct pod *pod)
+{
+	int status_pipe[2];
+	if (pipe2(status_pipe, O_CLOEXEC) < 0)
+		die("pipe: %s", strerror(errno));
+	/* Give up the terminal so that pod init can take it; the hangup this sends goes to our own
+	 * (foreground) process group, that is, to us: ignored for the moment. */
+	if (pod->tty_fd >= 0) {
+		signal(SIGHUP, SIG_IGN);
+		signal(SIGCONT, SIG_IGN);
+		if (ioctl(pod->tty_fd, TIOCNOTTY) < 0 && errno != ENOTTY)
+			die("cannot give up the terminal: %s", strerror(errno));
+		signal(SIGHUP, SIG_DFL);
+		signal(SIGCONT, SIG_DFL);
+	}
+	sigset_t set;
+	pod_signal_set(&set);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0) /* from before the fork: nothing is lost in between */
+		die("sigprocmask: %s", strerror(errno));
+	pid_t init = fork();
+	if (init < 0)
+		die("fork: %s", strerror(errno));
+	if (init > 0) {
+		close(status_pipe[1]);
+		outer_supervise(init, status_pipe[0]);
+	}
+	close(status_pipe[0]);
+	pod->status_fd = status_pipe[1];
+	/* The outer process gone (the agent killed it): the pod goes too. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+		die("prctl: %s", strerror(errno));
+}
+
 void outer_supervise(pid_t child, int status_fd)
 {
 	sigset_t set;
@@ -404,31 +437,7 @@ int launch_main(const struct launch_options *o)
 		pod_init_serve(&pod);
 	}
 
-	int status_pipe[2];
-	if (pipe2(status_pipe, O_CLOEXEC) < 0)
-		die("pipe: %s", strerror(errno));
-	/* Give up the terminal so that pod init can take it; the hangup this sends goes to our own
-	 * (foreground) process group, that is, to us. */
-	if (pod.tty_fd >= 0) {
-		signal(SIGHUP, SIG_IGN);
-		signal(SIGCONT, SIG_IGN);
-		ioctl(pod.tty_fd, TIOCNOTTY);
-		signal(SIGHUP, SIG_DFL);
-		signal(SIGCONT, SIG_DFL);
-	}
-	sigset_t set;
-	pod_signal_set(&set);
-	sigprocmask(SIG_BLOCK, &set, NULL); /* from before the fork: nothing is lost in between */
-	pid_t init = fork();
-	if (init < 0)
-		die("fork: %s", strerror(errno));
-	if (init > 0) {
-		close(status_pipe[1]);
-		outer_supervise(init, status_pipe[0]);
-	}
-	close(status_pipe[0]);
-	pod.status_fd = status_pipe[1];
-	prctl(PR_SET_PDEATHSIG, SIGKILL); /* the outer gone (agent killed it): the pod goes too */
+	pod_fork_init(&pod);
 	char why[256];
 	if (pod_init_become_leader(&pod, why, sizeof why) < 0)
 		die("%s", why);

@@ -58,6 +58,11 @@ void outer_supervise(pid_t child, int status_fd) __attribute__((noreturn));
 /* Creates the user + pid + mount namespaces (the caller then forks pod init). 0, or -1 with
  * the reason in `why`. */
 int pod_enter_namespaces(char *why, size_t size);
+/* After pod_enter_namespaces: hands the terminal over and forks pod init, the first process of
+ * the new pid namespace. The caller becomes the outer process (outer_supervise, never
+ * returns); the function returns in pod init, with pod->status_fd set and the pod's signals
+ * blocked. */
+void pod_fork_init(struct pod *pod);
 /* In the new pod init (pid 1): private /proc, session leader with the terminal. */
 int pod_init_become_leader(struct pod *pod, char *why, size_t size);
 

@@ -381,8 +381,11 @@ int create_objects(struct restore_ctx *c, struct err *e)
 			} else {
 				fd = recreate_deleted(c, o, e);
 			}
-			if (fd >= 0)
-				lseek(fd, (off_t)o->pos, SEEK_SET);
+			if (fd >= 0 && lseek(fd, (off_t)o->pos, SEEK_SET) < 0) {
+				fail(e, "cannot set the position of %s: %s", o->path, strerror(errno));
+				close(fd);
+				fd = -1;
+			}
 			break;
 		case VOS_OBJ_SESSION_TTY:
 			fd = session_tty(c, o, e);

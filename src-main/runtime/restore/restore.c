@@ -338,30 +338,7 @@ int restore_main(int argc, char **argv)
 	char why[256];
 	if (pod_enter_namespaces(why, sizeof why) < 0)
 		refuse("%s", why);
-	int status_pipe[2];
-	if (pipe2(status_pipe, O_CLOEXEC) < 0)
-		die("pipe: %s", strerror(errno));
-	if (pod.tty_fd >= 0) {
-		signal(SIGHUP, SIG_IGN);
-		signal(SIGCONT, SIG_IGN);
-		ioctl(pod.tty_fd, TIOCNOTTY);
-		signal(SIGHUP, SIG_DFL);
-		signal(SIGCONT, SIG_DFL);
-	}
-	sigset_t set;
-	pod_signal_set(&set);
-	sigprocmask(SIG_BLOCK, &set, NULL);
-	/* The first process created in the new pid namespace is its pid 1: pod init. */
-	pid_t init = fork();
-	if (init < 0)
-		die("fork: %s", strerror(errno));
-	if (init > 0) {
-		close(status_pipe[1]);
-		outer_supervise(init, status_pipe[0]);
-	}
-	close(status_pipe[0]);
-	pod.status_fd = status_pipe[1];
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	pod_fork_init(&pod);
 	if (pod_init_become_leader(&pod, why, sizeof why) < 0)
 		report_failure(&pod, why);
 	pod_init_prepare(&pod);
