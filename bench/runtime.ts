@@ -12,7 +12,7 @@
  * Environment: BENCH_RUNS (3), BENCH_SIZES (64,256,1024).
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync, constants as zlibConstants } from 'node:zlib';
 import type { ApiClient } from '../src-main/api/client.js';
@@ -33,35 +33,65 @@ interface Sample {
   checkpointMs: number;
   bytes: number;
   restoreMs: number;
+  touchMs: number;
+  fillMs: number;
+}
+
+interface Workload {
+  name: string;
+  mib: number;
+  start: () => Promise<string>;
+  ready: string;
+  check?: { send: string; expect: string };
 }
 
 async function waitScreen(client: ApiClient, id: string, pattern: string, timeoutMs = 120_000): Promise<void> {
   await client.request('session.wait', { id, pattern, timeoutMs });
 }
 
-async function cycle(client: ApiClient, dir: string, start: () => Promise<string>, ready: string, check?: { send: string; expect: string }): Promise<Sample> {
-  const id = await start();
-  await waitScreen(client, id, ready);
+/** Pause before each timed restore and each baseline: memory freed a moment ago (the checkpointed
+ * process, the previous run) is still being handed back to the hypervisor on a VM with free page
+ * reporting, and whichever run meets it pays for it. Both start from the same settled state. */
+const SETTLE_MS = Number(process.env.BENCH_SETTLE_MS ?? 2500);
+const settle = (): Promise<void> => new Promise((r) => setTimeout(r, SETTLE_MS));
+
+async function cycle(client: ApiClient, dir: string, programs: string, w: Workload): Promise<Sample> {
+  const id = await w.start();
+  await waitScreen(client, id, w.ready);
   const file = join(dir, `bench-${id}.vosimg`);
   const cp = await client.request('session.checkpoint', { id, out: file, stop: true });
+  warmPageCache(file);
+  const touchMs = w.mib ? (await settle(), timeFresh(programs, w.mib, 'touch')) : 0;
+  const fillMs = w.mib ? (await settle(), timeFresh(programs, w.mib, 'fill')) : 0;
+  await settle();
   const t0 = performance.now();
   const restored = await client.request('session.restore', { file });
   const restoreMs = performance.now() - t0;
-  if (check) {
-    await client.request('session.input', { id: restored.id, data: check.send });
-    await waitScreen(client, restored.id, check.expect);
+  if (w.check) {
+    await client.request('session.input', { id: restored.id, data: w.check.send });
+    await waitScreen(client, restored.id, w.check.expect);
   }
   await client.request('session.remove', { id: restored.id, force: true });
   await client.request('session.remove', { id, force: true });
   unlinkSync(file);
-  return { frozenMs: cp.frozenMs, checkpointMs: cp.wallMs, bytes: cp.bytes, restoreMs };
+  return { frozenMs: cp.frozenMs, checkpointMs: cp.wallMs, bytes: cp.bytes, restoreMs, touchMs, fillMs };
 }
 
-function baseline(programs: string, mibs: number, mode: 'touch' | 'fill'): number {
-  const runs = Array.from({ length: RUNS }, () =>
-    Number(execFileSync(join(programs, 'touch'), [String(mibs), mode], { encoding: 'utf8' }).trim()) * 1000,
-  );
-  return median(runs);
+/** Reads the image once so that the restore reads it from memory, as "page cache warm" says
+ * (DAMON page-out, where active, may have evicted part of it already). */
+function warmPageCache(file: string): void {
+  const fd = openSync(file, 'r');
+  const buf = Buffer.allocUnsafe(1 << 20);
+  try {
+    while (readSync(fd, buf, 0, buf.length, null) > 0);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Milliseconds to map `mibs` MiB of fresh memory and touch a byte per page (or fill it all). */
+function timeFresh(programs: string, mibs: number, mode: 'touch' | 'fill'): number {
+  return Number(execFileSync(join(programs, 'touch'), [String(mibs), mode], { encoding: 'utf8' }).trim()) * 1000;
 }
 
 /** Writes `bytes` to a new file in `dir` in 1 MiB writes (no fsync, like the frozen part of a checkpoint). */
@@ -140,7 +170,7 @@ async function main(): Promise<void> {
     console.log(`checkpoint and restore, median of ${RUNS} (image written to ${dir}, page cache warm)`);
     console.log('workload        frozen   checkpoint  image        restore   write image  frozen ÷ write   touch/fill fresh memory  restore ÷ touch');
     const results: Record<string, Sample> = {};
-    const workloads: Array<{ name: string; mib: number; start: () => Promise<string>; ready: string; check?: { send: string; expect: string } }> = [
+    const workloads: Workload[] = [
       {
         name: 'idle bash',
         mib: 0,
@@ -158,16 +188,18 @@ async function main(): Promise<void> {
     ];
     for (const w of workloads) {
       const samples: Sample[] = [];
-      for (let i = 0; i < RUNS; i++) samples.push(await cycle(client, dir, w.start, w.ready, w.check));
+      for (let i = 0; i < RUNS; i++) samples.push(await cycle(client, dir, programs, w));
       const s: Sample = {
         frozenMs: median(samples.map((x) => x.frozenMs)),
         checkpointMs: median(samples.map((x) => x.checkpointMs)),
         bytes: median(samples.map((x) => x.bytes)),
         restoreMs: median(samples.map((x) => x.restoreMs)),
+        touchMs: median(samples.map((x) => x.touchMs)),
+        fillMs: median(samples.map((x) => x.fillMs)),
       };
       results[w.name] = s;
-      const touch = w.mib ? baseline(programs, w.mib, 'touch') : 0;
-      const fill = w.mib ? baseline(programs, w.mib, 'fill') : 0;
+      const touch = s.touchMs;
+      const fill = s.fillMs;
       const write = writeBaseline(dir, s.bytes);
       console.log(
         `${w.name.padEnd(15)} ${ms(s.frozenMs).padStart(7)} ${ms(s.checkpointMs).padStart(11)}  ${mib(s.bytes).padStart(11)} ${ms(s.restoreMs).padStart(9)}` +
@@ -177,7 +209,8 @@ async function main(): Promise<void> {
     }
 
     if (damonPageout()) {
-      console.log('note: DAMON page-out is active on this machine; image pages it evicted are read back from disk on restore');
+      console.log('note: DAMON page-out is active on this machine: it evicts page cache it thinks cold, so each image is read once\n' +
+        '      before its restore is timed (a restore that has to read the image from disk takes longer)');
     }
     console.log('\nCRIU 4.2 on this kind of machine (../shared/STACK.md):');
     console.log('  256 MiB: dump 230 ms (frozen 140 ms), image 269 MB, restore 900 ms;  1 GiB: dump 1300 ms, restore 3400 ms');

@@ -140,6 +140,19 @@ describe.each(runAs)('checkpoint and restore (as $who)', ({ user }) => {
     await waitText(rid, 'usr2=1 pending-usr2=0 altstack=kept on-altstack=1');
   });
 
+  it('keeps the advice given to memory (huge pages or not, dont-fork, wipe-on-fork, dont-dump)', async () => {
+    const id = await run(join(programs, 'advice'));
+    await waitText(id, '^ready$');
+    const rid = await cycle(id, 'advice');
+    await send(rid, '\r');
+    const s = (await waitText(rid, '^dontdump: ')).lines.join('\n');
+    expect(s).toMatch(/^huge: flag=1 child=data data=kept$/m);
+    expect(s).toMatch(/^nohuge: flag=1 child=data data=kept$/m);
+    expect(s).toMatch(/^dontfork: flag=1 child=absent data=kept$/m);
+    expect(s).toMatch(/^wipe: flag=1 child=zero data=kept$/m);
+    expect(s).toMatch(/^dontdump: flag=1 child=data data=kept$/m);
+  });
+
   it('memory shared between two processes stays shared', async () => {
     const id = await run(join(programs, 'shm-counter'));
     await waitText(id, 'shared=\\d{2,}$');

@@ -93,10 +93,39 @@ static uint32_t classify(const struct vma *v, int shared, const char *path)
 	return VOS_VMA_FILE;
 }
 
+/* The VmFlags of smaps that the image keeps (two-letter codes, see proc(5)). */
+static uint32_t parse_vm_flags(const char *list)
+{
+	static const struct {
+		char code[3];
+		uint32_t flag;
+	} known[] = {{"gd", VOS_VMA_GROWSDOWN}, {"hg", VOS_VMA_HUGEPAGE},   {"nh", VOS_VMA_NOHUGEPAGE},
+		     {"dc", VOS_VMA_DONTFORK},  {"wf", VOS_VMA_WIPEONFORK}, {"dd", VOS_VMA_DONTDUMP}};
+	uint32_t flags = 0;
+	for (const char *p = list; *p;) {
+		while (*p == ' ')
+			p++;
+		size_t n = strcspn(p, " ");
+		for (size_t k = 0; n == 2 && k < sizeof known / sizeof known[0]; k++)
+			if (p[0] == known[k].code[0] && p[1] == known[k].code[1])
+				flags |= known[k].flag;
+		p += n;
+	}
+	return flags;
+}
+
+/* In smaps, a mapping's first line starts with its address range; the lines after it are
+ * "Key: value" fields. */
+static int is_field_line(const char *line)
+{
+	size_t token = strcspn(line, " ");
+	return token > 0 && line[token - 1] == ':';
+}
+
 int collect_vmas(pid_t pid, struct mem_dump *md, struct vma_list *out, struct err *e)
 {
 	char path[64];
-	snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+	snprintf(path, sizeof path, "/proc/%d/smaps", (int)pid);
 	char *text = read_text_file(path, NULL);
 	if (!text)
 		return fail(e, "cannot read %s: %s", path, strerror(errno));
@@ -108,6 +137,12 @@ int collect_vmas(pid_t pid, struct mem_dump *md, struct vma_list *out, struct er
 			*next++ = 0;
 		else
 			next = line + strlen(line);
+		if (is_field_line(line)) {
+			if (out->n > 0 && strncmp(line, "VmFlags:", 8) == 0)
+				out->v[out->n - 1].flags |= parse_vm_flags(line + 8);
+			line = next;
+			continue;
+		}
 		unsigned long long start, end, off, ino;
 		unsigned maj, min;
 		char perms[8];
@@ -130,8 +165,6 @@ int collect_vmas(pid_t pid, struct mem_dump *md, struct vma_list *out, struct er
 		int shared = perms[3] == 's';
 		if (shared)
 			v.flags |= VOS_VMA_SHARED;
-		if (strcmp(name, "[stack]") == 0)
-			v.flags |= VOS_VMA_GROWSDOWN;
 		snprintf(v.path, sizeof v.path, "%s", name);
 		v.kind = classify(&v, shared, name);
 		if (v.kind == VOS_VMA_FILE) {

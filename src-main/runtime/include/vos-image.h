@@ -62,9 +62,14 @@ enum vos_vma_kind {
 	VOS_VMA_VSYSCALL = 8,  /* not restored: the kernel provides it */
 };
 
-/* vma flags */
-#define VOS_VMA_GROWSDOWN 1u
+/* vma flags (from /proc/PID/smaps: the mapping's kind and the advice it was given) */
+#define VOS_VMA_GROWSDOWN 1u    /* gd: a stack that grows down */
 #define VOS_VMA_SHARED 2u
+#define VOS_VMA_HUGEPAGE 4u     /* hg: MADV_HUGEPAGE */
+#define VOS_VMA_NOHUGEPAGE 8u   /* nh: MADV_NOHUGEPAGE */
+#define VOS_VMA_DONTFORK 16u    /* dc: MADV_DONTFORK */
+#define VOS_VMA_WIPEONFORK 32u  /* wf: MADV_WIPEONFORK */
+#define VOS_VMA_DONTDUMP 64u    /* dd: MADV_DONTDUMP */
 
 /* PAGES run kinds */
 #define VOS_RUN_DATA 0u

@@ -18,6 +18,7 @@
 #include <sys/syscall.h>
 
 #include "blob.h"
+#include "../include/vos-image.h"
 #include "vos-control.h"
 
 #define BLOB __attribute__((section("vos_blob")))
@@ -85,6 +86,26 @@ BLOB static void zero(uint8_t *p, uint64_t len)
 		w[i] = 0;
 }
 
+BLOB static void advise_if(struct blob_plan *p, const struct blob_area *a, uint32_t flag, int advice)
+{
+	if (!(a->advice & flag))
+		return;
+	long rc = sys3(__NR_madvise, (long)a->start, (long)(a->end - a->start), advice);
+	if (rc < 0)
+		fail(p, STEP_ADVISE, rc, a->start);
+}
+
+/* Gives a restored area the madvise advice the program had given it (no tables: the blob
+ * carries no data section). */
+BLOB static void advise(struct blob_plan *p, const struct blob_area *a)
+{
+	advise_if(p, a, VOS_VMA_HUGEPAGE, 14 /* MADV_HUGEPAGE */);
+	advise_if(p, a, VOS_VMA_NOHUGEPAGE, 15 /* MADV_NOHUGEPAGE */);
+	advise_if(p, a, VOS_VMA_DONTFORK, 10 /* MADV_DONTFORK */);
+	advise_if(p, a, VOS_VMA_WIPEONFORK, 18 /* MADV_WIPEONFORK */);
+	advise_if(p, a, VOS_VMA_DONTDUMP, 16 /* MADV_DONTDUMP */);
+}
+
 BLOB static void load_memory(struct blob_plan *p)
 {
 	for (uint64_t i = 0; i < p->nunmap; i++) {
@@ -109,8 +130,7 @@ BLOB static void load_memory(struct blob_plan *p)
 			       (long)(a->map_flags | MAP_FIXED_NOREPLACE), a->fd, (long)a->pgoff);
 		if (rc != (long)a->start)
 			fail(p, STEP_MAP, rc < 0 ? rc : -17 /* EEXIST: placed elsewhere */, a->start);
-		if (a->huge) /* a few huge page faults instead of many small ones (best effort) */
-			sys3(__NR_madvise, (long)a->start, (long)(a->end - a->start), 14 /* MADV_HUGEPAGE */);
+		advise(p, a);
 	}
 	for (uint64_t i = 0; i < p->nruns; i++) {
 		struct blob_run *r = &p->runs[i];

@@ -47,6 +47,7 @@ enum blob_step {
 	STEP_THREAD = 7,
 	STEP_SIGNALS = 8,
 	STEP_TIMERS = 9,
+	STEP_ADVISE = 10,
 };
 
 struct restore_sync {
@@ -68,7 +69,7 @@ struct blob_area {
 	uint32_t prot;
 	uint32_t map_flags; /* MAP_* */
 	int32_t fd;         /* file or memfd to map, or -1 */
-	uint32_t huge;      /* dense anonymous memory: fill it with transparent huge pages */
+	uint32_t advice;    /* VOS_VMA_* advice flags the area had (madvise again) */
 };
 
 struct blob_run {

@@ -451,14 +451,11 @@ static void build_and_jump(struct restore_ctx *c, struct img_process *p, int ima
 			a->map_flags |= MAP_ANONYMOUS;
 		if (v->flags & VOS_VMA_GROWSDOWN)
 			a->map_flags |= MAP_GROWSDOWN;
-		if (a->fd < 0 && !(v->flags & VOS_VMA_GROWSDOWN) && v->end - v->start >= (8u << 20)) {
-			/* Mostly filled from the image? Then huge pages cost no memory and save faults. */
-			uint64_t data = 0;
-			for (uint64_t r = 0; r < runs->n; r++)
-				if (!runs->v[r].zero && runs->v[r].addr >= v->start && runs->v[r].addr < v->end)
-					data += runs->v[r].len;
-			a->huge = data * 10 >= (v->end - v->start) * 9;
-		}
+		/* The advice the program gave, and nothing of ours: huge pages for memory it did not ask
+		 * them for would cost it memory, and on a VM that hands freed memory back to the host
+		 * each 2 MiB fault is far slower than 512 small ones (measured: 5 ms against 0.3 ms). */
+		a->advice = v->flags & (VOS_VMA_HUGEPAGE | VOS_VMA_NOHUGEPAGE | VOS_VMA_DONTFORK | VOS_VMA_WIPEONFORK |
+					VOS_VMA_DONTDUMP);
 	}
 	plan->runs = zalloc(c, &z, runs->n * sizeof *plan->runs + 8, 8);
 	memcpy(plan->runs, runs->v, runs->n * sizeof *plan->runs);
