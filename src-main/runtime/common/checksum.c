@@ -8,6 +8,42 @@ static uint32_t crc_table[8][256]; /* filled once by crc_init; read-only afterwa
 static int crc_ready;
 static int crc_hw;
 
+/* The hardware path runs three independent streams over three blocks of CRC_BLOCK bytes (the
+ * crc32 instruction has a latency of three cycles but can start one per cycle) and joins them:
+ * for the raw register, crc(A || B) = shift(crc(A)) ^ crc(B), where shift is "feed CRC_BLOCK
+ * zero bytes", a linear map kept as four byte tables. Filled once by crc_init, read-only after. */
+#define CRC_BLOCK 4096
+static uint32_t crc_shift_table[4][256];
+
+__attribute__((target("sse4.2"))) static uint32_t crc_hw_zeros(uint32_t crc, size_t len)
+{
+	uint64_t c = crc;
+	for (size_t i = 0; i < len / 8; i++)
+		c = __builtin_ia32_crc32di(c, 0);
+	return (uint32_t)c;
+}
+
+static void crc_shift_init(void)
+{
+	uint32_t basis[32]; /* the shift of each single bit of the register */
+	for (int b = 0; b < 32; b++)
+		basis[b] = crc_hw_zeros(1u << b, CRC_BLOCK);
+	for (int k = 0; k < 4; k++)
+		for (uint32_t v = 0; v < 256; v++) {
+			uint32_t out = 0;
+			for (int b = 0; b < 8; b++)
+				if (v & (1u << b))
+					out ^= basis[8 * k + b];
+			crc_shift_table[k][v] = out;
+		}
+}
+
+static uint32_t crc_shift(uint32_t c)
+{
+	return crc_shift_table[0][c & 0xff] ^ crc_shift_table[1][(c >> 8) & 0xff] ^
+	       crc_shift_table[2][(c >> 16) & 0xff] ^ crc_shift_table[3][c >> 24];
+}
+
 static void crc_init(void)
 {
 	for (uint32_t i = 0; i < 256; i++) {
@@ -21,6 +57,8 @@ static void crc_init(void)
 			crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xff];
 	__builtin_cpu_init();
 	crc_hw = __builtin_cpu_supports("sse4.2");
+	if (crc_hw)
+		crc_shift_init();
 	crc_ready = 1;
 }
 
@@ -41,10 +79,25 @@ static uint32_t crc_soft(uint32_t crc, const uint8_t *p, size_t len)
 	return crc;
 }
 
-/* The SSE4.2 crc32 instruction, 8 bytes at a time (about 10 GB/s here). */
+/* The SSE4.2 crc32 instruction, 8 bytes at a time, three streams at once where there is room. */
 __attribute__((target("sse4.2"))) static uint32_t crc_hw_run(uint32_t crc, const uint8_t *p, size_t len)
 {
 	uint64_t c = crc;
+	while (len >= 3 * CRC_BLOCK) {
+		uint64_t c1 = 0, c2 = 0;
+		for (size_t i = 0; i < CRC_BLOCK; i += 8) {
+			uint64_t w0, w1, w2;
+			memcpy(&w0, p + i, 8);
+			memcpy(&w1, p + CRC_BLOCK + i, 8);
+			memcpy(&w2, p + 2 * CRC_BLOCK + i, 8);
+			c = __builtin_ia32_crc32di(c, w0);
+			c1 = __builtin_ia32_crc32di(c1, w1);
+			c2 = __builtin_ia32_crc32di(c2, w2);
+		}
+		c = crc_shift(crc_shift((uint32_t)c) ^ (uint32_t)c1) ^ (uint32_t)c2;
+		p += 3 * CRC_BLOCK;
+		len -= 3 * CRC_BLOCK;
+	}
 	while (len >= 8) {
 		uint64_t w;
 		memcpy(&w, p, 8);
