@@ -156,7 +156,7 @@ async function main(): Promise<void> {
   const programs = join(dir, 'programs');
   execFileSync('make', ['-s', '-C', join(packageRoot(), 'test', 'runtime', 'programs'), `OUT=${programs}`], { stdio: 'inherit' });
   const agent = spawn(process.execPath, [cliEntry(), 'daemon', '--name', 'bench'], {
-    env: { ...process.env, VOS_HOME: dir },
+    env: { ...process.env, VOS_HOME: dir, VOS_MDNS: '0', VOS_LISTEN: '127.0.0.1:0' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   try {

@@ -147,7 +147,7 @@ async function agentThroughput(client: ApiClient, file: string): Promise<{ secon
 async function main(): Promise<void> {
   const dir = mkdtempSync('/tmp/vos-bench-');
   const agent = spawn(process.execPath, [cliEntry(), 'daemon', '--name', 'bench'], {
-    env: { ...process.env, VOS_HOME: dir },
+    env: { ...process.env, VOS_HOME: dir, VOS_MDNS: '0', VOS_LISTEN: '127.0.0.1:0' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   try {

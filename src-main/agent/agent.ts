@@ -14,6 +14,9 @@ import { packageVersion, rendererDir } from '../base/package-paths.js';
 import { ensurePrivateDir, statePaths, type StatePaths } from '../base/state-dir.js';
 import { acquireAgentLock, type AgentLock } from './agent-lock.js';
 import { ApiDispatcher, type AgentServices } from './api-dispatcher.js';
+import { Community, DEFAULT_PEER_PORT } from './community/community.js';
+import { parseHostPort } from './community/addresses.js';
+import { loadOrCreateIdentity, type Identity } from './community/identity.js';
 import { SessionManager } from './session-manager.js';
 import { UnixSocketServer } from './transports/unix-socket-server.js';
 import { WebServer } from './transports/web-server.js';
@@ -26,10 +29,20 @@ export interface AgentOptions {
   /** Where the renderer bundle is (web mode). */
   staticDir?: string;
   log?: (message: string) => void;
+  /**
+   * Where to listen for links from peers. Absent: $VOS_LISTEN (HOST:PORT or "none"), else all
+   * addresses on the default port (or any free port if another agent on this machine has it).
+   * null: no listening, outgoing links only.
+   */
+  listen?: { host: string; port: number } | null;
+  /** Publish and browse with mDNS (default: true unless $VOS_MDNS is "0"). */
+  mdns?: boolean;
 }
 
 export class Agent implements AgentServices {
   readonly sessions: SessionManager;
+  community: Community | null = null;
+  private identity: Identity | null = null;
   readonly dispatcher: ApiDispatcher;
   readonly paths: StatePaths;
   private readonly name: string;
@@ -41,7 +54,7 @@ export class Agent implements AgentServices {
   private stopping: Promise<void> | null = null;
   readonly log: (message: string) => void;
 
-  private constructor(options: AgentOptions) {
+  private constructor(private readonly options: AgentOptions) {
     this.paths = statePaths(options.home);
     this.name = options.name ?? hostname();
     this.staticDir = options.staticDir ?? rendererDir();
@@ -63,6 +76,7 @@ export class Agent implements AgentServices {
     agent.lock = acquireAgentLock(agent.paths.lock, agent.paths.home);
     try {
       await agent.socketServer.listen(agent.paths.socket);
+      await agent.startCommunity();
       if (options.webPort !== undefined && options.webPort !== null) await agent.enableWeb(options.webPort);
     } catch (err) {
       await agent.stop();
@@ -70,6 +84,37 @@ export class Agent implements AgentServices {
     }
     agent.log(`agent "${agent.name}" (pid ${process.pid}) listening on ${agent.paths.socket}`);
     return agent;
+  }
+
+  /** Identity, peer listener and discovery. */
+  private async startCommunity(): Promise<void> {
+    this.identity = loadOrCreateIdentity(this.paths.home);
+    const explicit = this.options.listen !== undefined ? this.options.listen : listenFromEnv(process.env.VOS_LISTEN);
+    const mdns = this.options.mdns ?? process.env.VOS_MDNS !== '0';
+    const make = (listen: { host: string; port: number } | null): Community =>
+      new Community(
+        { identity: this.identity!, name: this.name, home: this.paths.home, listen, mdns, log: this.log },
+        (peer) => ({ open: (conn) => this.dispatcher.open(conn, { kind: 'peer', peer }) }),
+      );
+    let community = make(explicit === undefined ? { host: '0.0.0.0', port: DEFAULT_PEER_PORT } : explicit);
+    try {
+      await community.start();
+    } catch (err) {
+      await community.stop();
+      const code = (err as NodeJS.ErrnoException).code;
+      if (explicit !== undefined || code !== 'EADDRINUSE') {
+        const where = explicit ? `${explicit.host}:${explicit.port}` : `port ${DEFAULT_PEER_PORT}`;
+        throw new VosError('unavailable', `cannot listen for peers on ${where}: ${(err as Error).message}`);
+      }
+      // Another agent on this machine (another user) has the default port: take any.
+      community = make({ host: '0.0.0.0', port: 0 });
+      await community.start();
+    }
+    this.community = community;
+    this.log(
+      `machine id ${this.identity.shortId}; ${community.listening ? `listening for peers on ${community.listening}` : 'not listening for peers'}` +
+        `${community.mdnsEnabled ? ', mDNS on' : ', mDNS off'}`,
+    );
   }
 
   info(): AgentInfo {
@@ -81,6 +126,10 @@ export class Agent implements AgentServices {
       protocol: PROTOCOL_VERSION,
       home: this.paths.home,
       webUrl: this.web?.url ?? null,
+      id: this.identity?.id ?? '',
+      shortId: this.identity?.shortId ?? '',
+      listen: this.community?.listening ?? null,
+      mdns: this.community?.mdnsEnabled ?? false,
     };
   }
 
@@ -108,6 +157,7 @@ export class Agent implements AgentServices {
   /** Ends all sessions, closes the servers and releases the state directory. Idempotent. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
+      await this.community?.stop();
       await this.sessions.disposeAll();
       await this.web?.close();
       await this.socketServer.close();
@@ -116,6 +166,13 @@ export class Agent implements AgentServices {
     })();
     return this.stopping;
   }
+}
+
+/** VOS_LISTEN: HOST:PORT, or "none" for no listening; unset: the default. */
+function listenFromEnv(value: string | undefined): { host: string; port: number } | null | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (value === 'none') return null;
+  return parseHostPort(value, DEFAULT_PEER_PORT);
 }
 
 function stringEnv(env: NodeJS.ProcessEnv): Record<string, string> {

@@ -13,16 +13,41 @@ import {
 } from '../api/protocol.js';
 import { checkParams, parseClientMessage } from '../api/validate.js';
 import { parseSignal } from '../base/signals.js';
+import type { Community } from './community/community.js';
+import { RemoteProxy, isRemoteSessionMethod, splitRemoteRef } from './community/remote-proxy.js';
 import type { SessionManager } from './session-manager.js';
 import type { Connection } from './transports/connection.js';
 
 /** What the dispatcher needs from the agent around it. */
 export interface AgentServices {
   readonly sessions: SessionManager;
+  /** The machine community; null when the agent runs without it. */
+  readonly community: Community | null;
   info(): AgentInfo;
   enableWeb(port?: number): Promise<string>;
   log(message: string): void;
 }
+
+/**
+ * Who is on the other end. A local client (same user: Unix socket, token-guarded web socket,
+ * Electron) may do everything. A paired peer may list, watch and use this agent's sessions, but
+ * not start, remove, checkpoint or restore them, not change this agent's settings, and not reach
+ * through this agent to a third machine.
+ */
+export type ConnectionPolicy = { kind: 'local' } | { kind: 'peer'; peer: { id: string; name: string } };
+
+const PEER_METHODS: ReadonlySet<Method> = new Set<Method>([
+  'agent.info',
+  'session.list',
+  'session.watch',
+  'session.screen',
+  'session.wait',
+  'session.attach',
+  'session.detach',
+  'session.input',
+  'session.resize',
+  'session.kill',
+]);
 
 interface RequestContext {
   conn: Connection;
@@ -38,8 +63,12 @@ class ClientState {
   greeted = false;
   closed = false;
   unwatch: (() => void) | null = null;
+  unwatchPeers: (() => void) | null = null;
   /** Sessions this connection views, by id. */
   readonly attached = new Set<string>();
+  /** Its conversations with paired peers, made on first use. */
+  remote: RemoteProxy | null = null;
+  constructor(readonly policy: ConnectionPolicy) {}
 }
 
 /** What a transport holds per connection: feed it messages, tell it when the connection ends. */
@@ -57,8 +86,8 @@ export class ApiDispatcher {
     this.handlers = this.makeHandlers();
   }
 
-  open(conn: Connection): ConnectionHandle {
-    const client = new ClientState();
+  open(conn: Connection, policy: ConnectionPolicy = { kind: 'local' }): ConnectionHandle {
+    const client = new ClientState(policy);
     return {
       receive: (message) => this.receive(conn, client, message),
       fatal: (error) => this.fatal(conn, client, error),
@@ -103,8 +132,7 @@ export class ApiDispatcher {
     const after: Array<() => void> = [];
     try {
       const checked = checkParams(method, params);
-      const handler = this.handlers[method] as Handler<Method>;
-      const result = await handler(checked, { conn, client, afterReply: (fn) => after.push(fn) });
+      const result = await this.call(method, checked, { conn, client, afterReply: (fn) => after.push(fn) });
       if (client.closed) return;
       conn.send({ t: 'res', id, ok: true, result });
       for (const fn of after) fn();
@@ -115,6 +143,28 @@ export class ApiDispatcher {
       if (error.code === 'internal') this.agent.log(`${conn.label}: ${error.message}`);
       conn.send({ t: 'res', id, ok: false, error: error.toPayload() });
     }
+  }
+
+  /** Runs a checked request: within the connection's rights, here or on the peer it names. */
+  private call(method: Method, params: ParamsOf<Method>, ctx: RequestContext): Promise<unknown> | unknown {
+    const { client, conn } = ctx;
+    const ref = typeof (params as { id?: unknown }).id === 'string' ? splitRemoteRef((params as { id: string }).id) : null;
+    if (client.policy.kind === 'peer') {
+      if (!PEER_METHODS.has(method)) throw new VosError('refused', `a paired machine may not call ${method} here`);
+      if (ref) throw new VosError('unknown_session', 'sessions of other machines cannot be reached through this one');
+      if ((params as { all?: boolean }).all) (params as { all?: boolean }).all = false;
+    } else if (ref && isRemoteSessionMethod(method)) {
+      return this.remote(client, conn).forward(method, params as ParamsOf<typeof method>, ref);
+    }
+    const handler = this.handlers[method] as Handler<Method>;
+    return handler(params, ctx);
+  }
+
+  private remote(client: ClientState, conn: Connection): RemoteProxy {
+    const community = this.agent.community;
+    if (!community) throw new VosError('unavailable', 'this agent runs without the machine community');
+    client.remote ??= new RemoteProxy(conn, community);
+    return client.remote;
   }
 
   private fatal(conn: Connection, client: ClientState, error: VosError): void {
@@ -129,6 +179,8 @@ export class ApiDispatcher {
     if (client.closed) return;
     client.closed = true;
     client.unwatch?.();
+    client.unwatchPeers?.();
+    client.remote?.close();
     for (const id of client.attached) {
       try {
         this.agent.sessions.resolve(id).detach(conn);
@@ -139,15 +191,24 @@ export class ApiDispatcher {
     client.attached.clear();
   }
 
+  private peers(): Community {
+    const community = this.agent.community;
+    if (!community) throw new VosError('unavailable', 'this agent runs without the machine community');
+    return community;
+  }
+
   private makeHandlers(): Handlers {
     const sessions = this.agent.sessions;
     return {
       'agent.info': () => this.agent.info(),
       'agent.web': async (p) => ({ url: await this.agent.enableWeb(p.port) }),
-      'session.list': () => sessions.list(),
-      'session.watch': (_p, { conn, client }) => {
+      'session.list': async (p, { conn, client }) => [
+        ...sessions.list(),
+        ...(p.all && this.agent.community ? await this.remote(client, conn).listAll(false) : []),
+      ],
+      'session.watch': async (p, { conn, client }) => {
         if (!client.unwatch) client.unwatch = sessions.onEvent((e) => conn.send({ t: 'event', ...e }));
-        return sessions.list();
+        return [...sessions.list(), ...(p.all && this.agent.community ? await this.remote(client, conn).listAll(true) : [])];
       },
       'session.create': (p) => sessions.create(p).info(),
       'session.kill': (p) => {
@@ -197,6 +258,19 @@ export class ApiDispatcher {
         client.attached.delete(s.id);
         return {};
       },
+      'peer.list': () => this.peers().list(),
+      'peer.watch': (_p, { conn, client }) => {
+        const community = this.peers();
+        if (!client.unwatchPeers) client.unwatchPeers = community.onEvent((e) => conn.send({ t: 'event', ...e }));
+        return community.list();
+      },
+      'peer.add': (p) => this.peers().add(p.address),
+      'peer.unpair': (p) => this.peers().unpair(p.peer),
+      'pair.request': (p) => this.peers().requestPairing(p.peer),
+      'pair.wait': (p) => this.peers().waitPairing(p.peer, p.timeoutMs),
+      'pair.pending': () => this.peers().pending(),
+      'pair.accept': (p) => this.peers().accept(p.peer, p.code),
+      'pair.reject': (p) => this.peers().reject(p.peer),
     };
   }
 }

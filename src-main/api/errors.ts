@@ -26,6 +26,14 @@ export const ERROR_CODES = [
   'agent_running', // another agent already owns this state directory
   'connection_closed',
   'unavailable', // a feature this agent cannot offer (e.g. no renderer bundle for web mode)
+  'unknown_peer', // no known machine by that id prefix or name
+  'ambiguous_peer',
+  'peer_offline', // the machine is known but no link to it is up
+  'unreachable', // nothing answered at that address
+  'not_paired', // the operation needs a paired machine
+  'pair_rejected', // the other side said no
+  'wrong_code', // the verification code typed does not match
+  'refused', // a peer refused (rate limit, impostor, unpaired request)
   'internal',
 ] as const;
 

@@ -59,6 +59,52 @@ export interface SessionInfo {
   pod: boolean;
   /** The image this session was restored from, if it was. */
   restoredFrom: string | null;
+  /**
+   * The machine it runs on, for a session of a paired peer (its `id` is then `ID@PEERID`); absent
+   * or null for this agent's own sessions.
+   */
+  peer?: PeerRef | null;
+}
+
+/** A machine of the community, as a session names it. */
+export interface PeerRef {
+  /** The device id: SHA-256 of the machine's certificate, 64 hex digits. */
+  id: string;
+  name: string;
+}
+
+/** A machine this agent knows of: found nearby, added by hand, or paired. */
+export interface PeerInfo {
+  id: string;
+  /** XXXX-XXXX-XXXX: the start of the id, for people. */
+  shortId: string;
+  name: string;
+  os: string;
+  arch: string;
+  kernel: string;
+  version: string;
+  /** One-minute load average, as the peer last said. */
+  load: number | null;
+  /** host:port where it was found or reached, most recent first. */
+  addresses: string[];
+  paired: boolean;
+  /** Answering now (mDNS or a live link). */
+  online: boolean;
+  /** Milliseconds since the epoch. */
+  lastSeen: number | null;
+  link: 'up' | 'connecting' | 'down';
+  /** Something its user should know (e.g. a new certificate under a paired machine's name was refused). */
+  warning: string | null;
+  /** A pairing in progress with it. */
+  pairing: PairingState | null;
+}
+
+export interface PairingState {
+  /** outgoing: this side asked; incoming: the peer asks, and this side's user must accept. */
+  direction: 'outgoing' | 'incoming';
+  /** Six digits both machines show. */
+  code: string;
+  since: number;
 }
 
 export interface CheckpointResult {
@@ -84,6 +130,13 @@ export interface AgentInfo {
   protocol: number;
   /** The agent's state directory (VOS_HOME). */
   home: string;
+  /** This machine's device id (SHA-256 of its certificate) and its short form. */
+  id: string;
+  shortId: string;
+  /** Where it listens for links from peers (host:port), or null. */
+  listen: string | null;
+  /** Whether it publishes itself and browses with mDNS. */
+  mdns: boolean;
   /** The web UI's address with its token, when web mode is on. Only the owner can read it. */
   webUrl: string | null;
 }
@@ -130,9 +183,13 @@ export interface ApiMethods {
   'agent.info': { params: Record<string, never>; result: AgentInfo };
   /** Turns on the web UI if it is off; returns its address either way. */
   'agent.web': { params: { port?: number }; result: { url: string } };
-  'session.list': { params: Record<string, never>; result: SessionInfo[] };
-  /** Like `session.list`, and from now on this client receives the list events. */
-  'session.watch': { params: Record<string, never>; result: SessionInfo[] };
+  /** This agent's sessions; with `all`, those of every online paired peer too. */
+  'session.list': { params: { all?: boolean }; result: SessionInfo[] };
+  /**
+   * Like `session.list`, and from now on this client receives the list events; with `all`, for
+   * the sessions of paired peers too.
+   */
+  'session.watch': { params: { all?: boolean }; result: SessionInfo[] };
   'session.create': { params: CreateSessionParams; result: SessionInfo };
   'session.kill': { params: SessionRef & { signal?: string }; result: SessionInfo };
   /** Forget a session. A running one is refused unless `force`, which kills it first. */
@@ -162,6 +219,32 @@ export interface ApiMethods {
   'session.checkpoint': { params: SessionRef & { out?: string; stop?: boolean }; result: CheckpointResult };
   /** A new session whose program continues where the image was taken. */
   'session.restore': { params: { file: string; name?: string }; result: SessionInfo };
+
+  /** The machines this agent knows of. */
+  'peer.list': { params: Record<string, never>; result: PeerInfo[] };
+  /** Like `peer.list`, and from now on `peer.*` and `pair.requested` events. */
+  'peer.watch': { params: Record<string, never>; result: PeerInfo[] };
+  /** Connects to an agent at HOST:PORT (where multicast does not reach) and remembers it. */
+  'peer.add': { params: { address: string }; result: PeerInfo };
+  /** Forgets the pairing, on both sides where the peer is reachable. */
+  'peer.unpair': { params: PeerSelector; result: PeerInfo };
+  /**
+   * Asks the peer to pair. Returns at once with the code both machines show; `pair.wait` then
+   * waits for the other side's user.
+   */
+  'pair.request': { params: PeerSelector; result: { peer: PeerInfo; code: string } };
+  /** Resolves when the pairing asked for is accepted; `pair_rejected` or `timeout` otherwise. */
+  'pair.wait': { params: PeerSelector & { timeoutMs: number }; result: PeerInfo };
+  /** Pairing requests in progress, both directions. */
+  'pair.pending': { params: Record<string, never>; result: PeerInfo[] };
+  /** Accepts a peer's request; `code` must be the one this machine shows for it. */
+  'pair.accept': { params: PeerSelector & { code: string }; result: PeerInfo };
+  'pair.reject': { params: PeerSelector; result: PeerInfo };
+}
+
+/** A peer: an id prefix (hex or the short form) or its exact name. */
+export interface PeerSelector {
+  peer: string;
 }
 
 export type Method = keyof ApiMethods;
@@ -184,7 +267,17 @@ export type ApiEvent =
    */
   | { event: 'session.resync'; id: string; snapshot: string }
   /** To viewers of `id`, after the program ended (the `session.changed` equivalent for viewers). */
-  | { event: 'session.exited'; id: string; session: SessionInfo };
+  | { event: 'session.exited'; id: string; session: SessionInfo }
+  /**
+   * To viewers of a peer's session (`id` is `ID@PEERID`): the link to that machine went away. The
+   * session may well go on running there; attach again when the machine is back.
+   */
+  | { event: 'session.disconnected'; id: string; reason: string }
+  /** To peer watchers: a machine appeared or changed (online, paired, link, pairing...). */
+  | { event: 'peer.changed'; peer: PeerInfo }
+  | { event: 'peer.removed'; id: string }
+  /** To peer watchers: a machine asks to pair; its user should compare the code and accept. */
+  | { event: 'pair.requested'; peer: PeerInfo; code: string };
 
 export type EventName = ApiEvent['event'];
 

@@ -66,13 +66,15 @@ function stringMap(p: Record<string, unknown>, key: string): void {
 }
 
 const sessionRef: Checker = (p) => nonEmpty(p, 'id');
+const peerRef: Checker = (p) => nonEmpty(p, 'peer');
 const none: Checker = () => {};
+const listAll: Checker = (p) => bool(p, 'all');
 
 const CHECKERS: { [M in Method]: Checker } = {
   'agent.info': none,
   'agent.web': (p) => int(p, 'port', 0, 65535, true),
-  'session.list': none,
-  'session.watch': none,
+  'session.list': listAll,
+  'session.watch': listAll,
   'session.create': (p) => {
     nonEmpty(p, 'command');
     stringArray(p, 'args');
@@ -120,6 +122,21 @@ const CHECKERS: { [M in Method]: Checker } = {
     if (!(p.file as string).startsWith('/')) fail('"file" must be an absolute path');
     str(p, 'name', true);
   },
+  'peer.list': none,
+  'peer.watch': none,
+  'peer.add': (p) => nonEmpty(p, 'address'),
+  'peer.unpair': peerRef,
+  'pair.request': peerRef,
+  'pair.wait': (p) => {
+    peerRef(p);
+    int(p, 'timeoutMs', 0, 24 * 3600 * 1000);
+  },
+  'pair.pending': none,
+  'pair.accept': (p) => {
+    peerRef(p);
+    nonEmpty(p, 'code');
+  },
+  'pair.reject': peerRef,
 };
 
 export function isMethod(name: unknown): name is Method {

@@ -71,6 +71,7 @@ export async function attachTerminal(client: ApiClient, ref: string, detachKey: 
     if (e.event === 'session.output') stdout.write(e.data);
     else if (e.event === 'session.resync') stdout.write(RESET_TERMINAL + e.snapshot);
     else if (e.event === 'session.exited') finish({ reason: 'exited', session: e.session });
+    else if (e.event === 'session.disconnected') finish({ reason: 'disconnected', session: lastInfo! });
   };
   const offEvent = client.onEvent(onEvent);
   let lastInfo: SessionInfo | null = null;

@@ -1,5 +1,5 @@
 /** Plain-text rendering for the CLI's human (non --json) output. */
-import type { SessionInfo } from '../api/protocol.js';
+import type { PeerInfo, SessionInfo } from '../api/protocol.js';
 import { commandLine, stateLabel, uptime } from '../api/session-text.js';
 
 export function table(header: string[], rows: string[][]): string {
@@ -12,10 +12,46 @@ export function table(header: string[], rows: string[][]): string {
   return [line(header), ...rows.map(line)].join('\n') + '\n';
 }
 
+/** How a person types a session's reference: `ID`, or `ID@MACHINE` for a peer's session. */
+export function sessionRef(s: SessionInfo): string {
+  return s.peer ? `${s.id.slice(0, s.id.lastIndexOf('@'))}@${s.peer.name}` : s.id;
+}
+
 export function sessionsTable(sessions: SessionInfo[], now = Date.now()): string {
   if (sessions.length === 0) return 'no sessions (start one with: vos run -- COMMAND)\n';
+  const remote = sessions.some((s) => s.peer);
+  const header = ['ID', 'NAME', 'STATE', 'PID', 'UPTIME', 'COMMAND'];
+  if (remote) header.splice(1, 0, 'MACHINE');
   return table(
-    ['ID', 'NAME', 'STATE', 'PID', 'UPTIME', 'COMMAND'],
-    sessions.map((s) => [s.id, s.name, stateLabel(s), String(s.pid), uptime(s, now), commandLine(s)]),
+    header,
+    sessions.map((s) => {
+      const row = [sessionRef(s), s.name, stateLabel(s), String(s.pid), uptime(s, now), commandLine(s)];
+      if (remote) row.splice(1, 0, s.peer?.name ?? '(this one)');
+      return row;
+    }),
   );
+}
+
+export function peersTable(peers: PeerInfo[], now = Date.now()): string {
+  if (peers.length === 0) return 'no machines known (none found on this network; vos peer add HOST:PORT adds one)\n';
+  return table(
+    ['ID', 'NAME', 'PAIRED', 'ONLINE', 'LAST SEEN', 'OS', 'ADDRESSES'],
+    peers.map((p) => [
+      p.shortId,
+      p.name,
+      p.paired ? 'yes' : p.pairing ? `pairing (${p.pairing.direction === 'incoming' ? 'asks you' : 'asked'}; code ${p.pairing.code})` : 'no',
+      p.online ? (p.link === 'up' ? 'yes, linked' : 'yes') : 'no',
+      p.online ? 'now' : p.lastSeen ? `${ago(now - p.lastSeen)} ago` : 'never',
+      [p.os, p.arch].filter(Boolean).join(' ') || '?',
+      (p.addresses.join(' ') || '-') + (p.warning ? `  WARNING: ${p.warning}` : ''),
+    ]),
+  );
+}
+
+function ago(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 120) return `${s}s`;
+  if (s < 7200) return `${Math.round(s / 60)}m`;
+  if (s < 172800) return `${Math.round(s / 3600)}h`;
+  return `${Math.round(s / 86400)}d`;
 }

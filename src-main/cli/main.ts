@@ -12,6 +12,7 @@ import type { Command, CommandContext } from './command.js';
 import { attachCommand } from './commands/attach.js';
 import { checkpointCommand, restoreCommand } from './commands/images.js';
 import { daemonCommand, statusCommand, webCommand } from './commands/agent.js';
+import { pairCommand, peerCommand, peersCommand, unpairCommand } from './commands/peers.js';
 import { runCommand } from './commands/run.js';
 import {
   killCommand,
@@ -35,6 +36,10 @@ const COMMANDS: Command[] = [
   rmCommand,
   checkpointCommand,
   restoreCommand,
+  peersCommand,
+  peerCommand,
+  pairCommand,
+  unpairCommand,
   statusCommand,
   webCommand,
   daemonCommand,
@@ -47,7 +52,8 @@ function mainHelp(): string {
   return `usage: vos COMMAND [ARGS...]
 
 vOS runs terminal programs in sessions held by an agent, so they outlive the terminal that
-started them and can be watched and driven from the app, the web UI or scripts.
+started them and can be watched and driven from the app, the web UI or scripts, on this
+machine or, once paired, from the other machines of the network (ID@MACHINE).
 
 ${COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join('\n')}
 

@@ -1,6 +1,8 @@
 /** Commands about the agent itself: status, web, daemon. */
 import { VosError } from '../../api/errors.js';
 import { Agent } from '../../agent/agent.js';
+import { parseHostPort } from '../../agent/community/addresses.js';
+import { DEFAULT_PEER_PORT } from '../../agent/community/community.js';
 import { UsageError, parseArgs, requireInt } from '../args.js';
 import type { Command } from '../command.js';
 
@@ -25,7 +27,9 @@ Exits 1 when no agent is running.
           `agent    ${info.name} (pid ${info.pid}, vOS ${info.version}, protocol ${info.protocol})\n` +
             `home     ${info.home}\n` +
             `socket   ${ctx.paths().socket}\n` +
-            `web UI   ${info.webUrl ?? 'off (vos web turns it on)'}\n`,
+            `web UI   ${info.webUrl ?? 'off (vos web turns it on)'}\n` +
+            `machine  ${info.shortId} (${info.id})\n` +
+            `peers    ${info.listen ? `reach it at ${info.listen}` : 'cannot reach it'}; mDNS ${info.mdns ? 'on' : 'off'}\n`,
         );
       }
       return 0;
@@ -61,19 +65,26 @@ and prints its address, with the access token. Already on: prints the address.
 export const daemonCommand: Command = {
   name: 'daemon',
   summary: 'run the agent in the foreground',
-  help: `usage: vos daemon [--name NAME] [--web [PORT]]
+  help: `usage: vos daemon [--name NAME] [--web [PORT]] [--listen HOST:PORT | --listen none] [--no-mdns]
 
 Runs the agent of this state directory (VOS_HOME) in the foreground until interrupted.
 Sessions end with it.
 
-  --name NAME    the name other machines and the app show (default: the host name)
-  --web [PORT]   serve the app's UI on http://127.0.0.1:PORT (default: any free port)
-                 and print its address with the access token
+  --name NAME         the name other machines and the app show (default: the host name)
+  --web [PORT]        serve the app's UI on http://127.0.0.1:PORT (default: any free port)
+                      and print its address with the access token
+  --listen HOST:PORT  where other machines' agents reach this one (default 0.0.0.0:${DEFAULT_PEER_PORT},
+                      or any free port when another agent here has it; env VOS_LISTEN);
+                      "none": only outgoing links
+  --no-mdns           neither publish this machine nor browse for others with mDNS (env
+                      VOS_MDNS=0); vos peer add HOST:PORT still works
 `,
   async run(argv, ctx) {
     const { options, positionals } = parseArgs(argv, {
       name: { type: 'string' },
       web: { type: 'string', optionalValue: true, valuePattern: /^\d+$/ },
+      listen: { type: 'string' },
+      'no-mdns': { type: 'boolean' },
     });
     if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
     const webPort = options.web === undefined ? null : options.web === '' ? 0 : requireInt(options.web as string, 'PORT', 0, 65535);
@@ -83,9 +94,12 @@ Sessions end with it.
       ...(typeof options.name === 'string' ? { name: options.name } : {}),
       webPort,
       log,
+      ...(typeof options.listen === 'string' ? { listen: options.listen === 'none' ? null : parseHostPort(options.listen, DEFAULT_PEER_PORT) } : {}),
+      ...(options['no-mdns'] ? { mdns: false } : {}),
     });
     const info = agent.info();
     ctx.out(`vos agent "${info.name}" running (pid ${info.pid}); socket ${agent.paths.socket}\n`);
+    ctx.out(`machine id ${info.shortId}; peers ${info.listen ? `reach it at ${info.listen}` : 'cannot reach it (--listen none)'}; mDNS ${info.mdns ? 'on' : 'off'}\n`);
     if (info.webUrl) ctx.out(`web UI: ${info.webUrl}\n`);
 
     // An agent holds people's programs: an unexpected error is logged, not allowed to kill them all.

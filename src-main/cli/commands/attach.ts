@@ -2,12 +2,15 @@ import { parseArgs, UsageError } from '../args.js';
 import { DEFAULT_DETACH_KEY, attachTerminal, describeKey, exitStatusOf, parseDetachKey, type AttachOutcome } from '../attach-terminal.js';
 import type { Command, CommandContext } from '../command.js';
 import { describeExit } from '../../api/session-text.js';
+import { sessionRef } from '../format.js';
 
 export function reportOutcome(outcome: AttachOutcome, ctx: CommandContext): void {
   const s = outcome.session;
-  if (outcome.reason === 'detached') ctx.err(`[detached from session ${s.id}; it keeps running: vos attach ${s.id}]\n`);
-  else if (outcome.reason === 'exited') ctx.err(`[session ${s.id} ended: ${describeExit(s.exit)}]\n`);
-  else ctx.err(`[lost the connection to the agent; session ${s.id} may still be running]\n`);
+  const ref = sessionRef(s);
+  if (outcome.reason === 'detached') ctx.err(`[detached from session ${ref}; it keeps running: vos attach ${ref}]\n`);
+  else if (outcome.reason === 'exited') ctx.err(`[session ${ref} ended: ${describeExit(s.exit)}]\n`);
+  else if (s.peer) ctx.err(`[lost the link to ${s.peer.name}; session ${ref} may still be running there]\n`);
+  else ctx.err(`[lost the connection to the agent; session ${ref} may still be running]\n`);
 }
 
 export const attachCommand: Command = {
@@ -18,7 +21,8 @@ export const attachCommand: Command = {
 Shows the session's screen in this terminal and sends your keys to it. The session takes this
 terminal's size while you use it. ${describeKey(DEFAULT_DETACH_KEY)} detaches and leaves the program running.
 
-  ID                    session id, unique id prefix or name
+  ID                    session id, unique id prefix or name; ID@MACHINE for a
+                        session of a paired machine
   --detach-key KEY      another detach key: ^X notation (e.g. ^]) or one character
 `,
   async run(argv, ctx) {

@@ -26,20 +26,22 @@ async function withClient<T>(
   }
 }
 
-const REF_HELP = '  ID    session id, unique id prefix or name\n';
+const REF_HELP = '  ID    session id, unique id prefix or name; ID@MACHINE for a session of a paired machine\n';
 
 export const lsCommand: Command = {
   name: 'ls',
   summary: 'list sessions',
-  help: `usage: vos ls [--json]
+  help: `usage: vos ls [--all] [--json]
 
 Lists the sessions of the agent: running ones and ended ones (until removed with vos rm).
-  --json    an array of session objects (id, name, command, args, cwd, pid, startedAt,
-            endedAt, state, exit, cols, rows, viewers)
+  -a, --all  also the sessions of every online paired machine (as ID@MACHINE)
+  --json     an array of session objects (id, name, command, args, cwd, pid, startedAt,
+             endedAt, state, exit, cols, rows, viewers; peer {id, name} for another
+             machine's session, whose id is then ID@MACHINEID)
 `,
   run: (argv, ctx) =>
-    withClient(argv, { json: { type: 'boolean' } }, [], ctx, async (client, options) => {
-      const sessions = await client.request('session.list', {});
+    withClient(argv, { json: { type: 'boolean' }, all: { type: 'boolean', short: 'a' } }, [], ctx, async (client, options) => {
+      const sessions = await client.request('session.list', options.all ? { all: true } : {});
       ctx.out(options.json ? JSON.stringify(sessions, null, 2) + '\n' : sessionsTable(sessions));
       return 0;
     }),

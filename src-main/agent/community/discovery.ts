@@ -1,0 +1,217 @@
+/**
+ * Finding the other vOS agents on the LAN with mDNS/DNS-SD (bonjour-service): this agent
+ * publishes `_vos._tcp` with its id, name, version, OS, architecture, kernel and load in TXT,
+ * and browses for the others. mDNS alone does not notice a machine that died without saying
+ * goodbye (its records live for hours), so the browser asks again every few seconds and a peer
+ * that has not answered for EXPIRE_MS is reported lost.
+ *
+ * Discovery only says where a machine claims to be; nothing it says is trusted. The link's TLS
+ * handshake proves the id.
+ */
+import { Bonjour, type Browser, type Service } from 'bonjour-service';
+import { isDeviceId } from '../../base/device-id.js';
+
+export const SERVICE_TYPE = 'vos';
+const QUERY_EVERY_MS = 3_000;
+const EXPIRE_MS = 12_000;
+
+export interface AdvertisedInfo {
+  id: string;
+  shortId: string;
+  name: string;
+  version: string;
+  os: string;
+  arch: string;
+  kernel: string;
+  load: number;
+}
+
+export interface DiscoveredPeer {
+  id: string;
+  name: string;
+  version: string;
+  os: string;
+  arch: string;
+  kernel: string;
+  load: number | null;
+  /** host:port, the address the answer came from first. */
+  addresses: string[];
+}
+
+export interface DiscoveryEvents {
+  found(peer: DiscoveredPeer): void;
+  lost(id: string, why: 'goodbye' | 'silent'): void;
+}
+
+/** The raw multicast-dns packet, as far as we read it. */
+interface MdnsPacket {
+  answers?: Array<{ name?: string; type?: string; ttl?: number; data?: unknown }>;
+  additionals?: Array<{ name?: string; type?: string; ttl?: number; data?: unknown }>;
+}
+
+interface Tracked {
+  fqdn: string;
+  peer: DiscoveredPeer;
+  lastSeen: number;
+  present: boolean;
+}
+
+export class Discovery {
+  private bonjour: Bonjour | null = null;
+  private browser: Browser | null = null;
+  private service: Service | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private readonly byFqdn = new Map<string, Tracked>();
+  private readonly onResponse = (packet: MdnsPacket): void => this.sawPacket(packet);
+
+  constructor(
+    private readonly self: AdvertisedInfo,
+    private readonly port: number,
+    private readonly events: DiscoveryEvents,
+    private readonly log: (message: string) => void,
+  ) {}
+
+  start(): void {
+    if (this.bonjour) return;
+    // Errors of the mDNS socket (e.g. no multicast on this network) are logged, never thrown:
+    // discovery is a convenience, manual addition always works.
+    const bonjour = new Bonjour({}, (err: Error) => this.log(`mDNS: ${err.message}`));
+    this.bonjour = bonjour;
+    const compact = this.self.shortId.replace(/-/g, '').toLowerCase();
+    this.service = bonjour.publish({
+      name: `vos-${compact}`,
+      type: SERVICE_TYPE,
+      port: this.port,
+      host: `vos-${compact}.local`,
+      txt: {
+        id: this.self.id,
+        name: this.self.name,
+        version: this.self.version,
+        os: this.self.os,
+        arch: this.self.arch,
+        kernel: this.self.kernel,
+        load: this.self.load.toFixed(2),
+      },
+      disableIPv6: true,
+    });
+    this.service.on('error', (err: Error) => this.log(`mDNS publish: ${err.message}`));
+    this.browser = bonjour.find({ type: SERVICE_TYPE });
+    this.browser.on('up', (s) => this.saw(s));
+    this.browser.on('srv-update', (s) => this.saw(s));
+    this.browser.on('txt-update', (s) => this.saw(s));
+    this.browser.on('down', (s) => this.goodbye(s));
+    const mdns = this.mdns();
+    mdns?.on('response', this.onResponse);
+    // multicast-dns reports a socket it cannot bind as 'error' (which would otherwise end the
+    // process) and failed sends (no multicast route) as 'warning'.
+    mdns?.on('error', (err: Error) => this.log(`mDNS socket: ${err.message}`));
+    mdns?.on('warning', (err: Error) => this.warnOnce(err));
+    this.timer = setInterval(() => this.tick(), QUERY_EVERY_MS);
+    this.timer.unref();
+  }
+
+  /** Says goodbye (the peers drop us at once) and closes the mDNS socket. */
+  async stop(): Promise<void> {
+    const bonjour = this.bonjour;
+    if (!bonjour) return;
+    this.bonjour = null;
+    if (this.timer) clearInterval(this.timer);
+    this.mdns(bonjour)?.removeListener('response', this.onResponse);
+    this.browser?.stop();
+    await new Promise<void>((resolve) => {
+      const done = setTimeout(resolve, 1000);
+      bonjour.unpublishAll(() => {
+        clearTimeout(done);
+        resolve();
+      });
+    });
+    await new Promise<void>((resolve) => bonjour.destroy(() => resolve()));
+  }
+
+  private warned = new Set<string>();
+
+  /** A network without multicast warns on every send: say it once per kind of failure. */
+  private warnOnce(err: Error & { code?: string }): void {
+    const key = err.code ?? err.message;
+    if (this.warned.has(key)) return;
+    this.warned.add(key);
+    this.log(`mDNS: ${err.message} (discovery may not work on this network; vos peer add HOST:PORT does)`);
+  }
+
+  /** The peers answering now. */
+  current(): DiscoveredPeer[] {
+    return [...this.byFqdn.values()].filter((t) => t.present).map((t) => t.peer);
+  }
+
+  private mdns(bonjour: Bonjour | null = this.bonjour): { on: Function; removeListener: Function } | null {
+    // bonjour-service keeps its multicast-dns socket in a field its types call private; we only
+    // listen to its responses to know who is still answering.
+    const server = (bonjour as unknown as { server?: { mdns?: { on: Function; removeListener: Function } } } | null)?.server;
+    return server?.mdns ?? null;
+  }
+
+  private saw(service: Service): void {
+    const peer = toPeer(service);
+    if (!peer || peer.id === this.self.id) return;
+    const tracked = this.byFqdn.get(service.fqdn);
+    const wasPresent = tracked?.present ?? false;
+    this.byFqdn.set(service.fqdn, { fqdn: service.fqdn, peer, lastSeen: Date.now(), present: true });
+    if (!wasPresent || JSON.stringify(tracked?.peer) !== JSON.stringify(peer)) this.events.found(peer);
+  }
+
+  private goodbye(service: Service): void {
+    const tracked = this.byFqdn.get(service.fqdn);
+    if (!tracked) return;
+    this.byFqdn.delete(service.fqdn);
+    if (tracked.present) this.events.lost(tracked.peer.id, 'goodbye');
+  }
+
+  /** Any answer naming a service we know shows that its agent is alive. */
+  private sawPacket(packet: MdnsPacket): void {
+    const now = Date.now();
+    for (const rr of [...(packet.answers ?? []), ...(packet.additionals ?? [])]) {
+      if ((rr.ttl ?? 0) === 0) continue;
+      const name = rr.type === 'PTR' && typeof rr.data === 'string' ? rr.data : rr.name;
+      if (!name) continue;
+      const tracked = this.byFqdn.get(name.toLowerCase()) ?? this.byFqdn.get(name);
+      if (!tracked) continue;
+      tracked.lastSeen = now;
+      if (!tracked.present) {
+        tracked.present = true;
+        this.events.found(tracked.peer);
+      }
+    }
+  }
+
+  private tick(): void {
+    const now = Date.now();
+    for (const t of this.byFqdn.values()) {
+      if (t.present && now - t.lastSeen > EXPIRE_MS) {
+        t.present = false;
+        this.events.lost(t.peer.id, 'silent');
+      }
+    }
+    this.browser?.update();
+  }
+}
+
+function toPeer(service: Service): DiscoveredPeer | null {
+  const txt = (service.txt ?? {}) as Record<string, unknown>;
+  const id = typeof txt.id === 'string' ? txt.id : '';
+  if (!isDeviceId(id)) return null;
+  const str = (key: string): string => (typeof txt[key] === 'string' ? (txt[key] as string).slice(0, 128) : '');
+  const load = Number(str('load'));
+  const hosts = [service.referer?.address, ...(service.addresses ?? [])].filter(
+    (a, i, all): a is string => typeof a === 'string' && a.length > 0 && all.indexOf(a) === i,
+  );
+  return {
+    id,
+    name: str('name') || service.name,
+    version: str('version'),
+    os: str('os'),
+    arch: str('arch'),
+    kernel: str('kernel'),
+    load: Number.isFinite(load) && str('load') !== '' ? load : null,
+    addresses: hosts.map((h) => (h.includes(':') ? `[${h}]:${service.port}` : `${h}:${service.port}`)),
+  };
+}

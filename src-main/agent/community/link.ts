@@ -1,0 +1,352 @@
+/**
+ * One link: the single TLS connection between this agent and one peer (both sides present
+ * their certificate; each checks the other's by its device id, the SHA-256 of it), carrying
+ * link frames (base/link-frame): HELLO once each way, CONTROL messages (pairing), RPC messages
+ * (the API, once the peer is paired), PING/PONG heartbeats and multiplexed byte streams.
+ *
+ * Until the peer is trusted (paired), JSON frames are limited to 64 KiB and the owner refuses
+ * everything but pairing. A malformed frame, a HELLO that does not match the certificate, a
+ * sender that ignores flow control, or silence for DEAD_AFTER_MS closes this link only.
+ */
+import { randomBytes } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
+import { deviceIdOf, isDeviceId } from '../../base/device-id.js';
+import { LinkFrameDecoder, LinkFrameError, encodeLinkFrame, type LinkFrame } from '../../base/link-frame.js';
+import { IncomingStream, OutgoingStream, type StreamCarrier } from './link-streams.js';
+
+export const LINK_PROTOCOL_VERSION = 1;
+const UNTRUSTED_JSON_BYTES = 64 * 1024;
+const TRUSTED_JSON_BYTES = 64 * 1024 * 1024;
+const HANDSHAKE_TIMEOUT_MS = 5_000;
+const PING_EVERY_MS = 4_000;
+const DEAD_AFTER_MS = 12_000;
+/** Stream data waits while the socket holds this much; the link's own frames never wait. */
+const SOCKET_HIGH_WATER = 512 * 1024;
+const MAX_STREAMS = 64;
+
+/** What each side says about itself first. */
+export interface LinkHello {
+  v: number;
+  id: string;
+  name: string;
+  version: string;
+  os: string;
+  arch: string;
+  kernel: string;
+  load: number;
+  /** Where this agent listens for links (0: it does not). */
+  port: number;
+}
+
+export interface LinkHandlers {
+  control(message: Record<string, unknown>): void;
+  rpc(message: unknown): void;
+  stream(stream: IncomingStream): void;
+  closed(reason: string): void;
+}
+
+export class LinkError extends Error {}
+
+/** Completes the TLS handshake's second half: the HELLO exchange. Throws a LinkError. */
+export async function establishLink(socket: TLSSocket, own: LinkHello, outbound: boolean): Promise<Link> {
+  const cert = socket.getPeerCertificate();
+  const der = cert && 'raw' in cert ? cert.raw : undefined;
+  if (!der || der.length === 0) {
+    socket.destroy();
+    throw new LinkError('the peer presented no certificate');
+  }
+  const peerId = deviceIdOf(der);
+  if (peerId === own.id) {
+    socket.destroy();
+    throw new LinkError('that address is this agent itself');
+  }
+  const decoder = new LinkFrameDecoder({ maxJsonBytes: UNTRUSTED_JSON_BYTES });
+  socket.write(encodeLinkFrame({ kind: 'hello', stream: 0, json: own }));
+  const { hello, rest } = await new Promise<{ hello: LinkHello; rest: LinkFrame[] }>((resolve, reject) => {
+    const fail = (why: string): void => {
+      cleanup();
+      socket.destroy();
+      reject(new LinkError(why));
+    };
+    const timer = setTimeout(() => fail('the peer did not say hello in time'), HANDSHAKE_TIMEOUT_MS);
+    const onData = (chunk: Buffer): void => {
+      let frames: LinkFrame[];
+      try {
+        frames = decoder.push(chunk);
+      } catch (err) {
+        fail(`bad frame during the handshake: ${(err as Error).message}`);
+        return;
+      }
+      if (frames.length === 0) return;
+      const first = frames[0]!;
+      if (first.kind !== 'hello') return fail(`the peer sent ${first.kind} before hello`);
+      const problem = helloProblem(first.json, peerId);
+      if (problem) return fail(problem);
+      cleanup();
+      resolve({ hello: first.json as LinkHello, rest: frames.slice(1) });
+    };
+    const onEnd = (): void => fail('the peer closed the connection during the handshake');
+    const cleanup = (): void => {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('close', onEnd);
+      socket.off('error', onEnd);
+    };
+    socket.on('data', onData);
+    socket.on('close', onEnd);
+    socket.on('error', onEnd);
+  });
+  return new Link(socket, decoder, hello, Buffer.from(der), own.id, outbound, rest);
+}
+
+function helloProblem(json: unknown, certId: string): string | null {
+  if (typeof json !== 'object' || json === null) return 'the hello is not an object';
+  const h = json as Partial<LinkHello>;
+  if (h.v !== LINK_PROTOCOL_VERSION) return `the peer speaks link protocol ${String(h.v)}, this agent ${LINK_PROTOCOL_VERSION}: update vOS on one side`;
+  if (!isDeviceId(h.id)) return 'the hello has no valid id';
+  if (h.id !== certId) return `the peer claims id ${h.id.slice(0, 12)}… but its certificate is ${certId.slice(0, 12)}…`;
+  for (const key of ['name', 'version', 'os', 'arch', 'kernel'] as const) {
+    if (typeof h[key] !== 'string' || h[key].length > 128) return `the hello's ${key} is not a short string`;
+  }
+  if (typeof h.name !== 'string' || h.name.trim() === '') return 'the hello has an empty name';
+  if (typeof h.load !== 'number' || !Number.isFinite(h.load)) return "the hello's load is not a number";
+  if (typeof h.port !== 'number' || !Number.isInteger(h.port) || h.port < 0 || h.port > 65535) return "the hello's port is not a port";
+  return null;
+}
+
+interface QueuedData {
+  frame: Buffer;
+  sent: () => void;
+}
+
+export class Link implements StreamCarrier {
+  readonly peerId: string;
+  readonly openedAt = Date.now();
+  /** The id of the side that dialed: both sides use it to drop the same one of two links. */
+  readonly dialerId: string;
+  private handlers: LinkHandlers | null = null;
+  private trusted = false;
+  private closedReason: string | null = null;
+  private lastHeard = Date.now();
+  private readonly heartbeat: NodeJS.Timeout;
+  private readonly outgoing = new Map<number, OutgoingStream>();
+  private readonly incoming = new Map<number, IncomingStream>();
+  private readonly dataQueue: QueuedData[] = [];
+  private nextStream: number;
+  private pingSentAt = 0;
+  /** Round-trip time of the last heartbeat, ms. */
+  rttMs: number | null = null;
+
+  constructor(
+    private readonly socket: TLSSocket,
+    private readonly decoder: LinkFrameDecoder,
+    readonly hello: LinkHello,
+    readonly peerCertDer: Buffer,
+    ownId: string,
+    readonly outbound: boolean,
+    private pending: LinkFrame[],
+  ) {
+    this.peerId = hello.id;
+    this.dialerId = outbound ? ownId : hello.id;
+    this.nextStream = outbound ? 1 : 2; // the dialer's streams are odd, the other side's even
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.receive(chunk));
+    socket.on('drain', () => this.flushData());
+    socket.on('error', (err) => this.close(`connection error: ${err.message}`));
+    socket.on('close', () => this.close('the connection closed'));
+    this.heartbeat = setInterval(() => this.beat(), PING_EVERY_MS);
+    this.heartbeat.unref();
+  }
+
+  get remoteAddress(): string {
+    const host = this.socket.remoteAddress ?? '?';
+    return host.includes(':') ? `[${host}]:${this.socket.remotePort}` : `${host}:${this.socket.remotePort}`;
+  }
+
+  get isTrusted(): boolean {
+    return this.trusted;
+  }
+
+  get isClosed(): boolean {
+    return this.closedReason !== null;
+  }
+
+  /** Starts delivering frames (those that came with the hello first). */
+  start(handlers: LinkHandlers): void {
+    this.handlers = handlers;
+    const early = this.pending;
+    this.pending = [];
+    for (const f of early) this.handle(f);
+  }
+
+  /** The peer is paired: lift the pre-pairing frame limit. */
+  trust(): void {
+    this.trusted = true;
+    this.decoder.setLimits({ maxJsonBytes: TRUSTED_JSON_BYTES });
+  }
+
+  untrust(): void {
+    this.trusted = false;
+    this.decoder.setLimits({ maxJsonBytes: UNTRUSTED_JSON_BYTES });
+    for (const s of [...this.incoming.values()]) s.abort('the peer is no longer paired');
+    for (const s of [...this.outgoing.values()]) s.abort('the peer is no longer paired');
+  }
+
+  sendControl(message: Record<string, unknown>): void {
+    this.sendUrgent({ kind: 'control', stream: 0, json: message });
+  }
+
+  sendRpc(message: unknown): void {
+    this.sendUrgent({ kind: 'rpc', stream: 0, json: message });
+  }
+
+  /** Bytes the socket still holds (for viewers' backpressure). */
+  bufferedBytes(): number {
+    return this.socket.writableLength;
+  }
+
+  whenDrained(cb: () => void): void {
+    if (this.socket.writableLength === 0 || this.isClosed) setImmediate(cb);
+    else this.socket.once('drain', cb);
+  }
+
+  openStream(meta: unknown): OutgoingStream {
+    if (this.isClosed) throw new LinkError(`the link is closed (${this.closedReason})`);
+    if (this.outgoing.size >= MAX_STREAMS) throw new LinkError('too many streams open on this link');
+    const id = this.nextStream;
+    this.nextStream += 2;
+    const stream = new OutgoingStream(id, meta, this);
+    this.outgoing.set(id, stream);
+    this.sendUrgent({ kind: 'open', stream: id, json: meta ?? null });
+    return stream;
+  }
+
+  close(reason: string): void {
+    if (this.closedReason !== null) return;
+    this.closedReason = reason;
+    clearInterval(this.heartbeat);
+    for (const s of [...this.incoming.values()]) s.abort(`the link closed: ${reason}`);
+    for (const s of [...this.outgoing.values()]) s.abort(`the link closed: ${reason}`);
+    for (const q of this.dataQueue.splice(0)) q.sent();
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), 1000).unref();
+    this.handlers?.closed(reason);
+  }
+
+  // ---- StreamCarrier
+
+  sendData(stream: number, data: Buffer, sent: () => void): void {
+    if (this.isClosed) {
+      sent();
+      return;
+    }
+    this.dataQueue.push({ frame: encodeLinkFrame({ kind: 'data', stream, data }), sent });
+    this.flushData();
+  }
+
+  sendCredit(stream: number, bytes: number): void {
+    this.sendUrgent({ kind: 'credit', stream, bytes });
+  }
+
+  sendEnd(stream: number): void {
+    if (this.isClosed) return;
+    // In the data queue, behind the stream's data: END must not overtake it.
+    this.dataQueue.push({ frame: encodeLinkFrame({ kind: 'end', stream }), sent: () => {} });
+    this.flushData();
+  }
+
+  sendReset(stream: number, reason: string): void {
+    this.sendUrgent({ kind: 'reset', stream, json: { reason: reason.slice(0, 500) } });
+  }
+
+  forget(stream: number): void {
+    this.outgoing.delete(stream);
+    this.incoming.delete(stream);
+  }
+
+  // ---- internals
+
+  private sendUrgent(frame: LinkFrame): void {
+    if (this.isClosed || !this.socket.writable) return;
+    this.socket.write(encodeLinkFrame(frame));
+  }
+
+  private flushData(): void {
+    while (this.dataQueue.length > 0 && this.socket.writableLength < SOCKET_HIGH_WATER && !this.isClosed) {
+      const q = this.dataQueue.shift()!;
+      this.socket.write(q.frame);
+      q.sent();
+    }
+  }
+
+  private receive(chunk: Buffer): void {
+    if (this.isClosed) return;
+    this.lastHeard = Date.now();
+    let frames: LinkFrame[];
+    try {
+      frames = this.decoder.push(chunk);
+    } catch (err) {
+      this.close(err instanceof LinkFrameError ? `bad frame from the peer: ${err.message}` : String(err));
+      return;
+    }
+    if (!this.handlers) {
+      this.pending.push(...frames);
+      return;
+    }
+    for (const f of frames) {
+      if (this.isClosed) return;
+      this.handle(f);
+    }
+  }
+
+  private handle(f: LinkFrame): void {
+    const h = this.handlers!;
+    switch (f.kind) {
+      case 'hello':
+        return this.close('the peer said hello twice');
+      case 'ping':
+        return this.sendUrgent({ kind: 'pong', stream: 0, nonce: f.nonce });
+      case 'pong':
+        if (this.pingSentAt) this.rttMs = Date.now() - this.pingSentAt;
+        return;
+      case 'control':
+        if (typeof f.json !== 'object' || f.json === null || Array.isArray(f.json)) return this.close('a control message that is not an object');
+        return h.control(f.json as Record<string, unknown>);
+      case 'rpc':
+        return h.rpc(f.json);
+      case 'open': {
+        if (!this.trusted) return this.sendReset(f.stream, 'not paired: this machine accepts nothing but a pairing request');
+        if (f.stream % 2 === (this.outbound ? 1 : 0) || this.incoming.has(f.stream)) return this.close(`the peer opened stream ${f.stream}, which is not its to open`);
+        if (this.incoming.size >= MAX_STREAMS) return this.sendReset(f.stream, 'too many streams open on this link');
+        const s = new IncomingStream(f.stream, f.json, this);
+        this.incoming.set(f.stream, s);
+        return h.stream(s);
+      }
+      case 'data': {
+        const s = this.incoming.get(f.stream);
+        if (!s) return; // reset by us, or refused
+        if (!s.receive(f.data)) this.close(`the peer sent more on stream ${f.stream} than it was allowed (flow control)`);
+        return;
+      }
+      case 'end':
+        return this.incoming.get(f.stream)?.end();
+      case 'credit':
+        return this.outgoing.get(f.stream)?.grant(f.bytes);
+      case 'reset': {
+        const reason = typeof (f.json as { reason?: unknown })?.reason === 'string' ? (f.json as { reason: string }).reason : 'reset by the peer';
+        this.outgoing.get(f.stream)?.abort(reason);
+        this.incoming.get(f.stream)?.abort(reason);
+        return;
+      }
+    }
+  }
+
+  private beat(): void {
+    if (Date.now() - this.lastHeard > DEAD_AFTER_MS) {
+      this.close(`no word from the peer for ${DEAD_AFTER_MS / 1000} s`);
+      return;
+    }
+    this.pingSentAt = Date.now();
+    this.sendUrgent({ kind: 'ping', stream: 0, nonce: randomBytes(8) });
+  }
+}
