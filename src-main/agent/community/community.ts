@@ -35,6 +35,8 @@ const WRONG_CODES_ALLOWED = 3;
 /** Pairing requests a peer may make per minute, and all peers together. */
 const PAIR_REQUESTS_PER_PEER = 3;
 const PAIR_REQUESTS_TOTAL = 20;
+/** A machine gone from the network stays listed (offline, with when it was last seen) this long. */
+const FORGET_UNSEEN_MS = 60 * 60_000;
 /** Refused frames from an unpaired peer per minute before its link is closed. */
 const REFUSALS_BEFORE_CLOSE = 30;
 
@@ -74,6 +76,8 @@ interface Peer {
   channels: ChannelHost | null;
   retryTimer: NodeJS.Timeout | null;
   retryDelay: number;
+  /** How the last pairing asked for ended, for a `pair.wait` that comes after the answer. */
+  pairingOutcome: { error: VosError; at: number } | null;
   /** Pairing requests from it in the last minute (timestamps). */
   requests: number[];
   refusals: number[];
@@ -250,6 +254,7 @@ export class Community {
       throw new VosError('invalid_params', `${p.name} asked to pair with this machine already: accept it with its code (vos pair accept)`);
     }
     if (!p.pairing) {
+      p.pairingOutcome = null;
       p.pairing = this.newPairing('outgoing', verificationCode(this.options.identity.certDer, link.peerCertDer), p);
       link.sendControl({ t: 'pair-request', name: this.options.name });
       this.changed(p);
@@ -262,6 +267,8 @@ export class Community {
     if (p.paired) return Promise.resolve(this.info(p));
     const pairing = p.pairing;
     if (!pairing || pairing.direction !== 'outgoing') {
+      const outcome = p.pairingOutcome;
+      if (outcome && Date.now() - outcome.at < PAIRING_TIMEOUT_MS) return Promise.reject(outcome.error);
       return Promise.reject(new VosError('invalid_params', `no pairing with ${p.name} was asked for (vos pair ${p.name})`));
     }
     return new Promise<PeerInfo>((resolve, reject) => {
@@ -353,6 +360,7 @@ export class Community {
         retryDelay: RECONNECT_MIN_MS,
         requests: [],
         refusals: [],
+        pairingOutcome: null,
       };
       this.peers.set(id, p);
     }
@@ -368,6 +376,9 @@ export class Community {
       key.length >= 4
         ? all.filter((p) => p.id.startsWith(key) || shortDeviceId(p.id).replace(/-/g, '').toLowerCase().startsWith(key))
         : [];
+    // Two machines under one name (a paired one and one that copies its name): the paired one.
+    const pairedByName = byName.filter((p) => p.paired);
+    if (byName.length > 1 && pairedByName.length === 1) return pairedByName[0]!;
     const matches = byName.length > 1 ? byName : byId;
     if (matches.length === 1) return matches[0]!;
     if (matches.length > 1) {
@@ -376,8 +387,10 @@ export class Community {
     throw new VosError('unknown_peer', `no machine "${ref}" is known here (vos peers lists them; vos peer add HOST:PORT adds one)`);
   }
 
+  /** Listed: paired, added by hand, around now, or seen within the last FORGET_UNSEEN_MS. */
   private visible(p: Peer): boolean {
-    return p.paired || p.manual || p.mdnsPresent || p.link !== null || p.pairing !== null || p.warning !== null;
+    const recently = p.lastSeen !== null && Date.now() - p.lastSeen < FORGET_UNSEEN_MS;
+    return p.paired || p.manual || p.mdnsPresent || p.link !== null || p.pairing !== null || p.warning !== null || recently;
   }
 
   private info(p: Peer): PeerInfo {
@@ -449,6 +462,7 @@ export class Community {
     const p = this.peers.get(id);
     if (!p) return;
     p.mdnsPresent = false;
+    p.lastSeen = Date.now();
     this.options.log(`${p.name} ${why === 'goodbye' ? 'said goodbye' : 'stopped answering'}`);
     this.changed(p);
   }
@@ -766,7 +780,9 @@ export class Community {
     if (!pairing) return;
     p.pairing = null;
     clearTimeout(pairing.timer);
-    for (const w of pairing.waiters) w.reject(error ?? new VosError('pair_rejected', 'the pairing was cancelled'));
+    const why = error ?? new VosError('pair_rejected', 'the pairing was cancelled');
+    if (pairing.direction === 'outgoing') p.pairingOutcome = { error: why, at: Date.now() };
+    for (const w of pairing.waiters) w.reject(why);
     this.changed(p);
   }
 

@@ -12,8 +12,10 @@ import { Bonjour, type Browser, type Service } from 'bonjour-service';
 import { isDeviceId } from '../../base/device-id.js';
 
 export const SERVICE_TYPE = 'vos';
+/** Ask who is there this often; a peer that misses three answers in a row is lost (< 15 s). */
 const QUERY_EVERY_MS = 3_000;
-const EXPIRE_MS = 12_000;
+const EXPIRE_MS = 10_000;
+const CHECK_EVERY_MS = 1_000;
 
 export interface AdvertisedInfo {
   id: string;
@@ -106,7 +108,7 @@ export class Discovery {
     // process) and failed sends (no multicast route) as 'warning'.
     mdns?.on('error', (err: Error) => this.log(`mDNS socket: ${err.message}`));
     mdns?.on('warning', (err: Error) => this.warnOnce(err));
-    this.timer = setInterval(() => this.tick(), QUERY_EVERY_MS);
+    this.timer = setInterval(() => this.tick(), CHECK_EVERY_MS);
     this.timer.unref();
   }
 
@@ -183,15 +185,20 @@ export class Discovery {
     }
   }
 
+  private lastQuery = 0;
+
   private tick(): void {
     const now = Date.now();
+    if (now - this.lastQuery >= QUERY_EVERY_MS) {
+      this.lastQuery = now;
+      this.browser?.update();
+    }
     for (const t of this.byFqdn.values()) {
       if (t.present && now - t.lastSeen > EXPIRE_MS) {
         t.present = false;
         this.events.lost(t.peer.id, 'silent');
       }
     }
-    this.browser?.update();
   }
 }
 

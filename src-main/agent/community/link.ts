@@ -18,8 +18,8 @@ export const LINK_PROTOCOL_VERSION = 1;
 const UNTRUSTED_JSON_BYTES = 64 * 1024;
 const TRUSTED_JSON_BYTES = 64 * 1024 * 1024;
 const HANDSHAKE_TIMEOUT_MS = 5_000;
-const PING_EVERY_MS = 4_000;
-const DEAD_AFTER_MS = 12_000;
+const PING_EVERY_MS = 2_500;
+const DEAD_AFTER_MS = 10_000;
 /** Stream data waits while the socket holds this much; the link's own frames never wait. */
 const SOCKET_HIGH_WATER = 512 * 1024;
 const MAX_STREAMS = 64;

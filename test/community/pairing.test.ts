@@ -1,0 +1,153 @@
+/**
+ * Pairing between real agents on simulated hosts: the right code pairs (and both remember it
+ * across a restart), a wrong code is refused, an unpaired machine can do nothing but ask, an
+ * impostor (new key, same name) is refused, and unpairing forgets on both sides. Root only.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ROOT, waitFor } from '../helpers/agent-process.js';
+import { PEER_PORT, pairAgents, startHostAgent, type HostAgent } from '../helpers/community.js';
+import { createSimNetwork, netnsUnavailable, type SimNetwork } from '../helpers/netns.js';
+
+const unavailable = netnsUnavailable();
+if (unavailable) console.log(`[test/community/pairing.test.ts] skipped: ${unavailable}`);
+
+describe.skipIf(unavailable !== null)('pairing', () => {
+  let net: SimNetwork | null = null;
+  const agents: HostAgent[] = [];
+
+  afterEach(async () => {
+    for (const a of agents.splice(0)) await a.stop();
+    await net?.dispose();
+    net = null;
+  });
+
+  async function two(): Promise<[HostAgent, HostAgent]> {
+    net = createSimNetwork(2);
+    const a = await startHostAgent(net, net.hosts[0]!, 'm1');
+    agents.push(a);
+    const b = await startHostAgent(net, net.hosts[1]!, 'm2');
+    agents.push(b);
+    return [a, b];
+  }
+
+  it('pairs with the code both sides show, and both remember it across a restart', async () => {
+    const [a, b] = await two();
+    await a.waitPeer('m2', (p) => p.name === 'm2' && p.online);
+    const asking = a.vos(['pair', 'm2', '--timeout', '20']);
+    const request = await b.waitPeer('the request', (p) => p.name === 'm1' && p.pairing?.direction === 'incoming');
+    const pending = await b.vos(['pair', '--pending', '--json']);
+    expect(JSON.parse(pending.stdout)[0].pairing.code).toBe(request.pairing!.code);
+    // Both machines show the same code.
+    const mine = await a.waitPeer('its own request', (p) => p.name === 'm2' && p.pairing?.direction === 'outgoing');
+    expect(mine.pairing!.code).toBe(request.pairing!.code);
+    expect(request.pairing!.code).toMatch(/^\d{6}$/);
+
+    const accepted = await b.vos(['pair', 'accept', 'm1', '--code', request.pairing!.code]);
+    expect(accepted.stderr).toBe('');
+    expect(accepted.stdout).toMatch(/^paired with m1 /);
+    const asked = await asking;
+    expect(asked.code).toBe(0);
+    expect(asked.stdout).toContain(`code ${request.pairing!.code}`);
+    expect(asked.stdout).toMatch(/paired with m2 /);
+    expect((await a.peers()).find((p) => p.name === 'm2')).toMatchObject({ paired: true, link: 'up', pairing: null });
+    expect((await b.peers()).find((p) => p.name === 'm1')).toMatchObject({ paired: true, link: 'up', pairing: null });
+    const stored = JSON.parse(readFileSync(join(a.home, 'peers.json'), 'utf8'));
+    expect(stored.peers).toMatchObject([{ name: 'm2', paired: true }]);
+
+    // b restarts (same key): a links to it again by itself, still paired.
+    await b.kill('SIGTERM');
+    await a.waitPeer('m2 gone', (p) => p.name === 'm2' && !p.online, 5000);
+    const b2 = await startHostAgent(net!, net!.hosts[1]!, 'm2', { home: b.home });
+    agents.push(b2);
+    await a.waitPeer('m2 back and linked', (p) => p.name === 'm2' && p.paired && p.link === 'up', 15_000);
+    await b2.waitPeer('m1 paired and linked', (p) => p.name === 'm1' && p.paired && p.link === 'up', 15_000);
+    const all = await a.vos(['ls', '--all']);
+    expect(all.code).toBe(0);
+  }, 60_000);
+
+  it('refuses a wrong code; the asking side learns of a rejection', async () => {
+    const [a, b] = await two();
+    await a.waitPeer('m2', (p) => p.name === 'm2' && p.online);
+    const asking = a.vos(['pair', 'm2', '--timeout', '20']);
+    const request = await b.waitPeer('the request', (p) => p.name === 'm1' && p.pairing?.direction === 'incoming');
+    const wrong = request.pairing!.code === '000000' ? '111111' : '000000';
+    const refused = await b.vos(['pair', 'accept', 'm1', '--code', wrong]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/the code does not match/);
+    expect((await b.peers()).find((p) => p.name === 'm1')).toMatchObject({ paired: false, pairing: { direction: 'incoming' } });
+    expect((await a.peers()).find((p) => p.name === 'm2')?.paired).toBe(false);
+
+    const rejected = await b.vos(['pair', 'reject', 'm1']);
+    expect(rejected.code).toBe(0);
+    const asked = await asking;
+    expect(asked.code).toBe(1);
+    expect(asked.stderr).toMatch(/m2 rejected the pairing/);
+    expect((await a.peers()).find((p) => p.name === 'm2')).toMatchObject({ paired: false, pairing: null });
+  }, 40_000);
+
+  it('an unpaired machine may only ask to pair: its API requests and streams are refused', async () => {
+    const [a, b] = await two();
+    await a.waitPeer('m2', (p) => p.name === 'm2' && p.online);
+    // Through the agent: nothing to reach.
+    const screen = await a.vos(['screen', 'x@m2']);
+    expect(screen.code).toBe(1);
+    expect(screen.stderr).toMatch(/m2 is not paired with this machine/);
+
+    // By hand, speaking the link protocol: hello, then requests and a stream.
+    const script = join(ROOT, 'test', 'community', 'raw-peer.mjs');
+    const out = net!.exec(net!.hosts[0]!, process.execPath, [script, net!.hosts[1]!.address, String(PEER_PORT), '0', '1500'], { timeoutMs: 10_000 });
+    const frames = out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(frames[0]).toEqual({ kind: 'hello', name: 'm2' });
+    const refusals = frames.filter((f) => f.kind === 'control' && (f.json as { t: string }).t === 'refused');
+    expect(refusals.length).toBeGreaterThanOrEqual(2); // the channel's hello and the request
+    expect((refusals[0]!.json as { reason: string }).reason).toMatch(/not paired/);
+    expect(frames).toContainEqual({ kind: 'reset', stream: 1, json: { reason: expect.stringMatching(/not paired/) } });
+    expect(frames.some((f) => f.kind === 'rpc')).toBe(false); // no API answer at all
+
+    // One that keeps trying loses its link.
+    const flood = net!.exec(net!.hosts[0]!, process.execPath, [script, net!.hosts[1]!.address, String(PEER_PORT), '60', '3000'], { timeoutMs: 10_000 });
+    expect(flood).toContain('"closed":true');
+    await waitFor('m2 to log the refusals', () => /refused from stranger .*an API request before pairing/.test(b.log()));
+    await waitFor('m2 to log the closed link', () => /too many refused messages/.test(b.log()));
+  }, 40_000);
+
+  it('refuses an impostor: a new key under a paired machine\'s name', async () => {
+    const [a, b] = await two();
+    await pairAgents(a, b);
+    // m1 is replaced by a machine with a new key and the same name, at the same address.
+    await a.kill('SIGTERM');
+    const impostor = await startHostAgent(net!, net!.hosts[0]!, 'm1');
+    agents.push(impostor);
+    const warned = await b.waitPeer('the impostor flagged', (p) => p.name === 'm1' && !p.paired && p.warning !== null, 15_000);
+    expect(warned.warning).toMatch(/another certificate/);
+    expect(warned.id).not.toBe((await b.peers()).find((p) => p.paired)?.id);
+    // The paired m1 stays what it was: paired, not linked to the impostor.
+    const original = (await b.peers()).find((p) => p.name === 'm1' && p.paired)!;
+    expect(original.link).not.toBe('up');
+    // It cannot pair in the original's place either.
+    await impostor.waitPeer('m2', (p) => p.name === 'm2');
+    const tries = await impostor.vos(['pair', 'm2', '--timeout', '5']);
+    expect(tries.code).toBe(1);
+    expect(tries.stderr).toMatch(/refused|not connected|cannot reach/);
+    expect((await b.peers()).filter((p) => p.paired).map((p) => p.id)).toEqual([original.id]);
+    // And a session reference by that name still means the paired machine (offline now).
+    const screen = await b.vos(['screen', 'x@m1']);
+    expect(screen.code).toBe(1);
+    expect(screen.stderr).toMatch(/m1 is not connected right now/);
+    await waitFor('m2 to log the refusal', () => /another certificate/.test(b.log()));
+  }, 60_000);
+
+  it('unpairing forgets the pairing on both sides', async () => {
+    const [a, b] = await two();
+    await pairAgents(a, b);
+    const r = await a.vos(['unpair', 'm2']);
+    expect(r.code).toBe(0);
+    await b.waitPeer('m1 unpaired', (p) => p.name === 'm1' && !p.paired);
+    expect((await a.peers()).find((p) => p.name === 'm2')?.paired).toBe(false);
+    const stored = JSON.parse(readFileSync(join(b.home, 'peers.json'), 'utf8'));
+    expect(stored.peers.filter((p: { paired: boolean }) => p.paired)).toEqual([]);
+    await waitFor('m1 to refuse m2 now', async () => (await b.vos(['screen', 'x@m1'])).stderr.includes('not paired'));
+  }, 40_000);
+});

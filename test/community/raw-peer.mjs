@@ -1,0 +1,34 @@
+// A machine that was never paired, speaking the link protocol by hand (run inside a simulated
+// host by pairing.test.ts): it connects to an agent, says hello, then tries what only a paired
+// peer may do. Prints one JSON line per frame it gets back, and {"closed": reason} at the end.
+import { connect } from 'node:tls';
+import { createSelfSignedIdentity } from '../../out/node/src-main/base/x509.js';
+import { deviceIdOf } from '../../out/node/src-main/base/device-id.js';
+import { LinkFrameDecoder, encodeLinkFrame } from '../../out/node/src-main/base/link-frame.js';
+
+const [host, port, flood] = [process.argv[2], Number(process.argv[3]), Number(process.argv[4] ?? 0)];
+const me = createSelfSignedIdentity('vOS agent');
+const socket = connect({ host, port, key: me.keyPem, cert: me.certPem, rejectUnauthorized: false, minVersion: 'TLSv1.3' });
+const decoder = new LinkFrameDecoder({ maxJsonBytes: 1 << 20 });
+const print = (o) => process.stdout.write(JSON.stringify(o) + '\n');
+const send = (f) => socket.write(encodeLinkFrame(f));
+socket.on('secureConnect', () => {
+  send({ kind: 'hello', stream: 0, json: { v: 1, id: deviceIdOf(me.certDer), name: 'stranger', version: '0', os: 'Linux', arch: 'x64', kernel: '6', load: 0, port: 0 } });
+  send({ kind: 'rpc', stream: 0, json: { ch: 1, d: 'c', m: { t: 'hello', protocol: 1, client: 'stranger' } } });
+  send({ kind: 'rpc', stream: 0, json: { ch: 1, d: 'c', m: { t: 'req', id: 7, method: 'session.list', params: {} } } });
+  send({ kind: 'open', stream: 1, json: { what: 'image' } });
+  for (let i = 0; i < flood; i++) send({ kind: 'rpc', stream: 0, json: { ch: 1, d: 'c', m: { t: 'req', id: 100 + i, method: 'session.list', params: {} } } });
+});
+socket.on('data', (chunk) => {
+  for (const f of decoder.push(chunk)) {
+    if (f.kind === 'hello') print({ kind: 'hello', name: f.json.name });
+    else if (f.kind === 'control' || f.kind === 'rpc' || f.kind === 'reset') print({ kind: f.kind, stream: f.stream, json: f.json });
+    else print({ kind: f.kind });
+  }
+});
+socket.on('close', () => print({ closed: true }));
+socket.on('error', (err) => print({ error: err.message }));
+setTimeout(() => {
+  print({ done: true });
+  socket.destroy();
+}, Number(process.argv[5] ?? 2000));

@@ -1,0 +1,134 @@
+/**
+ * Sessions across machines: a paired machine's sessions listed live, a remote attach where
+ * typing on B reaches the program on A and its output comes back (through the API and through
+ * `vos attach` on a real terminal), and a link that heals by itself after the cable is pulled.
+ * Real agents on simulated hosts (network namespaces); root only.
+ */
+import pty from '@lydell/node-pty';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { ApiEvent, SessionInfo } from '../../src-main/api/protocol.js';
+import { VOS, waitFor } from '../helpers/agent-process.js';
+import { pairAgents, startHostAgent, type HostAgent } from '../helpers/community.js';
+import { createSimNetwork, netnsUnavailable, type SimNetwork } from '../helpers/netns.js';
+
+const unavailable = netnsUnavailable();
+if (unavailable) console.log(`[test/community/remote.test.ts] skipped: ${unavailable}`);
+
+describe.skipIf(unavailable !== null)('sessions of paired machines', () => {
+  let net: SimNetwork | null = null;
+  const agents: HostAgent[] = [];
+
+  afterEach(async () => {
+    for (const a of agents.splice(0)) await a.stop();
+    await net?.dispose();
+    net = null;
+  });
+
+  async function pairedPair(): Promise<[HostAgent, HostAgent]> {
+    net = createSimNetwork(2);
+    const a = await startHostAgent(net, net.hosts[0]!, 'alpha');
+    agents.push(a);
+    const b = await startHostAgent(net, net.hosts[1]!, 'beta');
+    agents.push(b);
+    await pairAgents(a, b);
+    return [a, b];
+  }
+
+  it('lists a peer\'s sessions live and attaches to one: typing on B reaches A, output comes back', async () => {
+    const [a, b] = await pairedPair();
+    const onB = await b.connect();
+    const events: ApiEvent[] = [];
+    onB.onEvent((e) => events.push(e));
+    const before = await onB.request('session.watch', { all: true });
+    expect(before).toEqual([]);
+
+    const onA = await a.connect();
+    const env = { ...(process.env as Record<string, string>), PS1: 'alpha$ ' };
+    const created = await onA.request('session.create', { command: 'bash', args: ['--norc', '--noprofile'], env, name: 'work' });
+    await onA.request('session.wait', { id: created.id, pattern: '^alpha\\$', timeoutMs: 10_000 });
+
+    // B hears of it, as a session of alpha.
+    const added = await waitFor('B to hear of the new session', () =>
+      events.find((e): e is Extract<ApiEvent, { event: 'session.added' }> => e.event === 'session.added' && e.session.name === 'work'),
+    );
+    const remote: SessionInfo = added.session;
+    expect(remote.peer?.name).toBe('alpha');
+    expect(remote.id).toBe(`${created.id}@${remote.peer!.id}`);
+    const listed = await onB.request('session.list', { all: true });
+    expect(listed.map((s) => s.id)).toEqual([remote.id]);
+    expect((await onB.request('session.list', {})).length).toBe(0); // B's own: none
+
+    // Attach from B by the name a person types; the snapshot shows A's screen.
+    const { session, snapshot } = await onB.request('session.attach', { id: `${created.id}@alpha`, cols: 100, rows: 30 });
+    expect(session.id).toBe(remote.id);
+    expect(snapshot).toContain('alpha$');
+    events.length = 0;
+    await onB.request('session.input', { id: remote.id, data: 'echo from-beta-$((6*7))\r' });
+    await waitFor('the output on B', () =>
+      events.some((e) => e.event === 'session.output' && e.id === remote.id && e.data.includes('from-beta-42')),
+    );
+    // It ran on A, in the session's program, which took B's size as the active viewer's.
+    const onAScreen = await onA.request('session.wait', { id: created.id, pattern: '^from-beta-42$', timeoutMs: 5000 });
+    expect(onAScreen.cols).toBe(100);
+    const screen = await b.vos(['screen', `${created.id}@alpha`]);
+    expect(screen.stdout).toMatch(/^from-beta-42$/m);
+
+    // The program ending on A reaches B's viewer.
+    await onB.request('session.input', { id: remote.id, data: 'exit 3\r' });
+    const exited = await waitFor('B to see the end', () =>
+      events.find((e): e is Extract<ApiEvent, { event: 'session.exited' }> => e.event === 'session.exited' && e.id === remote.id),
+    );
+    expect(exited.session.exit?.code).toBe(3);
+  }, 60_000);
+
+  it('vos attach ID@MACHINE on a real terminal: screen, typing and the detach key', async () => {
+    const [a, b] = await pairedPair();
+    const id = (await a.vos(['run', '--detach', '--name', 'shell', '--', 'bash', '--norc', '--noprofile'])).stdout.trim();
+    expect(id).toMatch(/^[0-9a-f]+$/);
+    const ls = await b.vos(['ls', '--all']);
+    expect(ls.stdout).toMatch(new RegExp(`^${id}@alpha\\s+alpha\\s+shell\\s+running`, 'm'));
+
+    const term = pty.spawn(process.execPath, [VOS, 'attach', `${id}@alpha`], {
+      cols: 90,
+      rows: 25,
+      env: { ...process.env, VOS_HOME: b.home } as Record<string, string>,
+    });
+    let out = '';
+    term.onData((d) => (out += d));
+    const ended = new Promise<number>((resolve) => term.onExit(({ exitCode }) => resolve(exitCode)));
+    try {
+      await waitFor('the remote screen', () => out.includes('bash'));
+      term.write('echo typed-on-beta-$((7*6))\r');
+      await waitFor('the echo', () => out.includes('typed-on-beta-42'));
+      term.write('\x1c'); // the detach key
+      expect(await ended).toBe(0);
+    } finally {
+      term.kill();
+    }
+    const onA = await a.vos(['screen', id]);
+    expect(onA.stdout).toMatch(/^typed-on-beta-42$/m);
+  }, 60_000);
+
+  it('a link cut by the network comes back by itself', async () => {
+    const [a, b] = await pairedPair();
+    const id = (await a.vos(['run', '--detach', '--', 'bash', '--norc', '--noprofile'])).stdout.trim();
+    expect((await b.vos(['screen', `${id}@alpha`])).code).toBe(0);
+
+    net!.cut(net!.hosts[1]!);
+    const t0 = Date.now();
+    await b.waitPeer('alpha unreachable', (p) => p.name === 'alpha' && p.link !== 'up', 20_000);
+    console.log(`the cut was noticed after ${Date.now() - t0} ms`);
+    const during = await b.vos(['screen', `${id}@alpha`]);
+    expect(during.code).toBe(1);
+    expect(during.stderr).toMatch(/alpha is not connected right now/);
+
+    net!.restore(net!.hosts[1]!);
+    const t1 = Date.now();
+    await b.waitPeer('alpha linked again', (p) => p.name === 'alpha' && p.link === 'up' && p.paired, 25_000);
+    console.log(`the link was back ${Date.now() - t1} ms after the cable`);
+    await a.waitPeer('beta linked again', (p) => p.name === 'beta' && p.link === 'up');
+    const after = await b.vos(['screen', `${id}@alpha`]);
+    expect(after.code).toBe(0);
+    expect(after.stdout).toMatch(/bash/);
+  }, 90_000);
+});

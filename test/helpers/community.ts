@@ -1,0 +1,109 @@
+/**
+ * Agents on simulated hosts (test/helpers/netns.ts): each `vos daemon` runs inside its host's
+ * network namespace, listens on the host's address and (unless told otherwise) publishes and
+ * browses with mDNS. Its Unix socket is an ordinary file, so the tests' clients and the `vos`
+ * command reach it from outside the namespace, as the user on that machine would.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import type { ApiClient } from '../../src-main/api/client.js';
+import type { PeerInfo } from '../../src-main/api/protocol.js';
+import { statePaths } from '../../src-main/base/state-dir.js';
+import { connectToAgent } from '../../src-main/client/socket-transport.js';
+import { VOS, tempHome, vos, waitFor, type CliResult } from './agent-process.js';
+import type { SimHost, SimNetwork } from './netns.js';
+
+export const PEER_PORT = 47470;
+
+export interface HostAgent {
+  name: string;
+  host: SimHost;
+  home: string;
+  /** host:port where peers reach it. */
+  address: string;
+  proc: ChildProcess;
+  log(): string;
+  connect(): Promise<ApiClient>;
+  vos(args: string[]): Promise<CliResult>;
+  peers(): Promise<PeerInfo[]>;
+  /** Waits until this agent's list has a peer matching `test`. */
+  waitPeer(what: string, test: (p: PeerInfo) => boolean, timeoutMs?: number): Promise<PeerInfo>;
+  /** Ends the process with `signal` and waits for it (SIGTERM: a goodbye; SIGKILL: none). */
+  kill(signal: NodeJS.Signals): Promise<void>;
+  /** SIGTERM, and removes the state directory unless kept. */
+  stop(options?: { keepHome?: boolean }): Promise<void>;
+}
+
+export async function startHostAgent(
+  net: SimNetwork,
+  host: SimHost,
+  name: string,
+  options: { home?: string; mdns?: boolean } = {},
+): Promise<HostAgent> {
+  const home = options.home ?? tempHome();
+  const address = `${host.address}:${PEER_PORT}`;
+  const proc = net.spawn(host, process.execPath, [VOS, 'daemon', '--name', name, '--listen', address], {
+    env: { VOS_HOME: home, VOS_MDNS: options.mdns === false ? '0' : '1', VOS_LISTEN: undefined },
+  });
+  let out = '';
+  proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  const clients: ApiClient[] = [];
+  const agent: HostAgent = {
+    name,
+    host,
+    home,
+    address,
+    proc,
+    log: () => out,
+    async connect() {
+      const c = await connectToAgent(statePaths(home).socket, 'test');
+      clients.push(c);
+      return c;
+    },
+    vos: (args) => vos(home, args),
+    async peers() {
+      const c = await agent.connect();
+      try {
+        return await c.request('peer.list', {});
+      } finally {
+        c.close();
+      }
+    },
+    waitPeer: (what, test, timeoutMs = 10_000) =>
+      waitFor(`${name} to see ${what}`, async () => (await agent.peers()).find(test), timeoutMs, 100),
+    async kill(signal) {
+      for (const c of clients.splice(0)) c.close();
+      if (proc.exitCode === null && proc.signalCode === null) {
+        proc.kill(signal);
+        const timer = setTimeout(() => proc.kill('SIGKILL'), 5000);
+        await exited;
+        clearTimeout(timer);
+      }
+    },
+    async stop({ keepHome = false } = {}) {
+      await agent.kill('SIGTERM');
+      if (!keepHome) rmSync(home, { recursive: true, force: true });
+    },
+  };
+  try {
+    await waitFor(`agent ${name} to start`, () => out.includes('running (pid') || proc.exitCode !== null, 15_000);
+    if (proc.exitCode !== null) throw new Error(`vos daemon ${name} exited with ${proc.exitCode}: ${out}`);
+  } catch (e) {
+    await agent.stop();
+    throw e;
+  }
+  return agent;
+}
+
+/** Pairs `a` (asks) with `b` (accepts) through the `vos` command, as two users would. */
+export async function pairAgents(a: HostAgent, b: HostAgent): Promise<void> {
+  await a.waitPeer(b.name, (p) => p.name === b.name && p.online);
+  const asking = a.vos(['pair', b.name, '--timeout', '20']);
+  const request = await b.waitPeer(`${a.name}'s pairing request`, (p) => p.name === a.name && p.pairing?.direction === 'incoming');
+  const accepted = await b.vos(['pair', 'accept', a.name, '--code', request.pairing!.code]);
+  if (accepted.code !== 0) throw new Error(`pair accept failed: ${accepted.stderr}`);
+  const asked = await asking;
+  if (asked.code !== 0) throw new Error(`vos pair failed: ${asked.stderr}`);
+}
