@@ -172,7 +172,7 @@ export class Agent implements AgentServices {
 function listenFromEnv(value: string | undefined): { host: string; port: number } | null | undefined {
   if (value === undefined || value === '') return undefined;
   if (value === 'none') return null;
-  return parseHostPort(value, DEFAULT_PEER_PORT);
+  return parseHostPort(value, DEFAULT_PEER_PORT, true);
 }
 
 function stringEnv(env: NodeJS.ProcessEnv): Record<string, string> {

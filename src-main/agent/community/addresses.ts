@@ -1,7 +1,8 @@
 /** HOST:PORT as people type it (`10.0.0.2:47470`, `[fe80::1]:47470`, `laptop.local`). */
 import { VosError } from '../../api/errors.js';
 
-export function parseHostPort(text: string, defaultPort: number): { host: string; port: number } {
+/** `anyPort`: port 0 is allowed (a listening address: any free port). */
+export function parseHostPort(text: string, defaultPort: number, anyPort = false): { host: string; port: number } {
   const t = text.trim();
   let host: string;
   let port: string | undefined;
@@ -18,7 +19,8 @@ export function parseHostPort(text: string, defaultPort: number): { host: string
   }
   if (!host || /[\s/]/.test(host)) throw new VosError('invalid_params', `"${text}" is not HOST:PORT`);
   const n = port === undefined ? defaultPort : Number(port);
-  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new VosError('invalid_params', `"${text}": the port must be a number from 1 to 65535`);
+  const min = anyPort ? 0 : 1;
+  if (!Number.isInteger(n) || n < min || n > 65535) throw new VosError('invalid_params', `"${text}": the port must be a number from ${min} to 65535`);
   return { host, port: n };
 }
 

@@ -94,7 +94,7 @@ Sessions end with it.
       ...(typeof options.name === 'string' ? { name: options.name } : {}),
       webPort,
       log,
-      ...(typeof options.listen === 'string' ? { listen: options.listen === 'none' ? null : parseHostPort(options.listen, DEFAULT_PEER_PORT) } : {}),
+      ...(typeof options.listen === 'string' ? { listen: options.listen === 'none' ? null : parseHostPort(options.listen, DEFAULT_PEER_PORT, true) } : {}),
       ...(options['no-mdns'] ? { mdns: false } : {}),
     });
     const info = agent.info();

@@ -13,6 +13,10 @@ export class SessionsState {
   now = $state(Date.now());
 
   selected = $derived(this.list.find((s) => s.id === this.selectedId) ?? null);
+  /** This machine's sessions first, then each paired machine's, by name. */
+  groups = $derived(groupByMachine(this.list));
+  /** Sessions of another machine whose link went away while they were open here. */
+  disconnected = $state<Record<string, string>>({});
 
   private client: ApiClient | null = null;
   private unsubscribe: (() => void) | null = null;
@@ -31,9 +35,10 @@ export class SessionsState {
       if (e.event === 'session.added') this.upsert(e.session);
       else if (e.event === 'session.changed') this.upsert(e.session);
       else if (e.event === 'session.removed') this.drop(e.id);
+      else if (e.event === 'session.disconnected') this.disconnected = { ...this.disconnected, [e.id]: e.reason };
     });
     try {
-      this.list = await client.request('session.watch', {});
+      this.list = await client.request('session.watch', { all: true });
       if (this.selectedId && !this.list.some((s) => s.id === this.selectedId)) this.selectedId = null;
       if (!this.selectedId) this.selectedId = this.list.find((s) => s.state === 'running')?.id ?? null;
     } catch (err) {
@@ -72,6 +77,10 @@ export class SessionsState {
   }
 
   private upsert(session: SessionInfo): void {
+    if (this.disconnected[session.id]) {
+      const { [session.id]: _gone, ...rest } = this.disconnected;
+      this.disconnected = rest;
+    }
     const i = this.list.findIndex((s) => s.id === session.id);
     if (i >= 0) this.list[i] = session;
     else this.list.push(session);
@@ -81,4 +90,25 @@ export class SessionsState {
     this.list = this.list.filter((s) => s.id !== id);
     if (this.selectedId === id) this.selectedId = null;
   }
+}
+
+export interface MachineGroup {
+  /** null: this machine. */
+  peer: { id: string; name: string } | null;
+  sessions: SessionInfo[];
+}
+
+function groupByMachine(list: SessionInfo[]): MachineGroup[] {
+  const local: MachineGroup = { peer: null, sessions: [] };
+  const remote = new Map<string, MachineGroup>();
+  for (const s of list) {
+    if (!s.peer) {
+      local.sessions.push(s);
+      continue;
+    }
+    let g = remote.get(s.peer.id);
+    if (!g) remote.set(s.peer.id, (g = { peer: s.peer, sessions: [] }));
+    g.sessions.push(s);
+  }
+  return [local, ...[...remote.values()].sort((a, b) => a.peer!.name.localeCompare(b.peer!.name))];
 }

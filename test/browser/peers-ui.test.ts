@@ -1,0 +1,86 @@
+/**
+ * The app's machines panel in real Chromium, with two real agents linked over loopback: adding
+ * a machine by address, pairing from the UI (the code on both sides, the other side's window
+ * asking to accept), the other machine's sessions grouped under its name, and a remote session
+ * opened in the terminal view that takes typing.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROOT, startDaemon, vos, type DaemonHandle } from '../helpers/agent-process.js';
+import { launchChromium, type BrowserHandle } from '../helpers/browser.js';
+
+const OUTPUT = join(ROOT, 'test-results');
+
+let alpha: DaemonHandle;
+let beta: DaemonHandle;
+let chromium: BrowserHandle;
+
+beforeAll(async () => {
+  mkdirSync(OUTPUT, { recursive: true });
+  // Loopback only, no mDNS (test/setup-env.ts): the machine is added by address.
+  alpha = await startDaemon({ args: ['--name', 'alpha', '--web'] });
+  beta = await startDaemon({ args: ['--name', 'beta', '--web'] });
+  chromium = await launchChromium();
+});
+
+afterAll(async () => {
+  await chromium?.close();
+  await alpha?.stop();
+  await beta?.stop();
+});
+
+const webUrl = (d: DaemonHandle): string => /web UI: (\S+)/.exec(d.stdout())![1]!;
+
+describe('machines in the app', () => {
+  it('adds a machine, pairs with it from both windows, and opens its session', async () => {
+    const betaInfo = await (await beta.connect()).ready();
+    const a = await chromium.browser.newPage({ viewport: { width: 1280, height: 800 } });
+    const b = await chromium.browser.newPage({ viewport: { width: 1280, height: 800 } });
+    try {
+      await a.goto(webUrl(alpha));
+      await b.goto(webUrl(beta));
+      await a.getByTestId('connection-status').filter({ hasText: 'connected' }).waitFor();
+      await b.getByTestId('connection-status').filter({ hasText: 'connected' }).waitFor();
+
+      await a.getByTestId('peer-address').fill(betaInfo.listen!);
+      await a.getByTestId('peer-add').click();
+      const row = a.locator('[data-peer="beta"]');
+      await row.waitFor();
+      await expect.poll(() => row.textContent()).toContain('Linux');
+
+      await row.getByTestId('pair').click();
+      const code = (await a.getByTestId('pair-code').locator('strong').textContent())!;
+      expect(code).toMatch(/^\d{6}$/);
+      // beta's window asks, with the same code.
+      const dialog = b.getByTestId('pair-dialog');
+      await dialog.waitFor();
+      expect(await dialog.textContent()).toContain('alpha wants to pair with this machine');
+      expect(await b.getByTestId('pair-dialog-code').textContent()).toBe(code);
+      await b.screenshot({ path: join(OUTPUT, 'web-ui-pairing.png') });
+      await b.getByTestId('pair-accept').click();
+      await dialog.waitFor({ state: 'detached' });
+      await row.locator('.badge.paired').waitFor();
+      await b.locator('[data-peer="alpha"] .badge.paired').waitFor();
+
+      // A session on beta shows up in alpha's window, under beta.
+      const id = (await vos(beta.home, ['run', '-d', '--name', 'on-beta', '--', 'bash', '--norc', '--noprofile'], { PS1: 'beta$ ' })).stdout.trim();
+      const remoteRow = a.locator(`[data-session-id^="${id}@"]`);
+      await remoteRow.waitFor();
+      await a.locator('.machine-heading[data-machine="beta"]').waitFor();
+      await remoteRow.click();
+      await a.getByTestId('terminal-view').filter({ hasText: 'on beta' }).waitFor();
+      await a.locator('.xterm-rows').filter({ hasText: 'beta$' }).waitFor();
+      await a.locator('.xterm-helper-textarea').focus();
+      await a.keyboard.type('echo typed-in-alpha-$((6*7))');
+      await a.keyboard.press('Enter');
+      await a.locator('.xterm-rows').filter({ hasText: 'typed-in-alpha-42' }).waitFor();
+      const screen = await vos(beta.home, ['screen', id]);
+      expect(screen.stdout).toMatch(/^typed-in-alpha-42$/m);
+      await a.screenshot({ path: join(OUTPUT, 'web-ui-remote-session.png') });
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+});
