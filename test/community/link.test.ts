@@ -1,0 +1,153 @@
+/**
+ * Links on loopback (no root needed): two real TLS endpoints with their own certificates. The
+ * HELLO must match the certificate, a bulk stream keeps its bytes and obeys flow control (a
+ * reader that stops makes the writer wait instead of filling memory), and a peer that sends
+ * garbage loses its own link only: the agent keeps serving everyone else.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { connect as tlsConnect, createServer, type TLSSocket } from 'node:tls';
+import { afterEach, describe, expect, it } from 'vitest';
+import { deviceIdOf } from '../../src-main/base/device-id.js';
+import { LinkFrameDecoder, encodeLinkFrame, type LinkFrame } from '../../src-main/base/link-frame.js';
+import { createSelfSignedIdentity, type SelfSignedIdentity } from '../../src-main/base/x509.js';
+import { INITIAL_WINDOW, type IncomingStream } from '../../src-main/agent/community/link-streams.js';
+import { Link, establishLink, type LinkHello } from '../../src-main/agent/community/link.js';
+import { startDaemon, waitFor, type DaemonHandle } from '../helpers/agent-process.js';
+
+function hello(id: SelfSignedIdentity, name: string): LinkHello {
+  return { v: 1, id: deviceIdOf(id.certDer), name, version: 'test', os: 'Linux', arch: 'x64', kernel: '6', load: 0, port: 0 };
+}
+
+/** A connected pair of links over TLS on 127.0.0.1. */
+async function linkPair(): Promise<{ a: Link; b: Link; close: () => void }> {
+  const ida = createSelfSignedIdentity('a');
+  const idb = createSelfSignedIdentity('b');
+  const server = createServer({ key: idb.keyPem, cert: idb.certPem, requestCert: true, rejectUnauthorized: false });
+  const accepted = new Promise<TLSSocket>((resolve) => server.once('secureConnection', resolve));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  const client = tlsConnect({ host: '127.0.0.1', port, key: ida.keyPem, cert: ida.certPem, rejectUnauthorized: false });
+  await new Promise<void>((r) => client.once('secureConnect', () => r()));
+  const [a, b] = await Promise.all([establishLink(client, hello(ida, 'a'), true), accepted.then((s) => establishLink(s, hello(idb, 'b'), false))]);
+  return { a, b, close: () => { a.close('test over'); b.close('test over'); server.close(); } };
+}
+
+const noHandlers = { control: () => {}, rpc: () => {}, stream: () => {}, closed: () => {} };
+
+describe('links', () => {
+  let cleanup: Array<() => void | Promise<void>> = [];
+  afterEach(async () => {
+    for (const c of cleanup.reverse()) await c();
+    cleanup = [];
+  });
+
+  it('carries a stream intact, and a reader that stops holds the writer back', async () => {
+    const { a, b, close } = await linkPair();
+    cleanup.push(close);
+    expect(a.hello.name).toBe('b');
+    expect(b.hello.name).toBe('a');
+    expect(a.peerId).not.toBe(b.peerId);
+    let incoming: IncomingStream | null = null;
+    a.start(noHandlers);
+    b.start({ ...noHandlers, stream: (s) => (incoming = s) });
+    a.trust();
+    b.trust();
+
+    const payload = randomBytes(24 * 1024 * 1024);
+    const out = a.openStream({ what: 'test' });
+    let written = 0;
+    const writing = (async () => {
+      for (let off = 0; off < payload.length; off += 1 << 20) {
+        const piece = payload.subarray(off, off + (1 << 20));
+        if (!out.write(piece)) await new Promise((r) => out.once('drain', r));
+        written += piece.length;
+      }
+      out.end();
+    })();
+    const stream = await waitFor('the stream to open', () => incoming);
+    expect(stream.meta).toEqual({ what: 'test' });
+    // Nobody reads: the writer must stall after about a window plus the reader's buffer.
+    await new Promise((r) => setTimeout(r, 500));
+    expect(written).toBeLessThanOrEqual(4 * INITIAL_WINDOW + (2 << 20));
+    const stalledAt = written;
+    // Now read everything: it all arrives, in order.
+    const hash = createHash('sha256');
+    let received = 0;
+    stream.on('data', (d: Buffer) => {
+      hash.update(d);
+      received += d.length;
+    });
+    await new Promise<void>((resolve, reject) => {
+      stream.once('end', resolve);
+      stream.once('error', reject);
+    });
+    await writing;
+    expect(stalledAt).toBeLessThan(payload.length);
+    expect(received).toBe(payload.length);
+    expect(hash.digest('hex')).toBe(createHash('sha256').update(payload).digest('hex'));
+  });
+
+  it('a hello that does not match the certificate is refused', async () => {
+    const ida = createSelfSignedIdentity('a');
+    const idb = createSelfSignedIdentity('b');
+    const other = createSelfSignedIdentity('c');
+    const server = createServer({ key: idb.keyPem, cert: idb.certPem, requestCert: true, rejectUnauthorized: false });
+    const refused = new Promise<string>((resolve) =>
+      server.once('secureConnection', (s) => establishLink(s, hello(idb, 'b'), false).then(() => resolve('accepted'), (e: Error) => resolve(e.message))),
+    );
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanup.push(() => void server.close());
+    const client = tlsConnect({ host: '127.0.0.1', port: (server.address() as { port: number }).port, key: ida.keyPem, cert: ida.certPem, rejectUnauthorized: false });
+    cleanup.push(() => void client.destroy());
+    await new Promise<void>((r) => client.once('secureConnect', () => r()));
+    client.write(encodeLinkFrame({ kind: 'hello', stream: 0, json: hello(other, 'liar') }));
+    expect(await refused).toMatch(/claims id .* but its certificate is/);
+  });
+
+  describe('against a running agent', () => {
+    let agent: DaemonHandle;
+    afterEach(async () => agent?.stop());
+
+    /** Connects with a new identity; returns what the agent sent until it closed or 1.5 s passed. */
+    async function talk(send: (socket: TLSSocket, me: SelfSignedIdentity) => void): Promise<{ frames: LinkFrame[]; closed: boolean }> {
+      const info = await (await agent.connect()).ready();
+      const [host, port] = [info.listen!.slice(0, info.listen!.lastIndexOf(':')), Number(info.listen!.slice(info.listen!.lastIndexOf(':') + 1))];
+      const me = createSelfSignedIdentity('probe');
+      const socket = tlsConnect({ host, port, key: me.keyPem, cert: me.certPem, rejectUnauthorized: false });
+      const decoder = new LinkFrameDecoder({ maxJsonBytes: 1 << 20 });
+      const frames: LinkFrame[] = [];
+      let closed = false;
+      socket.on('data', (d: Buffer) => frames.push(...decoder.push(d)));
+      socket.on('error', () => {});
+      await new Promise<void>((r) => socket.once('secureConnect', () => r()));
+      send(socket, me);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 1500);
+        socket.once('close', () => {
+          closed = true;
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      socket.destroy();
+      return { frames, closed };
+    }
+
+    it('garbage closes that link only; the agent serves the next peer and its local clients', async () => {
+      agent = await startDaemon({ args: ['--name', 'target'] });
+      const garbage = await talk((s) => s.write(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n')));
+      expect(garbage.closed).toBe(true);
+      const huge = await talk((s, me) => {
+        s.write(encodeLinkFrame({ kind: 'hello', stream: 0, json: hello(me, 'probe') }));
+        s.write(encodeLinkFrame({ kind: 'control', stream: 0, json: { t: 'pair-request', pad: 'x'.repeat(100_000) } }));
+      });
+      expect(huge.frames[0]).toMatchObject({ kind: 'hello', json: { name: 'target' } });
+      expect(huge.closed).toBe(true); // over the 64 KiB an unpaired peer may send
+      const fine = await talk((s, me) => s.write(encodeLinkFrame({ kind: 'hello', stream: 0, json: hello(me, 'probe') })));
+      expect(fine.frames[0]).toMatchObject({ kind: 'hello', json: { name: 'target' } });
+      expect(fine.closed).toBe(false);
+      expect((await (await agent.connect()).request('session.list', {})).length).toBe(0);
+      await waitFor('the log to say why', () => /bad frame/.test(agent.stderr()));
+    });
+  });
+});
