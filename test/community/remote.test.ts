@@ -107,7 +107,37 @@ describe.skipIf(unavailable !== null)('sessions of paired machines', () => {
     }
     const onA = await a.vos(['screen', id]);
     expect(onA.stdout).toMatch(/^typed-on-beta-42$/m);
+    // The scripting commands work across machines too.
+    await b.vos(['send', `${id}@alpha`, 'echo sent-from-beta\\r']);
+    const waited = await b.vos(['wait', `${id}@alpha`, '--text', '^sent-from-beta$', '--timeout', '5']);
+    expect(waited.code).toBe(0);
+    expect((await b.vos(['kill', `${id}@alpha`, '--signal', 'KILL'])).code).toBe(0);
+    await waitFor('the session on alpha to end', async () => (await a.vos(['ls'])).stdout.includes('exited (SIGKILL)'));
   }, 60_000);
+
+  it('a machine that moves to another address stays one machine and is linked again', async () => {
+    net = createSimNetwork(2);
+    const a = await startHostAgent(net, net.hosts[0]!, 'alpha');
+    agents.push(a);
+    const b = await startHostAgent(net, net.hosts[1]!, 'beta', { listenAll: true });
+    agents.push(b);
+    await pairAgents(a, b);
+    const before = (await a.peers()).find((p) => p.name === 'beta')!;
+    const id = (await b.vos(['run', '--detach', '--', 'bash', '--norc', '--noprofile'])).stdout.trim();
+
+    // beta's laptop joins another network: same machine, new address.
+    const host = net.hosts[1]!;
+    net.exec(host, 'ip', ['addr', 'del', `${host.address}/24`, 'dev', host.iface]);
+    net.exec(host, 'ip', ['addr', 'add', '10.231.0.12/24', 'dev', host.iface]);
+    net.exec(host, 'ip', ['route', 'replace', '224.0.0.0/4', 'dev', host.iface]);
+    const t0 = Date.now();
+    await waitFor('beta\'s session reachable again', async () => (await a.vos(['screen', `${id}@beta`])).code === 0, 40_000, 500);
+    console.log(`a machine that moved was reachable again after ${Date.now() - t0} ms`);
+    const moved = (await a.peers()).filter((p) => p.name === 'beta');
+    expect(moved).toHaveLength(1);
+    expect(moved[0]).toMatchObject({ id: before.id, paired: true, link: 'up' });
+    expect(moved[0]!.addresses).toContain('10.231.0.12:47470');
+  }, 90_000);
 
   it('a link cut by the network comes back by itself', async () => {
     const [a, b] = await pairedPair();

@@ -38,11 +38,12 @@ export async function startHostAgent(
   net: SimNetwork,
   host: SimHost,
   name: string,
-  options: { home?: string; mdns?: boolean } = {},
+  options: { home?: string; mdns?: boolean; listenAll?: boolean } = {},
 ): Promise<HostAgent> {
   const home = options.home ?? tempHome();
   const address = `${host.address}:${PEER_PORT}`;
-  const proc = net.spawn(host, process.execPath, [VOS, 'daemon', '--name', name, '--listen', address], {
+  const listen = options.listenAll ? `0.0.0.0:${PEER_PORT}` : address;
+  const proc = net.spawn(host, process.execPath, [VOS, 'daemon', '--name', name, '--listen', listen], {
     env: { VOS_HOME: home, VOS_MDNS: options.mdns === false ? '0' : '1', VOS_LISTEN: undefined },
   });
   let out = '';

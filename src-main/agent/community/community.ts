@@ -452,10 +452,16 @@ export class Community {
       this.options.log(`refusing ${shortDeviceId(d.id)}: ${p.warning}`);
     }
     p.name = d.name;
-    const fresh = d.addresses.filter((a) => !p.addresses.includes(a));
-    p.addresses = [...p.addresses.filter((a) => d.addresses.includes(a)), ...fresh, ...p.addresses.filter((a) => !d.addresses.includes(a))];
+    // Where it answers from now first (a laptop that changed networks), older addresses after.
+    p.addresses = [...d.addresses, ...p.addresses.filter((a) => !d.addresses.includes(a))].slice(0, 8);
     this.changed(p);
-    if (p.paired && (!p.link || p.link.isClosed)) this.dialSoon(p, 0);
+    if (!p.paired) return;
+    if (!p.link || p.link.isClosed) this.dialSoon(p, 0);
+    else if (p.link.outbound && !d.addresses.includes(p.link.remoteAddress)) {
+      // It answers from elsewhere now (another network): the link we have is probably dead.
+      // Dial the new address; adopt() keeps whichever link is alive.
+      void this.dial(p, true);
+    }
   }
 
   private undiscovered(id: string, why: 'goodbye' | 'silent'): void {
@@ -563,8 +569,9 @@ export class Community {
     p.retryTimer.unref();
   }
 
-  private async dial(p: Peer): Promise<void> {
-    if (p.dialing || this.stopped || (p.link && !p.link.isClosed)) return;
+  /** Tries p's addresses in turn; `again`: even though a link exists (it may be dead). */
+  private async dial(p: Peer, again = false): Promise<void> {
+    if (p.dialing || this.stopped || (!again && p.link && !p.link.isClosed)) return;
     p.dialing = true;
     this.changed(p);
     try {
@@ -617,9 +624,10 @@ export class Community {
     }
     const current = p.link;
     if (current && !current.isClosed && current !== link) {
-      // Two links (both sides dialed at once): both agents keep the one the lower id dialed,
-      // or the newer if the same side dialed both (the old one is probably dead).
-      const keepNew = link.dialerId === current.dialerId ? true : link.dialerId < current.dialerId;
+      // Two links. If the old one has gone quiet (the peer moved, its address is gone) the new
+      // one wins. Otherwise both sides dialed at once: both agents keep the one the lower id
+      // dialed, or the newer if the same side dialed both.
+      const keepNew = current.seemsStale || (link.dialerId === current.dialerId ? true : link.dialerId < current.dialerId);
       if (!keepNew) {
         link.start({ control: () => {}, rpc: () => {}, stream: (s) => s.destroy(), closed: () => {} });
         link.close('a link to this peer exists already');

@@ -64,7 +64,7 @@ export class Discovery {
   private service: Service | null = null;
   private timer: NodeJS.Timeout | null = null;
   private readonly byFqdn = new Map<string, Tracked>();
-  private readonly onResponse = (packet: MdnsPacket): void => this.sawPacket(packet);
+  private readonly onResponse = (packet: MdnsPacket, rinfo?: { address?: string }): void => this.sawPacket(packet, rinfo?.address);
 
   constructor(
     private readonly self: AdvertisedInfo,
@@ -168,9 +168,13 @@ export class Discovery {
     if (tracked.present) this.events.lost(tracked.peer.id, 'goodbye');
   }
 
-  /** Any answer naming a service we know shows that its agent is alive. */
-  private sawPacket(packet: MdnsPacket): void {
+  /**
+   * Any answer naming a service we know shows that its agent is alive, and where it is now: a
+   * machine that moved to another network answers from its new address.
+   */
+  private sawPacket(packet: MdnsPacket, from: string | undefined): void {
     const now = Date.now();
+    const moved = new Set<Tracked>();
     for (const rr of [...(packet.answers ?? []), ...(packet.additionals ?? [])]) {
       if ((rr.ttl ?? 0) === 0) continue;
       const name = rr.type === 'PTR' && typeof rr.data === 'string' ? rr.data : rr.name;
@@ -178,10 +182,17 @@ export class Discovery {
       const tracked = this.byFqdn.get(name.toLowerCase()) ?? this.byFqdn.get(name);
       if (!tracked) continue;
       tracked.lastSeen = now;
+      if (from && !tracked.peer.addresses.some((a) => a.startsWith(`${from}:`))) moved.add(tracked);
       if (!tracked.present) {
         tracked.present = true;
-        this.events.found(tracked.peer);
+        if (!moved.has(tracked)) this.events.found(tracked.peer);
       }
+    }
+    for (const t of moved) {
+      const port = t.peer.addresses[0]?.slice(t.peer.addresses[0].lastIndexOf(':') + 1);
+      if (!port) continue;
+      t.peer = { ...t.peer, addresses: [`${from}:${port}`, ...t.peer.addresses] };
+      this.events.found(t.peer);
     }
   }
 

@@ -163,6 +163,16 @@ export class Link implements StreamCarrier {
     return host.includes(':') ? `[${host}]:${this.socket.remotePort}` : `${host}:${this.socket.remotePort}`;
   }
 
+  /** Milliseconds since the peer last sent anything (pings come every PING_EVERY_MS). */
+  get quietMs(): number {
+    return Date.now() - this.lastHeard;
+  }
+
+  /** Silent for longer than a heartbeat allows: probably dead, not yet timed out. */
+  get seemsStale(): boolean {
+    return this.quietMs > PING_EVERY_MS * 1.6;
+  }
+
   get isTrusted(): boolean {
     return this.trusted;
   }
@@ -176,7 +186,13 @@ export class Link implements StreamCarrier {
     this.handlers = handlers;
     const early = this.pending;
     this.pending = [];
-    for (const f of early) this.handle(f);
+    for (const f of early) {
+      try {
+        this.handle(f);
+      } catch (err) {
+        this.close(`cannot handle a ${f.kind} frame from the peer: ${(err as Error).message}`);
+      }
+    }
   }
 
   /** The peer is paired: lift the pre-pairing frame limit. */
@@ -295,7 +311,12 @@ export class Link implements StreamCarrier {
     }
     for (const f of frames) {
       if (this.isClosed) return;
-      this.handle(f);
+      try {
+        this.handle(f);
+      } catch (err) {
+        // Whatever a peer sends must not reach the agent as an exception: its link goes instead.
+        this.close(`cannot handle a ${f.kind} frame from the peer: ${(err as Error).message}`);
+      }
     }
   }
 
