@@ -205,7 +205,7 @@ describe('local API', () => {
     const s = await c.request('session.create', { command: 'sleep', args: ['1000'] });
     const pid = await waitFor('the program\'s pid', async () => {
       const info = (await c.request('session.list', {}))[0]!;
-      return info.pid !== s.pid && info.pid; // the program, not vos-init
+      return info.pid !== s.pid ? info.pid : null; // the program, not vos-init
     });
     d.proc.kill('SIGKILL');
     const gone = (p: number): boolean => {

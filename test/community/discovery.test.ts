@@ -3,26 +3,18 @@
  * links): seen both ways, a goodbye noticed at once, a killed agent noticed within 15 s, and
  * manual addition where multicast does not work. Needs root (ip netns); skips otherwise.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { startHostAgent, type HostAgent } from '../helpers/community.js';
-import { createSimNetwork, netnsUnavailable, type SimNetwork } from '../helpers/netns.js';
+import { describe, expect, it } from 'vitest';
+import { SimLab, multiHostSkipReason, type HostAgent } from '../helpers/community.js';
 
-const unavailable = netnsUnavailable();
-if (unavailable) console.log(`[test/community/discovery.test.ts] skipped: ${unavailable}`);
+const unavailable = multiHostSkipReason('test/community/discovery.test.ts');
 
 describe.skipIf(unavailable !== null)('discovery between machines', () => {
-  let net: SimNetwork | null = null;
-  const agents: HostAgent[] = [];
+  const lab = new SimLab();
 
-  afterEach(async () => {
-    for (const a of agents.splice(0)) await a.stop();
-    await net?.dispose();
-    net = null;
-  });
-
-  async function start(count: number, options: { mdns?: boolean } = {}): Promise<HostAgent[]> {
-    net = createSimNetwork(count);
-    for (const [i, host] of net.hosts.entries()) agents.push(await startHostAgent(net, host, `m${i + 1}`, options));
+  async function start(count: number): Promise<HostAgent[]> {
+    lab.network(count);
+    const agents: HostAgent[] = [];
+    for (let i = 0; i < count; i++) agents.push(await lab.agent(i, `m${i + 1}`));
     return agents;
   }
 
@@ -69,8 +61,8 @@ describe.skipIf(unavailable !== null)('discovery between machines', () => {
 
   it('peer add works where multicast does not, and the address is remembered', async () => {
     const [a, b] = await start(2);
-    net!.blockMulticast(net!.hosts[0]!);
-    net!.blockMulticast(net!.hosts[1]!);
+    lab.net!.blockMulticast(lab.net!.hosts[0]!);
+    lab.net!.blockMulticast(lab.net!.hosts[1]!);
     // Without multicast, neither finds the other by itself.
     await new Promise((r) => setTimeout(r, 1500));
     expect(await a!.peers()).toEqual([]);

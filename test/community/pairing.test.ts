@@ -5,31 +5,18 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ROOT, waitFor } from '../helpers/agent-process.js';
-import { PEER_PORT, pairAgents, startHostAgent, type HostAgent } from '../helpers/community.js';
-import { createSimNetwork, netnsUnavailable, type SimNetwork } from '../helpers/netns.js';
+import { PEER_PORT, SimLab, multiHostSkipReason, pairAgents, type HostAgent } from '../helpers/community.js';
 
-const unavailable = netnsUnavailable();
-if (unavailable) console.log(`[test/community/pairing.test.ts] skipped: ${unavailable}`);
+const unavailable = multiHostSkipReason('test/community/pairing.test.ts');
 
 describe.skipIf(unavailable !== null)('pairing', () => {
-  let net: SimNetwork | null = null;
-  const agents: HostAgent[] = [];
-
-  afterEach(async () => {
-    for (const a of agents.splice(0)) await a.stop();
-    await net?.dispose();
-    net = null;
-  });
+  const lab = new SimLab();
 
   async function two(): Promise<[HostAgent, HostAgent]> {
-    net = createSimNetwork(2);
-    const a = await startHostAgent(net, net.hosts[0]!, 'm1');
-    agents.push(a);
-    const b = await startHostAgent(net, net.hosts[1]!, 'm2');
-    agents.push(b);
-    return [a, b];
+    lab.network(2);
+    return [await lab.agent(0, 'm1'), await lab.agent(1, 'm2')];
   }
 
   it('pairs with the code both sides show, and both remember it across a restart', async () => {
@@ -59,8 +46,7 @@ describe.skipIf(unavailable !== null)('pairing', () => {
     // b restarts (same key): a links to it again by itself, still paired.
     await b.kill('SIGTERM');
     await a.waitPeer('m2 gone', (p) => p.name === 'm2' && !p.online, 5000);
-    const b2 = await startHostAgent(net!, net!.hosts[1]!, 'm2', { home: b.home });
-    agents.push(b2);
+    const b2 = await lab.agent(1, 'm2', { home: b.home });
     await a.waitPeer('m2 back and linked', (p) => p.name === 'm2' && p.paired && p.link === 'up', 15_000);
     await b2.waitPeer('m1 paired and linked', (p) => p.name === 'm1' && p.paired && p.link === 'up', 15_000);
     const all = await a.vos(['ls', '--all']);
@@ -97,7 +83,7 @@ describe.skipIf(unavailable !== null)('pairing', () => {
 
     // By hand, speaking the link protocol: hello, then requests and a stream.
     const script = join(ROOT, 'test', 'community', 'raw-peer.mjs');
-    const out = net!.exec(net!.hosts[0]!, process.execPath, [script, net!.hosts[1]!.address, String(PEER_PORT), '0', '1500'], { timeoutMs: 10_000 });
+    const out = lab.net!.exec(lab.net!.hosts[0]!, process.execPath, [script, lab.net!.hosts[1]!.address, String(PEER_PORT), '0', '1500'], { timeoutMs: 10_000 });
     const frames = out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(frames[0]).toEqual({ kind: 'hello', name: 'm2' });
     const refusals = frames.filter((f) => f.kind === 'control' && (f.json as { t: string }).t === 'refused');
@@ -107,7 +93,7 @@ describe.skipIf(unavailable !== null)('pairing', () => {
     expect(frames.some((f) => f.kind === 'rpc')).toBe(false); // no API answer at all
 
     // One that keeps trying loses its link.
-    const flood = net!.exec(net!.hosts[0]!, process.execPath, [script, net!.hosts[1]!.address, String(PEER_PORT), '60', '3000'], { timeoutMs: 10_000 });
+    const flood = lab.net!.exec(lab.net!.hosts[0]!, process.execPath, [script, lab.net!.hosts[1]!.address, String(PEER_PORT), '60', '3000'], { timeoutMs: 10_000 });
     expect(flood).toContain('"closed":true');
     await waitFor('m2 to log the refusals', () => /refused from stranger .*an API request before pairing/.test(b.log()));
     await waitFor('m2 to log the closed link', () => /too many refused messages/.test(b.log()));
@@ -118,8 +104,7 @@ describe.skipIf(unavailable !== null)('pairing', () => {
     await pairAgents(a, b);
     // m1 is replaced by a machine with a new key and the same name, at the same address.
     await a.kill('SIGTERM');
-    const impostor = await startHostAgent(net!, net!.hosts[0]!, 'm1');
-    agents.push(impostor);
+    const impostor = await lab.agent(0, 'm1');
     const warned = await b.waitPeer('the impostor flagged', (p) => p.name === 'm1' && !p.paired && p.warning !== null, 15_000);
     expect(warned.warning).toMatch(/another certificate/);
     expect(warned.id).not.toBe((await b.peers()).find((p) => p.paired)?.id);

@@ -5,31 +5,20 @@
  * Real agents on simulated hosts (network namespaces); root only.
  */
 import pty from '@lydell/node-pty';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { ApiEvent, SessionInfo } from '../../src-main/api/protocol.js';
 import { VOS, waitFor } from '../helpers/agent-process.js';
-import { pairAgents, startHostAgent, type HostAgent } from '../helpers/community.js';
-import { createSimNetwork, netnsUnavailable, type SimNetwork } from '../helpers/netns.js';
+import { SimLab, multiHostSkipReason, pairAgents, type HostAgent } from '../helpers/community.js';
 
-const unavailable = netnsUnavailable();
-if (unavailable) console.log(`[test/community/remote.test.ts] skipped: ${unavailable}`);
+const unavailable = multiHostSkipReason('test/community/remote.test.ts');
 
 describe.skipIf(unavailable !== null)('sessions of paired machines', () => {
-  let net: SimNetwork | null = null;
-  const agents: HostAgent[] = [];
-
-  afterEach(async () => {
-    for (const a of agents.splice(0)) await a.stop();
-    await net?.dispose();
-    net = null;
-  });
+  const lab = new SimLab();
 
   async function pairedPair(): Promise<[HostAgent, HostAgent]> {
-    net = createSimNetwork(2);
-    const a = await startHostAgent(net, net.hosts[0]!, 'alpha');
-    agents.push(a);
-    const b = await startHostAgent(net, net.hosts[1]!, 'beta');
-    agents.push(b);
+    lab.network(2);
+    const a = await lab.agent(0, 'alpha');
+    const b = await lab.agent(1, 'beta');
     await pairAgents(a, b);
     return [a, b];
   }
@@ -116,11 +105,9 @@ describe.skipIf(unavailable !== null)('sessions of paired machines', () => {
   }, 60_000);
 
   it('a machine that moves to another address stays one machine and is linked again', async () => {
-    net = createSimNetwork(2);
-    const a = await startHostAgent(net, net.hosts[0]!, 'alpha');
-    agents.push(a);
-    const b = await startHostAgent(net, net.hosts[1]!, 'beta', { listenAll: true });
-    agents.push(b);
+    const net = lab.network(2);
+    const a = await lab.agent(0, 'alpha');
+    const b = await lab.agent(1, 'beta', { listenAll: true });
     await pairAgents(a, b);
     const before = (await a.peers()).find((p) => p.name === 'beta')!;
     const id = (await b.vos(['run', '--detach', '--', 'bash', '--norc', '--noprofile'])).stdout.trim();
@@ -144,7 +131,8 @@ describe.skipIf(unavailable !== null)('sessions of paired machines', () => {
     const id = (await a.vos(['run', '--detach', '--', 'bash', '--norc', '--noprofile'])).stdout.trim();
     expect((await b.vos(['screen', `${id}@alpha`])).code).toBe(0);
 
-    net!.cut(net!.hosts[1]!);
+    const net = lab.net!;
+    net.cut(net.hosts[1]!);
     const t0 = Date.now();
     await b.waitPeer('alpha unreachable', (p) => p.name === 'alpha' && p.link !== 'up', 20_000);
     console.log(`the cut was noticed after ${Date.now() - t0} ms`);
@@ -152,7 +140,7 @@ describe.skipIf(unavailable !== null)('sessions of paired machines', () => {
     expect(during.code).toBe(1);
     expect(during.stderr).toMatch(/alpha is not connected right now/);
 
-    net!.restore(net!.hosts[1]!);
+    net.restore(net.hosts[1]!);
     const t1 = Date.now();
     await b.waitPeer('alpha linked again', (p) => p.name === 'alpha' && p.link === 'up' && p.paired, 25_000);
     console.log(`the link was back ${Date.now() - t1} ms after the cable`);

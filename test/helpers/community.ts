@@ -6,12 +6,13 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
+import { afterEach } from 'vitest';
 import type { ApiClient } from '../../src-main/api/client.js';
 import type { PeerInfo } from '../../src-main/api/protocol.js';
 import { statePaths } from '../../src-main/base/state-dir.js';
 import { connectToAgent } from '../../src-main/client/socket-transport.js';
 import { VOS, tempHome, vos, waitFor, type CliResult } from './agent-process.js';
-import type { SimHost, SimNetwork } from './netns.js';
+import { createSimNetwork, netnsUnavailable, type SimHost, type SimNetwork } from './netns.js';
 
 export const PEER_PORT = 47470;
 
@@ -107,4 +108,40 @@ export async function pairAgents(a: HostAgent, b: HostAgent): Promise<void> {
   if (accepted.code !== 0) throw new Error(`pair accept failed: ${accepted.stderr}`);
   const asked = await asking;
   if (asked.code !== 0) throw new Error(`vos pair failed: ${asked.stderr}`);
+}
+
+/** Why the multi-host tests of `file` cannot run here (printed), or null. */
+export function multiHostSkipReason(file: string): string | null {
+  const why = netnsUnavailable();
+  if (why) console.log(`[${file}] skipped: ${why}`);
+  return why;
+}
+
+/**
+ * For one describe block: the simulated network and the agents a test makes through it are
+ * stopped and removed after each test, whatever happened in it.
+ */
+export class SimLab {
+  net: SimNetwork | null = null;
+  private readonly agents: HostAgent[] = [];
+
+  constructor() {
+    afterEach(async () => {
+      for (const a of this.agents.splice(0)) await a.stop();
+      await this.net?.dispose();
+      this.net = null;
+    });
+  }
+
+  network(count: number): SimNetwork {
+    this.net = createSimNetwork(count);
+    return this.net;
+  }
+
+  /** An agent on host number `index` (0-based) of the current network. */
+  async agent(index: number, name: string, options: Parameters<typeof startHostAgent>[3] = {}): Promise<HostAgent> {
+    const a = await startHostAgent(this.net!, this.net!.hosts[index]!, name, options);
+    this.agents.push(a);
+    return a;
+  }
 }

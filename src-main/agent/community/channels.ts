@@ -134,10 +134,12 @@ export class ChannelHost {
     let s = this.served.get(ch);
     if (!s) {
       if (this.served.size >= MAX_SERVED_CHANNELS) {
+        this.log(`refusing conversation ${ch} of a peer: it has ${MAX_SERVED_CHANNELS} open already`);
         this.sendRaw({ ch, d: 'a', m: { t: 'error', error: { code: 'refused', message: 'too many conversations on this link' } } });
         this.sendRaw({ ch, d: 'end', by: 'server' });
         return;
       }
+      // The handle is set right below; the connection's callbacks only run after that.
       const served: ServedChannel = { handle: null as unknown as ConnectionHandle, closed: false };
       const conn: Connection = {
         label: `peer#${ch}`,
@@ -161,7 +163,6 @@ export class ChannelHost {
     this.served.delete(ch);
     s.handle.closed();
     if (tellPeer) this.sendRaw({ ch, d: 'end', by: 'server' });
-    void this.log;
   }
 }
 

@@ -10,6 +10,7 @@
  */
 import { Bonjour, type Browser, type Service } from 'bonjour-service';
 import { isDeviceId } from '../../base/device-id.js';
+import type { LinkHello } from './link.js';
 
 export const SERVICE_TYPE = 'vos';
 /** Ask who is there this often; a peer that misses three answers in a row is lost (< 15 s). */
@@ -17,24 +18,10 @@ const QUERY_EVERY_MS = 3_000;
 const EXPIRE_MS = 10_000;
 const CHECK_EVERY_MS = 1_000;
 
-export interface AdvertisedInfo {
-  id: string;
-  shortId: string;
-  name: string;
-  version: string;
-  os: string;
-  arch: string;
-  kernel: string;
-  load: number;
-}
+/** What this agent says about itself: what it says in a link's HELLO, and its short id. */
+export type AdvertisedInfo = Omit<LinkHello, 'v' | 'port'> & { shortId: string };
 
-export interface DiscoveredPeer {
-  id: string;
-  name: string;
-  version: string;
-  os: string;
-  arch: string;
-  kernel: string;
+export interface DiscoveredPeer extends Omit<AdvertisedInfo, 'shortId' | 'load'> {
   load: number | null;
   /** host:port, the address the answer came from first. */
   addresses: string[];
