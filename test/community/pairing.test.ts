@@ -3,7 +3,7 @@
  * across a restart), a wrong code is refused, an unpaired machine can do nothing but ask, an
  * impostor (new key, same name) is refused, and unpairing forgets on both sides. Root only.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ROOT, waitFor } from '../helpers/agent-process.js';
@@ -42,6 +42,9 @@ describe.skipIf(unavailable !== null)('pairing', () => {
     expect((await b.peers()).find((p) => p.name === 'm1')).toMatchObject({ paired: true, link: 'up', pairing: null });
     const stored = JSON.parse(readFileSync(join(a.home, 'peers.json'), 'utf8'));
     expect(stored.peers).toMatchObject([{ name: 'm2', paired: true }]);
+    // The identity's key is the owner's alone.
+    expect(statSync(join(a.home, 'identity', 'key.pem')).mode & 0o777).toBe(0o600);
+    expect(statSync(join(a.home, 'identity')).mode & 0o777).toBe(0o700);
 
     // b restarts (same key): a links to it again by itself, still paired.
     await b.kill('SIGTERM');
@@ -96,6 +99,14 @@ describe.skipIf(unavailable !== null)('pairing', () => {
     const flood = lab.net!.exec(lab.net!.hosts[0]!, process.execPath, [script, lab.net!.hosts[1]!.address, String(PEER_PORT), '60', '3000'], { timeoutMs: 10_000 });
     expect(flood).toContain('"closed":true');
     await waitFor('m2 to log the refusals', () => /refused from stranger .*an API request before pairing/.test(b.log()));
+
+    // Asking to pair is allowed, a few times a minute.
+    const asks = lab.net!.exec(lab.net!.hosts[0]!, process.execPath, [script, lab.net!.hosts[1]!.address, String(PEER_PORT), '0', '1500', '5'], { timeoutMs: 10_000 });
+    const limited = asks.trim().split('\n').map((l) => JSON.parse(l) as { kind?: string; json?: { t?: string; reason?: string } });
+    expect(limited.filter((f) => f.json?.reason?.includes('too many pairing requests'))).toHaveLength(2); // 3 asked, 2 refused
+    // The first was shown to m2's user (and dropped when the stranger left).
+    await waitFor('m2 to log the request', () => /stranger \([A-Z2-7-]+\) asks to pair; code \d{6}/.test(b.log()));
+    expect((await b.peers()).find((p) => p.name === 'stranger')?.paired).toBe(false);
     await waitFor('m2 to log the closed link', () => /too many refused messages/.test(b.log()));
   }, 40_000);
 

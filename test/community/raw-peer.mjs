@@ -1,12 +1,13 @@
 // A machine that was never paired, speaking the link protocol by hand (run inside a simulated
 // host by pairing.test.ts): it connects to an agent, says hello, then tries what only a paired
-// peer may do. Prints one JSON line per frame it gets back, and {"closed": reason} at the end.
+// peer may do. Prints one JSON line per frame it gets back, and {"closed": true} when closed.
+// Arguments: HOST PORT [API-REQUESTS-TO-FLOOD] [MS-TO-LISTEN] [PAIR-REQUESTS]
 import { connect } from 'node:tls';
 import { createSelfSignedIdentity } from '../../out/node/src-main/base/x509.js';
 import { deviceIdOf } from '../../out/node/src-main/base/device-id.js';
 import { LinkFrameDecoder, encodeLinkFrame } from '../../out/node/src-main/base/link-frame.js';
 
-const [host, port, flood] = [process.argv[2], Number(process.argv[3]), Number(process.argv[4] ?? 0)];
+const [host, port, flood, , pairRequests] = [process.argv[2], Number(process.argv[3]), Number(process.argv[4] ?? 0), 0, Number(process.argv[6] ?? 0)];
 const me = createSelfSignedIdentity('vOS agent');
 const socket = connect({ host, port, key: me.keyPem, cert: me.certPem, rejectUnauthorized: false, minVersion: 'TLSv1.3' });
 const decoder = new LinkFrameDecoder({ maxJsonBytes: 1 << 20 });
@@ -17,6 +18,7 @@ socket.on('secureConnect', () => {
   send({ kind: 'rpc', stream: 0, json: { ch: 1, d: 'c', m: { t: 'hello', protocol: 1, client: 'stranger' } } });
   send({ kind: 'rpc', stream: 0, json: { ch: 1, d: 'c', m: { t: 'req', id: 7, method: 'session.list', params: {} } } });
   send({ kind: 'open', stream: 1, json: { what: 'image' } });
+  for (let i = 0; i < pairRequests; i++) send({ kind: 'control', stream: 0, json: { t: 'pair-request', name: 'stranger' } });
   for (let i = 0; i < flood; i++) send({ kind: 'rpc', stream: 0, json: { ch: 1, d: 'c', m: { t: 'req', id: 100 + i, method: 'session.list', params: {} } } });
 });
 socket.on('data', (chunk) => {
