@@ -17,6 +17,8 @@ import { ApiDispatcher, type AgentServices } from './api-dispatcher.js';
 import { Community, DEFAULT_PEER_PORT } from './community/community.js';
 import { parseHostPort } from './community/addresses.js';
 import { loadOrCreateIdentity, type Identity } from './community/identity.js';
+import { MigrationReceiver } from './migration/receiver.js';
+import { Migrator } from './migration/migrator.js';
 import { SessionManager } from './session-manager.js';
 import { UnixSocketServer } from './transports/unix-socket-server.js';
 import { WebServer } from './transports/web-server.js';
@@ -42,6 +44,7 @@ export interface AgentOptions {
 export class Agent implements AgentServices {
   readonly sessions: SessionManager;
   community: Community | null = null;
+  migrations: { migrator: Migrator; receiver: MigrationReceiver } | null = null;
   private identity: Identity | null = null;
   readonly dispatcher: ApiDispatcher;
   readonly paths: StatePaths;
@@ -91,9 +94,18 @@ export class Agent implements AgentServices {
     this.identity = loadOrCreateIdentity(this.paths.home);
     const explicit = this.options.listen !== undefined ? this.options.listen : listenFromEnv(process.env.VOS_LISTEN);
     const mdns = this.options.mdns ?? process.env.VOS_MDNS !== '0';
+    const receiver = new MigrationReceiver(this.sessions, this.log);
     const make = (listen: { host: string; port: number } | null): Community =>
       new Community(
-        { identity: this.identity!, name: this.name, home: this.paths.home, listen, mdns, log: this.log },
+        {
+          identity: this.identity!,
+          name: this.name,
+          home: this.paths.home,
+          listen,
+          mdns,
+          log: this.log,
+          onStream: (peer, stream) => receiver.stream(peer, stream),
+        },
         (peer) => ({ open: (conn) => this.dispatcher.open(conn, { kind: 'peer', peer }) }),
       );
     let community = make(explicit === undefined ? { host: '0.0.0.0', port: DEFAULT_PEER_PORT } : explicit);
@@ -111,6 +123,7 @@ export class Agent implements AgentServices {
       await community.start();
     }
     this.community = community;
+    this.migrations = { migrator: new Migrator(this.sessions, community, this.name, this.log), receiver };
     this.log(
       `machine id ${this.identity.shortId}; ${community.listening ? `listening for peers on ${community.listening}` : 'not listening for peers'}` +
         `${community.mdnsEnabled ? ', mDNS on' : ', mDNS off'}`,

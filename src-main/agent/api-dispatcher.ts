@@ -15,6 +15,8 @@ import { checkParams, parseClientMessage } from '../api/validate.js';
 import { parseSignal } from '../base/signals.js';
 import type { Community } from './community/community.js';
 import { RemoteProxy, isRemoteSessionMethod, splitRemoteRef } from './community/remote-proxy.js';
+import type { MigrationReceiver } from './migration/receiver.js';
+import type { Migrator } from './migration/migrator.js';
 import type { SessionManager } from './session-manager.js';
 import type { Connection } from './transports/connection.js';
 
@@ -23,6 +25,7 @@ export interface AgentServices {
   readonly sessions: SessionManager;
   /** The machine community; null when the agent runs without it. */
   readonly community: Community | null;
+  readonly migrations: { migrator: Migrator; receiver: MigrationReceiver } | null;
   info(): AgentInfo;
   enableWeb(port?: number): Promise<string>;
   log(message: string): void;
@@ -47,7 +50,14 @@ const PEER_METHODS: ReadonlySet<Method> = new Set<Method>([
   'session.input',
   'session.resize',
   'session.kill',
+  'migration.offer',
+  'migration.result',
+  'migration.go',
+  'migration.abort',
 ]);
+
+/** What only another agent asks (the target side of a migration). */
+const AGENT_TO_AGENT: ReadonlySet<Method> = new Set<Method>(['migration.offer', 'migration.result', 'migration.go', 'migration.abort']);
 
 interface RequestContext {
   conn: Connection;
@@ -153,6 +163,8 @@ export class ApiDispatcher {
       if (!PEER_METHODS.has(method)) throw new VosError('refused', `a paired machine may not call ${method} here`);
       if (ref) throw new VosError('unknown_session', 'sessions of other machines cannot be reached through this one');
       if ((params as { all?: boolean }).all) (params as { all?: boolean }).all = false;
+    } else if (AGENT_TO_AGENT.has(method)) {
+      throw new VosError('refused', `${method} is for another machine's agent, not for a local client`);
     } else if (ref && isRemoteSessionMethod(method)) {
       return this.remote(client, conn).forward(method, params as ParamsOf<typeof method>, ref);
     }
@@ -189,6 +201,16 @@ export class ApiDispatcher {
       }
     }
     client.attached.clear();
+  }
+
+  private migrations(): { migrator: Migrator; receiver: MigrationReceiver } {
+    if (!this.agent.migrations) throw new VosError('unavailable', 'this agent runs without the machine community');
+    return this.agent.migrations;
+  }
+
+  private peerOf(client: ClientState): { id: string; name: string } {
+    if (client.policy.kind !== 'peer') throw new VosError('refused', 'only another machine\'s agent may ask this');
+    return client.policy.peer;
   }
 
   private peers(): Community {
@@ -271,6 +293,16 @@ export class ApiDispatcher {
       'pair.pending': () => this.peers().pending(),
       'pair.accept': (p) => this.peers().accept(p.peer, p.code),
       'pair.reject': (p) => this.peers().reject(p.peer),
+      'session.migrate': (p, { conn }) => {
+        const peer = this.peers().resolve(p.peer);
+        return this.migrations().migrator.migrate(p.id, p.peer, (progress) =>
+          conn.send({ t: 'event', event: 'migration.progress', id: p.id, peer: { id: peer.id, name: peer.name }, ...progress }),
+        );
+      },
+      'migration.offer': (p, { client }) => this.migrations().receiver.offer(this.peerOf(client), p),
+      'migration.result': (p, { client }) => this.migrations().receiver.result(this.peerOf(client), p.migration),
+      'migration.go': (p, { client }) => this.migrations().receiver.go(this.peerOf(client), p.migration),
+      'migration.abort': (p, { client }) => this.migrations().receiver.abort(this.peerOf(client), p.migration),
     };
   }
 }

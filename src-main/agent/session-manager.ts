@@ -5,18 +5,32 @@
  */
 import { mkdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { VosError } from '../api/errors.js';
-import type { ApiEvent, CheckpointResult, CreateSessionParams, SessionInfo } from '../api/protocol.js';
+import type { ApiEvent, CheckpointResult, CreateSessionParams, PeerRef, SessionInfo } from '../api/protocol.js';
 import { shortId } from '../base/ids.js';
 import { ensurePrivateDir } from '../base/state-dir.js';
 import { checkpointSession } from './runtime/checkpoint.js';
 import { readSessionRecord, type SessionRecord } from './runtime/image-file.js';
 import { runtimeFiles, verifyImage } from './runtime/native.js';
-import { podRequestWhenUp } from './runtime/pod-control.js';
+import { feedImageSocket } from './runtime/image-socket.js';
+import { podRequest, podRequestWhenUp } from './runtime/pod-control.js';
 import { DEFAULT_COLS, DEFAULT_ROWS, Session, type PtyLaunch } from './session/session.js';
 import { checkWorkingDirectory, resolveCommand } from './session/spawn-check.js';
 
-export type SessionListEvent = Extract<ApiEvent, { event: 'session.added' | 'session.changed' | 'session.removed' }>;
+/** What a streamed image's session is, known before its SESSION record arrives. */
+export interface StreamedSessionSpec {
+  name: string;
+  command: string;
+  args: string[];
+  cwd: string;
+  cols: number;
+  rows: number;
+  /** For messages: where the image comes from ("the image from alpha"). */
+  label: string;
+}
+
+export type SessionListEvent = Extract<ApiEvent, { event: 'session.added' | 'session.changed' | 'session.removed' | 'session.moved' }>;
 
 export interface SessionDefaults {
   cwd: string;
@@ -80,8 +94,6 @@ export class SessionManager {
     const id = this.newId();
     const controlPath = this.podSocket(id);
     if (!controlPath) throw new VosError('restore_failed', 'the state directory path is too long for a pod socket');
-    const cache = join(this.defaults.stateDir, 'cache');
-    ensurePrivateDir(cache);
     const session = this.add(
       new Session({
         id,
@@ -92,22 +104,94 @@ export class SessionManager {
         env: this.defaults.env,
         cols: record.cols,
         rows: record.rows,
-        launch: { file: runtime.init, args: ['restore', '--control', controlPath, '--image', file, '--cache', cache] },
+        launch: { file: runtime.init, args: ['restore', '--control', controlPath, '--image', file, '--cache', this.cacheDir()] },
         controlPath,
         initialScreen: record.snapshot,
         restoredFrom: file,
       }),
     );
+    await this.awaitRestored(session, controlPath, file);
+    return session;
+  }
+
+  /**
+   * A new session from an image that arrives as a stream (a migration): the restorer receives it
+   * on a Unix socket next to the pod's (into memory), checks it whole and restores it. The saved
+   * screen is read from the stream as it passes. Resolves once every process is restored and
+   * *held* at the barrier: `release` lets it run, `discard` ends it. On any failure (the stream
+   * breaks, the image is damaged, the restore fails) nothing is left.
+   */
+  async receive(spec: StreamedSessionSpec, image: Readable): Promise<Session> {
+    const runtime = runtimeFiles();
+    if (!runtime) throw new VosError('unavailable', 'the vOS runtime is not built here (run npm run build)');
+    const id = this.newId();
+    const controlPath = this.podSocket(id);
+    if (!controlPath) throw new VosError('restore_failed', 'the state directory path is too long for a pod socket');
+    const imageSocket = controlPath.replace(/\.sock$/, '.image');
+    const feeding = await feedImageSocket(imageSocket, image);
+    let session: Session;
+    try {
+      session = this.add(
+        new Session({
+          id,
+          name: spec.name,
+          command: spec.command,
+          args: spec.args,
+          cwd: spec.cwd,
+          env: this.defaults.env,
+          cols: spec.cols,
+          rows: spec.rows,
+          launch: {
+            file: runtime.init,
+            args: ['restore', '--control', controlPath, '--image-socket', imageSocket, '--hold', '--cache', this.cacheDir()],
+          },
+          controlPath,
+        }),
+      );
+    } catch (err) {
+      feeding.abort();
+      throw err;
+    }
+    feeding.onSessionRecord((record) => session.primeScreen(record.snapshot));
+    try {
+      await this.awaitRestored(session, controlPath, spec.label, feeding.failure);
+    } finally {
+      feeding.abort();
+    }
+    return session;
+  }
+
+  /** Lets a held session (see `receive`) run. */
+  async release(session: Session): Promise<void> {
+    const reply = await podRequest(session.controlPath!, 'go', 10_000);
+    if (!reply.startsWith('ok')) throw new VosError('restore_failed', `the restored session would not start: ${reply}`);
+  }
+
+  /** Ends a held session and forgets it. */
+  async discard(session: Session): Promise<void> {
+    await podRequest(session.controlPath!, 'abort', 5_000).catch(() => undefined);
+    if (this.sessions.get(session.id) === session) await this.remove(session.id, true);
+  }
+
+  private cacheDir(): string {
+    const cache = join(this.defaults.stateDir, 'cache');
+    ensurePrivateDir(cache);
+    return cache;
+  }
+
+  /** Waits for the restoring pod's answer; on failure removes the session and says why. */
+  private async awaitRestored(session: Session, controlPath: string, label: string, streamFailure?: Promise<string>): Promise<void> {
     let reply: string;
     try {
       reply = await Promise.race([
         podRequestWhenUp(controlPath, 'restore-status', RESTORE_TIMEOUT_MS),
         session.whenExited().then(() => 'error the restorer ended'),
+        ...(streamFailure ? [streamFailure.then((why) => `error ${why}`)] : []),
       ]);
     } catch (err) {
       reply = `error ${(err as Error).message}`;
     }
-    if (!reply.startsWith('ok')) {
+    if (!reply.startsWith('ok') && !reply.startsWith('held')) {
       // The pod's own answer says why; when it died before it could answer, its last words on
       // the terminal do (a line may be wrapped there, so the answer comes first).
       let why = reply.replace(/^error /, '');
@@ -118,9 +202,8 @@ export class SessionManager {
         if (at >= 0) why = text.slice(at + 21).trim();
       }
       await this.remove(session.id, true);
-      throw new VosError('restore_failed', `cannot restore ${file}: ${why}`);
+      throw new VosError('restore_failed', `cannot restore ${label}: ${why}`);
     }
-    return session;
   }
 
   async checkpoint(ref: string, out: string | undefined, stop: boolean): Promise<CheckpointResult> {
@@ -158,6 +241,16 @@ export class SessionManager {
     this.emit({ event: 'session.removed', id: session.id });
     await session.dispose(force ? 0 : undefined);
     return session.id;
+  }
+
+  /** The session now runs on another machine as `to`: watchers are told, and it is forgotten here. */
+  moved(id: string, to: string, peer: PeerRef): void {
+    const session = this.sessions.get(id);
+    if (!session) return;
+    this.sessions.delete(id);
+    this.emit({ event: 'session.moved', id, to, peer });
+    this.emit({ event: 'session.removed', id });
+    void session.dispose(0);
   }
 
   onEvent(listener: (e: SessionListEvent) => void): () => void {

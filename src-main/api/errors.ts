@@ -34,6 +34,7 @@ export const ERROR_CODES = [
   'pair_rejected', // the other side said no
   'wrong_code', // the verification code typed does not match
   'refused', // a peer refused (rate limit, impostor, unpaired request)
+  'migration_failed', // the session could not move; it runs on where it was
   'internal',
 ] as const;
 

@@ -240,6 +240,62 @@ export interface ApiMethods {
   /** Accepts a peer's request; `code` must be the one this machine shows for it. */
   'pair.accept': { params: PeerSelector & { code: string }; result: PeerInfo };
   'pair.reject': { params: PeerSelector; result: PeerInfo };
+
+  /**
+   * Moves a running session to a paired machine, as one transaction: it ends here only once it
+   * runs there; on any failure it goes on here where it was. `migration.progress` events go to
+   * the caller meanwhile; viewers of the session get `session.moved`.
+   */
+  'session.migrate': { params: SessionRef & PeerSelector; result: MigrationResult };
+
+  // Between agents (a paired peer moving a session here); not for people.
+  /** Checks that a session can come here; returns the migration's id for the image stream. */
+  'migration.offer': { params: MigrationOffer; result: { migration: string } };
+  /** Resolves when the streamed image is restored and held, ready to run. */
+  'migration.result': { params: { migration: string }; result: SessionInfo };
+  /** The source has ended the original: let the restored session run. */
+  'migration.go': { params: { migration: string }; result: SessionInfo };
+  /** The source gave up: end the restored (held) session. */
+  'migration.abort': { params: { migration: string }; result: Record<string, never> };
+}
+
+/** What a migration reports while it runs (to the client that asked for it). */
+export type MigrationPhase = 'checking' | 'freezing' | 'sending' | 'restoring' | 'switching' | 'done' | 'failed';
+
+export interface MigrationResult {
+  /** The session's id here, before it moved. */
+  from: string;
+  /** The session on its new machine (`id` is `ID@PEERID`). */
+  session: SessionInfo;
+  /** Image bytes sent over the link. */
+  bytes: number;
+  /** How long the program was stopped: frozen here until it ran there. */
+  downtimeMs: number;
+  wallMs: number;
+}
+
+/** A regular file a migrating session has open: the target must have the same one. */
+export interface FileNeed {
+  path: string;
+  size: number;
+  /** SHA-256 of the content (of its first and last MiB for files over HASH_WHOLE_LIMIT). */
+  hash: string;
+}
+
+/** What a source tells the target before a migration (peer to peer). */
+export interface MigrationOffer {
+  name: string;
+  command: string;
+  args: string[];
+  cwd: string;
+  cols: number;
+  rows: number;
+  /** Working directories of the session's processes: they must exist there. */
+  dirs: string[];
+  files: FileNeed[];
+  /** About how big the image will be. */
+  bytes: number;
+  arch: string;
 }
 
 /** A peer: an id prefix (hex or the short form) or its exact name. */
@@ -273,6 +329,13 @@ export type ApiEvent =
    * session may well go on running there; attach again when the machine is back.
    */
   | { event: 'session.disconnected'; id: string; reason: string }
+  /**
+   * To viewers and watchers of `id`: the session moved to another machine and goes on there as
+   * `to` (an `ID@PEERID` reference). A viewer attaches to `to` to keep following it.
+   */
+  | { event: 'session.moved'; id: string; to: string; peer: PeerRef }
+  /** To the client that asked for a migration. */
+  | { event: 'migration.progress'; id: string; peer: PeerRef; phase: MigrationPhase; sent: number; total: number; detail: string | null }
   /** To peer watchers: a machine appeared or changed (online, paired, link, pairing...). */
   | { event: 'peer.changed'; peer: PeerInfo }
   | { event: 'peer.removed'; id: string }

@@ -137,6 +137,29 @@ const CHECKERS: { [M in Method]: Checker } = {
     nonEmpty(p, 'code');
   },
   'pair.reject': peerRef,
+  'session.migrate': (p) => {
+    sessionRef(p);
+    peerRef(p);
+  },
+  'migration.offer': (p) => {
+    for (const k of ['name', 'command', 'cwd', 'arch']) str(p, k);
+    stringArray(p, 'args');
+    stringArray(p, 'dirs');
+    size(p, false);
+    int(p, 'bytes', 0, Number.MAX_SAFE_INTEGER);
+    const files = p.files;
+    if (!Array.isArray(files) || files.length > MAX_ARGS) fail('"files" must be a list');
+    for (const f of files as unknown[]) {
+      if (typeof f !== 'object' || f === null) fail('"files" must hold objects');
+      const r = f as Record<string, unknown>;
+      str(r, 'path');
+      str(r, 'hash');
+      int(r, 'size', 0, Number.MAX_SAFE_INTEGER);
+    }
+  },
+  'migration.result': (p) => nonEmpty(p, 'migration'),
+  'migration.go': (p) => nonEmpty(p, 'migration'),
+  'migration.abort': (p) => nonEmpty(p, 'migration'),
 };
 
 export function isMethod(name: unknown): name is Method {

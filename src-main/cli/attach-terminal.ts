@@ -72,6 +72,22 @@ export async function attachTerminal(client: ApiClient, ref: string, detachKey: 
     else if (e.event === 'session.resync') stdout.write(RESET_TERMINAL + e.snapshot);
     else if (e.event === 'session.exited') finish({ reason: 'exited', session: e.session });
     else if (e.event === 'session.disconnected') finish({ reason: 'disconnected', session: lastInfo! });
+    else if (e.event === 'session.moved') follow(e.to);
+  };
+  // The session moved to another machine: keep showing it, from there (through this agent).
+  const follow = (to: string): void => {
+    ready = false;
+    client.request('session.attach', { id: to, cols: stdout.columns, rows: stdout.rows }).then(
+      ({ session, snapshot }) => {
+        id = session.id;
+        lastInfo = session;
+        stdout.write(RESET_TERMINAL + snapshot);
+        ready = true;
+        for (const e of early.splice(0)) onEvent(e);
+        if (session.state === 'exited') finish({ reason: 'exited', session });
+      },
+      () => finish({ reason: 'disconnected', session: lastInfo! }),
+    );
   };
   const offEvent = client.onEvent(onEvent);
   let lastInfo: SessionInfo | null = null;

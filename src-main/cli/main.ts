@@ -12,6 +12,7 @@ import type { Command, CommandContext } from './command.js';
 import { attachCommand } from './commands/attach.js';
 import { checkpointCommand, restoreCommand } from './commands/images.js';
 import { daemonCommand, statusCommand, webCommand } from './commands/agent.js';
+import { migrateCommand } from './commands/migrate.js';
 import { pairCommand, peerCommand, peersCommand, unpairCommand } from './commands/peers.js';
 import { runCommand } from './commands/run.js';
 import {
@@ -36,6 +37,7 @@ const COMMANDS: Command[] = [
   rmCommand,
   checkpointCommand,
   restoreCommand,
+  migrateCommand,
   peersCommand,
   peerCommand,
   pairCommand,

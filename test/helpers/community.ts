@@ -39,13 +39,27 @@ export async function startHostAgent(
   net: SimNetwork,
   host: SimHost,
   name: string,
-  options: { home?: string; mdns?: boolean; listenAll?: boolean } = {},
+  options: {
+    home?: string;
+    mdns?: boolean;
+    listenAll?: boolean;
+    /**
+     * Shell commands run first in a private mount namespace of the agent's own (to give this
+     * machine a different filesystem: a directory missing, a disk full).
+     */
+    mountPrelude?: string;
+    env?: NodeJS.ProcessEnv;
+  } = {},
 ): Promise<HostAgent> {
   const home = options.home ?? tempHome();
   const address = `${host.address}:${PEER_PORT}`;
   const listen = options.listenAll ? `0.0.0.0:${PEER_PORT}` : address;
-  const proc = net.spawn(host, process.execPath, [VOS, 'daemon', '--name', name, '--listen', listen], {
-    env: { VOS_HOME: home, VOS_MDNS: options.mdns === false ? '0' : '1', VOS_LISTEN: undefined },
+  const daemon = [process.execPath, VOS, 'daemon', '--name', name, '--listen', listen];
+  const [cmd, ...args] = options.mountPrelude
+    ? ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', `${options.mountPrelude} && exec "$0" "$@"`, ...daemon]
+    : daemon;
+  const proc = net.spawn(host, cmd!, args, {
+    env: { VOS_HOME: home, VOS_MDNS: options.mdns === false ? '0' : '1', VOS_LISTEN: undefined, ...options.env },
   });
   let out = '';
   proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));

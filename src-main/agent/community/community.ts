@@ -23,6 +23,7 @@ import { ChannelHost, type ChannelServer } from './channels.js';
 import { Discovery, type DiscoveredPeer } from './discovery.js';
 import type { Identity } from './identity.js';
 import { Link, LinkError, LINK_PROTOCOL_VERSION, establishLink, type LinkHello } from './link.js';
+import type { IncomingStream, OutgoingStream } from './link-streams.js';
 import { PeerStore } from './peer-store.js';
 import { parseHostPort, formatHostPort } from './addresses.js';
 
@@ -48,6 +49,8 @@ export interface CommunityOptions {
   listen: { host: string; port: number } | null;
   mdns: boolean;
   log: (message: string) => void;
+  /** A paired peer opened a byte stream (a migration's image); absent: streams are refused. */
+  onStream?: (peer: { id: string; name: string }, stream: IncomingStream) => void;
 }
 
 interface Pairing extends PairingState {
@@ -218,6 +221,12 @@ export class Community {
       throw new VosError('peer_offline', `${p.name} is not connected right now (${this.whyOffline(p)})`);
     }
     return p.channels;
+  }
+
+  /** A byte stream to a paired, connected peer (flow-controlled; see link-streams.ts). */
+  openStream(peerId: string, meta: unknown): OutgoingStream {
+    this.channelsFor(peerId); // paired and connected, or a clear error
+    return this.peers.get(peerId)!.link!.openStream(meta);
   }
 
   /** Paired peers whose link is up. */
@@ -649,8 +658,8 @@ export class Community {
       control: (m) => this.control(p, link, m),
       rpc: (m) => this.rpc(p, link, m),
       stream: (s) => {
-        // Bulk streams (images) belong to the migration issue; nothing accepts them yet.
-        s.destroy(new Error('this agent accepts no streams yet'));
+        if (p.paired && this.options.onStream) this.options.onStream({ id: p.id, name: p.name }, s);
+        else s.destroy(new Error('this agent accepts no streams from this machine'));
       },
       closed: (reason) => this.linkClosed(p, link, reason),
     });

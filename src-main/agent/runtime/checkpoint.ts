@@ -28,7 +28,7 @@ export async function checkpointSession(session: Session, out: string, stop: boo
   }
   let complete = false;
   try {
-    const image = new ImageAppender(fd);
+    const image = ImageAppender.toFd(fd);
     image.header(`vOS ${packageVersion()}`);
     const begun = image.state;
     const pending: { screen: Promise<{ snapshot: string; cols: number; rows: number }> | null } = { screen: null };

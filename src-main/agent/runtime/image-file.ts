@@ -68,12 +68,20 @@ function headerPayload(producer: string): Buffer {
   return Buffer.concat([fixed, lengthPrefixed(producer), lengthPrefixed(release()), lengthPrefixed(machine())]);
 }
 
-/** Appends records to an open image file descriptor, keeping count for the trailer. */
+/** Appends records to an image (a file, or a stream to another machine), keeping count for the trailer. */
 export class ImageAppender {
   constructor(
-    private readonly fd: number,
+    private readonly write: (bytes: Buffer) => void,
     private progress: ImageProgress = { records: 0, bytes: 0, chain: 0 },
   ) {}
+
+  /** Appends to an open file descriptor. */
+  static toFd(fd: number): ImageAppender {
+    return new ImageAppender((bytes) => {
+      let off = 0;
+      while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
+    });
+  }
 
   get state(): ImageProgress {
     return { ...this.progress };
@@ -86,8 +94,7 @@ export class ImageAppender {
 
   append(type: number, payload: Buffer): void {
     const { bytes, crc } = encodeRecord(type, payload);
-    let off = 0;
-    while (off < bytes.length) off += writeSync(this.fd, bytes, off, bytes.length - off);
+    this.write(bytes);
     const crcBytes = Buffer.alloc(4);
     crcBytes.writeUInt32LE(crc, 0);
     this.progress = {
@@ -150,4 +157,60 @@ export function readSessionRecord(path: string): SessionRecord {
     closeSync(fd);
   }
   throw new VosError('bad_image', `${path} has no session record: it was not made by vos checkpoint`);
+}
+
+/**
+ * Finds the SESSION record in an image going by as a stream (a migration), without holding the
+ * rest: feed it every chunk in order; `found` fires once with the record, if its CRC is right.
+ * It judges nothing else: the restorer checks the whole image.
+ */
+export class SessionRecordWatcher {
+  private head = Buffer.alloc(0);
+  /** Bytes of the current record's payload + CRC still to pass. */
+  private remaining = 0;
+  private capture: Buffer[] | null = null;
+  private captureLength = 0;
+  private done = false;
+
+  constructor(private readonly found: (record: SessionRecord) => void) {}
+
+  push(chunk: Buffer): void {
+    let off = 0;
+    while (off < chunk.length && !this.done) {
+      if (this.remaining === 0) {
+        const need = HEADER_BYTES - this.head.length;
+        this.head = Buffer.concat([this.head, chunk.subarray(off, off + need)]);
+        off += Math.min(need, chunk.length - off);
+        if (this.head.length < HEADER_BYTES) return;
+        if (this.head.readUInt32LE(0) !== RECORD_MAGIC) {
+          this.done = true; // not an image we understand; the restorer will say why
+          return;
+        }
+        const type = this.head.readUInt32LE(4);
+        const length = Number(this.head.readBigUInt64LE(8));
+        this.head = Buffer.alloc(0);
+        this.remaining = length + 4;
+        this.capture = type === RECORD.SESSION && length <= MAX_SESSION_RECORD ? [] : null;
+        this.captureLength = length;
+        continue;
+      }
+      const take = Math.min(this.remaining, chunk.length - off);
+      if (this.capture) this.capture.push(chunk.subarray(off, off + take));
+      this.remaining -= take;
+      off += take;
+      if (this.remaining === 0 && this.capture) {
+        const all = Buffer.concat(this.capture);
+        this.capture = null;
+        const payload = all.subarray(0, this.captureLength);
+        if (crc32c(payload) === all.readUInt32LE(this.captureLength)) {
+          try {
+            this.found(JSON.parse(payload.toString('utf8')) as SessionRecord);
+          } catch {
+            /* not JSON: the restorer refuses the image */
+          }
+        }
+        this.done = true;
+      }
+    }
+  }
 }

@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import pty from '@lydell/node-pty';
 import type { IPty } from '@lydell/node-pty';
 import { VosError } from '../../api/errors.js';
-import type { AttachResult, ExitStatus, ScreenText, SessionInfo, SessionState } from '../../api/protocol.js';
+import type { AgentMessage, AttachResult, ExitStatus, ScreenText, SessionInfo, SessionState } from '../../api/protocol.js';
 import { describeExit } from '../../api/session-text.js';
 import { signalName } from '../../base/signals.js';
 import { OutputBatcher } from './output-batcher.js';
@@ -161,6 +161,19 @@ export class Session {
   }
 
   /** Resolves when the program has exited and its last output is on the mirror and sent. */
+  /** Sends a message to every viewer (e.g. that the session moved to another machine). */
+  notifyViewers(message: AgentMessage): void {
+    for (const viewer of this.viewers.keys()) viewer.send(message);
+  }
+
+  /**
+   * Fills the screen of a session restored from a stream, whose saved screen arrives after the
+   * session started (its program prints nothing before it is restored).
+   */
+  primeScreen(snapshot: string): void {
+    this.mirror.write(snapshot);
+  }
+
   whenExited(): Promise<void> {
     return this.exited;
   }

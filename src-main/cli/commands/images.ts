@@ -2,13 +2,8 @@
 import { resolve } from 'node:path';
 import { UsageError, parseArgs } from '../args.js';
 import type { Command } from '../command.js';
+import { formatBytes } from '../format.js';
 
-function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
-  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
-  return `${(n / 1024 ** 3).toFixed(2)} GiB`;
-}
 
 export const checkpointCommand: Command = {
   name: 'checkpoint',

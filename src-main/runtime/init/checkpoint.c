@@ -4,6 +4,11 @@
  * it, and finally write what does not depend on the frozen state (the content of mapped files)
  * and the trailer. Nothing is left frozen or half-written on failure: the pod is resumed and
  * the reply says why.
+ *
+ * A migration holds the pod instead (hold=1): everything is written while it is frozen, the
+ * requester is told "held ...", and the pod stays frozen until the requester says "commit" (the
+ * session runs elsewhere now: end it) or "abort" (or goes away, or HOLD_TIMEOUT_MS passes: let
+ * it run again, exactly where it was). So a session never runs in two places at once.
  */
 #include "checkpoint.h"
 
@@ -115,16 +120,34 @@ static void end_pod(void)
 	kill(-1, SIGKILL);
 }
 
-void checkpoint_run(struct pod *pod, int out_fd, int conn, const char *request, char *reply, size_t size)
+/* How long a held pod waits for the requester's verdict before it runs again. */
+#define HOLD_TIMEOUT_MS (10 * 60 * 1000)
+
+/* Held: tells the requester, waits for its verdict. 1: commit, 0: anything else. */
+static int await_verdict(int conn, const char *held)
+{
+	if (control_send(conn, held, -1) < 0)
+		return 0;
+	char line[CONTROL_LINE_MAX];
+	int fd = -1;
+	if (control_recv(conn, line, sizeof line, &fd, HOLD_TIMEOUT_MS) < 0)
+		return 0;
+	if (fd >= 0)
+		close(fd);
+	return strcmp(line, "commit") == 0;
+}
+
+void checkpoint_run(struct pod *pod, int *out_fd, int conn, const char *request, char *reply, size_t size)
 {
 	char v[64];
 	uint32_t records = control_arg(request, "records", v, sizeof v) ? (uint32_t)strtoul(v, NULL, 10) : 0;
 	uint64_t bytes = control_arg(request, "bytes", v, sizeof v) ? strtoull(v, NULL, 10) : 0;
 	uint32_t chain = control_arg(request, "chain", v, sizeof v) ? (uint32_t)strtoul(v, NULL, 10) : 0;
 	int stop = control_arg(request, "stop", v, sizeof v) && strcmp(v, "1") == 0;
+	int hold = control_arg(request, "hold", v, sizeof v) && strcmp(v, "1") == 0;
 
 	struct image_writer w;
-	iw_init(&w, out_fd, records, bytes, chain);
+	iw_init(&w, *out_fd, records, bytes, chain);
 	struct err e;
 	struct freeze f;
 	struct mem_dump md;
@@ -160,6 +183,36 @@ void checkpoint_run(struct pod *pod, int out_fd, int conn, const char *request, 
 	int ignored_fd;
 	if (control_recv(conn, line, sizeof line, &ignored_fd, 2000) == 0 && ignored_fd >= 0)
 		close(ignored_fd);
+
+	if (hold) {
+		/* Everything goes into the image while the pod is frozen; then the verdict. */
+		if (rc == 0)
+			rc = dump_mapped_files(&md, &w, &e);
+		close(*out_fd); /* the image is complete: its reader sees the end */
+		*out_fd = -1;
+		int64_t held_us = now_monotonic_us() - t0;
+		char held[CONTROL_LINE_MAX];
+		snprintf(held, sizeof held,
+			 "held processes=%d threads=%u zombies=%d frozen_us=%" PRId64 " records=%u bytes=%" PRIu64 " chain=%u",
+			 f.nprocs, threads, f.nzombies, held_us, w.records, w.bytes, w.chain);
+		int commit = rc == 0 && await_verdict(conn, held);
+		int64_t frozen_us = now_monotonic_us() - t0;
+		if (commit) {
+			end_pod();
+			snprintf(reply, size, "ok committed frozen_us=%" PRId64 " stopped=1", frozen_us);
+		} else {
+			put_back_drained(&files);
+			thaw_pod(&f);
+			if (rc == 0)
+				snprintf(reply, size, "ok resumed frozen_us=%" PRId64 " stopped=0", frozen_us);
+			else
+				snprintf(reply, size, "error %s", e.msg);
+		}
+		files_dump_free(&files);
+		mem_dump_free(&md);
+		freeze_free(&f);
+		return;
+	}
 
 	/* The pod runs again now, unless it is to end after a successful checkpoint. */
 	int thawed = 0;

@@ -12,7 +12,12 @@ struct pod;
  * "frozen" goes to the requester on `conn`. The reply line is "ok processes=N threads=N
  * frozen_us=N records=N bytes=N chain=N ..." (the counts to continue the image with: the
  * requester writes the rest and the trailer) or "error <message>".
+ *
+ * With hold=1 (a migration) the pod stays frozen after writing: "held <same counts>" goes to
+ * the requester, which answers "commit" (the pod ends; reply "ok committed ...") or "abort"
+ * (it runs again; reply "ok resumed ..."). The image stream *out_fd is closed (and set to -1)
+ * once complete.
  */
-void checkpoint_run(struct pod *pod, int out_fd, int conn, const char *request, char *reply, size_t size);
+void checkpoint_run(struct pod *pod, int *out_fd, int conn, const char *request, char *reply, size_t size);
 
 #endif

@@ -3,13 +3,17 @@
  *
  *   vos-init [launch] [--control SOCKET] [--runtime LIBVOS] [--no-pod] -- PROGRAM [ARGS...]
  *       Start PROGRAM in a new pod on this terminal (what the agent runs on a session's pty).
- *   vos-init checkpoint --control SOCKET [--stop] [--wait-screen] [--write-header | --records N --bytes N --chain N]
+ *   vos-init checkpoint --control SOCKET [--stop | --hold] [--wait-screen] [--write-header | --records N --bytes N --chain N]
  *       Ask a pod for a checkpoint written to fd 3; print the pod's reply line. The agent writes
  *       the image's first records itself and passes their count, size and CRC chain; with
  *       --write-header vos-init writes a minimal header instead. Between "frozen" and the
- *       reply, --wait-screen waits for a line on stdin (the agent's screen is saved).
- *   vos-init restore --control SOCKET --image FILE [--runtime LIBVOS] [--cache DIR]
- *       Bring an image back to life on this terminal, in a new pod.
+ *       reply, --wait-screen waits for a line on stdin (the agent's screen is saved). With
+ *       --hold (a migration) the pod stays frozen after "held ...": the next line on stdin,
+ *       "commit" or anything else, ends it or lets it run again.
+ *   vos-init restore --control SOCKET (--image FILE | --image-socket PATH) [--hold] [--runtime LIBVOS] [--cache DIR]
+ *       Bring an image back to life on this terminal, in a new pod. --image-socket: receive
+ *       the image from a Unix socket (a migration streams it) into memory first. --hold: the
+ *       restored processes wait at the barrier until "go" (or "abort") on the control socket.
  *   vos-init verify FILE
  *       Check an image's integrity (every checksum, the trailer) without restoring it.
  */
@@ -35,8 +39,8 @@ static void usage(void) __attribute__((noreturn));
 static void usage(void)
 {
 	fprintf(stderr, "usage: vos-init [launch] [--control SOCKET] [--runtime LIB] [--no-pod] -- PROGRAM [ARGS...]\n"
-			"       vos-init checkpoint --control SOCKET [--stop] [--write-header | --records N --bytes N --chain N]\n"
-			"       vos-init restore --control SOCKET --image FILE [--runtime LIB] [--cache DIR]\n"
+			"       vos-init checkpoint --control SOCKET [--stop | --hold] [--write-header | --records N --bytes N --chain N]\n"
+			"       vos-init restore --control SOCKET (--image FILE | --image-socket PATH) [--hold] [--runtime LIB] [--cache DIR]\n"
 			"       vos-init verify FILE\n");
 	exit(2);
 }
@@ -110,6 +114,8 @@ static int cmd_checkpoint(int argc, char **argv)
 			wait_screen = 1;
 		else if (strcmp(argv[i], "--stop") == 0)
 			strcat(request, " stop=1");
+		else if (strcmp(argv[i], "--hold") == 0)
+			strcat(request, " hold=1");
 		else if (strcmp(argv[i], "--records") == 0)
 			key = "records";
 		else if (strcmp(argv[i], "--bytes") == 0)
@@ -149,6 +155,9 @@ static int cmd_checkpoint(int argc, char **argv)
 		printf("error cannot talk to the session's pod: %s\n", strerror(errno));
 		return 1;
 	}
+	/* The pod has its own copy now; ours would keep the stream's reader from seeing its end. */
+	if (!header && close(3) < 0)
+		printf("warning cannot close the image stream: %s\n", strerror(errno));
 	char reply[CONTROL_LINE_MAX];
 	int fd;
 	for (;;) {
@@ -159,6 +168,15 @@ static int cmd_checkpoint(int argc, char **argv)
 		}
 		printf("%s\n", reply);
 		fflush(stdout);
+		if (strncmp(reply, "held", 4) == 0) {
+			/* The agent gives the verdict on our stdin; if it goes away, the pod runs again. */
+			char verdict[64] = "abort";
+			ssize_t n = read(STDIN_FILENO, verdict, sizeof verdict - 1);
+			verdict[n > 0 ? n : 5] = 0;
+			verdict[strcspn(verdict, "\n")] = 0;
+			control_send(sock, strcmp(verdict, "commit") == 0 ? "commit" : "abort", -1);
+			continue;
+		}
 		if (strcmp(reply, "frozen") != 0)
 			break;
 		/* The pod waits until the screen is saved: the agent says so on our stdin. */

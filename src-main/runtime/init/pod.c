@@ -185,7 +185,7 @@ void pod_handle_control(struct pod *pod)
 		else if (fd < 0)
 			snprintf(reply, sizeof reply, "error no image stream was passed with the request");
 		else
-			checkpoint_run(pod, fd, conn, line, reply, sizeof reply);
+			checkpoint_run(pod, &fd, conn, line, reply, sizeof reply);
 	} else if (strcmp(line, "restore-status") == 0) {
 		snprintf(reply, sizeof reply, "%s", pod->restore_status[0] ? pod->restore_status : "ok");
 	} else if (strcmp(line, "status") == 0) {

@@ -182,6 +182,48 @@ static void publish(struct restore_ctx *c, uint32_t stage)
 }
 
 /* Everything from the files to the running processes. 0, or -1 with everything ended. */
+/* How long restored processes wait at the barrier for a migration's source to say go. */
+#define HOLD_TIMEOUT_MS (10 * 60 * 1000)
+
+/*
+ * A migration's target: every process is restored and waits at the barrier; the agent answers
+ * "go" once the source has ended the original (so the session never runs in two places), or
+ * "abort". restore-status meanwhile says "held". 0 on go, -1 (with the reason) otherwise.
+ */
+static int await_go(struct restore_ctx *c, struct err *e)
+{
+	int64_t deadline = now_monotonic_us() + (int64_t)HOLD_TIMEOUT_MS * 1000;
+	for (;;) {
+		int64_t left_ms = (deadline - now_monotonic_us()) / 1000;
+		if (left_ms <= 0)
+			return fail(e, "the migration's source did not say go within %d s", HOLD_TIMEOUT_MS / 1000);
+		struct pollfd p = {c->hold_listen_fd, POLLIN, 0};
+		if (poll(&p, 1, (int)left_ms) <= 0)
+			continue;
+		int conn = accept4(c->hold_listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (conn < 0)
+			continue;
+		char line[CONTROL_LINE_MAX], reply[64];
+		int fd = -1;
+		int verdict = 0; /* 1 go, -1 abort */
+		if (control_recv(conn, line, sizeof line, &fd, 5000) == 0) {
+			if (fd >= 0)
+				close(fd);
+			if (strcmp(line, "go") == 0)
+				verdict = 1;
+			else if (strcmp(line, "abort") == 0)
+				verdict = -1;
+			snprintf(reply, sizeof reply, verdict ? "ok" : "held restored=%d", c->img.nprocs);
+			control_send(conn, reply, -1);
+		}
+		close(conn);
+		if (verdict > 0)
+			return 0;
+		if (verdict < 0)
+			return fail(e, "the migration was called off by its source");
+	}
+}
+
 static int restore_pod(struct restore_ctx *c, struct err *e)
 {
 	struct image *img = &c->img;
@@ -233,6 +275,8 @@ static int restore_pod(struct restore_ctx *c, struct err *e)
 		publish(c, STAGE_PREPARE);
 		rc = wait_count(c, &c->sync->prepared, n, STAGE_TIMEOUT_MS, e);
 	}
+	if (rc == 0 && c->hold_listen_fd >= 0)
+		rc = await_go(c, e);
 	if (rc < 0) {
 		publish(c, STAGE_ABORT);
 		kill(-1, SIGKILL);
@@ -291,16 +335,54 @@ static void refuse(const char *fmt, ...)
 	exit(1);
 }
 
+/*
+ * A migrating image arrives on a Unix socket (the agent forwards it from the link as it comes).
+ * It goes into memory (a memfd: no file on disk) and is checked whole before anything is
+ * restored, like an image file. Returns the memfd.
+ */
+static int receive_image(const char *path)
+{
+	int sock = control_connect(path);
+	if (sock < 0)
+		refuse("cannot reach the agent's image stream at %s: %s", path, strerror(errno));
+	int mem = (int)syscall(SYS_memfd_create, "vos-image", MFD_CLOEXEC);
+	if (mem < 0)
+		refuse("cannot hold the image in memory: %s", strerror(errno));
+	size_t cap = 1u << 20;
+	char *buf = xmalloc(cap);
+	for (;;) {
+		ssize_t n = read(sock, buf, cap);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			refuse("the image stream broke: %s", strerror(errno));
+		if (n == 0)
+			break;
+		if (write_full(mem, buf, (size_t)n) < 0)
+			refuse("cannot hold the image in memory: %s", strerror(errno));
+	}
+	free(buf);
+	close(sock);
+	return mem;
+}
+
 int restore_main(int argc, char **argv)
 {
-	const char *control = NULL, *image = NULL, *cache = NULL;
+	const char *control = NULL, *image = NULL, *cache = NULL, *image_socket = NULL;
+	int hold = 0;
 	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--hold") == 0) {
+			hold = 1;
+			continue;
+		}
 		if (i + 1 >= argc)
 			die("%s needs a value", argv[i]);
 		if (strcmp(argv[i], "--control") == 0)
 			control = argv[++i];
 		else if (strcmp(argv[i], "--image") == 0)
 			image = argv[++i];
+		else if (strcmp(argv[i], "--image-socket") == 0)
+			image_socket = argv[++i];
 		else if (strcmp(argv[i], "--cache") == 0)
 			cache = argv[++i];
 		else if (strcmp(argv[i], "--runtime") == 0)
@@ -308,15 +390,22 @@ int restore_main(int argc, char **argv)
 		else
 			die("unknown option %s", argv[i]);
 	}
-	if (!image)
-		die("restore needs --image FILE");
+	if (!image && !image_socket)
+		die("restore needs --image FILE or --image-socket PATH");
 
 	struct restore_ctx *c = xcalloc(1, sizeof *c);
 	c->cache_dir = cache;
+	c->hold_listen_fd = -1;
 	c->tty_fd = isatty(STDIN_FILENO) ? STDIN_FILENO : -1;
-	int fd = open(image, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		refuse("cannot open %s: %s", image, strerror(errno));
+	int fd;
+	if (image_socket) {
+		fd = receive_image(image_socket);
+		image = "the received image";
+	} else {
+		fd = open(image, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			refuse("cannot open %s: %s", image, strerror(errno));
+	}
 	struct err e;
 	if (image_verify(fd, image, &e) < 0 || image_load(&c->img, fd, image, &e) < 0)
 		refuse("%s", e.msg);
@@ -342,6 +431,8 @@ int restore_main(int argc, char **argv)
 	if (pod_init_become_leader(&pod, why, sizeof why) < 0)
 		report_failure(&pod, why);
 	pod_init_prepare(&pod);
+	if (hold)
+		c->hold_listen_fd = pod.listen_fd;
 	set_terminal(c);
 	if (restore_pod(c, &e) < 0)
 		report_failure(&pod, e.msg);

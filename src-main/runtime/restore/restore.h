@@ -29,6 +29,8 @@ struct restore_ctx {
 	int vdso_proxy;
 	/* Per process (same order as img.procs): where each piece of its memory comes from. */
 	struct run_list *runs;
+	/* A migration's target: wait at the barrier for "go" on this control socket (else -1). */
+	int hold_listen_fd;
 };
 
 struct run_list {

@@ -1,0 +1,180 @@
+/**
+ * The source half of a migration, as one transaction (stop-and-copy):
+ *
+ *   1. checking   the target is paired and linked, and has what the session needs
+ *                 (working directories, open files, same architecture) — nothing frozen yet;
+ *   2. freezing / sending   the pod is frozen and its image streamed over the link as it is
+ *                 written (flow-controlled: a slow link slows the writer);
+ *   3. restoring  the target checks the whole image, restores it and holds it at the barrier;
+ *   4. switching  only now the original ends here (commit), and the target lets its copy run.
+ *
+ * Until step 4 any failure — the link cut, the target gone or refusing, a damaged image, a
+ * timeout — resumes the original exactly where it was, and the error says why. The session never
+ * runs in two places: the target's copy waits at the barrier until the original has ended.
+ */
+import { arch } from 'node:os';
+import { VosError, describeError } from '../../api/errors.js';
+import type { ApiClient } from '../../api/client.js';
+import type { MigrationPhase, MigrationResult, PeerRef, SessionInfo } from '../../api/protocol.js';
+import type { Community } from '../community/community.js';
+import type { Session } from '../session/session.js';
+import type { SessionManager } from '../session-manager.js';
+import { checkpointHeld, type HeldCheckpoint } from './held-checkpoint.js';
+import { sessionNeeds } from './preflight.js';
+
+/** The target must have restored the image within this long after it was sent. */
+const RESTORE_TIMEOUT_MS = 5 * 60_000;
+
+export interface MigrationProgress {
+  phase: MigrationPhase;
+  sent: number;
+  total: number;
+  detail: string | null;
+}
+
+export class Migrator {
+  private readonly moving = new Set<string>();
+
+  constructor(
+    private readonly sessions: SessionManager,
+    private readonly community: Community,
+    private readonly agentName: string,
+    private readonly log: (message: string) => void,
+  ) {}
+
+  async migrate(ref: string, peerRef: string, progress: (p: MigrationProgress) => void): Promise<MigrationResult> {
+    const started = Date.now();
+    const session = this.sessions.resolve(ref);
+    if (!session.running) throw new VosError('session_exited', `session ${session.id} has ended: nothing to move`);
+    if (!session.controlPath) throw new VosError('migration_failed', `session ${session.id} does not run in a pod (the runtime was not built when it started): it cannot move`);
+    if (this.moving.has(session.id)) throw new VosError('migration_failed', `session ${session.id} is moving already`);
+    const target = this.community.resolve(peerRef);
+    const peer: PeerRef = { id: target.id, name: target.name };
+    const fail = (why: string): VosError => new VosError('migration_failed', `${session.name} (${session.id}) stays here: ${why}`);
+    this.moving.add(session.id);
+    let total = 0;
+    const report = (phase: MigrationPhase, sent: number, detail: string | null = null): void => progress({ phase, sent, total, detail });
+    let client: ApiClient | null = null;
+    try {
+      // 1. checking
+      report('checking', 0);
+      client = this.community.channelsFor(target.id).openClient('vos-migration');
+      await client.ready();
+      const needs = sessionNeeds(session.pid);
+      total = needs.rssBytes;
+      const info = session.info();
+      let migration: string;
+      try {
+        ({ migration } = await client.request('migration.offer', {
+          name: info.name,
+          command: info.command,
+          args: info.args,
+          cwd: info.cwd,
+          cols: info.cols,
+          rows: info.rows,
+          dirs: needs.dirs,
+          files: needs.files,
+          bytes: total,
+          arch: arch(),
+        }));
+      } catch (err) {
+        throw fail(`${target.name} refuses it: ${describeError(err)}`);
+      }
+
+      // 2. freezing and sending
+      report('freezing', 0);
+      const stream = this.community.openStream(target.id, { migration });
+      const restored = client.request('migration.result', { migration });
+      restored.catch(() => {}); // awaited below; a failure before that is reported by the stream
+      let held: HeldCheckpoint;
+      try {
+        held = await checkpointHeld(session, stream, this.agentName, (sent) => report('sending', sent));
+      } catch (err) {
+        stream.destroy(err as Error);
+        throw fail(describeError(err));
+      }
+      total = held.bytes;
+
+      // 3. restoring, there; the original waits here, frozen
+      report('restoring', held.bytes);
+      try {
+        await withTimeout(restored, RESTORE_TIMEOUT_MS, `${target.name} did not restore it within ${RESTORE_TIMEOUT_MS / 1000} s`);
+      } catch (err) {
+        await held.finish(false).catch((e: unknown) => this.log(`cannot resume ${session.id}: ${describeError(e)}`));
+        client.request('migration.abort', { migration }).catch(() => {});
+        throw fail(`${target.name} could not restore it: ${describeError(err)}`);
+      }
+
+      // 4. switching: the original ends, then the copy runs
+      report('switching', held.bytes);
+      try {
+        await held.finish(true);
+      } catch (err) {
+        client.request('migration.abort', { migration }).catch(() => {});
+        throw fail(`the original could not be ended: ${describeError(err)}`);
+      }
+      const moved = await this.go(client, migration, target.name);
+      const downtimeMs = Date.now() - held.frozenAt;
+      const to = `${moved.id}@${target.id}`;
+      this.log(`session ${session.id} moved to ${target.name} as ${moved.id} (${held.bytes} bytes, ${downtimeMs} ms stopped)`);
+      this.handOver(session, to, peer);
+      report('done', held.bytes);
+      return { from: session.id, session: { ...moved, id: to, peer }, bytes: held.bytes, downtimeMs, wallMs: Date.now() - started };
+    } catch (err) {
+      report('failed', 0, describeError(err));
+      throw err instanceof VosError && err.code === 'migration_failed' ? err : fail(describeError(err));
+    } finally {
+      this.moving.delete(session.id);
+      client?.close();
+    }
+  }
+
+  /**
+   * The original is gone: the copy must run. Asked again while the link comes back (a lost
+   * answer must not lose the session); after that the target lets it run out of its hold time.
+   */
+  private async go(client: ApiClient, migration: string, target: string): Promise<SessionInfo> {
+    try {
+      return await client.request('migration.go', { migration });
+    } catch (err) {
+      this.log(`migration ${migration}: telling ${target} to go failed (${describeError(err)}); asking again`);
+      for (let i = 0; i < 20; i++) {
+        await new Promise((r) => setTimeout(r, 1000));
+        try {
+          const again = this.community.channelsFor(this.community.resolve(target).id).openClient('vos-migration');
+          try {
+            await again.ready();
+            return await again.request('migration.go', { migration });
+          } finally {
+            again.close();
+          }
+        } catch {
+          /* not back yet */
+        }
+      }
+      throw new VosError('migration_failed', `the session ended here, but ${target} did not confirm it runs there: check 'vos ls --all'`);
+    }
+  }
+
+  /** Viewers follow the session to its new home; here it is forgotten. */
+  private handOver(session: Session, to: string, peer: PeerRef): void {
+    session.notifyViewers({ t: 'event', event: 'session.moved', id: session.id, to, peer });
+    this.sessions.moved(session.id, to, peer);
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, why: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new VosError('timeout', why)), ms);
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(timer);
+        reject(e as Error);
+      },
+    );
+  });
+}

@@ -1,0 +1,139 @@
+/**
+ * What a session needs from the machine it moves to, checked before it is frozen: the working
+ * directories of its processes, and the regular files they have open, which the target must
+ * have identically (same path, size and content hash). Mapped files (programs, libraries) are
+ * not listed: the image carries them.
+ */
+import { createHash } from 'node:crypto';
+import { closeSync, openSync, readSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import type { FileNeed } from '../../api/protocol.js';
+
+/** Files up to this size are hashed whole; bigger ones by size, first and last MiB. */
+export const HASH_WHOLE_LIMIT = 64 * 1024 * 1024;
+const EDGE = 1024 * 1024;
+
+/** The host pids of `root` and all its descendants. */
+export function processTree(root: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      continue; // gone meanwhile
+    }
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    const list = children.get(ppid) ?? [];
+    list.push(pid);
+    children.set(ppid, list);
+  }
+  const out: number[] = [];
+  const queue = [root];
+  while (queue.length > 0) {
+    const pid = queue.shift()!;
+    out.push(pid);
+    queue.push(...(children.get(pid) ?? []));
+  }
+  return out;
+}
+
+export function fileHash(path: string, size: number): string {
+  const hash = createHash('sha256');
+  const fd = openSync(path, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(EDGE);
+    const readRange = (from: number, to: number): void => {
+      for (let off = from; off < to; ) {
+        const n = readSync(fd, buf, 0, Math.min(buf.length, to - off), off);
+        if (n <= 0) break;
+        hash.update(buf.subarray(0, n));
+        off += n;
+      }
+    };
+    if (size <= HASH_WHOLE_LIMIT) readRange(0, size);
+    else {
+      hash.update(`size ${size}\0`);
+      readRange(0, EDGE);
+      readRange(size - EDGE, size);
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return hash.digest('hex');
+}
+
+/** The working directories and open regular files of the processes under `root`. */
+export function sessionNeeds(root: number): { dirs: string[]; files: FileNeed[]; rssBytes: number } {
+  const dirs = new Set<string>();
+  const files = new Map<string, FileNeed>();
+  let rssBytes = 0;
+  // The session's processes: vos-init's outer process, pod init, and the programs under it.
+  for (const pid of processTree(root)) {
+    try {
+      dirs.add(readlinkSync(`/proc/${pid}/cwd`));
+    } catch {
+      /* gone, or not ours to read */
+    }
+    try {
+      rssBytes += Number(readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ')[1]) * 4096;
+    } catch {
+      /* gone */
+    }
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      let target: string;
+      try {
+        target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        continue;
+      }
+      if (!target.startsWith('/') || target.startsWith('/dev/') || target.startsWith('/proc/') || target.endsWith(' (deleted)')) continue;
+      if (files.has(target)) continue;
+      try {
+        const st = statSync(target);
+        if (!st.isFile()) continue;
+        files.set(target, { path: target, size: st.size, hash: fileHash(target, st.size) });
+      } catch {
+        /* went away: the image carries what is open */
+      }
+    }
+  }
+  // The root's own cwd is the agent's side of things (vos-init starts where the session does).
+  return { dirs: [...dirs], files: [...files.values()], rssBytes };
+}
+
+/** What is wrong here for a session needing these; empty when it can come. */
+export function missingHere(dirs: string[], files: FileNeed[]): string[] {
+  const problems: string[] = [];
+  for (const dir of dirs) {
+    try {
+      if (!statSync(dir).isDirectory()) problems.push(`${dir} is not a directory here`);
+    } catch {
+      problems.push(`the directory ${dir} does not exist here`);
+    }
+  }
+  for (const f of files) {
+    let size: number;
+    try {
+      const st = statSync(f.path);
+      if (!st.isFile()) {
+        problems.push(`${f.path} is not a regular file here`);
+        continue;
+      }
+      size = st.size;
+    } catch {
+      problems.push(`${f.path} does not exist here`);
+      continue;
+    }
+    if (size !== f.size) problems.push(`${f.path} differs here (${size} bytes, not ${f.size})`);
+    else if (fileHash(f.path, size) !== f.hash) problems.push(`${f.path} differs here (other content)`);
+  }
+  return problems;
+}

@@ -1,0 +1,121 @@
+/**
+ * The target half of a migration. A paired peer offers a session (`migration.offer`: checked
+ * here before the source freezes anything), streams its image (a link stream naming the offer),
+ * asks for the result (`migration.result`: restored and held at the barrier, not running), and
+ * then says `migration.go` (it ended the original) or `migration.abort`. A held session that
+ * hears neither within the pod's hold time ends by itself; an offer never streamed expires.
+ */
+import { randomBytes } from 'node:crypto';
+import { arch } from 'node:os';
+import { VosError } from '../../api/errors.js';
+import type { MigrationOffer, SessionInfo } from '../../api/protocol.js';
+import type { IncomingStream } from '../community/link-streams.js';
+import { runtimeFiles } from '../runtime/native.js';
+import type { Session } from '../session/session.js';
+import type { SessionManager } from '../session-manager.js';
+import { missingHere } from './preflight.js';
+
+const OFFER_EXPIRES_MS = 60_000;
+
+interface Incoming {
+  id: string;
+  peer: { id: string; name: string };
+  offer: MigrationOffer;
+  /** Settles when the image is restored and held (or failed). */
+  restored: Promise<Session>;
+  settle: { resolve: (s: Session) => void; reject: (e: VosError) => void };
+  started: boolean;
+  session: Session | null;
+  timer: NodeJS.Timeout;
+}
+
+export class MigrationReceiver {
+  private readonly incoming = new Map<string, Incoming>();
+
+  constructor(
+    private readonly sessions: SessionManager,
+    private readonly log: (message: string) => void,
+  ) {}
+
+  offer(peer: { id: string; name: string }, offer: MigrationOffer): { migration: string } {
+    if (!runtimeFiles()) throw new VosError('refused', 'the vOS runtime is not built on this machine');
+    if (offer.arch !== arch()) throw new VosError('refused', `this machine is ${arch()}; the session runs on ${offer.arch}`);
+    const problems = missingHere(offer.dirs, offer.files);
+    if (problems.length > 0) {
+      throw new VosError('refused', `the session needs what this machine lacks: ${problems.slice(0, 8).join('; ')}${problems.length > 8 ? `; and ${problems.length - 8} more` : ''}`);
+    }
+    const id = randomBytes(8).toString('hex');
+    let settle!: Incoming['settle'];
+    const restored = new Promise<Session>((resolve, reject) => (settle = { resolve, reject }));
+    restored.catch(() => {}); // a result nobody asks for is not an unhandled rejection
+    const timer = setTimeout(() => {
+      const m = this.incoming.get(id);
+      if (m && !m.started) {
+        this.incoming.delete(id);
+        settle.reject(new VosError('timeout', 'no image came for this migration'));
+      }
+    }, OFFER_EXPIRES_MS);
+    timer.unref();
+    this.incoming.set(id, { id, peer, offer, restored, settle, started: false, session: null, timer });
+    this.log(`${peer.name} offers session ${offer.name} (${offer.command}); migration ${id}`);
+    return { migration: id };
+  }
+
+  /** A stream from a paired peer: a migration's image, or refused. */
+  stream(peer: { id: string; name: string }, stream: IncomingStream): void {
+    const meta = stream.meta as { migration?: unknown } | null;
+    const m = typeof meta?.migration === 'string' ? this.incoming.get(meta.migration) : undefined;
+    if (!m || m.peer.id !== peer.id || m.started) {
+      stream.destroy(new Error('no such migration was offered here'));
+      return;
+    }
+    m.started = true;
+    clearTimeout(m.timer);
+    const { offer } = m;
+    this.sessions
+      .receive({ name: offer.name, command: offer.command, args: offer.args, cwd: offer.cwd, cols: offer.cols, rows: offer.rows, label: `the image from ${peer.name}` }, stream)
+      .then(
+        (session) => {
+          if (this.incoming.get(m.id) !== m) {
+            void this.sessions.discard(session); // called off while it was being restored
+            return;
+          }
+          m.session = session;
+          session.whenExited().then(() => this.incoming.delete(m.id), () => {});
+          m.settle.resolve(session);
+        },
+        (err: unknown) => {
+          this.incoming.delete(m.id);
+          this.log(`migration ${m.id} from ${peer.name} failed: ${(err as Error).message}`);
+          m.settle.reject(err instanceof VosError ? err : new VosError('restore_failed', String(err)));
+        },
+      );
+  }
+
+  async result(peer: { id: string }, id: string): Promise<SessionInfo> {
+    return (await this.find(peer, id).restored).info();
+  }
+
+  async go(peer: { id: string }, id: string): Promise<SessionInfo> {
+    const m = this.find(peer, id);
+    const session = await m.restored;
+    await this.sessions.release(session);
+    this.incoming.delete(id);
+    this.log(`migration ${id}: session ${session.id} runs here now`);
+    return session.info();
+  }
+
+  async abort(peer: { id: string }, id: string): Promise<Record<string, never>> {
+    const m = this.find(peer, id);
+    this.incoming.delete(id);
+    if (m.session) await this.sessions.discard(m.session);
+    else m.settle.reject(new VosError('migration_failed', 'called off by the source'));
+    return {};
+  }
+
+  private find(peer: { id: string }, id: string): Incoming {
+    const m = this.incoming.get(id);
+    if (!m || m.peer.id !== peer.id) throw new VosError('invalid_params', `no migration ${id} from this machine is in progress here`);
+    return m;
+  }
+}

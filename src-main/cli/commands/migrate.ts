@@ -1,0 +1,83 @@
+/** vos migrate: move a running session to a paired machine. */
+import type { ApiEvent } from '../../api/protocol.js';
+import { UsageError, parseArgs } from '../args.js';
+import type { Command } from '../command.js';
+import { formatBytes, sessionRef } from '../format.js';
+
+const PHASES: Record<string, string> = {
+  checking: 'checking what it needs there',
+  freezing: 'stopping it here',
+  sending: 'sending',
+  restoring: 'restoring it there',
+  switching: 'switching over',
+  done: 'done',
+  failed: 'failed',
+};
+
+type Progress = Extract<ApiEvent, { event: 'migration.progress' }>;
+
+/** One line of progress: phase, a bar, bytes of total, rate, time left. */
+function progressLine(p: Progress, startedAt: number, width: number): string {
+  const label = PHASES[p.phase] ?? p.phase;
+  if (p.phase !== 'sending' || p.total <= 0) return `${label}${p.sent ? ` (${formatBytes(p.sent)})` : ''}`;
+  const fraction = Math.min(1, p.sent / p.total);
+  const seconds = Math.max(0.001, (Date.now() - startedAt) / 1000);
+  const rate = p.sent / seconds;
+  const left = rate > 0 ? Math.max(0, (p.total - p.sent) / rate) : 0;
+  const barWidth = Math.max(10, Math.min(30, width - 60));
+  const done = Math.round(fraction * barWidth);
+  return `${label} [${'#'.repeat(done)}${'.'.repeat(barWidth - done)}] ${formatBytes(p.sent)} of ~${formatBytes(p.total)}, ${formatBytes(rate)}/s, ${left.toFixed(0)} s left`;
+}
+
+export const migrateCommand: Command = {
+  name: 'migrate',
+  summary: 'move a running session to a paired machine',
+  help: `usage: vos migrate ID PEER [--json]
+
+Moves a running session, with its processes, memory, open files and screen, to the paired
+machine PEER, where it goes on from where it was. It is one transaction: the session ends here
+only once it runs there; if anything fails (the link, the other machine, a file it needs that
+is not there) it goes on here, and the reason is printed. Terminals attached to it follow it.
+
+  ID      session id, unique id prefix or name
+  PEER    a paired machine: its name, or the start of its id
+  --json  the result: {"from", "session", "bytes", "downtimeMs", "wallMs"}
+
+Exit status: 0 moved, 1 stayed where it was (or could not be asked), 2 usage.
+`,
+  async run(argv, ctx) {
+    const { options, positionals } = parseArgs(argv, { json: { type: 'boolean' } });
+    if (positionals.length !== 2) throw new UsageError('usage: vos migrate ID PEER');
+    const [id, peer] = positionals as [string, string];
+    const client = await ctx.connect();
+    const tty = process.stderr.isTTY && !options.json;
+    let startedSending = 0;
+    let lastPhase = '';
+    const off = client.onEvent((e) => {
+      if (e.event !== 'migration.progress' || options.json) return;
+      if (e.phase === 'sending' && !startedSending) startedSending = Date.now();
+      if (tty) {
+        process.stderr.write(`\r\x1b[K${progressLine(e, startedSending || Date.now(), process.stderr.columns ?? 80)}`);
+      } else if (e.phase !== lastPhase && e.phase !== 'failed') {
+        ctx.err(`${PHASES[e.phase] ?? e.phase}\n`);
+      }
+      lastPhase = e.phase;
+    });
+    try {
+      const r = await client.request('session.migrate', { id, peer });
+      if (tty) process.stderr.write('\r\x1b[K');
+      if (options.json) ctx.out(JSON.stringify(r) + '\n');
+      else {
+        ctx.out(
+          `moved ${r.session.name} to ${r.session.peer!.name}: it runs there as ${sessionRef(r.session)}\n` +
+            `  ${formatBytes(r.bytes)} sent; stopped for ${r.downtimeMs} ms; ${r.wallMs} ms in all\n`,
+        );
+      }
+      return 0;
+    } finally {
+      if (tty) process.stderr.write('\r\x1b[K');
+      off();
+      client.close();
+    }
+  },
+};

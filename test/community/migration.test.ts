@@ -1,0 +1,204 @@
+/**
+ * Migration between real agents on simulated hosts (network namespaces), with real programs:
+ * a counter and a bash job move and go on there; a viewer follows; and every failure — the
+ * target killed or cut off mid-stream, a file the session needs missing there, a full disk
+ * there, a damaged byte in the stream — leaves the original running here, intact, and no copy
+ * there. Root only.
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ApiEvent } from '../../src-main/api/protocol.js';
+import { ROOT, waitFor } from '../helpers/agent-process.js';
+import { SimLab, multiHostSkipReason, pairAgents, type HostAgent } from '../helpers/community.js';
+import { execFileSync } from 'node:child_process';
+
+const unavailable = multiHostSkipReason('test/community/migration.test.ts');
+
+describe.skipIf(unavailable !== null)('migration', () => {
+  const lab = new SimLab();
+  let programs: string;
+  let scratch: string;
+
+  beforeAll(() => {
+    scratch = mkdtempSync('/tmp/vos-mig-');
+    programs = join(scratch, 'programs');
+    execFileSync('make', ['-s', '-C', join(ROOT, 'test', 'runtime', 'programs'), `OUT=${programs}`]);
+  });
+  afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+  async function pair(bOptions: Parameters<SimLab['agent']>[2] = {}, aOptions: Parameters<SimLab['agent']>[2] = {}): Promise<[HostAgent, HostAgent]> {
+    lab.network(2);
+    const a = await lab.agent(0, 'alpha', aOptions);
+    const b = await lab.agent(1, 'beta', bOptions);
+    await pairAgents(a, b);
+    return [a, b];
+  }
+
+  const counts = (text: string): { token: string; count: number } | null => {
+    const all = [...text.matchAll(/token=([0-9a-f]+) count=(\d+)/g)];
+    const last = all.at(-1);
+    return last ? { token: last[1]!, count: Number(last[2]) } : null;
+  };
+
+  /** The original is still here, running, and counting on with the same token. */
+  async function stillHere(a: HostAgent, id: string, before: { token: string; count: number }): Promise<void> {
+    const ls = JSON.parse((await a.vos(['ls', '--json'])).stdout) as Array<{ id: string; state: string }>;
+    expect(ls.find((s) => s.id === id)?.state).toBe('running');
+    await waitFor('the counter to go on here', async () => {
+      const now = counts((await a.vos(['screen', id])).stdout);
+      return now !== null && now.token === before.token && now.count > before.count + 3;
+    });
+  }
+
+  async function nothingThere(b: HostAgent): Promise<void> {
+    await waitFor('no copy on beta', async () => JSON.parse((await b.vos(['ls', '--json'])).stdout).length === 0, 15_000);
+  }
+
+  it('moves a counter: it counts on there, the same program, gone from here', async () => {
+    const [a, b] = await pair();
+    const id = (await a.vos(['run', '-d', '--name', 'count', '--', join(programs, 'counter')])).stdout.trim();
+    await waitFor('counting', async () => (counts((await a.vos(['screen', id])).stdout)?.count ?? 0) > 5);
+    const before = counts((await a.vos(['screen', id])).stdout)!;
+
+    const moved = await a.vos(['migrate', id, 'beta', '--json']);
+    expect(moved.stderr).toBe('');
+    expect(moved.code).toBe(0);
+    const r = JSON.parse(moved.stdout) as { session: { id: string; name: string; peer: { name: string } }; bytes: number; downtimeMs: number };
+    expect(r.session.peer.name).toBe('beta');
+    expect(r.session.name).toBe('count');
+    const there = r.session.id.slice(0, r.session.id.indexOf('@'));
+    // Gone from here...
+    expect(JSON.parse((await a.vos(['ls', '--json'])).stdout)).toEqual([]);
+    // ...counting on there, the same process (same token), from where it was.
+    await waitFor('the counter to go on there', async () => {
+      const now = counts((await b.vos(['screen', there])).stdout);
+      return now !== null && now.token === before.token && now.count > before.count + 3;
+    });
+    // The screen came along: the lines from before the move are on it.
+    expect((await b.vos(['screen', there])).stdout).toContain(`token=${before.token} count=${before.count}`);
+    // And it is listed from here as a session of beta.
+    expect((await a.vos(['ls', '--all'])).stdout).toMatch(new RegExp(`^${there}@beta\\s+beta\\s+count\\s+running`, 'm'));
+    console.log(`counter moved: ${r.bytes} bytes, stopped ${r.downtimeMs} ms`);
+  }, 60_000);
+
+  it('moves bash with a job in front: Ctrl-C there reaches the job; a viewer here follows it', async () => {
+    const [a, b] = await pair();
+    const onA = await a.connect();
+    const env = { ...(process.env as Record<string, string>), PS1: 'mig$ ' };
+    const s = await onA.request('session.create', { command: 'bash', args: ['--norc', '--noprofile'], env, name: 'shell' });
+    await onA.request('session.wait', { id: s.id, pattern: '^mig\\$', timeoutMs: 10_000 });
+    await onA.request('session.input', { id: s.id, data: 'sleep 1000\r' });
+    await waitFor('the job to start', async () => (await a.vos(['screen', s.id])).stdout.includes('sleep 1000'));
+
+    // A viewer attached here before the move.
+    const viewer = await a.connect();
+    const events: ApiEvent[] = [];
+    viewer.onEvent((e) => events.push(e));
+    await viewer.request('session.attach', { id: s.id, cols: 80, rows: 24 });
+
+    const result = await onA.request('session.migrate', { id: s.id, peer: 'beta' });
+    expect(result.session.peer?.name).toBe('beta');
+    const moved = await waitFor('the viewer to hear of the move', () =>
+      events.find((e): e is Extract<ApiEvent, { event: 'session.moved' }> => e.event === 'session.moved'),
+    );
+    expect(moved.to).toBe(result.session.id);
+    // The viewer follows it (through this agent) and keeps receiving its output.
+    await viewer.request('session.attach', { id: moved.to });
+    events.length = 0;
+    const there = result.session.id.slice(0, result.session.id.indexOf('@'));
+    await b.vos(['send', there, '\\x03']); // Ctrl-C on beta: the job ends, bash is back
+    await waitFor('the prompt, there', async () => /^mig\$$/m.test((await b.vos(['screen', there])).stdout));
+    await b.vos(['send', there, 'echo "status $?"\\r']);
+    await waitFor('the job to have ended by Ctrl-C', async () => /^status 130$/m.test((await b.vos(['screen', there])).stdout));
+    await b.vos(['send', there, 'echo still-bash-$((6*7))\\r']);
+    await waitFor('output to reach the viewer here', () =>
+      events.some((e) => e.event === 'session.output' && e.id === moved.to && e.data.includes('still-bash-42')),
+    );
+  }, 60_000);
+
+  it('stays here when the target is killed mid-stream', async () => {
+    const [a, b] = await pair();
+    const onA = await a.connect();
+    const s = await onA.request('session.create', { command: join(programs, 'memhog'), args: ['768'] });
+    await onA.request('session.wait', { id: s.id, pattern: '^ready 768 MiB$', timeoutMs: 30_000 });
+    const progress: ApiEvent[] = [];
+    onA.onEvent((e) => progress.push(e));
+    const moving = onA.request('session.migrate', { id: s.id, peer: 'beta' }).then(
+      () => 'moved',
+      (e: Error) => e.message,
+    );
+    await waitFor('the image to be on its way', () =>
+      progress.some((e) => e.event === 'migration.progress' && e.phase === 'sending' && e.sent > 32 * 1024 * 1024),
+    );
+    await b.kill('SIGKILL');
+    const outcome = await moving;
+    expect(outcome).toMatch(/stays here/);
+    // Still here, with all its memory.
+    await onA.request('session.input', { id: s.id, data: '\r' });
+    await onA.request('session.wait', { id: s.id, pattern: '^check ok$', timeoutMs: 20_000 });
+    expect((await onA.request('session.list', {}))[0]!.state).toBe('running');
+  }, 90_000);
+
+  it('stays here when the link is cut mid-stream', async () => {
+    const [a, b] = await pair();
+    const onA = await a.connect();
+    const s = await onA.request('session.create', { command: join(programs, 'memhog'), args: ['768'] });
+    await onA.request('session.wait', { id: s.id, pattern: '^ready 768 MiB$', timeoutMs: 30_000 });
+    const progress: ApiEvent[] = [];
+    onA.onEvent((e) => progress.push(e));
+    const moving = onA.request('session.migrate', { id: s.id, peer: 'beta' }).then(
+      () => 'moved',
+      (e: Error) => e.message,
+    );
+    await waitFor('the image to be on its way', () =>
+      progress.some((e) => e.event === 'migration.progress' && e.phase === 'sending' && e.sent > 32 * 1024 * 1024),
+    );
+    lab.net!.cut(lab.net!.hosts[1]!);
+    const outcome = await moving;
+    expect(outcome).toMatch(/stays here/);
+    await onA.request('session.input', { id: s.id, data: '\r' });
+    await onA.request('session.wait', { id: s.id, pattern: '^check ok$', timeoutMs: 20_000 });
+    lab.net!.restore(lab.net!.hosts[1]!);
+    await b.waitPeer('alpha back', (p) => p.name === 'alpha' && p.link === 'up', 30_000);
+    await nothingThere(b);
+  }, 120_000);
+
+  it('refuses up front when a file the session has open is not there, and when the disk there is full', async () => {
+    const data = join(scratch, 'data');
+    mkdirSync(data, { recursive: true });
+    writeFileSync(join(data, 'input.txt'), 'needed\n');
+    // beta sees an empty directory where alpha has the data, and a full disk there.
+    const [a, b] = await pair({ mountPrelude: `mount -t tmpfs -o size=16k none ${data} && dd if=/dev/zero of=${data}/fill bs=4k count=4 2>/dev/null; true` });
+    const id = (await a.vos(['run', '-d', '--name', 'reader', '--', 'sh', '-c', `exec 3<${data}/input.txt; exec ${join(programs, 'counter')}`])).stdout.trim();
+    await waitFor('counting', async () => (counts((await a.vos(['screen', id])).stdout)?.count ?? 0) > 3);
+    const before = counts((await a.vos(['screen', id])).stdout)!;
+    const refused = await a.vos(['migrate', id, 'beta']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/stays here: beta refuses it: .*input\.txt does not exist here/);
+    await stillHere(a, id, before);
+    await nothingThere(b);
+
+    // A program whose deleted file must be recreated there, on the full disk.
+    const held = (await a.vos(['run', '-d', '--', join(programs, 'deleted-file'), data])).stdout.trim();
+    await waitFor('the file to be held', async () => (await a.vos(['screen', held])).stdout.includes('holding fd'));
+    const full = await a.vos(['migrate', held, 'beta']);
+    expect(full.code).toBe(1);
+    expect(full.stderr).toMatch(/stays here: beta could not restore it: .*(No space left|space)/);
+    await a.vos(['send', held, '\\r']);
+    await waitFor('the program to read its file, here', async () => /read back \d+ bytes: secret content/.test((await a.vos(['screen', held])).stdout));
+    await nothingThere(b);
+  }, 90_000);
+
+  it('refuses a damaged stream: the session stays', async () => {
+    const [a, b] = await pair({}, { env: { VOS_TEST_CORRUPT_MIGRATION: '70000' } });
+    const id = (await a.vos(['run', '-d', '--', join(programs, 'counter')])).stdout.trim();
+    await waitFor('counting', async () => (counts((await a.vos(['screen', id])).stdout)?.count ?? 0) > 3);
+    const before = counts((await a.vos(['screen', id])).stdout)!;
+    const r = await a.vos(['migrate', id, 'beta']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/stays here: beta could not restore it: .*(CRC|damaged|checksum)/i);
+    await stillHere(a, id, before);
+    await nothingThere(b);
+  }, 60_000);
+});
