@@ -83,4 +83,35 @@ describe('machines in the app', () => {
       await b.close();
     }
   });
+
+  it('moves a session to the paired machine by double-click; the terminal follows it', async () => {
+    const a = await chromium.browser.newPage({ viewport: { width: 1280, height: 800 } });
+    try {
+      await a.goto(webUrl(alpha));
+      await a.locator('[data-peer="beta"] .badge.paired').waitFor(); // paired by the test above
+      const id = (await vos(alpha.home, ['run', '-d', '--name', 'mover', '--', 'bash', '--norc', '--noprofile'], { PS1: 'moving$ ' })).stdout.trim();
+      await vos(alpha.home, ['send', id, 'echo before-the-move\\r']);
+      const row = a.locator(`.session-row[data-session-id="${id}"]`);
+      await row.click();
+      await a.locator('.xterm-rows').filter({ hasText: 'before-the-move' }).waitFor();
+      await row.dblclick();
+      await a.getByTestId('move-dialog').waitFor();
+      await a.locator('[data-testid="move-target"][data-peer="beta"]').click();
+      await a.getByTestId('move-status').filter({ hasText: 'Moved.' }).waitFor({ timeout: 20_000 });
+      // The view shows it on beta now, with its screen, and typing reaches it there.
+      await a.getByTestId('terminal-view').filter({ hasText: 'on beta' }).waitFor();
+      await a.locator('.xterm-rows').filter({ hasText: 'before-the-move' }).waitFor();
+      await a.locator('.xterm-helper-textarea').focus();
+      await a.keyboard.type('echo after-the-move-$((6*7))');
+      await a.keyboard.press('Enter');
+      await a.locator('.xterm-rows').filter({ hasText: 'after-the-move-42' }).waitFor();
+      const there = JSON.parse((await vos(beta.home, ['ls', '--json'])).stdout) as Array<{ id: string; name: string }>;
+      const moved = there.find((s) => s.name === 'mover')!;
+      expect((await vos(beta.home, ['screen', moved.id])).stdout).toMatch(/^after-the-move-42$/m);
+      expect(JSON.parse((await vos(alpha.home, ['ls', '--json'])).stdout).find((s: { name: string }) => s.name === 'mover')).toBeUndefined();
+      await a.screenshot({ path: join(OUTPUT, 'web-ui-moved-session.png') });
+    } finally {
+      await a.close();
+    }
+  });
 });

@@ -36,6 +36,7 @@ export class SessionsState {
       else if (e.event === 'session.changed') this.upsert(e.session);
       else if (e.event === 'session.removed') this.drop(e.id);
       else if (e.event === 'session.disconnected') this.disconnected = { ...this.disconnected, [e.id]: e.reason };
+      else if (e.event === 'session.moved' && this.selectedId === e.id) this.selectedId = e.to; // the view follows it
     });
     try {
       this.list = await client.request('session.watch', { all: true });

@@ -1,0 +1,68 @@
+/**
+ * Moving a session to another machine from the app: which session is being moved where, its
+ * progress as the agent reports it, and how it ended. The agent does the work (session.migrate);
+ * the terminal view follows the session by itself (session.moved).
+ */
+import type { ApiClient } from '../../../src-main/api/client';
+import type { MigrationPhase } from '../../../src-main/api/protocol';
+
+export interface MoveState {
+  sessionId: string;
+  sessionName: string;
+  peerName: string;
+  phase: MigrationPhase;
+  sent: number;
+  total: number;
+  /** Set when it failed: the reason (the session runs on where it was). */
+  error: string | null;
+  /** Set when it moved: where it runs now. */
+  movedTo: string | null;
+}
+
+export class MigrationState {
+  /** The session the user picked a machine for (the "Move to" dialog is open). */
+  choosing = $state<{ id: string; name: string } | null>(null);
+  current = $state<MoveState | null>(null);
+
+  private client: ApiClient | null = null;
+  private unsubscribe: (() => void) | null = null;
+
+  bind(client: ApiClient | null): void {
+    this.unsubscribe?.();
+    this.client = client;
+    this.unsubscribe =
+      client?.onEvent((e) => {
+        if (e.event === 'migration.progress' && this.current && e.id === this.current.sessionId) {
+          this.current = { ...this.current, phase: e.phase, sent: e.sent, total: e.total };
+        }
+      }) ?? null;
+  }
+
+  choose(session: { id: string; name: string }): void {
+    this.choosing = session;
+  }
+
+  cancelChoice(): void {
+    this.choosing = null;
+  }
+
+  get busy(): boolean {
+    return this.current !== null && this.current.error === null && this.current.movedTo === null;
+  }
+
+  async move(session: { id: string; name: string }, peer: { id: string; name: string }): Promise<void> {
+    if (!this.client || this.busy) return;
+    this.choosing = null;
+    this.current = { sessionId: session.id, sessionName: session.name, peerName: peer.name, phase: 'checking', sent: 0, total: 0, error: null, movedTo: null };
+    try {
+      const r = await this.client.request('session.migrate', { id: session.id, peer: peer.id });
+      this.current = { ...this.current, phase: 'done', movedTo: r.session.id };
+    } catch (err) {
+      this.current = { ...this.current, phase: 'failed', error: (err as Error).message };
+    }
+  }
+
+  dismiss(): void {
+    if (!this.busy) this.current = null;
+  }
+}
