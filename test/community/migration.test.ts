@@ -190,6 +190,17 @@ describe.skipIf(unavailable !== null)('migration', () => {
     await nothingThere(b);
   }, 90_000);
 
+  it('moves to a machine whose vdso differs (the proxy, forced there): the clocks keep working', async () => {
+    const [a, b] = await pair({ env: { VOS_FORCE_VDSO_PROXY: '1' } });
+    const id = (await a.vos(['run', '-d', '--', join(programs, 'clock')])).stdout.trim();
+    await waitFor('ticking', async () => /tick=3 clocks=ok/.test((await a.vos(['screen', id])).stdout));
+    const r = await a.vos(['migrate', id, 'beta', '--json']);
+    expect(r.stderr).toBe('');
+    const there = (JSON.parse(r.stdout) as { session: { id: string } }).session.id.split('@')[0]!;
+    await waitFor('ticking there', async () => /tick=\d*[1-9]\d clocks=ok/.test((await b.vos(['screen', there])).stdout));
+    expect((await b.vos(['screen', there])).stdout).not.toContain('BROKEN');
+  }, 60_000);
+
   it('refuses a damaged stream: the session stays', async () => {
     const [a, b] = await pair({}, { env: { VOS_TEST_CORRUPT_MIGRATION: '70000' } });
     const id = (await a.vos(['run', '-d', '--', join(programs, 'counter')])).stdout.trim();
