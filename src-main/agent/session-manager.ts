@@ -19,16 +19,10 @@ import { DEFAULT_COLS, DEFAULT_ROWS, Session, type PtyLaunch } from './session/s
 import { checkWorkingDirectory, resolveCommand } from './session/spawn-check.js';
 
 /** What a streamed image's session is, known before its SESSION record arrives. */
-export interface StreamedSessionSpec {
-  name: string;
-  command: string;
-  args: string[];
-  cwd: string;
-  cols: number;
-  rows: number;
+export type StreamedSessionSpec = Pick<SessionRecord, 'name' | 'command' | 'args' | 'cwd' | 'cols' | 'rows'> & {
   /** For messages: where the image comes from ("the image from alpha"). */
   label: string;
-}
+};
 
 export type SessionListEvent = Extract<ApiEvent, { event: 'session.added' | 'session.changed' | 'session.removed' | 'session.moved' }>;
 

@@ -74,34 +74,27 @@ export async function attachTerminal(client: ApiClient, ref: string, detachKey: 
     else if (e.event === 'session.disconnected') finish({ reason: 'disconnected', session: lastInfo! });
     else if (e.event === 'session.moved') follow(e.to);
   };
+  /** Becomes a viewer of `target`: its screen first, then what came meanwhile. */
+  const attachTo = async (target: string): Promise<void> => {
+    ready = false;
+    const { session, snapshot } = await client.request('session.attach', { id: target, cols: stdout.columns, rows: stdout.rows });
+    id = session.id;
+    lastInfo = session;
+    stdout.write(RESET_TERMINAL + snapshot);
+    ready = true;
+    for (const e of early.splice(0)) onEvent(e);
+    if (session.state === 'exited') finish({ reason: 'exited', session });
+  };
   // The session moved to another machine: keep showing it, from there (through this agent).
   const follow = (to: string): void => {
-    ready = false;
-    client.request('session.attach', { id: to, cols: stdout.columns, rows: stdout.rows }).then(
-      ({ session, snapshot }) => {
-        id = session.id;
-        lastInfo = session;
-        stdout.write(RESET_TERMINAL + snapshot);
-        ready = true;
-        for (const e of early.splice(0)) onEvent(e);
-        if (session.state === 'exited') finish({ reason: 'exited', session });
-      },
-      () => finish({ reason: 'disconnected', session: lastInfo! }),
-    );
+    attachTo(to).catch(() => finish({ reason: 'disconnected', session: lastInfo! }));
   };
   const offEvent = client.onEvent(onEvent);
   let lastInfo: SessionInfo | null = null;
   const offClose = client.onClose(() => {
     if (lastInfo) finish({ reason: 'disconnected', session: lastInfo });
   });
-
-  const { session, snapshot } = await client.request('session.attach', { id: ref, cols: stdout.columns, rows: stdout.rows });
-  id = session.id;
-  lastInfo = session;
-  stdout.write(RESET_TERMINAL + snapshot);
-  ready = true;
-  for (const e of early.splice(0)) onEvent(e);
-  if (session.state === 'exited') finish({ reason: 'exited', session });
+  await attachTo(ref);
 
   const onResize = (): void => {
     client.request('session.resize', { id, cols: stdout.columns, rows: stdout.rows }).catch(() => {});

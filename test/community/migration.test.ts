@@ -8,6 +8,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ApiClient } from '../../src-main/api/client.js';
 import type { ApiEvent } from '../../src-main/api/protocol.js';
 import { ROOT, waitFor } from '../helpers/agent-process.js';
 import { SimLab, multiHostSkipReason, pairAgents, type HostAgent } from '../helpers/community.js';
@@ -117,48 +118,44 @@ describe.skipIf(unavailable !== null)('migration', () => {
     );
   }, 60_000);
 
-  it('stays here when the target is killed mid-stream', async () => {
-    const [a, b] = await pair();
-    const onA = await a.connect();
-    const s = await onA.request('session.create', { command: join(programs, 'memhog'), args: ['768'] });
-    await onA.request('session.wait', { id: s.id, pattern: '^ready 768 MiB$', timeoutMs: 30_000 });
+  /** Starts moving a 768 MiB process; resolves once the image is well on its way. */
+  async function startBigMove(a: HostAgent): Promise<{ client: ApiClient; id: string; outcome: Promise<string> }> {
+    const client = await a.connect();
+    const s = await client.request('session.create', { command: join(programs, 'memhog'), args: ['768'] });
+    await client.request('session.wait', { id: s.id, pattern: '^ready 768 MiB$', timeoutMs: 30_000 });
     const progress: ApiEvent[] = [];
-    onA.onEvent((e) => progress.push(e));
-    const moving = onA.request('session.migrate', { id: s.id, peer: 'beta' }).then(
+    client.onEvent((e) => progress.push(e));
+    const outcome = client.request('session.migrate', { id: s.id, peer: 'beta' }).then(
       () => 'moved',
       (e: Error) => e.message,
     );
     await waitFor('the image to be on its way', () =>
       progress.some((e) => e.event === 'migration.progress' && e.phase === 'sending' && e.sent > 32 * 1024 * 1024),
     );
+    return { client, id: s.id, outcome };
+  }
+
+  /** The process is still here, running, with every byte of its memory. */
+  async function memoryIntact(client: ApiClient, id: string): Promise<void> {
+    await client.request('session.input', { id, data: '\r' });
+    await client.request('session.wait', { id, pattern: '^check ok$', timeoutMs: 20_000 });
+    expect((await client.request('session.list', {})).find((s) => s.id === id)?.state).toBe('running');
+  }
+
+  it('stays here when the target is killed mid-stream', async () => {
+    const [a, b] = await pair();
+    const move = await startBigMove(a);
     await b.kill('SIGKILL');
-    const outcome = await moving;
-    expect(outcome).toMatch(/stays here/);
-    // Still here, with all its memory.
-    await onA.request('session.input', { id: s.id, data: '\r' });
-    await onA.request('session.wait', { id: s.id, pattern: '^check ok$', timeoutMs: 20_000 });
-    expect((await onA.request('session.list', {}))[0]!.state).toBe('running');
+    expect(await move.outcome).toMatch(/stays here/);
+    await memoryIntact(move.client, move.id);
   }, 90_000);
 
   it('stays here when the link is cut mid-stream', async () => {
     const [a, b] = await pair();
-    const onA = await a.connect();
-    const s = await onA.request('session.create', { command: join(programs, 'memhog'), args: ['768'] });
-    await onA.request('session.wait', { id: s.id, pattern: '^ready 768 MiB$', timeoutMs: 30_000 });
-    const progress: ApiEvent[] = [];
-    onA.onEvent((e) => progress.push(e));
-    const moving = onA.request('session.migrate', { id: s.id, peer: 'beta' }).then(
-      () => 'moved',
-      (e: Error) => e.message,
-    );
-    await waitFor('the image to be on its way', () =>
-      progress.some((e) => e.event === 'migration.progress' && e.phase === 'sending' && e.sent > 32 * 1024 * 1024),
-    );
+    const move = await startBigMove(a);
     lab.net!.cut(lab.net!.hosts[1]!);
-    const outcome = await moving;
-    expect(outcome).toMatch(/stays here/);
-    await onA.request('session.input', { id: s.id, data: '\r' });
-    await onA.request('session.wait', { id: s.id, pattern: '^check ok$', timeoutMs: 20_000 });
+    expect(await move.outcome).toMatch(/stays here/);
+    await memoryIntact(move.client, move.id);
     lab.net!.restore(lab.net!.hosts[1]!);
     await b.waitPeer('alpha back', (p) => p.name === 'alpha' && p.link === 'up', 30_000);
     await nothingThere(b);

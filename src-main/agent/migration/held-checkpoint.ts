@@ -9,12 +9,11 @@
  * agent adds SESSION (the screen, taken while frozen) and TRAILER and ends the stream.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { hostname } from 'node:os';
 import { createInterface } from 'node:readline';
 import type { Duplex, Writable } from 'node:stream';
 import { VosError } from '../../api/errors.js';
 import { packageVersion } from '../../base/package-paths.js';
-import { ImageAppender } from '../runtime/image-file.js';
+import { ImageAppender, sessionRecordOf } from '../runtime/image-file.js';
 import { runtimeFiles } from '../runtime/native.js';
 import type { Session } from '../session/session.js';
 
@@ -126,21 +125,7 @@ export function checkpointHeld(session: Session, sink: Writable, agentName: stri
           }
           image.continueFrom({ records: Number(f.records), bytes: Number(f.bytes), chain: Number(f.chain) });
           const shot = await (screen ?? session.settledScreen());
-          const info = session.info();
-          image.session({
-            version: 1,
-            name: info.name,
-            command: info.command,
-            args: info.args,
-            cwd: info.cwd,
-            cols: shot.cols,
-            rows: shot.rows,
-            snapshot: shot.snapshot,
-            startedAt: info.startedAt,
-            checkpointedAt: Date.now(),
-            agent: agentName,
-            hostname: hostname(),
-          });
+          image.session(sessionRecordOf(session.info(), shot, agentName));
           image.trailer();
           onBytes(sent);
           sinkDone = true;

@@ -6,12 +6,11 @@
  * leaves no file behind, and the session running.
  */
 import { closeSync, fstatSync, fsyncSync, openSync, unlinkSync } from 'node:fs';
-import { hostname } from 'node:os';
 import { VosError } from '../../api/errors.js';
 import type { CheckpointResult } from '../../api/protocol.js';
 import { packageVersion } from '../../base/package-paths.js';
 import type { Session } from '../session/session.js';
-import { ImageAppender } from './image-file.js';
+import { ImageAppender, sessionRecordOf } from './image-file.js';
 import { runCheckpointHelper, runtimeFiles } from './native.js';
 
 export async function checkpointSession(session: Session, out: string, stop: boolean, agentName: string): Promise<CheckpointResult> {
@@ -41,21 +40,7 @@ export async function checkpointSession(session: Session, out: string, stop: boo
     const f = reply.fields;
     image.continueFrom({ records: Number(f.records), bytes: Number(f.bytes), chain: Number(f.chain) });
     const shot = await (pending.screen ?? session.settledScreen());
-    const info = session.info();
-    image.session({
-      version: 1,
-      name: info.name,
-      command: info.command,
-      args: info.args,
-      cwd: info.cwd,
-      cols: shot.cols,
-      rows: shot.rows,
-      snapshot: shot.snapshot,
-      startedAt: info.startedAt,
-      checkpointedAt: Date.now(),
-      agent: agentName,
-      hostname: hostname(),
-    });
+    image.session(sessionRecordOf(session.info(), shot, agentName));
     image.trailer();
     fsyncSync(fd);
     const bytes = fstatSync(fd).size;

@@ -121,8 +121,26 @@ export class ImageAppender {
   }
 }
 
-export function defaultSessionRecordFields(): Pick<SessionRecord, 'hostname'> {
-  return { hostname: hostname() };
+/** The SESSION record of a session whose screen `shot` was taken while it was frozen. */
+export function sessionRecordOf(
+  info: { name: string; command: string; args: string[]; cwd: string; startedAt: number },
+  shot: { snapshot: string; cols: number; rows: number },
+  agentName: string,
+): SessionRecord {
+  return {
+    version: 1,
+    name: info.name,
+    command: info.command,
+    args: info.args,
+    cwd: info.cwd,
+    cols: shot.cols,
+    rows: shot.rows,
+    snapshot: shot.snapshot,
+    startedAt: info.startedAt,
+    checkpointedAt: Date.now(),
+    agent: agentName,
+    hostname: hostname(),
+  };
 }
 
 /**
