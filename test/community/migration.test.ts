@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiClient } from '../../src-main/api/client.js';
 import type { ApiEvent } from '../../src-main/api/protocol.js';
-import { ROOT, waitFor } from '../helpers/agent-process.js';
+import pty from '@lydell/node-pty';
+import { ROOT, VOS, waitFor } from '../helpers/agent-process.js';
 import { SimLab, multiHostSkipReason, pairAgents, type HostAgent } from '../helpers/community.js';
 import { execFileSync } from 'node:child_process';
 
@@ -116,6 +117,27 @@ describe.skipIf(unavailable !== null)('migration', () => {
     await waitFor('output to reach the viewer here', () =>
       events.some((e) => e.event === 'session.output' && e.id === moved.to && e.data.includes('still-bash-42')),
     );
+  }, 60_000);
+
+  it('vos attach follows the session it shows to its new machine', async () => {
+    const [a, b] = await pair();
+    const id = (await a.vos(['run', '-d', '--', 'bash', '--norc', '--noprofile'])).stdout.trim();
+    const term = pty.spawn(process.execPath, [VOS, 'attach', id], { cols: 90, rows: 25, env: { ...process.env, VOS_HOME: a.home } as Record<string, string> });
+    let out = '';
+    term.onData((d) => (out += d));
+    try {
+      await waitFor('the screen', () => out.includes('bash'));
+      const moved = await a.vos(['migrate', id, 'beta']);
+      expect(moved.code).toBe(0);
+      const there = /as ([0-9a-f]+)@beta/.exec(moved.stdout)![1]!;
+      out = '';
+      await waitFor('the screen again, from beta', () => out.includes('bash'));
+      term.write('echo typed-after-the-move\r');
+      await waitFor('the echo', () => out.includes('typed-after-the-move'));
+      expect((await b.vos(['screen', there])).stdout).toMatch(/^typed-after-the-move$/m);
+    } finally {
+      term.kill();
+    }
   }, 60_000);
 
   /** Starts moving a 768 MiB process; resolves once the image is well on its way. */
