@@ -8,11 +8,10 @@
  * forwards (with backpressure: a slow link slows the pod's writing, nothing piles up), then the
  * agent adds SESSION (the screen, taken while frozen) and TRAILER and ends the stream.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
-import type { Duplex, Writable } from 'node:stream';
+import type { Writable } from 'node:stream';
 import { VosError } from '../../api/errors.js';
 import { packageVersion } from '../../base/package-paths.js';
+import { startCheckpointHelper } from '../runtime/checkpoint-helper.js';
 import { ImageAppender, sessionRecordOf } from '../runtime/image-file.js';
 import { runtimeFiles } from '../runtime/native.js';
 import type { Session } from '../session/session.js';
@@ -28,24 +27,15 @@ export interface HeldCheckpoint {
   finish(commit: boolean): Promise<{ frozenMs: number }>;
 }
 
-function fieldsOf(line: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const part of line.split(' ')) {
-    const eq = part.indexOf('=');
-    if (eq > 0) out[part.slice(0, eq)] = part.slice(eq + 1);
-  }
-  return out;
-}
-
 /**
  * Freezes the session's pod and writes its image into `sink`; resolves once the whole image is
  * in the sink (and the pod is held). `onBytes` reports progress. Rejects (the pod running again)
  * if the checkpoint fails.
  */
-export function checkpointHeld(session: Session, sink: Writable, agentName: string, onBytes: (sent: number) => void): Promise<HeldCheckpoint> {
+export async function checkpointHeld(session: Session, sink: Writable, agentName: string, onBytes: (sent: number) => void): Promise<HeldCheckpoint> {
   const runtime = runtimeFiles();
   if (!session.controlPath || !runtime) {
-    return Promise.reject(new VosError('checkpoint_failed', `session ${session.id} does not run in a pod: it cannot move`));
+    throw new VosError('checkpoint_failed', `session ${session.id} does not run in a pod: it cannot move`);
   }
   let sent = 0;
   const image = new ImageAppender((bytes) => {
@@ -54,36 +44,46 @@ export function checkpointHeld(session: Session, sink: Writable, agentName: stri
   });
   image.header(`vOS ${packageVersion()}`);
   const begun = image.state;
-  const child: ChildProcess = spawn(
+  let frozenAt = 0;
+  let screen: Promise<{ snapshot: string; cols: number; rows: number }> | null = null;
+  const helper = startCheckpointHelper(
     runtime.init,
-    ['checkpoint', '--wait-screen', '--hold', '--control', session.controlPath, '--records', String(begun.records), '--bytes', String(begun.bytes), '--chain', String(begun.chain)],
-    { stdio: ['pipe', 'pipe', 'pipe', 'pipe'] },
+    ['--control', session.controlPath, '--records', String(begun.records), '--bytes', String(begun.bytes), '--chain', String(begun.chain)],
+    {
+      image: 'pipe',
+      hold: true,
+      onFrozen: () => {
+        frozenAt = Date.now();
+        return (screen = session.settledScreen());
+      },
+    },
   );
-  const podStream = child.stdio[3] as Duplex;
-  child.stdin!.on('error', () => {
-    /* the helper is gone; its exit says why */
-  });
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const podStream = helper.image!;
 
   // If the stream to the target breaks (the link is cut, the target went away), the pod's
   // writes must fail rather than wait: it is frozen until its image is out.
   let sinkBroken: string | null = null;
+  let sinkDone = false;
   const breakSink = (why: string): void => {
     if (sinkBroken !== null || sinkDone) return;
     sinkBroken = why;
     podStream.destroy();
   };
-  let sinkDone = false;
   sink.once('error', (err: Error) => breakSink(err.message));
   sink.once('close', () => breakSink('the stream to the target closed'));
 
   // The pod's records, forwarded as they come, at the pace the sink takes them.
+  const corruptAt = corruptionForTests();
   let podEnded = false;
   const podDone = new Promise<void>((resolve) => {
     podStream.once('close', () => resolve());
+    podStream.once('error', () => resolve());
+    podStream.once('end', () => {
+      podEnded = true;
+      resolve();
+    });
     podStream.on('data', (data: Buffer) => {
-      const chunk = corruptForTests(data, sent);
+      const chunk = corruptAt >= sent && corruptAt < sent + data.length ? flipByte(data, corruptAt - sent) : data;
       sent += chunk.length;
       onBytes(sent);
       if (!sink.write(chunk)) {
@@ -91,85 +91,53 @@ export function checkpointHeld(session: Session, sink: Writable, agentName: stri
         sink.once('drain', () => podStream.resume());
       }
     });
-    podStream.once('end', () => {
-      podEnded = true;
-      resolve();
-    });
-    podStream.once('error', () => resolve());
   });
 
-  const lines = createInterface({ input: child.stdout! });
-  let frozenAt = 0;
-  let screen: Promise<{ snapshot: string; cols: number; rows: number }> | null = null;
-  let finalLine: (line: string) => void = () => {};
-  const final = new Promise<string>((resolve) => (finalLine = resolve));
-  let exitedEarly: (why: string) => void = () => {};
-
-  const held = new Promise<HeldCheckpoint>((resolve, reject) => {
-    exitedEarly = (why) => reject(new VosError('checkpoint_failed', why));
-    lines.on('line', (line) => {
-      if (line === 'frozen') {
-        frozenAt = Date.now();
-        screen = session.settledScreen();
-        void screen.catch(() => undefined).then(() => child.stdin!.write('screen-saved\n'));
-        return;
+  let f;
+  try {
+    f = await helper.held;
+  } catch (err) {
+    throw sinkBroken !== null ? new VosError('checkpoint_failed', sinkBroken) : err;
+  }
+  await podDone;
+  if (!podEnded || sent !== Number(f.bytes) || sinkBroken !== null) {
+    helper.verdict(false);
+    throw new VosError('checkpoint_failed', sinkBroken ?? `the image stream broke (${sent} of ${f.bytes} bytes)`);
+  }
+  image.continueFrom({ records: Number(f.records), bytes: Number(f.bytes), chain: Number(f.chain) });
+  const shot = await (screen ?? session.settledScreen());
+  image.session(sessionRecordOf(session.info(), shot, agentName));
+  image.trailer();
+  onBytes(sent);
+  sinkDone = true;
+  sink.end();
+  return {
+    processes: Number(f.processes),
+    threads: Number(f.threads),
+    bytes: sent,
+    frozenAt,
+    finish: async (commit) => {
+      helper.verdict(commit);
+      const last = await helper.done;
+      if ((last.stopped === '1') !== commit) {
+        throw new VosError('checkpoint_failed', `the pod did not ${commit ? 'end' : 'run again'} as asked`);
       }
-      if (line.startsWith('held')) {
-        const f = fieldsOf(line);
-        void (async () => {
-          await podDone;
-          if (!podEnded || sent !== Number(f.bytes) || sinkBroken !== null) {
-            child.stdin!.write('abort\n');
-            reject(new VosError('checkpoint_failed', sinkBroken ?? `the image stream broke (${sent} of ${f.bytes} bytes)`));
-            return;
-          }
-          image.continueFrom({ records: Number(f.records), bytes: Number(f.bytes), chain: Number(f.chain) });
-          const shot = await (screen ?? session.settledScreen());
-          image.session(sessionRecordOf(session.info(), shot, agentName));
-          image.trailer();
-          onBytes(sent);
-          sinkDone = true;
-          sink.end();
-          resolve({
-            processes: Number(f.processes),
-            threads: Number(f.threads),
-            bytes: sent,
-            frozenAt,
-            finish: async (commit) => {
-              child.stdin!.write(commit ? 'commit\n' : 'abort\n');
-              const last = await final;
-              if (!last.startsWith('ok')) throw new VosError('checkpoint_failed', last.replace(/^error /, ''));
-              if (commit !== last.startsWith('ok committed')) {
-                throw new VosError('checkpoint_failed', `the pod answered "${last}" to ${commit ? 'commit' : 'abort'}`);
-              }
-              return { frozenMs: Number(fieldsOf(last).frozen_us) / 1000 };
-            },
-          });
-        })();
-        return;
-      }
-      // The last line: an error before the pod was held (it runs again), or the verdict's answer.
-      finalLine(line);
-      if (line.startsWith('error ')) reject(new VosError('checkpoint_failed', sinkBroken ?? line.slice(6)));
-    });
-  });
-  child.on('error', (err) => exitedEarly(`cannot run ${runtime.init}: ${err.message}`));
-  child.on('close', () => {
-    finalLine('error the checkpoint helper ended');
-    exitedEarly(stderr.trim() || 'the checkpoint helper ended before the image was complete');
-  });
-  return held;
+      return { frozenMs: Number(last.frozen_us) / 1000 };
+    },
+  };
 }
 
 /**
  * Test hook: VOS_TEST_CORRUPT_MIGRATION=OFFSET flips one byte of the image at OFFSET on its way
- * out, so the tests can prove that a damaged stream is refused and the session stays. Unset in
- * normal use.
+ * out, so the tests can prove that a damaged stream is refused and the session stays. -1 (unset)
+ * in normal use; read once per migration, not per chunk.
  */
-function corruptForTests(chunk: Buffer, at: number): Buffer {
-  const target = Number(process.env.VOS_TEST_CORRUPT_MIGRATION ?? -1);
-  if (target < at || target >= at + chunk.length) return chunk;
+function corruptionForTests(): number {
+  return Number(process.env.VOS_TEST_CORRUPT_MIGRATION ?? -1);
+}
+
+function flipByte(chunk: Buffer, at: number): Buffer {
   const copy = Buffer.from(chunk);
-  copy[target - at]! ^= 0x5a;
+  copy[at]! ^= 0x5a;
   return copy;
 }

@@ -22,6 +22,7 @@ import type { SessionManager } from '../session-manager.js';
 import { checkpointHeld, type HeldCheckpoint } from './held-checkpoint.js';
 import { sessionNeeds } from './preflight.js';
 
+const PROGRESS_EVERY_MS = 100;
 /** The target must have restored the image within this long after it was sent. */
 const RESTORE_TIMEOUT_MS = 5 * 60_000;
 
@@ -53,7 +54,17 @@ export class Migrator {
     const fail = (why: string): VosError => new VosError('migration_failed', `${session.name} (${session.id}) stays here: ${why}`);
     this.moving.add(session.id);
     let total = 0;
-    const report = (phase: MigrationPhase, sent: number, detail: string | null = null): void => progress({ phase, sent, total, detail });
+    // A progress event per chunk of the image would cost more than the chunk: 'sending' is
+    // reported at most every PROGRESS_EVERY_MS, every other phase as it comes.
+    let lastSending = 0;
+    const report = (phase: MigrationPhase, sent: number, detail: string | null = null): void => {
+      if (phase === 'sending') {
+        const now = Date.now();
+        if (now - lastSending < PROGRESS_EVERY_MS) return;
+        lastSending = now;
+      }
+      progress({ phase, sent, total, detail });
+    };
     let client: ApiClient | null = null;
     try {
       // 1. checking

@@ -11,7 +11,8 @@ import type { CheckpointResult } from '../../api/protocol.js';
 import { packageVersion } from '../../base/package-paths.js';
 import type { Session } from '../session/session.js';
 import { ImageAppender, sessionRecordOf } from './image-file.js';
-import { runCheckpointHelper, runtimeFiles } from './native.js';
+import { startCheckpointHelper } from './checkpoint-helper.js';
+import { runtimeFiles } from './native.js';
 
 export async function checkpointSession(session: Session, out: string, stop: boolean, agentName: string): Promise<CheckpointResult> {
   const runtime = runtimeFiles();
@@ -33,11 +34,10 @@ export async function checkpointSession(session: Session, out: string, stop: boo
     const pending: { screen: Promise<{ snapshot: string; cols: number; rows: number }> | null } = { screen: null };
     const args = ['--control', session.controlPath, '--records', String(begun.records), '--bytes', String(begun.bytes), '--chain', String(begun.chain)];
     if (stop) args.push('--stop');
-    const reply = await runCheckpointHelper(runtime.init, args, fd, () => {
-      pending.screen = session.settledScreen();
-      return pending.screen;
-    });
-    const f = reply.fields;
+    const f = await startCheckpointHelper(runtime.init, args, {
+      image: fd,
+      onFrozen: () => (pending.screen = session.settledScreen()),
+    }).done;
     image.continueFrom({ records: Number(f.records), bytes: Number(f.bytes), chain: Number(f.chain) });
     const shot = await (pending.screen ?? session.settledScreen());
     image.session(sessionRecordOf(session.info(), shot, agentName));

@@ -1,0 +1,95 @@
+/**
+ * `vos-init checkpoint`, driven from the agent: one place that speaks its line protocol, for a
+ * checkpoint into a file and for a migration's held checkpoint into a stream.
+ *
+ *   stdout "frozen"          the pod is frozen: the agent saves the screen, then answers
+ *                            "screen-saved" on stdin (the pod waits for it, within reason);
+ *   stdout "held k=v ..."    (--hold) the image is complete and the pod stays frozen until the
+ *                            agent answers "commit" or "abort" on stdin;
+ *   stdout "ok k=v ..."      the end: the counts to continue the image with, or the verdict;
+ *   stdout "error <why>"     the end: it failed, and the pod runs again.
+ *
+ * The image goes to the helper's fd 3: an open file, or a socket the agent reads ('pipe').
+ */
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import type { Duplex } from 'node:stream';
+import { VosError } from '../../api/errors.js';
+
+export type HelperFields = Record<string, string>;
+
+export interface CheckpointHelper {
+  /** The image as the pod writes it, when started with image 'pipe'. */
+  image: Duplex | null;
+  /** With hold: the pod is frozen and its image complete. */
+  held: Promise<HelperFields>;
+  /** The last line's fields ("ok ..."); rejects with the helper's reason. */
+  done: Promise<HelperFields>;
+  /** With hold: end the pod (commit) or let it run again. */
+  verdict(commit: boolean): void;
+}
+
+/** `k=v` pairs of a helper line. */
+export function helperFields(line: string): HelperFields {
+  const out: HelperFields = {};
+  for (const part of line.split(' ')) {
+    const eq = part.indexOf('=');
+    if (eq > 0) out[part.slice(0, eq)] = part.slice(eq + 1);
+  }
+  return out;
+}
+
+export function startCheckpointHelper(
+  init: string,
+  args: string[],
+  options: { image: number | 'pipe'; hold?: boolean; onFrozen: () => Promise<unknown> },
+): CheckpointHelper {
+  const child = spawn(init, ['checkpoint', '--wait-screen', ...(options.hold ? ['--hold'] : []), ...args], {
+    stdio: ['pipe', 'pipe', 'pipe', options.image],
+  });
+  child.stdin!.on('error', () => {
+    /* the helper is gone; its exit says why */
+  });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+
+  let settleHeld!: { resolve: (f: HelperFields) => void; reject: (e: VosError) => void };
+  let settleDone!: { resolve: (f: HelperFields) => void; reject: (e: VosError) => void };
+  const held = new Promise<HelperFields>((resolve, reject) => (settleHeld = { resolve, reject }));
+  const done = new Promise<HelperFields>((resolve, reject) => (settleDone = { resolve, reject }));
+  held.catch(() => {}); // a caller without --hold never awaits it
+  const end = (line: string): void => {
+    if (line.startsWith('ok')) {
+      settleDone.resolve(helperFields(line.slice(2)));
+      settleHeld.reject(new VosError('checkpoint_failed', 'the pod was not held'));
+    } else {
+      const why = new VosError('checkpoint_failed', line.startsWith('error ') ? line.slice(6) : line || stderr.trim() || 'the checkpoint helper failed');
+      settleDone.reject(why);
+      settleHeld.reject(why);
+    }
+  };
+
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    if (line === 'frozen') {
+      void options
+        .onFrozen()
+        .catch(() => undefined)
+        .then(() => child.stdin!.write('screen-saved\n'));
+    } else if (line.startsWith('held')) {
+      settleHeld.resolve(helperFields(line.slice(4)));
+    } else {
+      end(line);
+    }
+  });
+  child.on('error', (err) => end(`error cannot run ${init}: ${err.message}`));
+  child.on('close', () => end(`error ${stderr.trim() || 'the checkpoint helper ended before it answered'}`));
+
+  return {
+    image: options.image === 'pipe' ? (child.stdio[3] as Duplex) : null,
+    held,
+    done,
+    verdict: (commit) => {
+      child.stdin!.write(commit ? 'commit\n' : 'abort\n');
+    },
+  };
+}
