@@ -127,11 +127,16 @@ describe.skipIf(unavailable !== null)('migration', () => {
     term.onData((d) => (out += d));
     try {
       await waitFor('the screen', () => out.includes('bash'));
+      // What the terminal shows from here on (the move and the re-attach may well be done
+      // before vos migrate returns): a fresh screen (reset) with the session on it again.
+      const mark = out.length;
       const moved = await a.vos(['migrate', id, 'beta']);
       expect(moved.code).toBe(0);
       const there = /as ([0-9a-f]+)@beta/.exec(moved.stdout)![1]!;
-      out = '';
-      await waitFor('the screen again, from beta', () => out.includes('bash'));
+      await waitFor('the screen again, from beta', () => {
+        const after = out.slice(mark);
+        return after.includes('\x1bc') && after.slice(after.lastIndexOf('\x1bc')).includes('bash');
+      });
       term.write('echo typed-after-the-move\r');
       await waitFor('the echo', () => out.includes('typed-after-the-move'));
       expect((await b.vos(['screen', there])).stdout).toMatch(/^typed-after-the-move$/m);

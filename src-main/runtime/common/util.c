@@ -98,11 +98,12 @@ int write_full(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-int read_full(int fd, void *buf, size_t len)
+/* read() (off < 0) or pread() until len bytes came; -1 with errno 0 at an early end of file. */
+static int read_all(int fd, void *buf, size_t len, int64_t off)
 {
 	char *p = buf;
 	while (len > 0) {
-		ssize_t n = read(fd, p, len);
+		ssize_t n = off < 0 ? read(fd, p, len) : pread(fd, p, len, (off_t)off);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -114,29 +115,20 @@ int read_full(int fd, void *buf, size_t len)
 		}
 		p += n;
 		len -= (size_t)n;
+		if (off >= 0)
+			off += n;
 	}
 	return 0;
 }
 
+int read_full(int fd, void *buf, size_t len)
+{
+	return read_all(fd, buf, len, -1);
+}
+
 int pread_full(int fd, void *buf, size_t len, uint64_t off)
 {
-	char *p = buf;
-	while (len > 0) {
-		ssize_t n = pread(fd, p, len, (off_t)off);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (n == 0) {
-			errno = 0;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
+	return read_all(fd, buf, len, (int64_t)off);
 }
 
 char *read_text_file(const char *path, size_t *len_out)

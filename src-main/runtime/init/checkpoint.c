@@ -184,52 +184,37 @@ void checkpoint_run(struct pod *pod, int *out_fd, int conn, const char *request,
 	if (control_recv(conn, line, sizeof line, &ignored_fd, 2000) == 0 && ignored_fd >= 0)
 		close(ignored_fd);
 
-	if (hold) {
-		/* Everything goes into the image while the pod is frozen; then the verdict. */
-		if (rc == 0)
-			rc = dump_mapped_files(&md, &w, &e);
-		close(*out_fd); /* the image is complete: its reader sees the end */
-		*out_fd = -1;
-		int64_t held_us = now_monotonic_us() - t0;
-		char held[CONTROL_LINE_MAX];
-		snprintf(held, sizeof held,
-			 "held processes=%d threads=%u zombies=%d frozen_us=%" PRId64 " records=%u bytes=%" PRIu64 " chain=%u",
-			 f.nprocs, threads, f.nzombies, held_us, w.records, w.bytes, w.chain);
-		int commit = rc == 0 && await_verdict(conn, held);
-		int64_t frozen_us = now_monotonic_us() - t0;
-		if (commit) {
-			end_pod();
-			snprintf(reply, size, "ok committed frozen_us=%" PRId64 " stopped=1", frozen_us);
-		} else {
-			put_back_drained(&files);
-			thaw_pod(&f);
-			if (rc == 0)
-				snprintf(reply, size, "ok resumed frozen_us=%" PRId64 " stopped=0", frozen_us);
-			else
-				snprintf(reply, size, "error %s", e.msg);
-		}
-		files_dump_free(&files);
-		mem_dump_free(&md);
-		freeze_free(&f);
-		return;
-	}
-
-	/* The pod runs again now, unless it is to end after a successful checkpoint. */
-	int thawed = 0;
-	if (rc < 0 || !stop) {
+	/* A plain checkpoint lets the pod run again before the mapped files are written (nothing
+	 * depends on the frozen state any more); with stop it ends after them, and a held one
+	 * (hold) waits for the requester's verdict once everything is written. */
+	int resumed = 0;
+	if (rc < 0 || (!stop && !hold)) {
 		put_back_drained(&files);
 		thaw_pod(&f);
-		thawed = 1;
+		resumed = 1;
 	}
 	int64_t frozen_us = now_monotonic_us() - t0;
 	if (rc == 0)
 		rc = dump_mapped_files(&md, &w, &e);
-	if (!thawed) {
-		if (rc == 0) {
+	if (!resumed) {
+		int end = rc == 0;
+		if (hold && rc == 0) {
+			close(*out_fd); /* the image is complete: its reader sees the end */
+			*out_fd = -1;
+			char held[CONTROL_LINE_MAX];
+			snprintf(held, sizeof held,
+				 "held processes=%d threads=%u zombies=%d frozen_us=%" PRId64 " records=%u bytes=%" PRIu64 " chain=%u",
+				 f.nprocs, threads, f.nzombies, now_monotonic_us() - t0, w.records, w.bytes, w.chain);
+			end = await_verdict(conn, held);
+			frozen_us = now_monotonic_us() - t0;
+		}
+		if (end) {
 			end_pod();
+			stop = 1;
 		} else {
 			put_back_drained(&files);
 			thaw_pod(&f);
+			stop = 0;
 		}
 	}
 

@@ -14,9 +14,9 @@ struct pod;
  * requester writes the rest and the trailer) or "error <message>".
  *
  * With hold=1 (a migration) the pod stays frozen after writing: "held <same counts>" goes to
- * the requester, which answers "commit" (the pod ends; reply "ok committed ...") or "abort"
- * (it runs again; reply "ok resumed ..."). The image stream *out_fd is closed (and set to -1)
- * once complete.
+ * the requester, which answers "commit" (the pod ends; the reply says stopped=1) or anything
+ * else (it runs again; stopped=0). The image stream *out_fd is closed (and set to -1) once
+ * complete.
  */
 void checkpoint_run(struct pod *pod, int *out_fd, int conn, const char *request, char *reply, size_t size);
 

@@ -9,7 +9,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-static int make_addr(const char *path, struct sockaddr_un *addr)
+/* A Unix stream socket and the address of path for it; -1 + errno. */
+static int unix_socket(const char *path, struct sockaddr_un *addr)
 {
 	memset(addr, 0, sizeof *addr);
 	addr->sun_family = AF_UNIX;
@@ -18,44 +19,41 @@ static int make_addr(const char *path, struct sockaddr_un *addr)
 		return -1;
 	}
 	strcpy(addr->sun_path, path);
-	return 0;
+	return socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+}
+
+/* Closes s after a failure, keeping the failure's errno; returns -1. */
+static int give_up(int s)
+{
+	int e = errno;
+	close(s);
+	errno = e;
+	return -1;
 }
 
 int control_listen(const char *path)
 {
 	struct sockaddr_un addr;
-	if (make_addr(path, &addr) < 0)
-		return -1;
-	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int s = unix_socket(path, &addr);
 	if (s < 0)
 		return -1;
 	unlink(path);
 	mode_t old = umask(0177);
 	int rc = bind(s, (struct sockaddr *)&addr, sizeof addr);
 	umask(old);
-	if (rc < 0 || listen(s, 8) < 0) {
-		int e = errno;
-		close(s);
-		errno = e;
-		return -1;
-	}
+	if (rc < 0 || listen(s, 8) < 0)
+		return give_up(s);
 	return s;
 }
 
 int control_connect(const char *path)
 {
 	struct sockaddr_un addr;
-	if (make_addr(path, &addr) < 0)
-		return -1;
-	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int s = unix_socket(path, &addr);
 	if (s < 0)
 		return -1;
-	if (connect(s, (struct sockaddr *)&addr, sizeof addr) < 0) {
-		int e = errno;
-		close(s);
-		errno = e;
-		return -1;
-	}
+	if (connect(s, (struct sockaddr *)&addr, sizeof addr) < 0)
+		return give_up(s);
 	return s;
 }
 
@@ -148,6 +146,22 @@ int control_recv(int sock, char *buf, size_t size, int *fd, int timeout_ms)
 	}
 	errno = EMSGSIZE;
 	return -1;
+}
+
+int control_accept_request(int listen_fd, char *line, size_t size, int *fd, int timeout_ms)
+{
+	struct pollfd p = {listen_fd, POLLIN, 0};
+	int pr = poll(&p, 1, timeout_ms);
+	if (pr <= 0) {
+		errno = pr == 0 ? ETIMEDOUT : errno;
+		return -1;
+	}
+	int conn = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (conn < 0)
+		return -1;
+	if (control_recv(conn, line, size, fd, 5000) < 0)
+		return give_up(conn);
+	return conn;
 }
 
 const char *control_arg(const char *line, const char *key, char *out, size_t size)

@@ -20,6 +20,10 @@ int control_connect(const char *path);
 int control_send(int sock, const char *line, int fd);
 /* Receives one line (without '\n') into buf and the descriptor sent with it (*fd, or -1). */
 int control_recv(int sock, char *buf, size_t size, int *fd, int timeout_ms);
+/* Waits up to timeout_ms for a requester on listen_fd and reads its request line (and fd).
+ * Returns the connection (the caller replies and closes it), or -1 (timeout, or a requester
+ * that said nothing in time; errno set). */
+int control_accept_request(int listen_fd, char *line, size_t size, int *fd, int timeout_ms);
 /* The value of key=VALUE in a request line (copied into out), or NULL. Values have no spaces. */
 const char *control_arg(const char *line, const char *key, char *out, size_t size);
 

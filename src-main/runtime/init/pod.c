@@ -169,15 +169,11 @@ void pod_init_prepare(struct pod *pod)
 
 void pod_handle_control(struct pod *pod)
 {
-	int conn = accept4(pod->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-	if (conn < 0)
-		return;
 	char line[CONTROL_LINE_MAX];
 	int fd = -1;
-	if (control_recv(conn, line, sizeof line, &fd, 5000) < 0) {
-		close(conn);
+	int conn = control_accept_request(pod->listen_fd, line, sizeof line, &fd, 0);
+	if (conn < 0)
 		return;
-	}
 	char reply[CONTROL_LINE_MAX];
 	if (strncmp(line, "checkpoint", 10) == 0) {
 		if (!pod->in_namespaces)

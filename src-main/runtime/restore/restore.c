@@ -197,25 +197,16 @@ static int await_go(struct restore_ctx *c, struct err *e)
 		int64_t left_ms = (deadline - now_monotonic_us()) / 1000;
 		if (left_ms <= 0)
 			return fail(e, "the migration's source did not say go within %d s", HOLD_TIMEOUT_MS / 1000);
-		struct pollfd p = {c->hold_listen_fd, POLLIN, 0};
-		if (poll(&p, 1, (int)left_ms) <= 0)
-			continue;
-		int conn = accept4(c->hold_listen_fd, NULL, NULL, SOCK_CLOEXEC);
-		if (conn < 0)
-			continue;
 		char line[CONTROL_LINE_MAX], reply[64];
 		int fd = -1;
-		int verdict = 0; /* 1 go, -1 abort */
-		if (control_recv(conn, line, sizeof line, &fd, 5000) == 0) {
-			if (fd >= 0)
-				close(fd);
-			if (strcmp(line, "go") == 0)
-				verdict = 1;
-			else if (strcmp(line, "abort") == 0)
-				verdict = -1;
-			snprintf(reply, sizeof reply, verdict ? "ok" : "held restored=%d", c->img.nprocs);
-			control_send(conn, reply, -1);
-		}
+		int conn = control_accept_request(c->hold_listen_fd, line, sizeof line, &fd, (int)left_ms);
+		if (conn < 0)
+			continue;
+		if (fd >= 0)
+			close(fd);
+		int verdict = strcmp(line, "go") == 0 ? 1 : strcmp(line, "abort") == 0 ? -1 : 0;
+		snprintf(reply, sizeof reply, verdict ? "ok" : "held restored=%d", c->img.nprocs);
+		control_send(conn, reply, -1);
 		close(conn);
 		if (verdict > 0)
 			return 0;
