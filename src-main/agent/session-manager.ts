@@ -7,7 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { VosError } from '../api/errors.js';
-import type { ApiEvent, CheckpointResult, CreateSessionParams, PeerRef, SessionInfo } from '../api/protocol.js';
+import type { ApiEvent, CheckpointResult, CreateSessionParams, PeerRef, SessionInfo, SessionShape } from '../api/protocol.js';
 import { shortId } from '../base/ids.js';
 import { ensurePrivateDir } from '../base/state-dir.js';
 import { checkpointSession } from './runtime/checkpoint.js';
@@ -19,7 +19,7 @@ import { DEFAULT_COLS, DEFAULT_ROWS, Session, type PtyLaunch } from './session/s
 import { checkWorkingDirectory, resolveCommand } from './session/spawn-check.js';
 
 /** What a streamed image's session is, known before its SESSION record arrives. */
-export type StreamedSessionSpec = Pick<SessionRecord, 'name' | 'command' | 'args' | 'cwd' | 'cols' | 'rows'> & {
+export type StreamedSessionSpec = SessionShape & {
   /** For messages: where the image comes from ("the image from alpha"). */
   label: string;
 };

@@ -282,14 +282,11 @@ export interface FileNeed {
   hash: string;
 }
 
+/** What it takes to start a session's terminal again elsewhere: its program and its size. */
+export type SessionShape = Pick<SessionInfo, 'name' | 'command' | 'args' | 'cwd' | 'cols' | 'rows'>;
+
 /** What a source tells the target before a migration (peer to peer). */
-export interface MigrationOffer {
-  name: string;
-  command: string;
-  args: string[];
-  cwd: string;
-  cols: number;
-  rows: number;
+export interface MigrationOffer extends SessionShape {
   /** Working directories of the session's processes: they must exist there. */
   dirs: string[];
   files: FileNeed[];

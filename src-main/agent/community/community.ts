@@ -59,19 +59,13 @@ interface Pairing extends PairingState {
   waiters: Array<{ resolve: (p: PeerInfo) => void; reject: (e: VosError) => void }>;
 }
 
-interface Peer {
-  id: string;
-  name: string;
-  os: string;
-  arch: string;
-  kernel: string;
-  version: string;
-  load: number | null;
-  addresses: string[];
-  paired: boolean;
+/** What a machine says about itself (in mDNS TXT and in its HELLO). */
+type PeerAbout = Pick<PeerInfo, 'os' | 'arch' | 'kernel' | 'version' | 'load'>;
+
+/** A machine as this agent keeps it; `info()` derives what clients see. */
+interface Peer extends PeerAbout, Pick<PeerInfo, 'id' | 'name' | 'addresses' | 'paired' | 'lastSeen'> {
   manual: boolean;
   mdnsPresent: boolean;
-  lastSeen: number | null;
   link: Link | null;
   dialing: boolean;
   warning: string | null;
@@ -454,7 +448,7 @@ export class Community {
     const p = this.peer(d.id);
     p.mdnsPresent = true;
     p.lastSeen = Date.now();
-    Object.assign(p, { os: d.os, arch: d.arch, kernel: d.kernel, version: d.version, load: d.load });
+    learn(p, d);
     const namesake = this.pairedNamesake(d.name, d.id);
     if (namesake && !p.paired) {
       p.warning = `presents another certificate under the name "${d.name}" of a paired machine (${shortDeviceId(namesake.id)}): not trusted`;
@@ -647,7 +641,7 @@ export class Community {
     }
     p.link = link;
     p.name = link.hello.name;
-    Object.assign(p, { os: link.hello.os, arch: link.hello.arch, kernel: link.hello.kernel, version: link.hello.version, load: link.hello.load });
+    learn(p, link.hello);
     p.lastSeen = Date.now();
     p.retryDelay = RECONNECT_MIN_MS;
     if (p.retryTimer) {
@@ -833,4 +827,13 @@ export class Community {
     this.options.log(`pairing with ${p.name} forgotten: ${why}`);
     this.changed(p);
   }
+}
+
+/** Takes what a machine says about itself (from discovery or its HELLO). */
+function learn(p: Peer, about: PeerAbout): void {
+  p.os = about.os;
+  p.arch = about.arch;
+  p.kernel = about.kernel;
+  p.version = about.version;
+  p.load = about.load;
 }

@@ -73,16 +73,16 @@ export class Migrator {
       await client.ready();
       const needs = sessionNeeds(session.pid);
       total = needs.rssBytes;
-      const info = session.info();
+      const { name, command, args, cwd, cols, rows } = session.info();
       let migration: string;
       try {
         ({ migration } = await client.request('migration.offer', {
-          name: info.name,
-          command: info.command,
-          args: info.args,
-          cwd: info.cwd,
-          cols: info.cols,
-          rows: info.rows,
+          name,
+          command,
+          args,
+          cwd,
+          cols,
+          rows,
           dirs: needs.dirs,
           files: needs.files,
           bytes: total,

@@ -7,37 +7,11 @@
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, readSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import type { FileNeed } from '../../api/protocol.js';
+import { processTree } from '../../base/process-tree.js';
 
 /** Files up to this size are hashed whole; bigger ones by size, first and last MiB. */
 export const HASH_WHOLE_LIMIT = 64 * 1024 * 1024;
 const EDGE = 1024 * 1024;
-
-/** The host pids of `root` and all its descendants. */
-export function processTree(root: number): number[] {
-  const children = new Map<number, number[]>();
-  for (const entry of readdirSync('/proc')) {
-    const pid = Number(entry);
-    if (!Number.isInteger(pid)) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    } catch {
-      continue; // gone meanwhile
-    }
-    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    const list = children.get(ppid) ?? [];
-    list.push(pid);
-    children.set(ppid, list);
-  }
-  const out: number[] = [];
-  const queue = [root];
-  while (queue.length > 0) {
-    const pid = queue.shift()!;
-    out.push(pid);
-    queue.push(...(children.get(pid) ?? []));
-  }
-  return out;
-}
 
 export function fileHash(path: string, size: number): string {
   const hash = createHash('sha256');

@@ -73,7 +73,7 @@ export class MigrationReceiver {
     clearTimeout(m.timer);
     const { offer } = m;
     this.sessions
-      .receive({ name: offer.name, command: offer.command, args: offer.args, cwd: offer.cwd, cols: offer.cols, rows: offer.rows, label: `the image from ${peer.name}` }, stream)
+      .receive({ ...offer, label: `the image from ${peer.name}` }, stream)
       .then(
         (session) => {
           if (this.incoming.get(m.id) !== m) {

@@ -6,6 +6,7 @@
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { machine, release, hostname } from 'node:os';
 import { VosError } from '../../api/errors.js';
+import type { SessionShape } from '../../api/protocol.js';
 import { crc32c } from '../../base/crc32c.js';
 
 export const RECORD = { HEADER: 1, SESSION: 2, TRAILER: 15 } as const;
@@ -23,14 +24,8 @@ export interface ImageProgress {
   chain: number;
 }
 
-export interface SessionRecord {
+export interface SessionRecord extends SessionShape {
   version: 1;
-  name: string;
-  command: string;
-  args: string[];
-  cwd: string;
-  cols: number;
-  rows: number;
   /** The screen and scrollback (xterm serialize format) at the checkpoint. */
   snapshot: string;
   startedAt: number;
@@ -66,6 +61,23 @@ function headerPayload(producer: string): Buffer {
   fixed.writeUInt32LE(4096, 20);
   fixed.writeBigUInt64LE(BigInt(Date.now()), 24);
   return Buffer.concat([fixed, lengthPrefixed(producer), lengthPrefixed(release()), lengthPrefixed(machine())]);
+}
+
+/** A record's header: its type and payload length, or null if these bytes are not one. */
+function recordHeader(head: Buffer): { type: number; length: number } | null {
+  if (head.readUInt32LE(0) !== RECORD_MAGIC) return null;
+  return { type: head.readUInt32LE(4), length: Number(head.readBigUInt64LE(8)) };
+}
+
+/** A SESSION record from its payload followed by the payload's CRC; null if damaged. */
+function sessionFromPayload(payloadAndCrc: Buffer, length: number): SessionRecord | null {
+  const payload = payloadAndCrc.subarray(0, length);
+  if (crc32c(payload) !== payloadAndCrc.readUInt32LE(length)) return null;
+  try {
+    return JSON.parse(payload.toString('utf8')) as SessionRecord;
+  } catch {
+    return null;
+  }
 }
 
 /** Appends records to an image (a file, or a stream to another machine), keeping count for the trailer. */
@@ -159,15 +171,16 @@ export function readSessionRecord(path: string): SessionRecord {
     let offset = 0;
     for (;;) {
       if (readSync(fd, head, 0, HEADER_BYTES, offset) < HEADER_BYTES) break;
-      if (head.readUInt32LE(0) !== RECORD_MAGIC) break;
-      const type = head.readUInt32LE(4);
-      const length = Number(head.readBigUInt64LE(8));
+      const header = recordHeader(head);
+      if (!header) break;
+      const { type, length } = header;
       if (type === RECORD.SESSION) {
         if (length > MAX_SESSION_RECORD) break;
         const payload = Buffer.alloc(length + 4);
         readSync(fd, payload, 0, length + 4, offset + HEADER_BYTES);
-        if (crc32c(payload.subarray(0, length)) !== payload.readUInt32LE(length)) break;
-        return JSON.parse(payload.subarray(0, length).toString('utf8')) as SessionRecord;
+        const record = sessionFromPayload(payload, length);
+        if (!record) break;
+        return record;
       }
       offset += HEADER_BYTES + length + 4;
     }
@@ -200,12 +213,12 @@ export class SessionRecordWatcher {
         this.head = Buffer.concat([this.head, chunk.subarray(off, off + need)]);
         off += Math.min(need, chunk.length - off);
         if (this.head.length < HEADER_BYTES) return;
-        if (this.head.readUInt32LE(0) !== RECORD_MAGIC) {
+        const header = recordHeader(this.head);
+        if (!header) {
           this.done = true; // not an image we understand; the restorer will say why
           return;
         }
-        const type = this.head.readUInt32LE(4);
-        const length = Number(this.head.readBigUInt64LE(8));
+        const { type, length } = header;
         this.head = Buffer.alloc(0);
         this.remaining = length + 4;
         this.capture = type === RECORD.SESSION && length <= MAX_SESSION_RECORD ? [] : null;
@@ -217,16 +230,9 @@ export class SessionRecordWatcher {
       this.remaining -= take;
       off += take;
       if (this.remaining === 0 && this.capture) {
-        const all = Buffer.concat(this.capture);
+        const record = sessionFromPayload(Buffer.concat(this.capture), this.captureLength);
         this.capture = null;
-        const payload = all.subarray(0, this.captureLength);
-        if (crc32c(payload) === all.readUInt32LE(this.captureLength)) {
-          try {
-            this.found(JSON.parse(payload.toString('utf8')) as SessionRecord);
-          } catch {
-            /* not JSON: the restorer refuses the image */
-          }
-        }
+        if (record) this.found(record); // else the restorer refuses the image
         this.done = true;
       }
     }

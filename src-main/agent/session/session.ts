@@ -8,12 +8,12 @@
  * paused (the program blocks in write(), as on any terminal) until it catches up. Viewers never
  * pause the pty: one that does not drain is skipped and later resynchronised with a snapshot.
  */
-import { readFileSync } from 'node:fs';
 import pty from '@lydell/node-pty';
 import type { IPty } from '@lydell/node-pty';
 import { VosError } from '../../api/errors.js';
 import type { AgentMessage, AttachResult, ExitStatus, ScreenText, SessionInfo, SessionState } from '../../api/protocol.js';
 import { describeExit } from '../../api/session-text.js';
+import { childPids } from '../../base/process-tree.js';
 import { signalName } from '../../base/signals.js';
 import { OutputBatcher } from './output-batcher.js';
 import { drainOutputAfterExit } from './pty-exit-drain.js';
@@ -228,16 +228,9 @@ export class Session {
 
   /** In a pod, the pty's process is vos-init: the program is its grandchild. */
   private async findProgram(): Promise<void> {
-    const children = (pid: number): number[] => {
-      try {
-        return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-      } catch {
-        return [];
-      }
-    };
     for (let i = 0; i < 100 && this.running; i++) {
-      const podInit = children(this.pid)[0];
-      const program = podInit ? Math.min(...children(podInit)) : Infinity;
+      const podInit = childPids(this.pid)[0];
+      const program = podInit ? Math.min(...childPids(podInit)) : Infinity;
       if (Number.isFinite(program)) {
         this.programPid = program;
         this.onChange?.(this);
