@@ -10,72 +10,19 @@
  *
  * Environment: BENCH_RUNS (3), BENCH_KEYS (300), BENCH_MIB (512).
  */
-import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { connect as tlsConnect, createServer, type TLSSocket } from 'node:tls';
 import type { ApiClient } from '../src-main/api/client.js';
 import type { ApiEvent } from '../src-main/api/protocol.js';
 import { deviceIdOf } from '../src-main/base/device-id.js';
-import { cliEntry } from '../src-main/base/package-paths.js';
-import { statePaths } from '../src-main/base/state-dir.js';
 import { createSelfSignedIdentity, type SelfSignedIdentity } from '../src-main/base/x509.js';
 import { establishLink, type Link, type LinkHello } from '../src-main/agent/community/link.js';
 import type { IncomingStream } from '../src-main/agent/community/link-streams.js';
-import { connectToAgent } from '../src-main/client/socket-transport.js';
 import { createSimNetwork, netnsUnavailable, type SimHost, type SimNetwork } from '../test/helpers/netns.js';
+import { median, pairAgents, percentile, sleep, startHostAgent, until } from './lib.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const KEYS = Number(process.env.BENCH_KEYS ?? 300);
 const MIB = Number(process.env.BENCH_MIB ?? 512);
-
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const pct = (xs: number[], p: number): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(what: string, probe: () => Promise<T | null | undefined | false> | T | null | undefined | false, timeoutMs: number, everyMs = 20): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Agents on simulated hosts
-
-interface HostAgent {
-  name: string;
-  home: string;
-  proc: ChildProcess;
-  started: number;
-  client: ApiClient;
-}
-
-async function startAgent(net: SimNetwork, host: SimHost, name: string, home = mkdtempSync('/tmp/vos-bench-c-')): Promise<HostAgent> {
-  const proc = net.spawn(host, process.execPath, [cliEntry(), 'daemon', '--name', name, '--listen', `${host.address}:47470`], {
-    env: { VOS_HOME: home, VOS_MDNS: '1', VOS_LISTEN: undefined },
-  });
-  let out = '';
-  proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  proc.stderr?.on('data', () => {});
-  await until(`agent ${name}`, () => out.includes('running (pid') || proc.exitCode !== null, 15_000);
-  if (proc.exitCode !== null) throw new Error(`agent ${name} did not start`);
-  const started = Date.now();
-  const client = await connectToAgent(statePaths(home).socket, 'bench');
-  return { name, home, proc, started, client };
-}
-
-async function stopAgent(a: HostAgent, signal: NodeJS.Signals = 'SIGTERM', keepHome = false): Promise<void> {
-  a.client.close();
-  if (a.proc.exitCode === null && a.proc.signalCode === null) {
-    const exited = new Promise((r) => a.proc.once('exit', r));
-    a.proc.kill(signal);
-    await exited;
-  }
-  if (!keepHome) rmSync(a.home, { recursive: true, force: true });
-}
 
 /** What `client`'s agent says about the machine with this name, or with this id. */
 async function peerState(client: ApiClient, nameOrId: string): Promise<{ online: boolean; link: string; paired: boolean } | undefined> {
@@ -84,25 +31,25 @@ async function peerState(client: ApiClient, nameOrId: string): Promise<{ online:
 
 async function discoveryAndDeath(net: SimNetwork): Promise<void> {
   const [h1, h2] = net.hosts as [SimHost, SimHost];
-  const a = await startAgent(net, h1, 'alpha');
+  const a = await startHostAgent(net, h1, 'alpha');
   try {
     const found: number[] = [];
     const gone: number[] = [];
     for (let i = 0; i < RUNS; i++) {
       // A new machine each time (a fresh state directory: a new id).
-      const b = await startAgent(net, h2, 'beta');
+      const b = await startHostAgent(net, h2, 'beta');
       const id = (await b.client.ready()).id;
       await until('alpha to see beta', async () => (await peerState(a.client, id))?.online, 15_000, 10);
       found.push(Date.now() - b.started);
       const t0 = Date.now();
-      await stopAgent(b, 'SIGKILL');
+      await b.stop('SIGKILL');
       await until('alpha to notice beta gone', async () => (await peerState(a.client, id))?.online === false, 30_000, 50);
       gone.push(Date.now() - t0);
     }
     console.log(`discovery: agent started -> listed by the other   median ${median(found)} ms  (runs: ${found.join(', ')}; mDNS probing alone takes ~0.8-1 s)`);
     console.log(`dead peer (SIGKILL, no goodbye) -> listed offline  median ${median(gone)} ms  (runs: ${gone.join(', ')}; goal < 15000)`);
   } finally {
-    await stopAgent(a);
+    await a.stop();
   }
 }
 
@@ -133,20 +80,15 @@ async function echoLatency(viewer: ApiClient, ref: string): Promise<{ median: nu
     off();
     await viewer.request('session.detach', { id });
   }
-  return { median: median(times), p99: pct(times, 0.99) };
+  return { median: median(times), p99: percentile(times, 0.99) };
 }
 
 async function keystrokes(net: SimNetwork): Promise<void> {
   const [h1, h2] = net.hosts as [SimHost, SimHost];
-  const a = await startAgent(net, h1, 'alpha');
-  const b = await startAgent(net, h2, 'beta');
+  const a = await startHostAgent(net, h1, 'alpha');
+  const b = await startHostAgent(net, h2, 'beta');
   try {
-    await until('beta to see alpha', async () => (await peerState(b.client, 'alpha'))?.online, 15_000);
-    const { code } = await b.client.request('pair.request', { peer: 'alpha' });
-    const waiting = b.client.request('pair.wait', { peer: 'alpha', timeoutMs: 20_000 });
-    await until('the request on alpha', async () => (await a.client.request('pair.pending', {})).length > 0, 10_000);
-    await a.client.request('pair.accept', { peer: 'beta', code });
-    await waiting;
+    await pairAgents(b, a);
     const session = await a.client.request('session.create', { command: 'cat' });
     await sleep(300);
     const local = await echoLatency(a.client, session.id);
@@ -156,8 +98,8 @@ async function keystrokes(net: SimNetwork): Promise<void> {
     console.log(`  remote attach (on beta, via link)  median ${remote.median.toFixed(3)}  p99 ${remote.p99.toFixed(3)}`);
     console.log(`  ratio remote / local: median ${(remote.median / local.median).toFixed(2)}x, p99 ${(remote.p99 / local.p99).toFixed(2)}x`);
   } finally {
-    await stopAgent(b);
-    await stopAgent(a);
+    await b.stop();
+    await a.stop();
   }
 }
 

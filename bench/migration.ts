@@ -7,60 +7,17 @@
  *
  * Environment: BENCH_RUNS (3), BENCH_SIZES (256,1024).
  */
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ApiClient } from '../src-main/api/client.js';
-import { cliEntry, packageRoot } from '../src-main/base/package-paths.js';
-import { statePaths } from '../src-main/base/state-dir.js';
-import { connectToAgent } from '../src-main/client/socket-transport.js';
-import { createSimNetwork, netnsUnavailable, type SimHost, type SimNetwork } from '../test/helpers/netns.js';
+import { packageRoot } from '../src-main/base/package-paths.js';
+import { createSimNetwork, netnsUnavailable } from '../test/helpers/netns.js';
+import { median, pairAgents, startHostAgent, type BenchAgent } from './lib.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const SIZES = (process.env.BENCH_SIZES ?? '256,1024').split(',').map(Number);
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const mib = (n: number): string => `${(n / 1048576).toFixed(1)} MiB`;
-
-interface Agent {
-  home: string;
-  proc: ChildProcess;
-  client: ApiClient;
-}
-
-async function startAgent(net: SimNetwork, host: SimHost, name: string): Promise<Agent> {
-  const home = mkdtempSync('/tmp/vos-bench-m-');
-  const proc = net.spawn(host, process.execPath, [cliEntry(), 'daemon', '--name', name, '--listen', `${host.address}:47470`], {
-    env: { VOS_HOME: home, VOS_MDNS: '1', VOS_LISTEN: undefined },
-  });
-  let out = '';
-  proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  proc.stderr?.on('data', () => {});
-  for (let i = 0; i < 300 && !out.includes('running (pid'); i++) await sleep(50);
-  const client = await connectToAgent(statePaths(home).socket, 'bench');
-  return { home, proc, client };
-}
-
-async function stopAgent(a: Agent): Promise<void> {
-  a.client.close();
-  const exited = new Promise((r) => a.proc.once('exit', r));
-  a.proc.kill('SIGTERM');
-  await exited;
-  rmSync(a.home, { recursive: true, force: true });
-}
-
-async function pair(a: Agent, b: Agent): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    if ((await a.client.request('peer.list', {})).some((p) => p.name === 'beta' && p.online)) break;
-    await sleep(100);
-  }
-  const { code } = await a.client.request('pair.request', { peer: 'beta' });
-  const waiting = a.client.request('pair.wait', { peer: 'beta', timeoutMs: 20_000 });
-  for (let i = 0; i < 100 && (await b.client.request('pair.pending', {})).length === 0; i++) await sleep(50);
-  await b.client.request('pair.accept', { peer: 'alpha', code });
-  await waiting;
-}
 
 interface Sample {
   downtimeMs: number;
@@ -68,7 +25,7 @@ interface Sample {
   bytes: number;
 }
 
-async function moveOnce(a: Agent, b: Agent, command: string, args: string[], ready: string): Promise<Sample> {
+async function moveOnce(a: BenchAgent, b: BenchAgent, command: string, args: string[], ready: string): Promise<Sample> {
   const s = await a.client.request('session.create', { command, args, env: { ...(process.env as Record<string, string>), PS1: 'bench$ ' } });
   await a.client.request('session.wait', { id: s.id, pattern: ready, timeoutMs: 60_000 });
   const r = await a.client.request('session.migrate', { id: s.id, peer: 'beta' });
@@ -86,12 +43,12 @@ async function main(): Promise<void> {
   const programs = mkdtempSync('/tmp/vos-bench-mp-');
   execFileSync('make', ['-s', '-C', join(packageRoot(), 'test', 'runtime', 'programs'), `OUT=${programs}`], { stdio: 'inherit' });
   const net = createSimNetwork(2);
-  let a: Agent | null = null;
-  let b: Agent | null = null;
+  let a: BenchAgent | null = null;
+  let b: BenchAgent | null = null;
   try {
-    a = await startAgent(net, net.hosts[0]!, 'alpha');
-    b = await startAgent(net, net.hosts[1]!, 'beta');
-    await pair(a, b);
+    a = await startHostAgent(net, net.hosts[0]!, 'alpha');
+    b = await startHostAgent(net, net.hosts[1]!, 'beta');
+    await pairAgents(a, b);
     console.log(`stop-and-copy migration between two namespaces over a veth link, median of ${RUNS}`);
     console.log('workload          downtime     total     on the wire   touched memory   wire / touched');
     const workloads = [
@@ -111,8 +68,8 @@ async function main(): Promise<void> {
     }
     console.log('\ngoals: an interactive shell under 150 ms of downtime; 1 GiB under 300 ms when it dirties little memory (needs live migration, not built yet)');
   } finally {
-    if (b) await stopAgent(b);
-    if (a) await stopAgent(a);
+    if (b) await b.stop();
+    if (a) await a.stop();
     await net.dispose();
     rmSync(programs, { recursive: true, force: true });
   }

@@ -11,20 +11,18 @@
  *
  * Environment: BENCH_RUNS (3), BENCH_SIZES (64,256,1024).
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync, constants as zlibConstants } from 'node:zlib';
 import type { ApiClient } from '../src-main/api/client.js';
-import { cliEntry, packageRoot } from '../src-main/base/package-paths.js';
-import { statePaths } from '../src-main/base/state-dir.js';
-import { connectToAgent } from '../src-main/client/socket-transport.js';
+import { packageRoot } from '../src-main/base/package-paths.js';
+import { median, startLocalAgent } from './lib.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const SIZES = (process.env.BENCH_SIZES ?? '64,256,1024').split(',').map(Number);
 const RUNTIME = join(packageRoot(), 'out', 'runtime');
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const mib = (bytes: number): string => `${(bytes / 1048576).toFixed(1)} MiB`;
 const ms = (x: number): string => `${x.toFixed(0)} ms`;
 
@@ -152,19 +150,12 @@ function syscallThroughput(): { plain: number; vos: number } {
 }
 
 async function main(): Promise<void> {
-  const dir = mkdtempSync('/tmp/vos-bench-rt-');
+  const agent = await startLocalAgent('bench', mkdtempSync('/tmp/vos-bench-rt-'));
+  const dir = agent.home;
   const programs = join(dir, 'programs');
-  execFileSync('make', ['-s', '-C', join(packageRoot(), 'test', 'runtime', 'programs'), `OUT=${programs}`], { stdio: 'inherit' });
-  const agent = spawn(process.execPath, [cliEntry(), 'daemon', '--name', 'bench'], {
-    env: { ...process.env, VOS_HOME: dir, VOS_MDNS: '0', VOS_LISTEN: '127.0.0.1:0' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
   try {
-    await new Promise<void>((resolve, reject) => {
-      agent.stdout.on('data', (d: Buffer) => d.toString().includes('running') && resolve());
-      agent.once('exit', () => reject(new Error('the agent did not start')));
-    });
-    const client = await connectToAgent(statePaths(dir).socket, 'bench');
+    execFileSync('make', ['-s', '-C', join(packageRoot(), 'test', 'runtime', 'programs'), `OUT=${programs}`], { stdio: 'inherit' });
+    const client = agent.client;
     const env = { ...(process.env as Record<string, string>), PS1: 'bench$ ' };
 
     console.log(`checkpoint and restore, median of ${RUNS} (image written to ${dir}, page cache warm)`);
@@ -234,11 +225,8 @@ async function main(): Promise<void> {
     console.log(`\nruntime overhead: start-up of /bin/true  plain ${start.plain.toFixed(2)} ms, under vOS (pod + runtime) ${start.vos.toFixed(2)} ms`);
     const sys = syscallThroughput();
     console.log(`                  syscall-heavy loop (dd, 4M syscalls)  plain ${(sys.plain / 1e6).toFixed(2)} M/s, under vOS ${(sys.vos / 1e6).toFixed(2)} M/s  (ratio ${(sys.vos / sys.plain).toFixed(3)})`);
-    client.close();
   } finally {
-    agent.kill('SIGTERM');
-    await new Promise((r) => agent.once('exit', r));
-    rmSync(dir, { recursive: true, force: true });
+    await agent.stop();
   }
 }
 

@@ -11,14 +11,11 @@
  *
  * Environment: BENCH_SAMPLES (default 400), BENCH_MB (default 100).
  */
-import { spawn } from 'node:child_process';
-import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { join } from 'node:path';
 import pty from '@lydell/node-pty';
 import type { ApiClient } from '../src-main/api/client.js';
-import { cliEntry } from '../src-main/base/package-paths.js';
-import { statePaths } from '../src-main/base/state-dir.js';
-import { connectToAgent } from '../src-main/client/socket-transport.js';
+import { percentile, startLocalAgent } from './lib.js';
 
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 400);
 const MEGABYTES = Number(process.env.BENCH_MB ?? 100);
@@ -27,9 +24,7 @@ const ECHO_PROGRAM = ['sh', '-c', 'stty raw -echo; echo ready; exec cat'];
 const now = (): number => Number(process.hrtime.bigint()) / 1e6;
 
 function stats(ms: number[]): { median: number; p99: number; mean: number } {
-  const s = [...ms].sort((a, b) => a - b);
-  const at = (q: number): number => s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
-  return { median: at(0.5), p99: at(0.99), mean: s.reduce((a, b) => a + b, 0) / s.length };
+  return { median: percentile(ms, 0.5), p99: percentile(ms, 0.99), mean: ms.reduce((a, b) => a + b, 0) / ms.length };
 }
 
 const fmt = (n: number): string => n.toFixed(3);
@@ -145,17 +140,10 @@ async function agentThroughput(client: ApiClient, file: string): Promise<{ secon
 }
 
 async function main(): Promise<void> {
-  const dir = mkdtempSync('/tmp/vos-bench-');
-  const agent = spawn(process.execPath, [cliEntry(), 'daemon', '--name', 'bench'], {
-    env: { ...process.env, VOS_HOME: dir, VOS_MDNS: '0', VOS_LISTEN: '127.0.0.1:0' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const agent = await startLocalAgent('bench');
+  const dir = agent.home;
   try {
-    await new Promise<void>((resolve, reject) => {
-      agent.stdout.on('data', (d: Buffer) => d.toString().includes('running') && resolve());
-      agent.once('exit', () => reject(new Error('the agent did not start')));
-    });
-    const client = await connectToAgent(statePaths(dir).socket, 'bench');
+    const client = agent.client;
 
     console.log(`keystroke-to-echo latency, ${SAMPLES} keys (ms)`);
     const base = stats(await baselineEcho());
@@ -172,11 +160,8 @@ async function main(): Promise<void> {
     console.log(`  node-pty direct     ${bt.seconds.toFixed(2)} s  ${mbps(bt.chars, bt.seconds)} MB/s  (${bt.chars} chars)`);
     console.log(`  through the agent   ${at.seconds.toFixed(2)} s  ${mbps(at.chars, at.seconds)} MB/s  (${at.chars} chars, ${at.resyncs} resyncs)`);
     console.log(`  ratio (agent / direct throughput): ${(bt.seconds / at.seconds).toFixed(2)}`);
-    client.close();
   } finally {
-    agent.kill('SIGTERM');
-    await new Promise((r) => agent.once('exit', r));
-    rmSync(dir, { recursive: true, force: true });
+    await agent.stop();
   }
 }
 
