@@ -10,6 +10,7 @@ import {
   type Method,
   type ParamsOf,
   type ResultOf,
+  type SessionInfo,
 } from '../api/protocol.js';
 import { checkParams, parseClientMessage } from '../api/validate.js';
 import { parseSignal } from '../base/signals.js';
@@ -162,7 +163,6 @@ export class ApiDispatcher {
     if (client.policy.kind === 'peer') {
       if (!PEER_METHODS.has(method)) throw new VosError('refused', `a paired machine may not call ${method} here`);
       if (ref) throw new VosError('unknown_session', 'sessions of other machines cannot be reached through this one');
-      if ((params as { all?: boolean }).all) (params as { all?: boolean }).all = false;
     } else if (AGENT_TO_AGENT.has(method)) {
       throw new VosError('refused', `${method} is for another machine's agent, not for a local client`);
     } else if (ref && isRemoteSessionMethod(method)) {
@@ -170,6 +170,12 @@ export class ApiDispatcher {
     }
     const handler = this.handlers[method] as Handler<Method>;
     return handler(params, ctx);
+  }
+
+  /** With `all`, a local client's list takes in the paired machines' sessions; a peer's never does. */
+  private async othersSessions(all: boolean | undefined, client: ClientState, conn: Connection, watch: boolean): Promise<SessionInfo[]> {
+    if (!all || client.policy.kind !== 'local' || !this.agent.community) return [];
+    return this.remote(client, conn).listAll(watch);
   }
 
   private remote(client: ClientState, conn: Connection): RemoteProxy {
@@ -224,13 +230,10 @@ export class ApiDispatcher {
     return {
       'agent.info': () => this.agent.info(),
       'agent.web': async (p) => ({ url: await this.agent.enableWeb(p.port) }),
-      'session.list': async (p, { conn, client }) => [
-        ...sessions.list(),
-        ...(p.all && this.agent.community ? await this.remote(client, conn).listAll(false) : []),
-      ],
+      'session.list': async (p, { conn, client }) => [...sessions.list(), ...(await this.othersSessions(p.all, client, conn, false))],
       'session.watch': async (p, { conn, client }) => {
         if (!client.unwatch) client.unwatch = sessions.onEvent((e) => conn.send({ t: 'event', ...e }));
-        return [...sessions.list(), ...(p.all && this.agent.community ? await this.remote(client, conn).listAll(true) : [])];
+        return [...sessions.list(), ...(await this.othersSessions(p.all, client, conn, true))];
       },
       'session.create': (p) => sessions.create(p).info(),
       'session.kill': (p) => {

@@ -202,6 +202,14 @@ function payloadOf(frame: LinkFrame): Buffer {
  * limited only by the u32 length field here; the receiver's maxJsonBytes is its own business.
  */
 export function encodeLinkFrame(frame: LinkFrame): Buffer {
+  return Buffer.concat(encodeLinkFrameParts(frame));
+}
+
+/**
+ * The same frame as its header and its payload, the payload not copied: for writing stream data
+ * (the bulk of a link's bytes) with one copy fewer.
+ */
+export function encodeLinkFrameParts(frame: LinkFrame): [Buffer, Buffer] {
   if (!Object.hasOwn(CODE_OF, frame.kind)) {
     throw new LinkFrameError('bad_frame', `unknown frame kind ${JSON.stringify(frame.kind)}`);
   }
@@ -210,12 +218,11 @@ export function encodeLinkFrame(frame: LinkFrame): Buffer {
   if (problem !== null) throw badFrame(frame.kind, frame.stream, problem);
   const payload = payloadOf(frame);
   checkLength(frame.kind, frame.stream, payload.length, { maxJsonBytes: MAX_U32 });
-  const out = Buffer.allocUnsafe(LINK_FRAME_HEADER_BYTES + payload.length);
-  out.writeUInt8(code, 0);
-  out.writeUInt32BE(frame.stream, 1);
-  out.writeUInt32BE(payload.length, 5);
-  payload.copy(out, LINK_FRAME_HEADER_BYTES);
-  return out;
+  const header = Buffer.allocUnsafe(LINK_FRAME_HEADER_BYTES);
+  header.writeUInt8(code, 0);
+  header.writeUInt32BE(frame.stream, 1);
+  header.writeUInt32BE(payload.length, 5);
+  return [header, payload];
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ export interface StreamCarrier {
   forget(stream: number): void;
 }
 
+/** The writing end. Chunks go out without a copy: do not change a buffer after writing it. */
 export class OutgoingStream extends Writable {
   private credit = INITIAL_WINDOW;
   private waiting: (() => void) | null = null;

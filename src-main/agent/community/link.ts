@@ -11,7 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { deviceIdOf, isDeviceId } from '../../base/device-id.js';
-import { LinkFrameDecoder, LinkFrameError, encodeLinkFrame, type LinkFrame } from '../../base/link-frame.js';
+import { LinkFrameDecoder, LinkFrameError, encodeLinkFrame, encodeLinkFrameParts, type LinkFrame } from '../../base/link-frame.js';
 import { IncomingStream, OutgoingStream, type StreamCarrier } from './link-streams.js';
 
 export const LINK_PROTOCOL_VERSION = 1;
@@ -115,7 +115,8 @@ function helloProblem(json: unknown, certId: string): string | null {
 }
 
 interface QueuedData {
-  frame: Buffer;
+  /** Header and payload (the stream's own bytes, not copied). */
+  parts: Buffer[];
   sent: () => void;
 }
 
@@ -256,7 +257,7 @@ export class Link implements StreamCarrier {
       sent();
       return;
     }
-    this.dataQueue.push({ frame: encodeLinkFrame({ kind: 'data', stream, data }), sent });
+    this.dataQueue.push({ parts: encodeLinkFrameParts({ kind: 'data', stream, data }), sent });
     this.flushData();
   }
 
@@ -267,7 +268,7 @@ export class Link implements StreamCarrier {
   sendEnd(stream: number): void {
     if (this.isClosed) return;
     // In the data queue, behind the stream's data: END must not overtake it.
-    this.dataQueue.push({ frame: encodeLinkFrame({ kind: 'end', stream }), sent: () => {} });
+    this.dataQueue.push({ parts: encodeLinkFrameParts({ kind: 'end', stream }), sent: () => {} });
     this.flushData();
   }
 
@@ -288,11 +289,13 @@ export class Link implements StreamCarrier {
   }
 
   private flushData(): void {
+    this.socket.cork(); // header and payload go out together
     while (this.dataQueue.length > 0 && this.socket.writableLength < SOCKET_HIGH_WATER && !this.isClosed) {
       const q = this.dataQueue.shift()!;
-      this.socket.write(q.frame);
+      for (const part of q.parts) this.socket.write(part);
       q.sent();
     }
+    this.socket.uncork();
   }
 
   private receive(chunk: Buffer): void {

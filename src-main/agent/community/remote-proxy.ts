@@ -153,8 +153,6 @@ export class RemoteProxy {
     const g = this.globalize(e, channel.peer) as ApiEvent;
     if (g.event === 'session.added') channel.known.add(g.session.id);
     if (g.event === 'session.removed') channel.known.delete(g.id);
-    // A peer's own peer events are its business, not this machine's.
-    if (g.event === 'peer.changed' || g.event === 'peer.removed' || g.event === 'pair.requested') return;
     this.emit(g);
   }
 

@@ -118,13 +118,21 @@ export class Migrator {
 
       // 4. switching: the original ends, then the copy runs
       report('switching', held.bytes);
+      session.departing(true); // its end here is the move, not an exit
       try {
         await held.finish(true);
       } catch (err) {
+        session.departing(false);
         client.request('migration.abort', { migration }).catch(() => {});
         throw fail(`the original could not be ended: ${describeError(err)}`);
       }
-      const moved = await this.go(client, migration, target.name);
+      let moved: SessionInfo;
+      try {
+        moved = await this.go(client, migration, target.name);
+      } catch (err) {
+        session.departing(false); // ended here, unconfirmed there: say so, as an exit
+        throw err;
+      }
       const downtimeMs = Date.now() - held.frozenAt;
       const to = `${moved.id}@${target.id}`;
       this.log(`session ${session.id} moved to ${target.name} as ${moved.id} (${held.bytes} bytes, ${downtimeMs} ms stopped)`);

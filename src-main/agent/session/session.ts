@@ -97,6 +97,8 @@ export class Session {
 
   readonly controlPath: string | null;
   readonly restoredFrom: string | null;
+  /** Its program is being ended here because it moved (see departing()). */
+  private leaving = false;
   /** The session's program as the host sees it (found after start when it runs in a pod). */
   private programPid: number | null = null;
 
@@ -161,6 +163,16 @@ export class Session {
   }
 
   /** Resolves when the program has exited and its last output is on the mirror and sent. */
+  /**
+   * While a migration ends the program here on purpose (set just before the original's pod is
+   * ended), its end is a move, not an exit: viewers and watchers are not told of an exit, they
+   * hear `session.moved`. Turned off again (the move failed), a held-back exit is told after all.
+   */
+  departing(on: boolean): void {
+    this.leaving = on;
+    if (!on && this.state === 'exited') this.announceExit();
+  }
+
   /** Sends a message to every viewer (e.g. that the session moved to another machine). */
   notifyViewers(message: AgentMessage): void {
     for (const viewer of this.viewers.keys()) viewer.send(message);
@@ -474,6 +486,10 @@ export class Session {
     // Let the last output reach the mirror and the viewers before anyone hears of the exit.
     await this.mirror.atCurrentPoint(() => undefined);
     this.batcher.flush();
+    if (!this.leaving) this.announceExit();
+  }
+
+  private announceExit(): void {
     const info = this.info();
     for (const [viewer, st] of this.viewers) {
       if (st.held) continue; // the exit is in the snapshot's session info or the next event

@@ -617,52 +617,52 @@ EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 	EXEC_WRAPPER(fn(fd, argv, envp));
 }
 
-/* execl, execlp, execle: collect the variadic arguments, then go through the wrappers above. */
+/* execl, execlp, execle: collect the variadic arguments (and execle's environment after
+ * them), then go through the wrappers above. */
 #define MAX_EXECL_ARGS 4096
-#define COLLECT_ARGS(first, ap, argv, n)                                                    \
-	do {                                                                                \
-		argv[0] = (char *)(first);                                                  \
-		n = 1;                                                                      \
-		while (n < MAX_EXECL_ARGS && (argv[n] = va_arg(ap, char *)) != NULL)       \
-			n++;                                                                \
-		if (n == MAX_EXECL_ARGS) {                                                  \
-			errno = E2BIG;                                                      \
-			return -1;                                                          \
-		}                                                                           \
-	} while (0)
+enum exec_list_kind { EXEC_L, EXEC_LP, EXEC_LE };
+
+static int exec_list(enum exec_list_kind kind, const char *path, const char *arg, va_list ap)
+{
+	char *argv[MAX_EXECL_ARGS];
+	int n = 0;
+	argv[n++] = (char *)arg;
+	while (n < MAX_EXECL_ARGS && (argv[n] = va_arg(ap, char *)) != NULL)
+		n++;
+	if (n == MAX_EXECL_ARGS) {
+		errno = E2BIG;
+		return -1;
+	}
+	if (kind == EXEC_LE)
+		return execve(path, argv, va_arg(ap, char *const *));
+	return kind == EXEC_LP ? execvpe(path, argv, environ) : execve(path, argv, environ);
+}
 
 EXPORT int execl(const char *path, const char *arg, ...)
 {
-	char *argv[MAX_EXECL_ARGS];
-	int n;
 	va_list ap;
 	va_start(ap, arg);
-	COLLECT_ARGS(arg, ap, argv, n);
+	int rc = exec_list(EXEC_L, path, arg, ap);
 	va_end(ap);
-	return execve(path, argv, environ);
+	return rc;
 }
 
 EXPORT int execlp(const char *file, const char *arg, ...)
 {
-	char *argv[MAX_EXECL_ARGS];
-	int n;
 	va_list ap;
 	va_start(ap, arg);
-	COLLECT_ARGS(arg, ap, argv, n);
+	int rc = exec_list(EXEC_LP, file, arg, ap);
 	va_end(ap);
-	return execvpe(file, argv, environ);
+	return rc;
 }
 
 EXPORT int execle(const char *path, const char *arg, ...)
 {
-	char *argv[MAX_EXECL_ARGS];
-	int n;
 	va_list ap;
 	va_start(ap, arg);
-	COLLECT_ARGS(arg, ap, argv, n);
-	char *const *envp = va_arg(ap, char *const *);
+	int rc = exec_list(EXEC_LE, path, arg, ap);
 	va_end(ap);
-	return execve(path, argv, envp);
+	return rc;
 }
 
 /* posix_spawn's child execs inside libc: ask it to start the child with VOS_SIGNAL blocked. */
