@@ -298,7 +298,7 @@ export class ApiDispatcher {
       'pair.reject': (p) => this.peers().reject(p.peer),
       'session.migrate': (p, { conn }) => {
         const peer = this.peers().resolve(p.peer);
-        return this.migrations().migrator.migrate(p.id, p.peer, (progress) =>
+        return this.migrations().migrator.migrate(p.id, p.peer, p.mode ?? 'live', (progress) =>
           conn.send({ t: 'event', event: 'migration.progress', id: p.id, peer: { id: peer.id, name: peer.name }, ...progress }),
         );
       },

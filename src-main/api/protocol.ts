@@ -246,7 +246,7 @@ export interface ApiMethods {
    * runs there; on any failure it goes on here where it was. `migration.progress` events go to
    * the caller meanwhile; viewers of the session get `session.moved`.
    */
-  'session.migrate': { params: SessionRef & PeerSelector; result: MigrationResult };
+  'session.migrate': { params: SessionRef & PeerSelector & { mode?: MigrationMode }; result: MigrationResult };
 
   // Between agents (a paired peer moving a session here); not for people.
   /** Checks that a session can come here; returns the migration's id for the image stream. */
@@ -260,7 +260,14 @@ export interface ApiMethods {
 }
 
 /** What a migration reports while it runs (to the client that asked for it). */
-export type MigrationPhase = 'checking' | 'freezing' | 'sending' | 'restoring' | 'switching' | 'done' | 'failed';
+export type MigrationPhase = 'checking' | 'copying' | 'freezing' | 'sending' | 'restoring' | 'switching' | 'done' | 'failed';
+
+/**
+ * live (the default): the memory is copied while the session runs, in rounds, and only what
+ * changed since is sent while it is stopped; where the kernel cannot track written pages it
+ * moves stop-and-copy instead, and says why. stop-and-copy: stopped for the whole copy.
+ */
+export type MigrationMode = 'live' | 'stop-and-copy';
 
 export interface MigrationResult {
   /** The session's id here, before it moved. */
@@ -272,6 +279,11 @@ export interface MigrationResult {
   /** How long the program was stopped: frozen here until it ran there. */
   downtimeMs: number;
   wallMs: number;
+  /** How it moved, and for live, the rounds of copying while it ran. */
+  mode: MigrationMode;
+  rounds: number;
+  /** Asked for live but moved stop-and-copy: why (this kernel cannot track written pages...). */
+  fallback: string | null;
 }
 
 /** A regular file a migrating session has open: the target must have the same one. */

@@ -140,6 +140,9 @@ const CHECKERS: { [M in Method]: Checker } = {
   'session.migrate': (p) => {
     sessionRef(p);
     peerRef(p);
+    if (p.mode !== undefined && p.mode !== 'live' && p.mode !== 'stop-and-copy') {
+      fail("'mode' must be 'live' or 'stop-and-copy'");
+    }
   },
   'migration.offer': (p) => {
     for (const k of ['name', 'command', 'cwd', 'arch']) str(p, k);

@@ -7,6 +7,11 @@
  * The agent writes HEADER into the stream, the pod writes its records into a socket the agent
  * forwards (with backpressure: a slow link slows the pod's writing, nothing piles up), then the
  * agent adds SESSION (the screen, taken while frozen) and TRAILER and ends the stream.
+ *
+ * Live (`live: true`): before freezing, the pod sends its memory while it runs, in rounds of
+ * the pages written since the previous one (PRECOPY records, same stream); frozen, it sends
+ * only what changed since. Where the kernel cannot track written pages it says so and the
+ * checkpoint goes on stop-and-copy (`fallback` says why).
  */
 import type { Writable } from 'node:stream';
 import { VosError } from '../../api/errors.js';
@@ -23,6 +28,10 @@ export interface HeldCheckpoint {
   bytes: number;
   /** When the pod froze (Date.now()). */
   frozenAt: number;
+  /** Rounds of copying while the pod ran (0: stop-and-copy). */
+  rounds: number;
+  /** Live was asked for and not possible: why. */
+  fallback: string | null;
   /** Ends the pod (commit) or lets it run again; resolves with how long it was frozen. */
   finish(commit: boolean): Promise<{ frozenMs: number }>;
 }
@@ -32,7 +41,13 @@ export interface HeldCheckpoint {
  * in the sink (and the pod is held). `onBytes` reports progress. Rejects (the pod running again)
  * if the checkpoint fails.
  */
-export async function checkpointHeld(session: Session, sink: Writable, agentName: string, onBytes: (sent: number) => void): Promise<HeldCheckpoint> {
+export async function checkpointHeld(
+  session: Session,
+  sink: Writable,
+  agentName: string,
+  options: { live: boolean; onBytes: (sent: number, frozen: boolean) => void },
+): Promise<HeldCheckpoint> {
+  const { onBytes } = options;
   const runtime = runtimeFiles();
   if (!session.controlPath || !runtime) {
     throw new VosError('checkpoint_failed', `session ${session.id} does not run in a pod: it cannot move`);
@@ -45,6 +60,8 @@ export async function checkpointHeld(session: Session, sink: Writable, agentName
   image.header(`vOS ${packageVersion()}`);
   const begun = image.state;
   let frozenAt = 0;
+  let rounds = 0;
+  let fallback: string | null = null;
   let screen: Promise<{ snapshot: string; cols: number; rows: number }> | null = null;
   const helper = startCheckpointHelper(
     runtime.init,
@@ -56,6 +73,12 @@ export async function checkpointHeld(session: Session, sink: Writable, agentName
         frozenAt = Date.now();
         return (screen = session.settledScreen());
       },
+      precopy: options.live
+        ? {
+            onRound: () => void rounds++,
+            onUnavailable: (why) => void (fallback = why),
+          }
+        : undefined,
     },
   );
   const podStream = helper.image!;
@@ -85,7 +108,7 @@ export async function checkpointHeld(session: Session, sink: Writable, agentName
     podStream.on('data', (data: Buffer) => {
       const chunk = corruptAt >= sent && corruptAt < sent + data.length ? flipByte(data, corruptAt - sent) : data;
       sent += chunk.length;
-      onBytes(sent);
+      onBytes(sent, frozenAt !== 0);
       if (!sink.write(chunk)) {
         podStream.pause();
         sink.once('drain', () => podStream.resume());
@@ -108,7 +131,7 @@ export async function checkpointHeld(session: Session, sink: Writable, agentName
   const shot = await (screen ?? session.settledScreen());
   image.session(sessionRecordOf(session.info(), shot, agentName));
   image.trailer();
-  onBytes(sent);
+  onBytes(sent, true);
   sinkDone = true;
   sink.end();
   return {
@@ -116,6 +139,8 @@ export async function checkpointHeld(session: Session, sink: Writable, agentName
     threads: Number(f.threads),
     bytes: sent,
     frozenAt,
+    rounds,
+    fallback,
     finish: async (commit) => {
       helper.verdict(commit);
       const last = await helper.done;

@@ -1,10 +1,13 @@
 /**
- * The source half of a migration, as one transaction (stop-and-copy):
+ * The source half of a migration, as one transaction:
  *
  *   1. checking   the target is paired and linked, and has what the session needs
  *                 (working directories, open files, same architecture) — nothing frozen yet;
- *   2. freezing / sending   the pod is frozen and its image streamed over the link as it is
- *                 written (flow-controlled: a slow link slows the writer);
+ *   2. copying    (live) the memory goes over while the session runs, in rounds of what it
+ *                 wrote since the previous one;
+ *      freezing / sending   the pod is frozen and its image (live: what changed since the last
+ *                 round) streamed over the link as it is written (flow-controlled: a slow link
+ *                 slows the writer);
  *   3. restoring  the target checks the whole image, restores it and holds it at the barrier;
  *   4. switching  only now the original ends here (commit), and the target lets its copy run.
  *
@@ -15,7 +18,7 @@
 import { arch } from 'node:os';
 import { VosError, describeError } from '../../api/errors.js';
 import type { ApiClient } from '../../api/client.js';
-import type { MigrationPhase, MigrationResult, PeerRef, SessionInfo } from '../../api/protocol.js';
+import type { MigrationMode, MigrationPhase, MigrationResult, PeerRef, SessionInfo } from '../../api/protocol.js';
 import type { Community } from '../community/community.js';
 import type { Session } from '../session/session.js';
 import type { SessionManager } from '../session-manager.js';
@@ -43,7 +46,7 @@ export class Migrator {
     private readonly log: (message: string) => void,
   ) {}
 
-  async migrate(ref: string, peerRef: string, progress: (p: MigrationProgress) => void): Promise<MigrationResult> {
+  async migrate(ref: string, peerRef: string, mode: MigrationMode, progress: (p: MigrationProgress) => void): Promise<MigrationResult> {
     const started = Date.now();
     const session = this.sessions.resolve(ref);
     if (!session.running) throw new VosError('session_exited', `session ${session.id} has ended: nothing to move`);
@@ -54,15 +57,18 @@ export class Migrator {
     const fail = (why: string): VosError => new VosError('migration_failed', `${session.name} (${session.id}) stays here: ${why}`);
     this.moving.add(session.id);
     let total = 0;
-    // A progress event per chunk of the image would cost more than the chunk: 'sending' is
-    // reported at most every PROGRESS_EVERY_MS, every other phase as it comes.
-    let lastSending = 0;
+    // A progress event per chunk of the image would cost more than the chunk: 'copying' and
+    // 'sending' are reported at most every PROGRESS_EVERY_MS (and on a change of phase), every
+    // other phase as it comes.
+    let lastStreaming = 0;
+    let lastPhase: MigrationPhase | null = null;
     const report = (phase: MigrationPhase, sent: number, detail: string | null = null): void => {
-      if (phase === 'sending') {
+      if ((phase === 'sending' || phase === 'copying') && phase === lastPhase) {
         const now = Date.now();
-        if (now - lastSending < PROGRESS_EVERY_MS) return;
-        lastSending = now;
+        if (now - lastStreaming < PROGRESS_EVERY_MS) return;
+        lastStreaming = now;
       }
+      lastPhase = phase;
       progress({ phase, sent, total, detail });
     };
     let client: ApiClient | null = null;
@@ -92,14 +98,17 @@ export class Migrator {
         throw fail(`${target.name} refuses it: ${describeError(err)}`);
       }
 
-      // 2. freezing and sending
-      report('freezing', 0);
+      // 2. (live: copying while it runs, then) freezing and sending
+      report(mode === 'live' ? 'copying' : 'freezing', 0);
       const stream = this.community.openStream(target.id, { migration });
       const restored = client.request('migration.result', { migration });
       restored.catch(() => {}); // awaited below; a failure before that is reported by the stream
       let held: HeldCheckpoint;
       try {
-        held = await checkpointHeld(session, stream, this.agentName, (sent) => report('sending', sent));
+        held = await checkpointHeld(session, stream, this.agentName, {
+          live: mode === 'live',
+          onBytes: (sent, frozen) => report(frozen ? 'sending' : 'copying', sent),
+        });
       } catch (err) {
         stream.destroy(err as Error);
         throw fail(describeError(err));
@@ -138,7 +147,16 @@ export class Migrator {
       this.log(`session ${session.id} moved to ${target.name} as ${moved.id} (${held.bytes} bytes, ${downtimeMs} ms stopped)`);
       this.handOver(session, to, peer);
       report('done', held.bytes);
-      return { from: session.id, session: { ...moved, id: to, peer }, bytes: held.bytes, downtimeMs, wallMs: Date.now() - started };
+      return {
+        from: session.id,
+        session: { ...moved, id: to, peer },
+        bytes: held.bytes,
+        downtimeMs,
+        wallMs: Date.now() - started,
+        mode: held.rounds > 0 ? 'live' : 'stop-and-copy',
+        rounds: held.rounds,
+        fallback: held.fallback,
+      };
     } catch (err) {
       report('failed', 0, describeError(err));
       throw err instanceof VosError && err.code === 'migration_failed' ? err : fail(describeError(err));

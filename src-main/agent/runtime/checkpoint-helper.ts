@@ -6,6 +6,8 @@
  *                            "screen-saved" on stdin (the pod waits for it, within reason);
  *   stdout "held k=v ..."    (--hold) the image is complete and the pod stays frozen until the
  *                            agent answers "commit" or "abort" on stdin;
+ *   stdout "precopy k=v ..." (--precopy) a round of pages sent while the pod runs;
+ *   stdout "precopy unavailable <why>"  this kernel cannot track written pages: a plain one;
  *   stdout "ok k=v ..."      the end: the counts to continue the image with, or the verdict;
  *   stdout "error <why>"     the end: it failed, and the pod runs again.
  *
@@ -42,9 +44,16 @@ export function helperFields(line: string): HelperFields {
 export function startCheckpointHelper(
   init: string,
   args: string[],
-  options: { image: number | 'pipe'; hold?: boolean; onFrozen: () => Promise<unknown> },
+  options: {
+    image: number | 'pipe';
+    hold?: boolean;
+    onFrozen: () => Promise<unknown>;
+    /** Live migration: copy memory while the pod runs first; each round and a fallback reported. */
+    precopy?: { onRound: (fields: HelperFields) => void; onUnavailable: (why: string) => void };
+  },
 ): CheckpointHelper {
-  const child = spawn(init, ['checkpoint', '--wait-screen', ...(options.hold ? ['--hold'] : []), ...args], {
+  const flags = [...(options.hold ? ['--hold'] : []), ...(options.precopy ? ['--precopy'] : [])];
+  const child = spawn(init, ['checkpoint', '--wait-screen', ...flags, ...args], {
     stdio: ['pipe', 'pipe', 'pipe', options.image],
   });
   child.stdin!.on('error', () => {
@@ -75,6 +84,10 @@ export function startCheckpointHelper(
         .onFrozen()
         .catch(() => undefined)
         .then(() => child.stdin!.write('screen-saved\n'));
+    } else if (line.startsWith('precopy unavailable ')) {
+      options.precopy?.onUnavailable(line.slice('precopy unavailable '.length));
+    } else if (line.startsWith('precopy ')) {
+      options.precopy?.onRound(helperFields(line.slice('precopy '.length)));
     } else if (line.startsWith('held')) {
       settleHeld.resolve(helperFields(line.slice(4)));
     } else {

@@ -6,6 +6,7 @@ import { formatBytes, sessionRef } from '../format.js';
 
 const PHASES: Record<string, string> = {
   checking: 'checking what it needs there',
+  copying: 'copying its memory while it runs',
   freezing: 'stopping it here',
   sending: 'sending',
   restoring: 'restoring it there',
@@ -19,7 +20,7 @@ type Progress = Extract<ApiEvent, { event: 'migration.progress' }>;
 /** One line of progress: phase, a bar, bytes of total, rate, time left. */
 function progressLine(p: Progress, startedAt: number, width: number): string {
   const label = PHASES[p.phase] ?? p.phase;
-  if (p.phase !== 'sending' || p.total <= 0) return `${label}${p.sent ? ` (${formatBytes(p.sent)})` : ''}`;
+  if ((p.phase !== 'sending' && p.phase !== 'copying') || p.total <= 0) return `${label}${p.sent ? ` (${formatBytes(p.sent)})` : ''}`;
   const fraction = Math.min(1, p.sent / p.total);
   const seconds = Math.max(0.001, (Date.now() - startedAt) / 1000);
   const rate = p.sent / seconds;
@@ -32,21 +33,27 @@ function progressLine(p: Progress, startedAt: number, width: number): string {
 export const migrateCommand: Command = {
   name: 'migrate',
   summary: 'move a running session to a paired machine',
-  help: `usage: vos migrate ID PEER [--json]
+  help: `usage: vos migrate ID PEER [--stop-and-copy] [--json]
 
 Moves a running session, with its processes, memory, open files and screen, to the paired
 machine PEER, where it goes on from where it was. It is one transaction: the session ends here
 only once it runs there; if anything fails (the link, the other machine, a file it needs that
 is not there) it goes on here, and the reason is printed. Terminals attached to it follow it.
 
-  ID      session id, unique id prefix or name
-  PEER    a paired machine: its name, or the start of its id
-  --json  the result: {"from", "session", "bytes", "downtimeMs", "wallMs"}
+The move is live: the memory is copied while the session runs, and it stops only to send what
+it changed since (where this kernel cannot track written pages, it is stopped for the whole
+copy instead, and the reason is printed).
+
+  ID               session id, unique id prefix or name
+  PEER             a paired machine: its name, or the start of its id
+  --stop-and-copy  stop it for the whole copy (no copying while it runs)
+  --json           the result: {"from", "session", "bytes", "downtimeMs", "wallMs", "mode",
+                   "rounds", "fallback"}
 
 Exit status: 0 moved, 1 stayed where it was (or could not be asked), 2 usage.
 `,
   async run(argv, ctx) {
-    const { options, positionals } = parseArgs(argv, { json: { type: 'boolean' } });
+    const { options, positionals } = parseArgs(argv, { json: { type: 'boolean' }, 'stop-and-copy': { type: 'boolean' } });
     if (positionals.length !== 2) throw new UsageError('usage: vos migrate ID PEER');
     const [id, peer] = positionals as [string, string];
     const client = await ctx.connect();
@@ -55,7 +62,7 @@ Exit status: 0 moved, 1 stayed where it was (or could not be asked), 2 usage.
     let lastPhase = '';
     const off = client.onEvent((e) => {
       if (e.event !== 'migration.progress' || options.json) return;
-      if (e.phase === 'sending' && !startedSending) startedSending = Date.now();
+      if ((e.phase === 'sending' || e.phase === 'copying') && !startedSending) startedSending = Date.now();
       if (tty) {
         process.stderr.write(`\r\x1b[K${progressLine(e, startedSending || Date.now(), process.stderr.columns ?? 80)}`);
       } else if (e.phase !== lastPhase && e.phase !== 'failed') {
@@ -64,13 +71,15 @@ Exit status: 0 moved, 1 stayed where it was (or could not be asked), 2 usage.
       lastPhase = e.phase;
     });
     try {
-      const r = await client.request('session.migrate', { id, peer });
+      const r = await client.request('session.migrate', { id, peer, mode: options['stop-and-copy'] ? 'stop-and-copy' : 'live' });
       if (tty) process.stderr.write('\r\x1b[K');
       if (options.json) ctx.out(JSON.stringify(r) + '\n');
       else {
         ctx.out(
           `moved ${r.session.name} to ${r.session.peer!.name}: it runs there as ${sessionRef(r.session)}\n` +
-            `  ${formatBytes(r.bytes)} sent; stopped for ${r.downtimeMs} ms; ${r.wallMs} ms in all\n`,
+            `  ${formatBytes(r.bytes)} sent; stopped for ${r.downtimeMs} ms; ${r.wallMs} ms in all; ` +
+            (r.mode === 'live' ? `live (${r.rounds} rounds while it ran)\n` : 'stop-and-copy\n') +
+            (r.fallback ? `  not live: ${r.fallback}\n` : ''),
         );
       }
       return 0;

@@ -107,6 +107,7 @@ const char *record_type_name(uint32_t type)
 	case VOS_REC_OBJDATA: return "object data";
 	case VOS_REC_FILE: return "file";
 	case VOS_REC_FILEDATA: return "file data";
+	case VOS_REC_PRECOPY: return "pages sent ahead";
 	case VOS_REC_TRAILER: return "trailer";
 	default: return "unknown";
 	}

@@ -49,6 +49,9 @@ struct freeze {
 int freeze_pod(struct pod *pod, struct freeze *f, struct err *e);
 /* Lets them all run again. */
 void thaw_pod(struct freeze *f);
+/* While frozen: has process fz make a userfaultfd and takes a copy of it (pidfd_getfd); the
+ * process closes its own when it resumes. Returns our fd. */
+int freeze_take_uffd(struct pod *pod, struct freeze *f, const struct frozen *fz, struct err *e);
 void freeze_free(struct freeze *f);
 
 /* ---- ptrace-thread.c ---- */
@@ -91,6 +94,7 @@ struct vma {
 	uint32_t kind;  /* enum vos_vma_kind */
 	uint32_t file_id; /* VOS_VMA_FILE: index into mem_dump.files; VOS_VMA_SHMEM: shm id */
 	uint64_t dev, ino;
+	int uffd_wp; /* registered for userfaultfd write-protection (smaps "uw"); not in the image */
 	char path[512];
 };
 
@@ -118,19 +122,61 @@ struct mem_dump {
 	int nfiles;
 	struct shm_object *shms;
 	int nshms;
-	uint64_t pages, zero_pages, bytes;
+	uint64_t pages, zero_pages, kept_pages, bytes;
 };
+
+struct dirty_tracker;
 
 int collect_vmas(pid_t pid, struct mem_dump *md, struct vma_list *out, struct err *e);
 void put_vmas(const struct vma_list *l, struct buf *b);
-/* Writes the PAGES records of one process (and OBJDATA for shared memory met first here). */
-int dump_pages(pid_t pid, struct mem_dump *md, const struct vma_list *l, struct image_writer *w, struct err *e);
+/* Writes the PAGES records of one process (and those of shared memory met first here). With a
+ * tracker (live migration), pages the target already has become KEPT runs. */
+int dump_pages(pid_t pid, struct mem_dump *md, const struct vma_list *l, struct dirty_tracker *t,
+	       struct image_writer *w, struct err *e);
+/* Opens /proc/PID/pagemap and /proc/PID/mem. */
+int open_process_memory(pid_t pid, int *pagemap_fd, int *mem_fd, struct err *e);
+/* Which of npages pages of area v, from its page `first` on, belong in an image: 1 in want[]
+ * for each (touched; for a private file mapping, changed by the process). */
+int wanted_pages(int pagemap_fd, const struct vma *v, uint64_t first, uint64_t npages, uint8_t *want, struct err *e);
+
+/* Pages on their way into records of one type and owner (see memory.c). */
+struct page_batch;
+struct page_batch *page_batch_new(uint32_t rec_type, uint32_t owner_kind, uint32_t owner, struct err *e);
+/* Reads count pages at src of process pid (area v), to go to dst_addr; writes full records. */
+int page_batch_add(struct page_batch *b, pid_t pid, int mem_fd, const struct vma *v, uint64_t src, uint64_t dst_addr,
+		   int count, struct mem_dump *md, struct image_writer *w, struct err *e);
+int page_batch_flush(struct page_batch *b, struct mem_dump *md, struct image_writer *w, struct err *e);
+void page_batch_free(struct page_batch *b);
 /* The shm id of a memfd / shared memory object, registering it; for the fd tables. */
 uint32_t shm_id_for(struct mem_dump *md, uint64_t dev, uint64_t ino);
 /* After the pod runs again: FILE and FILEDATA records for every mapped file. */
 int dump_mapped_files(struct mem_dump *md, struct image_writer *w, struct err *e);
 void mem_dump_free(struct mem_dump *md);
 void vma_list_free(struct vma_list *l);
+
+/* ---- dirty.c: which pages a running pod writes (live migration) ---- */
+
+struct dirty_proc;
+
+struct dirty_tracker {
+	struct dirty_proc *procs;
+	int nprocs;
+	uint32_t rounds;
+	uint64_t round_pages; /* pages sent by the last round */
+	uint64_t sent_pages;  /* by all rounds */
+};
+
+/* Starts tracking: a userfaultfd (write-protect, asynchronous) for every process of the pod,
+ * taken during a short freeze. Fails, saying why, where the kernel cannot track writes. */
+int dirty_start(struct pod *pod, struct dirty_tracker *t, struct err *e);
+/* One round while the pod runs: PRECOPY records of the pages written since the last round (the
+ * first round: every page the process touched), write-protecting them again. */
+int dirty_round(struct dirty_tracker *t, struct image_writer *w, struct err *e);
+/* For the frozen pod's final image: keep[i] = 1 for each wanted page of area v that the target
+ * has from a round and that was not written since. */
+void dirty_kept(struct dirty_tracker *t, pid_t pid, const struct vma *v, const uint8_t *want, uint8_t *keep);
+/* Stops tracking (the kernel drops the write protection with the last userfaultfd). */
+void dirty_stop(struct dirty_tracker *t);
 
 /* ---- files.c ---- */
 

@@ -6,6 +6,7 @@
  * and on any other failure every process already stopped is released.
  */
 #include <dirent.h>
+#include <stddef.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -264,6 +265,40 @@ failed:
 	thaw_pod(f);
 	freeze_free(f);
 	return -1;
+}
+
+int freeze_take_uffd(struct pod *pod, struct freeze *f, const struct frozen *fz, struct err *e)
+{
+	if (queue(fz->pid, VOS_CMD(f->round, VOS_CMD_UFFD)) < 0)
+		return fail(e, "cannot signal process %d: %s", (int)fz->pid, strerror(errno));
+	int64_t deadline = now_monotonic_us() + ACK_TIMEOUT_MS * 1000LL;
+	for (;;) {
+		int left = (int)((deadline - now_monotonic_us()) / 1000);
+		struct signalfd_siginfo si;
+		int rc = left > 0 ? pod_next_signal(pod, VOS_SIGNAL, &si, left) : 0;
+		if (rc < 0)
+			return fail(e, "waiting for process %d: %s", (int)fz->pid, strerror(errno));
+		if (rc == 0)
+			return fail(e, "process %d did not answer for its userfaultfd", (int)fz->pid);
+		if (si.ssi_code == SI_QUEUE && (pid_t)si.ssi_pid == fz->pid)
+			break;
+	}
+	int32_t uffd;
+	struct iovec local = {&uffd, sizeof uffd};
+	struct iovec remote = {(void *)(uintptr_t)(fz->ctl_addr + offsetof(struct vos_control, uffd)), sizeof uffd};
+	if (process_vm_readv(fz->pid, &local, 1, &remote, 1, 0) != (ssize_t)sizeof uffd)
+		return fail(e, "cannot read the runtime state of process %d: %s", (int)fz->pid, strerror(errno));
+	if (uffd < 0)
+		return fail(e, "process %d cannot make a userfaultfd: %s", (int)fz->pid, strerror(-uffd));
+	int pidfd = (int)syscall(SYS_pidfd_open, fz->pid, 0);
+	if (pidfd < 0)
+		return fail(e, "cannot open process %d (pidfd_open): %s", (int)fz->pid, strerror(errno));
+	int fd = (int)syscall(SYS_pidfd_getfd, pidfd, uffd, 0);
+	int err = errno;
+	close(pidfd);
+	if (fd < 0)
+		return fail(e, "cannot take the userfaultfd of process %d (pidfd_getfd): %s", (int)fz->pid, strerror(err));
+	return fd;
 }
 
 void thaw_pod(struct freeze *f)

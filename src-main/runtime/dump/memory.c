@@ -138,8 +138,10 @@ int collect_vmas(pid_t pid, struct mem_dump *md, struct vma_list *out, struct er
 		else
 			next = line + strlen(line);
 		if (is_field_line(line)) {
-			if (out->n > 0 && strncmp(line, "VmFlags:", 8) == 0)
+			if (out->n > 0 && strncmp(line, "VmFlags:", 8) == 0) {
 				out->v[out->n - 1].flags |= parse_vm_flags(line + 8);
+				out->v[out->n - 1].uffd_wp = strstr(line + 8, " uw") != NULL;
+			}
 			line = next;
 			continue;
 		}
@@ -201,14 +203,47 @@ void put_vmas(const struct vma_list *l, struct buf *b)
 /* ---- page content ---- */
 
 #define BATCH_PAGES (VOS_PAGES_CHUNK / PAGE)
+#define BATCH_ENTRIES ((int)BATCH_PAGES + 256)
 
+/* Pages on their way into one record: data pages (read from the process, one entry each) and
+ * runs of kept pages (live migration: the target has them already; no data). */
 struct page_batch {
+	uint32_t rec_type;   /* VOS_REC_PAGES, or VOS_REC_PRECOPY */
 	uint32_t owner_kind; /* 0: process pages, 1: shared memory object */
 	uint32_t owner;      /* pid or shm id */
-	uint64_t addr[BATCH_PAGES]; /* where each page goes (address, or offset in the object) */
-	int n;
-	uint8_t *data;       /* n pages */
+	struct {
+		uint64_t addr; /* where the page goes (address, or offset in the object) */
+		uint32_t npages;
+		uint32_t kept;
+	} ent[BATCH_ENTRIES];
+	int nent;
+	int ndata;
+	uint8_t *data; /* ndata pages, in entry order */
 };
+
+struct page_batch *page_batch_new(uint32_t rec_type, uint32_t owner_kind, uint32_t owner, struct err *e)
+{
+	struct page_batch *b = xmalloc(sizeof *b);
+	b->data = mmap(NULL, VOS_PAGES_CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (b->data == MAP_FAILED) {
+		free(b);
+		fail(e, "out of memory for the page buffer");
+		return NULL;
+	}
+	b->rec_type = rec_type;
+	b->owner_kind = owner_kind;
+	b->owner = owner;
+	b->nent = b->ndata = 0;
+	return b;
+}
+
+void page_batch_free(struct page_batch *b)
+{
+	if (!b)
+		return;
+	munmap(b->data, VOS_PAGES_CHUNK);
+	free(b);
+}
 
 static int is_zero_page(const uint8_t *p)
 {
@@ -219,46 +254,55 @@ static int is_zero_page(const uint8_t *p)
 	return 1;
 }
 
-/* Writes the batch as one PAGES record: runs of data pages and of zero pages. */
-static int flush_batch(struct page_batch *b, struct mem_dump *md, struct image_writer *w, struct err *e)
+/* Writes the batch as one record: runs of data pages, zero pages and kept pages. */
+int page_batch_flush(struct page_batch *b, struct mem_dump *md, struct image_writer *w, struct err *e)
 {
-	if (b->n == 0)
+	if (b->nent == 0)
 		return 0;
 	struct {
 		uint32_t kind, owner;
 	} head = {b->owner_kind, b->owner};
-	/* At most one header and one data part per page, plus the record head. */
-	struct iovec *parts = xmalloc((size_t)(2 * b->n + 1) * sizeof *parts);
+	/* At most one header and one data part per entry, plus the record head. */
+	struct iovec *parts = xmalloc((size_t)(2 * b->nent + 1) * sizeof *parts);
 	struct run {
 		uint64_t addr;
 		uint32_t npages, kind;
-	} *runs = xmalloc((size_t)b->n * sizeof *runs);
-	int np = 0, nr = 0;
+	} *runs = xmalloc((size_t)b->nent * sizeof *runs);
+	int np = 0, nr = 0, slot = 0;
 	parts[np++] = (struct iovec){&head, sizeof head};
-	for (int i = 0; i < b->n;) {
-		int zero = is_zero_page(b->data + (size_t)i * PAGE);
+	for (int i = 0; i < b->nent;) {
+		if (b->ent[i].kept) {
+			runs[nr] = (struct run){b->ent[i].addr, b->ent[i].npages, VOS_RUN_KEPT};
+			parts[np++] = (struct iovec){&runs[nr++], sizeof *runs};
+			md->kept_pages += b->ent[i].npages;
+			i++;
+			continue;
+		}
+		const uint8_t *first = b->data + (size_t)slot * PAGE;
+		int zero = is_zero_page(first);
 		int j = i + 1;
-		while (j < b->n && b->addr[j] == b->addr[j - 1] + PAGE && is_zero_page(b->data + (size_t)j * PAGE) == zero)
+		while (j < b->nent && !b->ent[j].kept && b->ent[j].addr == b->ent[j - 1].addr + PAGE &&
+		       is_zero_page(b->data + (size_t)(slot + j - i) * PAGE) == zero)
 			j++;
-		runs[nr] = (struct run){b->addr[i], (uint32_t)(j - i), zero ? VOS_RUN_ZERO : VOS_RUN_DATA};
-		parts[np++] = (struct iovec){&runs[nr], sizeof runs[nr]};
+		runs[nr] = (struct run){b->ent[i].addr, (uint32_t)(j - i), zero ? VOS_RUN_ZERO : VOS_RUN_DATA};
+		parts[np++] = (struct iovec){&runs[nr++], sizeof *runs};
 		if (!zero)
-			parts[np++] = (struct iovec){b->data + (size_t)i * PAGE, (size_t)(j - i) * PAGE};
+			parts[np++] = (struct iovec){(void *)first, (size_t)(j - i) * PAGE};
 		if (zero)
 			md->zero_pages += (uint64_t)(j - i);
 		md->pages += (uint64_t)(j - i);
-		nr++;
+		slot += j - i;
 		i = j;
 	}
-	int rc = iw_record(w, VOS_REC_PAGES, parts, np, e);
+	int rc = iw_record(w, b->rec_type, parts, np, e);
 	free(parts);
 	free(runs);
-	b->n = 0;
+	b->nent = b->ndata = 0;
 	return rc;
 }
 
-/* Reads `count` pages at `src` of process pid into the batch (through /proc/PID/mem for areas
- * the process itself cannot read, e.g. PROT_NONE). */
+/* Reads `count` pages at `src` of process pid into dst (through /proc/PID/mem for areas the
+ * process itself cannot read, e.g. PROT_NONE). */
 static int read_pages(pid_t pid, int mem_fd, const struct vma *v, uint64_t src, int count, uint8_t *dst, struct err *e)
 {
 	size_t len = (size_t)count * PAGE;
@@ -274,33 +318,56 @@ static int read_pages(pid_t pid, int mem_fd, const struct vma *v, uint64_t src, 
 	return 0;
 }
 
-static int add_pages(pid_t pid, int mem_fd, const struct vma *v, uint64_t src, uint64_t dst_addr, int count,
-		     struct page_batch *b, struct mem_dump *md, struct image_writer *w, struct err *e)
+int page_batch_add(struct page_batch *b, pid_t pid, int mem_fd, const struct vma *v, uint64_t src, uint64_t dst_addr,
+		   int count, struct mem_dump *md, struct image_writer *w, struct err *e)
 {
 	while (count > 0) {
-		int room = (int)BATCH_PAGES - b->n;
+		int room = (int)BATCH_PAGES - b->ndata;
+		if (BATCH_ENTRIES - b->nent < room)
+			room = BATCH_ENTRIES - b->nent;
 		int take = count < room ? count : room;
-		if (read_pages(pid, mem_fd, v, src, take, b->data + (size_t)b->n * PAGE, e) < 0)
+		if (read_pages(pid, mem_fd, v, src, take, b->data + (size_t)b->ndata * PAGE, e) < 0)
 			return -1;
-		for (int i = 0; i < take; i++)
-			b->addr[b->n + i] = dst_addr + (uint64_t)i * PAGE;
-		b->n += take;
+		for (int i = 0; i < take; i++) {
+			b->ent[b->nent + i].addr = dst_addr + (uint64_t)i * PAGE;
+			b->ent[b->nent + i].npages = 1;
+			b->ent[b->nent + i].kept = 0;
+		}
+		b->nent += take;
+		b->ndata += take;
 		md->bytes += (uint64_t)take * PAGE;
 		src += (uint64_t)take * PAGE;
 		dst_addr += (uint64_t)take * PAGE;
 		count -= take;
-		if (b->n == (int)BATCH_PAGES && flush_batch(b, md, w, e) < 0)
+		if ((b->ndata == (int)BATCH_PAGES || b->nent == BATCH_ENTRIES) && page_batch_flush(b, md, w, e) < 0)
 			return -1;
 	}
 	return 0;
 }
 
-/* Which pages of the area to save: 1 for each page to take. */
-static int wanted_pages(int pagemap_fd, const struct vma *v, uint8_t *want, struct err *e)
+/* Pages the target already has (sent ahead and not written since): a run without data. */
+static int page_batch_keep(struct page_batch *b, uint64_t addr, uint64_t count, struct mem_dump *md,
+			   struct image_writer *w, struct err *e)
 {
-	uint64_t npages = (v->end - v->start) / PAGE;
+	if (b->nent > 0 && b->ent[b->nent - 1].kept &&
+	    b->ent[b->nent - 1].addr + (uint64_t)b->ent[b->nent - 1].npages * PAGE == addr &&
+	    b->ent[b->nent - 1].npages + count < UINT32_MAX) {
+		b->ent[b->nent - 1].npages += (uint32_t)count;
+		return 0;
+	}
+	if (b->nent == BATCH_ENTRIES && page_batch_flush(b, md, w, e) < 0)
+		return -1;
+	b->ent[b->nent].addr = addr;
+	b->ent[b->nent].npages = (uint32_t)count;
+	b->ent[b->nent].kept = 1;
+	b->nent++;
+	return 0;
+}
+
+int wanted_pages(int pagemap_fd, const struct vma *v, uint64_t first, uint64_t npages, uint8_t *want, struct err *e)
+{
 	uint64_t *pm = xmalloc((size_t)npages * 8);
-	if (pread_full(pagemap_fd, pm, (size_t)npages * 8, (v->start / PAGE) * 8) < 0) {
+	if (pread_full(pagemap_fd, pm, (size_t)npages * 8, (v->start / PAGE + first) * 8) < 0) {
 		free(pm);
 		return fail(e, "cannot read the page map of %s: %s", v->path, errno ? strerror(errno) : "short read");
 	}
@@ -317,15 +384,19 @@ static int wanted_pages(int pagemap_fd, const struct vma *v, uint8_t *want, stru
 }
 
 static int dump_area(pid_t pid, int mem_fd, int pagemap_fd, const struct vma *v, struct page_batch *b,
-		     struct mem_dump *md, struct image_writer *w, struct err *e)
+		     struct mem_dump *md, struct dirty_tracker *t, struct image_writer *w, struct err *e)
 {
 	uint64_t npages = (v->end - v->start) / PAGE;
 	uint8_t *want = xmalloc((size_t)npages);
+	uint8_t *keep = NULL;
 	if (v->kind == VOS_VMA_VDSO || v->kind == VOS_VMA_SHMEM) {
 		memset(want, 1, (size_t)npages); /* small, or shared: all of it */
-	} else if (wanted_pages(pagemap_fd, v, want, e) < 0) {
+	} else if (wanted_pages(pagemap_fd, v, 0, npages, want, e) < 0) {
 		free(want);
 		return -1;
+	} else if (t) {
+		keep = xcalloc((size_t)npages, 1);
+		dirty_kept(t, pid, v, want, keep);
 	}
 	int rc = 0;
 	for (uint64_t i = 0; i < npages && rc == 0;) {
@@ -333,53 +404,56 @@ static int dump_area(pid_t pid, int mem_fd, int pagemap_fd, const struct vma *v,
 			i++;
 			continue;
 		}
+		uint8_t kept = keep ? keep[i] : 0;
 		uint64_t j = i;
-		while (j < npages && want[j])
+		while (j < npages && want[j] && (keep ? keep[j] : 0) == kept)
 			j++;
 		uint64_t src = v->start + i * PAGE;
 		uint64_t dst = v->kind == VOS_VMA_SHMEM ? v->pgoff + i * PAGE : src;
-		rc = add_pages(pid, mem_fd, v, src, dst, (int)(j - i), b, md, w, e);
+		if (kept)
+			rc = page_batch_keep(b, dst, j - i, md, w, e);
+		else
+			rc = page_batch_add(b, pid, mem_fd, v, src, dst, (int)(j - i), md, w, e);
 		i = j;
 	}
+	free(keep);
 	free(want);
 	return rc;
 }
 
-int dump_pages(pid_t pid, struct mem_dump *md, const struct vma_list *l, struct image_writer *w, struct err *e)
+int open_process_memory(pid_t pid, int *pagemap_fd, int *mem_fd, struct err *e)
 {
 	char path[64];
 	snprintf(path, sizeof path, "/proc/%d/pagemap", (int)pid);
-	int pagemap_fd = open(path, O_RDONLY | O_CLOEXEC);
+	*pagemap_fd = open(path, O_RDONLY | O_CLOEXEC);
 	snprintf(path, sizeof path, "/proc/%d/mem", (int)pid);
-	int mem_fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (pagemap_fd < 0 || mem_fd < 0) {
-		int err = errno;
-		if (pagemap_fd >= 0)
-			close(pagemap_fd);
-		if (mem_fd >= 0)
-			close(mem_fd);
-		return fail(e, "cannot open the memory of process %d: %s", (int)pid, strerror(err));
-	}
-	struct page_batch *b = xmalloc(sizeof *b);
-	b->data = mmap(NULL, VOS_PAGES_CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (b->data == MAP_FAILED) {
-		free(b);
-		close(pagemap_fd);
-		close(mem_fd);
-		return fail(e, "out of memory for the page buffer");
-	}
-	b->n = 0;
-	int rc = 0;
+	*mem_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (*pagemap_fd >= 0 && *mem_fd >= 0)
+		return 0;
+	int err = errno;
+	if (*pagemap_fd >= 0)
+		close(*pagemap_fd);
+	if (*mem_fd >= 0)
+		close(*mem_fd);
+	return fail(e, "cannot open the memory of process %d: %s", (int)pid, strerror(err));
+}
+
+int dump_pages(pid_t pid, struct mem_dump *md, const struct vma_list *l, struct dirty_tracker *t,
+	       struct image_writer *w, struct err *e)
+{
+	int pagemap_fd, mem_fd;
+	if (open_process_memory(pid, &pagemap_fd, &mem_fd, e) < 0)
+		return -1;
 	/* The process's own pages first, then shared objects met for the first time. */
-	b->owner_kind = 0;
-	b->owner = (uint32_t)pid;
+	struct page_batch *b = page_batch_new(VOS_REC_PAGES, 0, (uint32_t)pid, e);
+	int rc = b ? 0 : -1;
 	for (int i = 0; i < l->n && rc == 0; i++) {
 		const struct vma *v = &l->v[i];
 		if (v->kind == VOS_VMA_ANON || v->kind == VOS_VMA_FILE || v->kind == VOS_VMA_VDSO)
-			rc = dump_area(pid, mem_fd, pagemap_fd, v, b, md, w, e);
+			rc = dump_area(pid, mem_fd, pagemap_fd, v, b, md, t, w, e);
 	}
 	if (rc == 0)
-		rc = flush_batch(b, md, w, e);
+		rc = page_batch_flush(b, md, w, e);
 	for (int i = 0; i < l->n && rc == 0; i++) {
 		const struct vma *v = &l->v[i];
 		if (v->kind != VOS_VMA_SHMEM || md->shms[v->file_id].dumped)
@@ -387,9 +461,9 @@ int dump_pages(pid_t pid, struct mem_dump *md, const struct vma_list *l, struct 
 		md->shms[v->file_id].dumped = 1;
 		b->owner_kind = 1;
 		b->owner = v->file_id;
-		rc = dump_area(pid, mem_fd, pagemap_fd, v, b, md, w, e);
+		rc = dump_area(pid, mem_fd, pagemap_fd, v, b, md, NULL, w, e);
 		if (rc == 0)
-			rc = flush_batch(b, md, w, e);
+			rc = page_batch_flush(b, md, w, e);
 	}
 	/* Deleted files mapped privately: their content can only be read through the mapping. */
 	for (int i = 0; i < l->n && rc == 0; i++) {
@@ -405,8 +479,7 @@ int dump_pages(pid_t pid, struct mem_dump *md, const struct vma_list *l, struct 
 		}
 		free(tmp);
 	}
-	munmap(b->data, VOS_PAGES_CHUNK);
-	free(b);
+	page_batch_free(b);
 	close(pagemap_fd);
 	close(mem_fd);
 	return rc;

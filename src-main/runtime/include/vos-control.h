@@ -6,7 +6,10 @@
  *   init -> process        VOS_CMD_STOP(round)     stop every thread of the process
  *   process leader -> own threads VOS_CMD_PARK(round) park in the handler
  *   process -> init        ack: si_value = address of the process's struct vos_control
- *   init -> process        VOS_CMD_RESUME(round)   release the threads
+ *   init -> process        VOS_CMD_UFFD(round)     (while stopped, for live migration) make a
+ *                                                  userfaultfd; ack again with control.uffd set
+ *   init -> process        VOS_CMD_RESUME(round)   release the threads (closing that userfaultfd:
+ *                                                  init took its own copy with pidfd_getfd)
  * While stopped, every thread sits in the signal handler: its registers, FPU/AVX state, signal
  * mask and alternate stack are in the kernel's signal frame on its stack (part of the memory
  * image). A restored thread resumes by rt_sigreturn on that frame.
@@ -22,6 +25,7 @@
 #define VOS_CMD_STOP 1
 #define VOS_CMD_PARK 2
 #define VOS_CMD_RESUME 3
+#define VOS_CMD_UFFD 4
 
 /* si_value.sival_int = round << 8 | command */
 #define VOS_CMD(round, cmd) ((int)(((uint32_t)(round) << 8) | (uint32_t)(cmd)))
@@ -29,7 +33,7 @@
 #define VOS_ROUND_OF(v) ((uint32_t)(v) >> 8)
 
 #define VOS_CONTROL_MAGIC 0x6c6f72746e6f4376ull /* "vControl" */
-#define VOS_CONTROL_VERSION 1
+#define VOS_CONTROL_VERSION 2
 #define VOS_MAX_THREADS 1024
 #define VOS_NSIG 65 /* signals 1..64 */
 
@@ -88,6 +92,8 @@ struct vos_control {
 	uint32_t nthreads;
 	uint32_t parked;
 	uint32_t resume_gen; /* futex: parked threads wait for it to change */
+	int32_t uffd;        /* VOS_CMD_UFFD's answer: the fd, or -errno; -1 otherwise */
+	uint32_t pad;
 	uint64_t brk;
 	/* Left behind by a restore (its trampoline pages); unmapped at the next checkpoint. */
 	uint64_t leftover_start;

@@ -36,6 +36,7 @@ enum vos_rec_type {
 	VOS_REC_OBJDATA = 7,  /* buffered data of a pipe or socket, content of a deleted file */
 	VOS_REC_FILE = 8,     /* a file mapped by the pod: identity */
 	VOS_REC_FILEDATA = 9, /* a range of a mapped file's content */
+	VOS_REC_PRECOPY = 10, /* live migration: pages sent ahead while the pod ran (PAGES' layout) */
 	VOS_REC_TRAILER = 15,
 };
 
@@ -74,6 +75,7 @@ enum vos_vma_kind {
 /* PAGES run kinds */
 #define VOS_RUN_DATA 0u
 #define VOS_RUN_ZERO 1u
+#define VOS_RUN_KEPT 2u /* the pages' content is the latest PRECOPY of them (nothing follows) */
 
 /* Object (open file description) kinds */
 enum vos_obj_kind {

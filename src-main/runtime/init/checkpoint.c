@@ -94,7 +94,7 @@ static int write_pod(struct pod *pod, const struct freeze *f, struct image_write
 }
 
 static int write_process(const struct frozen *fz, struct mem_dump *md, struct files_dump *files,
-			 struct image_writer *w, uint64_t tty_rdev, struct err *e)
+			 struct dirty_tracker *t, struct image_writer *w, uint64_t tty_rdev, struct err *e)
 {
 	struct vma_list vmas;
 	if (collect_vmas(fz->pid, md, &vmas, e) < 0)
@@ -109,7 +109,7 @@ static int write_process(const struct frozen *fz, struct mem_dump *md, struct fi
 	}
 	buf_free(&b);
 	if (rc == 0)
-		rc = dump_pages(fz->pid, md, &vmas, w, e);
+		rc = dump_pages(fz->pid, md, &vmas, t, w, e);
 	vma_list_free(&vmas);
 	return rc;
 }
@@ -137,6 +137,41 @@ static int await_verdict(int conn, const char *held)
 	return strcmp(line, "commit") == 0;
 }
 
+/* Live migration's rounds: stop when a round sends little, after PRECOPY_MAX_ROUNDS, or when
+ * the pod writes about as fast as the rounds send (more rounds would not shorten the pause). */
+#define PRECOPY_MAX_ROUNDS 8
+#define PRECOPY_ENOUGH_PAGES 1024 /* 4 MiB: what the frozen pod sends quickly */
+
+/* Sends the pod's memory while it runs (PRECOPY records). 1: the tracker watches the pod now;
+ * 0: this kernel cannot track writes (the requester is told, the checkpoint goes on without);
+ * -1: the image stream failed. */
+static int precopy(struct pod *pod, int conn, struct dirty_tracker *t, struct image_writer *w, struct err *e)
+{
+	char line[CONTROL_LINE_MAX];
+	if (dirty_start(pod, t, e) < 0) {
+		snprintf(line, sizeof line, "precopy unavailable %s", e->msg);
+		control_send(conn, line, -1);
+		return 0;
+	}
+	uint64_t previous = UINT64_MAX;
+	while (t->rounds < PRECOPY_MAX_ROUNDS) {
+		int64_t t0 = now_monotonic_us();
+		if (dirty_round(t, w, e) < 0) {
+			dirty_stop(t);
+			return -1;
+		}
+		snprintf(line, sizeof line, "precopy round=%u pages=%" PRIu64 " sent_pages=%" PRIu64 " bytes=%" PRIu64 " us=%" PRId64,
+			 t->rounds, t->round_pages, t->sent_pages, w->bytes, now_monotonic_us() - t0);
+		control_send(conn, line, -1);
+		if (t->round_pages <= PRECOPY_ENOUGH_PAGES)
+			break;
+		if (t->rounds >= 3 && t->round_pages * 10 > previous * 9)
+			break; /* not converging */
+		previous = t->round_pages;
+	}
+	return 1;
+}
+
 void checkpoint_run(struct pod *pod, int *out_fd, int conn, const char *request, char *reply, size_t size)
 {
 	char v[64];
@@ -160,8 +195,21 @@ void checkpoint_run(struct pod *pod, int *out_fd, int conn, const char *request,
 	if (pod->tty_fd >= 0 && fstat(pod->tty_fd, &st) == 0)
 		tty_rdev = st.st_rdev;
 
+	struct dirty_tracker tracker;
+	memset(&tracker, 0, sizeof tracker);
+	int live = 0;
+	if (control_arg(request, "precopy", v, sizeof v) && strcmp(v, "1") == 0) {
+		int r = precopy(pod, conn, &tracker, &w, &e);
+		if (r < 0) {
+			snprintf(reply, size, "error %s", e.msg);
+			return;
+		}
+		live = r == 1;
+	}
+
 	int64_t t0 = now_monotonic_us();
 	if (freeze_pod(pod, &f, &e) < 0) {
+		dirty_stop(&tracker);
 		snprintf(reply, size, "error %s", e.msg);
 		return;
 	}
@@ -175,7 +223,7 @@ void checkpoint_run(struct pod *pod, int *out_fd, int conn, const char *request,
 	uint32_t threads = 0;
 	for (int i = 0; i < f.nprocs && rc == 0; i++) {
 		threads += f.procs[i].ctl->nthreads;
-		rc = write_process(&f.procs[i], &md, &files, &w, tty_rdev, &e);
+		rc = write_process(&f.procs[i], &md, &files, live ? &tracker : NULL, &w, tty_rdev, &e);
 	}
 	/* The requester saves the screen while nothing can print to it; wait for it to say so
 	 * (within reason: a requester that went quiet does not keep the pod frozen). */
@@ -218,12 +266,13 @@ void checkpoint_run(struct pod *pod, int *out_fd, int conn, const char *request,
 		}
 	}
 
+	dirty_stop(&tracker); /* after the pod ended or runs again: its pages are no longer watched */
 	if (rc == 0)
 		snprintf(reply, size,
 			 "ok processes=%d threads=%u zombies=%d frozen_us=%" PRId64 " records=%u bytes=%" PRIu64
-			 " chain=%u pages=%" PRIu64 " zero_pages=%" PRIu64 " files=%d stopped=%d",
+			 " chain=%u pages=%" PRIu64 " zero_pages=%" PRIu64 " kept_pages=%" PRIu64 " files=%d stopped=%d",
 			 f.nprocs, threads, f.nzombies, frozen_us, w.records, w.bytes, w.chain, md.pages, md.zero_pages,
-			 md.nfiles, stop);
+			 md.kept_pages, md.nfiles, stop);
 	else
 		snprintf(reply, size, "error %s", e.msg);
 	files_dump_free(&files);

@@ -3,13 +3,16 @@
  *
  *   vos-init [launch] [--control SOCKET] [--runtime LIBVOS] [--no-pod] -- PROGRAM [ARGS...]
  *       Start PROGRAM in a new pod on this terminal (what the agent runs on a session's pty).
- *   vos-init checkpoint --control SOCKET [--stop | --hold] [--wait-screen] [--write-header | --records N --bytes N --chain N]
+ *   vos-init checkpoint --control SOCKET [--stop | --hold] [--precopy] [--wait-screen] [--write-header | --records N --bytes N --chain N]
  *       Ask a pod for a checkpoint written to fd 3; print the pod's reply line. The agent writes
  *       the image's first records itself and passes their count, size and CRC chain; with
  *       --write-header vos-init writes a minimal header instead. Between "frozen" and the
  *       reply, --wait-screen waits for a line on stdin (the agent's screen is saved). With
  *       --hold (a migration) the pod stays frozen after "held ...": the next line on stdin,
- *       "commit" or anything else, ends it or lets it run again.
+ *       "commit" or anything else, ends it or lets it run again. --precopy (live migration):
+ *       first send the memory while the pod runs, in rounds ("precopy ..." lines), then freeze
+ *       and send only what changed since; falls back to a plain checkpoint where the kernel
+ *       cannot track written pages ("precopy unavailable ...").
  *   vos-init restore --control SOCKET (--image FILE | --image-socket PATH) [--hold] [--runtime LIBVOS] [--cache DIR]
  *       Bring an image back to life on this terminal, in a new pod. --image-socket: receive
  *       the image from a Unix socket (a migration streams it) into memory first. --hold: the
@@ -39,7 +42,7 @@ static void usage(void) __attribute__((noreturn));
 static void usage(void)
 {
 	fprintf(stderr, "usage: vos-init [launch] [--control SOCKET] [--runtime LIB] [--no-pod] -- PROGRAM [ARGS...]\n"
-			"       vos-init checkpoint --control SOCKET [--stop | --hold] [--write-header | --records N --bytes N --chain N]\n"
+			"       vos-init checkpoint --control SOCKET [--stop | --hold] [--precopy] [--write-header | --records N --bytes N --chain N]\n"
 			"       vos-init restore --control SOCKET (--image FILE | --image-socket PATH) [--hold] [--runtime LIB] [--cache DIR]\n"
 			"       vos-init verify FILE\n");
 	exit(2);
@@ -116,6 +119,8 @@ static int cmd_checkpoint(int argc, char **argv)
 			strcat(request, " stop=1");
 		else if (strcmp(argv[i], "--hold") == 0)
 			strcat(request, " hold=1");
+		else if (strcmp(argv[i], "--precopy") == 0)
+			strcat(request, " precopy=1");
 		else if (strcmp(argv[i], "--records") == 0)
 			key = "records";
 		else if (strcmp(argv[i], "--bytes") == 0)
@@ -168,6 +173,8 @@ static int cmd_checkpoint(int argc, char **argv)
 		}
 		printf("%s\n", reply);
 		fflush(stdout);
+		if (strncmp(reply, "precopy", 7) == 0)
+			continue; /* live migration's progress: a round of pages sent ahead */
 		if (strncmp(reply, "held", 4) == 0) {
 			/* The agent gives the verdict on our stdin; if it goes away, the pod runs again. */
 			char verdict[64] = "abort";

@@ -41,7 +41,7 @@
  * process reports in its acknowledgement. Global mutable state by design: it is the process's
  * checkpoint state, written only by the handler below.
  */
-static struct vos_control ctl = {.magic = VOS_CONTROL_MAGIC, .version = VOS_CONTROL_VERSION};
+static struct vos_control ctl = {.magic = VOS_CONTROL_MAGIC, .version = VOS_CONTROL_VERSION, .uffd = -1};
 
 /* Tids the stopping thread has asked to park in the current round (handler-only state). */
 static int32_t signaled[VOS_MAX_THREADS];
@@ -361,8 +361,20 @@ static void wait_for_resume(uint32_t round)
 		if (si.si_code != SI_QUEUE)
 			continue;
 		uint32_t v = (uint32_t)si.si_value.sival_int;
-		if (VOS_CMD_OF(v) == VOS_CMD_RESUME && VOS_ROUND_OF(v) == round)
+		if (VOS_CMD_OF(v) == VOS_CMD_RESUME && VOS_ROUND_OF(v) == round) {
+			if (ctl.uffd >= 0)
+				sys(SYS_close, ctl.uffd, 0, 0, 0, 0); /* init has its own copy */
+			ctl.uffd = -1;
 			return;
+		}
+		if (VOS_CMD_OF(v) == VOS_CMD_UFFD && VOS_ROUND_OF(v) == round && ctl.uffd < 0) {
+			/* Live migration: a userfaultfd for this process's memory, so init can see which
+			 * pages are written from now on. User-mode faults only: no privilege needed. */
+			long fd = sys(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | 1 /* UFFD_USER_MODE_ONLY */, 0, 0, 0, 0);
+			ctl.uffd = fd >= 0 ? (int32_t)fd : -errno;
+			acknowledge((pid_t)sys(SYS_getpid, 0, 0, 0, 0, 0));
+			continue;
+		}
 		if (VOS_CMD_OF(v) == VOS_CMD_STOP)
 			acknowledge((pid_t)sys(SYS_getpid, 0, 0, 0, 0, 0)); /* init lost our ack: say it again */
 	}

@@ -279,6 +279,16 @@ int image_load(struct image *img, int fd, const char *name, struct err *e)
 	struct record rec;
 	int rc;
 	while ((rc = ir_next(&ir, &rec, e)) == 1) {
+		if (rec.type == VOS_REC_PRECOPY) {
+			uint32_t head[2];
+			if (rec.length < sizeof head || pread_full(fd, head, sizeof head, rec.offset) < 0)
+				return fail(e, "%s: a %s record is too short", name, record_type_name(rec.type));
+			if (head[0] != 0)
+				return fail(e, "%s: pages sent ahead must belong to a process", name);
+			img->precopy = xrealloc(img->precopy, (size_t)(img->nprecopy + 1) * sizeof *img->precopy);
+			img->precopy[img->nprecopy++] = (struct img_precopy){(pid_t)head[1], rec};
+			continue;
+		}
 		if (rec.type == VOS_REC_PAGES || rec.type == VOS_REC_OBJDATA || rec.type == VOS_REC_FILEDATA) {
 			/* Only the head now; the bulk is read when it is restored. */
 			uint32_t head[2];

@@ -102,6 +102,12 @@ struct img_shm {
 	int npages;
 };
 
+/* A PRECOPY record (live migration): pages of a process sent ahead, by pid. */
+struct img_precopy {
+	pid_t pid;
+	struct record rec;
+};
+
 struct image {
 	int fd;
 	const char *name;
@@ -129,6 +135,8 @@ struct image {
 	int nfiles;
 	struct img_shm *shms;
 	int nshms;
+	struct img_precopy *precopy; /* in the order sent: a later one of a page is newer */
+	int nprecopy;
 };
 
 /* Reads every metadata record; the image must have passed image_verify. */

@@ -244,11 +244,45 @@ static const struct img_vma *vma_at(const struct img_process *p, uint64_t addr)
 	return NULL;
 }
 
+static void add_run(struct run_list *runs, struct blob_run r)
+{
+	if (runs->n > 0) {
+		struct blob_run *last = &runs->v[runs->n - 1];
+		if (last->addr + last->len == r.addr && last->zero == r.zero &&
+		    (r.zero || last->offset + last->len == r.offset)) {
+			last->len += r.len; /* pages sent ahead in the order of their addresses */
+			return;
+		}
+	}
+	runs->v = xrealloc(runs->v, (size_t)(runs->n + 1) * sizeof *runs->v);
+	runs->v[runs->n++] = r;
+}
+
+/* A KEPT run: each page from where the pages sent ahead have it. */
+static int add_kept(struct restore_ctx *c, struct img_process *p, struct precopy_index *ix, uint64_t addr,
+		    uint64_t npages, int anon, struct run_list *runs, struct err *e)
+{
+	if (!ix->key && precopy_index_build(&c->img, p->pid, ix, e) < 0)
+		return -1;
+	for (uint64_t i = 0; i < npages; i++) {
+		uint64_t at = addr + i * PAGE, offset;
+		if (precopy_lookup(ix, at, &offset) < 0)
+			return fail(e, "the image is damaged: page %#llx of process %d was to be sent ahead, and was not",
+				    (unsigned long long)at, (int)p->pid);
+		if (offset == 0 && anon)
+			continue; /* fresh anonymous memory is zero already */
+		add_run(runs, (struct blob_run){at, PAGE, offset, offset == 0, 0});
+	}
+	return 0;
+}
+
 int collect_runs(struct restore_ctx *c, struct img_process *p, struct run_list *runs, struct err *e)
 {
 	runs->v = NULL;
 	runs->n = 0;
-	for (int i = 0; i < p->npages; i++) {
+	struct precopy_index ix = {0};
+	int rc = 0;
+	for (int i = 0; i < p->npages && rc == 0; i++) {
 		const struct record *rec = &p->pages[i];
 		uint64_t pos = rec->offset + 8, end = rec->offset + rec->length;
 		while (pos < end) {
@@ -256,24 +290,30 @@ int collect_runs(struct restore_ctx *c, struct img_process *p, struct run_list *
 				uint64_t addr;
 				uint32_t npages, kind;
 			} h;
-			if (pread_full(c->img.fd, &h, sizeof h, pos) < 0)
-				return fail(e, "cannot read the image: %s", errno ? strerror(errno) : "it is too short");
+			if (pread_full(c->img.fd, &h, sizeof h, pos) < 0) {
+				rc = fail(e, "cannot read the image: %s", errno ? strerror(errno) : "it is too short");
+				break;
+			}
 			pos += sizeof h;
 			uint64_t len = (uint64_t)h.npages * PAGE;
 			const struct img_vma *v = vma_at(p, h.addr);
 			int keep_run = v && (v->kind != VOS_VMA_VDSO || c->vdso_proxy) && v->kind != VOS_VMA_VVAR &&
 				       v->kind != VOS_VMA_VVAR_VCLOCK;
+			if (h.kind == VOS_RUN_KEPT) {
+				if (keep_run && (rc = add_kept(c, p, &ix, h.addr, h.npages, v->kind == VOS_VMA_ANON, runs, e)) < 0)
+					break;
+				continue;
+			}
 			if (h.kind == VOS_RUN_ZERO)
 				keep_run = keep_run && v->kind != VOS_VMA_ANON; /* fresh anonymous memory is zero already */
-			if (keep_run) {
-				runs->v = xrealloc(runs->v, (size_t)(runs->n + 1) * sizeof *runs->v);
-				runs->v[runs->n++] = (struct blob_run){h.addr, len, h.kind == VOS_RUN_DATA ? pos : 0, h.kind == VOS_RUN_ZERO, 0};
-			}
+			if (keep_run)
+				add_run(runs, (struct blob_run){h.addr, len, h.kind == VOS_RUN_DATA ? pos : 0, h.kind == VOS_RUN_ZERO, 0});
 			if (h.kind == VOS_RUN_DATA)
 				pos += len;
 		}
 	}
-	return 0;
+	precopy_index_free(&ix);
+	return rc;
 }
 
 /* Bump allocator inside the zone. */

@@ -38,6 +38,17 @@ struct run_list {
 	uint64_t n;
 };
 
+/* precopy.c: where the latest content of each page a process's PRECOPY records sent is. */
+struct precopy_index {
+	uint64_t *key;
+	uint64_t *offset;
+	size_t cap, n;
+};
+int precopy_index_build(const struct image *img, pid_t pid, struct precopy_index *ix, struct err *e);
+/* 0 and *offset (0: a zero page) if the page was sent ahead; -1 if not. */
+int precopy_lookup(const struct precopy_index *ix, uint64_t addr, uint64_t *offset);
+void precopy_index_free(struct precopy_index *ix);
+
 /* objects.c: creates every object (files, pipes, sockets, ...) and shared memory in pod init. */
 int create_objects(struct restore_ctx *c, struct err *e);
 /* files.c: opens (or recreates from the image) every file the image maps. */

@@ -1,0 +1,407 @@
+/*
+ * Which pages a running pod writes, for live migration (iterative pre-copy).
+ *
+ * This kernel has no soft-dirty bits; it has userfaultfd write-protection in asynchronous mode
+ * (the kernel resolves the fault itself and marks the page written) and the PAGEMAP_SCAN ioctl,
+ * which lists written pages and protects them again in one step. A userfaultfd acts on the mm
+ * of the process that made it, so each process makes one during a short freeze (the runtime
+ * does it in its signal handler) and pod init takes a copy with pidfd_getfd.
+ *
+ * Each round registers the areas not yet registered (new mappings), then sends the pages
+ * written since the previous round (in the first: every page) as PRECOPY records and notes
+ * them as sent. In the final, frozen image a page becomes a KEPT run only when all of these
+ * hold: the process is the same (pid and start time), its area is still registered with our
+ * userfaultfd (an area unmapped, remapped or moved is not), the page was sent, and the scan
+ * does not show it written (or replaced by the zero page) since. Anything else is sent again.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/userfaultfd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "dump.h"
+
+#define PAGE 4096ull
+
+/* Kernel interfaces newer than this system's headers (Linux 6.7 UAPI values). */
+#define UFFD_FEATURE_WP_UNPOPULATED_ (1ull << 13)
+#define UFFD_FEATURE_WP_ASYNC_ (1ull << 15)
+struct pm_scan_arg_ {
+	uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+	uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+struct page_region_ {
+	uint64_t start, end, categories;
+};
+#define PAGEMAP_SCAN_ _IOWR('f', 16, struct pm_scan_arg_)
+#define PM_SCAN_WP_MATCHING_ (1ull << 0)
+#define PM_SCAN_CHECK_WPASYNC_ (1ull << 1)
+#define PAGE_IS_WRITTEN_ (1ull << 1)
+#define PAGE_IS_PFNZERO_ (1ull << 5)
+
+#define SCAN_REGIONS 1024
+
+/* ---- a set of page addresses (open addressing; 0 empty, 1 removed) ---- */
+
+struct page_set {
+	uint64_t *slot;
+	size_t cap, used; /* used: live keys and removed marks */
+};
+
+static size_t ps_hash(uint64_t addr, size_t cap)
+{
+	return (size_t)(((addr >> 12) * 0x9e3779b97f4a7c15ull) >> 17) & (cap - 1);
+}
+
+static void ps_add(struct page_set *s, uint64_t addr);
+
+static void ps_grow(struct page_set *s)
+{
+	struct page_set old = *s;
+	s->cap = old.cap ? old.cap * 2 : 4096;
+	s->slot = xcalloc(s->cap, sizeof *s->slot);
+	s->used = 0;
+	for (size_t i = 0; i < old.cap; i++)
+		if (old.slot[i] > 1)
+			ps_add(s, old.slot[i]);
+	free(old.slot);
+}
+
+static void ps_add(struct page_set *s, uint64_t addr)
+{
+	if ((s->used + 1) * 4 > s->cap * 3)
+		ps_grow(s);
+	size_t i = ps_hash(addr, s->cap);
+	while (s->slot[i] != 0 && s->slot[i] != addr)
+		i = (i + 1) & (s->cap - 1);
+	if (s->slot[i] == 0) {
+		s->slot[i] = addr;
+		s->used++;
+	}
+}
+
+static size_t ps_find(const struct page_set *s, uint64_t addr)
+{
+	if (!s->cap)
+		return SIZE_MAX;
+	for (size_t i = ps_hash(addr, s->cap);; i = (i + 1) & (s->cap - 1)) {
+		if (s->slot[i] == addr)
+			return i;
+		if (s->slot[i] == 0)
+			return SIZE_MAX;
+	}
+}
+
+static int ps_has(const struct page_set *s, uint64_t addr)
+{
+	return ps_find(s, addr) != SIZE_MAX;
+}
+
+static void ps_remove(struct page_set *s, uint64_t addr)
+{
+	size_t i = ps_find(s, addr);
+	if (i != SIZE_MAX)
+		s->slot[i] = 1;
+}
+
+/* ---- per process ---- */
+
+struct dirty_proc {
+	pid_t pid;
+	uint64_t start_time; /* /proc/PID/stat field 22: a reused pid is another process */
+	int uffd;
+	struct page_set sent;
+};
+
+static uint64_t start_time_of(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	char *text = read_text_file(path, NULL);
+	if (!text)
+		return 0;
+	uint64_t t = 0;
+	const char *p = strrchr(text, ')'); /* the command name may hold spaces and parentheses */
+	for (int field = 2; p && field < 22; field++)
+		p = strchr(p + 1, ' ');
+	if (p)
+		t = strtoull(p + 1, NULL, 10);
+	free(text);
+	return t;
+}
+
+static int same_process(const struct dirty_proc *p)
+{
+	return p->uffd >= 0 && start_time_of(p->pid) == p->start_time && p->start_time != 0;
+}
+
+/* Registers [start, end) for write-protection with our userfaultfd. Also the check that an area
+ * already registered is registered with ours: another userfaultfd's area refuses (EBUSY). */
+static int register_wp(int uffd, uint64_t start, uint64_t end)
+{
+	struct uffdio_register r;
+	memset(&r, 0, sizeof r);
+	r.range.start = start;
+	r.range.len = end - start;
+	r.mode = UFFDIO_REGISTER_MODE_WP;
+	return ioctl(uffd, UFFDIO_REGISTER, &r);
+}
+
+/* PAGEMAP_SCAN over [start, end) for pages in any of `categories`; calls fn for each region.
+ * -1: the scan failed (errno); -2: fn failed. */
+static int scan(int pagemap_fd, uint64_t start, uint64_t end, uint64_t flags, uint64_t categories,
+		int (*fn)(void *ctx, uint64_t start, uint64_t end), void *ctx)
+{
+	struct page_region_ regions[SCAN_REGIONS];
+	while (start < end) {
+		struct pm_scan_arg_ a;
+		memset(&a, 0, sizeof a);
+		a.size = sizeof a;
+		a.flags = flags;
+		a.start = start;
+		a.end = end;
+		a.vec = (uint64_t)(uintptr_t)regions;
+		a.vec_len = SCAN_REGIONS;
+		a.category_anyof_mask = categories;
+		a.return_mask = categories;
+		long n = ioctl(pagemap_fd, PAGEMAP_SCAN_, &a);
+		if (n < 0)
+			return -1;
+		for (long i = 0; i < n; i++)
+			if (fn(ctx, regions[i].start, regions[i].end) < 0)
+				return -2;
+		if (a.walk_end <= start)
+			break;
+		start = a.walk_end;
+	}
+	return 0;
+}
+
+/* Which kernel interfaces are there: PAGEMAP_SCAN on our own memory, uffd write-protect. */
+static int probe(struct err *e)
+{
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return fail(e, "cannot open /proc/self/pagemap: %s", strerror(errno));
+	static uint8_t page[PAGE] __attribute__((aligned(4096))); /* probe target only */
+	struct page_region_ r;
+	struct pm_scan_arg_ a;
+	memset(&a, 0, sizeof a);
+	a.size = sizeof a;
+	a.start = (uint64_t)(uintptr_t)page;
+	a.end = a.start + PAGE;
+	a.vec = (uint64_t)(uintptr_t)&r;
+	a.vec_len = 1;
+	a.category_anyof_mask = PAGE_IS_WRITTEN_;
+	a.return_mask = PAGE_IS_WRITTEN_;
+	long n = ioctl(fd, PAGEMAP_SCAN_, &a);
+	int err = errno;
+	close(fd);
+	if (n < 0)
+		return fail(e, "this kernel cannot list written pages (PAGEMAP_SCAN: %s)", strerror(err));
+	return 0;
+}
+
+static int enable_wp_async(int uffd, struct err *e)
+{
+	struct uffdio_api api;
+	memset(&api, 0, sizeof api);
+	api.api = UFFD_API;
+	api.features = UFFD_FEATURE_WP_ASYNC_ | UFFD_FEATURE_WP_UNPOPULATED_;
+	if (ioctl(uffd, UFFDIO_API, &api) < 0)
+		return fail(e, "this kernel cannot track written pages (userfaultfd asynchronous write-protect: %s)",
+			    strerror(errno));
+	return 0;
+}
+
+int dirty_start(struct pod *pod, struct dirty_tracker *t, struct err *e)
+{
+	memset(t, 0, sizeof *t);
+	if (probe(e) < 0)
+		return -1;
+	struct freeze f;
+	if (freeze_pod(pod, &f, e) < 0)
+		return -1;
+	int rc = 0;
+	t->procs = xcalloc((size_t)f.nprocs, sizeof *t->procs);
+	for (int i = 0; i < f.nprocs && rc == 0; i++) {
+		struct dirty_proc *p = &t->procs[t->nprocs];
+		p->pid = f.procs[i].pid;
+		p->uffd = freeze_take_uffd(pod, &f, &f.procs[i], e);
+		if (p->uffd < 0) {
+			rc = -1;
+			break;
+		}
+		t->nprocs++;
+		p->start_time = start_time_of(p->pid);
+		rc = enable_wp_async(p->uffd, e);
+	}
+	thaw_pod(&f);
+	freeze_free(&f);
+	if (rc < 0)
+		dirty_stop(t);
+	return rc;
+}
+
+/* ---- a round ---- */
+
+struct round_ctx {
+	struct dirty_proc *p;
+	const struct vma *v;
+	int pagemap_fd, mem_fd;
+	struct page_batch *b;
+	struct mem_dump *md;
+	struct image_writer *w;
+	struct err *e;
+};
+
+/* Pages [start, end) of the area were written: send those that belong in an image. */
+static int send_written(void *ctx, uint64_t start, uint64_t end)
+{
+	struct round_ctx *c = ctx;
+	uint64_t first = (start - c->v->start) / PAGE, n = (end - start) / PAGE;
+	uint8_t *want = xmalloc((size_t)n);
+	int rc = wanted_pages(c->pagemap_fd, c->v, first, n, want, c->e);
+	for (uint64_t i = 0; i < n && rc == 0;) {
+		uint64_t addr = start + i * PAGE;
+		if (!want[i]) {
+			ps_remove(&c->p->sent, addr); /* unmapped from the area, or the file's again */
+			i++;
+			continue;
+		}
+		uint64_t j = i;
+		while (j < n && want[j])
+			ps_add(&c->p->sent, start + j++ * PAGE);
+		rc = page_batch_add(c->b, c->p->pid, c->mem_fd, c->v, addr, addr, (int)(j - i), c->md, c->w, c->e);
+		i = j;
+	}
+	free(want);
+	return rc;
+}
+
+static void forget_range(struct page_set *s, uint64_t start, uint64_t end)
+{
+	if (s->used > (end - start) / PAGE) {
+		for (uint64_t a = start; a < end; a += PAGE)
+			ps_remove(s, a);
+		return;
+	}
+	for (size_t i = 0; i < s->cap; i++)
+		if (s->slot[i] >= start && s->slot[i] < end)
+			s->slot[i] = 1;
+}
+
+static int round_process(struct dirty_proc *p, struct image_writer *w, struct mem_dump *scratch, struct err *e)
+{
+	struct vma_list l;
+	if (collect_vmas(p->pid, scratch, &l, e) < 0)
+		return -2; /* gone meanwhile */
+	int pagemap_fd, mem_fd;
+	if (open_process_memory(p->pid, &pagemap_fd, &mem_fd, e) < 0) {
+		vma_list_free(&l);
+		return -2;
+	}
+	struct page_batch *b = page_batch_new(VOS_REC_PRECOPY, 0, (uint32_t)p->pid, e);
+	int rc = b ? 0 : -1;
+	for (int i = 0; i < l.n && rc == 0; i++) {
+		const struct vma *v = &l.v[i];
+		if (v->kind != VOS_VMA_ANON && v->kind != VOS_VMA_FILE)
+			continue;
+		if (register_wp(p->uffd, v->start, v->end) < 0)
+			continue; /* not ours to track (the program's own userfaultfd, a special area) */
+		if (!v->uffd_wp)
+			forget_range(&p->sent, v->start, v->end); /* a new area: what was here before is gone */
+		struct round_ctx c = {p, v, pagemap_fd, mem_fd, b, scratch, w, e};
+		/* A failed scan (the area went away under us) is for the next round or the final image
+		 * to see; a failed write is the end. */
+		if (scan(pagemap_fd, v->start, v->end, PM_SCAN_WP_MATCHING_, PAGE_IS_WRITTEN_, send_written, &c) == -2)
+			rc = -1;
+	}
+	if (rc == 0)
+		rc = page_batch_flush(b, scratch, w, e);
+	page_batch_free(b);
+	close(pagemap_fd);
+	close(mem_fd);
+	vma_list_free(&l);
+	return rc;
+}
+
+int dirty_round(struct dirty_tracker *t, struct image_writer *w, struct err *e)
+{
+	struct mem_dump scratch;
+	memset(&scratch, 0, sizeof scratch);
+	int rc = 0;
+	for (int i = 0; i < t->nprocs && rc == 0; i++) {
+		struct dirty_proc *p = &t->procs[i];
+		if (!same_process(p))
+			continue;
+		int r = round_process(p, w, &scratch, e);
+		if (r == -2)
+			continue;
+		rc = r;
+	}
+	t->rounds++;
+	t->round_pages = scratch.pages;
+	t->sent_pages += scratch.pages;
+	mem_dump_free(&scratch);
+	return rc;
+}
+
+/* ---- the final image ---- */
+
+struct kept_ctx {
+	const struct vma *v;
+	uint8_t *keep;
+};
+
+static int not_kept(void *ctx, uint64_t start, uint64_t end)
+{
+	struct kept_ctx *c = ctx;
+	memset(c->keep + (start - c->v->start) / PAGE, 0, (size_t)((end - start) / PAGE));
+	return 0;
+}
+
+void dirty_kept(struct dirty_tracker *t, pid_t pid, const struct vma *v, const uint8_t *want, uint8_t *keep)
+{
+	uint64_t npages = (v->end - v->start) / PAGE;
+	memset(keep, 0, (size_t)npages);
+	struct dirty_proc *p = NULL;
+	for (int i = 0; i < t->nprocs && !p; i++)
+		if (t->procs[i].pid == pid)
+			p = &t->procs[i];
+	if (!p || !v->uffd_wp || !same_process(p) || register_wp(p->uffd, v->start, v->end) < 0)
+		return; /* untracked: everything goes */
+	int any = 0;
+	for (uint64_t i = 0; i < npages; i++) {
+		keep[i] = want[i] && ps_has(&p->sent, v->start + i * PAGE);
+		any |= keep[i];
+	}
+	if (!any)
+		return;
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/pagemap", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct kept_ctx c = {v, keep};
+	if (fd < 0 || scan(fd, v->start, v->end, PM_SCAN_CHECK_WPASYNC_, PAGE_IS_WRITTEN_ | PAGE_IS_PFNZERO_, not_kept,
+			   &c) < 0)
+		memset(keep, 0, (size_t)npages); /* cannot tell: send it all */
+	if (fd >= 0)
+		close(fd);
+}
+
+void dirty_stop(struct dirty_tracker *t)
+{
+	for (int i = 0; i < t->nprocs; i++) {
+		if (t->procs[i].uffd >= 0)
+			close(t->procs[i].uffd);
+		free(t->procs[i].sent.slot);
+	}
+	free(t->procs);
+	memset(t, 0, sizeof *t);
+}
