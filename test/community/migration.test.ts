@@ -1,6 +1,7 @@
 /**
  * Migration between real agents on simulated hosts (network namespaces), with real programs:
- * a counter and a bash job move and go on there; a viewer follows; and every failure — the
+ * a counter and a bash job move and go on there; a viewer follows; a program rewriting its
+ * memory moves live (and back, stop-and-copy) with every page intact; and every failure — the
  * target killed or cut off mid-stream, a file the session needs missing there, a full disk
  * there, a damaged byte in the stream — leaves the original running here, intact, and no copy
  * there. Root only.
@@ -224,6 +225,37 @@ describe.skipIf(unavailable !== null)('migration', () => {
     await waitFor('ticking there', async () => /tick=\d*[1-9]\d clocks=ok/.test((await b.vos(['screen', there])).stdout));
     expect((await b.vos(['screen', there])).stdout).not.toContain('BROKEN');
   }, 60_000);
+
+  it('moves live a program that keeps rewriting its memory: every page checks out there; and back, stop-and-copy', async () => {
+    const [a, b] = await pair();
+    // 64 MiB, 50 random pages rewritten every 10 ms; every 100 ms it checks every page against
+    // what it wrote and prints "tick N ok" (or "BAD"): a lost write or a stale page shows.
+    const id = (await a.vos(['run', '-d', '--name', 'dirty', '--', join(programs, 'dirtier'), '64', '50'])).stdout.trim();
+    const lastTick = (text: string): number => Math.max(0, ...[...text.matchAll(/^tick (\d+) ok$/gm)].map((m) => Number(m[1])));
+    await waitFor('it to run', async () => lastTick((await a.vos(['screen', id])).stdout) >= 3);
+    const before = lastTick((await a.vos(['screen', id])).stdout);
+
+    const moved = await a.vos(['migrate', id, 'beta', '--json']);
+    expect(moved.code, moved.stderr).toBe(0);
+    const r = JSON.parse(moved.stdout) as { session: { id: string }; mode: string; rounds: number; fallback: string | null; downtimeMs: number; bytes: number };
+    expect(r.fallback).toBeNull();
+    expect(r.mode).toBe('live');
+    expect(r.rounds).toBeGreaterThanOrEqual(2); // everything once, then what it wrote meanwhile
+    const there = r.session.id.slice(0, r.session.id.indexOf('@'));
+    await waitFor('it to check out there, several times', async () => lastTick((await b.vos(['screen', there])).stdout) >= before + 5, 20_000);
+    expect((await b.vos(['screen', there])).stdout).not.toContain('BAD');
+
+    const back = await b.vos(['migrate', there, 'alpha', '--stop-and-copy', '--json']);
+    expect(back.code, back.stderr).toBe(0);
+    const r2 = JSON.parse(back.stdout) as { session: { id: string }; mode: string; rounds: number };
+    expect(r2.mode).toBe('stop-and-copy');
+    expect(r2.rounds).toBe(0);
+    const home = r2.session.id.slice(0, r2.session.id.indexOf('@'));
+    const atB = lastTick((await a.vos(['screen', home])).stdout);
+    await waitFor('it to check out back here', async () => lastTick((await a.vos(['screen', home])).stdout) >= atB + 3, 20_000);
+    expect((await a.vos(['screen', home])).stdout).not.toContain('BAD');
+    console.log(`live move of 64 MiB rewritten at 20 MB/s: ${r.rounds} rounds, ${r.bytes} bytes, stopped ${r.downtimeMs} ms`);
+  }, 90_000);
 
   it('refuses a damaged stream: the session stays', async () => {
     const [a, b] = await pair({}, { env: { VOS_TEST_CORRUPT_MIGRATION: '70000' } });

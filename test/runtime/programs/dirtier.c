@@ -1,8 +1,9 @@
-/* Keeps changing its memory while it runs: N MiB, K random pages rewritten every 10 ms, each page
- * holding a value derived from its index and how often it was written (kept in a second array).
- * Every 100 ms it checks every page against that array and prints "tick T ok" (or "BAD n"): a
- * live migration that lost a write, or brought back a stale page, shows as BAD.
- * For live migration's tests and benchmark: dirtier MIB PAGES_PER_10MS */
+/* Keeps changing its memory while it runs: N MiB, K random pages rewritten every step (10 ms, or
+ * STEP_US), each page holding a value derived from its index and how often it was written (kept
+ * in a second array). Every 100 ms it checks every page against that array and prints "tick T ok"
+ * (or "BAD n"): a live migration that lost a write shows as BAD. Every step it prints "step N",
+ * N counted in memory: a copy that came back with memory older than its stop repeats a step.
+ * For live migration's tests and benchmark: dirtier MIB PAGES_PER_STEP [STEP_US (10000)] */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,7 @@ int main(int argc, char **argv)
 {
 	size_t mib = argc > 1 ? strtoul(argv[1], NULL, 10) : 64;
 	size_t per_tick = argc > 2 ? strtoul(argv[2], NULL, 10) : 16;
+	long step_us = argc > 3 ? strtol(argv[3], NULL, 10) : 10000;
 	size_t pages = (mib << 20) / PAGE;
 	uint64_t *mem = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	uint32_t *gen = calloc(pages, sizeof *gen);
@@ -37,14 +39,17 @@ int main(int argc, char **argv)
 	printf("ready %zu MiB\n", mib);
 	fflush(stdout);
 	uint64_t seed = 88172645463325252ull, tick = 0;
+	static volatile uint64_t steps; /* in memory, not a register: the witness of staleness */
 	for (;;) {
-		for (int step = 0; step < 10; step++) {
+		for (long step = 0; step < 100000 / step_us; step++) {
 			for (size_t k = 0; k < per_tick; k++) {
 				seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
 				size_t i = seed % pages;
 				fill(mem + i * WORDS, value_of(i, ++gen[i]));
 			}
-			struct timespec ts = {0, 10 * 1000 * 1000};
+			printf("step %llu\n", (unsigned long long)++steps);
+			fflush(stdout);
+			struct timespec ts = {0, step_us * 1000};
 			nanosleep(&ts, NULL);
 		}
 		size_t bad = 0;

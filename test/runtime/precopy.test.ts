@@ -1,0 +1,98 @@
+/**
+ * Live migration's memory copy, at the runtime's level: `vos-init checkpoint --precopy` sends a
+ * running program's memory in rounds (PRECOPY records) while it keeps rewriting it, then freezes
+ * it and sends only what changed (KEPT runs for the rest). The image, restored on a fresh pty,
+ * must hold every page as the program last wrote it (the program checks all of them). As root
+ * and as an unprivileged user; and where tracking is not possible, a plain image instead.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import pty from '@lydell/node-pty';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROOT, UNPRIVILEGED, waitFor } from '../helpers/agent-process.js';
+
+const INIT = join(ROOT, 'out', 'runtime', 'vos-init');
+const LIB = join(ROOT, 'out', 'runtime', 'libvos.so');
+const isRoot = process.getuid?.() === 0;
+
+describe('live migration pre-copy (vos-init checkpoint --precopy)', () => {
+  let dir: string;
+
+  beforeAll(() => {
+    dir = mkdtempSync('/tmp/vos-precopy-');
+    chmodSync(dir, 0o777);
+    execFileSync('make', ['-s', '-C', join(ROOT, 'test', 'runtime', 'programs'), `OUT=${dir}`]);
+    chmodSync(join(dir, 'dirtier'), 0o755);
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  const asUser = (user: 'root' | 'nobody'): string[] =>
+    user === 'nobody' ? ['setpriv', `--reuid=${UNPRIVILEGED.uid}`, `--regid=${UNPRIVILEGED.gid}`, '--clear-groups'] : [];
+
+  function onPty(cmd: string[], env: Record<string, string> = {}): { term: pty.IPty; out: () => string } {
+    const term = pty.spawn(cmd[0]!, cmd.slice(1), { cols: 80, rows: 24, env: { ...(process.env as Record<string, string>), ...env } });
+    let text = '';
+    term.onData((d) => (text += d));
+    return { term, out: () => text };
+  }
+
+  const ticks = (text: string): number[] => [...text.matchAll(/tick (\d+) ok/g)].map((m) => Number(m[1]));
+  const steps = (text: string): number[] => [...text.matchAll(/step (\d+)/g)].map((m) => Number(m[1]));
+
+  async function moveThroughAnImage(user: 'root' | 'nobody', env: Record<string, string>): Promise<string> {
+    const tag = `${user}-${Object.keys(env).length}`;
+    const pod = join(dir, `${tag}.sock`);
+    const image = join(dir, `${tag}.img`);
+    // 32 MiB, 20 random pages rewritten every 1 ms (about 80 MB/s): the pod writes between the
+    // last round and the freeze, whatever their timing.
+    const original = onPty([...asUser(user), INIT, 'launch', '--control', pod, '--runtime', LIB, '--', join(dir, 'dirtier'), '32', '20', '1000'], env);
+    let copy: ReturnType<typeof onPty> | null = null;
+    try {
+      await waitFor('the program to run', () => ticks(original.out()).length >= 2);
+      // --stop: the original ends where the image was taken, so its last words are the witness.
+      const ended = new Promise<void>((r) => original.term.onExit(() => r()));
+      const cp = spawnSync('sh', ['-c', `exec "$@" 3>${image}`, 'sh', ...asUser(user), INIT, 'checkpoint', '--control', pod, '--write-header', '--precopy', '--stop'], {
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+      expect(cp.status, cp.stdout + cp.stderr).toBe(0);
+      await ended;
+      const last = Math.max(...ticks(original.out()));
+      const lastStep = Math.max(...steps(original.out()));
+      expect(statSync(image).size).toBeGreaterThan(32 << 20);
+      // The restorer reopens its terminal: it must be the user's own (script(1) makes one).
+      const restore = `${INIT} restore --control ${join(dir, `${tag}-copy.sock`)} --image ${image}`;
+      copy = onPty(user === 'nobody' ? [...asUser(user), 'script', '-qfec', restore, '/dev/null'] : restore.split(' '));
+      await waitFor('the copy to check its memory, several times', () => ticks(copy!.out()).filter((n) => n > last).length >= 3 || /vos: /.test(copy!.out()), 20_000);
+      expect(copy.out()).not.toMatch(/vos: /); // the restorer's complaint
+      expect(copy.out()).not.toContain('BAD');
+      // It goes on exactly from where the image was taken: memory older than that (a page kept
+      // from a round although written since) would repeat a step.
+      expect(steps(copy.out())[0]).toBe(lastStep + 1);
+      return cp.stdout;
+    } finally {
+      original.term.kill('SIGKILL');
+      copy?.term.kill('SIGKILL');
+    }
+  }
+
+  for (const user of isRoot ? (['root', 'nobody'] as const) : (['root'] as const)) {
+    it(`sends the memory in rounds while the program rewrites it; the restored copy has every page (${user === 'root' ? 'this user' : 'as nobody'})`, async () => {
+      const out = await moveThroughAnImage(user, {});
+      const rounds = [...out.matchAll(/^precopy round=(\d+) pages=(\d+)/gm)].map((m) => ({ round: Number(m[1]), pages: Number(m[2]) }));
+      expect(rounds.length).toBeGreaterThanOrEqual(2);
+      expect(rounds[0]!.pages).toBeGreaterThanOrEqual(8192); // the first round: all 32 MiB
+      const ok = /^ok .*kept_pages=(\d+)/m.exec(out);
+      expect(ok, out).not.toBeNull();
+      expect(Number(ok![1])).toBeGreaterThan(4096); // most pages were not sent again while frozen
+    }, 60_000);
+  }
+
+  it('says why and writes a plain image where written pages cannot be tracked', async () => {
+    const out = await moveThroughAnImage('root', { VOS_TEST_NO_DIRTY_TRACKING: '1' });
+    expect(out).toMatch(/^precopy unavailable .*VOS_TEST_NO_DIRTY_TRACKING/m);
+    expect(out).not.toMatch(/^precopy round=/m);
+    expect(out).toMatch(/^ok .*kept_pages=0 /m);
+  }, 60_000);
+});
