@@ -5,6 +5,7 @@
  */
 import { VosError, describeError } from '../api/errors.js';
 import {
+  DEFAULT_SEND_FILES_UP_TO,
   PROTOCOL_VERSION,
   type AgentInfo,
   type Method,
@@ -52,13 +53,14 @@ const PEER_METHODS: ReadonlySet<Method> = new Set<Method>([
   'session.resize',
   'session.kill',
   'migration.offer',
+  'migration.files',
   'migration.result',
   'migration.go',
   'migration.abort',
 ]);
 
 /** What only another agent asks (the target side of a migration). */
-const AGENT_TO_AGENT: ReadonlySet<Method> = new Set<Method>(['migration.offer', 'migration.result', 'migration.go', 'migration.abort']);
+const AGENT_TO_AGENT: ReadonlySet<Method> = new Set<Method>(['migration.offer', 'migration.files', 'migration.result', 'migration.go', 'migration.abort']);
 
 interface RequestContext {
   conn: Connection;
@@ -298,11 +300,13 @@ export class ApiDispatcher {
       'pair.reject': (p) => this.peers().reject(p.peer),
       'session.migrate': (p, { conn }) => {
         const peer = this.peers().resolve(p.peer);
-        return this.migrations().migrator.migrate(p.id, p.peer, p.mode ?? 'live', (progress) =>
+        const options = { mode: p.mode ?? 'live', sendFilesUpTo: p.sendFilesUpTo ?? DEFAULT_SEND_FILES_UP_TO } as const;
+        return this.migrations().migrator.migrate(p.id, p.peer, options, (progress) =>
           conn.send({ t: 'event', event: 'migration.progress', id: p.id, peer: { id: peer.id, name: peer.name }, ...progress }),
         );
       },
       'migration.offer': (p, { client }) => this.migrations().receiver.offer(this.peerOf(client), p),
+      'migration.files': (p, { client }) => this.migrations().receiver.files(this.peerOf(client), p.migration),
       'migration.result': (p, { client }) => this.migrations().receiver.result(this.peerOf(client), p.migration),
       'migration.go': (p, { client }) => this.migrations().receiver.go(this.peerOf(client), p.migration),
       'migration.abort': (p, { client }) => this.migrations().receiver.abort(this.peerOf(client), p.migration),

@@ -246,11 +246,19 @@ export interface ApiMethods {
    * runs there; on any failure it goes on here where it was. `migration.progress` events go to
    * the caller meanwhile; viewers of the session get `session.moved`.
    */
-  'session.migrate': { params: SessionRef & PeerSelector & { mode?: MigrationMode }; result: MigrationResult };
+  'session.migrate': {
+    params: SessionRef & PeerSelector & { mode?: MigrationMode; sendFilesUpTo?: number };
+    result: MigrationResult;
+  };
 
   // Between agents (a paired peer moving a session here); not for people.
-  /** Checks that a session can come here; returns the migration's id for the image stream. */
-  'migration.offer': { params: MigrationOffer; result: { migration: string } };
+  /**
+   * Checks that a session can come here; returns the migration's id for the image stream, and
+   * the open files this machine lacks that the source is to send along (a link stream each).
+   */
+  'migration.offer': { params: MigrationOffer; result: { migration: string; wanted: string[] } };
+  /** Resolves when every file sent along is in place here (checked against its hash). */
+  'migration.files': { params: { migration: string }; result: { received: number } };
   /** Resolves when the streamed image is restored and held, ready to run. */
   'migration.result': { params: { migration: string }; result: SessionInfo };
   /** The source has ended the original: let the restored session run. */
@@ -284,7 +292,12 @@ export interface MigrationResult {
   rounds: number;
   /** Asked for live but moved stop-and-copy: why (this kernel cannot track written pages...). */
   fallback: string | null;
+  /** Open files the target lacked, sent along (they are the target's from then on). */
+  filesSent: string[];
 }
+
+/** Open files a target lacks are sent along up to this size each, unless the caller says otherwise. */
+export const DEFAULT_SEND_FILES_UP_TO = 16 * 1024 * 1024;
 
 /** A regular file a migrating session has open: the target must have the same one. */
 export interface FileNeed {
@@ -292,6 +305,8 @@ export interface FileNeed {
   size: number;
   /** SHA-256 of the content (of its first and last MiB for files over HASH_WHOLE_LIMIT). */
   hash: string;
+  /** Permission bits, for a copy sent along. */
+  mode: number;
 }
 
 /** What it takes to start a session's terminal again elsewhere: its program and its size. */
@@ -305,6 +320,8 @@ export interface MigrationOffer extends SessionShape {
   /** About how big the image will be. */
   bytes: number;
   arch: string;
+  /** A file the target lacks and is at most this big may be sent along; bigger: refused. */
+  sendUpTo: number;
 }
 
 /** A peer: an id prefix (hex or the short form) or its exact name. */

@@ -143,6 +143,7 @@ const CHECKERS: { [M in Method]: Checker } = {
     if (p.mode !== undefined && p.mode !== 'live' && p.mode !== 'stop-and-copy') {
       fail("'mode' must be 'live' or 'stop-and-copy'");
     }
+    int(p, 'sendFilesUpTo', 0, Number.MAX_SAFE_INTEGER, true);
   },
   'migration.offer': (p) => {
     for (const k of ['name', 'command', 'cwd', 'arch']) str(p, k);
@@ -150,6 +151,7 @@ const CHECKERS: { [M in Method]: Checker } = {
     stringArray(p, 'dirs');
     size(p, false);
     int(p, 'bytes', 0, Number.MAX_SAFE_INTEGER);
+    int(p, 'sendUpTo', 0, Number.MAX_SAFE_INTEGER);
     const files = p.files;
     if (!Array.isArray(files) || files.length > MAX_ARGS) fail('"files" must be a list');
     for (const f of files as unknown[]) {
@@ -158,8 +160,10 @@ const CHECKERS: { [M in Method]: Checker } = {
       str(r, 'path');
       str(r, 'hash');
       int(r, 'size', 0, Number.MAX_SAFE_INTEGER);
+      int(r, 'mode', 0, 0o7777);
     }
   },
+  'migration.files': (p) => nonEmpty(p, 'migration'),
   'migration.result': (p) => nonEmpty(p, 'migration'),
   'migration.go': (p) => nonEmpty(p, 'migration'),
   'migration.abort': (p) => nonEmpty(p, 'migration'),

@@ -189,7 +189,7 @@ describe.skipIf(unavailable !== null)('migration', () => {
     await nothingThere(b);
   }, 120_000);
 
-  it('refuses up front when a file the session has open is not there, and when the disk there is full', async () => {
+  it('refuses up front when a file the session has open is not there and may not be sent along, and when the disk there is full', async () => {
     const data = join(scratch, 'data');
     mkdirSync(data, { recursive: true });
     writeFileSync(join(data, 'input.txt'), 'needed\n');
@@ -198,9 +198,15 @@ describe.skipIf(unavailable !== null)('migration', () => {
     const id = (await a.vos(['run', '-d', '--name', 'reader', '--', 'sh', '-c', `exec 3<${data}/input.txt; exec ${join(programs, 'counter')}`])).stdout.trim();
     await waitFor('counting', async () => (counts((await a.vos(['screen', id])).stdout)?.count ?? 0) > 3);
     const before = counts((await a.vos(['screen', id])).stdout)!;
-    const refused = await a.vos(['migrate', id, 'beta']);
+    const refused = await a.vos(['migrate', id, 'beta', '--send-files-up-to', '0']);
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toMatch(/stays here: beta refuses it: .*input\.txt does not exist here/);
+    expect(refused.stderr).toMatch(/stays here: beta refuses it: .*input\.txt does not exist here \(7 bytes: more than the 0 bytes up to which open files are sent along/);
+    await stillHere(a, id, before);
+    await nothingThere(b);
+    // Sent along (the default allows it), it does not fit on beta's full disk: it stays here.
+    const noRoom = await a.vos(['migrate', id, 'beta']);
+    expect(noRoom.code).toBe(1);
+    expect(noRoom.stderr).toMatch(/stays here: its open files could not be sent along: .*input\.txt.*(No space|space)/);
     await stillHere(a, id, before);
     await nothingThere(b);
 
@@ -214,6 +220,28 @@ describe.skipIf(unavailable !== null)('migration', () => {
     await waitFor('the program to read its file, here', async () => /read back \d+ bytes: secret content/.test((await a.vos(['screen', held])).stdout));
     await nothingThere(b);
   }, 90_000);
+
+  it('sends an open file the target lacks along: the program reads on from it there', async () => {
+    const data = join(scratch, 'notes');
+    mkdirSync(data, { recursive: true });
+    writeFileSync(join(data, 'notes.txt'), 'line one\nline two\nline three\n', { mode: 0o640 });
+    // beta has an empty directory where alpha has the notes.
+    const [a, b] = await pair({ mountPrelude: `mount -t tmpfs -o size=1m none ${data}` });
+    const script = `exec 3<${data}/notes.txt; read -r l <&3; echo "got: $l"; while read -r x; do read -r l <&3; echo "got: $l"; done`;
+    const id = (await a.vos(['run', '-d', '--name', 'notes', '--', 'sh', '-c', script])).stdout.trim();
+    await waitFor('the first line', async () => (await a.vos(['screen', id])).stdout.includes('got: line one'));
+    const moved = await a.vos(['migrate', id, 'beta', '--json']);
+    expect(moved.code, moved.stderr).toBe(0);
+    const r = JSON.parse(moved.stdout) as { session: { id: string }; filesSent: string[] };
+    expect(r.filesSent).toEqual([join(data, 'notes.txt')]);
+    const there = r.session.id.slice(0, r.session.id.indexOf('@'));
+    await b.vos(['send', there, '\\r']);
+    await waitFor('the next line, read there', async () => (await b.vos(['screen', there])).stdout.includes('got: line two'));
+    // It is beta's own file now, with its permissions; nothing else was left beside it.
+    const look = (await b.vos(['run', '-d', '--', 'sh', '-c', `stat -c '%a %s' ${data}/notes.txt; ls -A ${data} | wc -l; sleep 30`])).stdout.trim();
+    await waitFor('beta to show the file', async () => /^640 29$/m.test((await b.vos(['screen', look])).stdout));
+    expect((await b.vos(['screen', look])).stdout).toMatch(/^1$/m);
+  }, 60_000);
 
   it('moves to a machine whose vdso differs (the proxy, forced there): the clocks keep working', async () => {
     const [a, b] = await pair({ env: { VOS_FORCE_VDSO_PROXY: '1' } });

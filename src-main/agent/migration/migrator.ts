@@ -3,6 +3,7 @@
  *
  *   1. checking   the target is paired and linked, and has what the session needs
  *                 (working directories, open files, same architecture) — nothing frozen yet;
+ *                 open files it lacks, up to a size, are sent along and checked there;
  *   2. copying    (live) the memory goes over while the session runs, in rounds of what it
  *                 wrote since the previous one;
  *      freezing / sending   the pod is frozen and its image (live: what changed since the last
@@ -15,7 +16,9 @@
  * timeout — resumes the original exactly where it was, and the error says why. The session never
  * runs in two places: the target's copy waits at the barrier until the original has ended.
  */
+import { createReadStream } from 'node:fs';
 import { arch } from 'node:os';
+import { pipeline } from 'node:stream/promises';
 import { VosError, describeError } from '../../api/errors.js';
 import type { ApiClient } from '../../api/client.js';
 import type { MigrationMode, MigrationPhase, MigrationResult, PeerRef, SessionInfo } from '../../api/protocol.js';
@@ -46,7 +49,13 @@ export class Migrator {
     private readonly log: (message: string) => void,
   ) {}
 
-  async migrate(ref: string, peerRef: string, mode: MigrationMode, progress: (p: MigrationProgress) => void): Promise<MigrationResult> {
+  async migrate(
+    ref: string,
+    peerRef: string,
+    options: { mode: MigrationMode; sendFilesUpTo: number },
+    progress: (p: MigrationProgress) => void,
+  ): Promise<MigrationResult> {
+    const { mode } = options;
     const started = Date.now();
     const session = this.sessions.resolve(ref);
     if (!session.running) throw new VosError('session_exited', `session ${session.id} has ended: nothing to move`);
@@ -81,8 +90,9 @@ export class Migrator {
       total = needs.rssBytes;
       const { name, command, args, cwd, cols, rows } = session.info();
       let migration: string;
+      let wanted: string[];
       try {
-        ({ migration } = await client.request('migration.offer', {
+        ({ migration, wanted } = await client.request('migration.offer', {
           name,
           command,
           args,
@@ -93,9 +103,20 @@ export class Migrator {
           files: needs.files,
           bytes: total,
           arch: arch(),
+          sendUpTo: options.sendFilesUpTo,
         }));
       } catch (err) {
         throw fail(`${target.name} refuses it: ${describeError(err)}`);
+      }
+      if (wanted.length > 0) {
+        report('checking', 0, `sending ${wanted.length} open file${wanted.length === 1 ? '' : 's'} it lacks`);
+        try {
+          await this.sendFiles(target.id, migration, wanted, needs.files.map((f) => f.path));
+          await client.request('migration.files', { migration });
+        } catch (err) {
+          client.request('migration.abort', { migration }).catch(() => {});
+          throw fail(`its open files could not be sent along: ${describeError(err)}`);
+        }
       }
 
       // 2. (live: copying while it runs, then) freezing and sending
@@ -156,6 +177,7 @@ export class Migrator {
         mode: held.rounds > 0 ? 'live' : 'stop-and-copy',
         rounds: held.rounds,
         fallback: held.fallback,
+        filesSent: wanted,
       };
     } catch (err) {
       report('failed', 0, describeError(err));
@@ -163,6 +185,20 @@ export class Migrator {
     } finally {
       this.moving.delete(session.id);
       client?.close();
+    }
+  }
+
+  /** The files the target asked for (only ones this session has open), a link stream each. */
+  private async sendFiles(peerId: string, migration: string, wanted: string[], open: string[]): Promise<void> {
+    for (const path of wanted) {
+      if (!open.includes(path)) throw new VosError('migration_failed', `the target asked for ${path}, which the session does not have open`);
+      const stream = this.community.openStream(peerId, { migration, file: path });
+      try {
+        await pipeline(createReadStream(path), stream);
+      } catch (err) {
+        stream.destroy(err as Error);
+        throw new VosError('migration_failed', `sending ${path}: ${describeError(err)}`);
+      }
     }
   }
 

@@ -73,7 +73,7 @@ export function sessionNeeds(root: number): { dirs: string[]; files: FileNeed[];
       try {
         const st = statSync(target);
         if (!st.isFile()) continue;
-        files.set(target, { path: target, size: st.size, hash: fileHash(target, st.size) });
+        files.set(target, { path: target, size: st.size, hash: fileHash(target, st.size), mode: st.mode & 0o7777 });
       } catch {
         /* went away: the image carries what is open */
       }
@@ -83,9 +83,14 @@ export function sessionNeeds(root: number): { dirs: string[]; files: FileNeed[];
   return { dirs: [...dirs], files: [...files.values()], rssBytes };
 }
 
-/** What is wrong here for a session needing these; empty when it can come. */
-export function missingHere(dirs: string[], files: FileNeed[]): string[] {
+/**
+ * What is wrong here for a session needing these (empty when it can come), and the files to ask
+ * the source to send along: those missing here altogether and at most `sendUpTo` bytes. A file
+ * that is here with other content is never replaced: that is a refusal.
+ */
+export function missingHere(dirs: string[], files: FileNeed[], sendUpTo: number): { problems: string[]; wanted: FileNeed[] } {
   const problems: string[] = [];
+  const wanted: FileNeed[] = [];
   for (const dir of dirs) {
     try {
       if (!statSync(dir).isDirectory()) problems.push(`${dir} is not a directory here`);
@@ -103,11 +108,12 @@ export function missingHere(dirs: string[], files: FileNeed[]): string[] {
       }
       size = st.size;
     } catch {
-      problems.push(`${f.path} does not exist here`);
+      if (f.size <= sendUpTo) wanted.push(f);
+      else problems.push(`${f.path} does not exist here (${f.size} bytes: more than the ${sendUpTo} bytes up to which open files are sent along; see vos migrate --send-files-up-to)`);
       continue;
     }
     if (size !== f.size) problems.push(`${f.path} differs here (${size} bytes, not ${f.size})`);
     else if (fileHash(f.path, size) !== f.hash) problems.push(`${f.path} differs here (other content)`);
   }
-  return problems;
+  return { problems, wanted };
 }

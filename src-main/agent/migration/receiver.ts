@@ -1,6 +1,7 @@
 /**
  * The target half of a migration. A paired peer offers a session (`migration.offer`: checked
  * here before the source freezes anything), streams its image (a link stream naming the offer),
+ * with the open files it lacks sent along first (`migration.files`: all in place, checked),
  * asks for the result (`migration.result`: restored and held at the barrier, not running), and
  * then says `migration.go` (it ended the original) or `migration.abort`. A held session that
  * hears neither within the pod's hold time ends by itself; an offer never streamed expires.
@@ -13,6 +14,7 @@ import type { IncomingStream } from '../community/link-streams.js';
 import { runtimeFiles } from '../runtime/native.js';
 import type { Session } from '../session/session.js';
 import type { SessionManager } from '../session-manager.js';
+import { IncomingFiles } from './incoming-files.js';
 import { missingHere } from './preflight.js';
 
 const OFFER_EXPIRES_MS = 60_000;
@@ -25,6 +27,7 @@ interface Incoming {
   restored: Promise<Session>;
   settle: { resolve: (s: Session) => void; reject: (e: VosError) => void };
   started: boolean;
+  files: IncomingFiles;
   session: Session | null;
   timer: NodeJS.Timeout;
 }
@@ -37,10 +40,10 @@ export class MigrationReceiver {
     private readonly log: (message: string) => void,
   ) {}
 
-  offer(peer: { id: string; name: string }, offer: MigrationOffer): { migration: string } {
+  offer(peer: { id: string; name: string }, offer: MigrationOffer): { migration: string; wanted: string[] } {
     if (!runtimeFiles()) throw new VosError('refused', 'the vOS runtime is not built on this machine');
     if (offer.arch !== arch()) throw new VosError('refused', `this machine is ${arch()}; the session runs on ${offer.arch}`);
-    const problems = missingHere(offer.dirs, offer.files);
+    const { problems, wanted } = missingHere(offer.dirs, offer.files, offer.sendUpTo);
     if (problems.length > 0) {
       throw new VosError('refused', `the session needs what this machine lacks: ${problems.slice(0, 8).join('; ')}${problems.length > 8 ? `; and ${problems.length - 8} more` : ''}`);
     }
@@ -52,19 +55,25 @@ export class MigrationReceiver {
       const m = this.incoming.get(id);
       if (m && !m.started) {
         this.incoming.delete(id);
+        void m.files.removeAll();
         settle.reject(new VosError('timeout', 'no image came for this migration'));
       }
     }, OFFER_EXPIRES_MS);
     timer.unref();
-    this.incoming.set(id, { id, peer, offer, restored, settle, started: false, session: null, timer });
-    this.log(`${peer.name} offers session ${offer.name} (${offer.command}); migration ${id}`);
-    return { migration: id };
+    const files = new IncomingFiles(id, wanted);
+    this.incoming.set(id, { id, peer, offer, restored, settle, started: false, files, session: null, timer });
+    this.log(`${peer.name} offers session ${offer.name} (${offer.command}); migration ${id}${wanted.length ? `; ${wanted.length} files to send along` : ''}`);
+    return { migration: id, wanted: files.paths };
   }
 
-  /** A stream from a paired peer: a migration's image, or refused. */
+  /** A stream from a paired peer: a migration's image or a file sent along, or refused. */
   stream(peer: { id: string; name: string }, stream: IncomingStream): void {
-    const meta = stream.meta as { migration?: unknown } | null;
+    const meta = stream.meta as { migration?: unknown; file?: unknown } | null;
     const m = typeof meta?.migration === 'string' ? this.incoming.get(meta.migration) : undefined;
+    if (m && m.peer.id === peer.id && !m.started && typeof meta?.file === 'string') {
+      if (!m.files.accept(meta.file, stream)) stream.destroy(new Error(`${meta.file} was not asked for`));
+      return;
+    }
     if (!m || m.peer.id !== peer.id || m.started) {
       stream.destroy(new Error('no such migration was offered here'));
       return;
@@ -86,10 +95,15 @@ export class MigrationReceiver {
         },
         (err: unknown) => {
           this.incoming.delete(m.id);
+          void m.files.removeAll();
           this.log(`migration ${m.id} from ${peer.name} failed: ${(err as Error).message}`);
           m.settle.reject(err instanceof VosError ? err : new VosError('restore_failed', String(err)));
         },
       );
+  }
+
+  async files(peer: { id: string }, id: string): Promise<{ received: number }> {
+    return { received: await this.find(peer, id).files.all() };
   }
 
   async result(peer: { id: string }, id: string): Promise<SessionInfo> {
@@ -108,8 +122,10 @@ export class MigrationReceiver {
   async abort(peer: { id: string }, id: string): Promise<Record<string, never>> {
     const m = this.find(peer, id);
     this.incoming.delete(id);
+    clearTimeout(m.timer);
     if (m.session) await this.sessions.discard(m.session);
     else m.settle.reject(new VosError('migration_failed', 'called off by the source'));
+    await m.files.removeAll();
     return {};
   }
 

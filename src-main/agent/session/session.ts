@@ -238,9 +238,10 @@ export class Session {
     return this.mirror.atCurrentPoint(() => ({ snapshot: this.mirror.serialize(), cols: this.mirror.cols, rows: this.mirror.rows }));
   }
 
-  /** In a pod, the pty's process is vos-init: the program is its grandchild. */
+  /** In a pod, the pty's process is vos-init: the program is its grandchild (it may take seconds
+   * to appear on a loaded machine). */
   private async findProgram(): Promise<void> {
-    for (let i = 0; i < 100 && this.running; i++) {
+    for (let i = 0; i < 500 && this.running; i++) {
       const podInit = childPids(this.pid)[0];
       const program = podInit ? Math.min(...childPids(podInit)) : Infinity;
       if (Number.isFinite(program)) {

@@ -30,10 +30,18 @@ function progressLine(p: Progress, startedAt: number, width: number): string {
   return `${label} [${'#'.repeat(done)}${'.'.repeat(barWidth - done)}] ${formatBytes(p.sent)} of ~${formatBytes(p.total)}, ${formatBytes(rate)}/s, ${left.toFixed(0)} s left`;
 }
 
+/** "16M" -> bytes; plain digits are bytes. */
+function parseSize(text: string): number {
+  const m = /^(\d+)([KMG]?)$/i.exec(text.trim());
+  if (!m) throw new UsageError(`--send-files-up-to: '${text}' is not a size (bytes, or a number with K, M or G)`);
+  const unit = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[m[2]!.toUpperCase() as '' | 'K' | 'M' | 'G'];
+  return Number(m[1]) * unit;
+}
+
 export const migrateCommand: Command = {
   name: 'migrate',
   summary: 'move a running session to a paired machine',
-  help: `usage: vos migrate ID PEER [--stop-and-copy] [--json]
+  help: `usage: vos migrate ID PEER [--stop-and-copy] [--send-files-up-to SIZE] [--json]
 
 Moves a running session, with its processes, memory, open files and screen, to the paired
 machine PEER, where it goes on from where it was. It is one transaction: the session ends here
@@ -44,16 +52,27 @@ The move is live: the memory is copied while the session runs, and it stops only
 it changed since (where this kernel cannot track written pages, it is stopped for the whole
 copy instead, and the reason is printed).
 
+A regular file the session has open that PEER does not have is sent along if it is at most
+SIZE (default 16M); it is PEER's from then on. A bigger one, or one PEER has with other
+content (never replaced), is named in the refusal.
+
   ID               session id, unique id prefix or name
   PEER             a paired machine: its name, or the start of its id
   --stop-and-copy  stop it for the whole copy (no copying while it runs)
+  --send-files-up-to SIZE   bytes, or with K, M or G; 0 sends none
   --json           the result: {"from", "session", "bytes", "downtimeMs", "wallMs", "mode",
-                   "rounds", "fallback"}
+                   "rounds", "fallback", "filesSent"}
 
 Exit status: 0 moved, 1 stayed where it was (or could not be asked), 2 usage.
 `,
   async run(argv, ctx) {
-    const { options, positionals } = parseArgs(argv, { json: { type: 'boolean' }, 'stop-and-copy': { type: 'boolean' } });
+    const { options, positionals } = parseArgs(argv, {
+      json: { type: 'boolean' },
+      'stop-and-copy': { type: 'boolean' },
+      'send-files-up-to': { type: 'string' },
+    });
+    const upTo = options['send-files-up-to'];
+    const sendFilesUpTo = typeof upTo === 'string' ? parseSize(upTo) : undefined;
     if (positionals.length !== 2) throw new UsageError('usage: vos migrate ID PEER');
     const [id, peer] = positionals as [string, string];
     const client = await ctx.connect();
@@ -71,7 +90,12 @@ Exit status: 0 moved, 1 stayed where it was (or could not be asked), 2 usage.
       lastPhase = e.phase;
     });
     try {
-      const r = await client.request('session.migrate', { id, peer, mode: options['stop-and-copy'] ? 'stop-and-copy' : 'live' });
+      const r = await client.request('session.migrate', {
+        id,
+        peer,
+        mode: options['stop-and-copy'] ? 'stop-and-copy' : 'live',
+        ...(sendFilesUpTo !== undefined ? { sendFilesUpTo } : {}),
+      });
       if (tty) process.stderr.write('\r\x1b[K');
       if (options.json) ctx.out(JSON.stringify(r) + '\n');
       else {
@@ -79,7 +103,8 @@ Exit status: 0 moved, 1 stayed where it was (or could not be asked), 2 usage.
           `moved ${r.session.name} to ${r.session.peer!.name}: it runs there as ${sessionRef(r.session)}\n` +
             `  ${formatBytes(r.bytes)} sent; stopped for ${r.downtimeMs} ms; ${r.wallMs} ms in all; ` +
             (r.mode === 'live' ? `live (${r.rounds} rounds while it ran)\n` : 'stop-and-copy\n') +
-            (r.fallback ? `  not live: ${r.fallback}\n` : ''),
+            (r.fallback ? `  not live: ${r.fallback}\n` : '') +
+            (r.filesSent.length ? `  sent along (${r.session.peer!.name}'s now): ${r.filesSent.join(', ')}\n` : ''),
         );
       }
       return 0;
