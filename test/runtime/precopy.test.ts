@@ -6,7 +6,8 @@
  * and as an unprivileged user; and where tracking is not possible, a plain image instead.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, createReadStream, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import pty from '@lydell/node-pty';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -40,7 +41,17 @@ describe('live migration pre-copy (vos-init checkpoint --precopy)', () => {
   const ticks = (text: string): number[] => [...text.matchAll(/tick (\d+) ok/g)].map((m) => Number(m[1]));
   const steps = (text: string): number[] => [...text.matchAll(/step (\d+)/g)].map((m) => Number(m[1]));
 
-  async function moveThroughAnImage(user: 'root' | 'nobody', env: Record<string, string>): Promise<string> {
+  /** Serves the image on a Unix socket, as the agent does for a migration (restore --image-socket). */
+  async function serveImage(image: string, path: string): Promise<Server> {
+    const server = createServer((conn) => createReadStream(image).pipe(conn));
+    await new Promise<void>((resolve) => server.listen(path, resolve));
+    chmodSync(path, 0o777);
+    return server;
+  }
+
+  /** through 'socket': as a migration's target gets it (checked while it arrives, its pages sent
+   * ahead staged in memory and moved into place); 'file': as vos restore reads it. */
+  async function moveThroughAnImage(user: 'root' | 'nobody', env: Record<string, string>, through: 'file' | 'socket'): Promise<string> {
     const tag = `${user}-${Object.keys(env).length}`;
     const pod = join(dir, `${tag}.sock`);
     const image = join(dir, `${tag}.img`);
@@ -48,6 +59,7 @@ describe('live migration pre-copy (vos-init checkpoint --precopy)', () => {
     // last round and the freeze, whatever their timing.
     const original = onPty([...asUser(user), INIT, 'launch', '--control', pod, '--runtime', LIB, '--', join(dir, 'dirtier'), '32', '20', '1000'], env);
     let copy: ReturnType<typeof onPty> | null = null;
+    let server: Server | null = null;
     try {
       await waitFor('the program to run', () => ticks(original.out()).length >= 2);
       // --stop: the original ends where the image was taken, so its last words are the witness.
@@ -62,7 +74,9 @@ describe('live migration pre-copy (vos-init checkpoint --precopy)', () => {
       const lastStep = Math.max(...steps(original.out()));
       expect(statSync(image).size).toBeGreaterThan(32 << 20);
       // The restorer reopens its terminal: it must be the user's own (script(1) makes one).
-      const restore = `${INIT} restore --control ${join(dir, `${tag}-copy.sock`)} --image ${image}`;
+      const source = through === 'file' ? `--image ${image}` : `--image-socket ${join(dir, `${tag}-image.sock`)}`;
+      if (through === 'socket') server = await serveImage(image, join(dir, `${tag}-image.sock`));
+      const restore = `${INIT} restore --control ${join(dir, `${tag}-copy.sock`)} ${source}`;
       copy = onPty(user === 'nobody' ? [...asUser(user), 'script', '-qfec', restore, '/dev/null'] : restore.split(' '));
       await waitFor('the copy to check its memory, several times', () => ticks(copy!.out()).filter((n) => n > last).length >= 3 || /vos: /.test(copy!.out()), 20_000);
       expect(copy.out()).not.toMatch(/vos: /); // the restorer's complaint
@@ -74,12 +88,15 @@ describe('live migration pre-copy (vos-init checkpoint --precopy)', () => {
     } finally {
       original.term.kill('SIGKILL');
       copy?.term.kill('SIGKILL');
+      server?.close();
     }
   }
 
-  for (const user of isRoot ? (['root', 'nobody'] as const) : (['root'] as const)) {
-    it(`sends the memory in rounds while the program rewrites it; the restored copy has every page (${user === 'root' ? 'this user' : 'as nobody'})`, async () => {
-      const out = await moveThroughAnImage(user, {});
+  for (const [user, through] of isRoot
+    ? ([['root', 'file'], ['nobody', 'socket']] as const)
+    : ([['root', 'file'], ['root', 'socket']] as const)) {
+    it(`sends the memory in rounds while the program rewrites it; the copy restored from a ${through} has every page (${user === 'root' ? 'this user' : 'as nobody'})`, async () => {
+      const out = await moveThroughAnImage(user, {}, through);
       const rounds = [...out.matchAll(/^precopy round=(\d+) pages=(\d+)/gm)].map((m) => ({ round: Number(m[1]), pages: Number(m[2]) }));
       expect(rounds.length).toBeGreaterThanOrEqual(2);
       expect(rounds[0]!.pages).toBeGreaterThanOrEqual(8192); // the first round: all 32 MiB
@@ -90,7 +107,7 @@ describe('live migration pre-copy (vos-init checkpoint --precopy)', () => {
   }
 
   it('says why and writes a plain image where written pages cannot be tracked', async () => {
-    const out = await moveThroughAnImage('root', { VOS_TEST_NO_DIRTY_TRACKING: '1' });
+    const out = await moveThroughAnImage('root', { VOS_TEST_NO_DIRTY_TRACKING: '1' }, 'socket');
     expect(out).toMatch(/^precopy unavailable .*VOS_TEST_NO_DIRTY_TRACKING/m);
     expect(out).not.toMatch(/^precopy round=/m);
     expect(out).toMatch(/^ok .*kept_pages=0 /m);

@@ -216,12 +216,33 @@ short_read:
 	return fail(e, "%s: cannot read: %s", name, strerror(errno));
 }
 
+int image_check_header(const void *payload, uint64_t len, const char *name, struct err *e)
+{
+	if (len < 20 || memcmp(payload, VOS_IMAGE_MAGIC, sizeof VOS_IMAGE_MAGIC) != 0)
+		return fail(e, "%s is not a vOS image", name);
+	uint32_t version;
+	memcpy(&version, (const char *)payload + 16, 4);
+	if (version != VOS_IMAGE_VERSION)
+		return fail(e, "%s has image format %u; this vOS reads format %u", name, version, VOS_IMAGE_VERSION);
+	return 0;
+}
+
 int image_verify(int fd, const char *name, struct err *e)
+{
+	return image_verify_from(fd, name, NULL, e);
+}
+
+int image_verify_from(int fd, const char *name, const struct image_reader *from, struct err *e)
 {
 	struct image_reader r;
 	ir_init(&r, fd, name);
+	if (from) {
+		r.offset = from->offset;
+		r.records = from->records;
+		r.chain = from->chain;
+	}
 	struct record rec;
-	int first = 1;
+	int first = from == NULL;
 	for (;;) {
 		uint64_t at = r.offset;
 		uint32_t records_before = r.records;
@@ -246,18 +267,9 @@ int image_verify(int fd, const char *name, struct err *e)
 		void *payload;
 		if (ir_payload(&r, &rec, &payload, e) < 0)
 			return -1;
-		if (rec.type == VOS_REC_HEADER) {
-			if (rec.length < 16 || memcmp(payload, VOS_IMAGE_MAGIC, sizeof VOS_IMAGE_MAGIC) != 0) {
-				free(payload);
-				return fail(e, "%s is not a vOS image", name);
-			}
-			uint32_t version;
-			memcpy(&version, (char *)payload + 16, 4);
-			if (version != VOS_IMAGE_VERSION) {
-				free(payload);
-				return fail(e, "%s has image format %u; this vOS reads format %u", name, version,
-					    VOS_IMAGE_VERSION);
-			}
+		if (rec.type == VOS_REC_HEADER && image_check_header(payload, rec.length, name, e) < 0) {
+			free(payload);
+			return -1;
 		}
 		if (rec.type == VOS_REC_TRAILER) {
 			struct {

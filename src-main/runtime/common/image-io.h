@@ -48,6 +48,11 @@ int ir_load(int fd, const struct record *rec, void **out, struct err *e);
 
 /* Checks the whole image: every CRC, the trailer, the header first. Fills `err` on failure. */
 int image_verify(int fd, const char *name, struct err *e);
+/* The same from where `from` stands, its records before that checked already (a received image
+ * checked while it arrived); NULL: from the start. */
+int image_verify_from(int fd, const char *name, const struct image_reader *from, struct err *e);
+/* HEADER's payload: the magic and a format version this vOS reads. */
+int image_check_header(const void *payload, uint64_t len, const char *name, struct err *e);
 
 const char *record_type_name(uint32_t type);
 

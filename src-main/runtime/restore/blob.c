@@ -130,8 +130,19 @@ BLOB static void load_memory(struct blob_plan *p)
 			       (long)(a->map_flags | MAP_FIXED_NOREPLACE), a->fd, (long)a->pgoff);
 		if (rc != (long)a->start)
 			fail(p, STEP_MAP, rc < 0 ? rc : -17 /* EEXIST: placed elsewhere */, a->start);
-		advise(p, a);
 	}
+	/* Pages sent ahead, in memory already: their page tables move into the areas. */
+	for (uint64_t i = 0; i < p->nstaged; i++) {
+		struct blob_move *m = &p->staged[i];
+		long rc = sys6(__NR_mremap, (long)m->from, (long)m->len, (long)m->len, MREMAP_MAYMOVE | MREMAP_FIXED,
+			       (long)m->to, 0);
+		if (rc != (long)m->to)
+			fail(p, STEP_STAGED, rc, m->to);
+	}
+	if (p->staging_end > p->staging_start)
+		sys3(__NR_munmap, (long)p->staging_start, (long)(p->staging_end - p->staging_start), 0);
+	for (uint64_t i = 0; i < p->nareas; i++)
+		advise(p, &p->areas[i]); /* over the moved pages too */
 	for (uint64_t i = 0; i < p->nruns; i++) {
 		struct blob_run *r = &p->runs[i];
 		if (r->zero) {

@@ -48,6 +48,7 @@ enum blob_step {
 	STEP_SIGNALS = 8,
 	STEP_TIMERS = 9,
 	STEP_ADVISE = 10,
+	STEP_STAGED = 11,
 };
 
 struct restore_sync {
@@ -152,6 +153,11 @@ struct blob_plan {
 	struct blob_timer *timers;
 	uint64_t npokes;
 	struct blob_poke *pokes;
+	/* Live migration: staged pages moved into the areas (after they are mapped), then the whole
+	 * staging range [staging_start, staging_end) goes (see restore/staging.c). */
+	uint64_t nstaged;
+	struct blob_move *staged;
+	uint64_t staging_start, staging_end;
 	uint32_t hold; /* futex: new threads wait for the timers that may point at them */
 	uint32_t pad2;
 };

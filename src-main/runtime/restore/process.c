@@ -203,6 +203,12 @@ static void find_vdso(const struct img_vma *v, uint32_t n, struct vdso_block *b)
 	}
 }
 
+static void add_range(struct blob_range **list, uint64_t *n, uint64_t start, uint64_t end)
+{
+	*list = xrealloc(*list, (size_t)(*n + 1) * sizeof **list);
+	(*list)[(*n)++] = (struct blob_range){start, end};
+}
+
 /* This process's current vvar/vdso, and every other mapping (to be removed by the blob). */
 static void current_layout(struct restore_ctx *c, struct vdso_block *cur, struct blob_range **unmap, uint64_t *nunmap)
 {
@@ -227,8 +233,16 @@ static void current_layout(struct restore_ctx *c, struct vdso_block *cur, struct
 				cur->start[k] = s;
 				cur->len[k] = e - s;
 			} else if (strcmp(name, "[vsyscall]") != 0 && !(s >= c->hole && e <= c->hole + c->hole_size)) {
-				*unmap = xrealloc(*unmap, (size_t)(*nunmap + 1) * sizeof **unmap);
-				(*unmap)[(*nunmap)++] = (struct blob_range){s, e};
+				/* The staging range stays until its pages have moved (the blob removes it then). */
+				uint64_t ss = staging_start(&c->staging), se = staging_end(&c->staging);
+				if (ss < se && s < se && e > ss) {
+					if (s < ss)
+						add_range(unmap, nunmap, s, ss);
+					if (e > se)
+						add_range(unmap, nunmap, se, e);
+				} else {
+					add_range(unmap, nunmap, s, e);
+				}
 			}
 		}
 		line = next;
@@ -269,6 +283,11 @@ static int add_kept(struct restore_ctx *c, struct img_process *p, struct precopy
 		if (precopy_lookup(ix, at, &offset) < 0)
 			return fail(e, "the image is damaged: page %#llx of process %d was to be sent ahead, and was not",
 				    (unsigned long long)at, (int)p->pid);
+		struct staged_chunk *staged = anon && c->staging.enabled ? staging_find(&c->staging, p->pid, at) : NULL;
+		if (staged) {
+			staging_keep(staged, at); /* in memory already: it moves into place */
+			continue;
+		}
 		if (offset == 0 && anon)
 			continue; /* fresh anonymous memory is zero already */
 		add_run(runs, (struct blob_run){at, PAGE, offset, offset == 0, 0});
@@ -342,6 +361,30 @@ static const uint8_t trampoline_code[] = {
 	0x0F, 0x0B,                   /* ud2                        */
 };
 
+uint64_t staged_moves(const struct restore_ctx *c, const struct img_process *p, struct blob_move *out)
+{
+	uint64_t n = 0;
+	for (size_t k = 0; k < c->staging.n; k++) {
+		const struct staged_chunk *ch = &c->staging.chunks[k];
+		int any = 0;
+		for (size_t b = 0; b < sizeof ch->keep && !any; b++)
+			any = ch->keep[b] != 0;
+		if (ch->pid != p->pid || !any)
+			continue;
+		for (uint32_t i = 0; i < p->nvmas; i++) {
+			const struct img_vma *v = &p->vmas[i];
+			uint64_t lo = v->start > ch->base ? v->start : ch->base;
+			uint64_t hi = v->end < ch->base + STAGING_CHUNK ? v->end : ch->base + STAGING_CHUNK;
+			if (v->kind != VOS_VMA_ANON || lo >= hi)
+				continue;
+			if (out)
+				out[n] = (struct blob_move){(uint64_t)(uintptr_t)ch->mem + (lo - ch->base), lo, hi - lo};
+			n++;
+		}
+	}
+	return n;
+}
+
 uint64_t restore_zone_size(const struct img_process *p, uint64_t nruns)
 {
 	uint64_t code = ((uint64_t)(__stop_vos_blob - __start_vos_blob) + PAGE - 1) & ~(PAGE - 1);
@@ -359,7 +402,8 @@ static void build_and_jump(struct restore_ctx *c, struct img_process *p, int ima
 			   struct run_list *runs)
 {
 	uint64_t zone_addr = c->hole + 3 * PAGE;
-	uint64_t zone_size = restore_zone_size(p, runs->n);
+	uint64_t nstaged = staged_moves(c, p, NULL);
+	uint64_t zone_size = restore_zone_size(p, runs->n + nstaged); /* a move takes less room than a run */
 	if (3 * PAGE + zone_size + HOLE_TEMP_PAGES * PAGE > c->hole_size)
 		restore_fail(c, "internal error: the restore hole is too small for process %d", (int)p->pid);
 	/* Trampoline pages (code, counter), then the zone. */
@@ -538,6 +582,10 @@ static void build_and_jump(struct restore_ctx *c, struct img_process *p, int ima
 						      t->value, t->interval_ns, t->value_ns};
 	}
 	plan->hold = 1;
+	plan->staged = zalloc(c, &z, (nstaged + 1) * sizeof *plan->staged, 8);
+	plan->nstaged = staged_moves(c, p, plan->staged);
+	plan->staging_start = staging_start(&c->staging);
+	plan->staging_end = staging_end(&c->staging);
 	plan->unmap = zalloc(c, &z, (nunmap + 1) * sizeof *plan->unmap, 8);
 	memcpy(plan->unmap, unmap_list, nunmap * sizeof *plan->unmap);
 	plan->nunmap = nunmap;

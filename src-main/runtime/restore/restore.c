@@ -222,14 +222,20 @@ static int restore_pod(struct restore_ctx *c, struct err *e)
 	if (open_mapped_files(c, e) < 0)
 		return -1;
 	c->runs = xcalloc((size_t)img->nprocs, sizeof *c->runs);
+	/* Staged pages stay only where no area of the image is. */
+	for (int i = 0; i < img->nprocs && c->staging.enabled; i++)
+		for (uint32_t k = 0; k < img->procs[i].nvmas; k++)
+			if (staging_overlaps(&c->staging, img->procs[i].vmas[k].start, img->procs[i].vmas[k].end))
+				staging_free(&c->staging);
 	uint64_t zone = 0;
 	for (int i = 0; i < img->nprocs; i++) {
 		if (collect_runs(c, &img->procs[i], &c->runs[i], e) < 0)
 			return -1;
-		uint64_t z = restore_zone_size(&img->procs[i], c->runs[i].n);
+		uint64_t z = restore_zone_size(&img->procs[i], c->runs[i].n + staged_moves(c, &img->procs[i], NULL));
 		if (z > zone)
 			zone = z;
 	}
+	staging_drop_unkept(&c->staging);
 	c->hole_size = 3 * PAGE + zone + HOLE_TEMP_PAGES * PAGE;
 	c->hole = find_hole(img, c->hole_size);
 	if (!c->hole)
@@ -244,6 +250,9 @@ static int restore_pod(struct restore_ctx *c, struct err *e)
 
 	create_children(c, 1);
 	int rc = wait_count(c, &c->sync->created, n, STAGE_TIMEOUT_MS, e);
+	/* Every process exists and has its copy of the staged pages: ours would only make their
+	 * first writes copy the pages instead of taking them. */
+	staging_free(&c->staging);
 	if (rc == 0) {
 		publish(c, STAGE_GROUP_LEADERS);
 		rc = wait_count(c, &c->sync->leaders, n, STAGE_TIMEOUT_MS, e);
@@ -326,37 +335,6 @@ static void refuse(const char *fmt, ...)
 	exit(1);
 }
 
-/*
- * A migrating image arrives on a Unix socket (the agent forwards it from the link as it comes).
- * It goes into memory (a memfd: no file on disk) and is checked whole before anything is
- * restored, like an image file. Returns the memfd.
- */
-static int receive_image(const char *path)
-{
-	int sock = control_connect(path);
-	if (sock < 0)
-		refuse("cannot reach the agent's image stream at %s: %s", path, strerror(errno));
-	int mem = (int)syscall(SYS_memfd_create, "vos-image", MFD_CLOEXEC);
-	if (mem < 0)
-		refuse("cannot hold the image in memory: %s", strerror(errno));
-	size_t cap = 1u << 20;
-	char *buf = xmalloc(cap);
-	for (;;) {
-		ssize_t n = read(sock, buf, cap);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			refuse("the image stream broke: %s", strerror(errno));
-		if (n == 0)
-			break;
-		if (write_full(mem, buf, (size_t)n) < 0)
-			refuse("cannot hold the image in memory: %s", strerror(errno));
-	}
-	free(buf);
-	close(sock);
-	return mem;
-}
-
 int restore_main(int argc, char **argv)
 {
 	const char *control = NULL, *image = NULL, *cache = NULL, *image_socket = NULL;
@@ -389,8 +367,14 @@ int restore_main(int argc, char **argv)
 	c->hold_listen_fd = -1;
 	c->tty_fd = isatty(STDIN_FILENO) ? STDIN_FILENO : -1;
 	int fd;
+	struct image_reader checked; /* how far a received image was checked while it arrived */
+	memset(&checked, 0, sizeof checked);
+	staging_init(&c->staging);
 	if (image_socket) {
-		fd = receive_image(image_socket);
+		struct err re;
+		fd = receive_image(image_socket, &c->staging, &checked, &re);
+		if (fd < 0)
+			refuse("%s", re.msg);
 		image = "the received image";
 	} else {
 		fd = open(image, O_RDONLY | O_CLOEXEC);
@@ -398,8 +382,10 @@ int restore_main(int argc, char **argv)
 			refuse("cannot open %s: %s", image, strerror(errno));
 	}
 	struct err e;
-	if (image_verify(fd, image, &e) < 0 || image_load(&c->img, fd, image, &e) < 0)
+	if (image_verify_from(fd, image, checked.offset ? &checked : NULL, &e) < 0 || image_load(&c->img, fd, image, &e) < 0)
 		refuse("%s", e.msg);
+	if (c->staging.records != (uint64_t)c->img.nprecopy)
+		staging_free(&c->staging); /* pages sent ahead came outside the rounds: read them instead */
 	if (c->img.page_size != PAGE)
 		refuse("%s was taken with %u-byte pages; this machine has %llu", image, c->img.page_size, PAGE);
 	uint64_t have = xcr0();

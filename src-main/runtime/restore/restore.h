@@ -11,6 +11,24 @@
 
 struct pod;
 
+/* staging.c: pages sent ahead, put in memory as they arrive (live migration's target). */
+#define STAGING_CHUNK (2ull << 20)
+struct staged_chunk {
+	pid_t pid;
+	uint64_t base; /* the 2 MiB-aligned piece of the process's address space it stands for */
+	uint8_t *mem;  /* here, in pod init (inherited by the restoring processes) */
+	uint8_t keep[STAGING_CHUNK / 4096 / 8]; /* pages the final image takes from here */
+};
+struct staging {
+	struct staged_chunk *chunks;
+	size_t n, chunks_cap;
+	size_t *slot; /* hash of chunk index + 1 by (pid, base) */
+	size_t cap;
+	uint64_t next; /* where the next chunk goes; [STAGING_BASE, next) holds them all */
+	uint64_t pages, records;
+	int enabled;
+};
+
 struct restore_ctx {
 	struct image img;
 	const char *cache_dir; /* where mapped files missing here are recreated */
@@ -31,6 +49,8 @@ struct restore_ctx {
 	struct run_list *runs;
 	/* A migration's target: wait at the barrier for "go" on this control socket (else -1). */
 	int hold_listen_fd;
+	/* Live migration's target: pages sent ahead, already in memory (see staging.c). */
+	struct staging staging;
 };
 
 struct run_list {
@@ -49,6 +69,26 @@ int precopy_index_build(const struct image *img, pid_t pid, struct precopy_index
 int precopy_lookup(const struct precopy_index *ix, uint64_t addr, uint64_t *offset);
 void precopy_index_free(struct precopy_index *ix);
 
+/* staging.c */
+void staging_init(struct staging *s);
+/* A PRECOPY record's payload (checked already): its pages into their chunks. */
+void staging_take(struct staging *s, const void *payload, uint64_t len);
+struct staged_chunk *staging_find(const struct staging *s, pid_t pid, uint64_t addr);
+/* The final image takes the page at addr from the chunk (it moves into place). */
+void staging_keep(struct staged_chunk *c, uint64_t addr);
+/* Drops every staged page not kept: what moves into place is exactly what the image says. */
+void staging_drop_unkept(struct staging *s);
+/* Whether [start, end) meets the staging area. */
+int staging_overlaps(const struct staging *s, uint64_t start, uint64_t end);
+/* [start, end) holding every chunk (0, 0 without any). */
+uint64_t staging_start(const struct staging *s);
+uint64_t staging_end(const struct staging *s);
+void staging_free(struct staging *s);
+
+/* receive.c: a migrating image from the agent's socket into a memfd, checked as far as it can
+ * be while it arrives (*checked: where the full check goes on), its pages sent ahead staged. */
+int receive_image(const char *path, struct staging *st, struct image_reader *checked, struct err *e);
+
 /* objects.c: creates every object (files, pipes, sockets, ...) and shared memory in pod init. */
 int create_objects(struct restore_ctx *c, struct err *e);
 /* files.c: opens (or recreates from the image) every file the image maps. */
@@ -57,6 +97,9 @@ int open_mapped_files(struct restore_ctx *c, struct err *e);
 void restore_process(struct restore_ctx *c, struct img_process *p) __attribute__((noreturn));
 /* process.c: the runs of a process's PAGES records (pod init does this once, before forking). */
 int collect_runs(struct restore_ctx *c, struct img_process *p, struct run_list *runs, struct err *e);
+/* process.c: the moves of a process's staged chunks into its anonymous areas; their count (out
+ * may be NULL to count). */
+uint64_t staged_moves(const struct restore_ctx *c, const struct img_process *p, struct blob_move *out);
 /* process.c: how much of the hole a process's zone takes. */
 uint64_t restore_zone_size(const struct img_process *p, uint64_t nruns);
 /* vdso-proxy.c: jumps from the old vdso's functions to this kernel's; how many. */

@@ -1,0 +1,192 @@
+/*
+ * Live migration's target: the pages sent ahead (PRECOPY records) are put into memory while the
+ * rounds arrive, so that the restore, once the final image is in, moves them into place instead
+ * of copying them into fresh memory (faulting in fresh memory is what a large restore costs).
+ *
+ * Pages are staged in chunks of 2 MiB, one per 2 MiB-aligned piece of a process's address space,
+ * at the same offset inside the chunk as inside that piece; a later round's page overwrites the
+ * earlier one, a zero page becomes a hole. Before the process tree is created, every staged page
+ * that the final image does not take from the rounds (KEPT, in an anonymous area) is dropped;
+ * each process inherits the chunks with its fork and moves its own into its areas with mremap,
+ * which moves page tables, not bytes (blob.c). Chunks live far from where programs map memory
+ * (STAGING_BASE) and are dropped if an area of the image overlaps them after all. Any failure
+ * only turns staging off: the pages are then read from the image as usual.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "../common/buf.h"
+#include "restore.h"
+
+#define PAGE 4096ull
+#define STAGING_BASE 0x100000000000ull /* 16 TiB: below PIE programs (~93 TiB) and mmap (~127 TiB) */
+#define STAGING_LIMIT 0x200000000000ull
+
+static uint64_t key_of(pid_t pid, uint64_t base)
+{
+	return (uint64_t)(uint32_t)pid << 32 | (base / STAGING_CHUNK + 1);
+}
+
+static size_t slot_of(uint64_t key, size_t cap)
+{
+	return (size_t)((key * 0x9e3779b97f4a7c15ull) >> 20) & (cap - 1);
+}
+
+struct staged_chunk *staging_find(const struct staging *s, pid_t pid, uint64_t addr)
+{
+	if (!s->cap)
+		return NULL;
+	uint64_t key = key_of(pid, addr & ~(STAGING_CHUNK - 1));
+	for (size_t i = slot_of(key, s->cap);; i = (i + 1) & (s->cap - 1)) {
+		if (s->slot[i] == 0)
+			return NULL;
+		struct staged_chunk *c = &s->chunks[s->slot[i] - 1];
+		if (key_of(c->pid, c->base) == key)
+			return c;
+	}
+}
+
+static void index_chunk(struct staging *s, size_t n)
+{
+	struct staged_chunk *c = &s->chunks[n];
+	size_t i = slot_of(key_of(c->pid, c->base), s->cap);
+	while (s->slot[i])
+		i = (i + 1) & (s->cap - 1);
+	s->slot[i] = n + 1;
+}
+
+static struct staged_chunk *chunk_for(struct staging *s, pid_t pid, uint64_t addr)
+{
+	struct staged_chunk *c = staging_find(s, pid, addr);
+	if (c)
+		return c;
+	if (s->next + STAGING_CHUNK > STAGING_LIMIT)
+		return NULL;
+	uint8_t *mem = mmap((void *)(uintptr_t)s->next, STAGING_CHUNK, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | MAP_NORESERVE, -1, 0);
+	if (mem == MAP_FAILED)
+		return NULL;
+	s->next += STAGING_CHUNK;
+	if (s->n == s->chunks_cap) {
+		s->chunks_cap = s->chunks_cap ? s->chunks_cap * 2 : 256;
+		s->chunks = xrealloc(s->chunks, s->chunks_cap * sizeof *s->chunks);
+	}
+	if ((s->n + 1) * 2 > s->cap) {
+		free(s->slot);
+		s->cap = s->cap ? s->cap * 2 : 1024;
+		s->slot = xcalloc(s->cap, sizeof *s->slot);
+		for (size_t i = 0; i < s->n; i++)
+			index_chunk(s, i);
+	}
+	c = &s->chunks[s->n];
+	memset(c, 0, sizeof *c);
+	c->pid = pid;
+	c->base = addr & ~(STAGING_CHUNK - 1);
+	c->mem = mem;
+	index_chunk(s, s->n++);
+	return c;
+}
+
+void staging_init(struct staging *s)
+{
+	memset(s, 0, sizeof *s);
+	s->next = STAGING_BASE;
+	s->enabled = 1;
+}
+
+void staging_take(struct staging *s, const void *payload, uint64_t len)
+{
+	if (!s->enabled)
+		return;
+	struct reader r;
+	reader_init(&r, payload, (size_t)len);
+	uint32_t owner_kind = rd_u32(&r);
+	pid_t pid = (pid_t)rd_u32(&r);
+	if (owner_kind != 0 || pid <= 0)
+		goto off; /* the restore will refuse the image; do not guess */
+	s->records++;
+	while (reader_left(&r) > 0) {
+		uint64_t addr = rd_u64(&r);
+		uint32_t npages = rd_u32(&r);
+		uint32_t kind = rd_u32(&r);
+		if (r.bad || addr % PAGE || (kind != VOS_RUN_DATA && kind != VOS_RUN_ZERO))
+			goto off;
+		const uint8_t *data = NULL;
+		if (kind == VOS_RUN_DATA && (data = rd_raw(&r, (size_t)npages * PAGE)) == NULL)
+			goto off;
+		for (uint32_t i = 0; i < npages;) {
+			uint64_t at = addr + (uint64_t)i * PAGE;
+			struct staged_chunk *c = chunk_for(s, pid, at);
+			if (!c)
+				goto off;
+			uint64_t in = at - c->base;
+			uint32_t n = (uint32_t)((STAGING_CHUNK - in) / PAGE);
+			if (n > npages - i)
+				n = npages - i;
+			if (data)
+				memcpy(c->mem + in, data + (uint64_t)i * PAGE, (size_t)n * PAGE);
+			else if (madvise(c->mem + in, (size_t)n * PAGE, MADV_DONTNEED) < 0)
+				goto off;
+			s->pages += n;
+			i += n;
+		}
+	}
+	return;
+off:
+	staging_free(s);
+}
+
+void staging_keep(struct staged_chunk *c, uint64_t addr)
+{
+	uint64_t page = (addr - c->base) / PAGE;
+	c->keep[page / 8] |= (uint8_t)(1u << (page % 8));
+}
+
+static int kept(const struct staged_chunk *c, uint64_t page)
+{
+	return c->keep[page / 8] >> (page % 8) & 1;
+}
+
+void staging_drop_unkept(struct staging *s)
+{
+	for (size_t k = 0; k < s->n; k++) {
+		struct staged_chunk *c = &s->chunks[k];
+		for (uint64_t i = 0; i < STAGING_CHUNK / PAGE;) {
+			if (kept(c, i)) {
+				i++;
+				continue;
+			}
+			uint64_t j = i;
+			while (j < STAGING_CHUNK / PAGE && !kept(c, j))
+				j++;
+			madvise(c->mem + i * PAGE, (size_t)(j - i) * PAGE, MADV_DONTNEED);
+			i = j;
+		}
+	}
+}
+
+uint64_t staging_start(const struct staging *s)
+{
+	return s->n > 0 ? STAGING_BASE : 0;
+}
+
+uint64_t staging_end(const struct staging *s)
+{
+	return s->n > 0 ? s->next : 0;
+}
+
+int staging_overlaps(const struct staging *s, uint64_t start, uint64_t end)
+{
+	return s->n > 0 && start < s->next && end > STAGING_BASE;
+}
+
+void staging_free(struct staging *s)
+{
+	if (s->next > STAGING_BASE)
+		munmap((void *)(uintptr_t)STAGING_BASE, (size_t)(s->next - STAGING_BASE));
+	free(s->chunks);
+	free(s->slot);
+	memset(s, 0, sizeof *s);
+}
