@@ -295,6 +295,33 @@ describe.skipIf(unavailable !== null)('migration', () => {
     console.log(`live move of 64 MiB rewritten at 20 MB/s: ${r.rounds} rounds, ${r.bytes} bytes, stopped ${r.downtimeMs} ms`);
   }, 90_000);
 
+  it('a link lost between ending the original and "go": the copy there is told to go once the link is back', async () => {
+    const [a, b] = await pair({}, { env: { VOS_TEST_PAUSE_AFTER_COMMIT_MS: '1500' } });
+    const id = (await a.vos(['run', '-d', '--name', 'count', '--', join(programs, 'counter')])).stdout.trim();
+    await waitFor('counting', async () => (counts((await a.vos(['screen', id])).stdout)?.count ?? 0) > 3);
+    const before = counts((await a.vos(['screen', id])).stdout)!;
+    // The original ends (commit) right after "switching"; in the pause before "go", the cable
+    // is pulled, for longer than the migration waits for "go" itself.
+    const onA = await a.connect();
+    onA.onEvent((e) => {
+      if (e.event === 'migration.progress' && e.phase === 'switching') setTimeout(() => lab.net!.cut(lab.net!.hosts[0]!), 300);
+    });
+    const failed = await onA.request('session.migrate', { id, peer: 'beta' }).then(
+      () => null,
+      (err: Error) => err,
+    );
+    expect(failed?.message).toMatch(/has not confirmed yet that it runs there .* vOS keeps asking/);
+    // beta holds the copy meanwhile (not running: it would run twice otherwise).
+    const held = JSON.parse((await b.vos(['ls', '--json'])).stdout) as Array<{ id: string }>;
+    expect(held).toHaveLength(1);
+    expect(counts((await b.vos(['screen', held[0]!.id])).stdout)?.count).toBeLessThanOrEqual(before.count + 40);
+    lab.net!.restore(lab.net!.hosts[0]!);
+    await waitFor('the copy to run there', async () => {
+      const now = counts((await b.vos(['screen', held[0]!.id])).stdout);
+      return now !== null && now.token === before.token && now.count > before.count + 3;
+    }, 45_000);
+  }, 120_000);
+
   it('refuses a damaged stream: the session stays', async () => {
     const [a, b] = await pair({}, { env: { VOS_TEST_CORRUPT_MIGRATION: '70000' } });
     const id = (await a.vos(['run', '-d', '--', join(programs, 'counter')])).stdout.trim();

@@ -29,6 +29,11 @@ import { checkpointHeld, type HeldCheckpoint } from './held-checkpoint.js';
 import { sessionNeeds } from './preflight.js';
 
 const PROGRESS_EVERY_MS = 100;
+/** After the original ended, "go" is asked again every second for this long while the caller waits... */
+const GO_RETRY_MS = 20_000;
+/** ...then in the background for as long as the target holds the copy (its pod's hold time). */
+const GO_BACKGROUND_MS = 10 * 60_000;
+const GO_BACKGROUND_EVERY_MS = 5_000;
 /** The target must have restored the image within this long after it was sent. */
 const RESTORE_TIMEOUT_MS = 5 * 60_000;
 
@@ -156,11 +161,14 @@ export class Migrator {
         client.request('migration.abort', { migration }).catch(() => {});
         throw fail(`the original could not be ended: ${describeError(err)}`);
       }
+      const pause = pauseAfterCommitForTests();
+      if (pause > 0) await new Promise((r) => setTimeout(r, pause));
       let moved: SessionInfo;
       try {
         moved = await this.go(client, migration, target.name);
       } catch (err) {
         session.departing(false); // ended here, unconfirmed there: say so, as an exit
+        this.keepAskingGo(session, migration, target.id, peer);
         throw err;
       }
       const downtimeMs = Date.now() - held.frozenAt;
@@ -203,30 +211,58 @@ export class Migrator {
   }
 
   /**
-   * The original is gone: the copy must run. Asked again while the link comes back (a lost
-   * answer must not lose the session); after that the target lets it run out of its hold time.
+   * The original is gone: the copy must run. Asked again every second while the link comes back
+   * (a lost answer must not lose the session); after GO_RETRY_MS the caller hears that it is not
+   * confirmed yet, and keepAskingGo goes on.
    */
   private async go(client: ApiClient, migration: string, target: string): Promise<SessionInfo> {
     try {
       return await client.request('migration.go', { migration });
     } catch (err) {
       this.log(`migration ${migration}: telling ${target} to go failed (${describeError(err)}); asking again`);
-      for (let i = 0; i < 20; i++) {
+      const deadline = Date.now() + GO_RETRY_MS;
+      while (Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 1000));
-        try {
-          const again = this.community.channelsFor(this.community.resolve(target).id).openClient('vos-migration');
-          try {
-            await again.ready();
-            return await again.request('migration.go', { migration });
-          } finally {
-            again.close();
-          }
-        } catch {
-          /* not back yet */
-        }
+        const moved = await this.askGo(this.community.resolve(target).id, migration);
+        if (moved) return moved;
       }
-      throw new VosError('migration_failed', `the session ended here, but ${target} did not confirm it runs there: check 'vos ls --all'`);
+      throw new VosError(
+        'migration_failed',
+        `the session ended here, and ${target} has not confirmed yet that it runs there (the link is down); vOS keeps asking for ${GO_BACKGROUND_MS / 60_000} minutes: check 'vos ls --all'`,
+      );
     }
+  }
+
+  /** One "go" over a fresh channel; null if the peer cannot be reached (yet). */
+  private async askGo(peerId: string, migration: string): Promise<SessionInfo | null> {
+    try {
+      const again = this.community.channelsFor(peerId).openClient('vos-migration');
+      try {
+        await again.ready();
+        return await again.request('migration.go', { migration });
+      } finally {
+        again.close();
+      }
+    } catch {
+      return null;
+    }
+  }
+
+  /** The target holds the copy until it hears "go" (or its hold time ends): keep telling it. */
+  private keepAskingGo(session: Session, migration: string, peerId: string, peer: PeerRef): void {
+    const deadline = Date.now() + GO_BACKGROUND_MS;
+    const attempt = async (): Promise<void> => {
+      const moved = await this.askGo(peerId, migration);
+      if (moved) {
+        const to = `${moved.id}@${peerId}`;
+        this.log(`migration ${migration}: ${peer.name} confirmed late; session ${session.id} runs there as ${moved.id}`);
+        this.handOver(session, to, peer);
+        return;
+      }
+      if (Date.now() < deadline) setTimeout(() => void attempt(), GO_BACKGROUND_EVERY_MS).unref();
+      else this.log(`migration ${migration}: ${peer.name} never confirmed; its held copy has ended by now`);
+    };
+    setTimeout(() => void attempt(), GO_BACKGROUND_EVERY_MS).unref();
   }
 
   /** Viewers follow the session to its new home; here it is forgotten. */
@@ -234,6 +270,14 @@ export class Migrator {
     session.notifyViewers({ t: 'event', event: 'session.moved', id: session.id, to, peer });
     this.sessions.moved(session.id, to, peer);
   }
+}
+
+/**
+ * Test hook: VOS_TEST_PAUSE_AFTER_COMMIT_MS holds the migration between ending the original and
+ * telling the target to go, so the tests can cut the link in exactly that window. 0 normally.
+ */
+function pauseAfterCommitForTests(): number {
+  return Number(process.env.VOS_TEST_PAUSE_AFTER_COMMIT_MS ?? 0);
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, why: string): Promise<T> {
