@@ -52,6 +52,7 @@ const PEER_METHODS: ReadonlySet<Method> = new Set<Method>([
   'session.input',
   'session.resize',
   'session.kill',
+  'session.migrate',
   'migration.offer',
   'migration.files',
   'migration.result',
@@ -169,6 +170,8 @@ export class ApiDispatcher {
       throw new VosError('refused', `${method} is for another machine's agent, not for a local client`);
     } else if (ref && isRemoteSessionMethod(method)) {
       return this.remote(client, conn).forward(method, params as ParamsOf<typeof method>, ref);
+    } else if (ref && method === 'session.migrate') {
+      return this.remote(client, conn).migrate(params as ParamsOf<'session.migrate'>, ref);
     }
     const handler = this.handlers[method] as Handler<Method>;
     return handler(params, ctx);

@@ -110,6 +110,20 @@ describe('machines in the app', () => {
       expect((await vos(beta.home, ['screen', moved.id])).stdout).toMatch(/^after-the-move-42$/m);
       expect(JSON.parse((await vos(alpha.home, ['ls', '--json'])).stdout).find((s: { name: string }) => s.name === 'mover')).toBeUndefined();
       await a.screenshot({ path: join(OUTPUT, 'web-ui-moved-session.png') });
+
+      // And back: double-click it under beta, pick this machine; the view follows it home.
+      const away = a.locator(`.session-row[data-session-id^="${moved.id}@"]`);
+      await away.dblclick();
+      await a.getByTestId('move-dialog').waitFor();
+      expect(await a.locator('[data-testid="move-target"][data-peer="beta"]').count()).toBe(0); // not where it runs
+      await a.locator('[data-testid="move-target"][data-peer="alpha"]').click();
+      await a.getByTestId('move-status').filter({ hasText: 'Moved.' }).waitFor({ timeout: 20_000 });
+      await a.locator('.xterm-helper-textarea').focus();
+      await a.keyboard.type('echo home-again-$((6*7))');
+      await a.keyboard.press('Enter');
+      await a.locator('.xterm-rows').filter({ hasText: 'home-again-42' }).waitFor();
+      const home = JSON.parse((await vos(alpha.home, ['ls', '--json'])).stdout) as Array<{ id: string; name: string }>;
+      expect((await vos(alpha.home, ['screen', home.find((s) => s.name === 'mover')!.id])).stdout).toMatch(/^home-again-42$/m);
     } finally {
       await a.close();
     }

@@ -85,6 +85,37 @@ describe.skipIf(unavailable !== null)('migration', () => {
     console.log(`counter moved: ${r.bytes} bytes, stopped ${r.downtimeMs} ms`);
   }, 60_000);
 
+  it('moves a session of a peer from here: vos migrate ID@beta alpha brings it home', async () => {
+    const [a, b] = await pair();
+    const there = (await b.vos(['run', '-d', '--name', 'away', '--', join(programs, 'counter')])).stdout.trim();
+    await waitFor('counting there', async () => (counts((await b.vos(['screen', there])).stdout)?.count ?? 0) > 3);
+    const before = counts((await b.vos(['screen', there])).stdout)!;
+    const same = await a.vos(['migrate', `${there}@beta`, 'beta']);
+    expect(same.code).toBe(1);
+    expect(same.stderr).toMatch(/runs there already/);
+    // A viewer here, attached to it there, hears that it came here (under its id here).
+    const viewer = await a.connect();
+    const events: ApiEvent[] = [];
+    viewer.onEvent((e) => events.push(e));
+    await viewer.request('session.attach', { id: `${there}@beta`, cols: 80, rows: 24 });
+    const moved = await a.vos(['migrate', `${there}@beta`, 'alpha', '--json']);
+    expect(moved.code, moved.stderr).toBe(0);
+    const r = JSON.parse(moved.stdout) as { from: string; session: { id: string; peer: unknown; name: string } };
+    expect(r.from).toMatch(new RegExp(`^${there}@[0-9a-f]{64}$`));
+    expect(r.session.peer).toBeNull(); // it is this machine's now
+    expect(r.session.name).toBe('away');
+    const heard = await waitFor('the viewer to hear of the move', () =>
+      events.find((e): e is Extract<ApiEvent, { event: 'session.moved' }> => e.event === 'session.moved'),
+    );
+    expect(heard.id).toBe(r.from);
+    expect(heard.to).toBe(r.session.id);
+    await waitFor('it to count on here, the same program', async () => {
+      const now = counts((await a.vos(['screen', r.session.id])).stdout);
+      return now !== null && now.token === before.token && now.count > before.count + 3;
+    });
+    await nothingThere(b);
+  }, 60_000);
+
   it('moves bash with a job in front: Ctrl-C there reaches the job; a viewer here follows it', async () => {
     const [a, b] = await pair();
     const onA = await a.connect();

@@ -370,6 +370,14 @@ export class Community {
     return p;
   }
 
+  /** Whether `ref` names this machine (its name, or the start of its id), not a peer. */
+  isSelf(ref: string): boolean {
+    if (ref === this.options.name) return ![...this.peers.values()].some((p) => p.name === ref && p.paired);
+    const key = ref.toLowerCase().replace(/-/g, '');
+    const id = this.options.identity.id;
+    return key.length >= 4 && (id.startsWith(key) || shortDeviceId(id).replace(/-/g, '').toLowerCase().startsWith(key));
+  }
+
   private find(ref: string): Peer {
     const all = [...this.peers.values()].filter((p) => this.visible(p));
     const byName = all.filter((p) => p.name === ref);

@@ -7,7 +7,7 @@
  */
 import { VosError } from '../../api/errors.js';
 import type { ApiClient } from '../../api/client.js';
-import type { ApiEvent, Method, ParamsOf, PeerRef, ResultOf, SessionInfo } from '../../api/protocol.js';
+import type { ApiEvent, Method, MigrationResult, ParamsOf, PeerRef, ResultOf, SessionInfo } from '../../api/protocol.js';
 import type { Connection } from '../transports/connection.js';
 import type { Community } from './community.js';
 
@@ -74,6 +74,34 @@ export class RemoteProxy {
     if (method === 'session.attach') channel.attached.add(gid);
     if (method === 'session.detach') channel.attached.delete(gid);
     return this.globalize(result, channel.peer) as ResultOf<M>;
+  }
+
+  /**
+   * `vos migrate ID@PEER TARGET`: PEER, which runs the session, moves it (TARGET may be this
+   * machine: the session comes here). The target is named to PEER by its device id; the result
+   * speaks of ids as seen from here.
+   */
+  async migrate(params: ParamsOf<'session.migrate'>, ref: { session: string; peer: string }): Promise<MigrationResult> {
+    const source = this.community.resolve(ref.peer);
+    const targetId = this.community.isSelf(params.peer) ? this.community.id : this.community.resolve(params.peer).id;
+    if (targetId === source.id) throw new VosError('invalid_params', `${ref.session}@${source.name} runs there already`);
+    const client = await this.channel({ id: source.id, name: source.name }).client;
+    let r: MigrationResult;
+    try {
+      r = await client.request('session.migrate', { ...params, id: ref.session, peer: targetId });
+    } catch (err) {
+      if (err instanceof VosError) throw new VosError(err.code, `${source.name}: ${err.message}`);
+      throw err;
+    }
+    const home = r.session.peer?.id === this.community.id;
+    const session = home ? { ...r.session, id: this.localized(r.session.id), peer: null } : r.session;
+    return { ...r, from: remoteSessionId(r.from, source.id), session };
+  }
+
+  /** A peer's name for a session of this machine (ID@OURID) is plain ID here. */
+  private localized(ref: string): string {
+    const r = splitRemoteRef(ref);
+    return r && r.peer === this.community.id ? r.session : ref;
   }
 
   /** The sessions of every connected paired peer; with `watch`, their changes follow as events. */
@@ -171,6 +199,7 @@ export class RemoteProxy {
     const out: Record<string, unknown> = { ...v };
     if (isSessionInfo(v)) return this.globalSession(v, peer);
     if (typeof v.id === 'string') out.id = remoteSessionId(v.id, peer.id);
+    if (v.event === 'session.moved' && typeof v.to === 'string') out.to = this.localized(v.to); // it may come here
     if (isSessionInfo(v.session)) out.session = this.globalSession(v.session, peer);
     return out;
   }

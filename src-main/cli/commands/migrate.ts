@@ -56,7 +56,8 @@ A regular file the session has open that PEER does not have is sent along if it 
 SIZE (default 16M); it is PEER's from then on. A bigger one, or one PEER has with other
 content (never replaced), is named in the refusal.
 
-  ID               session id, unique id prefix or name
+  ID               session id, unique id prefix or name; ID@MACHINE for a session of a
+                   paired machine (it moves from there; PEER may be this machine)
   PEER             a paired machine: its name, or the start of its id
   --stop-and-copy  stop it for the whole copy (no copying while it runs)
   --send-files-up-to SIZE   bytes, or with K, M or G; 0 sends none
@@ -97,14 +98,16 @@ Exit status: 0 moved, 1 stayed where it was (or could not be asked), 2 usage.
         ...(sendFilesUpTo !== undefined ? { sendFilesUpTo } : {}),
       });
       if (tty) process.stderr.write('\r\x1b[K');
+      // A session of a peer may come here: then it is this machine's.
+      const there = r.session.peer?.name ?? 'this machine';
       if (options.json) ctx.out(JSON.stringify(r) + '\n');
       else {
         ctx.out(
-          `moved ${r.session.name} to ${r.session.peer!.name}: it runs there as ${sessionRef(r.session)}\n` +
+          `moved ${r.session.name} to ${there}: it runs there as ${sessionRef(r.session)}\n` +
             `  ${formatBytes(r.bytes)} sent; stopped for ${r.downtimeMs} ms; ${r.wallMs} ms in all; ` +
             (r.mode === 'live' ? `live (${r.rounds} rounds while it ran)\n` : 'stop-and-copy\n') +
             (r.fallback ? `  not live: ${r.fallback}\n` : '') +
-            (r.filesSent.length ? `  sent along (${r.session.peer!.name}'s now): ${r.filesSent.join(', ')}\n` : ''),
+            (r.filesSent.length ? `  sent along (${there}'s now): ${r.filesSent.join(', ')}\n` : ''),
         );
       }
       return 0;

@@ -4,7 +4,7 @@
  * the terminal view follows the session by itself (session.moved).
  */
 import type { ApiClient } from '../../../src-main/api/client';
-import type { MigrationPhase } from '../../../src-main/api/protocol';
+import type { MigrationPhase, PeerRef } from '../../../src-main/api/protocol';
 
 export interface MoveState {
   sessionId: string;
@@ -20,8 +20,9 @@ export interface MoveState {
 }
 
 export class MigrationState {
-  /** The session the user picked a machine for (the "Move to" dialog is open). */
-  choosing = $state<{ id: string; name: string } | null>(null);
+  /** The session the user picked a machine for (the "Move to" dialog is open); `peer`: the
+   * paired machine it runs on (null: this one). */
+  choosing = $state<{ id: string; name: string; peer?: PeerRef | null } | null>(null);
   current = $state<MoveState | null>(null);
 
   private client: ApiClient | null = null;
@@ -38,7 +39,7 @@ export class MigrationState {
       }) ?? null;
   }
 
-  choose(session: { id: string; name: string }): void {
+  choose(session: { id: string; name: string; peer?: PeerRef | null }): void {
     this.choosing = session;
   }
 
