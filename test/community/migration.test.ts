@@ -285,6 +285,26 @@ describe.skipIf(unavailable !== null)('migration', () => {
     expect((await b.vos(['screen', there])).stdout).not.toContain('BROKEN');
   }, 60_000);
 
+  it('keeps the monotonic clocks going on when the machines booted at different times (a time namespace there)', async () => {
+    // alpha's clocks are a day ahead of beta's: without a time namespace, the moved program's
+    // CLOCK_MONOTONIC would go back by a day.
+    const [a, b] = await pair({}, { clockAheadSeconds: 86_400 });
+    const id = (await a.vos(['run', '-d', '--', join(programs, 'clock')])).stdout.trim();
+    await waitFor('ticking', async () => /tick=3 clocks=ok/.test((await a.vos(['screen', id])).stdout));
+    const r = await a.vos(['migrate', id, 'beta', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const there = (JSON.parse(r.stdout) as { session: { id: string } }).session.id.split('@')[0]!;
+    await waitFor('ticking there', async () => /tick=\d*[1-9]\d clocks=ok/.test((await b.vos(['screen', there])).stdout));
+    expect((await b.vos(['screen', there])).stdout).not.toContain('BROKEN');
+    // And back: alpha's own clock again (the namespace there is the host's plus a day).
+    const back = await b.vos(['migrate', there, 'alpha', '--json']);
+    expect(back.code, back.stderr).toBe(0);
+    const home = (JSON.parse(back.stdout) as { session: { id: string } }).session.id.split('@')[0]!;
+    const mark = Number(/tick=(\d+)/.exec([...(await a.vos(['screen', home])).stdout.matchAll(/tick=\d+/g)].at(-1)![0])![1]);
+    await waitFor('ticking back here', async () => new RegExp(`tick=${mark + 10} clocks=ok`).test((await a.vos(['screen', home])).stdout));
+    expect((await a.vos(['screen', home])).stdout).not.toContain('BROKEN');
+  }, 60_000);
+
   it('moves live a program that keeps rewriting its memory: every page checks out there; and back, stop-and-copy', async () => {
     const [a, b] = await pair();
     // 64 MiB, 50 random pages rewritten every 10 ms; every 100 ms it checks every page against

@@ -48,6 +48,11 @@ export async function startHostAgent(
      * machine a different filesystem: a directory missing, a disk full).
      */
     mountPrelude?: string;
+    /**
+     * This machine's monotonic clocks are this far ahead of the host's (its sessions run in a
+     * time namespace): machines that booted at different times.
+     */
+    clockAheadSeconds?: number;
     env?: NodeJS.ProcessEnv;
   } = {},
 ): Promise<HostAgent> {
@@ -55,9 +60,12 @@ export async function startHostAgent(
   const address = `${host.address}:${PEER_PORT}`;
   const listen = options.listenAll ? `0.0.0.0:${PEER_PORT}` : address;
   const daemon = [process.execPath, VOS, 'daemon', '--name', name, '--listen', listen];
+  const ahead = options.clockAheadSeconds ? String(options.clockAheadSeconds) : null;
+  // unshare --time puts the agent's children (its sessions), not the agent itself, in the namespace.
+  const clocked = ahead ? ['unshare', '--time', '--monotonic', ahead, '--boottime', ahead, ...daemon] : daemon;
   const [cmd, ...args] = options.mountPrelude
-    ? ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', `${options.mountPrelude} && exec "$0" "$@"`, ...daemon]
-    : daemon;
+    ? ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', `${options.mountPrelude} && exec "$0" "$@"`, ...clocked]
+    : clocked;
   const proc = net.spawn(host, cmd!, args, {
     env: { VOS_HOME: home, VOS_MDNS: options.mdns === false ? '0' : '1', VOS_LISTEN: undefined, ...options.env },
   });

@@ -21,6 +21,7 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../common/buf.h"
@@ -87,6 +88,14 @@ static int write_pod(struct pod *pod, const struct freeze *f, struct image_write
 		buf_i32(&b, f->zombies[i].pgid);
 		buf_i32(&b, f->zombies[i].sid);
 		buf_i32(&b, f->zombies[i].exit_status);
+	}
+	/* The clocks as the pod sees them: a restore elsewhere keeps its monotonic clocks going on
+	 * from here (a time namespace), instead of jumping to that machine's. */
+	static const clockid_t clocks[] = {CLOCK_MONOTONIC, CLOCK_BOOTTIME, CLOCK_REALTIME};
+	for (size_t i = 0; i < sizeof clocks / sizeof clocks[0]; i++) {
+		struct timespec ts = {0, 0};
+		clock_gettime(clocks[i], &ts);
+		buf_i64(&b, (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
 	}
 	int rc = iw_record1(w, VOS_REC_POD, b.data, b.len, e);
 	buf_free(&b);

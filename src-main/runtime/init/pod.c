@@ -91,6 +91,28 @@ int pod_enter_namespaces(char *why, size_t size)
 	return 0;
 }
 
+int pod_enter_time_namespace(int64_t monotonic_ns, int64_t boottime_ns, char *why, size_t size)
+{
+	if (unshare(CLONE_NEWTIME) < 0) {
+		snprintf(why, size, "cannot make a time namespace: %s", strerror(errno));
+		return -1;
+	}
+	/* Seconds and nanoseconds, the nanoseconds in [0, 1e9) also for a negative offset. */
+	long long ms = monotonic_ns / 1000000000, mn = monotonic_ns % 1000000000;
+	long long bs = boottime_ns / 1000000000, bn = boottime_ns % 1000000000;
+	if (mn < 0)
+		ms--, mn += 1000000000;
+	if (bn < 0)
+		bs--, bn += 1000000000;
+	char offsets[128];
+	snprintf(offsets, sizeof offsets, "monotonic %lld %lld\nboottime %lld %lld\n", ms, mn, bs, bn);
+	if (write_file("/proc/self/timens_offsets", offsets) < 0) {
+		snprintf(why, size, "cannot set the clocks of the time namespace: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 int pod_init_become_leader(struct pod *pod, char *why, size_t size)
 {
 	if (mount(NULL, "/", NULL, MS_SLAVE | MS_REC, NULL) < 0) {

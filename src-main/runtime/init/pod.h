@@ -58,6 +58,9 @@ void outer_supervise(pid_t child, int status_fd) __attribute__((noreturn));
 /* Creates the user + pid + mount namespaces (the caller then forks pod init). 0, or -1 with
  * the reason in `why`. */
 int pod_enter_namespaces(char *why, size_t size);
+/* After pod_enter_namespaces, before forking pod init: a time namespace for the children whose
+ * CLOCK_MONOTONIC and CLOCK_BOOTTIME are the host's plus these offsets. */
+int pod_enter_time_namespace(int64_t monotonic_ns, int64_t boottime_ns, char *why, size_t size);
 /* After pod_enter_namespaces: hands the terminal over and forks pod init, the first process of
  * the new pid namespace. The caller becomes the outer process (outer_supervise, never
  * returns); the function returns in pod init, with pod->status_fd set and the pod's signals

@@ -106,6 +106,12 @@ static int load_pod(struct image *img, struct reader *r)
 		z->sid = rd_i32(r);
 		z->status = rd_i32(r);
 	}
+	if (!r->bad && reader_left(r) >= 24) { /* the clocks at the freeze (images since live migration) */
+		img->clock_monotonic = rd_i64(r);
+		img->clock_boottime = rd_i64(r);
+		img->clock_realtime = rd_i64(r);
+		img->have_clocks = !r->bad;
+	}
 	return r->bad ? -1 : 0;
 }
 

@@ -129,6 +129,9 @@ struct image {
 	int nprocs;
 	struct img_zombie *zombies;
 	int nzombies;
+	/* CLOCK_MONOTONIC, CLOCK_BOOTTIME and CLOCK_REALTIME (ns) as the pod saw them at the freeze */
+	int have_clocks;
+	int64_t clock_monotonic, clock_boottime, clock_realtime;
 	struct img_object *objects;
 	int nobjects;
 	struct img_file *files;

@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../init/control.h"
@@ -335,6 +336,60 @@ static void refuse(const char *fmt, ...)
 	exit(1);
 }
 
+/* The current time namespace's offsets (0 in the host's): "monotonic S N" / "boottime S N". */
+static void current_time_offsets(int64_t *monotonic, int64_t *boottime)
+{
+	*monotonic = *boottime = 0;
+	char *text = read_text_file("/proc/self/timens_offsets", NULL);
+	for (char *line = text; line && *line;) {
+		char name[32];
+		long long s, n;
+		if (sscanf(line, "%31s %lld %lld", name, &s, &n) == 3) {
+			if (strcmp(name, "monotonic") == 0)
+				*monotonic = s * 1000000000 + n;
+			else if (strcmp(name, "boottime") == 0)
+				*boottime = s * 1000000000 + n;
+		}
+		char *next = strchr(line, '\n');
+		line = next ? next + 1 : NULL;
+	}
+	free(text);
+}
+
+static int64_t clock_ns(clockid_t id)
+{
+	struct timespec ts = {0, 0};
+	clock_gettime(id, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/*
+ * Monotonic clocks differ between machines (each counts from its own boot). Restored where
+ * they differ by more than a second from what the image's programs saw, the pod gets a time
+ * namespace whose CLOCK_MONOTONIC and CLOCK_BOOTTIME go on from the image's values plus the
+ * wall-clock time since the freeze: no jump back (or ahead) by the difference of the boots. On
+ * the same machine nothing changes. Where the kernel has no time namespaces the clocks jump
+ * (c->clocks says so in the restore status).
+ */
+static void keep_clocks(struct restore_ctx *c)
+{
+	const struct image *img = &c->img;
+	c->clocks = "same";
+	if (!img->have_clocks)
+		return;
+	int64_t since = clock_ns(CLOCK_REALTIME) - img->clock_realtime;
+	if (since < 0)
+		since = 0; /* the wall clocks disagree: at least no time went backwards */
+	int64_t mono_off, boot_off;
+	current_time_offsets(&mono_off, &boot_off);
+	int64_t mono_delta = img->clock_monotonic + since - clock_ns(CLOCK_MONOTONIC);
+	int64_t boot_delta = img->clock_boottime + since - clock_ns(CLOCK_BOOTTIME);
+	if (llabs(mono_delta) < 1000000000 && llabs(boot_delta) < 1000000000)
+		return;
+	char why[256];
+	c->clocks = pod_enter_time_namespace(mono_off + mono_delta, boot_off + boot_delta, why, sizeof why) == 0 ? "kept" : "jumped";
+}
+
 int restore_main(int argc, char **argv)
 {
 	const char *control = NULL, *image = NULL, *cache = NULL, *image_socket = NULL;
@@ -404,6 +459,7 @@ int restore_main(int argc, char **argv)
 	char why[256];
 	if (pod_enter_namespaces(why, sizeof why) < 0)
 		refuse("%s", why);
+	keep_clocks(c);
 	pod_fork_init(&pod);
 	if (pod_init_become_leader(&pod, why, sizeof why) < 0)
 		report_failure(&pod, why);
@@ -415,7 +471,7 @@ int restore_main(int argc, char **argv)
 		report_failure(&pod, e.msg);
 	release_restorer(c);
 	pod.main_pid = c->img.main_pid;
-	snprintf(pod.restore_status, sizeof pod.restore_status, "ok restored=%d", c->img.nprocs);
+	snprintf(pod.restore_status, sizeof pod.restore_status, "ok restored=%d clocks=%s", c->img.nprocs, c->clocks);
 	if (c->img.have_terminal && c->img.fg_pgrp > 0)
 		kill(-c->img.fg_pgrp, SIGWINCH); /* full-screen programs redraw */
 	pod_init_serve(&pod);

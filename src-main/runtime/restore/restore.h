@@ -51,6 +51,9 @@ struct restore_ctx {
 	int hold_listen_fd;
 	/* Live migration's target: pages sent ahead, already in memory (see staging.c). */
 	struct staging staging;
+	/* The monotonic clocks: "same" (as on this machine), "kept" (a time namespace continues
+	 * the image's), "jumped" (differed, and no time namespace could be made). */
+	const char *clocks;
 };
 
 struct run_list {
