@@ -6,7 +6,7 @@
  * there, a damaged byte in the stream — leaves the original running here, intact, and no copy
  * there. Root only.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiClient } from '../../src-main/api/client.js';
@@ -272,6 +272,34 @@ describe.skipIf(unavailable !== null)('migration', () => {
     const look = (await b.vos(['run', '-d', '--', 'sh', '-c', `stat -c '%a %s' ${data}/notes.txt; ls -A ${data} | wc -l; sleep 30`])).stdout.trim();
     await waitFor('beta to show the file', async () => /^640 29$/m.test((await b.vos(['screen', look])).stdout));
     expect((await b.vos(['screen', look])).stdout).toMatch(/^1$/m);
+
+    // A file sent along that changes before the session stops (here: while its 64 MiB are
+    // copied) calls the move off: the copy there would miss the change. The session goes on
+    // here, and beta keeps no copy of the file.
+    const log = join(data, 'log.txt');
+    writeFileSync(log, 'first\n');
+    const onA = await a.connect();
+    const { id: writer } = await onA.request('session.create', { command: 'sh', args: ['-c', `exec 3>>${log}; exec ${join(programs, 'dirtier')} 64 1`] });
+    await onA.request('session.wait', { id: writer, pattern: '^tick 1 ok', timeoutMs: 20_000 });
+    let appended = false;
+    onA.onEvent((e) => {
+      if (e.event === 'migration.progress' && e.phase === 'copying' && !appended) {
+        appended = true;
+        appendFileSync(log, 'second\n');
+      }
+    });
+    const refused = await onA.request('session.migrate', { id: writer, peer: 'beta' }).then(
+      () => null,
+      (err: Error) => err.message,
+    );
+    expect(refused).toMatch(/log\.txt changed while it moved/);
+    expect(JSON.parse((await a.vos(['ls', '--json'])).stdout).find((s: { id: string }) => s.id === writer)?.state).toBe('running');
+    await onA.request('session.wait', { id: writer, pattern: 'tick 20 ok', timeoutMs: 20_000 }); // it runs on here
+    const lister = (await b.vos(['run', '-d', '--', 'sh', '-c', `while :; do echo "files: $(ls -A ${data} | tr '\\n' ' ')"; sleep 0.2; done`])).stdout.trim();
+    await waitFor('beta to have removed the file it got', async () => {
+      const lines = (await b.vos(['screen', lister])).stdout.match(/^files: .*$/gm) ?? [];
+      return lines.length > 0 && lines.at(-1)!.includes('notes.txt') && !lines.at(-1)!.includes('log.txt');
+    });
   }, 60_000);
 
   it('moves to a machine whose vdso differs (the proxy, forced there): the clocks keep working', async () => {

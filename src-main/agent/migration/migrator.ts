@@ -16,17 +16,17 @@
  * timeout — resumes the original exactly where it was, and the error says why. The session never
  * runs in two places: the target's copy waits at the barrier until the original has ended.
  */
-import { createReadStream } from 'node:fs';
+import { createReadStream, statSync } from 'node:fs';
 import { arch } from 'node:os';
 import { pipeline } from 'node:stream/promises';
 import { VosError, describeError } from '../../api/errors.js';
 import type { ApiClient } from '../../api/client.js';
-import type { MigrationMode, MigrationPhase, MigrationResult, PeerRef, SessionInfo } from '../../api/protocol.js';
+import type { FileNeed, MigrationMode, MigrationPhase, MigrationResult, PeerRef, SessionInfo } from '../../api/protocol.js';
 import type { Community } from '../community/community.js';
 import type { Session } from '../session/session.js';
 import type { SessionManager } from '../session-manager.js';
 import { checkpointHeld, type HeldCheckpoint } from './held-checkpoint.js';
-import { sessionNeeds } from './preflight.js';
+import { fileHash, sessionNeeds } from './preflight.js';
 
 const PROGRESS_EVERY_MS = 100;
 /** After the original ended, "go" is asked again every second for this long while the caller waits... */
@@ -36,6 +36,8 @@ const GO_BACKGROUND_MS = 10 * 60_000;
 const GO_BACKGROUND_EVERY_MS = 5_000;
 /** The target must have restored the image within this long after it was sent. */
 const RESTORE_TIMEOUT_MS = 5 * 60_000;
+/** How long calling a migration off waits for the target's answer. */
+const ABORT_TIMEOUT_MS = 5_000;
 
 export interface MigrationProgress {
   phase: MigrationPhase;
@@ -119,7 +121,7 @@ export class Migrator {
           await this.sendFiles(target.id, migration, wanted, needs.files.map((f) => f.path));
           await client.request('migration.files', { migration });
         } catch (err) {
-          client.request('migration.abort', { migration }).catch(() => {});
+          await this.callOff(client, migration, target.name);
           throw fail(`its open files could not be sent along: ${describeError(err)}`);
         }
       }
@@ -140,6 +142,14 @@ export class Migrator {
         throw fail(describeError(err));
       }
       total = held.bytes;
+      // A file sent along must not have changed since (the session wrote it meanwhile): the copy
+      // there would miss the change. The pod is frozen now; nothing writes it any more.
+      const changed = sentFilesChanged(wanted, needs.files);
+      if (changed) {
+        await held.finish(false).catch((e: unknown) => this.log(`cannot resume ${session.id}: ${describeError(e)}`));
+        await this.callOff(client, migration, target.name);
+        throw fail(`${changed} changed while it moved (the session wrote it); try again`);
+      }
 
       // 3. restoring, there; the original waits here, frozen
       report('restoring', held.bytes);
@@ -147,7 +157,7 @@ export class Migrator {
         await withTimeout(restored, RESTORE_TIMEOUT_MS, `${target.name} did not restore it within ${RESTORE_TIMEOUT_MS / 1000} s`);
       } catch (err) {
         await held.finish(false).catch((e: unknown) => this.log(`cannot resume ${session.id}: ${describeError(e)}`));
-        client.request('migration.abort', { migration }).catch(() => {});
+        await this.callOff(client, migration, target.name);
         throw fail(`${target.name} could not restore it: ${describeError(err)}`);
       }
 
@@ -158,7 +168,7 @@ export class Migrator {
         await held.finish(true);
       } catch (err) {
         session.departing(false);
-        client.request('migration.abort', { migration }).catch(() => {});
+        await this.callOff(client, migration, target.name);
         throw fail(`the original could not be ended: ${describeError(err)}`);
       }
       const pause = pauseAfterCommitForTests();
@@ -193,6 +203,18 @@ export class Migrator {
     } finally {
       this.moving.delete(session.id);
       client?.close();
+    }
+  }
+
+  /**
+   * Tells the target the migration is off (it ends a held copy and removes files sent along);
+   * waited for, within reason, so it is sent before the channel closes.
+   */
+  private async callOff(client: ApiClient, migration: string, target: string): Promise<void> {
+    try {
+      await withTimeout(client.request('migration.abort', { migration }), ABORT_TIMEOUT_MS, `${target} did not answer`);
+    } catch (err) {
+      this.log(`migration ${migration}: calling it off on ${target}: ${describeError(err)} (its held copy ends by itself)`);
     }
   }
 
@@ -270,6 +292,20 @@ export class Migrator {
     session.notifyViewers({ t: 'event', event: 'session.moved', id: session.id, to, peer });
     this.sessions.moved(session.id, to, peer);
   }
+}
+
+/** The first of the files sent along whose content is not what was sent, or null. */
+function sentFilesChanged(sent: string[], files: FileNeed[]): string | null {
+  for (const path of sent) {
+    const f = files.find((x) => x.path === path);
+    try {
+      const size = statSync(path).size;
+      if (!f || size !== f.size || fileHash(path, size) !== f.hash) return path;
+    } catch {
+      return path;
+    }
+  }
+  return null;
 }
 
 /**
