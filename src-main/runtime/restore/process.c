@@ -272,18 +272,31 @@ static void add_run(struct run_list *runs, struct blob_run r)
 	runs->v[runs->n++] = r;
 }
 
-/* A KEPT run: each page from where the pages sent ahead have it. */
-static int add_kept(struct restore_ctx *c, struct img_process *p, struct precopy_index *ix, uint64_t addr,
-		    uint64_t npages, int anon, struct run_list *runs, struct err *e)
+/* Whether staged pages may move into area v: private anonymous memory, but not a stack that
+ * grows down (the piece moved in would not grow; the stack could not either). */
+static int stageable(const struct img_vma *v)
+{
+	return v->kind == VOS_VMA_ANON && !(v->flags & (VOS_VMA_GROWSDOWN | VOS_VMA_SHARED));
+}
+
+/* A KEPT run: each page from where the pages sent ahead have it (or in memory, staged). */
+static int add_kept(struct restore_ctx *c, struct img_process *p, struct precopy_index *ix, const struct img_vma *v,
+		    uint64_t addr, uint64_t npages, struct run_list *runs, struct err *e)
 {
 	if (!ix->key && precopy_index_build(&c->img, p->pid, ix, e) < 0)
 		return -1;
 	for (uint64_t i = 0; i < npages; i++) {
 		uint64_t at = addr + i * PAGE, offset;
+		if (!v || at >= v->end)
+			v = vma_at(p, at); /* a run of neighbouring areas' pages */
+		if (!v)
+			return fail(e, "the image is damaged: page %#llx of process %d lies in none of its areas", (unsigned long long)at,
+				    (int)p->pid);
+		int anon = v->kind == VOS_VMA_ANON;
 		if (precopy_lookup(ix, at, &offset) < 0)
 			return fail(e, "the image is damaged: page %#llx of process %d was to be sent ahead, and was not",
 				    (unsigned long long)at, (int)p->pid);
-		struct staged_chunk *staged = anon && c->staging.enabled ? staging_find(&c->staging, p->pid, at) : NULL;
+		struct staged_chunk *staged = stageable(v) && c->staging.enabled ? staging_find(&c->staging, p->pid, at) : NULL;
 		if (staged) {
 			staging_keep(staged, at); /* in memory already: it moves into place */
 			continue;
@@ -319,7 +332,7 @@ int collect_runs(struct restore_ctx *c, struct img_process *p, struct run_list *
 			int keep_run = v && (v->kind != VOS_VMA_VDSO || c->vdso_proxy) && v->kind != VOS_VMA_VVAR &&
 				       v->kind != VOS_VMA_VVAR_VCLOCK;
 			if (h.kind == VOS_RUN_KEPT) {
-				if (keep_run && (rc = add_kept(c, p, &ix, h.addr, h.npages, v->kind == VOS_VMA_ANON, runs, e)) < 0)
+				if (keep_run && (rc = add_kept(c, p, &ix, v, h.addr, h.npages, runs, e)) < 0)
 					break;
 				continue;
 			}
@@ -375,7 +388,7 @@ uint64_t staged_moves(const struct restore_ctx *c, const struct img_process *p, 
 			const struct img_vma *v = &p->vmas[i];
 			uint64_t lo = v->start > ch->base ? v->start : ch->base;
 			uint64_t hi = v->end < ch->base + STAGING_CHUNK ? v->end : ch->base + STAGING_CHUNK;
-			if (v->kind != VOS_VMA_ANON || lo >= hi)
+			if (!stageable(v) || lo >= hi)
 				continue;
 			if (out)
 				out[n] = (struct blob_move){(uint64_t)(uintptr_t)ch->mem + (lo - ch->base), lo, hi - lo};

@@ -3,6 +3,8 @@
  * in a second array). Every 100 ms it checks every page against that array and prints "tick T ok"
  * (or "BAD n"): a live migration that lost a write shows as BAD. Every step it prints "step N",
  * N counted in memory: a copy that came back with memory older than its stop repeats a step.
+ * Each check also goes deeper into its stack (64 KiB more per tick, up to 6 MiB): a restored
+ * stack that cannot grow any more shows as a crash.
  * For live migration's tests and benchmark: dirtier MIB PAGES_PER_STEP [STEP_US (10000)] */
 #include <stdint.h>
 #include <stdio.h>
@@ -16,6 +18,14 @@
 static uint64_t value_of(size_t page, uint32_t gen)
 {
 	return ((uint64_t)gen << 32 | page) * 0x9e3779b97f4a7c15ull;
+}
+
+/* Uses about depth * 4 KiB of stack. */
+static uint64_t deep(unsigned depth)
+{
+	volatile uint8_t pad[4000];
+	pad[0] = (uint8_t)depth;
+	return depth ? deep(depth - 1) + pad[0] : 0;
 }
 
 static void fill(uint64_t *p, uint64_t v)
@@ -52,6 +62,7 @@ int main(int argc, char **argv)
 			struct timespec ts = {0, step_us * 1000};
 			nanosleep(&ts, NULL);
 		}
+		deep((unsigned)(tick < 96 ? tick + 1 : 96) * 16);
 		size_t bad = 0;
 		for (size_t i = 0; i < pages; i++) {
 			uint64_t v = value_of(i, gen[i]), *p = mem + i * WORDS;
