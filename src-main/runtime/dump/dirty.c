@@ -25,6 +25,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "../common/u64map.h"
 #include "dump.h"
 
 #define PAGE 4096ull
@@ -47,76 +48,13 @@ struct page_region_ {
 
 #define SCAN_REGIONS 1024
 
-/* ---- a set of page addresses (open addressing; 0 empty, 1 removed) ---- */
-
-struct page_set {
-	uint64_t *slot;
-	size_t cap, used; /* used: live keys and removed marks */
-};
-
-static size_t ps_hash(uint64_t addr, size_t cap)
-{
-	return (size_t)(((addr >> 12) * 0x9e3779b97f4a7c15ull) >> 17) & (cap - 1);
-}
-
-static void ps_add(struct page_set *s, uint64_t addr);
-
-static void ps_grow(struct page_set *s)
-{
-	struct page_set old = *s;
-	s->cap = old.cap ? old.cap * 2 : 4096;
-	s->slot = xcalloc(s->cap, sizeof *s->slot);
-	s->used = 0;
-	for (size_t i = 0; i < old.cap; i++)
-		if (old.slot[i] > 1)
-			ps_add(s, old.slot[i]);
-	free(old.slot);
-}
-
-static void ps_add(struct page_set *s, uint64_t addr)
-{
-	if ((s->used + 1) * 4 > s->cap * 3)
-		ps_grow(s);
-	size_t i = ps_hash(addr, s->cap);
-	while (s->slot[i] != 0 && s->slot[i] != addr)
-		i = (i + 1) & (s->cap - 1);
-	if (s->slot[i] == 0) {
-		s->slot[i] = addr;
-		s->used++;
-	}
-}
-
-static size_t ps_find(const struct page_set *s, uint64_t addr)
-{
-	if (!s->cap)
-		return SIZE_MAX;
-	for (size_t i = ps_hash(addr, s->cap);; i = (i + 1) & (s->cap - 1)) {
-		if (s->slot[i] == addr)
-			return i;
-		if (s->slot[i] == 0)
-			return SIZE_MAX;
-	}
-}
-
-static int ps_has(const struct page_set *s, uint64_t addr)
-{
-	return ps_find(s, addr) != SIZE_MAX;
-}
-
-static void ps_remove(struct page_set *s, uint64_t addr)
-{
-	size_t i = ps_find(s, addr);
-	if (i != SIZE_MAX)
-		s->slot[i] = 1;
-}
-
 /* ---- per process ---- */
 
 struct dirty_proc {
 	pid_t pid;
 	uint64_t start_time; /* /proc/PID/stat field 22: a reused pid is another process */
 	int uffd;
-	struct page_set sent;
+	struct u64map sent; /* addresses of the pages sent in rounds (values unused) */
 };
 
 static uint64_t start_time_of(pid_t pid)
@@ -274,30 +212,18 @@ static int send_written(void *ctx, uint64_t start, uint64_t end)
 	for (uint64_t i = 0; i < n && rc == 0;) {
 		uint64_t addr = start + i * PAGE;
 		if (!want[i]) {
-			ps_remove(&c->p->sent, addr); /* unmapped from the area, or the file's again */
+			u64map_remove(&c->p->sent, addr); /* unmapped from the area, or the file's again */
 			i++;
 			continue;
 		}
 		uint64_t j = i;
 		while (j < n && want[j])
-			ps_add(&c->p->sent, start + j++ * PAGE);
+			u64map_put(&c->p->sent, start + j++ * PAGE, 0);
 		rc = page_batch_add(c->b, c->p->pid, c->mem_fd, c->v, addr, addr, (int)(j - i), c->md, c->w, c->e);
 		i = j;
 	}
 	free(want);
 	return rc;
-}
-
-static void forget_range(struct page_set *s, uint64_t start, uint64_t end)
-{
-	if (s->used > (end - start) / PAGE) {
-		for (uint64_t a = start; a < end; a += PAGE)
-			ps_remove(s, a);
-		return;
-	}
-	for (size_t i = 0; i < s->cap; i++)
-		if (s->slot[i] >= start && s->slot[i] < end)
-			s->slot[i] = 1;
 }
 
 static int round_process(struct dirty_proc *p, struct image_writer *w, struct mem_dump *scratch, struct err *e)
@@ -319,7 +245,7 @@ static int round_process(struct dirty_proc *p, struct image_writer *w, struct me
 		if (register_wp(p->uffd, v->start, v->end) < 0)
 			continue; /* not ours to track (the program's own userfaultfd, a special area) */
 		if (!v->uffd_wp)
-			forget_range(&p->sent, v->start, v->end); /* a new area: what was here before is gone */
+			u64map_remove_range(&p->sent, v->start, v->end, PAGE); /* a new area: what was here before is gone */
 		struct round_ctx c = {p, v, pagemap_fd, mem_fd, b, scratch, w, e};
 		/* A failed scan (the area went away under us) is for the next round or the final image
 		 * to see; a failed write is the end. */
@@ -382,7 +308,7 @@ void dirty_kept(struct dirty_tracker *t, pid_t pid, const struct vma *v, const u
 		return; /* untracked: everything goes */
 	int any = 0;
 	for (uint64_t i = 0; i < npages; i++) {
-		keep[i] = want[i] && ps_has(&p->sent, v->start + i * PAGE);
+		keep[i] = want[i] && u64map_get(&p->sent, v->start + i * PAGE, NULL);
 		any |= keep[i];
 	}
 	if (!any)
@@ -403,7 +329,7 @@ void dirty_stop(struct dirty_tracker *t)
 	for (int i = 0; i < t->nprocs; i++) {
 		if (t->procs[i].uffd >= 0)
 			close(t->procs[i].uffd);
-		free(t->procs[i].sent.slot);
+		u64map_free(&t->procs[i].sent);
 	}
 	free(t->procs);
 	memset(t, 0, sizeof *t);

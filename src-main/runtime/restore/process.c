@@ -280,10 +280,10 @@ static int stageable(const struct img_vma *v)
 }
 
 /* A KEPT run: each page from where the pages sent ahead have it (or in memory, staged). */
-static int add_kept(struct restore_ctx *c, struct img_process *p, struct precopy_index *ix, const struct img_vma *v,
+static int add_kept(struct restore_ctx *c, struct img_process *p, struct u64map *ix, const struct img_vma *v,
 		    uint64_t addr, uint64_t npages, struct run_list *runs, struct err *e)
 {
-	if (!ix->key && precopy_index_build(&c->img, p->pid, ix, e) < 0)
+	if (!ix->cap && precopy_index_build(&c->img, p->pid, ix, e) < 0)
 		return -1;
 	for (uint64_t i = 0; i < npages; i++) {
 		uint64_t at = addr + i * PAGE, offset;
@@ -293,7 +293,7 @@ static int add_kept(struct restore_ctx *c, struct img_process *p, struct precopy
 			return fail(e, "the image is damaged: page %#llx of process %d lies in none of its areas", (unsigned long long)at,
 				    (int)p->pid);
 		int anon = v->kind == VOS_VMA_ANON;
-		if (precopy_lookup(ix, at, &offset) < 0)
+		if (!u64map_get(ix, at, &offset))
 			return fail(e, "the image is damaged: page %#llx of process %d was to be sent ahead, and was not",
 				    (unsigned long long)at, (int)p->pid);
 		struct staged_chunk *staged = stageable(v) && c->staging.enabled ? staging_find(&c->staging, p->pid, at) : NULL;
@@ -312,7 +312,7 @@ int collect_runs(struct restore_ctx *c, struct img_process *p, struct run_list *
 {
 	runs->v = NULL;
 	runs->n = 0;
-	struct precopy_index ix = {0};
+	struct u64map ix = {0}; /* the pages sent ahead, built at the first KEPT run */
 	int rc = 0;
 	for (int i = 0; i < p->npages && rc == 0; i++) {
 		const struct record *rec = &p->pages[i];
@@ -344,7 +344,7 @@ int collect_runs(struct restore_ctx *c, struct img_process *p, struct run_list *
 				pos += len;
 		}
 	}
-	precopy_index_free(&ix);
+	u64map_free(&ix);
 	return rc;
 }
 

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "../common/u64map.h"
 #include "../common/util.h"
 #include "blob.h"
 #include "image.h"
@@ -22,8 +23,7 @@ struct staged_chunk {
 struct staging {
 	struct staged_chunk *chunks;
 	size_t n, chunks_cap;
-	size_t *slot; /* hash of chunk index + 1 by (pid, base) */
-	size_t cap;
+	struct u64map index; /* (pid, base) -> chunk index */
 	uint64_t next; /* where the next chunk goes; [STAGING_BASE, next) holds them all */
 	uint64_t pages, records;
 	int enabled;
@@ -62,15 +62,7 @@ struct run_list {
 };
 
 /* precopy.c: where the latest content of each page a process's PRECOPY records sent is. */
-struct precopy_index {
-	uint64_t *key;
-	uint64_t *offset;
-	size_t cap, n;
-};
-int precopy_index_build(const struct image *img, pid_t pid, struct precopy_index *ix, struct err *e);
-/* 0 and *offset (0: a zero page) if the page was sent ahead; -1 if not. */
-int precopy_lookup(const struct precopy_index *ix, uint64_t addr, uint64_t *offset);
-void precopy_index_free(struct precopy_index *ix);
+int precopy_index_build(const struct image *img, pid_t pid, struct u64map *ix, struct err *e);
 
 /* staging.c */
 void staging_init(struct staging *s);

@@ -24,37 +24,16 @@
 #define STAGING_BASE 0x100000000000ull /* 16 TiB: below PIE programs (~93 TiB) and mmap (~127 TiB) */
 #define STAGING_LIMIT 0x200000000000ull
 
+/* Never 0 or 1 (reserved by u64map): the pid is at least 1. */
 static uint64_t key_of(pid_t pid, uint64_t base)
 {
 	return (uint64_t)(uint32_t)pid << 32 | (base / STAGING_CHUNK + 1);
 }
 
-static size_t slot_of(uint64_t key, size_t cap)
-{
-	return (size_t)((key * 0x9e3779b97f4a7c15ull) >> 20) & (cap - 1);
-}
-
 struct staged_chunk *staging_find(const struct staging *s, pid_t pid, uint64_t addr)
 {
-	if (!s->cap)
-		return NULL;
-	uint64_t key = key_of(pid, addr & ~(STAGING_CHUNK - 1));
-	for (size_t i = slot_of(key, s->cap);; i = (i + 1) & (s->cap - 1)) {
-		if (s->slot[i] == 0)
-			return NULL;
-		struct staged_chunk *c = &s->chunks[s->slot[i] - 1];
-		if (key_of(c->pid, c->base) == key)
-			return c;
-	}
-}
-
-static void index_chunk(struct staging *s, size_t n)
-{
-	struct staged_chunk *c = &s->chunks[n];
-	size_t i = slot_of(key_of(c->pid, c->base), s->cap);
-	while (s->slot[i])
-		i = (i + 1) & (s->cap - 1);
-	s->slot[i] = n + 1;
+	uint64_t i;
+	return u64map_get(&s->index, key_of(pid, addr & ~(STAGING_CHUNK - 1)), &i) ? &s->chunks[i] : NULL;
 }
 
 static struct staged_chunk *chunk_for(struct staging *s, pid_t pid, uint64_t addr)
@@ -73,19 +52,12 @@ static struct staged_chunk *chunk_for(struct staging *s, pid_t pid, uint64_t add
 		s->chunks_cap = s->chunks_cap ? s->chunks_cap * 2 : 256;
 		s->chunks = xrealloc(s->chunks, s->chunks_cap * sizeof *s->chunks);
 	}
-	if ((s->n + 1) * 2 > s->cap) {
-		free(s->slot);
-		s->cap = s->cap ? s->cap * 2 : 1024;
-		s->slot = xcalloc(s->cap, sizeof *s->slot);
-		for (size_t i = 0; i < s->n; i++)
-			index_chunk(s, i);
-	}
 	c = &s->chunks[s->n];
 	memset(c, 0, sizeof *c);
 	c->pid = pid;
 	c->base = addr & ~(STAGING_CHUNK - 1);
 	c->mem = mem;
-	index_chunk(s, s->n++);
+	u64map_put(&s->index, key_of(pid, c->base), s->n++);
 	return c;
 }
 
@@ -187,6 +159,6 @@ void staging_free(struct staging *s)
 	if (s->next > STAGING_BASE)
 		munmap((void *)(uintptr_t)STAGING_BASE, (size_t)(s->next - STAGING_BASE));
 	free(s->chunks);
-	free(s->slot);
+	u64map_free(&s->index);
 	memset(s, 0, sizeof *s);
 }
