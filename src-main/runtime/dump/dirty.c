@@ -296,15 +296,19 @@ static int not_kept(void *ctx, uint64_t start, uint64_t end)
 	return 0;
 }
 
-void dirty_kept(struct dirty_tracker *t, pid_t pid, const struct vma *v, const uint8_t *want, uint8_t *keep)
+struct dirty_proc *dirty_find(struct dirty_tracker *t, pid_t pid)
+{
+	for (int i = 0; i < t->nprocs; i++)
+		if (t->procs[i].pid == pid)
+			return same_process(&t->procs[i]) ? &t->procs[i] : NULL;
+	return NULL;
+}
+
+void dirty_kept(struct dirty_proc *p, int pagemap_fd, const struct vma *v, const uint8_t *want, uint8_t *keep)
 {
 	uint64_t npages = (v->end - v->start) / PAGE;
 	memset(keep, 0, (size_t)npages);
-	struct dirty_proc *p = NULL;
-	for (int i = 0; i < t->nprocs && !p; i++)
-		if (t->procs[i].pid == pid)
-			p = &t->procs[i];
-	if (!p || !v->uffd_wp || !same_process(p) || register_wp(p->uffd, v->start, v->end) < 0)
+	if (!v->uffd_wp || register_wp(p->uffd, v->start, v->end) < 0)
 		return; /* untracked: everything goes */
 	int any = 0;
 	for (uint64_t i = 0; i < npages; i++) {
@@ -313,15 +317,9 @@ void dirty_kept(struct dirty_tracker *t, pid_t pid, const struct vma *v, const u
 	}
 	if (!any)
 		return;
-	char path[64];
-	snprintf(path, sizeof path, "/proc/%d/pagemap", (int)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	struct kept_ctx c = {v, keep};
-	if (fd < 0 || scan(fd, v->start, v->end, PM_SCAN_CHECK_WPASYNC_, PAGE_IS_WRITTEN_ | PAGE_IS_PFNZERO_, not_kept,
-			   &c) < 0)
+	if (scan(pagemap_fd, v->start, v->end, PM_SCAN_CHECK_WPASYNC_, PAGE_IS_WRITTEN_ | PAGE_IS_PFNZERO_, not_kept, &c) < 0)
 		memset(keep, 0, (size_t)npages); /* cannot tell: send it all */
-	if (fd >= 0)
-		close(fd);
 }
 
 void dirty_stop(struct dirty_tracker *t)

@@ -172,9 +172,11 @@ int dirty_start(struct pod *pod, struct dirty_tracker *t, struct err *e);
 /* One round while the pod runs: PRECOPY records of the pages written since the last round (the
  * first round: every page the process touched), write-protecting them again. */
 int dirty_round(struct dirty_tracker *t, struct image_writer *w, struct err *e);
+/* A process the tracker still follows (the same one: pid and start time), or NULL. */
+struct dirty_proc *dirty_find(struct dirty_tracker *t, pid_t pid);
 /* For the frozen pod's final image: keep[i] = 1 for each wanted page of area v that the target
- * has from a round and that was not written since. */
-void dirty_kept(struct dirty_tracker *t, pid_t pid, const struct vma *v, const uint8_t *want, uint8_t *keep);
+ * has from a round and that was not written since (pagemap_fd: the process's /proc/PID/pagemap). */
+void dirty_kept(struct dirty_proc *p, int pagemap_fd, const struct vma *v, const uint8_t *want, uint8_t *keep);
 /* Stops tracking (the kernel drops the write protection with the last userfaultfd). */
 void dirty_stop(struct dirty_tracker *t);
 

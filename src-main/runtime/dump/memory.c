@@ -384,7 +384,7 @@ int wanted_pages(int pagemap_fd, const struct vma *v, uint64_t first, uint64_t n
 }
 
 static int dump_area(pid_t pid, int mem_fd, int pagemap_fd, const struct vma *v, struct page_batch *b,
-		     struct mem_dump *md, struct dirty_tracker *t, struct image_writer *w, struct err *e)
+		     struct mem_dump *md, struct dirty_proc *tracked, struct image_writer *w, struct err *e)
 {
 	uint64_t npages = (v->end - v->start) / PAGE;
 	uint8_t *want = xmalloc((size_t)npages);
@@ -394,9 +394,9 @@ static int dump_area(pid_t pid, int mem_fd, int pagemap_fd, const struct vma *v,
 	} else if (wanted_pages(pagemap_fd, v, 0, npages, want, e) < 0) {
 		free(want);
 		return -1;
-	} else if (t) {
+	} else if (tracked) {
 		keep = xcalloc((size_t)npages, 1);
-		dirty_kept(t, pid, v, want, keep);
+		dirty_kept(tracked, pagemap_fd, v, want, keep);
 	}
 	int rc = 0;
 	for (uint64_t i = 0; i < npages && rc == 0;) {
@@ -445,12 +445,13 @@ int dump_pages(pid_t pid, struct mem_dump *md, const struct vma_list *l, struct 
 	if (open_process_memory(pid, &pagemap_fd, &mem_fd, e) < 0)
 		return -1;
 	/* The process's own pages first, then shared objects met for the first time. */
+	struct dirty_proc *tracked = t ? dirty_find(t, pid) : NULL;
 	struct page_batch *b = page_batch_new(VOS_REC_PAGES, 0, (uint32_t)pid, e);
 	int rc = b ? 0 : -1;
 	for (int i = 0; i < l->n && rc == 0; i++) {
 		const struct vma *v = &l->v[i];
 		if (v->kind == VOS_VMA_ANON || v->kind == VOS_VMA_FILE || v->kind == VOS_VMA_VDSO)
-			rc = dump_area(pid, mem_fd, pagemap_fd, v, b, md, t, w, e);
+			rc = dump_area(pid, mem_fd, pagemap_fd, v, b, md, tracked, w, e);
 	}
 	if (rc == 0)
 		rc = page_batch_flush(b, md, w, e);
