@@ -142,6 +142,22 @@ struct image {
 	int nprecopy;
 };
 
+/* A run of a PAGES or PRECOPY record: its header, and where a data run's bytes are. */
+struct page_run {
+	uint64_t addr; /* address (or offset in a shared memory object) */
+	uint32_t npages, kind;
+	uint64_t data; /* offset of the bytes in the image (VOS_RUN_DATA) */
+};
+
+/* The runs of a pages record, header by header (pread; the data is not read). */
+struct run_cursor {
+	int fd;
+	uint64_t pos, end;
+};
+void run_cursor_init(struct run_cursor *c, int fd, const struct record *rec);
+/* 1: *r is the next run; 0: there are no more; -1: it cannot be read, or overruns its record. */
+int run_next(struct run_cursor *c, struct page_run *r, struct err *e);
+
 /* Reads every metadata record; the image must have passed image_verify. */
 int image_load(struct image *img, int fd, const char *name, struct err *e);
 struct img_process *image_process(struct image *img, pid_t pid);

@@ -315,33 +315,24 @@ int collect_runs(struct restore_ctx *c, struct img_process *p, struct run_list *
 	struct u64map ix = {0}; /* the pages sent ahead, built at the first KEPT run */
 	int rc = 0;
 	for (int i = 0; i < p->npages && rc == 0; i++) {
-		const struct record *rec = &p->pages[i];
-		uint64_t pos = rec->offset + 8, end = rec->offset + rec->length;
-		while (pos < end) {
-			struct {
-				uint64_t addr;
-				uint32_t npages, kind;
-			} h;
-			if (pread_full(c->img.fd, &h, sizeof h, pos) < 0) {
-				rc = fail(e, "cannot read the image: %s", errno ? strerror(errno) : "it is too short");
-				break;
-			}
-			pos += sizeof h;
-			uint64_t len = (uint64_t)h.npages * PAGE;
+		struct run_cursor cur;
+		run_cursor_init(&cur, c->img.fd, &p->pages[i]);
+		struct page_run h;
+		while (rc == 0 && (rc = run_next(&cur, &h, e)) == 1) {
+			rc = 0;
 			const struct img_vma *v = vma_at(p, h.addr);
 			int keep_run = v && (v->kind != VOS_VMA_VDSO || c->vdso_proxy) && v->kind != VOS_VMA_VVAR &&
 				       v->kind != VOS_VMA_VVAR_VCLOCK;
 			if (h.kind == VOS_RUN_KEPT) {
-				if (keep_run && (rc = add_kept(c, p, &ix, v, h.addr, h.npages, runs, e)) < 0)
-					break;
+				if (keep_run)
+					rc = add_kept(c, p, &ix, v, h.addr, h.npages, runs, e);
 				continue;
 			}
 			if (h.kind == VOS_RUN_ZERO)
 				keep_run = keep_run && v->kind != VOS_VMA_ANON; /* fresh anonymous memory is zero already */
 			if (keep_run)
-				add_run(runs, (struct blob_run){h.addr, len, h.kind == VOS_RUN_DATA ? pos : 0, h.kind == VOS_RUN_ZERO, 0});
-			if (h.kind == VOS_RUN_DATA)
-				pos += len;
+				add_run(runs, (struct blob_run){h.addr, (uint64_t)h.npages * PAGE, h.kind == VOS_RUN_DATA ? h.data : 0,
+								h.kind == VOS_RUN_ZERO, 0});
 		}
 	}
 	u64map_free(&ix);

@@ -126,26 +126,21 @@ static int check_vdso(struct restore_ctx *c, struct err *e)
 		 * the run headers of the main process's PAGES records (not their data). */
 		same = 0;
 		for (int i = 0; i < p->npages && !same; i++) {
-			uint64_t pos = p->pages[i].offset + 8, end = p->pages[i].offset + p->pages[i].length;
-			while (pos + 16 <= end) {
-				struct {
-					uint64_t addr;
-					uint32_t npages, kind;
-				} h;
-				if (pread_full(c->img.fd, &h, sizeof h, pos) < 0)
-					return fail(e, "cannot read %s", c->img.name);
-				pos += sizeof h;
-				uint64_t len = (uint64_t)h.npages * PAGE;
-				if (h.kind == VOS_RUN_DATA && h.addr <= vdso_at && vdso_at + want[2] <= h.addr + len) {
+			struct run_cursor runs;
+			run_cursor_init(&runs, c->img.fd, &p->pages[i]);
+			struct page_run h;
+			int rc;
+			while ((rc = run_next(&runs, &h, e)) == 1) {
+				if (h.kind == VOS_RUN_DATA && h.addr <= vdso_at && vdso_at + want[2] <= h.addr + (uint64_t)h.npages * PAGE) {
 					uint8_t *old = xmalloc(want[2]);
-					same = pread_full(c->img.fd, old, want[2], pos + (vdso_at - h.addr)) == 0 &&
+					same = pread_full(c->img.fd, old, want[2], h.data + (vdso_at - h.addr)) == 0 &&
 					       memcmp(old, (void *)(uintptr_t)cur_vdso, want[2]) == 0;
 					free(old);
 					break;
 				}
-				if (h.kind == VOS_RUN_DATA)
-					pos += len;
 			}
+			if (rc < 0)
+				return -1;
 		}
 	}
 	/* Another kernel: the old vdso's entry points are redirected to this one's (vdso-proxy.c).
