@@ -373,20 +373,14 @@ export class Community {
   /** Whether `ref` names this machine (its name, or the start of its id), not a peer. */
   isSelf(ref: string): boolean {
     if (ref === this.options.name) return ![...this.peers.values()].some((p) => p.name === ref && p.paired);
-    const key = ref.toLowerCase().replace(/-/g, '');
-    const id = this.options.identity.id;
-    return key.length >= 4 && (id.startsWith(key) || shortDeviceId(id).replace(/-/g, '').toLowerCase().startsWith(key));
+    return idStartsWith(this.options.identity.id, ref);
   }
 
   private find(ref: string): Peer {
     const all = [...this.peers.values()].filter((p) => this.visible(p));
     const byName = all.filter((p) => p.name === ref);
     if (byName.length === 1) return byName[0]!;
-    const key = ref.toLowerCase().replace(/-/g, '');
-    const byId =
-      key.length >= 4
-        ? all.filter((p) => p.id.startsWith(key) || shortDeviceId(p.id).replace(/-/g, '').toLowerCase().startsWith(key))
-        : [];
+    const byId = all.filter((p) => idStartsWith(p.id, ref));
     // Two machines under one name (a paired one and one that copies its name): the paired one.
     const pairedByName = byName.filter((p) => p.paired);
     if (byName.length > 1 && pairedByName.length === 1) return pairedByName[0]!;
@@ -844,4 +838,10 @@ function learn(p: Peer, about: PeerAbout): void {
   p.kernel = about.kernel;
   p.version = about.version;
   p.load = about.load;
+}
+
+/** Whether `ref` (4 characters or more) starts a device id, in hex or in its short form. */
+function idStartsWith(id: string, ref: string): boolean {
+  const key = ref.toLowerCase().replace(/-/g, '');
+  return key.length >= 4 && (id.startsWith(key) || shortDeviceId(id).replace(/-/g, '').toLowerCase().startsWith(key));
 }
