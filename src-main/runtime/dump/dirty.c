@@ -44,6 +44,9 @@ struct page_region_ {
 #define PM_SCAN_WP_MATCHING_ (1ull << 0)
 #define PM_SCAN_CHECK_WPASYNC_ (1ull << 1)
 #define PAGE_IS_WRITTEN_ (1ull << 1)
+#define PAGE_IS_FILE_ (1ull << 2)
+#define PAGE_IS_PRESENT_ (1ull << 3)
+#define PAGE_IS_SWAPPED_ (1ull << 4)
 #define PAGE_IS_PFNZERO_ (1ull << 5)
 
 #define SCAN_REGIONS 1024
@@ -91,10 +94,16 @@ static int register_wp(int uffd, uint64_t start, uint64_t end)
 	return ioctl(uffd, UFFDIO_REGISTER, &r);
 }
 
-/* PAGEMAP_SCAN over [start, end) for pages in any of `categories`; calls fn for each region.
- * -1: the scan failed (errno); -2: fn failed. */
-static int scan(int pagemap_fd, uint64_t start, uint64_t end, uint64_t flags, uint64_t categories,
-		int (*fn)(void *ctx, uint64_t start, uint64_t end), void *ctx)
+/* Which pages a scan matches (all of `required`, one of `anyof` if set) and the categories it
+ * reports (regions split where they differ). */
+struct scan_masks {
+	uint64_t required, anyof, returned;
+};
+
+/* PAGEMAP_SCAN over [start, end); calls fn for each region of matching pages with its
+ * categories. -1: the scan failed (errno); -2: fn failed. */
+static int scan(int pagemap_fd, uint64_t start, uint64_t end, uint64_t flags, struct scan_masks m,
+		int (*fn)(void *ctx, uint64_t start, uint64_t end, uint64_t categories), void *ctx)
 {
 	struct page_region_ regions[SCAN_REGIONS];
 	while (start < end) {
@@ -106,13 +115,14 @@ static int scan(int pagemap_fd, uint64_t start, uint64_t end, uint64_t flags, ui
 		a.end = end;
 		a.vec = (uint64_t)(uintptr_t)regions;
 		a.vec_len = SCAN_REGIONS;
-		a.category_anyof_mask = categories;
-		a.return_mask = categories;
+		a.category_mask = m.required;
+		a.category_anyof_mask = m.anyof;
+		a.return_mask = m.returned;
 		long n = ioctl(pagemap_fd, PAGEMAP_SCAN_, &a);
 		if (n < 0)
 			return -1;
 		for (long i = 0; i < n; i++)
-			if (fn(ctx, regions[i].start, regions[i].end) < 0)
+			if (fn(ctx, regions[i].start, regions[i].end, regions[i].categories) < 0)
 				return -2;
 		if (a.walk_end <= start)
 			break;
@@ -195,35 +205,26 @@ int dirty_start(struct pod *pod, struct dirty_tracker *t, struct err *e)
 struct round_ctx {
 	struct dirty_proc *p;
 	const struct vma *v;
-	int pagemap_fd, mem_fd;
+	int mem_fd;
 	struct page_batch *b;
 	struct mem_dump *md;
 	struct image_writer *w;
 	struct err *e;
 };
 
-/* Pages [start, end) of the area were written: send those that belong in an image. */
-static int send_written(void *ctx, uint64_t start, uint64_t end)
+/* Pages [start, end) of the area were written: send them if they belong in an image (touched;
+ * in a private file mapping, changed by the process: not the file's page), as dump_area does. */
+static int send_written(void *ctx, uint64_t start, uint64_t end, uint64_t categories)
 {
 	struct round_ctx *c = ctx;
-	uint64_t first = (start - c->v->start) / PAGE, n = (end - start) / PAGE;
-	uint8_t *want = xmalloc((size_t)n);
-	int rc = wanted_pages(c->pagemap_fd, c->v, first, n, want, c->e);
-	for (uint64_t i = 0; i < n && rc == 0;) {
-		uint64_t addr = start + i * PAGE;
-		if (!want[i]) {
-			u64map_remove(&c->p->sent, addr); /* unmapped from the area, or the file's again */
-			i++;
-			continue;
-		}
-		uint64_t j = i;
-		while (j < n && want[j])
-			u64map_put(&c->p->sent, start + j++ * PAGE, 0);
-		rc = page_batch_add(c->b, c->p->pid, c->mem_fd, c->v, addr, addr, (int)(j - i), c->md, c->w, c->e);
-		i = j;
+	int touched = (categories & (PAGE_IS_PRESENT_ | PAGE_IS_SWAPPED_)) != 0;
+	if (!touched || (c->v->kind == VOS_VMA_FILE && (categories & PAGE_IS_FILE_))) {
+		u64map_remove_range(&c->p->sent, start, end, PAGE); /* dropped, or the file's again */
+		return 0;
 	}
-	free(want);
-	return rc;
+	for (uint64_t a = start; a < end; a += PAGE)
+		u64map_put(&c->p->sent, a, 0);
+	return page_batch_add(c->b, c->p->pid, c->mem_fd, c->v, start, start, (int)((end - start) / PAGE), c->md, c->w, c->e);
 }
 
 static int round_process(struct dirty_proc *p, struct image_writer *w, struct mem_dump *scratch, struct err *e)
@@ -246,10 +247,11 @@ static int round_process(struct dirty_proc *p, struct image_writer *w, struct me
 			continue; /* not ours to track (the program's own userfaultfd, a special area) */
 		if (!v->uffd_wp)
 			u64map_remove_range(&p->sent, v->start, v->end, PAGE); /* a new area: what was here before is gone */
-		struct round_ctx c = {p, v, pagemap_fd, mem_fd, b, scratch, w, e};
+		struct round_ctx c = {p, v, mem_fd, b, scratch, w, e};
+		struct scan_masks written = {PAGE_IS_WRITTEN_, 0, PAGE_IS_WRITTEN_ | PAGE_IS_PRESENT_ | PAGE_IS_SWAPPED_ | PAGE_IS_FILE_};
 		/* A failed scan (the area went away under us) is for the next round or the final image
 		 * to see; a failed write is the end. */
-		if (scan(pagemap_fd, v->start, v->end, PM_SCAN_WP_MATCHING_, PAGE_IS_WRITTEN_, send_written, &c) == -2)
+		if (scan(pagemap_fd, v->start, v->end, PM_SCAN_WP_MATCHING_, written, send_written, &c) == -2)
 			rc = -1;
 	}
 	if (rc == 0)
@@ -289,8 +291,9 @@ struct kept_ctx {
 	uint8_t *keep;
 };
 
-static int not_kept(void *ctx, uint64_t start, uint64_t end)
+static int not_kept(void *ctx, uint64_t start, uint64_t end, uint64_t categories)
 {
+	(void)categories;
 	struct kept_ctx *c = ctx;
 	memset(c->keep + (start - c->v->start) / PAGE, 0, (size_t)((end - start) / PAGE));
 	return 0;
@@ -318,7 +321,8 @@ void dirty_kept(struct dirty_proc *p, int pagemap_fd, const struct vma *v, const
 	if (!any)
 		return;
 	struct kept_ctx c = {v, keep};
-	if (scan(pagemap_fd, v->start, v->end, PM_SCAN_CHECK_WPASYNC_, PAGE_IS_WRITTEN_ | PAGE_IS_PFNZERO_, not_kept, &c) < 0)
+	struct scan_masks changed = {0, PAGE_IS_WRITTEN_ | PAGE_IS_PFNZERO_, PAGE_IS_WRITTEN_ | PAGE_IS_PFNZERO_};
+	if (scan(pagemap_fd, v->start, v->end, PM_SCAN_CHECK_WPASYNC_, changed, not_kept, &c) < 0)
 		memset(keep, 0, (size_t)npages); /* cannot tell: send it all */
 }
 

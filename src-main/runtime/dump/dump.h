@@ -135,9 +135,6 @@ int dump_pages(pid_t pid, struct mem_dump *md, const struct vma_list *l, struct 
 	       struct image_writer *w, struct err *e);
 /* Opens /proc/PID/pagemap and /proc/PID/mem. */
 int open_process_memory(pid_t pid, int *pagemap_fd, int *mem_fd, struct err *e);
-/* Which of npages pages of area v, from its page `first` on, belong in an image: 1 in want[]
- * for each (touched; for a private file mapping, changed by the process). */
-int wanted_pages(int pagemap_fd, const struct vma *v, uint64_t first, uint64_t npages, uint8_t *want, struct err *e);
 
 /* Pages on their way into records of one type and owner (see memory.c). */
 struct page_batch;

@@ -364,10 +364,12 @@ static int page_batch_keep(struct page_batch *b, uint64_t addr, uint64_t count, 
 	return 0;
 }
 
-int wanted_pages(int pagemap_fd, const struct vma *v, uint64_t first, uint64_t npages, uint8_t *want, struct err *e)
+/* Which pages of the area to save: 1 for each page to take. */
+static int wanted_pages(int pagemap_fd, const struct vma *v, uint8_t *want, struct err *e)
 {
+	uint64_t npages = (v->end - v->start) / PAGE;
 	uint64_t *pm = xmalloc((size_t)npages * 8);
-	if (pread_full(pagemap_fd, pm, (size_t)npages * 8, (v->start / PAGE + first) * 8) < 0) {
+	if (pread_full(pagemap_fd, pm, (size_t)npages * 8, (v->start / PAGE) * 8) < 0) {
 		free(pm);
 		return fail(e, "cannot read the page map of %s: %s", v->path, errno ? strerror(errno) : "short read");
 	}
@@ -391,7 +393,7 @@ static int dump_area(pid_t pid, int mem_fd, int pagemap_fd, const struct vma *v,
 	uint8_t *keep = NULL;
 	if (v->kind == VOS_VMA_VDSO || v->kind == VOS_VMA_SHMEM) {
 		memset(want, 1, (size_t)npages); /* small, or shared: all of it */
-	} else if (wanted_pages(pagemap_fd, v, 0, npages, want, e) < 0) {
+	} else if (wanted_pages(pagemap_fd, v, want, e) < 0) {
 		free(want);
 		return -1;
 	} else if (tracked) {

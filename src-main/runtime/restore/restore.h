@@ -25,7 +25,7 @@ struct staging {
 	size_t n, chunks_cap;
 	struct u64map index; /* (pid, base) -> chunk index */
 	uint64_t next; /* where the next chunk goes; [STAGING_BASE, next) holds them all */
-	uint64_t pages, records;
+	uint64_t records; /* PRECOPY records staged */
 	int enabled;
 };
 

@@ -101,7 +101,6 @@ void staging_take(struct staging *s, const void *payload, uint64_t len)
 				memcpy(c->mem + in, data + (uint64_t)i * PAGE, (size_t)n * PAGE);
 			else if (madvise(c->mem + in, (size_t)n * PAGE, MADV_DONTNEED) < 0)
 				goto off;
-			s->pages += n;
 			i += n;
 		}
 	}
