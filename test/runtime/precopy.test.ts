@@ -77,7 +77,8 @@ describe('live migration pre-copy (vos-init checkpoint --precopy)', () => {
       const source = through === 'file' ? `--image ${image}` : `--image-socket ${join(dir, `${tag}-image.sock`)}`;
       if (through === 'socket') server = await serveImage(image, join(dir, `${tag}-image.sock`));
       const restore = `${INIT} restore --control ${join(dir, `${tag}-copy.sock`)} ${source}`;
-      copy = onPty(user === 'nobody' ? [...asUser(user), 'script', '-qfec', restore, '/dev/null'] : restore.split(' '));
+      // exec: the restorer must lead the terminal's session (script's shell may be dash, which forks).
+      copy = onPty(user === 'nobody' ? [...asUser(user), 'script', '-qfec', `exec ${restore}`, '/dev/null'] : restore.split(' '));
       await waitFor('the copy to check its memory, several times', () => ticks(copy!.out()).filter((n) => n > last).length >= 3 || /vos: /.test(copy!.out()), 20_000);
       expect(copy.out()).not.toMatch(/vos: /); // the restorer's complaint
       expect(copy.out()).not.toContain('BAD');

@@ -66,6 +66,24 @@ describe('vos-init', () => {
     expect(out).toContain('ints=1');
   });
 
+  it('says what to do when started on a terminal whose session it does not lead (a shell that forks it)', async () => {
+    // sh runs vos-init as a child here (a command follows it): the terminal stays the shell's,
+    // and only its session's leader could give it up for the pod to take.
+    const term = pty.spawn('sh', ['-c', `${INIT} -- true; echo "status=$?"`], { cols: 200, rows: 24 });
+    let out = '';
+    term.onData((d) => (out += d));
+    const exited = new Promise<void>((r) => term.onExit(() => r()));
+    await exited;
+    expect(out).toMatch(/does not lead: start it as the session leader/);
+    expect(out).toMatch(/status=[1-9]/);
+    // Run as the session leader (exec), the same command works.
+    const leader = pty.spawn('sh', ['-c', `exec ${INIT} -- sh -c 'echo ran'`], { cols: 200, rows: 24 });
+    let led = '';
+    leader.onData((d) => (led += d));
+    expect(await new Promise<number>((r) => leader.onExit(({ exitCode }) => r(exitCode)))).toBe(0);
+    expect(led).toContain('ran');
+  });
+
   it('reaps orphans re-parented to it', async () => {
     // An orphaned grandchild becomes the init's child (subreaper); once it ends, no zombie stays.
     const script = '(sleep 0.3 &); sleep 0.1; ps -o comm= --ppid $PPID | grep -c "^sleep"; sleep 0.5; ps -o stat= --ppid $PPID | grep -c Z || true';

@@ -113,6 +113,27 @@ int pod_enter_time_namespace(int64_t monotonic_ns, int64_t boottime_ns, char *wh
 	return 0;
 }
 
+int pod_terminal_can_pass(int tty_fd, char *why, size_t size)
+{
+	if (tty_fd < 0)
+		return 0;
+	pid_t owner = tcgetsid(tty_fd);
+	if (owner < 0 && errno == ENOTTY)
+		return 0; /* not our controlling terminal: pod init finds out whether it is anyone's */
+	if (owner < 0) {
+		snprintf(why, size, "cannot tell whose terminal this is: %s", strerror(errno));
+		return -1;
+	}
+	if (owner != getpid()) {
+		snprintf(why, size,
+		    "the terminal belongs to the session of process %d, which this process does not lead: "
+		    "start it as the session leader (exec it, or run it under setsid or script)",
+		    (int)owner);
+		return -1;
+	}
+	return 0;
+}
+
 int pod_init_become_leader(struct pod *pod, char *why, size_t size)
 {
 	if (mount(NULL, "/", NULL, MS_SLAVE | MS_REC, NULL) < 0) {
@@ -128,7 +149,8 @@ int pod_init_become_leader(struct pod *pod, char *why, size_t size)
 		return -1;
 	}
 	if (pod->tty_fd >= 0 && ioctl(pod->tty_fd, TIOCSCTTY, 0) < 0) {
-		snprintf(why, size, "cannot take the session terminal: %s", strerror(errno));
+		snprintf(why, size, "cannot take the session terminal: %s", errno == EPERM ?
+		    "it is the controlling terminal of another session (start vos-init as its session leader)" : strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -442,8 +464,11 @@ int launch_main(const struct launch_options *o)
 	pod.tty_fd = isatty(STDIN_FILENO) ? STDIN_FILENO : -1;
 	pod.status_fd = -1;
 
+	char why[256];
 	if (o->no_pod) {
 		snprintf(pod.unavailable, sizeof pod.unavailable, "the session was started without a pod");
+	} else if (pod_terminal_can_pass(pod.tty_fd, why, sizeof why) < 0) {
+		die("%s", why);
 	} else if (pod_enter_namespaces(pod.unavailable, sizeof pod.unavailable) == 0) {
 		pod.in_namespaces = 1;
 	}
@@ -456,7 +481,6 @@ int launch_main(const struct launch_options *o)
 	}
 
 	pod_fork_init(&pod);
-	char why[256];
 	if (pod_init_become_leader(&pod, why, sizeof why) < 0)
 		die("%s", why);
 	pod_init_prepare(&pod);

@@ -55,6 +55,10 @@ int pod_next_signal(struct pod *pod, int want, struct signalfd_siginfo *out, int
  * and ends the way the program ended (the raw status arrives on status_fd). */
 void outer_supervise(pid_t child, int status_fd) __attribute__((noreturn));
 
+/* Whether pod init will be able to take the terminal on tty_fd (-1: no terminal, fine): the
+ * caller must lead the session the terminal belongs to, since only a session leader can give
+ * its terminal up for another session to take. 0, or -1 with what to do in `why`. */
+int pod_terminal_can_pass(int tty_fd, char *why, size_t size);
 /* Creates the user + pid + mount namespaces (the caller then forks pod init). 0, or -1 with
  * the reason in `why`. */
 int pod_enter_namespaces(char *why, size_t size);

@@ -416,6 +416,9 @@ int restore_main(int argc, char **argv)
 	c->cache_dir = cache;
 	c->hold_listen_fd = -1;
 	c->tty_fd = isatty(STDIN_FILENO) ? STDIN_FILENO : -1;
+	char why[256];
+	if (pod_terminal_can_pass(c->tty_fd, why, sizeof why) < 0)
+		refuse("%s", why); /* before anything is received: the sender still has the session */
 	int fd;
 	struct image_reader checked; /* how far a received image was checked while it arrived */
 	memset(&checked, 0, sizeof checked);
@@ -451,7 +454,6 @@ int restore_main(int argc, char **argv)
 	pod.tty_fd = c->tty_fd;
 	pod.status_fd = -1;
 	pod.in_namespaces = 1;
-	char why[256];
 	if (pod_enter_namespaces(why, sizeof why) < 0)
 		refuse("%s", why);
 	keep_clocks(c);
