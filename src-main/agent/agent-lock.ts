@@ -5,22 +5,11 @@
  */
 import { openSync, readFileSync, unlinkSync, writeSync, closeSync } from 'node:fs';
 import { VosError } from '../api/errors.js';
+import { processStartTime } from '../base/process-tree.js';
 
 interface LockOwner {
   pid: number;
   start: string;
-}
-
-/** Field 22 of /proc/PID/stat: the process's start time in clock ticks since boot. */
-function processStartTime(pid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may contain spaces and parentheses: count from the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return fields[19] ?? null;
-  } catch {
-    return null;
-  }
 }
 
 function readOwner(path: string): LockOwner | null {

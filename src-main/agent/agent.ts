@@ -123,7 +123,8 @@ export class Agent implements AgentServices {
       await community.start();
     }
     this.community = community;
-    this.migrations = { migrator: new Migrator(this.sessions, community, this.name, this.log), receiver };
+    this.migrations = { migrator: new Migrator(this.sessions, community, this.name, this.paths.home, this.log), receiver };
+    this.migrations.migrator.recover();
     this.log(
       `machine id ${this.identity.shortId}; ${community.listening ? `listening for peers on ${community.listening}` : 'not listening for peers'}` +
         `${community.mdnsEnabled ? ', mDNS on' : ', mDNS off'}`,

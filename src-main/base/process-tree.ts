@@ -1,4 +1,4 @@
-/** Processes below a process, from /proc (children of every thread of each). */
+/** Processes below a process, from /proc (children of every thread of each), and who a pid is. */
 import { readdirSync, readFileSync } from 'node:fs';
 
 /** The children of `pid` (of any of its threads); [] when it is gone. */
@@ -30,4 +30,19 @@ export function processTree(root: number): number[] {
     queue.push(...childPids(pid));
   }
   return out;
+}
+
+/**
+ * Field 22 of /proc/PID/stat: the process's start time in clock ticks since boot; with the pid,
+ * it names one process even after the pid is reused. null when there is no such process.
+ */
+export function processStartTime(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may contain spaces and parentheses: count from the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return fields[19] ?? null;
+  } catch {
+    return null;
+  }
 }

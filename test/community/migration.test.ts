@@ -6,13 +6,13 @@
  * there, a damaged byte in the stream — leaves the original running here, intact, and no copy
  * there. Root only.
  */
-import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiClient } from '../../src-main/api/client.js';
 import type { ApiEvent } from '../../src-main/api/protocol.js';
 import pty from '@lydell/node-pty';
-import { ROOT, VOS, waitFor } from '../helpers/agent-process.js';
+import { ROOT, VOS, tempHome, waitFor } from '../helpers/agent-process.js';
 import { SimLab, multiHostSkipReason, pairAgents, type HostAgent } from '../helpers/community.js';
 import { execFileSync } from 'node:child_process';
 
@@ -400,6 +400,52 @@ describe.skipIf(unavailable !== null)('migration', () => {
       return now !== null && now.token === before.token && now.count > before.count + 3;
     }, 45_000);
   }, 120_000);
+
+  it('the agent here killed between ending the original and "go": started again, it tells the copy there to go', async () => {
+    const [a, b] = await pair({}, { env: { VOS_TEST_PAUSE_AFTER_COMMIT_MS: '60000' } });
+    const id = (await a.vos(['run', '-d', '--name', 'count', '--', join(programs, 'counter')])).stdout.trim();
+    await waitFor('counting', async () => (counts((await a.vos(['screen', id])).stdout)?.count ?? 0) > 3);
+    const before = counts((await a.vos(['screen', id])).stdout)!;
+    const onA = await a.connect();
+    const program = (await onA.request('session.list', {})).find((s) => s.id === id)!.pid;
+    const switching = new Promise<void>((r) => onA.onEvent((e) => e.event === 'migration.progress' && e.phase === 'switching' && r()));
+    const asked = onA.request('session.migrate', { id, peer: 'beta' }).then(
+      () => null,
+      (err: Error) => err,
+    );
+    await switching;
+    // The decision is on disk before the original ends; then the agent dies, before "go".
+    await waitFor('the original to end here', () => !existsSync(`/proc/${program}`));
+    expect(readdirSync(join(a.home, 'migrations'))).toHaveLength(1);
+    await a.kill('SIGKILL');
+    expect(await asked).not.toBeNull(); // the caller lost its agent: no success claimed
+    const held = JSON.parse((await b.vos(['ls', '--json'])).stdout) as Array<{ id: string }>;
+    expect(held).toHaveLength(1);
+    const frozen = counts((await b.vos(['screen', held[0]!.id])).stdout)?.count ?? 0;
+    expect(frozen).toBeLessThanOrEqual(before.count + 40);
+    // Started again on the same state: it finishes the move by itself.
+    const again = await lab.agent(0, 'alpha', { home: a.home });
+    await waitFor('the copy to run there', async () => {
+      const now = counts((await b.vos(['screen', held[0]!.id])).stdout);
+      return now !== null && now.token === before.token && now.count > frozen + 3;
+    }, 60_000, 250);
+    await waitFor('alpha to forget the finished move', () => readdirSync(join(again.home, 'migrations')).length === 0);
+    expect(again.log()).toMatch(/finishing the move of session count .* begun by an earlier agent/);
+  }, 120_000);
+
+  it('stays here when the move cannot be recorded on a full disk here, and there is no copy there', async () => {
+    const home = tempHome();
+    const records = join(home, 'migrations');
+    const [a, b] = await pair({}, { home, mountPrelude: `mkdir -p ${records} && mount -t tmpfs -o size=4k,mode=700 none ${records} && dd if=/dev/zero of=${records}/fill bs=4k count=1 2>/dev/null; true` });
+    const id = (await a.vos(['run', '-d', '--', join(programs, 'counter')])).stdout.trim();
+    await waitFor('counting', async () => (counts((await a.vos(['screen', id])).stdout)?.count ?? 0) > 3);
+    const before = counts((await a.vos(['screen', id])).stdout)!;
+    const r = await a.vos(['migrate', id, 'beta']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/stays here: the move cannot be recorded on this machine's disk: .*no space/i);
+    await stillHere(a, id, before);
+    await nothingThere(b);
+  }, 60_000);
 
   it('refuses a damaged stream: the session stays', async () => {
     const [a, b] = await pair({}, { env: { VOS_TEST_CORRUPT_MIGRATION: '70000' } });

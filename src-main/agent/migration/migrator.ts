@@ -10,11 +10,13 @@
  *                 round) streamed over the link as it is written (flow-controlled: a slow link
  *                 slows the writer);
  *   3. restoring  the target checks the whole image, restores it and holds it at the barrier;
- *   4. switching  only now the original ends here (commit), and the target lets its copy run.
+ *   4. switching  the decision is written to disk (CommitJournal), only then the original
+ *                 ends here (commit), and the target lets its copy run.
  *
  * Until step 4 any failure — the link cut, the target gone or refusing, a damaged image, a
  * timeout — resumes the original exactly where it was, and the error says why. The session never
- * runs in two places: the target's copy waits at the barrier until the original has ended.
+ * runs in two places: the target's copy waits at the barrier until the original has ended. After
+ * the commit, "go" is asked until the target confirms, also by an agent restarted here.
  */
 import { createReadStream, statSync } from 'node:fs';
 import { arch } from 'node:os';
@@ -25,6 +27,8 @@ import type { FileNeed, MigrationMode, MigrationPhase, MigrationResult, PeerRef,
 import type { Community } from '../community/community.js';
 import type { Session } from '../session/session.js';
 import type { SessionManager } from '../session-manager.js';
+import { processStartTime, processTree } from '../../base/process-tree.js';
+import { CommitJournal, type CommitRecord } from './commit-journal.js';
 import { checkpointHeld, type HeldCheckpoint } from './held-checkpoint.js';
 import { fileHash, sessionNeeds } from './preflight.js';
 
@@ -48,13 +52,38 @@ export interface MigrationProgress {
 
 export class Migrator {
   private readonly moving = new Set<string>();
+  private readonly journal: CommitJournal;
 
   constructor(
     private readonly sessions: SessionManager,
     private readonly community: Community,
     private readonly agentName: string,
+    stateDir: string,
     private readonly log: (message: string) => void,
-  ) {}
+  ) {
+    this.journal = new CommitJournal(stateDir);
+  }
+
+  /**
+   * Finishes the moves an earlier agent here committed to but did not see confirmed (it was
+   * killed between ending the original and the target's "go"): the original is made sure to be
+   * gone, and the target is told to go until it confirms or its hold time has passed.
+   */
+  recover(): void {
+    const { records, bad } = this.journal.pending();
+    for (const path of bad) this.log(`migration record ${path} cannot be read; set aside as ${path}.unreadable`);
+    for (const record of records) {
+      const { migration, peer, session } = record;
+      if (Date.now() >= record.committedAt + GO_BACKGROUND_MS) {
+        this.log(`migration ${migration}: ${peer.name} never confirmed that session ${session.id} runs there; its held copy has ended by now`);
+        this.forget(migration);
+        continue;
+      }
+      endOriginal(record.original);
+      this.log(`migration ${migration}: finishing the move of session ${session.name} (${session.id}) to ${peer.name}, begun by an earlier agent here`);
+      this.keepAskingGo(record, null);
+    }
+  }
 
   async migrate(
     ref: string,
@@ -161,13 +190,29 @@ export class Migrator {
         throw fail(`${target.name} could not restore it: ${describeError(err)}`);
       }
 
-      // 4. switching: the original ends, then the copy runs
+      // 4. switching: the decision on disk, the original ends, then the copy runs
       report('switching', held.bytes);
+      const record: CommitRecord = {
+        migration,
+        peer,
+        session: { id: session.id, name: session.name },
+        original: { pid: session.pid, startTime: processStartTime(session.pid) },
+        committedAt: Date.now(),
+      };
+      try {
+        this.journal.write(record);
+      } catch (err) {
+        this.forget(migration);
+        await held.finish(false).catch((e: unknown) => this.log(`cannot resume ${session.id}: ${describeError(e)}`));
+        await this.callOff(client, migration, target.name);
+        throw fail(`the move cannot be recorded on this machine's disk: ${describeError(err)}`);
+      }
       session.departing(true); // its end here is the move, not an exit
       try {
         await held.finish(true);
       } catch (err) {
         session.departing(false);
+        this.forget(migration);
         await this.callOff(client, migration, target.name);
         throw fail(`the original could not be ended: ${describeError(err)}`);
       }
@@ -178,9 +223,14 @@ export class Migrator {
         moved = await this.go(client, migration, target.name);
       } catch (err) {
         session.departing(false); // ended here, unconfirmed there: say so, as an exit
-        this.keepAskingGo(session, migration, target.id, peer);
+        if (err instanceof VosError && err.code === 'unknown_session') {
+          this.forget(migration);
+          throw new VosError('migration_failed', `the session ended here, and ${target.name} no longer holds its copy: ${err.message}`);
+        }
+        this.keepAskingGo(record, session);
         throw err;
       }
+      this.forget(migration);
       const downtimeMs = Date.now() - held.frozenAt;
       const to = `${moved.id}@${target.id}`;
       this.log(`session ${session.id} moved to ${target.name} as ${moved.id} (${held.bytes} bytes, ${downtimeMs} ms stopped)`);
@@ -203,6 +253,15 @@ export class Migrator {
     } finally {
       this.moving.delete(session.id);
       client?.close();
+    }
+  }
+
+  /** The record of a move, no longer needed; a failure to remove it is logged, never thrown. */
+  private forget(migration: string): void {
+    try {
+      this.journal.remove(migration);
+    } catch (err) {
+      this.log(`migration ${migration}: cannot remove its record: ${describeError(err)}`);
     }
   }
 
@@ -241,12 +300,14 @@ export class Migrator {
     try {
       return await client.request('migration.go', { migration });
     } catch (err) {
+      if (err instanceof VosError && err.code === 'unknown_session') throw err;
       this.log(`migration ${migration}: telling ${target} to go failed (${describeError(err)}); asking again`);
       const deadline = Date.now() + GO_RETRY_MS;
       while (Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 1000));
-        const moved = await this.askGo(this.community.resolve(target).id, migration);
-        if (moved) return moved;
+        const answer = await this.askGo(this.community.resolve(target).id, migration);
+        if (answer instanceof VosError) throw answer;
+        if (answer) return answer;
       }
       throw new VosError(
         'migration_failed',
@@ -255,8 +316,11 @@ export class Migrator {
     }
   }
 
-  /** One "go" over a fresh channel; null if the peer cannot be reached (yet). */
-  private async askGo(peerId: string, migration: string): Promise<SessionInfo | null> {
+  /**
+   * One "go" over a fresh channel: the copy's info; null if the peer cannot be reached (yet);
+   * the error if it answered that it holds no such copy (asking again would not help).
+   */
+  private async askGo(peerId: string, migration: string): Promise<SessionInfo | VosError | null> {
     try {
       const again = this.community.channelsFor(peerId).openClient('vos-migration');
       try {
@@ -265,24 +329,37 @@ export class Migrator {
       } finally {
         again.close();
       }
-    } catch {
-      return null;
+    } catch (err) {
+      return err instanceof VosError && err.code === 'unknown_session' ? err : null;
     }
   }
 
-  /** The target holds the copy until it hears "go" (or its hold time ends): keep telling it. */
-  private keepAskingGo(session: Session, migration: string, peerId: string, peer: PeerRef): void {
-    const deadline = Date.now() + GO_BACKGROUND_MS;
+  /**
+   * The target holds the copy until it hears "go" (or its hold time ends): keep telling it, and
+   * forget the record once it answered. `session`: the original's viewers here follow the copy
+   * (null after a restart: nobody is attached to it here any more).
+   */
+  private keepAskingGo(record: CommitRecord, session: Session | null): void {
+    const { migration, peer } = record;
+    const deadline = record.committedAt + GO_BACKGROUND_MS;
     const attempt = async (): Promise<void> => {
-      const moved = await this.askGo(peerId, migration);
-      if (moved) {
-        const to = `${moved.id}@${peerId}`;
-        this.log(`migration ${migration}: ${peer.name} confirmed late; session ${session.id} runs there as ${moved.id}`);
-        this.handOver(session, to, peer);
+      const answer = await this.askGo(peer.id, migration);
+      if (answer instanceof VosError) {
+        this.forget(migration);
+        this.log(`migration ${migration}: ${peer.name} holds no copy of session ${record.session.id} any more: ${answer.message}`);
+        return;
+      }
+      if (answer) {
+        this.forget(migration);
+        this.log(`migration ${migration}: ${peer.name} confirmed late; session ${record.session.id} runs there as ${answer.id}`);
+        if (session) this.handOver(session, `${answer.id}@${peer.id}`, peer);
         return;
       }
       if (Date.now() < deadline) setTimeout(() => void attempt(), GO_BACKGROUND_EVERY_MS).unref();
-      else this.log(`migration ${migration}: ${peer.name} never confirmed; its held copy has ended by now`);
+      else {
+        this.forget(migration);
+        this.log(`migration ${migration}: ${peer.name} never confirmed; its held copy has ended by now`);
+      }
     };
     setTimeout(() => void attempt(), GO_BACKGROUND_EVERY_MS).unref();
   }
@@ -330,4 +407,19 @@ function withTimeout<T>(p: Promise<T>, ms: number, why: string): Promise<T> {
       },
     );
   });
+}
+
+/**
+ * The original of a committed move, if it still runs (an agent killed while the pod was held):
+ * ended, so that the copy is the only one. Matched by pid and start time: a reused pid is left.
+ */
+function endOriginal(original: CommitRecord['original']): void {
+  if (original.startTime === null || processStartTime(original.pid) !== original.startTime) return;
+  for (const pid of processTree(original.pid)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* ended meanwhile */
+    }
+  }
 }

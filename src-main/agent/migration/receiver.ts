@@ -18,6 +18,8 @@ import { IncomingFiles } from './incoming-files.js';
 import { missingHere } from './preflight.js';
 
 const OFFER_EXPIRES_MS = 60_000;
+/** A "go" may be asked again (its answer lost on the way): it is answered again for this long. */
+const GONE_REMEMBERED_MS = 15 * 60_000;
 
 interface Incoming {
   id: string;
@@ -29,11 +31,15 @@ interface Incoming {
   started: boolean;
   files: IncomingFiles;
   session: Session | null;
+  /** Letting the copy run, once asked (a second "go" waits for the first). */
+  going?: Promise<Session>;
   timer: NodeJS.Timeout;
 }
 
 export class MigrationReceiver {
   private readonly incoming = new Map<string, Incoming>();
+  /** Migrations whose copy was let go here: which peer asked, and the session it became. */
+  private readonly gone = new Map<string, { peerId: string; session: Session }>();
 
   constructor(
     private readonly sessions: SessionManager,
@@ -110,13 +116,26 @@ export class MigrationReceiver {
     return (await this.find(peer, id).restored).info();
   }
 
+  /**
+   * The source ended the original: the copy runs. Asked again (the source did not hear the
+   * answer, or restarted), it answers again; for a copy it does not hold (never offered, or its
+   * hold time ended) the error is `unknown_session`, so the source stops asking.
+   */
   async go(peer: { id: string }, id: string): Promise<SessionInfo> {
-    const m = this.find(peer, id);
-    const session = await m.restored;
-    await this.sessions.release(session);
-    this.incoming.delete(id);
-    this.log(`migration ${id}: session ${session.id} runs here now`);
-    return session.info();
+    const done = this.gone.get(id);
+    if (done && done.peerId === peer.id) return done.session.info();
+    const m = this.incoming.get(id);
+    if (!m || m.peer.id !== peer.id) throw new VosError('unknown_session', `no copy of migration ${id} is held here (its hold time ended, or this agent restarted)`);
+    m.going ??= (async () => {
+      const session = await m.restored;
+      await this.sessions.release(session);
+      this.incoming.delete(id);
+      this.gone.set(id, { peerId: peer.id, session });
+      setTimeout(() => this.gone.delete(id), GONE_REMEMBERED_MS).unref();
+      this.log(`migration ${id}: session ${session.id} runs here now`);
+      return session;
+    })();
+    return (await m.going).info();
   }
 
   async abort(peer: { id: string }, id: string): Promise<Record<string, never>> {
