@@ -198,6 +198,11 @@ export class SessionManager {
       await this.remove(session.id, true);
       throw new VosError('restore_failed', `cannot restore ${label}: ${why}`);
     }
+    if (/\bclocks=jumped\b/.test(reply)) {
+      session.noteRestore(
+        'its monotonic clocks jumped: the machine it came from booted at another time, and this kernel has no time namespaces to hide that (timers and timeouts running in it may fire early or late)',
+      );
+    }
   }
 
   async checkpoint(ref: string, out: string | undefined, stop: boolean): Promise<CheckpointResult> {

@@ -60,6 +60,12 @@ export interface SessionInfo {
   /** The image this session was restored from, if it was. */
   restoredFrom: string | null;
   /**
+   * What the user should know about how it was restored, or null: e.g. that its monotonic
+   * clocks jumped (the machine it came from booted at another time, and this kernel has no time
+   * namespaces to hide that).
+   */
+  restoreNote: string | null;
+  /**
    * The machine it runs on, for a session of a paired peer (its `id` is then `ID@PEERID`); absent
    * or null for this agent's own sessions.
    */

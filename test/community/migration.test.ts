@@ -321,7 +321,9 @@ describe.skipIf(unavailable !== null)('migration', () => {
     await waitFor('ticking', async () => /tick=3 clocks=ok/.test((await a.vos(['screen', id])).stdout));
     const r = await a.vos(['migrate', id, 'beta', '--json']);
     expect(r.code, r.stderr).toBe(0);
-    const there = (JSON.parse(r.stdout) as { session: { id: string } }).session.id.split('@')[0]!;
+    const moved = JSON.parse(r.stdout) as { session: { id: string; restoreNote: string | null } };
+    expect(moved.session.restoreNote).toBeNull();
+    const there = moved.session.id.split('@')[0]!;
     await waitFor('ticking there', async () => /tick=\d*[1-9]\d clocks=ok/.test((await b.vos(['screen', there])).stdout));
     expect((await b.vos(['screen', there])).stdout).not.toContain('BROKEN');
     // And back: alpha's own clock again (the namespace there is the host's plus a day).
@@ -331,6 +333,15 @@ describe.skipIf(unavailable !== null)('migration', () => {
     const mark = Number(/tick=(\d+)/.exec([...(await a.vos(['screen', home])).stdout.matchAll(/tick=\d+/g)].at(-1)![0])![1]);
     await waitFor('ticking back here', async () => new RegExp(`tick=${mark + 10} clocks=ok`).test((await a.vos(['screen', home])).stdout));
     expect((await a.vos(['screen', home])).stdout).not.toContain('BROKEN');
+  }, 60_000);
+
+  it('says so when the clocks had to jump (a kernel without time namespaces there)', async () => {
+    const [a] = await pair({ env: { VOS_TEST_NO_TIME_NAMESPACE: '1' } }, { clockAheadSeconds: 86_400 });
+    const id = (await a.vos(['run', '-d', '--', join(programs, 'clock')])).stdout.trim();
+    await waitFor('ticking', async () => /tick=3 clocks=ok/.test((await a.vos(['screen', id])).stdout));
+    const r = await a.vos(['migrate', id, 'beta']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^ {2}note: its monotonic clocks jumped: .*no time namespaces/m);
   }, 60_000);
 
   it('moves live a program that keeps rewriting its memory: every page checks out there; and back, stop-and-copy', async () => {

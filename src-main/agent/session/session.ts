@@ -97,6 +97,8 @@ export class Session {
 
   readonly controlPath: string | null;
   readonly restoredFrom: string | null;
+  /** See SessionInfo.restoreNote; set once the restore has answered. */
+  private restoreNote: string | null = null;
   /** Its program is being ended here because it moved (see departing()). */
   private leaving = false;
   /** The session's program as the host sees it (found after start when it runs in a pod). */
@@ -155,6 +157,7 @@ export class Session {
       viewers: this.viewers.size,
       pod: this.controlPath !== null,
       restoredFrom: this.restoredFrom,
+      restoreNote: this.restoreNote,
     };
   }
 
@@ -184,6 +187,11 @@ export class Session {
    */
   primeScreen(snapshot: string): void {
     this.mirror.write(snapshot);
+  }
+
+  noteRestore(note: string): void {
+    this.restoreNote = note;
+    this.onChange?.(this);
   }
 
   whenExited(): Promise<void> {

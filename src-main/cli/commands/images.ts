@@ -73,6 +73,7 @@ with vos attach). The same image can be restored again later.
         ...(typeof options.name === 'string' ? { name: options.name } : {}),
       });
       ctx.out(options.json ? JSON.stringify({ id: session.id }) + '\n' : session.id + '\n');
+      if (session.restoreNote) ctx.err(`vos: note: ${session.restoreNote}\n`);
       return 0;
     } finally {
       client.close();

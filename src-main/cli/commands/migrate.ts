@@ -107,6 +107,7 @@ Exit status: 0 moved, 1 stayed where it was (or could not be asked), 2 usage.
             `  ${formatBytes(r.bytes)} sent; stopped for ${r.downtimeMs} ms; ${r.wallMs} ms in all; ` +
             (r.mode === 'live' ? `live (${r.rounds} rounds while it ran)\n` : 'stop-and-copy\n') +
             (r.fallback ? `  not live: ${r.fallback}\n` : '') +
+            (r.session.restoreNote ? `  note: ${r.session.restoreNote}\n` : '') +
             (r.filesSent.length ? `  sent along (${there}'s now): ${r.filesSent.join(', ')}\n` : ''),
         );
       }

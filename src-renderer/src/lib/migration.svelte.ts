@@ -17,6 +17,8 @@ export interface MoveState {
   error: string | null;
   /** Set when it moved: where it runs now. */
   movedTo: string | null;
+  /** What the user should know about how it moved (not live, and why; clocks that jumped). */
+  note: string | null;
 }
 
 export class MigrationState {
@@ -54,10 +56,11 @@ export class MigrationState {
   async move(session: { id: string; name: string }, peer: { id: string; name: string }): Promise<void> {
     if (!this.client || this.busy) return;
     this.choosing = null;
-    this.current = { sessionId: session.id, sessionName: session.name, peerName: peer.name, phase: 'checking', sent: 0, total: 0, error: null, movedTo: null };
+    this.current = { sessionId: session.id, sessionName: session.name, peerName: peer.name, phase: 'checking', sent: 0, total: 0, error: null, movedTo: null, note: null };
     try {
       const r = await this.client.request('session.migrate', { id: session.id, peer: peer.id });
-      this.current = { ...this.current, phase: 'done', movedTo: r.session.id };
+      const notes = [r.fallback && `Not live: ${r.fallback}.`, r.session.restoreNote && `Note: ${r.session.restoreNote}.`].filter(Boolean);
+      this.current = { ...this.current, phase: 'done', movedTo: r.session.id, note: notes.length ? notes.join(' ') : null };
     } catch (err) {
       this.current = { ...this.current, phase: 'failed', error: (err as Error).message };
     }
