@@ -184,7 +184,8 @@ static void publish(struct restore_ctx *c, uint32_t stage)
 /*
  * A migration's target: every process is restored and waits at the barrier; the agent answers
  * "go" once the source has ended the original (so the session never runs in two places), or
- * "abort". restore-status meanwhile says "held" (with the counts and the clocks, as "ok" would). 0 on go, -1 (with the reason) otherwise.
+ * "abort". restore-status meanwhile says "held" (with the counts and the clocks, as "ok" would).
+ * 0 on go, -1 (with the reason) otherwise.
  */
 static int await_go(struct restore_ctx *c, struct err *e)
 {
