@@ -3,9 +3,9 @@
  * the files in it. The directory is the security boundary of the local API: it is 0700 and owned
  * by the user, so only that user can reach the socket inside it.
  */
-import { mkdirSync, chmodSync, statSync } from 'node:fs';
+import { chmodSync, closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { VosError } from '../api/errors.js';
 
 /** Linux's sun_path is 108 bytes including the terminating NUL. */
@@ -53,4 +53,34 @@ export function ensurePrivateDir(dir: string): void {
     throw new VosError('invalid_params', `${dir} belongs to uid ${st.uid}, not to you (uid ${uid}); choose another VOS_HOME`);
   }
   if ((st.mode & 0o777) !== 0o700) chmodSync(dir, 0o700);
+}
+
+/**
+ * Writes `text` to `path` whole or not at all (a temporary file renamed over it), readable by the
+ * owner only. `durable`: also synced to disk, file and directory entry, before it returns (what
+ * must survive a crash of the machine, not only of the agent).
+ */
+export function writePrivateFile(path: string, text: string, options: { durable?: boolean } = {}): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  try {
+    const fd = openSync(tmp, 'w', 0o600);
+    try {
+      writeSync(fd, text);
+      if (options.durable) fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+  if (options.durable) {
+    const dir = openSync(dirname(path), 'r');
+    try {
+      fsyncSync(dir);
+    } finally {
+      closeSync(dir);
+    }
+  }
 }

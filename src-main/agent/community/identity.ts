@@ -5,11 +5,11 @@
  * every peer (they will refuse the new certificate under the old name until unpaired).
  */
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { VosError } from '../../api/errors.js';
 import { deviceIdOf, shortDeviceId } from '../../base/device-id.js';
-import { ensurePrivateDir } from '../../base/state-dir.js';
+import { ensurePrivateDir, writePrivateFile } from '../../base/state-dir.js';
 import { createSelfSignedIdentity } from '../../base/x509.js';
 
 export interface Identity {
@@ -27,8 +27,8 @@ export function loadOrCreateIdentity(home: string): Identity {
   const certPath = join(dir, 'cert.pem');
   if (!existsSync(keyPath) || !existsSync(certPath)) {
     const made = createSelfSignedIdentity('vOS agent');
-    writePrivate(keyPath, made.keyPem);
-    writePrivate(certPath, made.certPem);
+    writePrivateFile(keyPath, made.keyPem, { durable: true });
+    writePrivateFile(certPath, made.certPem, { durable: true });
   }
   let keyPem: string;
   let certPem: string;
@@ -45,11 +45,4 @@ export function loadOrCreateIdentity(home: string): Identity {
   }
   const id = deviceIdOf(cert.raw);
   return { id, shortId: shortDeviceId(id), keyPem, certPem, certDer: cert.raw };
-}
-
-/** Written whole or not at all, readable by the owner only. */
-function writePrivate(path: string, text: string): void {
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, text, { mode: 0o600 });
-  renameSync(tmp, path);
 }

@@ -4,9 +4,10 @@
  * where any peer was reached or added by hand (so `vos peer add` works where multicast does
  * not, also after a restart). Keyed by device id, never by address or name.
  */
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isDeviceId } from '../../base/device-id.js';
+import { writePrivateFile } from '../../base/state-dir.js';
 
 export interface StoredPeer {
   id: string;
@@ -89,10 +90,8 @@ export class PeerStore {
 
   private save(): void {
     const file: StoreFile = { version: 1, peers: this.all() };
-    const tmp = `${this.path}.${process.pid}.tmp`;
     try {
-      writeFileSync(tmp, JSON.stringify(file, null, 2) + '\n', { mode: 0o600 });
-      renameSync(tmp, this.path);
+      writePrivateFile(this.path, JSON.stringify(file, null, 2) + '\n');
     } catch (err) {
       this.log(`cannot save ${this.path}: ${(err as Error).message}`);
     }

@@ -9,10 +9,10 @@
  * One small JSON file per migration in `<state>/migrations/`; a file that cannot be read is
  * reported and set aside, never trusted.
  */
-import { closeSync, fsyncSync, openSync, readFileSync, readdirSync, renameSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import { readFileSync, readdirSync, renameSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PeerRef } from '../../api/protocol.js';
-import { ensurePrivateDir } from '../../base/state-dir.js';
+import { ensurePrivateDir, writePrivateFile } from '../../base/state-dir.js';
 
 export interface CommitRecord {
   migration: string;
@@ -35,27 +35,7 @@ export class CommitJournal {
   /** Durable before it returns: the file and its directory entry are synced. */
   write(record: CommitRecord): void {
     ensurePrivateDir(this.dir);
-    const path = this.pathOf(record.migration);
-    const tmp = `${path}.tmp`;
-    try {
-      const fd = openSync(tmp, 'w', 0o600);
-      try {
-        writeSync(fd, JSON.stringify(record) + '\n');
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
-      renameSync(tmp, path);
-    } catch (err) {
-      rmSync(tmp, { force: true });
-      throw err;
-    }
-    const dirFd = openSync(this.dir, 'r');
-    try {
-      fsyncSync(dirFd);
-    } finally {
-      closeSync(dirFd);
-    }
+    writePrivateFile(this.pathOf(record.migration), JSON.stringify(record) + '\n', { durable: true });
   }
 
   remove(migration: string): void {
