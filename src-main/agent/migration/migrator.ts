@@ -220,7 +220,7 @@ export class Migrator {
       if (pause > 0) await new Promise((r) => setTimeout(r, pause));
       let moved: SessionInfo;
       try {
-        moved = await this.go(client, migration, target.name);
+        moved = await this.go(client, migration, peer);
       } catch (err) {
         session.departing(false); // ended here, unconfirmed there: say so, as an exit
         if (err instanceof VosError && err.code === 'unknown_session') {
@@ -296,22 +296,18 @@ export class Migrator {
    * (a lost answer must not lose the session); after GO_RETRY_MS the caller hears that it is not
    * confirmed yet, and keepAskingGo goes on.
    */
-  private async go(client: ApiClient, migration: string, target: string): Promise<SessionInfo> {
+  private async go(client: ApiClient, migration: string, peer: PeerRef): Promise<SessionInfo> {
     try {
       return await client.request('migration.go', { migration });
     } catch (err) {
       if (err instanceof VosError && err.code === 'unknown_session') throw err;
-      this.log(`migration ${migration}: telling ${target} to go failed (${describeError(err)}); asking again`);
-      const deadline = Date.now() + GO_RETRY_MS;
-      while (Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 1000));
-        const answer = await this.askGo(this.community.resolve(target).id, migration);
-        if (answer instanceof VosError) throw answer;
-        if (answer) return answer;
-      }
+      this.log(`migration ${migration}: telling ${peer.name} to go failed (${describeError(err)}); asking again`);
+      const answer = await this.askGoUntil(peer.id, migration, Date.now() + GO_RETRY_MS, 1000);
+      if (answer instanceof VosError) throw answer;
+      if (answer) return answer;
       throw new VosError(
         'migration_failed',
-        `the session ended here, and ${target} has not confirmed yet that it runs there (the link is down); vOS keeps asking for ${GO_BACKGROUND_MS / 60_000} minutes: check 'vos ls --all'`,
+        `the session ended here, and ${peer.name} has not confirmed yet that it runs there (the link is down); vOS keeps asking for ${GO_BACKGROUND_MS / 60_000} minutes: check 'vos ls --all'`,
       );
     }
   }
@@ -334,34 +330,34 @@ export class Migrator {
     }
   }
 
+  /** askGo every `everyMs` until the time `until`: the first answer, or null if none came. */
+  private async askGoUntil(peerId: string, migration: string, until: number, everyMs: number): Promise<SessionInfo | VosError | null> {
+    while (Date.now() < until) {
+      await new Promise((r) => setTimeout(r, everyMs).unref());
+      const answer = await this.askGo(peerId, migration);
+      if (answer) return answer;
+    }
+    return null;
+  }
+
   /**
-   * The target holds the copy until it hears "go" (or its hold time ends): keep telling it, and
-   * forget the record once it answered. `session`: the original's viewers here follow the copy
-   * (null after a restart: nobody is attached to it here any more).
+   * The target holds the copy until it hears "go" (or its hold time ends): keep telling it in
+   * the background, and forget the record once it answered. `session`: the original's viewers
+   * here follow the copy (null after a restart: nobody is attached to it here any more).
    */
   private keepAskingGo(record: CommitRecord, session: Session | null): void {
     const { migration, peer } = record;
-    const deadline = record.committedAt + GO_BACKGROUND_MS;
-    const attempt = async (): Promise<void> => {
-      const answer = await this.askGo(peer.id, migration);
+    void this.askGoUntil(peer.id, migration, record.committedAt + GO_BACKGROUND_MS, GO_BACKGROUND_EVERY_MS).then((answer) => {
+      this.forget(migration);
       if (answer instanceof VosError) {
-        this.forget(migration);
         this.log(`migration ${migration}: ${peer.name} holds no copy of session ${record.session.id} any more: ${answer.message}`);
-        return;
-      }
-      if (answer) {
-        this.forget(migration);
+      } else if (answer) {
         this.log(`migration ${migration}: ${peer.name} confirmed late; session ${record.session.id} runs there as ${answer.id}`);
         if (session) this.handOver(session, `${answer.id}@${peer.id}`, peer);
-        return;
-      }
-      if (Date.now() < deadline) setTimeout(() => void attempt(), GO_BACKGROUND_EVERY_MS).unref();
-      else {
-        this.forget(migration);
+      } else {
         this.log(`migration ${migration}: ${peer.name} never confirmed; its held copy has ended by now`);
       }
-    };
-    setTimeout(() => void attempt(), GO_BACKGROUND_EVERY_MS).unref();
+    });
   }
 
   /** Viewers follow the session to its new home; here it is forgotten. */
