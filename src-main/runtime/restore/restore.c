@@ -383,10 +383,7 @@ static void keep_clocks(struct restore_ctx *c)
 	if (llabs(mono_delta) < 1000000000 && llabs(boot_delta) < 1000000000)
 		return;
 	char why[256];
-	if (getenv("VOS_TEST_NO_TIME_NAMESPACE")) /* test hook: as on a kernel without time namespaces */
-		c->clocks = "jumped";
-	else
-		c->clocks = pod_enter_time_namespace(mono_off + mono_delta, boot_off + boot_delta, why, sizeof why) == 0 ? "kept" : "jumped";
+	c->clocks = pod_enter_time_namespace(mono_off + mono_delta, boot_off + boot_delta, why, sizeof why) == 0 ? "kept" : "jumped";
 }
 
 int restore_main(int argc, char **argv)
