@@ -14,7 +14,7 @@ import { checkpointSession } from './runtime/checkpoint.js';
 import { readSessionRecord, type SessionRecord } from './runtime/image-file.js';
 import { runtimeFiles, verifyImage } from './runtime/native.js';
 import { feedImageSocket } from './runtime/image-socket.js';
-import { podRequest, podRequestWhenUp } from './runtime/pod-control.js';
+import { lineFields, podRequest, podRequestWhenUp } from './runtime/pod-control.js';
 import { DEFAULT_COLS, DEFAULT_ROWS, Session, type PtyLaunch } from './session/session.js';
 import { checkWorkingDirectory, resolveCommand } from './session/spawn-check.js';
 
@@ -198,7 +198,7 @@ export class SessionManager {
       await this.remove(session.id, true);
       throw new VosError('restore_failed', `cannot restore ${label}: ${why}`);
     }
-    if (/\bclocks=jumped\b/.test(reply)) {
+    if (lineFields(reply).clocks === 'jumped') {
       session.noteRestore(
         'its monotonic clocks jumped: the machine it came from booted at another time, and this kernel has no time namespaces to hide that (timers and timeouts running in it may fire early or late)',
       );

@@ -17,6 +17,7 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { Duplex } from 'node:stream';
 import { VosError } from '../../api/errors.js';
+import { lineFields } from './pod-control.js';
 
 export type HelperFields = Record<string, string>;
 
@@ -29,16 +30,6 @@ export interface CheckpointHelper {
   done: Promise<HelperFields>;
   /** With hold: end the pod (commit) or let it run again. */
   verdict(commit: boolean): void;
-}
-
-/** `k=v` pairs of a helper line. */
-export function helperFields(line: string): HelperFields {
-  const out: HelperFields = {};
-  for (const part of line.split(' ')) {
-    const eq = part.indexOf('=');
-    if (eq > 0) out[part.slice(0, eq)] = part.slice(eq + 1);
-  }
-  return out;
 }
 
 export function startCheckpointHelper(
@@ -69,7 +60,7 @@ export function startCheckpointHelper(
   held.catch(() => {}); // a caller without --hold never awaits it
   const end = (line: string): void => {
     if (line.startsWith('ok')) {
-      settleDone.resolve(helperFields(line.slice(2)));
+      settleDone.resolve(lineFields(line.slice(2)));
       settleHeld.reject(new VosError('checkpoint_failed', 'the pod was not held'));
     } else {
       const why = new VosError('checkpoint_failed', line.startsWith('error ') ? line.slice(6) : line || stderr.trim() || 'the checkpoint helper failed');
@@ -87,9 +78,9 @@ export function startCheckpointHelper(
     } else if (line.startsWith('precopy unavailable ')) {
       options.precopy?.onUnavailable(line.slice('precopy unavailable '.length));
     } else if (line.startsWith('precopy ')) {
-      options.precopy?.onRound(helperFields(line.slice('precopy '.length)));
+      options.precopy?.onRound(lineFields(line.slice('precopy '.length)));
     } else if (line.startsWith('held')) {
-      settleHeld.resolve(helperFields(line.slice(4)));
+      settleHeld.resolve(lineFields(line.slice(4)));
     } else {
       end(line);
     }

@@ -4,6 +4,16 @@
  */
 import { connect } from 'node:net';
 
+/** The `k=v` pairs of a line from the runtime (a pod's reply, the checkpoint helper's status). */
+export function lineFields(line: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const part of line.split(' ')) {
+    const eq = part.indexOf('=');
+    if (eq > 0) out[part.slice(0, eq)] = part.slice(eq + 1);
+  }
+  return out;
+}
+
 export function podRequest(socketPath: string, line: string, timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket = connect(socketPath);
