@@ -74,14 +74,9 @@ export class Migrator {
     for (const path of bad) this.log(`migration record ${path} cannot be read; set aside as ${path}.unreadable`);
     for (const record of records) {
       const { migration, peer, session } = record;
-      if (Date.now() >= record.committedAt + GO_BACKGROUND_MS) {
-        this.log(`migration ${migration}: ${peer.name} never confirmed that session ${session.id} runs there; its held copy has ended by now`);
-        this.forget(migration);
-        continue;
-      }
       endOriginal(record.original);
       this.log(`migration ${migration}: finishing the move of session ${session.name} (${session.id}) to ${peer.name}, begun by an earlier agent here`);
-      this.keepAskingGo(record, null);
+      this.keepAskingGo(record, null); // past the copy's hold time: forgotten at once
     }
   }
 
