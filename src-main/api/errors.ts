@@ -40,26 +40,60 @@ export const ERROR_CODES = [
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
-export interface ErrorPayload {
+/**
+ * What a failure is about, beyond its code and message, where that is known: the code of the
+ * failure that caused it (a migration that failed because the target could not restore keeps
+ * `restore_failed` here), and the file or image record involved.
+ */
+export interface ErrorDetails {
+  cause?: ErrorCode;
+  path?: string;
+  record?: string;
+}
+
+export interface ErrorPayload extends ErrorDetails {
   code: ErrorCode;
   message: string;
 }
 
+/** Longest `path` or `record` kept from a payload (they come from other processes and peers). */
+const MAX_DETAIL = 4096;
+
 export class VosError extends Error {
   override readonly name = 'VosError';
+  readonly details: ErrorDetails;
   constructor(
     readonly code: ErrorCode,
     message: string,
+    details: ErrorDetails = {},
   ) {
     super(message);
+    this.details = details;
   }
 
   toPayload(): ErrorPayload {
-    return { code: this.code, message: this.message };
+    return { code: this.code, message: this.message, ...this.details };
   }
 
+  /** A payload from elsewhere (a peer, the runtime): details that are not what they claim are dropped. */
   static fromPayload(payload: ErrorPayload): VosError {
-    return new VosError(payload.code, payload.message);
+    const details: ErrorDetails = {};
+    if (isErrorCode(payload.cause)) details.cause = payload.cause;
+    if (typeof payload.path === 'string' && payload.path.length <= MAX_DETAIL) details.path = payload.path;
+    if (typeof payload.record === 'string' && payload.record.length <= MAX_DETAIL) details.record = payload.record;
+    const code = isErrorCode(payload.code) ? payload.code : 'internal';
+    return new VosError(code, typeof payload.message === 'string' ? payload.message : 'unknown error', details);
+  }
+
+  /**
+   * This failure as the reason of a wider one (`code`, with `message` in front): the cause's
+   * code is kept (its own cause, if it had one), and so are the file and record it names.
+   */
+  static wrap(code: ErrorCode, message: string, cause: unknown): VosError {
+    if (cause instanceof VosError) {
+      return new VosError(code, message, { ...cause.details, cause: cause.details.cause ?? cause.code });
+    }
+    return new VosError(code, message);
   }
 }
 
