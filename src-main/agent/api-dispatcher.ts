@@ -41,7 +41,7 @@ export interface AgentServices {
  */
 export type ConnectionPolicy = { kind: 'local' } | { kind: 'peer'; peer: { id: string; name: string } };
 
-const PEER_METHODS: ReadonlySet<Method> = new Set<Method>([
+export const PEER_METHODS: ReadonlySet<Method> = new Set<Method>([
   'agent.info',
   'session.list',
   'session.watch',

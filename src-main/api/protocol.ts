@@ -376,6 +376,27 @@ export type ApiEvent =
 
 export type EventName = ApiEvent['event'];
 
+/** Every event, at run time (documentation checks); the compiler keeps it complete. */
+export const EVENT_NAMES = [
+  'session.added',
+  'session.changed',
+  'session.removed',
+  'session.output',
+  'session.resync',
+  'session.exited',
+  'session.disconnected',
+  'session.moved',
+  'migration.progress',
+  'peer.changed',
+  'peer.removed',
+  'pair.requested',
+] as const satisfies readonly EventName[];
+
+/** Fails to compile while an event of ApiEvent is missing from EVENT_NAMES. */
+export type EveryEventNamed = [Exclude<EventName, (typeof EVENT_NAMES)[number]>] extends [never] ? true : never;
+const everyEventNamed: EveryEventNamed = true;
+void everyEventNamed;
+
 // ---------------------------------------------------------------------------------------------
 // Wire messages
 

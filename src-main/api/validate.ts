@@ -169,6 +169,9 @@ const CHECKERS: { [M in Method]: Checker } = {
   'migration.abort': (p) => nonEmpty(p, 'migration'),
 };
 
+/** Every method, at run time (documentation checks); CHECKERS is complete by construction. */
+export const METHODS: readonly Method[] = Object.keys(CHECKERS) as Method[];
+
 export function isMethod(name: unknown): name is Method {
   return typeof name === 'string' && Object.prototype.hasOwnProperty.call(CHECKERS, name);
 }
