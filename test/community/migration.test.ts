@@ -10,6 +10,7 @@ import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiClient } from '../../src-main/api/client.js';
+import { VosError } from '../../src-main/api/errors.js';
 import type { ApiEvent } from '../../src-main/api/protocol.js';
 import pty from '@lydell/node-pty';
 import { ROOT, VOS, tempHome, waitFor } from '../helpers/agent-process.js';
@@ -52,6 +53,17 @@ describe.skipIf(unavailable !== null)('migration', () => {
       const now = counts((await a.vos(['screen', id])).stdout);
       return now !== null && now.token === before.token && now.count > before.count + 3;
     });
+  }
+
+  /** A move asked for through the API that fails: its error, as the client sees it. */
+  async function failedMove(agent: HostAgent, params: { id: string; peer: string; sendFilesUpTo?: number }): Promise<VosError> {
+    const client = await agent.connect();
+    const err = await client.request('session.migrate', params).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(VosError);
+    return err as VosError;
   }
 
   async function nothingThere(b: HostAgent): Promise<void> {
@@ -232,6 +244,10 @@ describe.skipIf(unavailable !== null)('migration', () => {
     const refused = await a.vos(['migrate', id, 'beta', '--send-files-up-to', '0']);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/stays here: beta refuses it: .*input\.txt does not exist here \(7 bytes: more than the 0 bytes up to which open files are sent along/);
+    // A client sees why: the code of the refusal is the cause.
+    const why = await failedMove(a, { id, peer: 'beta', sendFilesUpTo: 0 });
+    expect(why.code).toBe('migration_failed');
+    expect(why.details.cause).toBe('refused');
     await stillHere(a, id, before);
     await nothingThere(b);
     // Sent along (the default allows it), it does not fit on beta's full disk: it stays here.
@@ -250,6 +266,15 @@ describe.skipIf(unavailable !== null)('migration', () => {
     await a.vos(['send', held, '\\r']);
     await waitFor('the program to read its file, here', async () => /read back \d+ bytes: secret content/.test((await a.vos(['screen', held])).stdout));
     await nothingThere(b);
+
+    // Asked from here to bring a session of beta home, which alpha refuses (it lacks beta's
+    // full file): beta's error reaches the client here with its cause.
+    const away = (await b.vos(['run', '-d', '--', 'sh', '-c', `exec 3<${data}/fill; exec ${join(programs, 'counter')}`])).stdout.trim();
+    await waitFor('counting there', async () => (counts((await b.vos(['screen', away])).stdout)?.count ?? 0) > 3);
+    const home = await failedMove(a, { id: `${away}@beta`, peer: 'alpha', sendFilesUpTo: 0 });
+    expect(home.message).toMatch(/^beta: .* stays here: alpha refuses it: .*fill does not exist here/);
+    expect(home.code).toBe('migration_failed');
+    expect(home.details.cause).toBe('refused');
   }, 90_000);
 
   it('sends an open file the target lacks along: the program reads on from it there', async () => {
@@ -463,9 +488,9 @@ describe.skipIf(unavailable !== null)('migration', () => {
     const id = (await a.vos(['run', '-d', '--', join(programs, 'counter')])).stdout.trim();
     await waitFor('counting', async () => (counts((await a.vos(['screen', id])).stdout)?.count ?? 0) > 3);
     const before = counts((await a.vos(['screen', id])).stdout)!;
-    const r = await a.vos(['migrate', id, 'beta']);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/stays here: beta could not restore it: .*(CRC|damaged|checksum)/i);
+    const r = await failedMove(a, { id, peer: 'beta' });
+    expect(r.message).toMatch(/stays here: beta could not restore it: .*(CRC|damaged|checksum)/i);
+    expect(r.details.cause).toBe('restore_failed');
     await stillHere(a, id, before);
     await nothingThere(b);
   }, 60_000);

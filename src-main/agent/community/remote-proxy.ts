@@ -90,7 +90,8 @@ export class RemoteProxy {
     try {
       r = await client.request('session.migrate', { ...params, id: ref.session, peer: targetId });
     } catch (err) {
-      if (err instanceof VosError) throw new VosError(err.code, `${source.name}: ${err.message}`);
+      // The details (the cause of a failed move, the file it names) come along with the message.
+      if (err instanceof VosError) throw new VosError(err.code, `${source.name}: ${err.message}`, err.details);
       throw err;
     }
     const home = r.session.peer?.id === this.community.id;
