@@ -204,9 +204,13 @@ export interface ApiMethods {
   'session.input': { params: SessionRef & { data: string }; result: Record<string, never> };
   'session.screen': { params: SessionRef; result: ScreenText };
   /**
-   * Resolves once the visible screen, rows joined with "\n", matches `pattern` (a JavaScript
-   * regular expression; `flags` default to "m", so ^ and $ match at each row); fails with
+   * Resolves once the visible screen, rows joined with "\n", matches `pattern`; fails with
    * `timeout` after `timeoutMs`, or `session_exited` if the program ends first without a match.
+   * `pattern` (at most 4096 characters) is in RE2 syntax, matched in time linear in the screen:
+   * what JavaScript regular expressions have except backreferences (\1, \k<name>) and
+   * lookaround ((?=, (?!, (?<=, (?<!); a pattern using them is refused with `invalid_params`
+   * when the request arrives. `flags` are i, m, s (u, g, y are accepted and change nothing) and
+   * default to "m", so ^ and $ match at each row.
    */
   'session.wait': {
     params: SessionRef & { pattern: string; flags?: string; timeoutMs: number };

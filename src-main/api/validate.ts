@@ -10,6 +10,7 @@ type Checker = (params: Record<string, unknown>) => void;
 const MAX_ARGS = 4096;
 const MAX_STRING = 64 * 1024;
 const MAX_TERMINAL_DIMENSION = 4096;
+const MAX_WAIT_PATTERN = 4096;
 
 function fail(message: string): never {
   throw new VosError('invalid_params', message);
@@ -103,7 +104,10 @@ const CHECKERS: { [M in Method]: Checker } = {
   'session.wait': (p) => {
     sessionRef(p);
     nonEmpty(p, 'pattern');
+    // RE2's time is linear in the screen's size times the pattern's: keep the pattern short.
+    if ((p.pattern as string).length > MAX_WAIT_PATTERN) fail(`"pattern" is longer than ${MAX_WAIT_PATTERN} characters`);
     str(p, 'flags', true);
+    if (p.flags !== undefined && !/^[imsugy]*$/.test(p.flags as string)) fail('"flags" may hold only i, m, s (and u, g, y, which change nothing)');
     int(p, 'timeoutMs', 0, 24 * 3600 * 1000);
   },
   'session.attach': (p) => {
