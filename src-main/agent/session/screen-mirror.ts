@@ -29,7 +29,9 @@ export class ScreenMirror {
   onParsed: (() => void) | null = null;
 
   constructor(cols: number, rows: number) {
-    this.term = new Terminal({ cols, rows, scrollback: MIRROR_SCROLLBACK_LINES, allowProposedApi: true });
+    // logLevel off: xterm reports every sequence it cannot parse on the console, so a program
+    // printing random bytes filled the agent's log with tens of megabytes of dumps.
+    this.term = new Terminal({ cols, rows, scrollback: MIRROR_SCROLLBACK_LINES, allowProposedApi: true, logLevel: 'off' });
     this.serializer = new SerializeAddon();
     this.term.loadAddon(this.serializer);
   }
