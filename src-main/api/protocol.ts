@@ -200,6 +200,7 @@ export interface ApiMethods {
   'session.kill': { params: SessionRef & { signal?: string }; result: SessionInfo };
   /** Forget a session. A running one is refused unless `force`, which kills it first. */
   'session.remove': { params: SessionRef & { force?: boolean }; result: { id: string } };
+  /** Columns times rows may be at most 500,000 (the agent keeps the screen in memory). */
   'session.resize': { params: SessionRef & { cols: number; rows: number }; result: SessionInfo };
   'session.input': { params: SessionRef & { data: string }; result: Record<string, never> };
   'session.screen': { params: SessionRef; result: ScreenText };

@@ -10,6 +10,7 @@ type Checker = (params: Record<string, unknown>) => void;
 const MAX_ARGS = 4096;
 const MAX_STRING = 64 * 1024;
 const MAX_TERMINAL_DIMENSION = 4096;
+export const MAX_SCREEN_CELLS = 500_000;
 const MAX_WAIT_PATTERN = 4096;
 
 function fail(message: string): never {
@@ -45,6 +46,11 @@ function size(p: Record<string, unknown>, optional: boolean): void {
   int(p, 'cols', 1, MAX_TERMINAL_DIMENSION, optional);
   int(p, 'rows', 1, MAX_TERMINAL_DIMENSION, optional);
   if ((p.cols === undefined) !== (p.rows === undefined)) fail('"cols" and "rows" go together');
+  // The agent keeps every session's screen in memory (about 12 bytes a cell): 4096 x 4096 cost
+  // 190 MiB for one request. The cap is more than an 8K display shows with a small font.
+  if (p.cols !== undefined && (p.cols as number) * (p.rows as number) > MAX_SCREEN_CELLS) {
+    fail(`a terminal of ${p.cols as number} x ${p.rows as number} is too large: columns times rows may be at most ${MAX_SCREEN_CELLS}`);
+  }
 }
 
 function stringArray(p: Record<string, unknown>, key: string): void {
