@@ -9,7 +9,8 @@ if (!existsSync(fileURLToPath(entry))) {
   process.stderr.write('vos: not built yet; run `npm install` (or `npm run build`) in the vOS checkout\n');
   process.exit(1);
 }
-const { main } = await import(entry.href);
+const { main, flushStdio } = await import(entry.href);
 const status = await main(process.argv.slice(2));
-// stdout and stderr are synchronous on Linux: nothing is lost by exiting while a handle lingers.
+// Exiting while a handle lingers is fine, but not before a pipe has taken all of the output.
+await flushStdio();
 process.exit(status);

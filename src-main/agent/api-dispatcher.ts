@@ -20,6 +20,7 @@ import { RemoteProxy, isRemoteSessionMethod, splitRemoteRef } from './community/
 import type { MigrationReceiver } from './migration/receiver.js';
 import type { Migrator } from './migration/migrator.js';
 import type { SessionManager } from './session-manager.js';
+import { compileScreenPattern } from './session/screen-pattern.js';
 import type { Connection } from './transports/connection.js';
 
 /** What the dispatcher needs from the agent around it. */
@@ -259,13 +260,9 @@ export class ApiDispatcher {
       },
       'session.screen': (p) => sessions.resolve(p.id).screen(),
       'session.wait': (p) => {
-        let re: RegExp;
-        try {
-          re = new RegExp(p.pattern, p.flags ?? 'm');
-        } catch (err) {
-          throw new VosError('invalid_params', `not a valid regular expression: ${describeError(err)}`);
-        }
-        return sessions.resolve(p.id).waitFor(re, p.timeoutMs);
+        // Compiled before anything else: an unsupported pattern is refused at once.
+        const pattern = compileScreenPattern(p.pattern, p.flags);
+        return sessions.resolve(p.id).waitFor(pattern, p.timeoutMs);
       },
       'session.attach': async (p, { conn, client, afterReply }) => {
         const s = sessions.resolve(p.id);

@@ -200,13 +200,18 @@ export interface ApiMethods {
   'session.kill': { params: SessionRef & { signal?: string }; result: SessionInfo };
   /** Forget a session. A running one is refused unless `force`, which kills it first. */
   'session.remove': { params: SessionRef & { force?: boolean }; result: { id: string } };
+  /** Columns times rows may be at most 500,000 (the agent keeps the screen in memory). */
   'session.resize': { params: SessionRef & { cols: number; rows: number }; result: SessionInfo };
   'session.input': { params: SessionRef & { data: string }; result: Record<string, never> };
   'session.screen': { params: SessionRef; result: ScreenText };
   /**
-   * Resolves once the visible screen, rows joined with "\n", matches `pattern` (a JavaScript
-   * regular expression; `flags` default to "m", so ^ and $ match at each row); fails with
+   * Resolves once the visible screen, rows joined with "\n", matches `pattern`; fails with
    * `timeout` after `timeoutMs`, or `session_exited` if the program ends first without a match.
+   * `pattern` (at most 4096 characters) is in RE2 syntax, matched in time linear in the screen:
+   * what JavaScript regular expressions have except backreferences (\1, \k<name>) and
+   * lookaround ((?=, (?!, (?<=, (?<!); a pattern using them is refused with `invalid_params`
+   * when the request arrives. `flags` are i, m, s (u, g, y are accepted and change nothing) and
+   * default to "m", so ^ and $ match at each row.
    */
   'session.wait': {
     params: SessionRef & { pattern: string; flags?: string; timeoutMs: number };

@@ -10,6 +10,8 @@ type Checker = (params: Record<string, unknown>) => void;
 const MAX_ARGS = 4096;
 const MAX_STRING = 64 * 1024;
 const MAX_TERMINAL_DIMENSION = 4096;
+export const MAX_SCREEN_CELLS = 500_000;
+const MAX_WAIT_PATTERN = 4096;
 
 function fail(message: string): never {
   throw new VosError('invalid_params', message);
@@ -44,6 +46,11 @@ function size(p: Record<string, unknown>, optional: boolean): void {
   int(p, 'cols', 1, MAX_TERMINAL_DIMENSION, optional);
   int(p, 'rows', 1, MAX_TERMINAL_DIMENSION, optional);
   if ((p.cols === undefined) !== (p.rows === undefined)) fail('"cols" and "rows" go together');
+  // The agent keeps every session's screen in memory (about 12 bytes a cell): 4096 x 4096 cost
+  // 190 MiB for one request. The cap is more than an 8K display shows with a small font.
+  if (p.cols !== undefined && (p.cols as number) * (p.rows as number) > MAX_SCREEN_CELLS) {
+    fail(`a terminal of ${p.cols as number} x ${p.rows as number} is too large: columns times rows may be at most ${MAX_SCREEN_CELLS}`);
+  }
 }
 
 function stringArray(p: Record<string, unknown>, key: string): void {
@@ -103,7 +110,10 @@ const CHECKERS: { [M in Method]: Checker } = {
   'session.wait': (p) => {
     sessionRef(p);
     nonEmpty(p, 'pattern');
+    // RE2's time is linear in the screen's size times the pattern's: keep the pattern short.
+    if ((p.pattern as string).length > MAX_WAIT_PATTERN) fail(`"pattern" is longer than ${MAX_WAIT_PATTERN} characters`);
     str(p, 'flags', true);
+    if (p.flags !== undefined && !/^[imsugy]*$/.test(p.flags as string)) fail('"flags" may hold only i, m, s (and u, g, y, which change nothing)');
     int(p, 'timeoutMs', 0, 24 * 3600 * 1000);
   },
   'session.attach': (p) => {

@@ -129,3 +129,25 @@ export async function main(argv: string[]): Promise<number> {
     return 1;
   }
 }
+
+/**
+ * Resolves once everything written to stdout and stderr has left the process. Writes to a pipe
+ * are asynchronous in Node once the pipe is full (64 KiB), so exiting at once cut `vos ls --json |
+ * slow-reader` short, with status 0. A reader that went away (EPIPE) counts as flushed.
+ */
+export async function flushStdio(): Promise<void> {
+  await Promise.all(
+    [process.stdout, process.stderr].map(
+      (stream) =>
+        new Promise<void>((resolve) => {
+          if (stream.destroyed || stream.writableLength === 0) {
+            resolve();
+            return;
+          }
+          stream.once('error', () => resolve());
+          // An empty write's callback runs after every write queued before it.
+          stream.write('', () => resolve());
+        }),
+    ),
+  );
+}

@@ -1,6 +1,6 @@
 /**
  * Starting an agent in the background when none runs (as `tmux` starts its server): a detached
- * `vos daemon` whose output goes to agent.log in the state directory.
+ * `vos daemon` that logs to agent.log in the state directory (capped: see agent/agent-log.ts).
  */
 import { spawn } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
@@ -22,7 +22,9 @@ export async function connectOrStartAgent(paths: StatePaths, clientName: string)
   const log = openSync(paths.log, 'a', 0o600);
   let exited: string | null = null;
   try {
-    const child = spawn(process.execPath, [cliEntry(), 'daemon'], {
+    // The daemon writes its log itself (--log), with a size cap and rate limits; its stdout and
+    // stderr go to the same file for what does not pass through the log (a crash's last words).
+    const child = spawn(process.execPath, [cliEntry(), 'daemon', '--log', paths.log], {
       detached: true,
       stdio: ['ignore', log, log],
       env: { ...process.env, VOS_HOME: paths.home },

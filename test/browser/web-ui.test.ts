@@ -112,4 +112,36 @@ describe('web UI', () => {
     expect(await outcome(`${base}/api?token=${token}`, { Origin: 'http://evil.example' })).toBe('403');
     expect(await outcome(`${base}/api?token=${token}`)).toBe('open');
   });
+
+  it('sends a content security policy that forbids framing, and the app runs under it', async () => {
+    const origin = new URL(url).origin;
+    for (const path of ['/', '/index.html', '/no-such-file']) {
+      const res = await fetch(`${origin}${path}`);
+      const csp = res.headers.get('content-security-policy') ?? '';
+      expect(csp, path).toContain("frame-ancestors 'none'");
+      expect(csp, path).toContain("script-src 'self'");
+      expect(csp, path).toContain(`connect-src 'self' ws://127.0.0.1:${new URL(url).port}`);
+      expect(res.headers.get('x-frame-options'), path).toBe('DENY');
+      expect(res.headers.get('x-content-type-options'), path).toBe('nosniff');
+      expect(res.headers.get('referrer-policy'), path).toBe('no-referrer');
+    }
+    const page = await chromium.browser.newPage();
+    const violations: string[] = [];
+    page.on('console', (m) => {
+      if (/Content Security Policy/i.test(m.text())) violations.push(m.text());
+    });
+    try {
+      await page.addInitScript(() => {
+        document.addEventListener('securitypolicyviolation', (e) => console.error(`Content Security Policy violation: ${e.violatedDirective} ${e.blockedURI}`));
+      });
+      await page.goto(url);
+      await page.getByTestId('connection-status').filter({ hasText: 'connected' }).waitFor();
+      const run = await vos(agent.home, ['run', '-d', '--name', 'csp-shell', '--', 'sh', '-c', 'echo under-the-policy; exec cat']);
+      await page.locator(`[data-session-id="${run.stdout.trim()}"]`).first().click();
+      await page.locator('.xterm-rows').filter({ hasText: 'under-the-policy' }).waitFor();
+      expect(violations).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
 });

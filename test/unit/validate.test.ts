@@ -32,4 +32,18 @@ describe('message validation', () => {
     expect(code(() => checkParams('session.list', 'x'))).toBe('invalid_params');
     expect(checkParams('session.resize', { id: 'a', cols: 100, rows: 30 })).toEqual({ id: 'a', cols: 100, rows: 30 });
   });
+
+  it('refuses a terminal whose screen would cost the agent hundreds of megabytes', () => {
+    let message = '';
+    try {
+      checkParams('session.resize', { id: 'a', cols: 4096, rows: 4096 });
+    } catch (e) {
+      message = (e as VosError).message;
+    }
+    expect(message).toMatch(/4096 x 4096 is too large: columns times rows may be at most 500000/);
+    expect(code(() => checkParams('session.create', { command: 'sh', cols: 2000, rows: 1000 }))).toBe('invalid_params');
+    expect(code(() => checkParams('session.attach', { id: 'a', cols: 4096, rows: 200 }))).toBe('invalid_params');
+    // An 8K display with a small font still fits.
+    expect(checkParams('session.resize', { id: 'a', cols: 1280, rows: 360 })).toEqual({ id: 'a', cols: 1280, rows: 360 });
+  });
 });

@@ -18,6 +18,16 @@ type HeadlessTerminal = InstanceType<typeof Terminal>;
 type Serializer = InstanceType<typeof SerializeAddon>;
 
 export const MIRROR_SCROLLBACK_LINES = 5000;
+/**
+ * The scrollback is bounded in cells, not only lines, so a wide terminal does not multiply its
+ * memory: 5000 lines at 200 columns, fewer at more (about 12 bytes a cell, some 12 MiB).
+ */
+export const MIRROR_SCROLLBACK_CELLS = 1_000_000;
+
+/** How many lines of scrollback the mirror keeps at this width. */
+export function scrollbackLinesFor(cols: number): number {
+  return Math.min(MIRROR_SCROLLBACK_LINES, Math.floor(MIRROR_SCROLLBACK_CELLS / cols));
+}
 
 export class ScreenMirror {
   private readonly term: HeadlessTerminal;
@@ -29,7 +39,9 @@ export class ScreenMirror {
   onParsed: (() => void) | null = null;
 
   constructor(cols: number, rows: number) {
-    this.term = new Terminal({ cols, rows, scrollback: MIRROR_SCROLLBACK_LINES, allowProposedApi: true });
+    // logLevel off: xterm reports every sequence it cannot parse on the console, so a program
+    // printing random bytes filled the agent's log with tens of megabytes of dumps.
+    this.term = new Terminal({ cols, rows, scrollback: scrollbackLinesFor(cols), allowProposedApi: true, logLevel: 'off' });
     this.serializer = new SerializeAddon();
     this.term.loadAddon(this.serializer);
   }
@@ -40,6 +52,11 @@ export class ScreenMirror {
 
   get rows(): number {
     return this.term.rows;
+  }
+
+  /** Lines of scrollback kept at the current width. */
+  get scrollbackLines(): number {
+    return this.term.options.scrollback ?? 0;
   }
 
   /** Characters written but not yet parsed. */
@@ -83,7 +100,11 @@ export class ScreenMirror {
 
   resize(cols: number, rows: number): void {
     if (this.disposed || (cols === this.term.cols && rows === this.term.rows)) return;
+    // A wider terminal keeps fewer lines: they go before the lines widen, so the cap always holds.
+    const scrollback = scrollbackLinesFor(cols);
+    if (scrollback < this.term.options.scrollback!) this.term.options.scrollback = scrollback;
     this.term.resize(cols, rows);
+    this.term.options.scrollback = scrollback;
   }
 
   /** The screen and scrollback as escape sequences (call inside `atCurrentPoint` for a clean cut). */

@@ -18,6 +18,7 @@ import { signalName } from '../../base/signals.js';
 import { OutputBatcher } from './output-batcher.js';
 import { drainOutputAfterExit } from './pty-exit-drain.js';
 import { ScreenMirror } from './screen-mirror.js';
+import type { ScreenPattern } from './screen-pattern.js';
 import { VIEWER_HIGH_WATER_BYTES, type ViewerSink } from './viewer.js';
 
 const MIRROR_HIGH_WATER = 2 * 1024 * 1024;
@@ -308,13 +309,12 @@ export class Session {
     return this.mirror.atCurrentPoint(() => this.mirror.text(this.id));
   }
 
-  /** Resolves once `pattern` matches the visible screen (rows joined with "\n"). */
-  async waitFor(pattern: RegExp, timeoutMs: number): Promise<ScreenText> {
-    const re = new RegExp(pattern.source, pattern.flags.replace(/[gy]/g, ''));
-    const test = (s: ScreenText): boolean => re.test(s.lines.join('\n'));
+  /** Resolves once `pattern` matches the visible screen (rows joined with "\n"); RE2 takes linear time. */
+  async waitFor(pattern: ScreenPattern, timeoutMs: number): Promise<ScreenText> {
+    const test = (s: ScreenText): boolean => pattern.test(s.lines.join('\n'));
     const now = await this.screen();
     if (test(now)) return now;
-    if (!this.running) throw this.exitedBeforeMatch(re);
+    if (!this.running) throw this.exitedBeforeMatch(pattern);
     return new Promise<ScreenText>((resolve, reject) => {
       const waiter: Waiter = {
         test,
@@ -322,7 +322,7 @@ export class Session {
         reject,
         timer: setTimeout(() => {
           this.waiters.delete(waiter);
-          reject(new VosError('timeout', `timed out after ${timeoutMs / 1000} s waiting for /${re.source}/ on session ${this.id}`));
+          reject(new VosError('timeout', `timed out after ${timeoutMs / 1000} s waiting for /${pattern.source}/ on session ${this.id}`));
         }, timeoutMs),
       };
       this.waiters.add(waiter);
@@ -418,8 +418,8 @@ export class Session {
     }
   }
 
-  private exitedBeforeMatch(re: RegExp | null): VosError {
-    const what = re ? ` /${re.source}/` : ' the text';
+  private exitedBeforeMatch(pattern: ScreenPattern | null): VosError {
+    const what = pattern ? ` /${pattern.source}/` : ' the text';
     return new VosError('session_exited', `session ${this.id} ended (${describeExit(this.exit)}) without showing${what}`);
   }
 

@@ -105,6 +105,32 @@ export class WebServer {
     await new Promise<void>((resolve) => this.http.close(() => resolve()));
   }
 
+  /**
+   * Sent with every response. The page's own meta policy cannot forbid framing (browsers ignore
+   * frame-ancestors there), so the header does, against clickjacking by another site. Scripts
+   * come from this server only; styles may be inline because xterm.js sets them on its elements.
+   */
+  private securityHeaders(): Record<string, string> {
+    const csp = [
+      "default-src 'self'",
+      "script-src 'self'",
+      "style-src 'self' 'unsafe-inline'",
+      "img-src 'self' data:",
+      `connect-src 'self' ws://127.0.0.1:${this.port} ws://localhost:${this.port}`,
+      "object-src 'none'",
+      "base-uri 'none'",
+      "form-action 'none'",
+      "frame-ancestors 'none'",
+    ].join('; ');
+    return {
+      'Content-Security-Policy': csp,
+      'X-Frame-Options': 'DENY',
+      'X-Content-Type-Options': 'nosniff',
+      'Referrer-Policy': 'no-referrer',
+      'Cross-Origin-Opener-Policy': 'same-origin',
+    };
+  }
+
   private hostAllowed(req: IncomingMessage): boolean {
     const allowed = [`127.0.0.1:${this.port}`, `localhost:${this.port}`];
     if (!allowed.includes(req.headers.host ?? '')) return false;
@@ -146,6 +172,7 @@ export class WebServer {
   }
 
   private serveStatic(req: IncomingMessage, res: ServerResponse): void {
+    for (const [name, value] of Object.entries(this.securityHeaders())) res.setHeader(name, value);
     if (!this.hostAllowed(req)) {
       res.writeHead(403).end();
       return;
@@ -180,8 +207,6 @@ export class WebServer {
       'Content-Type': CONTENT_TYPES[extname(file)] ?? 'application/octet-stream',
       'Content-Length': size,
       'Cache-Control': 'no-cache',
-      'X-Content-Type-Options': 'nosniff',
-      'Referrer-Policy': 'no-referrer',
     });
     if (req.method === 'HEAD') {
       res.end();

@@ -1,5 +1,7 @@
 /** Commands about the agent itself: status, web, daemon. */
+import { format } from 'node:util';
 import { VosError } from '../../api/errors.js';
+import { AgentLog, LOG_MAX_BYTES } from '../../agent/agent-log.js';
 import { Agent } from '../../agent/agent.js';
 import { parseHostPort } from '../../agent/community/addresses.js';
 import { DEFAULT_PEER_PORT } from '../../agent/community/community.js';
@@ -66,6 +68,7 @@ export const daemonCommand: Command = {
   name: 'daemon',
   summary: 'run the agent in the foreground',
   help: `usage: vos daemon [--name NAME] [--web [PORT]] [--listen HOST:PORT | --listen none] [--no-mdns]
+                  [--log FILE]
 
 Runs the agent of this state directory (VOS_HOME) in the foreground until interrupted.
 Sessions end with it.
@@ -78,6 +81,11 @@ Sessions end with it.
                       "none": only outgoing links
   --no-mdns           neither publish this machine nor browse for others with mDNS (env
                       VOS_MDNS=0); vos peer add HOST:PORT still works
+  --log FILE          write the log to FILE instead of stderr; past ${LOG_MAX_BYTES / 1024 / 1024} MiB it moves to
+                      FILE.1 and FILE starts anew (a background agent logs to agent.log)
+
+The log is kept small either way: a message repeated at once is counted, not repeated, and
+at most a few hundred lines a minute are written.
 `,
   async run(argv, ctx) {
     const { options, positionals } = parseArgs(argv, {
@@ -85,10 +93,14 @@ Sessions end with it.
       web: { type: 'string', optionalValue: true, valuePattern: /^\d+$/ },
       listen: { type: 'string' },
       'no-mdns': { type: 'boolean' },
+      log: { type: 'string' },
     });
     if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
     const webPort = options.web === undefined ? null : options.web === '' ? 0 : requireInt(options.web as string, 'PORT', 0, 65535);
-    const log = (m: string): void => ctx.err(`${new Date().toISOString()} ${m}\n`);
+    const agentLog = new AgentLog(typeof options.log === 'string' ? { file: options.log } : { write: ctx.err });
+    const log = (m: string): void => agentLog.log(m);
+    // Libraries that print on the console go through the same limits.
+    for (const level of ['log', 'info', 'warn', 'error', 'debug'] as const) console[level] = (...args: unknown[]) => log(format(...args));
     const agent = await Agent.start({
       home: ctx.paths().home,
       ...(typeof options.name === 'string' ? { name: options.name } : {}),
@@ -116,6 +128,7 @@ Sessions end with it.
       };
       for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(s, () => stop(s));
     });
+    agentLog.close();
     return 0;
   },
 };

@@ -143,8 +143,10 @@ export const waitCommand: Command = {
   help: `usage: vos wait ID --text REGEX [--timeout SECONDS]
 
 Exits 0 as soon as the visible screen (rows joined with newlines, trailing blanks trimmed)
-matches REGEX, a JavaScript regular expression in which ^ and $ match at each row. Exits 1 with a message when SECONDS pass first (default 30) or when the
-program ends without showing it.
+matches REGEX, in which ^ and $ match at each row. REGEX is in RE2 syntax (JavaScript's
+regular expressions without backreferences and lookaround), matched in linear time; a pattern
+RE2 does not accept is refused at once. Exits 1 with a message when SECONDS pass first
+(default 30) or when the program ends without showing it.
 ${REF_HELP}  -t, --text REGEX      the pattern
       --timeout SECONDS  may be fractional
 `,
