@@ -407,7 +407,7 @@ export class LinkManager {
       rpc: (m) => this.rpc(p, s, link, m),
       stream: (stream) => {
         if (p.paired && this.options.onStream) this.options.onStream({ id: p.id, name: p.name }, stream);
-        else stream.destroy(new Error('this agent accepts no streams from this machine'));
+        else stream.destroy(new VosError('refused', 'this agent accepts no streams from this machine'));
       },
       closed: (reason) => this.linkClosed(p, s, link, reason),
     });
