@@ -8,6 +8,7 @@
  * `IncomingStream` a Readable.
  */
 import { Readable, Writable } from 'node:stream';
+import { VosError } from '../../api/errors.js';
 import { MAX_DATA_BYTES } from '../../base/link-frame.js';
 
 /** What each side may send on a new stream before the first CREDIT. */
@@ -49,7 +50,7 @@ export class OutgoingStream extends Writable {
   abort(reason: string): void {
     this.ended = true;
     this.link.forget(this.id);
-    this.destroy(new Error(reason));
+    this.destroy(new VosError('connection_closed', reason));
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
@@ -80,7 +81,7 @@ export class OutgoingStream extends Writable {
   private async send(chunk: Buffer): Promise<void> {
     let offset = 0;
     while (offset < chunk.length) {
-      if (this.destroyed) throw new Error('the stream was closed');
+      if (this.destroyed) throw new VosError('connection_closed', 'the stream was closed');
       if (this.credit === 0) {
         await new Promise<void>((resolve) => (this.waiting = resolve));
         continue;
@@ -131,7 +132,7 @@ export class IncomingStream extends Readable {
     if (this.finished) return;
     this.finished = true;
     this.link.forget(this.id);
-    this.destroy(new Error(reason));
+    this.destroy(new VosError('connection_closed', reason));
   }
 
   override _read(): void {

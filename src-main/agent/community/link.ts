@@ -10,6 +10,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
+import { VosError, type ErrorCode } from '../../api/errors.js';
 import { deviceIdOf, isDeviceId } from '../../base/device-id.js';
 import { LinkFrameDecoder, LinkFrameError, encodeLinkFrame, encodeLinkFrameParts, type LinkFrame } from '../../base/link-frame.js';
 import { IncomingStream, OutgoingStream, type StreamCarrier } from './link-streams.js';
@@ -45,7 +46,15 @@ export interface LinkHandlers {
   closed(reason: string): void;
 }
 
-export class LinkError extends Error {}
+/**
+ * A link that could not be made or used. A VosError like every error that reaches a client;
+ * most say the peer could not be linked (`unreachable`).
+ */
+export class LinkError extends VosError {
+  constructor(message: string, code: ErrorCode = 'unreachable') {
+    super(code, message);
+  }
+}
 
 /** Completes the TLS handshake's second half: the HELLO exchange. Throws a LinkError. */
 export async function establishLink(socket: TLSSocket, own: LinkHello, outbound: boolean): Promise<Link> {
@@ -58,15 +67,15 @@ export async function establishLink(socket: TLSSocket, own: LinkHello, outbound:
   const peerId = deviceIdOf(der);
   if (peerId === own.id) {
     socket.destroy();
-    throw new LinkError('that address is this agent itself');
+    throw new LinkError('that address is this agent itself', 'invalid_params');
   }
   const decoder = new LinkFrameDecoder({ maxJsonBytes: UNTRUSTED_JSON_BYTES });
   socket.write(encodeLinkFrame({ kind: 'hello', stream: 0, json: own }));
   const { hello, rest } = await new Promise<{ hello: LinkHello; rest: LinkFrame[] }>((resolve, reject) => {
-    const fail = (why: string): void => {
+    const fail = (why: string | LinkError): void => {
       cleanup();
       socket.destroy();
-      reject(new LinkError(why));
+      reject(why instanceof LinkError ? why : new LinkError(why));
     };
     const timer = setTimeout(() => fail('the peer did not say hello in time'), HANDSHAKE_TIMEOUT_MS);
     const onData = (chunk: Buffer): void => {
@@ -99,10 +108,12 @@ export async function establishLink(socket: TLSSocket, own: LinkHello, outbound:
   return new Link(socket, decoder, hello, Buffer.from(der), own.id, outbound, rest);
 }
 
-function helloProblem(json: unknown, certId: string): string | null {
+function helloProblem(json: unknown, certId: string): string | LinkError | null {
   if (typeof json !== 'object' || json === null) return 'the hello is not an object';
   const h = json as Partial<LinkHello>;
-  if (h.v !== LINK_PROTOCOL_VERSION) return `the peer speaks link protocol ${String(h.v)}, this agent ${LINK_PROTOCOL_VERSION}: update vOS on one side`;
+  if (h.v !== LINK_PROTOCOL_VERSION) {
+    return new LinkError(`the peer speaks link protocol ${String(h.v)}, this agent ${LINK_PROTOCOL_VERSION}: update vOS on one side`, 'unsupported_protocol');
+  }
   if (!isDeviceId(h.id)) return 'the hello has no valid id';
   if (h.id !== certId) return `the peer claims id ${h.id.slice(0, 12)}… but its certificate is ${certId.slice(0, 12)}…`;
   for (const key of ['name', 'version', 'os', 'arch', 'kernel'] as const) {
@@ -228,8 +239,8 @@ export class Link implements StreamCarrier {
   }
 
   openStream(meta: unknown): OutgoingStream {
-    if (this.isClosed) throw new LinkError(`the link is closed (${this.closedReason})`);
-    if (this.outgoing.size >= MAX_STREAMS) throw new LinkError('too many streams open on this link');
+    if (this.isClosed) throw new LinkError(`the link is closed (${this.closedReason})`, 'peer_offline');
+    if (this.outgoing.size >= MAX_STREAMS) throw new LinkError('too many streams open on this link', 'unavailable');
     const id = this.nextStream;
     this.nextStream += 2;
     const stream = new OutgoingStream(id, meta, this);
