@@ -18,12 +18,12 @@ import type { ChannelHost } from './channels.js';
 import { Discovery } from './discovery.js';
 import type { Identity } from './identity.js';
 import type { IncomingStream, OutgoingStream } from './link-streams.js';
-import { LinkManager, type ChannelServerFactory } from './links.js';
+import { LinkManager, type ChannelServerFactory } from './link-manager.js';
 import { Pairings } from './pairing.js';
 import { PeerRegistry, type PeerEvent } from './peer-registry.js';
 import { PeerStore } from './peer-store.js';
 
-export { DEFAULT_PEER_PORT, type ChannelServerFactory } from './links.js';
+export { DEFAULT_PEER_PORT, type ChannelServerFactory } from './link-manager.js';
 export type { PeerEvent } from './peer-registry.js';
 
 export interface CommunityOptions {
