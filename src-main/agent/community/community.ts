@@ -5,7 +5,7 @@
  *   hand, remembered from earlier in peer-store.ts), keyed by device id, never by address or
  *   name, and the impostor check (a machine showing another certificate under the name of a
  *   paired one is refused and reported, never trusted in its place);
- * - the links (links.ts): one TLS link per peer, dialed or accepted, dialed again while down;
+ * - the links (link-manager.ts): one TLS link per peer, dialed or accepted, dialed again while down;
  *   once paired, the link carries API channels (channels.ts) with the rights PEER_METHODS
  *   gives the peer;
  * - pairing (pairing.ts): request, six-digit code, accept or reject, rate limits;

@@ -6,7 +6,7 @@
  * WRONG_CODES_ALLOWED times rejects the request.
  *
  * The pairing works on the registry's records and talks to the peer through PairingLinks
- * (links.ts): the link to a peer, and trusting or no longer trusting it.
+ * (link-manager.ts): the link to a peer, and trusting or no longer trusting it.
  */
 import { VosError } from '../../api/errors.js';
 import type { PairingState, PeerInfo } from '../../api/protocol.js';
@@ -26,7 +26,7 @@ export interface PairingLink {
   sendControl(message: Record<string, unknown>): void;
 }
 
-/** What pairing needs of the links (links.ts). */
+/** What pairing needs of the links (link-manager.ts). */
 export interface PairingLinks {
   /** The link to p, dialed if needed; a VosError when p cannot be reached. */
   linkTo(p: Peer): Promise<PairingLink>;

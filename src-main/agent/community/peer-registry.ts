@@ -4,7 +4,7 @@
  * around on the network, and what clients see of it (PeerInfo, peer.changed / peer.removed).
  * Paired and hand-added machines are remembered across restarts in peer-store.ts.
  *
- * The registry does not know links or pairings in progress: it asks a PeerStatus (links.ts and
+ * The registry does not know links or pairings in progress: it asks a PeerStatus (link-manager.ts and
  * pairing.ts answer) when it derives what clients see.
  */
 import { VosError } from '../../api/errors.js';
@@ -28,7 +28,7 @@ export interface Peer extends PeerAbout, Pick<PeerInfo, 'id' | 'name' | 'address
   warning: string | null;
 }
 
-/** What the registry asks about a peer's link and pairing (owned by links.ts and pairing.ts). */
+/** What the registry asks about a peer's link and pairing (owned by link-manager.ts and pairing.ts). */
 export interface PeerStatus {
   link(id: string): PeerInfo['link'];
   pairing(id: string): PairingState | null;
