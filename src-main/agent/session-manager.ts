@@ -11,7 +11,7 @@ import type { ApiEvent, CheckpointResult, CreateSessionParams, PeerRef, SessionI
 import { shortId } from '../base/ids.js';
 import { ensurePrivateDir } from '../base/state-dir.js';
 import { checkpointSession } from './runtime/checkpoint.js';
-import { readSessionRecord, type SessionRecord } from './runtime/image-file.js';
+import { readSessionRecord, type SessionRecord } from './runtime/session-record.js';
 import { runtimeFiles, verifyImage } from './runtime/native.js';
 import { feedImageSocket } from './runtime/image-socket.js';
 import { lineFields, podRequest, podRequestWhenUp } from './runtime/pod-control.js';

@@ -64,7 +64,7 @@ describe('live migration pre-copy (vos-init checkpoint --precopy)', () => {
       await waitFor('the program to run', () => ticks(original.out()).length >= 2);
       // --stop: the original ends where the image was taken, so its last words are the witness.
       const ended = new Promise<void>((r) => original.term.onExit(() => r()));
-      const cp = spawnSync('sh', ['-c', `exec "$@" 3>${image}`, 'sh', ...asUser(user), INIT, 'checkpoint', '--control', pod, '--write-header', '--precopy', '--stop'], {
+      const cp = spawnSync('sh', ['-c', `exec "$@" 3>${image}`, 'sh', ...asUser(user), INIT, 'checkpoint', '--control', pod, '--precopy', '--stop'], {
         encoding: 'utf8',
         timeout: 60_000,
       });

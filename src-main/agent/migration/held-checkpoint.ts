@@ -4,9 +4,11 @@
  * outcome is known: `finish(true)` ends it (it runs on the target now), `finish(false)` lets it
  * run again exactly where it was.
  *
- * The agent writes HEADER into the stream, the pod writes its records into a socket the agent
- * forwards (with backpressure: a slow link slows the pod's writing, nothing piles up), then the
- * agent adds SESSION (the screen, taken while frozen) and TRAILER and ends the stream.
+ * The image comes from `vos-init checkpoint` through a socket the agent forwards into the
+ * stream (with backpressure: a slow link slows the writing, nothing piles up): HEADER, the
+ * pod's records, then SESSION (whose content the agent gives: the screen, taken while frozen)
+ * and TRAILER. The helper closes its end once TRAILER is written; at that end of the socket the
+ * agent ends the stream.
  *
  * Live (`live: true`): before freezing, the pod sends its memory while it runs, in rounds of
  * the pages written since the previous one (PRECOPY records, same stream); frozen, it sends
@@ -15,9 +17,8 @@
  */
 import type { Writable } from 'node:stream';
 import { VosError } from '../../api/errors.js';
-import { packageVersion } from '../../base/package-paths.js';
 import { startCheckpointHelper } from '../runtime/checkpoint-helper.js';
-import { ImageAppender, sessionRecordOf } from '../runtime/image-file.js';
+import { encodeSessionRecord, sessionRecordOf } from '../runtime/session-record.js';
 import { runtimeFiles } from '../runtime/native.js';
 import type { Session } from '../session/session.js';
 
@@ -53,35 +54,24 @@ export async function checkpointHeld(
     throw new VosError('checkpoint_failed', `session ${session.id} does not run in a pod: it cannot move`);
   }
   let sent = 0;
-  const image = new ImageAppender((bytes) => {
-    sent += bytes.length;
-    sink.write(bytes);
-  });
-  image.header(`vOS ${packageVersion()}`);
-  const begun = image.state;
   let frozenAt = 0;
   let rounds = 0;
   let fallback: string | null = null;
-  let screen: Promise<{ snapshot: string; cols: number; rows: number }> | null = null;
-  const helper = startCheckpointHelper(
-    runtime.init,
-    ['--control', session.controlPath, '--records', String(begun.records), '--bytes', String(begun.bytes), '--chain', String(begun.chain)],
-    {
-      image: 'pipe',
-      hold: true,
-      onFrozen: () => {
-        frozenAt = Date.now();
-        return (screen = session.settledScreen());
-      },
-      precopy: options.live
-        ? {
-            onRound: () => void rounds++,
-            onUnavailable: (why) => void (fallback = why),
-          }
-        : undefined,
+  const helper = startCheckpointHelper(runtime.init, ['--control', session.controlPath], {
+    image: 'pipe',
+    hold: true,
+    sessionContent: async () => {
+      frozenAt = Date.now();
+      return encodeSessionRecord(sessionRecordOf(session.info(), await session.settledScreen(), agentName));
     },
-  );
-  const podStream = helper.image!;
+    precopy: options.live
+      ? {
+          onRound: () => void rounds++,
+          onUnavailable: (why) => void (fallback = why),
+        }
+      : undefined,
+  });
+  const imageStream = helper.image!;
 
   // If the stream to the target breaks (the link is cut, the target went away), the pod's
   // writes must fail rather than wait: it is frozen until its image is out.
@@ -90,47 +80,44 @@ export async function checkpointHeld(
   const breakSink = (why: string): void => {
     if (sinkBroken !== null || sinkDone) return;
     sinkBroken = why;
-    podStream.destroy();
+    imageStream.destroy();
   };
   sink.once('error', (err: Error) => breakSink(err.message));
   sink.once('close', () => breakSink('the stream to the target closed'));
 
-  // The pod's records, forwarded as they come, at the pace the sink takes them.
+  // The image, forwarded as it comes, at the pace the sink takes it.
   const corruptAt = corruptionForTests();
-  let podEnded = false;
-  const podDone = new Promise<void>((resolve) => {
-    podStream.once('close', () => resolve());
-    podStream.once('error', () => resolve());
-    podStream.once('end', () => {
-      podEnded = true;
+  let imageEnded = false;
+  const imageDone = new Promise<void>((resolve) => {
+    imageStream.once('close', () => resolve());
+    imageStream.once('error', () => resolve());
+    imageStream.once('end', () => {
+      imageEnded = true;
       resolve();
     });
-    podStream.on('data', (data: Buffer) => {
+    imageStream.on('data', (data: Buffer) => {
       const chunk = corruptAt >= sent && corruptAt < sent + data.length ? flipByte(data, corruptAt - sent) : data;
       sent += chunk.length;
       onBytes(sent, frozenAt !== 0);
       if (!sink.write(chunk)) {
-        podStream.pause();
-        sink.once('drain', () => podStream.resume());
+        imageStream.pause();
+        sink.once('drain', () => imageStream.resume());
       }
     });
   });
 
+  // "held": the image is complete and the helper's end of the stream closed, so its end comes.
   let f;
   try {
     f = await helper.held;
   } catch (err) {
     throw sinkBroken !== null ? new VosError('checkpoint_failed', sinkBroken) : err;
   }
-  await podDone;
-  if (!podEnded || sent !== Number(f.bytes) || sinkBroken !== null) {
+  await imageDone;
+  if (!imageEnded || sent !== Number(f.bytes) || sinkBroken !== null) {
     helper.verdict(false);
     throw new VosError('checkpoint_failed', sinkBroken ?? `the image stream broke (${sent} of ${f.bytes} bytes)`);
   }
-  image.continueFrom({ records: Number(f.records), bytes: Number(f.bytes), chain: Number(f.chain) });
-  const shot = await (screen ?? session.settledScreen());
-  image.session(sessionRecordOf(session.info(), shot, agentName));
-  image.trailer();
   onBytes(sent, true);
   sinkDone = true;
   sink.end();

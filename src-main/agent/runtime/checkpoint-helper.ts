@@ -1,14 +1,20 @@
 /**
  * `vos-init checkpoint`, driven from the agent: one place that speaks its line protocol, for a
- * checkpoint into a file and for a migration's held checkpoint into a stream.
+ * checkpoint into a file and for a migration's held checkpoint into a stream. vos-init writes
+ * every record of the image (HEADER, the pod's, SESSION, TRAILER); the agent gives it only
+ * SESSION's content.
  *
- *   stdout "frozen"          the pod is frozen: the agent saves the screen, then answers
- *                            "screen-saved" on stdin (the pod waits for it, within reason);
- *   stdout "held k=v ..."    (--hold) the image is complete and the pod stays frozen until the
- *                            agent answers "commit" or "abort" on stdin;
+ *   stdout "frozen"          the pod is frozen: the agent takes the screen and answers on stdin
+ *                            with SESSION's content, "session <N>\n" and N bytes of JSON (or
+ *                            "no-session <why>\n"); without it within 2 s the checkpoint is
+ *                            called off and the pod runs again;
+ *   stdout "held k=v ..."    (--hold) the image is complete (the helper has closed its end of
+ *                            the stream) and the pod stays frozen until the agent answers
+ *                            "commit" or "abort" on stdin;
  *   stdout "precopy k=v ..." (--precopy) a round of pages sent while the pod runs;
  *   stdout "precopy unavailable <why>"  this kernel cannot track written pages: a plain one;
- *   stdout "ok k=v ..."      the end: the counts to continue the image with, or the verdict;
+ *   stdout "ok k=v ..."      the end: the counts (processes, threads, frozen_us, bytes of the
+ *                            whole image, ...) and, after a hold, the verdict (stopped);
  *   stdout "error <why>"     the end: it failed, and the pod runs again.
  *
  * The image goes to the helper's fd 3: an open file, or a socket the agent reads ('pipe').
@@ -17,6 +23,7 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { Duplex } from 'node:stream';
 import { VosError } from '../../api/errors.js';
+import { packageVersion } from '../../base/package-paths.js';
 import { lineFields } from './pod-control.js';
 
 export type HelperFields = Record<string, string>;
@@ -38,13 +45,14 @@ export function startCheckpointHelper(
   options: {
     image: number | 'pipe';
     hold?: boolean;
-    onFrozen: () => Promise<unknown>;
+    /** Called once the pod is frozen: SESSION's content (its screen taken now). */
+    sessionContent: () => Promise<Buffer>;
     /** Live migration: copy memory while the pod runs first; each round and a fallback reported. */
     precopy?: { onRound: (fields: HelperFields) => void; onUnavailable: (why: string) => void };
   },
 ): CheckpointHelper {
   const flags = [...(options.hold ? ['--hold'] : []), ...(options.precopy ? ['--precopy'] : [])];
-  const child = spawn(init, ['checkpoint', '--wait-screen', ...flags, ...args], {
+  const child = spawn(init, ['checkpoint', '--session', '--producer', `vOS ${packageVersion()}`, ...flags, ...args], {
     stdio: ['pipe', 'pipe', 'pipe', options.image],
   });
   child.stdin!.on('error', () => {
@@ -71,10 +79,13 @@ export function startCheckpointHelper(
 
   createInterface({ input: child.stdout! }).on('line', (line) => {
     if (line === 'frozen') {
-      void options
-        .onFrozen()
-        .catch(() => undefined)
-        .then(() => child.stdin!.write('screen-saved\n'));
+      void options.sessionContent().then(
+        (content) => {
+          child.stdin!.write(`session ${content.length}\n`);
+          child.stdin!.write(content);
+        },
+        (err: Error) => child.stdin!.write(`no-session the session's record could not be made: ${err.message.replace(/\n/g, ' ')}\n`),
+      );
     } else if (line.startsWith('precopy unavailable ')) {
       options.precopy?.onUnavailable(line.slice('precopy unavailable '.length));
     } else if (line.startsWith('precopy ')) {

@@ -1,16 +1,15 @@
 /**
- * A checkpoint from the agent's side: the image file is opened and begun here (HEADER), the
- * pod writes its part into the same file (through `vos-init checkpoint`, which passes the
- * descriptor), and the agent ends it with the SESSION record (metadata and the screen, taken
- * while the pod is frozen and its last output has arrived) and the TRAILER. A failed checkpoint
- * leaves no file behind, and the session running.
+ * A checkpoint from the agent's side: the image file is opened here and handed to
+ * `vos-init checkpoint`, which writes every record of it (HEADER; the pod's, through the
+ * descriptor it passes on; SESSION and TRAILER). The agent gives only SESSION's content: the
+ * session's metadata and the screen, taken while the pod is frozen and its last output has
+ * arrived. A failed checkpoint leaves no file behind, and the session running.
  */
 import { closeSync, fstatSync, fsyncSync, openSync, unlinkSync } from 'node:fs';
 import { VosError } from '../../api/errors.js';
 import type { CheckpointResult } from '../../api/protocol.js';
-import { packageVersion } from '../../base/package-paths.js';
 import type { Session } from '../session/session.js';
-import { ImageAppender, sessionRecordOf } from './image-file.js';
+import { encodeSessionRecord, sessionRecordOf } from './session-record.js';
 import { startCheckpointHelper } from './checkpoint-helper.js';
 import { runtimeFiles } from './native.js';
 
@@ -28,20 +27,12 @@ export async function checkpointSession(session: Session, out: string, stop: boo
   }
   let complete = false;
   try {
-    const image = ImageAppender.toFd(fd);
-    image.header(`vOS ${packageVersion()}`);
-    const begun = image.state;
-    const pending: { screen: Promise<{ snapshot: string; cols: number; rows: number }> | null } = { screen: null };
-    const args = ['--control', session.controlPath, '--records', String(begun.records), '--bytes', String(begun.bytes), '--chain', String(begun.chain)];
+    const args = ['--control', session.controlPath];
     if (stop) args.push('--stop');
     const f = await startCheckpointHelper(runtime.init, args, {
       image: fd,
-      onFrozen: () => (pending.screen = session.settledScreen()),
+      sessionContent: async () => encodeSessionRecord(sessionRecordOf(session.info(), await session.settledScreen(), agentName)),
     }).done;
-    image.continueFrom({ records: Number(f.records), bytes: Number(f.bytes), chain: Number(f.chain) });
-    const shot = await (pending.screen ?? session.settledScreen());
-    image.session(sessionRecordOf(session.info(), shot, agentName));
-    image.trailer();
     fsyncSync(fd);
     const bytes = fstatSync(fd).size;
     complete = true;

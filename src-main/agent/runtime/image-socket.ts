@@ -8,7 +8,7 @@
 import { unlinkSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
-import { SessionRecordWatcher, type SessionRecord } from './image-file.js';
+import { SessionRecordWatcher, type SessionRecord } from './session-record.js';
 
 const CONNECT_TIMEOUT_MS = 30_000;
 

@@ -13,6 +13,9 @@
  * before it and a CRC32C over all earlier payload CRCs, so a truncated image (no trailer, or a
  * trailer whose counts do not match) and a damaged one (a CRC mismatch) are both refused before
  * anything is restored. All integers are little-endian.
+ *
+ * vos-init writes every record: `vos-init checkpoint` (init/checkpoint-request.c) HEADER, then
+ * pod init the pod's records, then the helper SESSION (content given by the agent) and TRAILER.
  */
 #ifndef VOS_IMAGE_H
 #define VOS_IMAGE_H
@@ -27,17 +30,17 @@
 #define VOS_PAGES_CHUNK (1u << 20) /* page data per PAGES record, at most: one cache-sized batch */
 
 enum vos_rec_type {
-	VOS_REC_HEADER = 1,   /* producer, machine, kernel, CPU features */
-	VOS_REC_SESSION = 2,  /* the agent's: session metadata and screen (JSON) */
-	VOS_REC_POD = 3,      /* the session terminal and the process tree */
+	VOS_REC_HEADER = 1,   /* format version, page size, producer, kernel, machine (CPU state: in POD) */
+	VOS_REC_SESSION = 2,  /* session metadata and screen (JSON the agent gives; vos-init writes it) */
+	VOS_REC_POD = 3,      /* CPU state components (XCR0), the session terminal, the process tree, clocks */
 	VOS_REC_OBJECTS = 4,  /* open file descriptions shared across the pod */
 	VOS_REC_PROCESS = 5,  /* one process: its state, threads, memory areas, fds */
-	VOS_REC_PAGES = 6,    /* memory content of one process */
-	VOS_REC_OBJDATA = 7,  /* buffered data of a pipe or socket, content of a deleted file */
+	VOS_REC_PAGES = 6,    /* memory content of one process, or of one shared memory object */
+	VOS_REC_OBJDATA = 7,  /* buffered data of a pipe or socket, content of a deleted file or memfd, pty modes */
 	VOS_REC_FILE = 8,     /* a file mapped by the pod: identity */
 	VOS_REC_FILEDATA = 9, /* a range of a mapped file's content */
 	VOS_REC_PRECOPY = 10, /* live migration: pages sent ahead while the pod ran (PAGES' layout) */
-	VOS_REC_TRAILER = 15,
+	VOS_REC_TRAILER = 15, /* counts and CRC chain of every record before it; the last record */
 };
 
 struct vos_rec_header {
@@ -56,7 +59,7 @@ enum vos_vma_kind {
 	VOS_VMA_ANON = 1,      /* private anonymous (heap, stack, malloc arenas) */
 	VOS_VMA_FILE = 2,      /* private mapping of a file: content from FILE records + own COW pages */
 	VOS_VMA_SHARED_FILE = 3, /* shared mapping of a regular file: content stays in the file */
-	VOS_VMA_SHMEM = 4,     /* shared anonymous memory / memfd / deleted file: content in OBJDATA */
+	VOS_VMA_SHMEM = 4,     /* shared anonymous memory / memfd / deleted file: content in PAGES of its shm object */
 	VOS_VMA_VDSO = 5,
 	VOS_VMA_VVAR = 6,
 	VOS_VMA_VVAR_VCLOCK = 7,
@@ -90,7 +93,7 @@ enum vos_obj_kind {
 	VOS_OBJ_TIMERFD = 9,
 	VOS_OBJ_SIGNALFD = 10,
 	VOS_OBJ_CLOSED_SOCKET = 11, /* a socket to outside the pod: restored as a disconnected socket */
-	VOS_OBJ_MEMFD = 12,    /* memfd: content in OBJDATA */
+	VOS_OBJ_MEMFD = 12,    /* memfd: content in OBJDATA (if also mapped: the shm object's PAGES are used) */
 	VOS_OBJ_PTY_MASTER = 13, /* a pty created inside the pod */
 	VOS_OBJ_PTY_SLAVE = 14,
 };

@@ -1,9 +1,10 @@
 /*
  * A checkpoint, from pod init's side: freeze the pod at the barrier, write the image while it is
  * frozen (the pod and process records, open files, memory), then either let it run again or end
- * it, and finally write what does not depend on the frozen state (the content of mapped files)
- * and the trailer. Nothing is left frozen or half-written on failure: the pod is resumed and
- * the reply says why.
+ * it, and finally write what does not depend on the frozen state (the content of mapped files).
+ * The image's frame is the requester's (checkpoint-request.c): it wrote HEADER before us and
+ * adds SESSION and TRAILER after. Nothing is left frozen or half-written on failure: the pod is
+ * resumed and the reply says why.
  *
  * A migration holds the pod instead (hold=1): everything is written while it is frozen, the
  * requester is told "held ...", and the pod stays frozen until the requester says "commit" (the
@@ -129,6 +130,11 @@ static void end_pod(void)
 	kill(-1, SIGKILL);
 }
 
+/* How long the frozen pod waits for the requester's word that the screen is saved. The
+ * requester itself gives the agent 2 s from "frozen" and then says "abort": this bound only
+ * matters for a requester that hangs, and is longer so that the requester's word comes first. */
+#define SCREEN_WAIT_MS 5000
+
 /* How long a held pod waits for the requester's verdict before it runs again. */
 #define HOLD_TIMEOUT_MS (10 * 60 * 1000)
 
@@ -235,11 +241,16 @@ void checkpoint_run(struct pod *pod, int *out_fd, int conn, const char *request,
 		rc = write_process(&f.procs[i], &md, &files, live ? &tracker : NULL, &w, tty_rdev, &e);
 	}
 	/* The requester saves the screen while nothing can print to it; wait for it to say so
-	 * (within reason: a requester that went quiet does not keep the pod frozen). */
+	 * (within reason: a requester that went quiet does not keep the pod frozen). "abort <why>":
+	 * it has no screen, the image could not be restored, the checkpoint is called off. */
 	char line[CONTROL_LINE_MAX];
 	int ignored_fd;
-	if (control_recv(conn, line, sizeof line, &ignored_fd, 2000) == 0 && ignored_fd >= 0)
-		close(ignored_fd);
+	if (control_recv(conn, line, sizeof line, &ignored_fd, SCREEN_WAIT_MS) == 0) {
+		if (ignored_fd >= 0)
+			close(ignored_fd);
+		if (rc == 0 && strncmp(line, "abort", 5) == 0)
+			rc = fail(&e, "%s", line[5] == ' ' ? line + 6 : "the checkpoint was called off");
+	}
 
 	/* A plain checkpoint lets the pod run again before the mapped files are written (nothing
 	 * depends on the frozen state any more); with stop it ends after them, and a held one
@@ -256,7 +267,7 @@ void checkpoint_run(struct pod *pod, int *out_fd, int conn, const char *request,
 	if (!resumed) {
 		int end = rc == 0;
 		if (hold && rc == 0) {
-			close(*out_fd); /* the image is complete: its reader sees the end */
+			close(*out_fd); /* our records are all written; the requester finishes the image */
 			*out_fd = -1;
 			char held[CONTROL_LINE_MAX];
 			snprintf(held, sizeof held,

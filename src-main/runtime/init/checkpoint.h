@@ -7,16 +7,18 @@ struct pod;
 
 /*
  * Takes a checkpoint of the pod into out_fd (a stream: written front to back, never sought).
- * The request line carries what was written before us (records, bytes, chain: see image-io.h)
- * and stop=1 to end the pod after a successful checkpoint. While the pod is frozen a line
- * "frozen" goes to the requester on `conn`. The reply line is "ok processes=N threads=N
- * frozen_us=N records=N bytes=N chain=N ..." (the counts to continue the image with: the
- * requester writes the rest and the trailer) or "error <message>".
+ * The requester (`vos-init checkpoint`, checkpoint-request.c) writes the image's first record,
+ * HEADER, and its last ones, SESSION and TRAILER; the request line says where the image stands
+ * when the pod begins (records, bytes, chain: see image-io.h) and stop=1 to end the pod after a
+ * successful checkpoint. While the pod is frozen a line "frozen" goes to the requester on
+ * `conn`, which answers "screen-saved", or "abort <why>" to call the checkpoint off. The reply
+ * line is "ok processes=N threads=N frozen_us=N records=N bytes=N chain=N ..." (where the image
+ * stands after the pod's records: the requester finishes it from there) or "error <message>".
  *
  * With hold=1 (a migration) the pod stays frozen after writing: "held <same counts>" goes to
  * the requester, which answers "commit" (the pod ends; the reply says stopped=1) or anything
- * else (it runs again; stopped=0). The image stream *out_fd is closed (and set to -1) once
- * complete.
+ * else (it runs again; stopped=0). The pod closes its image stream *out_fd (and sets it to -1)
+ * once its records are written.
  */
 void checkpoint_run(struct pod *pod, int *out_fd, int conn, const char *request, char *reply, size_t size);
 

@@ -1,7 +1,7 @@
 /*
  * The pod's control socket: the agent (or its `vos-init checkpoint` helper) talks to the pod
  * init over a Unix socket at a path in the agent's private state directory. One request per
- * connection: a line of text ("checkpoint records=2 bytes=... stop=0"), optionally with one
+ * connection: a line of text ("checkpoint records=1 bytes=... stop=1"), optionally with one
  * file descriptor attached (SCM_RIGHTS: where the image goes); one reply line: "ok key=value
  * ..." or "error <message>".
  */

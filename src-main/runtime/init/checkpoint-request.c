@@ -1,0 +1,298 @@
+/*
+ * `vos-init checkpoint`: the requester's side of a checkpoint, and the one writer of the image's
+ * frame (checkpoint-request.h). Its stdin is the agent's: the SESSION content once the pod is
+ * frozen, then (held) the verdict. Its stdout is the protocol the agent reads (main.c).
+ */
+#include "checkpoint-request.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sys/utsname.h>
+
+#include "../common/buf.h"
+#include "../common/image-io.h"
+#include "../common/util.h"
+#include "control.h"
+
+#define IMAGE_FD 3
+
+/* How long the agent has, from "frozen", to give the SESSION content. Past it the checkpoint is
+ * called off: without SESSION the agent could not restore the image, and the pod must not stay
+ * frozen waiting (the pod's own bound, in checkpoint.c, is longer: ours decides). */
+#define SESSION_WAIT_MS 2000
+
+/* Buffered reading of the agent's stdin: a line, then exact bytes, each before a deadline. */
+struct input {
+	int fd;
+	size_t len;
+	char buf[4096];
+};
+
+/* Waits (until deadline_us on the monotonic clock; none if < 0) and reads what came.
+ * 1: more input, 0: its end, -1: time is up, an error, or no room. */
+static int input_fill(struct input *in, int64_t deadline_us)
+{
+	if (in->len == sizeof in->buf)
+		return -1;
+	for (;;) {
+		int timeout = -1;
+		if (deadline_us >= 0) {
+			int64_t left = deadline_us - now_monotonic_us();
+			if (left <= 0)
+				return -1;
+			timeout = (int)((left + 999) / 1000);
+		}
+		struct pollfd p = {in->fd, POLLIN, 0};
+		int ready = poll(&p, 1, timeout);
+		if (ready < 0 && errno != EINTR)
+			return -1;
+		if (ready <= 0)
+			continue; /* interrupted, or the deadline: checked above */
+		ssize_t n = read(in->fd, in->buf + in->len, sizeof in->buf - in->len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n == 0 ? 0 : -1;
+		in->len += (size_t)n;
+		return 1;
+	}
+}
+
+static void input_consume(struct input *in, size_t n)
+{
+	memmove(in->buf, in->buf + n, in->len - n);
+	in->len -= n;
+}
+
+/* The next line, without its '\n'. -1: none in time, or longer than `size`. */
+static int input_line(struct input *in, char *line, size_t size, int64_t deadline_us)
+{
+	for (;;) {
+		char *nl = memchr(in->buf, '\n', in->len);
+		if (nl) {
+			size_t n = (size_t)(nl - in->buf);
+			if (n >= size)
+				return -1;
+			memcpy(line, in->buf, n);
+			line[n] = 0;
+			input_consume(in, n + 1);
+			return 0;
+		}
+		if (input_fill(in, deadline_us) <= 0)
+			return -1;
+	}
+}
+
+static int input_bytes(struct input *in, char *out, size_t n, int64_t deadline_us)
+{
+	for (size_t got = 0; got < n;) {
+		if (in->len == 0 && input_fill(in, deadline_us) <= 0)
+			return -1;
+		size_t take = in->len < n - got ? in->len : n - got;
+		memcpy(out + got, in->buf, take);
+		input_consume(in, take);
+		got += take;
+	}
+	return 0;
+}
+
+struct session_content {
+	char *data;
+	size_t len;
+};
+
+/* The agent's SESSION content: a line "session N", then N bytes of JSON (or "no-session <why>").
+ * -1 with the reason in `why` if it does not come in time. */
+static int take_session(struct input *in, struct session_content *s, char *why, size_t size)
+{
+	int64_t deadline = now_monotonic_us() + (int64_t)SESSION_WAIT_MS * 1000;
+	char line[512];
+	if (input_line(in, line, sizeof line, deadline) < 0) {
+		snprintf(why, size, "the agent did not give the session record within %d s", SESSION_WAIT_MS / 1000);
+		return -1;
+	}
+	if (strncmp(line, "no-session ", 11) == 0) {
+		snprintf(why, size, "%s", line + 11);
+		return -1;
+	}
+	unsigned long long n;
+	char extra;
+	if (sscanf(line, "session %llu%c", &n, &extra) != 1 || n > VOS_MAX_RECORD) {
+		snprintf(why, size, "the agent's session record is not valid (\"%.100s\")", line);
+		return -1;
+	}
+	s->data = xmalloc(n ? (size_t)n : 1);
+	s->len = (size_t)n;
+	if (input_bytes(in, s->data, s->len, deadline) < 0) {
+		snprintf(why, size, "the agent's session record ended early");
+		return -1;
+	}
+	return 0;
+}
+
+/* HEADER, the image's first record. */
+static int write_header(const char *producer, struct image_writer *w, struct err *e)
+{
+	struct utsname u;
+	if (uname(&u) < 0)
+		return fail(e, "uname: %s", strerror(errno));
+	struct buf b;
+	buf_init(&b);
+	char magic[16] = VOS_IMAGE_MAGIC;
+	buf_put(&b, magic, sizeof magic);
+	buf_u32(&b, VOS_IMAGE_VERSION);
+	buf_u32(&b, (uint32_t)sysconf(_SC_PAGESIZE));
+	buf_u64(&b, (uint64_t)now_ms());
+	buf_str(&b, producer);
+	buf_str(&b, u.release);
+	buf_str(&b, u.machine);
+	iw_init(w, IMAGE_FD, 0, 0, 0);
+	int rc = iw_record1(w, VOS_REC_HEADER, b.data, b.len, e);
+	buf_free(&b);
+	return rc;
+}
+
+/* SESSION (if the agent gave one) and TRAILER after the pod's records: the pod's reply says
+ * where the image stands (records, bytes, chain: HEADER's and its own). *total: the image's size. */
+static int finish_image(const char *reply, const struct session_content *s, uint64_t *total, struct err *e)
+{
+	char records[32], bytes[32], chain[32];
+	if (!control_arg(reply, "records", records, sizeof records) || !control_arg(reply, "bytes", bytes, sizeof bytes) ||
+	    !control_arg(reply, "chain", chain, sizeof chain))
+		return fail(e, "the pod did not say where the image stands");
+	struct image_writer w;
+	iw_init(&w, IMAGE_FD, (uint32_t)strtoul(records, NULL, 10), strtoull(bytes, NULL, 10),
+		(uint32_t)strtoul(chain, NULL, 10));
+	if (s->data && iw_record1(&w, VOS_REC_SESSION, s->data, s->len, e) < 0)
+		return -1;
+	if (iw_trailer(&w, e) < 0)
+		return -1;
+	*total = w.bytes;
+	return 0;
+}
+
+/* The pod's "held ..." or "ok ..." for the agent: its counts were for us, the agent is told the
+ * size of the whole image instead (bytes=). */
+static void print_outcome(const char *reply, uint64_t total)
+{
+	char line[CONTROL_LINE_MAX];
+	snprintf(line, sizeof line, "%s", reply);
+	size_t at = 0;
+	for (char *save = NULL, *word = strtok_r(line, " ", &save); word; word = strtok_r(NULL, " ", &save)) {
+		if (strncmp(word, "records=", 8) == 0 || strncmp(word, "bytes=", 6) == 0 || strncmp(word, "chain=", 6) == 0)
+			continue;
+		printf("%s%s", at++ ? " " : "", word);
+	}
+	printf(" bytes=%llu\n", (unsigned long long)total);
+	fflush(stdout);
+}
+
+int checkpoint_request(const struct checkpoint_request *o)
+{
+	signal(SIGPIPE, SIG_IGN); /* a vanished reader of the image is an error, not a death */
+	if (fcntl(IMAGE_FD, F_GETFD) < 0) {
+		printf("error the image stream (fd 3) is not open\n");
+		return 1;
+	}
+	struct image_writer w;
+	struct err e;
+	if (write_header(o->producer, &w, &e) < 0) {
+		printf("error cannot write the image header: %s\n", e.msg);
+		return 1;
+	}
+	char request[CONTROL_LINE_MAX];
+	snprintf(request, sizeof request, "checkpoint%s%s%s records=%u bytes=%llu chain=%u", o->stop ? " stop=1" : "",
+		 o->hold ? " hold=1" : "", o->precopy ? " precopy=1" : "", w.records, (unsigned long long)w.bytes, w.chain);
+	int sock = control_connect(o->control);
+	if (sock < 0) {
+		printf("error cannot reach the session's pod at %s: %s\n", o->control, strerror(errno));
+		return 1;
+	}
+	/* The pod gets its own copy of fd 3; ours stays open for SESSION and TRAILER. */
+	if (control_send(sock, request, IMAGE_FD) < 0) {
+		printf("error cannot talk to the session's pod: %s\n", strerror(errno));
+		close(sock);
+		return 1;
+	}
+
+	struct input in = {.fd = STDIN_FILENO, .len = 0};
+	struct session_content session = {NULL, 0};
+	char failed[CONTROL_LINE_MAX] = ""; /* why the image cannot be finished, once known */
+	int finished = 0;
+	uint64_t total = 0;
+	int status = 1;
+	char reply[CONTROL_LINE_MAX];
+	for (;;) {
+		int fd;
+		/* A checkpoint of a large process takes a while; the pod answers when it is done. */
+		if (control_recv(sock, reply, sizeof reply, &fd, 3600 * 1000) < 0) {
+			printf("error the session's pod did not answer: %s\n", strerror(errno));
+			break;
+		}
+		if (fd >= 0)
+			close(fd);
+		if (strncmp(reply, "precopy", 7) == 0) {
+			/* live migration's progress: a round of pages sent ahead */
+			printf("%s\n", reply);
+			fflush(stdout);
+			continue;
+		}
+		if (strcmp(reply, "frozen") == 0) {
+			printf("frozen\n");
+			fflush(stdout);
+			/* The pod waits until the agent has its screen (the SESSION content): nothing can
+			 * print to it meanwhile. Without it the pod is told to give up and run again. */
+			if (o->session && take_session(&in, &session, failed, sizeof failed) < 0) {
+				char line[CONTROL_LINE_MAX];
+				snprintf(line, sizeof line, "abort %s", failed);
+				control_send(sock, line, -1);
+			} else {
+				control_send(sock, "screen-saved", -1);
+			}
+			continue;
+		}
+		if (strncmp(reply, "held", 4) == 0) {
+			/* The pod's records are all in the stream: close the image, then the reader sees its end. */
+			if (!failed[0] && finish_image(reply, &session, &total, &e) < 0)
+				snprintf(failed, sizeof failed, "%s", e.msg);
+			finished = 1;
+			if (close(IMAGE_FD) < 0 && !failed[0])
+				snprintf(failed, sizeof failed, "cannot close the image stream: %s", strerror(errno));
+			if (failed[0]) {
+				control_send(sock, "abort", -1); /* the pod runs again; its "ok" follows */
+				continue;
+			}
+			print_outcome(reply, total);
+			/* The agent gives the verdict on our stdin; if it goes away, the pod runs again. */
+			char verdict[64];
+			if (input_line(&in, verdict, sizeof verdict, -1) < 0)
+				snprintf(verdict, sizeof verdict, "abort");
+			control_send(sock, strcmp(verdict, "commit") == 0 ? "commit" : "abort", -1);
+			continue;
+		}
+		if (strncmp(reply, "ok", 2) == 0) {
+			if (!failed[0] && !finished && finish_image(reply, &session, &total, &e) < 0)
+				snprintf(failed, sizeof failed, "%s", e.msg);
+			if (failed[0]) {
+				printf("error %s\n", failed);
+			} else {
+				print_outcome(reply, total);
+				status = 0;
+			}
+			break;
+		}
+		printf("%s\n", reply); /* the pod's "error <why>" */
+		break;
+	}
+	fflush(stdout);
+	close(sock);
+	free(session.data);
+	return status;
+}
