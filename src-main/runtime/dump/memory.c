@@ -27,7 +27,6 @@
 #include "dump.h"
 #include "vos-image.h"
 
-#define PAGE 4096ull
 #define PM_PRESENT (1ull << 63)
 #define PM_SWAPPED (1ull << 62)
 #define PM_FILE (1ull << 61)

@@ -296,7 +296,7 @@ int run_next(struct run_cursor *c, struct page_run *r, struct err *e)
 	c->pos += sizeof h;
 	*r = (struct page_run){h.addr, h.npages, h.kind, c->pos};
 	if (h.kind == VOS_RUN_DATA) {
-		uint64_t len = (uint64_t)h.npages * 4096;
+		uint64_t len = (uint64_t)h.npages * PAGE;
 		if (len > c->end - c->pos)
 			return fail(e, "the image is damaged: a run of pages is longer than its record");
 		c->pos += len;

@@ -324,7 +324,7 @@ static int shm_objects(struct restore_ctx *c, struct err *e)
 				uint64_t off = rd_u64(&r);
 				uint32_t npages = rd_u32(&r);
 				uint32_t kind = rd_u32(&r);
-				size_t len = (size_t)npages * 4096;
+				size_t len = (size_t)npages * PAGE;
 				struct stat st;
 				fstat(fd, &st);
 				if ((uint64_t)st.st_size < off + len && ftruncate(fd, (off_t)(off + len)) < 0) {

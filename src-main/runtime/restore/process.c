@@ -29,8 +29,6 @@
 #include "vos-control.h"
 #include "vos-image.h"
 
-#define PAGE 4096ull
-
 void restore_fail(struct restore_ctx *c, const char *fmt, ...)
 {
 	struct restore_sync *s = c->sync;

@@ -18,7 +18,7 @@ struct staged_chunk {
 	pid_t pid;
 	uint64_t base; /* the 2 MiB-aligned piece of the process's address space it stands for */
 	uint8_t *mem;  /* here, in pod init (inherited by the restoring processes) */
-	uint8_t keep[STAGING_CHUNK / 4096 / 8]; /* pages the final image takes from here */
+	uint8_t keep[STAGING_CHUNK / PAGE / 8]; /* pages the final image takes from here */
 };
 struct staging {
 	struct staged_chunk *chunks;

@@ -20,7 +20,6 @@
 #include "../common/buf.h"
 #include "restore.h"
 
-#define PAGE 4096ull
 #define STAGING_BASE 0x100000000000ull /* 16 TiB: below PIE programs (~93 TiB) and mmap (~127 TiB) */
 #define STAGING_LIMIT 0x200000000000ull
 
