@@ -258,20 +258,15 @@ int page_batch_flush(struct page_batch *b, struct mem_dump *md, struct image_wri
 {
 	if (b->nent == 0)
 		return 0;
-	struct {
-		uint32_t kind, owner;
-	} head = {b->owner_kind, b->owner};
+	struct vos_pages_head head = {b->owner_kind, b->owner};
 	/* At most one header and one data part per entry, plus the record head. */
 	struct iovec *parts = xmalloc((size_t)(2 * b->nent + 1) * sizeof *parts);
-	struct run {
-		uint64_t addr;
-		uint32_t npages, kind;
-	} *runs = xmalloc((size_t)b->nent * sizeof *runs);
+	struct vos_page_run *runs = xmalloc((size_t)b->nent * sizeof *runs);
 	int np = 0, nr = 0, slot = 0;
 	parts[np++] = (struct iovec){&head, sizeof head};
 	for (int i = 0; i < b->nent;) {
 		if (b->ent[i].kept) {
-			runs[nr] = (struct run){b->ent[i].addr, b->ent[i].npages, VOS_RUN_KEPT};
+			runs[nr] = (struct vos_page_run){b->ent[i].addr, b->ent[i].npages, VOS_RUN_KEPT};
 			parts[np++] = (struct iovec){&runs[nr++], sizeof *runs};
 			md->kept_pages += b->ent[i].npages;
 			i++;
@@ -283,7 +278,7 @@ int page_batch_flush(struct page_batch *b, struct mem_dump *md, struct image_wri
 		while (j < b->nent && !b->ent[j].kept && b->ent[j].addr == b->ent[j - 1].addr + PAGE &&
 		       is_zero_page(b->data + (size_t)(slot + j - i) * PAGE) == zero)
 			j++;
-		runs[nr] = (struct run){b->ent[i].addr, (uint32_t)(j - i), zero ? VOS_RUN_ZERO : VOS_RUN_DATA};
+		runs[nr] = (struct vos_page_run){b->ent[i].addr, (uint32_t)(j - i), zero ? VOS_RUN_ZERO : VOS_RUN_DATA};
 		parts[np++] = (struct iovec){&runs[nr++], sizeof *runs};
 		if (!zero)
 			parts[np++] = (struct iovec){(void *)first, (size_t)(j - i) * PAGE};
