@@ -183,7 +183,7 @@ void dirty_kept(struct dirty_proc *p, int pagemap_fd, const struct vma *v, const
 /* Stops tracking (the kernel drops the write protection with the last userfaultfd). */
 void dirty_stop(struct dirty_tracker *t);
 
-/* ---- files.c ---- */
+/* ---- files.c, object-kinds.c, drain.c: open files (objects.h for what they share) ---- */
 
 struct fd_entry {
 	int fd;
