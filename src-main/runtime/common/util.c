@@ -50,6 +50,18 @@ void die(const char *fmt, ...)
 	exit(127);
 }
 
+/*
+ * Every part of vos-init counts memory in PAGE-sized pages, and its images record them so: on a
+ * machine with pages of another size nothing it did would be right. It stops before any
+ * subcommand runs (a constructor: this concerns them all, and needs nothing of main's).
+ */
+__attribute__((constructor)) static void check_page_size(void)
+{
+	long size = sysconf(_SC_PAGESIZE);
+	if (size != (long)PAGE)
+		die("this machine's memory pages are %ld bytes; vOS works with %llu-byte pages only", size, PAGE);
+}
+
 void *xmalloc(size_t n)
 {
 	void *p = malloc(n ? n : 1);

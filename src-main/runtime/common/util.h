@@ -8,6 +8,10 @@
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
+/* The page size vos-init and its images count in (x86-64's). vos-init refuses to start on a
+ * machine whose pages are another size (util.c). */
+#define PAGE 4096ull
+
 /*
  * Errors travel as a message in a caller's buffer: every function that can fail returns -1 and
  * fills `err` with what went wrong, in words a user can act on.

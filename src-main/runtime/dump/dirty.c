@@ -28,8 +28,6 @@
 #include "../common/u64map.h"
 #include "dump.h"
 
-#define PAGE 4096ull
-
 /* Kernel interfaces newer than this system's headers (Linux 6.7 UAPI values). */
 #define UFFD_FEATURE_WP_UNPOPULATED_ (1ull << 13)
 #define UFFD_FEATURE_WP_ASYNC_ (1ull << 15)
@@ -137,7 +135,7 @@ static int probe(struct err *e)
 	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return fail(e, "cannot open /proc/self/pagemap: %s", strerror(errno));
-	static uint8_t page[PAGE] __attribute__((aligned(4096))); /* probe target only */
+	static uint8_t page[PAGE] __attribute__((aligned(PAGE))); /* probe target only */
 	struct page_region_ r;
 	struct pm_scan_arg_ a;
 	memset(&a, 0, sizeof a);

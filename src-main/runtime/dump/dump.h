@@ -85,7 +85,7 @@ int has_runtime(pid_t pid);
 /* Appends the PROCESS record's fixed part (state, limits, signals, threads) to b. */
 int dump_process_state(pid_t pid, const struct frozen *fz, uint64_t session_tty_rdev, struct buf *b, struct err *e);
 
-/* ---- memory.c ---- */
+/* ---- vmas.c: a process's memory areas ---- */
 
 struct vma {
 	uint64_t start, end, pgoff;
@@ -125,10 +125,17 @@ struct mem_dump {
 	uint64_t pages, zero_pages, kept_pages, bytes;
 };
 
-struct dirty_tracker;
-
 int collect_vmas(pid_t pid, struct mem_dump *md, struct vma_list *out, struct err *e);
 void put_vmas(const struct vma_list *l, struct buf *b);
+/* The shm id of a memfd / shared memory object, registering it; for the fd tables. */
+uint32_t shm_id_for(struct mem_dump *md, uint64_t dev, uint64_t ino);
+void mem_dump_free(struct mem_dump *md);
+void vma_list_free(struct vma_list *l);
+
+/* ---- pages.c: their content (PAGES records) ---- */
+
+struct dirty_tracker;
+
 /* Writes the PAGES records of one process (and those of shared memory met first here). With a
  * tracker (live migration), pages the target already has become KEPT runs. */
 int dump_pages(pid_t pid, struct mem_dump *md, const struct vma_list *l, struct dirty_tracker *t,
@@ -136,7 +143,7 @@ int dump_pages(pid_t pid, struct mem_dump *md, const struct vma_list *l, struct 
 /* Opens /proc/PID/pagemap and /proc/PID/mem. */
 int open_process_memory(pid_t pid, int *pagemap_fd, int *mem_fd, struct err *e);
 
-/* Pages on their way into records of one type and owner (see memory.c). */
+/* Pages on their way into records of one type and owner. */
 struct page_batch;
 struct page_batch *page_batch_new(uint32_t rec_type, uint32_t owner_kind, uint32_t owner, struct err *e);
 /* Reads count pages at src of process pid (area v), to go to dst_addr; writes full records. */
@@ -144,12 +151,11 @@ int page_batch_add(struct page_batch *b, pid_t pid, int mem_fd, const struct vma
 		   int count, struct mem_dump *md, struct image_writer *w, struct err *e);
 int page_batch_flush(struct page_batch *b, struct mem_dump *md, struct image_writer *w, struct err *e);
 void page_batch_free(struct page_batch *b);
-/* The shm id of a memfd / shared memory object, registering it; for the fd tables. */
-uint32_t shm_id_for(struct mem_dump *md, uint64_t dev, uint64_t ino);
+
+/* ---- mapped-files.c ---- */
+
 /* After the pod runs again: FILE and FILEDATA records for every mapped file. */
 int dump_mapped_files(struct mem_dump *md, struct image_writer *w, struct err *e);
-void mem_dump_free(struct mem_dump *md);
-void vma_list_free(struct vma_list *l);
 
 /* ---- dirty.c: which pages a running pod writes (live migration) ---- */
 
@@ -177,7 +183,7 @@ void dirty_kept(struct dirty_proc *p, int pagemap_fd, const struct vma *v, const
 /* Stops tracking (the kernel drops the write protection with the last userfaultfd). */
 void dirty_stop(struct dirty_tracker *t);
 
-/* ---- files.c ---- */
+/* ---- files.c, object-kinds.c, drain.c: open files (objects.h for what they share) ---- */
 
 struct fd_entry {
 	int fd;

@@ -1,6 +1,6 @@
 /*
  * The checkpoint barrier: every process of the pod stops with all its threads parked in the
- * runtime's signal handler (lib/libvos.c), and acknowledges with the address of its control
+ * runtime's signal handler (lib/stop.c), and acknowledges with the address of its control
  * block. Processes that appear meanwhile (a fork during the freeze) are stopped too, until the
  * set is stable. A process without the runtime makes the whole checkpoint fail, naming it; then
  * and on any other failure every process already stopped is released.

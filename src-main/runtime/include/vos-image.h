@@ -20,6 +20,7 @@
 #ifndef VOS_IMAGE_H
 #define VOS_IMAGE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define VOS_IMAGE_VERSION 1
@@ -75,7 +76,29 @@ enum vos_vma_kind {
 #define VOS_VMA_WIPEONFORK 32u  /* wf: MADV_WIPEONFORK */
 #define VOS_VMA_DONTDUMP 64u    /* dd: MADV_DONTDUMP */
 
-/* PAGES run kinds */
+/*
+ * A PAGES or PRECOPY payload: a vos_pages_head, then runs, each a vos_page_run followed (for a
+ * VOS_RUN_DATA run) by its pages' bytes. Both structs are their bytes in the image (little-endian
+ * like the machines vOS runs on): they are written and read as they are.
+ */
+struct vos_pages_head {
+	uint32_t owner_kind; /* 0: a process (owner: its pid), 1: a shared memory object (its shm id) */
+	uint32_t owner;
+};
+
+struct vos_page_run {
+	uint64_t addr;   /* address (or offset in a shared memory object) */
+	uint32_t npages;
+	uint32_t kind;   /* VOS_RUN_* */
+};
+
+_Static_assert(sizeof(struct vos_pages_head) == 8 && offsetof(struct vos_pages_head, owner) == 4,
+	       "a PAGES record's head is u32 owner kind, u32 owner");
+_Static_assert(sizeof(struct vos_page_run) == 16 && offsetof(struct vos_page_run, npages) == 8 &&
+		       offsetof(struct vos_page_run, kind) == 12,
+	       "a run's header is u64 address, u32 pages, u32 kind");
+
+/* Run kinds */
 #define VOS_RUN_DATA 0u
 #define VOS_RUN_ZERO 1u
 #define VOS_RUN_KEPT 2u /* the pages' content is the latest PRECOPY of them (nothing follows) */

@@ -278,7 +278,7 @@ static int load_file(struct image *img, struct reader *r)
 void run_cursor_init(struct run_cursor *c, int fd, const struct record *rec)
 {
 	c->fd = fd;
-	c->pos = rec->offset + 8; /* after the owner kind and owner */
+	c->pos = rec->offset + sizeof(struct vos_pages_head);
 	c->end = rec->offset + rec->length;
 }
 
@@ -286,22 +286,28 @@ int run_next(struct run_cursor *c, struct page_run *r, struct err *e)
 {
 	if (c->pos >= c->end)
 		return 0;
-	struct {
-		uint64_t addr;
-		uint32_t npages, kind;
-	} h;
+	struct vos_page_run h;
 	errno = 0;
 	if (c->pos + sizeof h > c->end || pread_full(c->fd, &h, sizeof h, c->pos) < 0)
 		return fail(e, "cannot read the image: %s", errno ? strerror(errno) : "a run of pages is cut short");
 	c->pos += sizeof h;
 	*r = (struct page_run){h.addr, h.npages, h.kind, c->pos};
 	if (h.kind == VOS_RUN_DATA) {
-		uint64_t len = (uint64_t)h.npages * 4096;
+		uint64_t len = (uint64_t)h.npages * PAGE;
 		if (len > c->end - c->pos)
 			return fail(e, "the image is damaged: a run of pages is longer than its record");
 		c->pos += len;
 	}
 	return 1;
+}
+
+int page_run_read(struct reader *r, struct vos_page_run *run)
+{
+	const void *raw = rd_raw(r, sizeof *run);
+	if (!raw)
+		return -1;
+	memcpy(run, raw, sizeof *run);
+	return 0;
 }
 
 int image_load(struct image *img, int fd, const char *name, struct err *e)

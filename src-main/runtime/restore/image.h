@@ -8,6 +8,7 @@
 
 #include "../common/image-io.h"
 #include "../common/util.h"
+#include "vos-image.h"
 
 struct img_thread {
 	int32_t tid;
@@ -148,6 +149,11 @@ struct page_run {
 	uint32_t npages, kind;
 	uint64_t data; /* offset of the bytes in the image (VOS_RUN_DATA) */
 };
+
+/* The next run's header from a PAGES or PRECOPY payload in memory (its data, if any, follows in
+ * r); -1 when the payload is cut short. */
+struct reader;
+int page_run_read(struct reader *r, struct vos_page_run *run);
 
 /* The runs of a pages record, header by header (pread; the data is not read). */
 struct run_cursor {

@@ -319,12 +319,17 @@ static int shm_objects(struct restore_ctx *c, struct err *e)
 			if (ir_load(img->fd, &img->shms[i].pages[k], &payload, e) < 0)
 				return -1;
 			struct reader r;
-			reader_init(&r, (char *)payload + 8, (size_t)img->shms[i].pages[k].length - 8);
+			reader_init(&r, (char *)payload + sizeof(struct vos_pages_head),
+				    (size_t)img->shms[i].pages[k].length - sizeof(struct vos_pages_head));
 			while (reader_left(&r) > 0) {
-				uint64_t off = rd_u64(&r);
-				uint32_t npages = rd_u32(&r);
-				uint32_t kind = rd_u32(&r);
-				size_t len = (size_t)npages * 4096;
+				struct vos_page_run run;
+				if (page_run_read(&r, &run) < 0) {
+					free(payload);
+					return fail(e, "the image is damaged: a run of shared memory is cut short");
+				}
+				uint64_t off = run.addr;
+				uint32_t kind = run.kind;
+				size_t len = (size_t)run.npages * PAGE;
 				struct stat st;
 				fstat(fd, &st);
 				if ((uint64_t)st.st_size < off + len && ftruncate(fd, (off_t)(off + len)) < 0) {

@@ -5,8 +5,6 @@
 
 #include "restore.h"
 
-#define PAGE 4096ull
-
 /* Values: the offset of the page's bytes in the image, or 0 for a zero page (offset 0 is the
  * image header, never page data). */
 int precopy_index_build(const struct image *img, pid_t pid, struct u64map *ix, struct err *e)

@@ -30,7 +30,6 @@
 #include "restore.h"
 #include "vos-image.h"
 
-#define PAGE 4096ull
 #define STAGE_TIMEOUT_MS 60000
 
 struct range {

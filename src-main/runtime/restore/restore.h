@@ -18,7 +18,7 @@ struct staged_chunk {
 	pid_t pid;
 	uint64_t base; /* the 2 MiB-aligned piece of the process's address space it stands for */
 	uint8_t *mem;  /* here, in pod init (inherited by the restoring processes) */
-	uint8_t keep[STAGING_CHUNK / 4096 / 8]; /* pages the final image takes from here */
+	uint8_t keep[STAGING_CHUNK / PAGE / 8]; /* pages the final image takes from here */
 };
 struct staging {
 	struct staged_chunk *chunks;
@@ -90,13 +90,17 @@ int create_objects(struct restore_ctx *c, struct err *e);
 int open_mapped_files(struct restore_ctx *c, struct err *e);
 /* process.c: in a freshly created process, everything up to the blob; does not return. */
 void restore_process(struct restore_ctx *c, struct img_process *p) __attribute__((noreturn));
-/* process.c: the runs of a process's PAGES records (pod init does this once, before forking). */
+/* blob-plan.c: in a restoring process, its fds in place: lays out the blob's code, plan and
+ * stacks in the hole and jumps into the blob (area_fd: an fd for each area, or -1). */
+void build_and_jump(struct restore_ctx *c, struct img_process *p, int image_fd, int exe_fd, const int *area_fd,
+		    struct run_list *runs) __attribute__((noreturn));
+/* blob-plan.c: how much of the hole a process's zone takes. */
+uint64_t restore_zone_size(const struct img_process *p, uint64_t nruns);
+/* runs.c: the runs of a process's PAGES records (pod init does this once, before forking). */
 int collect_runs(struct restore_ctx *c, struct img_process *p, struct run_list *runs, struct err *e);
-/* process.c: the moves of a process's staged chunks into its anonymous areas; their count (out
+/* runs.c: the moves of a process's staged chunks into its anonymous areas; their count (out
  * may be NULL to count). */
 uint64_t staged_moves(const struct restore_ctx *c, const struct img_process *p, struct blob_move *out);
-/* process.c: how much of the hole a process's zone takes. */
-uint64_t restore_zone_size(const struct img_process *p, uint64_t nruns);
 /* vdso-proxy.c: jumps from the old vdso's functions to this kernel's; how many. */
 int vdso_proxy_pokes(const uint8_t *old_vdso, uint64_t old_len, uint64_t old_addr, const uint8_t *new_vdso,
 		     uint64_t new_len, uint64_t new_addr, struct blob_poke *out, int max);

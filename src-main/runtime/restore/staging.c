@@ -20,7 +20,6 @@
 #include "../common/buf.h"
 #include "restore.h"
 
-#define PAGE 4096ull
 #define STAGING_BASE 0x100000000000ull /* 16 TiB: below PIE programs (~93 TiB) and mmap (~127 TiB) */
 #define STAGING_LIMIT 0x200000000000ull
 
@@ -80,10 +79,13 @@ void staging_take(struct staging *s, const void *payload, uint64_t len)
 		goto off; /* the restore will refuse the image; do not guess */
 	s->records++;
 	while (reader_left(&r) > 0) {
-		uint64_t addr = rd_u64(&r);
-		uint32_t npages = rd_u32(&r);
-		uint32_t kind = rd_u32(&r);
-		if (r.bad || addr % PAGE || (kind != VOS_RUN_DATA && kind != VOS_RUN_ZERO))
+		struct vos_page_run run;
+		if (page_run_read(&r, &run) < 0)
+			goto off;
+		uint64_t addr = run.addr;
+		uint32_t npages = run.npages;
+		uint32_t kind = run.kind;
+		if (addr % PAGE || (kind != VOS_RUN_DATA && kind != VOS_RUN_ZERO))
 			goto off;
 		const uint8_t *data = NULL;
 		if (kind == VOS_RUN_DATA && (data = rd_raw(&r, (size_t)npages * PAGE)) == NULL)

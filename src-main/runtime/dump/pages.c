@@ -1,12 +1,13 @@
 /*
- * A process's memory: its areas from /proc/PID/maps, and their content.
+ * A process's memory content: PAGES records (and live migration's PRECOPY, dirty.c), written in
+ * batches of at most VOS_PAGES_CHUNK bytes of page data.
  *
  * - Private anonymous areas (heap, stacks, malloc arenas): the pages the process ever touched
  *   (present or swapped in /proc/PID/pagemap); untouched pages are left out, zero pages become
  *   a run header without data.
  * - Private file mappings (program and library text and data): only the pages the process
  *   changed (copy-on-write, "anonymous" in pagemap) go with the process; the rest is the file's
- *   content, captured once per image (FILE/FILEDATA, see dump_mapped_files).
+ *   content, captured once per image (FILE/FILEDATA, see mapped-files.c).
  * - Shared memory (shared anonymous, memfd, deleted files mapped shared): its content, once.
  * - Shared mappings of regular files: nothing; the file holds it.
  * - vdso: its code (small), so a restore on another kernel can redirect its entry points.
@@ -18,189 +19,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "../common/checksum.h"
 #include "dump.h"
 #include "vos-image.h"
 
-#define PAGE 4096ull
 #define PM_PRESENT (1ull << 63)
 #define PM_SWAPPED (1ull << 62)
 #define PM_FILE (1ull << 61)
-
-static uint32_t file_index(struct mem_dump *md, uint64_t dev, uint64_t ino, const char *path, int deleted)
-{
-	for (int i = 0; i < md->nfiles; i++)
-		if (md->files[i].dev == dev && md->files[i].ino == ino)
-			return (uint32_t)i;
-	md->files = xrealloc(md->files, (size_t)(md->nfiles + 1) * sizeof *md->files);
-	struct mapped_file *f = &md->files[md->nfiles];
-	memset(f, 0, sizeof *f);
-	f->dev = dev;
-	f->ino = ino;
-	snprintf(f->path, sizeof f->path, "%s", path);
-	f->deleted = deleted;
-	buf_init(&f->captured);
-	return (uint32_t)md->nfiles++;
-}
-
-uint32_t shm_id_for(struct mem_dump *md, uint64_t dev, uint64_t ino)
-{
-	for (int i = 0; i < md->nshms; i++)
-		if (md->shms[i].dev == dev && md->shms[i].ino == ino)
-			return (uint32_t)i;
-	md->shms = xrealloc(md->shms, (size_t)(md->nshms + 1) * sizeof *md->shms);
-	md->shms[md->nshms] = (struct shm_object){dev, ino, 0};
-	return (uint32_t)md->nshms++;
-}
-
-static void add_range(struct mapped_file *f, uint64_t off, uint64_t len)
-{
-	f->ranges = xrealloc(f->ranges, (size_t)(f->nranges + 1) * sizeof *f->ranges);
-	f->ranges[f->nranges][0] = off;
-	f->ranges[f->nranges][1] = len;
-	f->nranges++;
-}
-
-static int ends_with(const char *s, const char *suffix)
-{
-	size_t a = strlen(s), b = strlen(suffix);
-	return a >= b && strcmp(s + a - b, suffix) == 0;
-}
-
-static uint32_t classify(const struct vma *v, int shared, const char *path)
-{
-	if (strcmp(path, "[vdso]") == 0)
-		return VOS_VMA_VDSO;
-	if (strcmp(path, "[vvar]") == 0)
-		return VOS_VMA_VVAR;
-	if (strcmp(path, "[vvar_vclock]") == 0)
-		return VOS_VMA_VVAR_VCLOCK;
-	if (strcmp(path, "[vsyscall]") == 0)
-		return VOS_VMA_VSYSCALL;
-	if (shared) {
-		if (v->ino == 0 || strncmp(path, "/memfd:", 7) == 0 || strncmp(path, "/dev/zero", 9) == 0 ||
-		    strncmp(path, "/SYSV", 5) == 0 || ends_with(path, " (deleted)"))
-			return VOS_VMA_SHMEM;
-		return VOS_VMA_SHARED_FILE;
-	}
-	if (v->ino == 0 || path[0] != '/')
-		return VOS_VMA_ANON;
-	return VOS_VMA_FILE;
-}
-
-/* The VmFlags of smaps that the image keeps (two-letter codes, see proc(5)). */
-static uint32_t parse_vm_flags(const char *list)
-{
-	static const struct {
-		char code[3];
-		uint32_t flag;
-	} known[] = {{"gd", VOS_VMA_GROWSDOWN}, {"hg", VOS_VMA_HUGEPAGE},   {"nh", VOS_VMA_NOHUGEPAGE},
-		     {"dc", VOS_VMA_DONTFORK},  {"wf", VOS_VMA_WIPEONFORK}, {"dd", VOS_VMA_DONTDUMP}};
-	uint32_t flags = 0;
-	for (const char *p = list; *p;) {
-		while (*p == ' ')
-			p++;
-		size_t n = strcspn(p, " ");
-		for (size_t k = 0; n == 2 && k < sizeof known / sizeof known[0]; k++)
-			if (p[0] == known[k].code[0] && p[1] == known[k].code[1])
-				flags |= known[k].flag;
-		p += n;
-	}
-	return flags;
-}
-
-/* In smaps, a mapping's first line starts with its address range; the lines after it are
- * "Key: value" fields. */
-static int is_field_line(const char *line)
-{
-	size_t token = strcspn(line, " ");
-	return token > 0 && line[token - 1] == ':';
-}
-
-int collect_vmas(pid_t pid, struct mem_dump *md, struct vma_list *out, struct err *e)
-{
-	char path[64];
-	snprintf(path, sizeof path, "/proc/%d/smaps", (int)pid);
-	char *text = read_text_file(path, NULL);
-	if (!text)
-		return fail(e, "cannot read %s: %s", path, strerror(errno));
-	out->v = NULL;
-	out->n = 0;
-	for (char *line = text; *line;) {
-		char *next = strchr(line, '\n');
-		if (next)
-			*next++ = 0;
-		else
-			next = line + strlen(line);
-		if (is_field_line(line)) {
-			if (out->n > 0 && strncmp(line, "VmFlags:", 8) == 0) {
-				out->v[out->n - 1].flags |= parse_vm_flags(line + 8);
-				out->v[out->n - 1].uffd_wp = strstr(line + 8, " uw") != NULL;
-			}
-			line = next;
-			continue;
-		}
-		unsigned long long start, end, off, ino;
-		unsigned maj, min;
-		char perms[8];
-		int consumed = 0;
-		if (sscanf(line, "%llx-%llx %7s %llx %x:%x %llu %n", &start, &end, perms, &off, &maj, &min, &ino,
-			   &consumed) < 7) {
-			free(text);
-			return fail(e, "cannot parse %s", path);
-		}
-		const char *name = line + consumed;
-		struct vma v;
-		memset(&v, 0, sizeof v);
-		v.start = start;
-		v.end = end;
-		v.pgoff = off;
-		v.dev = makedev(maj, min);
-		v.ino = ino;
-		v.prot = (perms[0] == 'r' ? PROT_READ : 0) | (perms[1] == 'w' ? PROT_WRITE : 0) |
-			 (perms[2] == 'x' ? PROT_EXEC : 0);
-		int shared = perms[3] == 's';
-		if (shared)
-			v.flags |= VOS_VMA_SHARED;
-		snprintf(v.path, sizeof v.path, "%s", name);
-		v.kind = classify(&v, shared, name);
-		if (v.kind == VOS_VMA_FILE) {
-			int deleted = ends_with(name, " (deleted)");
-			v.file_id = file_index(md, v.dev, v.ino, name, deleted);
-			add_range(&md->files[v.file_id], v.pgoff, v.end - v.start);
-		} else if (v.kind == VOS_VMA_SHMEM) {
-			v.file_id = shm_id_for(md, v.dev, v.ino);
-		}
-		out->v = xrealloc(out->v, (size_t)(out->n + 1) * sizeof *out->v);
-		out->v[out->n++] = v;
-		line = next;
-	}
-	free(text);
-	return 0;
-}
-
-void put_vmas(const struct vma_list *l, struct buf *b)
-{
-	buf_u32(b, (uint32_t)l->n);
-	for (int i = 0; i < l->n; i++) {
-		const struct vma *v = &l->v[i];
-		buf_u64(b, v->start);
-		buf_u64(b, v->end);
-		buf_u64(b, v->pgoff);
-		buf_u32(b, v->prot);
-		buf_u32(b, v->flags);
-		buf_u32(b, v->kind);
-		buf_u32(b, v->file_id);
-		buf_str(b, v->path);
-	}
-}
-
-/* ---- page content ---- */
 
 #define BATCH_PAGES (VOS_PAGES_CHUNK / PAGE)
 #define BATCH_ENTRIES ((int)BATCH_PAGES + 256)
@@ -259,20 +86,15 @@ int page_batch_flush(struct page_batch *b, struct mem_dump *md, struct image_wri
 {
 	if (b->nent == 0)
 		return 0;
-	struct {
-		uint32_t kind, owner;
-	} head = {b->owner_kind, b->owner};
+	struct vos_pages_head head = {b->owner_kind, b->owner};
 	/* At most one header and one data part per entry, plus the record head. */
 	struct iovec *parts = xmalloc((size_t)(2 * b->nent + 1) * sizeof *parts);
-	struct run {
-		uint64_t addr;
-		uint32_t npages, kind;
-	} *runs = xmalloc((size_t)b->nent * sizeof *runs);
+	struct vos_page_run *runs = xmalloc((size_t)b->nent * sizeof *runs);
 	int np = 0, nr = 0, slot = 0;
 	parts[np++] = (struct iovec){&head, sizeof head};
 	for (int i = 0; i < b->nent;) {
 		if (b->ent[i].kept) {
-			runs[nr] = (struct run){b->ent[i].addr, b->ent[i].npages, VOS_RUN_KEPT};
+			runs[nr] = (struct vos_page_run){b->ent[i].addr, b->ent[i].npages, VOS_RUN_KEPT};
 			parts[np++] = (struct iovec){&runs[nr++], sizeof *runs};
 			md->kept_pages += b->ent[i].npages;
 			i++;
@@ -284,7 +106,7 @@ int page_batch_flush(struct page_batch *b, struct mem_dump *md, struct image_wri
 		while (j < b->nent && !b->ent[j].kept && b->ent[j].addr == b->ent[j - 1].addr + PAGE &&
 		       is_zero_page(b->data + (size_t)(slot + j - i) * PAGE) == zero)
 			j++;
-		runs[nr] = (struct run){b->ent[i].addr, (uint32_t)(j - i), zero ? VOS_RUN_ZERO : VOS_RUN_DATA};
+		runs[nr] = (struct vos_page_run){b->ent[i].addr, (uint32_t)(j - i), zero ? VOS_RUN_ZERO : VOS_RUN_DATA};
 		parts[np++] = (struct iovec){&runs[nr++], sizeof *runs};
 		if (!zero)
 			parts[np++] = (struct iovec){(void *)first, (size_t)(j - i) * PAGE};
@@ -486,151 +308,4 @@ int dump_pages(pid_t pid, struct mem_dump *md, const struct vma_list *l, struct 
 	close(pagemap_fd);
 	close(mem_fd);
 	return rc;
-}
-
-/* ---- mapped files, after the pod runs again ---- */
-
-static int cmp_range(const void *a, const void *b)
-{
-	const uint64_t *x = a, *y = b;
-	return (x[0] > y[0]) - (x[0] < y[0]);
-}
-
-static void merge_ranges(struct mapped_file *f, uint64_t file_size)
-{
-	qsort(f->ranges, (size_t)f->nranges, sizeof *f->ranges, cmp_range);
-	int n = 0;
-	for (int i = 0; i < f->nranges; i++) {
-		uint64_t off = f->ranges[i][0], end = off + f->ranges[i][1];
-		if (end > file_size)
-			end = file_size; /* a mapping may reach past the end of the file */
-		if (off >= end)
-			continue;
-		if (n > 0 && off <= f->ranges[n - 1][0] + f->ranges[n - 1][1]) {
-			uint64_t prev_end = f->ranges[n - 1][0] + f->ranges[n - 1][1];
-			if (end > prev_end)
-				f->ranges[n - 1][1] = end - f->ranges[n - 1][0];
-		} else {
-			f->ranges[n][0] = off;
-			f->ranges[n][1] = end - off;
-			n++;
-		}
-	}
-	f->nranges = n;
-}
-
-static int write_filedata(struct image_writer *w, uint32_t id, uint64_t off, const void *data, size_t len,
-			  struct err *e)
-{
-	struct {
-		uint32_t id, pad;
-		uint64_t offset;
-	} head = {id, 0, off};
-	struct iovec parts[2] = {{&head, sizeof head}, {(void *)data, len}};
-	return iw_record(w, VOS_REC_FILEDATA, parts, 2, e);
-}
-
-/* A regular file: content of its mapped ranges, read from the file itself. */
-static int dump_file_content(struct mapped_file *f, uint32_t id, struct image_writer *w, struct hash64 *h,
-			     uint64_t *size, int64_t *mtime, struct err *e)
-{
-	const char *path = f->path;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	struct stat st;
-	if (fd < 0 || fstat(fd, &st) < 0) {
-		if (fd >= 0)
-			close(fd);
-		return fail(e, "cannot read %s, mapped by the pod: %s", path, strerror(errno));
-	}
-	if (st.st_dev != f->dev || st.st_ino != f->ino) {
-		close(fd);
-		return fail(e, "%s changed while the checkpoint was taken (it was replaced on disk)", path);
-	}
-	*size = (uint64_t)st.st_size;
-	*mtime = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-	merge_ranges(f, *size);
-	size_t chunk = VOS_PAGES_CHUNK;
-	uint8_t *buf = xmalloc(chunk);
-	int rc = 0;
-	for (int i = 0; i < f->nranges && rc == 0; i++) {
-		for (uint64_t off = f->ranges[i][0]; off < f->ranges[i][0] + f->ranges[i][1] && rc == 0;) {
-			uint64_t left = f->ranges[i][0] + f->ranges[i][1] - off;
-			size_t n = left < chunk ? (size_t)left : chunk;
-			if (pread_full(fd, buf, n, off) < 0) {
-				rc = fail(e, "cannot read %s: %s", path, errno ? strerror(errno) : "it got shorter");
-				break;
-			}
-			hash64_update(h, &off, sizeof off);
-			hash64_update(h, buf, n);
-			rc = write_filedata(w, id, off, buf, n, e);
-			off += n;
-		}
-	}
-	free(buf);
-	close(fd);
-	return rc;
-}
-
-int dump_mapped_files(struct mem_dump *md, struct image_writer *w, struct err *e)
-{
-	for (int i = 0; i < md->nfiles; i++) {
-		struct mapped_file *f = &md->files[i];
-		struct hash64 h;
-		hash64_init(&h, 0);
-		uint64_t size = 0;
-		int64_t mtime = 0;
-		if (f->deleted) {
-			struct reader r;
-			reader_init(&r, f->captured.data, f->captured.len);
-			while (reader_left(&r) > 0) {
-				uint64_t off = rd_u64(&r);
-				uint32_t len;
-				const void *data = rd_bytes(&r, &len);
-				if (r.bad)
-					break;
-				if (off + len > size)
-					size = off + len;
-				if (write_filedata(w, (uint32_t)i, off, data, len, e) < 0)
-					return -1;
-			}
-		} else if (dump_file_content(f, (uint32_t)i, w, &h, &size, &mtime, e) < 0) {
-			return -1;
-		}
-		struct buf b;
-		buf_init(&b);
-		buf_u32(&b, (uint32_t)i);
-		buf_u32(&b, (uint32_t)f->deleted);
-		buf_u64(&b, size);
-		buf_i64(&b, mtime);
-		buf_u64(&b, f->deleted ? 0 : hash64_final(&h));
-		buf_str(&b, f->path);
-		buf_u32(&b, (uint32_t)f->nranges);
-		for (int k = 0; k < f->nranges; k++) {
-			buf_u64(&b, f->ranges[k][0]);
-			buf_u64(&b, f->ranges[k][1]);
-		}
-		int rc = iw_record1(w, VOS_REC_FILE, b.data, b.len, e);
-		buf_free(&b);
-		if (rc < 0)
-			return -1;
-	}
-	return 0;
-}
-
-void vma_list_free(struct vma_list *l)
-{
-	free(l->v);
-	l->v = NULL;
-	l->n = 0;
-}
-
-void mem_dump_free(struct mem_dump *md)
-{
-	for (int i = 0; i < md->nfiles; i++) {
-		free(md->files[i].ranges);
-		buf_free(&md->files[i].captured);
-	}
-	free(md->files);
-	free(md->shms);
-	memset(md, 0, sizeof *md);
 }

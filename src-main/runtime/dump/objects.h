@@ -1,0 +1,44 @@
+/*
+ * What the parts of the open-files dump share: an object (open file description) as the dump
+ * learns it. files.c walks the fds and keeps the object table, object-kinds.c says what each new
+ * object is, drain.c takes the data buffered in pipes and socket pairs (and puts it back).
+ */
+#ifndef VOS_DUMP_OBJECTS_H
+#define VOS_DUMP_OBJECTS_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "dump.h"
+
+struct object {
+	uint32_t id;
+	uint32_t kind;
+	uint32_t flags; /* open flags, without O_CLOEXEC (that is per fd) */
+	uint64_t pos;
+	char path[4096];
+	uint64_t p[4]; /* kind-specific, see docs/image-format.md */
+	struct buf epoll; /* EPOLL: (i32 tfd, u32 events, u64 data)* */
+	uint32_t nepoll;
+	pid_t owner; /* the first process found holding it */
+	int dup;     /* our duplicate of it, for inspection and draining */
+	uint64_t dev, ino, rdev;
+	mode_t mode;
+	struct buf data; /* drained or captured content */
+	int has_data;
+	int messages;   /* data is (u32 len, bytes)* datagrams */
+	int refill_fd;  /* where drained data goes back, or -1 */
+};
+
+/* object-kinds.c: what the new object o is (our duplicate of fd `fd` of process pid, whose
+ * /proc link is `link` and fdinfo `info`): its kind and kind-specific fields, and the content of
+ * files that live nowhere else. */
+int classify_object(struct object *o, pid_t pid, int fd, const char *link, const char *info, uint64_t tty_rdev,
+		    struct mem_dump *md, struct err *e);
+/* object-kinds.c: one line of /proc/PID/fdinfo/FD: the value after "key:", or NULL. */
+const char *fdinfo_value(const char *text, const char *key);
+
+/* drain.c: pairs socket ends, drains pipes and sockets, and prepares the refill. */
+int finish_objects(struct files_dump *fd, struct err *e);
+
+#endif

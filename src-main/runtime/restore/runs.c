@@ -1,0 +1,124 @@
+/*
+ * What each restoring process gets, worked out by pod init once, before it forks any of them:
+ * the runs (where each page of a process's memory comes from: the image's PAGES, the pages sent
+ * ahead in PRECOPY records, or staged memory) and the moves of its staged chunks. The processes
+ * inherit the result and build their blob's plan from it (blob-plan.c).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "restore.h"
+#include "vos-image.h"
+
+static const struct img_vma *vma_at(const struct img_process *p, uint64_t addr)
+{
+	for (uint32_t i = 0; i < p->nvmas; i++)
+		if (addr >= p->vmas[i].start && addr < p->vmas[i].end)
+			return &p->vmas[i];
+	return NULL;
+}
+
+static void add_run(struct run_list *runs, struct blob_run r)
+{
+	if (runs->n > 0) {
+		struct blob_run *last = &runs->v[runs->n - 1];
+		if (last->addr + last->len == r.addr && last->zero == r.zero &&
+		    (r.zero || last->offset + last->len == r.offset)) {
+			last->len += r.len; /* pages sent ahead in the order of their addresses */
+			return;
+		}
+	}
+	runs->v = xrealloc(runs->v, (size_t)(runs->n + 1) * sizeof *runs->v);
+	runs->v[runs->n++] = r;
+}
+
+/* Whether staged pages may move into area v: private anonymous memory, but not a stack that
+ * grows down (the piece moved in would not grow; the stack could not either). */
+static int stageable(const struct img_vma *v)
+{
+	return v->kind == VOS_VMA_ANON && !(v->flags & (VOS_VMA_GROWSDOWN | VOS_VMA_SHARED));
+}
+
+/* A KEPT run: each page from where the pages sent ahead have it (or in memory, staged). */
+static int add_kept(struct restore_ctx *c, struct img_process *p, struct u64map *ix, const struct img_vma *v,
+		    uint64_t addr, uint64_t npages, struct run_list *runs, struct err *e)
+{
+	if (!ix->cap && precopy_index_build(&c->img, p->pid, ix, e) < 0)
+		return -1;
+	for (uint64_t i = 0; i < npages; i++) {
+		uint64_t at = addr + i * PAGE, offset;
+		if (!v || at >= v->end)
+			v = vma_at(p, at); /* a run of neighbouring areas' pages */
+		if (!v)
+			return fail(e, "the image is damaged: page %#llx of process %d lies in none of its areas", (unsigned long long)at,
+				    (int)p->pid);
+		int anon = v->kind == VOS_VMA_ANON;
+		if (!u64map_get(ix, at, &offset))
+			return fail(e, "the image is damaged: page %#llx of process %d was to be sent ahead, and was not",
+				    (unsigned long long)at, (int)p->pid);
+		struct staged_chunk *staged = stageable(v) && c->staging.enabled ? staging_find(&c->staging, p->pid, at) : NULL;
+		if (staged) {
+			staging_keep(staged, at); /* in memory already: it moves into place */
+			continue;
+		}
+		if (offset == 0 && anon)
+			continue; /* fresh anonymous memory is zero already */
+		add_run(runs, (struct blob_run){at, PAGE, offset, offset == 0, 0});
+	}
+	return 0;
+}
+
+int collect_runs(struct restore_ctx *c, struct img_process *p, struct run_list *runs, struct err *e)
+{
+	runs->v = NULL;
+	runs->n = 0;
+	struct u64map ix = {0}; /* the pages sent ahead, built at the first KEPT run */
+	int rc = 0;
+	for (int i = 0; i < p->npages && rc == 0; i++) {
+		struct run_cursor cur;
+		run_cursor_init(&cur, c->img.fd, &p->pages[i]);
+		struct page_run h;
+		while (rc == 0 && (rc = run_next(&cur, &h, e)) == 1) {
+			rc = 0;
+			const struct img_vma *v = vma_at(p, h.addr);
+			int keep_run = v && (v->kind != VOS_VMA_VDSO || c->vdso_proxy) && v->kind != VOS_VMA_VVAR &&
+				       v->kind != VOS_VMA_VVAR_VCLOCK;
+			if (h.kind == VOS_RUN_KEPT) {
+				if (keep_run)
+					rc = add_kept(c, p, &ix, v, h.addr, h.npages, runs, e);
+				continue;
+			}
+			if (h.kind == VOS_RUN_ZERO)
+				keep_run = keep_run && v->kind != VOS_VMA_ANON; /* fresh anonymous memory is zero already */
+			if (keep_run)
+				add_run(runs, (struct blob_run){h.addr, (uint64_t)h.npages * PAGE, h.kind == VOS_RUN_DATA ? h.data : 0,
+								h.kind == VOS_RUN_ZERO, 0});
+		}
+	}
+	u64map_free(&ix);
+	return rc;
+}
+
+uint64_t staged_moves(const struct restore_ctx *c, const struct img_process *p, struct blob_move *out)
+{
+	uint64_t n = 0;
+	for (size_t k = 0; k < c->staging.n; k++) {
+		const struct staged_chunk *ch = &c->staging.chunks[k];
+		int any = 0;
+		for (size_t b = 0; b < sizeof ch->keep && !any; b++)
+			any = ch->keep[b] != 0;
+		if (ch->pid != p->pid || !any)
+			continue;
+		for (uint32_t i = 0; i < p->nvmas; i++) {
+			const struct img_vma *v = &p->vmas[i];
+			uint64_t lo = v->start > ch->base ? v->start : ch->base;
+			uint64_t hi = v->end < ch->base + STAGING_CHUNK ? v->end : ch->base + STAGING_CHUNK;
+			if (!stageable(v) || lo >= hi)
+				continue;
+			if (out)
+				out[n] = (struct blob_move){(uint64_t)(uintptr_t)ch->mem + (lo - ch->base), lo, hi - lo};
+			n++;
+		}
+	}
+	return n;
+}
