@@ -13,16 +13,20 @@
  *       first send the memory while the pod runs, in rounds ("precopy ..." lines), then freeze
  *       and send only what changed since; falls back to a plain checkpoint where the kernel
  *       cannot track written pages ("precopy unavailable ...").
- *   vos-init restore --control SOCKET (--image FILE | --image-socket PATH) [--hold] [--runtime LIBVOS] [--cache DIR]
+ *   vos-init restore --control SOCKET (--image FILE | --image-socket PATH) [--hold] [--status PATH] [--runtime LIBVOS] [--cache DIR]
  *       Bring an image back to life on this terminal, in a new pod. --image-socket: receive
  *       the image from a Unix socket (a migration streams it) into memory first. --hold: the
  *       restored processes wait at the barrier until "go" (or "abort") on the control socket.
+ *       --status: connect to the agent's Unix socket at PATH first and send the outcome there
+ *       as one status line (common/status.h): the failure, or {"ok":true,...} once every process
+ *       is restored (held or running).
  *   vos-init verify FILE
  *       Check an image's integrity (every checksum, the trailer) without restoring it.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +37,7 @@
 
 #include "../common/buf.h"
 #include "../common/image-io.h"
+#include "../common/status.h"
 #include "../common/util.h"
 #include "control.h"
 #include "pod.h"
@@ -43,7 +48,7 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: vos-init [launch] [--control SOCKET] [--runtime LIB] [--no-pod] -- PROGRAM [ARGS...]\n"
 			"       vos-init checkpoint --control SOCKET [--stop | --hold] [--precopy] [--write-header | --records N --bytes N --chain N]\n"
-			"       vos-init restore --control SOCKET (--image FILE | --image-socket PATH) [--hold] [--runtime LIB] [--cache DIR]\n"
+			"       vos-init restore --control SOCKET (--image FILE | --image-socket PATH) [--hold] [--status PATH] [--runtime LIB] [--cache DIR]\n"
 			"       vos-init verify FILE\n");
 	exit(2);
 }
@@ -102,6 +107,28 @@ static int write_header(int fd, struct image_writer *w)
 	return rc;
 }
 
+/* The helper's failure line: "error {status}" (common/status.h), as pod init's replies. */
+static int print_error(const char *code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int print_error(const char *code, const char *fmt, ...)
+{
+	struct err e;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(e.msg, sizeof e.msg, fmt, ap);
+	va_end(ap);
+	char line[CONTROL_LINE_MAX];
+	e.code[0] = e.path[0] = e.record[0] = 0;
+	status_error_reply(line, sizeof line, code, &e);
+	printf("%s\n", line);
+	return 1;
+}
+
+/* The code for a pod that cannot be reached: gone (the session ended) or something else. */
+static const char *unreachable_code(int err)
+{
+	return err == ENOENT || err == ECONNREFUSED ? "session_exited" : "checkpoint_failed";
+}
+
 static int cmd_checkpoint(int argc, char **argv)
 {
 	const char *control = NULL;
@@ -137,29 +164,23 @@ static int cmd_checkpoint(int argc, char **argv)
 	}
 	if (!control)
 		usage();
-	if (fcntl(3, F_GETFD) < 0) {
-		printf("error the image stream (fd 3) is not open\n");
-		return 1;
-	}
+	if (fcntl(3, F_GETFD) < 0)
+		return print_error("checkpoint_failed", "the image stream (fd 3) is not open");
 	if (header) {
 		struct image_writer w;
-		if (write_header(3, &w) < 0) {
-			printf("error cannot write the image header: %s\n", strerror(errno));
-			return 1;
-		}
+		if (write_header(3, &w) < 0)
+			return print_error("checkpoint_failed", "cannot write the image header: %s", strerror(errno));
 		size_t len = strlen(request);
 		snprintf(request + len, sizeof request - len, " records=%u bytes=%llu chain=%u", w.records,
 			 (unsigned long long)w.bytes, w.chain);
 	}
 	int sock = control_connect(control);
 	if (sock < 0) {
-		printf("error cannot reach the session's pod at %s: %s\n", control, strerror(errno));
-		return 1;
+		int saved = errno;
+		return print_error(unreachable_code(saved), "cannot reach the session's pod at %s: %s", control, strerror(saved));
 	}
-	if (control_send(sock, request, 3) < 0) {
-		printf("error cannot talk to the session's pod: %s\n", strerror(errno));
-		return 1;
-	}
+	if (control_send(sock, request, 3) < 0)
+		return print_error("checkpoint_failed", "cannot talk to the session's pod: %s", strerror(errno));
 	/* The pod has its own copy now; ours would keep the stream's reader from seeing its end. */
 	if (!header && close(3) < 0)
 		printf("warning cannot close the image stream: %s\n", strerror(errno));
@@ -167,10 +188,9 @@ static int cmd_checkpoint(int argc, char **argv)
 	int fd;
 	for (;;) {
 		/* A checkpoint of a large process takes a while; the pod answers when it is done. */
-		if (control_recv(sock, reply, sizeof reply, &fd, 3600 * 1000) < 0) {
-			printf("error the session's pod did not answer: %s\n", strerror(errno));
-			return 1;
-		}
+		if (control_recv(sock, reply, sizeof reply, &fd, 3600 * 1000) < 0)
+			return print_error(errno == ETIMEDOUT ? "timeout" : "checkpoint_failed", "the session's pod did not answer: %s",
+					   strerror(errno));
 		printf("%s\n", reply);
 		fflush(stdout);
 		if (strncmp(reply, "precopy", 7) == 0)
@@ -207,7 +227,9 @@ static int cmd_checkpoint(int argc, char **argv)
 			(uint32_t)strtoul(control_arg(reply, "chain", v, sizeof v) ? v : "0", NULL, 10));
 		struct err e;
 		if (iw_trailer(&w, &e) < 0) {
-			printf("error %s\n", e.msg);
+			char line[CONTROL_LINE_MAX];
+			status_error_reply(line, sizeof line, "checkpoint_failed", &e);
+			printf("%s\n", line);
 			return 1;
 		}
 	}
