@@ -9,7 +9,9 @@
  *   stdout "precopy k=v ..." (--precopy) a round of pages sent while the pod runs;
  *   stdout "precopy unavailable <why>"  this kernel cannot track written pages: a plain one;
  *   stdout "ok k=v ..."      the end: the counts to continue the image with, or the verdict;
- *   stdout "error <why>"     the end: it failed, and the pod runs again.
+ *   stdout "error {status}"  the end: it failed, and the pod runs again; the status is one
+ *                            line of JSON with its code, message, file and record
+ *                            (status-line.ts; plain words are taken too).
  *
  * The image goes to the helper's fd 3: an open file, or a socket the agent reads ('pipe').
  */
@@ -18,6 +20,7 @@ import { createInterface } from 'node:readline';
 import type { Duplex } from 'node:stream';
 import { VosError } from '../../api/errors.js';
 import { lineFields } from './pod-control.js';
+import { replyError } from './status-line.js';
 
 export type HelperFields = Record<string, string>;
 
@@ -63,7 +66,8 @@ export function startCheckpointHelper(
       settleDone.resolve(lineFields(line.slice(2)));
       settleHeld.reject(new VosError('checkpoint_failed', 'the pod was not held'));
     } else {
-      const why = new VosError('checkpoint_failed', line.startsWith('error ') ? line.slice(6) : line || stderr.trim() || 'the checkpoint helper failed');
+      const why =
+        replyError(line, 'checkpoint_failed') ?? new VosError('checkpoint_failed', line || stderr.trim() || 'the checkpoint helper failed');
       settleDone.reject(why);
       settleHeld.reject(why);
     }
