@@ -109,6 +109,7 @@ export class SessionManager {
           launch: {
             file: runtime.init,
             args: ['restore', '--control', controlPath, '--status', statusPath, '--image', file, '--cache', this.cacheDir()],
+            cwd: this.defaults.stateDir,
           },
           controlPath,
           initialScreen: record.snapshot,
@@ -171,6 +172,7 @@ export class SessionManager {
               '--cache',
               this.cacheDir(),
             ],
+            cwd: this.defaults.stateDir,
           },
           controlPath,
         }),

@@ -186,17 +186,19 @@ size_t status_error_json(char *out, size_t size, const char *default_code, const
 	snprintf(path, sizeof path, "%.*s", (int)sizeof path - 1, e->path);
 	snprintf(record, sizeof record, "%.*s", (int)sizeof record - 1, e->record);
 	size_t overhead = 64; /* the keys, separators and braces */
-	size_t left = size > overhead + CODE_CAP + RECORD_CAP ? size - overhead - CODE_CAP - RECORD_CAP : 0;
+	size_t code_cap = put_string(NULL, CODE_CAP, code);
+	size_t record_cap = record[0] ? put_string(NULL, RECORD_CAP, record) : 0;
+	size_t left = size > overhead + code_cap + record_cap ? size - overhead - code_cap - record_cap : 0;
 	size_t path_cap = path[0] ? put_string(NULL, left / 3, path) : 0;
 	size_t message_cap = left > path_cap ? left - path_cap : 0;
 	struct json_out j;
 	json_begin(&j, out, size);
-	json_str(&j, "code", code, CODE_CAP);
+	json_str(&j, "code", code, code_cap);
 	json_str(&j, "message", msg, message_cap);
 	if (path[0])
 		json_str(&j, "path", path, path_cap);
 	if (record[0])
-		json_str(&j, "record", record, RECORD_CAP);
+		json_str(&j, "record", record, record_cap);
 	return json_end(&j);
 }
 
