@@ -11,7 +11,7 @@ struct pod;
  * and stop=1 to end the pod after a successful checkpoint. While the pod is frozen a line
  * "frozen" goes to the requester on `conn`. The reply line is "ok processes=N threads=N
  * frozen_us=N records=N bytes=N chain=N ..." (the counts to continue the image with: the
- * requester writes the rest and the trailer) or "error <message>".
+ * requester writes the rest and the trailer) or "error {status}" (common/status.h).
  *
  * With hold=1 (a migration) the pod stays frozen after writing: "held <same counts>" goes to
  * the requester, which answers "commit" (the pod ends; the reply says stopped=1) or anything
