@@ -7,6 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { VosError } from '../api/errors.js';
+import { describeExit } from '../api/session-text.js';
 import type { ApiEvent, CheckpointResult, CreateSessionParams, PeerRef, SessionInfo, SessionShape } from '../api/protocol.js';
 import { shortId } from '../base/ids.js';
 import { ensurePrivateDir } from '../base/state-dir.js';
@@ -14,7 +15,9 @@ import { checkpointSession } from './runtime/checkpoint.js';
 import { readSessionRecord, type SessionRecord } from './runtime/session-record.js';
 import { runtimeFiles, verifyImage } from './runtime/native.js';
 import { feedImageSocket } from './runtime/image-socket.js';
-import { lineFields, podRequest, podRequestWhenUp } from './runtime/pod-control.js';
+import { podRequest } from './runtime/pod-control.js';
+import { listenForRestoreStatus, type RestoreStatus } from './runtime/restore-status.js';
+import { replyError, type RestoreOutcome } from './runtime/status-line.js';
 import { DEFAULT_COLS, DEFAULT_ROWS, Session, type PtyLaunch } from './session/session.js';
 import { checkWorkingDirectory, resolveCommand } from './session/spawn-check.js';
 
@@ -35,6 +38,8 @@ export interface SessionDefaults {
 }
 
 const RESTORE_TIMEOUT_MS = 120_000;
+/** How long a restorer's status line may trail its exit (both arrive, in either order). */
+const STATUS_AFTER_EXIT_MS = 2_000;
 
 export class SessionManager {
   private readonly sessions = new Map<string, Session>();
@@ -88,24 +93,34 @@ export class SessionManager {
     const id = this.newId();
     const controlPath = this.podSocket(id);
     if (!controlPath) throw new VosError('restore_failed', 'the state directory path is too long for a pod socket');
-    const session = this.add(
-      new Session({
-        id,
-        name: name?.trim() || record.name,
-        command: record.command,
-        args: record.args,
-        cwd: record.cwd,
-        env: this.defaults.env,
-        cols: record.cols,
-        rows: record.rows,
-        launch: { file: runtime.init, args: ['restore', '--control', controlPath, '--image', file, '--cache', this.cacheDir()] },
-        controlPath,
-        initialScreen: record.snapshot,
-        restoredFrom: file,
-      }),
-    );
-    await this.awaitRestored(session, controlPath, file);
-    return session;
+    const statusPath = controlPath.replace(/\.sock$/, '.status');
+    const status = await listenForRestoreStatus(statusPath);
+    try {
+      const session = this.add(
+        new Session({
+          id,
+          name: name?.trim() || record.name,
+          command: record.command,
+          args: record.args,
+          cwd: record.cwd,
+          env: this.defaults.env,
+          cols: record.cols,
+          rows: record.rows,
+          launch: {
+            file: runtime.init,
+            args: ['restore', '--control', controlPath, '--status', statusPath, '--image', file, '--cache', this.cacheDir()],
+            cwd: this.defaults.stateDir,
+          },
+          controlPath,
+          initialScreen: record.snapshot,
+          restoredFrom: file,
+        }),
+      );
+      await this.awaitRestored(session, status, file);
+      return session;
+    } finally {
+      status.close();
+    }
   }
 
   /**
@@ -122,7 +137,15 @@ export class SessionManager {
     const controlPath = this.podSocket(id);
     if (!controlPath) throw new VosError('restore_failed', 'the state directory path is too long for a pod socket');
     const imageSocket = controlPath.replace(/\.sock$/, '.image');
+    const statusPath = controlPath.replace(/\.sock$/, '.status');
     const feeding = await feedImageSocket(imageSocket, image);
+    let status: RestoreStatus;
+    try {
+      status = await listenForRestoreStatus(statusPath);
+    } catch (err) {
+      feeding.abort();
+      throw err;
+    }
     let session: Session;
     try {
       session = this.add(
@@ -137,20 +160,34 @@ export class SessionManager {
           rows: spec.rows,
           launch: {
             file: runtime.init,
-            args: ['restore', '--control', controlPath, '--image-socket', imageSocket, '--hold', '--cache', this.cacheDir()],
+            args: [
+              'restore',
+              '--control',
+              controlPath,
+              '--status',
+              statusPath,
+              '--image-socket',
+              imageSocket,
+              '--hold',
+              '--cache',
+              this.cacheDir(),
+            ],
+            cwd: this.defaults.stateDir,
           },
           controlPath,
         }),
       );
     } catch (err) {
       feeding.abort();
+      status.close();
       throw err;
     }
     feeding.onSessionRecord((record) => session.primeScreen(record.snapshot));
     try {
-      await this.awaitRestored(session, controlPath, spec.label, feeding.failure);
+      await this.awaitRestored(session, status, spec.label, feeding.failure);
     } finally {
       feeding.abort();
+      status.close();
     }
     return session;
   }
@@ -158,7 +195,10 @@ export class SessionManager {
   /** Lets a held session (see `receive`) run. */
   async release(session: Session): Promise<void> {
     const reply = await podRequest(session.controlPath!, 'go', 10_000);
-    if (!reply.startsWith('ok')) throw new VosError('restore_failed', `the restored session would not start: ${reply}`);
+    if (!reply.startsWith('ok')) {
+      const why = replyError(reply, 'restore_failed') ?? new VosError('restore_failed', reply);
+      throw VosError.wrap('restore_failed', `the restored session would not start: ${why.message}`, why);
+    }
   }
 
   /** Ends a held session and forgets it. */
@@ -173,32 +213,37 @@ export class SessionManager {
     return cache;
   }
 
-  /** Waits for the restoring pod's answer; on failure removes the session and says why. */
-  private async awaitRestored(session: Session, controlPath: string, label: string, streamFailure?: Promise<string>): Promise<void> {
-    let reply: string;
+  /**
+   * Waits for the restorer's status line (restore-status.ts); on failure removes the session and
+   * says why, with the restorer's code, file and record. A restorer that ends without a line
+   * (killed, crashed) is described by its exit, never by what is on its screen.
+   */
+  private async awaitRestored(session: Session, status: RestoreStatus, label: string, streamFailure?: Promise<string>): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    let outcome: RestoreOutcome;
     try {
-      reply = await Promise.race([
-        podRequestWhenUp(controlPath, 'restore-status', RESTORE_TIMEOUT_MS),
-        session.whenExited().then(() => 'error the restorer ended'),
-        ...(streamFailure ? [streamFailure.then((why) => `error ${why}`)] : []),
+      outcome = await Promise.race([
+        status.outcome,
+        session.whenExited().then(async () => {
+          await Promise.race([status.settled, new Promise((r) => setTimeout(r, STATUS_AFTER_EXIT_MS).unref())]);
+          throw new VosError('restore_failed', `the restorer ended without saying why (${describeExit(session.info().exit)})`);
+        }),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new VosError('restore_failed', `the restorer did not finish within ${RESTORE_TIMEOUT_MS / 1000} s`, { cause: 'timeout' })),
+            RESTORE_TIMEOUT_MS,
+          );
+        }),
+        ...(streamFailure ? [streamFailure.then((why): never => { throw new VosError('restore_failed', why); })] : []),
       ]);
     } catch (err) {
-      reply = `error ${(err as Error).message}`;
-    }
-    if (!reply.startsWith('ok') && !reply.startsWith('held')) {
-      // The pod's own answer says why; when it died before it could answer, its last words on
-      // the terminal do (a line may be wrapped there, so the answer comes first).
-      let why = reply.replace(/^error /, '');
-      if (why === 'the restorer ended') {
-        const screen = await session.screen().catch(() => null);
-        const text = screen?.lines.join('') ?? '';
-        const at = text.indexOf('vos: restore failed: ');
-        if (at >= 0) why = text.slice(at + 21).trim();
-      }
       await this.remove(session.id, true);
-      throw new VosError('restore_failed', `cannot restore ${label}: ${why}`);
+      const why = err instanceof VosError ? err : new VosError('restore_failed', String(err));
+      throw new VosError(why.code, `cannot restore ${label}: ${why.message}`, why.details);
+    } finally {
+      clearTimeout(timer);
     }
-    if (lineFields(reply).clocks === 'jumped') {
+    if (outcome.clocks === 'jumped') {
       session.noteRestore(
         'its monotonic clocks jumped: the machine it came from booted at another time, and this kernel has no time namespaces to hide that (timers and timeouts running in it may fire early or late)',
       );
@@ -270,11 +315,14 @@ export class SessionManager {
     return id;
   }
 
-  /** The control socket of a session's pod, or null when its path would be too long. */
+  /**
+   * The control socket of a session's pod, or null when its path would be too long. A restore's
+   * sockets sit beside it (ID.image, ID.status): the longest name counts.
+   */
   private podSocket(id: string): string | null {
     const dir = join(this.defaults.stateDir, 'pods');
     const path = join(dir, `${id}.sock`);
-    if (Buffer.byteLength(path) > 107) return null;
+    if (Buffer.byteLength(join(dir, `${id}.status`)) > 107) return null;
     ensurePrivateDir(dir);
     return path;
   }

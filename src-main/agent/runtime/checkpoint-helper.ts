@@ -15,7 +15,9 @@
  *   stdout "precopy unavailable <why>"  this kernel cannot track written pages: a plain one;
  *   stdout "ok k=v ..."      the end: the counts (processes, threads, frozen_us, bytes of the
  *                            whole image, ...) and, after a hold, the verdict (stopped);
- *   stdout "error <why>"     the end: it failed, and the pod runs again.
+ *   stdout "error {status}"  the end: it failed, and the pod runs again; the status is one
+ *                            line of JSON with its code, message, file and record
+ *                            (status-line.ts; plain words are taken too).
  *
  * The image goes to the helper's fd 3: an open file, or a socket the agent reads ('pipe').
  */
@@ -25,6 +27,7 @@ import type { Duplex } from 'node:stream';
 import { VosError } from '../../api/errors.js';
 import { packageVersion } from '../../base/package-paths.js';
 import { lineFields } from './pod-control.js';
+import { replyError } from './status-line.js';
 
 export type HelperFields = Record<string, string>;
 
@@ -71,7 +74,8 @@ export function startCheckpointHelper(
       settleDone.resolve(lineFields(line.slice(2)));
       settleHeld.reject(new VosError('checkpoint_failed', 'the pod was not held'));
     } else {
-      const why = new VosError('checkpoint_failed', line.startsWith('error ') ? line.slice(6) : line || stderr.trim() || 'the checkpoint helper failed');
+      const why =
+        replyError(line, 'checkpoint_failed') ?? new VosError('checkpoint_failed', line || stderr.trim() || 'the checkpoint helper failed');
       settleDone.reject(why);
       settleHeld.reject(why);
     }

@@ -23,7 +23,7 @@ export async function checkpointSession(session: Session, out: string, stop: boo
   try {
     fd = openSync(out, 'w', 0o600);
   } catch (err) {
-    throw new VosError('checkpoint_failed', `cannot create ${out}: ${(err as Error).message}`);
+    throw new VosError('checkpoint_failed', `cannot create ${out}: ${(err as Error).message}`, { path: out });
   }
   let complete = false;
   try {
@@ -49,7 +49,8 @@ export async function checkpointSession(session: Session, out: string, stop: boo
   } catch (err) {
     if (err instanceof VosError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
-    throw new VosError('checkpoint_failed', code === 'ENOSPC' ? `the disk is full (writing ${out})` : `cannot write ${out}: ${(err as Error).message}`);
+    const message = code === 'ENOSPC' ? `the disk is full (writing ${out})` : `cannot write ${out}: ${(err as Error).message}`;
+    throw new VosError('checkpoint_failed', message, { path: out });
   } finally {
     closeSync(fd);
     if (!complete) {

@@ -8,6 +8,7 @@
 import { unlinkSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
+import { VosError } from '../../api/errors.js';
 import { SessionRecordWatcher, type SessionRecord } from './session-record.js';
 
 const CONNECT_TIMEOUT_MS = 30_000;
@@ -70,6 +71,8 @@ export async function feedImageSocket(path: string, image: Readable): Promise<Im
       server.once('error', reject);
       server.listen(path, () => resolve());
     });
+  } catch (err) {
+    throw new VosError('restore_failed', `cannot open a socket for the image at ${path}: ${(err as Error).message}`, { path });
   } finally {
     process.umask(previous);
   }

@@ -29,7 +29,7 @@ export function verifyImage(init: string, path: string): Promise<void> {
   return new Promise((resolve, reject) => {
     execFile(init, ['verify', path], { timeout: 600_000 }, (error, _stdout, stderr) => {
       if (!error) resolve();
-      else reject(new VosError('bad_image', stderr.trim() || `cannot verify ${path}`));
+      else reject(new VosError('bad_image', stderr.trim() || `cannot verify ${path}`, { path }));
     });
   });
 }

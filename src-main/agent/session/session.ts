@@ -32,6 +32,9 @@ export const DEFAULT_ROWS = 24;
 export interface PtyLaunch {
   file: string;
   args: string[];
+  /** Where it starts, when not the session's cwd: a restorer starts where it surely can (the
+   * restored processes go back to their own directories, or it says which is missing). */
+  cwd?: string;
 }
 
 export interface SessionSpec {
@@ -122,7 +125,7 @@ export class Session {
         name: 'xterm-256color',
         cols: spec.cols,
         rows: spec.rows,
-        cwd: spec.cwd,
+        cwd: spec.launch.cwd ?? spec.cwd,
         env: { ...spec.env, TERM: 'xterm-256color', VOS_SESSION: spec.id },
         encoding: 'utf8',
       });

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -113,6 +114,40 @@ const char *record_type_name(uint32_t type)
 	}
 }
 
+/* A record kind as docs/image-format.md names it. */
+static const char *record_kind(uint32_t type)
+{
+	switch (type) {
+	case VOS_REC_HEADER: return "HEADER";
+	case VOS_REC_SESSION: return "SESSION";
+	case VOS_REC_POD: return "POD";
+	case VOS_REC_OBJECTS: return "OBJECTS";
+	case VOS_REC_PROCESS: return "PROCESS";
+	case VOS_REC_PAGES: return "PAGES";
+	case VOS_REC_OBJDATA: return "OBJDATA";
+	case VOS_REC_FILE: return "FILE";
+	case VOS_REC_FILEDATA: return "FILEDATA";
+	case VOS_REC_PRECOPY: return "PRECOPY";
+	case VOS_REC_TRAILER: return "TRAILER";
+	default: return "record";
+	}
+}
+
+int err_bad_record(struct err *e, const struct record *rec)
+{
+	snprintf(e->code, sizeof e->code, "bad_image");
+	if (rec && rec->index)
+		err_record(e, "%s #%u", record_kind(rec->type), rec->index);
+	return -1;
+}
+
+/* A damaged image whose failing record is known only by its place. */
+static int bad_at(struct err *e, uint32_t index)
+{
+	struct record rec = {.type = 0, .index = index};
+	return err_bad_record(e, &rec);
+}
+
 int ir_next(struct image_reader *r, struct record *rec, struct err *e)
 {
 	struct vos_rec_header h;
@@ -130,22 +165,30 @@ int ir_next(struct image_reader *r, struct record *rec, struct err *e)
 	}
 	if (got == 0)
 		return 0;
-	if (r->offset == 0 && (got < (ssize_t)sizeof h || h.magic != VOS_REC_MAGIC))
-		return fail(e, "%s is not a vOS image", r->name);
-	if (got < (ssize_t)sizeof h)
-		return fail(e, "%s is truncated: it ends inside a record header at byte %llu", r->name,
-			    (unsigned long long)r->offset);
-	if (h.magic != VOS_REC_MAGIC || crc32c(0, &h, 20) != h.crc)
-		return fail(e, "%s is damaged: the record header at byte %llu is not valid", r->name,
-			    (unsigned long long)r->offset);
-	if (h.length > VOS_MAX_RECORD)
-		return fail(e, "%s is damaged: a %s record at byte %llu claims %llu bytes", r->name,
-			    record_type_name(h.type), (unsigned long long)r->offset, (unsigned long long)h.length);
+	if (r->offset == 0 && (got < (ssize_t)sizeof h || h.magic != VOS_REC_MAGIC)) {
+		fail(e, "%s is not a vOS image", r->name);
+		return err_bad_record(e, NULL);
+	}
+	if (got < (ssize_t)sizeof h) {
+		fail(e, "%s is truncated: it ends inside a record header at byte %llu", r->name, (unsigned long long)r->offset);
+		return bad_at(e, r->records + 1);
+	}
+	if (h.magic != VOS_REC_MAGIC || crc32c(0, &h, 20) != h.crc) {
+		fail(e, "%s is damaged: the record header at byte %llu is not valid", r->name, (unsigned long long)r->offset);
+		return bad_at(e, r->records + 1);
+	}
+	if (h.length > VOS_MAX_RECORD) {
+		fail(e, "%s is damaged: a %s record at byte %llu claims %llu bytes", r->name, record_type_name(h.type),
+		     (unsigned long long)r->offset, (unsigned long long)h.length);
+		struct record bad = {.type = h.type, .index = r->records + 1};
+		return err_bad_record(e, &bad);
+	}
 	rec->type = h.type;
 	rec->offset = r->offset + sizeof h;
 	rec->length = h.length;
 	r->offset = rec->offset + h.length + 4;
 	r->records++;
+	rec->index = r->records;
 	return 1;
 }
 
@@ -155,9 +198,11 @@ static int load_checked(int fd, const struct record *rec, void **out, uint32_t *
 	char *p = xmalloc(len + 4);
 	if (pread_full(fd, p, len + 4, rec->offset) < 0) {
 		free(p);
-		if (errno == 0)
-			return fail(e, "%s is truncated: it ends inside the %s record that starts at byte %llu", name,
-				    record_type_name(rec->type), (unsigned long long)(rec->offset - VOS_REC_HEADER_SIZE));
+		if (errno == 0) {
+			fail(e, "%s is truncated: it ends inside the %s record that starts at byte %llu", name,
+			     record_type_name(rec->type), (unsigned long long)(rec->offset - VOS_REC_HEADER_SIZE));
+			return err_bad_record(e, rec);
+		}
 		return fail(e, "%s: cannot read: %s", name, strerror(errno));
 	}
 	uint32_t stored;
@@ -165,8 +210,9 @@ static int load_checked(int fd, const struct record *rec, void **out, uint32_t *
 	uint32_t crc = crc32c(0, p, len);
 	if (crc != stored) {
 		free(p);
-		return fail(e, "%s is damaged: the %s record at byte %llu fails its checksum", name,
-			    record_type_name(rec->type), (unsigned long long)(rec->offset - VOS_REC_HEADER_SIZE));
+		fail(e, "%s is damaged: the %s record at byte %llu fails its checksum", name, record_type_name(rec->type),
+		     (unsigned long long)(rec->offset - VOS_REC_HEADER_SIZE));
+		return err_bad_record(e, rec);
 	}
 	*out = p;
 	if (crc_out)
@@ -204,26 +250,34 @@ static int stream_crc(int fd, const struct record *rec, uint8_t *buf, size_t siz
 	uint32_t stored;
 	if (pread_full(fd, &stored, 4, rec->offset + rec->length) < 0)
 		goto short_read;
-	if (crc != stored)
-		return fail(e, "%s is damaged: the %s record at byte %llu fails its checksum", name,
-			    record_type_name(rec->type), (unsigned long long)(rec->offset - VOS_REC_HEADER_SIZE));
+	if (crc != stored) {
+		fail(e, "%s is damaged: the %s record at byte %llu fails its checksum", name, record_type_name(rec->type),
+		     (unsigned long long)(rec->offset - VOS_REC_HEADER_SIZE));
+		return err_bad_record(e, rec);
+	}
 	*crc_out = crc;
 	return 0;
 short_read:
-	if (errno == 0)
-		return fail(e, "%s is truncated: it ends inside the %s record that starts at byte %llu", name,
-			    record_type_name(rec->type), (unsigned long long)(rec->offset - VOS_REC_HEADER_SIZE));
+	if (errno == 0) {
+		fail(e, "%s is truncated: it ends inside the %s record that starts at byte %llu", name,
+		     record_type_name(rec->type), (unsigned long long)(rec->offset - VOS_REC_HEADER_SIZE));
+		return err_bad_record(e, rec);
+	}
 	return fail(e, "%s: cannot read: %s", name, strerror(errno));
 }
 
 int image_check_header(const void *payload, uint64_t len, const char *name, struct err *e)
 {
-	if (len < 20 || memcmp(payload, VOS_IMAGE_MAGIC, sizeof VOS_IMAGE_MAGIC) != 0)
-		return fail(e, "%s is not a vOS image", name);
+	if (len < 20 || memcmp(payload, VOS_IMAGE_MAGIC, sizeof VOS_IMAGE_MAGIC) != 0) {
+		fail(e, "%s is not a vOS image", name);
+		return err_bad_record(e, NULL);
+	}
 	uint32_t version;
 	memcpy(&version, (const char *)payload + 16, 4);
-	if (version != VOS_IMAGE_VERSION)
-		return fail(e, "%s has image format %u; this vOS reads format %u", name, version, VOS_IMAGE_VERSION);
+	if (version != VOS_IMAGE_VERSION) {
+		fail(e, "%s has image format %u; this vOS reads format %u", name, version, VOS_IMAGE_VERSION);
+		return err_bad_record(e, NULL);
+	}
 	return 0;
 }
 
@@ -250,11 +304,14 @@ int image_verify_from(int fd, const char *name, const struct image_reader *from,
 		int rc = ir_next(&r, &rec, e);
 		if (rc < 0)
 			return -1;
-		if (rc == 0)
-			return fail(e, "%s is truncated: it ends after %llu bytes without its trailer", name,
-				    (unsigned long long)at);
-		if (first && rec.type != VOS_REC_HEADER)
-			return fail(e, "%s is not a vOS image (it does not start with an image header)", name);
+		if (rc == 0) {
+			fail(e, "%s is truncated: it ends after %llu bytes without its trailer", name, (unsigned long long)at);
+			return err_bad_record(e, NULL);
+		}
+		if (first && rec.type != VOS_REC_HEADER) {
+			fail(e, "%s is not a vOS image (it does not start with an image header)", name);
+			return err_bad_record(e, NULL);
+		}
 		first = 0;
 		if (rec.type != VOS_REC_HEADER && rec.type != VOS_REC_TRAILER) {
 			static uint8_t buf[1 << 20]; /* verify runs once per process: a fixed scratch buffer */
@@ -281,11 +338,15 @@ int image_verify_from(int fd, const char *name, const struct image_reader *from,
 			if (ok)
 				memcpy(&t, payload, sizeof t);
 			free(payload);
-			if (!ok || t.records != records_before || t.bytes != at || t.chain != chain_before)
-				return fail(e, "%s is damaged: its trailer does not match its records", name);
+			if (!ok || t.records != records_before || t.bytes != at || t.chain != chain_before) {
+				fail(e, "%s is damaged: its trailer does not match its records", name);
+				return err_bad_record(e, &rec);
+			}
 			char extra;
-			if (pread(fd, &extra, 1, (off_t)r.offset) > 0)
-				return fail(e, "%s has data after its trailer", name);
+			if (pread(fd, &extra, 1, (off_t)r.offset) > 0) {
+				fail(e, "%s has data after its trailer", name);
+				return err_bad_record(e, NULL);
+			}
 			return 0;
 		}
 		free(payload);

@@ -35,6 +35,7 @@ struct record {
 	uint32_t type;
 	uint64_t offset; /* of the payload in the file */
 	uint64_t length;
+	uint32_t index;  /* its place in the image, from 1 (HEADER): for messages */
 };
 
 void ir_init(struct image_reader *r, int fd, const char *name);
@@ -55,5 +56,8 @@ int image_verify_from(int fd, const char *name, const struct image_reader *from,
 int image_check_header(const void *payload, uint64_t len, const char *name, struct err *e);
 
 const char *record_type_name(uint32_t type);
+/* A failure caused by a damaged or unusable image: code bad_image, and the record involved
+ * ("PROCESS #5") when rec is not NULL. Call after fail(); returns -1. */
+int err_bad_record(struct err *e, const struct record *rec);
 
 #endif

@@ -9,11 +9,45 @@
 #include <time.h>
 #include <unistd.h>
 
+static void clear_details(struct err *e)
+{
+	e->code[0] = 0;
+	e->path[0] = 0;
+	e->record[0] = 0;
+}
+
 int fail(struct err *e, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+	va_end(ap);
+	clear_details(e);
+	return -1;
+}
+
+int fail_code(struct err *e, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+	va_end(ap);
+	clear_details(e);
+	snprintf(e->code, sizeof e->code, "%s", code);
+	return -1;
+}
+
+int err_path(struct err *e, const char *path)
+{
+	snprintf(e->path, sizeof e->path, "%s", path);
+	return -1;
+}
+
+int err_record(struct err *e, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(e->record, sizeof e->record, fmt, ap);
 	va_end(ap);
 	return -1;
 }

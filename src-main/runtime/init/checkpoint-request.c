@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 
 #include "../common/buf.h"
 #include "../common/image-io.h"
+#include "../common/status.h"
 #include "../common/util.h"
 #include "control.h"
 
@@ -194,17 +196,38 @@ static void print_outcome(const char *reply, uint64_t total)
 	fflush(stdout);
 }
 
+/* The helper's failure line: "error {status}" (common/status.h), as pod init's replies. */
+static void print_error(const char *code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void print_error(const char *code, const char *fmt, ...)
+{
+	char words[ERR_LEN];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(words, sizeof words, fmt, ap);
+	va_end(ap);
+	char line[CONTROL_LINE_MAX];
+	status_reply_printf(line, sizeof line, code, "%s", words);
+	printf("%s\n", line);
+	fflush(stdout);
+}
+
+/* The code for a pod that cannot be reached: gone (the session ended) or something else. */
+static const char *unreachable_code(int err)
+{
+	return err == ENOENT || err == ECONNREFUSED ? "session_exited" : "checkpoint_failed";
+}
+
 int checkpoint_request(const struct checkpoint_request *o)
 {
 	signal(SIGPIPE, SIG_IGN); /* a vanished reader of the image is an error, not a death */
 	if (fcntl(IMAGE_FD, F_GETFD) < 0) {
-		printf("error the image stream (fd 3) is not open\n");
+		print_error("checkpoint_failed", "the image stream (fd 3) is not open");
 		return 1;
 	}
 	struct image_writer w;
 	struct err e;
 	if (write_header(o->producer, &w, &e) < 0) {
-		printf("error cannot write the image header: %s\n", e.msg);
+		print_error("checkpoint_failed", "cannot write the image header: %s", e.msg);
 		return 1;
 	}
 	char request[CONTROL_LINE_MAX];
@@ -212,12 +235,13 @@ int checkpoint_request(const struct checkpoint_request *o)
 		 o->hold ? " hold=1" : "", o->precopy ? " precopy=1" : "", w.records, (unsigned long long)w.bytes, w.chain);
 	int sock = control_connect(o->control);
 	if (sock < 0) {
-		printf("error cannot reach the session's pod at %s: %s\n", o->control, strerror(errno));
+		int saved = errno;
+		print_error(unreachable_code(saved), "cannot reach the session's pod at %s: %s", o->control, strerror(saved));
 		return 1;
 	}
 	/* The pod gets its own copy of fd 3; ours stays open for SESSION and TRAILER. */
 	if (control_send(sock, request, IMAGE_FD) < 0) {
-		printf("error cannot talk to the session's pod: %s\n", strerror(errno));
+		print_error("checkpoint_failed", "cannot talk to the session's pod: %s", strerror(errno));
 		close(sock);
 		return 1;
 	}
@@ -233,7 +257,8 @@ int checkpoint_request(const struct checkpoint_request *o)
 		int fd;
 		/* A checkpoint of a large process takes a while; the pod answers when it is done. */
 		if (control_recv(sock, reply, sizeof reply, &fd, 3600 * 1000) < 0) {
-			printf("error the session's pod did not answer: %s\n", strerror(errno));
+			print_error(errno == ETIMEDOUT ? "timeout" : "checkpoint_failed", "the session's pod did not answer: %s",
+				    strerror(errno));
 			break;
 		}
 		if (fd >= 0)
@@ -281,14 +306,14 @@ int checkpoint_request(const struct checkpoint_request *o)
 			if (!failed[0] && !finished && finish_image(reply, &session, &total, &e) < 0)
 				snprintf(failed, sizeof failed, "%s", e.msg);
 			if (failed[0]) {
-				printf("error %s\n", failed);
+				print_error("checkpoint_failed", "%s", failed);
 			} else {
 				print_outcome(reply, total);
 				status = 0;
 			}
 			break;
 		}
-		printf("%s\n", reply); /* the pod's "error <why>" */
+		printf("%s\n", reply); /* the pod's "error {status}" */
 		break;
 	}
 	fflush(stdout);

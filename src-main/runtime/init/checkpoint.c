@@ -27,6 +27,7 @@
 
 #include "../common/buf.h"
 #include "../common/image-io.h"
+#include "../common/status.h"
 #include "../dump/dump.h"
 #include "control.h"
 #include "pod.h"
@@ -216,7 +217,7 @@ void checkpoint_run(struct pod *pod, int *out_fd, int conn, const char *request,
 	if (control_arg(request, "precopy", v, sizeof v) && strcmp(v, "1") == 0) {
 		int r = precopy(pod, conn, &tracker, &w, &e);
 		if (r < 0) {
-			snprintf(reply, size, "error %s", e.msg);
+			status_error_reply(reply, size, "checkpoint_failed", &e);
 			return;
 		}
 		live = r == 1;
@@ -225,7 +226,7 @@ void checkpoint_run(struct pod *pod, int *out_fd, int conn, const char *request,
 	int64_t t0 = now_monotonic_us();
 	if (freeze_pod(pod, &f, &e) < 0) {
 		dirty_stop(&tracker);
-		snprintf(reply, size, "error %s", e.msg);
+		status_error_reply(reply, size, "checkpoint_failed", &e);
 		return;
 	}
 	/* The agent takes its screen snapshot now: the program can print nothing more. */
@@ -294,7 +295,7 @@ void checkpoint_run(struct pod *pod, int *out_fd, int conn, const char *request,
 			 f.nprocs, threads, f.nzombies, frozen_us, w.records, w.bytes, w.chain, md.pages, md.zero_pages,
 			 md.kept_pages, md.nfiles, stop);
 	else
-		snprintf(reply, size, "error %s", e.msg);
+		status_error_reply(reply, size, "checkpoint_failed", &e);
 	files_dump_free(&files);
 	mem_dump_free(&md);
 	freeze_free(&f);

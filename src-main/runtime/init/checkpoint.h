@@ -13,7 +13,8 @@ struct pod;
  * successful checkpoint. While the pod is frozen a line "frozen" goes to the requester on
  * `conn`, which answers "screen-saved", or "abort <why>" to call the checkpoint off. The reply
  * line is "ok processes=N threads=N frozen_us=N records=N bytes=N chain=N ..." (where the image
- * stands after the pod's records: the requester finishes it from there) or "error <message>".
+ * stands after the pod's records: the requester finishes it from there) or "error {status}"
+ * (common/status.h).
  *
  * With hold=1 (a migration) the pod stays frozen after writing: "held <same counts>" goes to
  * the requester, which answers "commit" (the pod ends; the reply says stopped=1) or anything

@@ -3,7 +3,7 @@
  * init over a Unix socket at a path in the agent's private state directory. One request per
  * connection: a line of text ("checkpoint records=1 bytes=... stop=1"), optionally with one
  * file descriptor attached (SCM_RIGHTS: where the image goes); one reply line: "ok key=value
- * ..." or "error <message>".
+ * ..." or "error {status}" (a status line, common/status.h: code, message, path, record).
  */
 #ifndef VOS_CONTROL_SOCKET_H
 #define VOS_CONTROL_SOCKET_H

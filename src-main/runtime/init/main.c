@@ -10,16 +10,19 @@
  *       frozen; then, with --session, the agent gives SESSION's content on stdin ("session N"
  *       and N bytes of JSON, within 2 s, or the checkpoint is called off and the pod runs
  *       again); "ok processes=N threads=N frozen_us=N ... bytes=N" (bytes: the whole image)
- *       or "error <why>". With --hold (a migration) the pod stays frozen after
+ *       or "error {status}" (common/status.h). With --hold (a migration) the pod stays frozen after
  *       "held processes=N ... bytes=N", sent once the image is complete and fd 3 closed: the
  *       next line on stdin, "commit" or anything else, ends it or lets it run again.
  *       --precopy (live migration): first send the memory while the pod runs, in rounds
  *       ("precopy ..." lines), then freeze and send only what changed since; falls back to a
  *       plain checkpoint where the kernel cannot track written pages ("precopy unavailable ...").
- *   vos-init restore --control SOCKET (--image FILE | --image-socket PATH) [--hold] [--runtime LIBVOS] [--cache DIR]
+ *   vos-init restore --control SOCKET (--image FILE | --image-socket PATH) [--hold] [--status PATH] [--runtime LIBVOS] [--cache DIR]
  *       Bring an image back to life on this terminal, in a new pod. --image-socket: receive
  *       the image from a Unix socket (a migration streams it) into memory first. --hold: the
  *       restored processes wait at the barrier until "go" (or "abort") on the control socket.
+ *       --status: connect to the agent's Unix socket at PATH first and send the outcome there
+ *       as one status line (common/status.h): the failure, or {"ok":true,...} once every process
+ *       is restored (held or running).
  *   vos-init verify [--list] FILE
  *       Check an image's integrity (every checksum, the trailer) without restoring it. --list
  *       first prints its records, one a line: "OFFSET LENGTH TYPE NAME" (the offset of the
@@ -35,6 +38,7 @@
 #include <sys/syscall.h>
 
 #include "../common/image-io.h"
+#include "../common/status.h"
 #include "../common/util.h"
 #include "checkpoint-request.h"
 #include "pod.h"
@@ -45,7 +49,7 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: vos-init [launch] [--control SOCKET] [--runtime LIB] [--no-pod] -- PROGRAM [ARGS...]\n"
 			"       vos-init checkpoint --control SOCKET [--stop | --hold] [--precopy] [--session] [--producer TEXT]\n"
-			"       vos-init restore --control SOCKET (--image FILE | --image-socket PATH) [--hold] [--runtime LIB] [--cache DIR]\n"
+			"       vos-init restore --control SOCKET (--image FILE | --image-socket PATH) [--hold] [--status PATH] [--runtime LIB] [--cache DIR]\n"
 			"       vos-init verify [--list] FILE\n");
 	exit(2);
 }

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "../common/util.h"
+#include "../common/status.h"
 #include "checkpoint.h"
 #include "control.h"
 #include "vos-control.h"
@@ -225,9 +226,9 @@ void pod_handle_control(struct pod *pod)
 	char reply[CONTROL_LINE_MAX];
 	if (strncmp(line, "checkpoint", 10) == 0) {
 		if (!pod->in_namespaces)
-			snprintf(reply, sizeof reply, "error checkpoints are unavailable: %s", pod->unavailable);
+			status_reply_printf(reply, sizeof reply, "unavailable", "checkpoints are unavailable: %s", pod->unavailable);
 		else if (fd < 0)
-			snprintf(reply, sizeof reply, "error no image stream was passed with the request");
+			status_reply_printf(reply, sizeof reply, "checkpoint_failed", "no image stream was passed with the request");
 		else
 			checkpoint_run(pod, &fd, conn, line, reply, sizeof reply);
 	} else if (strcmp(line, "restore-status") == 0) {
@@ -235,7 +236,7 @@ void pod_handle_control(struct pod *pod)
 	} else if (strcmp(line, "status") == 0) {
 		snprintf(reply, sizeof reply, "ok pod=%d main=%d", pod->in_namespaces, (int)pod->main_pid);
 	} else {
-		snprintf(reply, sizeof reply, "error unknown request");
+		status_reply_printf(reply, sizeof reply, "invalid_params", "unknown request");
 	}
 	if (fd >= 0)
 		close(fd);

@@ -20,7 +20,7 @@ struct pod {
 	int status_fd;          /* pipe to the outer vos-init: the program's raw wait status */
 	pid_t main_pid;         /* the session's program, in the pod's pid numbering */
 	uint32_t round;         /* checkpoint rounds so far */
-	char restore_status[512]; /* "ok", or "error <why>" when this pod's restore failed */
+	char restore_status[2048]; /* "ok ...", or "error {status}" when this pod's restore failed */
 	/* Signals read from the signalfd while a checkpoint was waiting for something else. */
 	struct signalfd_siginfo deferred[POD_DEFERRED_MAX];
 	int ndeferred;

@@ -52,8 +52,10 @@ static int local_matches(const struct img_file *f)
 
 static int write_content(struct restore_ctx *c, const struct img_file *f, int fd, struct err *e)
 {
-	if (ftruncate(fd, (off_t)f->size) < 0)
-		return fail(e, "cannot size the copy of %s: %s", f->path, strerror(errno));
+	if (ftruncate(fd, (off_t)f->size) < 0) {
+		fail(e, "cannot size the copy of %s: %s", f->path, strerror(errno));
+		return err_path(e, f->path);
+	}
 	for (int i = 0; i < f->ndata; i++) {
 		void *payload;
 		if (ir_load(c->img.fd, &f->data[i], &payload, e) < 0)
@@ -63,8 +65,10 @@ static int write_content(struct restore_ctx *c, const struct img_file *f, int fd
 		size_t len = (size_t)f->data[i].length - 16;
 		int rc = (pwrite(fd, (char *)payload + 16, len, (off_t)off) == (ssize_t)len) ? 0 : -1;
 		free(payload);
-		if (rc < 0)
-			return fail(e, "cannot write the copy of %s: %s", f->path, strerror(errno));
+		if (rc < 0) {
+			fail(e, "cannot write the copy of %s: %s", f->path, strerror(errno));
+			return err_path(e, f->path);
+		}
 	}
 	return 0;
 }
@@ -81,8 +85,10 @@ static int from_cache(struct restore_ctx *c, const struct img_file *f, struct er
 	mkdir(c->cache_dir, 0700);
 	snprintf(tmp, sizeof tmp, "%s.%d.tmp", name, (int)getpid());
 	int w = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0500);
-	if (w < 0)
-		return fail(e, "cannot create %s: %s", tmp, strerror(errno));
+	if (w < 0) {
+		fail(e, "cannot create %s: %s", tmp, strerror(errno));
+		return err_path(e, tmp);
+	}
 	if (write_content(c, f, w, e) < 0 || fsync(w) < 0) {
 		close(w);
 		unlink(tmp);
@@ -91,11 +97,14 @@ static int from_cache(struct restore_ctx *c, const struct img_file *f, struct er
 	close(w);
 	if (rename(tmp, name) < 0) {
 		unlink(tmp);
-		return fail(e, "cannot store %s: %s", name, strerror(errno));
+		fail(e, "cannot store %s: %s", name, strerror(errno));
+		return err_path(e, name);
 	}
 	fd = open(name, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return fail(e, "cannot open %s: %s", name, strerror(errno));
+	if (fd < 0) {
+		fail(e, "cannot open %s: %s", name, strerror(errno));
+		return err_path(e, name);
+	}
 	return fd;
 }
 
@@ -104,8 +113,10 @@ static int unnamed_copy(struct restore_ctx *c, const struct img_file *f, struct 
 	int fd = open(c->cache_dir ? c->cache_dir : "/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0500);
 	if (fd < 0)
 		fd = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0500);
-	if (fd < 0)
-		return fail(e, "cannot create a copy of %s: %s", f->path, strerror(errno));
+	if (fd < 0) {
+		fail(e, "cannot create a copy of %s: %s", f->path, strerror(errno));
+		return err_path(e, f->path);
+	}
 	if (write_content(c, f, fd, e) < 0) {
 		close(fd);
 		return -1;

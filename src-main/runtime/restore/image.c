@@ -1,6 +1,8 @@
 #include "image.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,6 +52,18 @@ static void add_record(struct record **list, int *n, const struct record *rec)
 	(*list)[(*n)++] = *rec;
 }
 
+/* fail() for an image that cannot be used: bad_image, naming the record (rec may be NULL). */
+static int damaged(struct err *e, const struct record *rec, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int damaged(struct err *e, const struct record *rec, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+	va_end(ap);
+	e->code[0] = e->path[0] = e->record[0] = 0;
+	return err_bad_record(e, rec);
+}
+
 static int load_header(struct image *img, struct reader *r, struct err *e)
 {
 	const char *magic = rd_raw(r, 16);
@@ -61,9 +75,9 @@ static int load_header(struct image *img, struct reader *r, struct err *e)
 	rd_str(r, img->kernel, sizeof img->kernel);
 	rd_str(r, img->machine, sizeof img->machine);
 	if (r->bad || !magic || memcmp(magic, VOS_IMAGE_MAGIC, sizeof VOS_IMAGE_MAGIC) != 0)
-		return fail(e, "%s is not a vOS image", img->name);
+		return damaged(e, NULL, "%s is not a vOS image", img->name);
 	if (version != VOS_IMAGE_VERSION)
-		return fail(e, "%s has image format %u; this vOS reads format %u", img->name, version, VOS_IMAGE_VERSION);
+		return damaged(e, NULL, "%s has image format %u; this vOS reads format %u", img->name, version, VOS_IMAGE_VERSION);
 	return 0;
 }
 
@@ -278,6 +292,7 @@ static int load_file(struct image *img, struct reader *r)
 void run_cursor_init(struct run_cursor *c, int fd, const struct record *rec)
 {
 	c->fd = fd;
+	c->rec = *rec;
 	c->pos = rec->offset + sizeof(struct vos_pages_head);
 	c->end = rec->offset + rec->length;
 }
@@ -289,13 +304,21 @@ int run_next(struct run_cursor *c, struct page_run *r, struct err *e)
 	struct vos_page_run h;
 	errno = 0;
 	if (c->pos + sizeof h > c->end || pread_full(c->fd, &h, sizeof h, c->pos) < 0)
-		return fail(e, "cannot read the image: %s", errno ? strerror(errno) : "a run of pages is cut short");
+	{
+		if (errno)
+			return fail(e, "cannot read the image: %s", strerror(errno));
+		fail(e, "the image is damaged: a run of pages is cut short");
+		return err_bad_record(e, &c->rec);
+	}
 	c->pos += sizeof h;
 	*r = (struct page_run){h.addr, h.npages, h.kind, c->pos};
 	if (h.kind == VOS_RUN_DATA) {
 		uint64_t len = (uint64_t)h.npages * PAGE;
 		if (len > c->end - c->pos)
-			return fail(e, "the image is damaged: a run of pages is longer than its record");
+		{
+			fail(e, "the image is damaged: a run of pages is longer than its record");
+			return err_bad_record(e, &c->rec);
+		}
 		c->pos += len;
 	}
 	return 1;
@@ -323,9 +346,9 @@ int image_load(struct image *img, int fd, const char *name, struct err *e)
 		if (rec.type == VOS_REC_PRECOPY) {
 			uint32_t head[2];
 			if (rec.length < sizeof head || pread_full(fd, head, sizeof head, rec.offset) < 0)
-				return fail(e, "%s: a %s record is too short", name, record_type_name(rec.type));
+				return damaged(e, &rec, "%s: a %s record is too short", name, record_type_name(rec.type));
 			if (head[0] != 0)
-				return fail(e, "%s: pages sent ahead must belong to a process", name);
+				return damaged(e, &rec, "%s: pages sent ahead must belong to a process", name);
 			img->precopy = xrealloc(img->precopy, (size_t)(img->nprecopy + 1) * sizeof *img->precopy);
 			img->precopy[img->nprecopy++] = (struct img_precopy){(pid_t)head[1], rec};
 			continue;
@@ -334,29 +357,29 @@ int image_load(struct image *img, int fd, const char *name, struct err *e)
 			/* Only the head now; the bulk is read when it is restored. */
 			uint32_t head[2];
 			if (rec.length < sizeof head || pread_full(fd, head, sizeof head, rec.offset) < 0)
-				return fail(e, "%s: a %s record is too short", name, record_type_name(rec.type));
+				return damaged(e, &rec, "%s: a %s record is too short", name, record_type_name(rec.type));
 			if (rec.type == VOS_REC_PAGES) {
 				if (head[0] == 0) {
 					struct img_process *p = image_process(img, (pid_t)head[1]);
 					if (!p)
-						return fail(e, "%s: memory of unknown process %u", name, head[1]);
+						return damaged(e, &rec, "%s: memory of unknown process %u", name, head[1]);
 					add_record(&p->pages, &p->npages, &rec);
 				} else {
 					if (head[1] > 1 << 20)
-						return fail(e, "%s: shared memory object %u is out of range", name, head[1]);
+						return damaged(e, &rec, "%s: shared memory object %u is out of range", name, head[1]);
 					struct img_shm *s = shm_by_id(img, head[1]);
 					add_record(&s->pages, &s->npages, &rec);
 				}
 			} else if (rec.type == VOS_REC_OBJDATA) {
 				struct img_object *o = object_by_id(img, head[0]);
 				if (!o)
-					return fail(e, "%s: data for unknown object %u", name, head[0]);
+					return damaged(e, &rec, "%s: data for unknown object %u", name, head[0]);
 				o->has_data = 1;
 				o->messages = head[1];
 				o->data = rec;
 			} else {
 				if (head[0] > 1 << 20)
-					return fail(e, "%s: file %u is out of range", name, head[0]);
+					return damaged(e, &rec, "%s: file %u is out of range", name, head[0]);
 				struct img_file *f = file_by_id(img, head[0]);
 				add_record(&f->data, &f->ndata, &rec);
 			}
@@ -393,11 +416,11 @@ int image_load(struct image *img, int fd, const char *name, struct err *e)
 		}
 		free(payload);
 		if (bad)
-			return fail(e, "%s is damaged: its %s record cannot be read", name, record_type_name(rec.type));
+			return damaged(e, &rec, "%s is damaged: its %s record cannot be read", name, record_type_name(rec.type));
 	}
 	if (rc < 0)
 		return -1;
 	if (img->nprocs == 0 || !image_process(img, img->main_pid))
-		return fail(e, "%s holds no processes to restore", name);
+		return damaged(e, NULL, "%s holds no processes to restore", name);
 	return 0;
 }

@@ -159,6 +159,7 @@ int page_run_read(struct reader *r, struct vos_page_run *run);
 struct run_cursor {
 	int fd;
 	uint64_t pos, end;
+	struct record rec; /* for messages */
 };
 void run_cursor_init(struct run_cursor *c, int fd, const struct record *rec);
 /* 1: *r is the next run; 0: there are no more; -1: it cannot be read, or overruns its record. */

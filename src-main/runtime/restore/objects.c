@@ -76,11 +76,14 @@ static int open_regular(const struct img_object *o, struct err *e)
 {
 	int flags = (int)o->flags & ~(O_CREAT | O_TRUNC | O_EXCL | O_NOCTTY | O_CLOEXEC);
 	int fd = open(o->path, flags | O_NOCTTY);
-	if (fd < 0)
-		return fail(e, "cannot reopen %s: %s", o->path, strerror(errno));
+	if (fd < 0) {
+		fail(e, "cannot reopen %s: %s", o->path, strerror(errno));
+		return err_path(e, o->path);
+	}
 	if (o->pos && lseek(fd, (off_t)o->pos, SEEK_SET) < 0 && errno != ESPIPE) {
 		close(fd);
-		return fail(e, "cannot seek in %s: %s", o->path, strerror(errno));
+		fail(e, "cannot seek in %s: %s", o->path, strerror(errno));
+		return err_path(e, o->path);
 	}
 	return fd;
 }
@@ -96,8 +99,10 @@ static int recreate_deleted(struct restore_ctx *c, const struct img_object *o, s
 	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (fd < 0)
 		fd = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return fail(e, "cannot recreate the deleted file %s: %s", o->path, strerror(errno));
+	if (fd < 0) {
+		fail(e, "cannot recreate the deleted file %s: %s", o->path, strerror(errno));
+		return err_path(e, o->path);
+	}
 	if (o->has_data) {
 		size_t len;
 		void *data = load_data(c, o, &len, e);
@@ -109,15 +114,18 @@ static int recreate_deleted(struct restore_ctx *c, const struct img_object *o, s
 		free(data);
 		if (rc < 0) {
 			close(fd);
-			return fail(e, "cannot write the content of %s: %s", o->path, strerror(errno));
+			fail(e, "cannot write the content of %s: %s", o->path, strerror(errno));
+			return err_path(e, o->path);
 		}
 	}
 	int mode = (int)o->flags & O_ACCMODE;
 	int final = mode == O_RDWR ? fd : reopen(fd, mode | ((int)o->flags & O_APPEND));
 	if (final != fd)
 		close(fd);
-	if (final < 0)
-		return fail(e, "cannot reopen the recreated %s: %s", o->path, strerror(errno));
+	if (final < 0) {
+		fail(e, "cannot reopen the recreated %s: %s", o->path, strerror(errno));
+		return err_path(e, o->path);
+	}
 	set_status_flags(final, o->flags);
 	lseek(final, (off_t)o->pos, SEEK_SET);
 	return final;

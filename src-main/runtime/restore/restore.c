@@ -10,7 +10,6 @@
 #include <inttypes.h>
 #include <linux/futex.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,11 +18,13 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/status.h"
 #include "../init/control.h"
 #include "../init/pod.h"
 #include "../init/restore.h"
@@ -170,6 +171,45 @@ static void set_terminal(struct restore_ctx *c)
 	ioctl(c->tty_fd, TIOCSWINSZ, &ws);
 }
 
+/*
+ * The agent's status channel (--status): the restore's outcome goes there as one status line
+ * (common/status.h), sent once, by whichever process ends the restore: the restorer before
+ * there is a pod, pod init after. A file-wide variable because refuse() runs before anything
+ * else exists to hold it; -1: no channel, or the line is sent.
+ */
+static int status_sock = -1;
+
+static void send_status(const char *line)
+{
+	if (status_sock < 0)
+		return;
+	if (status_send(status_sock, line) < 0)
+		fprintf(stderr, "vos: cannot tell the agent how the restore went: %s\n", strerror(errno));
+	close(status_sock);
+	status_sock = -1;
+}
+
+static void send_failure(const struct err *e)
+{
+	char line[STATUS_LINE_MAX];
+	status_error_json(line, sizeof line, "restore_failed", e);
+	send_status(line);
+}
+
+/* Every process is restored: "held" (waiting for go) or running. */
+static void send_success(const struct restore_ctx *c, int held)
+{
+	char line[STATUS_MIN];
+	struct json_out j;
+	json_begin(&j, line, sizeof line);
+	json_bool(&j, "ok", 1);
+	json_bool(&j, "held", held);
+	json_int(&j, "restored", c->img.nprocs);
+	json_str(&j, "clocks", c->clocks, 32);
+	json_end(&j);
+	send_status(line);
+}
+
 static void publish(struct restore_ctx *c, uint32_t stage)
 {
 	__atomic_store_n(&c->sync->stage, stage, __ATOMIC_SEQ_CST);
@@ -271,8 +311,10 @@ static int restore_pod(struct restore_ctx *c, struct err *e)
 		publish(c, STAGE_PREPARE);
 		rc = wait_count(c, &c->sync->prepared, n, STAGE_TIMEOUT_MS, e);
 	}
-	if (rc == 0 && c->hold_listen_fd >= 0)
+	if (rc == 0 && c->hold_listen_fd >= 0) {
+		send_success(c, 1);
 		rc = await_go(c, e);
+	}
 	if (rc < 0) {
 		publish(c, STAGE_ABORT);
 		kill(-1, SIGKILL);
@@ -299,13 +341,16 @@ static void release_restorer(struct restore_ctx *c)
 	 * copy; ours is one page. */
 }
 
-/* After a failure: say why on the terminal and to the agent, then end. */
-static void report_failure(struct pod *pod, const char *msg) __attribute__((noreturn));
-static void report_failure(struct pod *pod, const char *msg)
+/* After a failure in pod init: say why on the terminal (for the user) and to the agent (its
+ * status channel; without one, its control socket's restore-status), then end. */
+static void report_failure(struct pod *pod, const struct err *e) __attribute__((noreturn));
+static void report_failure(struct pod *pod, const struct err *e)
 {
-	fprintf(stderr, "vos: restore failed: %s\n", msg);
-	snprintf(pod->restore_status, sizeof pod->restore_status, "error %s", msg);
-	if (pod->listen_fd >= 0) {
+	fprintf(stderr, "vos: restore failed: %s\n", e->msg);
+	status_error_reply(pod->restore_status, sizeof pod->restore_status, "restore_failed", e);
+	int asked = status_sock >= 0;
+	send_failure(e);
+	if (!asked && pod->listen_fd >= 0) {
 		struct pollfd p = {pod->listen_fd, POLLIN, 0};
 		if (poll(&p, 1, 10000) > 0)
 			pod_handle_control(pod);
@@ -317,18 +362,41 @@ static void report_failure(struct pod *pod, const char *msg)
 	_exit(1);
 }
 
-/* Before there is a pod to answer the agent: the reason goes to the terminal, where the agent
- * reads it (and the user sees it). */
-static void refuse(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
-static void refuse(const char *fmt, ...)
+/* Before there is a pod: the reason goes to the agent's status channel and, for the user, to
+ * the terminal. */
+static void refuse(const struct err *e) __attribute__((noreturn));
+static void refuse(const struct err *e)
 {
-	va_list ap;
-	va_start(ap, fmt);
-	fputs("vos: restore failed: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
+	fprintf(stderr, "vos: restore failed: %s\n", e->msg);
+	send_failure(e);
 	exit(1);
+}
+
+/* refuse() for a reason known only by its words. */
+static void refuse_why(const char *why) __attribute__((noreturn));
+static void refuse_why(const char *why)
+{
+	struct err e;
+	fail(&e, "%s", why);
+	refuse(&e);
+}
+
+/* Each process's working directory must be here. Checked before anything is made, naming the
+ * directory, rather than by each process as it restores itself (restore/process.c), where only
+ * the words of its failure reach pod init. */
+static int check_working_dirs(const struct image *img, struct err *e)
+{
+	for (int i = 0; i < img->nprocs; i++) {
+		const struct img_process *p = &img->procs[i];
+		struct stat st;
+		int missing = stat(p->cwd, &st) < 0 ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+		if (missing) {
+			fail(e, "process %d (%s): its working directory %s is missing here: %s", (int)p->pid, p->comm, p->cwd,
+			     strerror(missing));
+			return err_path(e, p->cwd);
+		}
+	}
+	return 0;
 }
 
 /* The current time namespace's offsets (0 in the host's): "monotonic S N" / "boottime S N". */
@@ -387,7 +455,7 @@ static void keep_clocks(struct restore_ctx *c)
 
 int restore_main(int argc, char **argv)
 {
-	const char *control = NULL, *image = NULL, *cache = NULL, *image_socket = NULL;
+	const char *control = NULL, *image = NULL, *cache = NULL, *image_socket = NULL, *status = NULL;
 	int hold = 0;
 	for (int i = 0; i < argc; i++) {
 		if (strcmp(argv[i], "--hold") == 0) {
@@ -404,6 +472,8 @@ int restore_main(int argc, char **argv)
 			image_socket = argv[++i];
 		else if (strcmp(argv[i], "--cache") == 0)
 			cache = argv[++i];
+		else if (strcmp(argv[i], "--status") == 0)
+			status = argv[++i];
 		else if (strcmp(argv[i], "--runtime") == 0)
 			++i; /* the restored processes carry their own environment */
 		else
@@ -411,6 +481,10 @@ int restore_main(int argc, char **argv)
 	}
 	if (!image && !image_socket)
 		die("restore needs --image FILE or --image-socket PATH");
+	/* First thing: every way this ends is told there. A restore the agent cannot hear about is
+	 * not started (the agent sees it end without a status line). */
+	if (status && (status_sock = status_connect(status)) < 0)
+		die("cannot reach the agent's status socket %s: %s", status, strerror(errno));
 
 	struct restore_ctx *c = xcalloc(1, sizeof *c);
 	c->cache_dir = cache;
@@ -418,7 +492,7 @@ int restore_main(int argc, char **argv)
 	c->tty_fd = isatty(STDIN_FILENO) ? STDIN_FILENO : -1;
 	char why[256];
 	if (pod_terminal_can_pass(c->tty_fd, why, sizeof why) < 0)
-		refuse("%s", why); /* before anything is received: the sender still has the session */
+		refuse_why(why); /* before anything is received: the sender still has the session */
 	int fd;
 	struct image_reader checked; /* how far a received image was checked while it arrived */
 	memset(&checked, 0, sizeof checked);
@@ -427,26 +501,34 @@ int restore_main(int argc, char **argv)
 		struct err re;
 		fd = receive_image(image_socket, &c->staging, &checked, &re);
 		if (fd < 0)
-			refuse("%s", re.msg);
+			refuse(&re);
 		image = "the received image";
 	} else {
 		fd = open(image, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			refuse("cannot open %s: %s", image, strerror(errno));
+		if (fd < 0) {
+			struct err oe;
+			fail(&oe, "cannot open %s: %s", image, strerror(errno));
+			err_path(&oe, image);
+			refuse(&oe);
+		}
 	}
 	struct err e;
 	if (image_verify_from(fd, image, checked.offset ? &checked : NULL, &e) < 0 || image_load(&c->img, fd, image, &e) < 0)
-		refuse("%s", e.msg);
+		refuse(&e);
 	if (c->staging.records != (uint64_t)c->img.nprecopy)
 		staging_free(&c->staging); /* pages sent ahead came outside the rounds: read them instead */
-	if (c->img.page_size != PAGE)
-		refuse("%s was taken with %u-byte pages; this machine has %llu", image, c->img.page_size, PAGE);
+	if (c->img.page_size != PAGE) {
+		fail(&e, "%s was taken with %u-byte pages; this machine has %llu", image, c->img.page_size, PAGE);
+		refuse(&e);
+	}
 	uint64_t have = xcr0();
-	if ((c->img.xfeatures & ~have) != 0)
-		refuse("%s needs CPU features this machine lacks (XSAVE components %#" PRIx64 ", this CPU %#" PRIx64 ")", image,
-		    c->img.xfeatures, have);
-	if (check_vdso(c, &e) < 0)
-		refuse("%s", e.msg);
+	if ((c->img.xfeatures & ~have) != 0) {
+		fail(&e, "%s needs CPU features this machine lacks (XSAVE components %#" PRIx64 ", this CPU %#" PRIx64 ")",
+		     image, c->img.xfeatures, have);
+		refuse(&e);
+	}
+	if (check_vdso(c, &e) < 0 || check_working_dirs(&c->img, &e) < 0)
+		refuse(&e);
 
 	struct pod pod;
 	memset(&pod, 0, sizeof pod);
@@ -455,20 +537,23 @@ int restore_main(int argc, char **argv)
 	pod.status_fd = -1;
 	pod.in_namespaces = 1;
 	if (pod_enter_namespaces(why, sizeof why) < 0)
-		refuse("%s", why);
+		refuse_why(why);
 	keep_clocks(c);
 	pod_fork_init(&pod);
-	if (pod_init_become_leader(&pod, why, sizeof why) < 0)
-		report_failure(&pod, why);
+	if (pod_init_become_leader(&pod, why, sizeof why) < 0) {
+		fail(&e, "%s", why);
+		report_failure(&pod, &e);
+	}
 	pod_init_prepare(&pod);
 	if (hold)
 		c->hold_listen_fd = pod.listen_fd;
 	set_terminal(c);
 	if (restore_pod(c, &e) < 0)
-		report_failure(&pod, e.msg);
+		report_failure(&pod, &e);
 	release_restorer(c);
 	pod.main_pid = c->img.main_pid;
 	snprintf(pod.restore_status, sizeof pod.restore_status, "ok restored=%d clocks=%s", c->img.nprocs, c->clocks);
+	send_success(c, 0);
 	if (c->img.have_terminal && c->img.fg_pgrp > 0)
 		kill(-c->img.fg_pgrp, SIGWINCH); /* full-screen programs redraw */
 	pod_init_serve(&pod);
