@@ -200,8 +200,12 @@ describe.skipIf(unavailable !== null)('migration', () => {
       () => 'moved',
       (e: Error) => e.message,
     );
-    await waitFor('the image to be on its way', () =>
-      progress.some((e) => e.event === 'migration.progress' && e.phase === 'sending' && e.sent > 32 * 1024 * 1024),
+    // Well on its way: 32 MiB sent, while the pod runs (live rounds) or frozen (the final part).
+    // Copying 768 MiB takes seconds, many more on a loaded machine: the wait is generous.
+    await waitFor(
+      'the image to be on its way',
+      () => progress.some((e) => e.event === 'migration.progress' && (e.phase === 'copying' || e.phase === 'sending') && e.sent > 32 * 1024 * 1024),
+      60_000,
     );
     return { client, id: s.id, outcome };
   }
@@ -490,7 +494,10 @@ describe.skipIf(unavailable !== null)('migration', () => {
     const before = counts((await a.vos(['screen', id])).stdout)!;
     const r = await failedMove(a, { id, peer: 'beta' });
     expect(r.message).toMatch(/stays here: beta could not restore it: .*(CRC|damaged|checksum)/i);
-    expect(r.details.cause).toBe('restore_failed');
+    // The target's restorer says what is wrong through its status channel: a damaged image, and
+    // which record; the cause and the record survive both agents and the API.
+    expect(r.details.cause).toBe('bad_image');
+    expect(r.details.record).toMatch(/^[A-Z]+ #\d+$/);
     await stillHere(a, id, before);
     await nothingThere(b);
   }, 60_000);

@@ -96,8 +96,6 @@ static int cmd_checkpoint(int argc, char **argv)
 			o.producer = option_value(argc, argv, &i);
 		else if (strcmp(argv[i], "--session") == 0)
 			o.session = 1;
-		else if (strcmp(argv[i], "--write-header") == 0)
-			continue; /* always so now; still accepted from older callers */
 		else if (strcmp(argv[i], "--stop") == 0)
 			o.stop = 1;
 		else if (strcmp(argv[i], "--hold") == 0)
