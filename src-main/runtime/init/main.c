@@ -19,6 +19,8 @@
  *       restored processes wait at the barrier until "go" (or "abort") on the control socket.
  *   vos-init verify FILE
  *       Check an image's integrity (every checksum, the trailer) without restoring it.
+ *   vos-init host --socket PATH [--cols N] [--rows N] -- PROGRAM [ARGS...]
+ *       The terminal host of a session (host.c): detached, it keeps PROGRAM's pty for agents.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +37,7 @@
 #include "../common/image-io.h"
 #include "../common/util.h"
 #include "control.h"
+#include "host.h"
 #include "pod.h"
 #include "restore.h"
 
@@ -44,7 +47,8 @@ static void usage(void)
 	fprintf(stderr, "usage: vos-init [launch] [--control SOCKET] [--runtime LIB] [--no-pod] -- PROGRAM [ARGS...]\n"
 			"       vos-init checkpoint --control SOCKET [--stop | --hold] [--precopy] [--write-header | --records N --bytes N --chain N]\n"
 			"       vos-init restore --control SOCKET (--image FILE | --image-socket PATH) [--hold] [--runtime LIB] [--cache DIR]\n"
-			"       vos-init verify FILE\n");
+			"       vos-init verify FILE\n"
+			"       vos-init host --socket PATH [--cols N] [--rows N] -- PROGRAM [ARGS...]\n");
 	exit(2);
 }
 
@@ -247,5 +251,7 @@ int main(int argc, char **argv)
 		return restore_main(argc - 2, argv + 2);
 	if (strcmp(argv[1], "verify") == 0)
 		return cmd_verify(argc - 2, argv + 2);
+	if (strcmp(argv[1], "host") == 0)
+		return host_main(argc - 2, argv + 2);
 	return cmd_launch(argc - 1, argv + 1);
 }
