@@ -17,7 +17,7 @@ const { SerializeAddon } = serializeModule;
 type HeadlessTerminal = InstanceType<typeof Terminal>;
 type Serializer = InstanceType<typeof SerializeAddon>;
 
-export const MIRROR_SCROLLBACK_LINES = 5000;
+export const MIRROR_SCROLLBACK_LINES = 10_000;
 
 export class ScreenMirror {
   private readonly term: HeadlessTerminal;

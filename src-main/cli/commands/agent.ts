@@ -1,4 +1,4 @@
-/** Commands about the agent itself: status, web, daemon. */
+/** Commands about the agent itself: status, web, daemon (and daemon stop). */
 import { VosError } from '../../api/errors.js';
 import { Agent } from '../../agent/agent.js';
 import { parseHostPort } from '../../agent/community/addresses.js';
@@ -64,11 +64,15 @@ and prints its address, with the access token. Already on: prints the address.
 
 export const daemonCommand: Command = {
   name: 'daemon',
-  summary: 'run the agent in the foreground',
+  summary: 'run the agent in the foreground (vos daemon stop: stop the running agent)',
   help: `usage: vos daemon [--name NAME] [--web [PORT]] [--listen HOST:PORT | --listen none] [--no-mdns]
+       vos daemon stop
 
-Runs the agent of this state directory (VOS_HOME) in the foreground until interrupted.
-Sessions end with it.
+Runs the agent of this state directory (VOS_HOME) in the foreground until interrupted
+(Ctrl-C, SIGTERM) or asked to stop (vos daemon stop). Sessions do not end with it: each
+program runs under a terminal host of its own and goes on; the next agent of this state
+directory finds them again, with their screens. vos kill or vos rm --force ends a session.
+(Where the native runtime is not built, sessions do end with the agent.)
 
   --name NAME         the name other machines and the app show (default: the host name)
   --web [PORT]        serve the app's UI on http://127.0.0.1:PORT (default: any free port)
@@ -80,6 +84,7 @@ Sessions end with it.
                       VOS_MDNS=0); vos peer add HOST:PORT still works
 `,
   async run(argv, ctx) {
+    if (argv[0] === 'stop') return stopDaemon(argv.slice(1), ctx);
     const { options, positionals } = parseArgs(argv, {
       name: { type: 'string' },
       web: { type: 'string', optionalValue: true, valuePattern: /^\d+$/ },
@@ -89,8 +94,10 @@ Sessions end with it.
     if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
     const webPort = options.web === undefined ? null : options.web === '' ? 0 : requireInt(options.web as string, 'PORT', 0, 65535);
     const log = (m: string): void => ctx.err(`${new Date().toISOString()} ${m}\n`);
+    let requestStop: (why: string) => void = () => undefined;
     const agent = await Agent.start({
       home: ctx.paths().home,
+      onStopRequest: () => requestStop('asked to stop (vos daemon stop)'),
       ...(typeof options.name === 'string' ? { name: options.name } : {}),
       webPort,
       log,
@@ -107,15 +114,49 @@ Sessions end with it.
     process.on('unhandledRejection', (err) => log(`unexpected rejection (agent keeps running): ${String(err)}`));
 
     await new Promise<void>((resolve) => {
-      const stop = (signal: string): void => {
-        log(`${signal}: stopping`);
+      let stopping = false;
+      const stop = (why: string): void => {
+        if (stopping) return;
+        stopping = true;
+        log(`${why}: stopping; the sessions keep running`);
         agent.stop().then(resolve, (err: unknown) => {
           log(`error while stopping: ${err instanceof VosError ? err.message : String(err)}`);
           resolve();
         });
       };
+      requestStop = stop;
       for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(s, () => stop(s));
     });
     return 0;
   },
 };
+
+/** `vos daemon stop`: asks the running agent to stop and waits until it has. */
+async function stopDaemon(argv: string[], ctx: Parameters<Command['run']>[1]): Promise<number> {
+  const { positionals } = parseArgs(argv, {});
+  if (positionals.length) throw new UsageError('vos daemon stop takes no arguments');
+  const client = await ctx.connect();
+  let pid: number;
+  try {
+    pid = (await client.request('agent.info', {})).pid;
+    await client.request('agent.stop', {});
+  } finally {
+    client.close();
+  }
+  const deadline = Date.now() + 20_000;
+  while (isAlive(pid)) {
+    if (Date.now() > deadline) throw new VosError('timeout', `the agent (pid ${pid}) did not stop within 20 s`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  ctx.out(`agent stopped (pid ${pid}); its sessions keep running; the next agent (vos daemon, or vos run) finds them again\n`);
+  return 0;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
