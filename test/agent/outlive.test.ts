@@ -16,10 +16,9 @@ const scratch: string[] = [];
 
 afterEach(async () => {
   await Promise.all(daemons.splice(0).map((d) => d.stop({ keepHome: true })));
-  for (const h of scratch.splice(0)) {
-    await endHosts(h);
-    rmSync(h, { recursive: true, force: true });
-  }
+  const dirs = scratch.splice(0);
+  for (const h of dirs) await endHosts(h);
+  for (const h of dirs) rmSync(h, { recursive: true, force: true });
 });
 
 async function daemon(options: Parameters<typeof startDaemon>[0] = {}): Promise<DaemonHandle> {
@@ -95,8 +94,13 @@ describe('sessions outlive the agent', () => {
     const d = await daemon();
     const c = await d.connect();
     const s = await c.request('session.create', { command: 'sh', name: 'shell' });
+    await c.request('session.wait', { id: s.id, pattern: '^[$#]', timeoutMs: 10_000 }).catch(async (e) => {
+      throw new Error(`${e}: ${JSON.stringify(await c.request('session.screen', { id: s.id }))}`);
+    });
     await c.request('session.input', { id: s.id, data: 'echo before-$((6*7))\r' });
-    await c.request('session.wait', { id: s.id, pattern: '^before-42', timeoutMs: 10_000 });
+    await c.request('session.wait', { id: s.id, pattern: '^before-42', timeoutMs: 10_000 }).catch(async (e) => {
+      throw new Error(`${e}: ${JSON.stringify(await c.request('session.screen', { id: s.id }))}`);
+    });
     await dies(d, 'SIGTERM');
 
     const again = await daemon({ home: d.home });
@@ -167,7 +171,7 @@ describe('sessions outlive the agent', () => {
     expect(journal.wrapped).toBe(true);
     expect(journal.bytes.length).toBe(4 * 1024 * 1024);
     const text = journal.bytes.toString('latin1');
-    const lines = text.slice(text.indexOf('\n') + 1, text.lastIndexOf('\n')).split('\r\n');
+    const lines = text.slice(text.indexOf('\n') + 1, text.lastIndexOf('\r\n')).split('\r\n');
     const nums = lines.map((l) => Number(/^n (\d{7}) x{54}$/.exec(l)?.[1] ?? NaN));
     expect(nums.every((n, i) => n === nums[0]! + i)).toBe(true);
     expect(lines.length).toBeGreaterThan(4 * 1024 * 1024 / 66 - 2);
