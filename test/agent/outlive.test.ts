@@ -46,7 +46,6 @@ function alive(pid: number): boolean {
 async function snapshotLines(c: ApiClient, id: string): Promise<string[]> {
   const { snapshot } = await c.request('session.attach', { id });
   await c.request('session.detach', { id });
-  // eslint-disable-next-line no-control-regex
   const plain = snapshot.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/\x1b[()][0-9A-Za-z]/g, '');
   return plain.split(/\r?\n/).map((l) => l.trimEnd());
 }
