@@ -53,6 +53,7 @@
 /* After the program exited, what is still in flight to the master arrives within this. */
 #define EXIT_DRAIN_MS 250
 #define TERM_GRACE_MS 1000
+#define EOF_RETRY_MS 20
 
 enum { F_HELLO = 1, F_JOURNAL = 2, F_OUTPUT = 3, F_EXIT = 4, F_INPUT = 16, F_RESIZE = 17, F_SIGNAL = 18, F_END = 19 };
 
@@ -63,7 +64,9 @@ struct host {
 	/* The program's end: reaped (status known), then finished (its output read to the end). */
 	int reaped, finished, status;
 	int64_t reaped_at_us;
-	int master_eof; /* every slave closed (EIO) before the program was reaped */
+	/* The master said EIO (no slave open) before the program was reaped: it may not have opened
+	 * the slave yet, or closed it for good; looked at again every EOF_RETRY_MS. */
+	int master_eof;
 	int terminating;
 	int64_t kill_at_us;
 	/* The journal: a ring of the last JOURNAL_SIZE bytes; `total` counts all bytes ever read. */
@@ -420,9 +423,14 @@ static void serve(struct host *h)
 		int timeout = -1;
 		if (h->reaped && !h->finished)
 			timeout = EXIT_DRAIN_MS / 5;
+		int retry_eof = h->master_eof && !h->reaped;
+		if (retry_eof)
+			timeout = EOF_RETRY_MS;
 		if (h->terminating)
 			timeout = 50;
 		int n = poll(p, (nfds_t)np, timeout);
+		if (retry_eof && !h->reaped)
+			h->master_eof = 0;
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
