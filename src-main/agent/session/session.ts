@@ -296,6 +296,9 @@ export class Session {
    * a checkpoint froze the pod, whatever it printed before has arrived.
    */
   async settledScreen(quietMs = 10, maxMs = 500): Promise<{ snapshot: string; cols: number; rows: number }> {
+    // What the terminal host has read or can read now comes first (it is one hop further away
+    // than a pty of our own); then whatever was still in flight, until it has been quiet.
+    await this.pty.sync();
     const start = Date.now();
     let last = this.lastOutputAt;
     for (;;) {

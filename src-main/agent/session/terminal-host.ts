@@ -16,10 +16,14 @@ const F_HELLO = 1;
 const F_JOURNAL = 2;
 const F_OUTPUT = 3;
 const F_EXIT = 4;
+const F_SYNCED = 5;
 const F_INPUT = 16;
 const F_RESIZE = 17;
 const F_SIGNAL = 18;
 const F_END = 19;
+const F_SYNC = 20;
+/** A host answers SYNC at once; a paused connection delays it by a pause slice at most. */
+const SYNC_TIMEOUT_MS = 2_000;
 const HOST_PROTOCOL = 1;
 const HELLO_BYTES = 41;
 /** The host takes at most this much in one frame. */
@@ -61,6 +65,7 @@ export class HostTerminal implements SessionTerminal {
   private letGo = false;
   private helloWaiter: { resolve: (h: HostHello) => void; reject: (e: Error) => void } | null = null;
   hello: HostHello | null = null;
+  private readonly syncs: (() => void)[] = [];
 
   private constructor(
     private readonly socket: Socket,
@@ -167,6 +172,21 @@ export class HostTerminal implements SessionTerminal {
     this.socket.destroy();
   }
 
+  sync(): Promise<void> {
+    if (this.socket.destroyed || this.exitSeen) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        const at = this.syncs.indexOf(done);
+        if (at >= 0) this.syncs.splice(at, 1);
+        resolve();
+      };
+      const timer = setTimeout(done, SYNC_TIMEOUT_MS);
+      this.syncs.push(done);
+      this.socket.write(frame(F_SYNC));
+    });
+  }
+
   private emitData(data: string): void {
     if (!data) return;
     if (this.dataListener) this.dataListener(data);
@@ -224,6 +244,10 @@ export class HostTerminal implements SessionTerminal {
       case F_OUTPUT:
         this.emitData(this.decoder.write(p));
         return true;
+      case F_SYNCED:
+        if (p.length !== 0) return false;
+        this.syncs.shift()?.();
+        return true;
       case F_EXIT:
         if (p.length !== 8) return false;
         this.emitData(this.decoder.end());
@@ -241,6 +265,7 @@ export class HostTerminal implements SessionTerminal {
 
   /** The connection is gone. Not on purpose: the host died, and the terminal with it. */
   private lost(): void {
+    for (const done of this.syncs.splice(0)) done();
     this.helloWaiter?.reject(new Error('the terminal host is gone'));
     this.helloWaiter = null;
     if (this.letGo || this.exitSeen) return;

@@ -31,6 +31,8 @@ export interface SessionTerminal {
   end(): void;
   /** The agent lets go and leaves the program running (only when `outlivesAgent`). */
   release(): void;
+  /** Resolves once the output the pty holds now has been handed to `onData` listeners. */
+  sync(): Promise<void>;
 }
 
 export interface TerminalLaunch {
@@ -77,5 +79,7 @@ export function spawnAgentPty(launch: TerminalLaunch): SessionTerminal {
     },
     end: () => undefined,
     release: () => undefined,
+    // node-pty reads the master itself; what it holds arrives on its own (see settledScreen).
+    sync: () => Promise.resolve(),
   };
 }

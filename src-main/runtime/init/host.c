@@ -10,7 +10,8 @@
  * the protocol; in short, frames of u8 type + u32 length (big-endian) + payload:
  *
  *   host -> agent  HELLO, JOURNAL (what is kept, on connect), OUTPUT, EXIT (after the last output)
- *   agent -> host  INPUT, RESIZE, SIGNAL, END (the agent is done: close the master, exit)
+ *   agent -> host  INPUT, RESIZE, SIGNAL, END (the agent is done: close the master, exit),
+ *                  SYNC (answered with SYNCED once what the master holds now is sent ahead)
  *
  * The master is always read while no agent is connected: output goes into a ring of the last
  * JOURNAL_SIZE bytes, so the program never blocks and nothing it printed lately is lost. While
@@ -55,7 +56,10 @@
 #define TERM_GRACE_MS 1000
 #define EOF_RETRY_MS 20
 
-enum { F_HELLO = 1, F_JOURNAL = 2, F_OUTPUT = 3, F_EXIT = 4, F_INPUT = 16, F_RESIZE = 17, F_SIGNAL = 18, F_END = 19 };
+enum { F_HELLO = 1, F_JOURNAL = 2, F_OUTPUT = 3, F_EXIT = 4, F_SYNCED = 5, F_INPUT = 16, F_RESIZE = 17, F_SIGNAL = 18, F_END = 19, F_SYNC = 20 };
+/* What one SYNC reads at most (the pty's buffers hold far less; a program still printing could
+ * go on for ever). */
+#define SYNC_MAX (1u << 20)
 
 struct host {
 	int master, listen_fd, client, sig_fd;
@@ -244,6 +248,20 @@ static void read_master(struct host *h)
 		finish(h);
 }
 
+/* SYNC: everything the master holds now goes out before SYNCED, flow control or not (a
+ * checkpoint froze the program and wants its last output on the saved screen). */
+static void sync_output(struct host *h)
+{
+	uint64_t start = h->total;
+	while (h->master >= 0 && !h->master_eof && h->total - start < SYNC_MAX) {
+		uint64_t before = h->total;
+		read_master(h);
+		if (h->total == before)
+			break; /* EAGAIN, EIO or the end */
+	}
+	queue_frame(h, F_SYNCED, NULL, 0, NULL, 0);
+}
+
 static void write_master(struct host *h)
 {
 	ssize_t n = write(h->master, h->to_master, h->to_master_len);
@@ -300,6 +318,11 @@ static int handle_frame(struct host *h, int type, const unsigned char *p, uint32
 		if (len != 0)
 			return -1;
 		*end = 1;
+		return 0;
+	case F_SYNC:
+		if (len != 0)
+			return -1;
+		sync_output(h);
 		return 0;
 	default:
 		return -1;
