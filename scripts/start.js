@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // `npm start`: the Electron app where Electron can run; otherwise says why and starts the headless
 // agent with its web UI (or, when an agent already runs, turns its web UI on), printing the URL.
+// Ctrl-C stops that agent; the sessions' programs keep running under their terminal hosts.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -22,10 +23,24 @@ function electronBinary() {
   return { path };
 }
 
-function run(cmd, args) {
+function run(cmd, args, onStopped) {
   const child = spawn(cmd, args, { cwd: root, stdio: 'inherit' });
-  child.on('exit', (code, signal) => process.exit(signal ? 1 : (code ?? 0)));
-  for (const s of ['SIGINT', 'SIGTERM']) process.on(s, () => child.kill(s));
+  let stopping = false;
+  child.on('exit', (code, signal) => {
+    if (stopping) onStopped?.();
+    process.exit(signal ? 1 : (code ?? 0));
+  });
+  for (const s of ['SIGINT', 'SIGTERM']) {
+    process.on(s, () => {
+      stopping = true;
+      child.kill(s);
+    });
+  }
+}
+
+function sessionsGoOn() {
+  console.log('\nThe vOS agent has stopped. Sessions were not ended: their programs keep running.');
+  console.log('Start it again (npm start, or npx vos daemon) and see them with npx vos ls; end one with npx vos kill ID.');
 }
 
 const electron = electronBinary();
@@ -40,7 +55,7 @@ if (electron.path) {
       console.log('(an agent is already running for this user; turning its web UI on)');
       run(process.execPath, [vos, 'web']);
     } else {
-      run(process.execPath, [vos, 'daemon', '--web']);
+      run(process.execPath, [vos, 'daemon', '--web'], sessionsGoOn);
     }
   });
 }

@@ -39,6 +39,11 @@ export interface AgentOptions {
   listen?: { host: string; port: number } | null;
   /** Publish and browse with mDNS (default: true unless $VOS_MDNS is "0"). */
   mdns?: boolean;
+  /**
+   * Called when a client asks the agent to stop (`agent.stop`), so that whoever hosts it stops
+   * it and exits. Absent: the agent just stops.
+   */
+  onStopRequest?: () => void;
 }
 
 export class Agent implements AgentServices {
@@ -78,6 +83,8 @@ export class Agent implements AgentServices {
     ensurePrivateDir(agent.paths.home);
     agent.lock = acquireAgentLock(agent.paths.lock, agent.paths.home);
     try {
+      // Sessions an earlier agent left running are there before anyone can ask for them.
+      await agent.sessions.adopt(agent.log);
       await agent.socketServer.listen(agent.paths.socket);
       await agent.startCommunity();
       if (options.webPort !== undefined && options.webPort !== null) await agent.enableWeb(options.webPort);
@@ -168,11 +175,22 @@ export class Agent implements AgentServices {
     return this.webStarting;
   }
 
-  /** Ends all sessions, closes the servers and releases the state directory. Idempotent. */
+  requestStop(): void {
+    // After the reply has gone out.
+    setImmediate(() => {
+      if (this.options.onStopRequest) this.options.onStopRequest();
+      else void this.stop();
+    });
+  }
+
+  /**
+   * Closes the servers and releases the state directory; sessions keep running under their
+   * terminal hosts for the next agent (only those without the runtime end). Idempotent.
+   */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       await this.community?.stop();
-      await this.sessions.disposeAll();
+      await this.sessions.letGoAll();
       await this.web?.close();
       await this.socketServer.close();
       this.lock?.release();

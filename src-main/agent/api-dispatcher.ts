@@ -31,6 +31,8 @@ export interface AgentServices {
   readonly migrations: { migrator: Migrator; receiver: MigrationReceiver } | null;
   info(): AgentInfo;
   enableWeb(port?: number): Promise<string>;
+  /** Stops the agent soon (after the reply has gone out); see `agent.stop`. */
+  requestStop(): void;
   log(message: string): void;
 }
 
@@ -236,6 +238,10 @@ export class ApiDispatcher {
     return {
       'agent.info': () => this.agent.info(),
       'agent.web': async (p) => ({ url: await this.agent.enableWeb(p.port) }),
+      'agent.stop': () => {
+        this.agent.requestStop();
+        return { stopping: true as const };
+      },
       'session.list': async (p, { conn, client }) => [...sessions.list(), ...(await this.othersSessions(p.all, client, conn, false))],
       'session.watch': async (p, { conn, client }) => {
         if (!client.unwatch) client.unwatch = sessions.onEvent((e) => conn.send({ t: 'event', ...e }));

@@ -2,15 +2,18 @@
  * The agent's sessions: creating them (in a pod when the native runtime is there), restoring
  * them from images, finding them by reference, forgetting them, and telling watchers about
  * every change.
+ *
+ * With the runtime, every session's program runs under a terminal host of its own and outlives
+ * the agent; its record (`<state>/sessions/ID.json`) lets the next agent find it again (`adopt`).
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { VosError } from '../api/errors.js';
 import { describeExit } from '../api/session-text.js';
 import type { ApiEvent, CheckpointResult, CreateSessionParams, PeerRef, SessionInfo, SessionShape } from '../api/protocol.js';
 import { shortId } from '../base/ids.js';
-import { ensurePrivateDir } from '../base/state-dir.js';
+import { ensurePrivateDir, writePrivateFile } from '../base/state-dir.js';
 import { checkpointSession } from './runtime/checkpoint.js';
 import { readSessionRecord, type SessionRecord } from './runtime/session-record.js';
 import { runtimeFiles, verifyImage } from './runtime/native.js';
@@ -18,7 +21,8 @@ import { feedImageSocket } from './runtime/image-socket.js';
 import { podRequest } from './runtime/pod-control.js';
 import { listenForRestoreStatus, type RestoreStatus } from './runtime/restore-status.js';
 import { replyError, type RestoreOutcome } from './runtime/status-line.js';
-import { DEFAULT_COLS, DEFAULT_ROWS, Session, type PtyLaunch } from './session/session.js';
+import { DEFAULT_COLS, DEFAULT_ROWS, Session, type PtyLaunch, type SessionFileRecord } from './session/session.js';
+import { HostTerminal } from './session/terminal-host.js';
 import { checkWorkingDirectory, resolveCommand } from './session/spawn-check.js';
 
 /** What a streamed image's session is, known before its SESSION record arrives. */
@@ -72,6 +76,7 @@ export class SessionManager {
         rows: params.rows ?? DEFAULT_ROWS,
         launch,
         controlPath: runtime ? controlPath : null,
+        host: this.hostFor(id),
       }),
     );
   }
@@ -114,6 +119,7 @@ export class SessionManager {
           controlPath,
           initialScreen: record.snapshot,
           restoredFrom: file,
+          host: this.hostFor(id),
         }),
       );
       await this.awaitRestored(session, status, file);
@@ -175,6 +181,7 @@ export class SessionManager {
             cwd: this.defaults.stateDir,
           },
           controlPath,
+          host: this.hostFor(id),
         }),
       );
     } catch (err) {
@@ -282,6 +289,7 @@ export class SessionManager {
       throw new VosError('session_running', `session ${session.id} is still running; kill it first or remove it with --force`);
     }
     this.sessions.delete(session.id);
+    this.forgetRecord(session.id);
     this.emit({ event: 'session.removed', id: session.id });
     await session.dispose(force ? 0 : undefined);
     return session.id;
@@ -292,6 +300,7 @@ export class SessionManager {
     const session = this.sessions.get(id);
     if (!session) return;
     this.sessions.delete(id);
+    this.forgetRecord(id);
     this.emit({ event: 'session.moved', id, to, peer });
     this.emit({ event: 'session.removed', id });
     void session.dispose(0);
@@ -306,7 +315,99 @@ export class SessionManager {
   async disposeAll(graceMs = 2000): Promise<void> {
     const all = [...this.sessions.values()];
     this.sessions.clear();
+    for (const s of all) this.forgetRecord(s.id);
     await Promise.all(all.map((s) => s.dispose(graceMs)));
+  }
+
+  /**
+   * The agent stops: sessions under a terminal host keep running (the next agent adopts them);
+   * those on a pty of the agent's own (no runtime) end, as they would anyway.
+   */
+  async letGoAll(graceMs = 2000): Promise<void> {
+    const all = [...this.sessions.values()];
+    this.sessions.clear();
+    await Promise.all(
+      all.map((s) => {
+        if (!s.outlivesAgent) return s.dispose(graceMs);
+        s.letGo();
+        return undefined;
+      }),
+    );
+  }
+
+  /**
+   * Finds the sessions an earlier agent of this state directory left running: each record's
+   * terminal host is asked for the program's state and its journal (the screen and scrollback).
+   * Resolves once every record has been looked at.
+   */
+  async adopt(log: (message: string) => void): Promise<void> {
+    const dir = this.recordDir();
+    let names: string[];
+    try {
+      names = readdirSync(dir).filter((n) => n.endsWith('.json'));
+    } catch {
+      return; // no sessions directory: nothing was ever left running
+    }
+    await Promise.all(names.map((n) => this.adoptOne(join(dir, n), log)));
+  }
+
+  private async adoptOne(file: string, log: (message: string) => void): Promise<void> {
+    let record: SessionFileRecord;
+    try {
+      record = parseSessionFile(readFileSync(file, 'utf8'));
+    } catch (err) {
+      log(`cannot read the session record ${file} (left alone): ${(err as Error).message}`);
+      return;
+    }
+    if (this.sessions.has(record.id) || !record.hostSocket) return;
+    let adopted: Awaited<ReturnType<typeof HostTerminal.adopt>>;
+    try {
+      adopted = await HostTerminal.adopt(record.hostSocket);
+    } catch (err) {
+      // TODO(issue 9, recovery): a session whose host is gone (the machine rebooted, someone
+      // killed it) should be listed as "recoverable" from its last checkpoint; for now it is
+      // forgotten.
+      rmSync(file, { force: true });
+      log(`session ${record.id} (${record.name}) is gone (${(err as Error).message}); forgot it`);
+      return;
+    }
+    const session = new Session({
+      id: record.id,
+      name: record.name,
+      command: record.command,
+      args: record.args,
+      cwd: record.cwd,
+      env: this.defaults.env,
+      cols: record.cols,
+      rows: record.rows,
+      launch: { file: '', args: [] },
+      controlPath: record.controlPath,
+      ...(record.restoredFrom ? { restoredFrom: record.restoredFrom } : {}),
+      adopted: { terminal: adopted.terminal, socket: record.hostSocket, startedAt: record.startedAt, restoreNote: record.restoreNote },
+    });
+    this.add(session);
+    log(`session ${record.id} (${record.name}) found again: ${adopted.hello.exit ? 'it has ended' : `running, pid ${adopted.hello.childPid}`}`);
+  }
+
+  private recordDir(): string {
+    return join(this.defaults.stateDir, 'sessions');
+  }
+
+  private writeRecord(session: Session): void {
+    ensurePrivateDir(this.recordDir());
+    writePrivateFile(join(this.recordDir(), `${session.id}.json`), JSON.stringify(session.record(), null, 2) + '\n');
+  }
+
+  private forgetRecord(id: string): void {
+    rmSync(join(this.recordDir(), `${id}.json`), { force: true });
+  }
+
+  /** The terminal host for a new session, or null (no runtime, or a state path too long). */
+  private hostFor(id: string): { init: string; socket: string } | null {
+    const runtime = runtimeFiles();
+    const control = this.podSocket(id);
+    if (!runtime || !control) return null;
+    return { init: runtime.init, socket: control.replace(/\.sock$/, '.term') };
   }
 
   private newId(): string {
@@ -337,6 +438,12 @@ export class SessionManager {
 
   private add(session: Session): Session {
     this.sessions.set(session.id, session);
+    if (session.outlivesAgent) {
+      this.writeRecord(session);
+      session.onRecordChange = (s) => {
+        if (this.sessions.get(s.id) === s) this.writeRecord(s);
+      };
+    }
     session.onChange = (s) => {
       if (this.sessions.get(s.id) === s) this.emit({ event: 'session.changed', session: s.info() });
     };
@@ -347,4 +454,31 @@ export class SessionManager {
   private emit(e: SessionListEvent): void {
     for (const l of this.listeners) l(e);
   }
+}
+
+/** A session record as written by `writeRecord`; throws on anything else. */
+function parseSessionFile(text: string): SessionFileRecord {
+  const r = JSON.parse(text) as Partial<Record<keyof SessionFileRecord, unknown>>;
+  const str = (v: unknown): v is string => typeof v === 'string';
+  const strOrNull = (v: unknown): boolean => v === null || typeof v === 'string';
+  const dim = (v: unknown): boolean => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535;
+  if (
+    !str(r.id) ||
+    !/^[A-Za-z0-9_-]+$/.test(r.id) ||
+    !str(r.name) ||
+    !str(r.command) ||
+    !Array.isArray(r.args) ||
+    !r.args.every(str) ||
+    !str(r.cwd) ||
+    typeof r.startedAt !== 'number' ||
+    !strOrNull(r.controlPath) ||
+    !strOrNull(r.hostSocket) ||
+    !dim(r.cols) ||
+    !dim(r.rows) ||
+    !strOrNull(r.restoredFrom) ||
+    !strOrNull(r.restoreNote)
+  ) {
+    throw new Error('not a session record');
+  }
+  return r as SessionFileRecord;
 }

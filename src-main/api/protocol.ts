@@ -189,6 +189,11 @@ export interface ApiMethods {
   'agent.info': { params: Record<string, never>; result: AgentInfo };
   /** Turns on the web UI if it is off; returns its address either way. */
   'agent.web': { params: { port?: number }; result: { url: string } };
+  /**
+   * Stops the agent after the reply (local clients only). Sessions under a terminal host keep
+   * running; the next agent of this state directory finds them again.
+   */
+  'agent.stop': { params: Record<string, never>; result: { stopping: true } };
   /** This agent's sessions; with `all`, those of every online paired peer too. */
   'session.list': { params: { all?: boolean }; result: SessionInfo[] };
   /**

@@ -80,6 +80,7 @@ const listAll: Checker = (p) => bool(p, 'all');
 const CHECKERS: { [M in Method]: Checker } = {
   'agent.info': none,
   'agent.web': (p) => int(p, 'port', 0, 65535, true),
+  'agent.stop': none,
   'session.list': listAll,
   'session.watch': listAll,
   'session.create': (p) => {

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import pty from '@lydell/node-pty';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startDaemon, tempHome, vos, waitFor, VOS, type DaemonHandle } from '../helpers/agent-process.js';
+import { endHosts, startDaemon, tempHome, vos, waitFor, VOS, type DaemonHandle } from '../helpers/agent-process.js';
 import type { SessionInfo } from '../../src-main/api/protocol.js';
 
 const daemons: DaemonHandle[] = [];
@@ -154,6 +154,7 @@ describe('vos command', () => {
           return true;
         }
       });
+      await endHosts(home); // its session outlives it
       (await import('node:fs')).rmSync(home, { recursive: true, force: true });
     });
     expect(run.code).toBe(0);

@@ -1,9 +1,10 @@
 /**
  * Real agents for tests: `vos daemon` processes in throw-away state directories, the `vos`
- * command as a user runs it, and API clients. Everything started here is stopped by `stop()`.
+ * command as a user runs it, and API clients. Everything started here is stopped by `stop()`,
+ * the sessions' terminal hosts (which outlive agents) included.
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { chownSync, mkdtempSync, rmSync } from 'node:fs';
+import { chownSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ApiClient } from '../../src-main/api/client.js';
@@ -33,6 +34,45 @@ export async function waitFor<T>(what: string, probe: () => T | Promise<T>, time
   }
 }
 
+/** The terminal hosts (`vos-init host`) serving sessions of the state directory `home`. */
+export function hostPids(home: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let argv: string[];
+    try {
+      argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      if (/\) Z /.test(readFileSync(`/proc/${entry}/stat`, 'utf8'))) continue; // a zombie is over
+    } catch {
+      continue; // gone meanwhile
+    }
+    const socket = argv[argv.indexOf('--socket') + 1] ?? '';
+    if (argv[0]?.endsWith('vos-init') && argv[1] === 'host' && socket.startsWith(`${home}/`)) pids.push(Number(entry));
+  }
+  return pids;
+}
+
+/**
+ * Ends every session of `home` by ending its terminal host (SIGTERM: the host hangs up its
+ * program, kills it after a second, and exits), and waits until they are gone.
+ */
+export async function endHosts(home: string): Promise<void> {
+  const signal = (pid: number, sig: NodeJS.Signals): void => {
+    try {
+      process.kill(pid, sig);
+    } catch {
+      /* already gone */
+    }
+  };
+  for (const pid of hostPids(home)) signal(pid, 'SIGTERM');
+  try {
+    await waitFor(`the terminal hosts of ${home} to end`, () => hostPids(home).length === 0, 5000);
+  } catch {
+    for (const pid of hostPids(home)) signal(pid, 'SIGKILL');
+    await waitFor(`the terminal hosts of ${home} to die`, () => hostPids(home).length === 0, 5000);
+  }
+}
+
 export interface DaemonHandle {
   home: string;
   paths: StatePaths;
@@ -40,7 +80,10 @@ export interface DaemonHandle {
   stdout: () => string;
   stderr: () => string;
   connect(): Promise<ApiClient>;
-  /** SIGTERM, then SIGKILL after a grace period; removes the state directory unless `keepHome`. */
+  /**
+   * SIGTERM, then SIGKILL after a grace period; then ends the sessions' terminal hosts and
+   * removes the state directory, unless `keepHome` (then the sessions go on, for the next agent).
+   */
   stop(options?: { keepHome?: boolean }): Promise<void>;
 }
 
@@ -85,7 +128,10 @@ export async function startDaemon(
         await exited;
         clearTimeout(timer);
       }
-      if (!keepHome) rmSync(home, { recursive: true, force: true });
+      if (!keepHome) {
+        await endHosts(home);
+        rmSync(home, { recursive: true, force: true });
+      }
     },
   };
   try {

@@ -11,7 +11,7 @@ import type { ApiClient } from '../../src-main/api/client.js';
 import type { PeerInfo } from '../../src-main/api/protocol.js';
 import { statePaths } from '../../src-main/base/state-dir.js';
 import { connectToAgent } from '../../src-main/client/socket-transport.js';
-import { VOS, tempHome, vos, waitFor, type CliResult } from './agent-process.js';
+import { VOS, endHosts, tempHome, vos, waitFor, type CliResult } from './agent-process.js';
 import { createSimNetwork, netnsUnavailable, type SimHost, type SimNetwork } from './netns.js';
 
 export const PEER_PORT = 47470;
@@ -108,7 +108,10 @@ export async function startHostAgent(
     },
     async stop({ keepHome = false } = {}) {
       await agent.kill('SIGTERM');
-      if (!keepHome) rmSync(home, { recursive: true, force: true });
+      if (!keepHome) {
+        await endHosts(home);
+        rmSync(home, { recursive: true, force: true });
+      }
     },
   };
   try {

@@ -17,10 +17,10 @@ const { SerializeAddon } = serializeModule;
 type HeadlessTerminal = InstanceType<typeof Terminal>;
 type Serializer = InstanceType<typeof SerializeAddon>;
 
-export const MIRROR_SCROLLBACK_LINES = 5000;
+export const MIRROR_SCROLLBACK_LINES = 10_000;
 /**
  * The scrollback is bounded in cells, not only lines, so a wide terminal does not multiply its
- * memory: 5000 lines at 200 columns, fewer at more (about 12 bytes a cell, some 12 MiB).
+ * memory: 10,000 lines up to 100 columns, fewer at more (about 12 bytes a cell, some 12 MiB).
  */
 export const MIRROR_SCROLLBACK_CELLS = 1_000_000;
 

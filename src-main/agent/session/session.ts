@@ -1,5 +1,6 @@
 /**
- * One session: a program on a pty held by the agent, the screen mirror fed by it, and the viewers
+ * One session: a program on a pty (kept by its terminal host, or by the agent through node-pty
+ * where the runtime is not built; see terminal.ts), the screen mirror fed by it, and the viewers
  * watching it.
  *
  * The output path, in order, for every chunk the pty gives us:
@@ -8,17 +9,16 @@
  * paused (the program blocks in write(), as on any terminal) until it catches up. Viewers never
  * pause the pty: one that does not drain is skipped and later resynchronised with a snapshot.
  */
-import pty from '@lydell/node-pty';
-import type { IPty } from '@lydell/node-pty';
 import { VosError } from '../../api/errors.js';
 import type { AgentMessage, AttachResult, ExitStatus, ScreenText, SessionInfo, SessionState } from '../../api/protocol.js';
 import { describeExit } from '../../api/session-text.js';
 import { childPids } from '../../base/process-tree.js';
 import { signalName } from '../../base/signals.js';
 import { OutputBatcher } from './output-batcher.js';
-import { drainOutputAfterExit } from './pty-exit-drain.js';
 import { ScreenMirror } from './screen-mirror.js';
 import type { ScreenPattern } from './screen-pattern.js';
+import { HostTerminal } from './terminal-host.js';
+import { spawnAgentPty, type SessionTerminal } from './terminal.js';
 import { VIEWER_HIGH_WATER_BYTES, type ViewerSink } from './viewer.js';
 
 const MIRROR_HIGH_WATER = 2 * 1024 * 1024;
@@ -54,6 +54,29 @@ export interface SessionSpec {
   initialScreen?: string;
   /** The image a restored session came from. */
   restoredFrom?: string;
+  /**
+   * Run the launch under a terminal host (`init` is vos-init) listening at `socket`, so that the
+   * program outlives the agent. Absent: a pty held by the agent (node-pty).
+   */
+  host?: { init: string; socket: string } | null;
+  /** A program already running under a terminal host (a session of an earlier agent). */
+  adopted?: { terminal: HostTerminal; socket: string; startedAt: number; restoreNote: string | null };
+}
+
+/** A session as written to `<state>/sessions/ID.json` (see SessionManager). */
+export interface SessionFileRecord {
+  id: string;
+  name: string;
+  command: string;
+  args: string[];
+  cwd: string;
+  startedAt: number;
+  controlPath: string | null;
+  hostSocket: string | null;
+  cols: number;
+  rows: number;
+  restoredFrom: string | null;
+  restoreNote: string | null;
 }
 
 interface ViewerState {
@@ -79,12 +102,12 @@ export class Session {
   readonly args: string[];
   readonly cwd: string;
   readonly pid: number;
-  readonly startedAt = Date.now();
+  readonly startedAt: number;
 
   private state: SessionState = 'running';
   private exit: ExitStatus | null = null;
   private endedAt: number | null = null;
-  private readonly pty: IPty;
+  private readonly pty: SessionTerminal;
   private readonly mirror: ScreenMirror;
   private readonly batcher: OutputBatcher;
   private readonly viewers = new Map<ViewerSink, ViewerState>();
@@ -98,6 +121,10 @@ export class Session {
 
   /** Called when anything in `info()` changes. */
   onChange: ((session: Session) => void) | null = null;
+  /** Called when what `record()` says changes. */
+  onRecordChange: ((session: Session) => void) | null = null;
+  /** The terminal host's socket, when the program runs under one. */
+  readonly hostSocket: string | null;
 
   readonly controlPath: string | null;
   readonly restoredFrom: string | null;
@@ -116,26 +143,33 @@ export class Session {
     this.cwd = spec.cwd;
     this.controlPath = spec.controlPath;
     this.restoredFrom = spec.restoredFrom ?? null;
+    this.startedAt = spec.adopted?.startedAt ?? Date.now();
+    this.restoreNote = spec.adopted?.restoreNote ?? null;
+    this.hostSocket = spec.adopted?.socket ?? spec.host?.socket ?? null;
     this.mirror = new ScreenMirror(spec.cols, spec.rows);
     this.mirror.onParsed = () => this.afterParse();
     if (spec.initialScreen) this.mirror.write(spec.initialScreen);
     this.batcher = new OutputBatcher((data) => this.deliver(data));
+    const launch = {
+      ...spec.launch,
+      // A restorer starts in the state directory: the image's working directory may be gone,
+      // and the restorer, not the spawn, is to say so.
+      cwd: spec.launch.cwd ?? spec.cwd,
+      env: { ...spec.env, TERM: 'xterm-256color', VOS_SESSION: spec.id },
+      cols: spec.cols,
+      rows: spec.rows,
+    };
     try {
-      this.pty = pty.spawn(spec.launch.file, spec.launch.args, {
-        name: 'xterm-256color',
-        cols: spec.cols,
-        rows: spec.rows,
-        cwd: spec.launch.cwd ?? spec.cwd,
-        env: { ...spec.env, TERM: 'xterm-256color', VOS_SESSION: spec.id },
-        encoding: 'utf8',
-      });
+      if (spec.adopted) this.pty = spec.adopted.terminal;
+      else if (spec.host) this.pty = HostTerminal.start(spec.host.init, spec.host.socket, launch);
+      else this.pty = spawnAgentPty(launch);
     } catch (err) {
       this.mirror.dispose();
+      if (err instanceof VosError) throw err;
       throw new VosError('spawn_failed', `could not start ${spec.command}: ${(err as Error).message}`);
     }
     this.pid = this.pty.pid;
     if (spec.controlPath) void this.findProgram();
-    drainOutputAfterExit(this.pty, (data) => this.onOutput(data));
     this.pty.onData((data) => this.onOutput(data));
     this.exited = new Promise<void>((resolve) => {
       this.pty.onExit(({ exitCode, signal }) => {
@@ -196,6 +230,30 @@ export class Session {
   noteRestore(note: string): void {
     this.restoreNote = note;
     this.onChange?.(this);
+    this.onRecordChange?.(this);
+  }
+
+  /** True when the program goes on after the agent lets go of it (see `release`). */
+  get outlivesAgent(): boolean {
+    return this.pty.outlivesAgent;
+  }
+
+  /** What a later agent needs to find this session again (see SessionManager's records). */
+  record(): SessionFileRecord {
+    return {
+      id: this.id,
+      name: this.name,
+      command: this.command,
+      args: this.args,
+      cwd: this.cwd,
+      startedAt: this.startedAt,
+      controlPath: this.controlPath,
+      hostSocket: this.hostSocket,
+      cols: this.mirror.cols,
+      rows: this.mirror.rows,
+      restoredFrom: this.restoredFrom,
+      restoreNote: this.restoreNote,
+    };
   }
 
   whenExited(): Promise<void> {
@@ -225,9 +283,14 @@ export class Session {
 
   kill(signal: NodeJS.Signals): void {
     this.requireRunning('signal');
+    if (this.programPid === null) {
+      // vos-init (which passes it on to the program) or the program itself, through whoever
+      // holds the pty: the host never signals a process it has reaped.
+      this.pty.signal(signal);
+      return;
+    }
     try {
-      // The program itself when we know it; otherwise vos-init, which passes it on.
-      process.kill(this.programPid ?? this.pid, signal);
+      process.kill(this.programPid, signal);
     } catch (err) {
       // ESRCH: it exited a moment ago; the exit event is on its way.
       if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
@@ -239,6 +302,9 @@ export class Session {
    * a checkpoint froze the pod, whatever it printed before has arrived.
    */
   async settledScreen(quietMs = 10, maxMs = 500): Promise<{ snapshot: string; cols: number; rows: number }> {
+    // What the terminal host has read or can read now comes first (it is one hop further away
+    // than a pty of our own); then whatever was still in flight, until it has been quiet.
+    await this.pty.sync();
     const start = Date.now();
     let last = this.lastOutputAt;
     for (;;) {
@@ -339,21 +405,25 @@ export class Session {
   /** Ends the program (hangup, then kill) and releases the pty and the mirror. */
   async dispose(graceMs = 2000): Promise<void> {
     if (this.running) {
-      try {
-        process.kill(this.pid, 'SIGHUP');
-      } catch {
-        /* already gone */
-      }
-      const timer = setTimeout(() => {
-        try {
-          process.kill(this.pid, 'SIGKILL');
-        } catch {
-          /* already gone */
-        }
-      }, graceMs);
+      this.pty.signal('SIGHUP');
+      const timer = setTimeout(() => this.pty.signal('SIGKILL'), graceMs);
       await this.exited;
       clearTimeout(timer);
     }
+    this.pty.end();
+    this.forget();
+  }
+
+  /**
+   * The agent lets go of the session and leaves its program running under its terminal host
+   * (the agent stops); a later agent adopts it. Only for sessions that `outlivesAgent`.
+   */
+  letGo(): void {
+    this.pty.release();
+    this.forget();
+  }
+
+  private forget(): void {
     if (this.pauseTimer) clearTimeout(this.pauseTimer);
     this.batcher.dispose();
     this.mirror.dispose();

@@ -1,4 +1,4 @@
-/** Commands about the agent itself: status, web, daemon. */
+/** Commands about the agent itself: status, web, daemon (and daemon stop). */
 import { format } from 'node:util';
 import { VosError } from '../../api/errors.js';
 import { AgentLog, LOG_MAX_BYTES } from '../../agent/agent-log.js';
@@ -66,12 +66,16 @@ and prints its address, with the access token. Already on: prints the address.
 
 export const daemonCommand: Command = {
   name: 'daemon',
-  summary: 'run the agent in the foreground',
+  summary: 'run the agent in the foreground (vos daemon stop: stop the running agent)',
   help: `usage: vos daemon [--name NAME] [--web [PORT]] [--listen HOST:PORT | --listen none] [--no-mdns]
                   [--log FILE]
+       vos daemon stop
 
-Runs the agent of this state directory (VOS_HOME) in the foreground until interrupted.
-Sessions end with it.
+Runs the agent of this state directory (VOS_HOME) in the foreground until interrupted
+(Ctrl-C, SIGTERM) or asked to stop (vos daemon stop). Sessions do not end with it: each
+program runs under a terminal host of its own and goes on; the next agent of this state
+directory finds them again, with their screens. vos kill or vos rm --force ends a session.
+(Where the native runtime is not built, sessions do end with the agent.)
 
   --name NAME         the name other machines and the app show (default: the host name)
   --web [PORT]        serve the app's UI on http://127.0.0.1:PORT (default: any free port)
@@ -88,6 +92,7 @@ The log is kept small either way: a message repeated at once is counted, not rep
 at most a few hundred lines a minute are written.
 `,
   async run(argv, ctx) {
+    if (argv[0] === 'stop') return stopDaemon(argv.slice(1), ctx);
     const { options, positionals } = parseArgs(argv, {
       name: { type: 'string' },
       web: { type: 'string', optionalValue: true, valuePattern: /^\d+$/ },
@@ -101,8 +106,10 @@ at most a few hundred lines a minute are written.
     const log = (m: string): void => agentLog.log(m);
     // Libraries that print on the console go through the same limits.
     for (const level of ['log', 'info', 'warn', 'error', 'debug'] as const) console[level] = (...args: unknown[]) => log(format(...args));
+    let requestStop: (why: string) => void = () => undefined;
     const agent = await Agent.start({
       home: ctx.paths().home,
+      onStopRequest: () => requestStop('asked to stop (vos daemon stop)'),
       ...(typeof options.name === 'string' ? { name: options.name } : {}),
       webPort,
       log,
@@ -119,16 +126,50 @@ at most a few hundred lines a minute are written.
     process.on('unhandledRejection', (err) => log(`unexpected rejection (agent keeps running): ${String(err)}`));
 
     await new Promise<void>((resolve) => {
-      const stop = (signal: string): void => {
-        log(`${signal}: stopping`);
+      let stopping = false;
+      const stop = (why: string): void => {
+        if (stopping) return;
+        stopping = true;
+        log(`${why}: stopping; the sessions keep running`);
         agent.stop().then(resolve, (err: unknown) => {
           log(`error while stopping: ${err instanceof VosError ? err.message : String(err)}`);
           resolve();
         });
       };
+      requestStop = stop;
       for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(s, () => stop(s));
     });
     agentLog.close();
     return 0;
   },
 };
+
+/** `vos daemon stop`: asks the running agent to stop and waits until it has. */
+async function stopDaemon(argv: string[], ctx: Parameters<Command['run']>[1]): Promise<number> {
+  const { positionals } = parseArgs(argv, {});
+  if (positionals.length) throw new UsageError('vos daemon stop takes no arguments');
+  const client = await ctx.connect();
+  let pid: number;
+  try {
+    pid = (await client.request('agent.info', {})).pid;
+    await client.request('agent.stop', {});
+  } finally {
+    client.close();
+  }
+  const deadline = Date.now() + 20_000;
+  while (isAlive(pid)) {
+    if (Date.now() > deadline) throw new VosError('timeout', `the agent (pid ${pid}) did not stop within 20 s`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  ctx.out(`agent stopped (pid ${pid}); its sessions keep running; the next agent (vos daemon, or vos run) finds them again\n`);
+  return 0;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -27,6 +27,8 @@
  *       Check an image's integrity (every checksum, the trailer) without restoring it. --list
  *       first prints its records, one a line: "OFFSET LENGTH TYPE NAME" (the offset of the
  *       record, the length of its payload, its type number and name).
+ *   vos-init host --socket PATH [--cols N] [--rows N] -- PROGRAM [ARGS...]
+ *       The terminal host of a session (host.c): detached, it keeps PROGRAM's pty for agents.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -41,6 +43,7 @@
 #include "../common/status.h"
 #include "../common/util.h"
 #include "checkpoint-request.h"
+#include "host.h"
 #include "pod.h"
 #include "restore.h"
 
@@ -50,7 +53,8 @@ static void usage(void)
 	fprintf(stderr, "usage: vos-init [launch] [--control SOCKET] [--runtime LIB] [--no-pod] -- PROGRAM [ARGS...]\n"
 			"       vos-init checkpoint --control SOCKET [--stop | --hold] [--precopy] [--session] [--producer TEXT]\n"
 			"       vos-init restore --control SOCKET (--image FILE | --image-socket PATH) [--hold] [--status PATH] [--runtime LIB] [--cache DIR]\n"
-			"       vos-init verify [--list] FILE\n");
+			"       vos-init verify [--list] FILE\n"
+			"       vos-init host --socket PATH [--cols N] [--rows N] -- PROGRAM [ARGS...]\n");
 	exit(2);
 }
 
@@ -161,5 +165,7 @@ int main(int argc, char **argv)
 		return restore_main(argc - 2, argv + 2);
 	if (strcmp(argv[1], "verify") == 0)
 		return cmd_verify(argc - 2, argv + 2);
+	if (strcmp(argv[1], "host") == 0)
+		return host_main(argc - 2, argv + 2);
 	return cmd_launch(argc - 1, argv + 1);
 }
