@@ -19,7 +19,8 @@ function mirror(cols: number, rows: number): ScreenMirror {
 describe('ScreenMirror limits', () => {
   it('keeps the full scrollback at usual widths and fewer lines when wide', () => {
     expect(mirror(80, 24).scrollbackLines).toBe(MIRROR_SCROLLBACK_LINES);
-    expect(mirror(200, 50).scrollbackLines).toBe(MIRROR_SCROLLBACK_LINES);
+    expect(mirror(100, 50).scrollbackLines).toBe(MIRROR_SCROLLBACK_LINES);
+    expect(mirror(200, 50).scrollbackLines).toBe(MIRROR_SCROLLBACK_CELLS / 200);
     const wide = mirror(4000, 100);
     expect(wide.scrollbackLines * wide.cols).toBeLessThanOrEqual(MIRROR_SCROLLBACK_CELLS);
   });

@@ -242,7 +242,13 @@ describe('failures reach the agent as structured errors', () => {
     // whose vos-init prints the words the agent once searched the screen for, and exits.
     const fake = mkdtempSync('/tmp/vos-fake-runtime-');
     try {
-      writeFileSync(join(fake, 'vos-init'), '#!/bin/sh\necho "vos: restore failed: screen words"\nexit 3\n', { mode: 0o755 });
+      // Only the restorer is fake: the session's terminal host is the real one.
+      const real = join(ROOT, 'out', 'runtime', 'vos-init');
+      writeFileSync(
+        join(fake, 'vos-init'),
+        `#!/bin/sh\n[ "$1" = restore ] || exec ${real} "$@"\necho "vos: restore failed: screen words"\nexit 3\n`,
+        { mode: 0o755 },
+      );
       writeFileSync(join(fake, 'libvos.so'), '');
       const other = await startDaemon({ env: { VOS_RUNTIME_DIR: fake } });
       try {

@@ -18,7 +18,7 @@ export function lineFields(line: string): Record<string, string> {
 /**
  * A request to a pod that failed before any reply: `session_exited` when nothing is there
  * (ENOENT, ECONNREFUSED: the pod is gone, or not up yet), `timeout`, or `unavailable`. The
- * socket's errno code stays in `errno` for callers that tell those apart (podRequestWhenUp).
+ * socket's errno code stays in `errno` for callers that tell those apart.
  */
 export class PodRequestError extends VosError {
   constructor(
@@ -70,18 +70,4 @@ export function podRequest(socketPath: string, line: string, timeoutMs: number):
       }
     });
   });
-}
-
-/** Asks until the socket exists (the pod creates it as it starts), up to timeoutMs in all. */
-export async function podRequestWhenUp(socketPath: string, line: string, timeoutMs: number): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await podRequest(socketPath, line, Math.max(1000, deadline - Date.now()));
-    } catch (err) {
-      const errno = err instanceof PodRequestError ? err.errno : null;
-      if ((errno !== 'ENOENT' && errno !== 'ECONNREFUSED') || Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, 5)); // a failed connect to a missing socket costs microseconds
-    }
-  }
 }
