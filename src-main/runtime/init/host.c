@@ -464,8 +464,13 @@ static void serve(struct host *h)
 		if (i_master >= 0 && h->master >= 0) {
 			if (p[i_master].revents & POLLOUT)
 				write_master(h);
-			if (p[i_master].revents & (POLLIN | POLLHUP | POLLERR))
+			if (p[i_master].revents & (POLLIN | POLLHUP | POLLERR)) {
 				read_master(h);
+				/* Straight on to the agent (both are non-blocking): an echoed key does not
+				 * wait for another round of poll. */
+				if (h->client >= 0 && h->tail > h->head)
+					write_client(h);
+			}
 			else if (n == 0 && h->reaped && !h->finished)
 				read_master(h); /* the drain after the end: EAGAIN now means done */
 		} else if (h->reaped && !h->finished && h->master_eof) {
@@ -480,6 +485,9 @@ static void serve(struct host *h)
 					close_master(h);
 					return;
 				}
+				/* Typed input goes to the terminal at once, as output goes to the agent. */
+				if (h->master >= 0 && h->to_master_len > 0)
+					write_master(h);
 			}
 		}
 		if (p[i_listen].revents & POLLIN)
