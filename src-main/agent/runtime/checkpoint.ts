@@ -12,6 +12,7 @@
  * does not carry them: the files must be there at restore, as they were.
  */
 import { fstatSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { VosError } from '../../api/errors.js';
 import type { CheckpointResult, ImageKind } from '../../api/protocol.js';
 import type { Session } from '../session/session.js';
@@ -61,7 +62,7 @@ export async function checkpointToStore(
   let kept: KeptFile[] = [];
   try {
     const r = await runHelper(init, session, pending.temp.fd, file, options.stop, options.agentName, () => {
-      kept = collectKeptFiles(session.pid, options.keepFilesUpTo);
+      kept = collectKeptFiles(session.pid, options.keepFilesUpTo, dirname(store.dir));
     });
     const stored = store.commit(pending, kept);
     const removed = options.keep !== undefined ? store.prune(session.id, options.keep) : [];

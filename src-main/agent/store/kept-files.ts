@@ -17,12 +17,15 @@ export interface KeptFile {
   data: Buffer;
 }
 
-/** The open regular files of at most `upTo` bytes under `root`, with their content. */
-export function collectKeptFiles(root: number, upTo: number, budget = KEPT_FILES_BUDGET): KeptFile[] {
+/**
+ * The open regular files of at most `upTo` bytes under `root`, with their content; none under
+ * `skipDir` (the state directory: pod init holds the image being written open, for one).
+ */
+export function collectKeptFiles(root: number, upTo: number, skipDir: string, budget = KEPT_FILES_BUDGET): KeptFile[] {
   const kept: KeptFile[] = [];
   let total = 0;
   for (const need of sessionNeeds(root, upTo).files) {
-    if (total + need.size > budget) continue;
+    if (need.path.startsWith(skipDir + '/') || total + need.size > budget) continue;
     let data: Buffer;
     try {
       data = readFileSync(need.path);
