@@ -24,7 +24,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import type { ApiClient } from '../../src-main/api/client.js';
 import type { ImageInfo } from '../../src-main/api/protocol.js';
 import { ROOT, UNPRIVILEGED, startDaemon, vos, waitFor, type DaemonHandle } from '../helpers/agent-process.js';
@@ -108,6 +108,7 @@ describe.each(runAs)('the image store (as $who)', ({ user }) => {
   it('an image restored after its program deleted its temporary file: the file comes back with its content', async () => {
     const path = `/tmp/vos-kept-${process.pid}-${user ? 'nobody' : 'root'}`;
     rmSync(path, { force: true });
+    onTestFinished(() => rmSync(path, { force: true }));
     const id = await run(join(programs, 'temp-file'), [path]);
     await waitText(id, '^opened ');
     const cp = await checkpoint(id);
@@ -146,6 +147,7 @@ describe.each(runAs)('the image store (as $who)', ({ user }) => {
     // Other tests' images keep the same content: start from an empty store.
     for (const i of await list()) expect((await vos(agent.home, ['images', 'rm', i.id])).code).toBe(0);
     const path = `/tmp/vos-shared-${process.pid}-${user ? 'nobody' : 'root'}`; // outside the state directory, whose files are never kept
+    onTestFinished(() => rmSync(path, { force: true }));
     const id = await run(join(programs, 'temp-file'), [path]);
     await waitText(id, '^opened ');
     const a = await checkpoint(id);
