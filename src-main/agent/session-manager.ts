@@ -6,15 +6,18 @@
  * With the runtime, every session's program runs under a terminal host of its own and outlives
  * the agent; its record (`<state>/sessions/ID.json`) lets the next agent find it again (`adopt`).
  */
-import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createReadStream, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { VosError } from '../api/errors.js';
 import { describeExit } from '../api/session-text.js';
-import type { ApiEvent, CheckpointResult, CreateSessionParams, PeerRef, SessionInfo, SessionShape } from '../api/protocol.js';
+import { DEFAULT_SEND_FILES_UP_TO, type ApiEvent, type CheckpointResult, type CreateSessionParams, type PeerRef, type SessionInfo, type SessionShape } from '../api/protocol.js';
 import { shortId } from '../base/ids.js';
 import { ensurePrivateDir, writePrivateFile } from '../base/state-dir.js';
-import { checkpointSession } from './runtime/checkpoint.js';
+import { checkpointToFile, checkpointToStore } from './runtime/checkpoint.js';
+import { IncomingFiles } from './migration/incoming-files.js';
+import { missingHere } from './migration/preflight.js';
+import { ImageStore, type StoredImage } from './store/image-store.js';
 import { readSessionRecord, type SessionRecord } from './runtime/session-record.js';
 import { runtimeFiles, verifyImage } from './runtime/native.js';
 import { feedImageSocket } from './runtime/image-socket.js';
@@ -48,8 +51,15 @@ const STATUS_AFTER_EXIT_MS = 2_000;
 export class SessionManager {
   private readonly sessions = new Map<string, Session>();
   private readonly listeners = new Set<(e: SessionListEvent) => void>();
+  private store: ImageStore | null = null;
 
   constructor(private readonly defaults: SessionDefaults) {}
+
+  /** The image store (`<state>/images`), opened (and swept of what a crash left) on first use. */
+  get images(): ImageStore {
+    this.store ??= new ImageStore(join(this.defaults.stateDir, 'images')).open();
+    return this.store;
+  }
 
   create(params: CreateSessionParams): Session {
     const cwd = params.cwd ?? this.defaults.cwd;
@@ -81,10 +91,19 @@ export class SessionManager {
     );
   }
 
-  /** A new session from an image; resolves once every process of it runs again. */
-  async restore(file: string, name?: string): Promise<Session> {
+  /**
+   * A new session from an image file or an image of the store; resolves once every process of
+   * it runs again. A store image's kept files are put back first where they are missing (and
+   * removed again if the restore fails); one that is there with other content refuses the restore.
+   */
+  async restore(source: { file: string } | { image: string }, name?: string): Promise<Session> {
     const runtime = runtimeFiles();
     if (!runtime) throw new VosError('unavailable', 'the vOS runtime is not built (run npm run build)');
+    const stored = 'image' in source ? this.images.get(source.image) : this.images.byFile(source.file);
+    const file = stored ? stored.info.file : (source as { file: string }).file;
+    if (stored?.info.problem) {
+      throw new VosError('bad_image', `cannot restore image ${stored.info.id}: ${stored.info.problem}`, { path: stored.info.file });
+    }
     // The restorer checks the whole image before it restores anything (a damaged one is refused
     // with its reason below); the agent only reads its own record here. Without one, the full
     // check tells the user what is wrong with the file.
@@ -99,7 +118,15 @@ export class SessionManager {
     const controlPath = this.podSocket(id);
     if (!controlPath) throw new VosError('restore_failed', 'the state directory path is too long for a pod socket');
     const statusPath = controlPath.replace(/\.sock$/, '.status');
-    const status = await listenForRestoreStatus(statusPath);
+    const files = stored ? await this.putKeptFiles(stored, id) : null;
+    let status: RestoreStatus;
+    try {
+      status = await listenForRestoreStatus(statusPath);
+    } catch (err) {
+      await files?.removeAll();
+      throw err;
+    }
+    let restored = false;
     try {
       const session = this.add(
         new Session({
@@ -123,10 +150,36 @@ export class SessionManager {
         }),
       );
       await this.awaitRestored(session, status, file);
+      restored = true;
       return session;
     } finally {
       status.close();
+      if (!restored) await files?.removeAll();
     }
+  }
+
+  /**
+   * Puts a store image's kept files back where they are missing, from the store's blobs (each
+   * checked against its SHA-256 on the way, never replacing anything). A file that is there
+   * with other content refuses the restore, by name, as a migration does.
+   */
+  private async putKeptFiles(stored: StoredImage, restoreId: string): Promise<IncomingFiles> {
+    const { problems, wanted } = missingHere([], stored.files, Infinity);
+    if (problems.length > 0) {
+      throw new VosError('restore_failed', `cannot restore image ${stored.info.id}: ${problems.join('; ')} (the image needs the file as it was at the checkpoint)`, {
+        path: stored.files.find((f) => problems.some((p) => p.startsWith(f.path)))?.path ?? stored.info.file,
+      });
+    }
+    const files = new IncomingFiles(`restore-${restoreId}`, wanted);
+    for (const f of wanted) files.accept(f.path, createReadStream(this.images.blobPath(f.hash)));
+    try {
+      await files.all();
+    } catch (err) {
+      await files.removeAll();
+      const why = err instanceof VosError ? err.message : String(err);
+      throw new VosError('restore_failed', `cannot restore image ${stored.info.id}: ${why.replace(/^cannot put/, 'cannot put back')}`);
+    }
+    return files;
   }
 
   /**
@@ -257,11 +310,22 @@ export class SessionManager {
     }
   }
 
-  async checkpoint(ref: string, out: string | undefined, stop: boolean): Promise<CheckpointResult> {
+  /**
+   * An image of a running session: into `out`, or into the store (a manual image; `keep`: the
+   * session's images beyond the newest that many are removed after a successful checkpoint).
+   */
+  async checkpoint(ref: string, out: string | undefined, stop: boolean, keep?: number): Promise<CheckpointResult> {
     const session = this.resolve(ref);
     if (!session.running) throw new VosError('session_exited', `session ${session.id} has ended: nothing to checkpoint`);
-    const file = out ?? this.defaultImagePath(session);
-    const result = await checkpointSession(session, file, stop, this.defaults.agentName);
+    const result = out
+      ? await checkpointToFile(session, out, stop, this.defaults.agentName)
+      : await checkpointToStore(session, this.images, {
+          kind: 'manual',
+          stop,
+          ...(keep !== undefined ? { keep } : {}),
+          keepFilesUpTo: DEFAULT_SEND_FILES_UP_TO,
+          agentName: this.defaults.agentName,
+        });
     if (stop) await session.whenExited();
     return result;
   }
@@ -426,14 +490,6 @@ export class SessionManager {
     if (Buffer.byteLength(join(dir, `${id}.status`)) > 107) return null;
     ensurePrivateDir(dir);
     return path;
-  }
-
-  private defaultImagePath(session: Session): string {
-    const dir = join(this.defaults.stateDir, 'images');
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
-    const safe = session.name.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 40) || 'session';
-    return join(dir, `${safe}-${stamp}-${session.id}.vosimg`);
   }
 
   private add(session: Session): Session {

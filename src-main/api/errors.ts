@@ -15,6 +15,7 @@ export const ERROR_CODES = [
   'invalid_params',
   'unknown_session',
   'ambiguous_session',
+  'unknown_image', // no image in the store by that id or prefix (or several)
   'session_exited', // the operation needs a running session
   'session_running', // the operation needs an exited session
   'spawn_failed',

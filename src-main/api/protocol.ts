@@ -126,6 +126,37 @@ export interface CheckpointResult {
   wallMs: number;
   /** The session was ended after the checkpoint (--stop). */
   stopped: boolean;
+  /** The image's id in the agent's image store; null for an image written to `out`. */
+  image: string | null;
+  /** Open files whose content is kept with the image (store images only; see ImageInfo.keptFiles). */
+  keptFiles: number;
+  /** Older images of the session removed by `keep`. */
+  removed: string[];
+}
+
+/** Why an image was taken: by hand, on a schedule, or before the machine shuts down. */
+export type ImageKind = 'manual' | 'scheduled' | 'before-shutdown';
+
+/** An image in the agent's store (`<state>/images`). */
+export interface ImageInfo {
+  id: string;
+  /** The session it was taken of (which may have ended since). */
+  session: { id: string; name: string };
+  /** When it was taken (ms since the epoch). */
+  time: number;
+  kind: ImageKind;
+  /** The image file. */
+  file: string;
+  /** Its size on disk, without the kept files (which images may share). */
+  bytes: number;
+  /** Open files whose content is kept with it (recreated at restore where missing), and their bytes. */
+  keptFiles: number;
+  keptBytes: number;
+  /** The image it builds on (incremental images); null for a full one. */
+  parent: string | null;
+  /** ok, or why it cannot be restored as it is (a cheap look: missing or cut short). */
+  state: 'ok' | 'damaged';
+  problem: string | null;
 }
 
 export interface AgentInfo {
@@ -229,12 +260,21 @@ export interface ApiMethods {
   'session.attach': { params: SessionRef & { cols?: number; rows?: number }; result: AttachResult };
   'session.detach': { params: SessionRef; result: Record<string, never> };
   /**
-   * Writes an image of the session's pod to `out` (an absolute path; default: a new file in the
-   * agent's images directory). The session keeps running unless `stop`.
+   * Writes an image of the session's pod to `out` (an absolute path), or by default into the
+   * agent's image store (`keep`: then the session's older images beyond that many are removed).
+   * Either way the write is atomic: a failure leaves whatever was there. The session keeps
+   * running unless `stop`.
    */
-  'session.checkpoint': { params: SessionRef & { out?: string; stop?: boolean }; result: CheckpointResult };
-  /** A new session whose program continues where the image was taken. */
-  'session.restore': { params: { file: string; name?: string }; result: SessionInfo };
+  'session.checkpoint': { params: SessionRef & { out?: string; stop?: boolean; keep?: number }; result: CheckpointResult };
+  /**
+   * A new session whose program continues where the image was taken: an image `file` (an
+   * absolute path) or an `image` of the store (id or unique id prefix), exactly one of them.
+   */
+  'session.restore': { params: { file?: string; image?: string; name?: string }; result: SessionInfo };
+  /** The images in the store, newest first (`session`: of that session only, by id, id prefix or name). */
+  'image.list': { params: { session?: string }; result: ImageInfo[] };
+  /** Removes an image of the store, and the kept files no other image needs. */
+  'image.remove': { params: { image: string }; result: { id: string } };
 
   /** The machines this agent knows of. */
   'peer.list': { params: Record<string, never>; result: PeerInfo[] };

@@ -53,6 +53,12 @@ function size(p: Record<string, unknown>, optional: boolean): void {
   }
 }
 
+/** An image of the store: its id or a unique prefix of it (never a path). */
+function imageRef(p: Record<string, unknown>): void {
+  nonEmpty(p, 'image');
+  if (!/^[A-Za-z0-9-]{1,64}$/.test(p.image as string)) fail('"image" must be an image id (see vos images)');
+}
+
 function stringArray(p: Record<string, unknown>, key: string): void {
   const v = p[key];
   if (v === undefined) return;
@@ -127,12 +133,21 @@ const CHECKERS: { [M in Method]: Checker } = {
     str(p, 'out', true);
     if (p.out !== undefined && !(p.out as string).startsWith('/')) fail('"out" must be an absolute path');
     bool(p, 'stop');
+    int(p, 'keep', 1, 100_000, true);
+    if (p.keep !== undefined && p.out !== undefined) fail('"keep" is for images in the store, not with "out"');
   },
   'session.restore': (p) => {
-    nonEmpty(p, 'file');
-    if (!(p.file as string).startsWith('/')) fail('"file" must be an absolute path');
+    if ((p.file === undefined) === (p.image === undefined)) fail('give exactly one of "file" and "image"');
+    if (p.file !== undefined) {
+      nonEmpty(p, 'file');
+      if (!(p.file as string).startsWith('/')) fail('"file" must be an absolute path');
+    } else imageRef(p);
     str(p, 'name', true);
   },
+  'image.list': (p) => {
+    if (p.session !== undefined) nonEmpty(p, 'session');
+  },
+  'image.remove': imageRef,
   'peer.list': none,
   'peer.watch': none,
   'peer.add': (p) => nonEmpty(p, 'address'),

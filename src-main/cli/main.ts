@@ -10,7 +10,7 @@ import { connectToAgent } from '../client/socket-transport.js';
 import { UsageError } from './args.js';
 import type { Command, CommandContext } from './command.js';
 import { attachCommand } from './commands/attach.js';
-import { checkpointCommand, restoreCommand } from './commands/images.js';
+import { checkpointCommand, imagesCommand, restoreCommand } from './commands/images.js';
 import { daemonCommand, statusCommand, webCommand } from './commands/agent.js';
 import { migrateCommand } from './commands/migrate.js';
 import { pairCommand, peerCommand, peersCommand, unpairCommand } from './commands/peers.js';
@@ -37,6 +37,7 @@ const COMMANDS: Command[] = [
   rmCommand,
   checkpointCommand,
   restoreCommand,
+  imagesCommand,
   migrateCommand,
   peersCommand,
   peerCommand,

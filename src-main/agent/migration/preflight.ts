@@ -38,8 +38,11 @@ export function fileHash(path: string, size: number): string {
   return hash.digest('hex');
 }
 
-/** The working directories and open regular files of the processes under `root`. */
-export function sessionNeeds(root: number): { dirs: string[]; files: FileNeed[]; rssBytes: number } {
+/**
+ * The working directories and open regular files of the processes under `root` (`upTo`: only
+ * files of at most that many bytes, the others are neither listed nor hashed).
+ */
+export function sessionNeeds(root: number, upTo = Infinity): { dirs: string[]; files: FileNeed[]; rssBytes: number } {
   const dirs = new Set<string>();
   const files = new Map<string, FileNeed>();
   let rssBytes = 0;
@@ -72,7 +75,7 @@ export function sessionNeeds(root: number): { dirs: string[]; files: FileNeed[];
       if (files.has(target)) continue;
       try {
         const st = statSync(target);
-        if (!st.isFile()) continue;
+        if (!st.isFile() || st.size > upTo) continue;
         files.set(target, { path: target, size: st.size, hash: fileHash(target, st.size), mode: st.mode & 0o7777 });
       } catch {
         /* went away: the image carries what is open */

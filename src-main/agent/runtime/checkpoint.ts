@@ -1,64 +1,124 @@
 /**
- * A checkpoint from the agent's side: the image file is opened here and handed to
+ * A checkpoint from the agent's side: the image's temporary file is made here and handed to
  * `vos-init checkpoint`, which writes every record of it (HEADER; the pod's, through the
  * descriptor it passes on; SESSION and TRAILER). The agent gives only SESSION's content: the
  * session's metadata and the screen, taken while the pod is frozen and its last output has
- * arrived. A failed checkpoint leaves no file behind, and the session running.
+ * arrived. The image takes its place only once complete and flushed (store/atomic-file.ts):
+ * a failed checkpoint leaves whatever was there before, no temporary file, and the session
+ * running.
+ *
+ * Into the store, the content of the session's small open files is read while the pod is
+ * frozen and kept with the image (store/kept-files.ts). An image written elsewhere (`out`)
+ * does not carry them: the files must be there at restore, as they were.
  */
-import { closeSync, fstatSync, fsyncSync, openSync, unlinkSync } from 'node:fs';
+import { fstatSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { VosError } from '../../api/errors.js';
-import type { CheckpointResult } from '../../api/protocol.js';
+import type { CheckpointResult, ImageKind } from '../../api/protocol.js';
 import type { Session } from '../session/session.js';
+import { commitTemp, createTempBeside, discardTemp, writeFailure, type TempFile } from '../store/atomic-file.js';
+import type { ImageStore } from '../store/image-store.js';
+import { collectKeptFiles, type KeptFile } from '../store/kept-files.js';
 import { encodeSessionRecord, sessionRecordOf } from './session-record.js';
 import { startCheckpointHelper } from './checkpoint-helper.js';
 import { runtimeFiles } from './native.js';
 
-export async function checkpointSession(session: Session, out: string, stop: boolean, agentName: string): Promise<CheckpointResult> {
+/** Writes an image of the session to `out`, atomically: `out` is replaced only by a complete image. */
+export async function checkpointToFile(session: Session, out: string, stop: boolean, agentName: string): Promise<CheckpointResult> {
+  const init = runtimeFor(session);
+  let temp: TempFile;
+  try {
+    temp = createTempBeside(out);
+  } catch (err) {
+    throw writeFailure(err, out);
+  }
+  try {
+    const r = await runHelper(init, session, temp.fd, out, stop, agentName, null);
+    commitTemp(temp);
+    return { ...r, file: out, image: null, keptFiles: 0, removed: [] };
+  } catch (err) {
+    discardTemp(temp);
+    throw writeFailure(err, out);
+  }
+}
+
+/**
+ * Writes an image of the session into the store, with the content of its open files of at
+ * most `keepFilesUpTo` bytes; then, with `keep`, removes the session's older images beyond that many.
+ */
+export async function checkpointToStore(
+  session: Session,
+  store: ImageStore,
+  options: { kind: ImageKind; stop: boolean; keep?: number; keepFilesUpTo: number; agentName: string },
+): Promise<CheckpointResult> {
+  const init = runtimeFor(session);
+  let pending: ReturnType<ImageStore['begin']>;
+  try {
+    pending = store.begin({ id: session.id, name: session.name }, options.kind);
+  } catch (err) {
+    throw writeFailure(err, store.dir);
+  }
+  const file = pending.temp.final;
+  let kept: KeptFile[] = [];
+  try {
+    const r = await runHelper(init, session, pending.temp.fd, file, options.stop, options.agentName, () => {
+      kept = collectKeptFiles(session.pid, options.keepFilesUpTo, dirname(store.dir));
+    });
+    const stored = store.commit(pending, kept);
+    const removed = options.keep !== undefined ? store.prune(session.id, options.keep) : [];
+    return { ...r, file, image: stored.info.id, keptFiles: stored.files.length, removed };
+  } catch (err) {
+    store.abort(pending);
+    throw writeFailure(err, file);
+  }
+}
+
+function runtimeFor(session: Session): string {
   const runtime = runtimeFiles();
   if (!session.controlPath || !runtime) {
     throw new VosError('checkpoint_failed', `session ${session.id} does not run in a pod (the vOS runtime was not built when it started)`);
   }
+  return runtime.init;
+}
+
+type HelperResult = Omit<CheckpointResult, 'file' | 'image' | 'keptFiles' | 'removed'>;
+
+/** Runs `vos-init checkpoint` writing to `fd`; `whileFrozen` runs once the pod is frozen. */
+async function runHelper(
+  init: string,
+  session: Session,
+  fd: number,
+  file: string,
+  stop: boolean,
+  agentName: string,
+  whileFrozen: (() => void) | null,
+): Promise<HelperResult> {
   const started = Date.now();
-  let fd: number;
+  const args = ['--control', session.controlPath!];
+  if (stop) args.push('--stop');
+  let f: Record<string, string>;
   try {
-    fd = openSync(out, 'w', 0o600);
-  } catch (err) {
-    throw new VosError('checkpoint_failed', `cannot create ${out}: ${(err as Error).message}`, { path: out });
-  }
-  let complete = false;
-  try {
-    const args = ['--control', session.controlPath];
-    if (stop) args.push('--stop');
-    const f = await startCheckpointHelper(runtime.init, args, {
+    f = await startCheckpointHelper(init, args, {
       image: fd,
-      sessionContent: async () => encodeSessionRecord(sessionRecordOf(session.info(), await session.settledScreen(), agentName)),
+      sessionContent: async () => {
+        whileFrozen?.();
+        return encodeSessionRecord(sessionRecordOf(session.info(), await session.settledScreen(), agentName));
+      },
     }).done;
-    fsyncSync(fd);
-    const bytes = fstatSync(fd).size;
-    complete = true;
-    return {
-      id: session.id,
-      file: out,
-      bytes,
-      processes: Number(f.processes),
-      threads: Number(f.threads),
-      frozenMs: Number(f.frozen_us) / 1000,
-      wallMs: Date.now() - started,
-      stopped: f.stopped === '1',
-    };
   } catch (err) {
-    if (err instanceof VosError) throw err;
-    const code = (err as NodeJS.ErrnoException).code;
-    const message = code === 'ENOSPC' ? `the disk is full (writing ${out})` : `cannot write ${out}: ${(err as Error).message}`;
-    throw new VosError('checkpoint_failed', message, { path: out });
-  } finally {
-    closeSync(fd);
-    if (!complete) {
-      try {
-        unlinkSync(out);
-      } catch {
-        /* never created */
-      }
+    // vos-init says "the disk is full (writing the image)": name the file.
+    if (err instanceof VosError && /^the disk is full/.test(err.message)) {
+      throw new VosError('checkpoint_failed', `the disk is full (writing ${file}); nothing was replaced`, { ...err.details, path: file });
     }
+    throw err;
   }
+  return {
+    id: session.id,
+    bytes: fstatSync(fd).size,
+    processes: Number(f.processes),
+    threads: Number(f.threads),
+    frozenMs: Number(f.frozen_us) / 1000,
+    wallMs: Date.now() - started,
+    stopped: f.stopped === '1',
+  };
 }
