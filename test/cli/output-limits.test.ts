@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startDaemon, tempHome, vos, waitFor, VOS, type DaemonHandle } from '../helpers/agent-process.js';
+import { endHosts, startDaemon, tempHome, vos, waitFor, VOS, type DaemonHandle } from '../helpers/agent-process.js';
 
 const daemons: DaemonHandle[] = [];
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -37,6 +37,7 @@ function stopBackgroundAgent(home: string): () => Promise<void> {
         return true;
       }
     });
+    await endHosts(home); // the agent leaves its sessions running: they go with the home
     rmSync(home, { recursive: true, force: true });
   };
 }

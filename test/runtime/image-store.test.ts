@@ -27,7 +27,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import type { ApiClient } from '../../src-main/api/client.js';
 import type { ImageInfo } from '../../src-main/api/protocol.js';
-import { ROOT, UNPRIVILEGED, startDaemon, vos, waitFor, type DaemonHandle } from '../helpers/agent-process.js';
+import { ROOT, UNPRIVILEGED, endHosts, startDaemon, vos, waitFor, type DaemonHandle } from '../helpers/agent-process.js';
 
 const PROGRAMS_SRC = join(ROOT, 'test', 'runtime', 'programs');
 let programs: string;
@@ -303,6 +303,7 @@ describe.each(runAs)('the image store (as $who)', ({ user }) => {
       await restoresCounter(outFile, token);
     } finally {
       await agent.stop({ keepHome: true });
+      await endHosts(home); // the home goes below: its sessions go first
       try {
         execFileSync('umount', [dir]);
       } catch {
