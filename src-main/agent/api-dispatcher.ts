@@ -13,6 +13,7 @@ import {
   type ResultOf,
   type SessionInfo,
 } from '../api/protocol.js';
+import { ONLY_TO_ITSELF, PEER_RIGHTS, type PeerRight } from '../api/peer-rights.js';
 import { checkParams, parseClientMessage } from '../api/validate.js';
 import { parseSignal } from '../base/signals.js';
 import type { Community } from './community/community.js';
@@ -38,30 +39,17 @@ export interface AgentServices {
 
 /**
  * Who is on the other end. A local client (same user: Unix socket, token-guarded web socket,
- * Electron) may do everything. A paired peer may list, watch and use this agent's sessions, but
- * not start, remove, checkpoint or restore them, not change this agent's settings, and not reach
- * through this agent to a third machine.
+ * Electron) may do everything. A paired peer may do what PEER_RIGHTS (api/peer-rights.ts) gives
+ * it: list, watch and use this agent's sessions, move one to itself, but not start, remove,
+ * checkpoint or restore them, not change this agent's settings, and not reach through this agent
+ * to a third machine.
  */
 export type ConnectionPolicy = { kind: 'local' } | { kind: 'peer'; peer: { id: string; name: string } };
 
-export const PEER_METHODS: ReadonlySet<Method> = new Set<Method>([
-  'agent.info',
-  'session.list',
-  'session.watch',
-  'session.screen',
-  'session.wait',
-  'session.attach',
-  'session.detach',
-  'session.input',
-  'session.resize',
-  'session.kill',
-  'session.migrate',
-  'migration.offer',
-  'migration.files',
-  'migration.result',
-  'migration.go',
-  'migration.abort',
-]);
+/** The methods a paired peer may call at all (some only narrowed: see PEER_RIGHTS). */
+export const PEER_METHODS: ReadonlySet<Method> = new Set<Method>(
+  (Object.keys(PEER_RIGHTS) as Method[]).filter((m) => PEER_RIGHTS[m] !== 'local'),
+);
 
 /** What only another agent asks (the target side of a migration). */
 const AGENT_TO_AGENT: ReadonlySet<Method> = new Set<Method>(['migration.offer', 'migration.files', 'migration.result', 'migration.go', 'migration.abort']);
@@ -167,7 +155,7 @@ export class ApiDispatcher {
     const { client, conn } = ctx;
     const ref = typeof (params as { id?: unknown }).id === 'string' ? splitRemoteRef((params as { id: string }).id) : null;
     if (client.policy.kind === 'peer') {
-      if (!PEER_METHODS.has(method)) throw new VosError('refused', `a paired machine may not call ${method} here`);
+      this.checkPeerRight(method, params, client.policy.peer);
       if (ref) throw new VosError('unknown_session', 'sessions of other machines cannot be reached through this one');
     } else if (AGENT_TO_AGENT.has(method)) {
       throw new VosError('refused', `${method} is for another machine's agent, not for a local client`);
@@ -178,6 +166,22 @@ export class ApiDispatcher {
     }
     const handler = this.handlers[method] as Handler<Method>;
     return handler(params, ctx);
+  }
+
+  /** A peer's request within its rights (PEER_RIGHTS), or refused saying why. */
+  private checkPeerRight(method: Method, params: ParamsOf<Method>, peer: { id: string; name: string }): void {
+    const right: PeerRight = PEER_RIGHTS[method];
+    if (right === 'local') throw new VosError('refused', `a paired machine may not call ${method} here`);
+    if (right === 'peer') return;
+    // { peer: 'only to itself' }: the machine the request names must be the one asking.
+    const named = (params as { peer?: unknown }).peer;
+    let target: string | null = null;
+    try {
+      target = typeof named === 'string' ? this.peers().resolve(named).id : null;
+    } catch {
+      /* a machine this one does not know: not the one asking either */
+    }
+    if (target !== peer.id) throw new VosError('refused', ONLY_TO_ITSELF);
   }
 
   /** With `all`, a local client's list takes in the paired machines' sessions; a peer's never does. */
@@ -301,6 +305,7 @@ export class ApiDispatcher {
       },
       'peer.add': (p) => this.peers().add(p.address),
       'peer.unpair': (p) => this.peers().unpair(p.peer),
+      'peer.sessions': (_p, { conn, client }) => this.remote(client, conn).sessionsByPeer(false),
       'pair.request': (p) => this.peers().requestPairing(p.peer),
       'pair.wait': (p) => this.peers().waitPairing(p.peer, p.timeoutMs),
       'pair.pending': () => this.peers().pending(),

@@ -13,7 +13,7 @@
  *
  * No Node or DOM imports here: the renderer compiles this file too.
  */
-import type { ErrorPayload } from './errors.js';
+import type { ErrorCode, ErrorPayload } from './errors.js';
 
 /** Bumped on any incompatible change to the messages below. */
 export const PROTOCOL_VERSION = 1;
@@ -285,6 +285,11 @@ export interface ApiMethods {
   /** Forgets the pairing, on both sides where the peer is reachable. */
   'peer.unpair': { params: PeerSelector; result: PeerInfo };
   /**
+   * The sessions of every paired machine whose link is up, machine by machine, each with why
+   * they could not be had (it no longer trusts this machine, it did not answer within 10 s).
+   */
+  'peer.sessions': { params: Record<string, never>; result: PeerSessions[] };
+  /**
    * Asks the peer to pair. Returns at once with the code both machines show; `pair.wait` then
    * waits for the other side's user.
    */
@@ -378,6 +383,16 @@ export interface MigrationOffer extends SessionShape {
   arch: string;
   /** A file the target lacks and is at most this big may be sent along; bigger: refused. */
   sendUpTo: number;
+}
+
+/** One paired machine's sessions, or why there are none to show. */
+export interface PeerSessions {
+  peer: PeerRef;
+  sessions: SessionInfo[];
+  /** Why its sessions could not be listed (then `sessions` is empty), or null. */
+  problem: string | null;
+  /** The code of that problem (`not_paired`, `timeout`, `peer_offline`, ...), or null. */
+  code: ErrorCode | null;
 }
 
 /** A peer: an id prefix (hex or the short form) or its exact name. */

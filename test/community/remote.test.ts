@@ -149,4 +149,47 @@ describe.skipIf(unavailable !== null)('sessions of paired machines', () => {
     expect(after.code).toBe(0);
     expect(after.stdout).toMatch(/bash/);
   }, 90_000);
+
+  it('a paired machine may move a session of another only to itself: vos migrate ID@beta gamma is refused, the session stays', async () => {
+    lab.network(3);
+    const a = await lab.agent(0, 'alpha');
+    const b = await lab.agent(1, 'beta');
+    const c = await lab.agent(2, 'gamma');
+    await pairAgents(a, b);
+    await pairAgents(c, b);
+    await a.waitPeer('gamma', (p) => p.name === 'gamma' && p.online);
+    const id = (await b.vos(['run', '--detach', '--name', 'stay', '--', 'bash', '--norc', '--noprofile'])).stdout.trim();
+    const refused = await a.vos(['migrate', `${id}@beta`, 'gamma']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/can be moved from here only to this machine: a paired machine may move a session only to itself\. To move it to gamma, ask on beta: vos migrate/);
+    // It stays on beta, running; gamma got nothing.
+    const onB = JSON.parse((await b.vos(['ls', '--json'])).stdout) as Array<{ id: string; state: string }>;
+    expect(onB.find((s) => s.id === id)?.state).toBe('running');
+    expect(JSON.parse((await c.vos(['ls', '--json'])).stdout)).toEqual([]);
+    expect(b.log()).not.toMatch(/offers session/);
+    expect(c.log()).not.toMatch(/offers session/);
+  }, 90_000);
+
+  it('vos ls --all after an unpair on one side only: it returns at once and says the machine no longer trusts this one', async () => {
+    const [a, b] = await pairedPair();
+    await b.vos(['run', '--detach', '--name', 'hidden', '--', 'bash', '--norc', '--noprofile']);
+    expect((await a.vos(['ls', '--all'])).stdout).toMatch(/hidden/);
+    // alpha is away (killed: it hears nothing) while beta unpairs it; then it comes back still
+    // thinking it is paired with beta.
+    await a.kill('SIGKILL');
+    await b.waitPeer('alpha gone', (p) => p.name === 'alpha' && p.link !== 'up', 20_000);
+    expect((await b.vos(['unpair', 'alpha'])).code).toBe(0);
+    const again = await lab.agent(0, 'alpha', { home: a.home });
+    await again.waitPeer('beta linked, paired here', (p) => p.name === 'beta' && p.link === 'up' && p.paired, 25_000);
+    const t0 = Date.now();
+    const ls = await again.vos(['ls', '--all']);
+    const took = Date.now() - t0;
+    expect(ls.code).toBe(0);
+    expect(ls.stdout).not.toMatch(/hidden/);
+    expect(ls.stdout).toMatch(/^beta: its sessions are not listed: it no longer trusts this machine \(unpaired there\)/m);
+    expect(took).toBeLessThan(10_000); // a refusal, not the timeout
+    const json = await again.vos(['ls', '--all', '--json']);
+    expect(JSON.parse(json.stdout)).toEqual([]);
+    expect(json.stderr).toMatch(/^beta: its sessions are not listed: it no longer trusts this machine/m);
+  }, 90_000);
 });

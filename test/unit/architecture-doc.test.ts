@@ -1,13 +1,15 @@
 /**
  * ARCHITECTURE.md's tables of API methods and events are checked against the code: the methods
  * the validator knows (which the compiler keeps in step with `ApiMethods`), the events of
- * `ApiEvent`, and the methods a paired peer may call. A table that misses one, names one that
- * does not exist, or marks a peer's rights wrongly fails here, with the rows to paste.
+ * `ApiEvent`, and what a paired peer may call (its "peer" column is PEER_RIGHTS, api/peer-rights.ts:
+ * "yes", empty, or the narrowing). A table that misses one, names one that does not exist, or
+ * marks a peer's rights wrongly fails here.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { PEER_METHODS } from '../../src-main/agent/api-dispatcher.js';
+import { PEER_RIGHTS, peerRightText } from '../../src-main/api/peer-rights.js';
 import { EVENT_NAMES } from '../../src-main/api/protocol.js';
 import { METHODS } from '../../src-main/api/validate.js';
 import { ROOT } from '../helpers/agent-process.js';
@@ -39,9 +41,16 @@ describe('ARCHITECTURE.md', () => {
     const rows = tableRows('api-methods');
     const documented = rows.map((r) => unquote(r[0]!));
     expect([...documented].sort(), 'methods in the table (left) against api/validate.ts').toEqual([...METHODS].sort());
-    const peer = rows.filter((r) => r[2] === 'yes').map((r) => unquote(r[0]!));
-    expect(peer.sort(), 'methods marked "peer" against PEER_METHODS').toEqual([...PEER_METHODS].sort());
+    const column = Object.fromEntries(rows.map((r) => [unquote(r[0]!), r[2] ?? '']));
+    const expected = Object.fromEntries(METHODS.map((m) => [m, peerRightText(m)]));
+    expect(column, 'the "peer" column against PEER_RIGHTS').toEqual(expected);
     expect(new Set(documented).size, 'a method listed twice').toBe(documented.length);
+  });
+
+  it('derives the dispatcher\'s peer methods from PEER_RIGHTS, with session.migrate narrowed to the peer itself', () => {
+    const callable = METHODS.filter((m) => PEER_RIGHTS[m] !== 'local');
+    expect([...PEER_METHODS].sort()).toEqual(callable.sort());
+    expect(PEER_RIGHTS['session.migrate']).toEqual({ peer: 'only to itself' });
   });
 
   it('lists exactly the API events there are', () => {

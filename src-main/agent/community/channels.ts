@@ -114,6 +114,17 @@ export class ChannelHost {
     this.link.close(`an RPC frame of unknown direction ${JSON.stringify(String(d)).slice(0, 20)}`);
   }
 
+  /**
+   * The peer refused this side's requests because it no longer trusts this machine (unpaired on
+   * its side only): the conversations this side opened end at once with `not_paired`, so no
+   * caller waits for answers that will not come. Those the peer opened are left as they are.
+   */
+  peerRefused(): void {
+    if (this.closed) return;
+    const why = new VosError('not_paired', 'it no longer trusts this machine (unpaired there): pair again to reach its sessions');
+    for (const c of [...this.clients.values()]) c.ended(why);
+  }
+
   /** The link is gone or no longer trusted: every channel ends. */
   close(): void {
     if (this.closed) return;

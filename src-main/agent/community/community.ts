@@ -60,13 +60,31 @@ export class Community {
         name,
         log,
         serveChannels,
-        control: (p, link, m) => this.pairings.control(p, link, m),
+        control: (p, link, m) => {
+          if (p.paired) this.refusedByPeer(p.id, m);
+          this.pairings.control(p, link, m);
+        },
         closed: (p, reason) => this.pairings.linkClosed(p, reason),
         onStream: options.onStream,
       },
       this.registry,
     );
     this.pairings = new Pairings({ self: { id: identity.id, name, certDer: identity.certDer }, log }, this.registry, this.links);
+  }
+
+  /**
+   * A peer paired here that refuses this machine's API requests as "not paired" was unpaired on
+   * its side only: the conversations with it end with `not_paired` at once instead of waiting.
+   */
+  private refusedByPeer(peerId: string, m: Record<string, unknown>): void {
+    if (m.t !== 'refused' || typeof m.reason !== 'string' || !m.reason.startsWith('not paired')) return;
+    let channels: ChannelHost;
+    try {
+      channels = this.links.channelsFor(peerId);
+    } catch {
+      return; // no conversations with it
+    }
+    channels.peerRefused();
   }
 
   get id(): string {

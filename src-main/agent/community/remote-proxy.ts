@@ -4,12 +4,22 @@
  * attach, resize and input behave exactly as they do locally), forwards the requests that name
  * a session `ID@PEER`, and passes the peer's events back with the session ids made global:
  * `ID@PEERID` (the peer's full device id) and `peer` set on every SessionInfo.
+ *
+ * A peer that does not answer is not waited for forever: its hello and list-like requests have
+ * ANSWER_TIMEOUT_MS, `session.wait` the caller's own timeout and that much more. A peer that no
+ * longer trusts this machine (unpaired on its side only) ends the channel with `not_paired`
+ * (channels.ts), which `vos ls --all` shows in place of its sessions.
  */
 import { VosError } from '../../api/errors.js';
 import type { ApiClient } from '../../api/client.js';
-import type { ApiEvent, Method, MigrationResult, ParamsOf, PeerRef, ResultOf, SessionInfo } from '../../api/protocol.js';
+import type { ApiEvent, Method, MigrationResult, ParamsOf, PeerRef, PeerSessions, ResultOf, SessionInfo } from '../../api/protocol.js';
 import type { Connection } from '../transports/connection.js';
 import type { Community } from './community.js';
+
+/** How long a peer has to answer a hello or a list-like request. */
+export const ANSWER_TIMEOUT_MS = 10_000;
+/** An attach's snapshot may be large on a slow link. */
+const ATTACH_TIMEOUT_MS = 30_000;
 
 /** `abc@alpha` → { session: 'abc', peer: 'alpha' }; null for a local reference. */
 export function splitRemoteRef(ref: string): { session: string; peer: string } | null {
@@ -62,10 +72,11 @@ export class RemoteProxy {
   async forward<M extends RemoteSessionMethod>(method: M, params: ParamsOf<M>, ref: { session: string; peer: string }): Promise<ResultOf<M>> {
     const peer = this.community.resolve(ref.peer);
     const channel = this.channel({ id: peer.id, name: peer.name });
-    const client = await channel.client;
     let result: unknown;
     try {
-      result = await client.request(method, { ...params, id: ref.session } as ParamsOf<M>);
+      const client = await channel.client;
+      const ms = timeoutFor(method, params);
+      result = await within(client.request(method, { ...params, id: ref.session } as ParamsOf<M>), ms, `${peer.name} did not answer ${method} within ${ms / 1000} s`);
     } catch (err) {
       if (err instanceof VosError) throw new VosError(err.code, `${peer.name}: ${err.message}`);
       throw err;
@@ -77,17 +88,25 @@ export class RemoteProxy {
   }
 
   /**
-   * `vos migrate ID@PEER TARGET`: PEER, which runs the session, moves it (TARGET may be this
-   * machine: the session comes here). The target is named to PEER by its device id; the result
-   * speaks of ids as seen from here.
+   * `vos migrate ID@PEER TARGET`: PEER, which runs the session, moves it here. A paired machine
+   * may move a session of PEER only to itself (PEER refuses anything else, api/peer-rights.ts),
+   * so TARGET must be this machine; another is refused here, saying where to ask. The target is
+   * named to PEER by its device id; the result speaks of ids as seen from here.
    */
   async migrate(params: ParamsOf<'session.migrate'>, ref: { session: string; peer: string }): Promise<MigrationResult> {
     const source = this.community.resolve(ref.peer);
     const targetId = this.community.isSelf(params.peer) ? this.community.id : this.community.resolve(params.peer).id;
     if (targetId === source.id) throw new VosError('invalid_params', `${ref.session}@${source.name} runs there already`);
-    const client = await this.channel({ id: source.id, name: source.name }).client;
+    if (targetId !== this.community.id) {
+      const target = this.community.resolve(params.peer).name;
+      throw new VosError(
+        'refused',
+        `${ref.session}@${source.name} can be moved from here only to this machine: a paired machine may move a session only to itself. To move it to ${target}, ask on ${source.name}: vos migrate ${ref.session} ${target}`,
+      );
+    }
     let r: MigrationResult;
     try {
+      const client = await this.channel({ id: source.id, name: source.name }).client;
       r = await client.request('session.migrate', { ...params, id: ref.session, peer: targetId });
     } catch (err) {
       // The details (the cause of a failed move, the file it names) come along with the message.
@@ -107,22 +126,29 @@ export class RemoteProxy {
 
   /** The sessions of every connected paired peer; with `watch`, their changes follow as events. */
   async listAll(watch: boolean): Promise<SessionInfo[]> {
+    // A peer that cannot list them (it went away, no longer trusts this machine) is not listed.
+    return (await this.sessionsByPeer(watch)).flatMap((p) => p.sessions);
+  }
+
+  /** Like `listAll`, machine by machine, each with why its sessions could not be had. */
+  async sessionsByPeer(watch: boolean): Promise<PeerSessions[]> {
     if (watch && !this.watchingAll) {
       this.watchingAll = true;
       this.unsubscribe = this.community.onPeerLink((peerId, up) => {
         if (up) void this.watchPeer(peerId);
       });
     }
-    const lists = await Promise.all(
-      this.community.connectedPeers().map(async (peer) => {
+    return Promise.all(
+      this.community.connectedPeers().map(async (peer): Promise<PeerSessions> => {
+        const ref = { id: peer.id, name: peer.name };
         try {
-          return await this.sessionsOf(peer, watch);
-        } catch {
-          return []; // it went away meanwhile: it is simply not listed
+          return { peer: ref, sessions: await this.sessionsOf(peer, watch), problem: null, code: null };
+        } catch (err) {
+          const e = err instanceof VosError ? err : new VosError('internal', String(err));
+          return { peer: ref, sessions: [], problem: e.message, code: e.code };
         }
       }),
     );
-    return lists.flat();
   }
 
   close(): void {
@@ -136,7 +162,8 @@ export class RemoteProxy {
   private async sessionsOf(peer: PeerRef, watch: boolean): Promise<SessionInfo[]> {
     const channel = this.channel(peer);
     const client = await channel.client;
-    const list = await client.request(watch ? 'session.watch' : 'session.list', {});
+    const method = watch ? 'session.watch' : 'session.list';
+    const list = await within(client.request(method, {}), ANSWER_TIMEOUT_MS, `${peer.name} did not answer ${method} within ${ANSWER_TIMEOUT_MS / 1000} s`);
     const mapped = list.map((s) => this.globalSession(s, channel.peer));
     if (watch) for (const s of mapped) channel.known.add(s.id);
     return mapped;
@@ -160,10 +187,17 @@ export class RemoteProxy {
       const client = this.community.channelsFor(peer.id).openClient('vos-peer');
       client.onEvent((e) => this.fromPeer(channel, e));
       client.onClose((reason) => this.channelClosed(channel, reason));
-      await client.ready();
+      try {
+        await within(client.ready(), ANSWER_TIMEOUT_MS, `${peer.name} did not answer within ${ANSWER_TIMEOUT_MS / 1000} s`);
+      } catch (err) {
+        client.close(); // a late hello finds no channel; the next request opens a new one
+        throw err;
+      }
       return client;
     })();
-    channel.client.catch(() => this.channels.delete(peer.id));
+    channel.client.catch(() => {
+      if (this.channels.get(peer.id) === channel) this.channels.delete(peer.id);
+    });
     this.channels.set(peer.id, channel);
     return channel;
   }
@@ -204,6 +238,30 @@ export class RemoteProxy {
     if (isSessionInfo(v.session)) out.session = this.globalSession(v.session, peer);
     return out;
   }
+}
+
+/** How long a forwarded request may take: the caller's own timeout for a wait, plus the way there and back. */
+function timeoutFor(method: RemoteSessionMethod, params: unknown): number {
+  if (method === 'session.wait') return (params as ParamsOf<'session.wait'>).timeoutMs + ANSWER_TIMEOUT_MS;
+  if (method === 'session.attach') return ATTACH_TIMEOUT_MS;
+  return ANSWER_TIMEOUT_MS;
+}
+
+/** `p`, or `timeout` after `ms` (what `p` does later is ignored). */
+function within<T>(p: Promise<T>, ms: number, why: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new VosError('timeout', why)), ms);
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(timer);
+        reject(e as Error);
+      },
+    );
+  });
 }
 
 function isSessionInfo(v: unknown): v is SessionInfo {

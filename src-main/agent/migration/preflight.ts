@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, readSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
-import type { FileNeed } from '../../api/protocol.js';
+import { DEFAULT_SEND_FILES_UP_TO, type FileNeed } from '../../api/protocol.js';
 import { processTree } from '../../base/process-tree.js';
 
 /** Files up to this size are hashed whole; bigger ones by size, first and last MiB. */
@@ -86,14 +86,32 @@ export function sessionNeeds(root: number, upTo = Infinity): { dirs: string[]; f
   return { dirs: [...dirs], files: [...files.values()], rssBytes };
 }
 
+/** What this machine takes sent along, whatever the source offers (its own limits, not the sender's word). */
+export interface AcceptLimits {
+  /** Each file sent along at most this big. */
+  fileBytes: number;
+  /** All files sent along for one migration together at most this big. */
+  totalBytes: number;
+}
+
+export const DEFAULT_ACCEPT_LIMITS: AcceptLimits = { fileBytes: DEFAULT_SEND_FILES_UP_TO, totalBytes: 256 * 1024 * 1024 };
+
 /**
  * What is wrong here for a session needing these (empty when it can come), and the files to ask
- * the source to send along: those missing here altogether and at most `sendUpTo` bytes. A file
- * that is here with other content is never replaced: that is a refusal.
+ * the source to send along: those missing here altogether and at most `sendUpTo` bytes (the
+ * source's limit) and this machine's own `accept` limits. A file that is here with other content
+ * is never replaced: that is a refusal, which says only that it differs (not its size or hash
+ * here: the peer learns nothing of this machine's files beyond "the same or not").
  */
-export function missingHere(dirs: string[], files: FileNeed[], sendUpTo: number): { problems: string[]; wanted: FileNeed[] } {
+export function missingHere(
+  dirs: string[],
+  files: FileNeed[],
+  sendUpTo: number,
+  accept: AcceptLimits = DEFAULT_ACCEPT_LIMITS,
+): { problems: string[]; wanted: FileNeed[] } {
   const problems: string[] = [];
   const wanted: FileNeed[] = [];
+  let total = 0;
   for (const dir of dirs) {
     try {
       if (!statSync(dir).isDirectory()) problems.push(`${dir} is not a directory here`);
@@ -111,12 +129,19 @@ export function missingHere(dirs: string[], files: FileNeed[], sendUpTo: number)
       }
       size = st.size;
     } catch {
-      if (f.size <= sendUpTo) wanted.push(f);
-      else problems.push(`${f.path} does not exist here (${f.size} bytes: more than the ${sendUpTo} bytes up to which open files are sent along; see vos migrate --send-files-up-to)`);
+      if (f.size > sendUpTo) {
+        problems.push(`${f.path} does not exist here (${f.size} bytes: more than the ${sendUpTo} bytes up to which open files are sent along; see vos migrate --send-files-up-to)`);
+      } else if (f.size > accept.fileBytes) {
+        problems.push(`${f.path} does not exist here (${f.size} bytes: more than the ${accept.fileBytes} bytes this machine accepts sent along)`);
+      } else if (total + f.size > accept.totalBytes) {
+        problems.push(`${f.path} does not exist here, and with it the files to send along would be more than the ${accept.totalBytes} bytes this machine accepts for one move`);
+      } else {
+        total += f.size;
+        wanted.push(f);
+      }
       continue;
     }
-    if (size !== f.size) problems.push(`${f.path} differs here (${size} bytes, not ${f.size})`);
-    else if (fileHash(f.path, size) !== f.hash) problems.push(`${f.path} differs here (other content)`);
+    if (size !== f.size || fileHash(f.path, size) !== f.hash) problems.push(`${f.path} differs here (other content)`);
   }
   return { problems, wanted };
 }

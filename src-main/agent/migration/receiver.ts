@@ -14,8 +14,8 @@ import type { IncomingStream } from '../community/link-streams.js';
 import { runtimeFiles } from '../runtime/native.js';
 import type { Session } from '../session/session.js';
 import type { SessionManager } from '../session-manager.js';
-import { IncomingFiles } from './incoming-files.js';
-import { missingHere } from './preflight.js';
+import { IncomingFiles, checkIncomingPath } from './incoming-files.js';
+import { DEFAULT_ACCEPT_LIMITS, missingHere, type AcceptLimits } from './preflight.js';
 
 const OFFER_EXPIRES_MS = 60_000;
 /** A "go" may be asked again (its answer lost on the way): it is answered again for this long. */
@@ -44,12 +44,17 @@ export class MigrationReceiver {
   constructor(
     private readonly sessions: SessionManager,
     private readonly log: (message: string) => void,
+    /** What this machine takes sent along, whatever the source says it may send. */
+    private readonly accept: AcceptLimits = DEFAULT_ACCEPT_LIMITS,
   ) {}
 
   offer(peer: { id: string; name: string }, offer: MigrationOffer): { migration: string; wanted: string[] } {
     if (!runtimeFiles()) throw new VosError('refused', 'the vOS runtime is not built on this machine');
     if (offer.arch !== arch()) throw new VosError('refused', `this machine is ${arch()}; the session runs on ${offer.arch}`);
-    const { problems, wanted } = missingHere(offer.dirs, offer.files, offer.sendUpTo);
+    // Paths a peer names are looked at (and files put there) only in their normal form.
+    const badPath = [...offer.dirs.map((d) => checkIncomingPath(d, 'dir')), ...offer.files.map((f) => checkIncomingPath(f.path))].find((p) => p !== null);
+    if (badPath) throw new VosError('refused', `the offer names a path this machine does not take: ${badPath}`);
+    const { problems, wanted } = missingHere(offer.dirs, offer.files, offer.sendUpTo, this.accept);
     if (problems.length > 0) {
       throw new VosError('refused', `the session needs what this machine lacks: ${problems.slice(0, 8).join('; ')}${problems.length > 8 ? `; and ${problems.length - 8} more` : ''}`);
     }

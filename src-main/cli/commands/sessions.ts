@@ -34,15 +34,26 @@ export const lsCommand: Command = {
   help: `usage: vos ls [--all] [--json]
 
 Lists the sessions of the agent: running ones and ended ones (until removed with vos rm).
-  -a, --all  also the sessions of every online paired machine (as ID@MACHINE)
+  -a, --all  also the sessions of every online paired machine (as ID@MACHINE); a machine
+             whose sessions cannot be had (it no longer trusts this one, it did not answer
+             within 10 s) gets a line saying so instead (on stderr with --json)
   --json     an array of session objects (id, name, command, args, cwd, pid, startedAt,
              endedAt, state, exit, cols, rows, viewers; peer {id, name} for another
              machine's session, whose id is then ID@MACHINEID)
 `,
   run: (argv, ctx) =>
     withClient(argv, { json: { type: 'boolean' }, all: { type: 'boolean', short: 'a' } }, [], ctx, async (client, options) => {
-      const sessions = await client.request('session.list', options.all ? { all: true } : {});
-      ctx.out(options.json ? JSON.stringify(sessions, null, 2) + '\n' : sessionsTable(sessions));
+      const sessions = await client.request('session.list', {});
+      // Machine by machine, so that one whose sessions cannot be had is named with the reason.
+      const others = options.all ? await client.request('peer.sessions', {}) : [];
+      const all = [...sessions, ...others.flatMap((p) => p.sessions)];
+      ctx.out(options.json ? JSON.stringify(all, null, 2) + '\n' : sessionsTable(all));
+      for (const p of others) {
+        if (!p.problem) continue;
+        const line = `${p.peer.name}: its sessions are not listed: ${p.problem}\n`;
+        if (options.json) ctx.err(line);
+        else ctx.out(line);
+      }
       return 0;
     }),
 };
