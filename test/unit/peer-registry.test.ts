@@ -115,8 +115,9 @@ describe('peer registry', () => {
 
   it('lists a machine with a pairing in progress', () => {
     registry.peer(A);
-    status.pairings.set(A, { direction: 'incoming', code: '123456', since: 1 });
-    expect(registry.list()[0]!.pairing).toEqual({ direction: 'incoming', code: '123456', since: 1 });
+    const shortIds = { requester: 'AAAA-AAAA-AAAA', responder: 'BBBB-BBBB-BBBB' };
+    status.pairings.set(A, { direction: 'incoming', code: '123456', shortIds, since: 1 });
+    expect(registry.list()[0]!.pairing).toEqual({ direction: 'incoming', code: '123456', shortIds, since: 1 });
   });
 
   it('remembers paired machines across restarts, and forgets them when unpaired', () => {

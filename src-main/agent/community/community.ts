@@ -66,7 +66,7 @@ export class Community {
       },
       this.registry,
     );
-    this.pairings = new Pairings({ self: { id: identity.id, name, certDer: identity.certDer }, log }, this.registry, this.links);
+    this.pairings = new Pairings({ self: { id: identity.id, name }, log }, this.registry, this.links);
   }
 
   get id(): string {
