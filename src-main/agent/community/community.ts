@@ -62,6 +62,7 @@ export class Community {
         serveChannels,
         control: (p, link, m) => this.pairings.control(p, link, m),
         closed: (p, reason) => this.pairings.linkClosed(p, reason),
+        pairingBusy: (id) => this.pairings.busy(id),
         onStream: options.onStream,
       },
       this.registry,

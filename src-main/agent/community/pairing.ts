@@ -94,6 +94,11 @@ export class Pairings {
     private readonly links: PairingLinks,
   ) {}
 
+  /** Whether a pairing with peer `id` is in progress, its nonces being exchanged or its code showing. */
+  busy(id: string): boolean {
+    return this.pairings.has(id) || this.exchanges.has(id);
+  }
+
   /** The pairing in progress with peer `id`, as clients see it (once its code is known). */
   state(id: string): PairingState | null {
     return this.pairings.get(id) ?? null;
