@@ -110,6 +110,11 @@ export interface PairingState {
   direction: 'outgoing' | 'incoming';
   /** Six digits both machines show. */
   code: string;
+  /**
+   * The short ids of the machine that asked and of the one asked, in that order: both machines
+   * show the same pair beside the code, and each should see its own id in it.
+   */
+  shortIds: { requester: string; responder: string };
   since: number;
 }
 
@@ -290,8 +295,8 @@ export interface ApiMethods {
    */
   'peer.sessions': { params: Record<string, never>; result: PeerSessions[] };
   /**
-   * Asks the peer to pair. Returns at once with the code both machines show; `pair.wait` then
-   * waits for the other side's user.
+   * Asks the peer to pair. Returns once the two machines have exchanged their nonces (a few
+   * seconds at most) with the code both show; `pair.wait` then waits for the other side's user.
    */
   'pair.request': { params: PeerSelector; result: { peer: PeerInfo; code: string } };
   /** Resolves when the pairing asked for is accepted; `pair_rejected` or `timeout` otherwise. */

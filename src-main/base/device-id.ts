@@ -2,9 +2,7 @@
  * A machine's identity in the community is its certificate: the device id is the SHA-256 of the
  * certificate's DER bytes (as Syncthing does), so an id cannot be claimed without the key. It is
  * shown to people in a short form: the first 60 bits in base32, as XXXX-XXXX-XXXX.
- *
- * The pairing verification code is derived from both certificates, in an order both sides agree
- * on, so both machines show the same six digits and a machine in the middle would show others.
+ * (The pairing code is in pairing-sas.ts.)
  */
 import { createHash } from 'node:crypto';
 
@@ -36,14 +34,6 @@ export function shortDeviceId(id: string): string {
 /** True for a string that is a full device id. */
 export function isDeviceId(value: unknown): value is string {
   return typeof value === 'string' && /^[0-9a-f]{64}$/.test(value);
-}
-
-/** Six digits both sides compute the same way from the two certificates. */
-export function verificationCode(certA: Uint8Array, certB: Uint8Array): string {
-  const [first, second] = Buffer.compare(Buffer.from(certA), Buffer.from(certB)) <= 0 ? [certA, certB] : [certB, certA];
-  const digest = createHash('sha256').update('vOS pairing v1\0').update(first).update(second).digest();
-  const n = digest.readUInt32BE(0) % 1_000_000;
-  return n.toString().padStart(6, '0');
 }
 
 /** Accepts "123456", "123 456" or "123-456". */

@@ -57,6 +57,10 @@ describe('machines in the app', () => {
       await dialog.waitFor();
       expect(await dialog.textContent()).toContain('alpha wants to pair with this machine');
       expect(await b.getByTestId('pair-dialog-code').textContent()).toBe(code);
+      // Both show the same two short ids beside the code (the one that asked first).
+      const ids = (await a.getByTestId('pair-ids').textContent())!;
+      expect(ids).toMatch(/^[A-Z2-7]{4}-[A-Z2-7]{4}-[A-Z2-7]{4} → [A-Z2-7]{4}-[A-Z2-7]{4}-[A-Z2-7]{4}$/);
+      expect(await b.getByTestId('pair-dialog-ids').textContent()).toBe(ids);
       await b.screenshot({ path: join(OUTPUT, 'web-ui-pairing.png') });
       await b.getByTestId('pair-accept').click();
       await dialog.waitFor({ state: 'detached' });

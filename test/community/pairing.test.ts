@@ -30,13 +30,17 @@ describe.skipIf(unavailable !== null)('pairing', () => {
     const mine = await a.waitPeer('its own request', (p) => p.name === 'm2' && p.pairing?.direction === 'outgoing');
     expect(mine.pairing!.code).toBe(request.pairing!.code);
     expect(request.pairing!.code).toMatch(/^\d{6}$/);
+    // And the same two short ids beside it: m1 asked, m2 was asked.
+    expect(mine.pairing!.shortIds).toEqual({ requester: request.shortId, responder: mine.shortId });
+    expect(request.pairing!.shortIds).toEqual(mine.pairing!.shortIds);
+    expect((await b.vos(['pair', '--pending'])).stdout).toContain(`${request.shortId} -> ${mine.shortId}`);
 
     const accepted = await b.vos(['pair', 'accept', 'm1', '--code', request.pairing!.code]);
     expect(accepted.stderr).toBe('');
     expect(accepted.stdout).toMatch(/^paired with m1 /);
     const asked = await asking;
     expect(asked.code).toBe(0);
-    expect(asked.stdout).toContain(`code ${request.pairing!.code}`);
+    expect(asked.stdout).toContain(`code ${request.pairing!.code}   ${request.shortId} -> ${mine.shortId}`);
     expect(asked.stdout).toMatch(/paired with m2 /);
     expect((await a.peers()).find((p) => p.name === 'm2')).toMatchObject({ paired: true, link: 'up', pairing: null });
     expect((await b.peers()).find((p) => p.name === 'm1')).toMatchObject({ paired: true, link: 'up', pairing: null });
@@ -106,7 +110,8 @@ describe.skipIf(unavailable !== null)('pairing', () => {
     expect(limited.filter((f) => f.json?.reason?.includes('too many pairing requests'))).toHaveLength(2); // 3 asked, 2 refused
     // The first was shown to m2's user (and dropped when the stranger left).
     await waitFor('m2 to log the request', () => /stranger \([A-Z2-7-]+\) asks to pair; code \d{6}/.test(b.log()));
-    expect((await b.peers()).find((p) => p.name === 'stranger')?.paired).toBe(false);
+    // Never paired; once its link closed, not kept at all (a stranger leaves no entry).
+    expect((await b.peers()).find((p) => p.name === 'stranger')?.paired ?? false).toBe(false);
     await waitFor('m2 to log the closed link', () => /too many refused messages/.test(b.log()));
   }, 40_000);
 

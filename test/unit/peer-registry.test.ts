@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { PairingState, PeerInfo } from '../../src-main/api/protocol.js';
-import { FORGET_UNSEEN_MS, PeerRegistry, type PeerEvent, type PeerStatus } from '../../src-main/agent/community/peer-registry.js';
+import { FORGET_UNSEEN_MS, MAX_STRANGERS, PeerRegistry, type PeerEvent, type PeerStatus } from '../../src-main/agent/community/peer-registry.js';
 import type { DiscoveredPeer } from '../../src-main/agent/community/discovery.js';
 import { PeerStore } from '../../src-main/agent/community/peer-store.js';
 
@@ -113,10 +113,42 @@ describe('peer registry', () => {
     expect(events.at(-1)).toEqual({ event: 'peer.removed', id: A });
   });
 
+  it('forgets a stranger whose link closed, keeps one that is discovered, added, paired or pairing', () => {
+    const p = registry.peer(A);
+    status.links.set(A, 'up');
+    expect(registry.forgetStranger(p)).toBe(false); // its link is up
+    status.links.set(A, 'down');
+    status.pairings.set(A, { direction: 'incoming', code: '123456', shortIds: { requester: 'x', responder: 'y' }, since: 1 });
+    expect(registry.forgetStranger(p)).toBe(false); // pairing
+    status.pairings.clear();
+    expect(registry.forgetStranger(p)).toBe(true);
+    expect(registry.get(A)).toBeUndefined();
+    expect(events.at(-1)).toEqual({ event: 'peer.removed', id: A });
+    const q = registry.discovered(found(B, 'beta', []));
+    expect(registry.forgetStranger(q)).toBe(false);
+  });
+
+  it(`keeps ${MAX_STRANGERS} strangers at most: the idle ones seen longest ago go first`, () => {
+    const keep = registry.peer('c'.repeat(64));
+    keep.manual = true;
+    const linked = registry.peer('d'.repeat(64));
+    status.links.set(linked.id, 'up');
+    for (let i = 0; i < MAX_STRANGERS * 4; i++) {
+      const p = registry.peer(i.toString(16).padStart(64, '0'));
+      p.lastSeen = i;
+    }
+    expect(registry.all().filter((p) => registry.isStranger(p))).toHaveLength(MAX_STRANGERS);
+    expect(registry.get(keep.id)).toBe(keep);
+    expect(registry.get(linked.id)).toBe(linked);
+    expect(registry.get((MAX_STRANGERS * 4 - 1).toString(16).padStart(64, '0'))).toBeDefined();
+    expect(registry.get('0'.repeat(64))).toBeUndefined();
+  });
+
   it('lists a machine with a pairing in progress', () => {
     registry.peer(A);
-    status.pairings.set(A, { direction: 'incoming', code: '123456', since: 1 });
-    expect(registry.list()[0]!.pairing).toEqual({ direction: 'incoming', code: '123456', since: 1 });
+    const shortIds = { requester: 'AAAA-AAAA-AAAA', responder: 'BBBB-BBBB-BBBB' };
+    status.pairings.set(A, { direction: 'incoming', code: '123456', shortIds, since: 1 });
+    expect(registry.list()[0]!.pairing).toEqual({ direction: 'incoming', code: '123456', shortIds, since: 1 });
   });
 
   it('remembers paired machines across restarts, and forgets them when unpaired', () => {

@@ -8,7 +8,7 @@
  * - the links (link-manager.ts): one TLS link per peer, dialed or accepted, dialed again while down;
  *   once paired, the link carries API channels (channels.ts) with the rights PEER_METHODS
  *   gives the peer;
- * - pairing (pairing.ts): request, six-digit code, accept or reject, rate limits;
+ * - pairing (pairing.ts): request, the commit-then-reveal six-digit code, accept or reject, rate limits;
  * - mDNS discovery (discovery.ts).
  *
  * This class is the surface the rest of the agent uses; it holds no state of its own.
@@ -65,11 +65,12 @@ export class Community {
           this.pairings.control(p, link, m);
         },
         closed: (p, reason) => this.pairings.linkClosed(p, reason),
+        pairingBusy: (id) => this.pairings.busy(id),
         onStream: options.onStream,
       },
       this.registry,
     );
-    this.pairings = new Pairings({ self: { id: identity.id, name, certDer: identity.certDer }, log }, this.registry, this.links);
+    this.pairings = new Pairings({ self: { id: identity.id, name }, log }, this.registry, this.links);
   }
 
   /**

@@ -28,6 +28,8 @@ const RECONNECT_MIN_MS = 500;
 const RECONNECT_MAX_MS = 8_000;
 /** Refused frames from an unpaired peer per minute before its link is closed. */
 const REFUSALS_BEFORE_CLOSE = 30;
+/** Links kept up to strangers (unpaired, not added, not discovered) not pairing; beyond, the oldest closes. */
+export const MAX_STRANGER_LINKS = 64;
 
 /** Serves the API to a paired peer's channels (the agent's dispatcher, with a peer's rights). */
 export interface ChannelServerFactory {
@@ -43,6 +45,8 @@ export interface LinkManagerOptions {
   control: (p: Peer, link: Link, message: Record<string, unknown>) => void;
   /** Peer p's link closed (it is detached already). */
   closed: (p: Peer, reason: string) => void;
+  /** Whether a pairing with peer `id` is in progress (its link to a stranger is kept then). */
+  pairingBusy: (id: string) => boolean;
   /** A paired peer opened a byte stream (a migration's image); absent: streams are refused. */
   onStream?: (peer: { id: string; name: string }, stream: IncomingStream) => void;
 }
@@ -412,6 +416,7 @@ export class LinkManager {
       closed: (reason) => this.linkClosed(p, s, link, reason),
     });
     if (p.paired) this.startChannels(p, s, link);
+    else this.limitStrangerLinks();
     this.options.log(`link ${link.outbound ? 'to' : 'from'} ${p.name} (${shortDeviceId(p.id)}) at ${link.remoteAddress}${p.paired ? ', paired' : ''}`);
     if (p.paired || p.manual) this.registry.save(p);
     this.registry.changed(p);
@@ -434,6 +439,22 @@ export class LinkManager {
       this.dialSoon(p, s.retryDelay);
     }
     this.registry.changed(p);
+    this.forgetStranger(p, s);
+  }
+
+  /** A stranger whose link closed is forgotten, its slot with it (fresh identities leave nothing). */
+  private forgetStranger(p: Peer, s: Slot): void {
+    if (s.retryTimer || s.dialing || !this.registry.forgetStranger(p)) return;
+    this.slots.delete(p.id);
+  }
+
+  /** Keeps at most MAX_STRANGER_LINKS links to strangers that are not pairing: the oldest close. */
+  private limitStrangerLinks(): void {
+    const idle = [...this.slots.entries()]
+      .map(([id, s]) => ({ p: this.registry.get(id), link: s.link }))
+      .filter((x): x is { p: Peer; link: Link } => !!x.p && !!x.link && !x.link.isClosed && this.registry.isStranger(x.p) && !this.options.pairingBusy(x.p.id))
+      .sort((x, y) => x.link.openedAt - y.link.openedAt);
+    for (const x of idle.slice(0, Math.max(0, idle.length - MAX_STRANGER_LINKS))) x.link.close('too many links from unpaired machines');
   }
 
   private startChannels(p: Peer, s: Slot, link: Link): void {

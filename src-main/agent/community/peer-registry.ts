@@ -4,6 +4,11 @@
  * around on the network, and what clients see of it (PeerInfo, peer.changed / peer.removed).
  * Paired and hand-added machines are remembered across restarts in peer-store.ts.
  *
+ * A stranger (a machine that is neither paired, added by hand, nor seen by mDNS: one that only
+ * linked to this agent) is kept while its link is up or a pairing with it is in progress, and
+ * forgotten when its link closes (`forgetStranger`); at most MAX_STRANGERS are kept in all, the
+ * oldest idle ones evicted first. So fresh identities saying HELLO cannot grow the table.
+ *
  * The registry does not know links or pairings in progress: it asks a PeerStatus (link-manager.ts and
  * pairing.ts answer) when it derives what clients see.
  */
@@ -15,6 +20,8 @@ import type { PeerStore } from './peer-store.js';
 
 /** A machine gone from the network stays listed (offline, with when it was last seen) this long. */
 export const FORGET_UNSEEN_MS = 60 * 60_000;
+/** Strangers kept at most (see above); beyond, the oldest without a link or pairing go. */
+export const MAX_STRANGERS = 256;
 /** Addresses kept per machine (most recent first). */
 const MAX_ADDRESSES = 8;
 
@@ -89,8 +96,39 @@ export class PeerRegistry {
         warning: null,
       };
       this.peers.set(id, p);
+      this.evictStrangers(p);
     }
     return p;
+  }
+
+  /** Neither paired, added by hand, nor seen by mDNS: it only linked to this agent. */
+  isStranger(p: Peer): boolean {
+    return !p.paired && !p.manual && !p.mdnsPresent;
+  }
+
+  /**
+   * Forgets p if it is a stranger with no link up and no pairing in progress (its link closed):
+   * nothing about it is worth keeping. Says whether it did.
+   */
+  forgetStranger(p: Peer): boolean {
+    if (!this.isStranger(p) || this.status.link(p.id) !== 'down' || this.status.pairing(p.id) !== null) return false;
+    if (this.peers.get(p.id) !== p) return false;
+    this.peers.delete(p.id);
+    this.emit({ event: 'peer.removed', id: p.id });
+    return true;
+  }
+
+  /** Keeps the strangers within MAX_STRANGERS: the idle ones seen longest ago go first. */
+  private evictStrangers(newcomer: Peer): void {
+    const strangers = this.all().filter((q) => this.isStranger(q));
+    if (strangers.length <= MAX_STRANGERS) return;
+    const idle = strangers
+      .filter((q) => q !== newcomer && this.status.link(q.id) === 'down' && this.status.pairing(q.id) === null)
+      .sort((x, y) => (x.lastSeen ?? 0) - (y.lastSeen ?? 0));
+    for (const q of idle.slice(0, strangers.length - MAX_STRANGERS)) {
+      this.peers.delete(q.id);
+      this.emit({ event: 'peer.removed', id: q.id });
+    }
   }
 
   get(id: string): Peer | undefined {
@@ -155,7 +193,7 @@ export class PeerRegistry {
       lastSeen: link === 'up' ? Date.now() : p.lastSeen,
       link,
       warning: p.warning,
-      pairing: pairing ? { direction: pairing.direction, code: pairing.code, since: pairing.since } : null,
+      pairing: pairing ? { direction: pairing.direction, code: pairing.code, shortIds: { ...pairing.shortIds }, since: pairing.since } : null,
     };
   }
 

@@ -20,6 +20,11 @@ function describe(p: PeerInfo): string {
   return `${p.name} (${p.shortId})`;
 }
 
+/** The two machines' short ids beside a pairing's code: the same on both screens. */
+function idsOf(p: PeerInfo): string {
+  return p.pairing ? `${p.pairing.shortIds.requester} -> ${p.pairing.shortIds.responder}` : '';
+}
+
 export const peersCommand: Command = {
   name: 'peers',
   summary: 'list the machines this one knows: nearby, added, paired',
@@ -71,10 +76,11 @@ export const pairCommand: Command = {
        vos pair reject PEER
 
 Pairing lets two machines see and use each other's sessions. It is explicit and mutual:
-'vos pair PEER' asks PEER and shows a six-digit code; the same code shows on PEER, where its
-user accepts with 'vos pair accept THIS-MACHINE --code CODE' (or in the app). Then both
-remember each other. Compare the codes: a different code means you are not talking to the
-machine you think.
+'vos pair PEER' asks PEER and shows a six-digit code with the short ids of both machines
+(asking -> asked); the same code and ids show on PEER, where its user accepts with
+'vos pair accept THIS-MACHINE --code CODE' (or in the app). Then both remember each other.
+Compare the codes and the ids: a different code means you are not talking to the machine
+you think (a new code is drawn for every request, so one in the middle cannot make them match).
 ${PEER_HELP}  --timeout SECONDS   how long to wait for the other side (default 120)
   --pending           the requests in progress here, both directions, with their codes
   --code CODE         the code this machine shows for PEER's request
@@ -95,12 +101,13 @@ ${PEER_HELP}  --timeout SECONDS   how long to wait for the other side (default 1
         else {
           ctx.out(
             table(
-              ['ID', 'NAME', 'DIRECTION', 'CODE', 'SINCE'],
+              ['ID', 'NAME', 'DIRECTION', 'CODE', 'REQUESTER -> RESPONDER', 'SINCE'],
               pending.map((p) => [
                 p.shortId,
                 p.name,
                 p.pairing!.direction === 'incoming' ? 'asks to pair with this machine' : 'asked by this machine',
                 p.pairing!.code,
+                idsOf(p),
                 new Date(p.pairing!.since).toLocaleTimeString(),
               ]),
             ),
@@ -131,7 +138,15 @@ ${PEER_HELP}  --timeout SECONDS   how long to wait for the other side (default 1
     const timeoutMs = (typeof options.timeout === 'string' ? requireInt(options.timeout, 'SECONDS', 1, 3600) : 120) * 1000;
     return withAgent(ctx, async (client) => {
       const { peer, code } = await client.request('pair.request', { peer: verb! });
-      ctx.out(`code ${code}\nasked ${describe(peer)}; on it, check that it shows the same code and accept:\n  vos pair accept ${(await client.ready()).name} --code ${code}\nwaiting...\n`);
+      if (peer.paired) {
+        ctx.out(`paired with ${describe(peer)} (it knew this machine already)\n`);
+        return 0;
+      }
+      ctx.out(
+        `code ${code}   ${idsOf(peer)}\n` +
+          `asked ${describe(peer)}; on it, check that it shows the same code and the same two ids, and accept:\n` +
+          `  vos pair accept ${(await client.ready()).name} --code ${code}\nwaiting...\n`,
+      );
       const done = await client.request('pair.wait', { peer: peer.id, timeoutMs });
       ctx.out(`paired with ${describe(done)}\n`);
       return 0;
