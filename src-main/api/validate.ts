@@ -7,9 +7,9 @@ import type { ClientMessage, Method, ParamsOf } from './protocol.js';
 
 type Checker = (params: Record<string, unknown>) => void;
 
-const MAX_ARGS = 4096;
-const MAX_STRING = 64 * 1024;
-const MAX_TERMINAL_DIMENSION = 4096;
+export const MAX_ARGS = 4096;
+export const MAX_STRING = 64 * 1024;
+export const MAX_TERMINAL_DIMENSION = 4096;
 export const MAX_SCREEN_CELLS = 500_000;
 const MAX_WAIT_PATTERN = 4096;
 

@@ -30,6 +30,16 @@
 #define VOS_MAX_RECORD (64u << 20) /* no record payload is larger */
 #define VOS_PAGES_CHUNK (1u << 20) /* page data per PAGES record, at most: one cache-sized batch */
 
+/* What a reader accepts (docs/image-format.md, "Limits"): no count in an image may make the
+ * restorer allocate without bound. */
+#define VOS_MAX_METADATA (256u << 20) /* the restorer's whole in-memory description of an image */
+#define VOS_MAX_IMG_THREADS 4096u     /* per process, and POSIX timers per process */
+#define VOS_MAX_RLIMITS 32u
+#define VOS_MAX_FD (1u << 20)         /* an fd number; also fds per process and epoll entries */
+#define VOS_MAX_ADDRESS (1ull << 57)  /* user addresses end below (5-level paging) */
+#define VOS_MAX_FILE_SIZE (1ull << 46) /* a mapped, deleted or memfd file's size */
+#define VOS_MAX_PRECOPY_PAGES (1u << 24) /* pages in PRECOPY records (the restorer indexes them all) */
+
 enum vos_rec_type {
 	VOS_REC_HEADER = 1,   /* format version, page size, producer, kernel, machine (CPU state: in POD) */
 	VOS_REC_SESSION = 2,  /* session metadata and screen (JSON the agent gives; vos-init writes it) */

@@ -24,7 +24,8 @@
  *       as one status line (common/status.h): the failure, or {"ok":true,...} once every process
  *       is restored (held or running).
  *   vos-init verify [--list] FILE
- *       Check an image's integrity (every checksum, the trailer) without restoring it. --list
+ *       Check an image's integrity (every checksum, the trailer) and read it as a restore would
+ *       (every field, the order of the records, every run of pages) without restoring it. --list
  *       first prints its records, one a line: "OFFSET LENGTH TYPE NAME" (the offset of the
  *       record, the length of its payload, its type number and name).
  *   vos-init host --socket PATH [--cols N] [--rows N] -- PROGRAM [ARGS...]
@@ -46,6 +47,7 @@
 #include "host.h"
 #include "pod.h"
 #include "restore.h"
+#include "../restore/image.h"
 
 static void usage(void) __attribute__((noreturn));
 static void usage(void)
@@ -141,11 +143,18 @@ static int cmd_verify(int argc, char **argv)
 	}
 	if (list)
 		list_records(fd, path);
+	/* The checksums and the trailer, then the same full reading a restore does (every field,
+	 * the order of the records, every run): what verify accepts, a restore can load. */
 	struct err e;
-	if (image_verify(fd, path, &e) < 0) {
-		fprintf(stderr, "%s\n", e.msg);
+	struct image img;
+	if (image_verify(fd, path, &e) < 0 || image_load(&img, fd, path, &e) < 0) {
+		if (e.record[0])
+			fprintf(stderr, "%s (record %s)\n", e.msg, e.record);
+		else
+			fprintf(stderr, "%s\n", e.msg);
 		return 1;
 	}
+	image_free(&img);
 	return 0;
 }
 

@@ -25,31 +25,47 @@ static struct img_object *object_by_id(struct image *img, uint32_t id)
 	return NULL;
 }
 
+/* A file by id: ids come in order, each either known or the next (the writer numbers them from
+ * 0 as it meets them), so the array holds what the image describes and no more. NULL: out of
+ * that order, or over the budget. */
 static struct img_file *file_by_id(struct image *img, uint32_t id)
 {
-	while ((int)id >= img->nfiles) {
-		img->files = xrealloc(img->files, (size_t)(img->nfiles + 1) * sizeof *img->files);
-		memset(&img->files[img->nfiles], 0, sizeof *img->files);
-		img->files[img->nfiles].id = (uint32_t)img->nfiles;
-		img->nfiles++;
-	}
-	return &img->files[id];
+	if (id < (uint32_t)img->nfiles)
+		return &img->files[id];
+	if (id != (uint32_t)img->nfiles)
+		return NULL;
+	struct img_file *files = image_grow(img, img->files, img->nfiles, sizeof *img->files);
+	if (!files)
+		return NULL;
+	img->files = files;
+	img->files[img->nfiles].id = id;
+	return &img->files[img->nfiles++];
 }
 
+/* A shared memory object by id: ids are below the number of shared memory areas met so far
+ * (each area names one). NULL: out of range, or over the budget. */
 static struct img_shm *shm_by_id(struct image *img, uint32_t id)
 {
-	while ((int)id >= img->nshms) {
-		img->shms = xrealloc(img->shms, (size_t)(img->nshms + 1) * sizeof *img->shms);
-		memset(&img->shms[img->nshms], 0, sizeof *img->shms);
+	if (id >= img->shm_areas)
+		return NULL;
+	while (id >= (uint32_t)img->nshms) {
+		struct img_shm *shms = image_grow(img, img->shms, img->nshms, sizeof *img->shms);
+		if (!shms)
+			return NULL;
+		img->shms = shms;
 		img->nshms++;
 	}
 	return &img->shms[id];
 }
 
-static void add_record(struct record **list, int *n, const struct record *rec)
+static int add_record(struct image *img, struct record **list, int *n, const struct record *rec)
 {
-	*list = xrealloc(*list, (size_t)(*n + 1) * sizeof **list);
+	struct record *grown = image_grow(img, *list, *n, sizeof **list);
+	if (!grown)
+		return -1;
+	*list = grown;
 	(*list)[(*n)++] = *rec;
+	return 0;
 }
 
 /* fail() for an image that cannot be used: bad_image, naming the record (rec may be NULL). */
@@ -62,6 +78,26 @@ static int damaged(struct err *e, const struct record *rec, const char *fmt, ...
 	va_end(ap);
 	e->code[0] = e->path[0] = e->record[0] = 0;
 	return err_bad_record(e, rec);
+}
+
+/* Whether n items of at least min_each bytes each can be in what is left of r, and n is at most
+ * cap; if not, r is bad. A count can ask for no more than its record holds. */
+static int count_fits(struct reader *r, uint32_t n, size_t min_each, uint32_t cap)
+{
+	if (n > cap || (uint64_t)n * min_each > reader_left(r))
+		r->bad = 1;
+	return !r->bad;
+}
+
+/* n items for a record being read; NULL (r bad) when n does not fit or is over the budget. */
+static void *items(struct image *img, struct reader *r, uint32_t n, size_t min_each, uint32_t cap, size_t size)
+{
+	if (!count_fits(r, n, min_each, cap))
+		return NULL;
+	void *p = image_grant(img, n, size);
+	if (!p)
+		r->bad = 1;
+	return p;
 }
 
 static int load_header(struct image *img, struct reader *r, struct err *e)
@@ -105,13 +141,13 @@ static int load_pod(struct image *img, struct reader *r)
 	img->ws_xpixel = rd_u16(r);
 	img->ws_ypixel = rd_u16(r);
 	uint32_t n = rd_u32(r);
+	if (!count_fits(r, n, 20, UINT32_MAX))
+		return -1;
 	for (uint32_t i = 0; i < n && !r->bad; i++) {
 		rd_i32(r), rd_i32(r), rd_i32(r), rd_i32(r), rd_u32(r); /* repeated in the PROCESS records */
 	}
 	uint32_t nz = rd_u32(r);
-	if (nz > 1 << 16)
-		r->bad = 1;
-	img->zombies = xcalloc(nz, sizeof *img->zombies);
+	img->zombies = items(img, r, nz, 20, UINT32_MAX, sizeof *img->zombies);
 	for (uint32_t i = 0; i < nz && !r->bad; i++) {
 		struct img_zombie *z = &img->zombies[img->nzombies++];
 		z->pid = rd_i32(r);
@@ -132,9 +168,7 @@ static int load_pod(struct image *img, struct reader *r)
 static int load_objects(struct image *img, struct reader *r)
 {
 	uint32_t n = rd_u32(r);
-	if (n > 1 << 20)
-		return -1;
-	img->objects = xcalloc(n, sizeof *img->objects);
+	img->objects = items(img, r, n, 64, UINT32_MAX, sizeof *img->objects);
 	for (uint32_t i = 0; i < n && !r->bad; i++) {
 		struct img_object *o = &img->objects[img->nobjects++];
 		o->id = rd_u32(r);
@@ -146,12 +180,8 @@ static int load_objects(struct image *img, struct reader *r)
 			o->p[k] = rd_u64(r);
 		rd_str(r, o->path, sizeof o->path);
 		o->nepoll = rd_u32(r);
-		if (o->nepoll > 1 << 20) {
-			r->bad = 1;
-			break;
-		}
-		o->epoll = xcalloc(o->nepoll, sizeof *o->epoll);
-		for (uint32_t k = 0; k < o->nepoll; k++) {
+		o->epoll = items(img, r, o->nepoll, 16, VOS_MAX_FD, sizeof *o->epoll);
+		for (uint32_t k = 0; k < o->nepoll && !r->bad; k++) {
 			o->epoll[k].tfd = rd_i32(r);
 			o->epoll[k].events = rd_u32(r);
 			o->epoll[k].data = rd_u64(r);
@@ -160,11 +190,16 @@ static int load_objects(struct image *img, struct reader *r)
 	return r->bad ? -1 : 0;
 }
 
-static int load_process(struct image *img, struct reader *r)
+static int load_process(struct image *img, struct reader *r, const struct record *rec)
 {
-	img->procs = xrealloc(img->procs, (size_t)(img->nprocs + 1) * sizeof *img->procs);
+	struct img_process *procs = image_grow(img, img->procs, img->nprocs, sizeof *img->procs);
+	if (!procs)
+		return -1;
+	img->procs = procs;
 	struct img_process *p = &img->procs[img->nprocs];
 	memset(p, 0, sizeof *p);
+	img->nprocs++; /* counted now, so that image_free frees what it holds whatever follows */
+	p->rec = *rec;
 	p->pid = rd_i32(r);
 	p->ppid = rd_i32(r);
 	p->pgid = rd_i32(r);
@@ -188,12 +223,13 @@ static int load_process(struct image *img, struct reader *r)
 	p->env_start = rd_u64(r);
 	p->env_end = rd_u64(r);
 	const void *auxv = rd_bytes(r, &p->auxv_len);
-	p->auxv = xmalloc(p->auxv_len);
-	if (auxv)
+	p->auxv = image_grant(img, p->auxv_len, 1);
+	if (auxv && p->auxv)
 		memcpy(p->auxv, auxv, p->auxv_len);
-	p->nrlimits = rd_u32(r);
-	if (p->nrlimits > 32)
+	else
 		r->bad = 1;
+	p->nrlimits = rd_u32(r);
+	count_fits(r, p->nrlimits, 16, VOS_MAX_RLIMITS);
 	for (uint32_t i = 0; i < p->nrlimits && !r->bad; i++) {
 		p->rlimits[i][0] = rd_u64(r);
 		p->rlimits[i][1] = rd_u64(r);
@@ -207,9 +243,7 @@ static int load_process(struct image *img, struct reader *r)
 	p->shared_pending = rd_u64(r);
 	p->ctl_addr = rd_u64(r);
 	p->nthreads = rd_u32(r);
-	if (p->nthreads > 4096)
-		r->bad = 1;
-	p->threads = xcalloc(p->nthreads, sizeof *p->threads);
+	p->threads = items(img, r, p->nthreads, 60, VOS_MAX_IMG_THREADS, sizeof *p->threads);
 	for (uint32_t i = 0; i < p->nthreads && !r->bad; i++) {
 		struct img_thread *t = &p->threads[i];
 		t->tid = rd_i32(r);
@@ -222,9 +256,7 @@ static int load_process(struct image *img, struct reader *r)
 		t->pending = rd_u64(r);
 	}
 	p->ntimers = rd_u32(r);
-	if (p->ntimers > 4096)
-		r->bad = 1;
-	p->timers = xcalloc(p->ntimers, sizeof *p->timers);
+	p->timers = items(img, r, p->ntimers, 44, VOS_MAX_IMG_THREADS, sizeof *p->timers);
 	for (uint32_t i = 0; i < p->ntimers && !r->bad; i++) {
 		struct img_timer *t = &p->timers[i];
 		t->id = rd_i32(r);
@@ -237,9 +269,7 @@ static int load_process(struct image *img, struct reader *r)
 		t->value_ns = rd_i64(r);
 	}
 	p->nvmas = rd_u32(r);
-	if (p->nvmas > 1 << 20)
-		r->bad = 1;
-	p->vmas = xcalloc(p->nvmas, sizeof *p->vmas);
+	p->vmas = items(img, r, p->nvmas, 44, UINT32_MAX, sizeof *p->vmas);
 	for (uint32_t i = 0; i < p->nvmas && !r->bad; i++) {
 		struct img_vma *v = &p->vmas[i];
 		v->start = rd_u64(r);
@@ -250,39 +280,35 @@ static int load_process(struct image *img, struct reader *r)
 		v->kind = rd_u32(r);
 		v->file_id = rd_u32(r);
 		rd_str(r, v->path, sizeof v->path);
+		if (v->kind == VOS_VMA_SHMEM)
+			img->shm_areas++;
 	}
 	p->nfds = rd_u32(r);
-	if (p->nfds > 1 << 20)
-		r->bad = 1;
-	p->fds = xcalloc(p->nfds, sizeof *p->fds);
+	p->fds = items(img, r, p->nfds, 12, VOS_MAX_FD, sizeof *p->fds);
 	for (uint32_t i = 0; i < p->nfds && !r->bad; i++) {
 		p->fds[i].fd = rd_i32(r);
 		p->fds[i].cloexec = rd_u32(r);
 		p->fds[i].object = rd_u32(r);
 	}
-	if (r->bad)
-		return -1;
-	img->nprocs++;
-	return 0;
+	return r->bad ? -1 : 0;
 }
 
-static int load_file(struct image *img, struct reader *r)
+static int load_file(struct image *img, struct reader *r, const struct record *rec)
 {
 	uint32_t id = rd_u32(r);
-	if (r->bad || id > 1 << 20)
-		return -1;
-	struct img_file *f = file_by_id(img, id);
+	struct img_file *f = r->bad ? NULL : file_by_id(img, id);
+	if (!f || f->present)
+		return -1; /* out of order, or described twice */
 	f->present = 1;
+	f->rec = *rec;
 	f->deleted = rd_u32(r);
 	f->size = rd_u64(r);
 	f->mtime = rd_i64(r);
 	f->hash = rd_u64(r);
 	rd_str(r, f->path, sizeof f->path);
 	f->nranges = rd_u32(r);
-	if (f->nranges > 1 << 20)
-		return -1;
-	f->ranges = xcalloc(f->nranges, sizeof *f->ranges);
-	for (uint32_t i = 0; i < f->nranges; i++) {
+	f->ranges = items(img, r, f->nranges, 16, UINT32_MAX, sizeof *f->ranges);
+	for (uint32_t i = 0; i < f->nranges && !r->bad; i++) {
 		f->ranges[i][0] = rd_u64(r);
 		f->ranges[i][1] = rd_u64(r);
 	}
@@ -333,6 +359,121 @@ int page_run_read(struct reader *r, struct vos_page_run *run)
 	return 0;
 }
 
+/* The head of a record whose bulk stays in the file: PRECOPY, PAGES, OBJDATA (8 bytes), FILEDATA
+ * (16: id, pad, offset). */
+static int read_head(struct image *img, const struct record *rec, void *head, size_t size, struct err *e)
+{
+	if (rec->length < size) {
+		return damaged(e, rec, "%s is damaged: a %s record is too short (%llu bytes)", img->name, record_type_name(rec->type),
+			       (unsigned long long)rec->length);
+	}
+	errno = 0;
+	if (pread_full(img->fd, head, size, rec->offset) < 0) {
+		if (errno)
+			return fail(e, "%s: cannot read: %s", img->name, strerror(errno));
+		return damaged(e, rec, "%s is truncated inside a %s record", img->name, record_type_name(rec->type));
+	}
+	return 0;
+}
+
+/* A record whose bulk is read when it is restored: only its head now. */
+static int load_bulk(struct image *img, const struct record *rec, struct err *e)
+{
+	const char *name = img->name;
+	uint32_t head[4];
+	if (read_head(img, rec, head, rec->type == VOS_REC_FILEDATA ? 16 : 8, e) < 0)
+		return -1;
+	int added = 0;
+	switch (rec->type) {
+	case VOS_REC_PRECOPY: {
+		if (head[0] != 0)
+			return damaged(e, rec, "%s is damaged: pages sent ahead must belong to a process", name);
+		struct img_precopy *list = image_grow(img, img->precopy, img->nprecopy, sizeof *img->precopy);
+		if (list) {
+			img->precopy = list;
+			img->precopy[img->nprecopy++] = (struct img_precopy){(pid_t)head[1], *rec};
+			added = 1;
+		}
+		break;
+	}
+	case VOS_REC_PAGES:
+		if (head[0] == 0) {
+			struct img_process *p = image_process(img, (pid_t)head[1]);
+			if (!p)
+				return damaged(e, rec, "%s is damaged: memory of unknown process %u", name, head[1]);
+			added = add_record(img, &p->pages, &p->npages, rec) == 0;
+		} else if (head[0] == 1) {
+			struct img_shm *s = shm_by_id(img, head[1]);
+			if (!s && !img->over_budget)
+				return damaged(e, rec, "%s is damaged: shared memory object %u is not mapped by any process", name, head[1]);
+			added = s && add_record(img, &s->pages, &s->npages, rec) == 0;
+		} else {
+			return damaged(e, rec, "%s is damaged: pages of an owner of kind %u", name, head[0]);
+		}
+		break;
+	case VOS_REC_OBJDATA: {
+		struct img_object *o = object_by_id(img, head[0]);
+		if (!o)
+			return damaged(e, rec, "%s is damaged: data for unknown object %u", name, head[0]);
+		if (o->has_data)
+			return damaged(e, rec, "%s is damaged: object %u has its data twice", name, head[0]);
+		o->has_data = 1;
+		o->messages = head[1];
+		o->data = *rec;
+		added = 1;
+		break;
+	}
+	default: { /* FILEDATA */
+		struct img_file *f = file_by_id(img, head[0]);
+		if (!f && !img->over_budget)
+			return damaged(e, rec, "%s is damaged: file %u is out of order", name, head[0]);
+		if (f && f->present)
+			return damaged(e, rec, "%s is damaged: data of file %u after its description", name, head[0]);
+		added = f && add_record(img, &f->data, &f->ndata, rec) == 0;
+	}
+	}
+	if (!added)
+		return damaged(e, rec, "%s is damaged: its records would need more than %u MiB of memory to restore", name,
+			       VOS_MAX_METADATA >> 20);
+	return 0;
+}
+
+/* A record whose whole payload is metadata: read and parsed now. */
+static int load_meta(struct image *img, const struct record *rec, struct err *e)
+{
+	void *payload;
+	if (ir_load(img->fd, rec, &payload, e) < 0)
+		return -1;
+	struct reader r;
+	reader_init(&r, payload, (size_t)rec->length);
+	int rc = 0;
+	switch (rec->type) {
+	case VOS_REC_HEADER:
+		rc = load_header(img, &r, e);
+		break;
+	case VOS_REC_POD:
+		rc = load_pod(img, &r);
+		break;
+	case VOS_REC_OBJECTS:
+		img->objects_rec = *rec;
+		rc = load_objects(img, &r);
+		break;
+	case VOS_REC_PROCESS:
+		rc = load_process(img, &r, rec);
+		break;
+	case VOS_REC_FILE:
+		rc = load_file(img, &r, rec);
+		break;
+	}
+	free(payload);
+	if (rc == 0 || rec->type == VOS_REC_HEADER)
+		return rc;
+	if (img->over_budget)
+		return damaged(e, rec, "%s is damaged: its %s record would need more than %u MiB of memory to restore", img->name,
+			       record_type_name(rec->type), VOS_MAX_METADATA >> 20);
+	return damaged(e, rec, "%s is damaged: its %s record cannot be read", img->name, record_type_name(rec->type));
+}
+
 int image_load(struct image *img, int fd, const char *name, struct err *e)
 {
 	memset(img, 0, sizeof *img);
@@ -341,86 +482,70 @@ int image_load(struct image *img, int fd, const char *name, struct err *e)
 	struct image_reader ir;
 	ir_init(&ir, fd, name);
 	struct record rec;
-	int rc;
+	int rc, phase = 0;
 	while ((rc = ir_next(&ir, &rec, e)) == 1) {
-		if (rec.type == VOS_REC_PRECOPY) {
-			uint32_t head[2];
-			if (rec.length < sizeof head || pread_full(fd, head, sizeof head, rec.offset) < 0)
-				return damaged(e, &rec, "%s: a %s record is too short", name, record_type_name(rec.type));
-			if (head[0] != 0)
-				return damaged(e, &rec, "%s: pages sent ahead must belong to a process", name);
-			img->precopy = xrealloc(img->precopy, (size_t)(img->nprecopy + 1) * sizeof *img->precopy);
-			img->precopy[img->nprecopy++] = (struct img_precopy){(pid_t)head[1], rec};
-			continue;
-		}
-		if (rec.type == VOS_REC_PAGES || rec.type == VOS_REC_OBJDATA || rec.type == VOS_REC_FILEDATA) {
-			/* Only the head now; the bulk is read when it is restored. */
-			uint32_t head[2];
-			if (rec.length < sizeof head || pread_full(fd, head, sizeof head, rec.offset) < 0)
-				return damaged(e, &rec, "%s: a %s record is too short", name, record_type_name(rec.type));
-			if (rec.type == VOS_REC_PAGES) {
-				if (head[0] == 0) {
-					struct img_process *p = image_process(img, (pid_t)head[1]);
-					if (!p)
-						return damaged(e, &rec, "%s: memory of unknown process %u", name, head[1]);
-					add_record(&p->pages, &p->npages, &rec);
-				} else {
-					if (head[1] > 1 << 20)
-						return damaged(e, &rec, "%s: shared memory object %u is out of range", name, head[1]);
-					struct img_shm *s = shm_by_id(img, head[1]);
-					add_record(&s->pages, &s->npages, &rec);
-				}
-			} else if (rec.type == VOS_REC_OBJDATA) {
-				struct img_object *o = object_by_id(img, head[0]);
-				if (!o)
-					return damaged(e, &rec, "%s: data for unknown object %u", name, head[0]);
-				o->has_data = 1;
-				o->messages = head[1];
-				o->data = rec;
-			} else {
-				if (head[0] > 1 << 20)
-					return damaged(e, &rec, "%s: file %u is out of range", name, head[0]);
-				struct img_file *f = file_by_id(img, head[0]);
-				add_record(&f->data, &f->ndata, &rec);
-			}
-			continue;
-		}
-		if (rec.type != VOS_REC_HEADER && rec.type != VOS_REC_POD && rec.type != VOS_REC_OBJECTS &&
-		    rec.type != VOS_REC_PROCESS && rec.type != VOS_REC_FILE)
-			continue; /* SESSION (the agent's), TRAILER */
-		void *payload;
-		if (ir_load(fd, &rec, &payload, e) < 0)
-			return -1;
-		struct reader r;
-		reader_init(&r, payload, (size_t)rec.length);
-		int bad = 0;
+		if (!record_in_order(rec.type, &phase, (uint32_t)img->nprocs))
+			return damaged(e, &rec, "%s is damaged: its %s record is out of place (record %u)", name, record_type_name(rec.type),
+				       rec.index);
 		switch (rec.type) {
+		case VOS_REC_PRECOPY:
+		case VOS_REC_PAGES:
+		case VOS_REC_OBJDATA:
+		case VOS_REC_FILEDATA:
+			rc = load_bulk(img, &rec, e);
+			break;
 		case VOS_REC_HEADER:
-			if (load_header(img, &r, e) < 0) {
-				free(payload);
-				return -1;
-			}
-			break;
 		case VOS_REC_POD:
-			bad = load_pod(img, &r) < 0;
-			break;
 		case VOS_REC_OBJECTS:
-			bad = load_objects(img, &r) < 0;
-			break;
 		case VOS_REC_PROCESS:
-			bad = load_process(img, &r) < 0;
-			break;
 		case VOS_REC_FILE:
-			bad = load_file(img, &r) < 0;
+			rc = load_meta(img, &rec, e);
 			break;
+		default:
+			rc = 0; /* SESSION (the agent's), TRAILER, a type this vOS does not know */
 		}
-		free(payload);
-		if (bad)
-			return damaged(e, &rec, "%s is damaged: its %s record cannot be read", name, record_type_name(rec.type));
+		if (rc < 0)
+			return -1;
+		if (rec.type == VOS_REC_TRAILER)
+			break; /* nothing may follow it (image_verify says so) */
 	}
 	if (rc < 0)
 		return -1;
+	if (phase < 4) /* HEADER, POD and OBJECTS */
+		return damaged(e, NULL, "%s is damaged: it lacks its %s record", name, phase < 1 ? "header" : phase < 3 ? "pod" : "objects");
 	if (img->nprocs == 0 || !image_process(img, img->main_pid))
 		return damaged(e, NULL, "%s holds no processes to restore", name);
-	return 0;
+	return image_check(img, e);
+}
+
+static void free_process(struct img_process *p)
+{
+	free(p->auxv);
+	free(p->threads);
+	free(p->timers);
+	free(p->vmas);
+	free(p->fds);
+	free(p->pages);
+}
+
+void image_free(struct image *img)
+{
+	for (int i = 0; i < img->nprocs; i++)
+		free_process(&img->procs[i]);
+	free(img->procs);
+	free(img->zombies);
+	for (int i = 0; i < img->nobjects; i++)
+		free(img->objects[i].epoll);
+	free(img->objects);
+	for (int i = 0; i < img->nfiles; i++) {
+		free(img->files[i].ranges);
+		free(img->files[i].data);
+	}
+	free(img->files);
+	for (int i = 0; i < img->nshms; i++)
+		free(img->shms[i].pages);
+	free(img->shms);
+	free(img->precopy);
+	memset(img, 0, sizeof *img);
+	img->fd = -1;
 }

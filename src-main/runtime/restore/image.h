@@ -61,6 +61,7 @@ struct img_process {
 	uint32_t nfds;
 	struct record *pages; /* PAGES records of this process */
 	int npages;
+	struct record rec;    /* its PROCESS record (for messages) */
 };
 
 struct img_zombie {
@@ -96,6 +97,7 @@ struct img_file {
 	struct record *data; /* FILEDATA records: u32 id, u32 pad, u64 offset, bytes */
 	int ndata;
 	int present;         /* FILE record seen */
+	struct record rec;   /* that record (for messages) */
 };
 
 struct img_shm {
@@ -141,6 +143,12 @@ struct image {
 	int nshms;
 	struct img_precopy *precopy; /* in the order sent: a later one of a page is newer */
 	int nprecopy;
+	/* While loading (image-check.c): memory granted so far against VOS_MAX_METADATA, and
+	 * the shared-memory areas seen (a shm id names one of them). */
+	struct record objects_rec; /* OBJECTS (for messages) */
+	uint64_t granted;
+	int over_budget;
+	uint32_t shm_areas;
 };
 
 /* A run of a PAGES or PRECOPY record: its header, and where a data run's bytes are. */
@@ -165,8 +173,23 @@ void run_cursor_init(struct run_cursor *c, int fd, const struct record *rec);
 /* 1: *r is the next run; 0: there are no more; -1: it cannot be read, or overruns its record. */
 int run_next(struct run_cursor *c, struct page_run *r, struct err *e);
 
-/* Reads every metadata record; the image must have passed image_verify. */
+/* Reads every metadata record and checks every field the restorer uses (image-check.c): a
+ * loaded image can be trusted. Run image_verify first (the checksums and the trailer). */
 int image_load(struct image *img, int fd, const char *name, struct err *e);
+/* Frees what image_load allocated (the fd stays open). */
+void image_free(struct image *img);
+
+/* image-check.c: the checks of what image_load read. */
+/* Memory for n items of size bytes, charged to the image's budget (VOS_MAX_METADATA); NULL (and
+ * over_budget set) when a sane image would not need it. Zeroed. */
+void *image_grant(struct image *img, uint64_t n, size_t size);
+/* Grows *list by one item (capacity doubles), charged to the budget; NULL when over it. */
+void *image_grow(struct image *img, void *list, int n, size_t size);
+/* Whether a record of this type may come after the ones before it (docs/image-format.md,
+ * "Record order"); *phase is where the image stands. */
+int record_in_order(uint32_t type, int *phase, uint32_t seen_process);
+/* After every record is loaded: ids, references between records, every run of pages. */
+int image_check(struct image *img, struct err *e);
 struct img_process *image_process(struct image *img, pid_t pid);
 
 #endif

@@ -1,0 +1,145 @@
+/**
+ * The image reader under libFuzzer (src-main/runtime/fuzz/image-reader.c, with AddressSanitizer
+ * and UndefinedBehaviorSanitizer): every committed crash input (test/runtime/fuzz/regressions/)
+ * and every seed run once, then a short run from the seed corpus (a few seconds; the long run is
+ * scripts/fuzz-image.sh). Skipped, saying why, where clang's fuzzer runtime is missing.
+ *
+ * The seeds (src-main/runtime/fuzz/seeds/) are real images of tiny programs, made smaller with
+ * test/helpers/image-edit.ts (no file contents, page data as zero runs). To make them again:
+ *   VOS_WRITE_FUZZ_SEEDS=1 npx vitest run test/runtime/fuzz-image.test.ts
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import pty from '@lydell/node-pty';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RECORD } from '../../src-main/agent/runtime/image-records.js';
+import { joinImage, splitImage, type ImageRecord } from '../helpers/image-edit.js';
+import { ROOT, waitFor } from '../helpers/agent-process.js';
+
+const RUNTIME = join(ROOT, 'src-main', 'runtime');
+const SEEDS = join(RUNTIME, 'fuzz', 'seeds');
+const REGRESSIONS = join(ROOT, 'test', 'runtime', 'fuzz', 'regressions');
+const INIT = join(ROOT, 'out', 'runtime', 'vos-init');
+const LIB = join(ROOT, 'out', 'runtime', 'libvos.so');
+const MAX_SEED = 64 * 1024;
+
+/** Why the fuzzer cannot be built here, or null: clang with its libFuzzer runtime is needed. */
+function fuzzerMissing(dir: string): string | null {
+  const src = join(dir, 'probe.c');
+  writeFileSync(src, 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n);\nint LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { (void)d; (void)n; return 0; }\n');
+  const r = spawnSync('clang', ['-fsanitize=fuzzer,address,undefined', '-o', join(dir, 'probe'), src], { encoding: 'utf8' });
+  if (r.error) return `clang is not installed (${r.error.message})`;
+  if (r.status !== 0) return `clang cannot build a libFuzzer target (install its runtime, e.g. libclang-rt-14-dev): ${r.stderr.trim().split('\n').pop()}`;
+  return null;
+}
+
+/** A seed from a real image: no file contents, every page run a zero run (the same places). */
+function shrink(image: Buffer): Buffer {
+  const records: ImageRecord[] = [];
+  for (const r of splitImage(image)) {
+    if (r.type === RECORD.FILEDATA) continue;
+    if (r.type !== RECORD.PAGES) {
+      records.push(r);
+      continue;
+    }
+    const parts = [r.payload.subarray(0, 8)];
+    for (let at = 8; at + 16 <= r.payload.length; ) {
+      const run = Buffer.from(r.payload.subarray(at, at + 16));
+      const npages = run.readUInt32LE(8);
+      at += 16 + (run.readUInt32LE(12) === 0 ? npages * 4096 : 0);
+      run.writeUInt32LE(1, 12); // zero
+      parts.push(run);
+    }
+    records.push({ type: r.type, payload: Buffer.concat(parts) });
+  }
+  return joinImage(records);
+}
+
+/** A checkpoint of `command` run in a pod on a pty (no SESSION: the runtime's own kind of image). */
+async function imageOf(dir: string, name: string, command: string[]): Promise<Buffer> {
+  const control = join(dir, `${name}.sock`);
+  const term = pty.spawn(INIT, ['launch', '--control', control, '--runtime', LIB, '--', ...command], { cols: 80, rows: 24, env: process.env as Record<string, string> });
+  let out = '';
+  term.onData((d) => (out += d));
+  try {
+    await waitFor('the program to run', () => out.includes('ready'));
+    const file = join(dir, `${name}.img`);
+    const fd = openSync(file, 'w', 0o600);
+    try {
+      execFileSync(INIT, ['checkpoint', '--control', control, '--stop'], { stdio: ['ignore', 'ignore', 'inherit', fd] });
+    } finally {
+      closeSync(fd);
+    }
+    return readFileSync(file);
+  } finally {
+    term.kill('SIGKILL');
+  }
+}
+
+const fuzzSkip = ((): string | null => {
+  const dir = mkdtempSync('/tmp/vos-fuzz-probe-');
+  try {
+    return fuzzerMissing(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+})();
+if (fuzzSkip) console.log(`fuzz-image: skipped: ${fuzzSkip}`);
+
+describe('the seed corpus of the image reader', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync('/tmp/vos-seeds-');
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it.runIf(process.env.VOS_WRITE_FUZZ_SEEDS === '1')('writes the seeds from checkpoints of tiny programs', async () => {
+    mkdirSync(SEEDS, { recursive: true });
+    const programs: Record<string, string[]> = {
+      sleep: ['sh', '-c', 'echo ready; exec sleep 1000'],
+      pipeline: ['sh', '-c', 'echo ready; sleep 1000 | cat'],
+    };
+    for (const [name, command] of Object.entries(programs)) writeFileSync(join(SEEDS, `${name}.img`), shrink(await imageOf(dir, name, command)));
+  });
+
+  it('each seed is a real image, smaller than 64 KiB, that vos-init verify accepts', () => {
+    const seeds = readdirSync(SEEDS);
+    expect(seeds.length).toBeGreaterThanOrEqual(2);
+    for (const seed of seeds) {
+      const file = join(SEEDS, seed);
+      expect(statSync(file).size).toBeLessThan(MAX_SEED);
+      const r = spawnSync(INIT, ['verify', file], { encoding: 'utf8' });
+      expect(r.stderr, seed).toBe('');
+      expect(r.status, seed).toBe(0);
+    }
+  });
+});
+
+describe.skipIf(fuzzSkip !== null)('the image reader under libFuzzer', () => {
+  let out: string;
+  let fuzzer: string;
+  beforeAll(() => {
+    out = mkdtempSync('/tmp/vos-fuzz-');
+    execFileSync('make', ['-s', '-C', RUNTIME, 'fuzz', `OUT=${out}`], { stdio: 'inherit' });
+    fuzzer = join(out, 'fuzz-image-reader');
+  }, 120_000);
+  afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+  it('every committed crash input and every seed runs through it cleanly', () => {
+    const inputs = [...readdirSync(SEEDS).map((f) => join(SEEDS, f)), ...(existsSync(REGRESSIONS) ? readdirSync(REGRESSIONS).map((f) => join(REGRESSIONS, f)) : [])];
+    const r = spawnSync(fuzzer, ['-rss_limit_mb=1024', ...inputs], { encoding: 'utf8', cwd: out, timeout: 120_000 });
+    expect(r.status, r.stderr.slice(-4000)).toBe(0);
+  }, 150_000);
+
+  it('a short run from the seeds finds nothing', () => {
+    const corpus = join(out, 'corpus');
+    mkdirSync(corpus);
+    const r = spawnSync(
+      fuzzer,
+      ['-max_total_time=5', '-rss_limit_mb=1024', '-max_len=65536', '-timeout=10', `-artifact_prefix=${out}/`, corpus, SEEDS],
+      { encoding: 'utf8', cwd: out, timeout: 120_000 },
+    );
+    expect(r.status, r.stderr.slice(-4000)).toBe(0);
+  }, 150_000);
+});
