@@ -128,6 +128,7 @@ export interface CheckpointResult {
   stopped: boolean;
 }
 
+/** What an agent says about itself; a paired machine gets no pid, home or webUrl (0, '', null). */
 export interface AgentInfo {
   name: string;
   hostname: string;

@@ -11,11 +11,11 @@ import { deviceIdOf } from '../../src-main/base/device-id.js';
 import { LinkFrameDecoder, encodeLinkFrame, type LinkFrame } from '../../src-main/base/link-frame.js';
 import { createSelfSignedIdentity, type SelfSignedIdentity } from '../../src-main/base/x509.js';
 import { INITIAL_WINDOW, type IncomingStream } from '../../src-main/agent/community/link-streams.js';
-import { Link, establishLink, type LinkHello } from '../../src-main/agent/community/link.js';
+import { LINK_PROTOCOL_VERSION, Link, establishLink, type LinkHello } from '../../src-main/agent/community/link.js';
 import { startDaemon, waitFor, type DaemonHandle } from '../helpers/agent-process.js';
 
 function hello(id: SelfSignedIdentity, name: string): LinkHello {
-  return { v: 1, id: deviceIdOf(id.certDer), name, version: 'test', os: 'Linux', arch: 'x64', kernel: '6', load: 0, port: 0 };
+  return { v: LINK_PROTOCOL_VERSION, id: deviceIdOf(id.certDer), name, version: 'test', os: 'Linux', arch: 'x64', port: 0 };
 }
 
 /** A connected pair of links over TLS on 127.0.0.1. */

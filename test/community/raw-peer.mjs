@@ -6,6 +6,7 @@ import { connect } from 'node:tls';
 import { createSelfSignedIdentity } from '../../out/node/src-main/base/x509.js';
 import { deviceIdOf } from '../../out/node/src-main/base/device-id.js';
 import { LinkFrameDecoder, encodeLinkFrame } from '../../out/node/src-main/base/link-frame.js';
+import { LINK_PROTOCOL_VERSION } from '../../out/node/src-main/agent/community/link.js';
 
 const [host, port, flood, , pairRequests] = [process.argv[2], Number(process.argv[3]), Number(process.argv[4] ?? 0), 0, Number(process.argv[6] ?? 0)];
 const me = createSelfSignedIdentity('vOS agent');
@@ -14,7 +15,7 @@ const decoder = new LinkFrameDecoder({ maxJsonBytes: 1 << 20 });
 const print = (o) => process.stdout.write(JSON.stringify(o) + '\n');
 const send = (f) => socket.write(encodeLinkFrame(f));
 socket.on('secureConnect', () => {
-  send({ kind: 'hello', stream: 0, json: { v: 1, id: deviceIdOf(me.certDer), name: 'stranger', version: '0', os: 'Linux', arch: 'x64', kernel: '6', load: 0, port: 0 } });
+  send({ kind: 'hello', stream: 0, json: { v: LINK_PROTOCOL_VERSION, id: deviceIdOf(me.certDer), name: 'stranger', version: '0', os: 'Linux', arch: 'x64', port: 0 } });
   send({ kind: 'rpc', stream: 0, json: { ch: 1, d: 'c', m: { t: 'hello', protocol: 1, client: 'stranger' } } });
   send({ kind: 'rpc', stream: 0, json: { ch: 1, d: 'c', m: { t: 'req', id: 7, method: 'session.list', params: {} } } });
   send({ kind: 'open', stream: 1, json: { what: 'image' } });

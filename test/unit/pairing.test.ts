@@ -64,7 +64,7 @@ describe('pairing', () => {
 
   /** A peer known by mDNS whose link is up. */
   const peer = (n: number, name: string): { p: Peer; link: FakeLink } => {
-    const p = registry.discovered({ id: (n + 1).toString(16).padStart(64, '0'), name, version: '1', os: 'Linux', arch: 'x64', kernel: '6', load: 0, addresses: [] });
+    const p = registry.discovered({ id: (n + 1).toString(16).padStart(64, '0'), name, version: '1', os: 'Linux', arch: 'x64', addresses: [] });
     const link = new FakeLink(Buffer.from(`certificate of ${name}`));
     links.up.set(p.id, link);
     return { p, link };

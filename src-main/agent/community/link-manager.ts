@@ -8,24 +8,37 @@
  * a paired one with another certificate is refused there (the registry's impostor check), and
  * of two links to one peer both sides keep the same one. Once the peer is paired the link
  * carries API channels (channels.ts); before that a peer can only ask to pair, and a peer that
- * keeps sending anything else loses its link. CONTROL messages (pairing) go to `events.control`.
+ * keeps sending anything else loses its link. CONTROL messages (pairing) go to `events.control`,
+ * but `about`: what a paired machine says about itself beyond its HELLO (kernel, load), sent
+ * when the link starts carrying API channels, and taken only from a paired peer.
+ *
+ * Accepted connections that have not said who they are (TLS handshake or HELLO under way) are
+ * limited per source and in all, and closed if they take too long (unidentified.ts).
  */
 import { arch, loadavg, release, type } from 'node:os';
+import type { Socket } from 'node:net';
 import { createServer, connect as tlsConnect, type Server, type TLSSocket } from 'node:tls';
 import { VosError } from '../../api/errors.js';
 import { shortDeviceId } from '../../base/device-id.js';
 import { packageVersion } from '../../base/package-paths.js';
+import { cleanPeerText } from '../../base/peer-text.js';
 import { formatHostPort, parseHostPort } from './addresses.js';
 import { ChannelHost, type ChannelServer } from './channels.js';
 import type { Identity } from './identity.js';
 import { Link, LinkError, LINK_PROTOCOL_VERSION, establishLink, type LinkHandlers, type LinkHello } from './link.js';
 import type { IncomingStream, OutgoingStream } from './link-streams.js';
 import type { Peer, PeerRegistry } from './peer-registry.js';
+import { UnidentifiedConnections } from './unidentified.js';
 
 export const DEFAULT_PEER_PORT = 47470;
 const DIAL_TIMEOUT_MS = 5_000;
 const RECONNECT_MIN_MS = 500;
 const RECONNECT_MAX_MS = 8_000;
+/** Accepted connections not yet identified (TLS or HELLO under way), from one source and in all. */
+const UNIDENTIFIED_PER_SOURCE = 8;
+const UNIDENTIFIED_TOTAL = 64;
+/** An accepted connection has this long for TLS and HELLO (each has its own 5 s timeout too). */
+const IDENTIFY_WITHIN_MS = 10_000;
 /** Refused frames from an unpaired peer per minute before its link is closed. */
 const REFUSALS_BEFORE_CLOSE = 30;
 
@@ -77,6 +90,7 @@ export class LinkManager {
   private readonly slots = new Map<string, Slot>();
   private readonly linkListeners = new Set<(peerId: string, up: boolean) => void>();
   private readonly sockets = new Set<TLSSocket>();
+  private readonly unidentified: UnidentifiedConnections;
   private server: Server | null = null;
   private listenAddress: string | null = null;
   private stopped = false;
@@ -84,7 +98,12 @@ export class LinkManager {
   constructor(
     private readonly options: LinkManagerOptions,
     private readonly registry: PeerRegistry,
-  ) {}
+  ) {
+    this.unidentified = new UnidentifiedConnections(
+      { perSource: UNIDENTIFIED_PER_SOURCE, total: UNIDENTIFIED_TOTAL, withinMs: IDENTIFY_WITHIN_MS },
+      options.log,
+    );
+  }
 
   /** host:port this agent listens on for links; null: it does not. */
   get listening(): string | null {
@@ -99,8 +118,11 @@ export class LinkManager {
 
   async listen(at: { host: string; port: number }): Promise<void> {
     const server = createServer({ ...tlsOptions(this.options.identity), requestCert: true, handshakeTimeout: DIAL_TIMEOUT_MS }, (socket) => void this.acceptSocket(socket));
-    server.on('tlsClientError', () => {
-      /* a failed handshake (scanner, wrong protocol): nothing to do */
+    // Counted from the TCP connection on (tls.Server's own listener has wrapped it already).
+    server.on('connection', (raw: Socket) => void this.unidentified.admit(raw));
+    server.on('tlsClientError', (_err, socket) => {
+      // A failed or timed-out handshake (scanner, wrong protocol): Node leaves the socket open.
+      socket.destroy();
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -128,6 +150,7 @@ export class LinkManager {
       s.link?.close('the agent is stopping');
     }
     for (const s of this.sockets) s.destroy();
+    this.unidentified.closeAll();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
 
@@ -146,10 +169,13 @@ export class LinkManager {
       version: packageVersion(),
       os: type(),
       arch: arch(),
-      kernel: release(),
-      load: Math.round(loadavg()[0]! * 100) / 100,
       port: this.port,
     };
+  }
+
+  /** What this agent tells a paired machine beyond its HELLO. */
+  private about(): Record<string, unknown> {
+    return { t: 'about', kernel: release(), load: Math.round(loadavg()[0]! * 100) / 100 };
   }
 
   /** Peer `id`'s link as clients see it. */
@@ -267,7 +293,7 @@ export class LinkManager {
     const now = Date.now();
     s.refusals = s.refusals.filter((t) => now - t < 60_000);
     s.refusals.push(now);
-    this.options.log(`refused from ${p.name} (${shortDeviceId(p.id)}): ${what}`);
+    this.options.log(`refused from ${p.name} (${shortDeviceId(p.id)}): ${cleanPeerText(what, 200)}`);
     if (s.refusals.length > REFUSALS_BEFORE_CLOSE) link.close('too many refused messages');
   }
 
@@ -285,6 +311,7 @@ export class LinkManager {
     this.track(socket);
     try {
       const link = await establishLink(socket, this.hello(), false);
+      this.unidentified.identified(socket);
       const p = this.registry.peer(link.peerId);
       const remote = socket.remoteAddress;
       if (remote && link.hello.port > 0) {
@@ -403,7 +430,7 @@ export class LinkManager {
       s.retryTimer = null;
     }
     link.start({
-      control: (m) => this.options.control(p, link, m),
+      control: (m) => (m.t === 'about' ? this.learnAbout(p, m) : this.options.control(p, link, m)),
       rpc: (m) => this.rpc(p, s, link, m),
       stream: (stream) => {
         if (p.paired && this.options.onStream) this.options.onStream({ id: p.id, name: p.name }, stream);
@@ -436,8 +463,17 @@ export class LinkManager {
     this.registry.changed(p);
   }
 
+  /** A paired peer's `about`; from anyone else it is ignored (it has no business sending one). */
+  private learnAbout(p: Peer, m: Record<string, unknown>): void {
+    if (!p.paired) return;
+    const load = typeof m.load === 'number' && Number.isFinite(m.load) ? m.load : null;
+    this.registry.learnAbout(p, { kernel: cleanPeerText(m.kernel), load });
+    this.registry.changed(p);
+  }
+
   private startChannels(p: Peer, s: Slot, link: Link): void {
     link.trust();
+    link.sendControl(this.about());
     s.channels = new ChannelHost(link, this.options.serveChannels({ id: p.id, name: p.name }), this.options.log);
     for (const l of this.linkListeners) l(p.id, true);
   }
