@@ -199,7 +199,8 @@ export class Discovery {
   }
 }
 
-function toPeer(service: Service): DiscoveredPeer | null {
+/** What a service record says about its machine (exported for the tests), or null if it is not a vOS agent. */
+export function toPeer(service: Service): DiscoveredPeer | null {
   const txt = (service.txt ?? {}) as Record<string, unknown>;
   const id = typeof txt.id === 'string' ? txt.id : '';
   if (!isDeviceId(id)) return null;
