@@ -185,6 +185,33 @@ describe('links', () => {
       expect(agent.stderr()).not.toMatch(/^\S*fake 2024 paired/m);
     });
 
+    it('holds at most 8 links of unpaired machines from one address: fresh identities cannot pile up', async () => {
+      agent = await startDaemon({ args: ['--name', 'target'] });
+      const info = await (await agent.connect()).ready();
+      const [host, port] = [info.listen!.slice(0, info.listen!.lastIndexOf(':')), Number(info.listen!.slice(info.listen!.lastIndexOf(':') + 1))];
+      const probes = Array.from({ length: 12 }, () => {
+        const me = createSelfSignedIdentity('fresh');
+        const s = tlsConnect({ socket: netConnect({ host, port, localAddress: '127.0.0.4' }), key: me.keyPem, cert: me.certPem, rejectUnauthorized: false });
+        const seen = { closed: false, refused: '' };
+        const decoder = new LinkFrameDecoder({ maxJsonBytes: 1 << 20 });
+        s.on('data', (d: Buffer) => {
+          for (const f of decoder.push(d)) if (f.kind === 'control') seen.refused = String((f.json as { reason?: string }).reason);
+        });
+        s.on('error', () => {});
+        s.once('close', () => (seen.closed = true));
+        s.once('secureConnect', () => s.write(encodeLinkFrame({ kind: 'hello', stream: 0, json: hello(me, 'fresh') })));
+        cleanup.push(() => void s.destroy());
+        return seen;
+      });
+      await waitFor('4 of 12 to be refused', () => probes.filter((p) => p.closed).length >= 4);
+      const refused = probes.filter((p) => p.closed);
+      expect(refused).toHaveLength(4);
+      for (const p of refused) expect(p.refused).toMatch(/too many unpaired machines link from 127\.0\.0\.4/);
+      // Another address still gets in.
+      const other = await talk((sock, me) => sock.write(encodeLinkFrame({ kind: 'hello', stream: 0, json: hello(me, 'probe') })));
+      expect(other.closed).toBe(false);
+    });
+
     it('closes connections that never finish TLS or never say hello, holds few at a time, and still links a real peer', async () => {
       // About 70 KB and a descriptor each: they were never closed and piled up without limit.
       agent = await startDaemon({ args: ['--name', 'target'] });
@@ -207,7 +234,7 @@ describe('links', () => {
       let secured = 0;
       for (let i = 0; i < 100; i++) track(netConnect({ host, port, localAddress: '127.0.0.2' }));
       for (let i = 0; i < 20; i++) {
-        const s = tlsConnect({ host, port, localAddress: '127.0.0.3', key: me.keyPem, cert: me.certPem, rejectUnauthorized: false });
+        const s = tlsConnect({ socket: netConnect({ host, port, localAddress: '127.0.0.3' }), key: me.keyPem, cert: me.certPem, rejectUnauthorized: false });
         s.once('secureConnect', () => secured++);
         track(s);
       }

@@ -33,3 +33,43 @@ describe('cleanPeerText', () => {
     );
   });
 });
+
+describe('what the CLI prints of machines', () => {
+  it('cleans names and fields again, whatever the agent sent', async () => {
+    const { peersTable } = await import('../../src-main/cli/format.js');
+    const out = peersTable([
+      {
+        id: 'a'.repeat(64),
+        shortId: 'AAAA-AAAA-AAAA',
+        name: 'mal\x1b]0;t\x07lory\x1b[2J\u202e\nx',
+        os: 'Linux\x1b[31m',
+        arch: 'x64',
+        kernel: '',
+        version: '1',
+        load: null,
+        addresses: ['10.0.0.1:47470'],
+        paired: false,
+        online: true,
+        lastSeen: null,
+        link: 'up',
+        warning: 'presents \x07another',
+        pairing: null,
+      },
+    ]);
+    expect(out).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/);
+    expect(out).toContain('mallory x');
+  });
+});
+
+describe('sources of connections', () => {
+  it('counts an IPv4 address (mapped or not) as one source, an IPv6 /64 as one', async () => {
+    const { sourceOf } = await import('../../src-main/agent/community/unidentified.js');
+    expect(sourceOf('10.1.2.3')).toBe('10.1.2.3');
+    expect(sourceOf('::ffff:10.1.2.3')).toBe('10.1.2.3');
+    expect(sourceOf('2001:db8:1:2:aaaa::1')).toBe(sourceOf('2001:0db8:0001:0002:bbbb:cccc:dddd:eeee'));
+    expect(sourceOf('2001:db8:1:2::1')).toBe('2001:db8:1:2::/64');
+    expect(sourceOf('2001:db8:1:3::1')).not.toBe(sourceOf('2001:db8:1:2::1'));
+    expect(sourceOf('fe80::1%eth0')).toBe('fe80:0:0:0::/64');
+    expect(sourceOf('::1')).toBe('0:0:0:0::/64');
+  });
+});

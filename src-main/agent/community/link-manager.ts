@@ -28,7 +28,7 @@ import type { Identity } from './identity.js';
 import { Link, LinkError, LINK_PROTOCOL_VERSION, establishLink, type LinkHandlers, type LinkHello } from './link.js';
 import type { IncomingStream, OutgoingStream } from './link-streams.js';
 import type { Peer, PeerRegistry } from './peer-registry.js';
-import { UnidentifiedConnections } from './unidentified.js';
+import { UnidentifiedConnections, sourceOf } from './unidentified.js';
 
 export const DEFAULT_PEER_PORT = 47470;
 const DIAL_TIMEOUT_MS = 5_000;
@@ -39,6 +39,9 @@ const UNIDENTIFIED_PER_SOURCE = 8;
 const UNIDENTIFIED_TOTAL = 64;
 /** An accepted connection has this long for TLS and HELLO (each has its own 5 s timeout too). */
 const IDENTIFY_WITHIN_MS = 10_000;
+/** Incoming links of unpaired (and not hand-added) machines, from one source and in all. */
+const UNPAIRED_LINKS_PER_SOURCE = 8;
+const UNPAIRED_LINKS_TOTAL = 64;
 /** Refused frames from an unpaired peer per minute before its link is closed. */
 const REFUSALS_BEFORE_CLOSE = 30;
 
@@ -309,9 +312,19 @@ export class LinkManager {
   private async acceptSocket(socket: TLSSocket): Promise<void> {
     if (this.stopped) return void socket.destroy();
     this.track(socket);
+    const from = socket.remoteAddress ?? '?'; // gone once the socket is destroyed
     try {
       const link = await establishLink(socket, this.hello(), false);
       this.unidentified.identified(socket);
+      const known = this.registry.get(link.peerId);
+      const tooMany = known?.paired || known?.manual ? null : this.tooManyUnpaired(link);
+      if (tooMany) {
+        link.start(DROPPED);
+        link.sendControl({ t: 'refused', reason: tooMany });
+        link.close(tooMany);
+        this.options.log(`incoming link from ${from} refused: ${tooMany}`);
+        return;
+      }
       const p = this.registry.peer(link.peerId);
       const remote = socket.remoteAddress;
       if (remote && link.hello.port > 0) {
@@ -320,8 +333,28 @@ export class LinkManager {
       }
       this.adopt(link, p);
     } catch (err) {
-      this.options.log(`incoming link from ${socket.remoteAddress ?? '?'} refused: ${(err as Error).message}`);
+      this.options.log(`incoming link from ${from} refused: ${(err as Error).message}`);
     }
+  }
+
+  /**
+   * Why a new incoming link of an unpaired machine is one too many, or null. Each costs what a
+   * connection costs and anyone can make new identities, so such links are limited like the
+   * unidentified connections (per source and in all); paired and hand-added machines are not.
+   */
+  private tooManyUnpaired(link: Link): string | null {
+    const source = sourceOf(link.remoteHost);
+    let fromThere = 0;
+    let total = 0;
+    for (const [id, s] of this.slots) {
+      const p = this.registry.get(id);
+      if (id === link.peerId || !s.link || s.link.isClosed || s.link.outbound || p?.paired || p?.manual) continue;
+      total++;
+      if (sourceOf(s.link.remoteHost) === source) fromThere++;
+    }
+    if (fromThere >= UNPAIRED_LINKS_PER_SOURCE) return `too many unpaired machines link from ${source}`;
+    if (total >= UNPAIRED_LINKS_TOTAL) return 'too many unpaired machines are linked to this one';
+    return null;
   }
 
   private dialAddress(host: string, port: number): Promise<Link> {

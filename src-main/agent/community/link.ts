@@ -188,6 +188,11 @@ export class Link implements StreamCarrier {
     this.heartbeat.unref();
   }
 
+  /** The peer's IP address ('?' if the socket no longer knows it). */
+  get remoteHost(): string {
+    return this.socket.remoteAddress ?? '?';
+  }
+
   get remoteAddress(): string {
     const host = this.socket.remoteAddress ?? '?';
     return host.includes(':') ? `[${host}]:${this.socket.remotePort}` : `${host}:${this.socket.remotePort}`;
