@@ -15,7 +15,7 @@ import type { ApiClient } from '../src-main/api/client.js';
 import type { ApiEvent } from '../src-main/api/protocol.js';
 import { deviceIdOf } from '../src-main/base/device-id.js';
 import { createSelfSignedIdentity, type SelfSignedIdentity } from '../src-main/base/x509.js';
-import { establishLink, type Link, type LinkHello } from '../src-main/agent/community/link.js';
+import { LINK_PROTOCOL_VERSION, establishLink, type Link, type LinkHello } from '../src-main/agent/community/link.js';
 import type { IncomingStream } from '../src-main/agent/community/link-streams.js';
 import { createSimNetwork, netnsUnavailable, type SimHost, type SimNetwork } from '../test/helpers/netns.js';
 import { median, pairAgents, percentile, sleep, startHostAgent, until } from './lib.js';
@@ -107,7 +107,7 @@ async function keystrokes(net: SimNetwork): Promise<void> {
 // Bulk throughput on loopback
 
 function hello(id: SelfSignedIdentity, name: string): LinkHello {
-  return { v: 1, id: deviceIdOf(id.certDer), name, version: 'bench', os: 'Linux', arch: process.arch, kernel: '', load: 0, port: 0 };
+  return { v: LINK_PROTOCOL_VERSION, id: deviceIdOf(id.certDer), name, version: 'bench', os: 'Linux', arch: process.arch, port: 0 };
 }
 
 async function tlsPair(): Promise<{ client: TLSSocket; server: TLSSocket; ids: [SelfSignedIdentity, SelfSignedIdentity]; close: () => void }> {

@@ -4,9 +4,12 @@
  * file nobody watches. So a message repeated at once is written once and then counted, at most
  * LINES_PER_WINDOW lines are written per window (the rest are counted), a line is cut at
  * MAX_LINE characters, and a log file that would pass its cap is moved to FILE.1 and started
- * anew (one old file is kept).
+ * anew (one old file is kept). Messages often quote what other machines said (their names): no
+ * escape sequence, control or bidirectional character reaches the log (base/peer-text.ts), and
+ * a message's later lines are indented, so that none can pass for an entry of its own.
  */
 import { closeSync, copyFileSync, fstatSync, ftruncateSync, openSync, writeSync } from 'node:fs';
+import { cleanLogText } from '../base/peer-text.js';
 
 export const LOG_MAX_BYTES = 1024 * 1024;
 const LINES_PER_WINDOW = 200;
@@ -47,7 +50,8 @@ export class AgentLog {
   }
 
   /** Logs one message (a line, or a few for a stack), with the time in front. */
-  log(message: string): void {
+  log(raw: string): void {
+    const message = cleanLogText(raw);
     if (message === this.last) {
       this.repeats++;
       return;

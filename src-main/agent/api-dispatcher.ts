@@ -122,7 +122,7 @@ export class ApiDispatcher {
         return;
       }
       client.greeted = true;
-      conn.send({ t: 'hello', protocol: PROTOCOL_VERSION, agent: this.agent.info() });
+      conn.send({ t: 'hello', protocol: PROTOCOL_VERSION, agent: this.info(client) });
       return;
     }
     const { id, method, params } = message;
@@ -226,6 +226,16 @@ export class ApiDispatcher {
     return this.agent.migrations;
   }
 
+  /**
+   * What this agent says about itself to the connection: a paired machine learns who and what
+   * it is, but not the web UI's address (its token gives full local rights), its state
+   * directory or its pid.
+   */
+  private info(client: ClientState): AgentInfo {
+    const info = this.agent.info();
+    return client.policy.kind === 'local' ? info : { ...info, pid: 0, home: '', webUrl: null };
+  }
+
   private peerOf(client: ClientState): { id: string; name: string } {
     if (client.policy.kind !== 'peer') throw new VosError('refused', 'only another machine\'s agent may ask this');
     return client.policy.peer;
@@ -240,7 +250,7 @@ export class ApiDispatcher {
   private makeHandlers(): Handlers {
     const sessions = this.agent.sessions;
     return {
-      'agent.info': () => this.agent.info(),
+      'agent.info': (_p, { client }) => this.info(client),
       'agent.web': async (p) => ({ url: await this.agent.enableWeb(p.port) }),
       'agent.stop': () => {
         this.agent.requestStop();

@@ -164,6 +164,7 @@ export interface ImageInfo {
   problem: string | null;
 }
 
+/** What an agent says about itself; a paired machine gets no pid, home or webUrl (0, '', null). */
 export interface AgentInfo {
   name: string;
   hostname: string;

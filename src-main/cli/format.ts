@@ -1,6 +1,20 @@
 /** Plain-text rendering for the CLI's human (non --json) output. */
 import type { PeerInfo, SessionInfo } from '../api/protocol.js';
 import { commandLine, stateLabel, uptime } from '../api/session-text.js';
+import { cleanPeerText, PEER_NAME_MAX } from '../base/peer-text.js';
+
+/**
+ * A machine's name as the terminal may show it. The agent cleans what peers say on arrival; the
+ * CLI cleans again, for an agent of another version or a name that slipped through.
+ */
+export function peerName(name: string): string {
+  return cleanPeerText(name, PEER_NAME_MAX) || '?';
+}
+
+/** Other text that came from another machine (its system, a warning naming it), made safe to show. */
+export function peerText(text: string): string {
+  return cleanPeerText(text, 500);
+}
 
 export function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
@@ -14,7 +28,7 @@ export function table(header: string[], rows: string[][]): string {
 
 /** How a person types a session's reference: `ID`, or `ID@MACHINE` for a peer's session. */
 export function sessionRef(s: SessionInfo): string {
-  return s.peer ? `${s.id.slice(0, s.id.lastIndexOf('@'))}@${s.peer.name}` : s.id;
+  return s.peer ? `${s.id.slice(0, s.id.lastIndexOf('@'))}@${peerName(s.peer.name)}` : s.id;
 }
 
 export function sessionsTable(sessions: SessionInfo[], now = Date.now()): string {
@@ -26,7 +40,7 @@ export function sessionsTable(sessions: SessionInfo[], now = Date.now()): string
     header,
     sessions.map((s) => {
       const row = [sessionRef(s), s.name, stateLabel(s), String(s.pid), uptime(s, now), commandLine(s)];
-      if (remote) row.splice(1, 0, s.peer?.name ?? '(this one)');
+      if (remote) row.splice(1, 0, s.peer ? peerName(s.peer.name) : '(this one)');
       return row;
     }),
   );
@@ -37,13 +51,13 @@ export function peersTable(peers: PeerInfo[], now = Date.now()): string {
   return table(
     ['ID', 'NAME', 'PAIRED', 'ONLINE', 'LAST SEEN', 'OS', 'ADDRESSES'],
     peers.map((p) => [
-      p.shortId,
-      p.name,
+      peerText(p.shortId),
+      peerName(p.name),
       p.paired ? 'yes' : p.pairing ? `pairing (${p.pairing.direction === 'incoming' ? 'asks you' : 'asked'}; code ${p.pairing.code})` : 'no',
       p.online ? (p.link === 'up' ? 'yes, linked' : 'yes') : 'no',
       p.online ? 'now' : p.lastSeen ? `${ago(now - p.lastSeen)} ago` : 'never',
-      [p.os, p.arch].filter(Boolean).join(' ') || '?',
-      (p.addresses.join(' ') || '-') + (p.warning ? `  WARNING: ${p.warning}` : ''),
+      peerText([p.os, p.arch].filter(Boolean).join(' ')) || '?',
+      peerText(p.addresses.join(' ') || '-') + (p.warning ? `  WARNING: ${peerText(p.warning)}` : ''),
     ]),
   );
 }

@@ -5,17 +5,19 @@
  * garbage loses its own link only: the agent keeps serving everyone else.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { readdirSync } from 'node:fs';
+import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, createServer, type TLSSocket } from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import { deviceIdOf } from '../../src-main/base/device-id.js';
 import { LinkFrameDecoder, encodeLinkFrame, type LinkFrame } from '../../src-main/base/link-frame.js';
 import { createSelfSignedIdentity, type SelfSignedIdentity } from '../../src-main/base/x509.js';
 import { INITIAL_WINDOW, type IncomingStream } from '../../src-main/agent/community/link-streams.js';
-import { Link, establishLink, type LinkHello } from '../../src-main/agent/community/link.js';
-import { startDaemon, waitFor, type DaemonHandle } from '../helpers/agent-process.js';
+import { LINK_PROTOCOL_VERSION, Link, establishLink, type LinkHello } from '../../src-main/agent/community/link.js';
+import { startDaemon, vos, waitFor, type DaemonHandle } from '../helpers/agent-process.js';
 
 function hello(id: SelfSignedIdentity, name: string): LinkHello {
-  return { v: 1, id: deviceIdOf(id.certDer), name, version: 'test', os: 'Linux', arch: 'x64', kernel: '6', load: 0, port: 0 };
+  return { v: LINK_PROTOCOL_VERSION, id: deviceIdOf(id.certDer), name, version: 'test', os: 'Linux', arch: 'x64', port: 0 };
 }
 
 /** A connected pair of links over TLS on 127.0.0.1. */
@@ -149,5 +151,113 @@ describe('links', () => {
       expect((await (await agent.connect()).request('session.list', {})).length).toBe(0);
       await waitFor('the log to say why', () => /bad frame/.test(agent.stderr()));
     });
+
+    it('says only what discovery and pairing need in its HELLO: no kernel, no load', async () => {
+      agent = await startDaemon({ args: ['--name', 'target'] });
+      const fine = await talk((s, me) => s.write(encodeLinkFrame({ kind: 'hello', stream: 0, json: hello(me, 'probe') })));
+      const theirs = fine.frames[0] as LinkFrame & { json: Record<string, unknown> };
+      expect(theirs).toMatchObject({ kind: 'hello', json: { name: 'target', os: 'Linux' } });
+      expect(Object.keys(theirs.json).sort()).toEqual(['arch', 'id', 'name', 'os', 'port', 'v', 'version']);
+    });
+
+    it("a peer's name cannot drive the terminal: vos peers and the log show it without escapes, bidi or line breaks", async () => {
+      agent = await startDaemon({ args: ['--name', 'target'] });
+      const evil = 'ev\x1b]0;owned\x07il\x1b[2J\x1b]52;c;aGk=\x07 \u202eeman\nfake 2024 paired';
+      const info = await (await agent.connect()).ready();
+      const [host, port] = [info.listen!.slice(0, info.listen!.lastIndexOf(':')), Number(info.listen!.slice(info.listen!.lastIndexOf(':') + 1))];
+      const me = createSelfSignedIdentity('probe');
+      const socket = tlsConnect({ host, port, key: me.keyPem, cert: me.certPem, rejectUnauthorized: false });
+      socket.on('error', () => {});
+      cleanup.push(() => void socket.destroy());
+      await new Promise<void>((r) => socket.once('secureConnect', () => r()));
+      socket.write(encodeLinkFrame({ kind: 'hello', stream: 0, json: { ...hello(me, 'x'), name: evil } }));
+      const listed = await waitFor('the peer listed', async () => {
+        const out = (await vos(agent.home, ['peers'])).stdout;
+        return out.includes('2024 paired') ? out : null;
+      });
+      const bad = /[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]/;
+      expect(listed).not.toMatch(bad);
+      expect(listed).toContain('evil emanfake 2024 paired'.replace('emanfake', 'eman fake'));
+      const json = JSON.parse((await vos(agent.home, ['peers', '--json'])).stdout) as Array<{ name: string }>;
+      expect(json.map((p) => p.name)).toEqual(['evil eman fake 2024 paired']);
+      await waitFor('the log to name it', () => agent.stderr().includes('link from evil eman fake 2024 paired'));
+      expect(agent.stderr()).not.toMatch(bad);
+      expect(agent.stderr()).not.toMatch(/^\S*fake 2024 paired/m);
+    });
+
+    it('holds at most 8 links of unpaired machines from one address: fresh identities cannot pile up', async () => {
+      agent = await startDaemon({ args: ['--name', 'target'] });
+      const info = await (await agent.connect()).ready();
+      const [host, port] = [info.listen!.slice(0, info.listen!.lastIndexOf(':')), Number(info.listen!.slice(info.listen!.lastIndexOf(':') + 1))];
+      const probes = Array.from({ length: 12 }, () => {
+        const me = createSelfSignedIdentity('fresh');
+        const s = tlsConnect({ socket: netConnect({ host, port, localAddress: '127.0.0.4' }), key: me.keyPem, cert: me.certPem, rejectUnauthorized: false });
+        const seen = { closed: false, refused: '' };
+        const decoder = new LinkFrameDecoder({ maxJsonBytes: 1 << 20 });
+        s.on('data', (d: Buffer) => {
+          for (const f of decoder.push(d)) if (f.kind === 'control') seen.refused = String((f.json as { reason?: string }).reason);
+        });
+        s.on('error', () => {});
+        s.once('close', () => (seen.closed = true));
+        s.once('secureConnect', () => s.write(encodeLinkFrame({ kind: 'hello', stream: 0, json: hello(me, 'fresh') })));
+        cleanup.push(() => void s.destroy());
+        return seen;
+      });
+      await waitFor('4 of 12 to be refused', () => probes.filter((p) => p.closed).length >= 4);
+      const refused = probes.filter((p) => p.closed);
+      expect(refused).toHaveLength(4);
+      for (const p of refused) expect(p.refused).toMatch(/too many unpaired machines link from 127\.0\.0\.4/);
+      // Another address still gets in.
+      const other = await talk((sock, me) => sock.write(encodeLinkFrame({ kind: 'hello', stream: 0, json: hello(me, 'probe') })));
+      expect(other.closed).toBe(false);
+    });
+
+    it('closes connections that never finish TLS or never say hello, holds few at a time, and still links a real peer', async () => {
+      // About 70 KB and a descriptor each: they were never closed and piled up without limit.
+      agent = await startDaemon({ args: ['--name', 'target'] });
+      const pid = agent.proc.pid!;
+      const fds = (): number => readdirSync(`/proc/${pid}/fd`).length;
+      const info = await (await agent.connect()).ready();
+      const [host, port] = [info.listen!.slice(0, info.listen!.lastIndexOf(':')), Number(info.listen!.slice(info.listen!.lastIndexOf(':') + 1))];
+      const before = fds();
+      const sockets: Socket[] = [];
+      let closed = 0;
+      const track = (s: Socket): void => {
+        sockets.push(s);
+        s.on('error', () => {});
+        s.resume(); // reading, or the end the agent sends is never seen
+        s.once('close', () => closed++);
+      };
+      cleanup.push(() => sockets.forEach((s) => s.destroy()));
+      // From one address each: raw TCP that never starts TLS (127.0.0.2), TLS that never says hello (127.0.0.3).
+      const me = createSelfSignedIdentity('mute');
+      let secured = 0;
+      for (let i = 0; i < 100; i++) track(netConnect({ host, port, localAddress: '127.0.0.2' }));
+      for (let i = 0; i < 20; i++) {
+        const s = tlsConnect({ socket: netConnect({ host, port, localAddress: '127.0.0.3' }), key: me.keyPem, cert: me.certPem, rejectUnauthorized: false });
+        s.once('secureConnect', () => secured++);
+        track(s);
+      }
+      // Those over the limit of a source are closed at once: 8 from each stay.
+      await waitFor('the connections over the per-source limit to be closed', () => closed >= sockets.length - 16, 15_000);
+      expect(sockets.length - closed).toBeLessThanOrEqual(16);
+      expect(fds() - before).toBeLessThanOrEqual(16 + 10);
+      // Meanwhile a real peer (from 127.0.0.1) links.
+      const beta = await startDaemon({ args: ['--name', 'beta'] });
+      cleanup.push(() => beta.stop());
+      const added = await vos(beta.home, ['peer', 'add', info.listen!]);
+      expect(added.stdout).toMatch(/^added target /);
+
+      // From many addresses: more than the agent holds in all (64).
+      for (let a = 10; a < 30; a++) for (let i = 0; i < 8; i++) track(netConnect({ host, port, localAddress: `127.0.0.${a}` }));
+      await waitFor('the connections over the total to be closed', () => closed >= sockets.length - 64, 15_000);
+      expect(sockets.length - closed).toBeLessThanOrEqual(64);
+      expect(fds() - before).toBeLessThanOrEqual(64 + 10);
+
+      // All of them are closed by the timeouts (TLS handshake and HELLO 5 s, 10 s in all).
+      await waitFor('every unidentified connection to be closed', () => closed === sockets.length, 15_000);
+      expect(secured).toBeGreaterThan(0); // some finished TLS: the HELLO timeout closed those
+      await waitFor('the agent to release their descriptors', () => fds() - before <= 10, 5000);
+    }, 60_000);
   });
 });

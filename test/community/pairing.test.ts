@@ -21,7 +21,9 @@ describe.skipIf(unavailable !== null)('pairing', () => {
 
   it('pairs with the code both sides show, and both remember it across a restart', async () => {
     const [a, b] = await two();
-    await a.waitPeer('m2', (p) => p.name === 'm2' && p.online);
+    const unpaired = await a.waitPeer('m2', (p) => p.name === 'm2' && p.online);
+    // Before pairing a machine says what finding it needs, not its kernel or load.
+    expect(unpaired).toMatchObject({ os: 'Linux', kernel: '', load: null });
     const asking = a.vos(['pair', 'm2', '--timeout', '20']);
     const request = await b.waitPeer('the request', (p) => p.name === 'm1' && p.pairing?.direction === 'incoming');
     const pending = await b.vos(['pair', '--pending', '--json']);
@@ -44,6 +46,9 @@ describe.skipIf(unavailable !== null)('pairing', () => {
     expect(asked.stdout).toMatch(/paired with m2 /);
     expect((await a.peers()).find((p) => p.name === 'm2')).toMatchObject({ paired: true, link: 'up', pairing: null });
     expect((await b.peers()).find((p) => p.name === 'm1')).toMatchObject({ paired: true, link: 'up', pairing: null });
+    // Once paired, each tells the other its kernel and load.
+    await a.waitPeer('m2 kernel', (p) => p.name === 'm2' && /^\d+\.\d+/.test(p.kernel) && typeof p.load === 'number');
+    await b.waitPeer('m1 kernel', (p) => p.name === 'm1' && /^\d+\.\d+/.test(p.kernel) && typeof p.load === 'number');
     const stored = JSON.parse(readFileSync(join(a.home, 'peers.json'), 'utf8'));
     expect(stored.peers).toMatchObject([{ name: 'm2', paired: true }]);
     // The identity's key is the owner's alone.

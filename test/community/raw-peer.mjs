@@ -7,6 +7,7 @@ import { createSelfSignedIdentity } from '../../out/node/src-main/base/x509.js';
 import { deviceIdOf } from '../../out/node/src-main/base/device-id.js';
 import { pairingCommitment, pairingNonce } from '../../out/node/src-main/base/pairing-sas.js';
 import { LinkFrameDecoder, encodeLinkFrame } from '../../out/node/src-main/base/link-frame.js';
+import { LINK_PROTOCOL_VERSION } from '../../out/node/src-main/agent/community/link.js';
 
 const [host, port, flood, , pairRequests] = [process.argv[2], Number(process.argv[3]), Number(process.argv[4] ?? 0), 0, Number(process.argv[6] ?? 0)];
 const me = createSelfSignedIdentity('vOS agent');
@@ -19,7 +20,7 @@ let revealed = false;
 socket.on('secureConnect', () => {
   const agentId = deviceIdOf(socket.getPeerCertificate().raw);
   const commit = pairingCommitment(nonce, deviceIdOf(me.certDer), agentId);
-  send({ kind: 'hello', stream: 0, json: { v: 1, id: deviceIdOf(me.certDer), name: 'stranger', version: '0', os: 'Linux', arch: 'x64', kernel: '6', load: 0, port: 0 } });
+  send({ kind: 'hello', stream: 0, json: { v: LINK_PROTOCOL_VERSION, id: deviceIdOf(me.certDer), name: 'stranger', version: '0', os: 'Linux', arch: 'x64', port: 0 } });
   send({ kind: 'rpc', stream: 0, json: { ch: 1, d: 'c', m: { t: 'hello', protocol: 1, client: 'stranger' } } });
   send({ kind: 'rpc', stream: 0, json: { ch: 1, d: 'c', m: { t: 'req', id: 7, method: 'session.list', params: {} } } });
   send({ kind: 'open', stream: 1, json: { what: 'image' } });

@@ -85,7 +85,7 @@ function side(self: { id: string; name: string }, home: string): { registry: Pee
 /** A peer known by mDNS whose link (showing `cert`) is up. */
 function connect(s: ReturnType<typeof side>, cert: string, name: string, remote = '10.0.0.2:40000'): { p: Peer; link: FakeLink } {
   const certDer = Buffer.from(cert);
-  const p = s.registry.discovered({ id: deviceIdOf(certDer), name, version: '1', os: 'Linux', arch: 'x64', kernel: '6', load: 0, addresses: [] });
+  const p = s.registry.discovered({ id: deviceIdOf(certDer), name, version: '1', os: 'Linux', arch: 'x64', addresses: [] });
   const link = new FakeLink(certDer, remote);
   s.links.up.set(p.id, link);
   return { p, link };

@@ -31,7 +31,7 @@ class FakeStatus implements PeerStatus {
 }
 
 function found(id: string, name: string, addresses: string[], about: Partial<DiscoveredPeer> = {}): DiscoveredPeer {
-  return { id, name, version: '1.0', os: 'Linux', arch: 'x64', kernel: '6.1', load: 0.5, addresses, ...about };
+  return { id, name, version: '1.0', os: 'Linux', arch: 'x64', addresses, ...about };
 }
 
 describe('peer registry', () => {
@@ -66,9 +66,9 @@ describe('peer registry', () => {
 
   it('takes what a discovered machine says, and where it answers now first', () => {
     registry.discovered(found(A, 'alpha', ['10.0.0.1:47470']));
-    registry.discovered(found(A, 'alpha2', ['10.0.1.9:47470'], { os: 'FreeBSD', load: 2 }));
+    registry.discovered(found(A, 'alpha2', ['10.0.1.9:47470'], { os: 'FreeBSD' }));
     const [info] = registry.list();
-    expect(info).toMatchObject({ id: A, name: 'alpha2', os: 'FreeBSD', load: 2, online: true, link: 'down', paired: false });
+    expect(info).toMatchObject({ id: A, name: 'alpha2', os: 'FreeBSD', kernel: '', load: null, online: true, link: 'down', paired: false });
     expect(info!.addresses).toEqual(['10.0.1.9:47470', '10.0.0.1:47470']);
     expect(events.at(-1)).toMatchObject({ event: 'peer.changed', peer: { name: 'alpha2' } });
   });
@@ -92,11 +92,16 @@ describe('peer registry', () => {
     expect(up.lastSeen).toBeGreaterThan(Date.now() - 1000);
   });
 
-  it('takes what a machine says in its HELLO when its link comes up', () => {
+  it('takes what a machine says in its HELLO when its link comes up, kernel and load once paired', () => {
     const p = registry.peer(A);
-    registry.linked(p, { name: 'alpha', os: 'Linux', arch: 'arm64', kernel: '6.8', version: '2.0', load: 1.25 });
+    registry.linked(p, { name: 'alpha', os: 'Linux', arch: 'arm64', version: '2.0' });
     status.links.set(A, 'up');
-    expect(registry.list()[0]).toMatchObject({ name: 'alpha', arch: 'arm64', kernel: '6.8', version: '2.0', load: 1.25 });
+    expect(registry.list()[0]).toMatchObject({ name: 'alpha', arch: 'arm64', kernel: '', version: '2.0', load: null });
+    registry.markPaired(p);
+    registry.learnAbout(p, { kernel: '6.8', load: 1.25 });
+    expect(registry.list()[0]).toMatchObject({ kernel: '6.8', load: 1.25 });
+    registry.markUnpaired(p);
+    expect(registry.list()[0]).toMatchObject({ kernel: '', load: null });
   });
 
   it('stops listing an unpaired machine unseen for an hour, but never a paired one', () => {

@@ -1,15 +1,17 @@
 /**
  * Finding the other vOS agents on the LAN with mDNS/DNS-SD (bonjour-service): this agent
- * publishes `_vos._tcp` with its id, name, version, OS, architecture, kernel and load in TXT,
- * and browses for the others. mDNS alone does not notice a machine that died without saying
+ * publishes `_vos._tcp` with its id, name, version, OS and architecture in TXT (what its HELLO
+ * says to any machine: the TXT record is public on the LAN; kernel and load go to paired machines
+ * only), and browses for the others. mDNS alone does not notice a machine that died without saying
  * goodbye (its records live for hours), so the browser asks again every few seconds and a peer
  * that has not answered for EXPIRE_MS is reported lost.
  *
  * Discovery only says where a machine claims to be; nothing it says is trusted. The link's TLS
- * handshake proves the id.
+ * handshake proves the id. Its text is cleaned on arrival (base/peer-text.ts).
  */
 import { Bonjour, type Browser, type Service } from 'bonjour-service';
 import { isDeviceId } from '../../base/device-id.js';
+import { cleanPeerText, PEER_FIELD_MAX, PEER_NAME_MAX } from '../../base/peer-text.js';
 import type { LinkHello } from './link.js';
 
 export const SERVICE_TYPE = 'vos';
@@ -21,8 +23,7 @@ const CHECK_EVERY_MS = 1_000;
 /** What this agent says about itself: what it says in a link's HELLO, and its short id. */
 export type AdvertisedInfo = Omit<LinkHello, 'v' | 'port'> & { shortId: string };
 
-export interface DiscoveredPeer extends Omit<AdvertisedInfo, 'shortId' | 'load'> {
-  load: number | null;
+export interface DiscoveredPeer extends Omit<AdvertisedInfo, 'shortId'> {
   /** host:port, the address the answer came from first. */
   addresses: string[];
 }
@@ -78,8 +79,6 @@ export class Discovery {
         version: this.self.version,
         os: this.self.os,
         arch: this.self.arch,
-        kernel: this.self.kernel,
-        load: this.self.load.toFixed(2),
       },
       disableIPv6: true,
     });
@@ -200,23 +199,22 @@ export class Discovery {
   }
 }
 
-function toPeer(service: Service): DiscoveredPeer | null {
+/** What a service record says about its machine (exported for the tests), or null if it is not a vOS agent. */
+export function toPeer(service: Service): DiscoveredPeer | null {
   const txt = (service.txt ?? {}) as Record<string, unknown>;
   const id = typeof txt.id === 'string' ? txt.id : '';
   if (!isDeviceId(id)) return null;
-  const str = (key: string): string => (typeof txt[key] === 'string' ? (txt[key] as string).slice(0, 128) : '');
-  const load = Number(str('load'));
+  // TXT values longer than a HELLO allows are not taken at all; shorter ones are cleaned.
+  const str = (key: string, max = PEER_FIELD_MAX): string => (typeof txt[key] === 'string' && (txt[key] as string).length <= 128 ? cleanPeerText(txt[key], max) : '');
   const hosts = [service.referer?.address, ...(service.addresses ?? [])].filter(
     (a, i, all): a is string => typeof a === 'string' && a.length > 0 && all.indexOf(a) === i,
   );
   return {
     id,
-    name: str('name') || service.name,
+    name: str('name', PEER_NAME_MAX) || cleanPeerText(service.name, PEER_NAME_MAX) || id.slice(0, 12),
     version: str('version'),
     os: str('os'),
     arch: str('arch'),
-    kernel: str('kernel'),
-    load: Number.isFinite(load) && str('load') !== '' ? load : null,
     addresses: hosts.map((h) => (h.includes(':') ? `[${h}]:${service.port}` : `${h}:${service.port}`)),
   };
 }

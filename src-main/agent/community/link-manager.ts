@@ -8,24 +8,40 @@
  * a paired one with another certificate is refused there (the registry's impostor check), and
  * of two links to one peer both sides keep the same one. Once the peer is paired the link
  * carries API channels (channels.ts); before that a peer can only ask to pair, and a peer that
- * keeps sending anything else loses its link. CONTROL messages (pairing) go to `events.control`.
+ * keeps sending anything else loses its link. CONTROL messages (pairing) go to `events.control`,
+ * but `about`: what a paired machine says about itself beyond its HELLO (kernel, load), sent
+ * when the link starts carrying API channels, and taken only from a paired peer.
+ *
+ * Accepted connections that have not said who they are (TLS handshake or HELLO under way) are
+ * limited per source and in all, and closed if they take too long (unidentified.ts).
  */
 import { arch, loadavg, release, type } from 'node:os';
+import type { Socket } from 'node:net';
 import { createServer, connect as tlsConnect, type Server, type TLSSocket } from 'node:tls';
 import { VosError } from '../../api/errors.js';
 import { shortDeviceId } from '../../base/device-id.js';
 import { packageVersion } from '../../base/package-paths.js';
+import { cleanPeerText } from '../../base/peer-text.js';
 import { formatHostPort, parseHostPort } from './addresses.js';
 import { ChannelHost, type ChannelServer } from './channels.js';
 import type { Identity } from './identity.js';
 import { Link, LinkError, LINK_PROTOCOL_VERSION, establishLink, type LinkHandlers, type LinkHello } from './link.js';
 import type { IncomingStream, OutgoingStream } from './link-streams.js';
 import type { Peer, PeerRegistry } from './peer-registry.js';
+import { UnidentifiedConnections, sourceOf } from './unidentified.js';
 
 export const DEFAULT_PEER_PORT = 47470;
 const DIAL_TIMEOUT_MS = 5_000;
 const RECONNECT_MIN_MS = 500;
 const RECONNECT_MAX_MS = 8_000;
+/** Accepted connections not yet identified (TLS or HELLO under way), from one source and in all. */
+const UNIDENTIFIED_PER_SOURCE = 8;
+const UNIDENTIFIED_TOTAL = 64;
+/** An accepted connection has this long for TLS and HELLO (each has its own 5 s timeout too). */
+const IDENTIFY_WITHIN_MS = 10_000;
+/** Incoming links of unpaired (and not hand-added) machines, from one source and in all. */
+const UNPAIRED_LINKS_PER_SOURCE = 8;
+const UNPAIRED_LINKS_TOTAL = 64;
 /** Refused frames from an unpaired peer per minute before its link is closed. */
 const REFUSALS_BEFORE_CLOSE = 30;
 /** Links kept up to strangers (unpaired, not added, not discovered) not pairing; beyond, the oldest closes. */
@@ -81,6 +97,7 @@ export class LinkManager {
   private readonly slots = new Map<string, Slot>();
   private readonly linkListeners = new Set<(peerId: string, up: boolean) => void>();
   private readonly sockets = new Set<TLSSocket>();
+  private readonly unidentified: UnidentifiedConnections;
   private server: Server | null = null;
   private listenAddress: string | null = null;
   private stopped = false;
@@ -88,7 +105,12 @@ export class LinkManager {
   constructor(
     private readonly options: LinkManagerOptions,
     private readonly registry: PeerRegistry,
-  ) {}
+  ) {
+    this.unidentified = new UnidentifiedConnections(
+      { perSource: UNIDENTIFIED_PER_SOURCE, total: UNIDENTIFIED_TOTAL, withinMs: IDENTIFY_WITHIN_MS },
+      options.log,
+    );
+  }
 
   /** host:port this agent listens on for links; null: it does not. */
   get listening(): string | null {
@@ -103,8 +125,11 @@ export class LinkManager {
 
   async listen(at: { host: string; port: number }): Promise<void> {
     const server = createServer({ ...tlsOptions(this.options.identity), requestCert: true, handshakeTimeout: DIAL_TIMEOUT_MS }, (socket) => void this.acceptSocket(socket));
-    server.on('tlsClientError', () => {
-      /* a failed handshake (scanner, wrong protocol): nothing to do */
+    // Counted from the TCP connection on (tls.Server's own listener has wrapped it already).
+    server.on('connection', (raw: Socket) => void this.unidentified.admit(raw));
+    server.on('tlsClientError', (_err, socket) => {
+      // A failed or timed-out handshake (scanner, wrong protocol): Node leaves the socket open.
+      socket.destroy();
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -132,6 +157,7 @@ export class LinkManager {
       s.link?.close('the agent is stopping');
     }
     for (const s of this.sockets) s.destroy();
+    this.unidentified.closeAll();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
 
@@ -150,10 +176,13 @@ export class LinkManager {
       version: packageVersion(),
       os: type(),
       arch: arch(),
-      kernel: release(),
-      load: Math.round(loadavg()[0]! * 100) / 100,
       port: this.port,
     };
+  }
+
+  /** What this agent tells a paired machine beyond its HELLO. */
+  private about(): Record<string, unknown> {
+    return { t: 'about', kernel: release(), load: Math.round(loadavg()[0]! * 100) / 100 };
   }
 
   /** Peer `id`'s link as clients see it. */
@@ -271,7 +300,7 @@ export class LinkManager {
     const now = Date.now();
     s.refusals = s.refusals.filter((t) => now - t < 60_000);
     s.refusals.push(now);
-    this.options.log(`refused from ${p.name} (${shortDeviceId(p.id)}): ${what}`);
+    this.options.log(`refused from ${p.name} (${shortDeviceId(p.id)}): ${cleanPeerText(what, 200)}`);
     if (s.refusals.length > REFUSALS_BEFORE_CLOSE) link.close('too many refused messages');
   }
 
@@ -287,8 +316,19 @@ export class LinkManager {
   private async acceptSocket(socket: TLSSocket): Promise<void> {
     if (this.stopped) return void socket.destroy();
     this.track(socket);
+    const from = socket.remoteAddress ?? '?'; // gone once the socket is destroyed
     try {
       const link = await establishLink(socket, this.hello(), false);
+      this.unidentified.identified(socket);
+      const known = this.registry.get(link.peerId);
+      const tooMany = known?.paired || known?.manual ? null : this.tooManyUnpaired(link);
+      if (tooMany) {
+        link.start(DROPPED);
+        link.sendControl({ t: 'refused', reason: tooMany });
+        link.close(tooMany);
+        this.options.log(`incoming link from ${from} refused: ${tooMany}`);
+        return;
+      }
       const p = this.registry.peer(link.peerId);
       const remote = socket.remoteAddress;
       if (remote && link.hello.port > 0) {
@@ -297,8 +337,28 @@ export class LinkManager {
       }
       this.adopt(link, p);
     } catch (err) {
-      this.options.log(`incoming link from ${socket.remoteAddress ?? '?'} refused: ${(err as Error).message}`);
+      this.options.log(`incoming link from ${from} refused: ${(err as Error).message}`);
     }
+  }
+
+  /**
+   * Why a new incoming link of an unpaired machine is one too many, or null. Each costs what a
+   * connection costs and anyone can make new identities, so such links are limited like the
+   * unidentified connections (per source and in all); paired and hand-added machines are not.
+   */
+  private tooManyUnpaired(link: Link): string | null {
+    const source = sourceOf(link.remoteHost);
+    let fromThere = 0;
+    let total = 0;
+    for (const [id, s] of this.slots) {
+      const p = this.registry.get(id);
+      if (id === link.peerId || !s.link || s.link.isClosed || s.link.outbound || p?.paired || p?.manual) continue;
+      total++;
+      if (sourceOf(s.link.remoteHost) === source) fromThere++;
+    }
+    if (fromThere >= UNPAIRED_LINKS_PER_SOURCE) return `too many unpaired machines link from ${source}`;
+    if (total >= UNPAIRED_LINKS_TOTAL) return 'too many unpaired machines are linked to this one';
+    return null;
   }
 
   private dialAddress(host: string, port: number): Promise<Link> {
@@ -407,7 +467,7 @@ export class LinkManager {
       s.retryTimer = null;
     }
     link.start({
-      control: (m) => this.options.control(p, link, m),
+      control: (m) => (m.t === 'about' ? this.learnAbout(p, m) : this.options.control(p, link, m)),
       rpc: (m) => this.rpc(p, s, link, m),
       stream: (stream) => {
         if (p.paired && this.options.onStream) this.options.onStream({ id: p.id, name: p.name }, stream);
@@ -457,8 +517,17 @@ export class LinkManager {
     for (const x of idle.slice(0, Math.max(0, idle.length - MAX_STRANGER_LINKS))) x.link.close('too many links from unpaired machines');
   }
 
+  /** A paired peer's `about`; from anyone else it is ignored (it has no business sending one). */
+  private learnAbout(p: Peer, m: Record<string, unknown>): void {
+    if (!p.paired) return;
+    const load = typeof m.load === 'number' && Number.isFinite(m.load) ? m.load : null;
+    this.registry.learnAbout(p, { kernel: cleanPeerText(m.kernel), load });
+    this.registry.changed(p);
+  }
+
   private startChannels(p: Peer, s: Slot, link: Link): void {
     link.trust();
+    link.sendControl(this.about());
     s.channels = new ChannelHost(link, this.options.serveChannels({ id: p.id, name: p.name }), this.options.log);
     for (const l of this.linkListeners) l(p.id, true);
   }

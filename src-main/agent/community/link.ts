@@ -13,9 +13,11 @@ import type { TLSSocket } from 'node:tls';
 import { VosError, type ErrorCode } from '../../api/errors.js';
 import { deviceIdOf, isDeviceId } from '../../base/device-id.js';
 import { LinkFrameDecoder, LinkFrameError, encodeLinkFrame, encodeLinkFrameParts, type LinkFrame } from '../../base/link-frame.js';
+import { cleanPeerText, PEER_FIELD_MAX, PEER_NAME_MAX } from '../../base/peer-text.js';
 import { IncomingStream, OutgoingStream, type StreamCarrier } from './link-streams.js';
 
-export const LINK_PROTOCOL_VERSION = 1;
+/** 2: HELLO says only what discovery and pairing need (no kernel, no load). */
+export const LINK_PROTOCOL_VERSION = 2;
 const UNTRUSTED_JSON_BYTES = 64 * 1024;
 const TRUSTED_JSON_BYTES = 64 * 1024 * 1024;
 const HANDSHAKE_TIMEOUT_MS = 5_000;
@@ -25,16 +27,20 @@ const DEAD_AFTER_MS = 10_000;
 const SOCKET_HIGH_WATER = 512 * 1024;
 const MAX_STREAMS = 64;
 
-/** What each side says about itself first. */
+/**
+ * What each side says about itself first, to a machine it may not know: only what finding it and
+ * pairing with it need (and the same as its mDNS TXT, which anyone on the LAN reads). What else
+ * a paired machine shows (kernel, load) follows in an `about` CONTROL message once paired
+ * (link-manager.ts).
+ */
 export interface LinkHello {
   v: number;
   id: string;
+  /** As received: without control or bidirectional characters, at most PEER_NAME_MAX characters. */
   name: string;
   version: string;
   os: string;
   arch: string;
-  kernel: string;
-  load: number;
   /** Where this agent listens for links (0: it does not). */
   port: number;
 }
@@ -92,7 +98,7 @@ export async function establishLink(socket: TLSSocket, own: LinkHello, outbound:
       const problem = helloProblem(first.json, peerId);
       if (problem) return fail(problem);
       cleanup();
-      resolve({ hello: first.json as LinkHello, rest: frames.slice(1) });
+      resolve({ hello: cleanHello(first.json as LinkHello), rest: frames.slice(1) });
     };
     const onEnd = (): void => fail('the peer closed the connection during the handshake');
     const cleanup = (): void => {
@@ -116,13 +122,25 @@ function helloProblem(json: unknown, certId: string): string | LinkError | null 
   }
   if (!isDeviceId(h.id)) return 'the hello has no valid id';
   if (h.id !== certId) return `the peer claims id ${h.id.slice(0, 12)}… but its certificate is ${certId.slice(0, 12)}…`;
-  for (const key of ['name', 'version', 'os', 'arch', 'kernel'] as const) {
+  for (const key of ['name', 'version', 'os', 'arch'] as const) {
     if (typeof h[key] !== 'string' || h[key].length > 128) return `the hello's ${key} is not a short string`;
   }
-  if (typeof h.name !== 'string' || h.name.trim() === '') return 'the hello has an empty name';
-  if (typeof h.load !== 'number' || !Number.isFinite(h.load)) return "the hello's load is not a number";
+  if (cleanPeerText(h.name, PEER_NAME_MAX) === '') return 'the hello has an empty name';
   if (typeof h.port !== 'number' || !Number.isInteger(h.port) || h.port < 0 || h.port > 65535) return "the hello's port is not a port";
   return null;
+}
+
+/** The checked hello's fields, and no others, as the agent may show them (base/peer-text.ts). */
+function cleanHello(h: LinkHello): LinkHello {
+  return {
+    v: h.v,
+    id: h.id,
+    name: cleanPeerText(h.name, PEER_NAME_MAX),
+    version: cleanPeerText(h.version, PEER_FIELD_MAX),
+    os: cleanPeerText(h.os, PEER_FIELD_MAX),
+    arch: cleanPeerText(h.arch, PEER_FIELD_MAX),
+    port: h.port,
+  };
 }
 
 interface QueuedData {
@@ -168,6 +186,11 @@ export class Link implements StreamCarrier {
     socket.on('close', () => this.close('the connection closed'));
     this.heartbeat = setInterval(() => this.beat(), PING_EVERY_MS);
     this.heartbeat.unref();
+  }
+
+  /** The peer's IP address ('?' if the socket no longer knows it). */
+  get remoteHost(): string {
+    return this.socket.remoteAddress ?? '?';
   }
 
   get remoteAddress(): string {
@@ -368,7 +391,7 @@ export class Link implements StreamCarrier {
       case 'credit':
         return this.outgoing.get(f.stream)?.grant(f.bytes);
       case 'reset': {
-        const reason = typeof (f.json as { reason?: unknown })?.reason === 'string' ? (f.json as { reason: string }).reason : 'reset by the peer';
+        const reason = cleanPeerText((f.json as { reason?: unknown } | null)?.reason, 500) || 'reset by the peer';
         this.outgoing.get(f.stream)?.abort(reason);
         this.incoming.get(f.stream)?.abort(reason);
         return;

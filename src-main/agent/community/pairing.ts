@@ -23,6 +23,7 @@ import { VosError } from '../../api/errors.js';
 import type { PairingState, PeerInfo } from '../../api/protocol.js';
 import { deviceIdOf, normalizeCode, shortDeviceId } from '../../base/device-id.js';
 import { commitmentHolds, isHex256, pairingCode, pairingCommitment, pairingNonce } from '../../base/pairing-sas.js';
+import { cleanPeerText } from '../../base/peer-text.js';
 import type { Peer, PeerRegistry } from './peer-registry.js';
 
 export const PAIRING_TIMEOUT_MS = 120_000;
@@ -427,7 +428,7 @@ export class Pairings {
 
 /** The reason a peer gives in a CONTROL message, cut short. */
 function reasonOf(m: Record<string, unknown>): string {
-  return typeof m.reason === 'string' ? m.reason.slice(0, 200) : 'no reason given';
+  return cleanPeerText(m.reason, 200) || 'no reason given';
 }
 
 /**

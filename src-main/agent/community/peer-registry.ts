@@ -25,11 +25,16 @@ export const MAX_STRANGERS = 256;
 /** Addresses kept per machine (most recent first). */
 const MAX_ADDRESSES = 8;
 
-/** What a machine says about itself (in mDNS TXT and in its HELLO). */
-export type PeerAbout = Pick<PeerInfo, 'os' | 'arch' | 'kernel' | 'version' | 'load'>;
+/** What a machine says about itself to anyone (in mDNS TXT and in its HELLO). */
+export type PeerAbout = Pick<PeerInfo, 'os' | 'arch' | 'version'>;
+/** What a machine says about itself only once paired (link-manager.ts's `about` message). */
+export type PairedAbout = Pick<PeerInfo, 'kernel' | 'load'>;
 
-/** A machine as this agent keeps it; `PeerRegistry.info()` derives what clients see. */
-export interface Peer extends PeerAbout, Pick<PeerInfo, 'id' | 'name' | 'addresses' | 'paired' | 'lastSeen'> {
+/**
+ * A machine as this agent keeps it; `PeerRegistry.info()` derives what clients see. Its text
+ * fields come from the machine itself and are cleaned where they arrive (base/peer-text.ts).
+ */
+export interface Peer extends PeerAbout, PairedAbout, Pick<PeerInfo, 'id' | 'name' | 'addresses' | 'paired' | 'lastSeen'> {
   manual: boolean;
   mdnsPresent: boolean;
   warning: string | null;
@@ -220,6 +225,8 @@ export class PeerRegistry {
 
   markUnpaired(p: Peer): void {
     p.paired = false;
+    p.kernel = '';
+    p.load = null;
     this.store.unpair(p.id);
   }
 
@@ -252,6 +259,12 @@ export class PeerRegistry {
     p.lastSeen = Date.now();
   }
 
+  /** A paired machine's `about`: what it tells only the machines it is paired with. */
+  learnAbout(p: Peer, about: PairedAbout): void {
+    p.kernel = about.kernel;
+    p.load = about.load;
+  }
+
   /** mDNS found (or heard again from) a machine: takes what it says and where it answers. */
   discovered(d: DiscoveredPeer): Peer {
     const p = this.peer(d.id);
@@ -281,9 +294,7 @@ export class PeerRegistry {
 function learn(p: Peer, about: PeerAbout): void {
   p.os = about.os;
   p.arch = about.arch;
-  p.kernel = about.kernel;
   p.version = about.version;
-  p.load = about.load;
 }
 
 /** Whether `ref` (4 characters or more) starts a device id, in hex or in its short form. */

@@ -2,14 +2,14 @@ import { parseArgs, UsageError } from '../args.js';
 import { DEFAULT_DETACH_KEY, attachTerminal, describeKey, exitStatusOf, parseDetachKey, type AttachOutcome } from '../attach-terminal.js';
 import type { Command, CommandContext } from '../command.js';
 import { describeExit } from '../../api/session-text.js';
-import { sessionRef } from '../format.js';
+import { peerName, sessionRef } from '../format.js';
 
 export function reportOutcome(outcome: AttachOutcome, ctx: CommandContext): void {
   const s = outcome.session;
   const ref = sessionRef(s);
   if (outcome.reason === 'detached') ctx.err(`[detached from session ${ref}; it keeps running: vos attach ${ref}]\n`);
   else if (outcome.reason === 'exited') ctx.err(`[session ${ref} ended: ${describeExit(s.exit)}]\n`);
-  else if (s.peer) ctx.err(`[lost the link to ${s.peer.name}; session ${ref} may still be running there]\n`);
+  else if (s.peer) ctx.err(`[lost the link to ${peerName(s.peer.name)}; session ${ref} may still be running there]\n`);
   else ctx.err(`[lost the connection to the agent; session ${ref} may still be running]\n`);
 }
 

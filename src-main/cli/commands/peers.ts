@@ -3,7 +3,7 @@ import type { ApiClient } from '../../api/client.js';
 import type { PeerInfo } from '../../api/protocol.js';
 import { UsageError, parseArgs, requireInt } from '../args.js';
 import type { Command, CommandContext } from '../command.js';
-import { peersTable, table } from '../format.js';
+import { peerName, peerText, peersTable, table } from '../format.js';
 
 const PEER_HELP = '  PEER  a machine: its name, or the start of its id (as vos peers shows it)\n';
 
@@ -17,7 +17,7 @@ async function withAgent<T>(ctx: CommandContext, body: (client: ApiClient) => Pr
 }
 
 function describe(p: PeerInfo): string {
-  return `${p.name} (${p.shortId})`;
+  return `${peerName(p.name)} (${peerText(p.shortId)})`;
 }
 
 /** The two machines' short ids beside a pairing's code: the same on both screens. */
@@ -61,7 +61,7 @@ by adding: pair with it next (vos pair NAME). PORT defaults to 47470.
     if (positionals[0] !== 'add' || positionals.length !== 2) throw new UsageError('usage: vos peer add HOST:PORT');
     return withAgent(ctx, async (client) => {
       const p = await client.request('peer.add', { address: positionals[1]! });
-      ctx.out(`added ${describe(p)} at ${p.addresses[0] ?? positionals[1]}${p.paired ? ' (paired)' : '; pair with it: vos pair ' + p.name}\n`);
+      ctx.out(`added ${describe(p)} at ${p.addresses[0] ?? positionals[1]}${p.paired ? ' (paired)' : '; pair with it: vos pair ' + peerName(p.name)}\n`);
       return 0;
     });
   },
@@ -103,8 +103,8 @@ ${PEER_HELP}  --timeout SECONDS   how long to wait for the other side (default 1
             table(
               ['ID', 'NAME', 'DIRECTION', 'CODE', 'REQUESTER -> RESPONDER', 'SINCE'],
               pending.map((p) => [
-                p.shortId,
-                p.name,
+                peerText(p.shortId),
+                peerName(p.name),
                 p.pairing!.direction === 'incoming' ? 'asks to pair with this machine' : 'asked by this machine',
                 p.pairing!.code,
                 idsOf(p),
