@@ -203,9 +203,11 @@ describe('local API', () => {
     const d = await daemon();
     const c = await d.connect();
     const s = await c.request('session.create', { command: 'sleep', args: ['1000'] });
+    // The listed pid is the program's once the agent has found it in the pod (until then it is
+    // vos-init's; it may be found before session.create answers).
     const pid = await waitFor('the program\'s pid', async () => {
       const info = (await c.request('session.list', {}))[0]!;
-      return info.pid !== s.pid ? info.pid : null; // the program, not vos-init
+      return commOf(info.pid) === 'sleep' ? info.pid : null;
     });
     d.proc.kill('SIGKILL');
     await waitFor('the agent to die', () => d.proc.exitCode !== null || d.proc.signalCode !== null);
@@ -217,6 +219,14 @@ describe('local API', () => {
     await c2.request('session.kill', { id: s.id, signal: 'SIGKILL' });
     await waitFor('the program to end', () => !alive(pid) && !alive(s.pid), 5000);
   });
+
+  function commOf(pid: number): string | null {
+    try {
+      return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+    } catch {
+      return null;
+    }
+  }
 
   it('treats a lock file holding garbage or a dead pid as stale', async () => {
     const home = tempHome();

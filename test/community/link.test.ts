@@ -189,20 +189,27 @@ describe('links', () => {
       agent = await startDaemon({ args: ['--name', 'target'] });
       const info = await (await agent.connect()).ready();
       const [host, port] = [info.listen!.slice(0, info.listen!.lastIndexOf(':')), Number(info.listen!.slice(info.listen!.lastIndexOf(':') + 1))];
-      const probes = Array.from({ length: 12 }, () => {
+      // One after another: twelve at once would also meet the limit on connections not yet
+      // identified (8 per source), which closes them before any HELLO is read.
+      const probes: { closed: boolean; refused: string; answered: boolean }[] = [];
+      for (let i = 0; i < 12; i++) {
         const me = createSelfSignedIdentity('fresh');
         const s = tlsConnect({ socket: netConnect({ host, port, localAddress: '127.0.0.4' }), key: me.keyPem, cert: me.certPem, rejectUnauthorized: false });
-        const seen = { closed: false, refused: '' };
+        const seen = { closed: false, refused: '', answered: false };
         const decoder = new LinkFrameDecoder({ maxJsonBytes: 1 << 20 });
         s.on('data', (d: Buffer) => {
-          for (const f of decoder.push(d)) if (f.kind === 'control') seen.refused = String((f.json as { reason?: string }).reason);
+          for (const f of decoder.push(d)) {
+            if (f.kind === 'hello') seen.answered = true;
+            if (f.kind === 'control') seen.refused = String((f.json as { reason?: string }).reason);
+          }
         });
         s.on('error', () => {});
         s.once('close', () => (seen.closed = true));
         s.once('secureConnect', () => s.write(encodeLinkFrame({ kind: 'hello', stream: 0, json: hello(me, 'fresh') })));
         cleanup.push(() => void s.destroy());
-        return seen;
-      });
+        probes.push(seen);
+        await waitFor(`probe ${i} to be answered`, () => seen.answered || seen.closed);
+      }
       await waitFor('4 of 12 to be refused', () => probes.filter((p) => p.closed).length >= 4);
       const refused = probes.filter((p) => p.closed);
       expect(refused).toHaveLength(4);

@@ -7,12 +7,14 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import { deviceIdOf } from '../../src-main/base/device-id.js';
 import { LinkFrameDecoder, encodeLinkFrame } from '../../src-main/base/link-frame.js';
 import { createSelfSignedIdentity } from '../../src-main/base/x509.js';
 import { loadOrCreateIdentity } from '../../src-main/agent/community/identity.js';
+import { LINK_PROTOCOL_VERSION } from '../../src-main/agent/community/link.js';
 import { LinkManager, MAX_STRANGER_LINKS } from '../../src-main/agent/community/link-manager.js';
 import { Pairings } from '../../src-main/agent/community/pairing.js';
 import { PeerRegistry } from '../../src-main/agent/community/peer-registry.js';
@@ -49,12 +51,14 @@ async function agent(home: string): Promise<{ registry: PeerRegistry; links: Lin
 /** A machine with a fresh identity that says HELLO and waits for the agent's; the socket stays open. */
 async function stranger(port: number, n: number): Promise<TLSSocket> {
   const me = createSelfSignedIdentity('vOS agent');
-  const socket = tlsConnect({ host: '127.0.0.1', port, key: me.keyPem, cert: me.certPem, rejectUnauthorized: false, minVersion: 'TLSv1.3' });
+  // From 20 loopback addresses: an address may hold only a few unidentified connections and
+  // unpaired links at a time.
+  const socket = tlsConnect({ socket: netConnect({ host: '127.0.0.1', port, localAddress: `127.0.3.${1 + (n % 20)}` }), key: me.keyPem, cert: me.certPem, rejectUnauthorized: false, minVersion: 'TLSv1.3' });
   const decoder = new LinkFrameDecoder({ maxJsonBytes: 1 << 20 });
   await new Promise<void>((resolve, reject) => {
     socket.once('error', reject);
     socket.once('secureConnect', () => {
-      socket.write(encodeLinkFrame({ kind: 'hello', stream: 0, json: { v: 1, id: deviceIdOf(me.certDer), name: `stranger${n}`, version: '0', os: 'Linux', arch: 'x64', kernel: '6', load: 0, port: 0 } }));
+      socket.write(encodeLinkFrame({ kind: 'hello', stream: 0, json: { v: LINK_PROTOCOL_VERSION, id: deviceIdOf(me.certDer), name: `stranger${n}`, version: '0', os: 'Linux', arch: 'x64', port: 0 } }));
     });
     socket.on('data', (chunk) => {
       if (decoder.push(chunk).some((f) => f.kind === 'hello')) resolve();

@@ -39,9 +39,13 @@ const UNIDENTIFIED_PER_SOURCE = 8;
 const UNIDENTIFIED_TOTAL = 64;
 /** An accepted connection has this long for TLS and HELLO (each has its own 5 s timeout too). */
 const IDENTIFY_WITHIN_MS = 10_000;
-/** Incoming links of unpaired (and not hand-added) machines, from one source and in all. */
+/**
+ * Incoming links of unpaired (and not hand-added) machines from one source. In all, strangers'
+ * links are bounded by MAX_STRANGER_LINKS, the oldest idle one closing for a new one: refusing
+ * new ones instead would let a flood from a few addresses keep every honest stranger (one that
+ * comes to pair) out for as long as it holds its links.
+ */
 const UNPAIRED_LINKS_PER_SOURCE = 8;
-const UNPAIRED_LINKS_TOTAL = 64;
 /** Refused frames from an unpaired peer per minute before its link is closed. */
 const REFUSALS_BEFORE_CLOSE = 30;
 /** Links kept up to strangers (unpaired, not added, not discovered) not pairing; beyond, the oldest closes. */
@@ -343,22 +347,19 @@ export class LinkManager {
 
   /**
    * Why a new incoming link of an unpaired machine is one too many, or null. Each costs what a
-   * connection costs and anyone can make new identities, so such links are limited like the
-   * unidentified connections (per source and in all); paired and hand-added machines are not.
+   * connection costs and anyone can make new identities, so such links are limited per source
+   * like the unidentified connections (in all: limitStrangerLinks); paired and hand-added
+   * machines are not.
    */
   private tooManyUnpaired(link: Link): string | null {
     const source = sourceOf(link.remoteHost);
     let fromThere = 0;
-    let total = 0;
     for (const [id, s] of this.slots) {
       const p = this.registry.get(id);
       if (id === link.peerId || !s.link || s.link.isClosed || s.link.outbound || p?.paired || p?.manual) continue;
-      total++;
       if (sourceOf(s.link.remoteHost) === source) fromThere++;
     }
-    if (fromThere >= UNPAIRED_LINKS_PER_SOURCE) return `too many unpaired machines link from ${source}`;
-    if (total >= UNPAIRED_LINKS_TOTAL) return 'too many unpaired machines are linked to this one';
-    return null;
+    return fromThere >= UNPAIRED_LINKS_PER_SOURCE ? `too many unpaired machines link from ${source}` : null;
   }
 
   private dialAddress(host: string, port: number): Promise<Link> {
