@@ -15,6 +15,7 @@ import type { ApiClient } from '../../api/client.js';
 import type { ApiEvent, Method, MigrationResult, ParamsOf, PeerRef, PeerSessions, ResultOf, SessionInfo } from '../../api/protocol.js';
 import type { Connection } from '../transports/connection.js';
 import type { Community } from './community.js';
+import { withTimeout } from '../../base/with-timeout.js';
 
 /** How long a peer has to answer a hello or a list-like request. */
 export const ANSWER_TIMEOUT_MS = 10_000;
@@ -76,7 +77,7 @@ export class RemoteProxy {
     try {
       const client = await channel.client;
       const ms = timeoutFor(method, params);
-      result = await within(client.request(method, { ...params, id: ref.session } as ParamsOf<M>), ms, `${peer.name} did not answer ${method} within ${ms / 1000} s`);
+      result = await withTimeout(client.request(method, { ...params, id: ref.session } as ParamsOf<M>), ms, `${peer.name} did not answer ${method} within ${ms / 1000} s`);
     } catch (err) {
       if (err instanceof VosError) throw new VosError(err.code, `${peer.name}: ${err.message}`);
       throw err;
@@ -163,7 +164,7 @@ export class RemoteProxy {
     const channel = this.channel(peer);
     const client = await channel.client;
     const method = watch ? 'session.watch' : 'session.list';
-    const list = await within(client.request(method, {}), ANSWER_TIMEOUT_MS, `${peer.name} did not answer ${method} within ${ANSWER_TIMEOUT_MS / 1000} s`);
+    const list = await withTimeout(client.request(method, {}), ANSWER_TIMEOUT_MS, `${peer.name} did not answer ${method} within ${ANSWER_TIMEOUT_MS / 1000} s`);
     const mapped = list.map((s) => this.globalSession(s, channel.peer));
     if (watch) for (const s of mapped) channel.known.add(s.id);
     return mapped;
@@ -188,7 +189,7 @@ export class RemoteProxy {
       client.onEvent((e) => this.fromPeer(channel, e));
       client.onClose((reason) => this.channelClosed(channel, reason));
       try {
-        await within(client.ready(), ANSWER_TIMEOUT_MS, `${peer.name} did not answer within ${ANSWER_TIMEOUT_MS / 1000} s`);
+        await withTimeout(client.ready(), ANSWER_TIMEOUT_MS, `${peer.name} did not answer within ${ANSWER_TIMEOUT_MS / 1000} s`);
       } catch (err) {
         client.close(); // a late hello finds no channel; the next request opens a new one
         throw err;
@@ -247,22 +248,6 @@ function timeoutFor(method: RemoteSessionMethod, params: unknown): number {
   return ANSWER_TIMEOUT_MS;
 }
 
-/** `p`, or `timeout` after `ms` (what `p` does later is ignored). */
-function within<T>(p: Promise<T>, ms: number, why: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new VosError('timeout', why)), ms);
-    p.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(timer);
-        reject(e as Error);
-      },
-    );
-  });
-}
 
 function isSessionInfo(v: unknown): v is SessionInfo {
   return typeof v === 'object' && v !== null && typeof (v as SessionInfo).id === 'string' && typeof (v as SessionInfo).command === 'string' && 'state' in v;

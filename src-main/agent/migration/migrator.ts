@@ -36,6 +36,7 @@ import { CommitJournal, type CommitRecord } from './commit-journal.js';
 import { checkpointHeld, type HeldCheckpoint } from './held-checkpoint.js';
 import { fileHash, sessionNeeds } from './preflight.js';
 import { runSteps, type Step } from './transaction.js';
+import { withTimeout } from '../../base/with-timeout.js';
 
 const PROGRESS_EVERY_MS = 100;
 /** The target must have restored the image within this long after it was sent. */
@@ -371,21 +372,6 @@ function sentFilesChanged(sent: string[], files: FileNeed[]): string | null {
   return null;
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number, why: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new VosError('timeout', why)), ms);
-    p.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(timer);
-        reject(e as Error);
-      },
-    );
-  });
-}
 
 /**
  * The original of a committed move, if it still runs (an agent killed while the pod was held):
