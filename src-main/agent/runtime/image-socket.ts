@@ -10,6 +10,7 @@ import { createServer, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { VosError } from '../../api/errors.js';
 import { SessionRecordWatcher, type SessionRecord } from './session-record.js';
+import { listenPrivate } from '../../base/private-socket.js';
 
 const CONNECT_TIMEOUT_MS = 30_000;
 
@@ -65,16 +66,10 @@ export async function feedImageSocket(path: string, image: Readable): Promise<Im
       }
     });
   });
-  const previous = process.umask(0o177);
   try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(path, () => resolve());
-    });
+    await listenPrivate(server, path);
   } catch (err) {
     throw new VosError('restore_failed', `cannot open a socket for the image at ${path}: ${(err as Error).message}`, { path });
-  } finally {
-    process.umask(previous);
   }
   const timer = setTimeout(() => {
     failWith(`the restorer did not come for the image within ${CONNECT_TIMEOUT_MS / 1000} s`);

@@ -8,6 +8,7 @@ import { unlinkSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { VosError } from '../../api/errors.js';
 import { restoreOutcome, STATUS_LINE_MAX, type RestoreOutcome } from './status-line.js';
+import { listenPrivate } from '../../base/private-socket.js';
 
 export interface RestoreStatus {
   /** The outcome; rejects with the restorer's VosError. Stays pending until a line comes. */
@@ -60,16 +61,10 @@ export async function listenForRestoreStatus(path: string): Promise<RestoreStatu
     socket.on('error', () => finish(null));
     socket.on('close', () => finish(null));
   });
-  const previous = process.umask(0o177);
   try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(path, () => resolve());
-    });
+    await listenPrivate(server, path);
   } catch (err) {
     throw new VosError('restore_failed', `cannot listen for the restorer's status at ${path}: ${(err as Error).message}`, { path });
-  } finally {
-    process.umask(previous);
   }
   return {
     outcome,

@@ -2,13 +2,14 @@
  * The local API on a Unix socket: length-prefixed JSON frames (base/frame-codec). The socket file
  * is created 0600 inside the 0700 state directory, so only the same user can connect.
  */
-import { chmodSync, unlinkSync } from 'node:fs';
+import { unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { VosError } from '../../api/errors.js';
 import { MAX_CLIENT_FRAME_BYTES, type AgentMessage } from '../../api/protocol.js';
 import { FrameDecoder, encodeFrame } from '../../base/frame-codec.js';
 import type { ApiDispatcher } from '../api-dispatcher.js';
 import type { Connection } from './connection.js';
+import { listenPrivate } from '../../base/private-socket.js';
 
 /** How long a closing connection may take to flush its last reply before it is cut. */
 const CLOSE_GRACE_MS = 2000;
@@ -54,20 +55,7 @@ export class UnixSocketServer {
     } catch {
       /* not there */
     }
-    // The directory is 0700 already; the umask makes the socket 0600 from its first moment.
-    const previous = process.umask(0o177);
-    try {
-      await new Promise<void>((resolve, reject) => {
-        this.server.once('error', reject);
-        this.server.listen(path, () => {
-          this.server.off('error', reject);
-          resolve();
-        });
-      });
-    } finally {
-      process.umask(previous);
-    }
-    chmodSync(path, 0o600);
+    await listenPrivate(this.server, path); // in the 0700 state directory
     this.path = path;
   }
 
