@@ -317,6 +317,7 @@ export class ApiDispatcher {
       'peer.unpair': (p) => this.peers().unpair(p.peer),
       'peer.sessions': (_p, { conn, client }) => this.remote(client, conn).sessionsByPeer(false),
       'pair.request': (p) => this.peers().requestPairing(p.peer),
+      'pair.confirm': (p) => this.peers().confirmPairing(p.peer, p.code),
       'pair.wait': (p) => this.peers().waitPairing(p.peer, p.timeoutMs),
       'pair.pending': () => this.peers().pending(),
       'pair.accept': (p) => this.peers().accept(p.peer, p.code),

@@ -47,6 +47,7 @@ export const PEER_RIGHTS: { readonly [M in Method]: PeerRightOf<M> } = {
   'peer.unpair': 'local',
   'peer.sessions': 'local',
   'pair.request': 'local',
+  'pair.confirm': 'local',
   'pair.wait': 'local',
   'pair.pending': 'local',
   'pair.accept': 'local',

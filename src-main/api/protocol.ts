@@ -115,6 +115,13 @@ export interface PairingState {
    * show the same pair beside the code, and each should see its own id in it.
    */
   shortIds: { requester: string; responder: string };
+  /**
+   * This machine's user confirmed the code: accepted it (incoming, `pair.accept`) or confirmed
+   * that the other machine shows the same (outgoing, `pair.confirm`).
+   */
+  confirmed: boolean;
+  /** The other machine says its user did the same (`pair-accept`, `pair-confirm`). */
+  peerConfirmed: boolean;
   since: number;
 }
 
@@ -297,14 +304,28 @@ export interface ApiMethods {
   'peer.sessions': { params: Record<string, never>; result: PeerSessions[] };
   /**
    * Asks the peer to pair. Returns once the two machines have exchanged their nonces (a few
-   * seconds at most) with the code both show; `pair.wait` then waits for the other side's user.
+   * seconds at most) with the code both show. This machine's user then confirms that the peer
+   * shows the same code (`pair.confirm`) and the peer's user accepts it there; `pair.wait`
+   * waits for both.
    */
   'pair.request': { params: PeerSelector; result: { peer: PeerInfo; code: string } };
-  /** Resolves when the pairing asked for is accepted; `pair_rejected` or `timeout` otherwise. */
+  /**
+   * The asking side's user confirms that the peer shows `code`, the code this machine shows:
+   * paired once the peer's user accepted too (before or after). Another code cancels the
+   * pairing on both sides (`wrong_code`): a machine in the middle, or the wrong machine.
+   */
+  'pair.confirm': { params: PeerSelector & { code: string }; result: PeerInfo };
+  /**
+   * Resolves when the pairing in progress with the peer (either direction) is done: both users
+   * confirmed the code; `pair_rejected`, `wrong_code` or `timeout` otherwise.
+   */
   'pair.wait': { params: PeerSelector & { timeoutMs: number }; result: PeerInfo };
   /** Pairing requests in progress, both directions. */
   'pair.pending': { params: Record<string, never>; result: PeerInfo[] };
-  /** Accepts a peer's request; `code` must be the one this machine shows for it. */
+  /**
+   * Accepts a peer's request; `code` must be the one this machine shows for it. Paired once the
+   * asking side's user confirmed the code there too (before or after; `pair.wait`).
+   */
   'pair.accept': { params: PeerSelector & { code: string }; result: PeerInfo };
   'pair.reject': { params: PeerSelector; result: PeerInfo };
 

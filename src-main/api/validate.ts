@@ -158,6 +158,10 @@ const CHECKERS: { [M in Method]: Checker } = {
     peerRef(p);
     int(p, 'timeoutMs', 0, 24 * 3600 * 1000);
   },
+  'pair.confirm': (p) => {
+    peerRef(p);
+    nonEmpty(p, 'code');
+  },
   'pair.pending': none,
   'pair.accept': (p) => {
     peerRef(p);

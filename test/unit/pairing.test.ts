@@ -4,9 +4,10 @@
  * authentication string: the responder's nonce goes out only after the requester's commitment
  * came, a reveal that does not match the commitment aborts the pairing, the code depends on
  * both nonces, and a machine in the middle that grinds nonces or certificates cannot make both
- * sides show the same code. A code typed wrong too often rejects the request, only the asking
- * side trusts an acceptance, and pairing requests are rate-limited per peer, per address and in
- * all.
+ * sides show the same code. Both users confirm the code: each side trusts the other only once
+ * its own user and the other side's confirmed (in either order), so a machine in the middle that
+ * answers a request with an acceptance is not trusted. A code typed wrong too often rejects the
+ * request, and pairing requests are rate-limited per peer, per address and in all.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -145,7 +146,7 @@ describe('pairing', () => {
     expect(commitmentHolds(commit, 'zz', a, b)).toBe(false);
   });
 
-  it('the responder sends its nonce only once it holds a commitment, and shows the code after the reveal', () => {
+  it('the responder sends its nonce only once it holds a commitment, and shows the code after the reveal', async () => {
     const { p, link } = connect(me, 'certificate of alpha', 'alpha');
     // No commitment, a malformed one: refused, no nonce.
     me.pairings.control(p, link, { t: 'pair-request', name: 'alpha' });
@@ -175,8 +176,13 @@ describe('pairing', () => {
     expect(me.events.find((e) => e.event === 'pair.requested')).toMatchObject({ code, peer: { name: 'alpha', pairing: { direction: 'incoming', code, shortIds } } });
     expect(me.pairings.pending().map((i) => i.name)).toEqual(['alpha']);
     const info = me.pairings.accept('alpha', `${code.slice(0, 3)} ${code.slice(3)}`);
-    expect(info).toMatchObject({ paired: true, pairing: null });
+    // Accepted here; trusted only once the asking side's user confirmed the code there too.
+    expect(info).toMatchObject({ paired: false, pairing: { direction: 'incoming', confirmed: true, peerConfirmed: false } });
     expect(link.sent.at(-1)).toEqual({ t: 'pair-accept' });
+    expect(me.links.trusted.has(p.id)).toBe(false);
+    const waiting = me.pairings.wait('alpha', 5_000);
+    me.pairings.control(p, link, { t: 'pair-confirm' });
+    await expect(waiting).resolves.toMatchObject({ paired: true, pairing: null });
     expect(me.links.trusted.has(p.id)).toBe(true);
     expect(new PeerStore(homes[0]!, () => {}).get(p.id)).toMatchObject({ paired: true, name: 'alpha' });
   });
@@ -209,7 +215,7 @@ describe('pairing', () => {
     expect(me.pairings.pending()).toEqual([]);
   });
 
-  it('asks with a commitment, reveals after the nonce, and only the asking side trusts an acceptance', async () => {
+  it('asks with a commitment, reveals after the nonce, and trusts once its user confirmed and the peer accepted', async () => {
     const { p, link } = connect(me, 'certificate of alpha', 'alpha');
     me.pairings.control(p, link, { t: 'pair-accept' }); // nobody asked
     expect(p.paired).toBe(false);
@@ -227,11 +233,126 @@ describe('pairing', () => {
     expect(result.peer.pairing).toMatchObject({ direction: 'outgoing', shortIds: { requester: shortDeviceId(SELF.id), responder: shortDeviceId(p.id) } });
     // A second nonce is not taken.
     me.pairings.control(p, link, { t: 'pair-nonce', nonce: pairingNonce() });
-    expect(me.links.refusals).toEqual(['alpha: a pairing nonce nobody asked for']);
+    expect(me.links.refusals).toEqual(['alpha: an acceptance of a pairing that is not in progress', 'alpha: a pairing nonce nobody asked for']);
+    const waiting = me.pairings.wait('alpha', 5_000);
+    // The peer's acceptance alone is not enough: this side's user has not compared the codes.
+    me.pairings.control(p, link, { t: 'pair-accept' });
+    expect(p.paired).toBe(false);
+    expect(me.links.trusted.has(p.id)).toBe(false);
+    expect(me.pairings.state(p.id)).toMatchObject({ direction: 'outgoing', confirmed: false, peerConfirmed: true });
+    const confirmed = me.pairings.confirm('alpha', result.code);
+    expect(confirmed).toMatchObject({ paired: true, pairing: null });
+    expect(link.sent.at(-1)).toEqual({ t: 'pair-confirm' });
+    await expect(waiting).resolves.toMatchObject({ paired: true });
+    expect(me.links.trusted.has(p.id)).toBe(true);
+  });
+
+  /** `me` asks alpha to pair; alpha answers with its nonce at once. */
+  const requesting = async (): Promise<{ p: Peer; link: FakeLink; code: string }> => {
+    const { p, link } = connect(me, 'certificate of alpha', 'alpha');
+    link.onSend = (m) => {
+      if (m.t === 'pair-request') queueMicrotask(() => me.pairings.control(p, link, { t: 'pair-nonce', nonce: pairingNonce() }));
+    };
+    const { code } = await me.pairings.request('alpha');
+    return { p, link, code };
+  };
+
+  it('a machine in the middle that accepts at once is not trusted by the asking side', async () => {
+    const { p, link } = connect(me, 'certificate of mallory', 'B');
+    // It answers the request with its nonce and an acceptance right away; even one before the
+    // code is known is refused.
+    link.onSend = (m) => {
+      if (m.t === 'pair-request') {
+        queueMicrotask(() => {
+          me.pairings.control(p, link, { t: 'pair-accept' });
+          me.pairings.control(p, link, { t: 'pair-nonce', nonce: pairingNonce() });
+          me.pairings.control(p, link, { t: 'pair-accept' });
+          me.pairings.control(p, link, { t: 'pair-confirm' }); // the wrong direction: refused
+        });
+      }
+    };
+    const { code } = await me.pairings.request('B');
+    await Promise.resolve();
+    expect(me.links.refusals).toEqual(['B: an acceptance of a pairing that is not in progress', 'B: a confirmation of a pairing that is not in progress']);
+    expect(p.paired).toBe(false);
+    expect(me.links.trusted.has(p.id)).toBe(false);
+    expect(me.registry.info(p).pairing).toMatchObject({ direction: 'outgoing', code, confirmed: false, peerConfirmed: true });
+    // The user compares with the code the real B shows: it differs, and the pairing ends.
+    const seenOnB = code === '000000' ? '111111' : '000000';
+    const waiting = me.pairings.wait('B', 5_000);
+    expect(() => me.pairings.confirm('B', seenOnB)).toThrow(expect.objectContaining({ code: 'wrong_code', message: expect.stringMatching(/another code/) }));
+    await expect(waiting).rejects.toMatchObject({ code: 'wrong_code' });
+    expect(link.sent.at(-1)).toEqual({ t: 'pair-cancel', reason: 'the code differs on the asking machine' });
+    expect(me.pairings.state(p.id)).toBeNull();
+    expect(p.paired).toBe(false);
+    expect(me.links.trusted.has(p.id)).toBe(false);
+    expect(me.log.at(-1)).toMatch(/its user saw another code there/);
+    // Nothing to confirm any more, nor to accept.
+    expect(() => me.pairings.confirm('B', code)).toThrow(expect.objectContaining({ code: 'invalid_params' }));
+    me.pairings.control(p, link, { t: 'pair-accept' });
+    expect(p.paired).toBe(false);
+  });
+
+  it('the asking side confirms first, then the peer accepts: paired', async () => {
+    const { p, link, code } = await requesting();
+    const info = me.pairings.confirm('alpha', code);
+    expect(info).toMatchObject({ paired: false, pairing: { confirmed: true, peerConfirmed: false } });
+    expect(link.sent.at(-1)).toEqual({ t: 'pair-confirm' });
+    expect(me.links.trusted.has(p.id)).toBe(false);
+    // Confirming twice sends nothing more.
+    me.pairings.confirm('alpha', code);
+    expect(link.sent.filter((m) => m.t === 'pair-confirm')).toHaveLength(1);
     const waiting = me.pairings.wait('alpha', 5_000);
     me.pairings.control(p, link, { t: 'pair-accept' });
     await expect(waiting).resolves.toMatchObject({ paired: true });
     expect(me.links.trusted.has(p.id)).toBe(true);
+  });
+
+  it("the asking side's user declines after the peer accepted: not paired, the peer is told", async () => {
+    const { p, link } = await requesting();
+    me.pairings.control(p, link, { t: 'pair-accept' });
+    const waiting = me.pairings.wait('alpha', 5_000);
+    me.pairings.reject('alpha');
+    await expect(waiting).rejects.toMatchObject({ code: 'pair_rejected' });
+    expect(link.sent.at(-1)).toEqual({ t: 'pair-cancel', reason: 'the user declined' });
+    expect(p.paired).toBe(false);
+    expect(me.links.trusted.has(p.id)).toBe(false);
+  });
+
+  it('the side asked drops a pairing its user accepted when the asking side cancels it', async () => {
+    const { p, link, code } = asked(0, 'alpha');
+    me.pairings.accept('alpha', code);
+    const waiting = me.pairings.wait('alpha', 5_000);
+    me.pairings.control(p, link, { t: 'pair-cancel', reason: 'the code differs on the asking machine' });
+    await expect(waiting).rejects.toMatchObject({ code: 'pair_rejected', message: 'alpha cancelled the pairing: the code differs on the asking machine' });
+    expect(p.paired).toBe(false);
+    expect(me.links.trusted.has(p.id)).toBe(false);
+    // A confirmation after that is refused, not trusted.
+    me.pairings.control(p, link, { t: 'pair-confirm' });
+    expect(p.paired).toBe(false);
+    expect(me.links.refusals.at(-1)).toBe('alpha: a confirmation of a pairing that is not in progress');
+  });
+
+  it('the side asked takes the confirmation before its user accepts, too', () => {
+    const { p, link, code } = asked(0, 'alpha');
+    me.pairings.control(p, link, { t: 'pair-confirm' });
+    expect(p.paired).toBe(false);
+    expect(me.pairings.state(p.id)).toMatchObject({ confirmed: false, peerConfirmed: true });
+    expect(me.pairings.accept('alpha', code)).toMatchObject({ paired: true, pairing: null });
+    expect(link.sent.at(-1)).toEqual({ t: 'pair-accept' });
+    expect(me.links.trusted.has(p.id)).toBe(true);
+  });
+
+  it('a paired peer that asks again (it lost its side) is forgotten and goes through the code again', () => {
+    const { p, link, code } = asked(0, 'alpha');
+    me.pairings.control(p, link, { t: 'pair-confirm' });
+    me.pairings.accept('alpha', code);
+    expect(p.paired).toBe(true);
+    link.sent = [];
+    me.pairings.control(p, link, honestRequest(p.id).message);
+    expect(p.paired).toBe(false);
+    expect(me.links.trusted.has(p.id)).toBe(false);
+    expect(link.sent).toEqual([{ t: 'pair-nonce', nonce: expect.stringMatching(/^[0-9a-f]{64}$/) }]);
   });
 
   it('a request whose nonce never comes fails within the exchange timeout', async () => {
@@ -398,6 +519,8 @@ describe('pairing', () => {
   it('unpairing forgets the pairing and tells the peer', () => {
     const { p, link, code } = asked(0, 'alpha');
     me.pairings.accept('alpha', code);
+    me.pairings.control(p, link, { t: 'pair-confirm' });
+    expect(p.paired).toBe(true);
     expect(me.pairings.unpair('alpha')).toMatchObject({ paired: false });
     expect(link.sent.at(-1)).toEqual({ t: 'unpair' });
     expect(me.links.trusted.has(p.id)).toBe(false);

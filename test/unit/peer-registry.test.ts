@@ -123,7 +123,7 @@ describe('peer registry', () => {
     status.links.set(A, 'up');
     expect(registry.forgetStranger(p)).toBe(false); // its link is up
     status.links.set(A, 'down');
-    status.pairings.set(A, { direction: 'incoming', code: '123456', shortIds: { requester: 'x', responder: 'y' }, since: 1 });
+    status.pairings.set(A, { direction: 'incoming', code: '123456', shortIds: { requester: 'x', responder: 'y' }, confirmed: false, peerConfirmed: false, since: 1 });
     expect(registry.forgetStranger(p)).toBe(false); // pairing
     status.pairings.clear();
     expect(registry.forgetStranger(p)).toBe(true);
@@ -152,8 +152,8 @@ describe('peer registry', () => {
   it('lists a machine with a pairing in progress', () => {
     registry.peer(A);
     const shortIds = { requester: 'AAAA-AAAA-AAAA', responder: 'BBBB-BBBB-BBBB' };
-    status.pairings.set(A, { direction: 'incoming', code: '123456', shortIds, since: 1 });
-    expect(registry.list()[0]!.pairing).toEqual({ direction: 'incoming', code: '123456', shortIds, since: 1 });
+    status.pairings.set(A, { direction: 'incoming', code: '123456', shortIds, confirmed: true, peerConfirmed: false, since: 1 });
+    expect(registry.list()[0]!.pairing).toEqual({ direction: 'incoming', code: '123456', shortIds, confirmed: true, peerConfirmed: false, since: 1 });
   });
 
   it('remembers paired machines across restarts, and forgets them when unpaired', () => {

@@ -174,6 +174,10 @@ export class Community {
     return this.pairings.request(ref);
   }
 
+  confirmPairing(ref: string, code: string): PeerInfo {
+    return this.pairings.confirm(ref, code);
+  }
+
   waitPairing(ref: string, timeoutMs: number): Promise<PeerInfo> {
     return this.pairings.wait(ref, timeoutMs);
   }

@@ -1,7 +1,14 @@
 /**
  * Pairing (KDE Connect's shape, with a commit-then-reveal code): one side asks, both show a
- * six-digit code and the short ids of both machines, the user on the other side accepts with
- * that code. Only the side that asked trusts an acceptance.
+ * six-digit code and the short ids of both machines, and both users confirm it: the user on the
+ * side asked accepts with that code (`pair-accept` goes to the asking side), the user on the
+ * asking side confirms that the other machine shows the same code (`pair-confirm` goes to the
+ * side asked). Each side trusts the other once both confirmations are in, in either order; a
+ * refusal, a cancel, a code that differs or the timeout ends the pairing on both sides.
+ *
+ * Why both: a machine in the middle can answer the asking side's request itself, and then say
+ * `pair-accept` as easily as an honest peer. Only the asking user's comparison with the code
+ * the real peer shows keeps it out of the asking machine.
  *
  * The code is a short authentication string (pairing-sas.ts): the requester sends a commitment
  * to its nonce (`pair-request`), the responder answers with its own nonce (`pair-nonce`, only
@@ -117,26 +124,62 @@ export class Pairings {
     if (!existing) {
       await this.exchangeAsRequester(p, link);
     }
-    // A peer that holds this machine as paired already answers with an acceptance at once (no code).
-    if (p.paired) return { peer: this.registry.info(p), code: '' };
     const pairing = this.pairings.get(p.id);
     if (!pairing) throw new VosError('pair_rejected', `the pairing with ${p.name} ended before its code was shown`);
     return { peer: this.registry.info(p), code: pairing.code };
   }
 
+  /**
+   * The asking side's user says the peer shows `code` (this machine's code for the pairing):
+   * `pair-confirm` goes to the peer, and the peer is trusted once its user accepted too. Any
+   * other code ends the pairing on both sides: the user saw another code there.
+   */
+  confirm(ref: string, code: string): PeerInfo {
+    const p = this.registry.find(ref);
+    if (p.paired) return this.registry.info(p);
+    const pairing = this.pairings.get(p.id);
+    if (!pairing || pairing.direction !== 'outgoing') {
+      throw new VosError('invalid_params', `this machine has not asked ${p.name} to pair (vos pair ${p.name}), or the request ended`);
+    }
+    const link = this.links.current(p.id);
+    if (!link) {
+      this.end(p, new VosError('peer_offline', `${p.name} went away`));
+      throw new VosError('peer_offline', `${p.name} is not connected any more; ask again (vos pair ${p.name})`);
+    }
+    if (normalizeCode(code) !== pairing.code) {
+      link.sendControl({ t: 'pair-cancel', reason: 'the code differs on the asking machine' });
+      const error = new VosError(
+        'wrong_code',
+        `${p.name} shows another code than this machine: the pairing is cancelled on both sides (another machine may be answering in its place; check that you asked the machine you mean, and ask again)`,
+      );
+      this.end(p, error);
+      this.options.log(`pairing with ${p.name} (${shortDeviceId(p.id)}) cancelled: its user saw another code there`);
+      throw error;
+    }
+    if (!pairing.confirmed) {
+      pairing.confirmed = true;
+      link.sendControl({ t: 'pair-confirm' });
+    }
+    if (pairing.peerConfirmed) this.becomePaired(p);
+    else this.registry.changed(p);
+    return this.registry.info(p);
+  }
+
+  /** Resolves when the pairing in progress with the peer is done: both users confirmed its code. */
   wait(ref: string, timeoutMs: number): Promise<PeerInfo> {
     const p = this.registry.find(ref);
     if (p.paired) return Promise.resolve(this.registry.info(p));
     const pairing = this.pairings.get(p.id);
-    if (!pairing || pairing.direction !== 'outgoing') {
+    if (!pairing) {
       const outcome = this.outcomes.get(p.id);
       if (outcome && Date.now() - outcome.at < PAIRING_TIMEOUT_MS) return Promise.reject(outcome.error);
-      return Promise.reject(new VosError('invalid_params', `no pairing with ${p.name} was asked for (vos pair ${p.name})`));
+      return Promise.reject(new VosError('invalid_params', `no pairing with ${p.name} is in progress (vos pair ${p.name})`));
     }
     return new Promise<PeerInfo>((resolve, reject) => {
       const timer = setTimeout(() => {
         pairing.waiters = pairing.waiters.filter((w) => w.resolve !== done);
-        reject(new VosError('timeout', `${p.name} did not answer within ${Math.round(timeoutMs / 1000)} s; the request stays open until it expires`));
+        const who = pairing.confirmed ? `${p.name}'s user did not ${pairing.direction === 'outgoing' ? 'accept' : 'confirm'} the code` : 'the code was not confirmed here';
+        reject(new VosError('timeout', `${who} within ${Math.round(timeoutMs / 1000)} s; the request stays open until it expires`));
       }, timeoutMs);
       const done = (info: PeerInfo): void => {
         clearTimeout(timer);
@@ -177,8 +220,13 @@ export class Pairings {
       }
       throw new VosError('wrong_code', `the code does not match the one this machine shows for ${p.name} (${WRONG_CODES_ALLOWED - pairing.wrongCodes} tries left): check that you accept the machine you mean`);
     }
-    link.sendControl({ t: 'pair-accept' });
-    this.becomePaired(p);
+    if (!pairing.confirmed) {
+      pairing.confirmed = true;
+      link.sendControl({ t: 'pair-accept' });
+    }
+    // Trusted once the asking side's user confirmed the code there too (pair-confirm).
+    if (pairing.peerConfirmed) this.becomePaired(p);
+    else this.registry.changed(p);
     return this.registry.info(p);
   }
 
@@ -211,13 +259,14 @@ export class Pairings {
       case 'pair-reveal':
         return this.revealed(p, link, m);
       case 'pair-accept':
-        if (outgoing) this.becomePaired(p);
-        return; // an acceptance nobody asked for is ignored: only the asking side trusts one
+        return this.peerConfirmed(p, link, 'outgoing', 'an acceptance');
+      case 'pair-confirm':
+        return this.peerConfirmed(p, link, 'incoming', 'a confirmation');
       case 'pair-reject':
         if (outgoing) this.end(p, new VosError('pair_rejected', `${p.name} rejected the pairing: ${reasonOf(m)}`));
         return;
       case 'pair-cancel':
-        if (incoming) this.end(p, null);
+        if (incoming) this.end(p, new VosError('pair_rejected', `${p.name} cancelled the pairing: ${reasonOf(m)}`));
         return;
       case 'refused': {
         const why = reasonOf(m);
@@ -231,6 +280,20 @@ export class Pairings {
       default:
         return this.links.refuse(p, link, `unknown control message ${JSON.stringify(String(m.t)).slice(0, 40)}`);
     }
+  }
+
+  /**
+   * The peer says its user confirmed the code (`pair-accept` to the asking side, `pair-confirm`
+   * to the side asked). Taken only while this side shows a code in that direction: a peer that
+   * accepts before the code is known, or that nobody asked, is refused. Trust needs this
+   * side's user too: a machine in the middle can send these messages as well as anyone.
+   */
+  private peerConfirmed(p: Peer, link: PairingLink, direction: 'outgoing' | 'incoming', what: string): void {
+    const pairing = this.pairings.get(p.id);
+    if (pairing?.direction !== direction) return this.links.refuse(p, link, `${what} of a pairing that is not in progress`);
+    pairing.peerConfirmed = true;
+    if (pairing.confirmed) this.becomePaired(p);
+    else this.registry.changed(p);
   }
 
   /** p's link closed: a pairing in progress with it ends. */
@@ -298,9 +361,9 @@ export class Pairings {
       return this.links.refuse(p, link, 'pairing requests over the limit');
     }
     if (p.paired) {
-      // It proved it holds the paired key (TLS): it lost its side of the pairing. Re-confirm.
-      link.sendControl({ t: 'pair-accept' });
-      return;
+      // It proved it holds the paired key (TLS): it lost its side of the pairing. Both users
+      // confirm again (its side cannot trust an acceptance without a code).
+      this.forget(p, `${p.name} asked to pair again (it no longer holds the pairing)`);
     }
     if (!isHex256(m.commit)) {
       link.sendControl({ t: 'refused', reason: 'a pair-request needs a commitment (64 hex digits): this agent speaks pairing v2' });
@@ -376,7 +439,7 @@ export class Pairings {
     }, PAIRING_TIMEOUT_MS);
     timer.unref();
     const shortIds = { requester: shortDeviceId(ids.requester), responder: shortDeviceId(ids.responder) };
-    const pairing: Pairing = { direction, code, shortIds, since: Date.now(), timer, wrongCodes: 0, waiters: [] };
+    const pairing: Pairing = { direction, code, shortIds, confirmed: false, peerConfirmed: false, since: Date.now(), timer, wrongCodes: 0, waiters: [] };
     this.pairings.set(p.id, pairing);
     return pairing;
   }
@@ -389,7 +452,7 @@ export class Pairings {
       this.exchanges.delete(p.id);
       clearTimeout(exchange.timer);
       if (exchange.role === 'requester') {
-        this.outcomes.set(p.id, { error: why, at: Date.now() });
+        this.noteOutcome(p.id, why);
         exchange.settle(why);
       }
     }
@@ -397,24 +460,28 @@ export class Pairings {
     if (!pairing) return;
     this.pairings.delete(p.id);
     clearTimeout(pairing.timer);
-    if (pairing.direction === 'outgoing') this.outcomes.set(p.id, { error: why, at: Date.now() });
+    this.noteOutcome(p.id, why);
     for (const w of pairing.waiters) w.reject(why);
     this.registry.changed(p);
   }
 
+  /** Keeps how a pairing ended for a late `pair.wait`, for as long as a pairing could have lasted. */
+  private noteOutcome(id: string, error: VosError): void {
+    const now = Date.now();
+    for (const [key, o] of this.outcomes) if (now - o.at >= PAIRING_TIMEOUT_MS) this.outcomes.delete(key);
+    this.outcomes.set(id, { error, at: now });
+  }
+
+  /** Both users confirmed the code (the exchange is over: a pairing shows its code). */
   private becomePaired(p: Peer): void {
     const pairing = this.pairings.get(p.id);
     this.pairings.delete(p.id);
     if (pairing) clearTimeout(pairing.timer);
-    const exchange = this.exchanges.get(p.id);
-    this.exchanges.delete(p.id);
-    if (exchange) clearTimeout(exchange.timer);
     this.registry.markPaired(p);
     this.options.log(`paired with ${p.name} (${shortDeviceId(p.id)})`);
     this.links.trust(p);
     const info = this.registry.info(p);
     for (const w of pairing?.waiters ?? []) w.resolve(info);
-    if (exchange?.role === 'requester') exchange.settle(null);
     this.registry.changed(p);
   }
 

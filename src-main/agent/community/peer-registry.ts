@@ -198,7 +198,16 @@ export class PeerRegistry {
       lastSeen: link === 'up' ? Date.now() : p.lastSeen,
       link,
       warning: p.warning,
-      pairing: pairing ? { direction: pairing.direction, code: pairing.code, shortIds: { ...pairing.shortIds }, since: pairing.since } : null,
+      pairing: pairing
+        ? {
+            direction: pairing.direction,
+            code: pairing.code,
+            shortIds: { ...pairing.shortIds },
+            confirmed: pairing.confirmed,
+            peerConfirmed: pairing.peerConfirmed,
+            since: pairing.since,
+          }
+        : null,
     };
   }
 

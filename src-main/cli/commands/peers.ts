@@ -1,4 +1,5 @@
-/** The machine community: peers, peer add, pair (request, --pending, accept, reject), unpair. */
+/** The machine community: peers, peer add, pair (request, confirm, --pending, accept, reject), unpair. */
+import { createInterface } from 'node:readline/promises';
 import type { ApiClient } from '../../api/client.js';
 import type { PeerInfo } from '../../api/protocol.js';
 import { UsageError, parseArgs, requireInt } from '../args.js';
@@ -71,19 +72,26 @@ export const pairCommand: Command = {
   name: 'pair',
   summary: 'pair with a machine, or answer its request',
   help: `usage: vos pair PEER [--timeout SECONDS]
+       vos pair confirm PEER --code CODE
        vos pair --pending [--json]
-       vos pair accept PEER --code CODE
+       vos pair accept PEER --code CODE [--timeout SECONDS]
        vos pair reject PEER
 
-Pairing lets two machines see and use each other's sessions. It is explicit and mutual:
-'vos pair PEER' asks PEER and shows a six-digit code with the short ids of both machines
-(asking -> asked); the same code and ids show on PEER, where its user accepts with
-'vos pair accept THIS-MACHINE --code CODE' (or in the app). Then both remember each other.
-Compare the codes and the ids: a different code means you are not talking to the machine
-you think (a new code is drawn for every request, so one in the middle cannot make them match).
+Pairing lets two machines see and use each other's sessions. It is explicit and mutual, and
+both users confirm the same code:
+  - 'vos pair PEER' asks PEER and shows a six-digit code with the short ids of both machines
+    (asking -> asked), and asks whether PEER shows the same. Answer y once it does (n cancels).
+    Without a terminal it waits for 'vos pair confirm PEER --code CODE' (CODE: the one PEER
+    shows) instead.
+  - The same code and ids show on PEER, where its user accepts with
+    'vos pair accept THIS-MACHINE --code CODE' (or in the app).
+Once both confirmed, in either order, both remember each other. A different code means you
+are not talking to the machine you think (a new code is drawn for every request, so one in
+the middle cannot make them match): answer n, or reject it there.
 ${PEER_HELP}  --timeout SECONDS   how long to wait for the other side (default 120)
   --pending           the requests in progress here, both directions, with their codes
-  --code CODE         the code this machine shows for PEER's request
+  --code CODE         accept: the code this machine shows for PEER's request;
+                      confirm: the code PEER shows for this machine's request
 `,
   async run(argv, ctx) {
     const { options, positionals } = parseArgs(argv, {
@@ -117,11 +125,20 @@ ${PEER_HELP}  --timeout SECONDS   how long to wait for the other side (default 1
       });
     }
     const [verb, target] = positionals;
-    if (verb === 'accept') {
-      if (positionals.length !== 2 || typeof options.code !== 'string') throw new UsageError('usage: vos pair accept PEER --code CODE');
+    const timeoutMs = (typeof options.timeout === 'string' ? requireInt(options.timeout, 'SECONDS', 1, 3600) : 120) * 1000;
+    if (verb === 'accept' || verb === 'confirm') {
+      if (positionals.length !== 2 || typeof options.code !== 'string') throw new UsageError(`usage: vos pair ${verb} PEER --code CODE`);
       const code = options.code;
       return withAgent(ctx, async (client) => {
-        const p = await client.request('pair.accept', { peer: target!, code });
+        if (verb === 'confirm') {
+          // The asking `vos pair` waits for the other side and says when it is paired.
+          const p = await client.request('pair.confirm', { peer: target!, code });
+          ctx.out(p.paired ? `paired with ${describe(p)}\n` : `confirmed; ${describe(p)} is still to accept it there\n`);
+          return 0;
+        }
+        const accepted = await client.request('pair.accept', { peer: target!, code });
+        if (!accepted.paired) ctx.out(`accepted; waiting for ${describe(accepted)} to confirm the code there...\n`);
+        const p = accepted.paired ? accepted : await client.request('pair.wait', { peer: accepted.id, timeoutMs });
         ctx.out(`paired with ${describe(p)}\n`);
         return 0;
       });
@@ -134,25 +151,69 @@ ${PEER_HELP}  --timeout SECONDS   how long to wait for the other side (default 1
         return 0;
       });
     }
-    if (positionals.length !== 1) throw new UsageError('usage: vos pair PEER (or: --pending, accept, reject)');
-    const timeoutMs = (typeof options.timeout === 'string' ? requireInt(options.timeout, 'SECONDS', 1, 3600) : 120) * 1000;
+    if (positionals.length !== 1) throw new UsageError('usage: vos pair PEER (or: --pending, confirm, accept, reject)');
     return withAgent(ctx, async (client) => {
       const { peer, code } = await client.request('pair.request', { peer: verb! });
-      if (peer.paired) {
-        ctx.out(`paired with ${describe(peer)} (it knew this machine already)\n`);
-        return 0;
-      }
+      const interactive = process.stdin.isTTY === true && process.stdout.isTTY === true;
       ctx.out(
         `code ${code}   ${idsOf(peer)}\n` +
           `asked ${describe(peer)}; on it, check that it shows the same code and the same two ids, and accept:\n` +
-          `  vos pair accept ${(await client.ready()).name} --code ${code}\nwaiting...\n`,
+          `  vos pair accept ${(await client.ready()).name} --code ${code}\n` +
+          (interactive ? '' : `then confirm here that it shows the same code:\n  vos pair confirm ${peerName(peer.name)} --code CODE-SHOWN-THERE\nwaiting...\n`),
       );
-      const done = await client.request('pair.wait', { peer: peer.id, timeoutMs });
+      const waiting = client.request('pair.wait', { peer: peer.id, timeoutMs });
+      if (interactive) {
+        const same = await askSameCode(`Does ${peerName(peer.name)} show the same code (${code}) and ids (${idsOf(peer)})? [y/n] `, waiting);
+        if (!same) {
+          waiting.catch(() => {}); // it ends with the cancel below
+          await client.request('pair.reject', { peer: peer.id });
+          ctx.err(`the codes differ: the pairing with ${describe(peer)} is cancelled on both sides (another machine may be answering in its place)\n`);
+          return 1;
+        }
+        const confirmed = await client.request('pair.confirm', { peer: peer.id, code });
+        if (!confirmed.paired) ctx.out(`confirmed; waiting for ${describe(peer)} to accept...\n`);
+      }
+      const done = await waiting;
       ctx.out(`paired with ${describe(done)}\n`);
       return 0;
     });
   },
 };
+
+/**
+ * Asks the user on the terminal whether the codes match: true for yes, false for no (and for
+ * Ctrl-C or the end of input: nothing was confirmed). If the pairing ends meanwhile (`ended`
+ * fails: rejected there, timed out), the question goes and that error is thrown.
+ */
+async function askSameCode(question: string, ended: Promise<unknown>): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: process.stdout });
+  const abort = new AbortController();
+  let failure: unknown = null;
+  ended.catch((e: unknown) => {
+    failure = e;
+    abort.abort();
+  });
+  const interrupted = new Promise<false>((resolve) => {
+    rl.once('SIGINT', () => resolve(false));
+    rl.once('close', () => resolve(false));
+  });
+  const asking = (async (): Promise<boolean> => {
+    for (;;) {
+      const answer = (await rl.question(question, { signal: abort.signal })).trim().toLowerCase();
+      if (answer === 'y' || answer === 'yes') return true;
+      if (answer === 'n' || answer === 'no') return false;
+    }
+  })();
+  try {
+    return await Promise.race([asking, interrupted]);
+  } catch (e) {
+    process.stdout.write('\n');
+    throw failure ?? e;
+  } finally {
+    asking.catch(() => {}); // the question is abandoned with the interface
+    rl.close();
+  }
+}
 
 export const unpairCommand: Command = {
   name: 'unpair',
