@@ -1,7 +1,7 @@
 /**
  * The app's machines panel in real Chromium, with two real agents linked over loopback: adding
  * a machine by address, pairing from the UI (the code on both sides, the other side's window
- * asking to accept), the other machine's sessions grouped under its name, and a remote session
+ * asking to accept, this side's asking whether the codes match), the other machine's sessions grouped under its name, and a remote session
  * opened in the terminal view that takes typing.
  */
 import { mkdirSync } from 'node:fs';
@@ -64,6 +64,16 @@ describe('machines in the app', () => {
       await b.screenshot({ path: join(OUTPUT, 'web-ui-pairing.png') });
       await b.getByTestId('pair-accept').click();
       await dialog.waitFor({ state: 'detached' });
+      // Accepted there, not paired yet: alpha's user confirms that beta shows the same code.
+      await b.locator('[data-peer="alpha"] [data-testid="pair-state"]').filter({ hasText: 'waiting for alpha' }).waitFor();
+      const confirm = a.locator('[data-testid="pair-dialog"][data-direction="outgoing"]');
+      await confirm.waitFor();
+      expect(await a.getByTestId('pair-dialog-code').textContent()).toBe(code);
+      expect(await a.getByTestId('pair-dialog-ids').textContent()).toBe(ids);
+      await a.getByTestId('pair-dialog-peer-confirmed').waitFor();
+      expect(await b.locator('[data-peer="alpha"] .badge.paired').count()).toBe(0);
+      await a.getByTestId('pair-match').click();
+      await confirm.waitFor({ state: 'detached' });
       await row.locator('.badge.paired').waitFor();
       await b.locator('[data-peer="alpha"] .badge.paired').waitFor();
 

@@ -1,12 +1,16 @@
 /**
- * Pairing between real agents on simulated hosts: the right code pairs (and both remember it
- * across a restart), a wrong code is refused, an unpaired machine can do nothing but ask, an
- * impostor (new key, same name) is refused, and unpairing forgets on both sides. Root only.
+ * Pairing between real agents on simulated hosts: both users confirm the code (the side asked
+ * accepts it, the side that asked confirms the other shows the same), in either order, and
+ * both remember it across a restart; a wrong code is refused; the asking user declining pairs
+ * neither side; a machine in the middle that answers a request with an acceptance is not
+ * trusted; an unpaired machine can do nothing but ask, an impostor (new key, same name) is
+ * refused, and unpairing forgets on both sides. Root only.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ROOT, waitFor } from '../helpers/agent-process.js';
+import { ROOT, VOS, waitFor } from '../helpers/agent-process.js';
 import { PEER_PORT, SimLab, multiHostSkipReason, pairAgents, type HostAgent } from '../helpers/community.js';
 
 const unavailable = multiHostSkipReason('test/community/pairing.test.ts');
@@ -37,12 +41,21 @@ describe.skipIf(unavailable !== null)('pairing', () => {
     expect(request.pairing!.shortIds).toEqual(mine.pairing!.shortIds);
     expect((await b.vos(['pair', '--pending'])).stdout).toContain(`${request.shortId} -> ${mine.shortId}`);
 
-    const accepted = await b.vos(['pair', 'accept', 'm1', '--code', request.pairing!.code]);
+    // m2's user accepts first: neither side trusts the other before m1's user confirmed too.
+    const accepting = b.vos(['pair', 'accept', 'm1', '--code', request.pairing!.code, '--timeout', '20']);
+    await a.waitPeer('the acceptance', (p) => p.name === 'm2' && p.pairing?.peerConfirmed === true);
+    expect((await b.peers()).find((p) => p.name === 'm1')).toMatchObject({ paired: false, pairing: { confirmed: true, peerConfirmed: false } });
+    expect((await a.peers()).find((p) => p.name === 'm2')).toMatchObject({ paired: false, pairing: { confirmed: false } });
+    const confirmed = await a.vos(['pair', 'confirm', 'm2', '--code', request.pairing!.code]);
+    expect(confirmed.stderr).toBe('');
+    expect(confirmed.stdout).toMatch(/^paired with m2 /);
+    const accepted = await accepting;
     expect(accepted.stderr).toBe('');
-    expect(accepted.stdout).toMatch(/^paired with m1 /);
+    expect(accepted.stdout).toMatch(/^accepted; waiting for m1 .* to confirm the code there\.\.\.\npaired with m1 /);
     const asked = await asking;
     expect(asked.code).toBe(0);
     expect(asked.stdout).toContain(`code ${request.pairing!.code}   ${request.shortId} -> ${mine.shortId}`);
+    expect(asked.stdout).toContain('vos pair confirm m2 --code');
     expect(asked.stdout).toMatch(/paired with m2 /);
     expect((await a.peers()).find((p) => p.name === 'm2')).toMatchObject({ paired: true, link: 'up', pairing: null });
     expect((await b.peers()).find((p) => p.name === 'm1')).toMatchObject({ paired: true, link: 'up', pairing: null });
@@ -83,6 +96,149 @@ describe.skipIf(unavailable !== null)('pairing', () => {
     expect(asked.code).toBe(1);
     expect(asked.stderr).toMatch(/m2 rejected the pairing/);
     expect((await a.peers()).find((p) => p.name === 'm2')).toMatchObject({ paired: false, pairing: null });
+  }, 40_000);
+
+  /** `vos pair PEER` on `a` with a terminal (a pty of script(1)), whose user answers when asked. */
+  function askOnTerminal(a: HostAgent, peer: string): { answer(text: string): void; asked: Promise<void>; done: Promise<{ code: number | null; out: string }>; kill(): void } {
+    const proc = spawn('script', ['-q', '-e', '-c', `'${process.execPath}' '${VOS}' pair ${peer} --timeout 20`, '/dev/null'], {
+      env: { ...process.env, VOS_HOME: a.home },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let out = '';
+    proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    proc.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const done = new Promise<{ code: number | null; out: string }>((resolve) => proc.once('exit', (code) => resolve({ code, out })));
+    return {
+      answer: (text) => proc.stdin.write(text),
+      asked: waitFor(`vos pair on ${a.name} to ask whether the codes match`, () => out.includes(`Does ${peer} show the same code`), 15_000).then(() => undefined),
+      done,
+      kill: () => proc.kill('SIGKILL'),
+    };
+  }
+
+  it('pairs when the asking user confirms first, on its terminal, and the other accepts after', async () => {
+    const [a, b] = await two();
+    await a.waitPeer('m2', (p) => p.name === 'm2' && p.online);
+    const asking = askOnTerminal(a, 'm2');
+    try {
+      const request = await b.waitPeer('the request', (p) => p.name === 'm1' && p.pairing?.direction === 'incoming');
+      await asking.asked;
+      asking.answer('y\n');
+      // Confirmed on m1: m2 learns it, and is still to accept.
+      await b.waitPeer('the confirmation', (p) => p.name === 'm1' && p.pairing?.peerConfirmed === true);
+      expect((await a.peers()).find((p) => p.name === 'm2')).toMatchObject({ paired: false, pairing: { confirmed: true, peerConfirmed: false } });
+      const accepted = await b.vos(['pair', 'accept', 'm1', '--code', request.pairing!.code]);
+      expect(accepted.stdout).toMatch(/^paired with m1 /); // m1 had confirmed: paired at once
+      const { code, out } = await asking.done;
+      expect(out).toContain(`code ${request.pairing!.code}`);
+      expect(out).toMatch(/confirmed; waiting for m2 .* to accept/);
+      expect(out).toMatch(/paired with m2 /);
+      expect(code).toBe(0);
+      await a.waitPeer('m2 paired', (p) => p.name === 'm2' && p.paired && p.pairing === null);
+      expect((await b.peers()).find((p) => p.name === 'm1')).toMatchObject({ paired: true, pairing: null });
+      expect((await a.vos(['ls', '--all'])).code).toBe(0);
+    } finally {
+      asking.kill();
+    }
+  }, 60_000);
+
+  it('the asking user saying the codes differ pairs neither side, though the other accepted', async () => {
+    const [a, b] = await two();
+    await a.waitPeer('m2', (p) => p.name === 'm2' && p.online);
+    const asking = askOnTerminal(a, 'm2');
+    try {
+      const request = await b.waitPeer('the request', (p) => p.name === 'm1' && p.pairing?.direction === 'incoming');
+      const accepting = b.vos(['pair', 'accept', 'm1', '--code', request.pairing!.code, '--timeout', '20']);
+      await a.waitPeer('the acceptance', (p) => p.name === 'm2' && p.pairing?.peerConfirmed === true);
+      await asking.asked;
+      asking.answer('n\n');
+      const { code, out } = await asking.done;
+      expect(code).toBe(1);
+      expect(out).toMatch(/the codes differ: the pairing with m2 .* is cancelled on both sides/);
+      const accepted = await accepting;
+      expect(accepted.code).toBe(1);
+      expect(accepted.stderr).toMatch(/m1 cancelled the pairing: the user declined/);
+      expect((await a.peers()).find((p) => p.name === 'm2')).toMatchObject({ paired: false, pairing: null });
+      expect((await b.peers()).find((p) => p.name === 'm1')).toMatchObject({ paired: false, pairing: null });
+      // Nothing paired was written (peers.json holds paired and added machines only).
+      const stored = join(b.home, 'peers.json');
+      expect(existsSync(stored) ? JSON.parse(readFileSync(stored, 'utf8')).peers.filter((p: { paired: boolean }) => p.paired) : []).toEqual([]);
+      // m2 trusts nothing from m1 either.
+      const screen = await b.vos(['screen', 'x@m1']);
+      expect(screen.stderr).toMatch(/m1 is not paired with this machine/);
+    } finally {
+      asking.kill();
+    }
+  }, 60_000);
+
+  it('a confirmation with another code than the one shown cancels the pairing on both sides', async () => {
+    const [a, b] = await two();
+    await a.waitPeer('m2', (p) => p.name === 'm2' && p.online);
+    const asking = a.vos(['pair', 'm2', '--timeout', '20']);
+    const request = await b.waitPeer('the request', (p) => p.name === 'm1' && p.pairing?.direction === 'incoming');
+    const other = request.pairing!.code === '000000' ? '111111' : '000000';
+    const confirmed = await a.vos(['pair', 'confirm', 'm2', '--code', other]);
+    expect(confirmed.code).toBe(1);
+    expect(confirmed.stderr).toMatch(/m2 shows another code than this machine: the pairing is cancelled on both sides/);
+    expect((await asking).stderr).toMatch(/another code/);
+    await b.waitPeer('the request gone', (p) => p.name === 'm1' && p.pairing === null);
+    const late = await b.vos(['pair', 'accept', 'm1', '--code', request.pairing!.code]);
+    expect(late.code).toBe(1);
+    expect((await b.peers()).find((p) => p.name === 'm1')?.paired).toBe(false);
+  }, 40_000);
+
+  it('happy path with the helper in both orders', async () => {
+    const [a, b] = await two();
+    await pairAgents(a, b, 'confirm-first');
+    expect((await a.peers()).find((p) => p.name === 'm2')).toMatchObject({ paired: true });
+    expect((await b.peers()).find((p) => p.name === 'm1')).toMatchObject({ paired: true });
+    expect((await a.vos(['unpair', 'm2'])).code).toBe(0);
+    await b.waitPeer('m1 unpaired', (p) => p.name === 'm1' && !p.paired);
+    await pairAgents(b, a, 'accept-first');
+    expect((await a.peers()).find((p) => p.name === 'm2')).toMatchObject({ paired: true });
+    expect((await b.peers()).find((p) => p.name === 'm1')).toMatchObject({ paired: true });
+  }, 60_000);
+
+  it('a machine in the middle that accepts a request at once is not trusted by the asking side', async () => {
+    lab.network(2);
+    const a = await lab.agent(0, 'm1');
+    const fakeHost = lab.net!.hosts[1]!;
+    const fake = lab.net!.spawn(fakeHost, process.execPath, [join(ROOT, 'test', 'community', 'raw-responder.mjs'), fakeHost.address, String(PEER_PORT)]);
+    let out = '';
+    fake.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    fake.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+    const frames = (): Array<Record<string, unknown>> =>
+      out
+        .trim()
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+    try {
+      await waitFor('the fake to listen', () => out.includes('"listening":true'));
+      expect((await a.vos(['peer', 'add', `${fakeHost.address}:${PEER_PORT}`])).code).toBe(0);
+      const asking = a.vos(['pair', 'fake', '--timeout', '20']);
+      // The fake answered the request with pair-accept and then asked for the session list:
+      // m1 took the acceptance (it shows it) and refused the request, as from any stranger.
+      await waitFor('m1 to refuse the fake\'s API request', () =>
+        frames().find((f) => f.kind === 'control' && (f.json as { t: string }).t === 'refused' && /not paired/.test((f.json as { reason: string }).reason)),
+      );
+      expect(frames().some((f) => f.kind === 'rpc')).toBe(false); // no API answer at all
+      const seen = await a.waitPeer('the acceptance taken', (p) => p.name === 'fake' && p.pairing?.peerConfirmed === true);
+      expect(seen).toMatchObject({ paired: false, pairing: { direction: 'outgoing', confirmed: false } });
+      expect(readFileSync(join(a.home, 'peers.json'), 'utf8')).not.toMatch(/"paired":\s*true/);
+      // Its sessions cannot be had either.
+      const ls = await a.vos(['screen', 'x@fake']);
+      expect(ls.stderr).toMatch(/fake is not paired with this machine/);
+      // The user sees another code on the real machine and says so: the pairing ends.
+      const rejected = await a.vos(['pair', 'reject', 'fake']);
+      expect(rejected.code).toBe(0);
+      const asked = await asking;
+      expect(asked.code).toBe(1);
+      await waitFor('the fake to be told', () => frames().find((f) => f.kind === 'control' && (f.json as { t: string }).t === 'pair-cancel'));
+      expect((await a.peers()).find((p) => p.name === 'fake')).toMatchObject({ paired: false, pairing: null });
+    } finally {
+      fake.kill('SIGKILL');
+    }
   }, 40_000);
 
   it('an unpaired machine may only ask to pair: its API requests and streams are refused', async () => {

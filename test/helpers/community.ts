@@ -124,12 +124,35 @@ export async function startHostAgent(
   return agent;
 }
 
-/** Pairs `a` (asks) with `b` (accepts) through the `vos` command, as two users would. */
-export async function pairAgents(a: HostAgent, b: HostAgent): Promise<void> {
+/**
+ * Pairs `a` (asks) with `b` (accepts) through the `vos` command, as two users would: `a`'s user
+ * asks and later confirms the code `b` shows (`vos pair confirm`), `b`'s user accepts the code
+ * it shows; `order` says whose answer comes first.
+ */
+export async function pairAgents(a: HostAgent, b: HostAgent, order: 'accept-first' | 'confirm-first' = 'accept-first'): Promise<void> {
   await a.waitPeer(b.name, (p) => p.name === b.name && p.online);
   const asking = a.vos(['pair', b.name, '--timeout', '20']);
   const request = await b.waitPeer(`${a.name}'s pairing request`, (p) => p.name === a.name && p.pairing?.direction === 'incoming');
-  const accepted = await b.vos(['pair', 'accept', a.name, '--code', request.pairing!.code]);
+  const shownOnB = request.pairing!.code;
+  // `vos pair accept` runs until both answered: this resolves once b took the acceptance.
+  const accept = async (): Promise<{ accepting: Promise<CliResult> }> => {
+    const accepting = b.vos(['pair', 'accept', a.name, '--code', shownOnB, '--timeout', '20']);
+    await b.waitPeer(`${a.name}'s request accepted`, (p) => p.name === a.name && (p.paired || p.pairing?.confirmed === true));
+    return { accepting };
+  };
+  const confirm = async (): Promise<void> => {
+    const confirmed = await a.vos(['pair', 'confirm', b.name, '--code', shownOnB]);
+    if (confirmed.code !== 0) throw new Error(`pair confirm failed: ${confirmed.stderr}`);
+  };
+  let accepting: { accepting: Promise<CliResult> };
+  if (order === 'accept-first') {
+    accepting = await accept();
+    await confirm();
+  } else {
+    await confirm();
+    accepting = await accept();
+  }
+  const accepted = await accepting.accepting;
   if (accepted.code !== 0) throw new Error(`pair accept failed: ${accepted.stderr}`);
   const asked = await asking;
   if (asked.code !== 0) throw new Error(`vos pair failed: ${asked.stderr}`);

@@ -1,7 +1,8 @@
 /**
  * The machines of the community as the UI sees them, kept current by the agent's peer events,
- * and the pairing actions. A request from another machine (its user asked to pair) shows up in
- * `incoming` until this user accepts or rejects it.
+ * and the pairing actions. Both users confirm a pairing's code: a pairing waits in `undecided`
+ * until this user answers it, whichever side asked (the side asked: accept or reject; the side
+ * that asked: the other machine shows the same code, or it differs).
  */
 import type { ApiClient } from '../../../src-main/api/client';
 import type { PeerInfo } from '../../../src-main/api/protocol';
@@ -13,6 +14,8 @@ export class PeersState {
   notes = $state<Record<string, string>>({});
 
   incoming = $derived(this.list.filter((p) => p.pairing?.direction === 'incoming'));
+  /** Pairings in progress that wait for this user to compare the codes, either direction. */
+  undecided = $derived(this.list.filter((p) => p.pairing !== null && !p.pairing.confirmed));
   sorted = $derived(
     [...this.list].sort((a, b) => Number(b.paired) - Number(a.paired) || Number(b.online) - Number(a.online) || a.name.localeCompare(b.name)),
   );
@@ -41,7 +44,10 @@ export class PeersState {
     return this.list.find((p) => p.id === id)?.name ?? id.slice(0, 8);
   }
 
-  /** Asks the machine to pair; the code shows on its row until the other side answers. */
+  /**
+   * Asks the machine to pair; the code shows on its row (and in the dialog, where this user
+   * confirms that the other machine shows the same) until both users answered.
+   */
   async pair(id: string): Promise<void> {
     const client = this.client;
     if (!client) return;
@@ -63,6 +69,14 @@ export class PeersState {
     await this.act(id, () => this.client!.request('pair.accept', { peer: id, code }));
   }
 
+  /** This machine asked: its user saw the same code on the other machine. */
+  async confirm(id: string): Promise<void> {
+    const code = this.list.find((p) => p.id === id)?.pairing?.code;
+    if (!code) return;
+    await this.act(id, () => this.client!.request('pair.confirm', { peer: id, code }));
+  }
+
+  /** Refuses a request, or cancels this machine's own (its user saw another code there). */
   async reject(id: string): Promise<void> {
     await this.act(id, () => this.client!.request('pair.reject', { peer: id }));
   }
