@@ -94,4 +94,17 @@ describe('a paired peer moving a session of this machine', () => {
     const res = await ask(dispatcher, peerA, 'peer.sessions', {});
     expect(res).toMatchObject({ t: 'res', ok: false, error: { code: 'refused' } });
   });
+
+  it('a peer may not answer or confirm pairings of this machine (pair.confirm, pair.accept, ...)', async () => {
+    const { dispatcher } = machineB();
+    for (const [method, params] of [
+      ['pair.confirm', { peer: 'gamma', code: '123456' }],
+      ['pair.accept', { peer: 'gamma', code: '123456' }],
+      ['pair.request', { peer: 'gamma' }],
+      ['pair.reject', { peer: 'gamma' }],
+    ] as const) {
+      const res = await ask(dispatcher, peerA, method, params);
+      expect(res).toMatchObject({ t: 'res', ok: false, error: { code: 'refused' } });
+    }
+  });
 });
