@@ -82,12 +82,14 @@ export function startHostAgent(net: SimNetwork, host: SimHost, name: string): Pr
   return attach(name, home, proc);
 }
 
-/** `a` asks, `b` accepts with the code: paired, as two users would do it. */
+/** `a` asks, `b` accepts with the code, `a` confirms `b` shows it: paired, as two users would do it. */
 export async function pairAgents(a: BenchAgent, b: BenchAgent): Promise<void> {
   await until(`${a.name} to see ${b.name}`, async () => (await a.client.request('peer.list', {})).some((p) => p.name === b.name && p.online), 15_000, 100);
   const { code } = await a.client.request('pair.request', { peer: b.name });
   const waiting = a.client.request('pair.wait', { peer: b.name, timeoutMs: 20_000 });
   await until(`the request on ${b.name}`, async () => (await b.client.request('pair.pending', {})).length > 0, 10_000);
   await b.client.request('pair.accept', { peer: a.name, code });
+  await a.client.request('pair.confirm', { peer: b.name, code });
   await waiting;
+  await b.client.request('pair.wait', { peer: a.name, timeoutMs: 20_000 });
 }
