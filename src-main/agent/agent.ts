@@ -113,7 +113,7 @@ export class Agent implements AgentServices {
           log: this.log,
           onStream: (peer, stream) => receiver.stream(peer, stream),
         },
-        (peer) => ({ open: (conn) => this.dispatcher.open(conn, { kind: 'peer', peer }) }),
+        (peer) => ({ open: (conn, shared) => this.dispatcher.open(conn, { kind: 'peer', peer }, shared) }),
       );
     let community = make(explicit === undefined ? { host: '0.0.0.0', port: DEFAULT_PEER_PORT } : explicit);
     try {

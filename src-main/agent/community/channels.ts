@@ -16,13 +16,15 @@ import { ApiClient, type MessageTransport } from '../../api/client.js';
 import type { AgentMessage, ClientMessage } from '../../api/protocol.js';
 import type { ConnectionHandle } from '../api-dispatcher.js';
 import type { Connection } from '../transports/connection.js';
+import { InFlight, MAX_IN_FLIGHT_PER_LINK } from '../in-flight.js';
 import type { Link } from './link.js';
 
 const MAX_SERVED_CHANNELS = 256;
 
 /** Serves one channel the peer opened (the agent's dispatcher, restricted to a peer's rights). */
 export interface ChannelServer {
-  open(conn: Connection): ConnectionHandle;
+  /** `shared`: the link's limit of requests in flight, over all its conversations. */
+  open(conn: Connection, shared: InFlight): ConnectionHandle;
 }
 
 interface ServedChannel {
@@ -75,6 +77,7 @@ export class ChannelHost {
   private readonly clients = new Map<number, ClientChannel>();
   private nextChannel = 1;
   private closed = false;
+  private readonly inFlight = new InFlight(MAX_IN_FLIGHT_PER_LINK);
 
   constructor(
     private readonly link: Link,
@@ -161,7 +164,7 @@ export class ChannelHost {
         whenDrained: (cb: () => void) => this.link.whenDrained(cb),
         close: () => this.endServed(ch, served, true),
       };
-      served.handle = this.server.open(conn);
+      served.handle = this.server.open(conn, this.inFlight);
       this.served.set(ch, served);
       s = served;
     }
