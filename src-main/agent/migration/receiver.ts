@@ -18,6 +18,8 @@ import { IncomingFiles, checkIncomingPath } from './incoming-files.js';
 import { DEFAULT_ACCEPT_LIMITS, missingHere, type AcceptLimits } from './preflight.js';
 
 const OFFER_EXPIRES_MS = 60_000;
+/** Offers whose files are compared at once (each may read HASH_BUDGET_PER_OFFER bytes); more are refused with `busy`. */
+const MAX_OFFERS_CHECKED = 2;
 /** A "go" may be asked again (its answer lost on the way): it is answered again for this long. */
 const GONE_REMEMBERED_MS = 15 * 60_000;
 
@@ -40,6 +42,8 @@ export class MigrationReceiver {
   private readonly incoming = new Map<string, Incoming>();
   /** Migrations whose copy was let go here: which peer asked, and the session it became. */
   private readonly gone = new Map<string, { peerId: string; session: Session }>();
+  /** Offers whose files are being compared now. */
+  private checking = 0;
 
   constructor(
     private readonly sessions: SessionManager,
@@ -48,13 +52,21 @@ export class MigrationReceiver {
     private readonly accept: AcceptLimits = DEFAULT_ACCEPT_LIMITS,
   ) {}
 
-  offer(peer: { id: string; name: string }, offer: MigrationOffer): { migration: string; wanted: string[] } {
+  async offer(peer: { id: string; name: string }, offer: MigrationOffer): Promise<{ migration: string; wanted: string[] }> {
     if (!runtimeFiles()) throw new VosError('refused', 'the vOS runtime is not built on this machine');
     if (offer.arch !== arch()) throw new VosError('refused', `this machine is ${arch()}; the session runs on ${offer.arch}`);
     // Paths a peer names are looked at (and files put there) only in their normal form.
     const badPath = [...offer.dirs.map((d) => checkIncomingPath(d, 'dir')), ...offer.files.map((f) => checkIncomingPath(f.path))].find((p) => p !== null);
     if (badPath) throw new VosError('refused', `the offer names a path this machine does not take: ${badPath}`);
-    const { problems, wanted } = missingHere(offer.dirs, offer.files, offer.sendUpTo, this.accept);
+    if (this.checking >= MAX_OFFERS_CHECKED) throw new VosError('busy', `${MAX_OFFERS_CHECKED} migrations are being checked here already: try again in a moment`);
+    this.checking++;
+    let checked: Awaited<ReturnType<typeof missingHere>>;
+    try {
+      checked = await missingHere(offer.dirs, offer.files, offer.sendUpTo, this.accept);
+    } finally {
+      this.checking--;
+    }
+    const { problems, wanted } = checked;
     if (problems.length > 0) {
       throw new VosError('refused', `the session needs what this machine lacks: ${problems.slice(0, 8).join('; ')}${problems.length > 8 ? `; and ${problems.length - 8} more` : ''}`);
     }
