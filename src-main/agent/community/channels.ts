@@ -186,7 +186,7 @@ export class ChannelHost {
  * ahead of other sessions' (one flooding session does not hold up another's echo); any other
  * message (an answer, the end) stays behind everything queued on its channel.
  */
-function rpcOrder(channel: string, session: string | null): RpcOrder {
+export function rpcOrder(channel: string, session: string | null): RpcOrder {
   const all = `${channel}`;
   const other = `${channel}:`;
   if (session === null) return { keys: [all, other], after: [all] };

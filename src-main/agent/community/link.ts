@@ -28,8 +28,11 @@ const DEAD_AFTER_MS = 10_000;
  * the socket holds this much; interactive ones (control, pings, credit, small RPC messages that
  * nothing before them on their channel waits for) never wait. So a keystroke's echo waits
  * behind at most this plus one bulk frame (a session's output batch is at most 256 KiB).
+ * Measured (bench/link-priority.ts, 1 MB/s): the echo waited 4.5 s (4.4 MiB) when every RPC frame
+ * went at once, 0.5 s with 256 KiB here, 0.16 s with 64 KiB; stream throughput on loopback did
+ * not drop at 64 KiB (the kernel's buffer is behind this one).
  */
-const SOCKET_HIGH_WATER = 256 * 1024;
+const SOCKET_HIGH_WATER = 64 * 1024;
 /** An RPC frame up to this size may go ahead of the bulk queue (an echoed key, an input request). */
 export const INTERACTIVE_RPC_BYTES = 8 * 1024;
 const MAX_STREAMS = 64;
