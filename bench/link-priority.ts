@@ -15,7 +15,6 @@
  *
  * Environment: BENCH_RATE (1000000), BENCH_KEYS (20).
  */
-import { Duplex } from 'node:stream';
 import { connect as h2connect, createServer as h2server, type ClientHttp2Stream, type ServerHttp2Stream } from 'node:http2';
 import { TLSSocket, connect as tlsConnect } from 'node:tls';
 import { deviceIdOf } from '../src-main/base/device-id.js';
@@ -23,63 +22,12 @@ import { createSelfSignedIdentity, type SelfSignedIdentity } from '../src-main/b
 import { LINK_PROTOCOL_VERSION, establishLink, type Link, type LinkHello } from '../src-main/agent/community/link.js';
 import { rpcOrder } from '../src-main/agent/community/channels.js';
 import { median, percentile, sleep } from './lib.js';
+import { throttledPair } from '../test/helpers/throttle.js';
 
 const RATE = Number(process.env.BENCH_RATE ?? 1_000_000);
 const KEYS = Number(process.env.BENCH_KEYS ?? 20);
-const WIRE_BYTES = 64 * 1024;
-const TICK_MS = 5;
 const VIEWER_HIGH_WATER = 4 * 1024 * 1024;
 const BATCH = 'x'.repeat(64 * 1024);
-
-/** One direction of a slow wire: accepts up to WIRE_BYTES, delivers RATE bytes/s to `to`. */
-class Wire {
-  private queue: Array<{ buf: Buffer; done: () => void }> = [];
-  private onWire = 0;
-  private readonly timer: NodeJS.Timeout;
-  to: Duplex | null = null;
-  constructor() {
-    this.timer = setInterval(() => this.tick(), TICK_MS);
-  }
-  write(buf: Buffer, done: () => void): void {
-    this.queue.push({ buf, done });
-    this.admit();
-  }
-  private admitted: Buffer[] = [];
-  private admit(): void {
-    while (this.queue.length > 0 && this.onWire < WIRE_BYTES) {
-      const q = this.queue.shift()!;
-      this.onWire += q.buf.length;
-      this.admitted.push(q.buf);
-      q.done();
-    }
-  }
-  private tick(): void {
-    let budget = (RATE * TICK_MS) / 1000;
-    while (budget > 0 && this.admitted.length > 0) {
-      const b = this.admitted[0]!;
-      const n = Math.min(budget, b.length);
-      this.to?.push(b.subarray(0, n));
-      this.onWire -= n;
-      budget -= n;
-      if (n === b.length) this.admitted.shift();
-      else this.admitted[0] = b.subarray(n);
-    }
-    this.admit();
-  }
-  stop(): void {
-    clearInterval(this.timer);
-  }
-}
-
-function throttledPair(): { x: Duplex; y: Duplex; stop: () => void } {
-  const xy = new Wire();
-  const yx = new Wire();
-  const x = new Duplex({ read() {}, write: (chunk: Buffer, _e, cb) => xy.write(chunk, () => cb()) });
-  const y = new Duplex({ read() {}, write: (chunk: Buffer, _e, cb) => yx.write(chunk, () => cb()) });
-  xy.to = y;
-  yx.to = x;
-  return { x, y, stop: () => (xy.stop(), yx.stop(), x.destroy(), y.destroy()) };
-}
 
 function hello(id: SelfSignedIdentity, name: string): LinkHello {
   return { v: LINK_PROTOCOL_VERSION, id: deviceIdOf(id.certDer), name, version: 'bench', os: 'Linux', arch: process.arch, port: 0 };
@@ -92,7 +40,7 @@ function report(name: string, ms: number[]): void {
 
 /** Keystroke latency of session 2 over a link while session 1 floods; `ordered`: the bulk queue in use. */
 async function overLink(ordered: boolean): Promise<number[]> {
-  const { x, y, stop } = throttledPair();
+  const { x, y, stop } = throttledPair(RATE);
   const ida = createSelfSignedIdentity('a');
   const idb = createSelfSignedIdentity('b');
   const opts = { minVersion: 'TLSv1.3' as const, rejectUnauthorized: false };
@@ -146,7 +94,7 @@ async function overLink(ordered: boolean): Promise<number[]> {
 
 /** The same over Node's http2 (h2c): the flood on one stream, keys echoed on another. */
 async function overHttp2(): Promise<number[]> {
-  const { x, y, stop } = throttledPair();
+  const { x, y, stop } = throttledPair(RATE);
   const srv = h2server();
   let flooding = true;
   srv.on('stream', (stream: ServerHttp2Stream, headers) => {
