@@ -13,7 +13,7 @@
  * - Node's http2 (h2c, no TLS) with its own per-stream flow control: the flood one stream, the
  *   keys another, the same producer rule (write while the stream's buffer is small).
  *
- * Environment: BENCH_RATE (1000000), BENCH_KEYS (20).
+ * Environment: BENCH_RATE (1000000), BENCH_KEYS (10).
  */
 import { connect as h2connect, createServer as h2server, type ClientHttp2Stream, type ServerHttp2Stream } from 'node:http2';
 import { TLSSocket, connect as tlsConnect } from 'node:tls';
@@ -25,7 +25,7 @@ import { median, percentile, sleep } from './lib.js';
 import { throttledPair } from '../test/helpers/throttle.js';
 
 const RATE = Number(process.env.BENCH_RATE ?? 1_000_000);
-const KEYS = Number(process.env.BENCH_KEYS ?? 20);
+const KEYS = Number(process.env.BENCH_KEYS ?? 10);
 const VIEWER_HIGH_WATER = 4 * 1024 * 1024;
 const BATCH = 'x'.repeat(64 * 1024);
 
