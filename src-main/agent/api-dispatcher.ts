@@ -139,19 +139,22 @@ export class ApiDispatcher {
       conn.send({ t: 'res', id, ok: false, error: { code: 'not_ready', message: 'send hello before any request' } });
       return;
     }
-    const full = [client.inFlight, client.shared].find((l) => l?.full);
+    // Input is not counted: its cost is bounded by its frame, and a paste to a peer's session
+    // on a slow link has many chunks waiting for answers at once (none may be lost).
+    const counted = method !== 'session.input';
+    const full = counted ? [client.inFlight, client.shared].find((l) => l?.full) : undefined;
     if (full) {
       const where = full === client.inFlight ? 'this connection' : "this machine's link";
       conn.send({ t: 'res', id, ok: false, error: { code: 'busy', message: `${full.limit} requests are in flight on ${where}: wait for their answers` } });
       return;
     }
-    void this.run(conn, client, id, method, params);
+    void this.run(conn, client, id, method, params, counted);
   }
 
-  private async run(conn: Connection, client: ClientState, id: number, method: Method, params: unknown): Promise<void> {
+  private async run(conn: Connection, client: ClientState, id: number, method: Method, params: unknown, counted: boolean): Promise<void> {
     const after: Array<() => void> = [];
-    client.inFlight.count++;
-    if (client.shared) client.shared.count++;
+    const limits = counted ? [client.inFlight, client.shared].filter((l): l is InFlight => l !== null) : [];
+    for (const l of limits) l.count++;
     try {
       const checked = checkParams(method, params);
       const result = await this.call(method, checked, { conn, client, afterReply: (fn) => after.push(fn) });
@@ -165,8 +168,7 @@ export class ApiDispatcher {
       if (error.code === 'internal') this.agent.log(`${conn.label}: ${error.message}`);
       conn.send({ t: 'res', id, ok: false, error: error.toPayload() });
     } finally {
-      client.inFlight.count--;
-      if (client.shared) client.shared.count--;
+      for (const l of limits) l.count--;
     }
   }
 

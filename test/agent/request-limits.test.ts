@@ -109,6 +109,16 @@ describe('requests that cost a lot', () => {
       return r.length === 10 ? r : null;
     });
     expect(refused.map((f) => f.id)).toEqual(Array.from({ length: 10 }, (_, i) => MAX_IN_FLIGHT + i + 1));
+    // Input is not counted: a burst of it is taken whole, even now.
+    const inputs = Buffer.concat(
+      Array.from({ length: 40 }, (_, i) => encodeFrame({ t: 'req', id: 1000 + i, method: 'session.input', params: { id: s.id, data: 'x' } })),
+    );
+    socket.write(inputs);
+    const answered = await waitFor('the inputs to be answered', () => {
+      const r = frames.filter((f) => f.t === 'res' && (f.id as number) >= 1000);
+      return r.length === 40 ? r : null;
+    });
+    expect(answered.every((f) => f.ok === true)).toBe(true);
     // Another connection is not held up by this one.
     expect((await c.request('session.list', {})).length).toBe(1);
   }, 60_000);
