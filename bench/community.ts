@@ -194,6 +194,7 @@ async function throughput(): Promise<void> {
 }
 
 async function main(): Promise<void> {
+  if (process.env.BENCH_ONLY === 'throughput') return throughput();
   const why = netnsUnavailable();
   if (why) {
     console.log(`between hosts: skipped (${why}); run as root for discovery, dead-peer and keystroke figures`);

@@ -18,6 +18,7 @@ import { Community, DEFAULT_PEER_PORT } from './community/community.js';
 import { parseHostPort } from './community/addresses.js';
 import { loadOrCreateIdentity, type Identity } from './community/identity.js';
 import { MigrationReceiver } from './migration/receiver.js';
+import { HeldJournal } from './migration/held-journal.js';
 import { Migrator } from './migration/migrator.js';
 import { SessionManager } from './session-manager.js';
 import { UnixSocketServer } from './transports/unix-socket-server.js';
@@ -101,7 +102,8 @@ export class Agent implements AgentServices {
     this.identity = loadOrCreateIdentity(this.paths.home);
     const explicit = this.options.listen !== undefined ? this.options.listen : listenFromEnv(process.env.VOS_LISTEN);
     const mdns = this.options.mdns ?? process.env.VOS_MDNS !== '0';
-    const receiver = new MigrationReceiver(this.sessions, this.log);
+    const receiver = new MigrationReceiver(this.sessions, this.log, undefined, new HeldJournal(this.paths.home));
+    receiver.recover(); // the sessions were adopted first: held copies an earlier agent had are held again
     const make = (listen: { host: string; port: number } | null): Community =>
       new Community(
         {
@@ -113,7 +115,7 @@ export class Agent implements AgentServices {
           log: this.log,
           onStream: (peer, stream) => receiver.stream(peer, stream),
         },
-        (peer) => ({ open: (conn) => this.dispatcher.open(conn, { kind: 'peer', peer }) }),
+        (peer) => ({ open: (conn, shared) => this.dispatcher.open(conn, { kind: 'peer', peer }, shared) }),
       );
     let community = make(explicit === undefined ? { host: '0.0.0.0', port: DEFAULT_PEER_PORT } : explicit);
     try {

@@ -23,6 +23,7 @@ import type { Migrator } from './migration/migrator.js';
 import type { SessionManager } from './session-manager.js';
 import { compileScreenPattern } from './session/screen-pattern.js';
 import type { Connection } from './transports/connection.js';
+import { InFlight, MAX_IN_FLIGHT } from './in-flight.js';
 
 /** What the dispatcher needs from the agent around it. */
 export interface AgentServices {
@@ -73,7 +74,12 @@ class ClientState {
   readonly attached = new Set<string>();
   /** Its conversations with paired peers, made on first use. */
   remote: RemoteProxy | null = null;
-  constructor(readonly policy: ConnectionPolicy) {}
+  /** Its own requests in flight, and those of all conversations on the same link (peers). */
+  readonly inFlight = new InFlight(MAX_IN_FLIGHT);
+  constructor(
+    readonly policy: ConnectionPolicy,
+    readonly shared: InFlight | null,
+  ) {}
 }
 
 /** What a transport holds per connection: feed it messages, tell it when the connection ends. */
@@ -84,6 +90,8 @@ export interface ConnectionHandle {
   closed(): void;
 }
 
+export { MAX_IN_FLIGHT } from './in-flight.js';
+
 export class ApiDispatcher {
   private readonly handlers: Handlers;
 
@@ -91,8 +99,9 @@ export class ApiDispatcher {
     this.handlers = this.makeHandlers();
   }
 
-  open(conn: Connection, policy: ConnectionPolicy = { kind: 'local' }): ConnectionHandle {
-    const client = new ClientState(policy);
+  /** `shared`: a limit of requests in flight that this connection shares with others (a peer's link). */
+  open(conn: Connection, policy: ConnectionPolicy = { kind: 'local' }, shared: InFlight | null = null): ConnectionHandle {
+    const client = new ClientState(policy, shared);
     return {
       receive: (message) => this.receive(conn, client, message),
       fatal: (error) => this.fatal(conn, client, error),
@@ -130,11 +139,22 @@ export class ApiDispatcher {
       conn.send({ t: 'res', id, ok: false, error: { code: 'not_ready', message: 'send hello before any request' } });
       return;
     }
-    void this.run(conn, client, id, method, params);
+    // Input is not counted: its cost is bounded by its frame, and a paste to a peer's session
+    // on a slow link has many chunks waiting for answers at once (none may be lost).
+    const counted = method !== 'session.input';
+    const full = counted ? [client.inFlight, client.shared].find((l) => l?.full) : undefined;
+    if (full) {
+      const where = full === client.inFlight ? 'this connection' : "this machine's link";
+      conn.send({ t: 'res', id, ok: false, error: { code: 'busy', message: `${full.limit} requests are in flight on ${where}: wait for their answers` } });
+      return;
+    }
+    void this.run(conn, client, id, method, params, counted);
   }
 
-  private async run(conn: Connection, client: ClientState, id: number, method: Method, params: unknown): Promise<void> {
+  private async run(conn: Connection, client: ClientState, id: number, method: Method, params: unknown, counted: boolean): Promise<void> {
     const after: Array<() => void> = [];
+    const limits = counted ? [client.inFlight, client.shared].filter((l): l is InFlight => l !== null) : [];
+    for (const l of limits) l.count++;
     try {
       const checked = checkParams(method, params);
       const result = await this.call(method, checked, { conn, client, afterReply: (fn) => after.push(fn) });
@@ -147,6 +167,8 @@ export class ApiDispatcher {
         err instanceof VosError ? err : new VosError('internal', `internal error in ${method}: ${describeError(err)}`);
       if (error.code === 'internal') this.agent.log(`${conn.label}: ${error.message}`);
       conn.send({ t: 'res', id, ok: false, error: error.toPayload() });
+    } finally {
+      for (const l of limits) l.count--;
     }
   }
 
@@ -287,7 +309,8 @@ export class ApiDispatcher {
       'session.attach': async (p, { conn, client, afterReply }) => {
         const s = sessions.resolve(p.id);
         const size = p.cols !== undefined && p.rows !== undefined ? { cols: p.cols, rows: p.rows } : null;
-        const { result, release } = await s.attach(conn, size);
+        // A client that leaves before its snapshot is taken costs no snapshot.
+        const { result, release } = await s.attach(conn, size, () => !client.closed);
         if (client.closed) {
           // The client left while its snapshot was taken; don't keep holding output for it.
           s.detach(conn);

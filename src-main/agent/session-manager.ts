@@ -164,7 +164,8 @@ export class SessionManager {
    * with other content refuses the restore, by name, as a migration does.
    */
   private async putKeptFiles(stored: StoredImage, restoreId: string): Promise<IncomingFiles> {
-    const { problems, wanted } = missingHere([], stored.files, Infinity);
+    // This user's own image: no budget (the store holds what it kept).
+    const { problems, wanted } = await missingHere([], stored.files, Infinity, undefined, Infinity);
     if (problems.length > 0) {
       throw new VosError('restore_failed', `cannot restore image ${stored.info.id}: ${problems.join('; ')} (the image needs the file as it was at the checkpoint)`, {
         path: stored.files.find((f) => problems.some((p) => p.startsWith(f.path)))?.path ?? stored.info.file,

@@ -35,6 +35,7 @@ export const ERROR_CODES = [
   'pair_rejected', // the other side said no
   'wrong_code', // the verification code typed does not match
   'refused', // a peer refused (rate limit, impostor, unpaired request)
+  'busy', // too many requests in flight on one connection: wait for answers, then ask again
   'migration_failed', // the session could not move; it runs on where it was
   'internal',
 ] as const;

@@ -473,6 +473,40 @@ describe.skipIf(unavailable !== null)('migration', () => {
     expect(again.log()).toMatch(/finishing the move of session count .* begun by an earlier agent/);
   }, 120_000);
 
+  it('the target agent killed between the commit and "go": started again, it holds the copy again and lets it run once', async () => {
+    // The source pauses after ending the original (test hook, see after-commit.ts): the target dies in that window.
+    const [a, b] = await pair({}, { env: { VOS_TEST_PAUSE_AFTER_COMMIT_MS: '4000' } });
+    const id = (await a.vos(['run', '-d', '--name', 'count', '--', join(programs, 'counter')])).stdout.trim();
+    await waitFor('counting', async () => (counts((await a.vos(['screen', id])).stdout)?.count ?? 0) > 3);
+    const before = counts((await a.vos(['screen', id])).stdout)!;
+    const onA = await a.connect();
+    const program = (await onA.request('session.list', {})).find((s) => s.id === id)!.pid;
+    const switching = new Promise<void>((r) => onA.onEvent((e) => e.event === 'migration.progress' && e.phase === 'switching' && r()));
+    const asked = onA.request('session.migrate', { id, peer: 'beta' }).then(
+      (r) => r,
+      (err: Error) => err,
+    );
+    await switching;
+    await waitFor('the original to end here', () => !existsSync(`/proc/${program}`));
+    // The target holds the copy and has recorded it; it dies before "go".
+    expect(readdirSync(join(b.home, 'held'))).toHaveLength(1);
+    await b.kill('SIGKILL');
+    const again = await lab.agent(1, 'beta', { home: b.home });
+    const held = JSON.parse((await again.vos(['ls', '--json'])).stdout) as Array<{ id: string }>;
+    expect(held).toHaveLength(1);
+    await waitFor('the copy to run there', async () => {
+      const now = counts((await again.vos(['screen', held[0]!.id])).stdout);
+      return now !== null && now.token === before.token && now.count > before.count + 3;
+    }, 60_000, 250);
+    console.log(`the source's answer: ${(await asked) instanceof Error ? (await asked as Error).message : 'moved'}`);
+    // Exactly once: nothing of it runs on alpha, one copy on beta, and beta forgot the record.
+    const onAlpha = JSON.parse((await a.vos(['ls', '--json'])).stdout) as Array<{ id: string; state: string }>;
+    expect(onAlpha.filter((s) => s.state === 'running')).toEqual([]);
+    expect(JSON.parse((await again.vos(['ls', '--json'])).stdout)).toHaveLength(1);
+    await waitFor('beta to forget the held copy', () => readdirSync(join(again.home, 'held')).length === 0);
+    expect(again.log()).toMatch(/holding again the copy from alpha/);
+  }, 120_000);
+
   it('stays here when the move cannot be recorded on a full disk here, and there is no copy there', async () => {
     const home = tempHome();
     const records = join(home, 'migrations');

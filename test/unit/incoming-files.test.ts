@@ -72,10 +72,10 @@ describe('a file sent along', () => {
 });
 
 describe('what this machine asks to be sent along', () => {
-  it('keeps to its own limits, whatever the source offers', () => {
+  it('keeps to its own limits, whatever the source offers', async () => {
     const f = (name: string, size: number): FileNeed => ({ path: join(dir, name), size, hash: 'h', mode: 0o644 });
     const limits = { fileBytes: 100, totalBytes: 150 };
-    const { problems, wanted } = missingHere([], [f('a', 80), f('b', 200), f('c', 80)], 1_000_000, limits);
+    const { problems, wanted } = await missingHere([], [f('a', 80), f('b', 200), f('c', 80)], 1_000_000, limits);
     expect(wanted.map((w) => w.path)).toEqual([join(dir, 'a')]);
     expect(problems).toEqual([
       expect.stringMatching(/b does not exist here \(200 bytes: more than the 100 bytes this machine accepts sent along\)/),
@@ -83,11 +83,11 @@ describe('what this machine asks to be sent along', () => {
     ]);
   });
 
-  it('says only that a file here differs, not its size or content', () => {
+  it('says only that a file here differs, not its size or content', async () => {
     const path = join(dir, 'key.pem');
     writeFileSync(path, 'a secret of 27 bytes here..');
     const other = Buffer.from('something else');
-    const { problems } = missingHere([], [need(path, other)], 1_000_000);
+    const { problems } = await missingHere([], [need(path, other)], 1_000_000);
     expect(problems).toEqual([`${path} differs here (other content)`]);
     expect(problems[0]).not.toMatch(/27/);
   });
@@ -103,7 +103,7 @@ describe('an offer', () => {
       name: 's', command: 'sh', args: [], cwd: '/', cols: 80, rows: 24, dirs, files, bytes: 0, arch: process.arch, sendUpTo: 1000,
     });
     const f = (path: string): FileNeed => ({ path, size: 1, hash: 'h', mode: 0o644 });
-    expect(() => receiver.offer({ id: 'p', name: 'peer' }, offer([f(`${dir}/../etc/x`)]))).toThrow(/a path this machine does not take: .*normal form/);
-    expect(() => receiver.offer({ id: 'p', name: 'peer' }, offer([], ['relative']))).toThrow(/not absolute/);
+    await expect(receiver.offer({ id: 'p', name: 'peer' }, offer([f(`${dir}/../etc/x`)]))).rejects.toThrow(/a path this machine does not take: .*normal form/);
+    await expect(receiver.offer({ id: 'p', name: 'peer' }, offer([], ['relative']))).rejects.toThrow(/not absolute/);
   });
 });

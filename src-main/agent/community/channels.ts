@@ -16,13 +16,15 @@ import { ApiClient, type MessageTransport } from '../../api/client.js';
 import type { AgentMessage, ClientMessage } from '../../api/protocol.js';
 import type { ConnectionHandle } from '../api-dispatcher.js';
 import type { Connection } from '../transports/connection.js';
-import type { Link } from './link.js';
+import { InFlight, MAX_IN_FLIGHT_PER_LINK } from '../in-flight.js';
+import type { Link, RpcOrder } from './link.js';
 
 const MAX_SERVED_CHANNELS = 256;
 
 /** Serves one channel the peer opened (the agent's dispatcher, restricted to a peer's rights). */
 export interface ChannelServer {
-  open(conn: Connection): ConnectionHandle;
+  /** `shared`: the link's limit of requests in flight, over all its conversations. */
+  open(conn: Connection, shared: InFlight): ConnectionHandle;
 }
 
 interface ServedChannel {
@@ -41,7 +43,7 @@ class ClientChannel implements MessageTransport {
   ) {}
 
   send(message: ClientMessage): void {
-    if (!this.closed) this.host.sendRaw({ ch: this.ch, d: 'c', m: message });
+    if (!this.closed) this.host.sendRaw({ ch: this.ch, d: 'c', m: message }, rpcOrder(`c${this.ch}`, null));
   }
 
   onMessage(handler: (message: AgentMessage) => void): void {
@@ -54,7 +56,7 @@ class ClientChannel implements MessageTransport {
 
   close(): void {
     if (this.closed) return;
-    this.host.sendRaw({ ch: this.ch, d: 'end', by: 'client' });
+    this.host.sendRaw({ ch: this.ch, d: 'end', by: 'client' }, rpcOrder(`c${this.ch}`, null));
     this.ended(null);
   }
 
@@ -75,6 +77,7 @@ export class ChannelHost {
   private readonly clients = new Map<number, ClientChannel>();
   private nextChannel = 1;
   private closed = false;
+  private readonly inFlight = new InFlight(MAX_IN_FLIGHT_PER_LINK);
 
   constructor(
     private readonly link: Link,
@@ -133,8 +136,8 @@ export class ChannelHost {
     for (const c of [...this.clients.values()]) c.ended(new VosError('peer_offline', 'the link to the peer closed'));
   }
 
-  sendRaw(message: unknown): void {
-    if (!this.closed) this.link.sendRpc(message);
+  sendRaw(message: unknown, order?: RpcOrder): void {
+    if (!this.closed) this.link.sendRpc(message, order);
   }
 
   forgetClient(ch: number): void {
@@ -155,13 +158,13 @@ export class ChannelHost {
       const conn: Connection = {
         label: `peer#${ch}`,
         send: (message: AgentMessage) => {
-          if (!served.closed) this.sendRaw({ ch, d: 'a', m: message });
+          if (!served.closed) this.sendRaw({ ch, d: 'a', m: message }, rpcOrder(`a${ch}`, message.t === 'event' && 'id' in message && typeof message.id === 'string' ? message.id : null));
         },
         bufferedBytes: () => this.link.bufferedBytes(),
         whenDrained: (cb: () => void) => this.link.whenDrained(cb),
         close: () => this.endServed(ch, served, true),
       };
-      served.handle = this.server.open(conn);
+      served.handle = this.server.open(conn, this.inFlight);
       this.served.set(ch, served);
       s = served;
     }
@@ -173,8 +176,22 @@ export class ChannelHost {
     s.closed = true;
     this.served.delete(ch);
     s.handle.closed();
-    if (tellPeer) this.sendRaw({ ch, d: 'end', by: 'server' });
+    if (tellPeer) this.sendRaw({ ch, d: 'end', by: 'server' }, rpcOrder(`a${ch}`, null));
   }
+}
+
+/**
+ * The order of a channel's messages on the link (Link.sendRpc): an event about a session stays
+ * behind that session's queued events and behind the channel's other queued messages, but goes
+ * ahead of other sessions' (one flooding session does not hold up another's echo); any other
+ * message (an answer, the end) stays behind everything queued on its channel.
+ */
+export function rpcOrder(channel: string, session: string | null): RpcOrder {
+  const all = `${channel}`;
+  const other = `${channel}:`;
+  if (session === null) return { keys: [all, other], after: [all] };
+  const own = `${channel}:s:${session}`;
+  return { keys: [all, own], after: [own, other] };
 }
 
 function isAgentMessage(m: unknown): m is AgentMessage {

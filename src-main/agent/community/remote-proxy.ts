@@ -21,6 +21,16 @@ import { withTimeout } from '../../base/with-timeout.js';
 export const ANSWER_TIMEOUT_MS = 10_000;
 /** An attach's snapshot may be large on a slow link. */
 const ATTACH_TIMEOUT_MS = 30_000;
+/**
+ * A remote viewer whose local connection holds more than this is skipped (smaller than a local
+ * viewer's 4 MiB: its output has crossed a link already, and a stopped `vos attach ID@PEER` grew
+ * this agent by 260 MiB in 20 s). The peer is told to stop sending (detach); once the connection
+ * drains, the session is attached again there and the viewer gets `session.resync`.
+ */
+export const REMOTE_VIEWER_HIGH_WATER_BYTES = 1024 * 1024;
+
+/** A remote session the local viewer lags on: skipped, then being resynchronised (output held). */
+type Lag = { state: 'skipping' } | { state: 'resyncing'; held: ApiEvent[] };
 
 /** `abc@alpha` → { session: 'abc', peer: 'alpha' }; null for a local reference. */
 export function splitRemoteRef(ref: string): { session: string; peer: string } | null {
@@ -56,6 +66,8 @@ interface PeerChannel {
   known: Set<string>;
   /** Remote sessions the local client is attached to, by global id. */
   attached: Set<string>;
+  /** Those of them it lags on, by global id. */
+  lagging: Map<string, Lag>;
 }
 
 export class RemoteProxy {
@@ -85,6 +97,7 @@ export class RemoteProxy {
     const gid = remoteSessionId(ref.session, peer.id);
     if (method === 'session.attach') channel.attached.add(gid);
     if (method === 'session.detach') channel.attached.delete(gid);
+    if (method === 'session.attach' || method === 'session.detach') channel.lagging.delete(gid); // a fresh start
     return this.globalize(result, channel.peer) as ResultOf<M>;
   }
 
@@ -183,7 +196,7 @@ export class RemoteProxy {
   private channel(peer: PeerRef): PeerChannel {
     const existing = this.channels.get(peer.id);
     if (existing) return existing;
-    const channel: PeerChannel = { peer, client: Promise.resolve(null as unknown as ApiClient), known: new Set(), attached: new Set() };
+    const channel: PeerChannel = { peer, client: Promise.resolve(null as unknown as ApiClient), known: new Set(), attached: new Set(), lagging: new Map() };
     channel.client = (async () => {
       const client = this.community.channelsFor(peer.id).openClient('vos-peer');
       client.onEvent((e) => this.fromPeer(channel, e));
@@ -214,10 +227,62 @@ export class RemoteProxy {
 
   private fromPeer(channel: PeerChannel, e: ApiEvent): void {
     if (this.closed) return;
-    const g = this.globalize(e, channel.peer) as ApiEvent;
+    this.passOn(channel, this.globalize(e, channel.peer) as ApiEvent);
+  }
+
+  /** An event of the peer, its ids made global, to the local client (unless it lags on its session). */
+  private passOn(channel: PeerChannel, g: ApiEvent): void {
+    if ((g.event === 'session.output' || g.event === 'session.resync') && channel.attached.has(g.id) && this.lags(channel, g)) return;
     if (g.event === 'session.added') channel.known.add(g.session.id);
     if (g.event === 'session.removed') channel.known.delete(g.id);
     this.emit(g);
+  }
+
+  /**
+   * Whether this output event is not passed on now: the viewer lags on its session (skipped, or
+   * held while it is resynchronised), or starts to lag with it.
+   */
+  private lags(channel: PeerChannel, g: Extract<ApiEvent, { event: 'session.output' | 'session.resync' }>): boolean {
+    const lag = channel.lagging.get(g.id);
+    if (lag?.state === 'resyncing') {
+      lag.held.push(g);
+      return true;
+    }
+    if (lag) return true;
+    if (this.conn.bufferedBytes() <= REMOTE_VIEWER_HIGH_WATER_BYTES) return false;
+    channel.lagging.set(g.id, { state: 'skipping' });
+    const session = splitRemoteRef(g.id)!.session;
+    void this.resync(channel, g.id, session);
+    return true;
+  }
+
+  /** Stops the peer sending a lagging viewer's output; once it drains, a fresh snapshot and live output. */
+  private async resync(channel: PeerChannel, gid: string, session: string): Promise<void> {
+    const still = (): boolean => !this.closed && channel.attached.has(gid) && channel.lagging.get(gid)?.state === 'skipping';
+    try {
+      const client = await channel.client;
+      // After this answer nothing of the session comes on the channel (it keeps order) until the re-attach.
+      await withTimeout(client.request('session.detach', { id: session }), ANSWER_TIMEOUT_MS, `${channel.peer.name} did not answer`);
+      await new Promise<void>((resolve) => this.conn.whenDrained(resolve));
+      if (!still()) return;
+      const lag: Lag = { state: 'resyncing', held: [] };
+      channel.lagging.set(gid, lag);
+      // No size: the viewer's own size stays as the peer knows it from its other viewers.
+      const { snapshot } = await withTimeout(client.request('session.attach', { id: session }), ATTACH_TIMEOUT_MS, `${channel.peer.name} did not answer`);
+      if (this.closed || channel.lagging.get(gid) !== lag) return;
+      channel.lagging.delete(gid);
+      if (!channel.attached.has(gid)) {
+        void client.request('session.detach', { id: session }).catch(() => {});
+        return;
+      }
+      this.emit({ event: 'session.resync', id: gid, snapshot });
+      for (const e of lag.held) if (!this.closed) this.passOn(channel, e);
+    } catch (err) {
+      if (this.closed || !channel.attached.has(gid)) return;
+      channel.lagging.delete(gid);
+      channel.attached.delete(gid);
+      this.emit({ event: 'session.disconnected', id: gid, reason: `${channel.peer.name}: ${err instanceof Error ? err.message : String(err)}` });
+    }
   }
 
   private emit(e: ApiEvent): void {

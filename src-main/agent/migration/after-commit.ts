@@ -161,7 +161,10 @@ export class AfterCommit {
 
 /**
  * Test hook: VOS_TEST_PAUSE_AFTER_COMMIT_MS holds the migration between ending the original and
- * telling the target to go, so the tests can cut the link in exactly that window. 0 normally.
+ * telling the target to go, so the tests can cut the link (or kill an agent) in exactly that
+ * window. 0 normally. Safe in shipped builds: it is read from the agent's own environment, which
+ * only the user who starts the agent sets (no peer or client can), and it only delays a step the
+ * move already survives (a link lost there: "go" is asked again); it never skips or reorders one.
  */
 function pauseAfterCommitForTests(): number {
   return Number(process.env.VOS_TEST_PAUSE_AFTER_COMMIT_MS ?? 0);

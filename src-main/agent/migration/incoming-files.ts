@@ -15,7 +15,7 @@ import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { VosError, describeError } from '../../api/errors.js';
 import type { FileNeed } from '../../api/protocol.js';
-import { fileHash } from './preflight.js';
+import { fileHashAsync } from './preflight.js';
 
 /** Longest path a peer may name (Linux's PATH_MAX). */
 const MAX_PATH = 4096;
@@ -119,7 +119,7 @@ export class IncomingFiles {
       await pipeline(data, atMost(need.size), handle.createWriteStream()); // closes the handle
       const size = (await stat(temp)).size;
       if (size !== need.size) throw new Error(`it arrived cut short (${size} of ${need.size} bytes)`);
-      if (fileHash(temp, need.size) !== need.hash) throw new Error('it arrived damaged (its hash differs)');
+      if ((await fileHashAsync(temp, need.size)) !== need.hash) throw new Error('it arrived damaged (its hash differs)');
       await chmod(temp, need.mode & MODE_MASK);
       await noSymlinkTo(dir); // again, just before it takes its name
       await link(temp, need.path); // fails if something took the name meanwhile: nothing replaced

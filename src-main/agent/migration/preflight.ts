@@ -4,7 +4,8 @@
  * have identically (same path, size and content hash). Mapped files (programs, libraries) are
  * not listed: the image carries them.
  */
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
+import { open } from 'node:fs/promises';
 import { closeSync, openSync, readSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { DEFAULT_SEND_FILES_UP_TO, type FileNeed } from '../../api/protocol.js';
 import { processTree } from '../../base/process-tree.js';
@@ -34,6 +35,40 @@ export function fileHash(path: string, size: number): string {
     }
   } finally {
     closeSync(fd);
+  }
+  return hash.digest('hex');
+}
+
+/** Bytes that hashing a file of `size` reads (see fileHash). */
+export function hashCost(size: number): number {
+  return size <= HASH_WHOLE_LIMIT ? size : 2 * EDGE;
+}
+
+/**
+ * The same hash as fileHash, read in chunks without holding the event loop: each MiB is read by
+ * the thread pool and hashed in one short step, so the agent answers in between.
+ */
+export async function fileHashAsync(path: string, size: number): Promise<string> {
+  const hash = createHash('sha256');
+  const handle = await open(path, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(EDGE);
+    const readRange = async (h: Hash, from: number, to: number): Promise<void> => {
+      for (let off = from; off < to; ) {
+        const { bytesRead } = await handle.read(buf, 0, Math.min(buf.length, to - off), off);
+        if (bytesRead <= 0) break;
+        h.update(buf.subarray(0, bytesRead));
+        off += bytesRead;
+      }
+    };
+    if (size <= HASH_WHOLE_LIMIT) await readRange(hash, 0, size);
+    else {
+      hash.update(`size ${size}\0`);
+      await readRange(hash, 0, EDGE);
+      await readRange(hash, size - EDGE, size);
+    }
+  } finally {
+    await handle.close();
   }
   return hash.digest('hex');
 }
@@ -97,21 +132,30 @@ export interface AcceptLimits {
 export const DEFAULT_ACCEPT_LIMITS: AcceptLimits = { fileBytes: DEFAULT_SEND_FILES_UP_TO, totalBytes: 256 * 1024 * 1024 };
 
 /**
+ * Bytes this machine reads to compare the files one offer names (files up to 64 MiB are read
+ * whole): a peer's offer of 100 large files made it read 6 GB. More is refused before any is read.
+ */
+export const HASH_BUDGET_PER_OFFER = 1024 * 1024 * 1024;
+
+/**
  * What is wrong here for a session needing these (empty when it can come), and the files to ask
  * the source to send along: those missing here altogether and at most `sendUpTo` bytes (the
  * source's limit) and this machine's own `accept` limits. A file that is here with other content
  * is never replaced: that is a refusal, which says only that it differs (not its size or hash
  * here: the peer learns nothing of this machine's files beyond "the same or not").
  */
-export function missingHere(
+export async function missingHere(
   dirs: string[],
   files: FileNeed[],
   sendUpTo: number,
   accept: AcceptLimits = DEFAULT_ACCEPT_LIMITS,
-): { problems: string[]; wanted: FileNeed[] } {
+  /** Bytes it may read to compare files that are here (HASH_BUDGET_PER_OFFER for a peer's offer). */
+  hashBudget = HASH_BUDGET_PER_OFFER,
+): Promise<{ problems: string[]; wanted: FileNeed[] }> {
   const problems: string[] = [];
   const wanted: FileNeed[] = [];
   let total = 0;
+  const compare: FileNeed[] = [];
   for (const dir of dirs) {
     try {
       if (!statSync(dir).isDirectory()) problems.push(`${dir} is not a directory here`);
@@ -141,7 +185,23 @@ export function missingHere(
       }
       continue;
     }
-    if (size !== f.size || fileHash(f.path, size) !== f.hash) problems.push(`${f.path} differs here (other content)`);
+    if (size !== f.size) problems.push(`${f.path} differs here (other content)`);
+    else compare.push(f);
+  }
+  // Counted before anything is read: an offer over the budget costs this machine nothing.
+  const cost = compare.reduce((n, f) => n + hashCost(f.size), 0);
+  if (cost > hashBudget) {
+    problems.push(`comparing the ${compare.length} files it has open would mean reading ${cost} bytes here, more than the ${hashBudget} bytes this machine reads for one move`);
+    return { problems, wanted };
+  }
+  for (const f of compare) {
+    let same = false;
+    try {
+      same = (await fileHashAsync(f.path, f.size)) === f.hash;
+    } catch {
+      /* unreadable here: not the same */
+    }
+    if (!same) problems.push(`${f.path} differs here (other content)`);
   }
   return { problems, wanted };
 }

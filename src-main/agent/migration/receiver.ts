@@ -15,9 +15,12 @@ import { runtimeFiles } from '../runtime/native.js';
 import type { Session } from '../session/session.js';
 import type { SessionManager } from '../session-manager.js';
 import { IncomingFiles, checkIncomingPath } from './incoming-files.js';
+import type { HeldJournal } from './held-journal.js';
 import { DEFAULT_ACCEPT_LIMITS, missingHere, type AcceptLimits } from './preflight.js';
 
 const OFFER_EXPIRES_MS = 60_000;
+/** Offers whose files are compared at once (each may read HASH_BUDGET_PER_OFFER bytes); more are refused with `busy`. */
+const MAX_OFFERS_CHECKED = 2;
 /** A "go" may be asked again (its answer lost on the way): it is answered again for this long. */
 const GONE_REMEMBERED_MS = 15 * 60_000;
 
@@ -40,21 +43,73 @@ export class MigrationReceiver {
   private readonly incoming = new Map<string, Incoming>();
   /** Migrations whose copy was let go here: which peer asked, and the session it became. */
   private readonly gone = new Map<string, { peerId: string; session: Session }>();
+  /** Offers whose files are being compared now. */
+  private checking = 0;
 
   constructor(
     private readonly sessions: SessionManager,
     private readonly log: (message: string) => void,
     /** What this machine takes sent along, whatever the source says it may send. */
     private readonly accept: AcceptLimits = DEFAULT_ACCEPT_LIMITS,
+    /** Where held copies are recorded, so that an agent started again takes them back (null: not kept). */
+    private readonly journal: HeldJournal | null = null,
   ) {}
 
-  offer(peer: { id: string; name: string }, offer: MigrationOffer): { migration: string; wanted: string[] } {
+  /**
+   * After a restart: the copies an earlier agent held (their sessions adopted by now) are held
+   * again, waiting for the source's "go" or "abort" as before. A record whose copy is gone is
+   * dropped.
+   */
+  recover(): void {
+    if (!this.journal) return;
+    const { records, bad } = this.journal.pending();
+    for (const path of bad) this.log(`set aside an unreadable held-copy record: ${path}`);
+    for (const r of records) {
+      let session: Session | null = null;
+      try {
+        session = this.sessions.resolve(r.session);
+      } catch {
+        /* gone */
+      }
+      if (!session || session.id !== r.session || !session.running) {
+        this.log(`migration ${r.migration} from ${r.peer.name}: its held copy is gone`);
+        this.forgetHeld(r.migration);
+        continue;
+      }
+      const s = session;
+      const timer = setTimeout(() => {}, 0);
+      const m: Incoming = {
+        id: r.migration,
+        peer: r.peer,
+        offer: r.offer,
+        restored: Promise.resolve(s),
+        settle: { resolve: () => {}, reject: () => {} },
+        started: true,
+        files: new IncomingFiles(r.migration, []),
+        session: s,
+        timer,
+      };
+      this.incoming.set(r.migration, m);
+      this.whenEnded(m, s);
+      this.log(`migration ${r.migration}: holding again the copy from ${r.peer.name} (session ${s.id}), for its "go" or "abort"`);
+    }
+  }
+
+  async offer(peer: { id: string; name: string }, offer: MigrationOffer): Promise<{ migration: string; wanted: string[] }> {
     if (!runtimeFiles()) throw new VosError('refused', 'the vOS runtime is not built on this machine');
     if (offer.arch !== arch()) throw new VosError('refused', `this machine is ${arch()}; the session runs on ${offer.arch}`);
     // Paths a peer names are looked at (and files put there) only in their normal form.
     const badPath = [...offer.dirs.map((d) => checkIncomingPath(d, 'dir')), ...offer.files.map((f) => checkIncomingPath(f.path))].find((p) => p !== null);
     if (badPath) throw new VosError('refused', `the offer names a path this machine does not take: ${badPath}`);
-    const { problems, wanted } = missingHere(offer.dirs, offer.files, offer.sendUpTo, this.accept);
+    if (this.checking >= MAX_OFFERS_CHECKED) throw new VosError('busy', `${MAX_OFFERS_CHECKED} migrations are being checked here already: try again in a moment`);
+    this.checking++;
+    let checked: Awaited<ReturnType<typeof missingHere>>;
+    try {
+      checked = await missingHere(offer.dirs, offer.files, offer.sendUpTo, this.accept);
+    } finally {
+      this.checking--;
+    }
+    const { problems, wanted } = checked;
     if (problems.length > 0) {
       throw new VosError('refused', `the session needs what this machine lacks: ${problems.slice(0, 8).join('; ')}${problems.length > 8 ? `; and ${problems.length - 8} more` : ''}`);
     }
@@ -101,7 +156,18 @@ export class MigrationReceiver {
             return;
           }
           m.session = session;
-          session.whenExited().then(() => this.incoming.delete(m.id), () => {});
+          // Recorded before the source hears that it is held: killed after that, an agent
+          // started again here still has it for the source's "go".
+          try {
+            this.journal?.write({ migration: m.id, peer: m.peer, session: session.id, offer: m.offer, heldAt: Date.now() });
+          } catch (err) {
+            this.incoming.delete(m.id);
+            void this.sessions.discard(session);
+            void m.files.removeAll();
+            m.settle.reject(new VosError('restore_failed', `cannot record the held copy on this machine's disk: ${(err as Error).message}`));
+            return;
+          }
+          this.whenEnded(m, session);
           m.settle.resolve(session);
         },
         (err: unknown) => {
@@ -135,6 +201,7 @@ export class MigrationReceiver {
       const session = await m.restored;
       await this.sessions.release(session);
       this.incoming.delete(id);
+      this.forgetHeld(id);
       this.gone.set(id, { peerId: peer.id, session });
       setTimeout(() => this.gone.delete(id), GONE_REMEMBERED_MS).unref();
       this.log(`migration ${id}: session ${session.id} runs here now`);
@@ -149,8 +216,28 @@ export class MigrationReceiver {
     clearTimeout(m.timer);
     if (m.session) await this.sessions.discard(m.session);
     else m.settle.reject(new VosError('migration_failed', 'called off by the source'));
+    this.forgetHeld(id);
     await m.files.removeAll();
     return {};
+  }
+
+  /** A held copy that ends (its hold time passed, discarded) is no longer held. */
+  private whenEnded(m: Incoming, session: Session): void {
+    session.whenExited().then(
+      () => {
+        if (this.incoming.get(m.id) === m) this.incoming.delete(m.id);
+        if (!this.gone.has(m.id)) this.forgetHeld(m.id);
+      },
+      () => {},
+    );
+  }
+
+  private forgetHeld(migration: string): void {
+    try {
+      this.journal?.remove(migration);
+    } catch (err) {
+      this.log(`migration ${migration}: cannot remove its held-copy record: ${(err as Error).message}`);
+    }
   }
 
   private find(peer: { id: string }, id: string): Incoming {

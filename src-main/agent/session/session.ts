@@ -337,11 +337,13 @@ export class Session {
   /**
    * Adds a viewer and takes its snapshot. Live output for this viewer is held until `release()`
    * is called, which the caller does right after sending the reply: the snapshot and the output
-   * after it join without a gap or an overlap.
+   * after it join without a gap or an overlap. `wanted` is asked just before the snapshot is
+   * serialized (megabytes, and CPU): a viewer that left by then gets an empty one it never sees.
    */
   async attach(
     viewer: ViewerSink,
     size: { cols: number; rows: number } | null,
+    wanted: () => boolean = () => true,
   ): Promise<{ result: AttachResult; release: () => void }> {
     const known = this.viewers.get(viewer);
     const st: ViewerState = known ?? { cols: null, rows: null, lagging: false, held: null };
@@ -357,7 +359,7 @@ export class Session {
       this.activeViewer = viewer;
       this.applySize(size.cols, size.rows);
     }
-    const snapshot = await this.snapshotFor(st);
+    const snapshot = await this.snapshotFor(st, wanted);
     return { result: { session: this.info(), snapshot }, release: () => this.release(viewer, st) };
   }
 
@@ -517,7 +519,7 @@ export class Session {
   /** A lagging viewer has drained: give it the screen as it is now and resume live output. */
   private async resync(viewer: ViewerSink, st: ViewerState): Promise<void> {
     if (this.viewers.get(viewer) !== st) return;
-    const snapshot = await this.snapshotFor(st);
+    const snapshot = await this.snapshotFor(st, () => this.viewers.get(viewer) === st);
     if (this.viewers.get(viewer) !== st) return;
     viewer.send({ t: 'event', event: 'session.resync', id: this.id, snapshot });
     this.release(viewer, st);
@@ -527,11 +529,11 @@ export class Session {
    * Takes a snapshot at the current point of the output: what the batcher holds goes to everyone
    * else first; output from here on is held for this viewer until `release`.
    */
-  private snapshotFor(st: ViewerState): Promise<string> {
+  private snapshotFor(st: ViewerState, wanted: () => boolean): Promise<string> {
     this.batcher.flush();
     st.lagging = false;
     st.held = [];
-    return this.mirror.atCurrentPoint(() => this.mirror.serialize());
+    return this.mirror.atCurrentPoint(() => (wanted() ? this.mirror.serialize() : ''));
   }
 
   private release(viewer: ViewerSink, st: ViewerState): void {
