@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ApiClient } from '../../src-main/api/client.js';
 import type { ImageInfo, SessionInfo } from '../../src-main/api/protocol.js';
-import { UNPRIVILEGED, endHosts, hostPids, startDaemon, vos, waitFor, type DaemonHandle } from '../helpers/agent-process.js';
+import { ROOT, UNPRIVILEGED, endHosts, hostPids, startDaemon, vos, waitFor, type DaemonHandle } from '../helpers/agent-process.js';
 
 const daemons: DaemonHandle[] = [];
 const homes: string[] = [];
@@ -299,4 +299,17 @@ describe('recovery', () => {
     expect(usage.code).toBe(2);
     expect((await c.request('agent.info', {})).pid).toBe(d.proc.pid);
   }, 60_000);
+});
+
+describe('the systemd user unit', () => {
+  it('stops the agent only, checkpointing every session first within its stop timeout', () => {
+    const unit = readFileSync(join(ROOT, 'resources', 'systemd', 'vos-agent.service'), 'utf8');
+    const value = (key: string): string => new RegExp(`^${key}=(.*)$`, 'm').exec(unit)?.[1] ?? '';
+    expect(value('ExecStart').split(' ').slice(-2)).toEqual(['vos', 'daemon']);
+    const stop = value('ExecStop').split(' ');
+    expect(stop.slice(1, 6)).toEqual(['vos', 'daemon', 'stop', '--checkpoint', '--timeout']);
+    // The checkpoint's own bound is within the unit's, with room for the stop itself.
+    expect(Number(value('TimeoutStopSec'))).toBeGreaterThan(Number(stop[6]) + 10);
+    expect(value('KillMode')).toBe('process');
+  });
 });
