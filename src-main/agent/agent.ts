@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { VosError } from '../api/errors.js';
-import { PROTOCOL_VERSION, type AgentInfo } from '../api/protocol.js';
+import { PROTOCOL_VERSION, type AgentInfo, type AgentStopParams } from '../api/protocol.js';
 import { packageVersion, rendererDir } from '../base/package-paths.js';
 import { ensurePrivateDir, statePaths, type StatePaths } from '../base/state-dir.js';
 import { acquireAgentLock, type AgentLock } from './agent-lock.js';
@@ -21,6 +21,7 @@ import { MigrationReceiver } from './migration/receiver.js';
 import { HeldJournal } from './migration/held-journal.js';
 import { Migrator } from './migration/migrator.js';
 import { SessionManager } from './session-manager.js';
+import { checkpointBeforeShutdown, DEFAULT_SHUTDOWN_CHECKPOINT_MS, type ShutdownCheckpoints } from './shutdown-checkpoint.js';
 import { UnixSocketServer } from './transports/unix-socket-server.js';
 import { WebServer } from './transports/web-server.js';
 
@@ -175,6 +176,27 @@ export class Agent implements AgentServices {
       this.webStarting = null;
     });
     return this.webStarting;
+  }
+
+  /**
+   * What `agent.stop` does before the agent stops: with `checkpointFirst`, a before-shutdown
+   * image of every running session, all within `timeoutMs`; with `endSessions`, every session
+   * ended (those checkpointed stay recoverable for the next agent).
+   */
+  async prepareStop(params: AgentStopParams): Promise<ShutdownCheckpoints> {
+    let done: ShutdownCheckpoints = { checkpointed: [], failed: [] };
+    if (params.checkpointFirst) {
+      done = await checkpointBeforeShutdown(this.sessions.liveSessions(), this.sessions.images, {
+        agentName: this.name,
+        timeoutMs: params.timeoutMs ?? DEFAULT_SHUTDOWN_CHECKPOINT_MS,
+        log: this.log,
+      });
+    }
+    if (params.endSessions) {
+      this.log('ending every session before stopping');
+      await this.sessions.disposeAll(2000, new Set(done.checkpointed));
+    }
+    return done;
   }
 
   requestStop(): void {

@@ -8,6 +8,7 @@ import {
   DEFAULT_SEND_FILES_UP_TO,
   PROTOCOL_VERSION,
   type AgentInfo,
+  type AgentStopParams,
   type Method,
   type ParamsOf,
   type ResultOf,
@@ -33,6 +34,11 @@ export interface AgentServices {
   readonly migrations: { migrator: Migrator; receiver: MigrationReceiver } | null;
   info(): AgentInfo;
   enableWeb(port?: number): Promise<string>;
+  /**
+   * Before a stop: checkpoints the running sessions first and/or ends them, as `agent.stop`
+   * asks (see AgentStopParams); says which were checkpointed and which failed.
+   */
+  prepareStop(params: AgentStopParams): Promise<{ checkpointed: string[]; failed: { id: string; reason: string }[] }>;
   /** Stops the agent soon (after the reply has gone out); see `agent.stop`. */
   requestStop(): void;
   log(message: string): void;
@@ -274,9 +280,10 @@ export class ApiDispatcher {
     return {
       'agent.info': (_p, { client }) => this.info(client),
       'agent.web': async (p) => ({ url: await this.agent.enableWeb(p.port) }),
-      'agent.stop': () => {
+      'agent.stop': async (p) => {
+        const done = await this.agent.prepareStop(p);
         this.agent.requestStop();
-        return { stopping: true as const };
+        return { stopping: true as const, ...done };
       },
       'session.list': async (p, { conn, client }) => [...sessions.list(), ...(await this.othersSessions(p.all, client, conn, false))],
       'session.watch': async (p, { conn, client }) => {
@@ -321,6 +328,7 @@ export class ApiDispatcher {
         return result;
       },
       'session.checkpoint': (p) => sessions.checkpoint(p.id, p.out, p.stop ?? false, p.keep),
+      'session.recover': async (p) => (await sessions.recover(p.all ? { all: true } : { ref: p.id! })).map((s) => s.info()),
       'session.restore': async (p) => (await sessions.restore(p.image !== undefined ? { image: p.image } : { file: p.file! }, p.name)).info(),
       'image.list': (p) => sessions.images.list(p.session),
       'image.remove': (p) => ({ id: sessions.images.remove(p.image) }),

@@ -5,6 +5,8 @@
  *
  * With the runtime, every session's program runs under a terminal host of its own and outlives
  * the agent; its record (`<state>/sessions/ID.json`) lets the next agent find it again (`adopt`).
+ * A session whose host is gone (its pod was killed, the machine rebooted) but which has an
+ * image in the store is kept, with its record, as `recoverable` (recovery.ts brings it back).
  */
 import { createReadStream, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
@@ -25,7 +27,8 @@ import { podRequest } from './runtime/pod-control.js';
 import { listenForRestoreStatus, type RestoreStatus } from './runtime/restore-status.js';
 import { replyError, type RestoreOutcome } from './runtime/status-line.js';
 import { DEFAULT_COLS, DEFAULT_ROWS, Session, type PtyLaunch, type SessionFileRecord } from './session/session.js';
-import { HostTerminal } from './session/terminal-host.js';
+import { HostGoneError, HostTerminal } from './session/terminal-host.js';
+import { latestGoodImages, recoverableInfo, recoverSession } from './recovery.js';
 import { checkWorkingDirectory, resolveCommand } from './session/spawn-check.js';
 
 /** What a streamed image's session is, known before its SESSION record arrives. */
@@ -52,6 +55,10 @@ export class SessionManager {
   private readonly sessions = new Map<string, Session>();
   private readonly listeners = new Set<(e: SessionListEvent) => void>();
   private store: ImageStore | null = null;
+  /** Sessions whose program is gone but which have an image in the store, by id (their records). */
+  private readonly recoverable = new Map<string, SessionFileRecord>();
+  /** Recoverable sessions being recovered now. */
+  private readonly recovering = new Set<string>();
 
   constructor(private readonly defaults: SessionDefaults) {}
 
@@ -96,7 +103,7 @@ export class SessionManager {
    * it runs again. A store image's kept files are put back first where they are missing (and
    * removed again if the restore fails); one that is there with other content refuses the restore.
    */
-  async restore(source: { file: string } | { image: string }, name?: string): Promise<Session> {
+  async restore(source: { file: string } | { image: string }, name?: string, options: { id?: string } = {}): Promise<Session> {
     const runtime = runtimeFiles();
     if (!runtime) throw new VosError('unavailable', 'the vOS runtime is not built (run npm run build)');
     const stored = 'image' in source ? this.images.get(source.image) : this.images.byFile(source.file);
@@ -114,7 +121,8 @@ export class SessionManager {
       await verifyImage(runtime.init, file);
       throw err;
     }
-    const id = this.newId();
+    // A recovered session asks for its old id: it gets it unless a live session has it.
+    const id = options.id !== undefined && !this.sessions.has(options.id) ? options.id : this.newId();
     const controlPath = this.podSocket(id);
     if (!controlPath) throw new VosError('restore_failed', 'the state directory path is too long for a pod socket');
     const statusPath = controlPath.replace(/\.sock$/, '.status');
@@ -331,15 +339,34 @@ export class SessionManager {
     return result;
   }
 
+  /** The sessions, oldest first: live ones and recoverable ones (with their latest good image). */
   list(): SessionInfo[] {
-    return [...this.sessions.values()].sort((a, b) => a.startedAt - b.startedAt).map((s) => s.info());
+    const live = [...this.sessions.values()].map((s) => s.info());
+    const latest = this.recoverable.size > 0 ? latestGoodImages(this.images) : new Map();
+    const gone = [...this.recoverable.values()].map((r) => recoverableInfo(r, latest.get(r.id)));
+    return [...live, ...gone].sort((a, b) => a.startedAt - b.startedAt);
   }
 
-  /** Finds a session by id, unique id prefix, or exact name. */
+  /** The live sessions (not the recoverable ones), oldest first. */
+  liveSessions(): Session[] {
+    return [...this.sessions.values()].sort((a, b) => a.startedAt - b.startedAt);
+  }
+
+  /** Finds a live session by id, unique id prefix, or exact name; a recoverable one is refused, saying so. */
   resolve(ref: string): Session {
-    const exact = this.sessions.get(ref);
+    const found = this.find(ref);
+    if (found instanceof Session) return found;
+    throw new VosError(
+      'session_exited',
+      `session ${found.id} (${found.name}) is recoverable, not running: its program is gone; 'vos recover ${found.id}' brings it back from its latest image`,
+    );
+  }
+
+  /** A live or recoverable session by id, unique id prefix, or exact name. */
+  private find(ref: string): Session | SessionFileRecord {
+    const exact = this.sessions.get(ref) ?? this.recoverable.get(ref);
     if (exact) return exact;
-    const matches = [...this.sessions.values()].filter((s) => s.id.startsWith(ref) || s.name === ref);
+    const matches = [...this.sessions.values(), ...this.recoverable.values()].filter((s) => s.id.startsWith(ref) || s.name === ref);
     if (matches.length === 1) return matches[0]!;
     if (matches.length === 0) {
       throw new VosError('unknown_session', `no session "${ref}" (see 'vos ls' for the sessions of this agent)`);
@@ -348,8 +375,85 @@ export class SessionManager {
     throw new VosError('ambiguous_session', `"${ref}" matches several sessions: ${names}; give more of the id`);
   }
 
+  /**
+   * Brings back a recoverable session (`ref`) or all of them, each from its latest good image
+   * (recovery.ts). With `all`, every one is tried; if any could not be recovered the call fails
+   * afterwards, naming each with why (the others are back).
+   */
+  async recover(target: { ref: string } | { all: true }): Promise<Session[]> {
+    if ('ref' in target) {
+      const found = this.find(target.ref);
+      if (found instanceof Session) {
+        throw new VosError(
+          found.running ? 'session_running' : 'session_exited',
+          found.running
+            ? `session ${found.id} (${found.name}) is running: there is nothing to recover`
+            : `session ${found.id} (${found.name}) ended by itself, so it is not recoverable; its images (vos images ${found.id}) can still be restored with vos restore IMAGE`,
+        );
+      }
+      return [await this.recoverOne(found)];
+    }
+    const back: Session[] = [];
+    const failed: string[] = [];
+    let code: VosError['code'] | null = null;
+    for (const record of [...this.recoverable.values()]) {
+      try {
+        back.push(await this.recoverOne(record));
+      } catch (err) {
+        const e = err instanceof VosError ? err : new VosError('restore_failed', String(err));
+        code ??= e.code;
+        failed.push(e.message);
+      }
+    }
+    if (failed.length > 0) {
+      const done = back.length > 0 ? `recovered ${back.map((s) => `${s.id} (${s.name})`).join(', ')}; ` : '';
+      throw new VosError(code ?? 'restore_failed', `${done}${failed.join('; ')}`);
+    }
+    return back;
+  }
+
+  private async recoverOne(record: SessionFileRecord): Promise<Session> {
+    if (this.recovering.has(record.id)) {
+      throw new VosError('session_running', `session ${record.id} (${record.name}) is being recovered already`);
+    }
+    this.recovering.add(record.id);
+    try {
+      const session = await recoverSession(record, this.images, {
+        restore: (image) => this.restore({ image }, record.name, { id: record.id }),
+        // A failed attempt removed the session it made (and, with the same id, the record):
+        // the session is recoverable again.
+        stillRecoverable: () => {
+          if (this.recoverable.has(record.id) || this.sessions.has(record.id)) return;
+          this.recoverable.set(record.id, record);
+          this.writeRecordFile(record);
+          this.emit({ event: 'session.added', session: recoverableInfo(record, latestGoodImages(this.images).get(record.id)) });
+        },
+      });
+      if (session.id !== record.id && this.recoverable.delete(record.id)) {
+        // Its id was taken: the old entry goes (its record with it, if no live session has that id).
+        if (!this.sessions.has(record.id)) this.forgetRecord(record.id);
+        this.emit({ event: 'session.removed', id: record.id });
+      }
+      return session;
+    } finally {
+      this.recovering.delete(record.id);
+    }
+  }
+
+  /**
+   * Forgets a session: a live one (refused while it runs unless `force`, which ends it) or a
+   * recoverable one (its images stay in the store).
+   */
   async remove(ref: string, force: boolean): Promise<string> {
-    const session = this.resolve(ref);
+    const found = this.find(ref);
+    if (!(found instanceof Session)) {
+      if (this.recovering.has(found.id)) throw new VosError('session_running', `session ${found.id} is being recovered; remove it once that is done`);
+      this.recoverable.delete(found.id);
+      this.forgetRecord(found.id);
+      this.emit({ event: 'session.removed', id: found.id });
+      return found.id;
+    }
+    const session = found;
     if (session.running && !force) {
       throw new VosError('session_running', `session ${session.id} is still running; kill it first or remove it with --force`);
     }
@@ -376,11 +480,15 @@ export class SessionManager {
     return () => this.listeners.delete(listener);
   }
 
-  /** Ends every session (hangup, then kill after the grace period). */
-  async disposeAll(graceMs = 2000): Promise<void> {
+  /**
+   * Ends every session (hangup, then kill after the grace period). The records of
+   * `keepRecordsOf` stay (sessions checkpointed just before: the next agent lists them as
+   * recoverable); the others are forgotten.
+   */
+  async disposeAll(graceMs = 2000, keepRecordsOf: ReadonlySet<string> = new Set()): Promise<void> {
     const all = [...this.sessions.values()];
     this.sessions.clear();
-    for (const s of all) this.forgetRecord(s.id);
+    for (const s of all) if (!keepRecordsOf.has(s.id)) this.forgetRecord(s.id);
     await Promise.all(all.map((s) => s.dispose(graceMs)));
   }
 
@@ -429,11 +537,17 @@ export class SessionManager {
     try {
       adopted = await HostTerminal.adopt(record.hostSocket);
     } catch (err) {
-      // TODO(issue 9, recovery): a session whose host is gone (the machine rebooted, someone
-      // killed it) should be listed as "recoverable" from its last checkpoint; for now it is
-      // forgotten.
+      // Its host is gone (the pod was killed, the machine rebooted): recoverable when the store
+      // has a good image of it; the record stays, so the next agent lists it too.
+      const latest = err instanceof HostGoneError ? latestGoodImages(this.images).get(record.id) : undefined;
+      if (latest) {
+        this.recoverable.set(record.id, record);
+        log(`session ${record.id} (${record.name}) is gone (its terminal host is not there any more); recoverable from image ${latest.id} of ${new Date(latest.time).toISOString()}: vos recover ${record.id}`);
+        return;
+      }
       rmSync(file, { force: true });
-      log(`session ${record.id} (${record.name}) is gone (${(err as Error).message}); forgot it`);
+      const why = err instanceof HostGoneError ? 'and the image store has no good image of it' : `(${(err as Error).message})`;
+      log(`session ${record.id} (${record.name}) is gone ${why}; forgot it`);
       return;
     }
     const session = new Session({
@@ -459,8 +573,12 @@ export class SessionManager {
   }
 
   private writeRecord(session: Session): void {
+    this.writeRecordFile(session.record());
+  }
+
+  private writeRecordFile(record: SessionFileRecord): void {
     ensurePrivateDir(this.recordDir());
-    writePrivateFile(join(this.recordDir(), `${session.id}.json`), JSON.stringify(session.record(), null, 2) + '\n');
+    writePrivateFile(join(this.recordDir(), `${record.id}.json`), JSON.stringify(record, null, 2) + '\n');
   }
 
   private forgetRecord(id: string): void {
@@ -477,7 +595,7 @@ export class SessionManager {
 
   private newId(): string {
     let id = shortId();
-    while (this.sessions.has(id)) id = shortId();
+    while (this.sessions.has(id) || this.recoverable.has(id)) id = shortId();
     return id;
   }
 
@@ -494,6 +612,8 @@ export class SessionManager {
   }
 
   private add(session: Session): Session {
+    // A recovered session takes its old id: for watchers the recoverable one changed.
+    const wasRecoverable = this.recoverable.delete(session.id);
     this.sessions.set(session.id, session);
     if (session.outlivesAgent) {
       this.writeRecord(session);
@@ -504,7 +624,7 @@ export class SessionManager {
     session.onChange = (s) => {
       if (this.sessions.get(s.id) === s) this.emit({ event: 'session.changed', session: s.info() });
     };
-    this.emit({ event: 'session.added', session: session.info() });
+    this.emit({ event: wasRecoverable ? 'session.changed' : 'session.added', session: session.info() });
     return session;
   }
 

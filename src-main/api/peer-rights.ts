@@ -39,6 +39,7 @@ export const PEER_RIGHTS: { readonly [M in Method]: PeerRightOf<M> } = {
   'session.detach': 'peer',
   'session.checkpoint': 'local',
   'session.restore': 'local',
+  'session.recover': 'local',
   'image.list': 'local',
   'image.remove': 'local',
   'peer.list': 'local',

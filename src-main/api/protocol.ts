@@ -27,7 +27,11 @@ export const MAX_AGENT_FRAME_BYTES = 64 * 1024 * 1024;
 // ---------------------------------------------------------------------------------------------
 // Data
 
-export type SessionState = 'running' | 'exited';
+/**
+ * `recoverable`: its program is gone without having ended (its pod was killed, the machine
+ * rebooted) and the image store has an image of it; `session.recover` brings it back.
+ */
+export type SessionState = 'running' | 'exited' | 'recoverable';
 
 export interface ExitStatus {
   /** Exit code when the program exited by itself, else null. */
@@ -70,6 +74,11 @@ export interface SessionInfo {
    * or null for this agent's own sessions.
    */
   peer?: PeerRef | null;
+  /**
+   * For a `recoverable` session: its latest good image in the store and when it was taken (ms
+   * since the epoch). Absent for other states, and when no good image is left.
+   */
+  recoverable?: { image: string; imageTime: number };
 }
 
 /** A machine of the community, as a session names it. */
@@ -224,6 +233,25 @@ export interface CreateSessionParams {
   rows?: number;
 }
 
+/**
+ * `agent.stop`: with `checkpointFirst`, every running session is first checkpointed into the
+ * store (kind `before-shutdown`), all within `timeoutMs` (default 30 s); with `endSessions`,
+ * every session is ended afterwards (those checkpointed stay recoverable for the next agent).
+ */
+export interface AgentStopParams {
+  endSessions?: boolean;
+  checkpointFirst?: boolean;
+  timeoutMs?: number;
+}
+
+export interface AgentStopResult {
+  stopping: true;
+  /** Sessions checkpointed before stopping (ids). */
+  checkpointed: string[];
+  /** Sessions that could not be checkpointed, with why. */
+  failed: { id: string; reason: string }[];
+}
+
 /** A session reference: its id, a unique id prefix, or its exact name. */
 export interface SessionRef {
   id: string;
@@ -235,9 +263,10 @@ export interface ApiMethods {
   'agent.web': { params: { port?: number }; result: { url: string } };
   /**
    * Stops the agent after the reply (local clients only). Sessions under a terminal host keep
-   * running; the next agent of this state directory finds them again.
+   * running; the next agent of this state directory finds them again. See AgentStopParams for
+   * a checkpoint first and ending the sessions; the reply comes once those are done.
    */
-  'agent.stop': { params: Record<string, never>; result: { stopping: true } };
+  'agent.stop': { params: AgentStopParams; result: AgentStopResult };
   /** This agent's sessions; with `all`, those of every online paired peer too. */
   'session.list': { params: { all?: boolean }; result: SessionInfo[] };
   /**
@@ -284,6 +313,14 @@ export interface ApiMethods {
    * absolute path) or an `image` of the store (id or unique id prefix), exactly one of them.
    */
   'session.restore': { params: { file?: string; image?: string; name?: string }; result: SessionInfo };
+  /**
+   * Brings back a recoverable session (`id`) or all of them (`all`) from its latest good image,
+   * falling back to the image before when the latest is damaged or does not restore (the
+   * session's `restoreNote` says so). A session keeps its name, and its id when that is free.
+   * With `all`, a session that cannot be recovered fails the request after the others were
+   * tried (the message names each, with why).
+   */
+  'session.recover': { params: { id?: string; all?: boolean }; result: SessionInfo[] };
   /** The images in the store, newest first (`session`: of that session only, by id, id prefix or name). */
   'image.list': { params: { session?: string }; result: ImageInfo[] };
   /** Removes an image of the store, and the kept files no other image needs. */

@@ -11,13 +11,25 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(h / 24)}d${String(h % 24).padStart(2, '0')}h`;
 }
 
+/** How old an image is, for people: "40 s", "5 min", "3 h", "2 days". */
+export function imageAge(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min`;
+  if (s < 48 * 3600) return `${Math.floor(s / 3600)} h`;
+  return `${Math.floor(s / 86400)} days`;
+}
+
 export function uptime(s: SessionInfo, now: number): string {
   return formatDuration((s.endedAt ?? now) - s.startedAt);
 }
 
-/** "running", "exited (0)", "exited (SIGKILL)". */
-export function stateLabel(s: SessionInfo): string {
+/** "running", "exited (0)", "exited (SIGKILL)", "recoverable (image 5 min old)". */
+export function stateLabel(s: SessionInfo, now = Date.now()): string {
   if (s.state === 'running') return 'running';
+  if (s.state === 'recoverable') {
+    return s.recoverable ? `recoverable (image ${imageAge(now - s.recoverable.imageTime)} old)` : 'recoverable (no good image left)';
+  }
   if (s.exit?.signal) return `exited (${s.exit.signal})`;
   return `exited (${s.exit?.code ?? '?'})`;
 }

@@ -12,6 +12,8 @@ export const MAX_STRING = 64 * 1024;
 export const MAX_TERMINAL_DIMENSION = 4096;
 export const MAX_SCREEN_CELLS = 500_000;
 const MAX_WAIT_PATTERN = 4096;
+/** The longest an agent's stop may spend checkpointing its sessions first (10 minutes). */
+export const MAX_STOP_TIMEOUT_MS = 600_000;
 
 function fail(message: string): never {
   throw new VosError('invalid_params', message);
@@ -86,7 +88,12 @@ const listAll: Checker = (p) => bool(p, 'all');
 const CHECKERS: { [M in Method]: Checker } = {
   'agent.info': none,
   'agent.web': (p) => int(p, 'port', 0, 65535, true),
-  'agent.stop': none,
+  'agent.stop': (p) => {
+    bool(p, 'endSessions');
+    bool(p, 'checkpointFirst');
+    int(p, 'timeoutMs', 1000, MAX_STOP_TIMEOUT_MS, true);
+    if (p.timeoutMs !== undefined && p.checkpointFirst !== true) fail('"timeoutMs" bounds the checkpoint: it goes with "checkpointFirst"');
+  },
   'session.list': listAll,
   'session.watch': listAll,
   'session.create': (p) => {
@@ -143,6 +150,11 @@ const CHECKERS: { [M in Method]: Checker } = {
       if (!(p.file as string).startsWith('/')) fail('"file" must be an absolute path');
     } else imageRef(p);
     str(p, 'name', true);
+  },
+  'session.recover': (p) => {
+    bool(p, 'all');
+    if ((p.id === undefined) === (p.all !== true)) fail('give either "id" or "all": true');
+    if (p.id !== undefined) nonEmpty(p, 'id');
   },
   'image.list': (p) => {
     if (p.session !== undefined) nonEmpty(p, 'session');

@@ -39,7 +39,7 @@ export function sessionsTable(sessions: SessionInfo[], now = Date.now()): string
   return table(
     header,
     sessions.map((s) => {
-      const row = [sessionRef(s), s.name, stateLabel(s), String(s.pid), uptime(s, now), commandLine(s)];
+      const row = [sessionRef(s), s.name, stateLabel(s, now), s.state === 'recoverable' ? '-' : String(s.pid), s.state === 'recoverable' ? '-' : uptime(s, now), commandLine(s)];
       if (remote) row.splice(1, 0, s.peer ? peerName(s.peer.name) : '(this one)');
       return row;
     }),

@@ -13,6 +13,7 @@ import { attachCommand } from './commands/attach.js';
 import { checkpointCommand, imagesCommand, restoreCommand } from './commands/images.js';
 import { daemonCommand, statusCommand, webCommand } from './commands/agent.js';
 import { migrateCommand } from './commands/migrate.js';
+import { recoverCommand } from './commands/recover.js';
 import { pairCommand, peerCommand, peersCommand, unpairCommand } from './commands/peers.js';
 import { runCommand } from './commands/run.js';
 import {
@@ -37,6 +38,7 @@ const COMMANDS: Command[] = [
   rmCommand,
   checkpointCommand,
   restoreCommand,
+  recoverCommand,
   imagesCommand,
   migrateCommand,
   peersCommand,

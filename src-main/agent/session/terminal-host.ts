@@ -33,6 +33,14 @@ const FRAME_MAX = 8 * 1024 * 1024;
 const START_TIMEOUT_MS = 15_000;
 const HELLO_TIMEOUT_MS = 5_000;
 
+/**
+ * `adopt` found nothing at the socket (no host listens there any more: it was killed, or the
+ * machine rebooted), as opposed to a host that is there but did not answer in time.
+ */
+export class HostGoneError extends Error {
+  override readonly name = 'HostGoneError';
+}
+
 /** What a host says first. */
 export interface HostHello {
   hostPid: number;
@@ -65,6 +73,8 @@ export class HostTerminal implements SessionTerminal {
   private letGo = false;
   private helloWaiter: { resolve: (h: HostHello) => void; reject: (e: Error) => void } | null = null;
   hello: HostHello | null = null;
+  /** The connection's error code, if it had one (see `lost`). */
+  private socketError: string | null | undefined;
   private readonly syncs: (() => void)[] = [];
 
   private constructor(
@@ -72,7 +82,7 @@ export class HostTerminal implements SessionTerminal {
     public pid: number,
   ) {
     socket.on('data', (chunk: Buffer) => this.receive(chunk));
-    socket.on('error', () => undefined); // 'close' follows and says what matters
+    socket.on('error', (e: NodeJS.ErrnoException) => (this.socketError ??= e.code ?? null)); // 'close' follows and says what matters
     socket.on('close', () => this.lost());
   }
 
@@ -266,7 +276,9 @@ export class HostTerminal implements SessionTerminal {
   /** The connection is gone. Not on purpose: the host died, and the terminal with it. */
   private lost(): void {
     for (const done of this.syncs.splice(0)) done();
-    this.helloWaiter?.reject(new Error('the terminal host is gone'));
+    // Nothing listens (ECONNREFUSED: a socket file without its host; ENOENT: no file): gone.
+    const gone = this.socketError === 'ECONNREFUSED' || this.socketError === 'ENOENT';
+    this.helloWaiter?.reject(gone ? new HostGoneError('the terminal host is gone') : new Error(`the terminal host closed the connection${this.socketError ? ` (${this.socketError})` : ''}`));
     this.helloWaiter = null;
     if (this.letGo || this.exitSeen) return;
     this.emitData(this.decoder.end());

@@ -1,6 +1,7 @@
 /** Commands about the agent itself: status, web, daemon (and daemon stop). */
 import { format } from 'node:util';
 import { VosError } from '../../api/errors.js';
+import type { AgentStopResult } from '../../api/protocol.js';
 import { AgentLog, LOG_MAX_BYTES } from '../../agent/agent-log.js';
 import { Agent } from '../../agent/agent.js';
 import { parseHostPort } from '../../agent/community/addresses.js';
@@ -69,13 +70,23 @@ export const daemonCommand: Command = {
   summary: 'run the agent in the foreground (vos daemon stop: stop the running agent)',
   help: `usage: vos daemon [--name NAME] [--web [PORT]] [--listen HOST:PORT | --listen none] [--no-mdns]
                   [--log FILE]
-       vos daemon stop
+       vos daemon stop [--checkpoint [--timeout SECONDS]] [--end]
 
 Runs the agent of this state directory (VOS_HOME) in the foreground until interrupted
 (Ctrl-C, SIGTERM) or asked to stop (vos daemon stop). Sessions do not end with it: each
 program runs under a terminal host of its own and goes on; the next agent of this state
 directory finds them again, with their screens. vos kill or vos rm --force ends a session.
 (Where the native runtime is not built, sessions do end with the agent.)
+
+vos daemon stop waits until the agent has stopped. Before a planned shutdown (a reboot; the
+systemd user unit runs it as its stop):
+  --checkpoint        first writes an image of every running session into the store (kind
+                      before-shutdown), all within SECONDS (--timeout, default 30); after a
+                      reboot, vos ls lists them as recoverable and vos recover --all brings
+                      them back. Exits 1 when a session could not be checkpointed (named,
+                      with why); the agent stops anyway
+  --end               ends every session before stopping (after the checkpoint: those
+                      checkpointed stay recoverable for the next agent)
 
   --name NAME         the name other machines and the app show (default: the host name)
   --web [PORT]        serve the app's UI on http://127.0.0.1:PORT (default: any free port)
@@ -144,25 +155,46 @@ at most a few hundred lines a minute are written.
   },
 };
 
-/** `vos daemon stop`: asks the running agent to stop and waits until it has. */
+/**
+ * `vos daemon stop [--checkpoint [--timeout S]] [--end]`: asks the running agent to stop (after
+ * checkpointing and/or ending its sessions) and waits until it has.
+ */
 async function stopDaemon(argv: string[], ctx: Parameters<Command['run']>[1]): Promise<number> {
-  const { positionals } = parseArgs(argv, {});
-  if (positionals.length) throw new UsageError('vos daemon stop takes no arguments');
+  const { options, positionals } = parseArgs(argv, { checkpoint: { type: 'boolean' }, end: { type: 'boolean' }, timeout: { type: 'string' } });
+  if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  let timeoutMs: number | undefined;
+  if (typeof options.timeout === 'string') {
+    if (!options.checkpoint) throw new UsageError('--timeout bounds the checkpoint: it goes with --checkpoint');
+    timeoutMs = requireInt(options.timeout, 'SECONDS', 1, 600) * 1000;
+  }
   const client = await ctx.connect();
   let pid: number;
+  let result: AgentStopResult;
   try {
     pid = (await client.request('agent.info', {})).pid;
-    await client.request('agent.stop', {});
+    result = await client.request('agent.stop', {
+      ...(options.checkpoint ? { checkpointFirst: true } : {}),
+      ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+      ...(options.end ? { endSessions: true } : {}),
+    });
   } finally {
     client.close();
+  }
+  if (options.checkpoint) {
+    ctx.out(`checkpointed ${result.checkpointed.length} of ${result.checkpointed.length + result.failed.length} sessions${result.checkpointed.length ? `: ${result.checkpointed.join(', ')}` : ''}\n`);
+    for (const f of result.failed) ctx.err(`vos: could not checkpoint session ${f.id}: ${f.reason}\n`);
   }
   const deadline = Date.now() + 20_000;
   while (isAlive(pid)) {
     if (Date.now() > deadline) throw new VosError('timeout', `the agent (pid ${pid}) did not stop within 20 s`);
     await new Promise((r) => setTimeout(r, 50));
   }
-  ctx.out(`agent stopped (pid ${pid}); its sessions keep running; the next agent (vos daemon, or vos run) finds them again\n`);
-  return 0;
+  ctx.out(
+    options.end
+      ? `agent stopped (pid ${pid}); its sessions have ended${options.checkpoint ? '; those checkpointed are recoverable with the next agent (vos recover --all)' : ''}\n`
+      : `agent stopped (pid ${pid}); its sessions keep running; the next agent (vos daemon, or vos run) finds them again\n`,
+  );
+  return result.failed.length > 0 ? 1 : 0;
 }
 
 function isAlive(pid: number): boolean {

@@ -92,6 +92,8 @@ An image is a moment in the past: the restored program's memory goes back to tha
 but the files it wrote since then do not. A store image puts back its kept copies of the
 program's small open files where they are missing, and refuses (naming the file) when one is
 there with other content; for other files, what is on disk now is what the program sees.
+The older the image, the further back the program goes, and the more it may disagree with
+its files. (A session whose program is gone is brought back with vos recover.)
 
   --name N    a name for the new session (default: the image's)
   --json      {"id": ...}

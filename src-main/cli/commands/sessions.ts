@@ -33,13 +33,17 @@ export const lsCommand: Command = {
   summary: 'list sessions',
   help: `usage: vos ls [--all] [--json]
 
-Lists the sessions of the agent: running ones and ended ones (until removed with vos rm).
+Lists the sessions of the agent: running ones, ended ones (until removed with vos rm), and
+recoverable ones: sessions whose program is gone without having ended (pod killed, machine
+rebooted), shown with the age of their latest image; vos recover brings them back.
   -a, --all  also the sessions of every online paired machine (as ID@MACHINE); a machine
              whose sessions cannot be had (it no longer trusts this one, it did not answer
              within 10 s) gets a line saying so instead (on stderr with --json)
   --json     an array of session objects (id, name, command, args, cwd, pid, startedAt,
-             endedAt, state, exit, cols, rows, viewers; peer {id, name} for another
-             machine's session, whose id is then ID@MACHINEID)
+             endedAt, state (running, exited, recoverable), exit, cols, rows, viewers,
+             restoreNote; recoverable {image, imageTime} for a recoverable session (its
+             latest good image); peer {id, name} for another machine's session, whose id
+             is then ID@MACHINEID)
 `,
   run: (argv, ctx) =>
     withClient(argv, { json: { type: 'boolean' }, all: { type: 'boolean', short: 'a' } }, [], ctx, async (client, options) => {
@@ -77,11 +81,11 @@ ${REF_HELP}  -s, --signal SIG    a name (TERM, SIGKILL) or a number
 
 export const rmCommand: Command = {
   name: 'rm',
-  summary: 'forget an ended session (--force: kill it first)',
+  summary: 'forget an ended or recoverable session (--force: kill it first)',
   help: `usage: vos rm ID [--force]
 
 Removes an ended session from the list. A running session is refused unless --force, which
-kills it.
+kills it. A recoverable session is forgotten (its images stay in the store: vos images).
 ${REF_HELP}`,
   run: (argv, ctx) =>
     withClient(argv, { force: { type: 'boolean', short: 'f' } }, ['ID'], ctx, async (client, options, [id]) => {

@@ -62,6 +62,11 @@ export class SessionsState {
     await this.run(() => this.client!.request('session.kill', { id }));
   }
 
+  /** Brings back a recoverable session from its latest good image (same id and name). */
+  async recover(id: string): Promise<void> {
+    await this.run(() => this.client!.request('session.recover', { id }));
+  }
+
   async remove(id: string): Promise<void> {
     await this.run(() => this.client!.request('session.remove', { id, force: true }));
     if (this.selectedId === id) this.selectedId = null;
