@@ -375,7 +375,7 @@ static int arm_process(struct dirty_proc *p, struct err *e)
 		if (v->kind != VOS_VMA_ANON && v->kind != VOS_VMA_FILE)
 			continue;
 		uint8_t *want = xmalloc((size_t)((v->end - v->start) / PAGE));
-		rc = wanted_pages(pagemap_fd, v, want, e);
+		rc = dirty_wanted(pagemap_fd, v, want) == 0 ? 0 : wanted_pages(pagemap_fd, v, want, e);
 		if (rc == 0)
 			dirty_rearm(p, pagemap_fd, v, want);
 		free(want);
@@ -414,10 +414,34 @@ int dirty_adopt(struct pod *pod, struct freeze *f, struct dirty_tracker *t, stru
 	return 0;
 }
 
+struct want_ctx {
+	const struct vma *v;
+	uint8_t *want;
+};
+
+static int mark_wanted(void *ctx, uint64_t start, uint64_t end, uint64_t categories)
+{
+	struct want_ctx *c = ctx;
+	if (c->v->kind == VOS_VMA_FILE && (categories & PAGE_IS_FILE_))
+		return 0; /* the file's page, not one the process changed */
+	memset(c->want + (start - c->v->start) / PAGE, 1, (size_t)((end - start) / PAGE));
+	return 0;
+}
+
+int dirty_wanted(int pagemap_fd, const struct vma *v, uint8_t *want)
+{
+	memset(want, 0, (size_t)((v->end - v->start) / PAGE));
+	struct want_ctx c = {v, want};
+	/* Whether a page is the file's costs the kernel a look at each page: only where it matters. */
+	uint64_t file = v->kind == VOS_VMA_FILE ? PAGE_IS_FILE_ : 0;
+	struct scan_masks touched = {0, PAGE_IS_PRESENT_ | PAGE_IS_SWAPPED_, PAGE_IS_PRESENT_ | PAGE_IS_SWAPPED_ | file};
+	return scan(pagemap_fd, v->start, v->end, 0, touched, mark_wanted, &c) < 0 ? -1 : 0;
+}
+
 void dirty_rearm(struct dirty_proc *p, int pagemap_fd, const struct vma *v, const uint8_t *want)
 {
-	u64map_remove_range(&p->sent, v->start, v->end, PAGE);
 	if (register_wp(p->uffd, v->start, v->end) < 0) {
+		u64map_remove_range(&p->sent, v->start, v->end, PAGE);
 		/* The program's own userfaultfd (EBUSY) or an area it cannot watch (EINVAL): this area
 		 * is written whole each time. Anything else: our userfaultfd lost the process's memory. */
 		if (errno != EBUSY && errno != EINVAL)
@@ -427,12 +451,21 @@ void dirty_rearm(struct dirty_proc *p, int pagemap_fd, const struct vma *v, cons
 	/* Write-protect every page written so far: from here on a write shows. A scan that fails
 	 * leaves the area out of `sent`, so the next image has all of it. */
 	struct scan_masks written = {PAGE_IS_WRITTEN_, 0, PAGE_IS_WRITTEN_};
-	if (scan(pagemap_fd, v->start, v->end, PM_SCAN_WP_MATCHING_, written, ignore_region, NULL) < 0)
+	if (scan(pagemap_fd, v->start, v->end, PM_SCAN_WP_MATCHING_, written, ignore_region, NULL) < 0) {
+		u64map_remove_range(&p->sent, v->start, v->end, PAGE);
 		return;
+	}
+	/* `sent` becomes the pages of this image: mostly those of the last one, so only the
+	 * differences are put or removed (a rebuild would fill the map with removal marks). */
 	uint64_t npages = (v->end - v->start) / PAGE;
-	for (uint64_t i = 0; i < npages; i++)
-		if (want[i])
-			u64map_put(&p->sent, v->start + i * PAGE, 0);
+	for (uint64_t i = 0; i < npages; i++) {
+		uint64_t a = v->start + i * PAGE;
+		int had = u64map_get(&p->sent, a, NULL);
+		if (want[i] && !had)
+			u64map_put(&p->sent, a, 0);
+		else if (!want[i] && had)
+			u64map_remove(&p->sent, a);
+	}
 }
 
 void dirty_stop(struct dirty_tracker *t)

@@ -196,6 +196,9 @@ void dirty_prune(const struct freeze *f, struct dirty_tracker *t);
 /* ... and after it (a process's own userfaultfd must not be in the image): follows every frozen
  * process it does not follow yet (a userfaultfd for each), from the pages it has now. */
 int dirty_adopt(struct pod *pod, struct freeze *f, struct dirty_tracker *t, struct err *e);
+/* wanted_pages' answer through PAGEMAP_SCAN (a walk of the page tables instead of 8 bytes of
+ * pagemap per page); -1 where the scan fails. */
+int dirty_wanted(int pagemap_fd, const struct vma *v, uint8_t *want);
 /* Incremental checkpoints, once area v is written into the image (want: its pages in it):
  * write-protects it again and notes those pages as the image's. */
 void dirty_rearm(struct dirty_proc *p, int pagemap_fd, const struct vma *v, const uint8_t *want);

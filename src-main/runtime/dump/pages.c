@@ -218,7 +218,7 @@ static int dump_area(pid_t pid, int mem_fd, int pagemap_fd, const struct vma *v,
 	uint8_t *keep = NULL;
 	if (v->kind == VOS_VMA_VDSO || v->kind == VOS_VMA_SHMEM) {
 		memset(want, 1, (size_t)npages); /* small, or shared: all of it */
-	} else if (wanted_pages(pagemap_fd, v, want, e) < 0) {
+	} else if (!(tracked && t->incremental && dirty_wanted(pagemap_fd, v, want) == 0) && wanted_pages(pagemap_fd, v, want, e) < 0) {
 		free(want);
 		return -1;
 	} else if (tracked) {
