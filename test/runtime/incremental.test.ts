@@ -143,6 +143,41 @@ describe('incremental checkpoints (vos-init checkpoint --incremental)', () => {
     }, 90_000);
   }
 
+  it('a process that ran exec since the previous image is written whole, then followed again; the chain restores', async () => {
+    const pod = join(dir, 'exec.sock');
+    const img = (n: string): string => join(dir, `exec-${n}.img`);
+    // A shell that waits for a line, then becomes the dirtier (same pid and start time, new memory).
+    const original = onPty([INIT, 'launch', '--control', pod, '--runtime', LIB, '--', '/bin/sh', '-c', `echo waiting; read x; exec ${join(dir, 'dirtier')} 16 1 10000`]);
+    let copy: ReturnType<typeof onPty> | null = null;
+    try {
+      await waitFor('the shell to wait', () => original.out().includes('waiting'));
+      const a = take('root', pod, img('a'), ['--incremental']);
+      original.term.write('\r');
+      await waitFor('the program to run', () => ticks(original.out()).length >= 2);
+      const b = take('root', pod, img('b'), ['--incremental', '--parent', a.id]);
+      expect(Number(/kept_pages=(\d+)/.exec(b.out)![1])).toBe(0); // its memory is new: all of it
+      await waitFor('the program to go on', () => ticks(original.out()).length >= 4);
+      const c = take('root', pod, img('c'), ['--incremental', '--parent', b.id]);
+      await waitFor('the program to go on', () => ticks(original.out()).length >= 6);
+      const ended = new Promise<void>((r) => original.term.onExit(() => r()));
+      const d = take('root', pod, img('d'), ['--incremental', '--parent', c.id, '--stop']);
+      // Followed again: most of its 4096 pages come from the images before.
+      expect(Number(/kept_pages=(\d+)/.exec(d.out)![1]), c.out + d.out).toBeGreaterThan(3000);
+      await ended;
+      const lastStep = Math.max(...steps(original.out()));
+      const last = Math.max(...ticks(original.out()));
+      const restore = `${INIT} restore --control ${join(dir, 'exec-copy.sock')} --image ${img('d')} --parent ${img('c')} --parent ${img('b')} --parent ${img('a')}`;
+      copy = onPty(restore.split(' '));
+      await waitFor('the copy to check its memory, several times', () => ticks(copy!.out()).filter((n) => n > last).length >= 3 || /vos: /.test(copy!.out()), 20_000);
+      expect(copy.out()).not.toMatch(/vos: /);
+      expect(copy.out()).not.toContain('BAD');
+      expect(steps(copy.out())[0]).toBe(lastStep + 1);
+    } finally {
+      original.term.kill('SIGKILL');
+      copy?.term.kill('SIGKILL');
+    }
+  }, 90_000);
+
   it('a whole image, saying why, where tracking is unavailable, was lost to a migration, or the parent is not the last image; every 8th is whole', async () => {
     const run = async (env: Record<string, string>, tag: string, body: (pod: string) => Promise<void>): Promise<void> => {
       const pod = join(dir, `${tag}.sock`);

@@ -375,7 +375,7 @@ static int arm_process(struct dirty_proc *p, struct err *e)
 		if (v->kind != VOS_VMA_ANON && v->kind != VOS_VMA_FILE)
 			continue;
 		uint8_t *want = xmalloc((size_t)((v->end - v->start) / PAGE));
-		rc = dirty_wanted(pagemap_fd, v, want) == 0 ? 0 : wanted_pages(pagemap_fd, v, want, e);
+		rc = wanted_pages(pagemap_fd, v, want, e); /* as the image just written took them */
 		if (rc == 0)
 			dirty_rearm(p, pagemap_fd, v, want);
 		free(want);

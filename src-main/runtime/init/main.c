@@ -60,8 +60,8 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: vos-init [launch] [--control SOCKET] [--runtime LIB] [--no-pod] -- PROGRAM [ARGS...]\n"
 			"       vos-init checkpoint --control SOCKET [--stop | --hold] [--precopy] [--incremental [--parent ID]] [--session] [--producer TEXT]\n"
-			"       vos-init restore --control SOCKET (--image FILE | --image-socket PATH) [--hold] [--status PATH] [--runtime LIB] [--cache DIR]\n"
-			"       vos-init verify [--list] FILE\n"
+			"       vos-init restore --control SOCKET (--image FILE | --image-socket PATH) [--parent FILE]... [--hold] [--status PATH] [--runtime LIB] [--cache DIR]\n"
+			"       vos-init verify [--list] [--parent FILE]... FILE\n"
 			"       vos-init host --socket PATH [--cols N] [--rows N] -- PROGRAM [ARGS...]\n");
 	exit(2);
 }
