@@ -111,6 +111,8 @@ export class SessionManager {
     if (stored?.info.problem) {
       throw new VosError('bad_image', `cannot restore image ${stored.info.id}: ${stored.info.problem}`, { path: stored.info.file });
     }
+    // An incremental image: its parents, nearest first (the restorer checks each whole).
+    const parents = stored ? this.images.parentFiles(stored.info.id) : [];
     // The restorer checks the whole image before it restores anything (a damaged one is refused
     // with its reason below); the agent only reads its own record here. Without one, the full
     // check tells the user what is wrong with the file.
@@ -148,7 +150,18 @@ export class SessionManager {
           rows: record.rows,
           launch: {
             file: runtime.init,
-            args: ['restore', '--control', controlPath, '--status', statusPath, '--image', file, '--cache', this.cacheDir()],
+            args: [
+              'restore',
+              '--control',
+              controlPath,
+              '--status',
+              statusPath,
+              '--image',
+              file,
+              ...parents.flatMap((p) => ['--parent', p]),
+              '--cache',
+              this.cacheDir(),
+            ],
             cwd: this.defaults.stateDir,
           },
           controlPath,
@@ -323,7 +336,7 @@ export class SessionManager {
    * An image of a running session: into `out`, or into the store (a manual image; `keep`: the
    * session's images beyond the newest that many are removed after a successful checkpoint).
    */
-  async checkpoint(ref: string, out: string | undefined, stop: boolean, keep?: number): Promise<CheckpointResult> {
+  async checkpoint(ref: string, out: string | undefined, stop: boolean, keep?: number, incremental = false): Promise<CheckpointResult> {
     const session = this.resolve(ref);
     if (!session.running) throw new VosError('session_exited', `session ${session.id} has ended: nothing to checkpoint`);
     const result = out
@@ -331,6 +344,7 @@ export class SessionManager {
       : await checkpointToStore(session, this.images, {
           kind: 'manual',
           stop,
+          incremental,
           ...(keep !== undefined ? { keep } : {}),
           keepFilesUpTo: DEFAULT_SEND_FILES_UP_TO,
           agentName: this.defaults.agentName,

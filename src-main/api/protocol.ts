@@ -153,6 +153,13 @@ export interface CheckpointResult {
   keptFiles: number;
   /** Older images of the session removed by `keep`. */
   removed: string[];
+  /** Only what changed since `parent` was written (an incremental image of the store). */
+  incremental: boolean;
+  /** The store image an incremental one builds on; null for a whole image. */
+  parent: string | null;
+  /** Asked for an incremental image, got a whole one: why (the first of a session, no write
+   * tracking on this kernel, a migration in between, the chain's length bound...). */
+  fullReason?: string;
 }
 
 /** Why an image was taken: by hand, on a schedule, or before the machine shuts down. */
@@ -307,7 +314,7 @@ export interface ApiMethods {
    * Either way the write is atomic: a failure leaves whatever was there. The session keeps
    * running unless `stop`.
    */
-  'session.checkpoint': { params: SessionRef & { out?: string; stop?: boolean; keep?: number }; result: CheckpointResult };
+  'session.checkpoint': { params: SessionRef & { out?: string; stop?: boolean; keep?: number; incremental?: boolean }; result: CheckpointResult };
   /**
    * A new session whose program continues where the image was taken: an image `file` (an
    * absolute path) or an `image` of the store (id or unique id prefix), exactly one of them.

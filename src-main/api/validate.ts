@@ -142,6 +142,8 @@ const CHECKERS: { [M in Method]: Checker } = {
     bool(p, 'stop');
     int(p, 'keep', 1, 100_000, true);
     if (p.keep !== undefined && p.out !== undefined) fail('"keep" is for images in the store, not with "out"');
+    bool(p, 'incremental');
+    if (p.incremental === true && p.out !== undefined) fail('"incremental" is for images in the store, not with "out"');
   },
   'session.restore': (p) => {
     if ((p.file === undefined) === (p.image === undefined)) fail('give exactly one of "file" and "image"');

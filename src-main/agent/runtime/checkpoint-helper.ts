@@ -13,6 +13,7 @@
  *                            "commit" or "abort" on stdin;
  *   stdout "precopy k=v ..." (--precopy) a round of pages sent while the pod runs;
  *   stdout "precopy unavailable <why>"  this kernel cannot track written pages: a plain one;
+ *   stdout "full <why>"      (--incremental) the image is whole, not incremental: why;
  *   stdout "ok k=v ..."      the end: the counts (processes, threads, frozen_us, bytes of the
  *                            whole image, ...) and, after a hold, the verdict (stopped);
  *   stdout "error {status}"  the end: it failed, and the pod runs again; the status is one
@@ -36,7 +37,7 @@ export interface CheckpointHelper {
   image: Duplex | null;
   /** With hold: the pod is frozen and its image complete. */
   held: Promise<HelperFields>;
-  /** The last line's fields ("ok ..."); rejects with the helper's reason. */
+  /** The last line's fields ("ok ...", and full_reason from a "full" line); rejects with the helper's reason. */
   done: Promise<HelperFields>;
   /** With hold: end the pod (commit) or let it run again. */
   verdict(commit: boolean): void;
@@ -71,7 +72,7 @@ export function startCheckpointHelper(
   held.catch(() => {}); // a caller without --hold never awaits it
   const end = (line: string): void => {
     if (line.startsWith('ok')) {
-      settleDone.resolve(lineFields(line.slice(2)));
+      settleDone.resolve({ ...lineFields(line.slice(2)), ...(fullReason !== null ? { full_reason: fullReason } : {}) });
       settleHeld.reject(new VosError('checkpoint_failed', 'the pod was not held'));
     } else {
       const why =
@@ -81,8 +82,11 @@ export function startCheckpointHelper(
     }
   };
 
+  let fullReason: string | null = null;
   createInterface({ input: child.stdout! }).on('line', (line) => {
-    if (line === 'frozen') {
+    if (line.startsWith('full ')) {
+      fullReason = line.slice('full '.length);
+    } else if (line === 'frozen') {
       void options.sessionContent().then(
         (content) => {
           child.stdin!.write(`session ${content.length}\n`);

@@ -10,6 +10,11 @@
  * Into the store, the content of the session's small open files is read while the pod is
  * frozen and kept with the image (store/kept-files.ts). An image written elsewhere (`out`)
  * does not carry them: the files must be there at restore, as they were.
+ *
+ * An incremental checkpoint into the store (`incremental`, the scheduler's) names the session's
+ * newest store image of a chain as its parent (`--incremental --parent CHAIN-ID`); pod init
+ * writes only the pages written since, when its write tracking started from exactly that image,
+ * and a whole image otherwise, saying why (`fullReason`). See ARCHITECTURE.md.
  */
 import { fstatSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -33,9 +38,9 @@ export async function checkpointToFile(session: Session, out: string, stop: bool
     throw writeFailure(err, out);
   }
   try {
-    const r = await runHelper(init, session, temp.fd, out, stop, agentName, null);
+    const r = await runHelper(init, session, temp.fd, out, stop, agentName, [], null);
     commitTemp(temp);
-    return { ...r, file: out, image: null, keptFiles: 0, removed: [] };
+    return { ...r.result, file: out, image: null, keptFiles: 0, removed: [], incremental: false, parent: null };
   } catch (err) {
     discardTemp(temp);
     throw writeFailure(err, out);
@@ -49,9 +54,11 @@ export async function checkpointToFile(session: Session, out: string, stop: bool
 export async function checkpointToStore(
   session: Session,
   store: ImageStore,
-  options: { kind: ImageKind; stop: boolean; keep?: number; keepFilesUpTo: number; agentName: string },
+  options: { kind: ImageKind; stop: boolean; keep?: number; incremental?: boolean; keepFilesUpTo: number; agentName: string },
 ): Promise<CheckpointResult> {
   const init = runtimeFor(session);
+  const tip = options.incremental ? store.chainTip(session.id) : null;
+  const chainArgs = options.incremental ? ['--incremental', ...(tip ? ['--parent', tip.chain.id] : [])] : [];
   let pending: ReturnType<ImageStore['begin']>;
   try {
     pending = store.begin({ id: session.id, name: session.name }, options.kind);
@@ -61,12 +68,24 @@ export async function checkpointToStore(
   const file = pending.temp.final;
   let kept: KeptFile[] = [];
   try {
-    const r = await runHelper(init, session, pending.temp.fd, file, options.stop, options.agentName, () => {
+    const r = await runHelper(init, session, pending.temp.fd, file, options.stop, options.agentName, chainArgs, () => {
       kept = collectKeptFiles(session.pid, options.keepFilesUpTo, dirname(store.dir));
     });
-    const stored = store.commit(pending, kept);
+    const f = r.fields;
+    const incremental = options.incremental === true && f.incremental === '1' && tip !== null;
+    const chain = options.incremental && /^[0-9a-f]{32}$/.test(f.image_id ?? '') ? { id: f.image_id!, depth: incremental ? Number(f.depth) : 0, parent: incremental ? tip.image : null } : null;
+    const stored = store.commit(pending, kept, chain);
     const removed = options.keep !== undefined ? store.prune(session.id, options.keep) : [];
-    return { ...r, file, image: stored.info.id, keptFiles: stored.files.length, removed };
+    return {
+      ...r.result,
+      file,
+      image: stored.info.id,
+      keptFiles: stored.files.length,
+      removed,
+      incremental,
+      parent: incremental ? tip.image : null,
+      ...(options.incremental && !incremental ? { fullReason: f.full_reason ?? 'the runtime did not write an incremental image' } : {}),
+    };
   } catch (err) {
     store.abort(pending);
     throw writeFailure(err, file);
@@ -81,9 +100,9 @@ function runtimeFor(session: Session): string {
   return runtime.init;
 }
 
-type HelperResult = Omit<CheckpointResult, 'file' | 'image' | 'keptFiles' | 'removed'>;
+type HelperResult = Omit<CheckpointResult, 'file' | 'image' | 'keptFiles' | 'removed' | 'incremental' | 'parent' | 'fullReason'>;
 
-/** Runs `vos-init checkpoint` writing to `fd`; `whileFrozen` runs once the pod is frozen. */
+/** Runs `vos-init checkpoint` writing to `fd` (extra: more of its options); `whileFrozen` runs once the pod is frozen. */
 async function runHelper(
   init: string,
   session: Session,
@@ -91,10 +110,11 @@ async function runHelper(
   file: string,
   stop: boolean,
   agentName: string,
+  extra: string[],
   whileFrozen: (() => void) | null,
-): Promise<HelperResult> {
+): Promise<{ result: HelperResult; fields: Record<string, string> }> {
   const started = Date.now();
-  const args = ['--control', session.controlPath!];
+  const args = ['--control', session.controlPath!, ...extra];
   if (stop) args.push('--stop');
   let f: Record<string, string>;
   try {
@@ -113,12 +133,15 @@ async function runHelper(
     throw err;
   }
   return {
-    id: session.id,
-    bytes: fstatSync(fd).size,
-    processes: Number(f.processes),
-    threads: Number(f.threads),
-    frozenMs: Number(f.frozen_us) / 1000,
-    wallMs: Date.now() - started,
-    stopped: f.stopped === '1',
+    result: {
+      id: session.id,
+      bytes: fstatSync(fd).size,
+      processes: Number(f.processes),
+      threads: Number(f.threads),
+      frozenMs: Number(f.frozen_us) / 1000,
+      wallMs: Date.now() - started,
+      stopped: f.stopped === '1',
+    },
+    fields: f,
   };
 }

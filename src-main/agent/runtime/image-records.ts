@@ -19,6 +19,7 @@ export const RECORD = {
   FILE: 8,
   FILEDATA: 9,
   PRECOPY: 10,
+  CHAIN: 11,
   TRAILER: 15,
 } as const;
 

@@ -2,7 +2,8 @@
  * The agent's image store, `<state>/images/`:
  *
  *   ID.vosimg      an image (the format of docs/image-format.md, checked whole by the restorer)
- *   ID.json        its description: session, time, kind, parent, size, the kept files
+ *   ID.json        its description: session, time, kind, parent, size, the kept files, and
+ *                  for an image of a chain (incremental checkpoints) its CHAIN id and depth
  *   blobs/SHA256   content shared between images: today the kept open files (kept-files.ts),
  *                  later the chunks of incremental images; named by the SHA-256 of the content
  *                  and counted by the descriptions that name them (a blob no image names goes)
@@ -18,6 +19,13 @@
  * Scheduling, recovery and the app build on this: `begin`/`commit` take a checkpoint of any
  * kind, `forSession` gives a session's images newest first (recovery takes the latest good one
  * and falls back to the one before), `prune` keeps N.
+ *
+ * Incremental images (ARCHITECTURE.md, "Incremental checkpoints") name their `parent`, the image
+ * whose pages they take where the program did not write since. An image whose parent chain is
+ * not all there and whole (by the same cheap look) is listed damaged, naming the parent. `prune`
+ * keeps the newest N and every image one of them needs (those are not counted: keeping 3 of a
+ * chain may keep up to 3 + 7 files); `remove` refuses an image another one needs. Chains are at
+ * most 8 images long (pod init writes a whole image every 8th time), so this stays bounded.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
@@ -41,12 +49,21 @@ interface Description {
   parent: string | null;
   bytes: number;
   files: FileNeed[];
+  /** The image's CHAIN record (incremental checkpoints): its id and how many images lie below. */
+  chain?: ChainLink;
+}
+
+/** An image's place in a chain of incremental images, as its CHAIN record says. */
+export interface ChainLink {
+  id: string;
+  depth: number;
 }
 
 /** An image of the store with the files kept with it. */
 export interface StoredImage {
   info: ImageInfo;
   files: FileNeed[];
+  chain: ChainLink | null;
 }
 
 /** A checkpoint into the store under way: the image's temporary file (hand `temp.fd` to the writer). */
@@ -85,16 +102,26 @@ export class ImageStore {
    * Synchronous on purpose: nothing else of the store runs in between (no sweep of a blob that
    * is about to be named). Throws (and leaves the store as before) on failure.
    */
-  commit(p: PendingImage, kept: KeptFile[]): StoredImage {
+  commit(p: PendingImage, kept: KeptFile[], chain: (ChainLink & { parent: string | null }) | null = null): StoredImage {
     const fresh: string[] = [];
     try {
       for (const k of kept) if (this.putBlob(k)) fresh.push(k.need.hash);
       if (fresh.length > 0) fsyncDir(this.blobDir);
       commitTemp(p.temp);
       const bytes = statSync(p.temp.final).size;
-      const d: Description = { v: 1, id: p.id, session: p.session, time: p.time, kind: p.kind, parent: null, bytes, files: kept.map((k) => k.need) };
+      const d: Description = {
+        v: 1,
+        id: p.id,
+        session: p.session,
+        time: p.time,
+        kind: p.kind,
+        parent: chain?.parent ?? null,
+        bytes,
+        files: kept.map((k) => k.need),
+        ...(chain ? { chain: { id: chain.id, depth: chain.depth } } : {}),
+      };
       writeFileAtomic(this.descriptionPath(p.id), JSON.stringify(d) + '\n');
-      return this.described(d);
+      return this.get(p.id);
     } catch (err) {
       discardTemp(p.temp);
       rmSync(p.temp.final, { force: true });
@@ -138,9 +165,37 @@ export class ImageStore {
     return join(this.blobDir, hash);
   }
 
+  /**
+   * The image a new incremental image of the session would build on: its newest image, if that
+   * is part of a chain and whole (pod init checks that it is the one its tracking started from).
+   */
+  chainTip(sessionId: string): { image: string; chain: ChainLink } | null {
+    const newest = this.forSession(sessionId).find((s) => s.chain !== null);
+    return newest && newest.chain && newest.info.state === 'ok' ? { image: newest.info.id, chain: newest.chain } : null;
+  }
+
+  /** The image files an incremental image needs, its parent first; [] for a whole one. */
+  parentFiles(id: string): string[] {
+    const byId = new Map(this.all().map((s) => [s.info.id, s]));
+    const files: string[] = [];
+    for (let at = byId.get(id)?.info.parent ?? null; at !== null; at = byId.get(at)?.info.parent ?? null) {
+      const parent = byId.get(at);
+      if (!parent) throw new VosError('bad_image', `image ${id} needs its parent image ${at}, which is not in the store`);
+      files.push(parent.info.file);
+    }
+    return files;
+  }
+
   /** Removes an image (its description first: from then on it is gone), then the blobs no image names. */
   remove(ref: string): string {
     const { info } = this.get(ref);
+    const children = this.all().filter((s) => s.info.parent === info.id);
+    if (children.length > 0) {
+      throw new VosError(
+        'invalid_params',
+        `image ${info.id} is the parent of ${children.map((c) => c.info.id).join(', ')} (incremental images take its pages): remove ${children.length > 1 ? 'those' : 'that one'} first`,
+      );
+    }
     unlinkSync(this.descriptionPath(info.id));
     rmSync(this.imagePath(info.id), { force: true });
     fsyncDir(this.dir);
@@ -148,11 +203,19 @@ export class ImageStore {
     return info.id;
   }
 
-  /** Keeps the newest `keep` images of a session; returns the ids removed. */
+  /**
+   * Keeps the newest `keep` images of a session and every image they need (the parents of
+   * incremental ones, not counted); returns the ids removed. Newest first: a child goes before
+   * its parent.
+   */
   prune(sessionId: string, keep: number): string[] {
-    return this.forSession(sessionId)
-      .slice(keep)
-      .map((s) => this.remove(s.info.id));
+    const mine = this.forSession(sessionId);
+    const byId = new Map(mine.map((s) => [s.info.id, s]));
+    const needed = new Set<string>();
+    for (const s of mine.slice(0, keep)) {
+      for (let at: string | null = s.info.id; at !== null && !needed.has(at); at = byId.get(at)?.info.parent ?? null) needed.add(at);
+    }
+    return mine.filter((s) => !needed.has(s.info.id)).map((s) => this.remove(s.info.id));
   }
 
   /** Temporary files, images without a description, blobs that no image names. */
@@ -222,11 +285,12 @@ export class ImageStore {
       try {
         d = parseDescription(readFileSync(join(this.dir, name), 'utf8'), m[1]!);
       } catch (err) {
-        images.push({ info: this.unreadable(m[1]!, (err as Error).message), files: [] });
+        images.push({ info: this.unreadable(m[1]!, (err as Error).message), files: [], chain: null });
         continue;
       }
       images.push(this.described(d));
     }
+    markBrokenChains(images);
     return images.sort((a, b) => b.info.time - a.info.time || (a.info.id < b.info.id ? 1 : -1));
   }
 
@@ -263,6 +327,7 @@ export class ImageStore {
         problem,
       },
       files: d.files,
+      chain: d.chain ?? null,
     };
   }
 
@@ -297,6 +362,32 @@ export class ImageStore {
   }
 }
 
+function chainOk(c: unknown): boolean {
+  const x = c as Partial<Record<keyof ChainLink, unknown>> | null;
+  return !!x && typeof x.id === 'string' && /^[0-9a-f]{32}$/.test(x.id) && Number.isSafeInteger(x.depth) && (x.depth as number) >= 0 && (x.depth as number) < 8;
+}
+
+/** An incremental image whose parent is missing or damaged is damaged too, naming it. */
+function markBrokenChains(images: StoredImage[]): void {
+  const byId = new Map(images.map((s) => [s.info.id, s]));
+  const broken = (s: StoredImage, seen: Set<string>): string | null => {
+    const parent = s.info.parent;
+    if (parent === null) return null;
+    const p = byId.get(parent);
+    if (!p) return `it needs its parent image ${parent}, which is missing`;
+    if (seen.has(parent)) return `its chain of parent images loops at ${parent}`;
+    seen.add(parent);
+    if (p.info.state === 'damaged') return `it needs its parent image ${parent}, which is damaged (${p.info.problem})`;
+    const below = broken(p, seen);
+    return below === null ? null : `it needs its parent image ${parent}, which is damaged (${below})`;
+  };
+  for (const s of images) {
+    if (s.info.state !== 'ok') continue;
+    const why = broken(s, new Set([s.info.id]));
+    if (why !== null) s.info = { ...s.info, state: 'damaged', problem: why };
+  }
+}
+
 /** An image's description; throws on anything that is not one. */
 function parseDescription(text: string, id: string): Description {
   const d = JSON.parse(text) as Partial<Record<keyof Description, unknown>>;
@@ -319,7 +410,9 @@ function parseDescription(text: string, id: string): Description {
     !(d.parent === null || (str(d.parent) && IMAGE_ID.test(d.parent))) ||
     !count(d.bytes) ||
     !Array.isArray(d.files) ||
-    !d.files.every(fileOk)
+    !d.files.every(fileOk) ||
+    !(d.chain === undefined || chainOk(d.chain)) ||
+    (d.parent !== null && d.chain === undefined)
   ) {
     throw new Error('it is not an image description');
   }

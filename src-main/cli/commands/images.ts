@@ -11,7 +11,7 @@ import { formatBytes, table } from '../format.js';
 export const checkpointCommand: Command = {
   name: 'checkpoint',
   summary: 'write an image of a running session',
-  help: `usage: vos checkpoint ID [--keep N | --out FILE] [--stop] [--json]
+  help: `usage: vos checkpoint ID [--keep N | --out FILE] [--incremental] [--stop] [--json]
 
 Stops every process of the session for a moment, writes their state (memory, threads, open
 files, terminal) to an image, and lets them run on. vos restore brings the image back.
@@ -26,9 +26,14 @@ back at restore; one that is there with other content refuses the restore, namin
                 store beyond the newest N (default: keep all)
   --out FILE    write the image to FILE instead of the store. Such an image carries no
                 copy of the open files: they must be there, unchanged, at restore
+  --incremental write only the memory the program changed since the session's previous
+                image in the store (scheduled checkpoints do this); the rest is taken from
+                that image, its parent, which is kept as long as this one is. A whole image
+                instead, saying why, when that cannot be (the first one, no write tracking
+                on this kernel, a migration since, every 8th image of a chain)
   --stop        end the session after a successful checkpoint
   --json        {"file", "image", "bytes", "keptFiles", "removed", "processes", "threads",
-                "frozenMs", "wallMs", "stopped"}
+                "frozenMs", "wallMs", "stopped", "incremental", "parent", "fullReason"}
 
 The image is written to a temporary file beside its place and takes its place only when
 complete (a symlink at FILE is replaced, never followed). If the checkpoint fails (a full
@@ -39,9 +44,11 @@ included, stays as it was.
     const { options, positionals } = parseArgs(argv, {
       out: { type: 'string', short: 'o' },
       keep: { type: 'string' },
+      incremental: { type: 'boolean' },
       stop: { type: 'boolean' },
       json: { type: 'boolean' },
     });
+    if (options.incremental === true && typeof options.out === 'string') throw new UsageError('--incremental is for the image store; it does not go with --out');
     if (positionals.length !== 1) throw new UsageError('give exactly one session: vos checkpoint ID');
     let keep: number | undefined;
     if (typeof options.keep === 'string') {
@@ -57,12 +64,14 @@ included, stays as it was.
         ...(out ? { out } : {}),
         stop: options.stop === true,
         ...(keep !== undefined ? { keep } : {}),
+        ...(options.incremental === true ? { incremental: true } : {}),
       });
       if (options.json) {
         ctx.out(JSON.stringify(r) + '\n');
       } else {
         const p = (n: number, one: string, many: string): string => `${n} ${n === 1 ? one : many}`;
-        const kept = r.image ? `image ${r.image} in the store, ${p(r.keptFiles, 'open file', 'open files')} kept` : '';
+        const chain = r.incremental ? `, incremental on ${r.parent}` : r.fullReason ? `, whole (${r.fullReason})` : '';
+        const kept = r.image ? `image ${r.image} in the store${chain}, ${p(r.keptFiles, 'open file', 'open files')} kept` : '';
         const removed = r.removed.length > 0 ? `; removed the older ${p(r.removed.length, 'image', 'images')} ${r.removed.join(', ')}` : '';
         ctx.out(
           `${r.file}\n${kept ? `  ${kept}${removed}\n` : ''}  ${formatBytes(r.bytes)}, ${p(r.processes, 'process', 'processes')}, ${p(r.threads, 'thread', 'threads')}; ` +

@@ -55,7 +55,8 @@ struct dirty_proc {
 	pid_t pid;
 	uint64_t start_time; /* /proc/PID/stat field 22: a reused pid is another process */
 	int uffd;
-	struct u64map sent; /* addresses of the pages sent in rounds (values unused) */
+	int stale; /* its userfaultfd no longer reaches its memory (it ran exec): take a new one */
+	struct u64map sent; /* addresses of the pages sent in rounds, or in the latest image (values unused) */
 };
 
 static uint64_t start_time_of(pid_t pid)
@@ -166,13 +167,18 @@ static int enable_wp_async(int uffd, struct err *e)
 	return 0;
 }
 
-int dirty_start(struct pod *pod, struct dirty_tracker *t, struct err *e)
+int dirty_available(struct err *e)
 {
-	memset(t, 0, sizeof *t);
 	/* Test hook: a pod started with this set behaves as on a kernel without the interfaces. */
 	if (getenv("VOS_TEST_NO_DIRTY_TRACKING"))
 		return fail(e, "dirty-page tracking is turned off (VOS_TEST_NO_DIRTY_TRACKING)");
-	if (probe(e) < 0)
+	return probe(e);
+}
+
+int dirty_start(struct pod *pod, struct dirty_tracker *t, struct err *e)
+{
+	memset(t, 0, sizeof *t);
+	if (dirty_available(e) < 0)
 		return -1;
 	struct freeze f;
 	if (freeze_pod(pod, &f, e) < 0)
@@ -322,6 +328,144 @@ void dirty_kept(struct dirty_proc *p, int pagemap_fd, const struct vma *v, const
 	struct scan_masks changed = {0, PAGE_IS_WRITTEN_ | PAGE_IS_PFNZERO_, PAGE_IS_WRITTEN_ | PAGE_IS_PFNZERO_};
 	if (scan(pagemap_fd, v->start, v->end, PM_SCAN_CHECK_WPASYNC_, changed, not_kept, &c) < 0)
 		memset(keep, 0, (size_t)npages); /* cannot tell: send it all */
+}
+
+/* ---- incremental checkpoints: tracking that lasts from one image to the next ---- */
+
+static int ignore_region(void *ctx, uint64_t start, uint64_t end, uint64_t categories)
+{
+	(void)ctx;
+	(void)start;
+	(void)end;
+	(void)categories;
+	return 0;
+}
+
+void dirty_prune(const struct freeze *f, struct dirty_tracker *t)
+{
+	int n = 0;
+	for (int i = 0; i < t->nprocs; i++) {
+		struct dirty_proc *p = &t->procs[i];
+		int frozen = 0;
+		for (int k = 0; k < f->nprocs && !frozen; k++)
+			frozen = f->procs[k].pid == p->pid;
+		if (frozen && !p->stale && same_process(p)) {
+			t->procs[n++] = *p;
+			continue;
+		}
+		if (p->uffd >= 0)
+			close(p->uffd); /* gone, another process with its pid, or its memory replaced by exec */
+		u64map_free(&p->sent);
+	}
+	t->nprocs = n;
+}
+
+/* A process just followed: every area watched from now, its pages those of the image. */
+static int arm_process(struct dirty_proc *p, struct err *e)
+{
+	struct mem_dump scratch;
+	memset(&scratch, 0, sizeof scratch);
+	struct vma_list l;
+	int rc = collect_vmas(p->pid, &scratch, &l, e);
+	int pagemap_fd = -1, mem_fd = -1;
+	if (rc == 0 && (rc = open_process_memory(p->pid, &pagemap_fd, &mem_fd, e)) < 0)
+		vma_list_free(&l);
+	for (int i = 0; i < l.n && rc == 0; i++) {
+		const struct vma *v = &l.v[i];
+		if (v->kind != VOS_VMA_ANON && v->kind != VOS_VMA_FILE)
+			continue;
+		uint8_t *want = xmalloc((size_t)((v->end - v->start) / PAGE));
+		rc = wanted_pages(pagemap_fd, v, want, e); /* as the image just written took them */
+		if (rc == 0)
+			dirty_rearm(p, pagemap_fd, v, want);
+		free(want);
+	}
+	if (pagemap_fd >= 0) {
+		close(pagemap_fd);
+		close(mem_fd);
+		vma_list_free(&l);
+	}
+	mem_dump_free(&scratch);
+	return rc;
+}
+
+int dirty_adopt(struct pod *pod, struct freeze *f, struct dirty_tracker *t, struct err *e)
+{
+	t->procs = xrealloc(t->procs, (size_t)(t->nprocs + f->nprocs) * sizeof *t->procs);
+	t->adopted = 0;
+	for (int k = 0; k < f->nprocs; k++) {
+		int known = 0;
+		for (int i = 0; i < t->nprocs && !known; i++)
+			known = t->procs[i].pid == f->procs[k].pid;
+		if (known)
+			continue;
+		struct dirty_proc *p = &t->procs[t->nprocs];
+		memset(p, 0, sizeof *p);
+		p->pid = f->procs[k].pid;
+		p->uffd = freeze_take_uffd(pod, f, &f->procs[k], e);
+		if (p->uffd < 0)
+			return -1;
+		t->nprocs++;
+		p->start_time = start_time_of(p->pid);
+		if (enable_wp_async(p->uffd, e) < 0 || arm_process(p, e) < 0)
+			return -1;
+		t->adopted++;
+	}
+	return 0;
+}
+
+struct want_ctx {
+	const struct vma *v;
+	uint8_t *want;
+};
+
+static int mark_wanted(void *ctx, uint64_t start, uint64_t end, uint64_t categories)
+{
+	struct want_ctx *c = ctx;
+	if (c->v->kind == VOS_VMA_FILE && (categories & PAGE_IS_FILE_))
+		return 0; /* the file's page, not one the process changed */
+	memset(c->want + (start - c->v->start) / PAGE, 1, (size_t)((end - start) / PAGE));
+	return 0;
+}
+
+int dirty_wanted(int pagemap_fd, const struct vma *v, uint8_t *want)
+{
+	memset(want, 0, (size_t)((v->end - v->start) / PAGE));
+	struct want_ctx c = {v, want};
+	/* Whether a page is the file's costs the kernel a look at each page: only where it matters. */
+	uint64_t file = v->kind == VOS_VMA_FILE ? PAGE_IS_FILE_ : 0;
+	struct scan_masks touched = {0, PAGE_IS_PRESENT_ | PAGE_IS_SWAPPED_, PAGE_IS_PRESENT_ | PAGE_IS_SWAPPED_ | file};
+	return scan(pagemap_fd, v->start, v->end, 0, touched, mark_wanted, &c) < 0 ? -1 : 0;
+}
+
+void dirty_rearm(struct dirty_proc *p, int pagemap_fd, const struct vma *v, const uint8_t *want)
+{
+	if (register_wp(p->uffd, v->start, v->end) < 0) {
+		u64map_remove_range(&p->sent, v->start, v->end, PAGE);
+		/* The program's own userfaultfd (EBUSY) or an area it cannot watch (EINVAL): this area
+		 * is written whole each time. Anything else: our userfaultfd lost the process's memory. */
+		if (errno != EBUSY && errno != EINVAL)
+			p->stale = 1;
+		return;
+	}
+	/* Write-protect every page written so far: from here on a write shows. A scan that fails
+	 * leaves the area out of `sent`, so the next image has all of it. */
+	struct scan_masks written = {PAGE_IS_WRITTEN_, 0, PAGE_IS_WRITTEN_};
+	if (scan(pagemap_fd, v->start, v->end, PM_SCAN_WP_MATCHING_, written, ignore_region, NULL) < 0) {
+		u64map_remove_range(&p->sent, v->start, v->end, PAGE);
+		return;
+	}
+	/* `sent` becomes the pages of this image: mostly those of the last one, so only the
+	 * differences are put or removed (a rebuild would fill the map with removal marks). */
+	uint64_t npages = (v->end - v->start) / PAGE;
+	for (uint64_t i = 0; i < npages; i++) {
+		uint64_t a = v->start + i * PAGE;
+		int had = u64map_get(&p->sent, a, NULL);
+		if (want[i] && !had)
+			u64map_put(&p->sent, a, 0);
+		else if (!want[i] && had)
+			u64map_remove(&p->sent, a);
+	}
 }
 
 void dirty_stop(struct dirty_tracker *t)

@@ -140,6 +140,8 @@ struct dirty_tracker;
  * tracker (live migration), pages the target already has become KEPT runs. */
 int dump_pages(pid_t pid, struct mem_dump *md, const struct vma_list *l, struct dirty_tracker *t,
 	       struct image_writer *w, struct err *e);
+/* Which pages of area v an image holds (touched; in a private file mapping, changed): want[i]. */
+int wanted_pages(int pagemap_fd, const struct vma *v, uint8_t *want, struct err *e);
 /* Opens /proc/PID/pagemap and /proc/PID/mem. */
 int open_process_memory(pid_t pid, int *pagemap_fd, int *mem_fd, struct err *e);
 
@@ -167,6 +169,12 @@ struct dirty_tracker {
 	uint32_t rounds;
 	uint64_t round_pages; /* pages sent by the last round */
 	uint64_t sent_pages;  /* by all rounds */
+	/* Incremental checkpoints: the tracker lasts from one image to the next (pod init keeps it);
+	 * pages of the previous image not written since become PARENT runs (refer) instead of KEPT,
+	 * and each area is watched again once written. */
+	int incremental;
+	int refer;
+	uint32_t adopted; /* processes it started to follow at the latest checkpoint */
 };
 
 /* Starts tracking: a userfaultfd (write-protect, asynchronous) for every process of the pod,
@@ -180,6 +188,20 @@ struct dirty_proc *dirty_find(struct dirty_tracker *t, pid_t pid);
 /* For the frozen pod's final image: keep[i] = 1 for each wanted page of area v that the target
  * has from a round and that was not written since (pagemap_fd: the process's /proc/PID/pagemap). */
 void dirty_kept(struct dirty_proc *p, int pagemap_fd, const struct vma *v, const uint8_t *want, uint8_t *keep);
+/* Whether this kernel (and the pod's environment) lets written pages be tracked; why not. */
+int dirty_available(struct err *e);
+/* Incremental checkpoints, while the pod is frozen, before the image: forgets the processes
+ * gone, replaced or exec'd (their pages go whole). */
+void dirty_prune(const struct freeze *f, struct dirty_tracker *t);
+/* ... and after it (a process's own userfaultfd must not be in the image): follows every frozen
+ * process it does not follow yet (a userfaultfd for each), from the pages it has now. */
+int dirty_adopt(struct pod *pod, struct freeze *f, struct dirty_tracker *t, struct err *e);
+/* wanted_pages' answer through PAGEMAP_SCAN (a walk of the page tables instead of 8 bytes of
+ * pagemap per page); -1 where the scan fails. */
+int dirty_wanted(int pagemap_fd, const struct vma *v, uint8_t *want);
+/* Incremental checkpoints, once area v is written into the image (want: its pages in it):
+ * write-protects it again and notes those pages as the image's. */
+void dirty_rearm(struct dirty_proc *p, int pagemap_fd, const struct vma *v, const uint8_t *want);
 /* Stops tracking (the kernel drops the write protection with the last userfaultfd). */
 void dirty_stop(struct dirty_tracker *t);
 

@@ -38,6 +38,7 @@ struct page_batch {
 	uint32_t rec_type;   /* VOS_REC_PAGES, or VOS_REC_PRECOPY */
 	uint32_t owner_kind; /* 0: process pages, 1: shared memory object */
 	uint32_t owner;      /* pid or shm id */
+	uint32_t keep_kind;  /* the run kind of pages without data: VOS_RUN_KEPT or VOS_RUN_PARENT */
 	struct {
 		uint64_t addr; /* where the page goes (address, or offset in the object) */
 		uint32_t npages;
@@ -60,6 +61,7 @@ struct page_batch *page_batch_new(uint32_t rec_type, uint32_t owner_kind, uint32
 	b->rec_type = rec_type;
 	b->owner_kind = owner_kind;
 	b->owner = owner;
+	b->keep_kind = VOS_RUN_KEPT;
 	b->nent = b->ndata = 0;
 	return b;
 }
@@ -94,7 +96,7 @@ int page_batch_flush(struct page_batch *b, struct mem_dump *md, struct image_wri
 	parts[np++] = (struct iovec){&head, sizeof head};
 	for (int i = 0; i < b->nent;) {
 		if (b->ent[i].kept) {
-			runs[nr] = (struct vos_page_run){b->ent[i].addr, b->ent[i].npages, VOS_RUN_KEPT};
+			runs[nr] = (struct vos_page_run){b->ent[i].addr, b->ent[i].npages, b->keep_kind};
 			parts[np++] = (struct iovec){&runs[nr++], sizeof *runs};
 			md->kept_pages += b->ent[i].npages;
 			i++;
@@ -187,7 +189,7 @@ static int page_batch_keep(struct page_batch *b, uint64_t addr, uint64_t count, 
 }
 
 /* Which pages of the area to save: 1 for each page to take. */
-static int wanted_pages(int pagemap_fd, const struct vma *v, uint8_t *want, struct err *e)
+int wanted_pages(int pagemap_fd, const struct vma *v, uint8_t *want, struct err *e)
 {
 	uint64_t npages = (v->end - v->start) / PAGE;
 	uint64_t *pm = xmalloc((size_t)npages * 8);
@@ -208,19 +210,21 @@ static int wanted_pages(int pagemap_fd, const struct vma *v, uint8_t *want, stru
 }
 
 static int dump_area(pid_t pid, int mem_fd, int pagemap_fd, const struct vma *v, struct page_batch *b,
-		     struct mem_dump *md, struct dirty_proc *tracked, struct image_writer *w, struct err *e)
+		     struct mem_dump *md, const struct dirty_tracker *t, struct dirty_proc *tracked, struct image_writer *w,
+		     struct err *e)
 {
 	uint64_t npages = (v->end - v->start) / PAGE;
 	uint8_t *want = xmalloc((size_t)npages);
 	uint8_t *keep = NULL;
 	if (v->kind == VOS_VMA_VDSO || v->kind == VOS_VMA_SHMEM) {
 		memset(want, 1, (size_t)npages); /* small, or shared: all of it */
-	} else if (wanted_pages(pagemap_fd, v, want, e) < 0) {
+	} else if (!(tracked && t->incremental && dirty_wanted(pagemap_fd, v, want) == 0) && wanted_pages(pagemap_fd, v, want, e) < 0) {
 		free(want);
 		return -1;
 	} else if (tracked) {
 		keep = xcalloc((size_t)npages, 1);
-		dirty_kept(tracked, pagemap_fd, v, want, keep);
+		if (!t->incremental || t->refer)
+			dirty_kept(tracked, pagemap_fd, v, want, keep);
 	}
 	int rc = 0;
 	for (uint64_t i = 0; i < npages && rc == 0;) {
@@ -240,6 +244,9 @@ static int dump_area(pid_t pid, int mem_fd, int pagemap_fd, const struct vma *v,
 			rc = page_batch_add(b, pid, mem_fd, v, src, dst, (int)(j - i), md, w, e);
 		i = j;
 	}
+	/* While the pod is still frozen: from here on, what the next image needs shows. */
+	if (rc == 0 && keep && t->incremental)
+		dirty_rearm(tracked, pagemap_fd, v, want);
 	free(keep);
 	free(want);
 	return rc;
@@ -272,10 +279,12 @@ int dump_pages(pid_t pid, struct mem_dump *md, const struct vma_list *l, struct 
 	struct dirty_proc *tracked = t ? dirty_find(t, pid) : NULL;
 	struct page_batch *b = page_batch_new(VOS_REC_PAGES, 0, (uint32_t)pid, e);
 	int rc = b ? 0 : -1;
+	if (b && t && t->incremental)
+		b->keep_kind = VOS_RUN_PARENT;
 	for (int i = 0; i < l->n && rc == 0; i++) {
 		const struct vma *v = &l->v[i];
 		if (v->kind == VOS_VMA_ANON || v->kind == VOS_VMA_FILE || v->kind == VOS_VMA_VDSO)
-			rc = dump_area(pid, mem_fd, pagemap_fd, v, b, md, tracked, w, e);
+			rc = dump_area(pid, mem_fd, pagemap_fd, v, b, md, t, tracked, w, e);
 	}
 	if (rc == 0)
 		rc = page_batch_flush(b, md, w, e);
@@ -286,7 +295,7 @@ int dump_pages(pid_t pid, struct mem_dump *md, const struct vma_list *l, struct 
 		md->shms[v->file_id].dumped = 1;
 		b->owner_kind = 1;
 		b->owner = v->file_id;
-		rc = dump_area(pid, mem_fd, pagemap_fd, v, b, md, NULL, w, e);
+		rc = dump_area(pid, mem_fd, pagemap_fd, v, b, md, NULL, NULL, w, e);
 		if (rc == 0)
 			rc = page_batch_flush(b, md, w, e);
 	}

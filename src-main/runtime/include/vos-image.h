@@ -51,6 +51,7 @@ enum vos_rec_type {
 	VOS_REC_FILE = 8,     /* a file mapped by the pod: identity */
 	VOS_REC_FILEDATA = 9, /* a range of a mapped file's content */
 	VOS_REC_PRECOPY = 10, /* live migration: pages sent ahead while the pod ran (PAGES' layout) */
+	VOS_REC_CHAIN = 11,   /* incremental checkpoints: this image's id and its parent's (PARENT runs) */
 	VOS_REC_TRAILER = 15, /* counts and CRC chain of every record before it; the last record */
 };
 
@@ -112,6 +113,19 @@ _Static_assert(sizeof(struct vos_page_run) == 16 && offsetof(struct vos_page_run
 #define VOS_RUN_DATA 0u
 #define VOS_RUN_ZERO 1u
 #define VOS_RUN_KEPT 2u /* the pages' content is the latest PRECOPY of them (nothing follows) */
+#define VOS_RUN_PARENT 3u /* the pages' content is that of the same pages in the parent image (CHAIN) */
+
+/* A CHAIN payload: the image's id (random), its parent's id (zero: the image is whole), and how
+ * many images lie below it (0 for a whole one). */
+#define VOS_CHAIN_ID 16
+#define VOS_MAX_CHAIN 8 /* parents an image may need: at most this many below it */
+struct vos_chain {
+	uint8_t id[VOS_CHAIN_ID];
+	uint8_t parent[VOS_CHAIN_ID];
+	uint32_t depth;
+	uint32_t pad;
+};
+_Static_assert(sizeof(struct vos_chain) == 40, "a CHAIN record is u8[16] id, u8[16] parent, u32 depth, u32 0");
 
 /* Object (open file description) kinds */
 enum vos_obj_kind {

@@ -231,8 +231,12 @@ int checkpoint_request(const struct checkpoint_request *o)
 		return 1;
 	}
 	char request[CONTROL_LINE_MAX];
-	snprintf(request, sizeof request, "checkpoint%s%s%s records=%u bytes=%llu chain=%u", o->stop ? " stop=1" : "",
-		 o->hold ? " hold=1" : "", o->precopy ? " precopy=1" : "", w.records, (unsigned long long)w.bytes, w.chain);
+	char chain_words[80] = "";
+	if (o->incremental)
+		snprintf(chain_words, sizeof chain_words, " incremental=1%s%.40s", o->parent ? " parent=" : "", o->parent ? o->parent : "");
+	snprintf(request, sizeof request, "checkpoint%s%s%s%s records=%u bytes=%llu chain=%u", o->stop ? " stop=1" : "",
+		 o->hold ? " hold=1" : "", o->precopy ? " precopy=1" : "", chain_words, w.records, (unsigned long long)w.bytes,
+		 w.chain);
 	int sock = control_connect(o->control);
 	if (sock < 0) {
 		int saved = errno;
@@ -263,8 +267,9 @@ int checkpoint_request(const struct checkpoint_request *o)
 		}
 		if (fd >= 0)
 			close(fd);
-		if (strncmp(reply, "precopy", 7) == 0) {
-			/* live migration's progress: a round of pages sent ahead */
+		if (strncmp(reply, "precopy", 7) == 0 || strncmp(reply, "full ", 5) == 0) {
+			/* live migration's progress: a round of pages sent ahead; or why an incremental
+			 * image is whole */
 			printf("%s\n", reply);
 			fflush(stdout);
 			continue;

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <termios.h>
 #include <time.h>
@@ -153,6 +154,110 @@ static int await_verdict(int conn, const char *held)
 	return strcmp(line, "commit") == 0;
 }
 
+/* ---- incremental checkpoints ----
+ *
+ * A checkpoint that asks for it (incremental=1) leaves write tracking on after it (pod->inc: a
+ * userfaultfd per process, as live migration's, kept by pod init) and names itself with a random
+ * CHAIN id. The next one that names that id as its parent (parent=HEX: the agent's latest image
+ * of the session) writes only the pages written since; the others are PARENT runs. Anything else
+ * (no tracking yet, another parent, a failed checkpoint in between, a migration) gives a whole
+ * image, and the requester is told why ("full <why>"). */
+
+void incremental_forget(struct pod *pod, const char *why)
+{
+	if (pod->inc) {
+		dirty_stop(pod->inc);
+		free(pod->inc);
+		pod->inc = NULL;
+	}
+	snprintf(pod->inc_lost, sizeof pod->inc_lost, "%.500s", why);
+}
+
+static int hex_id(const char *text, uint8_t id[VOS_CHAIN_ID])
+{
+	if (strlen(text) != 2 * VOS_CHAIN_ID)
+		return -1;
+	for (int i = 0; i < VOS_CHAIN_ID; i++) {
+		unsigned v;
+		if (sscanf(text + 2 * i, "%2x", &v) != 1)
+			return -1;
+		id[i] = (uint8_t)v;
+	}
+	return 0;
+}
+
+static void id_hex(const uint8_t id[VOS_CHAIN_ID], char out[2 * VOS_CHAIN_ID + 1])
+{
+	for (int i = 0; i < VOS_CHAIN_ID; i++)
+		snprintf(out + 2 * i, 3, "%02x", id[i]);
+}
+
+/* What this checkpoint does about the chain, decided before the freeze. */
+struct chain_plan {
+	int on;               /* incremental=1 was asked */
+	int refer;            /* pages of the parent become PARENT runs */
+	struct vos_chain rec; /* the CHAIN record */
+	char full[600];       /* why the image is whole, when asked for incremental */
+};
+
+static void plan_chain(struct pod *pod, const char *request, struct chain_plan *cp)
+{
+	memset(cp, 0, sizeof *cp);
+	char v[80];
+	cp->on = control_arg(request, "incremental", v, sizeof v) && strcmp(v, "1") == 0;
+	if (!cp->on)
+		return;
+	if (getrandom(cp->rec.id, sizeof cp->rec.id, 0) != (ssize_t)sizeof cp->rec.id) {
+		for (int i = 0; i < VOS_CHAIN_ID; i++) /* no randomness: time and pid still tell images apart */
+			cp->rec.id[i] = (uint8_t)((uint64_t)now_monotonic_us() >> (i % 8 * 8)) ^ (uint8_t)getpid();
+	}
+	uint8_t parent[VOS_CHAIN_ID];
+	int named = control_arg(request, "parent", v, sizeof v) && hex_id(v, parent) == 0;
+	if (!pod->inc)
+		snprintf(cp->full, sizeof cp->full, "%.590s", pod->inc_lost[0] ? pod->inc_lost : "the first checkpoint since the session started or was restored that tracks written pages");
+	else if (!named)
+		snprintf(cp->full, sizeof cp->full, "no previous image was named as its parent");
+	else if (memcmp(parent, pod->inc_id, VOS_CHAIN_ID) != 0)
+		snprintf(cp->full, sizeof cp->full, "the previous image is not the one this session's tracking started from (a checkpoint in between was not kept)");
+	else if (pod->inc_depth + 1 >= VOS_MAX_CHAIN)
+		snprintf(cp->full, sizeof cp->full, "a whole image every %u checkpoints bounds the chain", VOS_MAX_CHAIN);
+	else {
+		cp->refer = 1;
+		memcpy(cp->rec.parent, parent, VOS_CHAIN_ID);
+		cp->rec.depth = pod->inc_depth + 1;
+	}
+}
+
+/* While frozen, before the image: tracking on (started here if need be), for the processes it
+ * still follows; or off, cp->full saying why. */
+static void arm_chain(struct pod *pod, struct freeze *f, struct chain_plan *cp)
+{
+	struct err e;
+	if (!pod->inc) {
+		if (dirty_available(&e) < 0) {
+			incremental_forget(pod, e.msg);
+			snprintf(cp->full, sizeof cp->full, "%.590s", e.msg);
+			return;
+		}
+		pod->inc = xcalloc(1, sizeof *pod->inc);
+		pod->inc->incremental = 1;
+	}
+	pod->inc->refer = cp->refer;
+	dirty_prune(f, pod->inc);
+}
+
+/* After the image, still frozen: the processes not followed yet are from now on. A failure
+ * loses tracking (the next image is whole and says why), not this image. */
+static void follow_new(struct pod *pod, struct freeze *f)
+{
+	struct err e;
+	if (pod->inc && dirty_adopt(pod, f, pod->inc, &e) < 0) {
+		char why[600];
+		snprintf(why, sizeof why, "written pages could not be tracked after the previous checkpoint: %.500s", e.msg);
+		incremental_forget(pod, why);
+	}
+}
+
 /* Live migration's rounds: stop when a round sends little, after PRECOPY_MAX_ROUNDS, or when
  * the pod writes about as fast as the rounds send (more rounds would not shorten the pause). */
 #define PRECOPY_MAX_ROUNDS 8
@@ -164,6 +269,7 @@ static int await_verdict(int conn, const char *held)
 static int precopy(struct pod *pod, int conn, struct dirty_tracker *t, struct image_writer *w, struct err *e)
 {
 	char line[CONTROL_LINE_MAX];
+	incremental_forget(pod, "a live migration was tried since the previous checkpoint (its write tracking replaced this one's)");
 	if (dirty_start(pod, t, e) < 0) {
 		snprintf(line, sizeof line, "precopy unavailable %s", e->msg);
 		control_send(conn, line, -1);
@@ -213,6 +319,8 @@ void checkpoint_run(struct pod *pod, int *out_fd, int conn, const char *request,
 
 	struct dirty_tracker tracker;
 	memset(&tracker, 0, sizeof tracker);
+	struct chain_plan cp;
+	plan_chain(pod, request, &cp);
 	int live = 0;
 	if (control_arg(request, "precopy", v, sizeof v) && strcmp(v, "1") == 0) {
 		int r = precopy(pod, conn, &tracker, &w, &e);
@@ -231,7 +339,13 @@ void checkpoint_run(struct pod *pod, int *out_fd, int conn, const char *request,
 	}
 	/* The agent takes its screen snapshot now: the program can print nothing more. */
 	control_send(conn, "frozen", -1);
-	int rc = write_pod(pod, &f, &w, &e);
+	int rc = 0;
+	if (cp.on && !live) {
+		arm_chain(pod, &f, &cp);
+		rc = iw_record1(&w, VOS_REC_CHAIN, &cp.rec, sizeof cp.rec, &e);
+	}
+	if (rc == 0)
+		rc = write_pod(pod, &f, &w, &e);
 	if (rc == 0)
 		rc = dump_files(&f, &files, &md, tty_rdev, &e);
 	if (rc == 0)
@@ -239,8 +353,10 @@ void checkpoint_run(struct pod *pod, int *out_fd, int conn, const char *request,
 	uint32_t threads = 0;
 	for (int i = 0; i < f.nprocs && rc == 0; i++) {
 		threads += f.procs[i].ctl->nthreads;
-		rc = write_process(&f.procs[i], &md, &files, live ? &tracker : NULL, &w, tty_rdev, &e);
+		rc = write_process(&f.procs[i], &md, &files, live ? &tracker : cp.on ? pod->inc : NULL, &w, tty_rdev, &e);
 	}
+	if (rc == 0 && cp.on && !live)
+		follow_new(pod, &f);
 	/* The requester saves the screen while nothing can print to it; wait for it to say so
 	 * (within reason: a requester that went quiet does not keep the pod frozen). "abort <why>":
 	 * it has no screen, the image could not be restored, the checkpoint is called off. */
@@ -288,12 +404,30 @@ void checkpoint_run(struct pod *pod, int *out_fd, int conn, const char *request,
 	}
 
 	dirty_stop(&tracker); /* after the pod ended or runs again: its pages are no longer watched */
+	char chain_words[160] = "";
+	if (cp.on && !live) {
+		if (rc == 0 && pod->inc) {
+			memcpy(pod->inc_id, cp.rec.id, VOS_CHAIN_ID);
+			pod->inc_depth = cp.rec.depth;
+			pod->inc_lost[0] = 0;
+		} else if (rc < 0) {
+			incremental_forget(pod, "the previous checkpoint failed");
+		}
+		if (rc == 0 && !cp.refer) {
+			char full[CONTROL_LINE_MAX];
+			snprintf(full, sizeof full, "full %s", cp.full);
+			control_send(conn, full, -1);
+		}
+		char id[2 * VOS_CHAIN_ID + 1];
+		id_hex(cp.rec.id, id);
+		snprintf(chain_words, sizeof chain_words, " image_id=%s depth=%u incremental=%d", id, cp.rec.depth, cp.refer);
+	}
 	if (rc == 0)
 		snprintf(reply, size,
 			 "ok processes=%d threads=%u zombies=%d frozen_us=%" PRId64 " records=%u bytes=%" PRIu64
-			 " chain=%u pages=%" PRIu64 " zero_pages=%" PRIu64 " kept_pages=%" PRIu64 " files=%d stopped=%d",
+			 " chain=%u pages=%" PRIu64 " zero_pages=%" PRIu64 " kept_pages=%" PRIu64 " files=%d stopped=%d%s",
 			 f.nprocs, threads, f.nzombies, frozen_us, w.records, w.bytes, w.chain, md.pages, md.zero_pages,
-			 md.kept_pages, md.nfiles, stop);
+			 md.kept_pages, md.nfiles, stop, chain_words);
 	else
 		status_error_reply(reply, size, "checkpoint_failed", &e);
 	files_dump_free(&files);

@@ -21,6 +21,15 @@ struct pod;
  * else (it runs again; stopped=0). The pod closes its image stream *out_fd (and sets it to -1)
  * once its records are written.
  */
+/*
+ * incremental=1 [parent=HEX]: write a CHAIN record, keep write tracking on afterwards, and
+ * (when HEX is the CHAIN id of this pod's previous such image) write only the pages written
+ * since it, the rest as PARENT runs. A whole image says why first: a line "full <why>". The
+ * reply adds image_id=HEX depth=N incremental=0|1.
+ */
 void checkpoint_run(struct pod *pod, int *out_fd, int conn, const char *request, char *reply, size_t size);
+
+/* Drops the tracking kept for incremental checkpoints; the next one is whole, saying why. */
+void incremental_forget(struct pod *pod, const char *why);
 
 #endif

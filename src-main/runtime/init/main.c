@@ -16,14 +16,20 @@
  *       --precopy (live migration): first send the memory while the pod runs, in rounds
  *       ("precopy ..." lines), then freeze and send only what changed since; falls back to a
  *       plain checkpoint where the kernel cannot track written pages ("precopy unavailable ...").
- *   vos-init restore --control SOCKET (--image FILE | --image-socket PATH) [--hold] [--status PATH] [--runtime LIBVOS] [--cache DIR]
+ *       --incremental [--parent ID]: write a CHAIN record and keep tracking written pages after;
+ *       if ID is the CHAIN id of the pod's previous such image, write only what changed since
+ *       (PARENT runs for the rest). A whole image says why first: "full <why>". The outcome
+ *       adds image_id=ID depth=N incremental=0|1.
+ *   vos-init restore --control SOCKET (--image FILE | --image-socket PATH) [--parent FILE]... [--hold] [--status PATH] [--runtime LIBVOS] [--cache DIR]
+ *       --parent: an incremental image's parents, nearest first (each checked whole, and that
+ *       it is the one the image names).
  *       Bring an image back to life on this terminal, in a new pod. --image-socket: receive
  *       the image from a Unix socket (a migration streams it) into memory first. --hold: the
  *       restored processes wait at the barrier until "go" (or "abort") on the control socket.
  *       --status: connect to the agent's Unix socket at PATH first and send the outcome there
  *       as one status line (common/status.h): the failure, or {"ok":true,...} once every process
  *       is restored (held or running).
- *   vos-init verify [--list] FILE
+ *   vos-init verify [--list] [--parent FILE]... FILE
  *       Check an image's integrity (every checksum, the trailer) and read it as a restore would
  *       (every field, the order of the records, every run of pages) without restoring it. --list
  *       first prints its records, one a line: "OFFSET LENGTH TYPE NAME" (the offset of the
@@ -53,9 +59,9 @@ static void usage(void) __attribute__((noreturn));
 static void usage(void)
 {
 	fprintf(stderr, "usage: vos-init [launch] [--control SOCKET] [--runtime LIB] [--no-pod] -- PROGRAM [ARGS...]\n"
-			"       vos-init checkpoint --control SOCKET [--stop | --hold] [--precopy] [--session] [--producer TEXT]\n"
-			"       vos-init restore --control SOCKET (--image FILE | --image-socket PATH) [--hold] [--status PATH] [--runtime LIB] [--cache DIR]\n"
-			"       vos-init verify [--list] FILE\n"
+			"       vos-init checkpoint --control SOCKET [--stop | --hold] [--precopy] [--incremental [--parent ID]] [--session] [--producer TEXT]\n"
+			"       vos-init restore --control SOCKET (--image FILE | --image-socket PATH) [--parent FILE]... [--hold] [--status PATH] [--runtime LIB] [--cache DIR]\n"
+			"       vos-init verify [--list] [--parent FILE]... FILE\n"
 			"       vos-init host --socket PATH [--cols N] [--rows N] -- PROGRAM [ARGS...]\n");
 	exit(2);
 }
@@ -108,6 +114,10 @@ static int cmd_checkpoint(int argc, char **argv)
 			o.hold = 1;
 		else if (strcmp(argv[i], "--precopy") == 0)
 			o.precopy = 1;
+		else if (strcmp(argv[i], "--incremental") == 0)
+			o.incremental = 1;
+		else if (strcmp(argv[i], "--parent") == 0)
+			o.parent = option_value(argc, argv, &i);
 		else
 			usage();
 	}
@@ -132,10 +142,21 @@ static void list_records(int fd, const char *name)
 
 static int cmd_verify(int argc, char **argv)
 {
-	int list = argc == 2 && strcmp(argv[0], "--list") == 0;
-	if (argc != 1 + list)
+	int list = 0, nparents = 0;
+	const char *parents[VOS_MAX_CHAIN];
+	const char *path = NULL;
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--list") == 0)
+			list = 1;
+		else if (strcmp(argv[i], "--parent") == 0 && nparents < VOS_MAX_CHAIN)
+			parents[nparents++] = option_value(argc, argv, &i);
+		else if (!path && argv[i][0] != '-')
+			path = argv[i];
+		else
+			usage();
+	}
+	if (!path)
 		usage();
-	const char *path = argv[list];
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		fprintf(stderr, "vos-init: cannot open %s: %s\n", path, strerror(errno));
@@ -147,7 +168,18 @@ static int cmd_verify(int argc, char **argv)
 	 * the order of the records, every run): what verify accepts, a restore can load. */
 	struct err e;
 	struct image img;
-	if (image_verify(fd, path, &e) < 0 || image_load(&img, fd, path, &e) < 0) {
+	struct image chain[VOS_MAX_CHAIN];
+	int loaded = 0;
+	/* An incremental image is checked with its parents: alone, it says which it needs. */
+	int rc = image_verify(fd, path, &e) < 0 || image_load(&img, fd, path, &e) < 0 ? -1 : 0;
+	if (rc == 0) {
+		rc = chain_load(&img, parents, nparents, chain, &loaded, &e);
+		for (int k = 0; k < loaded; k++) {
+			close(chain[k].fd);
+			image_free(&chain[k]);
+		}
+	}
+	if (rc < 0) {
 		if (e.record[0])
 			fprintf(stderr, "%s (record %s)\n", e.msg, e.record);
 		else

@@ -9,6 +9,8 @@
 
 #define POD_DEFERRED_MAX 256
 
+struct dirty_tracker;
+
 struct pod {
 	const char *control_path;
 	const char *runtime;    /* libvos.so, injected into the program */
@@ -20,6 +22,12 @@ struct pod {
 	int status_fd;          /* pipe to the outer vos-init: the program's raw wait status */
 	pid_t main_pid;         /* the session's program, in the pod's pid numbering */
 	uint32_t round;         /* checkpoint rounds so far */
+	/* Incremental checkpoints (init/checkpoint.c): the write tracking kept from the latest image
+	 * that asked for it (NULL: none), that image's CHAIN id and depth; or why there is none. */
+	struct dirty_tracker *inc;
+	uint8_t inc_id[16];
+	uint32_t inc_depth;
+	char inc_lost[512];
 	char restore_status[2048]; /* "ok ...", or "error {status}" when this pod's restore failed */
 	/* Signals read from the signalfd while a checkpoint was waiting for something else. */
 	struct signalfd_siginfo deferred[POD_DEFERRED_MAX];

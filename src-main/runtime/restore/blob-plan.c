@@ -153,6 +153,9 @@ void build_and_jump(struct restore_ctx *c, struct img_process *p, int image_fd, 
 	plan->tramp_counter = c->hole + PAGE;
 	plan->pid = p->pid;
 	plan->image_fd = image_fd;
+	_Static_assert(sizeof plan->parent_fd / sizeof plan->parent_fd[0] == VOS_MAX_CHAIN, "a parent fd for each parent");
+	for (int k = 0; k < VOS_MAX_CHAIN; k++)
+		plan->parent_fd[k] = k < c->nparents ? c->parent_fd[k] : -1;
 	plan->exe_fd = exe_fd;
 	plan->sync = c->sync;
 	plan->start_code = p->start_code;

@@ -151,7 +151,8 @@ BLOB static void load_memory(struct blob_plan *p)
 		}
 		uint64_t done = 0;
 		while (done < r->len) {
-			long n = sys6(__NR_pread64, p->image_fd, (long)(r->addr + done), (long)(r->len - done),
+			long n = sys6(__NR_pread64, r->pad ? p->parent_fd[r->pad - 1] : p->image_fd, (long)(r->addr + done),
+				      (long)(r->len - done),
 				      (long)(r->offset + done), 0, 0);
 			if (n == -4 /* EINTR */)
 				continue;
@@ -176,6 +177,9 @@ BLOB static void load_memory(struct blob_plan *p)
 			sys3(__NR_close, a->fd, 0, 0);
 	}
 	sys3(__NR_close, p->image_fd, 0, 0);
+	for (int k = 0; k < 8; k++)
+		if (p->parent_fd[k] >= 0)
+			sys3(__NR_close, p->parent_fd[k], 0, 0);
 }
 
 BLOB static void set_mm(struct blob_plan *p)

@@ -78,7 +78,7 @@ struct blob_run {
 	uint64_t len;
 	uint64_t offset; /* in the image file */
 	uint32_t zero;   /* 1: write zeros (over file content) instead of reading */
-	uint32_t pad;
+	uint32_t pad;    /* which file: 0 the image, k its k-th parent (parent_fd[k - 1]) */
 };
 
 struct blob_range {
@@ -123,6 +123,7 @@ struct blob_plan {
 	uint64_t tramp_counter; /* its counter */
 	int32_t pid;
 	int32_t image_fd;
+	int32_t parent_fd[8];   /* an incremental image's parents (VOS_MAX_CHAIN), nearest first */
 	int32_t exe_fd;         /* for PR_SET_MM_MAP, or -1 */
 	uint32_t nprocs;
 	struct restore_sync *sync;

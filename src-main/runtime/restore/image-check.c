@@ -66,6 +66,8 @@ int record_in_order(uint32_t type, int *phase, uint32_t seen_process)
 	int once = type == VOS_REC_HEADER || type == VOS_REC_POD || type == VOS_REC_OBJECTS || type == VOS_REC_SESSION ||
 		   type == VOS_REC_TRAILER;
 	int ok;
+	if (type == VOS_REC_CHAIN)
+		return *phase == 1 || *phase == 2; /* after HEADER (and pages sent ahead), before POD */
 	if (*phase == 0)
 		ok = type == VOS_REC_HEADER;
 	else if (r == 0)
@@ -253,7 +255,7 @@ static int check_pages(struct image *img, struct err *e)
 	for (int i = 0; i < img->nprocs; i++) {
 		const struct img_process *p = &img->procs[i];
 		for (int k = 0; k < p->npages; k++)
-			if (check_runs(img, &p->pages[k], p, 0, VOS_RUN_KEPT, &pages, e) < 0)
+			if (check_runs(img, &p->pages[k], p, 0, image_needs_parent(img) ? VOS_RUN_PARENT : VOS_RUN_KEPT, &pages, e) < 0)
 				return -1;
 	}
 	for (int s = 0; s < img->nshms; s++) {
@@ -281,8 +283,35 @@ static int check_pages(struct image *img, struct err *e)
 	return 0;
 }
 
+int image_needs_parent(const struct image *img)
+{
+	return img->have_chain && img->chain.depth > 0;
+}
+
+void chain_id_text(const uint8_t id[VOS_CHAIN_ID], char out[2 * VOS_CHAIN_ID + 1])
+{
+	for (int i = 0; i < VOS_CHAIN_ID; i++)
+		snprintf(out + 2 * i, 3, "%02x", id[i]);
+}
+
+static int check_chain(struct image *img, struct err *e)
+{
+	if (!img->have_chain)
+		return 0;
+	int whole = 1, unnamed = 1;
+	for (int i = 0; i < VOS_CHAIN_ID; i++) {
+		whole &= img->chain.parent[i] == 0;
+		unnamed &= img->chain.id[i] == 0;
+	}
+	if (unnamed || img->chain.depth >= VOS_MAX_CHAIN || whole != (img->chain.depth == 0))
+		return bad(e, img, NULL, "its chain record names no id, or a parent that does not fit its depth %u", img->chain.depth);
+	return 0;
+}
+
 int image_check(struct image *img, struct err *e)
 {
+	if (check_chain(img, e) < 0)
+		return -1;
 	struct u64map objects = {0};
 	int rc = check_objects(img, &objects, e);
 	if (rc == 0)

@@ -494,6 +494,19 @@ int image_load(struct image *img, int fd, const char *name, struct err *e)
 		case VOS_REC_FILEDATA:
 			rc = load_bulk(img, &rec, e);
 			break;
+		case VOS_REC_CHAIN:
+			if (img->have_chain || rec.length != sizeof img->chain)
+				return damaged(e, &rec, "%s is damaged: its chain record is %s", name, img->have_chain ? "there twice" : "of the wrong size");
+			{
+				void *payload;
+				if (ir_load(fd, &rec, &payload, e) < 0)
+					return -1;
+				memcpy(&img->chain, payload, sizeof img->chain);
+				free(payload);
+			}
+			img->have_chain = 1;
+			rc = 0;
+			break;
 		case VOS_REC_HEADER:
 		case VOS_REC_POD:
 		case VOS_REC_OBJECTS:

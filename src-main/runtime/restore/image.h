@@ -143,6 +143,9 @@ struct image {
 	int nshms;
 	struct img_precopy *precopy; /* in the order sent: a later one of a page is newer */
 	int nprecopy;
+	/* CHAIN (incremental checkpoints): this image's id, its parent's (zero: whole) and depth. */
+	int have_chain;
+	struct vos_chain chain;
 	/* While loading (image-check.c): memory granted so far against VOS_MAX_METADATA, and
 	 * the shared-memory areas seen (a shm id names one of them). */
 	struct record objects_rec; /* OBJECTS (for messages) */
@@ -191,5 +194,14 @@ int record_in_order(uint32_t type, int *phase, uint32_t seen_process);
 /* After every record is loaded: ids, references between records, every run of pages. */
 int image_check(struct image *img, struct err *e);
 struct img_process *image_process(struct image *img, pid_t pid);
+/* Whether the image needs a parent (PARENT runs refer to it). */
+int image_needs_parent(const struct image *img);
+/* An id as 32 hex digits. */
+void chain_id_text(const uint8_t id[VOS_CHAIN_ID], char out[2 * VOS_CHAIN_ID + 1]);
+
+/* chain.c: loads an incremental image's parents (paths nearest first; each verified and loaded
+ * whole) into parents[], checking each is the one the image below names. Fails naming the
+ * first parent that is missing, damaged or another image. *n: how many were loaded. */
+int chain_load(const struct image *img, const char *const *paths, int npaths, struct image *parents, int *n, struct err *e);
 
 #endif

@@ -222,10 +222,14 @@ void restore_process(struct restore_ctx *c, struct img_process *p)
 	/* Descriptors the blob needs, moved above the process's own fd numbers. */
 	int above = max_fd(p) + 1;
 	int *area_fd = xmalloc((size_t)(p->nvmas + 1) * sizeof *area_fd);
-	int *kept = xmalloc((size_t)(p->nvmas + 3) * sizeof *kept);
+	int *kept = xmalloc((size_t)(p->nvmas + 3 + VOS_MAX_CHAIN) * sizeof *kept);
 	int nkept = 0;
 	int image_fd = keep(c, c->img.fd, above);
 	kept[nkept++] = image_fd;
+	for (int k = 0; k < c->nparents; k++) {
+		c->parent_fd[k] = keep(c, c->parents[k].fd, above);
+		kept[nkept++] = c->parent_fd[k];
+	}
 	for (uint32_t i = 0; i < p->nvmas; i++) {
 		const struct img_vma *v = &p->vmas[i];
 		area_fd[i] = -1;

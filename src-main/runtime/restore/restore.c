@@ -337,6 +337,10 @@ static void release_restorer(struct restore_ctx *c)
 		if (c->file_fd && c->file_fd[i] >= 0)
 			close(c->file_fd[i]);
 	close(img->fd);
+	for (int k = 0; k < c->nparents; k++) {
+		close(c->parents[k].fd);
+		image_free(&c->parents[k]);
+	}
 	/* The sync page stays until the processes are gone from the barrier: they unmap their own
 	 * copy; ours is one page. */
 }
@@ -456,6 +460,8 @@ static void keep_clocks(struct restore_ctx *c)
 int restore_main(int argc, char **argv)
 {
 	const char *control = NULL, *image = NULL, *cache = NULL, *image_socket = NULL, *status = NULL;
+	const char *parents[VOS_MAX_CHAIN];
+	int nparents = 0;
 	int hold = 0;
 	for (int i = 0; i < argc; i++) {
 		if (strcmp(argv[i], "--hold") == 0) {
@@ -470,6 +476,8 @@ int restore_main(int argc, char **argv)
 			image = argv[++i];
 		else if (strcmp(argv[i], "--image-socket") == 0)
 			image_socket = argv[++i];
+		else if (strcmp(argv[i], "--parent") == 0 && nparents < VOS_MAX_CHAIN)
+			parents[nparents++] = argv[++i];
 		else if (strcmp(argv[i], "--cache") == 0)
 			cache = argv[++i];
 		else if (strcmp(argv[i], "--status") == 0)
@@ -513,7 +521,8 @@ int restore_main(int argc, char **argv)
 		}
 	}
 	struct err e;
-	if (image_verify_from(fd, image, checked.offset ? &checked : NULL, &e) < 0 || image_load(&c->img, fd, image, &e) < 0)
+	if (image_verify_from(fd, image, checked.offset ? &checked : NULL, &e) < 0 || image_load(&c->img, fd, image, &e) < 0 ||
+	    chain_load(&c->img, parents, nparents, c->parents, &c->nparents, &e) < 0)
 		refuse(&e);
 	if (c->staging.records != (uint64_t)c->img.nprecopy)
 		staging_free(&c->staging); /* pages sent ahead came outside the rounds: read them instead */

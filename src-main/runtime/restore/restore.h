@@ -31,6 +31,11 @@ struct staging {
 
 struct restore_ctx {
 	struct image img;
+	/* An incremental image's parents, nearest first (chain.c); in a restoring process, their fds
+	 * as the blob has them. */
+	struct image parents[VOS_MAX_CHAIN];
+	int nparents;
+	int parent_fd[VOS_MAX_CHAIN];
 	const char *cache_dir; /* where mapped files missing here are recreated */
 	int tty_fd;
 	/* The address-space hole shared by every restoring process (see blob.h). */

@@ -22,7 +22,7 @@ static void add_run(struct run_list *runs, struct blob_run r)
 {
 	if (runs->n > 0) {
 		struct blob_run *last = &runs->v[runs->n - 1];
-		if (last->addr + last->len == r.addr && last->zero == r.zero &&
+		if (last->addr + last->len == r.addr && last->zero == r.zero && last->pad == r.pad &&
 		    (r.zero || last->offset + last->len == r.offset)) {
 			last->len += r.len; /* pages sent ahead in the order of their addresses */
 			return;
@@ -68,11 +68,70 @@ static int add_kept(struct restore_ctx *c, struct img_process *p, struct u64map 
 	return 0;
 }
 
+/* Where each page of process pid is in one image of the chain: the offset of its bytes, 0 for a
+ * zero page, 1 for "in the parent" (offsets 0 and 1 lie in the header, never page data). */
+static int parent_index_build(struct image *img, pid_t pid, struct u64map *ix, struct err *e)
+{
+	struct img_process *p = image_process(img, pid);
+	if (!p)
+		return 0; /* the process did not exist then: nothing of it is there */
+	for (int k = 0; k < p->npages; k++) {
+		struct run_cursor cur;
+		run_cursor_init(&cur, img->fd, &p->pages[k]);
+		struct page_run h;
+		int rc;
+		while ((rc = run_next(&cur, &h, e)) == 1) {
+			if (h.kind == VOS_RUN_KEPT)
+				return fail_code(e, "bad_image", "%s cannot be a parent image: it was written by a migration", img->name);
+			uint64_t value = h.kind == VOS_RUN_DATA ? 0 : h.kind == VOS_RUN_ZERO ? 0 : 1;
+			for (uint32_t i = 0; i < h.npages; i++)
+				u64map_put(ix, h.addr + i * PAGE, h.kind == VOS_RUN_DATA ? h.data + i * PAGE : value);
+		}
+		if (rc < 0)
+			return -1;
+	}
+	if (!ix->cap)
+		u64map_put(ix, ~0ull, 1); /* built, if empty */
+	return 0;
+}
+
+/* A PARENT run: each page from the nearest parent that holds it. */
+static int add_parent(struct restore_ctx *c, struct img_process *p, struct u64map *ix, const struct img_vma *v, uint64_t addr,
+		      uint64_t npages, struct run_list *runs, struct err *e)
+{
+	for (uint64_t i = 0; i < npages; i++) {
+		uint64_t at = addr + i * PAGE, value = 1;
+		if (!v || at >= v->end)
+			v = vma_at(p, at);
+		if (!v)
+			return fail(e, "the image is damaged: page %#llx of process %d lies in none of its areas", (unsigned long long)at,
+				    (int)p->pid);
+		int level = 0;
+		for (; level < c->nparents && value == 1; level++) {
+			if (!ix[level].cap && parent_index_build(&c->parents[level], p->pid, &ix[level], e) < 0)
+				return -1;
+			if (!u64map_get(&ix[level], at, &value))
+				return fail_code(e, "bad_image", "%s does not hold page %#llx of process %d that %s takes from it",
+						 c->parents[level].name, (unsigned long long)at, (int)p->pid,
+						 level ? c->parents[level - 1].name : c->img.name);
+		}
+		if (value == 1)
+			return fail_code(e, "bad_image", "%s takes page %#llx of process %d from a parent image it was not given",
+					 c->img.name, (unsigned long long)at, (int)p->pid);
+		if (value == 0 && v->kind == VOS_VMA_ANON)
+			continue; /* fresh anonymous memory is zero already */
+		add_run(runs, (struct blob_run){at, PAGE, value, value == 0, value == 0 ? 0 : (uint32_t)level});
+	}
+	return 0;
+}
+
 int collect_runs(struct restore_ctx *c, struct img_process *p, struct run_list *runs, struct err *e)
 {
 	runs->v = NULL;
 	runs->n = 0;
 	struct u64map ix = {0}; /* the pages sent ahead, built at the first KEPT run */
+	struct u64map pix[VOS_MAX_CHAIN];
+	memset(pix, 0, sizeof pix); /* each parent's pages, built at the first PARENT run that needs it */
 	int rc = 0;
 	for (int i = 0; i < p->npages && rc == 0; i++) {
 		struct run_cursor cur;
@@ -88,6 +147,11 @@ int collect_runs(struct restore_ctx *c, struct img_process *p, struct run_list *
 					rc = add_kept(c, p, &ix, v, h.addr, h.npages, runs, e);
 				continue;
 			}
+			if (h.kind == VOS_RUN_PARENT) {
+				if (keep_run)
+					rc = add_parent(c, p, pix, v, h.addr, h.npages, runs, e);
+				continue;
+			}
 			if (h.kind == VOS_RUN_ZERO)
 				keep_run = keep_run && v->kind != VOS_VMA_ANON; /* fresh anonymous memory is zero already */
 			if (keep_run)
@@ -96,6 +160,8 @@ int collect_runs(struct restore_ctx *c, struct img_process *p, struct run_list *
 		}
 	}
 	u64map_free(&ix);
+	for (int k = 0; k < VOS_MAX_CHAIN; k++)
+		u64map_free(&pix[k]);
 	return rc;
 }
 

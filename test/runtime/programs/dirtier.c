@@ -5,7 +5,9 @@
  * N counted in memory: a copy that came back with memory older than its stop repeats a step.
  * Each check also goes deeper into its stack (64 KiB more per tick, up to 6 MiB): a restored
  * stack that cannot grow any more shows as a crash.
- * For live migration's tests and benchmark: dirtier MIB PAGES_PER_STEP [STEP_US (10000)] */
+ * STACK 0 leaves the stack as it is (the incremental checkpoint benchmark: only the pages it
+ * rewrites change).
+ * For live migration's tests and benchmark: dirtier MIB PAGES_PER_STEP [STEP_US (10000)] [STACK (1)] */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +41,7 @@ int main(int argc, char **argv)
 	size_t mib = argc > 1 ? strtoul(argv[1], NULL, 10) : 64;
 	size_t per_tick = argc > 2 ? strtoul(argv[2], NULL, 10) : 16;
 	long step_us = argc > 3 ? strtol(argv[3], NULL, 10) : 10000;
+	int stack = argc > 4 ? atoi(argv[4]) : 1;
 	size_t pages = (mib << 20) / PAGE;
 	uint64_t *mem = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	uint32_t *gen = calloc(pages, sizeof *gen);
@@ -62,7 +65,8 @@ int main(int argc, char **argv)
 			struct timespec ts = {0, step_us * 1000};
 			nanosleep(&ts, NULL);
 		}
-		deep((unsigned)(tick < 96 ? tick + 1 : 96) * 16);
+		if (stack)
+			deep((unsigned)(tick < 96 ? tick + 1 : 96) * 16);
 		size_t bad = 0;
 		for (size_t i = 0; i < pages; i++) {
 			uint64_t v = value_of(i, gen[i]), *p = mem + i * WORDS;

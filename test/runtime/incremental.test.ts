@@ -1,0 +1,227 @@
+/**
+ * Incremental checkpoints at the runtime's level (`vos-init checkpoint --incremental [--parent
+ * ID]`, `vos-init restore|verify --parent FILE`): a chain of images of a program that keeps
+ * rewriting its memory restores with every page as the program last wrote it (the program checks
+ * all of them, and goes on from the step it stopped at); the incremental images are a fraction
+ * of the whole one; an image alone, with a wrong or a damaged parent is refused, naming it; and
+ * where tracking is lost or unavailable the image is whole and says why. As root and as an
+ * unprivileged user.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeSync, closeSync } from 'node:fs';
+import { join } from 'node:path';
+import pty from '@lydell/node-pty';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROOT, UNPRIVILEGED, waitFor } from '../helpers/agent-process.js';
+
+const INIT = join(ROOT, 'out', 'runtime', 'vos-init');
+const LIB = join(ROOT, 'out', 'runtime', 'libvos.so');
+const isRoot = process.getuid?.() === 0;
+if (!isRoot) console.log('incremental checkpoint tests run as the current user only (not root: no second user to run as)');
+
+describe('incremental checkpoints (vos-init checkpoint --incremental)', () => {
+  let dir: string;
+
+  beforeAll(() => {
+    dir = mkdtempSync('/tmp/vos-test-incremental-');
+    chmodSync(dir, 0o777);
+    execFileSync('make', ['-s', '-C', join(ROOT, 'test', 'runtime', 'programs'), `OUT=${dir}`]);
+    for (const p of ['dirtier', 'counter']) chmodSync(join(dir, p), 0o755);
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  const asUser = (user: 'root' | 'nobody'): string[] =>
+    user === 'nobody' ? ['setpriv', `--reuid=${UNPRIVILEGED.uid}`, `--regid=${UNPRIVILEGED.gid}`, '--clear-groups'] : [];
+
+  function onPty(cmd: string[], env: Record<string, string> = {}): { term: pty.IPty; out: () => string } {
+    const term = pty.spawn(cmd[0]!, cmd.slice(1), { cols: 80, rows: 24, env: { ...(process.env as Record<string, string>), ...env } });
+    let text = '';
+    term.onData((d) => (text += d));
+    return { term, out: () => text };
+  }
+
+  const ticks = (text: string): number[] => [...text.matchAll(/tick (\d+) ok/g)].map((m) => Number(m[1]));
+  const steps = (text: string): number[] => [...text.matchAll(/step (\d+)/g)].map((m) => Number(m[1]));
+
+  interface Taken {
+    out: string;
+    id: string;
+    incremental: boolean;
+    fullReason: string | null;
+    bytes: number;
+  }
+
+  /** One checkpoint of the pod at `pod` into `image`. */
+  function take(user: 'root' | 'nobody', pod: string, image: string, args: string[]): Taken {
+    const cp = spawnSync('sh', ['-c', `exec "$@" 3>${image}`, 'sh', ...asUser(user), INIT, 'checkpoint', '--control', pod, ...args], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(cp.status, cp.stdout + cp.stderr).toBe(0);
+    const ok = /^ok .*image_id=([0-9a-f]{32}) depth=\d+ incremental=([01])/m.exec(cp.stdout);
+    expect(ok, cp.stdout).not.toBeNull();
+    return {
+      out: cp.stdout,
+      id: ok![1]!,
+      incremental: ok![2] === '1',
+      fullReason: /^full (.*)$/m.exec(cp.stdout)?.[1] ?? null,
+      bytes: statSync(image).size,
+    };
+  }
+
+  /** `vos-init restore` without a terminal, for a refusal (it refuses before it needs one). */
+  function refusedRestore(image: string, parents: string[]): string {
+    const r = spawnSync(INIT, ['restore', '--control', join(dir, 'never.sock'), '--image', image, ...parents.flatMap((p) => ['--parent', p])], {
+      encoding: 'utf8',
+      timeout: 30_000,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    expect(r.status).not.toBe(0);
+    return r.stdout + r.stderr;
+  }
+
+  const runAs = isRoot ? (['root', 'nobody'] as const) : (['root'] as const);
+  for (const user of runAs) {
+    it(`a chain of images restores with every page as last written; each link is checked (${user === 'root' ? 'this user' : 'as nobody'})`, async () => {
+      const pod = join(dir, `${user}.sock`);
+      const img = (n: string): string => join(dir, `${user}-${n}.img`);
+      // 32 MiB, 4 random pages rewritten every 10 ms: between checkpoints a few hundred pages change.
+      const original = onPty([...asUser(user), INIT, 'launch', '--control', pod, '--runtime', LIB, '--', join(dir, 'dirtier'), '32', '4', '10000']);
+      let copy: ReturnType<typeof onPty> | null = null;
+      try {
+        await waitFor('the program to run', () => ticks(original.out()).length >= 2);
+        const a = take(user, pod, img('a'), ['--incremental']);
+        expect(a.incremental).toBe(false);
+        expect(a.fullReason).toMatch(/^the first checkpoint since the session started/);
+        expect(a.bytes).toBeGreaterThan(32 << 20);
+        await waitFor('the program to go on', () => ticks(original.out()).length >= 4);
+        const b = take(user, pod, img('b'), ['--incremental', '--parent', a.id]);
+        expect(b.incremental, b.out).toBe(true);
+        expect(b.fullReason).toBeNull();
+        expect(Number(/kept_pages=(\d+)/.exec(b.out)![1])).toBeGreaterThan(6000); // most of the 8192 pages come from a
+        expect(b.bytes).toBeLessThan(a.bytes / 4);
+        await waitFor('the program to go on', () => ticks(original.out()).length >= 6);
+        // --stop: the original ends where the last image was taken; its last step is the witness.
+        const ended = new Promise<void>((r) => original.term.onExit(() => r()));
+        const c = take(user, pod, img('c'), ['--incremental', '--parent', b.id, '--stop']);
+        expect(c.incremental).toBe(true);
+        expect(c.bytes).toBeLessThan(a.bytes / 4);
+        await ended;
+        const lastStep = Math.max(...steps(original.out()));
+        const last = Math.max(...ticks(original.out()));
+
+        // Alone, or with the wrong parent, or a damaged one: refused, saying which it needs.
+        const alone = spawnSync(INIT, ['verify', img('c')], { encoding: 'utf8' });
+        expect(alone.status).toBe(1);
+        expect(alone.stderr).toMatch(/is an incremental image: restoring it needs its parent image \(chain id [0-9a-f]{32}, 2 below it\)/);
+        expect(spawnSync(INIT, ['verify', '--parent', img('b'), '--parent', img('a'), img('c')]).status).toBe(0);
+        expect(refusedRestore(img('c'), [])).toMatch(/needs its parent image/);
+        expect(refusedRestore(img('c'), [img('a')])).toContain(`${img('a')} is not the parent of ${img('c')}`);
+        expect(refusedRestore(img('c'), [img('b')])).toMatch(/needs its parent image .*1 below it/);
+        const damaged = img('b-damaged');
+        copyFileSync(img('b'), damaged);
+        const fd = openSync(damaged, 'r+');
+        const at = Math.floor(statSync(damaged).size / 2);
+        const byte = Buffer.alloc(1);
+        readSync(fd, byte, 0, 1, at);
+        byte[0] = byte[0]! ^ 0xff;
+        writeSync(fd, byte, 0, 1, at);
+        closeSync(fd);
+        expect(refusedRestore(img('c'), [damaged, img('a')])).toMatch(new RegExp(`the parent image ${damaged} of ${img('c')} cannot be used: .*damaged`));
+
+        // The whole chain: the program checks every page and goes on from its last step.
+        const restore = `${INIT} restore --control ${join(dir, `${user}-copy.sock`)} --image ${img('c')} --parent ${img('b')} --parent ${img('a')}`;
+        copy = onPty(user === 'nobody' ? [...asUser(user), 'script', '-qfec', `exec ${restore}`, '/dev/null'] : restore.split(' '));
+        await waitFor('the copy to check its memory, several times', () => ticks(copy!.out()).filter((n) => n > last).length >= 3 || /vos: /.test(copy!.out()), 20_000);
+        expect(copy.out()).not.toMatch(/vos: /);
+        expect(copy.out()).not.toContain('BAD');
+        expect(steps(copy.out())[0]).toBe(lastStep + 1);
+      } finally {
+        original.term.kill('SIGKILL');
+        copy?.term.kill('SIGKILL');
+      }
+    }, 90_000);
+  }
+
+  it('a process that ran exec since the previous image is written whole, then followed again; the chain restores', async () => {
+    const pod = join(dir, 'exec.sock');
+    const img = (n: string): string => join(dir, `exec-${n}.img`);
+    // A shell that waits for a line, then becomes the dirtier (same pid and start time, new memory).
+    const original = onPty([INIT, 'launch', '--control', pod, '--runtime', LIB, '--', '/bin/sh', '-c', `echo waiting; read x; exec ${join(dir, 'dirtier')} 16 1 10000`]);
+    let copy: ReturnType<typeof onPty> | null = null;
+    try {
+      await waitFor('the shell to wait', () => original.out().includes('waiting'));
+      const a = take('root', pod, img('a'), ['--incremental']);
+      original.term.write('\r');
+      await waitFor('the program to run', () => ticks(original.out()).length >= 2);
+      const b = take('root', pod, img('b'), ['--incremental', '--parent', a.id]);
+      expect(Number(/kept_pages=(\d+)/.exec(b.out)![1])).toBe(0); // its memory is new: all of it
+      await waitFor('the program to go on', () => ticks(original.out()).length >= 4);
+      const c = take('root', pod, img('c'), ['--incremental', '--parent', b.id]);
+      await waitFor('the program to go on', () => ticks(original.out()).length >= 6);
+      const ended = new Promise<void>((r) => original.term.onExit(() => r()));
+      const d = take('root', pod, img('d'), ['--incremental', '--parent', c.id, '--stop']);
+      // Followed again: most of its 4096 pages come from the images before.
+      expect(Number(/kept_pages=(\d+)/.exec(d.out)![1]), c.out + d.out).toBeGreaterThan(3000);
+      await ended;
+      const lastStep = Math.max(...steps(original.out()));
+      const last = Math.max(...ticks(original.out()));
+      const restore = `${INIT} restore --control ${join(dir, 'exec-copy.sock')} --image ${img('d')} --parent ${img('c')} --parent ${img('b')} --parent ${img('a')}`;
+      copy = onPty(restore.split(' '));
+      await waitFor('the copy to check its memory, several times', () => ticks(copy!.out()).filter((n) => n > last).length >= 3 || /vos: /.test(copy!.out()), 20_000);
+      expect(copy.out()).not.toMatch(/vos: /);
+      expect(copy.out()).not.toContain('BAD');
+      expect(steps(copy.out())[0]).toBe(lastStep + 1);
+    } finally {
+      original.term.kill('SIGKILL');
+      copy?.term.kill('SIGKILL');
+    }
+  }, 90_000);
+
+  it('a whole image, saying why, where tracking is unavailable, was lost to a migration, or the parent is not the last image; every 8th is whole', async () => {
+    const run = async (env: Record<string, string>, tag: string, body: (pod: string) => Promise<void>): Promise<void> => {
+      const pod = join(dir, `${tag}.sock`);
+      const p = onPty([INIT, 'launch', '--control', pod, '--runtime', LIB, '--', join(dir, 'counter'), '50'], env);
+      try {
+        await waitFor('the program to run', () => /count=3/.test(p.out()));
+        await body(pod);
+      } finally {
+        p.term.kill('SIGKILL');
+      }
+    };
+    const img = join(dir, 'lost.img');
+    await run({ VOS_TEST_NO_DIRTY_TRACKING: '1' }, 'untracked', async (pod) => {
+      const a = take('root', pod, img, ['--incremental']);
+      const b = take('root', pod, img, ['--incremental', '--parent', a.id]);
+      expect(b.incremental).toBe(false);
+      expect(b.fullReason).toMatch(/dirty-page tracking is turned off/);
+    });
+    await run({}, 'lost', async (pod) => {
+      const a = take('root', pod, img, ['--incremental']);
+      // A migration's pre-copy replaces the tracking: the next one is whole.
+      const m = spawnSync('sh', ['-c', `exec "$@" 3>${join(dir, 'precopy.img')}`, 'sh', INIT, 'checkpoint', '--control', pod, '--precopy'], { encoding: 'utf8' });
+      expect(m.status, m.stdout + m.stderr).toBe(0);
+      const b = take('root', pod, img, ['--incremental', '--parent', a.id]);
+      expect(b.incremental).toBe(false);
+      expect(b.fullReason).toMatch(/a live migration was tried since the previous checkpoint/);
+      // Named a parent that is not the last image tracking started from (one in between was not kept).
+      const c = take('root', pod, img, ['--incremental', '--parent', b.id]);
+      expect(c.incremental).toBe(true);
+      const d = take('root', pod, img, ['--incremental', '--parent', b.id]);
+      expect(d.incremental).toBe(false);
+      expect(d.fullReason).toMatch(/is not the one this session's tracking started from/);
+      // A chain is at most 8 long: the 8th image after a whole one is whole again.
+      let parent = d.id;
+      const kinds: boolean[] = [];
+      let reason: string | null = null;
+      for (let i = 0; i < 8; i++) {
+        const t = take('root', pod, img, ['--incremental', '--parent', parent]);
+        kinds.push(t.incremental);
+        reason = t.fullReason ?? reason;
+        parent = t.id;
+      }
+      expect(kinds).toEqual([true, true, true, true, true, true, true, false]);
+      expect(reason).toMatch(/a whole image every 8 checkpoints/);
+    });
+  }, 90_000);
+});
