@@ -19,6 +19,8 @@ import { parseHostPort } from './community/addresses.js';
 import { loadOrCreateIdentity, type Identity } from './community/identity.js';
 import { MigrationReceiver } from './migration/receiver.js';
 import { Migrator } from './migration/migrator.js';
+import { ScheduleStore } from './schedule/schedule-store.js';
+import { Scheduler } from './schedule/scheduler.js';
 import { SessionManager } from './session-manager.js';
 import { UnixSocketServer } from './transports/unix-socket-server.js';
 import { WebServer } from './transports/web-server.js';
@@ -48,6 +50,7 @@ export interface AgentOptions {
 
 export class Agent implements AgentServices {
   readonly sessions: SessionManager;
+  readonly scheduler: Scheduler;
   community: Community | null = null;
   migrations: { migrator: Migrator; receiver: MigrationReceiver } | null = null;
   private identity: Identity | null = null;
@@ -73,6 +76,7 @@ export class Agent implements AgentServices {
       stateDir: this.paths.home,
       agentName: this.name,
     });
+    this.scheduler = new Scheduler(this.sessions, new ScheduleStore(this.paths.home), this.log);
     this.dispatcher = new ApiDispatcher(this);
     this.socketServer = new UnixSocketServer(this.dispatcher);
   }
@@ -85,6 +89,8 @@ export class Agent implements AgentServices {
     try {
       // Sessions an earlier agent left running are there before anyone can ask for them.
       await agent.sessions.adopt(agent.log);
+      // Adopted sessions keep their schedules; runs overdue meanwhile happen soon, once.
+      agent.scheduler.start();
       await agent.socketServer.listen(agent.paths.socket);
       await agent.startCommunity();
       if (options.webPort !== undefined && options.webPort !== null) await agent.enableWeb(options.webPort);
@@ -189,6 +195,7 @@ export class Agent implements AgentServices {
    */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
+      await this.scheduler.stop();
       await this.community?.stop();
       await this.sessions.letGoAll();
       await this.web?.close();
