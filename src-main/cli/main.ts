@@ -15,6 +15,7 @@ import { daemonCommand, statusCommand, webCommand } from './commands/agent.js';
 import { migrateCommand } from './commands/migrate.js';
 import { pairCommand, peerCommand, peersCommand, unpairCommand } from './commands/peers.js';
 import { runCommand } from './commands/run.js';
+import { scheduleCommand } from './commands/schedule.js';
 import {
   killCommand,
   lsCommand,
@@ -38,6 +39,7 @@ const COMMANDS: Command[] = [
   checkpointCommand,
   restoreCommand,
   imagesCommand,
+  scheduleCommand,
   migrateCommand,
   peersCommand,
   peerCommand,
