@@ -20,6 +20,8 @@ import { loadOrCreateIdentity, type Identity } from './community/identity.js';
 import { MigrationReceiver } from './migration/receiver.js';
 import { HeldJournal } from './migration/held-journal.js';
 import { Migrator } from './migration/migrator.js';
+import { ScheduleStore } from './schedule/schedule-store.js';
+import { Scheduler } from './schedule/scheduler.js';
 import { SessionManager } from './session-manager.js';
 import { checkpointBeforeShutdown, DEFAULT_SHUTDOWN_CHECKPOINT_MS, type ShutdownCheckpoints } from './shutdown-checkpoint.js';
 import { UnixSocketServer } from './transports/unix-socket-server.js';
@@ -50,6 +52,7 @@ export interface AgentOptions {
 
 export class Agent implements AgentServices {
   readonly sessions: SessionManager;
+  readonly scheduler: Scheduler;
   community: Community | null = null;
   migrations: { migrator: Migrator; receiver: MigrationReceiver } | null = null;
   private identity: Identity | null = null;
@@ -75,6 +78,7 @@ export class Agent implements AgentServices {
       stateDir: this.paths.home,
       agentName: this.name,
     });
+    this.scheduler = new Scheduler(this.sessions, new ScheduleStore(this.paths.home), this.log);
     this.dispatcher = new ApiDispatcher(this);
     this.socketServer = new UnixSocketServer(this.dispatcher);
   }
@@ -87,6 +91,8 @@ export class Agent implements AgentServices {
     try {
       // Sessions an earlier agent left running are there before anyone can ask for them.
       await agent.sessions.adopt(agent.log);
+      // Adopted sessions keep their schedules; runs overdue meanwhile happen soon, once.
+      agent.scheduler.start();
       await agent.socketServer.listen(agent.paths.socket);
       await agent.startCommunity();
       if (options.webPort !== undefined && options.webPort !== null) await agent.enableWeb(options.webPort);
@@ -213,6 +219,7 @@ export class Agent implements AgentServices {
    */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
+      await this.scheduler.stop();
       await this.community?.stop();
       await this.sessions.letGoAll();
       await this.web?.close();

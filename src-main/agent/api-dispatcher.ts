@@ -21,6 +21,7 @@ import type { Community } from './community/community.js';
 import { RemoteProxy, isRemoteSessionMethod, splitRemoteRef } from './community/remote-proxy.js';
 import type { MigrationReceiver } from './migration/receiver.js';
 import type { Migrator } from './migration/migrator.js';
+import type { Scheduler } from './schedule/scheduler.js';
 import type { SessionManager } from './session-manager.js';
 import { compileScreenPattern } from './session/screen-pattern.js';
 import type { Connection } from './transports/connection.js';
@@ -29,6 +30,8 @@ import { InFlight, MAX_IN_FLIGHT } from './in-flight.js';
 /** What the dispatcher needs from the agent around it. */
 export interface AgentServices {
   readonly sessions: SessionManager;
+  /** Scheduled checkpoints of this agent's sessions. */
+  readonly scheduler: Scheduler;
   /** The machine community; null when the agent runs without it. */
   readonly community: Community | null;
   readonly migrations: { migrator: Migrator; receiver: MigrationReceiver } | null;
@@ -287,7 +290,15 @@ export class ApiDispatcher {
       },
       'session.list': async (p, { conn, client }) => [...sessions.list(), ...(await this.othersSessions(p.all, client, conn, false))],
       'session.watch': async (p, { conn, client }) => {
-        if (!client.unwatch) client.unwatch = sessions.onEvent((e) => conn.send({ t: 'event', ...e }));
+        if (!client.unwatch) {
+          const unwatchSessions = sessions.onEvent((e) => conn.send({ t: 'event', ...e }));
+          // Schedules are this user's business: a paired machine's watch does not get them.
+          const unwatchSchedules = client.policy.kind === 'local' ? this.agent.scheduler.onEvent((e) => conn.send({ t: 'event', ...e })) : null;
+          client.unwatch = () => {
+            unwatchSessions();
+            unwatchSchedules?.();
+          };
+        }
         return [...sessions.list(), ...(await this.othersSessions(p.all, client, conn, true))];
       },
       'session.create': (p) => sessions.create(p).info(),
@@ -332,6 +343,10 @@ export class ApiDispatcher {
       'session.restore': async (p) => (await sessions.restore(p.image !== undefined ? { image: p.image } : { file: p.file! }, p.name)).info(),
       'image.list': (p) => sessions.images.list(p.session),
       'image.remove': (p) => ({ id: sessions.images.remove(p.image) }),
+      'schedule.set': (p) => this.agent.scheduler.set(p.session, p.everyMs, p.keep),
+      'schedule.off': (p) => this.agent.scheduler.off(p.session),
+      'schedule.list': () => this.agent.scheduler.list(),
+      'schedule.default': (p) => this.agent.scheduler.setDefault(p),
       'session.detach': (p, { conn, client }) => {
         const s = sessions.resolve(p.id);
         s.detach(conn);

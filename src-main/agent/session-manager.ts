@@ -59,6 +59,8 @@ export class SessionManager {
   private readonly recoverable = new Map<string, SessionFileRecord>();
   /** Recoverable sessions being recovered now. */
   private readonly recovering = new Set<string>();
+  /** The checkpoint or migration under way per session (see `occupy`). */
+  private readonly operations = new Map<string, { what: string; done: Promise<void> }>();
 
   constructor(private readonly defaults: SessionDefaults) {}
 
@@ -339,19 +341,70 @@ export class SessionManager {
   async checkpoint(ref: string, out: string | undefined, stop: boolean, keep?: number, incremental = false): Promise<CheckpointResult> {
     const session = this.resolve(ref);
     if (!session.running) throw new VosError('session_exited', `session ${session.id} has ended: nothing to checkpoint`);
-    const result = out
-      ? await checkpointToFile(session, out, stop, this.defaults.agentName)
-      : await checkpointToStore(session, this.images, {
-          kind: 'manual',
-          stop,
-          incremental,
-          ...(keep !== undefined ? { keep } : {}),
-          keepFilesUpTo: DEFAULT_SEND_FILES_UP_TO,
-          agentName: this.defaults.agentName,
-        });
+    const release = await this.occupy(session.id, 'a manual checkpoint');
+    let result: CheckpointResult;
+    try {
+      if (!session.running) throw new VosError('session_exited', `session ${session.id} has ended: nothing to checkpoint`);
+      result = out
+        ? await checkpointToFile(session, out, stop, this.defaults.agentName)
+        : await checkpointToStore(session, this.images, {
+            kind: 'manual',
+            stop,
+            incremental,
+            ...(keep !== undefined ? { keep } : {}),
+            keepFilesUpTo: DEFAULT_SEND_FILES_UP_TO,
+            agentName: this.defaults.agentName,
+          });
+    } finally {
+      release();
+    }
     if (stop) await session.whenExited();
     return result;
   }
+
+  /**
+   * A scheduled checkpoint into the store (incremental where the store can), keeping the
+   * session's newest `keep` images. The caller checks `busyWith` first: a scheduled run never
+   * waits behind another checkpoint or a migration of the session.
+   */
+  async checkpointScheduled(id: string, keep: number): Promise<CheckpointResult> {
+    const session = this.resolve(id);
+    if (!session.running) throw new VosError('session_exited', `session ${session.id} has ended: nothing to checkpoint`);
+    const release = await this.occupy(session.id, 'a scheduled checkpoint');
+    try {
+      return await checkpointToStore(session, this.images, {
+        kind: 'scheduled',
+        stop: false,
+        keep,
+        incremental: true,
+        keepFilesUpTo: DEFAULT_SEND_FILES_UP_TO,
+        agentName: this.defaults.agentName,
+      });
+    } finally {
+      release();
+    }
+  }
+
+  /** What checkpoints or moves the session right now ("a manual checkpoint", "a migration"), or null. */
+  busyWith(id: string): string | null {
+    return this.operations.get(id)?.what ?? null;
+  }
+
+  /**
+   * Makes `what` the one checkpoint or migration of the session under way, after waiting for
+   * any other to end (never two at once: each freezes the pod). Call the result when done.
+   */
+  async occupy(id: string, what: string): Promise<() => void> {
+    for (let op = this.operations.get(id); op; op = this.operations.get(id)) await op.done;
+    let release!: () => void;
+    const done = new Promise<void>((resolve) => (release = resolve));
+    this.operations.set(id, { what, done });
+    return () => {
+      if (this.operations.get(id)?.done === done) this.operations.delete(id);
+      release();
+    };
+  }
+
 
   /** The sessions, oldest first: live ones and recoverable ones (with their latest good image). */
   list(): SessionInfo[] {

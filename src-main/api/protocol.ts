@@ -187,6 +187,47 @@ export interface ImageInfo {
   problem: string | null;
 }
 
+/**
+ * Scheduled checkpoints: the period and retention for new sessions (`everyMs` null: new
+ * sessions get no schedule). Shipped: every 15 minutes, keep 3.
+ */
+export interface ScheduleDefault {
+  everyMs: number | null;
+  keep: number;
+}
+
+/** The shortest and longest period of a schedule (the short end is for tests and demos). */
+export const MIN_SCHEDULE_MS = 1000;
+export const MAX_SCHEDULE_MS = 30 * 24 * 3600 * 1000;
+export const SHIPPED_SCHEDULE_DEFAULT: ScheduleDefault = { everyMs: 15 * 60 * 1000, keep: 3 };
+
+/** How a scheduled checkpoint ended (or was skipped: then `ok` is false and `error` says why). */
+export interface ScheduleRun {
+  /** When it started (ms since the epoch). */
+  at: number;
+  ok: boolean;
+  /** The image in the store, its bytes on disk and whether it holds only what changed. */
+  image?: string;
+  bytes?: number;
+  incremental?: boolean;
+  error?: string;
+}
+
+/** One session's checkpoint schedule. */
+export interface ScheduleInfo {
+  session: string;
+  name: string;
+  /** The period; null: no schedule. */
+  everyMs: number | null;
+  /** The session's newest images kept in the store after each scheduled checkpoint. */
+  keep: number;
+  /** When the next run is due (ms since the epoch); null when off or paused. */
+  nextRunAt: number | null;
+  /** Why the schedule stopped running: the program cannot be checkpointed (schedule.set resumes it). */
+  paused: string | null;
+  last: ScheduleRun | null;
+}
+
 /** What an agent says about itself; a paired machine gets no pid, home or webUrl (0, '', null). */
 export interface AgentInfo {
   name: string;
@@ -332,6 +373,18 @@ export interface ApiMethods {
   'image.list': { params: { session?: string }; result: ImageInfo[] };
   /** Removes an image of the store, and the kept files no other image needs. */
   'image.remove': { params: { image: string }; result: { id: string } };
+
+  /**
+   * Checkpoints the session into the store every `everyMs` (at least 1000), keeping its newest
+   * `keep` images; resumes a paused schedule. Local sessions only.
+   */
+  'schedule.set': { params: { session: string; everyMs: number; keep: number }; result: ScheduleInfo };
+  /** Turns the session's schedule off (`everyMs` null in the result). */
+  'schedule.off': { params: { session: string }; result: ScheduleInfo };
+  /** The default for new sessions and every session's schedule (those turned off included). */
+  'schedule.list': { params: Record<string, never>; result: { default: ScheduleDefault; schedules: ScheduleInfo[] } };
+  /** Changes the default for new sessions (`off`: none); with no field, just returns it. */
+  'schedule.default': { params: { everyMs?: number; keep?: number; off?: boolean }; result: ScheduleDefault };
 
   /** The machines this agent knows of. */
   'peer.list': { params: Record<string, never>; result: PeerInfo[] };
@@ -504,6 +557,8 @@ export type ApiEvent =
   | { event: 'session.moved'; id: string; to: string; peer: PeerRef }
   /** To the client that asked for a migration. */
   | { event: 'migration.progress'; id: string; peer: PeerRef; phase: MigrationPhase; sent: number; total: number; detail: string | null }
+  /** To local watchers (`session.watch`): a session's schedule changed, ran, failed or paused. */
+  | { event: 'schedule.changed'; schedule: ScheduleInfo }
   /** To peer watchers: a machine appeared or changed (online, paired, link, pairing...). */
   | { event: 'peer.changed'; peer: PeerInfo }
   | { event: 'peer.removed'; id: string }
@@ -523,6 +578,7 @@ export const EVENT_NAMES = [
   'session.disconnected',
   'session.moved',
   'migration.progress',
+  'schedule.changed',
   'peer.changed',
   'peer.removed',
   'pair.requested',

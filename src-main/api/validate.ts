@@ -3,7 +3,7 @@
  * until it has passed through here; the agent never trusts a field it has not checked.
  */
 import { VosError } from './errors.js';
-import type { ClientMessage, Method, ParamsOf } from './protocol.js';
+import { MAX_SCHEDULE_MS, MIN_SCHEDULE_MS, type ClientMessage, type Method, type ParamsOf } from './protocol.js';
 
 type Checker = (params: Record<string, unknown>) => void;
 
@@ -83,6 +83,15 @@ function stringMap(p: Record<string, unknown>, key: string): void {
 const sessionRef: Checker = (p) => nonEmpty(p, 'id');
 const peerRef: Checker = (p) => nonEmpty(p, 'peer');
 const none: Checker = () => {};
+/** A session of this agent (schedules are local: a peer's session is scheduled on its machine). */
+const scheduleSession: Checker = (p) => {
+  nonEmpty(p, 'session');
+  const ref = p.session as string;
+  const at = ref.lastIndexOf('@');
+  if (at > 0 && at < ref.length - 1) {
+    fail(`"${ref}" is a session of another machine: schedule it with vos schedule on that machine`);
+  }
+};
 const listAll: Checker = (p) => bool(p, 'all');
 
 const CHECKERS: { [M in Method]: Checker } = {
@@ -162,6 +171,19 @@ const CHECKERS: { [M in Method]: Checker } = {
     if (p.session !== undefined) nonEmpty(p, 'session');
   },
   'image.remove': imageRef,
+  'schedule.set': (p) => {
+    scheduleSession(p);
+    int(p, 'everyMs', MIN_SCHEDULE_MS, MAX_SCHEDULE_MS);
+    int(p, 'keep', 1, 100_000);
+  },
+  'schedule.off': scheduleSession,
+  'schedule.list': none,
+  'schedule.default': (p) => {
+    int(p, 'everyMs', MIN_SCHEDULE_MS, MAX_SCHEDULE_MS, true);
+    int(p, 'keep', 1, 100_000, true);
+    bool(p, 'off');
+    if (p.off === true && p.everyMs !== undefined) fail('give "everyMs" or "off", not both');
+  },
   'peer.list': none,
   'peer.watch': none,
   'peer.add': (p) => nonEmpty(p, 'address'),

@@ -16,6 +16,7 @@ import { migrateCommand } from './commands/migrate.js';
 import { recoverCommand } from './commands/recover.js';
 import { pairCommand, peerCommand, peersCommand, unpairCommand } from './commands/peers.js';
 import { runCommand } from './commands/run.js';
+import { scheduleCommand } from './commands/schedule.js';
 import {
   killCommand,
   lsCommand,
@@ -40,6 +41,7 @@ const COMMANDS: Command[] = [
   restoreCommand,
   recoverCommand,
   imagesCommand,
+  scheduleCommand,
   migrateCommand,
   peersCommand,
   peerCommand,

@@ -162,7 +162,10 @@ export class Migrator {
     const target = this.community.resolve(peerRef);
     const m = new Move(session, { id: target.id, name: target.name }, options, progress);
     this.moving.add(session.id);
+    let release: (() => void) | null = null;
     try {
+      // Not while a checkpoint of it is under way (a scheduled one ends within seconds).
+      release = await this.sessions.occupy(session.id, 'a migration');
       await runSteps(
         [...this.stepsBeforeCommit(m), ...this.after.steps(() => m.committed!)],
         (message) => this.log(`migration ${m.migration || `of ${session.id}`}: ${message}`),
@@ -189,6 +192,7 @@ export class Migrator {
       m.report('failed', 0, describeError(err));
       throw err instanceof VosError && err.code === 'migration_failed' ? err : m.fail(describeError(err), err);
     } finally {
+      release?.();
       this.moving.delete(session.id);
       m.close();
     }

@@ -54,7 +54,15 @@ export async function checkpointToFile(session: Session, out: string, stop: bool
 export async function checkpointToStore(
   session: Session,
   store: ImageStore,
-  options: { kind: ImageKind; stop: boolean; keep?: number; incremental?: boolean; keepFilesUpTo: number; agentName: string },
+  options: {
+    kind: ImageKind;
+    stop: boolean;
+    keep?: number;
+    /** Write only what changed since the session's previous store image, where it can (issue 9 part 2). */
+    incremental?: boolean;
+    keepFilesUpTo: number;
+    agentName: string;
+  },
 ): Promise<CheckpointResult> {
   const init = runtimeFor(session);
   const tip = options.incremental ? store.chainTip(session.id) : null;

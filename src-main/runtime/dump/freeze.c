@@ -54,7 +54,7 @@ static int read_control(struct frozen *fz, struct err *e)
 		return fail(e, "cannot read the runtime state of process %d: %s", (int)fz->pid,
 			    n < 0 ? strerror(errno) : "short read");
 	if (fz->ctl->magic != VOS_CONTROL_MAGIC || fz->ctl->version != VOS_CONTROL_VERSION)
-		return fail(e, "process %d runs another version of the vOS runtime", (int)fz->pid);
+		return fail_code(e, "unsupported", "process %d runs another version of the vOS runtime", (int)fz->pid);
 	return 0;
 }
 
@@ -112,7 +112,7 @@ static int stop_new(struct pod *pod, struct freeze *f, pid_t *pids, int n, struc
 				char why[512];
 				if (read_proc_stat(pid, &st, &ignore) < 0)
 					continue;
-				return fail(e, "cannot checkpoint: %s", why_no_runtime(pid, why, sizeof why));
+				return fail_code(e, "unsupported", "cannot checkpoint: %s", why_no_runtime(pid, why, sizeof why));
 			}
 		}
 		note_blocked_calls(f, pid);

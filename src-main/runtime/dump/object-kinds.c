@@ -83,7 +83,7 @@ static int classify_char_device(struct object *o, uint64_t tty_rdev, const char 
 			return 0;
 		}
 	}
-	return fail(e, "process %d has the device %s open (fd %d), which vOS cannot checkpoint", (int)pid, link, fd);
+	return fail_code(e, "unsupported", "process %d has the device %s open (fd %d), which vOS cannot checkpoint", (int)pid, link, fd);
 }
 
 static int parse_epoll(struct object *o, const char *info)
@@ -202,6 +202,6 @@ int classify_object(struct object *o, pid_t pid, int fd, const char *link, const
 		return 0;
 	}
 	if (strcmp(link, "anon_inode:inotify") == 0)
-		return fail(e, "process %d watches files with inotify (fd %d), which vOS cannot checkpoint yet", (int)pid, fd);
-	return fail(e, "process %d has fd %d open on %s, which vOS cannot checkpoint", (int)pid, fd, link);
+		return fail_code(e, "unsupported", "process %d watches files with inotify (fd %d), which vOS cannot checkpoint yet", (int)pid, fd);
+	return fail_code(e, "unsupported", "process %d has fd %d open on %s, which vOS cannot checkpoint", (int)pid, fd, link);
 }

@@ -295,7 +295,7 @@ int dump_process_state(pid_t pid, const struct frozen *fz, uint64_t session_tty_
 	buf_u64(b, fz->ctl_addr);
 	uint32_t n = fz->ctl->nthreads;
 	if (n > VOS_MAX_THREADS)
-		return fail(e, "process %d has more than %d threads", (int)pid, VOS_MAX_THREADS);
+		return fail_code(e, "unsupported", "process %d has more than %d threads", (int)pid, VOS_MAX_THREADS);
 	buf_u32(b, n);
 	for (uint32_t i = 0; i < n; i++) {
 		const struct vos_thread_rec *t = &fz->ctl->threads[i];
