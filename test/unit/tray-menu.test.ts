@@ -8,8 +8,25 @@ import type { SupervisorState } from '../../src-main/client/agent-supervisor.js'
 import { endSessionsConfirmation, trayMenuModel, type TrayItem } from '../../src-main/shell/tray-menu.js';
 
 const agent = { pid: 4242, name: 'box' } as AgentInfo;
-const session = (id: string, state: SessionInfo['state'], peer: SessionInfo['peer'] = null): SessionInfo =>
-  ({ id, name: `s-${id}`, command: 'bash', args: [], state, peer }) as SessionInfo;
+const session = (id: string, state: SessionInfo['state'], peer: SessionInfo['peer'] = null): SessionInfo => ({
+  id,
+  name: `s-${id}`,
+  command: 'bash',
+  args: [],
+  cwd: '/',
+  pid: 100,
+  startedAt: 0,
+  endedAt: state === 'running' ? null : 1,
+  state,
+  exit: state === 'running' ? null : { code: 0, signal: null },
+  cols: 80,
+  rows: 24,
+  viewers: 0,
+  pod: true,
+  restoredFrom: null,
+  restoreNote: null,
+  peer,
+});
 
 /** label → enabled/action, separators as '—'. */
 const view = (items: TrayItem[]): string[] => items.map((i) => (i.type === 'separator' ? '—' : `${i.label}${i.enabled ? '' : ' [off]'}${i.action ? ` → ${i.action}` : ''}`));
