@@ -53,7 +53,8 @@ function supervise(home: string, policy: Partial<RestartPolicy> = {}): Fixture {
   const supervisor = new AgentSupervisor({
     paths: statePaths(home),
     clientName: 'supervisor-test',
-    launch: { env: QUIET },
+    // As the app starts it (this Node ignores the variable; the agent must not pass it on).
+    launch: { env: { ...QUIET, ELECTRON_RUN_AS_NODE: '1' } },
     policy: { firstDelayMs: 50, ...policy },
     log: (m) => log.push(m),
   });
@@ -102,8 +103,10 @@ describe('the agent supervisor', () => {
     const stat = readFileSync(`/proc/${info.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
     expect(Number(stat[2])).toBe(info.pid); // pgrp
     const c = f.supervisor.client!;
-    const s = await c.request('session.create', { command: 'sh', args: ['-c', 'echo started-by-app; exec cat'], name: 'kept' });
-    await c.request('session.wait', { id: s.id, pattern: 'started-by-app', timeoutMs: 10_000 });
+    // A session started from the app (no environment of its own: the agent's) does not get the
+    // variable that makes Electron's binary run as Node.
+    const s = await c.request('session.create', { command: 'sh', args: ['-c', 'echo "started-by-app E=[$ELECTRON_RUN_AS_NODE]"; exec cat'], name: 'kept' });
+    await c.request('session.wait', { id: s.id, pattern: '^started-by-app E=\\[\\]$', timeoutMs: 10_000 });
 
     f.supervisor.stop();
     expect(f.supervisor.state.kind).toBe('stopped');
