@@ -179,7 +179,7 @@ export class AgentSupervisor {
   /** One try to have an agent: connect to a running one, else start one and connect. */
   private async attempt(generation: number): Promise<void> {
     if (generation !== this.generation) return;
-    this.set(this.restarts.length ? this.current : { kind: 'starting' });
+    if (this.restarts.length === 0) this.set({ kind: 'starting' }); // (a restart stays "restarting" until it runs)
     let client: ApiClient;
     let startedHere = false;
     try {
