@@ -5,7 +5,7 @@
  * the UI says what that means for files); deleting it removes it from the store; a failure is
  * shown with the agent's reason.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ImageInfo } from '../../src-main/api/protocol.js';
@@ -107,6 +107,17 @@ describe('checkpoints in the app', () => {
       await error.waitFor();
       expect(await error.textContent()).toMatch(new RegExp(`^Deleting failed: .*${second!.id}`));
       await secondRow.waitFor({ state: 'detached' }); // the list was reloaded
+
+      // A damaged checkpoint says why and cannot be restored.
+      await page.getByTestId('checkpoint-now').click();
+      await page.getByTestId('checkpoint-notice').waitFor({ timeout: 30_000 });
+      const [third] = await images();
+      truncateSync(third!.file, statSync(third!.file).size - 100);
+      await page.getByTestId('checkpoints-toggle').click(); // closed
+      await page.getByTestId('checkpoints-toggle').click(); // open again: reloaded
+      const thirdRow = page.locator(`[data-testid="checkpoint-row"][data-image-id="${third!.id}"]`);
+      await thirdRow.getByText(/^Damaged: /).waitFor();
+      expect(await thirdRow.getByTestId('restore').isDisabled()).toBe(true);
     } finally {
       await page.close();
     }
