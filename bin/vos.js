@@ -4,6 +4,10 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
+// The app runs the agent with Electron's binary as Node (ELECTRON_RUN_AS_NODE=1); that is done
+// now, and must not reach the programs of sessions (an Electron app started there would run as Node).
+delete process.env.ELECTRON_RUN_AS_NODE;
+
 const entry = new URL('../out/node/src-main/cli/main.js', import.meta.url);
 if (!existsSync(fileURLToPath(entry))) {
   process.stderr.write('vos: not built yet; run `npm install` (or `npm run build`) in the vOS checkout\n');

@@ -23,14 +23,18 @@ function electronBinary() {
   return { path };
 }
 
-function run(cmd, args, onStopped) {
-  const child = spawn(cmd, args, { cwd: root, stdio: 'inherit' });
+// `ownGroup`: the child gets a process group of its own, so Ctrl-C at the terminal reaches it
+// once, through us, not twice (the terminal signals its whole foreground group; a second SIGINT
+// could cut the agent's orderly stop short).
+function run(cmd, args, onStopped, ownGroup = false) {
+  const child = spawn(cmd, args, { cwd: root, stdio: 'inherit', detached: ownGroup });
   let stopping = false;
   child.on('exit', (code, signal) => {
     if (stopping) onStopped?.();
     process.exit(signal ? 1 : (code ?? 0));
   });
-  for (const s of ['SIGINT', 'SIGTERM']) {
+  // SIGHUP too: in a session of its own, the child no longer hears its terminal close.
+  for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
     process.on(s, () => {
       stopping = true;
       child.kill(s);
@@ -55,7 +59,7 @@ if (electron.path) {
       console.log('(an agent is already running for this user; turning its web UI on)');
       run(process.execPath, [vos, 'web']);
     } else {
-      run(process.execPath, [vos, 'daemon', '--web'], sessionsGoOn);
+      run(process.execPath, [vos, 'daemon', '--web'], sessionsGoOn, true);
     }
   });
 }

@@ -1,7 +1,7 @@
 /**
  * The agent: one per user per machine (per state directory). It owns the sessions and serves the
  * local API on its Unix socket, and in web mode over HTTP/WebSocket on 127.0.0.1. `vos daemon`
- * runs it headless; the Electron main process hosts the same class in-process.
+ * runs it; the Electron app starts one (or uses the running one) and is a client of it.
  *
  * This is the composition root of the core: it never imports `electron`.
  */

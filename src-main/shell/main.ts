@@ -1,67 +1,63 @@
 /**
- * The Electron main process: hosts the agent core in-process (or, when a `vos daemon` already
- * runs for this user, relays to it), opens the window and keeps a tray icon. Closing the window
- * leaves the agent and its sessions running in the tray; Quit in the tray menu ends them.
+ * The Electron main process: a client of the agent, as VS Code's window is of its pty host. The
+ * agent runs as its own process (one already running for this state directory, or a `vos daemon`
+ * started here, detached), kept running by the supervisor (client/agent-supervisor.ts: restarts
+ * with a back-off); each window reaches it over the Unix socket through a relay
+ * (client/agent-relay.ts). Sessions live under their terminal hosts, so neither the app nor the
+ * agent going away ends them. Closing the window keeps the app in the tray; the tray's Quit
+ * leaves the agent and the sessions running; "Quit and end all sessions" ends them, after asking.
  *
  * Only the files in src-main/shell import `electron`. Everything here is thin on purpose: the
- * logic lives in the core and the renderer, where it is tested.
+ * logic lives in client/, the core and the renderer, where it is tested.
  */
-import { app, BrowserWindow, ipcMain, type WebContents } from 'electron';
-import { VosError } from '../api/errors.js';
+import { app, BrowserWindow, dialog, ipcMain, type WebContents } from 'electron';
 import { BRIDGE_CHANNELS, type ShellCommand } from '../api/bridge.js';
-import type { AgentMessage } from '../api/protocol.js';
-import { Agent } from '../agent/agent.js';
-import { connectInProcess } from '../agent/transports/in-process.js';
+import type { ClientMessage, SessionInfo } from '../api/protocol.js';
 import { resolveHome, statePaths } from '../base/state-dir.js';
-import { openSocketTransport } from '../client/socket-transport.js';
-import { createTray } from './tray.js';
+import { AgentRelay } from '../client/agent-relay.js';
+import { AgentSupervisor } from '../client/agent-supervisor.js';
+import { createTray, setTrayMenu } from './tray.js';
+import { endSessionsConfirmation, trayMenuModel, type TrayAction } from './tray-menu.js';
 import { createMainWindow } from './window.js';
 
-interface RendererLink {
-  receive(message: unknown): void;
-  close(): void;
-}
-
+const log = (m: string): void => console.log(`${new Date().toISOString()} ${m}`);
 const paths = statePaths(resolveHome());
-let agent: Agent | null = null;
+const supervisor = new AgentSupervisor({
+  paths,
+  clientName: 'electron-shell',
+  // The Electron binary runs the agent as plain Node.
+  launch: { execPath: process.execPath, env: { ELECTRON_RUN_AS_NODE: '1' } },
+  log,
+});
 let window: BrowserWindow | null = null;
 let quitting = false;
-const links = new Map<WebContents, RendererLink>();
+const relays = new Map<WebContents, AgentRelay>();
+/** The agent's sessions, for the tray (kept by session.watch on the supervisor's connection). */
+let sessions = new Map<string, SessionInfo>();
 
-const log = (m: string): void => console.log(`${new Date().toISOString()} ${m}`);
-
-/** Hosts the agent here, unless one already runs for this state directory. */
-async function startAgent(): Promise<void> {
-  try {
-    agent = await Agent.start({ home: paths.home, log });
-  } catch (err) {
-    if (err instanceof VosError && err.code === 'agent_running') {
-      log(`${err.message}: the app will use that agent`);
-      return;
-    }
-    throw err;
-  }
+function refreshTray(): void {
+  setTrayMenu(trayMenuModel({ agent: supervisor.state, sessions: [...sessions.values()] }), (a) => void act(a));
 }
 
-async function linkRenderer(contents: WebContents): Promise<RendererLink> {
-  const deliver = (message: AgentMessage): void => {
-    if (!contents.isDestroyed()) contents.send(BRIDGE_CHANNELS.fromAgent, message);
-  };
-  if (!agent) {
-    try {
-      const transport = await openSocketTransport(paths.socket);
-      transport.onMessage(deliver);
-      transport.onClose(() => deliver({ t: 'error', error: { code: 'connection_closed', message: 'the agent went away' } }));
-      return { receive: (m) => transport.send(m as Parameters<typeof transport.send>[0]), close: () => transport.close() };
-    } catch (err) {
-      // The agent we relayed to has gone: host one here from now on.
-      if (!(err instanceof VosError && err.code === 'no_agent')) throw err;
-      await startAgent();
-      if (!agent) throw err;
-    }
-  }
-  return connectInProcess(agent.dispatcher, deliver, 'electron');
-}
+supervisor.onChange((state) => {
+  sessions = new Map();
+  refreshTray();
+  const client = supervisor.client;
+  if (state.kind !== 'running' || !client) return;
+  client.onEvent((e) => {
+    if (e.event === 'session.added' || e.event === 'session.changed') sessions.set(e.session.id, e.session);
+    else if (e.event === 'session.removed') sessions.delete(e.id);
+    else return;
+    refreshTray();
+  });
+  client.request('session.watch', {}).then(
+    (list) => {
+      for (const s of list) sessions.set(s.id, s);
+      refreshTray();
+    },
+    (err: unknown) => log(`cannot watch the sessions: ${String(err)}`),
+  );
+});
 
 function showWindow(command?: ShellCommand): void {
   if (!window || window.isDestroyed()) {
@@ -78,31 +74,63 @@ function showWindow(command?: ShellCommand): void {
   if (command) window.webContents.send(BRIDGE_CHANNELS.shellCommand, command);
 }
 
-async function quit(): Promise<void> {
+/** Quits the app; the agent and its sessions go on (the next start of the app finds them). */
+function quit(): void {
   quitting = true;
-  for (const link of links.values()) link.close();
-  await agent?.stop();
+  for (const relay of relays.values()) relay.close();
+  supervisor.stop();
   app.quit();
+}
+
+async function quitAndEndSessions(): Promise<void> {
+  const question = endSessionsConfirmation([...sessions.values()]);
+  const { response } = await dialog.showMessageBox({ type: 'warning', title: 'vOS', ...question });
+  if (response === question.cancelId) return;
+  try {
+    const { failed } = await supervisor.endSessionsAndStopAgent();
+    if (failed.length) {
+      dialog.showErrorBox('vOS', `Some sessions could not be ended:\n${failed.map((f) => `${f.id}: ${f.reason}`).join('\n')}`);
+    }
+  } catch (err) {
+    dialog.showErrorBox('vOS', `Ending the sessions failed: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  quit();
+}
+
+async function act(action: TrayAction): Promise<void> {
+  switch (action) {
+    case 'show':
+      return showWindow();
+    case 'new-session':
+      return showWindow('new-session');
+    case 'retry-agent':
+      return supervisor.retry();
+    case 'quit':
+      return quit();
+    case 'quit-end-sessions':
+      return quitAndEndSessions();
+  }
 }
 
 ipcMain.on(BRIDGE_CHANNELS.connect, (event) => {
   const contents = event.sender;
-  links.get(contents)?.close();
-  links.delete(contents);
-  linkRenderer(contents).then(
-    (link) => {
-      links.set(contents, link);
-      contents.once('destroyed', () => {
-        link.close();
-        links.delete(contents);
-      });
+  relays.get(contents)?.close();
+  const relay = new AgentRelay(
+    () => supervisor.openTransport(),
+    (message) => {
+      if (!contents.isDestroyed()) contents.send(BRIDGE_CHANNELS.fromAgent, message);
     },
-    (err: unknown) => log(`cannot connect the window to the agent: ${String(err)}`),
   );
+  relays.set(contents, relay);
+  contents.once('destroyed', () => {
+    relay.close();
+    if (relays.get(contents) === relay) relays.delete(contents);
+  });
 });
 
 ipcMain.on(BRIDGE_CHANNELS.toAgent, (event, message: unknown) => {
-  links.get(event.sender)?.receive(message);
+  // The agent checks every message (api/validate.ts); the relay only carries them.
+  relays.get(event.sender)?.receive(message as ClientMessage);
 });
 
 if (!app.requestSingleInstanceLock()) {
@@ -117,10 +145,12 @@ if (!app.requestSingleInstanceLock()) {
   });
   app
     .whenReady()
-    .then(async () => {
-      await startAgent();
-      createTray({ show: () => showWindow(), newSession: () => showWindow('new-session'), quit: () => void quit() });
+    .then(() => {
+      createTray(() => showWindow());
+      refreshTray();
       showWindow();
+      // The window shows the connection's state meanwhile, and the reason if it fails.
+      supervisor.start().catch((err: unknown) => log(`no agent: ${String(err)}`));
     })
     .catch((err: unknown) => {
       log(`vOS could not start: ${String(err)}`);

@@ -1,25 +1,30 @@
-import { Menu, Tray, nativeImage } from 'electron';
+import { Menu, Tray, nativeImage, type MenuItemConstructorOptions } from 'electron';
 import { resourcePath } from './resources.js';
-
-export interface TrayActions {
-  show(): void;
-  newSession(): void;
-  quit(): void;
-}
+import type { TrayAction, TrayItem } from './tray-menu.js';
 
 let tray: Tray | null = null; // kept referenced: a collected Tray disappears from the panel
 
-export function createTray(actions: TrayActions): Tray {
+/** Electron's menu for the model of tray-menu.ts; `act` runs an item's action. */
+function toElectron(items: TrayItem[], act: (action: TrayAction) => void): MenuItemConstructorOptions[] {
+  return items.map((i): MenuItemConstructorOptions => {
+    if (i.type === 'separator') return { type: 'separator' };
+    const action = i.action;
+    return {
+      label: i.label,
+      enabled: i.enabled,
+      ...(action ? { click: () => act(action) } : {}),
+      ...(i.submenu ? { submenu: toElectron(i.submenu, act) } : {}),
+    };
+  });
+}
+
+export function createTray(onClick: () => void): Tray {
   tray = new Tray(nativeImage.createFromPath(resourcePath('tray.png')));
   tray.setToolTip('vOS');
-  tray.setContextMenu(
-    Menu.buildFromTemplate([
-      { label: 'Show vOS', click: actions.show },
-      { label: 'New Session…', click: actions.newSession },
-      { type: 'separator' },
-      { label: 'Quit vOS (ends its sessions)', click: actions.quit },
-    ]),
-  );
-  tray.on('click', actions.show);
+  tray.on('click', onClick);
   return tray;
+}
+
+export function setTrayMenu(items: TrayItem[], act: (action: TrayAction) => void): void {
+  tray?.setContextMenu(Menu.buildFromTemplate(toElectron(items, act)));
 }
