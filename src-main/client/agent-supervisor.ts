@@ -135,20 +135,28 @@ export class AgentSupervisor {
   }
 
   /**
-   * The tray's "Quit and end all sessions": stops supervising, ends every session of the agent
-   * (end-sessions.ts), stops the agent and waits (at most `timeoutMs`) until its process is gone.
+   * The tray's "Quit and end all sessions": stops supervising, ends every session of the agent,
+   * stops the agent and waits (at most `timeoutMs`) until its process is gone. With
+   * `checkpointFirst`, the agent writes a before-shutdown image of each session first and ends
+   * them itself (`agent.stop`), so the next agent lists them as recoverable (`vos recover --all`);
+   * without, each is hung up and removed (end-sessions.ts).
    * Without a running agent nothing can be ended: that is an error, and supervision has stopped.
    */
-  async endSessionsAndStopAgent(timeoutMs = 20_000): Promise<EndSessionsResult> {
+  async endSessionsAndStopAgent(timeoutMs = 20_000, checkpointFirst = false): Promise<EndSessionsResult> {
     const client = this.client;
     const pid = this.current.kind === 'running' ? this.current.agent.pid : 0;
     this.watch = null; // its close is expected now, not a reason to restart
     this.stop();
     if (!client) throw new VosError('no_agent', 'no agent runs, so no session could be ended; they go on under their terminal hosts');
     try {
-      const result = await endAllSessions(client);
-      // TODO(recover branch): agent.stop { endSessions: true, checkpointFirst } replaces the loop above.
-      await client.request('agent.stop', {});
+      let result: EndSessionsResult;
+      if (checkpointFirst) {
+        const stopped = await client.request('agent.stop', { checkpointFirst: true, endSessions: true, timeoutMs: Math.max(1000, timeoutMs - 5000) });
+        result = { ended: stopped.checkpointed, failed: stopped.failed };
+      } else {
+        result = await endAllSessions(client);
+        await client.request('agent.stop', {});
+      }
       const deadline = Date.now() + timeoutMs;
       while (pid && processAlive(pid)) {
         if (Date.now() > deadline) throw new VosError('timeout', `the agent (pid ${pid}) did not stop within ${timeoutMs / 1000} s`);

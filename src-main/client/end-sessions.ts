@@ -3,9 +3,8 @@
  * running program is hung up (SIGHUP, as closing a terminal does), killed if it is still there
  * after a grace period, and its session removed so that its terminal host ends too. Sessions
  * that had already ended are left listed. Sessions of other machines are never touched.
- *
- * TODO(recover branch): `agent.stop { endSessions: true, checkpointFirst }` will do this in the
- * agent (with an optional checkpoint first); this client-side loop is what exists until then.
+ * (With the option to checkpoint first, the agent does it: `agent.stop { checkpointFirst,
+ * endSessions }`, see agent-supervisor.ts.)
  */
 import type { ApiClient } from '../api/client.js';
 import type { SessionInfo } from '../api/protocol.js';

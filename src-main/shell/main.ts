@@ -84,10 +84,10 @@ function quit(): void {
 
 async function quitAndEndSessions(): Promise<void> {
   const question = endSessionsConfirmation([...sessions.values()]);
-  const { response } = await dialog.showMessageBox({ type: 'warning', title: 'vOS', ...question });
+  const { response, checkboxChecked } = await dialog.showMessageBox({ type: 'warning', title: 'vOS', ...question });
   if (response === question.cancelId) return;
   try {
-    const { failed } = await supervisor.endSessionsAndStopAgent();
+    const { failed } = await supervisor.endSessionsAndStopAgent(checkboxChecked ? 60_000 : 20_000, checkboxChecked);
     if (failed.length) {
       dialog.showErrorBox('vOS', `Some sessions could not be ended:\n${failed.map((f) => `${f.id}: ${f.reason}`).join('\n')}`);
     }

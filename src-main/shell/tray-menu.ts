@@ -71,6 +71,8 @@ export function endSessionsConfirmation(sessions: SessionInfo[]): {
   buttons: string[];
   defaultId: number;
   cancelId: number;
+  checkboxLabel: string;
+  checkboxChecked: boolean;
 } {
   const running = runningHere(sessions);
   const names = running.slice(0, 8).map((s) => `  ${s.name} (${s.command})`);
@@ -79,11 +81,17 @@ export function endSessionsConfirmation(sessions: SessionInfo[]): {
     message: running.length ? `End ${plural(running.length, 'running session')} and quit?` : 'Stop the agent and quit?',
     detail:
       (running.length
-        ? `These programs are hung up (SIGHUP, then SIGKILL if they do not end) and their sessions removed:\n${names.join('\n')}\n\n` +
-          'Anything they did not save is lost. Checkpoints already in the image store stay and can be restored later.\n\n'
+        ? `These programs are ended:\n${names.join('\n')}\n\n` +
+          'Checkpointed first (the box below), each is listed as recoverable at the next start and comes back as it is now. ' +
+          'Otherwise they are hung up (SIGHUP, then SIGKILL), their sessions removed, and anything they did not save is lost; ' +
+          'checkpoints already in the image store stay and can be restored later.\n\n'
         : '') + 'To quit and leave the sessions running, choose "Quit vOS" instead.',
     buttons: ['Cancel', running.length ? 'End sessions and quit' : 'Quit'],
     defaultId: 0,
     cancelId: 0,
+    // Checked: the agent writes a before-shutdown image of each session first (bounded in time),
+    // and the next start lists them as recoverable: one "Recover" (or `vos recover --all`) each.
+    checkboxLabel: 'Checkpoint them first, to recover them later (memory goes back to now; files stay as they are)',
+    checkboxChecked: true,
   };
 }

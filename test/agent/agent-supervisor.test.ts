@@ -219,4 +219,31 @@ describe('the agent supervisor', () => {
     await new Promise((r) => setTimeout(r, 300)); // a restart would be under way by now (first delay 50 ms)
     expect(f.states.filter((s) => s === 'restarting')).toEqual([]);
   });
+  it('"Quit and end all sessions" with "checkpoint first" leaves each session recoverable for the next agent', async () => {
+    const home = tempHome();
+    const f = supervise(home);
+    const agentPid = (await f.supervisor.start()).pid;
+    const c = f.supervisor.client!;
+    const s = await c.request('session.create', { command: 'bash', args: ['--norc', '--noprofile'], name: 'keeper' });
+    await c.request('session.input', { id: s.id, data: 'KEPT=value-$((6*7)); echo ready\r' });
+    await c.request('session.wait', { id: s.id, pattern: 'ready', timeoutMs: 10_000 });
+
+    const result = await f.supervisor.endSessionsAndStopAgent(60_000, true);
+    expect(result.failed).toEqual([]);
+    expect(result.ended).toEqual([s.id]);
+    expect(alive(agentPid)).toBe(false);
+    await waitFor('the program to end', () => !alive(s.pid), 10_000);
+
+    // The next agent lists it as recoverable; recovering brings back its memory.
+    const next = supervise(home);
+    await next.supervisor.start();
+    const c2 = next.supervisor.client!;
+    const listed = (await c2.request('session.list', {})).find((x) => x.id === s.id);
+    expect(listed?.state).toBe('recoverable');
+    const [back] = await c2.request('session.recover', { id: s.id });
+    expect(back?.name).toBe('keeper');
+    await c2.request('session.input', { id: s.id, data: 'echo got-$KEPT\r' });
+    await c2.request('session.wait', { id: s.id, pattern: 'got-value-42', timeoutMs: 15_000 });
+    await c2.request('session.kill', { id: s.id, signal: 'KILL' });
+  });
 });

@@ -41,6 +41,8 @@ export async function pairedOnLoopback(): Promise<{ a: DaemonHandle; b: DaemonHa
   const waiting = ca.request('pair.wait', { peer: 'beta', timeoutMs: 20_000 });
   await waitFor('the request on beta', async () => (await cb.request('pair.pending', {})).length > 0);
   await cb.request('pair.accept', { peer: 'alpha', code });
+  // Both users confirm: alpha's user checks that beta shows the same code.
+  await ca.request('pair.confirm', { peer: 'beta', code });
   await waiting;
   return { a, b, ca, cb };
 }

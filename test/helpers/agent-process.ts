@@ -135,7 +135,10 @@ export async function startDaemon(
     },
   };
   try {
-    await waitFor('the agent to listen', () => out.includes('running (pid') || proc.exitCode !== null, 15_000);
+    // Its startup lines, the web UI's address too when asked for.
+    const web = options.args?.includes('--web') ?? false;
+    const started = (): boolean => out.includes('running (pid') && (!web || /web UI: \S+\n/.test(out));
+    await waitFor('the agent to listen', () => started() || proc.exitCode !== null, 15_000);
     if (proc.exitCode !== null) throw new Error(`vos daemon exited with ${proc.exitCode}: ${err}`);
   } catch (e) {
     await handle.stop();

@@ -69,6 +69,9 @@ describe('tray menu model', () => {
     expect(q.detail).toContain('"Quit vOS"');
     expect(q.buttons[q.cancelId]).toBe('Cancel');
     expect(q.defaultId).toBe(q.cancelId);
+    // Checkpointing first is the default: the sessions can be recovered after the quit.
+    expect(q.checkboxChecked).toBe(true);
+    expect(q.checkboxLabel).toMatch(/^Checkpoint them first/);
     const many = endSessionsConfirmation(Array.from({ length: 10 }, (_, i) => session(String(i), 'running')));
     expect(many.detail).toContain('and 2 more');
     expect(endSessionsConfirmation([]).message).toBe('Stop the agent and quit?');

@@ -128,9 +128,12 @@ at most a few hundred lines a minute are written.
       ...(options['no-mdns'] ? { mdns: false } : {}),
     });
     const info = agent.info();
-    ctx.out(`vos agent "${info.name}" running (pid ${info.pid}); socket ${agent.paths.socket}\n`);
-    ctx.out(`machine id ${info.shortId}; peers ${info.listen ? `reach it at ${info.listen}` : 'cannot reach it (--listen none)'}; mDNS ${info.mdns ? 'on' : 'off'}\n`);
-    if (info.webUrl) ctx.out(`web UI: ${info.webUrl}\n`);
+    // One write, so that whoever reads the first line (scripts, tests) has the rest with it.
+    ctx.out(
+      `vos agent "${info.name}" running (pid ${info.pid}); socket ${agent.paths.socket}\n` +
+        `machine id ${info.shortId}; peers ${info.listen ? `reach it at ${info.listen}` : 'cannot reach it (--listen none)'}; mDNS ${info.mdns ? 'on' : 'off'}\n` +
+        (info.webUrl ? `web UI: ${info.webUrl}\n` : ''),
+    );
 
     // An agent holds people's programs: an unexpected error is logged, not allowed to kill them all.
     process.on('uncaughtException', (err) => log(`unexpected error (agent keeps running): ${err.stack ?? String(err)}`));
