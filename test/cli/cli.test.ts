@@ -138,7 +138,7 @@ describe('vos command', () => {
       expect(help.code, name).toBe(0);
       expect(help.stdout, name).toMatch(new RegExp(`^usage: vos ${name}`));
     }
-  });
+  }, 90_000); // a node process per command: slow on a busy machine
 
   it('starts a background agent when none is running, as tmux does', async () => {
     const home = tempHome();

@@ -333,7 +333,7 @@ describe.skipIf(unavailable !== null)('migration', () => {
       const lines = (await b.vos(['screen', lister])).stdout.match(/^files: .*$/gm) ?? [];
       return lines.length > 0 && lines.at(-1)!.includes('notes.txt') && !lines.at(-1)!.includes('log.txt');
     });
-  }, 60_000);
+  }, 120_000);
 
   it('moves to a machine whose vdso differs (the proxy, forced there): the clocks keep working', async () => {
     const [a, b] = await pair({ env: { VOS_FORCE_VDSO_PROXY: '1' } });
