@@ -405,7 +405,6 @@ export class SessionManager {
     };
   }
 
-
   /** The sessions, oldest first: live ones and recoverable ones (with their latest good image). */
   list(): SessionInfo[] {
     const live = [...this.sessions.values()].map((s) => s.info());

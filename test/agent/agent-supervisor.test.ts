@@ -12,7 +12,7 @@ import type { AgentMessage } from '../../src-main/api/protocol.js';
 import { statePaths } from '../../src-main/base/state-dir.js';
 import { AgentRelay } from '../../src-main/client/agent-relay.js';
 import { AgentSupervisor, type RestartPolicy, type SupervisorState } from '../../src-main/client/agent-supervisor.js';
-import { endHosts, hostPids, startDaemon, tempHome, waitFor, type DaemonHandle } from '../helpers/agent-process.js';
+import { endHosts, hostPids, startDaemon, tempHome, waitFor, processAlive as alive, type DaemonHandle } from '../helpers/agent-process.js';
 
 const QUIET = { VOS_MDNS: '0', VOS_LISTEN: 'none' };
 
@@ -27,15 +27,6 @@ interface Fixture {
 
 const fixtures: Fixture[] = [];
 const daemons: DaemonHandle[] = [];
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return !/\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
 
 afterEach(async () => {
   for (const f of fixtures.splice(0)) {

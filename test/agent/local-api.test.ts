@@ -7,7 +7,7 @@ import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeFrame, FrameDecoder } from '../../src-main/base/frame-codec.js';
 import { MAX_AGENT_FRAME_BYTES, MAX_CLIENT_FRAME_BYTES } from '../../src-main/api/protocol.js';
-import { startDaemon, tempHome, vos, waitFor, type DaemonHandle } from '../helpers/agent-process.js';
+import { processAlive as alive, startDaemon, tempHome, vos, waitFor, type DaemonHandle } from '../helpers/agent-process.js';
 
 const daemons: DaemonHandle[] = [];
 const sockets: Socket[] = [];
@@ -235,17 +235,3 @@ describe('local API', () => {
     expect(JSON.parse((await import('node:fs')).readFileSync(d.paths.lock, 'utf8')).pid).toBe(d.proc.pid);
   });
 });
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  // A zombie (nobody reaps it: its parent was the agent's, now gone) is over.
-  try {
-    return !/\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}

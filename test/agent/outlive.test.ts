@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ApiClient } from '../../src-main/api/client.js';
-import { UNPRIVILEGED, endHosts, hostPids, startDaemon, vos, waitFor, type DaemonHandle } from '../helpers/agent-process.js';
+import { UNPRIVILEGED, endHosts, hostPids, startDaemon, vos, waitFor, processAlive as alive, type DaemonHandle } from '../helpers/agent-process.js';
 
 const daemons: DaemonHandle[] = [];
 const scratch: string[] = [];
@@ -31,15 +31,6 @@ async function daemon(options: Parameters<typeof startDaemon>[0] = {}): Promise<
 async function dies(d: DaemonHandle, signal: NodeJS.Signals): Promise<void> {
   d.proc.kill(signal);
   await waitFor('the agent to end', () => d.proc.exitCode !== null || d.proc.signalCode !== null, 15_000);
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return !/\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
 }
 
 /** The text of a viewer's snapshot (screen and scrollback), escape sequences taken out. */

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ApiClient } from '../../src-main/api/client.js';
 import type { ImageInfo, SessionInfo } from '../../src-main/api/protocol.js';
-import { ROOT, UNPRIVILEGED, endHosts, hostPids, startDaemon, vos, waitFor, type DaemonHandle } from '../helpers/agent-process.js';
+import { ROOT, UNPRIVILEGED, endHosts, hostPids, startDaemon, vos, waitFor, processAlive as alive, type DaemonHandle } from '../helpers/agent-process.js';
 
 const daemons: DaemonHandle[] = [];
 const homes: string[] = [];
@@ -74,15 +74,6 @@ async function killPod(home: string, sessionId: string): Promise<void> {
     }
   }
   await waitFor(`the pod of ${sessionId} to die`, () => all.every((pid) => !alive(pid)), 10_000);
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return !/\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
 }
 
 async function ls(home: string): Promise<SessionInfo[]> {

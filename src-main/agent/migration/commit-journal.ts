@@ -6,13 +6,10 @@
  * gone and keeps telling the target to go — the copy there would otherwise end with its hold
  * time, and with it the only copy of the session.
  *
- * One small JSON file per migration in `<state>/migrations/`; a file that cannot be read is
- * reported and set aside, never trusted.
+ * One small JSON file per migration in `<state>/migrations/` (record-journal.ts).
  */
-import { readFileSync, readdirSync, renameSync, unlinkSync } from 'node:fs';
-import { join } from 'node:path';
 import type { PeerRef } from '../../api/protocol.js';
-import { ensurePrivateDir, writePrivateFile } from '../../base/state-dir.js';
+import { RecordJournal } from './record-journal.js';
 
 export interface CommitRecord {
   migration: string;
@@ -25,63 +22,14 @@ export interface CommitRecord {
   committedAt: number;
 }
 
-export class CommitJournal {
-  private readonly dir: string;
-
+export class CommitJournal extends RecordJournal<CommitRecord> {
   constructor(stateDir: string) {
-    this.dir = join(stateDir, 'migrations');
-  }
-
-  /** Durable before it returns: the file and its directory entry are synced. */
-  write(record: CommitRecord): void {
-    ensurePrivateDir(this.dir);
-    writePrivateFile(this.pathOf(record.migration), JSON.stringify(record) + '\n', { durable: true });
-  }
-
-  remove(migration: string): void {
-    try {
-      unlinkSync(this.pathOf(migration));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
-  }
-
-  /** The records left by an agent that did not finish its moves; unreadable ones are named in `bad`. */
-  pending(): { records: CommitRecord[]; bad: string[] } {
-    let names: string[];
-    try {
-      names = readdirSync(this.dir);
-    } catch {
-      return { records: [], bad: [] };
-    }
-    const records: CommitRecord[] = [];
-    const bad: string[] = [];
-    for (const name of names.filter((n) => n.endsWith('.json'))) {
-      const path = join(this.dir, name);
-      try {
-        const record = parseRecord(readFileSync(path, 'utf8'));
-        if (record && `${record.migration}.json` === name) records.push(record);
-        else throw new Error('not a migration record');
-      } catch {
-        bad.push(path);
-        try {
-          renameSync(path, `${path}.unreadable`); // kept for a human, not read again
-        } catch {
-          /* gone meanwhile */
-        }
-      }
-    }
-    return { records, bad };
-  }
-
-  private pathOf(migration: string): string {
-    if (!/^[0-9a-f]{1,64}$/.test(migration)) throw new Error(`not a migration id: ${migration}`);
-    return join(this.dir, `${migration}.json`);
+    super(stateDir, 'migrations', parseCommitRecord);
   }
 }
 
-function parseRecord(text: string): CommitRecord | null {
-  const r = JSON.parse(text) as Partial<CommitRecord> | null;
+function parseCommitRecord(json: unknown): CommitRecord | null {
+  const r = json as Partial<CommitRecord> | null;
   const ok =
     r !== null &&
     typeof r === 'object' &&
