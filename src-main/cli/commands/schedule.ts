@@ -47,7 +47,9 @@ function lastText(last: ScheduleRun | null, paused: string | null, now: number):
   if (!last) return '-';
   const when = `${formatDuration(Math.max(0, now - last.at))} ago`;
   if (!last.ok) return `${when}: ${last.error === paused ? 'failed (see PAUSED)' : (last.error ?? 'failed')}`;
-  const what = [last.image ? `image ${last.image}` : 'ok', last.bytes !== undefined ? formatBytes(last.bytes) : '', last.incremental === undefined ? '' : last.incremental ? 'incremental' : 'full']
+  // A whole image's reason comes once, with the run where it is new (ScheduleRun.fullReason).
+  const kind = last.incremental === undefined ? '' : last.incremental ? 'incremental' : last.fullReason ? `full (${last.fullReason})` : 'full';
+  const what = [last.image ? `image ${last.image}` : 'ok', last.bytes !== undefined ? formatBytes(last.bytes) : '', kind]
     .filter(Boolean)
     .join(', ');
   return `${when}: ${what}`;

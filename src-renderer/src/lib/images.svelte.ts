@@ -112,12 +112,7 @@ const ACTION: Record<ImageBusy['what'], string> = {
   remove: 'Deleting',
 };
 
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
-  if (n < 1024 * 1024 * 1024) return `${(n / 1048576).toFixed(1)} MiB`;
-  return `${(n / 1073741824).toFixed(2)} GiB`;
-}
+export { formatBytes } from '../../../src-main/api/session-text';
 
 const KIND: Record<ImageInfo['kind'], string> = { manual: 'by hand', scheduled: 'scheduled', 'before-shutdown': 'before shutdown' };
 
