@@ -31,6 +31,34 @@ export function periodText(ms: number): string {
   return `${ms} ms`;
 }
 
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/**
+ * A period as people type it (`vos schedule --every`, the app's custom period): "30s", "15m",
+ * "2h", "1h30m", "1d", "1500ms", as milliseconds; null for anything else. The range
+ * (MIN_SCHEDULE_MS..MAX_SCHEDULE_MS) is the caller's to check.
+ */
+export function parsePeriod(text: string): number | null {
+  if (!/^(\d+(ms|s|m|h|d))+$/.test(text)) return null;
+  let ms = 0;
+  for (const [, n, unit] of text.matchAll(/(\d+)(ms|s|m|h|d)/g)) ms += Number(n) * UNITS[unit!]!;
+  return Number.isSafeInteger(ms) ? ms : null;
+}
+
+/** A period as parsePeriod takes it: "15m", "1h30m", "45s", "1500ms". */
+export function formatPeriod(ms: number): string {
+  if (ms % 1000 !== 0) return `${ms}ms`;
+  let rest = ms / 1000;
+  let text = '';
+  for (const [unit, size] of [['d', 86_400], ['h', 3600], ['m', 60], ['s', 1]] as const) {
+    if (rest >= size) {
+      text += `${Math.floor(rest / size)}${unit}`;
+      rest %= size;
+    }
+  }
+  return text || '0s';
+}
+
 /** "14:03:12", in the local time zone. */
 export function clockTime(at: number): string {
   const d = new Date(at);

@@ -6,6 +6,7 @@
  */
 import type { ApiClient } from '../../../src-main/api/client';
 import type { ImageInfo, SessionInfo } from '../../../src-main/api/protocol';
+import { formatBytes } from '../../../src-main/api/session-text';
 
 /** What is under way: one action at a time per session view. */
 export type ImageBusy = { what: 'loading' } | { what: 'checkpoint' } | { what: 'restore'; image: string } | { what: 'remove'; image: string };
@@ -112,7 +113,7 @@ const ACTION: Record<ImageBusy['what'], string> = {
   remove: 'Deleting',
 };
 
-export { formatBytes } from '../../../src-main/api/session-text';
+export { formatBytes };
 
 const KIND: Record<ImageInfo['kind'], string> = { manual: 'by hand', scheduled: 'scheduled', 'before-shutdown': 'before shutdown' };
 
