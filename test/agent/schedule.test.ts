@@ -103,6 +103,18 @@ describe.each(runAs)('scheduled checkpoints (as $who)', ({ user }) => {
     const last = events.filter((e) => e.session === a && e.last?.ok).at(-1)!.last!;
     expect(last.image).toMatch(/^[0-9a-f]{8}$/);
     expect(last.bytes).toBeGreaterThan(0);
+    // A whole image says why once: the first run (nothing to build on) gives its reason; a later
+    // whole image for the same reason (no write tracking here, say) does not repeat it.
+    const runs = [...new Map(events.filter((e) => e.session === a && e.last?.ok).map((e) => [e.last!.at, e.last!])).values()];
+    expect(runs[0]).toMatchObject({ incremental: false, fullReason: expect.any(String) });
+    let said: string | null = null;
+    for (const r of runs) {
+      if (r.incremental) said = null;
+      else if (r.fullReason !== undefined) {
+        expect(r.fullReason).not.toBe(said);
+        said = r.fullReason;
+      } else expect(said).not.toBeNull(); // whole for the reason said before
+    }
     const images = await client.request('image.list', { session: a });
     expect(images.every((i) => i.kind === 'scheduled' && i.state === 'ok')).toBe(true);
     // Retention: the newest two, and only the parents they build on besides.
