@@ -136,6 +136,23 @@ describe.each(runAs)('scheduled checkpoints (as $who)', ({ user }) => {
     await client.request('session.wait', { id: a, pattern: 'count=\\d*[1-9]\\d$', timeoutMs: 20_000 });
   });
 
+  it('where write tracking is unavailable, writes whole images and says why once, not every period', async () => {
+    const d = await daemon();
+    const { client, events } = await watcher(d);
+    const env = { ...(process.env as Record<string, string>), HOME: d.home, VOS_TEST_NO_DIRTY_TRACKING: '1' };
+    const id = (await client.request('session.create', { command: join(programs, 'counter'), args: ['100'], env, cwd: d.home })).id;
+    await client.request('schedule.set', { session: id, everyMs: 1000, keep: 2 });
+    await waitFor('three scheduled checkpoints', () => okRuns(events, id).length >= 3, 30_000);
+    const runs = [...new Map(events.filter((e) => e.session === id && e.last?.ok).map((e) => [e.last!.at, e.last!])).values()];
+    expect(runs.every((r) => r.incremental === false)).toBe(true);
+    expect(runs[0]!.fullReason).toMatch(/dirty-page tracking is turned off/);
+    expect(runs.slice(1).map((r) => r.fullReason)).toEqual(runs.slice(1).map(() => undefined));
+    // The list says the same: the reason is no longer news.
+    const listed = (await client.request('schedule.list', {})).schedules.find((s) => s.session === id)!;
+    expect(listed.last).toMatchObject({ ok: true, incremental: false });
+    expect(listed.last!.fullReason).toBeUndefined();
+  });
+
   it('gives the default to new sessions, refuses remote and unknown sessions, and forgets an ended session', async () => {
     const d = await daemon();
     const { client, events } = await watcher(d);
