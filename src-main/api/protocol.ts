@@ -210,6 +210,15 @@ export interface ScheduleRun {
   image?: string;
   bytes?: number;
   incremental?: boolean;
+  /**
+   * A whole image was written where an incremental one was asked for, and why (no write tracking
+   * on this kernel, the first of the session, the chain's length bound...): said once, on the run
+   * where the reason is new. A later whole image for the same reason leaves it out, so a client
+   * shows it once, not every period; an incremental run in between makes it new again.
+   */
+  fullReason?: string;
+  /** The run did not try: another checkpoint or a migration of the session was under way (not a failure). */
+  skipped?: boolean;
   error?: string;
 }
 

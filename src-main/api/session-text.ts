@@ -43,3 +43,11 @@ export function describeExit(exit: ExitStatus | null): string {
 export function commandLine(s: SessionInfo): string {
   return [s.command, ...s.args].join(' ');
 }
+
+/** A size for people: "512 B", "3.4 KiB", "2.1 MiB", "1.25 GiB". */
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
+  return `${(n / 1024 ** 3).toFixed(2)} GiB`;
+}

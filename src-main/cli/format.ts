@@ -70,9 +70,5 @@ function ago(ms: number): string {
   return `${Math.round(s / 86400)}d`;
 }
 
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
-  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
-  return `${(n / 1024 ** 3).toFixed(2)} GiB`;
-}
+/** Sizes as every client writes them (api/session-text.ts). */
+export { formatBytes } from '../api/session-text.js';

@@ -6,18 +6,22 @@
  * (client/agent-relay.ts). Sessions live under their terminal hosts, so neither the app nor the
  * agent going away ends them. Closing the window keeps the app in the tray; the tray's Quit
  * leaves the agent and the sessions running; "Quit and end all sessions" ends them, after asking.
+ * The tray also sets each session's checkpoint schedule and tells of failed or paused ones
+ * (tray-data.ts, schedule-notices.ts and tray-menu.ts decide what; this file only shows it).
  *
  * Only the files in src-main/shell import `electron`. Everything here is thin on purpose: the
  * logic lives in client/, the core and the renderer, where it is tested.
  */
 import { app, BrowserWindow, dialog, ipcMain, type WebContents } from 'electron';
 import { BRIDGE_CHANNELS, type ShellCommand } from '../api/bridge.js';
-import type { ClientMessage, SessionInfo } from '../api/protocol.js';
+import type { ClientMessage } from '../api/protocol.js';
+import { formatBytes } from '../api/session-text.js';
 import { resolveHome, statePaths } from '../base/state-dir.js';
 import { AgentRelay } from '../client/agent-relay.js';
 import { AgentSupervisor } from '../client/agent-supervisor.js';
-import { createTray, setTrayMenu } from './tray.js';
-import { endSessionsConfirmation, trayMenuModel, type TrayAction } from './tray-menu.js';
+import { createTray, setTrayMenu, showNotice } from './tray.js';
+import { TrayData } from './tray-data.js';
+import { endSessionsConfirmation, trayMenuModel, trayTooltip, type TrayAction } from './tray-menu.js';
 import { createMainWindow } from './window.js';
 
 const log = (m: string): void => console.log(`${new Date().toISOString()} ${m}`);
@@ -32,32 +36,60 @@ const supervisor = new AgentSupervisor({
 let window: BrowserWindow | null = null;
 let quitting = false;
 const relays = new Map<WebContents, AgentRelay>();
-/** The agent's sessions, for the tray (kept by session.watch on the supervisor's connection). */
-let sessions = new Map<string, SessionInfo>();
+/** The agent's sessions and schedules, for the tray (kept by session.watch on the supervisor's connection). */
+const trayData = new TrayData();
 
 function refreshTray(): void {
-  setTrayMenu(trayMenuModel({ agent: supervisor.state, sessions: [...sessions.values()] }), (a) => void act(a));
+  const input = trayData.input(supervisor.state);
+  setTrayMenu(trayMenuModel(input), trayTooltip(input), (a) => void act(a));
 }
 
 supervisor.onChange((state) => {
-  sessions = new Map();
+  trayData.reset();
   refreshTray();
   const client = supervisor.client;
   if (state.kind !== 'running' || !client) return;
   client.onEvent((e) => {
-    if (e.event === 'session.added' || e.event === 'session.changed') sessions.set(e.session.id, e.session);
-    else if (e.event === 'session.removed') sessions.delete(e.id);
-    else return;
-    refreshTray();
+    const { changed, notice } = trayData.apply(e);
+    if (notice) showNotice(notice);
+    if (changed) refreshTray();
   });
-  client.request('session.watch', {}).then(
-    (list) => {
-      for (const s of list) sessions.set(s.id, s);
+  client
+    .request('session.watch', {})
+    .then((list) => {
+      trayData.listedSessions(list);
       refreshTray();
-    },
-    (err: unknown) => log(`cannot watch the sessions: ${String(err)}`),
-  );
+      return client.request('schedule.list', {});
+    })
+    .then(
+      (list) => {
+        trayData.listedSchedules(list.schedules);
+        refreshTray();
+      },
+      (err: unknown) => log(`cannot watch the sessions and their schedules: ${String(err)}`),
+    );
 });
+
+/** The tray's own actions on a session's checkpoints; the outcome is said in a notification. */
+async function scheduleAction(action: Exclude<TrayAction, string>): Promise<void> {
+  const client = supervisor.client;
+  const name = trayData.session(action.session)?.name ?? action.session;
+  try {
+    if (!client) throw new Error('the agent is not running');
+    if (action.type === 'checkpoint-now') {
+      const r = await client.request('session.checkpoint', { id: action.session });
+      showNotice({ title: `Checkpoint of “${name}” written`, body: `${formatBytes(r.bytes)}, image ${r.image ?? r.file}; the program was paused ${r.frozenMs} ms.` });
+    } else if (action.everyMs === null) {
+      await client.request('schedule.off', { session: action.session });
+    } else {
+      await client.request('schedule.set', { session: action.session, everyMs: action.everyMs, keep: action.keep });
+    }
+  } catch (err) {
+    const what = action.type === 'checkpoint-now' ? 'The checkpoint' : 'Changing the schedule';
+    showNotice({ title: `${what} of “${name}” failed`, body: err instanceof Error ? err.message : String(err) });
+  }
+  refreshTray(); // a radio item Electron checked by itself goes back if nothing changed
+}
 
 function showWindow(command?: ShellCommand): void {
   if (!window || window.isDestroyed()) {
@@ -83,7 +115,7 @@ function quit(): void {
 }
 
 async function quitAndEndSessions(): Promise<void> {
-  const question = endSessionsConfirmation([...sessions.values()]);
+  const question = endSessionsConfirmation(trayData.input(supervisor.state).sessions);
   const { response, checkboxChecked } = await dialog.showMessageBox({ type: 'warning', title: 'vOS', ...question });
   if (response === question.cancelId) return;
   try {
@@ -98,6 +130,7 @@ async function quitAndEndSessions(): Promise<void> {
 }
 
 async function act(action: TrayAction): Promise<void> {
+  if (typeof action !== 'string') return scheduleAction(action);
   switch (action) {
     case 'show':
       return showWindow();

@@ -1,25 +1,48 @@
 /**
  * The tray menu as data: what it shows for the agent's state and the sessions, built by a pure
- * function so it can be tested without Electron (tray.ts turns it into Electron's menu). Also the
- * text of the confirmation before "Quit and end all sessions".
+ * function so it can be tested without Electron (tray.ts turns it into Electron's menu). Each
+ * running session of this machine gets a "Checkpoint every…" submenu (its period as a radio
+ * choice, "Checkpoint now", its last result and why it is paused); the tooltip says when
+ * scheduled checkpoints failed or paused. Also the text of the confirmation before "Quit and end
+ * all sessions".
  */
-import type { SessionInfo } from '../api/protocol.js';
+import { SHIPPED_SCHEDULE_DEFAULT, type ScheduleInfo, type SessionInfo } from '../api/protocol.js';
+import { PERIOD_CHOICES, clockTime, periodText, runText, scheduleProblem } from '../api/schedule-text.js';
 import type { SupervisorState } from '../client/agent-supervisor.js';
 
-export type TrayAction = 'show' | 'new-session' | 'retry-agent' | 'quit' | 'quit-end-sessions';
+export type TrayAction =
+  | 'show'
+  | 'new-session'
+  | 'retry-agent'
+  | 'quit'
+  | 'quit-end-sessions'
+  /** schedule.set (everyMs a period; it resumes a paused schedule) or schedule.off (null). */
+  | { type: 'schedule'; session: string; everyMs: number | null; keep: number }
+  /** session.checkpoint into the store. */
+  | { type: 'checkpoint-now'; session: string };
 
-export type TrayItem =
-  | { type: 'separator' }
-  | { type: 'item'; label: string; enabled: boolean; action?: TrayAction; submenu?: TrayItem[] };
+/** `checked` present: a radio item (one of a group, the checked one is the current choice). */
+export type TrayMenuItem = { type: 'item'; label: string; enabled: boolean; action?: TrayAction; submenu?: TrayItem[]; checked?: boolean };
+
+export type TrayItem = { type: 'separator' } | TrayMenuItem;
 
 export interface TrayInput {
   agent: SupervisorState;
   /** The agent's sessions as last listed (this machine's only; others' are ignored). */
   sessions: SessionInfo[];
+  /** The sessions' checkpoint schedules as last listed or changed (any order; others ignored). */
+  schedules: ScheduleInfo[];
 }
 
-const item = (label: string, action?: TrayAction, enabled = true): TrayItem => ({ type: 'item', label, enabled, ...(action ? { action } : {}) });
+const item = (label: string, action?: TrayAction, enabled = true): TrayMenuItem => ({ type: 'item', label, enabled, ...(action ? { action } : {}) });
+const note = (label: string): TrayItem => item(label, undefined, false);
 const SEPARATOR: TrayItem = { type: 'separator' };
+/** Sessions beyond this many have their schedule in the app only (a menu must stay usable). */
+const MAX_SCHEDULE_MENUS = 12;
+/** Longest reason shown in a menu line (the app and `vos schedule` have the whole of it). */
+const MAX_LINE = 90;
+
+const line = (text: string): string => (text.length > MAX_LINE ? `${text.slice(0, MAX_LINE - 1)}…` : text);
 
 export function runningHere(sessions: SessionInfo[]): SessionInfo[] {
   return sessions.filter((s) => !s.peer && s.state === 'running');
@@ -43,6 +66,63 @@ export function agentStatusLine(agent: SupervisorState): string {
   }
 }
 
+/** The running sessions of this machine with their schedules (null while not listed yet). */
+function withSchedules(input: TrayInput): { session: SessionInfo; schedule: ScheduleInfo | null }[] {
+  const byId = new Map(input.schedules.map((s) => [s.session, s]));
+  return runningHere(input.sessions).map((session) => ({ session, schedule: byId.get(session.id) ?? null }));
+}
+
+/** What is wrong with scheduled checkpoints, in a few words ("1 checkpoint failed, 1 schedule paused"), or null. */
+export function scheduleTrouble(input: TrayInput): string | null {
+  let failed = 0;
+  let paused = 0;
+  for (const { schedule } of withSchedules(input)) {
+    const problem = schedule ? scheduleProblem(schedule) : null;
+    if (problem === 'failed') failed++;
+    else if (problem === 'paused') paused++;
+  }
+  const parts = [failed ? `${plural(failed, 'checkpoint')} failed` : '', paused ? `${plural(paused, 'schedule')} paused` : ''].filter(Boolean);
+  return parts.length ? parts.join(', ') : null;
+}
+
+/** The tray icon's tooltip. */
+export function trayTooltip(input: TrayInput): string {
+  const trouble = input.agent.kind === 'running' ? scheduleTrouble(input) : null;
+  return trouble ? `vOS: ${trouble}` : 'vOS';
+}
+
+/** A session's "Checkpoint every…" submenu. */
+function scheduleMenu(session: SessionInfo, schedule: ScheduleInfo | null): TrayItem {
+  const problem = schedule ? scheduleProblem(schedule) : null;
+  const label = `${session.name} — Checkpoint every…${problem ? ` (${problem})` : ''}`;
+  if (!session.pod) {
+    return { ...item(label), submenu: [note('Cannot be checkpointed: it does not run in a pod')] };
+  }
+  const id = session.id;
+  const keep = schedule?.keep ?? SHIPPED_SCHEDULE_DEFAULT.keep;
+  const current = schedule?.everyMs ?? null;
+  const radio = (text: string, everyMs: number | null): TrayItem => ({
+    ...item(text, { type: 'schedule', session: id, everyMs, keep }),
+    // Nothing checked until the schedule is known.
+    checked: schedule !== null && current === everyMs,
+  });
+  const submenu: TrayItem[] = PERIOD_CHOICES.map((c) => radio(c.label, c.everyMs));
+  if (current !== null && !PERIOD_CHOICES.some((c) => c.everyMs === current)) {
+    submenu.push(radio(`${periodText(current)} (set in the app or vos schedule)`, current));
+  }
+  const status: TrayItem[] = [];
+  if (schedule?.paused) {
+    status.push(note(line(`Paused: ${schedule.paused}`)));
+    if (current !== null) status.push(item(`Resume (every ${periodText(current)})`, { type: 'schedule', session: id, everyMs: current, keep }));
+  } else if (schedule?.nextRunAt) {
+    status.push(note(`Next: at ${clockTime(schedule.nextRunAt)}`));
+  }
+  if (schedule?.last) status.push(note(line(`Last, at ${clockTime(schedule.last.at)}: ${runText(schedule.last)}`)));
+  if (!schedule) status.push(note('Schedule: not known yet'));
+  submenu.push(SEPARATOR, ...status, SEPARATOR, item('Checkpoint now', { type: 'checkpoint-now', session: id }));
+  return { ...item(label), submenu };
+}
+
 export function trayMenuModel(input: TrayInput): TrayItem[] {
   const running = input.agent.kind === 'running';
   const count = runningHere(input.sessions).length;
@@ -54,7 +134,13 @@ export function trayMenuModel(input: TrayInput): TrayItem[] {
   ];
   if (running) items.push(item(`${plural(count, 'session')} running`, undefined, false));
   if (input.agent.kind === 'failed') items.push(item('Start the agent again', 'retry-agent'));
-  // (The schedule branch adds its "Checkpoint every…" submenus, one per running session, here.)
+  if (running && count > 0) {
+    const trouble = scheduleTrouble(input);
+    if (trouble) items.push(note(trouble));
+    const shown = withSchedules(input).sort((a, b) => a.session.name.localeCompare(b.session.name));
+    items.push(SEPARATOR, ...shown.slice(0, MAX_SCHEDULE_MENUS).map((x) => scheduleMenu(x.session, x.schedule)));
+    if (shown.length > MAX_SCHEDULE_MENUS) items.push(note(`${shown.length - MAX_SCHEDULE_MENUS} more: their schedules are in the app`));
+  }
   items.push(
     SEPARATOR,
     item('Quit vOS (sessions keep running)', 'quit'),

@@ -1,5 +1,6 @@
-import { Menu, Tray, nativeImage, type MenuItemConstructorOptions } from 'electron';
+import { Menu, Notification, Tray, nativeImage, type MenuItemConstructorOptions } from 'electron';
 import { resourcePath } from './resources.js';
+import type { ScheduleNotice } from './schedule-notices.js';
 import type { TrayAction, TrayItem } from './tray-menu.js';
 
 let tray: Tray | null = null; // kept referenced: a collected Tray disappears from the panel
@@ -12,6 +13,7 @@ function toElectron(items: TrayItem[], act: (action: TrayAction) => void): MenuI
     return {
       label: i.label,
       enabled: i.enabled,
+      ...(i.checked !== undefined ? { type: 'radio' as const, checked: i.checked } : {}),
       ...(action ? { click: () => act(action) } : {}),
       ...(i.submenu ? { submenu: toElectron(i.submenu, act) } : {}),
     };
@@ -25,6 +27,12 @@ export function createTray(onClick: () => void): Tray {
   return tray;
 }
 
-export function setTrayMenu(items: TrayItem[], act: (action: TrayAction) => void): void {
+export function setTrayMenu(items: TrayItem[], tooltip: string, act: (action: TrayAction) => void): void {
   tray?.setContextMenu(Menu.buildFromTemplate(toElectron(items, act)));
+  tray?.setToolTip(tooltip);
+}
+
+/** A desktop notification (where the desktop has them; the tray's menu and tooltip say it too). */
+export function showNotice(notice: ScheduleNotice): void {
+  if (Notification.isSupported()) new Notification({ title: notice.title, body: notice.body }).show();
 }

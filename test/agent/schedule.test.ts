@@ -103,6 +103,18 @@ describe.each(runAs)('scheduled checkpoints (as $who)', ({ user }) => {
     const last = events.filter((e) => e.session === a && e.last?.ok).at(-1)!.last!;
     expect(last.image).toMatch(/^[0-9a-f]{8}$/);
     expect(last.bytes).toBeGreaterThan(0);
+    // A whole image says why once: the first run (nothing to build on) gives its reason; a later
+    // whole image for the same reason (no write tracking here, say) does not repeat it.
+    const runs = [...new Map(events.filter((e) => e.session === a && e.last?.ok).map((e) => [e.last!.at, e.last!])).values()];
+    expect(runs[0]).toMatchObject({ incremental: false, fullReason: expect.any(String) });
+    let said: string | null = null;
+    for (const r of runs) {
+      if (r.incremental) said = null;
+      else if (r.fullReason !== undefined) {
+        expect(r.fullReason).not.toBe(said);
+        said = r.fullReason;
+      } else expect(said).not.toBeNull(); // whole for the reason said before
+    }
     const images = await client.request('image.list', { session: a });
     expect(images.every((i) => i.kind === 'scheduled' && i.state === 'ok')).toBe(true);
     // Retention: the newest two, and only the parents they build on besides.
@@ -122,6 +134,23 @@ describe.each(runAs)('scheduled checkpoints (as $who)', ({ user }) => {
     expect(restorePoints(await client.request('image.list', { session: b }), 1).length).toBe(1);
     // The session ran on throughout.
     await client.request('session.wait', { id: a, pattern: 'count=\\d*[1-9]\\d$', timeoutMs: 20_000 });
+  });
+
+  it('where write tracking is unavailable, writes whole images and says why once, not every period', async () => {
+    const d = await daemon();
+    const { client, events } = await watcher(d);
+    const env = { ...(process.env as Record<string, string>), HOME: d.home, VOS_TEST_NO_DIRTY_TRACKING: '1' };
+    const id = (await client.request('session.create', { command: join(programs, 'counter'), args: ['100'], env, cwd: d.home })).id;
+    await client.request('schedule.set', { session: id, everyMs: 1000, keep: 2 });
+    await waitFor('three scheduled checkpoints', () => okRuns(events, id).length >= 3, 30_000);
+    const runs = [...new Map(events.filter((e) => e.session === id && e.last?.ok).map((e) => [e.last!.at, e.last!])).values()];
+    expect(runs.every((r) => r.incremental === false)).toBe(true);
+    expect(runs[0]!.fullReason).toMatch(/dirty-page tracking is turned off/);
+    expect(runs.slice(1).map((r) => r.fullReason)).toEqual(runs.slice(1).map(() => undefined));
+    // The list says the same: the reason is no longer news.
+    const listed = (await client.request('schedule.list', {})).schedules.find((s) => s.session === id)!;
+    expect(listed.last).toMatchObject({ ok: true, incremental: false });
+    expect(listed.last!.fullReason).toBeUndefined();
   });
 
   it('gives the default to new sessions, refuses remote and unknown sessions, and forgets an ended session', async () => {

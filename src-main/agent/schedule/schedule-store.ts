@@ -22,6 +22,12 @@ export interface StoredSchedule {
   since: number;
   paused: string | null;
   last: ScheduleRun | null;
+  /**
+   * Why the latest run wrote a whole image where an incremental one was asked, said or not; null
+   * after an incremental one. A run gives its reason to clients (ScheduleRun.fullReason) only when
+   * it differs from this, so the same reason is said once. Absent in files of earlier agents.
+   */
+  fullSaid?: string | null;
 }
 
 export interface ScheduleState {
@@ -94,11 +100,13 @@ export function parseState(text: string): ScheduleState {
       !isKeep(s.keep) ||
       !isTime(s.since) ||
       !(s.paused === null || isText(s.paused)) ||
-      !(s.last === null || parseRun(s.last))
+      !(s.last === null || parseRun(s.last)) ||
+      !(s.fullSaid === undefined || s.fullSaid === null || isText(s.fullSaid))
     ) {
       throw new Error(`a bad schedule for session ${id}`);
     }
-    sessions.set(id, { name: s.name, everyMs: s.everyMs, keep: s.keep, since: s.since, paused: s.paused, last: s.last as ScheduleRun | null });
+    const fullSaid = typeof s.fullSaid === 'string' ? s.fullSaid : null;
+    sessions.set(id, { name: s.name, everyMs: s.everyMs, keep: s.keep, since: s.since, paused: s.paused, last: s.last as ScheduleRun | null, fullSaid });
   }
   return { default: { everyMs: d.everyMs, keep: d.keep }, sessions };
 }
@@ -108,6 +116,8 @@ function parseRun(v: unknown): boolean {
   if (v.image !== undefined && !isText(v.image)) return false;
   if (v.bytes !== undefined && !isTime(v.bytes)) return false;
   if (v.incremental !== undefined && typeof v.incremental !== 'boolean') return false;
+  if (v.fullReason !== undefined && !isText(v.fullReason)) return false;
+  if (v.skipped !== undefined && typeof v.skipped !== 'boolean') return false;
   if (v.error !== undefined && !isText(v.error)) return false;
   return true;
 }

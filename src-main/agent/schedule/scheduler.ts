@@ -17,6 +17,9 @@
  *   a statically linked program, inotify, a device, no pod) pauses the schedule with the reason,
  *   once; `schedule.set` resumes it. Any other failure (a full disk, a timeout) is shown as the
  *   last result and the schedule stays.
+ * - A run that had to write a whole image where it asked for an incremental one (no write
+ *   tracking on this kernel, ...) says why in its last result once, when the reason is new
+ *   (ScheduleRun.fullReason), not every period.
  * - Every change goes out as `schedule.changed` to local watchers.
  */
 import { VosError, describeError } from '../../api/errors.js';
@@ -103,7 +106,7 @@ export class Scheduler {
     }
     const before = this.state.sessions.get(session.id);
     this.change(() => {
-      this.state.sessions.set(session.id, { name: session.name, everyMs, keep, since: Date.now(), paused: null, last: before?.last ?? null });
+      this.state.sessions.set(session.id, { name: session.name, everyMs, keep, since: Date.now(), paused: null, last: before?.last ?? null, fullSaid: before?.fullSaid ?? null });
     });
     this.emit(session.id);
     return this.info(session.id);
@@ -120,6 +123,7 @@ export class Scheduler {
         since: Date.now(),
         paused: null,
         last: before?.last ?? null,
+        fullSaid: before?.fullSaid ?? null,
       });
     });
     this.emit(session.id);
@@ -152,7 +156,7 @@ export class Scheduler {
   /** A new session's schedule: the default, or off when there is none or it has no pod. */
   private fresh(s: SessionInfo): StoredSchedule {
     const d = this.state.default;
-    return { name: s.name, everyMs: s.pod ? d.everyMs : null, keep: d.keep, since: Date.now(), paused: null, last: null };
+    return { name: s.name, everyMs: s.pod ? d.everyMs : null, keep: d.keep, since: Date.now(), paused: null, last: null, fullSaid: null };
   }
 
   private sessionEvent(e: SessionListEvent): void {
@@ -265,15 +269,19 @@ export class Scheduler {
     const at = Date.now();
     let last: ScheduleRun;
     let paused: string | null = null;
+    /** Why this run's image is whole (undefined: the run wrote none, so what was said stays). */
+    let fullNow: string | null | undefined;
     const busy = this.sessions.busyWith(id);
     if (busy) {
-      last = { at, ok: false, error: `skipped: ${busy} of the session was under way (the next run is a period later)` };
+      last = { at, ok: false, skipped: true, error: `skipped: ${busy} of the session was under way (the next run is a period later)` };
     } else if (!session.pod) {
       paused = 'it does not run in a pod (the vOS runtime was not built when it started)';
       last = { at, ok: false, error: paused };
     } else {
       try {
-        last = runResult(at, await this.sessions.checkpointScheduled(id, s.keep));
+        const result = await this.sessions.checkpointScheduled(id, s.keep);
+        fullNow = result.incremental ? null : (result.fullReason ?? null);
+        last = runResult(at, result, fullNow !== null && fullNow !== (s.fullSaid ?? null) ? fullNow : null);
       } catch (err) {
         const e = err instanceof VosError ? err : new VosError('internal', describeError(err));
         if ((e.code === 'session_exited' || e.code === 'unknown_session') && this.liveInfo(id)?.state !== 'running') return;
@@ -288,7 +296,13 @@ export class Scheduler {
     if (!cur) return;
     const end = Date.now();
     const since = cur.everyMs !== null && at + cur.everyMs <= end ? end : at;
-    this.state.sessions.set(id, { ...cur, since: Math.max(cur.since, since), last, paused: paused ?? cur.paused });
+    this.state.sessions.set(id, {
+      ...cur,
+      since: Math.max(cur.since, since),
+      last,
+      paused: paused ?? cur.paused,
+      fullSaid: fullNow === undefined ? (cur.fullSaid ?? null) : fullNow,
+    });
     this.afterChange(id);
   }
 
@@ -308,15 +322,15 @@ export class Scheduler {
   }
 }
 
-function runResult(at: number, r: CheckpointResult): ScheduleRun {
-  // `incremental` comes with incremental images (issue 9 part 2); absent from older results.
-  const incremental = (r as CheckpointResult & { incremental?: unknown }).incremental;
+/** A successful run; `fullReason` only when it is news (see ScheduleRun.fullReason). */
+function runResult(at: number, r: CheckpointResult, fullReason: string | null): ScheduleRun {
   return {
     at,
     ok: true,
     ...(r.image !== null ? { image: r.image } : {}),
     bytes: r.bytes,
-    ...(typeof incremental === 'boolean' ? { incremental } : {}),
+    incremental: r.incremental,
+    ...(fullReason !== null ? { fullReason: clip(fullReason) } : {}),
   };
 }
 

@@ -1,37 +1,24 @@
 /** vos schedule: checkpoints of a session on a schedule, and the default for new sessions. */
 import { MAX_SCHEDULE_MS, MIN_SCHEDULE_MS, type ScheduleDefault, type ScheduleInfo, type ScheduleRun } from '../../api/protocol.js';
+import { formatPeriod, parsePeriod } from '../../api/schedule-text.js';
 import { formatDuration } from '../../api/session-text.js';
 import { UsageError, parseArgs } from '../args.js';
 import type { Command } from '../command.js';
 import { formatBytes, table } from '../format.js';
 
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+/** The period as `--every` takes it (api/schedule-text.ts, shared with the app). */
+export { formatPeriod };
 
 /** "30s", "15m", "2h", "1h30m", "1d" as milliseconds; throws a UsageError on anything else. */
 export function parseDuration(text: string): number {
-  if (!/^(\d+(ms|s|m|h|d))+$/.test(text)) {
+  const ms = parsePeriod(text);
+  if (ms === null) {
     throw new UsageError(`"${text}" is not a duration: give a number and a unit, e.g. 30s, 15m, 2h or 1h30m`);
   }
-  let ms = 0;
-  for (const [, n, unit] of text.matchAll(/(\d+)(ms|s|m|h|d)/g)) ms += Number(n) * UNITS[unit!]!;
-  if (!Number.isSafeInteger(ms) || ms < MIN_SCHEDULE_MS || ms > MAX_SCHEDULE_MS) {
+  if (ms < MIN_SCHEDULE_MS || ms > MAX_SCHEDULE_MS) {
     throw new UsageError(`the period must be from ${formatPeriod(MIN_SCHEDULE_MS)} to ${formatPeriod(MAX_SCHEDULE_MS)}`);
   }
   return ms;
-}
-
-/** A period as vos schedule takes it: "15m", "1h30m", "45s". */
-export function formatPeriod(ms: number): string {
-  if (ms % 1000 !== 0) return `${ms}ms`;
-  let rest = ms / 1000;
-  let text = '';
-  for (const [unit, size] of [['d', 86_400], ['h', 3600], ['m', 60], ['s', 1]] as const) {
-    if (rest >= size) {
-      text += `${Math.floor(rest / size)}${unit}`;
-      rest %= size;
-    }
-  }
-  return text || '0s';
 }
 
 function parseKeep(text: string): number {
@@ -47,7 +34,9 @@ function lastText(last: ScheduleRun | null, paused: string | null, now: number):
   if (!last) return '-';
   const when = `${formatDuration(Math.max(0, now - last.at))} ago`;
   if (!last.ok) return `${when}: ${last.error === paused ? 'failed (see PAUSED)' : (last.error ?? 'failed')}`;
-  const what = [last.image ? `image ${last.image}` : 'ok', last.bytes !== undefined ? formatBytes(last.bytes) : '', last.incremental === undefined ? '' : last.incremental ? 'incremental' : 'full']
+  // A whole image's reason comes once, with the run where it is new (ScheduleRun.fullReason).
+  const kind = last.incremental === undefined ? '' : last.incremental ? 'incremental' : last.fullReason ? `full (${last.fullReason})` : 'full';
+  const what = [last.image ? `image ${last.image}` : 'ok', last.bytes !== undefined ? formatBytes(last.bytes) : '', kind]
     .filter(Boolean)
     .join(', ');
   return `${when}: ${what}`;

@@ -6,6 +6,7 @@
  */
 import type { ApiClient } from '../../../src-main/api/client';
 import type { ImageInfo, SessionInfo } from '../../../src-main/api/protocol';
+import { formatBytes } from '../../../src-main/api/session-text';
 
 /** What is under way: one action at a time per session view. */
 export type ImageBusy = { what: 'loading' } | { what: 'checkpoint' } | { what: 'restore'; image: string } | { what: 'remove'; image: string };
@@ -112,12 +113,7 @@ const ACTION: Record<ImageBusy['what'], string> = {
   remove: 'Deleting',
 };
 
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
-  if (n < 1024 * 1024 * 1024) return `${(n / 1048576).toFixed(1)} MiB`;
-  return `${(n / 1073741824).toFixed(2)} GiB`;
-}
+export { formatBytes };
 
 const KIND: Record<ImageInfo['kind'], string> = { manual: 'by hand', scheduled: 'scheduled', 'before-shutdown': 'before shutdown' };
 
