@@ -5,8 +5,8 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     setupFiles: ['test/setup-env.ts'],
     globalSetup: ['test/leak-check.ts'],
-    testTimeout: 30_000,
-    hookTimeout: 30_000,
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
     pool: 'forks',
     // Real ptys, agents and a browser: two cores are shared by at most two test files at once.
     maxWorkers: 2,

@@ -207,6 +207,25 @@ describe('sessions outlive the agent', () => {
     expect(found).toMatchObject({ id: s.id, state: 'exited', exit: { code: 7, signal: null } });
     expect((await c2.request('session.screen', { id: s.id })).lines.join('\n')).toContain('bye now');
   }, 60_000);
+  it('the host of a session that ended goes once no agent can reach it (its state directory removed), not before', async () => {
+    const d = await daemon();
+    const c = await d.connect();
+    const s = await c.request('session.create', { command: 'sh', args: ['-c', 'read x; exit 3'] });
+    await dies(d, 'SIGKILL');
+    const [host] = hostPids(d.home);
+    expect(host).toBeGreaterThan(0);
+    const socket = join(d.home, 'pods', `${s.id}.term`);
+    await sendAndWaitClose(socket, frame(16, Buffer.from('\r')), 300);
+    await waitFor('the program to end', () => !alive(s.pid), 10_000);
+    // Its status waits for an agent: the host stays while its socket is there. It looks at its
+    // socket every 5 s; past such a look, it still answers an agent.
+    await new Promise((r) => setTimeout(r, 6000));
+    expect(alive(host!)).toBe(true);
+    await expect(readJournal(socket)).resolves.toMatchObject({ wrapped: false });
+    // The state directory goes (a user's rm -rf): no agent can ever collect the status.
+    rmSync(join(d.home, 'pods'), { recursive: true, force: true });
+    await waitFor('the orphaned host to end', () => !alive(host!), 15_000);
+  }, 60_000);
 });
 
 describe('sessions outlive the agent, as an ordinary user', () => {

@@ -17,7 +17,9 @@
  * JOURNAL_SIZE bytes, so the program never blocks and nothing it printed lately is lost. While
  * an agent is connected and does not keep up, the master is not read (the program blocks in
  * write, as on any terminal). A program that ended: its status and journal wait for an agent
- * to collect them (END), without a time limit (nothing else knows the status). SIGTERM ends
+ * to collect them (END), without a time limit (nothing else knows the status), unless its
+ * socket is gone from PATH (the state directory was removed: no agent can ever collect them, and
+ * nothing is lost by going). SIGTERM ends
  * the session (hangup, then kill after a grace period) and the host with it; SIGHUP and SIGINT
  * are ignored (they are not for us: we have no terminal).
  */
@@ -35,6 +37,7 @@
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -85,6 +88,11 @@ struct host {
 	/* Input for the program not yet taken by the master. */
 	unsigned char *to_master;
 	size_t to_master_len;
+	/* Our socket as the file system had it when we listened: once it is no longer there, no agent
+	 * can reach us. */
+	const char *socket_path;
+	dev_t socket_dev;
+	ino_t socket_ino;
 };
 
 static void put_u32(unsigned char *p, uint32_t v)
@@ -415,6 +423,18 @@ static void handle_signals(struct host *h)
 	}
 }
 
+/* How often a host whose program ended looks whether an agent can still reach it. */
+#define ORPHAN_CHECK_MS 5000
+
+/* Our socket was removed or replaced at its path (not: the path cannot be looked at now). */
+static int socket_gone(const struct host *h)
+{
+	struct stat st;
+	if (stat(h->socket_path, &st) < 0)
+		return errno == ENOENT || errno == ENOTDIR;
+	return st.st_dev != h->socket_dev || st.st_ino != h->socket_ino;
+}
+
 static void serve(struct host *h)
 {
 	for (;;) {
@@ -451,7 +471,13 @@ static void serve(struct host *h)
 			timeout = EOF_RETRY_MS;
 		if (h->terminating)
 			timeout = 50;
+		/* Ended, its status waiting for an agent: give up only if none can ever come. */
+		int waiting_for_agent = h->finished && h->client < 0 && !h->terminating;
+		if (waiting_for_agent && timeout < 0)
+			timeout = ORPHAN_CHECK_MS;
 		int n = poll(p, (nfds_t)np, timeout);
+		if (n == 0 && waiting_for_agent && socket_gone(h))
+			return;
 		if (retry_eof && !h->reaped)
 			h->master_eof = 0;
 		if (n < 0) {
@@ -591,6 +617,14 @@ static int run_host(const struct host_options *o, int ready)
 		report(ready, "error cannot listen on %s: %s\n", o->socket_path, strerror(errno));
 		return 1;
 	}
+	struct stat st;
+	if (stat(o->socket_path, &st) < 0) {
+		report(ready, "error cannot look at %s: %s\n", o->socket_path, strerror(errno));
+		return 1;
+	}
+	h.socket_path = o->socket_path;
+	h.socket_dev = st.st_dev;
+	h.socket_ino = st.st_ino;
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
@@ -625,7 +659,8 @@ static int run_host(const struct host_options *o, int ready)
 		/* stdio stays as it was; the host works without it */
 	}
 	serve(&h);
-	unlink(o->socket_path);
+	if (!socket_gone(&h))
+		unlink(o->socket_path);
 	return 0;
 }
 
