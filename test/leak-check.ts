@@ -9,7 +9,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const RUNTIME = join(resolve(dirname(fileURLToPath(import.meta.url)), '..'), 'out', 'runtime') + '/';
+// The runtime the tests use: out/runtime, or VOS_RUNTIME_DIR (test/helpers/runtime-dir.ts).
+const RUNTIME = (process.env.VOS_RUNTIME_DIR ?? join(resolve(dirname(fileURLToPath(import.meta.url)), '..'), 'out', 'runtime')) + '/';
 
 function leakedHosts(): { pid: number; socket: string }[] {
   const found: { pid: number; socket: string }[] = [];

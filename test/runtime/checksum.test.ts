@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { crc32c } from '../../src-main/base/crc32c.js';
 import { ROOT } from '../helpers/agent-process.js';
+import { TOOL_CFLAGS } from '../helpers/runtime-dir.js';
 
 describe('CRC32C in the runtime and in the agent', () => {
   let dir: string;
@@ -19,7 +20,7 @@ describe('CRC32C in the runtime and in the agent', () => {
     dir = mkdtempSync(join(tmpdir(), 'vos-crc-'));
     tool = join(dir, 'crc32c');
     const common = join(ROOT, 'src-main', 'runtime', 'common');
-    execFileSync('gcc', ['-std=c11', '-O2', '-Wall', '-Wextra', '-Werror', '-I', common, '-o', tool,
+    execFileSync('gcc', [...TOOL_CFLAGS, '-std=c11', '-O2', '-Wall', '-Wextra', '-Werror', '-I', common, '-o', tool,
       join(ROOT, 'test', 'runtime', 'native', 'crc32c.c'), join(common, 'checksum.c')]);
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));

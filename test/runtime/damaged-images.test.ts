@@ -15,8 +15,9 @@ import { VosError } from '../../src-main/api/errors.js';
 import { RECORD } from '../../src-main/agent/runtime/image-records.js';
 import { joinImage, recordIndex, splitImage, withPayload, type ImageRecord } from '../helpers/image-edit.js';
 import { ROOT, startDaemon, waitFor, type DaemonHandle } from '../helpers/agent-process.js';
+import { PROGRAMS_MAKE_ARGS, RUNTIME_DIR, SANITIZE } from '../helpers/runtime-dir.js';
 
-const INIT = join(ROOT, 'out', 'runtime', 'vos-init');
+const INIT = join(RUNTIME_DIR, 'vos-init');
 /** Address space for `vos-init verify`: the program, its libc, a 64 MiB record and its budget. */
 const VERIFY_AS_LIMIT = 1024 * 1024 * 1024;
 
@@ -133,7 +134,7 @@ describe('images damaged past their checksums are refused, naming the record', (
   beforeAll(async () => {
     programs = mkdtempSync('/tmp/vos-programs-');
     chmodSync(programs, 0o755);
-    execFileSync('make', ['-s', '-C', join(ROOT, 'test', 'runtime', 'programs'), `OUT=${programs}`], { stdio: 'inherit' });
+    execFileSync('make', ['-s', '-C', join(ROOT, 'test', 'runtime', 'programs'), `OUT=${programs}`, ...PROGRAMS_MAKE_ARGS], { stdio: 'inherit' });
     agent = await startDaemon();
     client = await agent.connect();
     const s = await client.request('session.create', { command: join(programs, 'counter'), args: ['50'], cwd: agent.home, cols: 80, rows: 24 });
@@ -158,7 +159,11 @@ describe('images damaged past their checksums are refused, naming the record', (
   };
 
   const verify = (file: string): { status: number | null; signal: string | null; stderr: string } => {
-    const r = spawnSync('prlimit', [`--as=${VERIFY_AS_LIMIT}`, INIT, 'verify', file], { encoding: 'utf8', timeout: 60_000 });
+    // Under AddressSanitizer (npm run test:sanitize) no address-space limit: its shadow memory
+    // alone reserves terabytes. scripts/test-sanitize.sh caps each allocation at 1 GiB instead.
+    const limit = SANITIZE ? [] : ['prlimit', `--as=${VERIFY_AS_LIMIT}`];
+    const [cmd, ...args] = [...limit, INIT, 'verify', file];
+    const r = spawnSync(cmd!, args, { encoding: 'utf8', timeout: 60_000 });
     return { status: r.status, signal: r.signal, stderr: r.stderr };
   };
 

@@ -2,7 +2,7 @@
  * The image reader under libFuzzer (src-main/runtime/fuzz/image-reader.c, with AddressSanitizer
  * and UndefinedBehaviorSanitizer): every committed crash input (test/runtime/fuzz/regressions/)
  * and every seed run once, then a short run from the seed corpus (a few seconds; the long run is
- * scripts/fuzz-image.sh). Skipped, saying why, where clang's fuzzer runtime is missing.
+ * scripts/fuzz.sh). Skipped, saying why, where clang's fuzzer runtime is missing.
  *
  * The seeds (src-main/runtime/fuzz/seeds/) are real images of tiny programs, made smaller with
  * test/helpers/image-edit.ts (no file contents, page data as zero runs). To make them again:
@@ -16,23 +16,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RECORD } from '../../src-main/agent/runtime/image-records.js';
 import { joinImage, splitImage, type ImageRecord } from '../helpers/image-edit.js';
 import { ROOT, waitFor } from '../helpers/agent-process.js';
+import { fuzzerMissing, runFor, runInputs } from '../helpers/libfuzzer.js';
+import { RUNTIME_DIR } from '../helpers/runtime-dir.js';
 
 const RUNTIME = join(ROOT, 'src-main', 'runtime');
 const SEEDS = join(RUNTIME, 'fuzz', 'seeds');
 const REGRESSIONS = join(ROOT, 'test', 'runtime', 'fuzz', 'regressions');
-const INIT = join(ROOT, 'out', 'runtime', 'vos-init');
-const LIB = join(ROOT, 'out', 'runtime', 'libvos.so');
+const INIT = join(RUNTIME_DIR, 'vos-init');
+const LIB = join(RUNTIME_DIR, 'libvos.so');
 const MAX_SEED = 64 * 1024;
-
-/** Why the fuzzer cannot be built here, or null: clang with its libFuzzer runtime is needed. */
-function fuzzerMissing(dir: string): string | null {
-  const src = join(dir, 'probe.c');
-  writeFileSync(src, 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n);\nint LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { (void)d; (void)n; return 0; }\n');
-  const r = spawnSync('clang', ['-fsanitize=fuzzer,address,undefined', '-o', join(dir, 'probe'), src], { encoding: 'utf8' });
-  if (r.error) return `clang is not installed (${r.error.message})`;
-  if (r.status !== 0) return `clang cannot build a libFuzzer target (install its runtime, e.g. libclang-rt-14-dev): ${r.stderr.trim().split('\n').pop()}`;
-  return null;
-}
 
 /** A seed from a real image: no file contents, every page run a zero run (the same places). */
 function shrink(image: Buffer): Buffer {
@@ -77,14 +69,7 @@ async function imageOf(dir: string, name: string, command: string[]): Promise<Bu
   }
 }
 
-const fuzzSkip = ((): string | null => {
-  const dir = mkdtempSync('/tmp/vos-fuzz-probe-');
-  try {
-    return fuzzerMissing(dir);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-})();
+const fuzzSkip = fuzzerMissing();
 if (fuzzSkip) console.log(`fuzz-image: skipped: ${fuzzSkip}`);
 
 describe('the seed corpus of the image reader', () => {
@@ -121,25 +106,19 @@ describe.skipIf(fuzzSkip !== null)('the image reader under libFuzzer', () => {
   let fuzzer: string;
   beforeAll(() => {
     out = mkdtempSync('/tmp/vos-fuzz-');
-    execFileSync('make', ['-s', '-C', RUNTIME, 'fuzz', `OUT=${out}`], { stdio: 'inherit' });
     fuzzer = join(out, 'fuzz-image-reader');
+    execFileSync('make', ['-s', '-C', RUNTIME, `OUT=${out}`, fuzzer], { stdio: 'inherit' });
   }, 120_000);
   afterAll(() => rmSync(out, { recursive: true, force: true }));
 
   it('every committed crash input and every seed runs through it cleanly', () => {
     const inputs = [...readdirSync(SEEDS).map((f) => join(SEEDS, f)), ...(existsSync(REGRESSIONS) ? readdirSync(REGRESSIONS).map((f) => join(REGRESSIONS, f)) : [])];
-    const r = spawnSync(fuzzer, ['-rss_limit_mb=1024', ...inputs], { encoding: 'utf8', cwd: out, timeout: 120_000 });
+    const r = runInputs(fuzzer, out, inputs);
     expect(r.status, r.stderr.slice(-4000)).toBe(0);
   }, 150_000);
 
   it('a short run from the seeds finds nothing', () => {
-    const corpus = join(out, 'corpus');
-    mkdirSync(corpus);
-    const r = spawnSync(
-      fuzzer,
-      ['-max_total_time=5', '-rss_limit_mb=1024', '-max_len=65536', '-timeout=10', `-artifact_prefix=${out}/`, corpus, SEEDS],
-      { encoding: 'utf8', cwd: out, timeout: 120_000 },
-    );
+    const r = runFor(fuzzer, out, 5, [SEEDS]);
     expect(r.status, r.stderr.slice(-4000)).toBe(0);
   }, 150_000);
 });

@@ -16,9 +16,10 @@ import { startCheckpointHelper, type CheckpointHelper } from '../../src-main/age
 import { MAX_RECORD, RECORD, RECORD_HEADER_BYTES, RECORD_MAGIC, readPayload, recordsOf } from '../../src-main/agent/runtime/image-records.js';
 import { readSessionPayload, readSessionRecord, SessionRecordWatcher, type SessionRecord } from '../../src-main/agent/runtime/session-record.js';
 import { ROOT, waitFor } from '../helpers/agent-process.js';
+import { RUNTIME_DIR } from '../helpers/runtime-dir.js';
 
-const INIT = join(ROOT, 'out', 'runtime', 'vos-init');
-const LIB = join(ROOT, 'out', 'runtime', 'libvos.so');
+const INIT = join(RUNTIME_DIR, 'vos-init');
+const LIB = join(RUNTIME_DIR, 'libvos.so');
 
 /** name -> number, from the doc's "Record types" table. */
 function docRecordTypes(): Record<string, number> {

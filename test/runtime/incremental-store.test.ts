@@ -13,13 +13,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiClient } from '../../src-main/api/client.js';
 import type { CheckpointResult, ImageInfo } from '../../src-main/api/protocol.js';
 import { ROOT, UNPRIVILEGED, startDaemon, vos, type DaemonHandle } from '../helpers/agent-process.js';
+import { PROGRAMS_MAKE_ARGS } from '../helpers/runtime-dir.js';
 
 let programs: string;
 
 beforeAll(() => {
   programs = mkdtempSync('/tmp/vos-test-programs-');
   chmodSync(programs, 0o755);
-  execFileSync('make', ['-s', '-C', join(ROOT, 'test', 'runtime', 'programs'), `OUT=${programs}`], { stdio: 'inherit' });
+  execFileSync('make', ['-s', '-C', join(ROOT, 'test', 'runtime', 'programs'), `OUT=${programs}`, ...PROGRAMS_MAKE_ARGS], { stdio: 'inherit' });
 });
 
 afterAll(() => {

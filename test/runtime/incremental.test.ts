@@ -13,9 +13,10 @@ import { join } from 'node:path';
 import pty from '@lydell/node-pty';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, UNPRIVILEGED, waitFor } from '../helpers/agent-process.js';
+import { PROGRAMS_MAKE_ARGS, RUNTIME_DIR } from '../helpers/runtime-dir.js';
 
-const INIT = join(ROOT, 'out', 'runtime', 'vos-init');
-const LIB = join(ROOT, 'out', 'runtime', 'libvos.so');
+const INIT = join(RUNTIME_DIR, 'vos-init');
+const LIB = join(RUNTIME_DIR, 'libvos.so');
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) console.log('incremental checkpoint tests run as the current user only (not root: no second user to run as)');
 
@@ -25,7 +26,7 @@ describe('incremental checkpoints (vos-init checkpoint --incremental)', () => {
   beforeAll(() => {
     dir = mkdtempSync('/tmp/vos-test-incremental-');
     chmodSync(dir, 0o777);
-    execFileSync('make', ['-s', '-C', join(ROOT, 'test', 'runtime', 'programs'), `OUT=${dir}`]);
+    execFileSync('make', ['-s', '-C', join(ROOT, 'test', 'runtime', 'programs'), `OUT=${dir}`, ...PROGRAMS_MAKE_ARGS]);
     for (const p of ['dirtier', 'counter']) chmodSync(join(dir, p), 0o755);
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));

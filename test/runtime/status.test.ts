@@ -13,6 +13,7 @@ import type { ApiClient } from '../../src-main/api/client.js';
 import { VosError } from '../../src-main/api/errors.js';
 import { errorFromStatus, replyError, restoreOutcome } from '../../src-main/agent/runtime/status-line.js';
 import { ROOT, startDaemon, waitFor, type DaemonHandle } from '../helpers/agent-process.js';
+import { PROGRAMS_MAKE_ARGS, RUNTIME_DIR, TOOL_CFLAGS } from '../helpers/runtime-dir.js';
 
 const NUL = Buffer.from([0]);
 
@@ -23,7 +24,7 @@ describe('the runtime status encoder (common/status.c)', () => {
     dir = mkdtempSync('/tmp/vos-status-');
     tool = join(dir, 'status-json');
     const common = join(ROOT, 'src-main', 'runtime', 'common');
-    execFileSync('gcc', ['-std=c11', '-D_GNU_SOURCE', '-O2', '-Wall', '-Wextra', '-Werror', '-I', common, '-I', join(ROOT, 'src-main', 'runtime', 'include'),
+    execFileSync('gcc', [...TOOL_CFLAGS, '-std=c11', '-D_GNU_SOURCE', '-O2', '-Wall', '-Wextra', '-Werror', '-I', common, '-I', join(ROOT, 'src-main', 'runtime', 'include'),
       '-o', tool, join(ROOT, 'test', 'runtime', 'native', 'status-json.c'), join(common, 'status.c'), join(common, 'util.c')]);
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -163,7 +164,7 @@ describe('failures reach the agent as structured errors', () => {
   beforeAll(async () => {
     programs = mkdtempSync('/tmp/vos-programs-');
     chmodSync(programs, 0o755);
-    execFileSync('make', ['-s', '-C', join(ROOT, 'test', 'runtime', 'programs'), `OUT=${programs}`], { stdio: 'inherit' });
+    execFileSync('make', ['-s', '-C', join(ROOT, 'test', 'runtime', 'programs'), `OUT=${programs}`, ...PROGRAMS_MAKE_ARGS], { stdio: 'inherit' });
     agent = await startDaemon();
     client = await agent.connect();
   });
@@ -243,7 +244,7 @@ describe('failures reach the agent as structured errors', () => {
     const fake = mkdtempSync('/tmp/vos-fake-runtime-');
     try {
       // Only the restorer is fake: the session's terminal host is the real one.
-      const real = join(ROOT, 'out', 'runtime', 'vos-init');
+      const real = join(RUNTIME_DIR, 'vos-init');
       writeFileSync(
         join(fake, 'vos-init'),
         `#!/bin/sh\n[ "$1" = restore ] || exec ${real} "$@"\necho "vos: restore failed: screen words"\nexit 3\n`,

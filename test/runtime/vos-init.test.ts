@@ -7,9 +7,10 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import pty from '@lydell/node-pty';
 import { describe, expect, it } from 'vitest';
-import { ROOT, waitFor } from '../helpers/agent-process.js';
+import { waitFor } from '../helpers/agent-process.js';
+import { RUNTIME_DIR } from '../helpers/runtime-dir.js';
 
-const INIT = join(ROOT, 'out', 'runtime', 'vos-init');
+const INIT = join(RUNTIME_DIR, 'vos-init');
 
 describe('vos-init', () => {
   it('is built', () => {
@@ -27,7 +28,7 @@ describe('vos-init', () => {
   });
 
   it('runs the program as pid 2 of its own pid namespace, with its own /proc and the runtime preloaded', () => {
-    const lib = join(ROOT, 'out', 'runtime', 'libvos.so');
+    const lib = join(RUNTIME_DIR, 'libvos.so');
     const script = 'echo "pid=$$ procs=$(ls /proc | grep -c "^[0-9]")"; echo "preload=$LD_PRELOAD"; grep -c libvos /proc/self/maps';
     for (const asUser of process.getuid?.() === 0 ? [[], ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']] : [[]]) {
       const cmd = [...asUser, INIT, 'launch', '--runtime', lib, '--', 'sh', '-c', script];

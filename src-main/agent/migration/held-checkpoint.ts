@@ -142,7 +142,10 @@ export async function checkpointHeld(
 /**
  * Test hook: VOS_TEST_CORRUPT_MIGRATION=OFFSET flips one byte of the image at OFFSET on its way
  * out, so the tests can prove that a damaged stream is refused and the session stays. -1 (unset)
- * in normal use; read once per migration, not per chunk.
+ * in normal use; read once per migration, not per chunk. Safe in shipped builds: it is read from
+ * the agent's own environment, which only the user who starts the agent sets (no peer or client
+ * can), and a flipped byte is always caught (every record's CRC32C, checked by the target as it
+ * arrives): the move is refused and the session keeps running here, as with a damaged link.
  */
 function corruptionForTests(): number {
   return Number(process.env.VOS_TEST_CORRUPT_MIGRATION ?? -1);

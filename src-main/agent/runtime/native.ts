@@ -18,6 +18,10 @@ let cached: RuntimeFiles | null | undefined; // located once: the install does n
 /** The built runtime, or null when it is missing (sessions then run without a pod). */
 export function runtimeFiles(): RuntimeFiles | null {
   if (cached !== undefined) return cached;
+  // VOS_RUNTIME_DIR: another build of the runtime (the tests' sanitizer build, a developer's).
+  // Safe in shipped builds: it is the agent's own environment, set only by the user who starts
+  // it (no peer or client can), and what it names runs with that user's rights, as anything the
+  // user starts would; a directory without it counts as no runtime (sessions run without a pod).
   const dir = process.env.VOS_RUNTIME_DIR ?? join(packageRoot(), 'out', 'runtime');
   const files = { init: join(dir, 'vos-init'), library: join(dir, 'libvos.so') };
   cached = existsSync(files.init) && existsSync(files.library) ? files : null;

@@ -169,7 +169,10 @@ static int enable_wp_async(int uffd, struct err *e)
 
 int dirty_available(struct err *e)
 {
-	/* Test hook: a pod started with this set behaves as on a kernel without the interfaces. */
+	/* Test hook: a pod started with this set behaves as on a kernel without the interfaces.
+	 * Safe in a shipped build: pod init's environment is what its session was started with, by
+	 * the user (the agent's or the session's own; no peer can set it), and without dirty-page
+	 * tracking every checkpoint is simply whole, as on such a kernel: nothing is skipped. */
 	if (getenv("VOS_TEST_NO_DIRTY_TRACKING"))
 		return fail(e, "dirty-page tracking is turned off (VOS_TEST_NO_DIRTY_TRACKING)");
 	return probe(e);

@@ -281,7 +281,8 @@ int checkpoint_request(const struct checkpoint_request *o)
 			 * print to it meanwhile. Without it the pod is told to give up and run again. */
 			if (o->session && take_session(&in, &session, failed, sizeof failed) < 0) {
 				char line[CONTROL_LINE_MAX];
-				snprintf(line, sizeof line, "abort %s", failed);
+				/* The reason, cut to fit the control line (as long as failed[] itself). */
+				snprintf(line, sizeof line, "abort %.*s", (int)(sizeof line - sizeof "abort "), failed);
 				control_send(sock, line, -1);
 			} else {
 				control_send(sock, "screen-saved", -1);

@@ -171,7 +171,8 @@ static int cmd_verify(int argc, char **argv)
 	struct image chain[VOS_MAX_CHAIN];
 	int loaded = 0;
 	/* An incremental image is checked with its parents: alone, it says which it needs. */
-	int rc = image_verify(fd, path, &e) < 0 || image_load(&img, fd, path, &e) < 0 ? -1 : 0;
+	int verified = image_verify(fd, path, &e) == 0;
+	int rc = verified && image_load(&img, fd, path, &e) == 0 ? 0 : -1;
 	if (rc == 0) {
 		rc = chain_load(&img, parents, nparents, chain, &loaded, &e);
 		for (int k = 0; k < loaded; k++) {
@@ -179,6 +180,8 @@ static int cmd_verify(int argc, char **argv)
 			image_free(&chain[k]);
 		}
 	}
+	if (verified)
+		image_free(&img); /* a failed load's allocations too (LeakSanitizer found them lost) */
 	if (rc < 0) {
 		if (e.record[0])
 			fprintf(stderr, "%s (record %s)\n", e.msg, e.record);
@@ -186,7 +189,6 @@ static int cmd_verify(int argc, char **argv)
 			fprintf(stderr, "%s\n", e.msg);
 		return 1;
 	}
-	image_free(&img);
 	return 0;
 }
 

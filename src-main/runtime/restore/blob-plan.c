@@ -105,17 +105,6 @@ static const uint8_t trampoline_code[] = {
 	0x0F, 0x0B,                   /* ud2                        */
 };
 
-uint64_t restore_zone_size(const struct img_process *p, uint64_t nruns)
-{
-	uint64_t code = ((uint64_t)(__stop_vos_blob - __start_vos_blob) + PAGE - 1) & ~(PAGE - 1);
-	uint64_t data = sizeof(struct blob_plan) + (uint64_t)p->nvmas * sizeof(struct blob_area) +
-			nruns * sizeof(struct blob_run) + (uint64_t)p->nthreads * sizeof(struct blob_thread) +
-			p->auxv_len + 4096 /* unmap list */ * sizeof(struct blob_range) +
-			((uint64_t)p->ntimers + 1) * sizeof(struct blob_timer) + 64 * sizeof(struct blob_poke) + 64 * 16;
-	uint64_t stacks = (uint64_t)p->nthreads * BLOB_THREAD_STACK + BLOB_MAIN_STACK;
-	return code + ((data + PAGE - 1) & ~(PAGE - 1)) + stacks + 4 * PAGE;
-}
-
 void build_and_jump(struct restore_ctx *c, struct img_process *p, int image_fd, int exe_fd, const int *area_fd,
 			   struct run_list *runs)
 {

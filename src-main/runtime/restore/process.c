@@ -166,6 +166,14 @@ static void restore_process_state(struct restore_ctx *c, struct img_process *p)
 	sigset_t all;
 	sigfillset(&all);
 	sigprocmask(SIG_BLOCK, &all, NULL);
+	/* No alternate signal stack of ours may stay. One inherited from pod init (AddressSanitizer's,
+	 * in the sanitizer build) was still there in the restored program (the signal frame's
+	 * rt_sigreturn did not replace it), pointing at memory that is gone: the first handler run
+	 * on it (python3's readline, SIGWINCH with SA_ONSTACK) crashed the program. Without it, each
+	 * thread's own comes back from its signal frame (tested with a program that has one). */
+	stack_t none = {.ss_sp = NULL, .ss_flags = SS_DISABLE, .ss_size = 0};
+	if (sigaltstack(&none, NULL) < 0)
+		restore_fail(c, "process %d: cannot drop the restorer's signal stack: %s", (int)p->pid, strerror(errno));
 	for (int sig = 1; sig < 65; sig++) {
 		if (sig == SIGKILL || sig == SIGSTOP)
 			continue;

@@ -99,8 +99,14 @@ void restore_process(struct restore_ctx *c, struct img_process *p) __attribute__
  * stacks in the hole and jumps into the blob (area_fd: an fd for each area, or -1). */
 void build_and_jump(struct restore_ctx *c, struct img_process *p, int image_fd, int exe_fd, const int *area_fd,
 		    struct run_list *runs) __attribute__((noreturn));
-/* blob-plan.c: how much of the hole a process's zone takes. */
+/* plan.c: how much of the hole a process's zone takes. */
 uint64_t restore_zone_size(const struct img_process *p, uint64_t nruns);
+/* plan.c: the vdso check (this kernel's vdso against the image's): sets c->vdso_proxy. */
+int plan_vdso(struct restore_ctx *c, struct err *e);
+/* plan.c: every process's runs (c->runs), the hole for the restorer (c->hole, c->hole_size). */
+int plan_memory(struct restore_ctx *c, struct err *e);
+/* plan.c: a free stretch of `size` bytes, used by no process of the image and not by us; 0 if none. */
+uint64_t find_hole(const struct image *img, uint64_t size);
 /* runs.c: the runs of a process's PAGES records (pod init does this once, before forking). */
 int collect_runs(struct restore_ctx *c, struct img_process *p, struct run_list *runs, struct err *e);
 /* runs.c: the moves of a process's staged chunks into its anonymous areas; their count (out
