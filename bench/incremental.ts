@@ -8,8 +8,9 @@
  * The program is test/runtime/programs/dirtier: MIB, pages rewritten per step, step length, and
  * 0: no stack growth (what it rewrites is all that changes); 33 random pages every 100 ms is
  * about 660 of the 65,536 pages (1%) in 2 s. Besides those, an incremental image holds what
- * every image does: the process's records, the screen, and the mapped files' content (FILEDATA,
- * about 2 MiB for a C program and its libc).
+ * every image does: the process's records, the screen, and its mapped files' descriptions (their
+ * content, about 2 MiB for a C program and its libc, only in the whole image: the incremental
+ * ones refer to it, FILEREF).
  *
  * Environment: BENCH_ROUNDS (6 of each), BENCH_MIB (256), BENCH_PERIOD_MS (2000).
  */

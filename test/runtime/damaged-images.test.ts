@@ -63,6 +63,17 @@ const DAMAGES: Damage[] = [
     }),
   },
   {
+    what: 'a FILEREF (content in the parent image) in a whole image',
+    make: (records) => {
+      const file = records.filter((r) => r.type === RECORD.FILE).pop()!;
+      const id = file.payload.readUInt32LE(0);
+      const out = records
+        .filter((r) => !(r.type === RECORD.FILEDATA && r.payload.readUInt32LE(0) === id))
+        .map((r) => (r === file ? { type: RECORD.FILEREF, payload: r.payload } : r));
+      return { records: out, record: `FILEREF #${recordIndex(out, RECORD.FILEREF)}` };
+    },
+  },
+  {
     what: 'a 64 MiB OBJECTS record of a million objects',
     make: (records) => ({
       records: withPayload(records, RECORD.OBJECTS, () => manyObjects(1_000_000)),

@@ -48,8 +48,10 @@ function shrink(image: Buffer): Buffer {
   return joinImage(records);
 }
 
-/** A checkpoint of `command` run in a pod on a pty (no SESSION: the runtime's own kind of image). */
-async function imageOf(dir: string, name: string, command: string[]): Promise<Buffer> {
+/** A checkpoint of `command` run in a pod on a pty (no SESSION: the runtime's own kind of image);
+ * incremental: the second of two incremental checkpoints (CHAIN of depth 1, PARENT runs, FILEREF
+ * records), the first its parent. */
+async function imageOf(dir: string, name: string, command: string[], incremental = false): Promise<Buffer> {
   const control = join(dir, `${name}.sock`);
   const term = pty.spawn(INIT, ['launch', '--control', control, '--runtime', LIB, '--', ...command], { cols: 80, rows: 24, env: process.env as Record<string, string> });
   let out = '';
@@ -57,12 +59,16 @@ async function imageOf(dir: string, name: string, command: string[]): Promise<Bu
   try {
     await waitFor('the program to run', () => out.includes('ready'));
     const file = join(dir, `${name}.img`);
-    const fd = openSync(file, 'w', 0o600);
-    try {
-      execFileSync(INIT, ['checkpoint', '--control', control, '--stop'], { stdio: ['ignore', 'ignore', 'inherit', fd] });
-    } finally {
-      closeSync(fd);
-    }
+    const checkpoint = (args: string[]): string => {
+      const fd = openSync(file, 'w', 0o600);
+      try {
+        return execFileSync(INIT, ['checkpoint', '--control', control, ...args], { stdio: ['ignore', 'pipe', 'inherit', fd], encoding: 'utf8' });
+      } finally {
+        closeSync(fd);
+      }
+    };
+    const parent = incremental ? /image_id=([0-9a-f]{32})/.exec(checkpoint(['--incremental']))![1]! : null;
+    checkpoint(parent ? ['--incremental', '--parent', parent, '--stop'] : ['--stop']);
     return readFileSync(file);
   } finally {
     term.kill('SIGKILL');
@@ -86,15 +92,21 @@ describe('the seed corpus of the image reader', () => {
       pipeline: ['sh', '-c', 'echo ready; sleep 1000 | cat'],
     };
     for (const [name, command] of Object.entries(programs)) writeFileSync(join(SEEDS, `${name}.img`), shrink(await imageOf(dir, name, command)));
+    writeFileSync(join(SEEDS, 'incremental.img'), shrink(await imageOf(dir, 'incremental', programs.sleep!, true)));
   });
 
-  it('each seed is a real image, smaller than 64 KiB, that vos-init verify accepts', () => {
+  it('each seed is a real image, smaller than 64 KiB, that vos-init verify accepts (the incremental one: all but its parent)', () => {
     const seeds = readdirSync(SEEDS);
-    expect(seeds.length).toBeGreaterThanOrEqual(2);
+    expect(seeds.length).toBeGreaterThanOrEqual(3);
     for (const seed of seeds) {
       const file = join(SEEDS, seed);
       expect(statSync(file).size).toBeLessThan(MAX_SEED);
       const r = spawnSync(INIT, ['verify', file], { encoding: 'utf8' });
+      if (seed === 'incremental.img') {
+        expect(r.stderr).toMatch(/is an incremental image: restoring it needs its parent image/);
+        expect(splitImage(readFileSync(file)).some((rec) => rec.type === RECORD.FILEREF)).toBe(true);
+        continue;
+      }
       expect(r.stderr, seed).toBe('');
       expect(r.status, seed).toBe(0);
     }

@@ -8,11 +8,14 @@
  * unprivileged user.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeSync, closeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, copyFileSync, mkdtempSync, openSync, readFileSync, readdirSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import pty from '@lydell/node-pty';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RECORD } from '../../src-main/agent/runtime/image-records.js';
 import { ROOT, UNPRIVILEGED, waitFor } from '../helpers/agent-process.js';
+import { joinImage, splitImage } from '../helpers/image-edit.js';
 import { PROGRAMS_MAKE_ARGS, RUNTIME_DIR } from '../helpers/runtime-dir.js';
 
 const INIT = join(RUNTIME_DIR, 'vos-init');
@@ -27,7 +30,7 @@ describe('incremental checkpoints (vos-init checkpoint --incremental)', () => {
     dir = mkdtempSync('/tmp/vos-test-incremental-');
     chmodSync(dir, 0o777);
     execFileSync('make', ['-s', '-C', join(ROOT, 'test', 'runtime', 'programs'), `OUT=${dir}`, ...PROGRAMS_MAKE_ARGS]);
-    for (const p of ['dirtier', 'counter']) chmodSync(join(dir, p), 0o755);
+    for (const p of ['dirtier', 'counter', 'mapper']) chmodSync(join(dir, p), 0o755);
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -137,6 +140,81 @@ describe('incremental checkpoints (vos-init checkpoint --incremental)', () => {
         expect(copy.out()).not.toMatch(/vos: /);
         expect(copy.out()).not.toContain('BAD');
         expect(steps(copy.out())[0]).toBe(lastStep + 1);
+      } finally {
+        original.term.kill('SIGKILL');
+        copy?.term.kill('SIGKILL');
+      }
+    }, 90_000);
+  }
+
+  /** An image's records as `vos-init verify --list` reads them (with its parents, which it checks). */
+  function listRecords(image: string, parents: string[]): { type: number; length: number }[] {
+    const r = spawnSync(INIT, ['verify', '--list', ...parents.flatMap((p) => ['--parent', p]), image], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    return r.stdout
+      .trim()
+      .split('\n')
+      .map((line) => line.split(' '))
+      .map((f) => ({ type: Number(f[2]), length: Number(f[1]) }));
+  }
+  const bytesOf = (records: { type: number; length: number }[], type: number): number =>
+    records.filter((r) => r.type === type).reduce((n, r) => n + r.length, 0);
+  const countOf = (records: { type: number }[], type: number): number => records.filter((r) => r.type === type).length;
+
+  for (const user of runAs) {
+    it(`an incremental image leaves unchanged mapped files to its parent; gone from disk, they come back from the parent's content (${user === 'root' ? 'this user' : 'as nobody'})`, async () => {
+      const pod = join(dir, `${user}-map.sock`);
+      const img = (n: string): string => join(dir, `${user}-map-${n}.img`);
+      const data = join(dir, `${user}-data.bin`);
+      writeFileSync(data, randomBytes(4 << 20));
+      chmodSync(data, 0o644);
+      const original = onPty([...asUser(user), INIT, 'launch', '--control', pod, '--runtime', LIB, '--', join(dir, 'mapper'), data]);
+      let copy: ReturnType<typeof onPty> | null = null;
+      try {
+        await waitFor('the program to run', () => ticks(original.out()).length >= 2);
+        const a = take(user, pod, img('a'), ['--incremental']);
+        expect(a.incremental).toBe(false);
+        expect(bytesOf(listRecords(img('a'), []), RECORD.FILEDATA)).toBeGreaterThanOrEqual(4 << 20);
+        await waitFor('the program to go on', () => ticks(original.out()).length >= 4);
+        const b = take(user, pod, img('b'), ['--incremental', '--parent', a.id]);
+        expect(b.incremental, b.out).toBe(true);
+        // No file content at all: the data, the program and its libraries are all the parent's.
+        const inB = listRecords(img('b'), [img('a')]);
+        expect(bytesOf(inB, RECORD.FILEDATA)).toBe(0);
+        expect(countOf(inB, RECORD.FILE)).toBe(0);
+        expect(countOf(inB, RECORD.FILEREF)).toBeGreaterThanOrEqual(3);
+        expect(Number(/parent_files=(\d+)/.exec(b.out)![1])).toBe(countOf(inB, RECORD.FILEREF));
+        expect(b.bytes).toBeLessThan(1 << 20);
+        await waitFor('the program to go on', () => ticks(original.out()).length >= 6);
+        const ended = new Promise<void>((r) => original.term.onExit(() => r()));
+        const c = take(user, pod, img('c'), ['--incremental', '--parent', b.id, '--stop']);
+        expect(c.incremental).toBe(true);
+        expect(bytesOf(listRecords(img('c'), [img('b'), img('a')]), RECORD.FILEDATA)).toBe(0);
+        await ended;
+        const last = Math.max(...ticks(original.out()));
+
+        // A parent without that content (its description of the data file names another hash: a
+        // valid image alone) is refused, naming it and the file.
+        const other = img('a-other');
+        const records = splitImage(readFileSync(img('a')));
+        const described = records.find((r) => r.type === RECORD.FILE && r.payload.includes(Buffer.from(data)))!;
+        described.payload.writeBigUInt64LE(described.payload.readBigUInt64LE(24) ^ 1n, 24); // u32 id, u32 deleted, u64 size, i64 mtime, u64 hash
+        writeFileSync(other, joinImage(records));
+        expect(spawnSync(INIT, ['verify', other], { encoding: 'utf8' }).status).toBe(0);
+        const refused = spawnSync(INIT, ['verify', '--parent', img('b'), '--parent', other, img('c')], { encoding: 'utf8' });
+        expect(refused.status).toBe(1);
+        expect(refused.stderr).toMatch(new RegExp(`the parent image ${other} \\(chain id [0-9a-f]{32}\\) lacks the content of ${data}, which ${img('b')} takes from it`));
+        expect(refusedRestore(img('c'), [img('b'), other])).toContain(`lacks the content of ${data}`);
+
+        // The data file gone: the chain rebuilds it (in the cache) from a's content, through b.
+        renameSync(data, `${data}.away`);
+        const cache = join(dir, `${user}-cache`);
+        const restore = `${INIT} restore --control ${join(dir, `${user}-map-copy.sock`)} --cache ${cache} --image ${img('c')} --parent ${img('b')} --parent ${img('a')}`;
+        copy = onPty(user === 'nobody' ? [...asUser(user), 'script', '-qfec', `exec ${restore}`, '/dev/null'] : restore.split(' '));
+        await waitFor('the copy to check the mapped file, several times', () => ticks(copy!.out()).filter((n) => n > last).length >= 3 || /vos: |BAD/.test(copy!.out()), 20_000);
+        expect(copy.out()).not.toMatch(/vos: /);
+        expect(copy.out()).not.toContain('BAD');
+        expect(readdirSync(cache).filter((n) => n.endsWith(`-${user}-data.bin`))).toHaveLength(1);
       } finally {
         original.term.kill('SIGKILL');
         copy?.term.kill('SIGKILL');

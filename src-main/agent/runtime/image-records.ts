@@ -20,6 +20,7 @@ export const RECORD = {
   FILEDATA: 9,
   PRECOPY: 10,
   CHAIN: 11,
+  FILEREF: 12,
   TRAILER: 15,
 } as const;
 

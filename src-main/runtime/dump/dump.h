@@ -123,6 +123,8 @@ struct mem_dump {
 	struct shm_object *shms;
 	int nshms;
 	uint64_t pages, zero_pages, kept_pages, bytes;
+	int parent_files;    /* mapped files left to the parent (FILEREF) */
+	uint64_t file_bytes; /* mapped files' content written (FILEDATA) */
 };
 
 int collect_vmas(pid_t pid, struct mem_dump *md, struct vma_list *out, struct err *e);
@@ -156,8 +158,28 @@ void page_batch_free(struct page_batch *b);
 
 /* ---- mapped-files.c ---- */
 
-/* After the pod runs again: FILE and FILEDATA records for every mapped file. */
-int dump_mapped_files(struct mem_dump *md, struct image_writer *w, struct err *e);
+/* A mapped file as an image described it (FILE or FILEREF), with what identifies it on disk. */
+struct file_memo {
+	char *path;
+	uint64_t dev, ino, size, hash;
+	int64_t mtime;
+	uint64_t (*ranges)[2];
+	int nranges;
+};
+
+/* The files an image described: pod init keeps those of the latest incremental-chain image (the
+ * chain holds their content) for the next one. */
+struct file_memos {
+	struct file_memo *v;
+	int n;
+};
+void file_memos_free(struct file_memos *m);
+
+/* After the pod runs again: FILE and FILEDATA records for every mapped file. With parent (the
+ * files of the parent image, in an incremental image), a file whose content the parent's chain
+ * holds gets a FILEREF record instead. out (may be NULL): the files this image describes. */
+int dump_mapped_files(struct mem_dump *md, struct image_writer *w, const struct file_memos *parent, struct file_memos *out,
+		      struct err *e);
 
 /* ---- dirty.c: which pages a running pod writes (live migration) ---- */
 

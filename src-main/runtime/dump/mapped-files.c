@@ -2,6 +2,13 @@
  * The files mapped by the pod, after it runs again: FILE and FILEDATA records. A file's mapped
  * ranges go into the image once, however many processes map it; a restore maps the file itself
  * where it is unchanged (same size and hash) and otherwise a copy rebuilt from FILEDATA.
+ *
+ * An incremental image writes a file's content only if its parent's chain lacks it: a file the
+ * parent described (same path, device, inode, size and mtime, ranges within those described
+ * there) whose content hashes the same now gets a FILEREF record and no FILEDATA. The hash is
+ * computed again by reading the file (never trusted from size and mtime alone: a file rewritten
+ * in place keeping them would restore with the old content); reading from the page cache costs
+ * far less than writing the content into every image.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -55,9 +62,108 @@ static int write_filedata(struct image_writer *w, uint32_t id, uint64_t off, con
 	return iw_record(w, VOS_REC_FILEDATA, parts, 2, e);
 }
 
-/* A regular file: content of its mapped ranges, read from the file itself. */
-static int dump_file_content(struct mapped_file *f, uint32_t id, struct image_writer *w, struct hash64 *h,
-			     uint64_t *size, int64_t *mtime, struct err *e)
+/* Reads the ranges of fd (path: for messages), hashing them as FILE records carry (u64 offset +
+ * bytes of each range in order); with w, writes each piece as FILEDATA of file id too. */
+static int read_ranges(int fd, const char *path, const uint64_t (*ranges)[2], int nranges, uint32_t id,
+		       struct image_writer *w, uint64_t *hash, uint64_t *written, struct err *e)
+{
+	struct hash64 h;
+	hash64_init(&h, 0);
+	size_t chunk = VOS_PAGES_CHUNK;
+	uint8_t *buf = xmalloc(chunk);
+	int rc = 0;
+	for (int i = 0; i < nranges && rc == 0; i++) {
+		for (uint64_t off = ranges[i][0]; off < ranges[i][0] + ranges[i][1] && rc == 0;) {
+			uint64_t left = ranges[i][0] + ranges[i][1] - off;
+			size_t n = left < chunk ? (size_t)left : chunk;
+			errno = 0;
+			if (pread_full(fd, buf, n, off) < 0) {
+				rc = fail(e, "cannot read %s: %s", path, errno ? strerror(errno) : "it got shorter");
+				break;
+			}
+			hash64_update(&h, &off, sizeof off);
+			hash64_update(&h, buf, n);
+			if (w) {
+				rc = write_filedata(w, id, off, buf, n, e);
+				*written += n;
+			}
+			off += n;
+		}
+	}
+	free(buf);
+	*hash = hash64_final(&h);
+	return rc;
+}
+
+/* The parent's description of f, if it described the same file unchanged on disk (the content
+ * still to be compared by hash): same path, device, inode, size, mtime, and f's ranges (merged)
+ * each within one of the parent's. */
+static const struct file_memo *parent_file(const struct file_memos *parent, const struct mapped_file *f, uint64_t size,
+					   int64_t mtime)
+{
+	for (int i = 0; parent && i < parent->n; i++) {
+		const struct file_memo *m = &parent->v[i];
+		if (m->dev != f->dev || m->ino != f->ino || m->size != size || m->mtime != mtime || strcmp(m->path, f->path) != 0)
+			continue;
+		for (int k = 0; k < f->nranges; k++) {
+			int within = 0;
+			for (int j = 0; j < m->nranges && !within; j++)
+				within = f->ranges[k][0] >= m->ranges[j][0] &&
+					 f->ranges[k][0] + f->ranges[k][1] <= m->ranges[j][0] + m->ranges[j][1];
+			if (!within)
+				return NULL;
+		}
+		return m;
+	}
+	return NULL;
+}
+
+static int write_file_record(struct image_writer *w, uint32_t type, uint32_t id, const struct mapped_file *f, uint64_t size,
+			     int64_t mtime, uint64_t hash, const uint64_t (*ranges)[2], int nranges, struct err *e)
+{
+	struct buf b;
+	buf_init(&b);
+	buf_u32(&b, id);
+	buf_u32(&b, (uint32_t)f->deleted);
+	buf_u64(&b, size);
+	buf_i64(&b, mtime);
+	buf_u64(&b, hash);
+	buf_str(&b, f->path);
+	buf_u32(&b, (uint32_t)nranges);
+	for (int k = 0; k < nranges; k++) {
+		buf_u64(&b, ranges[k][0]);
+		buf_u64(&b, ranges[k][1]);
+	}
+	int rc = iw_record1(w, type, b.data, b.len, e);
+	buf_free(&b);
+	return rc;
+}
+
+static void memo_add(struct file_memos *out, const struct mapped_file *f, uint64_t size, int64_t mtime, uint64_t hash,
+		     const uint64_t (*ranges)[2], int nranges)
+{
+	out->v = xrealloc(out->v, (size_t)(out->n + 1) * sizeof *out->v);
+	struct file_memo *m = &out->v[out->n++];
+	*m = (struct file_memo){.path = xstrdup(f->path), .dev = f->dev, .ino = f->ino, .size = size, .mtime = mtime, .hash = hash,
+				.nranges = nranges};
+	m->ranges = xmalloc((size_t)(nranges + 1) * sizeof *m->ranges);
+	memcpy(m->ranges, ranges, (size_t)nranges * sizeof *m->ranges);
+}
+
+void file_memos_free(struct file_memos *m)
+{
+	for (int i = 0; i < m->n; i++) {
+		free(m->v[i].path);
+		free(m->v[i].ranges);
+	}
+	free(m->v);
+	memset(m, 0, sizeof *m);
+}
+
+/* A regular file: FILEDATA of its mapped ranges read from the file itself and its FILE record;
+ * or, where the parent's chain holds the same content, a FILEREF record alone. */
+static int dump_file(struct mem_dump *md, struct mapped_file *f, uint32_t id, struct image_writer *w,
+		     const struct file_memos *parent, struct file_memos *out, struct err *e)
 {
 	const char *path = f->path;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -71,72 +177,54 @@ static int dump_file_content(struct mapped_file *f, uint32_t id, struct image_wr
 		close(fd);
 		return fail(e, "%s changed while the checkpoint was taken (it was replaced on disk)", path);
 	}
-	*size = (uint64_t)st.st_size;
-	*mtime = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-	merge_ranges(f, *size);
-	size_t chunk = VOS_PAGES_CHUNK;
-	uint8_t *buf = xmalloc(chunk);
+	uint64_t size = (uint64_t)st.st_size, hash = 0;
+	int64_t mtime = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+	merge_ranges(f, size);
+	const struct file_memo *m = parent_file(parent, f, size, mtime);
 	int rc = 0;
-	for (int i = 0; i < f->nranges && rc == 0; i++) {
-		for (uint64_t off = f->ranges[i][0]; off < f->ranges[i][0] + f->ranges[i][1] && rc == 0;) {
-			uint64_t left = f->ranges[i][0] + f->ranges[i][1] - off;
-			size_t n = left < chunk ? (size_t)left : chunk;
-			if (pread_full(fd, buf, n, off) < 0) {
-				rc = fail(e, "cannot read %s: %s", path, errno ? strerror(errno) : "it got shorter");
-				break;
-			}
-			hash64_update(h, &off, sizeof off);
-			hash64_update(h, buf, n);
-			rc = write_filedata(w, id, off, buf, n, e);
-			off += n;
-		}
+	if (m && (rc = read_ranges(fd, path, (const uint64_t(*)[2])m->ranges, m->nranges, id, NULL, &hash, NULL, e)) == 0 &&
+	    hash == m->hash) {
+		close(fd);
+		md->parent_files++;
+		if (out)
+			memo_add(out, f, size, mtime, hash, (const uint64_t(*)[2])m->ranges, m->nranges);
+		return write_file_record(w, VOS_REC_FILEREF, id, f, size, mtime, hash, (const uint64_t(*)[2])m->ranges, m->nranges, e);
 	}
-	free(buf);
+	if (rc == 0)
+		rc = read_ranges(fd, path, (const uint64_t(*)[2])f->ranges, f->nranges, id, w, &hash, &md->file_bytes, e);
 	close(fd);
-	return rc;
+	if (rc == 0 && out)
+		memo_add(out, f, size, mtime, hash, (const uint64_t(*)[2])f->ranges, f->nranges);
+	return rc < 0 ? -1 : write_file_record(w, VOS_REC_FILE, id, f, size, mtime, hash, (const uint64_t(*)[2])f->ranges, f->nranges, e);
 }
 
-int dump_mapped_files(struct mem_dump *md, struct image_writer *w, struct err *e)
+int dump_mapped_files(struct mem_dump *md, struct image_writer *w, const struct file_memos *parent, struct file_memos *out,
+		      struct err *e)
 {
 	for (int i = 0; i < md->nfiles; i++) {
 		struct mapped_file *f = &md->files[i];
-		struct hash64 h;
-		hash64_init(&h, 0);
+		if (!f->deleted) {
+			if (dump_file(md, f, (uint32_t)i, w, parent, out, e) < 0)
+				return -1;
+			continue;
+		}
+		/* Deleted: the content captured while frozen, always written (no path leads to it). */
 		uint64_t size = 0;
-		int64_t mtime = 0;
-		if (f->deleted) {
-			struct reader r;
-			reader_init(&r, f->captured.data, f->captured.len);
-			while (reader_left(&r) > 0) {
-				uint64_t off = rd_u64(&r);
-				uint32_t len;
-				const void *data = rd_bytes(&r, &len);
-				if (r.bad)
-					break;
-				if (off + len > size)
-					size = off + len;
-				if (write_filedata(w, (uint32_t)i, off, data, len, e) < 0)
-					return -1;
-			}
-		} else if (dump_file_content(f, (uint32_t)i, w, &h, &size, &mtime, e) < 0) {
-			return -1;
+		struct reader r;
+		reader_init(&r, f->captured.data, f->captured.len);
+		while (reader_left(&r) > 0) {
+			uint64_t off = rd_u64(&r);
+			uint32_t len;
+			const void *data = rd_bytes(&r, &len);
+			if (r.bad)
+				break;
+			if (off + len > size)
+				size = off + len;
+			if (write_filedata(w, (uint32_t)i, off, data, len, e) < 0)
+				return -1;
+			md->file_bytes += len;
 		}
-		struct buf b;
-		buf_init(&b);
-		buf_u32(&b, (uint32_t)i);
-		buf_u32(&b, (uint32_t)f->deleted);
-		buf_u64(&b, size);
-		buf_i64(&b, mtime);
-		buf_u64(&b, f->deleted ? 0 : hash64_final(&h));
-		buf_str(&b, f->path);
-		buf_u32(&b, (uint32_t)f->nranges);
-		for (int k = 0; k < f->nranges; k++) {
-			buf_u64(&b, f->ranges[k][0]);
-			buf_u64(&b, f->ranges[k][1]);
-		}
-		int rc = iw_record1(w, VOS_REC_FILE, b.data, b.len, e);
-		buf_free(&b);
-		if (rc < 0)
+		if (write_file_record(w, VOS_REC_FILE, (uint32_t)i, f, size, 0, 0, (const uint64_t(*)[2])f->ranges, f->nranges, e) < 0)
 			return -1;
 	}
 	return 0;

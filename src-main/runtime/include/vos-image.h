@@ -52,6 +52,7 @@ enum vos_rec_type {
 	VOS_REC_FILEDATA = 9, /* a range of a mapped file's content */
 	VOS_REC_PRECOPY = 10, /* live migration: pages sent ahead while the pod ran (PAGES' layout) */
 	VOS_REC_CHAIN = 11,   /* incremental checkpoints: this image's id and its parent's (PARENT runs) */
+	VOS_REC_FILEREF = 12, /* incremental checkpoints: a mapped file whose content the parent holds (FILE's layout) */
 	VOS_REC_TRAILER = 15, /* counts and CRC chain of every record before it; the last record */
 };
 

@@ -379,8 +379,12 @@ void checkpoint_run(struct pod *pod, int *out_fd, int conn, const char *request,
 		resumed = 1;
 	}
 	int64_t frozen_us = now_monotonic_us() - t0;
+	/* An incremental image leaves to its parent the mapped files the parent's chain holds; an
+	 * image of the chain notes what it described for the next one (kept below if it succeeds). */
+	struct file_memos described = {0};
+	int chained = cp.on && !live;
 	if (rc == 0)
-		rc = dump_mapped_files(&md, &w, &e);
+		rc = dump_mapped_files(&md, &w, cp.refer ? pod->inc_files : NULL, chained ? &described : NULL, &e);
 	if (!resumed) {
 		int end = rc == 0;
 		if (hold && rc == 0) {
@@ -406,10 +410,16 @@ void checkpoint_run(struct pod *pod, int *out_fd, int conn, const char *request,
 	dirty_stop(&tracker); /* after the pod ended or runs again: its pages are no longer watched */
 	char chain_words[160] = "";
 	if (cp.on && !live) {
+		if (pod->inc_files)
+			file_memos_free(pod->inc_files);
 		if (rc == 0 && pod->inc) {
 			memcpy(pod->inc_id, cp.rec.id, VOS_CHAIN_ID);
 			pod->inc_depth = cp.rec.depth;
 			pod->inc_lost[0] = 0;
+			if (!pod->inc_files)
+				pod->inc_files = xcalloc(1, sizeof *pod->inc_files);
+			*pod->inc_files = described; /* with inc_id: the files of the image it names */
+			described = (struct file_memos){0};
 		} else if (rc < 0) {
 			incremental_forget(pod, "the previous checkpoint failed");
 		}
@@ -425,11 +435,13 @@ void checkpoint_run(struct pod *pod, int *out_fd, int conn, const char *request,
 	if (rc == 0)
 		snprintf(reply, size,
 			 "ok processes=%d threads=%u zombies=%d frozen_us=%" PRId64 " records=%u bytes=%" PRIu64
-			 " chain=%u pages=%" PRIu64 " zero_pages=%" PRIu64 " kept_pages=%" PRIu64 " files=%d stopped=%d%s",
+			 " chain=%u pages=%" PRIu64 " zero_pages=%" PRIu64 " kept_pages=%" PRIu64 " files=%d parent_files=%d"
+			 " file_bytes=%" PRIu64 " stopped=%d%s",
 			 f.nprocs, threads, f.nzombies, frozen_us, w.records, w.bytes, w.chain, md.pages, md.zero_pages,
-			 md.kept_pages, md.nfiles, stop, chain_words);
+			 md.kept_pages, md.nfiles, md.parent_files, md.file_bytes, stop, chain_words);
 	else
 		status_error_reply(reply, size, "checkpoint_failed", &e);
+	file_memos_free(&described);
 	files_dump_free(&files);
 	mem_dump_free(&md);
 	freeze_free(&f);

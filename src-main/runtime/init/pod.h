@@ -10,6 +10,7 @@
 #define POD_DEFERRED_MAX 256
 
 struct dirty_tracker;
+struct file_memos;
 
 struct pod {
 	const char *control_path;
@@ -27,6 +28,7 @@ struct pod {
 	struct dirty_tracker *inc;
 	uint8_t inc_id[16];
 	uint32_t inc_depth;
+	struct file_memos *inc_files; /* the mapped files that image described (its chain holds them) */
 	char inc_lost[512];
 	char restore_status[2048]; /* "ok ...", or "error {status}" when this pod's restore failed */
 	/* Signals read from the signalfd while a checkpoint was waiting for something else. */

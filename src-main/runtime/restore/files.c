@@ -1,8 +1,8 @@
 /*
  * Files the image maps (programs, libraries): used from this machine when they are the same
  * files (same path, size and content hash over the mapped ranges), otherwise recreated from the
- * content the image carries, in a cache directory (content-addressed, so a second restore of the
- * same program reuses them).
+ * content the image carries (or, for a FILEREF of an incremental image, a parent image carries),
+ * in a cache directory (content-addressed, so a second restore of the same program reuses them).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -50,19 +50,25 @@ static int local_matches(const struct img_file *f)
 	return ok && hash64_final(&h) == f->hash;
 }
 
+/* The content from FILEDATA records: the file's own, or (FILEREF) those of the parent image
+ * chain_load linked it to. */
 static int write_content(struct restore_ctx *c, const struct img_file *f, int fd, struct err *e)
 {
 	if (ftruncate(fd, (off_t)f->size) < 0) {
 		fail(e, "cannot size the copy of %s: %s", f->path, strerror(errno));
 		return err_path(e, f->path);
 	}
-	for (int i = 0; i < f->ndata; i++) {
+	const struct img_file *src = f->content ? f->content : f;
+	int image_fd = f->content_img ? f->content_img->fd : c->img.fd;
+	if (f->in_parent && !f->content)
+		return fail_code(e, "bad_image", "%s takes the content of %s from a parent image that was not given", c->img.name, f->path);
+	for (int i = 0; i < src->ndata; i++) {
 		void *payload;
-		if (ir_load(c->img.fd, &f->data[i], &payload, e) < 0)
+		if (ir_load(image_fd, &src->data[i], &payload, e) < 0)
 			return -1;
 		uint64_t off;
 		memcpy(&off, (char *)payload + 8, 8);
-		size_t len = (size_t)f->data[i].length - 16;
+		size_t len = (size_t)src->data[i].length - 16;
 		int rc = (pwrite(fd, (char *)payload + 16, len, (off_t)off) == (ssize_t)len) ? 0 : -1;
 		free(payload);
 		if (rc < 0) {

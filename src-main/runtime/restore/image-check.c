@@ -53,7 +53,8 @@ static int rank(uint32_t type)
 	case VOS_REC_PROCESS:
 	case VOS_REC_PAGES: return 6;
 	case VOS_REC_FILEDATA:
-	case VOS_REC_FILE: return 7;
+	case VOS_REC_FILE:
+	case VOS_REC_FILEREF: return 7;
 	case VOS_REC_SESSION: return 8;
 	case VOS_REC_TRAILER: return 9;
 	default: return 0;
@@ -178,6 +179,12 @@ static int check_files(struct image *img, struct err *e)
 			return bad(e, img, f->ndata ? &f->data[0] : NULL, "mapped file %d has no description", i);
 		if (f->size > VOS_MAX_FILE_SIZE)
 			return bad(e, img, &f->rec, "mapped file %d claims %llu bytes", i, (unsigned long long)f->size);
+		if (f->deleted > 1)
+			return bad(e, img, &f->rec, "mapped file %d is of unknown kind %u", i, f->deleted);
+		/* A FILEREF's content is a parent's: none here, and a file deleted has no parent's copy. */
+		if (f->in_parent && (f->ndata || f->deleted || !image_needs_parent(img)))
+			return bad(e, img, &f->rec, "mapped file %d refers to its parent image for its content, but %s", i,
+				   f->ndata ? "has data of its own" : f->deleted ? "was deleted" : "the image has no parent");
 		for (uint32_t k = 0; k < f->nranges; k++)
 			if (f->ranges[k][0] > VOS_MAX_FILE_SIZE || f->ranges[k][1] > VOS_MAX_FILE_SIZE)
 				return bad(e, img, &f->rec, "mapped file %d has a range at %llu", i, (unsigned long long)f->ranges[k][0]);

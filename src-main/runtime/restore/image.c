@@ -301,6 +301,7 @@ static int load_file(struct image *img, struct reader *r, const struct record *r
 		return -1; /* out of order, or described twice */
 	f->present = 1;
 	f->rec = *rec;
+	f->in_parent = rec->type == VOS_REC_FILEREF;
 	f->deleted = rd_u32(r);
 	f->size = rd_u64(r);
 	f->mtime = rd_i64(r);
@@ -462,6 +463,7 @@ static int load_meta(struct image *img, const struct record *rec, struct err *e)
 		rc = load_process(img, &r, rec);
 		break;
 	case VOS_REC_FILE:
+	case VOS_REC_FILEREF:
 		rc = load_file(img, &r, rec);
 		break;
 	}
@@ -512,6 +514,7 @@ int image_load(struct image *img, int fd, const char *name, struct err *e)
 		case VOS_REC_OBJECTS:
 		case VOS_REC_PROCESS:
 		case VOS_REC_FILE:
+		case VOS_REC_FILEREF:
 			rc = load_meta(img, &rec, e);
 			break;
 		default:

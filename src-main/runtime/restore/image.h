@@ -96,8 +96,13 @@ struct img_file {
 	uint32_t nranges;
 	struct record *data; /* FILEDATA records: u32 id, u32 pad, u64 offset, bytes */
 	int ndata;
-	int present;         /* FILE record seen */
+	int present;         /* FILE (or FILEREF) record seen */
+	int in_parent;       /* FILEREF: its content is in the parent image, no FILEDATA here */
 	struct record rec;   /* that record (for messages) */
+	/* Where the content is, for a FILEREF once chain_load linked it: the file of a parent image
+	 * whose FILEDATA hold it, and that image. NULL: this file's own FILEDATA. */
+	const struct img_file *content;
+	const struct image *content_img;
 };
 
 struct img_shm {
@@ -201,7 +206,9 @@ void chain_id_text(const uint8_t id[VOS_CHAIN_ID], char out[2 * VOS_CHAIN_ID + 1
 
 /* chain.c: loads an incremental image's parents (paths nearest first; each verified and loaded
  * whole) into parents[], checking each is the one the image below names. Fails naming the
- * first parent that is missing, damaged or another image. *n: how many were loaded. */
-int chain_load(const struct image *img, const char *const *paths, int npaths, struct image *parents, int *n, struct err *e);
+ * first parent that is missing, damaged or another image. *n: how many were loaded. Then links
+ * every FILEREF of the chain to the parent's file whose FILEDATA hold its content (content,
+ * content_img), failing naming the parent that lacks it. */
+int chain_load(struct image *img, const char *const *paths, int npaths, struct image *parents, int *n, struct err *e);
 
 #endif
