@@ -90,6 +90,27 @@ describe.each(runAs)('checkpoint and restore (as $who)', ({ user }) => {
     expect(await screen(rid)).not.toMatch(new RegExp(`token=(?!${token})`));
   });
 
+  it('saves the screen where the program was frozen: a fast printer goes on after it, no line missing or twice', async () => {
+    // One process printing a line every 2 ms. (Not a shell loop running sleep: the freeze cannot
+    // yet stop a pod that forks and execs all the time, see ARCHITECTURE.md "Known limits".)
+    const id = await run(join(programs, 'counter'), ['2']);
+    await waitText(id, 'count=\\d{3,}$');
+    const rid = await cycle(id, 'printer');
+    const numbers = async (): Promise<number[]> => {
+      const { snapshot } = await client.request('session.attach', { id: rid });
+      await client.request('session.detach', { id: rid });
+      return [...snapshot.matchAll(/count=(\d+)/g)].map((m) => Number(m[1]));
+    };
+    const first = Math.max(...(await numbers()));
+    // The restored screen (the image's) and what the program printed since, in one scrollback.
+    const all = await waitFor('the restored printer to go on', async () => {
+      const ns = await numbers();
+      return Math.max(...ns) >= first + 30 ? ns : null;
+    });
+    const gaps = all.flatMap((n, i) => (i > 0 && n !== all[i - 1]! + 1 ? [`${all[i - 1]} then ${n}`] : []));
+    expect(gaps).toEqual([]);
+  });
+
   it('keeps what /proc shows: the program, its arguments and environment', async () => {
     const prog = join(programs, 'counter');
     const id = await run(prog, ['70']);

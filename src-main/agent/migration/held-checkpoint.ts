@@ -62,7 +62,9 @@ export async function checkpointHeld(
     hold: true,
     sessionContent: async () => {
       frozenAt = Date.now();
-      return encodeSessionRecord(sessionRecordOf(session.info(), await session.settledScreen(), agentName));
+      const { shot } = await session.screenCut();
+      const info = session.info();
+      return { content: shot.then((screen) => encodeSessionRecord(sessionRecordOf(info, screen, agentName))) };
     },
     precopy: options.live
       ? {

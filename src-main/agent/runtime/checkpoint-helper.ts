@@ -4,10 +4,11 @@
  * every record of the image (HEADER, the pod's, SESSION, TRAILER); the agent gives it only
  * SESSION's content.
  *
- *   stdout "frozen"          the pod is frozen: the agent takes the screen and answers on stdin
- *                            with SESSION's content, "session <N>\n" and N bytes of JSON (or
- *                            "no-session <why>\n"); without it within 2 s the checkpoint is
- *                            called off and the pod runs again;
+ *   stdout "frozen"          the pod is frozen: the agent marks its screen's point and answers
+ *                            "cut\n" on stdin (the pod runs again), then SESSION's content,
+ *                            "session <N>\n" and N bytes of JSON (or "no-session <why>\n");
+ *                            without "cut" within 2 s the checkpoint is called off and the pod
+ *                            runs again (vos-init also takes the content at once, without "cut");
  *   stdout "held k=v ..."    (--hold) the image is complete (the helper has closed its end of
  *                            the stream) and the pod stays frozen until the agent answers
  *                            "commit" or "abort" on stdin;
@@ -49,8 +50,11 @@ export function startCheckpointHelper(
   options: {
     image: number | 'pipe';
     hold?: boolean;
-    /** Called once the pod is frozen: SESSION's content (its screen taken now). */
-    sessionContent: () => Promise<Buffer>;
+    /**
+     * Called once the pod is frozen: resolves once the screen's point is marked (the pod may run
+     * again), with SESSION's content to come (the screen at that point).
+     */
+    sessionContent: () => Promise<{ content: Promise<Buffer> }>;
     /** Live migration: copy memory while the pod runs first; each round and a fallback reported. */
     precopy?: { onRound: (fields: HelperFields) => void; onUnavailable: (why: string) => void };
   },
@@ -87,13 +91,15 @@ export function startCheckpointHelper(
     if (line.startsWith('full ')) {
       fullReason = line.slice('full '.length);
     } else if (line === 'frozen') {
-      void options.sessionContent().then(
-        (content) => {
-          child.stdin!.write(`session ${content.length}\n`);
-          child.stdin!.write(content);
-        },
-        (err: Error) => child.stdin!.write(`no-session the session's record could not be made: ${err.message.replace(/\n/g, ' ')}\n`),
-      );
+      const refuse = (err: Error): void =>
+        void child.stdin!.write(`no-session the session's record could not be made: ${err.message.replace(/\n/g, ' ')}\n`);
+      void options.sessionContent().then(({ content }) => {
+        child.stdin!.write('cut\n');
+        content.then((bytes) => {
+          child.stdin!.write(`session ${bytes.length}\n`);
+          child.stdin!.write(bytes);
+        }, refuse);
+      }, refuse);
     } else if (line.startsWith('precopy unavailable ')) {
       options.precopy?.onUnavailable(line.slice('precopy unavailable '.length));
     } else if (line.startsWith('precopy ')) {

@@ -130,7 +130,9 @@ async function runHelper(
       image: fd,
       sessionContent: async () => {
         whileFrozen?.();
-        return encodeSessionRecord(sessionRecordOf(session.info(), await session.settledScreen(), agentName));
+        const { shot } = await session.screenCut();
+        const info = session.info();
+        return { content: shot.then((screen) => encodeSessionRecord(sessionRecordOf(info, screen, agentName))) };
       },
     }).done;
   } catch (err) {

@@ -95,6 +95,13 @@ interface Waiter {
   timer: NodeJS.Timeout;
 }
 
+/** A session's screen and scrollback at a point, as escape sequences, with its size. */
+export interface ScreenShot {
+  snapshot: string;
+  cols: number;
+  rows: number;
+}
+
 export class Session {
   readonly id: string;
   readonly name: string;
@@ -298,22 +305,27 @@ export class Session {
   }
 
   /**
-   * The screen as it is once the program has been quiet for `quietMs` (at most `maxMs`): after
-   * a checkpoint froze the pod, whatever it printed before has arrived.
+   * Marks the point of the screen a checkpoint saves (call it while the session's pod is frozen):
+   * once all the program printed has arrived (at once when its terminal host says it read the
+   * master dry, otherwise once it has been quiet for `quietMs`, at most `maxMs`). Resolves then,
+   * so that the pod can run again; `shot`, the screen at that point, is serialized after it:
+   * output that comes later is queued behind it in the mirror.
    */
-  async settledScreen(quietMs = 10, maxMs = 500): Promise<{ snapshot: string; cols: number; rows: number }> {
+  async screenCut(quietMs = 10, maxMs = 500): Promise<{ shot: Promise<ScreenShot> }> {
     // What the terminal host has read or can read now comes first (it is one hop further away
-    // than a pty of our own); then whatever was still in flight, until it has been quiet.
-    await this.pty.sync();
+    // than a pty of our own). A host that read its master dry has all of it (the program is
+    // frozen: it prints nothing more); otherwise whatever was still in flight, until quiet.
+    const complete = await this.pty.sync();
     const start = Date.now();
     let last = this.lastOutputAt;
-    for (;;) {
+    while (!complete) {
       await new Promise((r) => setTimeout(r, quietMs));
       if (this.lastOutputAt === last || Date.now() - start > maxMs) break;
       last = this.lastOutputAt;
     }
     this.batcher.flush();
-    return this.mirror.atCurrentPoint(() => ({ snapshot: this.mirror.serialize(), cols: this.mirror.cols, rows: this.mirror.rows }));
+    const shot = this.mirror.atCurrentPoint(() => ({ snapshot: this.mirror.serialize(), cols: this.mirror.cols, rows: this.mirror.rows }));
+    return { shot };
   }
 
   /** In a pod, the pty's process is vos-init: the program is its grandchild (it may take seconds

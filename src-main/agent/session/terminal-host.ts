@@ -75,7 +75,7 @@ export class HostTerminal implements SessionTerminal {
   hello: HostHello | null = null;
   /** The connection's error code, if it had one (see `lost`). */
   private socketError: string | null | undefined;
-  private readonly syncs: (() => void)[] = [];
+  private readonly syncs: ((synced: boolean) => void)[] = [];
 
   private constructor(
     private readonly socket: Socket,
@@ -182,20 +182,21 @@ export class HostTerminal implements SessionTerminal {
     this.socket.destroy();
   }
 
-  sync(): Promise<void> {
-    if (this.socket.destroyed || this.exitSeen) return Promise.resolve();
+  sync(): Promise<boolean> {
+    if (this.socket.destroyed || this.exitSeen) return Promise.resolve(false);
     return new Promise((resolve) => {
-      const done = (): void => {
+      const done = (synced: boolean): void => {
         clearTimeout(timer);
         const at = this.syncs.indexOf(done);
         if (at >= 0) this.syncs.splice(at, 1);
-        resolve();
+        resolve(synced);
       };
-      const timer = setTimeout(done, SYNC_TIMEOUT_MS);
+      const timer = setTimeout(() => done(false), SYNC_TIMEOUT_MS);
       this.syncs.push(done);
       this.socket.write(frame(F_SYNC));
     });
   }
+
 
   private emitData(data: string): void {
     if (!data) return;
@@ -256,7 +257,7 @@ export class HostTerminal implements SessionTerminal {
         return true;
       case F_SYNCED:
         if (p.length !== 0) return false;
-        this.syncs.shift()?.();
+        this.syncs.shift()?.(true);
         return true;
       case F_EXIT:
         if (p.length !== 8) return false;
@@ -275,7 +276,7 @@ export class HostTerminal implements SessionTerminal {
 
   /** The connection is gone. Not on purpose: the host died, and the terminal with it. */
   private lost(): void {
-    for (const done of this.syncs.splice(0)) done();
+    for (const done of this.syncs.splice(0)) done(false);
     // Nothing listens (ECONNREFUSED: a socket file without its host; ENOENT: no file): gone.
     const gone = this.socketError === 'ECONNREFUSED' || this.socketError === 'ENOENT';
     this.helloWaiter?.reject(gone ? new HostGoneError('the terminal host is gone') : new Error(`the terminal host closed the connection${this.socketError ? ` (${this.socketError})` : ''}`));

@@ -31,8 +31,13 @@ export interface SessionTerminal {
   end(): void;
   /** The agent lets go and leaves the program running (only when `outlivesAgent`). */
   release(): void;
-  /** Resolves once the output the pty holds now has been handed to `onData` listeners. */
-  sync(): Promise<void>;
+  /**
+   * Resolves once the output the pty holds now has been handed to `onData` listeners: true when
+   * that is known to be all of it (a terminal host read the master to EAGAIN, and a read that
+   * finds nothing first runs the kernel's pending pty work, so nothing the program wrote before
+   * now is still in flight); false when it cannot tell (then wait for quiet).
+   */
+  sync(): Promise<boolean>;
 }
 
 export interface TerminalLaunch {
@@ -79,7 +84,7 @@ export function spawnAgentPty(launch: TerminalLaunch): SessionTerminal {
     },
     end: () => undefined,
     release: () => undefined,
-    // node-pty reads the master itself; what it holds arrives on its own (see settledScreen).
-    sync: () => Promise.resolve(),
+    // node-pty reads the master itself; what it holds arrives on its own (see Session.screenCut).
+    sync: () => Promise.resolve(false),
   };
 }

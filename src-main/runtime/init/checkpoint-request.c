@@ -1,7 +1,8 @@
 /*
  * `vos-init checkpoint`: the requester's side of a checkpoint, and the one writer of the image's
- * frame (checkpoint-request.h). Its stdin is the agent's: the SESSION content once the pod is
- * frozen, then (held) the verdict. Its stdout is the protocol the agent reads (main.c).
+ * frame (checkpoint-request.h). Its stdin is the agent's: once the pod is frozen, "cut" (the
+ * agent has marked the point of its screen to save: the pod may run again) and the SESSION
+ * content later, or that content at once; then (held) the verdict. Its stdout is the protocol the agent reads (main.c).
  */
 #include "checkpoint-request.h"
 
@@ -25,9 +26,10 @@
 
 #define IMAGE_FD 3
 
-/* How long the agent has, from "frozen", to give the SESSION content. Past it the checkpoint is
- * called off: without SESSION the agent could not restore the image, and the pod must not stay
- * frozen waiting (the pod's own bound, in checkpoint.c, is longer: ours decides). */
+/* How long the agent has, from "frozen", to say "cut" or give the SESSION content (and from
+ * the pod's last record, to give the content after a "cut"). Past it the checkpoint is called
+ * off: without SESSION the agent could not restore the image, and the pod must not stay frozen
+ * waiting (the pod's own bound, in checkpoint.c, is longer: ours decides). */
 #define SESSION_WAIT_MS 2000
 
 /* Buffered reading of the agent's stdin: a line, then exact bytes, each before a deadline. */
@@ -110,16 +112,11 @@ struct session_content {
 	size_t len;
 };
 
-/* The agent's SESSION content: a line "session N", then N bytes of JSON (or "no-session <why>").
- * -1 with the reason in `why` if it does not come in time. */
-static int take_session(struct input *in, struct session_content *s, char *why, size_t size)
+/* The SESSION content after its first line `line`: "session N" then N bytes of JSON, or
+ * "no-session <why>". -1 with the reason in `why`. */
+static int session_from(const char *line, struct input *in, struct session_content *s, int64_t deadline, char *why,
+			size_t size)
 {
-	int64_t deadline = now_monotonic_us() + (int64_t)SESSION_WAIT_MS * 1000;
-	char line[512];
-	if (input_line(in, line, sizeof line, deadline) < 0) {
-		snprintf(why, size, "the agent did not give the session record within %d s", SESSION_WAIT_MS / 1000);
-		return -1;
-	}
 	if (strncmp(line, "no-session ", 11) == 0) {
 		snprintf(why, size, "%s", line + 11);
 		return -1;
@@ -137,6 +134,42 @@ static int take_session(struct input *in, struct session_content *s, char *why, 
 		return -1;
 	}
 	return 0;
+}
+
+/* The agent's next line within SESSION_WAIT_MS; -1 with the reason in `why`. */
+static int agent_line(struct input *in, char *line, size_t len, int64_t *deadline, char *why, size_t size)
+{
+	*deadline = now_monotonic_us() + (int64_t)SESSION_WAIT_MS * 1000;
+	if (input_line(in, line, len, *deadline) < 0) {
+		snprintf(why, size, "the agent did not give the session record within %d s", SESSION_WAIT_MS / 1000);
+		return -1;
+	}
+	return 0;
+}
+
+/* The agent's answer to "frozen": "cut" (then *later = 1: the content comes after the pod ran
+ * again, take_session), or the content at once. -1 with the reason in `why`. */
+static int take_cut(struct input *in, struct session_content *s, int *later, char *why, size_t size)
+{
+	char line[512];
+	int64_t deadline;
+	if (agent_line(in, line, sizeof line, &deadline, why, size) < 0)
+		return -1;
+	if (strcmp(line, "cut") == 0) {
+		*later = 1;
+		return 0;
+	}
+	return session_from(line, in, s, deadline, why, size);
+}
+
+/* The SESSION content the agent promised with "cut". */
+static int take_session(struct input *in, struct session_content *s, char *why, size_t size)
+{
+	char line[512];
+	int64_t deadline;
+	if (agent_line(in, line, sizeof line, &deadline, why, size) < 0)
+		return -1;
+	return session_from(line, in, s, deadline, why, size);
 }
 
 /* HEADER, the image's first record. */
@@ -254,6 +287,7 @@ int checkpoint_request(const struct checkpoint_request *o)
 	struct session_content session = {NULL, 0};
 	char failed[CONTROL_LINE_MAX] = ""; /* why the image cannot be finished, once known */
 	int finished = 0;
+	int session_later = 0; /* "cut" came: the SESSION content is still to come */
 	uint64_t total = 0;
 	int status = 1;
 	char reply[CONTROL_LINE_MAX];
@@ -277,9 +311,10 @@ int checkpoint_request(const struct checkpoint_request *o)
 		if (strcmp(reply, "frozen") == 0) {
 			printf("frozen\n");
 			fflush(stdout);
-			/* The pod waits until the agent has its screen (the SESSION content): nothing can
-			 * print to it meanwhile. Without it the pod is told to give up and run again. */
-			if (o->session && take_session(&in, &session, failed, sizeof failed) < 0) {
+			/* The pod waits until the agent has marked its screen's cut (nothing can print
+			 * to it meanwhile) or given the SESSION content. Without either the pod is told to
+			 * give up and run again. */
+			if (o->session && take_cut(&in, &session, &session_later, failed, sizeof failed) < 0) {
 				char line[CONTROL_LINE_MAX];
 				/* The reason, cut to fit the control line (as long as failed[] itself). */
 				snprintf(line, sizeof line, "abort %.*s", (int)(sizeof line - sizeof "abort "), failed);
@@ -288,6 +323,12 @@ int checkpoint_request(const struct checkpoint_request *o)
 				control_send(sock, "screen-saved", -1);
 			}
 			continue;
+		}
+		/* The pod's records are all in the stream: the content promised with "cut" now. */
+		if (session_later && (strncmp(reply, "held", 4) == 0 || strncmp(reply, "ok", 2) == 0)) {
+			session_later = 0;
+			if (!failed[0])
+				(void)take_session(&in, &session, failed, sizeof failed); /* a failure is in failed[] */
 		}
 		if (strncmp(reply, "held", 4) == 0) {
 			/* The pod's records are all in the stream: close the image, then the reader sees its end. */
