@@ -120,9 +120,13 @@ describe('vos-init writes every record; the agent reads them back', () => {
     }
   }
 
-  async function checkpointToFile(file: string, content: () => Promise<Buffer>): Promise<{ helper: CheckpointHelper; fd: number }> {
+  /** `content`: the agent's SESSION content, after its "cut" (at once), or null: no "cut" ever. */
+  async function checkpointToFile(file: string, content: (() => Promise<Buffer>) | null): Promise<{ helper: CheckpointHelper; fd: number }> {
     const fd = openSync(file, 'w', 0o600);
-    const helper = startCheckpointHelper(INIT, ['--control', control()], { image: fd, sessionContent: content });
+    const helper = startCheckpointHelper(INIT, ['--control', control()], {
+      image: fd,
+      sessionContent: content ? async () => ({ content: content() }) : () => new Promise(() => {}),
+    });
     return { helper, fd };
   }
 
@@ -172,7 +176,7 @@ describe('vos-init writes every record; the agent reads them back', () => {
 
   it('a held checkpoint into a stream: HEADER, the pod records, SESSION, TRAILER, and the end of the stream before "held"', async () => {
     const content = sessionContent('held');
-    const helper = startCheckpointHelper(INIT, ['--control', control()], { image: 'pipe', hold: true, sessionContent: async () => content });
+    const helper = startCheckpointHelper(INIT, ['--control', control()], { image: 'pipe', hold: true, sessionContent: async () => ({ content: Promise.resolve(content) }) });
     const chunks: Buffer[] = [];
     let found: SessionRecord | null = null;
     const watcher = new SessionRecordWatcher((r) => (found = r));
@@ -205,13 +209,16 @@ describe('vos-init writes every record; the agent reads them back', () => {
 
   it('an agent that gives no SESSION calls the checkpoint off, with the reason, and the pod runs on', async () => {
     const file = join(dir, 'none.img');
-    const quiet = await checkpointToFile(file, () => new Promise<Buffer>(() => {}));
-    try {
-      await expect(quiet.helper.done).rejects.toThrow(/did not give the session record within 2 s/);
-    } finally {
-      closeSync(quiet.fd);
+    // No "cut": the pod does not stay frozen waiting. A "cut" and then no content: no image.
+    for (const content of [null, () => new Promise<Buffer>(() => {})]) {
+      const quiet = await checkpointToFile(file, content);
+      try {
+        await expect(quiet.helper.done).rejects.toThrow(/did not give the session record within 2 s/);
+      } finally {
+        closeSync(quiet.fd);
+      }
+      expect(cList(file).status).not.toBe(0); // no trailer: never a restorable-looking image
     }
-    expect(cList(file).status).not.toBe(0); // no trailer: never a restorable-looking image
 
     const failing = await checkpointToFile(file, () => Promise.reject(new Error('no screen here')));
     try {
