@@ -111,6 +111,17 @@ describe.each(runAs)('checkpoint and restore (as $who)', ({ user }) => {
     expect(gaps).toEqual([]);
   });
 
+  it('a shell loop that runs a short sleep all the time (dash: vfork, then exec) is checkpointed and loops on', async () => {
+    const id = await run('sh', ['-c', 'i=0; while :; do i=$((i+1)); echo "n=$i"; sleep 0.002; done']);
+    await waitText(id, '^n=\\d{3,}$');
+    // Taken three times: each time a child is likely between vfork and exec, or just exited.
+    let rid = id;
+    for (let i = 0; i < 3; i++) rid = await cycle(rid, `loop${i}`);
+    const now = async (): Promise<number> => Math.max(...[...(await screen(rid)).matchAll(/^n=(\d+)$/gm)].map((m) => Number(m[1])));
+    const at = await now();
+    await waitFor('the loop to go on', async () => (await now()) >= at + 20);
+  });
+
   it('keeps what /proc shows: the program, its arguments and environment', async () => {
     const prog = join(programs, 'counter');
     const id = await run(prog, ['70']);

@@ -2,8 +2,12 @@
  * The checkpoint barrier: every process of the pod stops with all its threads parked in the
  * runtime's signal handler (lib/stop.c), and acknowledges with the address of its control
  * block. Processes that appear meanwhile (a fork during the freeze) are stopped too, until the
- * set is stable. A process without the runtime makes the whole checkpoint fail, naming it; then
- * and on any other failure every process already stopped is released.
+ * set is stable. A child between vfork (or clone with CLONE_VM) and exec is left running until
+ * it has exec'd or exited: parked, it would hold its parent in vfork forever (dash runs every
+ * command that way). A process that exits before it answers becomes a zombie of the pod (its
+ * parent is stopped) and is recorded as one. A process without the runtime makes the whole
+ * checkpoint fail, naming it; then and on any other failure every process already stopped is
+ * released.
  */
 #include <dirent.h>
 #include <stddef.h>
@@ -12,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/kcmp.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -20,6 +25,10 @@
 #include "dump.h"
 
 #define ACK_TIMEOUT_MS 5000
+/* How often the wait for acknowledgements looks whether an awaited process has exited. */
+#define ACK_SLICE_MS 20
+/* How long a child may stay between vfork and exec before the freeze gives up on it. */
+#define VFORK_WAIT_MS 2000
 
 static int queue(pid_t pid, int value)
 {
@@ -88,10 +97,42 @@ static void note_blocked_calls(struct freeze *f, pid_t pid)
 	closedir(d);
 }
 
-/* Stops the processes in pids[] that are not stopped yet; 0 when all acknowledged. */
-static int stop_new(struct pod *pod, struct freeze *f, pid_t *pids, int n, struct err *e)
+/* A child that still shares its parent's memory: between vfork (or clone with CLONE_VM) and
+ * exec. Not one to park (its parent waits in vfork until it execs or exits). */
+static int borrows_parent_memory(pid_t pid, pid_t ppid)
+{
+	return ppid > 1 && syscall(SYS_kcmp, pid, ppid, KCMP_VM, 0, 0) == 0;
+}
+
+static void add_zombie(struct freeze *f, const struct proc_stat *st)
+{
+	f->zombies = xrealloc(f->zombies, (size_t)(f->nzombies + 1) * sizeof *f->zombies);
+	f->zombies[f->nzombies++] = (struct zombie){st->pid, st->ppid, st->pgid, st->sid, 0};
+}
+
+/* An awaited process that will never answer: it exited (a zombie now, recorded as one, or
+ * reaped already). Taken out of procs[]; 1 if so. */
+static int drop_if_ended(struct freeze *f, int i)
+{
+	struct proc_stat st;
+	struct err ignore;
+	int gone = read_proc_stat(f->procs[i].pid, &st, &ignore) < 0;
+	if (!gone && st.state != 'Z')
+		return 0;
+	if (!gone)
+		add_zombie(f, &st);
+	free(f->procs[i].ctl);
+	memmove(&f->procs[i], &f->procs[i + 1], (size_t)(f->nprocs - i - 1) * sizeof *f->procs);
+	f->nprocs--;
+	return 1;
+}
+
+/* Stops the processes in pids[] that are not stopped yet; 0 when all acknowledged. A child
+ * between vfork and exec is left to run and counted in *unsettled. */
+static int stop_new(struct pod *pod, struct freeze *f, pid_t *pids, int n, int *unsettled, struct err *e)
 {
 	int waiting = 0;
+	*unsettled = 0;
 	for (int i = 0; i < n; i++) {
 		pid_t pid = pids[i];
 		if (find(f, pid) || is_zombie_known(f, pid))
@@ -101,8 +142,11 @@ static int stop_new(struct pod *pod, struct freeze *f, pid_t *pids, int n, struc
 		if (read_proc_stat(pid, &st, &ignore) < 0)
 			continue; /* gone */
 		if (st.state == 'Z') {
-			f->zombies = xrealloc(f->zombies, (size_t)(f->nzombies + 1) * sizeof *f->zombies);
-			f->zombies[f->nzombies++] = (struct zombie){pid, st.ppid, st.pgid, st.sid, 0};
+			add_zombie(f, &st);
+			continue;
+		}
+		if (borrows_parent_memory(pid, st.ppid)) {
+			(*unsettled)++;
 			continue;
 		}
 		if (!has_runtime(pid)) {
@@ -129,9 +173,16 @@ static int stop_new(struct pod *pod, struct freeze *f, pid_t *pids, int n, struc
 	while (waiting > 0) {
 		int left = (int)((deadline - now_monotonic_us()) / 1000);
 		struct signalfd_siginfo si;
-		int rc = left > 0 ? pod_next_signal(pod, VOS_SIGNAL, &si, left) : 0;
+		int rc = left > 0 ? pod_next_signal(pod, VOS_SIGNAL, &si, left < ACK_SLICE_MS ? left : ACK_SLICE_MS) : 0;
 		if (rc < 0)
 			return fail(e, "waiting for the pod's processes: %s", strerror(errno));
+		if (rc == 0 && left > 0) {
+			/* A quiet slice: an awaited process that exited meanwhile never answers. */
+			for (int i = f->nprocs - 1; i >= 0; i--)
+				if (!f->procs[i].ctl_addr && drop_if_ended(f, i))
+					waiting--;
+			continue;
+		}
 		if (rc == 0) {
 			char who[128];
 			for (int i = 0; i < f->nprocs; i++)
@@ -228,17 +279,33 @@ int freeze_pod(struct pod *pod, struct freeze *f, struct err *e)
 {
 	memset(f, 0, sizeof *f);
 	f->round = ++pod->round;
+	int64_t vfork_deadline = 0;
 	for (int pass = 0; pass < 20; pass++) {
 		pid_t *pids;
-		int n;
+		int n, unsettled;
 		if (list_pod_pids(&pids, &n, e) < 0)
 			goto failed;
 		int before = f->nprocs + f->nzombies;
-		int rc = stop_new(pod, f, pids, n, e);
+		int rc = stop_new(pod, f, pids, n, &unsettled, e);
 		free(pids);
 		if (rc < 0)
 			goto failed;
 		forget_gone(f);
+		if (unsettled > 0) {
+			/* A child on its way from vfork to exec: look again once it got there, without
+			 * counting this as a pass (it usually takes microseconds). */
+			int64_t now = now_monotonic_us();
+			if (!vfork_deadline)
+				vfork_deadline = now + VFORK_WAIT_MS * 1000LL;
+			if (now > vfork_deadline) {
+				fail(e, "cannot checkpoint: a process stays between vfork and exec for more than %d s",
+				     VFORK_WAIT_MS / 1000);
+				goto failed;
+			}
+			usleep(1000);
+			pass--;
+			continue;
+		}
 		if (f->nprocs + f->nzombies == before && pass > 0)
 			break;
 	}
