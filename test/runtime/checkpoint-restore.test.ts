@@ -91,8 +91,7 @@ describe.each(runAs)('checkpoint and restore (as $who)', ({ user }) => {
   });
 
   it('saves the screen where the program was frozen: a fast printer goes on after it, no line missing or twice', async () => {
-    // One process printing a line every 2 ms. (Not a shell loop running sleep: the freeze cannot
-    // yet stop a pod that forks and execs all the time, see ARCHITECTURE.md "Known limits".)
+    // One process printing a line every 2 ms.
     const id = await run(join(programs, 'counter'), ['2']);
     await waitText(id, 'count=\\d{3,}$');
     const rid = await cycle(id, 'printer');
