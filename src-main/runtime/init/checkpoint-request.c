@@ -2,7 +2,8 @@
  * `vos-init checkpoint`: the requester's side of a checkpoint, and the one writer of the image's
  * frame (checkpoint-request.h). Its stdin is the agent's: once the pod is frozen, "cut" (the
  * agent has marked the point of its screen to save: the pod may run again) and the SESSION
- * content later, or that content at once; then (held) the verdict. Its stdout is the protocol the agent reads (main.c).
+ * content later, or that content at once; then (held) the verdict. Its stdout is the protocol
+ * the agent reads (main.c).
  */
 #include "checkpoint-request.h"
 
