@@ -32,6 +32,7 @@
 #include "../common/checksum.h"
 #include "../common/image-io.h"
 #include "../restore/restore.h"
+#include "fuzz-input.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsigned int seed);
@@ -40,33 +41,6 @@ size_t LLVMFuzzerMutate(uint8_t *data, size_t size, size_t max_size);
 /* restore_zone_size counts the blob's code (the vos_blob section of vos-init): a stand-in of the
  * same order of size, so the linker has the section's bounds. */
 __attribute__((section("vos_blob"), used)) const char fuzz_blob_stand_in[3 * 4096] = {1};
-
-/* Makes each record's header and payload CRC right, as far as the framing reads. */
-static void fix_crcs(uint8_t *p, size_t size)
-{
-	for (size_t at = 0; size - at >= VOS_REC_HEADER_SIZE;) {
-		struct vos_rec_header h;
-		memcpy(&h, p + at, sizeof h);
-		if (h.magic != VOS_REC_MAGIC || h.length > size - at - VOS_REC_HEADER_SIZE)
-			return;
-		h.crc = crc32c(0, &h, 20);
-		memcpy(p + at, &h, sizeof h);
-		size_t end = at + VOS_REC_HEADER_SIZE + (size_t)h.length;
-		if (size - end < 4)
-			return;
-		uint32_t crc = crc32c(0, p + at + VOS_REC_HEADER_SIZE, (size_t)h.length);
-		memcpy(p + end, &crc, 4);
-		at = end + 4;
-	}
-}
-
-static int image_file(const uint8_t *data, size_t size)
-{
-	int fd = memfd_create("vos-fuzz-plan", MFD_CLOEXEC);
-	if (fd < 0 || (size && write_full(fd, data, size) < 0))
-		abort();
-	return fd;
-}
 
 /* Where the records of an image are (header and payload; the CRC follows): up to MAX_RECS. */
 #define MAX_RECS 256
@@ -182,8 +156,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!copy)
 		abort();
 	memcpy(copy, data, size);
-	fix_crcs(copy, size);
-	int fd = image_file(copy, size);
+	fuzz_fix_crcs(copy, size);
+	int fd = fuzz_image_file("vos-fuzz-plan", copy, size);
 	free(copy);
 	struct restore_ctx *c = calloc(1, sizeof *c);
 	if (!c)
