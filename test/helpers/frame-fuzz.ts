@@ -217,9 +217,11 @@ function mutate<F>(target: FuzzTarget<F>, input: Buffer, seeds: Buffer[], fields
 
 export interface FuzzRun {
   seed: number;
-  /** Stop after this many inputs, or this many milliseconds, whichever first. */
+  /** Stop after this many inputs, or this many milliseconds, whichever first; but not before
+   * `minInputs` (default 0): a busy machine gets fewer inputs into the time, not too few. */
   iterations: number;
   ms: number;
+  minInputs?: number;
   /** Where a failing input is written (default: a new /tmp/vos-fuzz-* directory). */
   keepDir?: string;
 }
@@ -235,7 +237,8 @@ export function fuzz<F>(target: FuzzTarget<F>, corpus: Corpus, run: FuzzRun): Fu
   const fields = seeds.map((s) => target.lengthFields(s));
   const stats: FuzzStats = { inputs: 0, refused: 0, frames: 0, mutated: 0 };
   const started = Date.now();
-  for (let i = 0; i < run.iterations && Date.now() - started < run.ms; i++) {
+  const minInputs = run.minInputs ?? 0;
+  for (let i = 0; i < run.iterations && (i < minInputs || Date.now() - started < run.ms); i++) {
     const k = Math.floor(rand() * seeds.length);
     let input = seeds[k]!;
     const rounds = rand() < 0.1 ? 0 : 1 + Math.floor(rand() * 4);

@@ -88,7 +88,7 @@ describe.each([
     { kind: 'fixed', seed: FIXED_SEED },
     { kind: 'random', seed: RANDOM_SEED },
   ])('survives mutated seeds ($kind seed $seed)', { timeout: MS * 4 + 10_000 }, ({ seed }) => {
-    const stats = fuzz(target, corpus, { seed, iterations: ITERATIONS, ms: MS });
+    const stats = fuzz(target, corpus, { seed, iterations: ITERATIONS, ms: MS, minInputs: 500 });
     console.log(`[frame-fuzz] ${target.name} seed ${seed}: ${JSON.stringify(stats)}`);
     expect(stats.inputs).toBeGreaterThan(100);
     // The mutations reach both outcomes: refused and decoded.
