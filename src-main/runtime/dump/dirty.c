@@ -25,7 +25,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include "../common/u64map.h"
+#include "../common/range-set.h"
 #include "dump.h"
 
 /* Kernel interfaces newer than this system's headers (Linux 6.7 UAPI values). */
@@ -56,7 +56,7 @@ struct dirty_proc {
 	uint64_t start_time; /* /proc/PID/stat field 22: a reused pid is another process */
 	int uffd;
 	int stale; /* its userfaultfd no longer reaches its memory (it ran exec): take a new one */
-	struct u64map sent; /* addresses of the pages sent in rounds, or in the latest image (values unused) */
+	struct range_set sent; /* the pages sent in rounds, or those of the latest image */
 };
 
 static uint64_t start_time_of(pid_t pid)
@@ -226,11 +226,10 @@ static int send_written(void *ctx, uint64_t start, uint64_t end, uint64_t catego
 	struct round_ctx *c = ctx;
 	int touched = (categories & (PAGE_IS_PRESENT_ | PAGE_IS_SWAPPED_)) != 0;
 	if (!touched || (c->v->kind == VOS_VMA_FILE && (categories & PAGE_IS_FILE_))) {
-		u64map_remove_range(&c->p->sent, start, end, PAGE); /* dropped, or the file's again */
+		range_set_remove(&c->p->sent, start, end); /* dropped, or the file's again */
 		return 0;
 	}
-	for (uint64_t a = start; a < end; a += PAGE)
-		u64map_put(&c->p->sent, a, 0);
+	range_set_add(&c->p->sent, start, end);
 	return page_batch_add(c->b, c->p->pid, c->mem_fd, c->v, start, start, (int)((end - start) / PAGE), c->md, c->w, c->e);
 }
 
@@ -253,7 +252,7 @@ static int round_process(struct dirty_proc *p, struct image_writer *w, struct me
 		if (register_wp(p->uffd, v->start, v->end) < 0)
 			continue; /* not ours to track (the program's own userfaultfd, a special area) */
 		if (!v->uffd_wp)
-			u64map_remove_range(&p->sent, v->start, v->end, PAGE); /* a new area: what was here before is gone */
+			range_set_remove(&p->sent, v->start, v->end); /* a new area: what was here before is gone */
 		struct round_ctx c = {p, v, mem_fd, b, scratch, w, e};
 		struct scan_masks written = {PAGE_IS_WRITTEN_, 0, PAGE_IS_WRITTEN_ | PAGE_IS_PRESENT_ | PAGE_IS_SWAPPED_ | PAGE_IS_FILE_};
 		/* A failed scan (the area went away under us) is for the next round or the final image
@@ -321,9 +320,13 @@ void dirty_kept(struct dirty_proc *p, int pagemap_fd, const struct vma *v, const
 	if (!v->uffd_wp || register_wp(p->uffd, v->start, v->end) < 0)
 		return; /* untracked: everything goes */
 	int any = 0;
-	for (uint64_t i = 0; i < npages; i++) {
-		keep[i] = want[i] && u64map_get(&p->sent, v->start + i * PAGE, NULL);
-		any |= keep[i];
+	for (size_t k = range_set_from(&p->sent, v->start); k < p->sent.n && p->sent.r[k].lo < v->end; k++) {
+		uint64_t from = p->sent.r[k].lo > v->start ? (p->sent.r[k].lo - v->start) / PAGE : 0;
+		uint64_t to = p->sent.r[k].hi < v->end ? (p->sent.r[k].hi - v->start) / PAGE : npages;
+		for (uint64_t i = from; i < to; i++) {
+			keep[i] = want[i];
+			any |= keep[i];
+		}
 	}
 	if (!any)
 		return;
@@ -358,7 +361,7 @@ void dirty_prune(const struct freeze *f, struct dirty_tracker *t)
 		}
 		if (p->uffd >= 0)
 			close(p->uffd); /* gone, another process with its pid, or its memory replaced by exec */
-		u64map_free(&p->sent);
+		range_set_free(&p->sent);
 	}
 	t->nprocs = n;
 }
@@ -444,7 +447,7 @@ int dirty_wanted(int pagemap_fd, const struct vma *v, uint8_t *want)
 void dirty_rearm(struct dirty_proc *p, int pagemap_fd, const struct vma *v, const uint8_t *want)
 {
 	if (register_wp(p->uffd, v->start, v->end) < 0) {
-		u64map_remove_range(&p->sent, v->start, v->end, PAGE);
+		range_set_remove(&p->sent, v->start, v->end);
 		/* The program's own userfaultfd (EBUSY) or an area it cannot watch (EINVAL): this area
 		 * is written whole each time. Anything else: our userfaultfd lost the process's memory. */
 		if (errno != EBUSY && errno != EINVAL)
@@ -455,20 +458,30 @@ void dirty_rearm(struct dirty_proc *p, int pagemap_fd, const struct vma *v, cons
 	 * leaves the area out of `sent`, so the next image has all of it. */
 	struct scan_masks written = {PAGE_IS_WRITTEN_, 0, PAGE_IS_WRITTEN_};
 	if (scan(pagemap_fd, v->start, v->end, PM_SCAN_WP_MATCHING_, written, ignore_region, NULL) < 0) {
-		u64map_remove_range(&p->sent, v->start, v->end, PAGE);
+		range_set_remove(&p->sent, v->start, v->end);
 		return;
 	}
-	/* `sent` becomes the pages of this image: mostly those of the last one, so only the
-	 * differences are put or removed (a rebuild would fill the map with removal marks). */
+	/* Within the area, `sent` becomes the pages of this image: its runs of wanted pages. */
 	uint64_t npages = (v->end - v->start) / PAGE;
-	for (uint64_t i = 0; i < npages; i++) {
-		uint64_t a = v->start + i * PAGE;
-		int had = u64map_get(&p->sent, a, NULL);
-		if (want[i] && !had)
-			u64map_put(&p->sent, a, 0);
-		else if (!want[i] && had)
-			u64map_remove(&p->sent, a);
+	struct range *runs = NULL;
+	size_t n = 0, cap = 0;
+	for (uint64_t i = 0; i < npages;) {
+		if (!want[i]) {
+			i++;
+			continue;
+		}
+		uint64_t j = i;
+		while (j < npages && want[j])
+			j++;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			runs = xrealloc(runs, cap * sizeof *runs);
+		}
+		runs[n++] = (struct range){v->start + i * PAGE, v->start + j * PAGE};
+		i = j;
 	}
+	range_set_splice(&p->sent, v->start, v->end, runs, n);
+	free(runs);
 }
 
 void dirty_stop(struct dirty_tracker *t)
@@ -476,7 +489,7 @@ void dirty_stop(struct dirty_tracker *t)
 	for (int i = 0; i < t->nprocs; i++) {
 		if (t->procs[i].uffd >= 0)
 			close(t->procs[i].uffd);
-		u64map_free(&t->procs[i].sent);
+		range_set_free(&t->procs[i].sent);
 	}
 	free(t->procs);
 	memset(t, 0, sizeof *t);

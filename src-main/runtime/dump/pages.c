@@ -31,6 +31,7 @@
 
 #define BATCH_PAGES (VOS_PAGES_CHUNK / PAGE)
 #define BATCH_ENTRIES ((int)BATCH_PAGES + 256)
+#define BATCH_READS 1024 /* IOV_MAX: the most iovecs one process_vm_readv takes */
 
 /* Pages on their way into one record: data pages (read from the process, one entry each) and
  * runs of kept pages (live migration: the target has them already; no data). */
@@ -47,13 +48,48 @@ struct page_batch {
 	int nent;
 	int ndata;
 	uint8_t *data; /* ndata pages, in entry order */
+	/* Reads not done yet: one process_vm_readv does them all (an incremental image's pages are
+	 * scattered; a call per page would cost more than the copying). Done before the batch is
+	 * written, or when the list is full. */
+	struct pending_read {
+		pid_t pid;
+		int mem_fd;
+		const struct vma *v; /* valid until the batch is flushed (the caller's area list) */
+		uint64_t src;
+		int count;
+		int slot; /* the first page of data it fills */
+	} pend[BATCH_READS];
+	int npend;
 };
+
+/* One page buffer outlives its batch, so that the next checkpoint finds it faulted in (touching
+ * a fresh megabyte costs its 256 page faults inside the frozen time). Pod init is one thread and
+ * has one batch at a time; a second one at once gets a buffer of its own. */
+static uint8_t *spare_buffer;
+
+static uint8_t *buffer_take(void)
+{
+	uint8_t *p = spare_buffer;
+	spare_buffer = NULL;
+	if (p)
+		return p;
+	p = mmap(NULL, VOS_PAGES_CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void buffer_give_back(uint8_t *p)
+{
+	if (!spare_buffer)
+		spare_buffer = p;
+	else
+		munmap(p, VOS_PAGES_CHUNK);
+}
 
 struct page_batch *page_batch_new(uint32_t rec_type, uint32_t owner_kind, uint32_t owner, struct err *e)
 {
 	struct page_batch *b = xmalloc(sizeof *b);
-	b->data = mmap(NULL, VOS_PAGES_CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (b->data == MAP_FAILED) {
+	b->data = buffer_take();
+	if (!b->data) {
 		free(b);
 		fail(e, "out of memory for the page buffer");
 		return NULL;
@@ -62,7 +98,7 @@ struct page_batch *page_batch_new(uint32_t rec_type, uint32_t owner_kind, uint32
 	b->owner_kind = owner_kind;
 	b->owner = owner;
 	b->keep_kind = VOS_RUN_KEPT;
-	b->nent = b->ndata = 0;
+	b->nent = b->ndata = b->npend = 0;
 	return b;
 }
 
@@ -70,7 +106,7 @@ void page_batch_free(struct page_batch *b)
 {
 	if (!b)
 		return;
-	munmap(b->data, VOS_PAGES_CHUNK);
+	buffer_give_back(b->data);
 	free(b);
 }
 
@@ -83,11 +119,69 @@ static int is_zero_page(const uint8_t *p)
 	return 1;
 }
 
+/* Reads `count` pages at `src` of process pid into dst (through /proc/PID/mem for areas the
+ * process itself cannot read, e.g. PROT_NONE). */
+static int read_pages(pid_t pid, int mem_fd, const struct vma *v, uint64_t src, int count, uint8_t *dst, struct err *e)
+{
+	size_t len = (size_t)count * PAGE;
+	if (v->prot & PROT_READ) {
+		struct iovec local = {dst, len}, remote = {(void *)(uintptr_t)src, len};
+		ssize_t n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+		if (n == (ssize_t)len)
+			return 0;
+	}
+	if (pread_full(mem_fd, dst, len, src) < 0)
+		return fail(e, "cannot read the memory of process %d at %#" PRIx64 " (%s): %s", (int)pid, src, v->path,
+			    errno ? strerror(errno) : "end of file");
+	return 0;
+}
+
+/* Does the pending reads: as many as possible in one call per process, each one the first call
+ * could not do (the call stops at the first area it cannot read) on its own. */
+static int do_reads(struct page_batch *b, struct err *e)
+{
+	struct iovec local[BATCH_READS], remote[BATCH_READS];
+	for (int i = 0; i < b->npend;) {
+		int n = 0;
+		size_t want = 0;
+		while (i + n < b->npend && b->pend[i + n].pid == b->pend[i].pid) {
+			const struct pending_read *r = &b->pend[i + n];
+			size_t len = (size_t)r->count * PAGE;
+			local[n] = (struct iovec){b->data + (size_t)r->slot * PAGE, len};
+			remote[n] = (struct iovec){(void *)(uintptr_t)r->src, len};
+			want += len;
+			n++;
+		}
+		ssize_t got = process_vm_readv(b->pend[i].pid, local, (unsigned long)n, remote, (unsigned long)n, 0);
+		if (got == (ssize_t)want) {
+			i += n;
+			continue;
+		}
+		/* Past what it read whole (fewer bytes than asked: it stopped inside one of them), the
+		 * one it stopped in goes alone, then the rest again. */
+		size_t done = got > 0 ? (size_t)got : 0;
+		int whole = 0;
+		while (whole < n && done >= local[whole].iov_len)
+			done -= local[whole++].iov_len;
+		i += whole;
+		const struct pending_read *r = &b->pend[i];
+		if (read_pages(r->pid, r->mem_fd, r->v, r->src, r->count, b->data + (size_t)r->slot * PAGE, e) < 0) {
+			b->npend = 0;
+			return -1;
+		}
+		i++;
+	}
+	b->npend = 0;
+	return 0;
+}
+
 /* Writes the batch as one record: runs of data pages, zero pages and kept pages. */
 int page_batch_flush(struct page_batch *b, struct mem_dump *md, struct image_writer *w, struct err *e)
 {
 	if (b->nent == 0)
 		return 0;
+	if (do_reads(b, e) < 0)
+		return -1;
 	struct vos_pages_head head = {b->owner_kind, b->owner};
 	/* At most one header and one data part per entry, plus the record head. */
 	struct iovec *parts = xmalloc((size_t)(2 * b->nent + 1) * sizeof *parts);
@@ -125,20 +219,22 @@ int page_batch_flush(struct page_batch *b, struct mem_dump *md, struct image_wri
 	return rc;
 }
 
-/* Reads `count` pages at `src` of process pid into dst (through /proc/PID/mem for areas the
- * process itself cannot read, e.g. PROT_NONE). */
-static int read_pages(pid_t pid, int mem_fd, const struct vma *v, uint64_t src, int count, uint8_t *dst, struct err *e)
+/* Reads `take` pages at src into the batch's next data pages: now if the area is unreadable to
+ * the process itself, otherwise with the batch's other reads. */
+static int queue_read(struct page_batch *b, pid_t pid, int mem_fd, const struct vma *v, uint64_t src, int take,
+		      struct err *e)
 {
-	size_t len = (size_t)count * PAGE;
-	if (v->prot & PROT_READ) {
-		struct iovec local = {dst, len}, remote = {(void *)(uintptr_t)src, len};
-		ssize_t n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
-		if (n == (ssize_t)len)
-			return 0;
+	if (!(v->prot & PROT_READ))
+		return read_pages(pid, mem_fd, v, src, take, b->data + (size_t)b->ndata * PAGE, e);
+	struct pending_read *last = b->npend > 0 ? &b->pend[b->npend - 1] : NULL;
+	if (last && last->pid == pid && last->v == v && last->src + (uint64_t)last->count * PAGE == src &&
+	    last->slot + last->count == b->ndata) {
+		last->count += take;
+		return 0;
 	}
-	if (pread_full(mem_fd, dst, len, src) < 0)
-		return fail(e, "cannot read the memory of process %d at %#" PRIx64 " (%s): %s", (int)pid, src, v->path,
-			    errno ? strerror(errno) : "end of file");
+	if (b->npend == BATCH_READS && do_reads(b, e) < 0)
+		return -1;
+	b->pend[b->npend++] = (struct pending_read){pid, mem_fd, v, src, take, b->ndata};
 	return 0;
 }
 
@@ -150,7 +246,7 @@ int page_batch_add(struct page_batch *b, pid_t pid, int mem_fd, const struct vma
 		if (BATCH_ENTRIES - b->nent < room)
 			room = BATCH_ENTRIES - b->nent;
 		int take = count < room ? count : room;
-		if (read_pages(pid, mem_fd, v, src, take, b->data + (size_t)b->ndata * PAGE, e) < 0)
+		if (queue_read(b, pid, mem_fd, v, src, take, e) < 0)
 			return -1;
 		for (int i = 0; i < take; i++) {
 			b->ent[b->nent + i].addr = dst_addr + (uint64_t)i * PAGE;
