@@ -20,6 +20,12 @@ import { InFlight, MAX_IN_FLIGHT_PER_LINK } from '../in-flight.js';
 import type { Link, RpcOrder } from './link.js';
 
 const MAX_SERVED_CHANNELS = 256;
+/**
+ * A peer's viewer of a session here lags (skipped, then resynchronised with a fresh snapshot)
+ * once its messages about the session hold this much of the link's queue: what the link then
+ * holds of one flooding session for that viewer (issue 15 item 8; a local viewer: 4 MiB).
+ */
+export const PEER_VIEWER_HIGH_WATER_BYTES = 512 * 1024;
 
 /** Serves one channel the peer opened (the agent's dispatcher, restricted to a peer's rights). */
 export interface ChannelServer {
@@ -160,8 +166,11 @@ export class ChannelHost {
         send: (message: AgentMessage) => {
           if (!served.closed) this.sendRaw({ ch, d: 'a', m: message }, rpcOrder(`a${ch}`, message.t === 'event' && 'id' in message && typeof message.id === 'string' ? message.id : null));
         },
-        bufferedBytes: () => this.link.bufferedBytes(),
-        whenDrained: (cb: () => void) => this.link.whenDrained(cb),
+        // A peer's viewer lags by its own share of the link's queue (its messages about that
+        // session), and at a smaller mark than a local one: its backlog delays the link.
+        bufferedBytes: (session?: string) => this.link.bufferedBytesFor(viewerKey(`a${ch}`, session)),
+        whenDrained: (cb: () => void, session?: string) => this.link.whenKeyDrained(viewerKey(`a${ch}`, session), cb),
+        outputHighWater: PEER_VIEWER_HIGH_WATER_BYTES,
         close: () => this.endServed(ch, served, true),
       };
       served.handle = this.server.open(conn, this.inFlight);
@@ -180,6 +189,11 @@ export class ChannelHost {
   }
 }
 
+/** The order key of a channel's messages about one session, or of all its messages (rpcOrder). */
+function viewerKey(channel: string, session: string | undefined): string {
+  return session === undefined ? channel : `${channel}:s:${session}`;
+}
+
 /**
  * The order of a channel's messages on the link (Link.sendRpc): an event about a session stays
  * behind that session's queued events and behind the channel's other queued messages, but goes
@@ -190,7 +204,7 @@ export function rpcOrder(channel: string, session: string | null): RpcOrder {
   const all = `${channel}`;
   const other = `${channel}:`;
   if (session === null) return { keys: [all, other], after: [all] };
-  const own = `${channel}:s:${session}`;
+  const own = viewerKey(channel, session);
   return { keys: [all, own], after: [own, other] };
 }
 

@@ -33,6 +33,8 @@ const DEAD_AFTER_MS = 10_000;
  * not drop at 64 KiB (the kernel's buffer is behind this one).
  */
 const SOCKET_HIGH_WATER = 64 * 1024;
+/** A viewer waiting for its share of the queue to drain resumes at this much (whenKeyDrained). */
+const KEY_DRAINED_BYTES = 64 * 1024;
 /** An RPC frame up to this size may go ahead of the bulk queue (an echoed key, an input request). */
 export const INTERACTIVE_RPC_BYTES = 8 * 1024;
 const MAX_STREAMS = 64;
@@ -188,6 +190,10 @@ export class Link implements StreamCarrier {
   /** Bytes in dataQueue, and how many queued frames hold each order key. */
   private queuedBytes = 0;
   private readonly queuedKeys = new Map<string, number>();
+  /** Bytes of the queued frames holding each order key (a viewer's share of the queue). */
+  private readonly queuedKeyBytes = new Map<string, number>();
+  /** Callbacks waiting for a key's queued bytes to fall to KEY_DRAINED_BYTES. */
+  private readonly keyDrainWaiters = new Map<string, Array<() => void>>();
   private nextStream: number;
   private pingSentAt = 0;
   /** Round-trip time of the last heartbeat, ms. */
@@ -285,13 +291,37 @@ export class Link implements StreamCarrier {
       this.socket.write(frame);
       return;
     }
-    for (const k of order.keys) this.queuedKeys.set(k, (this.queuedKeys.get(k) ?? 0) + 1);
+    for (const k of order.keys) {
+      this.queuedKeys.set(k, (this.queuedKeys.get(k) ?? 0) + 1);
+      this.queuedKeyBytes.set(k, (this.queuedKeyBytes.get(k) ?? 0) + frame.length);
+    }
     this.enqueue({ parts: [frame], bytes: frame.length, sent: () => {}, keys: order.keys });
   }
 
   /** Bytes the link holds for the peer, queued and in the socket (for viewers' backpressure). */
   bufferedBytes(): number {
     return this.socket.writableLength + this.queuedBytes;
+  }
+
+  /**
+   * Bytes the link holds of the frames holding `key` (RpcOrder.keys: one channel's, or one
+   * channel's about one session), queued, plus what the socket holds (shared, and small: bulk
+   * waits while it holds SOCKET_HIGH_WATER). One viewer's share, so that a viewer lags by its
+   * own backlog and not by another's.
+   */
+  bufferedBytesFor(key: string): number {
+    return this.socket.writableLength + (this.queuedKeyBytes.get(key) ?? 0);
+  }
+
+  /** Calls `cb` once the queue holds at most KEY_DRAINED_BYTES of `key`'s frames (or the link closed). */
+  whenKeyDrained(key: string, cb: () => void): void {
+    if ((this.queuedKeyBytes.get(key) ?? 0) <= KEY_DRAINED_BYTES || this.isClosed) {
+      setImmediate(cb);
+      return;
+    }
+    const waiting = this.keyDrainWaiters.get(key);
+    if (waiting) waiting.push(cb);
+    else this.keyDrainWaiters.set(key, [cb]);
   }
 
   /** Calls `cb` once the link holds little (at most what the socket may hold before bulk waits). */
@@ -328,6 +358,10 @@ export class Link implements StreamCarrier {
     for (const q of this.dataQueue.splice(0)) q.sent();
     this.queuedBytes = 0;
     this.queuedKeys.clear();
+    this.queuedKeyBytes.clear();
+    const waiters = [...this.keyDrainWaiters.values()].flat();
+    this.keyDrainWaiters.clear();
+    for (const cb of waiters) setImmediate(cb);
     this.socket.end();
     setTimeout(() => this.socket.destroy(), 1000).unref();
     this.handlers?.closed(reason);
@@ -364,6 +398,13 @@ export class Link implements StreamCarrier {
 
   // ---- internals
 
+  private wakeKeyWaiters(key: string): void {
+    const waiting = this.keyDrainWaiters.get(key);
+    if (!waiting) return;
+    this.keyDrainWaiters.delete(key);
+    for (const cb of waiting) setImmediate(cb);
+  }
+
   private sendUrgent(frame: LinkFrame): void {
     if (this.isClosed || !this.socket.writable) return;
     this.socket.write(encodeLinkFrame(frame));
@@ -384,6 +425,10 @@ export class Link implements StreamCarrier {
         const n = this.queuedKeys.get(k)! - 1;
         if (n > 0) this.queuedKeys.set(k, n);
         else this.queuedKeys.delete(k);
+        const bytes = this.queuedKeyBytes.get(k)! - q.bytes;
+        if (n > 0) this.queuedKeyBytes.set(k, bytes);
+        else this.queuedKeyBytes.delete(k);
+        if (bytes <= KEY_DRAINED_BYTES) this.wakeKeyWaiters(k);
       }
       for (const part of q.parts) this.socket.write(part);
       q.sent();

@@ -520,9 +520,9 @@ export class Session {
   /** Sends live output to a viewer, unless it lags: then it waits for a resync. */
   private sendOutput(viewer: ViewerSink, st: ViewerState, data: string): void {
     if (st.lagging) return;
-    if (viewer.bufferedBytes() > VIEWER_HIGH_WATER_BYTES) {
+    if (viewer.bufferedBytes(this.id) > (viewer.outputHighWater ?? VIEWER_HIGH_WATER_BYTES)) {
       st.lagging = true;
-      viewer.whenDrained(() => void this.resync(viewer, st));
+      viewer.whenDrained(() => void this.resync(viewer, st), this.id);
       return;
     }
     viewer.send({ t: 'event', event: 'session.output', id: this.id, data });

@@ -6,10 +6,15 @@ import type { AgentMessage } from '../../api/protocol.js';
  */
 export interface ViewerSink {
   send(message: AgentMessage): void;
-  /** Bytes queued for this client that it has not taken yet. */
-  bufferedBytes(): number;
-  /** Calls `cb` once, as soon as the queue is (nearly) empty; at once if it already is. */
-  whenDrained(cb: () => void): void;
+  /**
+   * Bytes queued for this client that it has not taken yet; with `session`, those of its messages
+   * about that session where the transport can tell them apart (a peer's channel on a link).
+   */
+  bufferedBytes(session?: string): number;
+  /** Calls `cb` once, as soon as the queue (of `session`'s messages, as above) is (nearly) empty; at once if it already is. */
+  whenDrained(cb: () => void, session?: string): void;
+  /** Queued bytes above which it counts as lagging (default VIEWER_HIGH_WATER_BYTES). */
+  readonly outputHighWater?: number;
 }
 
 /** Above this many queued bytes a viewer counts as lagging: it gets no live output until it drains. */
