@@ -145,7 +145,9 @@ async function probe(p: Program, c: ApiClient, id: string, n: number): Promise<s
 async function stillRunning(c: ApiClient, id: string): Promise<string> {
   const info = (await c.request('session.list', {})).find((s) => s.id === id);
   if (!info) return 'the session is gone';
-  return info.state === 'running' ? '' : `it ended (${JSON.stringify(info.exit)})`;
+  if (info.state === 'running') return '';
+  const last = (await screenOf(c, id)).split('\n').filter((l) => l.trim()).slice(-2).join(' / ');
+  return `it ended (${JSON.stringify(info.exit)}; its screen ends: ${last.slice(0, 100)})`;
 }
 
 const short = (err: unknown): string => (err as Error).message.replace(/\s+/g, ' ').slice(0, 160);
@@ -198,6 +200,8 @@ async function tryProgram(p: Program, a: BenchAgent, b: BenchAgent): Promise<Out
     } catch (err) {
       o.move = 'refused';
       o.note = (o.note ? `${o.note}; ` : '') + short(err);
+      const ended = await stillRunning(a.client, restored);
+      if (ended) o.note += ` (${ended})`;
       return o;
     }
     const moved = await probe(p, b.client, there, 3);

@@ -154,7 +154,7 @@ describe.each(runAs)('checkpoint and restore (as $who)', ({ user }) => {
     expect(s).toMatch(/^devnull: 1 urandom: 8 dir: 1$/m);
   });
 
-  it('keeps signal state: handlers, an interval timer, a pending signal, the alternate stack', async () => {
+  it('keeps signal state: handlers, an interval timer, a pending signal, the alternate stack; the stop signal stays the runtime\'s through restores', async () => {
     const id = await run(join(programs, 'signals'));
     await waitText(id, '^ready$');
     await send(id, '\r');
@@ -166,10 +166,13 @@ describe.each(runAs)('checkpoint and restore (as $who)', ({ user }) => {
     const reports = async (): Promise<string[]> => (await screen(rid)).split('\n').filter((l) => l.startsWith('alarms='));
     await waitFor('a report after the restore', async () => (await reports()).length >= 2);
     const after = (await reports()).at(-1)!;
-    expect(after).toMatch(/usr2=0 pending-usr2=1 altstack=kept on-altstack=0$/);
+    expect(after).toMatch(/usr2=0 pending-usr2=1 altstack=kept on-altstack=0 stray=0$/);
     expect(Number(/alarms=(\d+)/.exec(after)![1])).toBeGreaterThan(before + 5); // the timer kept firing
-    await send(rid, 'u\r');
-    await waitText(rid, 'usr2=1 pending-usr2=0 altstack=kept on-altstack=1');
+    // Once more: a restored program that asked for a handler of the stop signal (as top does)
+    // still does not get it; its own stays where the runtime keeps it (it stopped SIGSEGV-ing top).
+    const again = await cycle(rid, 'signals-again');
+    await send(again, 'u\r');
+    await waitText(again, 'usr2=1 pending-usr2=0 altstack=kept on-altstack=1 stray=0');
   });
 
   it('keeps the advice given to memory (huge pages or not, dont-fork, wipe-on-fork, dont-dump)', async () => {

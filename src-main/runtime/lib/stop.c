@@ -300,10 +300,10 @@ static void save_process_state(void)
 			continue;
 		sys(SYS_rt_sigaction, sig, 0, (long)&ctl.sigactions[sig], 8, 0);
 	}
-	if (shadow_action.sa_handler || shadow_action.sa_flags) {
-		/* The program's own idea of VOS_SIGNAL's disposition is what a restore gives back to it. */
-		ctl.sigactions[VOS_SIGNAL].handler = (uint64_t)(uintptr_t)shadow_action.sa_handler;
-	}
+	/* VOS_SIGNAL's is ours (this handler) and stays so in the image: the program's own idea of
+	 * it (shadow_action) is in its memory and comes back with it. Recording the program's handler
+	 * here made a restore install it, so the next checkpoint's stop signal reached the program
+	 * (top then reported "signal 62 was caught" and crashed itself). */
 	for (int which = 0; which < 3; which++) {
 		struct itimerval it;
 		if (sys(SYS_getitimer, which, (long)&it, 0, 0, 0) == 0) {

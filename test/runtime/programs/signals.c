@@ -1,6 +1,8 @@
 /* Signal state a restore must keep: a handler with an interval timer driving it, an alternate
- * signal stack, and a signal left pending behind a blocked mask. Each line of input reports it;
- * "u" unblocks the pending signal. */
+ * signal stack, and a signal left pending behind a blocked mask. Like top, it also installs a
+ * handler for every real-time signal, the runtime's stop signal among them (which the program
+ * must never see: "stray" names one it did). Each line of input reports it; "u" unblocks the
+ * pending signal. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,13 +10,18 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t alarms, usr2, on_altstack;
+static volatile sig_atomic_t alarms, usr2, on_altstack, stray;
 static char altstack[64 * 1024];
 
 static void on_alarm(int sig)
 {
 	(void)sig;
 	alarms++;
+}
+
+static void on_stray(int sig)
+{
+	stray = sig;
 }
 
 static void on_usr2(int sig)
@@ -38,6 +45,10 @@ int main(void)
 	sa.sa_handler = on_usr2;
 	sa.sa_flags = SA_RESTART | SA_ONSTACK;
 	sigaction(SIGUSR2, &sa, NULL);
+	sa.sa_handler = on_stray;
+	sa.sa_flags = SA_RESTART;
+	for (int sig = SIGRTMIN; sig <= SIGRTMAX; sig++)
+		sigaction(sig, &sa, NULL);
 	sigset_t block;
 	sigemptyset(&block);
 	sigaddset(&block, SIGUSR2);
@@ -55,9 +66,9 @@ int main(void)
 		sigpending(&pending);
 		stack_t cur;
 		sigaltstack(NULL, &cur);
-		printf("alarms=%d usr2=%d pending-usr2=%d altstack=%s on-altstack=%d\n", (int)alarms, (int)usr2,
+		printf("alarms=%d usr2=%d pending-usr2=%d altstack=%s on-altstack=%d stray=%d\n", (int)alarms, (int)usr2,
 		       sigismember(&pending, SIGUSR2), cur.ss_sp == altstack && cur.ss_size == sizeof altstack ? "kept" : "lost",
-		       (int)on_altstack);
+		       (int)on_altstack, (int)stray);
 		fflush(stdout);
 	}
 	return 0;
