@@ -109,10 +109,12 @@ static int check_objects(struct image *img, struct u64map *ids, struct err *e)
 		if (u64map_get(ids, o->id, &seen))
 			return bad(e, img, &img->objects_rec, "object %u is described twice", o->id);
 		u64map_put(ids, o->id, (uint64_t)i);
-		if (o->kind < VOS_OBJ_FILE || o->kind > VOS_OBJ_PTY_SLAVE)
+		if ((o->kind < VOS_OBJ_FILE || o->kind > VOS_OBJ_PTY_SLAVE) && o->kind != VOS_OBJ_INOTIFY)
 			return bad(e, img, &img->objects_rec, "object %u is of unknown kind %u", o->id, o->kind);
 		if ((o->kind == VOS_OBJ_DELETED || o->kind == VOS_OBJ_MEMFD) && o->p[1] > VOS_MAX_FILE_SIZE)
 			return bad(e, img, &img->objects_rec, "object %u claims %llu bytes", o->id, (unsigned long long)o->p[1]);
+		if (o->kind == VOS_OBJ_INOTIFY && (o->p[1] > VOS_MAX_INOTIFY_WATCHES || (o->p[1] > 0 && !o->has_data)))
+			return bad(e, img, &img->objects_rec, "inotify object %u claims %llu watches", o->id, (unsigned long long)o->p[1]);
 	}
 	for (int i = 0; i < img->nobjects; i++) {
 		const struct img_object *o = &img->objects[i];
