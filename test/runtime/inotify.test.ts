@@ -5,10 +5,13 @@
  * appended while it was down. As root the set runs twice: as root and as an ordinary user.
  */
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiClient } from '../../src-main/api/client.js';
+import { VosError } from '../../src-main/api/errors.js';
+import { RECORD } from '../../src-main/agent/runtime/image-records.js';
+import { joinImage, splitImage } from '../helpers/image-edit.js';
 import { ROOT, UNPRIVILEGED, startDaemon, vos, waitFor, type DaemonHandle } from '../helpers/agent-process.js';
 import { PROGRAMS_MAKE_ARGS } from '../helpers/runtime-dir.js';
 
@@ -162,5 +165,45 @@ describe.each(runAs)('inotify across checkpoint and restore (as $who)', ({ user 
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`${dir}, which a program watches with inotify, is gone`);
     expect((await running()).filter((s) => !before.includes(s))).toEqual([]); // nothing new runs
+  });
+
+  it('refuses an image whose inotify watches are malformed: bad_image naming the record, nothing runs', async () => {
+    const dir = join(work, 'malformed');
+    mkdirSync(dir, { recursive: true });
+    own(dir);
+    const file = join(dir, 'f.txt');
+    writeFileSync(file, 'one\n');
+    own(file);
+    const id = await run(join(programs, 'inotify-watch'), [dir, file]);
+    await waitText(id, '^ready$');
+    const image = join(work, `malformed-${id}.vosimg`);
+    expect((await vos(agent.home, ['checkpoint', id, '--out', image, '--stop'])).code).toBe(0);
+    const records = splitImage(readFileSync(image));
+    const at = records.findIndex((r) => r.type === RECORD.OBJDATA && r.payload.includes(Buffer.from(dir)));
+    expect(at).toBeGreaterThanOrEqual(0);
+    // OBJDATA: u32 id, u32 messages, u32 watches, then the first watch's i32 wd.
+    const damages: Array<[string, (p: Buffer) => void, RegExp]> = [
+      ['a watch numbered 0', (p) => p.writeInt32LE(0, 12), /watch 0 of inotify object \d+ is malformed/],
+      ['one watch more than the object says', (p) => p.writeUInt32LE(p.readUInt32LE(8) + 1, 8), /inotify object \d+ lists 3 watches, not 2/],
+      ['a relative path', (p) => p.write('x', p.indexOf(Buffer.from(dir))), /watch 0 of inotify object \d+ is malformed/],
+    ];
+    const running = async (): Promise<string[]> => (await client.request('session.list', {})).filter((s) => s.state === 'running').map((s) => s.id);
+    for (const [what, damage, message] of damages) {
+      const payload = Buffer.from(records[at]!.payload);
+      damage(payload);
+      const bad = join(work, 'malformed-damaged.vosimg');
+      writeFileSync(bad, joinImage(records.map((r, i) => (i === at ? { type: r.type, payload } : r))));
+      own(bad);
+      const before = await running();
+      const e = await client.request('session.restore', { file: bad }).then(
+        () => null,
+        (err: unknown) => err,
+      );
+      expect(e, what).toBeInstanceOf(VosError);
+      expect((e as VosError).code, what).toBe('bad_image');
+      expect((e as VosError).message, what).toMatch(message);
+      expect((e as VosError).details.record, what).toBe(`OBJDATA #${at + 1}`);
+      expect((await running()).filter((s) => !before.includes(s)), what).toEqual([]);
+    }
   });
 });

@@ -35,23 +35,14 @@
 #define WATCH_BITS (IN_ALL_EVENTS | IN_ONLYDIR | IN_DONT_FOLLOW | IN_EXCL_UNLINK | IN_ONESHOT)
 #define DRAIN_EVERY 4096 /* stand-ins removed between two drains (the queue holds 16384 by default) */
 
-struct img_watch {
-	int32_t wd;
-	uint32_t mask, flags;
-	uint64_t dev, ino, size;
-	int64_t mtime, ctime;
-	char path[4096];
-};
-
-static int read_watches(const struct img_object *o, const void *data, size_t len, struct img_watch **out,
-			uint32_t *count, struct err *e)
+int inotify_watches_read(const struct img_object *o, const void *data, size_t len, struct img_watch **out,
+			 uint32_t *count, struct err *e)
 {
 	struct reader r;
 	reader_init(&r, data, len);
 	uint32_t n = rd_u32(&r);
 	if (r.bad || n != o->p[1] || n > VOS_MAX_INOTIFY_WATCHES)
-		return fail_code(e, "bad_image", "the image is damaged: inotify object %u lists %u watches, not %llu", o->id,
-				 n, (unsigned long long)o->p[1]);
+		return fail(e, "inotify object %u lists %u watches, not %llu", o->id, n, (unsigned long long)o->p[1]);
 	struct img_watch *ws = xcalloc((size_t)n + 1, sizeof *ws);
 	for (uint32_t i = 0; i < n; i++) {
 		struct img_watch *w = &ws[i];
@@ -69,12 +60,12 @@ static int read_watches(const struct img_object *o, const void *data, size_t len
 		    (w->mask & ~(uint32_t)WATCH_BITS) || !(w->mask & IN_ALL_EVENTS) || w->path[0] != '/' ||
 		    (w->flags & ~VOS_INOTIFY_NO_FOLLOW)) {
 			free(ws);
-			return fail_code(e, "bad_image", "the image is damaged: watch %u of inotify object %u is malformed", i, o->id);
+			return fail(e, "watch %u of inotify object %u is malformed", i, o->id);
 		}
 	}
 	if (reader_left(&r) != 0) {
 		free(ws);
-		return fail_code(e, "bad_image", "the image is damaged: inotify object %u has bytes after its watches", o->id);
+		return fail(e, "inotify object %u has bytes after its watches", o->id);
 	}
 	*out = ws;
 	*count = n;
@@ -203,8 +194,8 @@ int inotify_object(const struct img_object *o, const void *data, size_t len, str
 {
 	struct img_watch *ws = NULL;
 	uint32_t n = 0;
-	if (o->p[1] > 0 && read_watches(o, data, len, &ws, &n, e) < 0)
-		return -1;
+	if (o->p[1] > 0 && inotify_watches_read(o, data, len, &ws, &n, e) < 0)
+		return fail_ctx(e, "the image is damaged: ");
 	int fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
 	if (fd < 0) {
 		free(ws);
