@@ -285,6 +285,34 @@ describe.skipIf(unavailable !== null)('migration', () => {
     expect(home.details.cause).toBe('refused');
   }, 90_000);
 
+  it('moves tail -f (inotify): the lines appended while it moves and after show up there', async () => {
+    const [a, b] = await pair();
+    const log = join(scratch, 'followed.log');
+    writeFileSync(log, 'line 1\n');
+    const id = (await a.vos(['run', '-d', '--name', 'tail', '--', 'tail', '-f', log])).stdout.trim();
+    await waitFor('the first line', async () => (await a.vos(['screen', id])).stdout.includes('line 1'));
+    appendFileSync(log, 'line 2\n');
+    await waitFor('the second line', async () => (await a.vos(['screen', id])).stdout.includes('line 2'));
+    // A line appended while the session is being restored there (stopped here): the restore
+    // raises an event for the changed file, or the watch there is live already and sees it.
+    const onA = await a.connect();
+    let appended = false;
+    onA.onEvent((e) => {
+      if (e.event === 'migration.progress' && e.phase === 'restoring' && !appended) {
+        appended = true;
+        appendFileSync(log, 'line 3 (during the move)\n');
+      }
+    });
+    const moved = await onA.request('session.migrate', { id, peer: 'beta' });
+    expect(appended).toBe(true);
+    const there = moved.session.id.slice(0, moved.session.id.indexOf('@'));
+    await waitFor('the line appended during the move, there', async () => (await b.vos(['screen', there])).stdout.includes('line 3 (during the move)'));
+    appendFileSync(log, 'line 4\n');
+    await waitFor('a line appended after the move, there', async () => (await b.vos(['screen', there])).stdout.includes('line 4'));
+    const shown = (await b.vos(['screen', there])).stdout.split('\n').filter((l) => l.startsWith('line '));
+    expect(shown).toEqual(['line 1', 'line 2', 'line 3 (during the move)', 'line 4']);
+  }, 90_000);
+
   it('sends an open file the target lacks along: the program reads on from it there', async () => {
     const data = join(scratch, 'notes');
     mkdirSync(data, { recursive: true });

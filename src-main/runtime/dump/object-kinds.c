@@ -202,6 +202,6 @@ int classify_object(struct object *o, pid_t pid, int fd, const char *link, const
 		return 0;
 	}
 	if (strcmp(link, "anon_inode:inotify") == 0)
-		return fail_code(e, "unsupported", "process %d watches files with inotify (fd %d), which vOS cannot checkpoint yet", (int)pid, fd);
+		return classify_inotify(o, pid, fd, info, e);
 	return fail_code(e, "unsupported", "process %d has fd %d open on %s, which vOS cannot checkpoint", (int)pid, fd, link);
 }

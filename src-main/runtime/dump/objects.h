@@ -35,6 +35,9 @@ struct object {
  * files that live nowhere else. */
 int classify_object(struct object *o, pid_t pid, int fd, const char *link, const char *info, uint64_t tty_rdev,
 		    struct mem_dump *md, struct err *e);
+/* inotify.c: the inotify instance o (fd `fd` of process pid, fdinfo `info`): its watches, each
+ * with the path it watches; refuses a watch whose path cannot be found. */
+int classify_inotify(struct object *o, pid_t pid, int fd, const char *info, struct err *e);
 /* object-kinds.c: one line of /proc/PID/fdinfo/FD: the value after "key:", or NULL. */
 const char *fdinfo_value(const char *text, const char *key);
 

@@ -144,6 +144,12 @@ enum vos_obj_kind {
 	VOS_OBJ_MEMFD = 12,    /* memfd: content in OBJDATA (if also mapped: the shm object's PAGES are used) */
 	VOS_OBJ_PTY_MASTER = 13, /* a pty created inside the pod */
 	VOS_OBJ_PTY_SLAVE = 14,
+	VOS_OBJ_INOTIFY = 16,  /* an inotify instance: its watches in OBJDATA (see docs/image-format.md) */
 };
+
+/* VOS_OBJ_INOTIFY: a watch's flags, and the bounds a restorer accepts. */
+#define VOS_INOTIFY_NO_FOLLOW 1u       /* the watch is on a symbolic link itself (IN_DONT_FOLLOW) */
+#define VOS_MAX_INOTIFY_WATCHES 65536u /* per instance */
+#define VOS_MAX_INOTIFY_WD (1 << 20)   /* a watch number (lower ones are made and dropped to reach it) */
 
 #endif

@@ -101,6 +101,23 @@ static int bad(struct err *e, const struct image *img, const struct record *rec,
 	return err_bad_record(e, rec);
 }
 
+/* An inotify object's watches (its OBJDATA): each one well formed. */
+static int check_inotify(struct image *img, const struct img_object *o, struct err *e)
+{
+	void *payload;
+	if (o->data.length < 8)
+		return bad(e, img, &o->data, "inotify object %u has no watches", o->id);
+	if (ir_load(img->fd, &o->data, &payload, e) < 0)
+		return -1;
+	struct img_watch *ws = NULL;
+	uint32_t n = 0;
+	struct err why;
+	int rc = inotify_watches_read(o, (char *)payload + 8, (size_t)o->data.length - 8, &ws, &n, &why);
+	free(payload);
+	free(ws);
+	return rc < 0 ? bad(e, img, &o->data, "%s", why.msg) : 0;
+}
+
 static int check_objects(struct image *img, struct u64map *ids, struct err *e)
 {
 	for (int i = 0; i < img->nobjects; i++) {
@@ -109,10 +126,17 @@ static int check_objects(struct image *img, struct u64map *ids, struct err *e)
 		if (u64map_get(ids, o->id, &seen))
 			return bad(e, img, &img->objects_rec, "object %u is described twice", o->id);
 		u64map_put(ids, o->id, (uint64_t)i);
-		if (o->kind < VOS_OBJ_FILE || o->kind > VOS_OBJ_PTY_SLAVE)
+		if ((o->kind < VOS_OBJ_FILE || o->kind > VOS_OBJ_PTY_SLAVE) && o->kind != VOS_OBJ_INOTIFY)
 			return bad(e, img, &img->objects_rec, "object %u is of unknown kind %u", o->id, o->kind);
 		if ((o->kind == VOS_OBJ_DELETED || o->kind == VOS_OBJ_MEMFD) && o->p[1] > VOS_MAX_FILE_SIZE)
 			return bad(e, img, &img->objects_rec, "object %u claims %llu bytes", o->id, (unsigned long long)o->p[1]);
+		if (o->kind == VOS_OBJ_INOTIFY && (o->p[1] > VOS_MAX_INOTIFY_WATCHES || (o->p[1] > 0 && !o->has_data)))
+			return bad(e, img, &img->objects_rec, "inotify object %u claims %llu watches", o->id, (unsigned long long)o->p[1]);
+	}
+	for (int i = 0; i < img->nobjects; i++) {
+		const struct img_object *o = &img->objects[i];
+		if (o->kind == VOS_OBJ_INOTIFY && o->has_data && check_inotify(img, o, e) < 0)
+			return -1;
 	}
 	for (int i = 0; i < img->nobjects; i++) {
 		const struct img_object *o = &img->objects[i];

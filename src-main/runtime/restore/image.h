@@ -86,6 +86,19 @@ struct img_object {
 	struct record data; /* OBJDATA: payload = u32 id, u32 messages, bytes */
 };
 
+/* inotify.c: one watch of an inotify object's OBJDATA (docs/image-format.md). */
+struct img_watch {
+	int32_t wd;
+	uint32_t mask, flags;
+	uint64_t dev, ino, size;
+	int64_t mtime, ctime;
+	char path[4096];
+};
+/* inotify.c: the watches of inotify object o from its OBJDATA payload (data/len), every field
+ * checked (an array the caller frees, and their number); -1 and e if the payload is malformed. */
+int inotify_watches_read(const struct img_object *o, const void *data, size_t len, struct img_watch **out,
+			 uint32_t *count, struct err *e);
+
 struct img_file {
 	uint32_t id, deleted;
 	uint64_t size;

@@ -430,6 +430,15 @@ int create_objects(struct restore_ctx *c, struct err *e)
 			break;
 		case VOS_OBJ_PTY_SLAVE:
 			continue; /* once every master exists, below */
+		case VOS_OBJ_INOTIFY: {
+			size_t len = 0;
+			void *data = o->has_data ? load_data(c, o, &len, e) : NULL;
+			if (o->has_data && !data)
+				break;
+			fd = inotify_object(o, data, len, e);
+			free(data);
+			break;
+		}
 		case VOS_OBJ_SIGNALFD: {
 			sigset_t mask;
 			sigemptyset(&mask);

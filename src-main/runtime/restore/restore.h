@@ -91,6 +91,9 @@ int receive_image(const char *path, struct staging *st, struct image_reader *che
 
 /* objects.c: creates every object (files, pipes, sockets, ...) and shared memory in pod init. */
 int create_objects(struct restore_ctx *c, struct err *e);
+/* inotify.c: the inotify instance o, its watches (o's OBJDATA payload, data/len) at the numbers
+ * the program knows; raises an event on each watched file that changed meanwhile. The fd, or -1. */
+int inotify_object(const struct img_object *o, const void *data, size_t len, struct err *e);
 /* files.c: opens (or recreates from the image) every file the image maps. */
 int open_mapped_files(struct restore_ctx *c, struct err *e);
 /* process.c: in a freshly created process, everything up to the blob; does not return. */
