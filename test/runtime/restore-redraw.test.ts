@@ -138,6 +138,21 @@ describe.each(runAs)('a restored program is woken as by a resize (as $who)', ({ 
     await waitFor('vim to write the file', () => readFileSync(file, 'utf8') === 'first line\nZsecond line\nthird line\n');
   });
 
+  it('a curses program gets its resize at restore without a key, and the first arrow key after it whole', async () => {
+    // ncurses reads a key sequence byte by byte. With the signal delivered before the re-issued
+    // read, its handler only set a flag: no KEY_RESIZE until a key came, and then in the middle
+    // of the key's sequence (ESC [ B came out as 27, 410, 91, 66: the editor inserted "[B").
+    const id = await run('python3', [join(PROGRAMS_SRC, 'curses-keys.py')]);
+    await waitText(id, '^keys ready$');
+    const rid = await cycle(id, 'curses');
+    await waitText(rid, '^key 410$'); // KEY_RESIZE, with no key typed
+    await send(rid, '\x1bOB'); // Down, as a terminal in keypad mode sends it
+    await waitText(rid, '^key 258$'); // KEY_DOWN
+    const keys = (await screen(rid)).split('\n').filter((l) => l.startsWith('key '));
+    expect(keys).toEqual(['key 410', 'key 258']);
+    await send(rid, 'q');
+  });
+
   it('less redraws after a restore without a key', async () => {
     const file = join(agent.home, 'many.txt');
     writeFileSync(file, Array.from({ length: 200 }, (_, i) => `row ${i + 1}`).join('\n') + '\n');
