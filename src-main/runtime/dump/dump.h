@@ -81,6 +81,9 @@ const char *describe_pid(pid_t pid, char *buf, size_t size);
 const char *why_no_runtime(pid_t pid, char *buf, size_t size);
 /* Whether the process catches VOS_SIGNAL (the runtime is active in it). */
 int has_runtime(pid_t pid);
+/* ---- stoppable.c ---- */
+/* Why the runtime cannot stop a process (traced, a Go program, no runtime), or NULL if it can. */
+const char *why_unstoppable(pid_t pid, char *buf, size_t size);
 
 /* Appends the PROCESS record's fixed part (state, limits, signals, threads) to b. */
 int dump_process_state(pid_t pid, const struct frozen *fz, uint64_t session_tty_rdev, struct buf *b, struct err *e);

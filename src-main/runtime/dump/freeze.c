@@ -127,12 +127,39 @@ static int drop_if_ended(struct freeze *f, int i)
 	return 1;
 }
 
+/* Before any of them is signaled: every process in pids[] not stopped yet can be stopped by the
+ * runtime (dump/stoppable.c), or the checkpoint is refused at once with the reason. */
+static int check_stoppable(struct freeze *f, pid_t *pids, int n, struct err *e)
+{
+	for (int i = 0; i < n; i++) {
+		pid_t pid = pids[i];
+		if (find(f, pid) || is_zombie_known(f, pid))
+			continue;
+		struct proc_stat st;
+		struct err ignore;
+		if (read_proc_stat(pid, &st, &ignore) < 0 || st.state == 'Z' || borrows_parent_memory(pid, st.ppid))
+			continue; /* gone, a zombie, or between vfork and exec: stop_new handles them */
+		char why[1024];
+		if (!why_unstoppable(pid, why, sizeof why))
+			continue;
+		/* It may be between exec and the runtime's start: look once more. */
+		usleep(50 * 1000);
+		if (read_proc_stat(pid, &st, &ignore) < 0 || st.state == 'Z')
+			continue;
+		if (why_unstoppable(pid, why, sizeof why))
+			return fail_code(e, "unsupported", "cannot checkpoint: %s", why);
+	}
+	return 0;
+}
+
 /* Stops the processes in pids[] that are not stopped yet; 0 when all acknowledged. A child
  * between vfork and exec is left to run and counted in *unsettled. */
 static int stop_new(struct pod *pod, struct freeze *f, pid_t *pids, int n, int *unsettled, struct err *e)
 {
 	int waiting = 0;
 	*unsettled = 0;
+	if (check_stoppable(f, pids, n, e) < 0)
+		return -1;
 	for (int i = 0; i < n; i++) {
 		pid_t pid = pids[i];
 		if (find(f, pid) || is_zombie_known(f, pid))
@@ -148,16 +175,6 @@ static int stop_new(struct pod *pod, struct freeze *f, pid_t *pids, int n, int *
 		if (borrows_parent_memory(pid, st.ppid)) {
 			(*unsettled)++;
 			continue;
-		}
-		if (!has_runtime(pid)) {
-			/* It may be between exec and the runtime's start: look once more. */
-			usleep(50 * 1000);
-			if (!has_runtime(pid)) {
-				char why[512];
-				if (read_proc_stat(pid, &st, &ignore) < 0)
-					continue;
-				return fail_code(e, "unsupported", "cannot checkpoint: %s", why_no_runtime(pid, why, sizeof why));
-			}
 		}
 		note_blocked_calls(f, pid);
 		if (queue(pid, VOS_CMD(f->round, VOS_CMD_STOP)) < 0) {

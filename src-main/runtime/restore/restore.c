@@ -5,6 +5,7 @@
  * the terminal's foreground group is set and they all run. Any failure ends every restoring
  * process: nothing half-restored ever runs.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -193,6 +194,66 @@ static int restore_pod(struct restore_ctx *c, struct err *e)
 	}
 	publish(c, STAGE_GO);
 	return 0;
+}
+
+/* How long pod init waits for the foreground job's threads to be back in their calls. */
+#define REISSUE_WAIT_MS 500
+
+/* Whether a thread is back in its own code and waiting in a system call (or gone, or will not
+ * wait: stopped), not still on its way out of the restore zone (the hole). */
+static int waits_in_own_code(const struct restore_ctx *c, pid_t pid, pid_t tid)
+{
+	char path[96];
+	snprintf(path, sizeof path, "/proc/%d/task/%d/syscall", (int)pid, (int)tid);
+	char *text = read_text_file(path, NULL);
+	if (!text)
+		return 1; /* gone (or a zombie): nothing to wait for */
+	long long nr;
+	unsigned long long a[6], sp, pc;
+	int ready = 0;
+	if (sscanf(text, "%lld %llx %llx %llx %llx %llx %llx %llx %llx", &nr, &a[0], &a[1], &a[2], &a[3], &a[4], &a[5],
+		   &sp, &pc) == 9)
+		ready = pc < c->hole || pc >= c->hole + c->hole_size;
+	else if (sscanf(text, "%lld %llx %llx", &nr, &sp, &pc) == 3) /* -1: blocked outside a call */
+		ready = pc < c->hole || pc >= c->hole + c->hole_size;
+	free(text);
+	return ready; /* "running": not yet, or never (it computes) */
+}
+
+/*
+ * A thread frozen inside a blocking call (read on the terminal, poll...) is restored to make the
+ * call again (dump/freeze.c). The restore's SIGWINCH must find it back in that call, as a real
+ * resize would: the kernel then interrupts the call and decides by the handler's SA_RESTART
+ * whether it returns EINTR or goes on after the handler. Sent before, the signal is delivered on
+ * the way out of the restore, the handler runs and the call is made again afterwards: the
+ * program never learns of the resize until a key arrives (vim, less do not redraw). So pod
+ * init waits (at most REISSUE_WAIT_MS: a thread that computes never waits) until every thread of
+ * the foreground job is out of the restore zone and waiting in a call.
+ */
+static void await_blocking_calls(const struct restore_ctx *c)
+{
+	int64_t deadline = now_monotonic_us() + REISSUE_WAIT_MS * 1000LL;
+	for (;;) {
+		int pending = 0;
+		for (int i = 0; i < c->img.nprocs && !pending; i++) {
+			const struct img_process *p = &c->img.procs[i];
+			if (p->pgid != c->img.fg_pgrp)
+				continue;
+			char dir[64];
+			snprintf(dir, sizeof dir, "/proc/%d/task", (int)p->pid);
+			DIR *d = opendir(dir);
+			if (!d)
+				continue;
+			struct dirent *de;
+			while ((de = readdir(d)) != NULL && !pending)
+				if (de->d_name[0] >= '0' && de->d_name[0] <= '9' && !waits_in_own_code(c, p->pid, (pid_t)atoi(de->d_name)))
+					pending = 1;
+			closedir(d);
+		}
+		if (!pending || now_monotonic_us() > deadline)
+			return;
+		usleep(1000);
+	}
 }
 
 static void release_restorer(struct restore_ctx *c)
@@ -434,7 +495,9 @@ int restore_main(int argc, char **argv)
 	pod.main_pid = c->img.main_pid;
 	snprintf(pod.restore_status, sizeof pod.restore_status, "ok restored=%d clocks=%s", c->img.nprocs, c->clocks);
 	send_success(c, 0);
-	if (c->img.have_terminal && c->img.fg_pgrp > 0)
+	if (c->img.have_terminal && c->img.fg_pgrp > 0) {
+		await_blocking_calls(c);
 		kill(-c->img.fg_pgrp, SIGWINCH); /* full-screen programs redraw */
+	}
 	pod_init_serve(&pod);
 }

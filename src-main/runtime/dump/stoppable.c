@@ -1,0 +1,128 @@
+/*
+ * Whether the runtime can stop a process, asked of every process of the pod before any of them
+ * is sent VOS_SIGNAL (dump/freeze.c): a process the signal cannot park would make the freeze
+ * wait for an acknowledgement that never comes, and the signal would reach it (or its tracer)
+ * as a visible event. Refused up front, with the reason:
+ *   - a traced process (gdb, strace): its tracer would see VOS_SIGNAL ("Program received signal
+ *     SIG62") and decide what to do with it;
+ *   - a Go program: its runtime installs its own handler for every signal with raw system calls
+ *     (libvos's sigaction wrapper never sees it), VOS_SIGNAL included;
+ *   - a process without the runtime loaded (static, setuid, started with a cleared environment).
+ * Limit: a program other than Go that takes VOS_SIGNAL over with a raw rt_sigaction is not seen
+ * here (the kernel does not say whose handler it is); the freeze then times out naming it.
+ */
+#include <elf.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dump.h"
+
+/* The tracer's pid (as this pid namespace sees it), 0 if none. */
+static pid_t tracer_of(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	char *text = read_text_file(path, NULL);
+	if (!text)
+		return 0;
+	pid_t tracer = 0;
+	char *line = strstr(text, "\nTracerPid:");
+	if (line)
+		tracer = (pid_t)strtol(line + strlen("\nTracerPid:"), NULL, 10);
+	free(text);
+	return tracer > 0 ? tracer : 0;
+}
+
+/* Whether the ELF file open on fd has a section named `name`. Every offset and size read from
+ * the file is checked against the file's size (it is the program's, not ours). */
+static int has_section(int fd, const Elf64_Ehdr *eh, off_t file_size, const char *name)
+{
+	if (eh->e_shoff == 0 || eh->e_shnum == 0 || eh->e_shentsize != sizeof(Elf64_Shdr) ||
+	    eh->e_shstrndx >= eh->e_shnum || eh->e_shnum > 4096 ||
+	    eh->e_shoff > (uint64_t)file_size || (uint64_t)eh->e_shnum * sizeof(Elf64_Shdr) > (uint64_t)file_size - eh->e_shoff)
+		return 0;
+	Elf64_Shdr strtab;
+	if (pread_full(fd, &strtab, sizeof strtab, eh->e_shoff + (uint64_t)eh->e_shstrndx * sizeof(Elf64_Shdr)) < 0 ||
+	    strtab.sh_size == 0 || strtab.sh_size > (1 << 20) || strtab.sh_offset > (uint64_t)file_size ||
+	    strtab.sh_size > (uint64_t)file_size - strtab.sh_offset)
+		return 0;
+	char *names = xmalloc(strtab.sh_size + 1);
+	int found = 0;
+	if (pread_full(fd, names, strtab.sh_size, strtab.sh_offset) == 0) {
+		names[strtab.sh_size] = 0;
+		for (uint16_t i = 0; i < eh->e_shnum && !found; i++) {
+			Elf64_Shdr sh;
+			if (pread_full(fd, &sh, sizeof sh, eh->e_shoff + (uint64_t)i * sizeof(Elf64_Shdr)) < 0)
+				break;
+			found = sh.sh_name < strtab.sh_size && strcmp(names + sh.sh_name, name) == 0;
+		}
+	}
+	free(names);
+	return found;
+}
+
+/* Whether the program a process runs was built by Go (its linker writes .go.buildinfo, and a
+ * .note.go.buildid note, into every executable, static or dynamic, cgo or not). */
+static int is_go_program(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/exe", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	Elf64_Ehdr eh;
+	off_t size = lseek(fd, 0, SEEK_END);
+	int go = 0;
+	if (size > 0 && pread_full(fd, &eh, sizeof eh, 0) == 0 && memcmp(eh.e_ident, ELFMAG, SELFMAG) == 0 &&
+	    eh.e_ident[EI_CLASS] == ELFCLASS64)
+		go = has_section(fd, &eh, size, ".go.buildinfo") || has_section(fd, &eh, size, ".note.go.buildid");
+	close(fd);
+	return go;
+}
+
+/* Whether libvos.so is mapped into the process (it is loaded before any constructor runs). */
+static int maps_runtime(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+	char *text = read_text_file(path, NULL);
+	if (!text)
+		return 0;
+	int found = 0;
+	for (char *line = text; line && *line && !found;) {
+		char *end = strchr(line, '\n');
+		if (end)
+			*end = 0;
+		char *slash = strrchr(line, '/');
+		found = slash && strcmp(slash, "/libvos.so") == 0;
+		line = end ? end + 1 : NULL;
+	}
+	free(text);
+	return found;
+}
+
+const char *why_unstoppable(pid_t pid, char *buf, size_t size)
+{
+	char who[128], tracer[128];
+	pid_t t = tracer_of(pid);
+	if (t) {
+		snprintf(buf, size,
+			 "%s is being traced by %s: the signal vOS stops programs with would reach the tracer; "
+			 "detach the debugger or tracer first (carrying traced programs needs the ptrace-based path, not yet)",
+			 describe_pid(pid, who, sizeof who), describe_pid(t, tracer, sizeof tracer));
+		return buf;
+	}
+	if (is_go_program(pid)) {
+		snprintf(buf, size,
+			 "%s is a Go program: its runtime takes over the signal vOS stops programs with; "
+			 "carrying Go programs needs the ptrace-based path (not yet)",
+			 describe_pid(pid, who, sizeof who));
+		return buf;
+	}
+	if (!maps_runtime(pid) || !has_runtime(pid))
+		return why_no_runtime(pid, buf, size);
+	return NULL;
+}

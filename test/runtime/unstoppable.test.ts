@@ -1,0 +1,127 @@
+/**
+ * Programs the runtime's stop signal cannot park are refused at once, before any process of the
+ * pod is signaled (dump/stoppable.c): Go programs (their runtime takes every signal over), static
+ * ones, and programs under a tracer (strace, gdb). The refusal names the process and the reason,
+ * comes well before the freeze's 5 s acknowledgement timeout, and the program (and its tracer)
+ * never sees the signal: it goes on as before. As root the set runs as root and as nobody.
+ */
+import { execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ApiClient } from '../../src-main/api/client.js';
+import { ROOT, UNPRIVILEGED, startDaemon, vos, waitFor, type DaemonHandle } from '../helpers/agent-process.js';
+import { PROGRAMS_MAKE_ARGS } from '../helpers/runtime-dir.js';
+
+const PROGRAMS_SRC = join(ROOT, 'test', 'runtime', 'programs');
+let programs: string;
+
+beforeAll(() => {
+  programs = mkdtempSync('/tmp/vos-unstoppable-');
+  chmodSync(programs, 0o755);
+  execFileSync('make', ['-s', '-C', PROGRAMS_SRC, `OUT=${programs}`, ...PROGRAMS_MAKE_ARGS], { stdio: 'inherit' });
+  // Go, offline, with its cache in the temp dir: a stdlib-only program builds in about a second.
+  const src = join(PROGRAMS_SRC, 'go-ticker');
+  const env = { ...process.env, GOCACHE: join(programs, 'gocache'), GOPATH: join(programs, 'gopath'), GOPROXY: 'off', GO111MODULE: 'off', GOFLAGS: '' };
+  execFileSync('go', ['build', '-o', join(programs, 'go-static'), join(src, 'main.go')], { env: { ...env, CGO_ENABLED: '0' }, stdio: 'inherit' });
+  execFileSync('go', ['build', '-o', join(programs, 'go-dynamic'), '.'], { cwd: src, env: { ...env, CGO_ENABLED: '1' }, stdio: 'inherit' });
+  rmSync(join(programs, 'gocache'), { recursive: true, force: true });
+  rmSync(join(programs, 'gopath'), { recursive: true, force: true });
+}, 120_000);
+
+afterAll(() => {
+  rmSync(programs, { recursive: true, force: true });
+});
+
+const runAs = process.getuid?.() === 0 ? [{ who: 'root', user: null }, { who: 'nobody', user: UNPRIVILEGED }] : [{ who: 'this user', user: null }];
+if (runAs.length === 1) console.log('refusal tests run as the current user only (not root: no second user to run as)');
+
+describe.each(runAs)('checkpoint refuses programs the runtime cannot stop (as $who)', ({ user }) => {
+  let agent: DaemonHandle;
+  let client: ApiClient;
+  const env = (): Record<string, string> => ({ ...(process.env as Record<string, string>), HOME: agent.home });
+
+  beforeAll(async () => {
+    agent = await startDaemon(user ? { asUser: user } : {});
+    client = await agent.connect();
+  });
+
+  afterAll(async () => {
+    await agent?.stop();
+  });
+
+  async function run(command: string, args: string[]): Promise<string> {
+    const s = await client.request('session.create', { command, args, env: env(), cwd: agent.home, cols: 100, rows: 30 });
+    return s.id;
+  }
+  const waitText = (id: string, pattern: string, timeoutMs = 10_000): Promise<{ lines: string[] }> =>
+    client.request('session.wait', { id, pattern, timeoutMs });
+  const screen = async (id: string): Promise<string> => (await client.request('session.screen', { id })).lines.join('\n');
+
+  /** vos checkpoint, expected to be refused: its message, after checking it was quick and left no file. */
+  async function refused(id: string, name: string): Promise<string> {
+    const out = join(agent.home, `${name}.vosimg`);
+    // What the CLI itself takes on this machine now (node's start, the connection), to tell the
+    // refusal's own time from it on a loaded machine.
+    let started = Date.now();
+    expect((await vos(agent.home, ['list', '--json'])).code).toBe(0);
+    const overhead = Date.now() - started;
+    started = Date.now();
+    const r = await vos(agent.home, ['checkpoint', id, '--out', out, '--json']);
+    const took = Date.now() - started;
+    expect(r.code).toBe(1);
+    expect(existsSync(out)).toBe(false);
+    expect(r.stderr).not.toMatch(/did not stop/);
+    expect(took - overhead).toBeLessThan(2500); // the freeze's acknowledgement timeout is 5 s
+    return r.stderr;
+  }
+
+  /** The session's program goes on (prints a later number than before the refusal). */
+  async function goesOn(id: string, prefix: string): Promise<void> {
+    const latest = async (): Promise<number> => Math.max(-1, ...[...(await screen(id)).matchAll(new RegExp(`${prefix}(\\d+)`, 'g'))].map((m) => Number(m[1])));
+    const last = await latest();
+    await waitFor('the program to go on', async () => (await latest()) >= last + 3);
+  }
+
+  for (const kind of ['static', 'dynamic']) {
+    it(`refuses a ${kind}ally linked Go program at once, naming it and why`, async () => {
+      const prog = join(programs, `go-${kind}`);
+      expect(execFileSync('file', ['-L', prog], { encoding: 'utf8' })).toMatch(kind === 'static' ? /statically linked/ : /dynamically linked/);
+      const id = await run(prog, []);
+      await waitText(id, '^go tick=3$');
+      const msg = await refused(id, `go-${kind}`);
+      expect(msg).toMatch(/process \d+ \(go-\w+\) is a Go program: its runtime takes over the signal vOS stops programs with; carrying Go programs needs the ptrace-based path/);
+      await goesOn(id, 'go tick=');
+      await client.request('session.kill', { id, signal: 'KILL' });
+    });
+  }
+
+  it('refuses a program under strace at once, naming the tracer; neither sees the signal', async () => {
+    const id = await run('strace', ['-f', '-o', '/dev/null', join(programs, 'counter'), '100']);
+    await waitText(id, 'count=3$');
+    const msg = await refused(id, 'strace');
+    expect(msg).toMatch(/process \d+ \(counter\) is being traced by process \d+ \(strace\)/);
+    await goesOn(id, 'count=');
+    expect(await screen(id)).not.toMatch(/SIG62|SIGRT|Real-time signal/);
+    await client.request('session.kill', { id, signal: 'KILL' });
+  });
+
+  it('refuses a program under gdb at once, naming the debugger; gdb never shows the signal', async () => {
+    const id = await run('gdb', ['-nx', '-batch', '-ex', 'run', '--args', join(programs, 'counter'), '100']);
+    await waitText(id, 'count=3$', 30_000);
+    const msg = await refused(id, 'gdb');
+    expect(msg).toMatch(/process \d+ \(counter\) is being traced by process \d+ \(gdb\)/);
+    await goesOn(id, 'count=');
+    expect(await screen(id)).not.toMatch(/SIG62|received signal/);
+    await client.request('session.kill', { id, signal: 'KILL' });
+  });
+
+  it('refuses a static C program up front with its reason', async () => {
+    const id = await run(join(programs, 'static-counter'), ['100']);
+    await waitText(id, 'count=3$');
+    const msg = await refused(id, 'static');
+    expect(msg).toMatch(/static-counter.*statically linked: the vOS runtime cannot be injected/);
+    await goesOn(id, 'count=');
+    await client.request('session.kill', { id, signal: 'KILL' });
+  });
+});
