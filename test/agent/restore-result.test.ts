@@ -5,10 +5,11 @@
  * ptys, the restore repeated many times.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiClient } from '../../src-main/api/client.js';
+import { VosError } from '../../src-main/api/errors.js';
 import { ROOT, UNPRIVILEGED, startDaemon, vos, waitFor, type DaemonHandle } from '../helpers/agent-process.js';
 import { PROGRAMS_MAKE_ARGS } from '../helpers/runtime-dir.js';
 
@@ -68,4 +69,32 @@ describe.skipIf(!runtimeBuilt).each(users)('a restore of a program that ends at 
       expect({ round: i, lines: lines.length, failures }).toEqual({ round: i, lines: i + 1, failures: [] });
     }
   }, 240_000);
+
+  it('a restore that cannot run says why, with the path, and nothing of the program ran', async () => {
+    const cwd = join(agent.home, 'gone-later');
+    mkdirSync(cwd);
+    chmodSync(cwd, 0o777);
+    const trigger = join(agent.home, 'go-cwd');
+    const out = join(agent.home, 'ran-cwd.txt');
+    const image = join(agent.home, 'cwd.vosimg');
+    // The saved screen carries words that look like a restorer's.
+    const s = await client.request('session.create', {
+      command: 'sh',
+      args: ['-c', 'echo "vos: restore failed: words on the screen"; exec "$0" "$@"', join(programs, 'once'), trigger, out, '7'],
+      cwd,
+    });
+    await client.request('session.wait', { id: s.id, pattern: 'waiting', timeoutMs: 10_000 });
+    await client.request('session.checkpoint', { id: s.id, out: image, stop: true });
+    await waitFor('the original to end', async () => (await client.request('session.list', {})).find((x) => x.id === s.id)?.state === 'exited');
+    rmdirSync(cwd);
+    writeFileSync(trigger, '');
+    const before = (await client.request('session.list', {})).length;
+    const e = await client.request('session.restore', { file: image }).then(() => null, (err: unknown) => err);
+    expect(e).toBeInstanceOf(VosError);
+    expect((e as VosError).details.path).toBe(cwd);
+    expect((e as VosError).message).toBe(`cannot restore ${image}: process ${(e as VosError).message.match(/process (\d+)/)?.[1]} (once): its working directory ${cwd} is missing here: No such file or directory`);
+    expect((e as VosError).message).not.toContain('words on the screen');
+    expect((await client.request('session.list', {})).length).toBe(before);
+    expect(existsSync(out)).toBe(false);
+  });
 });
