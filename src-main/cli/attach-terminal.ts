@@ -6,6 +6,7 @@
 import type { ApiClient } from '../api/client.js';
 import { VosError } from '../api/errors.js';
 import type { ApiEvent, SessionInfo } from '../api/protocol.js';
+import { terminalSize } from './terminal-size.js';
 
 /** Ctrl-\ (0x1c): rarely needed by programs, and dtach's and abduco's choice too. */
 export const DEFAULT_DETACH_KEY = '\x1c';
@@ -77,7 +78,7 @@ export async function attachTerminal(client: ApiClient, ref: string, detachKey: 
   /** Becomes a viewer of `target`: its screen first, then what came meanwhile. */
   const attachTo = async (target: string): Promise<void> => {
     ready = false;
-    const { session, snapshot } = await client.request('session.attach', { id: target, cols: stdout.columns, rows: stdout.rows });
+    const { session, snapshot } = await client.request('session.attach', { id: target, ...terminalSize(stdout) });
     id = session.id;
     lastInfo = session;
     stdout.write(RESET_TERMINAL + snapshot);
@@ -97,7 +98,7 @@ export async function attachTerminal(client: ApiClient, ref: string, detachKey: 
   await attachTo(ref);
 
   const onResize = (): void => {
-    client.request('session.resize', { id, cols: stdout.columns, rows: stdout.rows }).catch(() => {});
+    client.request('session.resize', { id, ...terminalSize(stdout) }).catch(() => {});
   };
   const onInput = (text: string): void => {
     const at = text.indexOf(detachKey);

@@ -37,6 +37,14 @@ export class ScreenMirror {
 
   /** Called after a write has been parsed (so waiters can look at the screen again). */
   onParsed: (() => void) | null = null;
+  /**
+   * Called with the mirror's answer to a question the program asked its terminal (a cursor
+   * position report, device attributes...: see terminal-queries.ts), as the question is parsed.
+   * Never for output written with `quiet` (a saved screen, a journal already answered).
+   */
+  onAnswer: ((data: string) => void) | null = null;
+  /** Quiet writes being parsed now. */
+  private quiet = 0;
 
   constructor(cols: number, rows: number) {
     // logLevel off: xterm reports every sequence it cannot parse on the console, so a program
@@ -44,6 +52,9 @@ export class ScreenMirror {
     this.term = new Terminal({ cols, rows, scrollback: scrollbackLinesFor(cols), allowProposedApi: true, logLevel: 'off' });
     this.serializer = new SerializeAddon();
     this.term.loadAddon(this.serializer);
+    this.term.onData((data) => {
+      if (this.quiet === 0 && !this.disposed) this.onAnswer?.(data);
+    });
   }
 
   get cols(): number {
@@ -64,10 +75,14 @@ export class ScreenMirror {
     return this.pending;
   }
 
-  write(data: string, parsed?: () => void): void {
+  /** `quiet`: questions in `data` are not answered (see onAnswer). */
+  write(data: string, parsed?: () => void, quiet = false): void {
     if (this.disposed) return;
+    // Callbacks run in order with the parsing: the count is up exactly while `data` is parsed.
+    if (quiet) this.term.write('', () => this.quiet++);
     this.pending += data.length;
     this.term.write(data, () => {
+      if (quiet) this.quiet--;
       this.pending -= data.length;
       parsed?.();
       this.onParsed?.();

@@ -16,6 +16,7 @@ import { childPids } from '../../base/process-tree.js';
 import { signalName } from '../../base/signals.js';
 import { OutputBatcher } from './output-batcher.js';
 import { ScreenMirror } from './screen-mirror.js';
+import { answerKind, OwedAnswers, QueryScanner } from './terminal-queries.js';
 import type { ScreenPattern } from './screen-pattern.js';
 import { HostTerminal } from './terminal-host.js';
 import { spawnAgentPty, type SessionTerminal } from './terminal.js';
@@ -86,6 +87,8 @@ interface ViewerState {
   lagging: boolean;
   /** Output held back while the viewer's snapshot is being taken and sent. */
   held: string[] | null;
+  /** Its terminal's answers to the program's questions, which the agent gave already. */
+  owed: OwedAnswers;
 }
 
 interface Waiter {
@@ -125,6 +128,8 @@ export class Session {
   private pauseTimer: NodeJS.Timeout | null = null;
   private waiterCheckScheduled = false;
   private readonly exited: Promise<void>;
+  /** The questions the program asks its terminal (see terminal-queries.ts). */
+  private readonly queries = new QueryScanner();
 
   /** Called when anything in `info()` changes. */
   onChange: ((session: Session) => void) | null = null;
@@ -155,7 +160,9 @@ export class Session {
     this.hostSocket = spec.adopted?.socket ?? spec.host?.socket ?? null;
     this.mirror = new ScreenMirror(spec.cols, spec.rows);
     this.mirror.onParsed = () => this.afterParse();
-    if (spec.initialScreen) this.mirror.write(spec.initialScreen);
+    this.mirror.onAnswer = (data) => this.answer(data);
+    // A saved screen was answered when it was live.
+    if (spec.initialScreen) this.mirror.write(spec.initialScreen, undefined, true);
     this.batcher = new OutputBatcher((data) => this.deliver(data));
     const launch = {
       ...spec.launch,
@@ -177,7 +184,9 @@ export class Session {
     }
     this.pid = this.pty.pid;
     if (spec.controlPath) void this.findProgram();
-    this.pty.onData((data) => this.onOutput(data));
+    // An adopted session's journal was answered by the agent that saw it live.
+    const adopted = spec.adopted !== undefined;
+    this.pty.onData((data, replayed) => this.onOutput(data, adopted && replayed === true));
     this.exited = new Promise<void>((resolve) => {
       this.pty.onExit(({ exitCode, signal }) => {
         void this.onExit(exitCode, signal ?? 0).finally(resolve);
@@ -231,7 +240,7 @@ export class Session {
    * session started (its program prints nothing before it is restored).
    */
   primeScreen(snapshot: string): void {
-    this.mirror.write(snapshot);
+    this.mirror.write(snapshot, undefined, true);
   }
 
   noteRestore(note: string): void {
@@ -272,7 +281,13 @@ export class Session {
 
   input(data: string, from?: ViewerSink): void {
     this.requireRunning('type into');
-    if (from) this.makeActive(from);
+    if (from) {
+      this.makeActive(from);
+      // Its terminal's answers to questions the agent answered already (terminal-queries.ts).
+      const st = this.viewers.get(from);
+      if (st) data = st.owed.filter(data, Date.now());
+      if (!data) return;
+    }
     this.pty.write(data);
   }
 
@@ -358,7 +373,7 @@ export class Session {
     wanted: () => boolean = () => true,
   ): Promise<{ result: AttachResult; release: () => void }> {
     const known = this.viewers.get(viewer);
-    const st: ViewerState = known ?? { cols: null, rows: null, lagging: false, held: null };
+    const st: ViewerState = known ?? { cols: null, rows: null, lagging: false, held: null, owed: new OwedAnswers() };
     if (size) {
       st.cols = size.cols;
       st.rows = size.rows;
@@ -397,7 +412,13 @@ export class Session {
     const test = (s: ScreenText): boolean => pattern.test(s.lines.join('\n'));
     const now = await this.screen();
     if (test(now)) return now;
-    if (!this.running) throw this.exitedBeforeMatch(pattern);
+    if (!this.running) {
+      // It ended while the screen was read: its last output may have come after that point.
+      await this.exited;
+      const last = this.mirror.text(this.id);
+      if (test(last)) return last;
+      throw this.exitedBeforeMatch(pattern);
+    }
     return new Promise<ScreenText>((resolve, reject) => {
       const waiter: Waiter = {
         test,
@@ -449,11 +470,21 @@ export class Session {
     this.viewers.clear();
   }
 
-  private onOutput(data: string): void {
+  private onOutput(data: string, quiet: boolean): void {
     this.lastOutputAt = Date.now();
-    this.mirror.write(data);
+    // Each viewer that will see a question owes its answer from here on (before it can see it).
+    for (const kind of this.queries.scan(data)) {
+      for (const st of this.viewers.values()) if (!st.lagging) st.owed.owe(kind, this.lastOutputAt);
+    }
+    this.mirror.write(data, undefined, quiet);
     this.batcher.push(data);
     if (!this.paused && this.mirror.pendingChars > MIRROR_HIGH_WATER) this.pausePty();
+  }
+
+  /** The mirror's answer to a question of the program: the terminal's answer, given always. */
+  private answer(data: string): void {
+    if (!this.running || answerKind(data) === null) return;
+    this.pty.write(data);
   }
 
   private afterParse(): void {

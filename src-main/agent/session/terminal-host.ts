@@ -64,10 +64,10 @@ export class HostTerminal implements SessionTerminal {
   readonly outlivesAgent = true;
   private buffered: Buffer = Buffer.alloc(0);
   private readonly decoder = new StringDecoder('utf8');
-  private dataListener: ((data: string) => void) | null = null;
+  private dataListener: ((data: string, replayed: boolean) => void) | null = null;
   private exitListener: ((exit: TerminalExit) => void) | null = null;
   /** Output and the exit that came before anyone listened (an adopted session's journal). */
-  private early: string[] = [];
+  private early: { data: string; replayed: boolean }[] = [];
   private exitSeen: TerminalExit | null = null;
   private exitTold = false;
   private letGo = false;
@@ -133,9 +133,9 @@ export class HostTerminal implements SessionTerminal {
     });
   }
 
-  onData(listener: (data: string) => void): void {
+  onData(listener: (data: string, replayed: boolean) => void): void {
     this.dataListener = listener;
-    for (const d of this.early.splice(0)) listener(d);
+    for (const d of this.early.splice(0)) listener(d.data, d.replayed);
   }
 
   onExit(listener: (exit: TerminalExit) => void): void {
@@ -198,10 +198,10 @@ export class HostTerminal implements SessionTerminal {
   }
 
 
-  private emitData(data: string): void {
+  private emitData(data: string, replayed = false): void {
     if (!data) return;
-    if (this.dataListener) this.dataListener(data);
-    else this.early.push(data);
+    if (this.dataListener) this.dataListener(data, replayed);
+    else this.early.push({ data, replayed });
   }
 
   private tellExit(): void {
@@ -249,7 +249,7 @@ export class HostTerminal implements SessionTerminal {
           const nl = kept.indexOf(0x0a);
           if (nl >= 0 && nl < 64 * 1024) kept = kept.subarray(nl + 1);
         }
-        this.emitData(this.decoder.write(kept));
+        this.emitData(this.decoder.write(kept), true);
         return true;
       }
       case F_OUTPUT:

@@ -17,7 +17,8 @@ export interface SessionTerminal {
   readonly pid: number;
   /** True when the program goes on after the agent lets go of it (`release`). */
   readonly outlivesAgent: boolean;
-  onData(listener: (data: string) => void): void;
+  /** `replayed`: output kept from before this agent connected (a terminal host's journal). */
+  onData(listener: (data: string, replayed?: boolean) => void): void;
   /** Once, after the last output. */
   onExit(listener: (exit: TerminalExit) => void): void;
   write(data: string): void;

@@ -3,6 +3,7 @@ import { UsageError, parseArgs } from '../args.js';
 import { DEFAULT_DETACH_KEY, attachTerminal, describeKey, exitStatusOf } from '../attach-terminal.js';
 import type { Command } from '../command.js';
 import { reportOutcome } from './attach.js';
+import { terminalSize } from '../terminal-size.js';
 
 function stringEnv(): Record<string, string> {
   const env: Record<string, string> = {};
@@ -45,7 +46,7 @@ Attached, vos exits with the program's exit status when it ends.
     }
     const client = await ctx.connectOrStart();
     try {
-      const size = process.stdout.isTTY ? { cols: process.stdout.columns, rows: process.stdout.rows } : {};
+      const size = process.stdout.isTTY ? terminalSize(process.stdout) : {};
       const session = await client.request('session.create', {
         command,
         args,

@@ -63,6 +63,7 @@ struct restore_sync {
 	int64_t fail_errno;
 	uint64_t fail_addr;
 	char fail_text[256]; /* failures before the blob: a message */
+	char fail_path[1024]; /* and the file or directory it concerns, if any ("" if none) */
 };
 
 struct blob_area {

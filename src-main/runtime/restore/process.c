@@ -26,18 +26,33 @@
 #include "restore.h"
 #include "vos-image.h"
 
-void restore_fail(struct restore_ctx *c, const char *fmt, ...)
+static void restore_fail_v(struct restore_ctx *c, const char *path, const char *fmt, va_list ap) __attribute__((noreturn));
+static void restore_fail_v(struct restore_ctx *c, const char *path, const char *fmt, va_list ap)
 {
 	struct restore_sync *s = c->sync;
 	if (__atomic_exchange_n(&s->failed, 1, __ATOMIC_SEQ_CST) == 0) {
-		va_list ap;
-		va_start(ap, fmt);
 		vsnprintf(s->fail_text, sizeof s->fail_text, fmt, ap);
-		va_end(ap);
+		/* A path too long for the field is left out rather than cut (a wrong path misleads). */
+		if (path && strlen(path) < sizeof s->fail_path)
+			strcpy(s->fail_path, path);
 		s->fail_pid = getpid();
 	}
 	syscall(SYS_futex, &s->prepared, FUTEX_WAKE, 0x7fffffff, NULL, NULL, 0);
 	_exit(1);
+}
+
+void restore_fail(struct restore_ctx *c, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	restore_fail_v(c, NULL, fmt, ap);
+}
+
+void restore_fail_path(struct restore_ctx *c, const char *path, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	restore_fail_v(c, path, fmt, ap);
 }
 
 /* Waits until pod init publishes stage `want` (or gives up on the restore). */
@@ -156,7 +171,7 @@ struct kernel_sigaction {
 static void restore_process_state(struct restore_ctx *c, struct img_process *p)
 {
 	if (chdir(p->cwd) < 0)
-		restore_fail(c, "process %d (%s): its working directory %s is missing here: %s", (int)p->pid, p->comm, p->cwd,
+		restore_fail_path(c, p->cwd, "process %d (%s): its working directory %s is missing here: %s", (int)p->pid, p->comm, p->cwd,
 			     strerror(errno));
 	umask((mode_t)p->umask);
 	for (uint32_t r = 0; r < p->nrlimits; r++) {
@@ -250,7 +265,7 @@ void restore_process(struct restore_ctx *c, struct img_process *p)
 			const char *path = v->path;
 			int opened = open(path, ((v->prot & PROT_WRITE) ? O_RDWR : O_RDONLY) | O_CLOEXEC);
 			if (opened < 0)
-				restore_fail(c, "process %d: cannot map %s again: %s", (int)p->pid, path, strerror(errno));
+				restore_fail_path(c, path, "process %d: cannot map %s again: %s", (int)p->pid, path, strerror(errno));
 			area_fd[i] = keep(c, opened, above);
 			close(opened);
 		} else if (src >= 0) {

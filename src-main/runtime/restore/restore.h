@@ -128,5 +128,8 @@ int wait_count(struct restore_ctx *c, uint32_t *field, uint32_t n, int timeout_m
 pid_t fork_with_pid(pid_t pid, struct err *e);
 /* In a restoring process: record a failure with a message and exit. */
 void restore_fail(struct restore_ctx *c, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
+/* restore_fail() about a file or directory: the agent gets its path as a detail, not only in the words. */
+void restore_fail_path(struct restore_ctx *c, const char *path, const char *fmt, ...)
+	__attribute__((noreturn, format(printf, 3, 4)));
 
 #endif

@@ -67,8 +67,13 @@ int wait_count(struct restore_ctx *c, uint32_t *field, uint32_t n, int timeout_m
 	for (;;) {
 		struct restore_sync *s = c->sync;
 		if (__atomic_load_n(&s->failed, __ATOMIC_SEQ_CST)) {
-			if (s->fail_text[0])
-				return fail(e, "%s", s->fail_text);
+			if (s->fail_text[0]) {
+				fail(e, "%s", s->fail_text);
+				/* Written by a restored process: a string only if it ends within its field. */
+				if (s->fail_path[0] && memchr(s->fail_path, 0, sizeof s->fail_path))
+					err_path(e, s->fail_path);
+				return -1;
+			}
 			static const char *steps[] = {"?", "removing the restorer's memory", "moving the vdso",
 						      "mapping memory", "reading memory from the image", "protecting memory",
 						      "setting the memory layout (prctl PR_SET_MM)", "starting a thread",
