@@ -21,6 +21,7 @@ export const RECORD = {
   PRECOPY: 10,
   CHAIN: 11,
   FILEREF: 12,
+  LOCKS: 13,
   TRAILER: 15,
 } as const;
 

@@ -9,6 +9,7 @@
 #include "../common/image-io.h"
 #include "../common/util.h"
 #include "vos-control.h"
+#include "vos-image.h"
 
 struct pod;
 
@@ -249,6 +250,8 @@ struct files_dump {
 	struct proc_fds *procs;
 	int nprocs;
 	uint64_t tty_rdev; /* the session terminal */
+	struct vos_lock_rec *locks; /* file locks held (LOCKS), from the fds' fdinfo */
+	int nlocks;
 };
 
 /* Collects the fds of every frozen process and their open file descriptions (objects),
@@ -256,6 +259,8 @@ struct files_dump {
 int dump_files(const struct freeze *f, struct files_dump *fd, struct mem_dump *md, uint64_t tty_rdev, struct err *e);
 /* OBJECTS, then OBJDATA for drained data and deleted files' content. */
 int write_objects(struct files_dump *fd, struct image_writer *w, struct err *e);
+/* LOCKS, when the pod holds any file lock (nothing otherwise). */
+int write_locks(const struct files_dump *fd, struct image_writer *w, struct err *e);
 /* Appends the fd table of process pid to b. */
 void put_fd_table(const struct files_dump *fd, pid_t pid, struct buf *b);
 /* Puts drained data back where it was (for a pod that keeps running). */

@@ -190,6 +190,26 @@ static int load_objects(struct image *img, struct reader *r)
 	return r->bad ? -1 : 0;
 }
 
+static int load_locks(struct image *img, struct reader *r, const struct record *rec)
+{
+	if (img->have_locks)
+		return -1; /* once */
+	img->have_locks = 1;
+	img->locks_rec = *rec;
+	uint32_t n = rd_u32(r);
+	img->locks = items(img, r, n, sizeof(struct vos_lock_rec), VOS_MAX_LOCKS, sizeof *img->locks);
+	for (uint32_t i = 0; i < n && !r->bad; i++) {
+		struct vos_lock_rec *l = &img->locks[img->nlocks++];
+		l->kind = rd_u32(r);
+		l->type = rd_u32(r);
+		l->pid = rd_i32(r);
+		l->object = rd_u32(r);
+		l->start = rd_u64(r);
+		l->end = rd_u64(r);
+	}
+	return r->bad ? -1 : 0;
+}
+
 static int load_process(struct image *img, struct reader *r, const struct record *rec)
 {
 	struct img_process *procs = image_grow(img, img->procs, img->nprocs, sizeof *img->procs);
@@ -462,6 +482,9 @@ static int load_meta(struct image *img, const struct record *rec, struct err *e)
 	case VOS_REC_PROCESS:
 		rc = load_process(img, &r, rec);
 		break;
+	case VOS_REC_LOCKS:
+		rc = load_locks(img, &r, rec);
+		break;
 	case VOS_REC_FILE:
 	case VOS_REC_FILEREF:
 		rc = load_file(img, &r, rec);
@@ -513,6 +536,7 @@ int image_load(struct image *img, int fd, const char *name, struct err *e)
 		case VOS_REC_POD:
 		case VOS_REC_OBJECTS:
 		case VOS_REC_PROCESS:
+		case VOS_REC_LOCKS:
 		case VOS_REC_FILE:
 		case VOS_REC_FILEREF:
 			rc = load_meta(img, &rec, e);
@@ -562,6 +586,7 @@ void image_free(struct image *img)
 		free(img->shms[i].pages);
 	free(img->shms);
 	free(img->precopy);
+	free(img->locks);
 	memset(img, 0, sizeof *img);
 	img->fd = -1;
 }

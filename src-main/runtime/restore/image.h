@@ -59,6 +59,7 @@ struct img_process {
 	uint32_t nvmas;
 	struct img_fd *fds;
 	uint32_t nfds;
+	uint32_t nlocks;      /* POSIX record locks it holds (LOCKS; counted by image_check) */
 	struct record *pages; /* PAGES records of this process */
 	int npages;
 	struct record rec;    /* its PROCESS record (for messages) */
@@ -148,6 +149,11 @@ struct image {
 	int nshms;
 	struct img_precopy *precopy; /* in the order sent: a later one of a page is newer */
 	int nprecopy;
+	/* LOCKS: the file locks held at the freeze (none without the record). */
+	struct vos_lock_rec *locks;
+	uint32_t nlocks;
+	int have_locks;
+	struct record locks_rec;
 	/* CHAIN (incremental checkpoints): this image's id, its parent's (zero: whole) and depth. */
 	int have_chain;
 	struct vos_chain chain;

@@ -91,6 +91,14 @@ int receive_image(const char *path, struct staging *st, struct image_reader *che
 
 /* objects.c: creates every object (files, pipes, sockets, ...) and shared memory in pod init. */
 int create_objects(struct restore_ctx *c, struct err *e);
+/* objects.c: takes the flock and OFD locks of the image on the objects (pod init, before any
+ * process exists; the processes share the descriptions, and so the locks). A lock someone else
+ * holds now fails the restore (unavailable, naming the file). */
+int take_description_locks(struct restore_ctx *c, struct err *e);
+/* objects.c: the failure for lock l, which could not be taken (errno err): unavailable with the
+ * file's path when someone else holds it. */
+int lock_unavailable(struct err *e, const struct image *img, const struct vos_lock_rec *l, int err);
+const char *lock_words(const struct vos_lock_rec *l);
 /* files.c: opens (or recreates from the image) every file the image maps. */
 int open_mapped_files(struct restore_ctx *c, struct err *e);
 /* process.c: in a freshly created process, everything up to the blob; does not return. */
