@@ -5,10 +5,13 @@
  * lock someone else holds at restore time fails the restore with the file's path (the program
  * never runs without it); two restores of one image cannot both hold it, nor a copy while the
  * original runs. And a real program: an SQLite transaction left open, restored, still keeps a
- * concurrent writer out ("database is locked") and commits. As root and as an ordinary user.
+ * concurrent writer out ("database is locked") and commits. SysV semaphores (issue 11 item 8):
+ * carried with their ids and values in the pod's own IPC namespace, so a restored copy never
+ * shares the original's set; SEM_UNDO adjustments and SysV shared memory are refused at
+ * checkpoint, with the reason. As root and as an ordinary user.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiClient } from '../../src-main/api/client.js';
@@ -182,6 +185,56 @@ describe.each(runAs)('file locks survive checkpoint and restore (as $who)', ({ u
     expect(outsideCan(file, 'posix')).toBe(false);
     await kill(first);
     expect(outsideCan(file, 'posix')).toBe(true);
+  });
+
+  /** The values the program shows last, and its set's id. */
+  async function semValues(id: string): Promise<{ semid: string; values: string }> {
+    const lines = (await client.request('session.screen', { id })).lines.filter((l) => l.startsWith('semid='));
+    const m = /^semid=(\d+) values=(\d+,\d+)$/.exec(lines[lines.length - 1]!.trim())!;
+    return { semid: m[1]!, values: m[2]! };
+  }
+
+  it('SysV semaphores keep their id and values across a restore, in the pod\'s own set: a copy does not share it', async () => {
+    const id = await run(join(programs, 'semaphores'), ['sem']);
+    await waitText(id, '^semid=\\d+ values=3,7$');
+    await send(id, 'down\r');
+    await waitText(id, 'values=2,7$');
+    const { semid } = await semValues(id);
+    // The set lives in the pod's IPC namespace: the machine's has no set of that id made by it.
+    const host = readFileSync('/proc/sysvipc/sem', 'utf8');
+    expect(host.split('\n').slice(1).map((l) => l.trim().split(/\s+/)[1])).not.toContain(semid);
+    const image = await checkpoint(id, 'sem'); // the original runs on
+    const copy = await restore(image);
+    await send(copy, 'down\r');
+    await waitText(copy, 'values=1,7$');
+    expect((await semValues(copy)).semid).toBe(semid);
+    // The original's set is its own: the copy's down did not reach it.
+    await send(id, 'down\r');
+    await waitText(id, 'values=1,7$');
+    await send(id, 'down\r');
+    await waitText(id, 'values=0,7$');
+    await send(copy, 'down\r');
+    await waitText(copy, 'values=0,7$');
+    await kill(id);
+    await kill(copy);
+  });
+
+  it('refuses at checkpoint, saying why, SEM_UNDO adjustments and SysV shared memory', async () => {
+    const undo = await run(join(programs, 'semaphores'), ['undo']);
+    await waitText(undo, '^semid=\\d+ values=3,7$');
+    await send(undo, 'down\r');
+    await waitText(undo, 'values=2,7$');
+    const u = await vos(agent.home, ['checkpoint', undo, '--out', join(work, 'undo.vosimg')]);
+    expect(u.code).not.toBe(0);
+    expect(u.stderr).toMatch(/SEM_UNDO/);
+    await waitText(undo, 'tick \\d+$'); // and it runs on
+    await kill(undo);
+    const shm = await run(join(programs, 'semaphores'), ['shm']);
+    await waitText(shm, '^shmid=\\d+$');
+    const s = await vos(agent.home, ['checkpoint', shm, '--out', join(work, 'shm.vosimg')]);
+    expect(s.code).not.toBe(0);
+    expect(s.stderr).toMatch(/SysV shared memory segment/);
+    await kill(shm);
   });
 
   it.skipIf(!SQLITE)('an SQLite transaction left open keeps a concurrent writer out after a restore, then commits', async () => {

@@ -22,6 +22,7 @@ export const RECORD = {
   CHAIN: 11,
   FILEREF: 12,
   LOCKS: 13,
+  SYSV_IPC: 14,
   TRAILER: 15,
 } as const;
 

@@ -13,6 +13,13 @@
 
 struct pod;
 
+/* ---- sysv-ipc.c ---- */
+
+struct freeze;
+/* SYSV_IPC: the pod's SysV semaphore sets with their values (no record without any). Fails
+ * (unsupported) on SysV shared memory, message queues and SEM_UNDO adjustments. */
+int write_sysv_ipc(const struct freeze *f, struct image_writer *w, struct err *e);
+
 /* ---- freeze.c ---- */
 
 struct frozen {

@@ -40,6 +40,9 @@
 #define VOS_MAX_FILE_SIZE (1ull << 46) /* a mapped, deleted or memfd file's size */
 #define VOS_MAX_PRECOPY_PAGES (1u << 24) /* pages in PRECOPY records (the restorer indexes them all) */
 #define VOS_MAX_LOCKS (1u << 16)      /* file locks in a LOCKS record */
+#define VOS_MAX_SEM_SETS 32000u       /* SysV semaphore sets in a SYSV_IPC record (the kernel's SEMMNI at most) */
+#define VOS_MAX_SEMS 32000u           /* semaphores in one set (SEMMSL at most) */
+#define VOS_MAX_SEM_VALUE 32767u      /* SEMVMX */
 
 enum vos_rec_type {
 	VOS_REC_HEADER = 1,   /* format version, page size, producer, kernel, machine (CPU state: in POD) */
@@ -55,6 +58,7 @@ enum vos_rec_type {
 	VOS_REC_CHAIN = 11,   /* incremental checkpoints: this image's id and its parent's (PARENT runs) */
 	VOS_REC_FILEREF = 12, /* incremental checkpoints: a mapped file whose content the parent holds (FILE's layout) */
 	VOS_REC_LOCKS = 13,   /* file locks held at the freeze: flock, POSIX record locks, OFD locks */
+	VOS_REC_SYSV_IPC = 14, /* the pod's SysV semaphore sets, with their values */
 	VOS_REC_TRAILER = 15, /* counts and CRC chain of every record before it; the last record */
 };
 

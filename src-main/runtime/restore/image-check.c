@@ -50,7 +50,8 @@ static int rank(uint32_t type)
 	case VOS_REC_POD: return 3;
 	case VOS_REC_OBJECTS: return 4;
 	case VOS_REC_OBJDATA:
-	case VOS_REC_LOCKS: return 5;
+	case VOS_REC_LOCKS:
+	case VOS_REC_SYSV_IPC: return 5;
 	case VOS_REC_PROCESS:
 	case VOS_REC_PAGES: return 6;
 	case VOS_REC_FILEDATA:
@@ -204,6 +205,28 @@ static int check_locks(struct image *img, const struct u64map *objects, struct e
 		p->nlocks++;
 	}
 	return 0;
+}
+
+/* Each semaphore set: an id the kernel can give (0 to 2^31-1, once), semaphores and values within
+ * the kernel's limits. */
+static int check_sysv_ipc(struct image *img, struct err *e)
+{
+	struct u64map ids = {0};
+	int rc = 0;
+	for (uint32_t i = 0; i < img->nsems && rc == 0; i++) {
+		const struct img_sem_set *s = &img->sems[i];
+		uint64_t seen;
+		if (s->id < 0 || u64map_get(&ids, (uint64_t)s->id, &seen))
+			rc = bad(e, img, &img->sysv_rec, "semaphore set %d is not a valid id, or is there twice", (int)s->id);
+		else if (s->nsems == 0 || s->mode > 0777)
+			rc = bad(e, img, &img->sysv_rec, "semaphore set %d has %u semaphores and mode %o", (int)s->id, s->nsems, s->mode);
+		u64map_put(&ids, (uint64_t)s->id, 1);
+		for (uint32_t k = 0; k < s->nsems && rc == 0; k++)
+			if (s->values[k] > VOS_MAX_SEM_VALUE)
+				rc = bad(e, img, &img->sysv_rec, "semaphore %u of set %d has the value %u", k, (int)s->id, s->values[k]);
+	}
+	u64map_free(&ids);
+	return rc;
 }
 
 static int check_files(struct image *img, struct err *e)
@@ -360,6 +383,8 @@ int image_check(struct image *img, struct err *e)
 		rc = check_processes(img, &objects, e);
 	if (rc == 0)
 		rc = check_locks(img, &objects, e);
+	if (rc == 0)
+		rc = check_sysv_ipc(img, e);
 	u64map_free(&objects);
 	if (rc == 0)
 		rc = check_files(img, e);

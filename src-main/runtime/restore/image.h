@@ -106,6 +106,13 @@ struct img_file {
 	const struct image *content_img;
 };
 
+/* A SysV semaphore set (SYSV_IPC). */
+struct img_sem_set {
+	int32_t id, key;
+	uint32_t uid, gid, mode, nsems;
+	unsigned short *values;
+};
+
 struct img_shm {
 	struct record *pages; /* PAGES records with owner kind 1 */
 	int npages;
@@ -154,6 +161,11 @@ struct image {
 	uint32_t nlocks;
 	int have_locks;
 	struct record locks_rec;
+	/* SYSV_IPC: the pod's SysV semaphore sets. */
+	struct img_sem_set *sems;
+	uint32_t nsems;
+	int have_sysv;
+	struct record sysv_rec;
 	/* CHAIN (incremental checkpoints): this image's id, its parent's (zero: whole) and depth. */
 	int have_chain;
 	struct vos_chain chain;

@@ -99,6 +99,9 @@ int take_description_locks(struct restore_ctx *c, struct err *e);
  * file's path when someone else holds it. */
 int lock_unavailable(struct err *e, const struct image *img, const struct vos_lock_rec *l, int err);
 const char *lock_words(const struct vos_lock_rec *l);
+/* sysv-ipc.c: the image's SysV semaphore sets, made again with their ids and values in the new
+ * pod's IPC namespace (pod init, before any process exists). */
+int create_sysv_ipc(struct restore_ctx *c, struct err *e);
 /* files.c: opens (or recreates from the image) every file the image maps. */
 int open_mapped_files(struct restore_ctx *c, struct err *e);
 /* process.c: in a freshly created process, everything up to the blob; does not return. */
