@@ -74,6 +74,27 @@ describe.skipIf(!existsSync(SCREEN)).each(runAs)('GNU screen in a pod (as $who)'
     }
   });
 
+  // Root's pod maps every id, so a process there can become another user; the image has no user
+  // per process, and restoring it as root would give it back root's rights: refused, saying why.
+  it.runIf(user === null && process.getuid?.() === 0)('a process that became another user in root\'s pod is refused at checkpoint', async () => {
+    const s = await client.request('session.create', {
+      command: '/bin/sh',
+      args: ['-c', "setpriv --reuid=65534 --regid=65534 --clear-groups sh -c 'echo as-$(id -u); exec sleep 600'; echo ended"],
+      env: env(),
+      cwd: agent.home,
+      cols: 100,
+      rows: 30,
+    });
+    try {
+      await waitText(s.id, '^as-65534$');
+      const cp = await vos(agent.home, ['checkpoint', s.id, '--out', join(agent.home, 'other-user.vosimg')]);
+      expect(cp.code).not.toBe(0);
+      expect(cp.stderr).toMatch(/runs as another user or group \(Uid 65534/);
+    } finally {
+      await killed(s.id);
+    }
+  });
+
   // Needs the listening sockets of issue 11 item 1 (another branch): without them the server's
   // socket comes back broken, screen says "accept: Invalid argument" and spins. Checkpoint and
   // restore themselves succeed. Turn this on once listening sockets are restored.

@@ -159,6 +159,8 @@ static int stop_new(struct pod *pod, struct freeze *f, pid_t *pids, int n, int *
 				return fail_code(e, "unsupported", "cannot checkpoint: %s", why_no_runtime(pid, why, sizeof why));
 			}
 		}
+		if (same_identity(pid, e) < 0)
+			return -1;
 		note_blocked_calls(f, pid);
 		if (queue(pid, VOS_CMD(f->round, VOS_CMD_STOP)) < 0) {
 			if (errno == ESRCH)
