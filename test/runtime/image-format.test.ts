@@ -25,7 +25,7 @@ const LIB = join(RUNTIME_DIR, 'libvos.so');
 function docRecordTypes(): Record<string, number> {
   const doc = readFileSync(join(ROOT, 'docs', 'image-format.md'), 'utf8');
   const section = doc.split('## Record types')[1]!.split('\n## ')[0]!;
-  const rows = [...section.matchAll(/^\| (\d+) \| ([A-Z]+) \|/gm)];
+  const rows = [...section.matchAll(/^\| (\d+) \| ([A-Z_]+) \|/gm)];
   return Object.fromEntries(rows.map((m) => [m[2]!, Number(m[1])]));
 }
 

@@ -21,6 +21,8 @@ export const RECORD = {
   PRECOPY: 10,
   CHAIN: 11,
   FILEREF: 12,
+  LOCKS: 13,
+  SYSV_IPC: 14,
   TRAILER: 15,
 } as const;
 

@@ -109,6 +109,8 @@ const char *record_type_name(uint32_t type)
 	case VOS_REC_FILE: return "file";
 	case VOS_REC_FILEDATA: return "file data";
 	case VOS_REC_FILEREF: return "file in the parent";
+	case VOS_REC_LOCKS: return "locks";
+	case VOS_REC_SYSV_IPC: return "SysV IPC";
 	case VOS_REC_PRECOPY: return "pages sent ahead";
 	case VOS_REC_CHAIN: return "chain";
 	case VOS_REC_TRAILER: return "trailer";
@@ -130,6 +132,8 @@ static const char *record_kind(uint32_t type)
 	case VOS_REC_FILE: return "FILE";
 	case VOS_REC_FILEDATA: return "FILEDATA";
 	case VOS_REC_FILEREF: return "FILEREF";
+	case VOS_REC_LOCKS: return "LOCKS";
+	case VOS_REC_SYSV_IPC: return "SYSV_IPC";
 	case VOS_REC_PRECOPY: return "PRECOPY";
 	case VOS_REC_CHAIN: return "CHAIN";
 	case VOS_REC_TRAILER: return "TRAILER";

@@ -9,8 +9,16 @@
 #include "../common/image-io.h"
 #include "../common/util.h"
 #include "vos-control.h"
+#include "vos-image.h"
 
 struct pod;
+
+/* ---- sysv-ipc.c ---- */
+
+struct freeze;
+/* SYSV_IPC: the pod's SysV semaphore sets with their values (no record without any). Fails
+ * (unsupported) on SysV shared memory, message queues and SEM_UNDO adjustments. */
+int write_sysv_ipc(const struct freeze *f, struct image_writer *w, struct err *e);
 
 /* ---- freeze.c ---- */
 
@@ -79,6 +87,9 @@ int list_pod_pids(pid_t **out, int *n, struct err *e);
 const char *describe_pid(pid_t pid, char *buf, size_t size);
 /* Why a process has no runtime, for the refusal message. */
 const char *why_no_runtime(pid_t pid, char *buf, size_t size);
+/* Whether the process has pod init's user and groups (a restore gives it those); fails
+ * (unsupported) naming it otherwise. Before it is stopped. */
+int same_identity(pid_t pid, struct err *e);
 /* Whether the process catches VOS_SIGNAL (the runtime is active in it). */
 int has_runtime(pid_t pid);
 /* ---- stoppable.c ---- */
@@ -252,6 +263,8 @@ struct files_dump {
 	struct proc_fds *procs;
 	int nprocs;
 	uint64_t tty_rdev; /* the session terminal */
+	struct vos_lock_rec *locks; /* file locks held (LOCKS), from the fds' fdinfo */
+	int nlocks;
 };
 
 /* Collects the fds of every frozen process and their open file descriptions (objects),
@@ -259,6 +272,8 @@ struct files_dump {
 int dump_files(const struct freeze *f, struct files_dump *fd, struct mem_dump *md, uint64_t tty_rdev, struct err *e);
 /* OBJECTS, then OBJDATA for drained data and deleted files' content. */
 int write_objects(struct files_dump *fd, struct image_writer *w, struct err *e);
+/* LOCKS, when the pod holds any file lock (nothing otherwise). */
+int write_locks(const struct files_dump *fd, struct image_writer *w, struct err *e);
 /* Appends the fd table of process pid to b. */
 void put_fd_table(const struct files_dump *fd, pid_t pid, struct buf *b);
 /* Puts drained data back where it was (for a pod that keeps running). */

@@ -72,6 +72,60 @@ static int object_for(struct files_dump *fd, int dup, const struct stat *st, pid
 	return 0;
 }
 
+/*
+ * The locks /proc/PID/fdinfo/FD shows for fd `num` of process pid, which is object o: its
+ * "lock:" lines, e.g. "lock:\t1: POSIX  ADVISORY  WRITE 7 fe:00:1234 10 29". The kernel lists
+ * there the flock and OFD locks of the fd's open file description (whatever process looks) and
+ * the POSIX locks this process took through it. Each lock is noted once: a description's under
+ * its object, a POSIX lock under the process (pid, as the line says) and the object. A kind of
+ * lock vOS cannot take again (a lease) fails the checkpoint, saying so.
+ */
+static int collect_locks(struct files_dump *fd, pid_t pid, int num, const struct object *o, const char *info,
+			 struct err *e)
+{
+	for (const char *line = info; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+		if (strncmp(line, "lock:", 5) != 0)
+			continue;
+		char kind[16], mode[16], type[16], dev[64], start[32], end[32];
+		int lpid;
+		if (sscanf(line + 5, " %*d: %15s %15s %15s %d %63s %31s %31s", kind, mode, type, &lpid, dev, start, end) != 7)
+			return fail_code(e, "unsupported", "process %d: fd %d (%s) holds a lock vOS cannot read", (int)pid, num,
+					 o->path);
+		struct vos_lock_rec l = {0};
+		l.kind = strcmp(kind, "FLOCK") == 0 ? VOS_LOCK_FLOCK : strcmp(kind, "POSIX") == 0 ? VOS_LOCK_POSIX
+			 : strcmp(kind, "OFDLCK") == 0 ? VOS_LOCK_OFD : 0;
+		l.type = strcmp(type, "READ") == 0 ? VOS_LOCK_READ : strcmp(type, "WRITE") == 0 ? VOS_LOCK_WRITE : 0;
+		if (!l.kind || !l.type || strcmp(mode, "ADVISORY") != 0) {
+			fail_code(e, "unsupported", "process %d: fd %d (%s) holds a %s %s lock (%s), which vOS cannot carry", (int)pid,
+				  num, o->path, kind, mode, type);
+			return err_path(e, o->path);
+		}
+		if (l.kind == VOS_LOCK_POSIX && lpid != pid)
+			continue; /* another process's, seen through a shared fd table: noted under that one */
+		if (o->kind != VOS_OBJ_FILE && o->kind != VOS_OBJ_DELETED && o->kind != VOS_OBJ_MEMFD) {
+			fail_code(e, "unsupported", "process %d: fd %d (%s) holds a lock on something that is not a file, which vOS cannot carry",
+				  (int)pid, num, o->path);
+			return err_path(e, o->path);
+		}
+		l.pid = l.kind == VOS_LOCK_POSIX ? pid : 0;
+		l.object = o->id;
+		l.start = strtoull(start, NULL, 10);
+		l.end = strcmp(end, "EOF") == 0 ? VOS_LOCK_TO_EOF : strtoull(end, NULL, 10);
+		int seen = 0;
+		for (int i = 0; i < fd->nlocks && !seen; i++) {
+			const struct vos_lock_rec *k = &fd->locks[i];
+			seen = k->kind == l.kind && k->pid == l.pid && k->object == l.object && k->start == l.start && k->end == l.end;
+		}
+		if (seen)
+			continue;
+		if ((uint32_t)fd->nlocks >= VOS_MAX_LOCKS)
+			return fail_code(e, "unsupported", "the pod holds more than %u file locks", VOS_MAX_LOCKS);
+		fd->locks = xrealloc(fd->locks, (size_t)(fd->nlocks + 1) * sizeof *fd->locks);
+		fd->locks[fd->nlocks++] = l;
+	}
+	return 0;
+}
+
 static int cmp_int(const void *a, const void *b)
 {
 	int x = *(const int *)a, y = *(const int *)b;
@@ -148,6 +202,8 @@ static int process_fds(pid_t pid, struct files_dump *fd, struct mem_dump *md, st
 			o->pos = pos ? strtoull(pos, NULL, 10) : 0;
 			rc = classify_object(o, pid, num, link, info, fd->tty_rdev, md, e);
 		}
+		if (rc == 0)
+			rc = collect_locks(fd, pid, num, &fd->objects[id], info, e);
 		free(info);
 	}
 	free(nums);
@@ -198,6 +254,27 @@ int write_objects(struct files_dump *fd, struct image_writer *w, struct err *e)
 	return rc;
 }
 
+int write_locks(const struct files_dump *fd, struct image_writer *w, struct err *e)
+{
+	if (fd->nlocks == 0)
+		return 0;
+	struct buf b;
+	buf_init(&b);
+	buf_u32(&b, (uint32_t)fd->nlocks);
+	for (int i = 0; i < fd->nlocks; i++) {
+		const struct vos_lock_rec *l = &fd->locks[i];
+		buf_u32(&b, l->kind);
+		buf_u32(&b, l->type);
+		buf_i32(&b, l->pid);
+		buf_u32(&b, l->object);
+		buf_u64(&b, l->start);
+		buf_u64(&b, l->end);
+	}
+	int rc = iw_record1(w, VOS_REC_LOCKS, b.data, b.len, e);
+	buf_free(&b);
+	return rc;
+}
+
 void put_fd_table(const struct files_dump *fd, pid_t pid, struct buf *b)
 {
 	for (int i = 0; i < fd->nprocs; i++) {
@@ -230,5 +307,6 @@ void files_dump_free(struct files_dump *fd)
 	for (int i = 0; i < fd->nprocs; i++)
 		free(fd->procs[i].fds);
 	free(fd->procs);
+	free(fd->locks);
 	memset(fd, 0, sizeof *fd);
 }

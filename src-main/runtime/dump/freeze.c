@@ -139,6 +139,8 @@ static int check_stoppable(struct freeze *f, pid_t *pids, int n, struct err *e)
 		struct err ignore;
 		if (read_proc_stat(pid, &st, &ignore) < 0 || st.state == 'Z' || borrows_parent_memory(pid, st.ppid))
 			continue; /* gone, a zombie, or between vfork and exec: stop_new handles them */
+		if (same_identity(pid, e) < 0)
+			return -1;
 		char why[1024];
 		if (!why_unstoppable(pid, why, sizeof why))
 			continue;

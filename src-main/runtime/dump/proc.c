@@ -205,6 +205,27 @@ static uint64_t parse_mask(const char *hex)
 	return strtoull(hex, NULL, 16);
 }
 
+/*
+ * A restored process has pod init's user and groups (the image has no others). Root's pod maps
+ * every id (init/pod.c), so a process there may have switched to another user (su, a daemon that
+ * drops privileges): refused, rather than restored as root.
+ */
+int same_identity(pid_t pid, struct err *e)
+{
+	static const char *const fields[] = {"Uid", "Gid", "Groups"};
+	for (size_t i = 0; i < ARRAY_LEN(fields); i++) {
+		char mine[256], theirs[256];
+		if (status_field(getpid(), fields[i], mine, sizeof mine) < 0 || status_field(pid, fields[i], theirs, sizeof theirs) < 0)
+			return fail(e, "cannot read the %s of process %d: %s", fields[i], (int)pid, strerror(errno));
+		if (strcmp(mine, theirs) != 0) {
+			char name[96];
+			return fail_code(e, "unsupported", "%s runs as another user or group (%s %s; the session's: %s), which vOS cannot restore",
+					 describe_pid(pid, name, sizeof name), fields[i], theirs, mine);
+		}
+	}
+	return 0;
+}
+
 int dump_process_state(pid_t pid, const struct frozen *fz, uint64_t session_tty_rdev, struct buf *b, struct err *e)
 {
 	struct proc_stat st;

@@ -39,6 +39,10 @@
 #define VOS_MAX_ADDRESS (1ull << 57)  /* user addresses end below (5-level paging) */
 #define VOS_MAX_FILE_SIZE (1ull << 46) /* a mapped, deleted or memfd file's size */
 #define VOS_MAX_PRECOPY_PAGES (1u << 24) /* pages in PRECOPY records (the restorer indexes them all) */
+#define VOS_MAX_LOCKS (1u << 16)      /* file locks in a LOCKS record */
+#define VOS_MAX_SEM_SETS 32000u       /* SysV semaphore sets in a SYSV_IPC record (the kernel's SEMMNI at most) */
+#define VOS_MAX_SEMS 32000u           /* semaphores in one set (SEMMSL at most) */
+#define VOS_MAX_SEM_VALUE 32767u      /* SEMVMX */
 
 enum vos_rec_type {
 	VOS_REC_HEADER = 1,   /* format version, page size, producer, kernel, machine (CPU state: in POD) */
@@ -53,6 +57,8 @@ enum vos_rec_type {
 	VOS_REC_PRECOPY = 10, /* live migration: pages sent ahead while the pod ran (PAGES' layout) */
 	VOS_REC_CHAIN = 11,   /* incremental checkpoints: this image's id and its parent's (PARENT runs) */
 	VOS_REC_FILEREF = 12, /* incremental checkpoints: a mapped file whose content the parent holds (FILE's layout) */
+	VOS_REC_LOCKS = 13,   /* file locks held at the freeze: flock, POSIX record locks, OFD locks */
+	VOS_REC_SYSV_IPC = 14, /* the pod's SysV semaphore sets, with their values */
 	VOS_REC_TRAILER = 15, /* counts and CRC chain of every record before it; the last record */
 };
 
@@ -151,5 +157,26 @@ enum vos_obj_kind {
 #define VOS_INOTIFY_NO_FOLLOW 1u       /* the watch is on a symbolic link itself (IN_DONT_FOLLOW) */
 #define VOS_MAX_INOTIFY_WATCHES 65536u /* per instance */
 #define VOS_MAX_INOTIFY_WD (1 << 20)   /* a watch number (lower ones are made and dropped to reach it) */
+
+/* A LOCKS payload: u32 n, then n of these (docs/image-format.md). Whose a lock is: a POSIX
+ * record lock belongs to a process (pid), a flock or OFD lock to an open file description
+ * (object; pid 0). */
+enum vos_lock_kind {
+	VOS_LOCK_FLOCK = 1,
+	VOS_LOCK_POSIX = 2,
+	VOS_LOCK_OFD = 3,
+};
+#define VOS_LOCK_READ 1u
+#define VOS_LOCK_WRITE 2u
+#define VOS_LOCK_TO_EOF UINT64_MAX /* end: the lock reaches past the end of the file */
+struct vos_lock_rec {
+	uint32_t kind;   /* enum vos_lock_kind */
+	uint32_t type;   /* VOS_LOCK_READ or VOS_LOCK_WRITE */
+	int32_t pid;     /* POSIX: the process that holds it; otherwise 0 */
+	uint32_t object; /* the open file description it was taken through (its id in OBJECTS) */
+	uint64_t start;  /* first byte (flock: 0) */
+	uint64_t end;    /* last byte, or VOS_LOCK_TO_EOF (flock: VOS_LOCK_TO_EOF) */
+};
+_Static_assert(sizeof(struct vos_lock_rec) == 32, "a lock is u32 kind, u32 type, i32 pid, u32 object, u64 start, u64 end");
 
 #endif

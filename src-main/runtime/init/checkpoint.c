@@ -350,6 +350,10 @@ void checkpoint_run(struct pod *pod, int *out_fd, int conn, const char *request,
 		rc = dump_files(&f, &files, &md, tty_rdev, &e);
 	if (rc == 0)
 		rc = write_objects(&files, &w, &e);
+	if (rc == 0)
+		rc = write_locks(&files, &w, &e);
+	if (rc == 0)
+		rc = write_sysv_ipc(&f, &w, &e);
 	uint32_t threads = 0;
 	for (int i = 0; i < f.nprocs && rc == 0; i++) {
 		threads += f.procs[i].ctl->nthreads;

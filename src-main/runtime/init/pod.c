@@ -69,15 +69,92 @@ static int write_file(const char *path, const char *text)
 	return rc;
 }
 
+/*
+ * Root's pod maps every id to itself (as the machine has them), so that what programs do as root
+ * with ids other than 0 works in the pod as outside: GNU screen gives its pty to group tty, a
+ * daemon switches to its own user. Writing such a map needs CAP_SETUID/CAP_SETGID in the parent
+ * user namespace, which the process that entered the new one no longer has there: a helper forked
+ * before the unshare, still outside, writes the maps of its parent. 0, or -1 with errno.
+ */
+static int map_all_ids(pid_t target, int go_fd)
+{
+	char c;
+	if (read(go_fd, &c, 1) != 1)
+		return -1;
+	static const char *const files[] = {"uid_map", "gid_map"};
+	for (size_t i = 0; i < ARRAY_LEN(files); i++) {
+		char path[64];
+		snprintf(path, sizeof path, "/proc/%d/%s", (int)target, files[i]);
+		if (write_file(path, "0 0 4294967295\n") < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* unshare, with root's ids mapped by a helper outside (map_all_ids): 1 mapped, 0 not (a root
+ * without CAP_SETUID over the machine's ids, e.g. in a container: the caller maps itself), -1 no
+ * namespaces. */
+static int unshare_as_root(int flags, char *why, size_t size)
+{
+	int go[2], done[2];
+	if (pipe2(go, O_CLOEXEC) < 0 || pipe2(done, O_CLOEXEC) < 0) {
+		snprintf(why, size, "cannot make the pod: pipe: %s", strerror(errno));
+		return -1;
+	}
+	pid_t parent = getpid();
+	pid_t helper = fork();
+	if (helper < 0) {
+		snprintf(why, size, "cannot make the pod: fork: %s", strerror(errno));
+		return -1;
+	}
+	if (helper == 0) {
+		close(go[1]);
+		close(done[0]);
+		int err = map_all_ids(parent, go[0]) < 0 ? errno : 0;
+		if (write(done[1], &err, sizeof err) != (ssize_t)sizeof err)
+			_exit(1);
+		_exit(0);
+	}
+	close(go[0]);
+	close(done[1]);
+	int rc = unshare(flags);
+	int err = errno;
+	if (rc == 0 && write(go[1], "g", 1) != 1)
+		err = errno, rc = -1;
+	close(go[1]); /* without "g" the helper ends */
+	int mapped = -1;
+	if (rc == 0 && read_full(done[0], &mapped, sizeof mapped) < 0)
+		mapped = EIO;
+	close(done[0]);
+	while (waitpid(helper, NULL, 0) < 0 && errno == EINTR)
+		;
+	if (rc < 0) {
+		snprintf(why, size, "this system does not let unprivileged users create namespaces (unshare: %s)", strerror(err));
+		return -1;
+	}
+	return mapped == 0;
+}
+
 int pod_enter_namespaces(char *why, size_t size)
 {
 	uid_t uid = getuid();
 	gid_t gid = getgid();
-	if (unshare(CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS) < 0) {
+	/* Its own IPC namespace: the SysV objects the pod makes are its own, and a checkpoint can carry
+	 * them (dump/sysv-ipc.c); a restored copy never shares the original's by id. */
+	int flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC;
+	if (uid == 0 && geteuid() == 0) {
+		int mapped = unshare_as_root(flags, why, size);
+		if (mapped != 0)
+			return mapped > 0 ? 0 : -1;
+	} else if (unshare(flags) < 0) {
 		snprintf(why, size, "this system does not let unprivileged users create namespaces (unshare: %s)",
 			 strerror(errno));
 		return -1;
 	}
+	/* Anyone else maps their own user and group, which needs no privilege (more would need
+	 * newuidmap/newgidmap and the machine's subordinate ids). Programs that give a file to another
+	 * group (screen's pty to group tty) are refused that, as they are outside when not root, and
+	 * go on without it (screen does). */
 	char map[64];
 	snprintf(map, sizeof map, "%u %u 1\n", (unsigned)uid, (unsigned)uid);
 	if (write_file("/proc/self/setgroups", "deny") < 0 || write_file("/proc/self/uid_map", map) < 0) {

@@ -4,6 +4,7 @@
  * stacks, the trampoline its threads leave through, and the jump.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -290,6 +291,22 @@ void build_and_jump(struct restore_ctx *c, struct img_process *p, int image_fd, 
 		const struct img_timer *t = &p->timers[i];
 		plan->timers[i] = (struct blob_timer){t->id, t->clock, t->signo, t->notify, t->target_tid, 0,
 						      t->value, t->interval_ns, t->value_ns};
+	}
+	plan->locks = zalloc(c, &z, ((uint64_t)p->nlocks + 1) * sizeof *plan->locks, 8);
+	plan->nlocks = 0;
+	for (uint32_t i = 0; i < c->img.nlocks && plan->nlocks < p->nlocks; i++) {
+		const struct vos_lock_rec *l = &c->img.locks[i];
+		if (l->kind != VOS_LOCK_POSIX || l->pid != p->pid)
+			continue;
+		int fd = -1;
+		for (uint32_t k = 0; k < p->nfds && fd < 0; k++)
+			if (p->fds[k].object == l->object)
+				fd = p->fds[k].fd;
+		if (fd < 0)
+			restore_fail(c, "process %d: no fd of its own for a lock it held", (int)p->pid);
+		plan->locks[plan->nlocks++] = (struct blob_lock){fd, l->type == VOS_LOCK_WRITE ? F_WRLCK : F_RDLCK, i, 0,
+								  (int64_t)l->start,
+								  l->end == VOS_LOCK_TO_EOF ? 0 : (int64_t)(l->end - l->start + 1)};
 	}
 	plan->hold = 1;
 	plan->staged = zalloc(c, &z, (nstaged + 1) * sizeof *plan->staged, 8);

@@ -206,6 +206,35 @@ BLOB static void set_mm(struct blob_plan *p)
 		sys3(__NR_close, p->exe_fd, 0, 0);
 }
 
+/* The kernel's struct flock (x86-64). */
+struct k_flock {
+	int16_t type, whence;
+	int32_t pad;
+	int64_t start, len;
+	int32_t pid, pad2;
+};
+
+/* The process's POSIX record locks, taken again by the process itself (they are its own), after
+ * the last fd of the restorer is closed (a close drops the process's POSIX locks on that file).
+ * One held by someone else now fails the restore: the program never runs without its lock. */
+BLOB static void take_locks(struct blob_plan *p)
+{
+	for (uint64_t i = 0; i < p->nlocks; i++) {
+		struct blob_lock *l = &p->locks[i];
+		struct k_flock fl;
+		fl.type = (int16_t)l->type;
+		fl.whence = 0; /* SEEK_SET */
+		fl.pad = 0;
+		fl.start = l->start;
+		fl.len = l->len;
+		fl.pid = 0;
+		fl.pad2 = 0;
+		long rc = sys3(__NR_fcntl, l->fd, 6 /* F_SETLK */, (long)&fl);
+		if (rc < 0)
+			fail(p, STEP_LOCK, rc, l->index);
+	}
+}
+
 /* The runtime's view: running again, with the trampoline pages to remove at the next stop. */
 BLOB static void reset_runtime(struct blob_plan *p)
 {
@@ -354,6 +383,7 @@ BLOB_NORETURN void blob_main(struct blob_plan *p)
 {
 	load_memory(p);
 	set_mm(p);
+	take_locks(p);
 	reset_runtime(p);
 	restore_signals(p);
 

@@ -49,6 +49,7 @@ enum blob_step {
 	STEP_TIMERS = 9,
 	STEP_ADVISE = 10,
 	STEP_STAGED = 11,
+	STEP_LOCK = 12, /* fail_addr: the lock's index in the image's LOCKS */
 };
 
 struct restore_sync {
@@ -109,6 +110,17 @@ struct blob_timer {
 	int64_t interval_ns, value_ns;
 };
 
+/* A POSIX record lock the process takes again (fcntl F_SETLK), once no fd of the restorer's
+ * remains open: closing any fd of a file drops the process's POSIX locks on it. */
+struct blob_lock {
+	int32_t fd;     /* one of the process's own fds on the file */
+	int32_t type;   /* F_RDLCK or F_WRLCK */
+	uint32_t index; /* in the image's LOCKS record (for the message) */
+	uint32_t pad;
+	int64_t start;
+	int64_t len;    /* 0: to the end of the file */
+};
+
 /* Bytes written over restored memory before it is protected (the vdso proxy's jumps). */
 struct blob_poke {
 	uint64_t addr;
@@ -160,6 +172,8 @@ struct blob_plan {
 	uint64_t nstaged;
 	struct blob_move *staged;
 	uint64_t staging_start, staging_end;
+	uint64_t nlocks;
+	struct blob_lock *locks;
 	uint32_t hold; /* futex: new threads wait for the timers that may point at them */
 	uint32_t pad2;
 };

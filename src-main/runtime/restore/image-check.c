@@ -49,7 +49,9 @@ static int rank(uint32_t type)
 	case VOS_REC_PRECOPY: return 2;
 	case VOS_REC_POD: return 3;
 	case VOS_REC_OBJECTS: return 4;
-	case VOS_REC_OBJDATA: return 5;
+	case VOS_REC_OBJDATA:
+	case VOS_REC_LOCKS:
+	case VOS_REC_SYSV_IPC: return 5;
 	case VOS_REC_PROCESS:
 	case VOS_REC_PAGES: return 6;
 	case VOS_REC_FILEDATA:
@@ -192,6 +194,62 @@ static int check_processes(struct image *img, const struct u64map *objects, stru
 		}
 	}
 	u64map_free(&pids);
+	return rc;
+}
+
+/* Each lock: a known kind and type, a range in order, through an object of the image that can be
+ * locked; a POSIX lock's process is in the image and has an fd on that object. */
+static int check_locks(struct image *img, const struct u64map *objects, struct err *e)
+{
+	for (uint32_t i = 0; i < img->nlocks; i++) {
+		const struct vos_lock_rec *l = &img->locks[i];
+		uint64_t at;
+		if (l->kind < VOS_LOCK_FLOCK || l->kind > VOS_LOCK_OFD || (l->type != VOS_LOCK_READ && l->type != VOS_LOCK_WRITE))
+			return bad(e, img, &img->locks_rec, "lock %u is of unknown kind %u or type %u", i, l->kind, l->type);
+		if (l->start > l->end || l->start > (uint64_t)INT64_MAX || (l->end != VOS_LOCK_TO_EOF && l->end >= (uint64_t)INT64_MAX))
+			return bad(e, img, &img->locks_rec, "lock %u has the range %llu-%llu", i, (unsigned long long)l->start,
+				   (unsigned long long)l->end);
+		if (!u64map_get(objects, l->object, &at))
+			return bad(e, img, &img->locks_rec, "lock %u is on object %u, which is not there", i, l->object);
+		uint32_t kind = img->objects[at].kind;
+		if (kind != VOS_OBJ_FILE && kind != VOS_OBJ_DELETED && kind != VOS_OBJ_MEMFD)
+			return bad(e, img, &img->locks_rec, "lock %u is on object %u, which is not a file", i, l->object);
+		if (l->kind != VOS_LOCK_POSIX) {
+			if (l->pid != 0)
+				return bad(e, img, &img->locks_rec, "lock %u of an open file names process %d", i, (int)l->pid);
+			continue;
+		}
+		struct img_process *p = image_process(img, l->pid);
+		int through = 0;
+		for (uint32_t k = 0; p && k < p->nfds && !through; k++)
+			through = p->fds[k].object == l->object;
+		if (!through)
+			return bad(e, img, &img->locks_rec, "lock %u belongs to process %d, which has no fd on object %u", i, (int)l->pid,
+				   l->object);
+		p->nlocks++;
+	}
+	return 0;
+}
+
+/* Each semaphore set: an id the kernel can give (0 to 2^31-1, once), semaphores and values within
+ * the kernel's limits. */
+static int check_sysv_ipc(struct image *img, struct err *e)
+{
+	struct u64map ids = {0};
+	int rc = 0;
+	for (uint32_t i = 0; i < img->nsems && rc == 0; i++) {
+		const struct img_sem_set *s = &img->sems[i];
+		uint64_t seen;
+		if (s->id < 0 || u64map_get(&ids, (uint64_t)s->id, &seen))
+			rc = bad(e, img, &img->sysv_rec, "semaphore set %d is not a valid id, or is there twice", (int)s->id);
+		else if (s->nsems == 0 || s->mode > 0777)
+			rc = bad(e, img, &img->sysv_rec, "semaphore set %d has %u semaphores and mode %o", (int)s->id, s->nsems, s->mode);
+		u64map_put(&ids, (uint64_t)s->id, 1);
+		for (uint32_t k = 0; k < s->nsems && rc == 0; k++)
+			if (s->values[k] > VOS_MAX_SEM_VALUE)
+				rc = bad(e, img, &img->sysv_rec, "semaphore %u of set %d has the value %u", k, (int)s->id, s->values[k]);
+	}
+	u64map_free(&ids);
 	return rc;
 }
 
@@ -347,6 +405,10 @@ int image_check(struct image *img, struct err *e)
 	int rc = check_objects(img, &objects, e);
 	if (rc == 0)
 		rc = check_processes(img, &objects, e);
+	if (rc == 0)
+		rc = check_locks(img, &objects, e);
+	if (rc == 0)
+		rc = check_sysv_ipc(img, e);
 	u64map_free(&objects);
 	if (rc == 0)
 		rc = check_files(img, e);

@@ -190,6 +190,49 @@ static int load_objects(struct image *img, struct reader *r)
 	return r->bad ? -1 : 0;
 }
 
+static int load_locks(struct image *img, struct reader *r, const struct record *rec)
+{
+	if (img->have_locks)
+		return -1; /* once */
+	img->have_locks = 1;
+	img->locks_rec = *rec;
+	uint32_t n = rd_u32(r);
+	img->locks = items(img, r, n, sizeof(struct vos_lock_rec), VOS_MAX_LOCKS, sizeof *img->locks);
+	for (uint32_t i = 0; i < n && !r->bad; i++) {
+		struct vos_lock_rec *l = &img->locks[img->nlocks++];
+		l->kind = rd_u32(r);
+		l->type = rd_u32(r);
+		l->pid = rd_i32(r);
+		l->object = rd_u32(r);
+		l->start = rd_u64(r);
+		l->end = rd_u64(r);
+	}
+	return r->bad ? -1 : 0;
+}
+
+static int load_sysv_ipc(struct image *img, struct reader *r, const struct record *rec)
+{
+	if (img->have_sysv)
+		return -1; /* once */
+	img->have_sysv = 1;
+	img->sysv_rec = *rec;
+	uint32_t n = rd_u32(r);
+	img->sems = items(img, r, n, 24, VOS_MAX_SEM_SETS, sizeof *img->sems);
+	for (uint32_t i = 0; i < n && !r->bad; i++) {
+		struct img_sem_set *s = &img->sems[img->nsems++];
+		s->id = rd_i32(r);
+		s->key = rd_i32(r);
+		s->uid = rd_u32(r);
+		s->gid = rd_u32(r);
+		s->mode = rd_u32(r);
+		s->nsems = rd_u32(r);
+		s->values = items(img, r, s->nsems, 2, VOS_MAX_SEMS, sizeof *s->values);
+		for (uint32_t k = 0; k < s->nsems && !r->bad; k++)
+			s->values[k] = rd_u16(r);
+	}
+	return r->bad ? -1 : 0;
+}
+
 static int load_process(struct image *img, struct reader *r, const struct record *rec)
 {
 	struct img_process *procs = image_grow(img, img->procs, img->nprocs, sizeof *img->procs);
@@ -462,6 +505,12 @@ static int load_meta(struct image *img, const struct record *rec, struct err *e)
 	case VOS_REC_PROCESS:
 		rc = load_process(img, &r, rec);
 		break;
+	case VOS_REC_LOCKS:
+		rc = load_locks(img, &r, rec);
+		break;
+	case VOS_REC_SYSV_IPC:
+		rc = load_sysv_ipc(img, &r, rec);
+		break;
 	case VOS_REC_FILE:
 	case VOS_REC_FILEREF:
 		rc = load_file(img, &r, rec);
@@ -513,6 +562,8 @@ int image_load(struct image *img, int fd, const char *name, struct err *e)
 		case VOS_REC_POD:
 		case VOS_REC_OBJECTS:
 		case VOS_REC_PROCESS:
+		case VOS_REC_LOCKS:
+		case VOS_REC_SYSV_IPC:
 		case VOS_REC_FILE:
 		case VOS_REC_FILEREF:
 			rc = load_meta(img, &rec, e);
@@ -562,6 +613,10 @@ void image_free(struct image *img)
 		free(img->shms[i].pages);
 	free(img->shms);
 	free(img->precopy);
+	free(img->locks);
+	for (uint32_t i = 0; i < img->nsems; i++)
+		free(img->sems[i].values);
+	free(img->sems);
 	memset(img, 0, sizeof *img);
 	img->fd = -1;
 }

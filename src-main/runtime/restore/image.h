@@ -59,6 +59,7 @@ struct img_process {
 	uint32_t nvmas;
 	struct img_fd *fds;
 	uint32_t nfds;
+	uint32_t nlocks;      /* POSIX record locks it holds (LOCKS; counted by image_check) */
 	struct record *pages; /* PAGES records of this process */
 	int npages;
 	struct record rec;    /* its PROCESS record (for messages) */
@@ -118,6 +119,13 @@ struct img_file {
 	const struct image *content_img;
 };
 
+/* A SysV semaphore set (SYSV_IPC). */
+struct img_sem_set {
+	int32_t id, key;
+	uint32_t uid, gid, mode, nsems;
+	unsigned short *values;
+};
+
 struct img_shm {
 	struct record *pages; /* PAGES records with owner kind 1 */
 	int npages;
@@ -161,6 +169,16 @@ struct image {
 	int nshms;
 	struct img_precopy *precopy; /* in the order sent: a later one of a page is newer */
 	int nprecopy;
+	/* LOCKS: the file locks held at the freeze (none without the record). */
+	struct vos_lock_rec *locks;
+	uint32_t nlocks;
+	int have_locks;
+	struct record locks_rec;
+	/* SYSV_IPC: the pod's SysV semaphore sets. */
+	struct img_sem_set *sems;
+	uint32_t nsems;
+	int have_sysv;
+	struct record sysv_rec;
 	/* CHAIN (incremental checkpoints): this image's id, its parent's (zero: whole) and depth. */
 	int have_chain;
 	struct vos_chain chain;

@@ -13,6 +13,7 @@
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -478,4 +479,58 @@ int create_objects(struct restore_ctx *c, struct err *e)
 		c->object_fd[i] = high_fd(fd, base);
 	}
 	return socketpair_objects(c, base, e);
+}
+
+const char *lock_words(const struct vos_lock_rec *l)
+{
+	if (l->kind == VOS_LOCK_FLOCK)
+		return l->type == VOS_LOCK_WRITE ? "an exclusive flock lock" : "a shared flock lock";
+	if (l->kind == VOS_LOCK_OFD)
+		return l->type == VOS_LOCK_WRITE ? "an open file description write lock" : "an open file description read lock";
+	return l->type == VOS_LOCK_WRITE ? "a POSIX write lock" : "a POSIX read lock";
+}
+
+int lock_unavailable(struct err *e, const struct image *img, const struct vos_lock_rec *l, int err)
+{
+	const char *path = "?";
+	for (int i = 0; i < img->nobjects; i++)
+		if (img->objects[i].id == l->object)
+			path = img->objects[i].path;
+	if (err == EAGAIN || err == EACCES || err == EWOULDBLOCK)
+		fail_code(e, "unavailable",
+			  "%s is locked by another process now: the program held %s on it, and runs only with it (end the other "
+			  "process, or the program's other copy, and restore again)",
+			  path, lock_words(l));
+	else
+		fail(e, "cannot take %s on %s again: %s", lock_words(l), path, strerror(err));
+	return err_path(e, path);
+}
+
+int take_description_locks(struct restore_ctx *c, struct err *e)
+{
+	const struct image *img = &c->img;
+	for (uint32_t i = 0; i < img->nlocks; i++) {
+		const struct vos_lock_rec *l = &img->locks[i];
+		if (l->kind == VOS_LOCK_POSIX)
+			continue; /* the process's own: taken by it, in the blob */
+		int fd = -1;
+		for (int k = 0; k < img->nobjects; k++)
+			if (img->objects[k].id == l->object)
+				fd = c->object_fd[k];
+		if (fd < 0)
+			return fail(e, "a lock is on an open file that was not restored");
+		int rc;
+		if (l->kind == VOS_LOCK_FLOCK) {
+			rc = flock(fd, (l->type == VOS_LOCK_WRITE ? LOCK_EX : LOCK_SH) | LOCK_NB);
+		} else {
+			struct flock fl = {.l_type = l->type == VOS_LOCK_WRITE ? F_WRLCK : F_RDLCK,
+					   .l_whence = SEEK_SET,
+					   .l_start = (off_t)l->start,
+					   .l_len = l->end == VOS_LOCK_TO_EOF ? 0 : (off_t)(l->end - l->start + 1)};
+			rc = fcntl(fd, F_OFD_SETLK, &fl);
+		}
+		if (rc < 0)
+			return lock_unavailable(e, img, l, errno);
+	}
+	return 0;
 }

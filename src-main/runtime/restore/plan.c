@@ -131,7 +131,8 @@ uint64_t restore_zone_size(const struct img_process *p, uint64_t nruns)
 	uint64_t data = sizeof(struct blob_plan) + (uint64_t)p->nvmas * sizeof(struct blob_area) +
 			nruns * sizeof(struct blob_run) + (uint64_t)p->nthreads * sizeof(struct blob_thread) +
 			p->auxv_len + 4096 /* unmap list */ * sizeof(struct blob_range) +
-			((uint64_t)p->ntimers + 1) * sizeof(struct blob_timer) + 64 * sizeof(struct blob_poke) + 64 * 16;
+			((uint64_t)p->ntimers + 1) * sizeof(struct blob_timer) + ((uint64_t)p->nlocks + 1) * sizeof(struct blob_lock) +
+			64 * sizeof(struct blob_poke) + 64 * 16;
 	uint64_t stacks = (uint64_t)p->nthreads * BLOB_THREAD_STACK + BLOB_MAIN_STACK;
 	return code + ((data + PAGE - 1) & ~(PAGE - 1)) + stacks + 4 * PAGE;
 }

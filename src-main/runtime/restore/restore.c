@@ -153,7 +153,7 @@ static int restore_pod(struct restore_ctx *c, struct err *e)
 	if (c->sync == MAP_FAILED)
 		return fail(e, "cannot map the restore barrier: %s", strerror(errno));
 	memset(c->sync, 0, sizeof *c->sync);
-	if (create_objects(c, e) < 0)
+	if (create_objects(c, e) < 0 || take_description_locks(c, e) < 0 || create_sysv_ipc(c, e) < 0)
 		return -1;
 
 	create_children(c, 1);

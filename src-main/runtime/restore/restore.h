@@ -94,6 +94,18 @@ int create_objects(struct restore_ctx *c, struct err *e);
 /* inotify.c: the inotify instance o, its watches (o's OBJDATA payload, data/len) at the numbers
  * the program knows; raises an event on each watched file that changed meanwhile. The fd, or -1. */
 int inotify_object(const struct img_object *o, const void *data, size_t len, struct err *e);
+
+/* objects.c: takes the flock and OFD locks of the image on the objects (pod init, before any
+ * process exists; the processes share the descriptions, and so the locks). A lock someone else
+ * holds now fails the restore (unavailable, naming the file). */
+int take_description_locks(struct restore_ctx *c, struct err *e);
+/* objects.c: the failure for lock l, which could not be taken (errno err): unavailable with the
+ * file's path when someone else holds it. */
+int lock_unavailable(struct err *e, const struct image *img, const struct vos_lock_rec *l, int err);
+const char *lock_words(const struct vos_lock_rec *l);
+/* sysv-ipc.c: the image's SysV semaphore sets, made again with their ids and values in the new
+ * pod's IPC namespace (pod init, before any process exists). */
+int create_sysv_ipc(struct restore_ctx *c, struct err *e);
 /* files.c: opens (or recreates from the image) every file the image maps. */
 int open_mapped_files(struct restore_ctx *c, struct err *e);
 /* process.c: in a freshly created process, everything up to the blob; does not return. */

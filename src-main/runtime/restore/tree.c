@@ -78,7 +78,9 @@ int wait_count(struct restore_ctx *c, uint32_t *field, uint32_t n, int timeout_m
 						      "mapping memory", "reading memory from the image", "protecting memory",
 						      "setting the memory layout (prctl PR_SET_MM)", "starting a thread",
 						      "restoring signals", "restoring POSIX timers (this kernel cannot choose timer ids)",
-						      "giving memory the advice it had (madvise)", "moving pages sent ahead into place (mremap)"};
+						      "giving memory the advice it had (madvise)", "moving pages sent ahead into place (mremap)", "taking a file lock again"};
+			if (s->fail_step == STEP_LOCK && s->fail_addr < c->img.nlocks)
+				return lock_unavailable(e, &c->img, &c->img.locks[s->fail_addr], (int)s->fail_errno);
 			int step = s->fail_step >= 0 && s->fail_step < (int)ARRAY_LEN(steps) ? s->fail_step : 0;
 			return fail(e, "restoring process %d failed while %s at %#llx: %s", (int)s->fail_pid, steps[step],
 				    (unsigned long long)s->fail_addr, strerror((int)s->fail_errno));
