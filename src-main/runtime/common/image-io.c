@@ -282,8 +282,9 @@ int image_check_header(const void *payload, uint64_t len, const char *name, stru
 	}
 	uint32_t version;
 	memcpy(&version, (const char *)payload + 16, 4);
-	if (version != VOS_IMAGE_VERSION) {
-		fail(e, "%s has image format %u; this vOS reads format %u", name, version, VOS_IMAGE_VERSION);
+	if (version < VOS_IMAGE_VERSION_OLDEST || version > VOS_IMAGE_VERSION) {
+		fail(e, "%s has image format %u; this vOS reads formats %u to %u", name, version, VOS_IMAGE_VERSION_OLDEST,
+		     VOS_IMAGE_VERSION);
 		return err_bad_record(e, NULL);
 	}
 	return 0;

@@ -23,7 +23,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VOS_IMAGE_VERSION 1
+/* 2: LOCKS, SYSV_IPC, listening sockets and inotify objects, which a version-1 reader would
+ * pass over or refuse late; a reader takes every version from VOS_IMAGE_VERSION_OLDEST (a
+ * version-1 image holds none of them and reads the same). */
+#define VOS_IMAGE_VERSION 2
+#define VOS_IMAGE_VERSION_OLDEST 1
 #define VOS_REC_MAGIC 0x43455256u /* "VREC" */
 #define VOS_REC_HEADER_SIZE 24
 #define VOS_IMAGE_MAGIC "vOS image"

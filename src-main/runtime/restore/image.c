@@ -112,8 +112,9 @@ static int load_header(struct image *img, struct reader *r, struct err *e)
 	rd_str(r, img->machine, sizeof img->machine);
 	if (r->bad || !magic || memcmp(magic, VOS_IMAGE_MAGIC, sizeof VOS_IMAGE_MAGIC) != 0)
 		return damaged(e, NULL, "%s is not a vOS image", img->name);
-	if (version != VOS_IMAGE_VERSION)
-		return damaged(e, NULL, "%s has image format %u; this vOS reads format %u", img->name, version, VOS_IMAGE_VERSION);
+	if (version < VOS_IMAGE_VERSION_OLDEST || version > VOS_IMAGE_VERSION)
+		return damaged(e, NULL, "%s has image format %u; this vOS reads formats %u to %u", img->name, version,
+			       VOS_IMAGE_VERSION_OLDEST, VOS_IMAGE_VERSION);
 	return 0;
 }
 
