@@ -157,6 +157,12 @@ export interface CheckpointResult {
   incremental: boolean;
   /** The store image an incremental one builds on; null for a whole image. */
   parent: string | null;
+  /**
+   * What a restore of this image will not carry, each in words naming the process: a connection
+   * to outside the session ("restored disconnected"), connections waiting on a listening socket
+   * ("dropped"). Absent when everything will be carried.
+   */
+  warnings?: string[];
   /** Asked for an incremental image, got a whole one: why (the first of a session, no write
    * tracking on this kernel, a migration in between, the chain's length bound...). */
   fullReason?: string;

@@ -174,6 +174,7 @@ int finish_objects(struct files_dump *fd, struct err *e)
 		}
 	}
 	free(peers.pairs);
+	describe_closed_sockets(fd);
 	return 0;
 }
 

@@ -144,6 +144,16 @@ enum vos_obj_kind {
 	VOS_OBJ_MEMFD = 12,    /* memfd: content in OBJDATA (if also mapped: the shm object's PAGES are used) */
 	VOS_OBJ_PTY_MASTER = 13, /* a pty created inside the pod */
 	VOS_OBJ_PTY_SLAVE = 14,
+	VOS_OBJ_LISTEN_SOCKET = 15, /* a listening socket: bound and listening again at its address */
 };
+
+/* VOS_OBJ_LISTEN_SOCKET: p[0] = backlog (low 32 bits) | connections waiting at the checkpoint
+ * (high 32, not carried); p[1] = domain; p[2] = type; p[3] = port (bits 0-15) | the flags below |
+ * the Unix socket file's mode (bits 20-31) | TCP_DEFER_ACCEPT seconds (high 32); path = the
+ * address (docs/image-format.md). */
+#define VOS_LISTEN_REUSEADDR (1ull << 16)
+#define VOS_LISTEN_REUSEPORT (1ull << 17)
+#define VOS_LISTEN_V6ONLY (1ull << 18)
+#define VOS_LISTEN_MODE_SHIFT 20
 
 #endif

@@ -109,7 +109,7 @@ static int check_objects(struct image *img, struct u64map *ids, struct err *e)
 		if (u64map_get(ids, o->id, &seen))
 			return bad(e, img, &img->objects_rec, "object %u is described twice", o->id);
 		u64map_put(ids, o->id, (uint64_t)i);
-		if (o->kind < VOS_OBJ_FILE || o->kind > VOS_OBJ_PTY_SLAVE)
+		if (o->kind < VOS_OBJ_FILE || o->kind > VOS_OBJ_LISTEN_SOCKET)
 			return bad(e, img, &img->objects_rec, "object %u is of unknown kind %u", o->id, o->kind);
 		if ((o->kind == VOS_OBJ_DELETED || o->kind == VOS_OBJ_MEMFD) && o->p[1] > VOS_MAX_FILE_SIZE)
 			return bad(e, img, &img->objects_rec, "object %u claims %llu bytes", o->id, (unsigned long long)o->p[1]);
