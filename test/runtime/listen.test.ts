@@ -76,8 +76,14 @@ describe.each(runAs)('listening sockets across checkpoint and restore (as $who)'
     return s.id;
   }
   const send = (id: string, data: string): Promise<unknown> => client.request('session.input', { id, data });
-  const waitText = (id: string, pattern: string, timeoutMs = 10_000): Promise<{ lines: string[] }> =>
-    client.request('session.wait', { id, pattern, timeoutMs });
+  /** Waits for the pattern on the session's screen; a timeout shows the screen. */
+  const waitText = async (id: string, pattern: string, timeoutMs = 10_000): Promise<{ lines: string[] }> => {
+    try {
+      return await client.request('session.wait', { id, pattern, timeoutMs });
+    } catch (err) {
+      throw new Error(`${String(err)}\n--- screen ---\n${await screen(id).catch(() => '(gone)')}`);
+    }
+  };
   const screen = async (id: string): Promise<string> => (await client.request('session.screen', { id })).lines.join('\n');
 
   async function checkpoint(id: string, name: string): Promise<{ file: string; warnings: string[]; stderr: string }> {
@@ -207,6 +213,71 @@ describe.each(runAs)('listening sockets across checkpoint and restore (as $who)'
     }
   });
 
+  it('an abstract Unix name and an IPv6-only port are listened on again', async () => {
+    const name = `vos-test-${process.pid}-${user ? 'nobody' : 'self'}`;
+    const id = await run(PYTHON, [
+      '-c',
+      [
+        'import os, select, socket',
+        'tok = os.urandom(6).hex()',
+        'a = socket.socket(socket.AF_UNIX); a.bind("\\0' + name + '"); a.listen(5)',
+        'b = socket.socket(socket.AF_INET6); b.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1); b.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)',
+        'b.bind(("::1", 0)); b.listen(7)',
+        'print("ready", b.getsockname()[1], flush=True)',
+        'while True:',
+        '    for s in select.select([a, b], [], [])[0]:',
+        '        c, _ = s.accept(); c.sendall(b"token=%s\\n" % tok.encode()); c.close()',
+      ].join('\n'),
+    ]);
+    const port = Number(/ready (\d+)/.exec((await waitText(id, '^ready \\d+$')).lines.join('\n'))![1]);
+    const askV6 = (): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const sock = connect(port, '::1');
+        let text = '';
+        sock.on('data', (d: Buffer) => (text += d.toString()));
+        sock.on('error', reject);
+        sock.on('close', () => resolve(text));
+      });
+    // Node pads abstract addresses (ECONNREFUSED): Python asks with the name's exact length.
+    const askAbstract = (): string =>
+      execFileSync(PYTHON, ['-c', `import socket\ns = socket.socket(socket.AF_UNIX)\ns.settimeout(5)\ns.connect("\\0${name}")\nprint(s.recv(100).decode(), end="")`], {
+        encoding: 'utf8',
+        timeout: 10_000,
+      });
+    const pid = askAbstract();
+    expect(pid).toMatch(/^token=[0-9a-f]{12}\n$/);
+    expect(await askV6()).toBe(pid);
+    const { file, warnings } = await checkpoint(id, 'abstract');
+    expect(warnings).toEqual([]);
+    await kill(id);
+    const r = await restore(file);
+    expect(r.note).toBeNull();
+    expect(askAbstract()).toBe(pid); // the same token: the same program, not a new one
+    expect(await askV6()).toBe(pid);
+    await client.request('session.kill', { id: r.id, signal: 'KILL' });
+  });
+
+  it('a port held by the closed connections of a server without SO_REUSEADDR is refused, saying so', async () => {
+    const id = await run(PYTHON, [
+      '-c',
+      [
+        'import socket',
+        'b = socket.socket(); b.bind(("127.0.0.1", 0)); b.listen(3)',
+        'print("ready", b.getsockname()[1], flush=True)',
+        'while True:',
+        '    c, _ = b.accept(); c.sendall(b"hi\\n"); c.close()',
+      ].join('\n'),
+    ]);
+    const port = Number(/ready (\d+)/.exec((await waitText(id, '^ready \\d+$')).lines.join('\n'))![1]);
+    expect(await ask(port)).toBe('hi\n'); // the server closes first: its end waits (TIME_WAIT) on the port
+    const { file } = await checkpoint(id, 'timewait');
+    await kill(id);
+    const r = await vos(agent.home, ['restore', file, '--json']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(`127.0.0.1:${port}`);
+    expect(r.stderr).toContain('SO_REUSEADDR');
+  });
+
   it('Python http.server answers a request after a restore', async () => {
     const id = await run(PYTHON, ['-m', 'http.server', '0', '--bind', '127.0.0.1']);
     const line = (await waitText(id, 'Serving HTTP on 127\\.0\\.0\\.1 port \\d+', 15_000)).lines.join('\n');
@@ -224,7 +295,11 @@ describe.each(runAs)('listening sockets across checkpoint and restore (as $who)'
     await client.request('session.kill', { id: r.id, signal: 'KILL' });
   });
 
-  it.skipIf(!TMUX)('a tmux server inside a session keeps serving its clients after a restore', async () => {
+  // As an ordinary user, a tmux pane's program ends at once inside a pod ("server exited
+  // unexpectedly"), before any checkpoint: the pty/group mapping of issue 11 item 7 (GNU screen).
+  const tmuxSkip = !TMUX ? 'tmux is not installed' : user ? 'tmux cannot start its panes in a pod as an ordinary user yet (issue 11 item 7)' : null;
+  if (tmuxSkip) console.log(`tmux case skipped (as ${user ? 'nobody' : 'this user'}): ${tmuxSkip}`);
+  it.skipIf(tmuxSkip !== null)('a tmux server inside a session keeps serving its clients after a restore', async () => {
     const sock = join(work, 'tmux.sock');
     const id = await run('/bin/sh');
     await waitText(id, 'vos\\$');

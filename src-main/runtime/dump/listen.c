@@ -28,9 +28,18 @@
 #include "objects.h"
 #include "vos-image.h"
 
-/* The backlog and the waiting connections of a Unix listener (inode ino); 0, or -1 unknown. */
-static int unix_queue(uint64_t ino, uint32_t *max, uint32_t *waiting)
+/* What the socket diagnostics say of one Unix socket (by inode): its queue lengths (a listener:
+ * connections waiting, backlog; another socket: bytes to read, bytes sent its peer has not read)
+ * and, for a listener, the inodes of the clients waiting in its queue, in queue order. */
+struct unix_diag_one {
+	uint32_t rqueue, wqueue;
+	uint32_t icons[256];
+	int nicons; /* -1: more than fit */
+};
+
+static int unix_diag_query(uint64_t ino, struct unix_diag_one *out)
 {
+	memset(out, 0, sizeof *out);
 	int s = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
 	if (s < 0)
 		return -1;
@@ -44,11 +53,11 @@ static int unix_queue(uint64_t ino, uint32_t *max, uint32_t *waiting)
 	msg.nlh.nlmsg_flags = NLM_F_REQUEST;
 	msg.req.sdiag_family = AF_UNIX;
 	msg.req.udiag_ino = (uint32_t)ino;
-	msg.req.udiag_show = UDIAG_SHOW_RQLEN;
+	msg.req.udiag_show = UDIAG_SHOW_RQLEN | UDIAG_SHOW_ICONS;
 	msg.req.udiag_cookie[0] = msg.req.udiag_cookie[1] = ~0u; /* any: found by inode */
 	int found = -1;
 	if (send(s, &msg, sizeof msg, 0) == (ssize_t)sizeof msg) {
-		char buf[4096];
+		char buf[16384];
 		ssize_t n;
 		do
 			n = recv(s, buf, sizeof buf, 0);
@@ -59,18 +68,65 @@ static int unix_queue(uint64_t ino, uint32_t *max, uint32_t *waiting)
 			struct unix_diag_msg *d = NLMSG_DATA(h);
 			int len = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof *d));
 			for (struct rtattr *a = (struct rtattr *)(d + 1); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
-				if (a->rta_type != UNIX_DIAG_RQLEN || RTA_PAYLOAD(a) < sizeof(struct unix_diag_rqlen))
-					continue;
-				struct unix_diag_rqlen q;
-				memcpy(&q, RTA_DATA(a), sizeof q);
-				*waiting = q.udiag_rqueue; /* a listener: connections not yet accepted */
-				*max = q.udiag_wqueue;     /* and its backlog */
-				found = 0;
+				if (a->rta_type == UNIX_DIAG_RQLEN && RTA_PAYLOAD(a) >= sizeof(struct unix_diag_rqlen)) {
+					struct unix_diag_rqlen q;
+					memcpy(&q, RTA_DATA(a), sizeof q);
+					out->rqueue = q.udiag_rqueue;
+					out->wqueue = q.udiag_wqueue;
+					found = 0;
+				} else if (a->rta_type == UNIX_DIAG_ICONS) {
+					size_t count = RTA_PAYLOAD(a) / sizeof(uint32_t);
+					if (count > sizeof out->icons / sizeof out->icons[0]) {
+						out->nicons = -1;
+						continue;
+					}
+					memcpy(out->icons, RTA_DATA(a), count * sizeof(uint32_t));
+					out->nicons = (int)count;
+				}
 			}
 		}
 	}
 	close(s);
 	return found;
+}
+
+/* The backlog and the waiting connections of a Unix listener (inode ino); 0, or -1 unknown. */
+static int unix_queue(uint64_t ino, uint32_t *max, uint32_t *waiting)
+{
+	struct unix_diag_one d;
+	if (unix_diag_query(ino, &d) < 0)
+		return -1;
+	*waiting = d.rqueue; /* a listener: connections not yet accepted */
+	*max = d.wqueue;     /* and its backlog */
+	return 0;
+}
+
+int queued_client(struct files_dump *fd, struct object *o)
+{
+	for (int i = 0; i < fd->nobjects; i++) {
+		struct object *l = &fd->objects[i];
+		if (l->kind != VOS_OBJ_LISTEN_SOCKET || l->p[1] != AF_UNIX || l->p[2] != o->p[2])
+			continue;
+		struct unix_diag_one d;
+		if (unix_diag_query(l->ino, &d) < 0 || d.nicons <= 0)
+			continue;
+		for (int k = 0; k < d.nicons; k++) {
+			if (d.icons[k] != (uint32_t)o->ino)
+				continue;
+			/* What it sent waits in the queued end, which nothing can read without accepting
+			 * it (and taking it from the program, which may go on running): such a client is
+			 * not carried. */
+			struct unix_diag_one mine;
+			if (unix_diag_query(o->ino, &mine) < 0 || mine.wqueue != 0 || (l->p[0] >> 32) == 0)
+				return 0;
+			o->kind = VOS_OBJ_QUEUED_CLIENT;
+			o->p[0] = l->id;
+			o->p[3] = (uint64_t)k;
+			l->p[0] -= 1ull << 32; /* one fewer connection dropped */
+			return 1;
+		}
+	}
+	return 0;
 }
 
 static int opt_on(int fd, int level, int name)

@@ -145,6 +145,7 @@ enum vos_obj_kind {
 	VOS_OBJ_PTY_MASTER = 13, /* a pty created inside the pod */
 	VOS_OBJ_PTY_SLAVE = 14,
 	VOS_OBJ_LISTEN_SOCKET = 15, /* a listening socket: bound and listening again at its address */
+	VOS_OBJ_QUEUED_CLIENT = 17, /* a Unix socket whose connection waits in a pod listener's queue */
 };
 
 /* VOS_OBJ_LISTEN_SOCKET: p[0] = backlog (low 32 bits) | connections waiting at the checkpoint

@@ -342,6 +342,18 @@ static int clear_socket_path(const struct sockaddr_un *a, socklen_t len, const c
 	return 0;
 }
 
+/* Whether something accepts connections at an Internet address now (a probe that connects). */
+static int someone_listens(int domain, const struct sockaddr_storage *ss, socklen_t len)
+{
+	int probe = socket(domain, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (probe < 0)
+		return 1; /* cannot tell: say what is likelier */
+	int rc = connect(probe, (const struct sockaddr *)ss, len);
+	int why = errno;
+	close(probe);
+	return rc == 0 || why != ECONNREFUSED;
+}
+
 static int set_flag(int fd, int level, int name, int on)
 {
 	return setsockopt(fd, level, name, &on, sizeof on);
@@ -405,6 +417,10 @@ static int listen_object(struct restore_ctx *c, const struct img_object *o, stru
 		umask(mask);
 	if (rc < 0) {
 		close(fd);
+		if (why == EADDRINUSE && domain != AF_UNIX && !someone_listens(domain, &ss, len))
+			return fail_code(e, "unavailable",
+					 "cannot listen on %s again: connections of the original that closed in the last minute still hold the port "
+					 "(it does not set SO_REUSEADDR); try again in a minute", words);
 		if (why == EADDRINUSE)
 			return fail_code(e, "unavailable", "cannot listen on %s again: the address is in use on this machine (is the original still running?)", words);
 		if (why == EACCES || why == EPERM)
@@ -424,6 +440,58 @@ static int listen_object(struct restore_ctx *c, const struct img_object *o, stru
 	if (waiting)
 		add_note(c, "%u connection(s) waiting on %s had not been accepted and were dropped", waiting, words);
 	return fd;
+}
+
+/* The clients of the pod that waited in a listener's queue at the checkpoint: connected again, in
+ * their order, so that the program's next accept gets them as before. */
+static int queued_clients(struct restore_ctx *c, int base, struct err *e)
+{
+	struct image *img = &c->img;
+	uint64_t last = 0;
+	int any = 0;
+	for (int i = 0; i < img->nobjects; i++)
+		if (img->objects[i].kind == VOS_OBJ_QUEUED_CLIENT) {
+			any = 1;
+			last = img->objects[i].p[3] > last ? img->objects[i].p[3] : last;
+		}
+	for (uint64_t pos = 0; any && pos <= last; pos++) {
+		for (int i = 0; i < img->nobjects; i++) {
+			const struct img_object *o = &img->objects[i];
+			if (o->kind != VOS_OBJ_QUEUED_CLIENT || o->p[3] != pos)
+				continue;
+			int l = -1;
+			for (int k = 0; k < img->nobjects; k++)
+				if (img->objects[k].id == o->p[0] && img->objects[k].kind == VOS_OBJ_LISTEN_SOCKET)
+					l = k;
+			if (l < 0 || c->object_fd[l] < 0)
+				return fail_code(e, "bad_image", "the image has a waiting connection without its listener (object %u)", o->id);
+			char words[512];
+			listen_words(&img->objects[l], words, sizeof words);
+			struct sockaddr_un a;
+			socklen_t len = sizeof a;
+			memset(&a, 0, sizeof a);
+			if (getsockname(c->object_fd[l], (struct sockaddr *)&a, &len) < 0)
+				return fail(e, "cannot read the address of %s: %s", words, strerror(errno));
+			int fd = socket(AF_UNIX, (int)img->objects[l].p[2] | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+			if (fd < 0)
+				return fail(e, "socket: %s", strerror(errno));
+			if (connect(fd, (struct sockaddr *)&a, len) < 0) {
+				int why = errno;
+				close(fd);
+				if (why != EAGAIN)
+					return fail(e, "cannot connect again to %s: %s", words, strerror(why));
+				add_note(c, "a connection waiting on %s did not fit its queue and came back disconnected", words);
+				fd = closed_socket(o, e);
+				if (fd < 0)
+					return -1;
+			}
+			set_status_flags(fd, o->flags);
+			c->object_fd[i] = high_fd(fd, base);
+			if (c->object_fd[i] < 0)
+				return fail(e, "out of file descriptors while restoring: %s", strerror(errno));
+		}
+	}
+	return 0;
 }
 
 static int timer_object(const struct img_object *o, struct err *e)
@@ -585,6 +653,8 @@ int create_objects(struct restore_ctx *c, struct err *e)
 		case VOS_OBJ_LISTEN_SOCKET:
 			fd = listen_object(c, o, e);
 			break;
+		case VOS_OBJ_QUEUED_CLIENT:
+			continue; /* once every listener exists, below */
 		case VOS_OBJ_EVENTFD:
 			fd = eventfd((unsigned)o->p[0],
 				     EFD_CLOEXEC | (o->p[1] ? EFD_SEMAPHORE : 0) | ((o->flags & O_NONBLOCK) ? EFD_NONBLOCK : 0));
@@ -642,5 +712,7 @@ int create_objects(struct restore_ctx *c, struct err *e)
 			return -1;
 		c->object_fd[i] = high_fd(fd, base);
 	}
+	if (queued_clients(c, base, e) < 0)
+		return -1;
 	return socketpair_objects(c, base, e);
 }
