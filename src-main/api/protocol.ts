@@ -509,6 +509,15 @@ export interface FileNeed {
   mode: number;
 }
 
+/** An address a migrating session listens on: the target must be able to listen there too. */
+export interface ListenNeed {
+  kind: 'tcp' | 'unix';
+  /** A numeric IP address (tcp) or an absolute socket path (unix). */
+  address: string;
+  /** The TCP port; 0 for a Unix path. */
+  port: number;
+}
+
 /** What it takes to start a session's terminal again elsewhere: its program and its size. */
 export type SessionShape = Pick<SessionInfo, 'name' | 'command' | 'args' | 'cwd' | 'cols' | 'rows'>;
 
@@ -522,6 +531,9 @@ export interface MigrationOffer extends SessionShape {
   arch: string;
   /** A file the target lacks and is at most this big may be sent along; bigger: refused. */
   sendUpTo: number;
+  /** Where the session listens (ports, socket paths): taken on the target, the move is refused
+   * before anything stops. Absent from older sources. */
+  listeners?: ListenNeed[];
 }
 
 /** One paired machine's sessions, or why there are none to show. */
