@@ -322,21 +322,23 @@ static int unix_address(const struct img_object *o, struct sockaddr_un *a, sockl
 
 /* A socket file left at a listener's path: removed when it is a socket nobody listens on (the
  * checkpointed program's own, or a stale one), else the restore is refused. */
-static int clear_socket_path(const struct sockaddr_un *a, socklen_t len, const char *words, struct err *e)
+static int clear_socket_path(const struct sockaddr_un *a, socklen_t len, int type, const char *words, struct err *e)
 {
 	struct stat st;
 	if (lstat(a->sun_path, &st) < 0)
 		return errno == ENOENT ? 0 : fail(e, "cannot inspect %s: %s", words, strerror(errno));
 	if (!S_ISSOCK(st.st_mode))
 		return fail_code(e, "unavailable", "cannot listen on %s again: a file that is not a socket is there now", words);
-	int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	int probe = socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (probe < 0)
 		return fail(e, "socket: %s", strerror(errno));
 	int rc = connect(probe, (const struct sockaddr *)a, len);
 	int why = errno;
 	close(probe);
-	if (rc == 0 || why == EAGAIN || why == EPROTOTYPE)
+	if (rc == 0 || why == EAGAIN)
 		return fail_code(e, "unavailable", "cannot listen on %s again: another program listens there now (is the original still running?)", words);
+	if (why != ECONNREFUSED) /* not plainly stale: not ours to remove */
+		return fail_code(e, "unavailable", "cannot listen on %s again: a socket file is there that cannot be checked (%s)", words, strerror(why));
 	if (unlink(a->sun_path) < 0 && errno != ENOENT)
 		return fail(e, "cannot remove the old socket file %s: %s", words, strerror(errno));
 	return 0;
@@ -389,7 +391,7 @@ static int listen_object(struct restore_ctx *c, const struct img_object *o, stru
 		return fail_code(e, "bad_image", "the image holds a listening socket of family %d, type %d", domain, type);
 	}
 	int path_bound = domain == AF_UNIX && ((struct sockaddr_un *)&ss)->sun_path[0] != 0;
-	if (path_bound && clear_socket_path((struct sockaddr_un *)&ss, len, words, e) < 0)
+	if (path_bound && clear_socket_path((struct sockaddr_un *)&ss, len, type, words, e) < 0)
 		return -1;
 	int fd = socket(domain, type | SOCK_CLOEXEC, 0);
 	if (fd < 0)
