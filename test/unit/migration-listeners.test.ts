@@ -50,7 +50,7 @@ describe('the listeners of a moving session', () => {
     ]);
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     const [v4, v6] = (await waitFor('the listener to start', () => (/^(\d+) (\d+)\n/.exec(out) ? out : null))).trim().split(' ').map(Number);
-    const found = sessionListeners(child.pid!);
+    const found = sessionListeners(child.pid!, 0); // the process itself (no pod around it)
     expect(found).toContainEqual({ kind: 'tcp', address: '127.0.0.1', port: v4 });
     expect(found).toContainEqual({ kind: 'tcp', address: '0:0:0:0:0:0:0:1', port: v6 });
     expect(found).toContainEqual({ kind: 'unix', address: path, port: 0 });

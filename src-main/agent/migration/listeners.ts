@@ -8,7 +8,7 @@
 import { connect, createServer, isIP } from 'node:net';
 import { lstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import type { ListenNeed } from '../../api/protocol.js';
-import { processTree } from '../../base/process-tree.js';
+import { childPids, processTree } from '../../base/process-tree.js';
 
 /** At most this many listeners are named in an offer (and checked by a target). */
 export const MAX_LISTENERS = 256;
@@ -53,8 +53,11 @@ function unixListeners(table: string, into: Map<string, ListenNeed>): void {
   }
 }
 
-/** What the processes under `root` listen on (from the network namespace of `root`). */
-export function sessionListeners(root: number): ListenNeed[] {
+/**
+ * What the processes under `root` listen on (from the network namespace of `root`); the first
+ * `outer` levels of the tree are left out (a session: vos-init's outer process and pod init).
+ */
+export function sessionListeners(root: number, outer = 2): ListenNeed[] {
   const byInode = new Map<string, ListenNeed>();
   const read = (name: string): string => {
     try {
@@ -67,7 +70,11 @@ export function sessionListeners(root: number): ListenNeed[] {
   tcpListeners(read('tcp6'), true, byInode);
   unixListeners(read('unix'), byInode);
   const found = new Map<string, ListenNeed>();
+  // vos-init's outer process (root) and pod init listen on the agent's own sockets (the pod's
+  // control socket): not the program's, and not carried. The programs are below pod init.
+  const infrastructure = new Set(outer >= 2 ? [root, ...childPids(root)] : outer === 1 ? [root] : []);
   for (const pid of processTree(root)) {
+    if (infrastructure.has(pid)) continue;
     let fds: string[];
     try {
       fds = readdirSync(`/proc/${pid}/fd`);
