@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +92,7 @@ int main(int argc, char **argv)
 	char token[16];
 	snprintf(token, sizeof token, "%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2], r[3], r[4], r[5]);
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	signal(SIGPIPE, SIG_IGN); /* as servers do: a client that left (a restore's probe) is no reason to end */
 	int u = unix_listener(argv[1]);
 	unsigned port;
 	int t = tcp_listener(&port);
