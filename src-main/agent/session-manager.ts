@@ -327,11 +327,14 @@ export class SessionManager {
     } finally {
       clearTimeout(timer);
     }
+    const notes: string[] = [];
     if (outcome.clocks === 'jumped') {
-      session.noteRestore(
+      notes.push(
         'its monotonic clocks jumped: the machine it came from booted at another time, and this kernel has no time namespaces to hide that (timers and timeouts running in it may fire early or late)',
       );
     }
+    if (outcome.note) notes.push(`not carried: ${outcome.note}`);
+    if (notes.length) session.noteRestore(notes.join('; '));
   }
 
   /**

@@ -157,6 +157,12 @@ export interface CheckpointResult {
   incremental: boolean;
   /** The store image an incremental one builds on; null for a whole image. */
   parent: string | null;
+  /**
+   * What a restore of this image will not carry, each in words naming the process: a connection
+   * to outside the session ("restored disconnected"), connections waiting on a listening socket
+   * ("dropped"). Absent when everything will be carried.
+   */
+  warnings?: string[];
   /** Asked for an incremental image, got a whole one: why (the first of a session, no write
    * tracking on this kernel, a migration in between, the chain's length bound...). */
   fullReason?: string;
@@ -503,6 +509,15 @@ export interface FileNeed {
   mode: number;
 }
 
+/** An address a migrating session listens on: the target must be able to listen there too. */
+export interface ListenNeed {
+  kind: 'tcp' | 'unix';
+  /** A numeric IP address (tcp) or an absolute socket path (unix). */
+  address: string;
+  /** The TCP port; 0 for a Unix path. */
+  port: number;
+}
+
 /** What it takes to start a session's terminal again elsewhere: its program and its size. */
 export type SessionShape = Pick<SessionInfo, 'name' | 'command' | 'args' | 'cwd' | 'cols' | 'rows'>;
 
@@ -516,6 +531,9 @@ export interface MigrationOffer extends SessionShape {
   arch: string;
   /** A file the target lacks and is at most this big may be sent along; bigger: refused. */
   sendUpTo: number;
+  /** Where the session listens (ports, socket paths): taken on the target, the move is refused
+   * before anything stops. Absent from older sources. */
+  listeners?: ListenNeed[];
 }
 
 /** One paired machine's sessions, or why there are none to show. */

@@ -229,6 +229,18 @@ const CHECKERS: { [M in Method]: Checker } = {
       int(r, 'size', 0, Number.MAX_SAFE_INTEGER);
       int(r, 'mode', 0, 0o7777);
     }
+    const listeners = p.listeners;
+    if (listeners !== undefined) {
+      if (!Array.isArray(listeners) || listeners.length > 256) fail('"listeners" must be a list of at most 256');
+      for (const l of listeners as unknown[]) {
+        if (typeof l !== 'object' || l === null) fail('"listeners" must hold objects');
+        const r = l as Record<string, unknown>;
+        if (r.kind !== 'tcp' && r.kind !== 'unix') fail('a listener\'s "kind" must be "tcp" or "unix"');
+        str(r, 'address');
+        if ((r.address as string).length > 4096) fail('a listener\'s "address" is too long');
+        int(r, 'port', 0, 65535);
+      }
+    }
   },
   'migration.files': (p) => nonEmpty(p, 'migration'),
   'migration.result': (p) => nonEmpty(p, 'migration'),

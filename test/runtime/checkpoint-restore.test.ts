@@ -62,11 +62,13 @@ describe.each(runAs)('checkpoint and restore (as $who)', ({ user }) => {
     client.request('session.wait', { id, pattern, timeoutMs });
   const screen = async (id: string): Promise<string> => (await client.request('session.screen', { id })).lines.join('\n');
 
-  /** vos checkpoint, kill, vos restore: the id of the restored session. */
-  async function cycle(id: string, name = 'image'): Promise<string> {
+  /** vos checkpoint, kill, vos restore: the id of the restored session. `said`: the checkpoint's
+   * warning and the restore's note expected on stderr (else both must be silent). */
+  async function cycle(id: string, name = 'image', said?: { warning: string; note: string }): Promise<string> {
     const file = join(work, `${name}-${id}.vosimg`);
     const cp = await vos(agent.home, ['checkpoint', id, '--out', file, '--json']);
-    expect(cp.stderr).toBe('');
+    if (said) expect(cp.stderr).toBe(`vos: warning: ${said.warning}\n`);
+    else expect(cp.stderr).toBe('');
     expect(cp.code).toBe(0);
     const result = JSON.parse(cp.stdout) as { bytes: number; processes: number; frozenMs: number };
     expect(result.bytes).toBe(statSync(file).size);
@@ -74,7 +76,8 @@ describe.each(runAs)('checkpoint and restore (as $who)', ({ user }) => {
     await client.request('session.kill', { id, signal: 'KILL' });
     await waitFor('the original to end', async () => (await client.request('session.list', {})).find((s) => s.id === id)?.state === 'exited');
     const restored = await vos(agent.home, ['restore', file, '--json']);
-    expect(restored.stderr).toBe('');
+    if (said) expect(restored.stderr).toBe(`vos: note: not carried: ${said.note}\n`);
+    else expect(restored.stderr).toBe('');
     expect(restored.code).toBe(0);
     return (JSON.parse(restored.stdout) as { id: string }).id;
   }
@@ -214,7 +217,11 @@ describe.each(runAs)('checkpoint and restore (as $who)', ({ user }) => {
       const code = `import socket\ns = socket.create_connection(("127.0.0.1", ${port}))\nprint("got", s.recv(6))\ninput()\nprint("after", s.recv(6))\n`;
       const id = await run(PYTHON, ['-c', code]);
       await waitText(id, "^got b'hello\\\\n'$");
-      const rid = await cycle(id, 'tcp');
+      // Said before: at the checkpoint (a warning) and by the restore (its note).
+      const rid = await cycle(id, 'tcp', {
+        warning: `process 2 (python3): a TCP connection to 127.0.0.1:${port} will be restored disconnected`,
+        note: `a TCP connection to 127.0.0.1:${port} came back disconnected`,
+      });
       await send(rid, '\r');
       await waitText(rid, "^after b''$");
     } finally {

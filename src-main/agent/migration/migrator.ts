@@ -34,6 +34,7 @@ import { processStartTime, processTree } from '../../base/process-tree.js';
 import { AfterCommit, type Committed } from './after-commit.js';
 import { CommitJournal, type CommitRecord } from './commit-journal.js';
 import { checkpointHeld, type HeldCheckpoint } from './held-checkpoint.js';
+import { sessionListeners } from './listeners.js';
 import { fileHash, sessionNeeds } from './preflight.js';
 import { runSteps, type Step } from './transaction.js';
 import { withTimeout } from '../../base/with-timeout.js';
@@ -236,6 +237,7 @@ export class Migrator {
         bytes: m.total,
         arch: arch(),
         sendUpTo: m.options.sendFilesUpTo,
+        listeners: sessionListeners(m.session.pid),
       }));
     } catch (err) {
       throw m.fail(`${m.target.name} refuses it: ${describeError(err)}`, err);

@@ -16,6 +16,7 @@ import type { Session } from '../session/session.js';
 import type { SessionManager } from '../session-manager.js';
 import { IncomingFiles, checkIncomingPath } from './incoming-files.js';
 import type { HeldJournal } from './held-journal.js';
+import { badListener, listenersTakenHere } from './listeners.js';
 import { DEFAULT_ACCEPT_LIMITS, missingHere, type AcceptLimits } from './preflight.js';
 
 const OFFER_EXPIRES_MS = 60_000;
@@ -101,11 +102,15 @@ export class MigrationReceiver {
     // Paths a peer names are looked at (and files put there) only in their normal form.
     const badPath = [...offer.dirs.map((d) => checkIncomingPath(d, 'dir')), ...offer.files.map((f) => checkIncomingPath(f.path))].find((p) => p !== null);
     if (badPath) throw new VosError('refused', `the offer names a path this machine does not take: ${badPath}`);
+    const listeners = offer.listeners ?? [];
+    const badListen = listeners.map(badListener).find((p) => p !== null);
+    if (badListen) throw new VosError('refused', `the offer names ${badListen}`);
     if (this.checking >= MAX_OFFERS_CHECKED) throw new VosError('busy', `${MAX_OFFERS_CHECKED} migrations are being checked here already: try again in a moment`);
     this.checking++;
     let checked: Awaited<ReturnType<typeof missingHere>>;
     try {
       checked = await missingHere(offer.dirs, offer.files, offer.sendUpTo, this.accept);
+      checked.problems.push(...(await listenersTakenHere(listeners)));
     } finally {
       this.checking--;
     }

@@ -38,7 +38,8 @@ export interface CheckpointHelper {
   image: Duplex | null;
   /** With hold: the pod is frozen and its image complete. */
   held: Promise<HelperFields>;
-  /** The last line's fields ("ok ...", and full_reason from a "full" line); rejects with the helper's reason. */
+  /** The last line's fields ("ok ...", full_reason from a "full" line, warnings: the "warn" lines
+   * joined by newlines); rejects with the helper's reason. */
   done: Promise<HelperFields>;
   /** With hold: end the pod (commit) or let it run again. */
   verdict(commit: boolean): void;
@@ -76,7 +77,11 @@ export function startCheckpointHelper(
   held.catch(() => {}); // a caller without --hold never awaits it
   const end = (line: string): void => {
     if (line.startsWith('ok')) {
-      settleDone.resolve({ ...lineFields(line.slice(2)), ...(fullReason !== null ? { full_reason: fullReason } : {}) });
+      settleDone.resolve({
+        ...lineFields(line.slice(2)),
+        ...(fullReason !== null ? { full_reason: fullReason } : {}),
+        ...(warnings.length ? { warnings: warnings.join('\n') } : {}),
+      });
       settleHeld.reject(new VosError('checkpoint_failed', 'the pod was not held'));
     } else {
       const why =
@@ -87,9 +92,13 @@ export function startCheckpointHelper(
   };
 
   let fullReason: string | null = null;
+  // What a restore of this image will not carry (the pod's "warn" lines; at most a few dozen kept).
+  const warnings: string[] = [];
   createInterface({ input: child.stdout! }).on('line', (line) => {
     if (line.startsWith('full ')) {
       fullReason = line.slice('full '.length);
+    } else if (line.startsWith('warn ')) {
+      if (warnings.length < 32) warnings.push(line.slice('warn '.length, 'warn '.length + 1000));
     } else if (line === 'frozen') {
       const refuse = (err: Error): void =>
         void child.stdin!.write(`no-session the session's record could not be made: ${err.message.replace(/\n/g, ' ')}\n`);

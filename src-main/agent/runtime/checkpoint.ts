@@ -151,6 +151,7 @@ async function runHelper(
       frozenMs: Number(f.frozen_us) / 1000,
       wallMs: Date.now() - started,
       stopped: f.stopped === '1',
+      ...(f.warnings ? { warnings: f.warnings.split('\n') } : {}),
     },
     fields: f,
   };

@@ -2,7 +2,7 @@
  * The runtime's status values (src-main/runtime/common/status.h), decoded: a failure is one line
  * of JSON `{"code", "message", "path"?, "record"?}` — what the restorer sends on its status
  * channel, and what follows "error " in pod init's and the checkpoint helper's replies. A
- * restore's success is `{"ok": true, "held", "restored", "clocks"}`. Nothing here trusts the
+ * restore's success is `{"ok": true, "held", "restored", "clocks", "note"?}`. Nothing here trusts the
  * line: a code that is not an API error code becomes the caller's, details that are not strings
  * are dropped, and a line that is not JSON is taken as plain words (older runtimes, messages
  * from before the runtime could speak).
@@ -20,6 +20,9 @@ export interface RestoreOutcome {
   restored: number;
   /** "same", "kept" or "jumped" (see keep_clocks in restore.c). */
   clocks: string;
+  /** What the restore could not carry (e.g. connections that were waiting, sockets to outside
+   * the session), for the session's restoreNote; null when it carried everything. */
+  note: string | null;
 }
 
 function parseObject(text: string): Record<string, unknown> | null {
@@ -63,6 +66,7 @@ export function restoreOutcome(line: string): RestoreOutcome {
       held: status.held === true,
       restored: typeof status.restored === 'number' ? status.restored : 0,
       clocks: typeof status.clocks === 'string' ? status.clocks : 'same',
+      note: typeof status.note === 'string' && status.note ? clip(status.note) : null,
     };
   }
   if (status && typeof status.message === 'string') throw errorFromStatus(line, 'restore_failed');

@@ -33,7 +33,8 @@ back at restore; one that is there with other content refuses the restore, namin
                 on this kernel, a migration since, every 8th image of a chain)
   --stop        end the session after a successful checkpoint
   --json        {"file", "image", "bytes", "keptFiles", "removed", "processes", "threads",
-                "frozenMs", "wallMs", "stopped", "incremental", "parent", "fullReason"}
+                "frozenMs", "wallMs", "stopped", "incremental", "parent", "fullReason",
+                "warnings" (what a restore will not carry)}
 
 The image is written to a temporary file beside its place and takes its place only when
 complete (a symlink at FILE is replaced, never followed). If the checkpoint fails (a full
@@ -78,6 +79,7 @@ included, stays as it was.
             `frozen ${r.frozenMs.toFixed(1)} ms, ${r.wallMs} ms in all${r.stopped ? '; the session has ended' : ''}\n`,
         );
       }
+      for (const w of r.warnings ?? []) ctx.err(`vos: warning: ${w}\n`);
       return 0;
     } finally {
       client.close();

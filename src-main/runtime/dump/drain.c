@@ -144,6 +144,8 @@ int finish_objects(struct files_dump *fd, struct err *e)
 			for (int k = 0; k < fd->nobjects; k++)
 				if (k != i && fd->objects[k].kind == VOS_OBJ_SOCKETPAIR && fd->objects[k].ino == peer_ino)
 					peer = k;
+			if (peer < 0 && peer_ino == 0 && queued_client(fd, o))
+				continue; /* connected to a listener of the pod, not accepted yet */
 			if (peer < 0 && peer_ino != 0) {
 				/* The other end is outside the pod (e.g. a connection to a local server). */
 				o->kind = VOS_OBJ_CLOSED_SOCKET;
@@ -174,6 +176,7 @@ int finish_objects(struct files_dump *fd, struct err *e)
 		}
 	}
 	free(peers.pairs);
+	describe_closed_sockets(fd);
 	return 0;
 }
 

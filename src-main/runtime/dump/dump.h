@@ -279,5 +279,8 @@ void put_fd_table(const struct files_dump *fd, pid_t pid, struct buf *b);
 /* Puts drained data back where it was (for a pod that keeps running). */
 void put_back_drained(struct files_dump *fd);
 void files_dump_free(struct files_dump *fd);
+/* listen.c (dump): what will not survive the restore (sockets to outside the pod, connections waiting
+ * to be accepted), as "warn ..." lines for the requester; returns how many. */
+int warn_lost_sockets(const struct files_dump *fd, int conn);
 
 #endif

@@ -167,6 +167,10 @@ int classify_object(struct object *o, pid_t pid, int fd, const char *link, const
 		getsockopt(o->dup, SOL_SOCKET, SO_DOMAIN, &domain, &l);
 		l = sizeof type;
 		getsockopt(o->dup, SOL_SOCKET, SO_TYPE, &type, &l);
+		int listening = 0;
+		l = sizeof listening;
+		if (getsockopt(o->dup, SOL_SOCKET, SO_ACCEPTCONN, &listening, &l) == 0 && listening)
+			return classify_listener(o, pid, fd, domain, type, e);
 		o->p[1] = (uint64_t)domain;
 		o->p[2] = (uint64_t)type;
 		o->kind = domain == AF_UNIX ? VOS_OBJ_SOCKETPAIR : VOS_OBJ_CLOSED_SOCKET;

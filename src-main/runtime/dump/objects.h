@@ -41,6 +41,16 @@ int classify_inotify(struct object *o, pid_t pid, int fd, const char *info, stru
 /* object-kinds.c: one line of /proc/PID/fdinfo/FD: the value after "key:", or NULL. */
 const char *fdinfo_value(const char *text, const char *key);
 
+/* listen.c: o (our duplicate of fd `fd` of process pid) listens: its kind and fields, or refused. */
+int classify_listener(struct object *o, pid_t pid, int fd, int domain, int type, struct err *e);
+/* listen.c: o, a Unix socket end whose peer is no socket yet, waits in the queue of one of the
+ * pod's listeners: then (1) it becomes a VOS_OBJ_QUEUED_CLIENT, connected again at restore; 0 if not. */
+int queued_client(struct files_dump *fd, struct object *o);
+/* listen.c: where a listener listens, in words ("/path", "@6162", "127.0.0.1:8000"). */
+void listener_words(const char *path, uint64_t domain, uint64_t p3, char *out, size_t size);
+/* listen.c: words in the path of each socket the restore cannot carry (what it was connected to). */
+void describe_closed_sockets(struct files_dump *fd);
+
 /* drain.c: pairs socket ends, drains pipes and sockets, and prepares the refill. */
 int finish_objects(struct files_dump *fd, struct err *e);
 

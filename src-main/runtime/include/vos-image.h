@@ -154,7 +154,9 @@ enum vos_obj_kind {
 	VOS_OBJ_MEMFD = 12,    /* memfd: content in OBJDATA (if also mapped: the shm object's PAGES are used) */
 	VOS_OBJ_PTY_MASTER = 13, /* a pty created inside the pod */
 	VOS_OBJ_PTY_SLAVE = 14,
+	VOS_OBJ_LISTEN_SOCKET = 15, /* a listening socket: bound and listening again at its address */
 	VOS_OBJ_INOTIFY = 16,  /* an inotify instance: its watches in OBJDATA (see docs/image-format.md) */
+	VOS_OBJ_QUEUED_CLIENT = 17, /* a Unix socket whose connection waits in a pod listener's queue */
 };
 
 /* VOS_OBJ_INOTIFY: a watch's flags, and the bounds a restorer accepts. */
@@ -182,5 +184,14 @@ struct vos_lock_rec {
 	uint64_t end;    /* last byte, or VOS_LOCK_TO_EOF (flock: VOS_LOCK_TO_EOF) */
 };
 _Static_assert(sizeof(struct vos_lock_rec) == 32, "a lock is u32 kind, u32 type, i32 pid, u32 object, u64 start, u64 end");
+
+/* VOS_OBJ_LISTEN_SOCKET: p[0] = backlog (low 32 bits) | connections waiting at the checkpoint
+ * (high 32, not carried); p[1] = domain; p[2] = type; p[3] = port (bits 0-15) | the flags below |
+ * the Unix socket file's mode (bits 20-31) | TCP_DEFER_ACCEPT seconds (high 32); path = the
+ * address (docs/image-format.md). */
+#define VOS_LISTEN_REUSEADDR (1ull << 16)
+#define VOS_LISTEN_REUSEPORT (1ull << 17)
+#define VOS_LISTEN_V6ONLY (1ull << 18)
+#define VOS_LISTEN_MODE_SHIFT 20
 
 #endif

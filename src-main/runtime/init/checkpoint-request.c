@@ -302,9 +302,9 @@ int checkpoint_request(const struct checkpoint_request *o)
 		}
 		if (fd >= 0)
 			close(fd);
-		if (strncmp(reply, "precopy", 7) == 0 || strncmp(reply, "full ", 5) == 0) {
-			/* live migration's progress: a round of pages sent ahead; or why an incremental
-			 * image is whole */
+		if (strncmp(reply, "precopy", 7) == 0 || strncmp(reply, "full ", 5) == 0 || strncmp(reply, "warn ", 5) == 0) {
+			/* live migration's progress: a round of pages sent ahead; why an incremental
+			 * image is whole; what a restore will not carry */
 			printf("%s\n", reply);
 			fflush(stdout);
 			continue;

@@ -349,6 +349,8 @@ void checkpoint_run(struct pod *pod, int *out_fd, int conn, const char *request,
 	if (rc == 0)
 		rc = dump_files(&f, &files, &md, tty_rdev, &e);
 	if (rc == 0)
+		warn_lost_sockets(&files, conn); /* what a restore will not carry, said before the image is done */
+	if (rc == 0)
 		rc = write_objects(&files, &w, &e);
 	if (rc == 0)
 		rc = write_locks(&files, &w, &e);

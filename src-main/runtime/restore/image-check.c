@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "../common/u64map.h"
 #include "image.h"
@@ -128,7 +129,7 @@ static int check_objects(struct image *img, struct u64map *ids, struct err *e)
 		if (u64map_get(ids, o->id, &seen))
 			return bad(e, img, &img->objects_rec, "object %u is described twice", o->id);
 		u64map_put(ids, o->id, (uint64_t)i);
-		if ((o->kind < VOS_OBJ_FILE || o->kind > VOS_OBJ_PTY_SLAVE) && o->kind != VOS_OBJ_INOTIFY)
+		if (o->kind < VOS_OBJ_FILE || o->kind > VOS_OBJ_QUEUED_CLIENT)
 			return bad(e, img, &img->objects_rec, "object %u is of unknown kind %u", o->id, o->kind);
 		if ((o->kind == VOS_OBJ_DELETED || o->kind == VOS_OBJ_MEMFD) && o->p[1] > VOS_MAX_FILE_SIZE)
 			return bad(e, img, &img->objects_rec, "object %u claims %llu bytes", o->id, (unsigned long long)o->p[1]);
@@ -145,6 +146,13 @@ static int check_objects(struct image *img, struct u64map *ids, struct err *e)
 		uint64_t at;
 		if (o->kind == VOS_OBJ_SOCKETPAIR && o->p[3] != ~0ull && (o->p[3] > UINT32_MAX || !u64map_get(ids, o->p[3], &at)))
 			return bad(e, img, &img->objects_rec, "socket %u names a peer that is not there", o->id);
+		if (o->kind == VOS_OBJ_QUEUED_CLIENT &&
+		    (o->p[0] > UINT32_MAX || !u64map_get(ids, o->p[0], &at) || img->objects[at].kind != VOS_OBJ_LISTEN_SOCKET ||
+		     img->objects[at].p[1] != AF_UNIX || o->p[3] >= (uint64_t)img->nobjects))
+			return bad(e, img, &img->objects_rec, "waiting connection %u names no Unix listener of the image", o->id);
+		if (o->kind == VOS_OBJ_LISTEN_SOCKET && (o->p[1] > UINT16_MAX || o->p[2] > UINT16_MAX))
+			return bad(e, img, &img->objects_rec, "listening socket %u is of family %llu, type %llu", o->id,
+				   (unsigned long long)o->p[1], (unsigned long long)o->p[2]);
 	}
 	return 0;
 }

@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +22,10 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
+#include <sys/un.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -258,6 +264,239 @@ static int closed_socket(const struct img_object *o, struct err *e)
 	return sv[0];
 }
 
+/* Adds to what the restore tells the user it could not carry. */
+static void add_note(struct restore_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void add_note(struct restore_ctx *c, const char *fmt, ...)
+{
+	size_t len = strlen(c->note);
+	if (len + 8 >= sizeof c->note)
+		return;
+	if (len)
+		len += (size_t)snprintf(c->note + len, sizeof c->note - len, "; ");
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(c->note + len, sizeof c->note - len, fmt, ap);
+	va_end(ap);
+}
+
+/* Where a listener listened, in words: "/path", "@6162", "127.0.0.1:8000", "[::1]:8000". */
+static void listen_words(const struct img_object *o, char *out, size_t size)
+{
+	if (o->p[1] == AF_INET)
+		snprintf(out, size, "%.200s:%u", o->path, (unsigned)(o->p[3] & 0xffff));
+	else if (o->p[1] == AF_INET6)
+		snprintf(out, size, "[%.200s]:%u", o->path, (unsigned)(o->p[3] & 0xffff));
+	else
+		snprintf(out, size, "%.400s", o->path);
+}
+
+static int hex_digit(char ch)
+{
+	return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+}
+
+/* The Unix address of a listener: its path, or its abstract name from "@hex". Its length, or -1. */
+static int unix_address(const struct img_object *o, struct sockaddr_un *a, socklen_t *len)
+{
+	memset(a, 0, sizeof *a);
+	a->sun_family = AF_UNIX;
+	size_t n = strnlen(o->path, sizeof o->path);
+	if (o->path[0] == '/') {
+		if (n >= sizeof a->sun_path)
+			return -1;
+		memcpy(a->sun_path, o->path, n);
+		*len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+		return 0;
+	}
+	if (o->path[0] != '@' || (n - 1) % 2 != 0 || (n - 1) / 2 + 1 > sizeof a->sun_path)
+		return -1;
+	size_t k = 0;
+	for (size_t i = 1; i + 1 < n; i += 2) {
+		int hi = hex_digit(o->path[i]), lo = hex_digit(o->path[i + 1]);
+		if (hi < 0 || lo < 0)
+			return -1;
+		a->sun_path[1 + k++] = (char)(hi << 4 | lo);
+	}
+	*len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + k);
+	return 0;
+}
+
+/* A socket file left at a listener's path: removed when it is a socket nobody listens on (the
+ * checkpointed program's own, or a stale one), else the restore is refused. */
+static int clear_socket_path(const struct sockaddr_un *a, socklen_t len, int type, const char *words, struct err *e)
+{
+	struct stat st;
+	if (lstat(a->sun_path, &st) < 0)
+		return errno == ENOENT ? 0 : fail(e, "cannot inspect %s: %s", words, strerror(errno));
+	if (!S_ISSOCK(st.st_mode))
+		return fail_code(e, "unavailable", "cannot listen on %s again: a file that is not a socket is there now", words);
+	int probe = socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (probe < 0)
+		return fail(e, "socket: %s", strerror(errno));
+	int rc = connect(probe, (const struct sockaddr *)a, len);
+	int why = errno;
+	close(probe);
+	if (rc == 0 || why == EAGAIN)
+		return fail_code(e, "unavailable", "cannot listen on %s again: another program listens there now (is the original still running?)", words);
+	if (why != ECONNREFUSED) /* not plainly stale: not ours to remove */
+		return fail_code(e, "unavailable", "cannot listen on %s again: a socket file is there that cannot be checked (%s)", words, strerror(why));
+	if (unlink(a->sun_path) < 0 && errno != ENOENT)
+		return fail(e, "cannot remove the old socket file %s: %s", words, strerror(errno));
+	return 0;
+}
+
+/* Whether something accepts connections at an Internet address now (a probe that connects). */
+static int someone_listens(int domain, const struct sockaddr_storage *ss, socklen_t len)
+{
+	int probe = socket(domain, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (probe < 0)
+		return 1; /* cannot tell: say what is likelier */
+	int rc = connect(probe, (const struct sockaddr *)ss, len);
+	int why = errno;
+	close(probe);
+	return rc == 0 || why != ECONNREFUSED;
+}
+
+static int set_flag(int fd, int level, int name, int on)
+{
+	return setsockopt(fd, level, name, &on, sizeof on);
+}
+
+/* A listening socket, bound and listening again where it was, with its backlog and options. */
+static int listen_object(struct restore_ctx *c, const struct img_object *o, struct err *e)
+{
+	char words[512];
+	listen_words(o, words, sizeof words);
+	int domain = (int)o->p[1], type = (int)o->p[2];
+	struct sockaddr_storage ss;
+	socklen_t len = 0;
+	memset(&ss, 0, sizeof ss);
+	if (domain == AF_UNIX && (type == SOCK_STREAM || type == SOCK_SEQPACKET)) {
+		if (unix_address(o, (struct sockaddr_un *)&ss, &len) < 0)
+			return fail_code(e, "bad_image", "the image names a Unix socket address that cannot be: %s", words);
+	} else if (domain == AF_INET && type == SOCK_STREAM) {
+		struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+		in->sin_family = AF_INET;
+		in->sin_port = htons((uint16_t)(o->p[3] & 0xffff));
+		if (inet_pton(AF_INET, o->path, &in->sin_addr) != 1)
+			return fail_code(e, "bad_image", "the image names an address that cannot be: %s", words);
+		len = sizeof *in;
+	} else if (domain == AF_INET6 && type == SOCK_STREAM) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)(o->p[3] & 0xffff));
+		if (inet_pton(AF_INET6, o->path, &in6->sin6_addr) != 1)
+			return fail_code(e, "bad_image", "the image names an address that cannot be: %s", words);
+		len = sizeof *in6;
+	} else {
+		return fail_code(e, "bad_image", "the image holds a listening socket of family %d, type %d", domain, type);
+	}
+	int path_bound = domain == AF_UNIX && ((struct sockaddr_un *)&ss)->sun_path[0] != 0;
+	if (path_bound && clear_socket_path((struct sockaddr_un *)&ss, len, type, words, e) < 0)
+		return -1;
+	int fd = socket(domain, type | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return fail(e, "cannot make a socket to listen on %s: %s", words, strerror(errno));
+	int rc = 0;
+	if (o->p[3] & VOS_LISTEN_REUSEADDR)
+		rc |= set_flag(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+	if (o->p[3] & VOS_LISTEN_REUSEPORT)
+		rc |= set_flag(fd, SOL_SOCKET, SO_REUSEPORT, 1);
+	if (domain == AF_INET6)
+		rc |= set_flag(fd, IPPROTO_IPV6, IPV6_V6ONLY, (o->p[3] & VOS_LISTEN_V6ONLY) != 0);
+	if (domain != AF_UNIX && (o->p[3] >> 32) != 0)
+		rc |= set_flag(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, (int)(o->p[3] >> 32 > INT32_MAX ? INT32_MAX : o->p[3] >> 32));
+	if (rc != 0) {
+		close(fd);
+		return fail(e, "cannot set the options of the socket on %s: %s", words, strerror(errno));
+	}
+	mode_t mask = umask(0);
+	umask(mask);
+	if (path_bound)
+		umask(0777 & ~(mode_t)((o->p[3] >> VOS_LISTEN_MODE_SHIFT) & 0777));
+	rc = bind(fd, (const struct sockaddr *)&ss, len);
+	int why = errno;
+	if (path_bound)
+		umask(mask);
+	if (rc < 0) {
+		close(fd);
+		if (why == EADDRINUSE && domain != AF_UNIX && !someone_listens(domain, &ss, len))
+			return fail_code(e, "unavailable",
+					 "cannot listen on %s again: connections of the original that closed in the last minute still hold the port "
+					 "(it does not set SO_REUSEADDR); try again in a minute", words);
+		if (why == EADDRINUSE)
+			return fail_code(e, "unavailable", "cannot listen on %s again: the address is in use on this machine (is the original still running?)", words);
+		if (why == EACCES || why == EPERM)
+			return fail_code(e, "unavailable", "cannot listen on %s again: %s", words, strerror(why));
+		if (path_bound)
+			err_path(e, o->path);
+		return fail(e, "cannot listen on %s again: %s", words, strerror(why));
+	}
+	uint32_t backlog = (uint32_t)o->p[0];
+	if (listen(fd, backlog == 0 || backlog > INT32_MAX ? SOMAXCONN : (int)backlog) < 0) {
+		why = errno;
+		close(fd);
+		return fail(e, "cannot listen on %s again: %s", words, strerror(why));
+	}
+	set_status_flags(fd, o->flags);
+	uint32_t waiting = (uint32_t)(o->p[0] >> 32);
+	if (waiting)
+		add_note(c, "%u connection(s) waiting on %s had not been accepted and were dropped", waiting, words);
+	return fd;
+}
+
+/* The clients of the pod that waited in a listener's queue at the checkpoint: connected again, in
+ * their order, so that the program's next accept gets them as before. */
+static int queued_clients(struct restore_ctx *c, int base, struct err *e)
+{
+	struct image *img = &c->img;
+	uint64_t last = 0;
+	int any = 0;
+	for (int i = 0; i < img->nobjects; i++)
+		if (img->objects[i].kind == VOS_OBJ_QUEUED_CLIENT) {
+			any = 1;
+			last = img->objects[i].p[3] > last ? img->objects[i].p[3] : last;
+		}
+	for (uint64_t pos = 0; any && pos <= last; pos++) {
+		for (int i = 0; i < img->nobjects; i++) {
+			const struct img_object *o = &img->objects[i];
+			if (o->kind != VOS_OBJ_QUEUED_CLIENT || o->p[3] != pos)
+				continue;
+			int l = -1;
+			for (int k = 0; k < img->nobjects; k++)
+				if (img->objects[k].id == o->p[0] && img->objects[k].kind == VOS_OBJ_LISTEN_SOCKET)
+					l = k;
+			if (l < 0 || c->object_fd[l] < 0)
+				return fail_code(e, "bad_image", "the image has a waiting connection without its listener (object %u)", o->id);
+			char words[512];
+			listen_words(&img->objects[l], words, sizeof words);
+			struct sockaddr_un a;
+			socklen_t len = sizeof a;
+			memset(&a, 0, sizeof a);
+			if (getsockname(c->object_fd[l], (struct sockaddr *)&a, &len) < 0)
+				return fail(e, "cannot read the address of %s: %s", words, strerror(errno));
+			int fd = socket(AF_UNIX, (int)img->objects[l].p[2] | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+			if (fd < 0)
+				return fail(e, "socket: %s", strerror(errno));
+			if (connect(fd, (struct sockaddr *)&a, len) < 0) {
+				int why = errno;
+				close(fd);
+				if (why != EAGAIN)
+					return fail(e, "cannot connect again to %s: %s", words, strerror(why));
+				add_note(c, "a connection waiting on %s did not fit its queue and came back disconnected", words);
+				fd = closed_socket(o, e);
+				if (fd < 0)
+					return -1;
+			}
+			set_status_flags(fd, o->flags);
+			c->object_fd[i] = high_fd(fd, base);
+			if (c->object_fd[i] < 0)
+				return fail(e, "out of file descriptors while restoring: %s", strerror(errno));
+		}
+	}
+	return 0;
+}
+
 static int timer_object(const struct img_object *o, struct err *e)
 {
 	int fd = timerfd_create((int)o->p[0], TFD_CLOEXEC | ((o->flags & O_NONBLOCK) ? TFD_NONBLOCK : 0));
@@ -411,7 +650,14 @@ int create_objects(struct restore_ctx *c, struct err *e)
 			continue; /* in pairs, below */
 		case VOS_OBJ_CLOSED_SOCKET:
 			fd = closed_socket(o, e);
+			if (fd >= 0)
+				add_note(c, "%.400s came back disconnected", o->path[0] ? o->path : "a socket to outside the session");
 			break;
+		case VOS_OBJ_LISTEN_SOCKET:
+			fd = listen_object(c, o, e);
+			break;
+		case VOS_OBJ_QUEUED_CLIENT:
+			continue; /* once every listener exists, below */
 		case VOS_OBJ_EVENTFD:
 			fd = eventfd((unsigned)o->p[0],
 				     EFD_CLOEXEC | (o->p[1] ? EFD_SEMAPHORE : 0) | ((o->flags & O_NONBLOCK) ? EFD_NONBLOCK : 0));
@@ -478,6 +724,8 @@ int create_objects(struct restore_ctx *c, struct err *e)
 			return -1;
 		c->object_fd[i] = high_fd(fd, base);
 	}
+	if (queued_clients(c, base, e) < 0)
+		return -1;
 	return socketpair_objects(c, base, e);
 }
 

@@ -90,13 +90,15 @@ static void send_failure(const struct err *e)
 /* Every process is restored: "held" (waiting for go) or running. */
 static void send_success(const struct restore_ctx *c, int held)
 {
-	char line[STATUS_MIN];
+	char line[STATUS_LINE_MAX];
 	struct json_out j;
 	json_begin(&j, line, sizeof line);
 	json_bool(&j, "ok", 1);
 	json_bool(&j, "held", held);
 	json_int(&j, "restored", c->img.nprocs);
 	json_str(&j, "clocks", c->clocks, 32);
+	if (c->note[0])
+		json_str(&j, "note", c->note, STATUS_LINE_MAX - 200);
 	json_end(&j);
 	send_status(line);
 }

@@ -59,6 +59,8 @@ struct restore_ctx {
 	/* The monotonic clocks: "same" (as on this machine), "kept" (a time namespace continues
 	 * the image's), "jumped" (differed, and no time namespace could be made). */
 	const char *clocks;
+	/* What the restore could not carry, for the user ("; "-separated; the status line's note). */
+	char note[2048];
 };
 
 struct run_list {

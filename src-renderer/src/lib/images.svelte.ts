@@ -58,7 +58,9 @@ export class ImagesState {
     await this.run({ what: 'checkpoint' }, async (client) => {
       const r = await client.request('session.checkpoint', { id: session! });
       const kept = r.keptFiles ? `, ${r.keptFiles} open file${r.keptFiles === 1 ? '' : 's'} kept` : '';
-      this.notice = `Checkpoint written: ${formatBytes(r.bytes)}${kept}; the program was paused ${r.frozenMs} ms.`;
+      // What a restore of it will not carry (a connection to another machine...), said with it.
+      const lost = r.warnings?.length ? ` A restore will not carry everything: ${r.warnings.join('; ')}.` : '';
+      this.notice = `Checkpoint written: ${formatBytes(r.bytes)}${kept}; the program was paused ${r.frozenMs} ms.${lost}`;
     });
   }
 
@@ -77,7 +79,7 @@ export class ImagesState {
     this.confirming = null;
     await this.run({ what: 'restore', image: image.id }, async (client) => {
       restored = await client.request('session.restore', { image: image.id, ...(name ? { name } : {}) });
-      this.notice = `Restored into the new session “${restored.name}”.`;
+      this.notice = `Restored into the new session “${restored.name}”.${restored.restoreNote ? ` Note: ${restored.restoreNote}.` : ''}`;
     });
     return restored;
   }

@@ -1,0 +1,169 @@
+/**
+ * The addresses a migrating session listens on (TCP ports, Unix socket paths), found by the
+ * source before anything stops, and checked by the target: the restore there listens on each
+ * again (VOS_OBJ_LISTEN_SOCKET), so a port or path taken on the target refuses the move up front,
+ * naming it, instead of failing once the session is frozen. Abstract Unix names are not checked
+ * (the restore itself still fails cleanly on one that is taken).
+ */
+import { connect, createServer, isIP } from 'node:net';
+import { lstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import type { ListenNeed } from '../../api/protocol.js';
+import { childPids, processTree } from '../../base/process-tree.js';
+
+/** At most this many listeners are named in an offer (and checked by a target). */
+export const MAX_LISTENERS = 256;
+
+/** Socket inodes of a /proc/net/tcp{,6} table's listeners: inode → address and port. */
+function tcpListeners(table: string, v6: boolean, into: Map<string, ListenNeed>): void {
+  for (const line of table.split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 10 || f[3] !== '0A') continue; // TCP_LISTEN
+    const [hex, portHex] = f[1]!.split(':');
+    if (!hex || !portHex) continue;
+    into.set(f[9]!, { kind: 'tcp', address: v6 ? ipv6FromProc(hex) : ipv4FromProc(hex), port: parseInt(portHex, 16) });
+  }
+}
+
+/** /proc/net/tcp writes an IPv4 address as one host-order (little-endian here) 32-bit word. */
+function ipv4FromProc(hex: string): string {
+  const b = Buffer.from(hex, 'hex');
+  return [b[3], b[2], b[1], b[0]].join('.');
+}
+
+/** ... and an IPv6 address as four such words. */
+function ipv6FromProc(hex: string): string {
+  const b = Buffer.from(hex, 'hex');
+  const out = Buffer.alloc(16);
+  for (let w = 0; w < 4; w++) for (let i = 0; i < 4; i++) out[w * 4 + i] = b[w * 4 + 3 - i]!;
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(out.readUInt16BE(i).toString(16));
+  // The shortest form is not needed: net and the C side read any valid one.
+  return groups.join(':');
+}
+
+/** Path-bound Unix listeners of /proc/net/unix: inode → path. */
+function unixListeners(table: string, into: Map<string, ListenNeed>): void {
+  for (const line of table.split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 8) continue;
+    const flags = parseInt(f[3]!, 16);
+    const path = f.slice(7).join(' ');
+    if (!(flags & 0x10000) || !path.startsWith('/')) continue; // __SO_ACCEPTCON; abstract names start with '@'
+    into.set(f[6]!, { kind: 'unix', address: path, port: 0 });
+  }
+}
+
+/**
+ * What the processes under `root` listen on (from the network namespace of `root`); the first
+ * `outer` levels of the tree are left out (a session: vos-init's outer process and pod init).
+ */
+export function sessionListeners(root: number, outer = 2): ListenNeed[] {
+  const byInode = new Map<string, ListenNeed>();
+  const read = (name: string): string => {
+    try {
+      return readFileSync(`/proc/${root}/net/${name}`, 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  tcpListeners(read('tcp'), false, byInode);
+  tcpListeners(read('tcp6'), true, byInode);
+  unixListeners(read('unix'), byInode);
+  const found = new Map<string, ListenNeed>();
+  // vos-init's outer process (root) and pod init listen on the agent's own sockets (the pod's
+  // control socket): not the program's, and not carried. The programs are below pod init.
+  const infrastructure = new Set(outer >= 2 ? [root, ...childPids(root)] : outer === 1 ? [root] : []);
+  for (const pid of processTree(root)) {
+    if (infrastructure.has(pid)) continue;
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      let target: string;
+      try {
+        target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        continue;
+      }
+      const m = /^socket:\[(\d+)\]$/.exec(target);
+      const need = m ? byInode.get(m[1]!) : undefined;
+      if (need && found.size < MAX_LISTENERS) found.set(`${need.kind} ${need.address} ${need.port}`, need);
+    }
+  }
+  return [...found.values()];
+}
+
+export function describeListener(l: ListenNeed): string {
+  return l.kind === 'unix' ? l.address : isIP(l.address) === 6 ? `[${l.address}]:${l.port}` : `${l.address}:${l.port}`;
+}
+
+/** A peer's listener, checked before this machine looks at anything: null when well-formed. */
+export function badListener(l: ListenNeed): string | null {
+  if (l.kind === 'tcp') return isIP(l.address) !== 0 && Number.isInteger(l.port) && l.port >= 1 && l.port <= 65535 ? null : `a TCP address that cannot be (${l.address}:${l.port})`;
+  if (l.kind === 'unix') {
+    return l.address.startsWith('/') && l.address.length < 108 && !l.address.includes('\0') && !l.address.split('/').includes('..')
+      ? null
+      : 'a Unix socket path that cannot be';
+  }
+  return 'a listener of an unknown kind';
+}
+
+/** Whether something accepts connections at a Unix path here (a probe that connects). */
+function unixInUse(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(path);
+    const timer = setTimeout(() => {
+      s.destroy();
+      resolve(true); // no answer in time: busy, not free
+    }, 2000);
+    s.once('connect', () => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => {
+      clearTimeout(timer);
+      resolve(false);
+    });
+  });
+}
+
+/** Whether this machine could listen on a TCP address and port now (it tries, and lets go). */
+function tcpFree(address: string, port: number): Promise<string | null> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      resolve(err.code === 'EADDRINUSE' ? 'is in use here' : err.code === 'EADDRNOTAVAIL' ? 'is not an address of this machine' : `cannot be listened on here (${err.code ?? err.message})`);
+    });
+    server.listen({ host: address, port, exclusive: true }, () => server.close(() => resolve(null)));
+  });
+}
+
+/** What keeps this machine from listening where the session listens (empty: nothing). */
+export async function listenersTakenHere(listeners: ListenNeed[]): Promise<string[]> {
+  const problems: string[] = [];
+  for (const l of listeners.slice(0, MAX_LISTENERS)) {
+    const where = describeListener(l);
+    if (l.kind === 'tcp') {
+      const why = await tcpFree(l.address, l.port);
+      if (why) problems.push(`the session listens on ${where}, which ${why}`);
+      continue;
+    }
+    let socketThere = false;
+    try {
+      const st = lstatSync(l.address);
+      if (!st.isSocket()) {
+        problems.push(`the session listens on ${where}, where a file that is not a socket is here`);
+        continue;
+      }
+      socketThere = true;
+    } catch {
+      /* nothing there: free */
+    }
+    if (socketThere && (await unixInUse(l.address))) problems.push(`the session listens on ${where}, where another program listens here`);
+  }
+  return problems;
+}

@@ -1,0 +1,93 @@
+/**
+ * A server moves between real agents on simulated hosts (network namespaces): it listens on a
+ * TCP port and a Unix path there again and answers as the same program; and a move to a host
+ * where its port is taken is refused before anything stops, naming the address, the original
+ * answering on here. Root only. The hosts share one filesystem: beta gets an empty tmpfs over
+ * the directory of the socket path (as another machine would have its own disk).
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROOT, waitFor } from '../helpers/agent-process.js';
+import { SimLab, multiHostSkipReason, pairAgents, type HostAgent } from '../helpers/community.js';
+
+const unavailable = multiHostSkipReason('test/community/migration-listen.test.ts');
+
+/** Python asking a server (TCP port of 127.0.0.1, or a Unix path) for its answer. */
+const ASK = [
+  'import socket, sys',
+  'a = sys.argv[1]',
+  's = socket.create_connection(("127.0.0.1", int(a)), 5) if a.isdigit() else socket.socket(socket.AF_UNIX)',
+  'if not a.isdigit(): s.settimeout(5); s.connect(a)',
+  'print(s.recv(200).decode().strip())',
+].join('\n');
+
+describe.skipIf(unavailable !== null)('moving a server', () => {
+  const lab = new SimLab();
+  let scratch: string;
+  let programs: string;
+  let data: string;
+
+  beforeAll(() => {
+    scratch = mkdtempSync('/tmp/vos-mig-listen-');
+    programs = join(scratch, 'programs');
+    data = join(scratch, 'sockets');
+    mkdirSync(data);
+    execFileSync('make', ['-s', '-C', join(ROOT, 'test', 'runtime', 'programs'), `OUT=${programs}`]);
+  });
+  afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+  async function pair(): Promise<[HostAgent, HostAgent]> {
+    lab.network(2);
+    const a = await lab.agent(0, 'alpha');
+    const b = await lab.agent(1, 'beta', { mountPrelude: `mount -t tmpfs none ${data}` });
+    await pairAgents(a, b);
+    return [a, b];
+  }
+
+  /** Asks on a host: in its network namespace, and its agent's mount namespace (its own files). */
+  const ask = (agent: HostAgent, target: string | number): string =>
+    execFileSync('nsenter', [`--target=${agent.proc.pid}`, '--mount', '--net', 'python3', '-c', ASK, String(target)], {
+      encoding: 'utf8',
+      timeout: 15_000,
+    }).trim();
+
+  async function startServer(a: HostAgent): Promise<{ id: string; token: string; port: number; path: string }> {
+    const path = join(data, 'srv.sock');
+    const id = (await a.vos(['run', '-d', '--name', 'server', '--', join(programs, 'listener'), path])).stdout.trim();
+    const ready = await waitFor('the server to listen', async () => /ready token=(\w+) port=(\d+)/.exec((await a.vos(['screen', id])).stdout));
+    return { id, token: ready[1]!, port: Number(ready[2]), path };
+  }
+
+  it('moves a server: it listens there on the same port and path and answers, the same program', async () => {
+    const [a, b] = await pair();
+    const { id, token, port, path } = await startServer(a);
+    expect(ask(a, port)).toBe(`answer token=${token} via=tcp n=1`);
+    expect(ask(a, path)).toBe(`answer token=${token} via=unix n=2`);
+    const moved = await a.vos(['migrate', id, 'beta', '--json']);
+    expect(moved.stderr).toBe('');
+    expect(moved.code).toBe(0);
+    const r = JSON.parse(moved.stdout) as { session: { id: string; restoreNote: string | null } };
+    expect(r.session.restoreNote).toBeNull();
+    expect(ask(b, port)).toBe(`answer token=${token} via=tcp n=3`);
+    expect(ask(b, path)).toBe(`answer token=${token} via=unix n=4`);
+  }, 90_000);
+
+  it('refuses the move before anything stops when the port is taken there, naming it', async () => {
+    const [a, b] = await pair();
+    const { id, token, port } = await startServer(a);
+    // Something else listens on that port on beta.
+    const other = lab.net!.spawn(b.host, 'python3', ['-c', `import socket, time\ns = socket.socket(); s.bind(("127.0.0.1", ${port})); s.listen(1)\nprint("up", flush=True)\ntime.sleep(120)`]);
+    let up = '';
+    other.stdout!.on('data', (d: Buffer) => (up += d.toString()));
+    await waitFor('the other server on beta', () => up.includes('up'));
+    const refused = await a.vos(['migrate', id, 'beta']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(new RegExp(`stays here: beta refuses it: .*the session listens on 127\\.0\\.0\\.1:${port}, which is in use here`));
+    // Nothing stopped: the original answers here, counting on; no copy there.
+    expect(ask(a, port)).toBe(`answer token=${token} via=tcp n=1`);
+    await waitFor('no copy on beta', async () => JSON.parse((await b.vos(['ls', '--json'])).stdout).length === 0, 15_000);
+    other.kill('SIGKILL');
+  }, 90_000);
+});
