@@ -95,10 +95,9 @@ describe.skipIf(!existsSync(SCREEN)).each(runAs)('GNU screen in a pod (as $who)'
     }
   });
 
-  // Needs the listening sockets of issue 11 item 1 (another branch): without them the server's
-  // socket comes back broken, screen says "accept: Invalid argument" and spins. Checkpoint and
-  // restore themselves succeed. Turn this on once listening sockets are restored.
-  it.skip('does so again after checkpoint and restore', async () => {
+  // Its server's listening socket comes back listening (before, screen said "accept: Invalid
+  // argument" and spun).
+  it('does so again after checkpoint and restore', async () => {
     const id = await startScreen();
     try {
       await send(id, 'echo hello-$((6*7))\r');
