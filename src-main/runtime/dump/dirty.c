@@ -313,12 +313,12 @@ struct dirty_proc *dirty_find(struct dirty_tracker *t, pid_t pid)
 	return NULL;
 }
 
-void dirty_kept(struct dirty_proc *p, int pagemap_fd, const struct vma *v, const uint8_t *want, uint8_t *keep)
+int dirty_kept(struct dirty_proc *p, int pagemap_fd, const struct vma *v, const uint8_t *want, uint8_t *keep, int protect)
 {
 	uint64_t npages = (v->end - v->start) / PAGE;
 	memset(keep, 0, (size_t)npages);
 	if (!v->uffd_wp || register_wp(p->uffd, v->start, v->end) < 0)
-		return; /* untracked: everything goes */
+		return 0; /* untracked: everything goes */
 	int any = 0;
 	for (size_t k = range_set_from(&p->sent, v->start); k < p->sent.n && p->sent.r[k].lo < v->end; k++) {
 		uint64_t from = p->sent.r[k].lo > v->start ? (p->sent.r[k].lo - v->start) / PAGE : 0;
@@ -329,11 +329,17 @@ void dirty_kept(struct dirty_proc *p, int pagemap_fd, const struct vma *v, const
 		}
 	}
 	if (!any)
-		return;
+		return 0;
 	struct kept_ctx c = {v, keep};
 	struct scan_masks changed = {0, PAGE_IS_WRITTEN_ | PAGE_IS_PFNZERO_, PAGE_IS_WRITTEN_ | PAGE_IS_PFNZERO_};
-	if (scan(pagemap_fd, v->start, v->end, PM_SCAN_CHECK_WPASYNC_, changed, not_kept, &c) < 0)
+	/* With protect, the same walk write-protects what it finds written (and the zero pages,
+	 * harmlessly): dirty_rearm need not walk the area again. */
+	uint64_t flags = PM_SCAN_CHECK_WPASYNC_ | (protect ? PM_SCAN_WP_MATCHING_ : 0);
+	if (scan(pagemap_fd, v->start, v->end, flags, changed, not_kept, &c) < 0) {
 		memset(keep, 0, (size_t)npages); /* cannot tell: send it all */
+		return 0;
+	}
+	return protect;
 }
 
 /* ---- incremental checkpoints: tracking that lasts from one image to the next ---- */
@@ -383,7 +389,7 @@ static int arm_process(struct dirty_proc *p, struct err *e)
 		uint8_t *want = xmalloc((size_t)((v->end - v->start) / PAGE));
 		rc = wanted_pages(pagemap_fd, v, want, e); /* as the image just written took them */
 		if (rc == 0)
-			dirty_rearm(p, pagemap_fd, v, want);
+			dirty_rearm(p, pagemap_fd, v, want, 0);
 		free(want);
 	}
 	if (pagemap_fd >= 0) {
@@ -444,7 +450,7 @@ int dirty_wanted(int pagemap_fd, const struct vma *v, uint8_t *want)
 	return scan(pagemap_fd, v->start, v->end, 0, touched, mark_wanted, &c) < 0 ? -1 : 0;
 }
 
-void dirty_rearm(struct dirty_proc *p, int pagemap_fd, const struct vma *v, const uint8_t *want)
+void dirty_rearm(struct dirty_proc *p, int pagemap_fd, const struct vma *v, const uint8_t *want, int protected)
 {
 	if (register_wp(p->uffd, v->start, v->end) < 0) {
 		range_set_remove(&p->sent, v->start, v->end);
@@ -457,7 +463,7 @@ void dirty_rearm(struct dirty_proc *p, int pagemap_fd, const struct vma *v, cons
 	/* Write-protect every page written so far: from here on a write shows. A scan that fails
 	 * leaves the area out of `sent`, so the next image has all of it. */
 	struct scan_masks written = {PAGE_IS_WRITTEN_, 0, PAGE_IS_WRITTEN_};
-	if (scan(pagemap_fd, v->start, v->end, PM_SCAN_WP_MATCHING_, written, ignore_region, NULL) < 0) {
+	if (!protected && scan(pagemap_fd, v->start, v->end, PM_SCAN_WP_MATCHING_, written, ignore_region, NULL) < 0) {
 		range_set_remove(&p->sent, v->start, v->end);
 		return;
 	}

@@ -222,8 +222,10 @@ int dirty_round(struct dirty_tracker *t, struct image_writer *w, struct err *e);
 /* A process the tracker still follows (the same one: pid and start time), or NULL. */
 struct dirty_proc *dirty_find(struct dirty_tracker *t, pid_t pid);
 /* For the frozen pod's final image: keep[i] = 1 for each wanted page of area v that the target
- * has from a round and that was not written since (pagemap_fd: the process's /proc/PID/pagemap). */
-void dirty_kept(struct dirty_proc *p, int pagemap_fd, const struct vma *v, const uint8_t *want, uint8_t *keep);
+ * has from a round and that was not written since (pagemap_fd: the process's /proc/PID/pagemap).
+ * With protect (incremental checkpoints), the same walk write-protects the written pages again;
+ * 1 if it did (dirty_rearm's `protected`), 0 if they are not (all of them) protected yet. */
+int dirty_kept(struct dirty_proc *p, int pagemap_fd, const struct vma *v, const uint8_t *want, uint8_t *keep, int protect);
 /* Whether this kernel (and the pod's environment) lets written pages be tracked; why not. */
 int dirty_available(struct err *e);
 /* Incremental checkpoints, while the pod is frozen, before the image: forgets the processes
@@ -236,8 +238,9 @@ int dirty_adopt(struct pod *pod, struct freeze *f, struct dirty_tracker *t, stru
  * pagemap per page); -1 where the scan fails. */
 int dirty_wanted(int pagemap_fd, const struct vma *v, uint8_t *want);
 /* Incremental checkpoints, once area v is written into the image (want: its pages in it):
- * write-protects it again and notes those pages as the image's. */
-void dirty_rearm(struct dirty_proc *p, int pagemap_fd, const struct vma *v, const uint8_t *want);
+ * write-protects it again (unless dirty_kept did: `protected`) and notes those pages as the
+ * image's. */
+void dirty_rearm(struct dirty_proc *p, int pagemap_fd, const struct vma *v, const uint8_t *want, int protected);
 /* Stops tracking (the kernel drops the write protection with the last userfaultfd). */
 void dirty_stop(struct dirty_tracker *t);
 

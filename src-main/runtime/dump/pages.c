@@ -312,6 +312,7 @@ static int dump_area(pid_t pid, int mem_fd, int pagemap_fd, const struct vma *v,
 	uint64_t npages = (v->end - v->start) / PAGE;
 	uint8_t *want = xmalloc((size_t)npages);
 	uint8_t *keep = NULL;
+	int protected = 0; /* the written pages are write-protected again already (dirty_kept) */
 	if (v->kind == VOS_VMA_VDSO || v->kind == VOS_VMA_SHMEM) {
 		memset(want, 1, (size_t)npages); /* small, or shared: all of it */
 	} else if (!(tracked && t->incremental && dirty_wanted(pagemap_fd, v, want) == 0) && wanted_pages(pagemap_fd, v, want, e) < 0) {
@@ -320,7 +321,7 @@ static int dump_area(pid_t pid, int mem_fd, int pagemap_fd, const struct vma *v,
 	} else if (tracked) {
 		keep = xcalloc((size_t)npages, 1);
 		if (!t->incremental || t->refer)
-			dirty_kept(tracked, pagemap_fd, v, want, keep);
+			protected = dirty_kept(tracked, pagemap_fd, v, want, keep, t->incremental);
 	}
 	int rc = 0;
 	for (uint64_t i = 0; i < npages && rc == 0;) {
@@ -342,7 +343,7 @@ static int dump_area(pid_t pid, int mem_fd, int pagemap_fd, const struct vma *v,
 	}
 	/* While the pod is still frozen: from here on, what the next image needs shows. */
 	if (rc == 0 && keep && t->incremental)
-		dirty_rearm(tracked, pagemap_fd, v, want);
+		dirty_rearm(tracked, pagemap_fd, v, want, protected);
 	free(keep);
 	free(want);
 	return rc;
