@@ -1,5 +1,5 @@
-/** Processes below a process, from /proc (children of every thread of each), and who a pid is. */
-import { readdirSync, readFileSync } from 'node:fs';
+/** Processes below a process, from /proc (children of every thread of each), who a pid is, and what it has open. */
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
 /** The children of `pid` (of any of its threads); [] when it is gone. */
 export function childPids(pid: number): number[] {
@@ -45,4 +45,23 @@ export function processStartTime(pid: number): string | null {
   } catch {
     return null;
   }
+}
+
+/** What each open fd of `pid` names (`/proc/PID/fd/N`: a path, `socket:[INODE]`, `pipe:[...]`); [] when it is gone or not ours to read. */
+export function openFdTargets(pid: number): string[] {
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return [];
+  }
+  const out: string[] = [];
+  for (const fd of fds) {
+    try {
+      out.push(readlinkSync(`/proc/${pid}/fd/${fd}`));
+    } catch {
+      /* closed meanwhile */
+    }
+  }
+  return out;
 }

@@ -4,22 +4,18 @@
  * it, `vos restore`, and prove on the new terminal that the state survived and the program
  * still works. As root the whole set runs twice: as root and as an ordinary user (nobody).
  */
-import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, copyFileSync, existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chownSync, copyFileSync, existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiClient } from '../../src-main/api/client.js';
-import { ROOT, UNPRIVILEGED, startDaemon, vos, waitFor, type DaemonHandle } from '../helpers/agent-process.js';
-import { PROGRAMS_MAKE_ARGS } from '../helpers/runtime-dir.js';
+import { startDaemon, vos, waitFor, type DaemonHandle } from '../helpers/agent-process.js';
+import { buildTestPrograms, runAsUsers } from '../helpers/test-programs.js';
 
-const PROGRAMS_SRC = join(ROOT, 'test', 'runtime', 'programs');
 let programs: string;
 
 beforeAll(() => {
-  programs = mkdtempSync('/tmp/vos-programs-');
-  chmodSync(programs, 0o755);
-  execFileSync('make', ['-s', '-C', PROGRAMS_SRC, `OUT=${programs}`, ...PROGRAMS_MAKE_ARGS], { stdio: 'inherit' });
+  programs = buildTestPrograms();
 });
 
 afterAll(() => {
@@ -28,8 +24,7 @@ afterAll(() => {
 
 const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 
-const runAs = process.getuid?.() === 0 ? [{ who: 'root', user: null }, { who: 'nobody', user: UNPRIVILEGED }] : [{ who: 'this user', user: null }];
-if (runAs.length === 1) console.log('checkpoint/restore tests run as the current user only (not root: no second user to run as)');
+const runAs = runAsUsers('checkpoint/restore tests');
 
 describe.each(runAs)('checkpoint and restore (as $who)', ({ user }) => {
   let agent: DaemonHandle;

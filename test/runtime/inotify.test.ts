@@ -4,32 +4,27 @@
  * while the program was not running reaches it as a real event; `tail -f` shows the lines
  * appended while it was down. As root the set runs twice: as root and as an ordinary user.
  */
-import { execFileSync } from 'node:child_process';
-import { appendFileSync, chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiClient } from '../../src-main/api/client.js';
 import { VosError } from '../../src-main/api/errors.js';
 import { RECORD } from '../../src-main/agent/runtime/image-records.js';
 import { joinImage, splitImage } from '../helpers/image-edit.js';
-import { ROOT, UNPRIVILEGED, startDaemon, vos, waitFor, type DaemonHandle } from '../helpers/agent-process.js';
-import { PROGRAMS_MAKE_ARGS } from '../helpers/runtime-dir.js';
+import { startDaemon, vos, waitFor, type DaemonHandle } from '../helpers/agent-process.js';
+import { buildTestPrograms, runAsUsers } from '../helpers/test-programs.js';
 
-const PROGRAMS_SRC = join(ROOT, 'test', 'runtime', 'programs');
 let programs: string;
 
 beforeAll(() => {
-  programs = mkdtempSync('/tmp/vos-programs-');
-  chmodSync(programs, 0o755);
-  execFileSync('make', ['-s', '-C', PROGRAMS_SRC, `OUT=${programs}`, ...PROGRAMS_MAKE_ARGS], { stdio: 'inherit' });
+  programs = buildTestPrograms();
 });
 
 afterAll(() => {
   rmSync(programs, { recursive: true, force: true });
 });
 
-const runAs = process.getuid?.() === 0 ? [{ who: 'root', user: null }, { who: 'nobody', user: UNPRIVILEGED }] : [{ who: 'this user', user: null }];
-if (runAs.length === 1) console.log('inotify tests run as the current user only (not root: no second user to run as)');
+const runAs = runAsUsers('inotify tests');
 
 describe.each(runAs)('inotify across checkpoint and restore (as $who)', ({ user }) => {
   let agent: DaemonHandle;

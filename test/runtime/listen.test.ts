@@ -7,21 +7,18 @@
  * http.server. As root the set runs twice: as root and as an ordinary user (nobody).
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, rmSync, statSync } from 'node:fs';
 import { connect, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiClient } from '../../src-main/api/client.js';
-import { ROOT, UNPRIVILEGED, startDaemon, vos, waitFor, type DaemonHandle } from '../helpers/agent-process.js';
-import { PROGRAMS_MAKE_ARGS } from '../helpers/runtime-dir.js';
+import { startDaemon, vos, waitFor, type DaemonHandle } from '../helpers/agent-process.js';
+import { buildTestPrograms, runAsUsers } from '../helpers/test-programs.js';
 
-const PROGRAMS_SRC = join(ROOT, 'test', 'runtime', 'programs');
 let programs: string;
 
 beforeAll(() => {
-  programs = mkdtempSync('/tmp/vos-programs-');
-  chmodSync(programs, 0o755);
-  execFileSync('make', ['-s', '-C', PROGRAMS_SRC, `OUT=${programs}`, ...PROGRAMS_MAKE_ARGS], { stdio: 'inherit' });
+  programs = buildTestPrograms();
 });
 
 afterAll(() => {
@@ -31,8 +28,7 @@ afterAll(() => {
 const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 const TMUX = ['/usr/bin/tmux', '/bin/tmux'].find((p) => existsSync(p)) ?? null;
 
-const runAs = process.getuid?.() === 0 ? [{ who: 'root', user: null }, { who: 'nobody', user: UNPRIVILEGED }] : [{ who: 'this user', user: null }];
-if (runAs.length === 1) console.log('listening-socket tests run as the current user only (not root: no second user to run as)');
+const runAs = runAsUsers('listening-socket tests');
 
 /** Connects (a Unix path, or a port of 127.0.0.1) and reads until the server closes. */
 function ask(target: string | number, timeoutMs = 5000): Promise<string> {

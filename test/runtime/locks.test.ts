@@ -10,22 +10,19 @@
  * shares the original's set; SEM_UNDO adjustments and SysV shared memory are refused at
  * checkpoint, with the reason. As root and as an ordinary user.
  */
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiClient } from '../../src-main/api/client.js';
 import { VosError } from '../../src-main/api/errors.js';
-import { ROOT, UNPRIVILEGED, startDaemon, vos, waitFor, type DaemonHandle } from '../helpers/agent-process.js';
-import { PROGRAMS_MAKE_ARGS } from '../helpers/runtime-dir.js';
+import { startDaemon, vos, waitFor, type DaemonHandle } from '../helpers/agent-process.js';
+import { buildTestPrograms, runAsUsers } from '../helpers/test-programs.js';
 
-const PROGRAMS_SRC = join(ROOT, 'test', 'runtime', 'programs');
 let programs: string;
 
 beforeAll(() => {
-  programs = mkdtempSync('/tmp/vos-programs-');
-  chmodSync(programs, 0o755);
-  execFileSync('make', ['-s', '-C', PROGRAMS_SRC, `OUT=${programs}`, ...PROGRAMS_MAKE_ARGS], { stdio: 'inherit' });
+  programs = buildTestPrograms();
 });
 
 afterAll(() => {
@@ -34,8 +31,7 @@ afterAll(() => {
 
 const SQLITE = ['/usr/bin/sqlite3', '/usr/local/bin/sqlite3'].find((p) => existsSync(p));
 
-const runAs = process.getuid?.() === 0 ? [{ who: 'root', user: null }, { who: 'nobody', user: UNPRIVILEGED }] : [{ who: 'this user', user: null }];
-if (runAs.length === 1) console.log('lock tests run as the current user only (not root: no second user to run as)');
+const runAs = runAsUsers('lock tests');
 
 type Kind = 'flock' | 'posix' | 'ofd';
 

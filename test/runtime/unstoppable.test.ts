@@ -6,20 +6,17 @@
  * never sees the signal: it goes on as before. As root the set runs as root and as nobody.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiClient } from '../../src-main/api/client.js';
-import { ROOT, UNPRIVILEGED, startDaemon, vos, waitFor, type DaemonHandle } from '../helpers/agent-process.js';
-import { PROGRAMS_MAKE_ARGS } from '../helpers/runtime-dir.js';
+import { startDaemon, vos, waitFor, type DaemonHandle } from '../helpers/agent-process.js';
+import { PROGRAMS_SRC, buildTestPrograms, runAsUsers } from '../helpers/test-programs.js';
 
-const PROGRAMS_SRC = join(ROOT, 'test', 'runtime', 'programs');
 let programs: string;
 
 beforeAll(() => {
-  programs = mkdtempSync('/tmp/vos-unstoppable-');
-  chmodSync(programs, 0o755);
-  execFileSync('make', ['-s', '-C', PROGRAMS_SRC, `OUT=${programs}`, ...PROGRAMS_MAKE_ARGS], { stdio: 'inherit' });
+  programs = buildTestPrograms('/tmp/vos-unstoppable-');
   // Go, offline, with its cache in the temp dir: a stdlib-only program builds in about a second.
   const src = join(PROGRAMS_SRC, 'go-ticker');
   const env = { ...process.env, GOCACHE: join(programs, 'gocache'), GOPATH: join(programs, 'gopath'), GOPROXY: 'off', GO111MODULE: 'off', GOFLAGS: '' };
@@ -33,8 +30,7 @@ afterAll(() => {
   rmSync(programs, { recursive: true, force: true });
 });
 
-const runAs = process.getuid?.() === 0 ? [{ who: 'root', user: null }, { who: 'nobody', user: UNPRIVILEGED }] : [{ who: 'this user', user: null }];
-if (runAs.length === 1) console.log('refusal tests run as the current user only (not root: no second user to run as)');
+const runAs = runAsUsers('refusal tests');
 
 describe.each(runAs)('checkpoint refuses programs the runtime cannot stop (as $who)', ({ user }) => {
   let agent: DaemonHandle;

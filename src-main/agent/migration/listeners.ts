@@ -6,9 +6,9 @@
  * (the restore itself still fails cleanly on one that is taken).
  */
 import { connect, createServer, isIP } from 'node:net';
-import { lstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { lstatSync, readFileSync } from 'node:fs';
 import type { ListenNeed } from '../../api/protocol.js';
-import { childPids, processTree } from '../../base/process-tree.js';
+import { childPids, openFdTargets, processTree } from '../../base/process-tree.js';
 
 /** At most this many listeners are named in an offer (and checked by a target). */
 export const MAX_LISTENERS = 256;
@@ -75,19 +75,7 @@ export function sessionListeners(root: number, outer = 2): ListenNeed[] {
   const infrastructure = new Set(outer >= 2 ? [root, ...childPids(root)] : outer === 1 ? [root] : []);
   for (const pid of processTree(root)) {
     if (infrastructure.has(pid)) continue;
-    let fds: string[];
-    try {
-      fds = readdirSync(`/proc/${pid}/fd`);
-    } catch {
-      continue;
-    }
-    for (const fd of fds) {
-      let target: string;
-      try {
-        target = readlinkSync(`/proc/${pid}/fd/${fd}`);
-      } catch {
-        continue;
-      }
+    for (const target of openFdTargets(pid)) {
       const m = /^socket:\[(\d+)\]$/.exec(target);
       const need = m ? byInode.get(m[1]!) : undefined;
       if (need && found.size < MAX_LISTENERS) found.set(`${need.kind} ${need.address} ${need.port}`, need);

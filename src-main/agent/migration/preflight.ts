@@ -6,9 +6,9 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { open } from 'node:fs/promises';
-import { closeSync, openSync, readSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { closeSync, openSync, readSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { DEFAULT_SEND_FILES_UP_TO, type FileNeed } from '../../api/protocol.js';
-import { processTree } from '../../base/process-tree.js';
+import { openFdTargets, processTree } from '../../base/process-tree.js';
 
 /** Files up to this size are hashed whole; bigger ones by size, first and last MiB. */
 export const HASH_WHOLE_LIMIT = 64 * 1024 * 1024;
@@ -93,19 +93,7 @@ export function sessionNeeds(root: number, upTo = Infinity): { dirs: string[]; f
     } catch {
       /* gone */
     }
-    let fds: string[];
-    try {
-      fds = readdirSync(`/proc/${pid}/fd`);
-    } catch {
-      continue;
-    }
-    for (const fd of fds) {
-      let target: string;
-      try {
-        target = readlinkSync(`/proc/${pid}/fd/${fd}`);
-      } catch {
-        continue;
-      }
+    for (const target of openFdTargets(pid)) {
       if (!target.startsWith('/') || target.startsWith('/dev/') || target.startsWith('/proc/') || target.endsWith(' (deleted)')) continue;
       if (files.has(target)) continue;
       try {
