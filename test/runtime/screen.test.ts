@@ -13,6 +13,7 @@ import { UNPRIVILEGED, startDaemon, vos, waitFor, type DaemonHandle } from '../h
 const SCREEN = '/usr/bin/screen';
 const runAs = process.getuid?.() === 0 ? [{ who: 'root', user: null }, { who: 'nobody', user: UNPRIVILEGED }] : [{ who: 'this user', user: null }];
 
+if (!existsSync(SCREEN)) console.log(`GNU screen tests skipped: ${SCREEN} is not installed (.ci/run installs it)`);
 describe.skipIf(!existsSync(SCREEN)).each(runAs)('GNU screen in a pod (as $who)', ({ user }) => {
   let agent: DaemonHandle;
   let client: ApiClient;
