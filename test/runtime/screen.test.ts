@@ -96,10 +96,10 @@ describe.skipIf(!existsSync(SCREEN)).each(runAs)('GNU screen in a pod (as $who)'
     }
   });
 
-  // Its server's listening socket comes back listening now (before, screen said "accept: Invalid
-  // argument" and spun), but the first input after the restore is lost or shown wrong (typed
-  // "echo again", screen shows "cho again"): open in issue 11. Turn this on with the fix.
-  it.skip('does so again after checkpoint and restore', async () => {
+  // Its server's listening socket comes back listening (before: "accept: Invalid argument", and
+  // it spun), and its windows' pty masters in packet mode (before: the first byte of every read
+  // was taken for the packet header, "echo again" showed as "cho again").
+  it('does so again after checkpoint and restore', async () => {
     const id = await startScreen();
     try {
       await send(id, 'echo hello-$((6*7))\r');

@@ -59,6 +59,12 @@ static int classify_char_device(struct object *o, uint64_t tty_rdev, const char 
 			return fail(e, "cannot inspect the pty master (fd %d of process %d): %s", fd, (int)pid, strerror(errno));
 		o->kind = VOS_OBJ_PTY_MASTER;
 		o->p[0] = index;
+		/* Packet mode (GNU screen reads its windows so): without it, a restored reader takes
+		 * the first byte of every read for the packet header and drops it. */
+		int packet = 0;
+		if (ioctl(o->dup, TIOCGPKT, &packet) < 0)
+			return fail(e, "cannot inspect the pty master (fd %d of process %d): %s", fd, (int)pid, strerror(errno));
+		o->p[1] = packet ? VOS_PTY_PACKET : 0;
 		/* The pair's modes and size travel as the object's data (struct termios, winsize). */
 		struct termios t;
 		struct winsize ws;

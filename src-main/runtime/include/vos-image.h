@@ -159,6 +159,9 @@ enum vos_obj_kind {
 	VOS_OBJ_QUEUED_CLIENT = 17, /* a Unix socket whose connection waits in a pod listener's queue */
 };
 
+/* VOS_OBJ_PTY_MASTER: p[1]'s flags. */
+#define VOS_PTY_PACKET 1u /* the master was in packet mode (TIOCPKT) */
+
 /* VOS_OBJ_INOTIFY: a watch's flags, and the bounds a restorer accepts. */
 #define VOS_INOTIFY_NO_FOLLOW 1u       /* the watch is on a symbolic link itself (IN_DONT_FOLLOW) */
 #define VOS_MAX_INOTIFY_WATCHES 65536u /* per instance */

@@ -522,6 +522,12 @@ static int pty_master(struct restore_ctx *c, const struct img_object *o, struct 
 		return fail(e, "cannot create a pty: %s", strerror(errno));
 	int unlock = 0;
 	ioctl(fd, TIOCSPTLCK, &unlock);
+	int packet = (o->p[1] & VOS_PTY_PACKET) != 0;
+	if (packet && ioctl(fd, TIOCPKT, &packet) < 0) {
+		int err = errno;
+		close(fd);
+		return fail(e, "cannot put a pty in packet mode again: %s", strerror(err));
+	}
 	if (o->has_data) {
 		size_t len;
 		void *data = load_data(c, o, &len, e);
