@@ -291,8 +291,7 @@ describe.each(runAs)('listening sockets across checkpoint and restore (as $who)'
     await client.request('session.kill', { id: r.id, signal: 'KILL' });
   });
 
-  // As an ordinary user, a tmux pane's program ends at once inside a pod ("server exited
-  // unexpectedly"), before any checkpoint: the pty/group mapping of issue 11 item 7 (GNU screen).
+  // As an ordinary user, the tmux server this test starts ends at once, before any checkpoint.
   const tmuxSkip = !TMUX ? 'tmux is not installed' : user ? 'as an ordinary user the tmux server exits right after new-session -d in this test ("no server running"; a manual run of the same command in a pod works): open in issue 11' : null;
   if (tmuxSkip) console.log(`tmux case skipped (as ${user ? 'nobody' : 'this user'}): ${tmuxSkip}`);
   it.skipIf(tmuxSkip !== null)('a tmux server inside a session keeps serving its clients after a restore', async () => {
