@@ -87,6 +87,9 @@ int list_pod_pids(pid_t **out, int *n, struct err *e);
 const char *describe_pid(pid_t pid, char *buf, size_t size);
 /* Why a process has no runtime, for the refusal message. */
 const char *why_no_runtime(pid_t pid, char *buf, size_t size);
+/* The value of field `name` of /proc/PID/status (leading blanks skipped, cut to fit out); -1 if
+ * the process or the field is not there. */
+int status_field(pid_t pid, const char *name, char *out, size_t size);
 /* Whether the process has pod init's user and groups (a restore gives it those); fails
  * (unsupported) naming it otherwise. Before it is stopped. */
 int same_identity(pid_t pid, struct err *e);

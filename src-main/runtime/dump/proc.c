@@ -116,7 +116,7 @@ const char *describe_pid(pid_t pid, char *buf, size_t size)
 	return buf;
 }
 
-static int status_field(pid_t pid, const char *name, char *out, size_t size)
+int status_field(pid_t pid, const char *name, char *out, size_t size)
 {
 	char path[64];
 	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);

@@ -23,16 +23,10 @@
 /* The tracer's pid (as this pid namespace sees it), 0 if none. */
 static pid_t tracer_of(pid_t pid)
 {
-	char path[64];
-	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-	char *text = read_text_file(path, NULL);
-	if (!text)
+	char v[32];
+	if (status_field(pid, "TracerPid", v, sizeof v) < 0)
 		return 0;
-	pid_t tracer = 0;
-	char *line = strstr(text, "\nTracerPid:");
-	if (line)
-		tracer = (pid_t)strtol(line + strlen("\nTracerPid:"), NULL, 10);
-	free(text);
+	pid_t tracer = (pid_t)strtol(v, NULL, 10);
 	return tracer > 0 ? tracer : 0;
 }
 
