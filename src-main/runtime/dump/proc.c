@@ -140,6 +140,8 @@ int status_field(pid_t pid, const char *name, char *out, size_t size)
 		}
 	}
 	free(text);
+	if (rc < 0)
+		errno = ENODATA; /* read, but no such field */
 	return rc;
 }
 
@@ -215,8 +217,15 @@ int same_identity(pid_t pid, struct err *e)
 	static const char *const fields[] = {"Uid", "Gid", "Groups"};
 	for (size_t i = 0; i < ARRAY_LEN(fields); i++) {
 		char mine[256], theirs[256];
-		if (status_field(getpid(), fields[i], mine, sizeof mine) < 0 || status_field(pid, fields[i], theirs, sizeof theirs) < 0)
+		if (status_field(getpid(), fields[i], mine, sizeof mine) < 0)
+			return fail(e, "cannot read our own %s: %s", fields[i], strerror(errno));
+		if (status_field(pid, fields[i], theirs, sizeof theirs) < 0) {
+			/* It exited since it was listed (a short sleep in a shell loop): nothing to refuse;
+			 * the stop that follows finds it gone or a zombie. */
+			if (errno == ESRCH || errno == ENOENT)
+				return 0;
 			return fail(e, "cannot read the %s of process %d: %s", fields[i], (int)pid, strerror(errno));
+		}
 		if (strcmp(mine, theirs) != 0) {
 			char name[96];
 			return fail_code(e, "unsupported", "%s runs as another user or group (%s %s; the session's: %s), which vOS cannot restore",
