@@ -33,6 +33,9 @@ interface Pending {
 
 export type EventListener = (event: ApiEvent) => void;
 
+/** How long a request refused with `busy` is asked again before the refusal is the answer. */
+export const BUSY_RETRY_MS = 10_000;
+
 export class ApiClient {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
@@ -97,7 +100,25 @@ export class ApiClient {
     return this.hello;
   }
 
+  /**
+   * Sends a request and waits for its answer. `busy` (too many requests in flight on this
+   * connection, or on the link to the peer that runs the session) means the agent did not start
+   * the request, so it is asked again after a pause that doubles (50 ms up to 1 s), for at most
+   * BUSY_RETRY_MS; then the `busy` error is the answer.
+   */
   async request<M extends Method>(method: M, params: ParamsOf<M>): Promise<ResultOf<M>> {
+    const deadline = Date.now() + BUSY_RETRY_MS;
+    for (let pause = 50; ; pause = Math.min(pause * 2, 1000)) {
+      try {
+        return await this.requestOnce(method, params);
+      } catch (err) {
+        if (!(err instanceof VosError) || err.code !== 'busy' || Date.now() + pause > deadline) throw err;
+      }
+      await new Promise((resolve) => setTimeout(resolve, pause));
+    }
+  }
+
+  private async requestOnce<M extends Method>(method: M, params: ParamsOf<M>): Promise<ResultOf<M>> {
     await this.hello;
     if (this.closedWith) throw this.closedWith;
     const id = this.nextId++;

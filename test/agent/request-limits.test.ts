@@ -122,4 +122,29 @@ describe('requests that cost a lot', () => {
     // Another connection is not held up by this one.
     expect((await c.request('session.list', {})).length).toBe(1);
   }, 60_000);
+
+  it('asks again by itself when the agent says busy, and gets the answer once there is room', async () => {
+    const d = await startDaemon();
+    daemons.push(d);
+    const c = await d.connect();
+    const s = await c.request('session.create', { command: 'sh', args: ['-c', 'read x; echo "$x$x"; sleep 1000'] });
+    // Fill this connection: every place is held by a wait for a line the session does not show yet.
+    const waits = Array.from({ length: MAX_IN_FLIGHT }, () => c.request('session.wait', { id: s.id, pattern: 'GOGO', timeoutMs: 50_000 }));
+    let listed: number | null = null;
+    let failed: unknown = null;
+    const list = c.request('session.list', {}).then(
+      (l) => (listed = l.length),
+      (err: unknown) => (failed = err),
+    );
+    // Refused with busy and asked again, for as long as the waits hold the places.
+    const other = await d.connect();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect({ listed, failed }).toEqual({ listed: null, failed: null });
+    await other.request('session.input', { id: s.id, data: 'GO\n' });
+    await Promise.all(waits);
+    await list;
+    expect(failed).toBeNull();
+    expect(listed).toBe(1);
+    other.close();
+  }, 60_000);
 });
