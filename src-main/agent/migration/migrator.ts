@@ -35,7 +35,7 @@ import { AfterCommit, type Committed } from './after-commit.js';
 import { CommitJournal, type CommitRecord } from './commit-journal.js';
 import { checkpointHeld, type HeldCheckpoint } from './held-checkpoint.js';
 import { sessionListeners } from './listeners.js';
-import { fileHash, sessionNeeds } from './preflight.js';
+import { fileHashAsync, sessionNeeds, type SessionNeeds } from './preflight.js';
 import { runSteps, type Step } from './transaction.js';
 import { withTimeout } from '../../base/with-timeout.js';
 
@@ -56,7 +56,7 @@ export interface MigrationProgress {
 class Move {
   total = 0;
   migration = '';
-  needs: ReturnType<typeof sessionNeeds> = { dirs: [], files: [], rssBytes: 0 };
+  needs: SessionNeeds = { dirs: [], files: [], rssBytes: 0 };
   /** The open files the target asked for, sent along. */
   wanted: string[] = [];
   /** The target's answer once it restored the image (asked before the image is sent). */
@@ -221,7 +221,7 @@ export class Migrator {
     m.report('checking', 0);
     const client = m.openChannel(this.community);
     await client.ready();
-    m.needs = sessionNeeds(m.session.pid);
+    m.needs = await sessionNeeds(m.session.pid);
     m.total = m.needs.rssBytes;
     const { name, command, args, cwd, cols, rows } = m.session.info();
     try {
@@ -290,8 +290,8 @@ export class Migrator {
    * A file sent along must not have changed since (the session wrote it meanwhile): the copy
    * there would miss the change. The pod is frozen now; nothing writes it any more.
    */
-  private checkSentFiles(m: Move): void {
-    const changed = sentFilesChanged(m.wanted, m.needs.files);
+  private async checkSentFiles(m: Move): Promise<void> {
+    const changed = await sentFilesChanged(m.wanted, m.needs.files);
     if (changed) throw m.fail(`${changed} changed while it moved (the session wrote it); try again`, undefined, { path: changed });
   }
 
@@ -365,12 +365,12 @@ export class Migrator {
 }
 
 /** The first of the files sent along whose content is not what was sent, or null. */
-function sentFilesChanged(sent: string[], files: FileNeed[]): string | null {
+async function sentFilesChanged(sent: string[], files: FileNeed[]): Promise<string | null> {
   for (const path of sent) {
     const f = files.find((x) => x.path === path);
     try {
       const size = statSync(path).size;
-      if (!f || size !== f.size || fileHash(path, size) !== f.hash) return path;
+      if (!f || size !== f.size || (await fileHashAsync(path, size)) !== f.hash) return path;
     } catch {
       return path;
     }

@@ -6,7 +6,7 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { open } from 'node:fs/promises';
-import { closeSync, openSync, readSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { readFileSync, readlinkSync, statSync } from 'node:fs';
 import { DEFAULT_SEND_FILES_UP_TO, type FileNeed } from '../../api/protocol.js';
 import { openFdTargets, processTree } from '../../base/process-tree.js';
 
@@ -14,39 +14,15 @@ import { openFdTargets, processTree } from '../../base/process-tree.js';
 export const HASH_WHOLE_LIMIT = 64 * 1024 * 1024;
 const EDGE = 1024 * 1024;
 
-export function fileHash(path: string, size: number): string {
-  const hash = createHash('sha256');
-  const fd = openSync(path, 'r');
-  try {
-    const buf = Buffer.allocUnsafe(EDGE);
-    const readRange = (from: number, to: number): void => {
-      for (let off = from; off < to; ) {
-        const n = readSync(fd, buf, 0, Math.min(buf.length, to - off), off);
-        if (n <= 0) break;
-        hash.update(buf.subarray(0, n));
-        off += n;
-      }
-    };
-    if (size <= HASH_WHOLE_LIMIT) readRange(0, size);
-    else {
-      hash.update(`size ${size}\0`);
-      readRange(0, EDGE);
-      readRange(size - EDGE, size);
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return hash.digest('hex');
-}
-
-/** Bytes that hashing a file of `size` reads (see fileHash). */
+/** Bytes that hashing a file of `size` reads (see fileHashAsync). */
 export function hashCost(size: number): number {
   return size <= HASH_WHOLE_LIMIT ? size : 2 * EDGE;
 }
 
 /**
- * The same hash as fileHash, read in chunks without holding the event loop: each MiB is read by
- * the thread pool and hashed in one short step, so the agent answers in between.
+ * A file's content hash (whole up to HASH_WHOLE_LIMIT; else its size, first and last MiB), read
+ * in chunks without holding the event loop: each MiB is read by the thread pool and hashed in one
+ * short step, so the agent answers in between.
  */
 export async function fileHashAsync(path: string, size: number): Promise<string> {
   const hash = createHash('sha256');
@@ -73,13 +49,22 @@ export async function fileHashAsync(path: string, size: number): Promise<string>
   return hash.digest('hex');
 }
 
+export interface SessionNeeds {
+  dirs: string[];
+  files: FileNeed[];
+  rssBytes: number;
+}
+
+/** An open regular file of a session, not hashed yet. */
+export type OpenFile = Omit<FileNeed, 'hash'>;
+
 /**
  * The working directories and open regular files of the processes under `root` (`upTo`: only
- * files of at most that many bytes, the others are neither listed nor hashed).
+ * files of at most that many bytes, the others are not listed), and their resident memory.
  */
-export function sessionNeeds(root: number, upTo = Infinity): { dirs: string[]; files: FileNeed[]; rssBytes: number } {
+export function sessionFiles(root: number, upTo = Infinity): { dirs: string[]; files: OpenFile[]; rssBytes: number } {
   const dirs = new Set<string>();
-  const files = new Map<string, FileNeed>();
+  const files = new Map<string, OpenFile>();
   let rssBytes = 0;
   // The session's processes: vos-init's outer process, pod init, and the programs under it.
   for (const pid of processTree(root)) {
@@ -99,7 +84,7 @@ export function sessionNeeds(root: number, upTo = Infinity): { dirs: string[]; f
       try {
         const st = statSync(target);
         if (!st.isFile() || st.size > upTo) continue;
-        files.set(target, { path: target, size: st.size, hash: fileHash(target, st.size), mode: st.mode & 0o7777 });
+        files.set(target, { path: target, size: st.size, mode: st.mode & 0o7777 });
       } catch {
         /* went away: the image carries what is open */
       }
@@ -107,6 +92,23 @@ export function sessionNeeds(root: number, upTo = Infinity): { dirs: string[]; f
   }
   // The root's own cwd is the agent's side of things (vos-init starts where the session does).
   return { dirs: [...dirs], files: [...files.values()], rssBytes };
+}
+
+/**
+ * sessionFiles with each file's hash. The files are hashed in steps (fileHashAsync): a session
+ * with large files open does not hold the agent's event loop.
+ */
+export async function sessionNeeds(root: number, upTo = Infinity): Promise<SessionNeeds> {
+  const { dirs, files, rssBytes } = sessionFiles(root, upTo);
+  const needs: FileNeed[] = [];
+  for (const f of files) {
+    try {
+      needs.push({ ...f, hash: await fileHashAsync(f.path, f.size) });
+    } catch {
+      /* went away: the image carries what is open */
+    }
+  }
+  return { dirs, files: needs, rssBytes };
 }
 
 /** What this machine takes sent along, whatever the source offers (its own limits, not the sender's word). */

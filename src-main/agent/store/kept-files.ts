@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { FileNeed } from '../../api/protocol.js';
-import { sessionNeeds } from '../migration/preflight.js';
+import { sessionFiles } from '../migration/preflight.js';
 
 /** At most this many bytes of kept files per image (the rest stay needed as they are). */
 export const KEPT_FILES_BUDGET = 64 * 1024 * 1024;
@@ -24,17 +24,17 @@ export interface KeptFile {
 export function collectKeptFiles(root: number, upTo: number, skipDir: string, budget = KEPT_FILES_BUDGET): KeptFile[] {
   const kept: KeptFile[] = [];
   let total = 0;
-  for (const need of sessionNeeds(root, upTo).files) {
-    if (need.path.startsWith(skipDir + '/') || total + need.size > budget) continue;
+  for (const file of sessionFiles(root, upTo).files) {
+    if (file.path.startsWith(skipDir + '/') || total + file.size > budget) continue;
     let data: Buffer;
     try {
-      data = readFileSync(need.path);
+      data = readFileSync(file.path);
     } catch {
       continue; // unreadable or gone: it stays needed at restore, as without a store
     }
     if (data.length > upTo || total + data.length > budget) continue;
     // The hash of what is kept, read once (the file may have changed since it was listed).
-    kept.push({ need: { ...need, size: data.length, hash: createHash('sha256').update(data).digest('hex') }, data });
+    kept.push({ need: { ...file, size: data.length, hash: createHash('sha256').update(data).digest('hex') }, data });
     total += data.length;
   }
   return kept;
