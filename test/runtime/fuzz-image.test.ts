@@ -91,6 +91,20 @@ describe('the seed corpus of the image reader', () => {
       sleep: ['sh', '-c', 'echo ready; exec sleep 1000'],
       pipeline: ['sh', '-c', 'echo ready; sleep 1000 | cat'],
     };
+    // The kinds of things the later records describe: listening sockets (TCP and a Unix path, one
+    // client queued), file locks (flock and a POSIX range), an inotify watch (tail -f).
+    const followed = join(dir, 'followed.txt');
+    writeFileSync(followed, 'one\n');
+    const server = [
+      'import socket, fcntl, sys',
+      "t = socket.socket(); t.bind(('127.0.0.1', 0)); t.listen(4)",
+      `u = socket.socket(socket.AF_UNIX); u.bind('${join(dir, 'u.sock')}'); u.listen(2)`,
+      `c = socket.socket(socket.AF_UNIX); c.connect('${join(dir, 'u.sock')}')`,
+      `f = open('${join(dir, 'locked')}', 'w'); fcntl.flock(f, fcntl.LOCK_EX)`,
+      `g = open('${join(dir, 'ranged')}', 'w'); fcntl.lockf(g, fcntl.LOCK_EX, 10, 0)`,
+      "print('ready', flush=True); sys.stdin.read()",
+    ].join('\n');
+    programs.resources = ['sh', '-c', `tail -f ${followed} & exec python3 -c "${server}"`];
     for (const [name, command] of Object.entries(programs)) writeFileSync(join(SEEDS, `${name}.img`), shrink(await imageOf(dir, name, command)));
     writeFileSync(join(SEEDS, 'incremental.img'), shrink(await imageOf(dir, 'incremental', programs.sleep!, true)));
   });
