@@ -18,7 +18,7 @@ import { shortId } from '../base/ids.js';
 import { ensurePrivateDir, writePrivateFile } from '../base/state-dir.js';
 import { checkpointToFile, checkpointToStore } from './runtime/checkpoint.js';
 import { IncomingFiles } from './migration/incoming-files.js';
-import { missingHere } from './migration/preflight.js';
+import { missingHere, takenAsIsNote } from './migration/preflight.js';
 import { ImageStore, type StoredImage } from './store/image-store.js';
 import { readSessionRecord, type SessionRecord } from './runtime/session-record.js';
 import { runtimeFiles, verifyImage } from './runtime/native.js';
@@ -130,7 +130,8 @@ export class SessionManager {
     const controlPath = this.podSocket(id);
     if (!controlPath) throw new VosError('restore_failed', 'the state directory path is too long for a pod socket');
     const statusPath = controlPath.replace(/\.sock$/, '.status');
-    const files = stored ? await this.putKeptFiles(stored, id) : null;
+    const kept = stored ? await this.putKeptFiles(stored, id) : null;
+    const files = kept?.files ?? null;
     let status: RestoreStatus;
     try {
       status = await listenForRestoreStatus(statusPath);
@@ -173,6 +174,7 @@ export class SessionManager {
         }),
       );
       await this.awaitRestored(session, status, file);
+      if (kept?.takenAsIs.length) session.addRestoreNote(takenAsIsNote(kept.takenAsIs));
       restored = true;
       return session;
     } finally {
@@ -186,9 +188,9 @@ export class SessionManager {
    * checked against its SHA-256 on the way, never replacing anything). A file that is there
    * with other content refuses the restore, by name, as a migration does.
    */
-  private async putKeptFiles(stored: StoredImage, restoreId: string): Promise<IncomingFiles> {
+  private async putKeptFiles(stored: StoredImage, restoreId: string): Promise<{ files: IncomingFiles; takenAsIs: string[] }> {
     // This user's own image: no budget (the store holds what it kept).
-    const { problems, wanted } = await missingHere([], stored.files, Infinity, undefined, Infinity);
+    const { problems, wanted, takenAsIs } = await missingHere([], stored.files, Infinity, undefined, Infinity);
     if (problems.length > 0) {
       throw new VosError('restore_failed', `cannot restore image ${stored.info.id}: ${problems.join('; ')} (the image needs the file as it was at the checkpoint)`, {
         path: stored.files.find((f) => problems.some((p) => p.startsWith(f.path)))?.path ?? stored.info.file,
@@ -203,7 +205,7 @@ export class SessionManager {
       const why = err instanceof VosError ? err.message : String(err);
       throw new VosError('restore_failed', `cannot restore image ${stored.info.id}: ${why.replace(/^cannot put/, 'cannot put back')}`);
     }
-    return files;
+    return { files, takenAsIs };
   }
 
   /**

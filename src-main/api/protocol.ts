@@ -507,6 +507,12 @@ export interface FileNeed {
   hash: string;
   /** Permission bits, for a copy sent along. */
   mode: number;
+  /**
+   * Every descriptor the session has on it is open for appending only (O_APPEND, and never read
+   * through: a REPL's history, a log). Other content where it goes is taken as it is, and said
+   * in the restore note: the program writes at the end of whatever is there.
+   */
+  appendOnly?: boolean;
 }
 
 /** An address a migrating session listens on: the target must be able to listen there too. */

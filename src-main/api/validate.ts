@@ -228,6 +228,7 @@ const CHECKERS: { [M in Method]: Checker } = {
       str(r, 'hash');
       int(r, 'size', 0, Number.MAX_SAFE_INTEGER);
       int(r, 'mode', 0, 0o7777);
+      if (r.appendOnly !== undefined && typeof r.appendOnly !== 'boolean') fail('a file\'s "appendOnly" must be true or false');
     }
     const listeners = p.listeners;
     if (listeners !== undefined) {

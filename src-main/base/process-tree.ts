@@ -49,19 +49,44 @@ export function processStartTime(pid: number): string | null {
 
 /** What each open fd of `pid` names (`/proc/PID/fd/N`: a path, `socket:[INODE]`, `pipe:[...]`); [] when it is gone or not ours to read. */
 export function openFdTargets(pid: number): string[] {
+  return openFds(pid).map((f) => f.target);
+}
+
+/** The open fds of `pid` with what each names (see openFdTargets). */
+export function openFds(pid: number): Array<{ fd: number; target: string }> {
   let fds: string[];
   try {
     fds = readdirSync(`/proc/${pid}/fd`);
   } catch {
     return [];
   }
-  const out: string[] = [];
+  const out: Array<{ fd: number; target: string }> = [];
   for (const fd of fds) {
     try {
-      out.push(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      out.push({ fd: Number(fd), target: readlinkSync(`/proc/${pid}/fd/${fd}`) });
     } catch {
       /* closed meanwhile */
     }
   }
   return out;
+}
+
+const O_APPEND = 0o2000;
+
+/**
+ * How fd `fd` of `pid` is open, from /proc/PID/fdinfo/FD: `append` with O_APPEND (every write
+ * goes at the end, wherever the offset is: node's REPL keeps its history so, `a+`), `other`
+ * for anything else, null when gone.
+ */
+export function fdOpenMode(pid: number, fd: number): 'append' | 'other' | null {
+  let info: string;
+  try {
+    info = readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8');
+  } catch {
+    return null;
+  }
+  const m = /^flags:\s*([0-7]+)$/m.exec(info);
+  if (!m) return 'other';
+  const flags = parseInt(m[1]!, 8);
+  return (flags & O_APPEND) !== 0 ? 'append' : 'other';
 }

@@ -144,6 +144,30 @@ describe.each(runAs)('the image store (as $who)', ({ user }) => {
     }
   });
 
+  it('a file the program only appends to (a REPL history, a log) that changed since is taken as it is, and the restore says so', async () => {
+    const path = `/tmp/vos-append-${process.pid}-${user ? 'nobody' : 'root'}`;
+    writeFileSync(path, 'before\n');
+    own(path);
+    onTestFinished(() => rmSync(path, { force: true }));
+    // fd 3 is open write-only for appending; each typed line is appended to it.
+    const id = await run('sh', ['-c', 'exec 3>>"$0"; echo ready; while read l; do echo "got $l" >&3; echo "wrote $l"; done', path]);
+    await waitText(id, '^ready$');
+    await send(id, 'one\r');
+    await waitText(id, '^wrote one$');
+    const cp = await checkpoint(id);
+    await kill(id);
+    writeFileSync(path, 'rewritten by someone else\n'); // other content, other size
+    const r = await vos(agent.home, ['restore', cp.image!]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain(`${path}: other content than at the checkpoint; the session only appends to it`);
+    const rid = r.stdout.trim();
+    await send(rid, 'two\r');
+    await waitText(rid, '^wrote two$');
+    expect(readFileSync(path, 'utf8')).toBe('rewritten by someone else\ngot two\n');
+    expect((await client.request('session.list', {})).find((x) => x.id === rid)?.restoreNote).toContain(path);
+    await kill(rid);
+  });
+
   it('vos images lists, rm removes, and a kept file two images share is stored once and goes with the last', async () => {
     // Other tests' images keep the same content: start from an empty store.
     for (const i of await list()) expect((await vos(agent.home, ['images', 'rm', i.id])).code).toBe(0);

@@ -91,6 +91,16 @@ describe('what this machine asks to be sent along', () => {
     expect(problems).toEqual([`${path} differs here (other content)`]);
     expect(problems[0]).not.toMatch(/27/);
   });
+
+  it('takes a file the session only appends to as it is here, whatever its content, and lists it', async () => {
+    const log = join(dir, 'history');
+    writeFileSync(log, 'this machine\'s own history\n');
+    const theirs = Buffer.from('the other machine\'s history\n');
+    const same = join(dir, 'same');
+    writeFileSync(same, 'same');
+    const r = await missingHere([], [{ ...need(log, theirs), appendOnly: true }, { ...need(same, Buffer.from('same')), appendOnly: true }], 1_000_000);
+    expect(r).toEqual({ problems: [], wanted: [], takenAsIs: [log] });
+  });
 });
 
 describe('an offer', () => {

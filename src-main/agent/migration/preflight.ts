@@ -8,7 +8,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { readFileSync, readlinkSync, statSync } from 'node:fs';
 import { DEFAULT_SEND_FILES_UP_TO, type FileNeed } from '../../api/protocol.js';
-import { openFdTargets, processTree } from '../../base/process-tree.js';
+import { fdOpenMode, openFds, processTree } from '../../base/process-tree.js';
 
 /** Files up to this size are hashed whole; bigger ones by size, first and last MiB. */
 export const HASH_WHOLE_LIMIT = 64 * 1024 * 1024;
@@ -78,13 +78,18 @@ export function sessionFiles(root: number, upTo = Infinity): { dirs: string[]; f
     } catch {
       /* gone */
     }
-    for (const target of openFdTargets(pid)) {
+    for (const { fd, target } of openFds(pid)) {
       if (!target.startsWith('/') || target.startsWith('/dev/') || target.startsWith('/proc/') || target.endsWith(' (deleted)')) continue;
-      if (files.has(target)) continue;
+      const appends = fdOpenMode(pid, fd) === 'append';
+      const known = files.get(target);
+      if (known) {
+        if (!appends) delete known.appendOnly;
+        continue;
+      }
       try {
         const st = statSync(target);
         if (!st.isFile() || st.size > upTo) continue;
-        files.set(target, { path: target, size: st.size, mode: st.mode & 0o7777 });
+        files.set(target, { path: target, size: st.size, mode: st.mode & 0o7777, ...(appends ? { appendOnly: true } : {}) });
       } catch {
         /* went away: the image carries what is open */
       }
@@ -111,6 +116,12 @@ export async function sessionNeeds(root: number, upTo = Infinity): Promise<Sessi
   return { dirs, files: needs, rssBytes };
 }
 
+/** The restore note for files the session only appends to, found here with other content. */
+export function takenAsIsNote(paths: string[]): string {
+  const it = paths.length > 1 ? 'them' : 'it';
+  return `${paths.join(', ')}: other content than at the checkpoint; the session only appends to ${it}, so it goes on appending to ${it} as ${paths.length > 1 ? 'they are' : 'it is'} here`;
+}
+
 /** What this machine takes sent along, whatever the source offers (its own limits, not the sender's word). */
 export interface AcceptLimits {
   /** Each file sent along at most this big. */
@@ -132,7 +143,8 @@ export const HASH_BUDGET_PER_OFFER = 1024 * 1024 * 1024;
  * the source to send along: those missing here altogether and at most `sendUpTo` bytes (the
  * source's limit) and this machine's own `accept` limits. A file that is here with other content
  * is never replaced: that is a refusal, which says only that it differs (not its size or hash
- * here: the peer learns nothing of this machine's files beyond "the same or not").
+ * here: the peer learns nothing of this machine's files beyond "the same or not"), except a file
+ * the session only appends to (FileNeed.appendOnly), taken as it is: `takenAsIs`, for the note.
  */
 export async function missingHere(
   dirs: string[],
@@ -141,9 +153,15 @@ export async function missingHere(
   accept: AcceptLimits = DEFAULT_ACCEPT_LIMITS,
   /** Bytes it may read to compare files that are here (HASH_BUDGET_PER_OFFER for a peer's offer). */
   hashBudget = HASH_BUDGET_PER_OFFER,
-): Promise<{ problems: string[]; wanted: FileNeed[] }> {
+): Promise<{ problems: string[]; wanted: FileNeed[]; takenAsIs: string[] }> {
   const problems: string[] = [];
   const wanted: FileNeed[] = [];
+  const takenAsIs: string[] = [];
+  /** A file here with other content: a refusal, unless the session only appends to it. */
+  const differs = (f: FileNeed): void => {
+    if (f.appendOnly) takenAsIs.push(f.path);
+    else problems.push(`${f.path} differs here (other content)`);
+  };
   let total = 0;
   const compare: FileNeed[] = [];
   for (const dir of dirs) {
@@ -175,14 +193,14 @@ export async function missingHere(
       }
       continue;
     }
-    if (size !== f.size) problems.push(`${f.path} differs here (other content)`);
+    if (size !== f.size) differs(f);
     else compare.push(f);
   }
   // Counted before anything is read: an offer over the budget costs this machine nothing.
   const cost = compare.reduce((n, f) => n + hashCost(f.size), 0);
   if (cost > hashBudget) {
     problems.push(`comparing the ${compare.length} files it has open would mean reading ${cost} bytes here, more than the ${hashBudget} bytes this machine reads for one move`);
-    return { problems, wanted };
+    return { problems, wanted, takenAsIs };
   }
   for (const f of compare) {
     let same = false;
@@ -191,7 +209,7 @@ export async function missingHere(
     } catch {
       /* unreadable here: not the same */
     }
-    if (!same) problems.push(`${f.path} differs here (other content)`);
+    if (!same) differs(f);
   }
-  return { problems, wanted };
+  return { problems, wanted, takenAsIs };
 }

@@ -17,7 +17,7 @@ import type { SessionManager } from '../session-manager.js';
 import { IncomingFiles, checkIncomingPath } from './incoming-files.js';
 import type { HeldJournal } from './held-journal.js';
 import { badListener, listenersTakenHere } from './listeners.js';
-import { DEFAULT_ACCEPT_LIMITS, missingHere, type AcceptLimits } from './preflight.js';
+import { DEFAULT_ACCEPT_LIMITS, missingHere, takenAsIsNote, type AcceptLimits } from './preflight.js';
 
 const OFFER_EXPIRES_MS = 60_000;
 /** Offers whose files are compared at once (each may read HASH_BUDGET_PER_OFFER bytes); more are refused with `busy`. */
@@ -34,6 +34,8 @@ interface Incoming {
   settle: { resolve: (s: Session) => void; reject: (e: VosError) => void };
   started: boolean;
   files: IncomingFiles;
+  /** Files the session only appends to, here with other content: taken as they are (its note). */
+  takenAsIs: string[];
   session: Session | null;
   /** Letting the copy run, once asked (a second "go" waits for the first). */
   going?: Promise<Session>;
@@ -86,6 +88,7 @@ export class MigrationReceiver {
         restored: Promise.resolve(s),
         settle: { resolve: () => {}, reject: () => {} },
         started: true,
+        takenAsIs: [], // noted when it was restored, before the restart
         files: new IncomingFiles(r.migration, []),
         session: s,
         timer,
@@ -114,7 +117,7 @@ export class MigrationReceiver {
     } finally {
       this.checking--;
     }
-    const { problems, wanted } = checked;
+    const { problems, wanted, takenAsIs } = checked;
     if (problems.length > 0) {
       throw new VosError('refused', `the session needs what this machine lacks: ${problems.slice(0, 8).join('; ')}${problems.length > 8 ? `; and ${problems.length - 8} more` : ''}`);
     }
@@ -132,7 +135,7 @@ export class MigrationReceiver {
     }, OFFER_EXPIRES_MS);
     timer.unref();
     const files = new IncomingFiles(id, wanted);
-    this.incoming.set(id, { id, peer, offer, restored, settle, started: false, files, session: null, timer });
+    this.incoming.set(id, { id, peer, offer, restored, settle, started: false, files, takenAsIs, session: null, timer });
     this.log(`${peer.name} offers session ${offer.name} (${offer.command}); migration ${id}${wanted.length ? `; ${wanted.length} files to send along` : ''}`);
     return { migration: id, wanted: files.paths };
   }
@@ -160,6 +163,7 @@ export class MigrationReceiver {
             void this.sessions.discard(session); // called off while it was being restored
             return;
           }
+          if (m.takenAsIs.length) session.addRestoreNote(takenAsIsNote(m.takenAsIs));
           m.session = session;
           // Recorded before the source hears that it is held: killed after that, an agent
           // started again here still has it for the source's "go".

@@ -249,6 +249,11 @@ export class Session {
     this.onRecordChange?.(this);
   }
 
+  /** Adds to the restore note (after what the restorer said). */
+  addRestoreNote(note: string): void {
+    this.noteRestore(this.restoreNote ? `${this.restoreNote}; ${note}` : note);
+  }
+
   /** True when the program goes on after the agent lets go of it (see `release`). */
   get outlivesAgent(): boolean {
     return this.pty.outlivesAgent;

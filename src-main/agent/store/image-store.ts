@@ -396,7 +396,7 @@ function parseDescription(text: string, id: string): Description {
   const session = d.session as { id?: unknown; name?: unknown } | undefined;
   const fileOk = (f: unknown): boolean => {
     const x = f as Partial<Record<keyof FileNeed, unknown>> | null;
-    return !!x && str(x.path) && x.path.startsWith('/') && count(x.size) && str(x.hash) && HASH.test(x.hash) && count(x.mode) && x.mode <= 0o7777;
+    return !!x && str(x.path) && x.path.startsWith('/') && count(x.size) && str(x.hash) && HASH.test(x.hash) && count(x.mode) && x.mode <= 0o7777 && (x.appendOnly === undefined || typeof x.appendOnly === 'boolean');
   };
   if (
     d.v !== 1 ||
