@@ -87,6 +87,9 @@ int list_pod_pids(pid_t **out, int *n, struct err *e);
 const char *describe_pid(pid_t pid, char *buf, size_t size);
 /* Why a process has no runtime, for the refusal message. */
 const char *why_no_runtime(pid_t pid, char *buf, size_t size);
+/* Whether the dynamic loader can load the runtime into the process's program (dynamically
+ * linked, not set-user-ID or set-group-ID). */
+int runtime_can_load(pid_t pid);
 /* The value of field `name` of /proc/PID/status (leading blanks skipped, cut to fit out); -1 if
  * the process or the field is not there. */
 int status_field(pid_t pid, const char *name, char *out, size_t size);
@@ -98,6 +101,9 @@ int has_runtime(pid_t pid);
 /* ---- stoppable.c ---- */
 /* Why the runtime cannot stop a process (traced, a Go program, no runtime), or NULL if it can. */
 const char *why_unstoppable(pid_t pid, char *buf, size_t size);
+/* Whether a process that cannot be stopped yet will be, once its runtime starts: just exec'd,
+ * its environment preloads the runtime, and nothing else (a tracer, Go) stands in the way. */
+int runtime_on_its_way(pid_t pid);
 
 /* Appends the PROCESS record's fixed part (state, limits, signals, threads) to b. */
 int dump_process_state(pid_t pid, const struct frozen *fz, uint64_t session_tty_rdev, struct buf *b, struct err *e);

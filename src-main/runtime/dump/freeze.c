@@ -127,6 +127,27 @@ static int drop_if_ended(struct freeze *f, int i)
 	return 1;
 }
 
+/*
+ * A process the runtime cannot stop now may be one that has just exec'd, whose runtime has not
+ * started yet (a shell's `stty`, seen on a loaded machine): while its environment says the
+ * runtime is coming, it is looked at again every 20 ms for up to STOPPABLE_WAIT_MS. 1 when it
+ * can be stopped or has ended; 0 (why: the reason) if not. Others are refused at once.
+ */
+#define STOPPABLE_WAIT_MS 2000
+static int becomes_stoppable(pid_t pid, char *why, size_t size)
+{
+	for (int waited = 0; waited < STOPPABLE_WAIT_MS && runtime_on_its_way(pid); waited += 20) {
+		usleep(20 * 1000);
+		struct proc_stat st;
+		struct err ignore;
+		if (read_proc_stat(pid, &st, &ignore) < 0 || st.state == 'Z')
+			return 1;
+		if (!why_unstoppable(pid, why, size))
+			return 1;
+	}
+	return 0;
+}
+
 /* Before any of them is signaled: every process in pids[] not stopped yet can be stopped by the
  * runtime (dump/stoppable.c), or the checkpoint is refused at once with the reason. */
 static int check_stoppable(struct freeze *f, pid_t *pids, int n, struct err *e)
@@ -142,13 +163,7 @@ static int check_stoppable(struct freeze *f, pid_t *pids, int n, struct err *e)
 		if (same_identity(pid, e) < 0)
 			return -1;
 		char why[1024];
-		if (!why_unstoppable(pid, why, sizeof why))
-			continue;
-		/* It may be between exec and the runtime's start: look once more. */
-		usleep(50 * 1000);
-		if (read_proc_stat(pid, &st, &ignore) < 0 || st.state == 'Z')
-			continue;
-		if (why_unstoppable(pid, why, sizeof why))
+		if (why_unstoppable(pid, why, sizeof why) && !becomes_stoppable(pid, why, sizeof why))
 			return fail_code(e, "unsupported", "cannot checkpoint: %s", why);
 	}
 	return 0;

@@ -179,6 +179,16 @@ static int is_static(const char *exe)
 	return result;
 }
 
+int runtime_can_load(pid_t pid)
+{
+	char exe[4096], path[64];
+	snprintf(path, sizeof path, "/proc/%d/exe", (int)pid);
+	struct stat st;
+	if (read_link(path, exe, sizeof exe) < 0 || stat(exe, &st) < 0)
+		return 0;
+	return !(st.st_mode & (S_ISUID | S_ISGID)) && is_static(exe) == 0;
+}
+
 const char *why_no_runtime(pid_t pid, char *buf, size_t size)
 {
 	char who[128], exe[4096], path[64];

@@ -98,6 +98,27 @@ static int maps_runtime(pid_t pid)
 	return found;
 }
 
+/* Whether the process's environment preloads the runtime (LD_PRELOAD names libvos.so). */
+static int preloads_runtime(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/environ", (int)pid);
+	size_t len = 0;
+	char *env = read_text_file(path, &len);
+	if (!env)
+		return 0;
+	int found = 0;
+	for (size_t at = 0; at < len && !found; at += strlen(env + at) + 1)
+		found = strncmp(env + at, "LD_PRELOAD=", 11) == 0 && strstr(env + at, "/libvos.so") != NULL;
+	free(env);
+	return found;
+}
+
+int runtime_on_its_way(pid_t pid)
+{
+	return !tracer_of(pid) && !is_go_program(pid) && preloads_runtime(pid) && runtime_can_load(pid);
+}
+
 const char *why_unstoppable(pid_t pid, char *buf, size_t size)
 {
 	char who[128], tracer[128];
