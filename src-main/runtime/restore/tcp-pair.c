@@ -359,6 +359,8 @@ static int make_pair(struct restore_ctx *c, int base, const struct end *x, const
 			defer = 0;
 		if (defer > 0)
 			set_on(lfd, IPPROTO_TCP, TCP_DEFER_ACCEPT, 0); /* our connection sends nothing first */
+		int lflags = fcntl(lfd, F_GETFL);
+		set_nonblock(lfd, 1); /* accept_ours waits, bounded */
 		struct key to[2] = {x->local, loopback_of(&x->local, key_port(&x->local))};
 		for (int k = 0; k < 2 && cl < 0; k++)
 			cl = connect_end(y, &to[k], &moved_y);
@@ -373,6 +375,8 @@ static int make_pair(struct restore_ctx *c, int base, const struct end *x, const
 		}
 		if (defer > 0)
 			set_on(lfd, IPPROTO_TCP, TCP_DEFER_ACCEPT, defer);
+		if (lflags >= 0)
+			fcntl(lfd, F_SETFL, lflags);
 		if (s < 0) {
 			if (cl >= 0)
 				close(cl);
@@ -422,10 +426,11 @@ static int make_pair(struct restore_ctx *c, int base, const struct end *x, const
 		return fail(e, "cannot set the options of %s: %s", words, strerror(why));
 	}
 	/* What each end had not read yet, from the other end, before anything new; then the FINs. */
-	if (refill(c, x, cl, words, e) < 0 || refill(c, y, s, words, e) < 0 ||
-	    ((x->flags & VOS_TCP_SHUT_WR) && shutdown(s, SHUT_WR) < 0) || ((y->flags & VOS_TCP_SHUT_WR) && shutdown(cl, SHUT_WR) < 0)) {
-		if (!e->msg[0])
-			fail(e, "cannot shut down %s again: %s", words, strerror(errno));
+	int rc = refill(c, x, cl, words, e) < 0 || refill(c, y, s, words, e) < 0 ? -1 : 0;
+	if (rc == 0 && (((x->flags & VOS_TCP_SHUT_WR) && shutdown(s, SHUT_WR) < 0) ||
+			((y->flags & VOS_TCP_SHUT_WR) && shutdown(cl, SHUT_WR) < 0)))
+		rc = fail(e, "cannot shut down %s again: %s", words, strerror(errno));
+	if (rc < 0) {
 		close(s);
 		close(cl);
 		return -1;
