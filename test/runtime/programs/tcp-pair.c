@@ -5,7 +5,8 @@
  *   tcp-pair both     two connections: one between two processes over IPv4 (parent: the accepted
  *                     end, its listener still open; child: the connecting end) and one inside
  *                     this process over IPv6 (listener closed; the connecting end O_NONBLOCK with
- *                     TCP_NODELAY, and shut down for writing: half-closed)
+ *                     TCP_NODELAY, and shut down for writing: half-closed), whose ends a third
+ *                     process holds too
  *   tcp-pair single   only the second one, over IPv4
  *   tcp-pair full     the connecting end writes until its send queue is full (bytes that have
  *                     not reached the other end); prints "full done" after "go"
@@ -275,14 +276,35 @@ int main(int argc, char **argv)
 	if (both)
 		child = fork_pair(0, &fl, &fs, &go);
 	single_pair(both, &ss, &sc);
+	/* both: a process that holds copies of the second connection's ends too (an end shared by
+	 * two processes) until the check is done. */
+	int hold[2] = {-1, -1};
+	pid_t holder = 0;
+	if (both) {
+		if (pipe(hold) < 0 || (holder = fork()) < 0)
+			bad("holder");
+		if (holder == 0) {
+			close(hold[1]);
+			char x;
+			while (read(hold[0], &x, 1) > 0)
+				;
+			exit(0);
+		}
+		close(hold[0]);
+	}
 	if (both)
 		printf("ready fork=%d single=%d,%d\n", local_port(fs), local_port(ss), local_port(sc));
 	else
 		printf("ready single=%d,%d\n", local_port(ss), local_port(sc));
 	wait_go();
 	single_check(ss, sc);
-	if (both)
+	if (both) {
 		fork_check(child, fl, fs, go);
+		close(hold[1]);
+		int st = 0;
+		if (waitpid(holder, &st, 0) != holder || !WIFEXITED(st))
+			bad("the holder failed");
+	}
 	printf("all ok\n");
 	return 0;
 }
