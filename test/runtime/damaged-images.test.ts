@@ -46,6 +46,32 @@ function manyObjects(n: number): Buffer {
   return b;
 }
 
+/** One object of an OBJECTS payload (u32 id, kind, flags, i32 owner, u64 pos, u64 p[4], str path, no epoll). */
+function objectBytes(id: number, kind: number, p: bigint[], path: string): Buffer {
+  const name = Buffer.from(path);
+  const b = Buffer.alloc(56 + 4 + name.length + 4);
+  b.writeUInt32LE(id, 0);
+  b.writeUInt32LE(kind, 4);
+  p.forEach((v, i) => b.writeBigUInt64LE(v, 24 + i * 8));
+  b.writeUInt32LE(name.length, 56);
+  name.copy(b, 60);
+  return b;
+}
+
+/** OBJECTS with two more objects: the two ends (ids 900001, 900002) of a TCP connection inside the
+ * pod (kind 18) on 127.0.0.1, ports 5000 and 40000; `change` may spoil the second end. */
+function withTcpPair(records: ImageRecord[], change: (end: { kind: number; p: bigint[]; path: string }) => void = () => {}): ImageRecord[] {
+  return withPayload(records, RECORD.OBJECTS, (old) => {
+    const n = old.readUInt32LE(0);
+    const a = { kind: 18, p: [900002n, 2n, 5000n | (40000n << 16n), 0n], path: '127.0.0.1 127.0.0.1' };
+    const b = { kind: 18, p: [900001n, 2n, 40000n | (5000n << 16n), 2n], path: '127.0.0.1 127.0.0.1' };
+    change(b);
+    const head = Buffer.alloc(4);
+    head.writeUInt32LE(n + 2, 0);
+    return Buffer.concat([head, old.subarray(4), objectBytes(900001, a.kind, a.p, a.path), objectBytes(900002, b.kind, b.p, b.path)]);
+  });
+}
+
 interface Damage {
   what: string;
   /** The damaged image's records, and the record a refusal must name ("POD #4"). */
@@ -55,6 +81,27 @@ interface Damage {
 const firstPages = (records: ImageRecord[]): ImageRecord => records.find((r) => r.type === RECORD.PAGES && r.payload.length > 24)!;
 
 const DAMAGES: Damage[] = [
+  {
+    what: 'a TCP connection end (kind 18) whose other end is a device',
+    make: (records) => ({
+      records: withTcpPair(records, (b) => (b.kind = 3)),
+      record: `OBJECTS #${recordIndex(records, RECORD.OBJECTS)}`,
+    }),
+  },
+  {
+    what: 'a TCP connection end (kind 18) whose path is one address',
+    make: (records) => ({
+      records: withTcpPair(records, (b) => (b.path = '127.0.0.1')),
+      record: `OBJECTS #${recordIndex(records, RECORD.OBJECTS)}`,
+    }),
+  },
+  {
+    what: 'a TCP connection end (kind 18) with an IPv6 address in an IPv4 one and a flag that does not exist',
+    make: (records) => ({
+      records: withTcpPair(records, (b) => ((b.path = '::1 127.0.0.1'), (b.p[3] = 1n << 40n))),
+      record: `OBJECTS #${recordIndex(records, RECORD.OBJECTS)}`,
+    }),
+  },
   {
     what: 'a FILE record with id 2^20',
     make: (records) => ({
@@ -182,6 +229,14 @@ describe('images damaged past their checksums are refused, naming the record', (
     expect(joinImage(splitImage(good)).equals(good)).toBe(true);
     const file = join(agent.home, 'rebuilt.vosimg');
     writeFileSync(file, joinImage(splitImage(good)));
+    const r = verify(file);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+  });
+
+  it('a well-formed TCP connection inside the pod (kind 18) added to it verifies (the checks above refuse only the damage)', () => {
+    const file = join(agent.home, 'tcp-pair.vosimg');
+    writeFileSync(file, joinImage(withTcpPair(splitImage(good))));
     const r = verify(file);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);

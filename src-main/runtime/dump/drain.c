@@ -130,6 +130,9 @@ static void drain_socket(struct object *o)
 /* Pairs socket ends, drains pipes and sockets, and prepares the refill. */
 int finish_objects(struct files_dump *fd, struct err *e)
 {
+	/* Before anything is drained: a refusal there leaves nothing to put back. */
+	if (pair_tcp_sockets(fd, e) < 0)
+		return -1;
 	struct peer_map peers = {NULL, 0};
 	int need_peers = 0;
 	for (int i = 0; i < fd->nobjects; i++)

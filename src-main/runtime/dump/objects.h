@@ -51,6 +51,10 @@ void listener_words(const char *path, uint64_t domain, uint64_t p3, char *out, s
 /* listen.c: words in the path of each socket the restore cannot carry (what it was connected to). */
 void describe_closed_sockets(struct files_dump *fd);
 
+/* tcp-pair.c: TCP connections whose two ends are both in the pod become VOS_OBJ_TCP_PAIR (their
+ * unread data peeked, not taken); refused when bytes sent have not reached the other end. */
+int pair_tcp_sockets(struct files_dump *fd, struct err *e);
+
 /* drain.c: pairs socket ends, drains pipes and sockets, and prepares the refill. */
 int finish_objects(struct files_dump *fd, struct err *e);
 

@@ -157,6 +157,7 @@ enum vos_obj_kind {
 	VOS_OBJ_LISTEN_SOCKET = 15, /* a listening socket: bound and listening again at its address */
 	VOS_OBJ_INOTIFY = 16,  /* an inotify instance: its watches in OBJDATA (see docs/image-format.md) */
 	VOS_OBJ_QUEUED_CLIENT = 17, /* a Unix socket whose connection waits in a pod listener's queue */
+	VOS_OBJ_TCP_PAIR = 18, /* one end of a TCP connection whose other end is in the pod too */
 };
 
 /* VOS_OBJ_PTY_MASTER: p[1]'s flags. */
@@ -196,5 +197,15 @@ _Static_assert(sizeof(struct vos_lock_rec) == 32, "a lock is u32 kind, u32 type,
 #define VOS_LISTEN_REUSEPORT (1ull << 17)
 #define VOS_LISTEN_V6ONLY (1ull << 18)
 #define VOS_LISTEN_MODE_SHIFT 20
+
+/* VOS_OBJ_TCP_PAIR: p[0] = the other end's object id; p[1] = domain (AF_INET, AF_INET6); p[2] =
+ * local port (bits 0-15) | peer port (bits 16-31); p[3] = the flags below; path = "LOCAL PEER"
+ * (numeric addresses as this end saw them); OBJDATA = its unread receive queue
+ * (docs/image-format.md). */
+#define VOS_TCP_SHUT_WR 1ull   /* this end had shut down writing (its FIN reached the other end) */
+#define VOS_TCP_NODELAY 2ull   /* TCP_NODELAY */
+#define VOS_TCP_KEEPALIVE 4ull /* SO_KEEPALIVE */
+#define VOS_TCP_REUSEADDR 8ull /* SO_REUSEADDR */
+#define VOS_TCP_FLAGS 15ull
 
 #endif

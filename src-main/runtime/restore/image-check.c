@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include "../common/u64map.h"
@@ -121,6 +123,42 @@ static int check_inotify(struct image *img, const struct img_object *o, struct e
 	return rc < 0 ? bad(e, img, &o->data, "%s", why.msg) : 0;
 }
 
+int tcp_pair_addresses(const struct img_object *o, struct sockaddr_storage *local, struct sockaddr_storage *peer)
+{
+	int domain = o->p[1] == AF_INET ? AF_INET : o->p[1] == AF_INET6 ? AF_INET6 : -1;
+	size_t n = strnlen(o->path, sizeof o->path);
+	const char *space = memchr(o->path, ' ', n);
+	if (domain < 0 || !space || o->p[2] > UINT32_MAX)
+		return -1;
+	char text[2][INET6_ADDRSTRLEN];
+	size_t l0 = (size_t)(space - o->path), l1 = n - l0 - 1;
+	if (l0 == 0 || l1 == 0 || l0 >= sizeof text[0] || l1 >= sizeof text[1])
+		return -1;
+	memcpy(text[0], o->path, l0);
+	text[0][l0] = 0;
+	memcpy(text[1], space + 1, l1);
+	text[1][l1] = 0;
+	struct sockaddr_storage *out[2] = {local, peer};
+	for (int k = 0; k < 2; k++) {
+		memset(out[k], 0, sizeof *out[k]);
+		uint16_t port = (uint16_t)(o->p[2] >> (16 * k));
+		if (domain == AF_INET) {
+			struct sockaddr_in *in = (struct sockaddr_in *)out[k];
+			in->sin_family = AF_INET;
+			in->sin_port = htons(port);
+			if (inet_pton(AF_INET, text[k], &in->sin_addr) != 1)
+				return -1;
+		} else {
+			struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)out[k];
+			in6->sin6_family = AF_INET6;
+			in6->sin6_port = htons(port);
+			if (inet_pton(AF_INET6, text[k], &in6->sin6_addr) != 1)
+				return -1;
+		}
+	}
+	return 0;
+}
+
 static int check_objects(struct image *img, struct u64map *ids, struct err *e)
 {
 	for (int i = 0; i < img->nobjects; i++) {
@@ -129,7 +167,7 @@ static int check_objects(struct image *img, struct u64map *ids, struct err *e)
 		if (u64map_get(ids, o->id, &seen))
 			return bad(e, img, &img->objects_rec, "object %u is described twice", o->id);
 		u64map_put(ids, o->id, (uint64_t)i);
-		if (o->kind < VOS_OBJ_FILE || o->kind > VOS_OBJ_QUEUED_CLIENT)
+		if (o->kind < VOS_OBJ_FILE || o->kind > VOS_OBJ_TCP_PAIR)
 			return bad(e, img, &img->objects_rec, "object %u is of unknown kind %u", o->id, o->kind);
 		if ((o->kind == VOS_OBJ_DELETED || o->kind == VOS_OBJ_MEMFD) && o->p[1] > VOS_MAX_FILE_SIZE)
 			return bad(e, img, &img->objects_rec, "object %u claims %llu bytes", o->id, (unsigned long long)o->p[1]);
@@ -150,6 +188,14 @@ static int check_objects(struct image *img, struct u64map *ids, struct err *e)
 		    (o->p[0] > UINT32_MAX || !u64map_get(ids, o->p[0], &at) || img->objects[at].kind != VOS_OBJ_LISTEN_SOCKET ||
 		     img->objects[at].p[1] != AF_UNIX || o->p[3] >= (uint64_t)img->nobjects))
 			return bad(e, img, &img->objects_rec, "waiting connection %u names no Unix listener of the image", o->id);
+		if (o->kind == VOS_OBJ_TCP_PAIR) {
+			struct sockaddr_storage l, p;
+			if (o->p[0] > UINT32_MAX || o->p[0] == o->id || !u64map_get(ids, o->p[0], &at) ||
+			    img->objects[at].kind != VOS_OBJ_TCP_PAIR || img->objects[at].p[0] != o->id)
+				return bad(e, img, &img->objects_rec, "TCP connection end %u names no other end of the image", o->id);
+			if (tcp_pair_addresses(o, &l, &p) < 0 || (o->p[3] & ~VOS_TCP_FLAGS) != 0 || (o->has_data && o->messages != 0))
+				return bad(e, img, &img->objects_rec, "TCP connection end %u has addresses or flags that cannot be", o->id);
+		}
 		if (o->kind == VOS_OBJ_LISTEN_SOCKET && (o->p[1] > UINT16_MAX || o->p[2] > UINT16_MAX))
 			return bad(e, img, &img->objects_rec, "listening socket %u is of family %llu, type %llu", o->id,
 				   (unsigned long long)o->p[1], (unsigned long long)o->p[2]);

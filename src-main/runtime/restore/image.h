@@ -218,6 +218,10 @@ int image_load(struct image *img, int fd, const char *name, struct err *e);
 /* Frees what image_load allocated (the fd stays open). */
 void image_free(struct image *img);
 
+/* image-check.c: a VOS_OBJ_TCP_PAIR end's addresses (path "LOCAL PEER", ports in p[2]) as
+ * socket addresses of its domain; -1 when they cannot be. */
+struct sockaddr_storage;
+int tcp_pair_addresses(const struct img_object *o, struct sockaddr_storage *local, struct sockaddr_storage *peer);
 /* image-check.c: the checks of what image_load read. */
 /* Memory for n items of size bytes, charged to the image's budget (VOS_MAX_METADATA); NULL (and
  * over_budget set) when a sane image would not need it. Zeroed. */

@@ -34,7 +34,7 @@
 #include "vos-image.h"
 
 /* Keeps fd at or above `base`, close-on-exec off (the restoring processes never exec). */
-static int high_fd(int fd, int base)
+int high_fd(int fd, int base)
 {
 	if (fd < 0)
 		return -1;
@@ -55,7 +55,7 @@ static int object_base(const struct image *img)
 	return max + 64;
 }
 
-static void *load_data(struct restore_ctx *c, const struct img_object *o, size_t *len, struct err *e)
+void *load_data(struct restore_ctx *c, const struct img_object *o, size_t *len, struct err *e)
 {
 	void *payload;
 	if (ir_load(c->img.fd, &o->data, &payload, e) < 0)
@@ -73,7 +73,7 @@ static int reopen(int fd, int flags)
 	return open(path, flags | O_CLOEXEC);
 }
 
-static int set_status_flags(int fd, uint32_t flags)
+int set_status_flags(int fd, uint32_t flags)
 {
 	int keep = O_APPEND | O_NONBLOCK | O_ASYNC | O_DIRECT | O_NOATIME;
 	return fcntl(fd, F_SETFL, (int)flags & keep);
@@ -265,8 +265,7 @@ static int closed_socket(const struct img_object *o, struct err *e)
 }
 
 /* Adds to what the restore tells the user it could not carry. */
-static void add_note(struct restore_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void add_note(struct restore_ctx *c, const char *fmt, ...)
+void add_note(struct restore_ctx *c, const char *fmt, ...)
 {
 	size_t len = strlen(c->note);
 	if (len + 8 >= sizeof c->note)
@@ -663,6 +662,7 @@ int create_objects(struct restore_ctx *c, struct err *e)
 			fd = listen_object(c, o, e);
 			break;
 		case VOS_OBJ_QUEUED_CLIENT:
+		case VOS_OBJ_TCP_PAIR:
 			continue; /* once every listener exists, below */
 		case VOS_OBJ_EVENTFD:
 			fd = eventfd((unsigned)o->p[0],
@@ -730,7 +730,7 @@ int create_objects(struct restore_ctx *c, struct err *e)
 			return -1;
 		c->object_fd[i] = high_fd(fd, base);
 	}
-	if (queued_clients(c, base, e) < 0)
+	if (queued_clients(c, base, e) < 0 || tcp_pair_objects(c, base, e) < 0)
 		return -1;
 	return socketpair_objects(c, base, e);
 }
