@@ -12,6 +12,7 @@ import type { Command, CommandContext } from './command.js';
 import { attachCommand } from './commands/attach.js';
 import { checkpointCommand, imagesCommand, restoreCommand } from './commands/images.js';
 import { daemonCommand, statusCommand, webCommand } from './commands/agent.js';
+import { doctorCommand } from './commands/doctor.js';
 import { migrateCommand } from './commands/migrate.js';
 import { recoverCommand } from './commands/recover.js';
 import { pairCommand, peerCommand, peersCommand, unpairCommand } from './commands/peers.js';
@@ -50,6 +51,7 @@ const COMMANDS: Command[] = [
   statusCommand,
   webCommand,
   daemonCommand,
+  doctorCommand,
 ];
 
 const ALIASES: Record<string, string> = { list: 'ls', remove: 'rm' };
