@@ -17,6 +17,7 @@ import { migrateCommand } from './commands/migrate.js';
 import { recoverCommand } from './commands/recover.js';
 import { pairCommand, peerCommand, peersCommand, unpairCommand } from './commands/peers.js';
 import { runCommand } from './commands/run.js';
+import { serviceCommand } from './commands/service.js';
 import { scheduleCommand } from './commands/schedule.js';
 import {
   killCommand,
@@ -52,6 +53,7 @@ const COMMANDS: Command[] = [
   webCommand,
   daemonCommand,
   doctorCommand,
+  serviceCommand,
 ];
 
 const ALIASES: Record<string, string> = { list: 'ls', remove: 'rm' };
