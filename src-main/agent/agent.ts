@@ -23,6 +23,8 @@ import { Migrator } from './migration/migrator.js';
 import { ScheduleStore } from './schedule/schedule-store.js';
 import { Scheduler } from './schedule/scheduler.js';
 import { SessionManager } from './session-manager.js';
+import { probeHost, podSupportOf, type HostProbe } from './runtime/host-probe.js';
+import { runtimeFiles } from './runtime/native.js';
 import { checkpointBeforeShutdown, DEFAULT_SHUTDOWN_CHECKPOINT_MS, type ShutdownCheckpoints } from './shutdown-checkpoint.js';
 import { UnixSocketServer } from './transports/unix-socket-server.js';
 import { WebServer } from './transports/web-server.js';
@@ -65,6 +67,8 @@ export class Agent implements AgentServices {
   private webStarting: Promise<string> | null = null;
   private lock: AgentLock | null = null;
   private stopping: Promise<void> | null = null;
+  /** What the probe at start found (null: no runtime built). */
+  private host: HostProbe | null = null;
   readonly log: (message: string) => void;
 
   private constructor(private readonly options: AgentOptions) {
@@ -89,6 +93,7 @@ export class Agent implements AgentServices {
     ensurePrivateDir(agent.paths.home);
     agent.lock = acquireAgentLock(agent.paths.lock, agent.paths.home);
     try {
+      await agent.probeHost();
       // Sessions an earlier agent left running are there before anyone can ask for them.
       await agent.sessions.adopt(agent.log);
       // Adopted sessions keep their schedules; runs overdue meanwhile happen soon, once.
@@ -102,6 +107,20 @@ export class Agent implements AgentServices {
     }
     agent.log(`agent "${agent.name}" (pid ${process.pid}) listening on ${agent.paths.socket}`);
     return agent;
+  }
+
+  /**
+   * Whether this machine lets sessions have pods (a real try, host-probe.ts): when not, sessions
+   * start without one and the reason, with its fix, is in agent.info and each such session.
+   */
+  private async probeHost(): Promise<void> {
+    const runtime = runtimeFiles();
+    this.host = runtime ? await probeHost(runtime.init) : null;
+    const pods = podSupportOf(this.host);
+    if (runtime && !pods.ok) {
+      this.sessions.setNoPods(`${pods.reason}. Fix: ${pods.fix}`);
+      this.log(`sessions start without a pod (they cannot be checkpointed or moved): ${pods.reason}. Fix: ${pods.fix}`);
+    }
   }
 
   /** Identity, peer listener and discovery. */
@@ -160,6 +179,7 @@ export class Agent implements AgentServices {
       shortId: this.identity?.shortId ?? '',
       listen: this.community?.listening ?? null,
       mdns: this.community?.mdnsEnabled ?? false,
+      pods: podSupportOf(this.host),
     };
   }
 

@@ -62,7 +62,19 @@ export class SessionManager {
   /** The checkpoint or migration under way per session (see `occupy`). */
   private readonly operations = new Map<string, { what: string; done: Promise<void> }>();
 
+  /**
+   * Why this machine does not let sessions have a pod, with the fix (the agent's probe at start,
+   * host-probe.ts), or null: new sessions then start without one, and cannot be checkpointed or
+   * moved.
+   */
+  private noPods: string | null = null;
+
   constructor(private readonly defaults: SessionDefaults) {}
+
+  /** What the agent's probe found (null: pods can be made). */
+  setNoPods(reason: string | null): void {
+    this.noPods = reason;
+  }
 
   /** The image store (`<state>/images`), opened (and swept of what a crash left) on first use. */
   get images(): ImageStore {
@@ -79,9 +91,12 @@ export class SessionManager {
     const controlPath = this.podSocket(id);
     const runtime = runtimeFiles();
     const args = params.args ?? [];
+    const inPod = runtime !== null && controlPath !== null && this.noPods === null;
     const launch: PtyLaunch =
       runtime && controlPath
-        ? { file: runtime.init, args: ['launch', '--control', controlPath, '--runtime', runtime.library, '--', program, ...args] }
+        ? inPod
+          ? { file: runtime.init, args: ['launch', '--control', controlPath, '--runtime', runtime.library, '--', program, ...args] }
+          : { file: runtime.init, args: ['launch', '--no-pod', '--', program, ...args] }
         : { file: program, args };
     return this.add(
       new Session({
@@ -94,7 +109,8 @@ export class SessionManager {
         cols: params.cols ?? DEFAULT_COLS,
         rows: params.rows ?? DEFAULT_ROWS,
         launch,
-        controlPath: runtime ? controlPath : null,
+        controlPath: inPod ? controlPath : null,
+        ...(runtime && this.noPods !== null ? { noPodReason: this.noPods } : {}),
         host: this.hostFor(id),
       }),
     );
@@ -632,6 +648,7 @@ export class SessionManager {
       rows: record.rows,
       launch: { file: '', args: [] },
       controlPath: record.controlPath,
+      ...(record.controlPath === null && this.noPods !== null ? { noPodReason: this.noPods } : {}),
       ...(record.restoredFrom ? { restoredFrom: record.restoredFrom } : {}),
       adopted: { terminal: adopted.terminal, socket: record.hostSocket, startedAt: record.startedAt, restoreNote: record.restoreNote },
     });

@@ -37,7 +37,7 @@ export async function checkpointBeforeShutdown(
 
   const one = async (s: Session): Promise<void> => {
     if (!s.controlPath) {
-      failed.push({ id: s.id, reason: 'it does not run in a pod (the vOS runtime was not built when it started)' });
+      failed.push({ id: s.id, reason: s.noPodReason });
       return;
     }
     try {

@@ -61,6 +61,12 @@ export interface SessionInfo {
   viewers: number;
   /** The session runs in a pod (it can be checkpointed). */
   pod: boolean;
+  /**
+   * Why it cannot be checkpointed or moved, with the fix (it runs without a pod: this machine
+   * does not allow the namespaces a pod needs, or the runtime was not built); null or absent
+   * when it can.
+   */
+  cannotCheckpoint?: string | null;
   /** The image this session was restored from, if it was. */
   restoredFrom: string | null;
   /**
@@ -261,6 +267,19 @@ export interface AgentInfo {
   mdns: boolean;
   /** The web UI's address with its token, when web mode is on. Only the owner can read it. */
   webUrl: string | null;
+  /** Whether new sessions get a pod here (checkpoints, moves); absent from older agents. */
+  pods?: PodSupport;
+}
+
+/** Whether this machine lets the agent put sessions in pods, and if not why and what to do. */
+export interface PodSupport {
+  ok: boolean;
+  /** Why not (e.g. Ubuntu's AppArmor rule on unprivileged user namespaces), or null. */
+  reason: string | null;
+  /** What to do about it, or null. */
+  fix: string | null;
+  /** Whether restores can keep the program's clocks (time namespaces). */
+  timeNamespaces: boolean;
 }
 
 export interface ScreenText {

@@ -1,6 +1,6 @@
 /** Where the installed project's own files are, whichever build (tsc output or Electron bundle) runs. */
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 let root: string | null = null; // cached: the package root does not move while we run
@@ -30,6 +30,15 @@ export function packageVersion(): string {
 /** The built renderer (index.html and assets), served in web mode. */
 export function rendererDir(): string {
   return join(packageRoot(), 'out', 'renderer');
+}
+
+/**
+ * The built runtime (vos-init, libvos.so): out/runtime of a checkout; in a packaged app, where
+ * the package root is its app.asar, resources/runtime beside it (electron-builder.yml's
+ * extraResources: what is executed cannot be in the archive).
+ */
+export function runtimeDirFor(root: string): string {
+  return basename(root) === 'app.asar' ? join(dirname(root), 'runtime') : join(root, 'out', 'runtime');
 }
 
 /** The CLI entry point, for starting a background agent. */

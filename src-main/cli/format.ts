@@ -36,15 +36,22 @@ export function sessionsTable(sessions: SessionInfo[], now = Date.now()): string
   const remote = sessions.some((s) => s.peer);
   const header = ['ID', 'NAME', 'STATE', 'PID', 'UPTIME', 'COMMAND'];
   if (remote) header.splice(1, 0, 'MACHINE');
+  // Why sessions so marked cannot be, once under the table (each distinct reason).
+  const reasons = [...new Set(sessions.filter((s) => s.state === 'running' && s.cannotCheckpoint).map((s) => s.cannotCheckpoint!))];
+  const notes = reasons.map((r) => `${NO_POD_MARK}: ${peerText(r)}\n`).join('');
   return table(
     header,
     sessions.map((s) => {
-      const row = [sessionRef(s), s.name, stateLabel(s, now), s.state === 'recoverable' ? '-' : String(s.pid), s.state === 'recoverable' ? '-' : uptime(s, now), commandLine(s)];
+      const state = s.state === 'running' && s.cannotCheckpoint ? `${stateLabel(s, now)}, ${NO_POD_MARK}` : stateLabel(s, now);
+      const row = [sessionRef(s), s.name, state, s.state === 'recoverable' ? '-' : String(s.pid), s.state === 'recoverable' ? '-' : uptime(s, now), commandLine(s)];
       if (remote) row.splice(1, 0, s.peer ? peerName(s.peer.name) : '(this one)');
       return row;
     }),
-  );
+  ) + notes;
 }
+
+/** How `vos ls` marks a session without a pod. */
+export const NO_POD_MARK = 'cannot be checkpointed or moved';
 
 export function peersTable(peers: PeerInfo[], now = Date.now()): string {
   if (peers.length === 0) return 'no machines known (none found on this network; vos peer add HOST:PORT adds one)\n';

@@ -12,10 +12,12 @@ import type { Command, CommandContext } from './command.js';
 import { attachCommand } from './commands/attach.js';
 import { checkpointCommand, imagesCommand, restoreCommand } from './commands/images.js';
 import { daemonCommand, statusCommand, webCommand } from './commands/agent.js';
+import { doctorCommand } from './commands/doctor.js';
 import { migrateCommand } from './commands/migrate.js';
 import { recoverCommand } from './commands/recover.js';
 import { pairCommand, peerCommand, peersCommand, unpairCommand } from './commands/peers.js';
 import { runCommand } from './commands/run.js';
+import { serviceCommand } from './commands/service.js';
 import { scheduleCommand } from './commands/schedule.js';
 import {
   killCommand,
@@ -50,6 +52,8 @@ const COMMANDS: Command[] = [
   statusCommand,
   webCommand,
   daemonCommand,
+  doctorCommand,
+  serviceCommand,
 ];
 
 const ALIASES: Record<string, string> = { list: 'ls', remove: 'rm' };

@@ -51,7 +51,7 @@ export async function checkpointHeld(
   const { onBytes } = options;
   const runtime = runtimeFiles();
   if (!session.controlPath || !runtime) {
-    throw new VosError('checkpoint_failed', `session ${session.id} does not run in a pod: it cannot move`);
+    throw new VosError('unsupported', `session ${session.id} cannot be checkpointed or moved: ${session.noPodReason}`);
   }
   let sent = 0;
   let frozenAt = 0;

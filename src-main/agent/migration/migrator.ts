@@ -158,7 +158,7 @@ export class Migrator {
     const started = Date.now();
     const session = this.sessions.resolve(ref);
     if (!session.running) throw new VosError('session_exited', `session ${session.id} has ended: nothing to move`);
-    if (!session.controlPath) throw new VosError('migration_failed', `session ${session.id} does not run in a pod (the runtime was not built when it started): it cannot move`);
+    if (!session.controlPath) throw new VosError('unsupported', `session ${session.id} cannot be checkpointed or moved: ${session.noPodReason}`);
     if (this.moving.has(session.id)) throw new VosError('migration_failed', `session ${session.id} is moving already`);
     const target = this.community.resolve(peerRef);
     const m = new Move(session, { id: target.id, name: target.name }, options, progress);

@@ -103,7 +103,7 @@ export async function checkpointToStore(
 function runtimeFor(session: Session): string {
   const runtime = runtimeFiles();
   if (!session.controlPath || !runtime) {
-    throw new VosError('checkpoint_failed', `session ${session.id} does not run in a pod (the vOS runtime was not built when it started)`);
+    throw new VosError('unsupported', `session ${session.id} cannot be checkpointed or moved: ${session.noPodReason}`);
   }
   return runtime.init;
 }

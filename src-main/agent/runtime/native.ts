@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { VosError } from '../../api/errors.js';
-import { packageRoot } from '../../base/package-paths.js';
+import { packageRoot, runtimeDirFor } from '../../base/package-paths.js';
 
 export interface RuntimeFiles {
   init: string;
@@ -22,7 +22,7 @@ export function runtimeFiles(): RuntimeFiles | null {
   // Safe in shipped builds: it is the agent's own environment, set only by the user who starts
   // it (no peer or client can), and what it names runs with that user's rights, as anything the
   // user starts would; a directory without it counts as no runtime (sessions run without a pod).
-  const dir = process.env.VOS_RUNTIME_DIR ?? join(packageRoot(), 'out', 'runtime');
+  const dir = process.env.VOS_RUNTIME_DIR ?? runtimeDirFor(packageRoot());
   const files = { init: join(dir, 'vos-init'), library: join(dir, 'libvos.so') };
   cached = existsSync(files.init) && existsSync(files.library) ? files : null;
   return cached;

@@ -102,7 +102,7 @@ export class Scheduler {
   set(ref: string, everyMs: number, keep: number): ScheduleInfo {
     const session = this.runningSession(ref);
     if (!session.pod) {
-      throw new VosError('unsupported', `session ${session.id} does not run in a pod (the vOS runtime was not built when it started): it cannot be checkpointed`);
+      throw new VosError('unsupported', `session ${session.id} cannot be checkpointed or moved: ${session.cannotCheckpoint ?? 'it does not run in a pod'}`);
     }
     const before = this.state.sessions.get(session.id);
     this.change(() => {
@@ -275,7 +275,7 @@ export class Scheduler {
     if (busy) {
       last = { at, ok: false, skipped: true, error: `skipped: ${busy} of the session was under way (the next run is a period later)` };
     } else if (!session.pod) {
-      paused = 'it does not run in a pod (the vOS runtime was not built when it started)';
+      paused = session.cannotCheckpoint ?? 'it does not run in a pod';
       last = { at, ok: false, error: paused };
     } else {
       try {

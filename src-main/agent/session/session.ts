@@ -60,6 +60,8 @@ export interface SessionSpec {
    * program outlives the agent. Absent: a pty held by the agent (node-pty).
    */
   host?: { init: string; socket: string } | null;
+  /** Without a pod (controlPath null): why it cannot be checkpointed or moved, with the fix. */
+  noPodReason?: string;
   /** A program already running under a terminal host (a session of an earlier agent). */
   adopted?: { terminal: HostTerminal; socket: string; startedAt: number; restoreNote: string | null };
 }
@@ -137,6 +139,8 @@ export class Session {
   onRecordChange: ((session: Session) => void) | null = null;
   /** The terminal host's socket, when the program runs under one. */
   readonly hostSocket: string | null;
+  /** Without a pod: why it cannot be checkpointed or moved (see SessionSpec). */
+  readonly noPodReason: string;
 
   readonly controlPath: string | null;
   readonly restoredFrom: string | null;
@@ -154,6 +158,7 @@ export class Session {
     this.args = spec.args;
     this.cwd = spec.cwd;
     this.controlPath = spec.controlPath;
+    this.noPodReason = spec.noPodReason ?? 'it was started without a pod (the vOS runtime was not built then)';
     this.restoredFrom = spec.restoredFrom ?? null;
     this.startedAt = spec.adopted?.startedAt ?? Date.now();
     this.restoreNote = spec.adopted?.restoreNote ?? null;
@@ -210,6 +215,7 @@ export class Session {
       rows: this.mirror.rows,
       viewers: this.viewers.size,
       pod: this.controlPath !== null,
+      cannotCheckpoint: this.controlPath === null ? this.noPodReason : null,
       restoredFrom: this.restoredFrom,
       restoreNote: this.restoreNote,
     };

@@ -55,6 +55,8 @@ Attached, vos exits with the program's exit status when it ends.
         ...(typeof options.name === 'string' ? { name: options.name } : {}),
         ...size,
       });
+      // Once, before anything else: this machine gives the session no pod, and why.
+      if (session.cannotCheckpoint) ctx.err(`vos: this session cannot be checkpointed or moved: ${session.cannotCheckpoint}\n`);
       if (options.json) ctx.out(JSON.stringify({ id: session.id }) + '\n');
       if (detach) {
         if (!options.json) ctx.out(session.id + '\n');

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "../common/range-set.h"
@@ -176,6 +177,20 @@ int dirty_available(struct err *e)
 	if (getenv("VOS_TEST_NO_DIRTY_TRACKING"))
 		return fail(e, "dirty-page tracking is turned off (VOS_TEST_NO_DIRTY_TRACKING)");
 	return probe(e);
+}
+
+int dirty_probe_full(struct err *e)
+{
+	if (dirty_available(e) < 0)
+		return -1;
+	/* A userfaultfd of our own (user-mode faults only: needs no privilege where
+	 * vm.unprivileged_userfaultfd is 0), then the features the pods' trackers ask for. */
+	int uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+	if (uffd < 0)
+		return fail(e, "this kernel does not let this user make a userfaultfd (userfaultfd: %s)", strerror(errno));
+	int rc = enable_wp_async(uffd, e);
+	close(uffd);
+	return rc;
 }
 
 int dirty_start(struct pod *pod, struct dirty_tracker *t, struct err *e)

@@ -237,6 +237,9 @@ struct dirty_proc *dirty_find(struct dirty_tracker *t, pid_t pid);
 int dirty_kept(struct dirty_proc *p, int pagemap_fd, const struct vma *v, const uint8_t *want, uint8_t *keep, int protect);
 /* Whether this kernel (and the pod's environment) lets written pages be tracked; why not. */
 int dirty_available(struct err *e);
+/* dirty_available, and that this process can make a userfaultfd with asynchronous
+ * write-protection (what `vos-init probe` reports for live moves and incremental images). */
+int dirty_probe_full(struct err *e);
 /* Incremental checkpoints, while the pod is frozen, before the image: forgets the processes
  * gone, replaced or exec'd (their pages go whole). */
 void dirty_prune(const struct freeze *f, struct dirty_tracker *t);

@@ -36,6 +36,9 @@
  *       record, the length of its payload, its type number and name).
  *   vos-init host --socket PATH [--cols N] [--rows N] -- PROGRAM [ARGS...]
  *       The terminal host of a session (host.c): detached, it keeps PROGRAM's pty for agents.
+ *   vos-init probe
+ *       Whether this machine lets a pod be made (namespaces, time namespaces) and track written
+ *       pages, tried in a throw-away child (probe.c): "userns ok", "timens no ERRNO WHY", ...
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -52,6 +55,7 @@
 #include "checkpoint-request.h"
 #include "host.h"
 #include "pod.h"
+#include "probe.h"
 #include "restore.h"
 #include "../restore/image.h"
 
@@ -62,7 +66,8 @@ static void usage(void)
 			"       vos-init checkpoint --control SOCKET [--stop | --hold] [--precopy] [--incremental [--parent ID]] [--session] [--producer TEXT]\n"
 			"       vos-init restore --control SOCKET (--image FILE | --image-socket PATH) [--parent FILE]... [--hold] [--status PATH] [--runtime LIB] [--cache DIR]\n"
 			"       vos-init verify [--list] [--parent FILE]... FILE\n"
-			"       vos-init host --socket PATH [--cols N] [--rows N] -- PROGRAM [ARGS...]\n");
+			"       vos-init host --socket PATH [--cols N] [--rows N] -- PROGRAM [ARGS...]\n"
+			"       vos-init probe\n");
 	exit(2);
 }
 
@@ -210,5 +215,7 @@ int main(int argc, char **argv)
 		return cmd_verify(argc - 2, argv + 2);
 	if (strcmp(argv[1], "host") == 0)
 		return host_main(argc - 2, argv + 2);
+	if (strcmp(argv[1], "probe") == 0)
+		return probe_main(argc - 2, argv + 2);
 	return cmd_launch(argc - 1, argv + 1);
 }
