@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import LongestFirst from './test/sequencer.js';
 
 export default defineConfig({
   test: {
@@ -10,6 +11,8 @@ export default defineConfig({
     pool: 'forks',
     // Real ptys, agents and a browser: two cores are shared by at most two test files at once.
     maxWorkers: 2,
+    // The longest files start first (test/sequencer.ts), so the two workers finish together.
+    sequence: { sequencer: LongestFirst },
     reporters: ['default'],
   },
 });
