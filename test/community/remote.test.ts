@@ -17,8 +17,7 @@ describe.skipIf(unavailable !== null)('sessions of paired machines', () => {
 
   async function pairedPair(env: NodeJS.ProcessEnv = {}): Promise<[HostAgent, HostAgent]> {
     lab.network(2);
-    const a = await lab.agent(0, 'alpha', { env });
-    const b = await lab.agent(1, 'beta', { env });
+    const [a, b] = await Promise.all([lab.agent(0, 'alpha', { env }), lab.agent(1, 'beta', { env })]);
     await pairAgents(a, b);
     return [a, b];
   }

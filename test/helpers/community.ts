@@ -184,7 +184,8 @@ export class SimLab {
 
   constructor() {
     afterEach(async () => {
-      for (const a of this.agents.splice(0)) await a.stop();
+      // Side by side: each agent has its own home and terminal hosts.
+      await Promise.all(this.agents.splice(0).map((a) => a.stop()));
       await this.net?.dispose();
       this.net = null;
     });

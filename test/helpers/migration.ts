@@ -46,8 +46,8 @@ export function migrationLab(): MigrationLab {
     },
     async pair(bOptions = {}, aOptions = {}) {
       lab.network(2);
-      const a = await lab.agent(0, 'alpha', aOptions);
-      const b = await lab.agent(1, 'beta', bOptions);
+      // Started side by side: neither waits for the other (each has its own host and home).
+      const [a, b] = await Promise.all([lab.agent(0, 'alpha', aOptions), lab.agent(1, 'beta', bOptions)]);
       await pairAgents(a, b);
       return [a, b];
     },
