@@ -185,9 +185,11 @@ export class SimLab {
   constructor() {
     afterEach(async () => {
       // Side by side: each agent has its own home and terminal hosts.
-      await Promise.all(this.agents.splice(0).map((a) => a.stop()));
+      const stopped = await Promise.allSettled(this.agents.splice(0).map((a) => a.stop()));
       await this.net?.dispose();
       this.net = null;
+      const failed = stopped.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
     });
   }
 
