@@ -5,7 +5,8 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     setupFiles: ['test/setup-env.ts'],
-    globalSetup: ['test/leak-check.ts'],
+    // The test programs are built once for the run (test/programs-setup.ts).
+    globalSetup: ['test/leak-check.ts', 'test/programs-setup.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',

@@ -4,15 +4,15 @@
  * stopped after it), and the checks a move that failed must pass (the original still here,
  * nothing there). Call migrationLab() inside the file's describe block.
  */
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect } from 'vitest';
 import type { ApiClient } from '../../src-main/api/client.js';
 import { VosError } from '../../src-main/api/errors.js';
 import type { ApiEvent } from '../../src-main/api/protocol.js';
-import { ROOT, waitFor } from './agent-process.js';
+import { waitFor } from './agent-process.js';
 import { SimLab, pairAgents, type HostAgent } from './community.js';
+import { fillTestPrograms } from './test-programs.js';
 
 export type AgentOptions = Parameters<SimLab['agent']>[2];
 
@@ -33,7 +33,7 @@ export function migrationLab(): MigrationLab {
   beforeAll(() => {
     scratch = mkdtempSync('/tmp/vos-mig-');
     programs = join(scratch, 'programs');
-    execFileSync('make', ['-s', '-C', join(ROOT, 'test', 'runtime', 'programs'), `OUT=${programs}`]);
+    fillTestPrograms(programs);
   });
   afterAll(() => rmSync(scratch, { recursive: true, force: true }));
   return {
