@@ -4,14 +4,13 @@
  * its pod may be gone before the agent has heard that the restore succeeded. Real agent, real
  * ptys, the restore repeated many times.
  */
-import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiClient } from '../../src-main/api/client.js';
 import { VosError } from '../../src-main/api/errors.js';
 import { ROOT, UNPRIVILEGED, startDaemon, vos, waitFor, type DaemonHandle } from '../helpers/agent-process.js';
-import { PROGRAMS_MAKE_ARGS } from '../helpers/runtime-dir.js';
+import { fillTestPrograms } from '../helpers/test-programs.js';
 
 const runtimeBuilt = existsSync(join(ROOT, 'out', 'runtime', 'vos-init'));
 
@@ -24,7 +23,7 @@ describe.skipIf(!runtimeBuilt).each(users)('a restore of a program that ends at 
   beforeAll(async () => {
     programs = mkdtempSync('/tmp/vos-programs-');
     chmodSync(programs, 0o755);
-    execFileSync('make', ['-s', '-C', join(ROOT, 'test', 'runtime', 'programs'), `OUT=${programs}`, ...PROGRAMS_MAKE_ARGS], { stdio: 'inherit' });
+    fillTestPrograms(programs);
     agent = await startDaemon({ env: { VOS_MDNS: '0', VOS_LISTEN: 'none' }, ...(user === 'nobody' ? { asUser: UNPRIVILEGED } : {}) });
     client = await agent.connect();
   });

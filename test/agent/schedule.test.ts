@@ -6,21 +6,20 @@
  * with the reason, instead of failing every period. "Does not happen" is shown against another
  * session's runs (a later event), never by sleeping and hoping.
  */
-import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiClient } from '../../src-main/api/client.js';
 import type { ApiEvent, ImageInfo, ScheduleInfo } from '../../src-main/api/protocol.js';
-import { ROOT, UNPRIVILEGED, endHosts, startDaemon, waitFor, type DaemonHandle } from '../helpers/agent-process.js';
+import { UNPRIVILEGED, endHosts, startDaemon, waitFor, type DaemonHandle } from '../helpers/agent-process.js';
+import { fillTestPrograms } from '../helpers/test-programs.js';
 
-const PROGRAMS_SRC = join(ROOT, 'test', 'runtime', 'programs');
 let programs: string;
 
 beforeAll(() => {
   programs = mkdtempSync('/tmp/vos-programs-');
   chmodSync(programs, 0o755);
-  execFileSync('make', ['-s', '-C', PROGRAMS_SRC, `OUT=${programs}`, `${programs}/counter`, `${programs}/static-counter`], { stdio: 'inherit' });
+  fillTestPrograms(programs);
 });
 
 afterAll(() => {

@@ -5,13 +5,12 @@
  * too. Real agent, real ptys (the session's program is the test program `query`); the viewers
  * are API connections that answer the question as a terminal does when they see it.
  */
-import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiClient } from '../../src-main/api/client.js';
-import { ROOT, startDaemon, waitFor, type DaemonHandle } from '../helpers/agent-process.js';
-import { PROGRAMS_MAKE_ARGS } from '../helpers/runtime-dir.js';
+import { startDaemon, waitFor, type DaemonHandle } from '../helpers/agent-process.js';
+import { fillTestPrograms } from '../helpers/test-programs.js';
 
 describe('terminal queries', () => {
   let programs: string;
@@ -20,7 +19,7 @@ describe('terminal queries', () => {
   beforeAll(async () => {
     programs = mkdtempSync('/tmp/vos-programs-');
     chmodSync(programs, 0o755);
-    execFileSync('make', ['-s', '-C', join(ROOT, 'test', 'runtime', 'programs'), `OUT=${programs}`, ...PROGRAMS_MAKE_ARGS], { stdio: 'inherit' });
+    fillTestPrograms(programs);
     agent = await startDaemon({ env: { VOS_MDNS: '0', VOS_LISTEN: 'none' } });
     client = await agent.connect();
   });

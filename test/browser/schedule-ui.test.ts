@@ -5,7 +5,6 @@
  * program that cannot be checkpointed (statically linked) shows its paused schedule with the
  * reason, and Resume tries it again (it pauses again, for the same reason).
  */
-import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
@@ -14,9 +13,9 @@ import type { ApiClient } from '../../src-main/api/client.js';
 import type { ScheduleInfo } from '../../src-main/api/protocol.js';
 import { ROOT, startDaemon, vos, waitFor, type DaemonHandle } from '../helpers/agent-process.js';
 import { launchChromium, type BrowserHandle } from '../helpers/browser.js';
+import { fillTestPrograms } from '../helpers/test-programs.js';
 
 const OUTPUT = join(ROOT, 'test-results');
-const PROGRAMS_SRC = join(ROOT, 'test', 'runtime', 'programs');
 
 let programs: string;
 let agent: DaemonHandle;
@@ -30,7 +29,7 @@ beforeAll(async () => {
   mkdirSync(OUTPUT, { recursive: true });
   programs = mkdtempSync('/tmp/vos-programs-');
   chmodSync(programs, 0o755);
-  execFileSync('make', ['-s', '-C', PROGRAMS_SRC, `OUT=${programs}`, `${programs}/counter`, `${programs}/static-counter`], { stdio: 'inherit' });
+  fillTestPrograms(programs);
   agent = await startDaemon({ args: ['--name', 'schedule-ui', '--web'], env: { VOS_MDNS: '0', VOS_LISTEN: 'none' } });
   url = /web UI: (\S+)/.exec(agent.stdout())![1]!;
   watcher = await agent.connect();

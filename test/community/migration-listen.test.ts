@@ -9,8 +9,9 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, waitFor } from '../helpers/agent-process.js';
+import { waitFor } from '../helpers/agent-process.js';
 import { SimLab, multiHostSkipReason, pairAgents, type HostAgent } from '../helpers/community.js';
+import { fillTestPrograms } from '../helpers/test-programs.js';
 
 const unavailable = multiHostSkipReason('test/community/migration-listen.test.ts');
 
@@ -34,7 +35,7 @@ describe.skipIf(unavailable !== null)('moving a server', () => {
     programs = join(scratch, 'programs');
     data = join(scratch, 'sockets');
     mkdirSync(data);
-    execFileSync('make', ['-s', '-C', join(ROOT, 'test', 'runtime', 'programs'), `OUT=${programs}`]);
+    fillTestPrograms(programs);
   });
   afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 

@@ -8,17 +8,16 @@ import pty from '@lydell/node-pty';
 import { describe, expect, it } from 'vitest';
 import type { ApiEvent, SessionInfo } from '../../src-main/api/protocol.js';
 import { VOS, waitFor } from '../helpers/agent-process.js';
-import { SimLab, multiHostSkipReason, pairAgents, type HostAgent } from '../helpers/community.js';
+import { FAST_LINKS, SimLab, multiHostSkipReason, pairAgents, type HostAgent } from '../helpers/community.js';
 
 const unavailable = multiHostSkipReason('test/community/remote.test.ts');
 
 describe.skipIf(unavailable !== null)('sessions of paired machines', () => {
   const lab = new SimLab();
 
-  async function pairedPair(): Promise<[HostAgent, HostAgent]> {
+  async function pairedPair(env: NodeJS.ProcessEnv = {}): Promise<[HostAgent, HostAgent]> {
     lab.network(2);
-    const a = await lab.agent(0, 'alpha');
-    const b = await lab.agent(1, 'beta');
+    const [a, b] = await Promise.all([lab.agent(0, 'alpha', { env }), lab.agent(1, 'beta', { env })]);
     await pairAgents(a, b);
     return [a, b];
   }
@@ -127,7 +126,7 @@ describe.skipIf(unavailable !== null)('sessions of paired machines', () => {
   }, 90_000);
 
   it('a link cut by the network comes back by itself', async () => {
-    const [a, b] = await pairedPair();
+    const [a, b] = await pairedPair(FAST_LINKS); // the cut noticed in seconds, not tens of seconds
     const id = (await a.vos(['run', '--detach', '--', 'bash', '--norc', '--noprofile'])).stdout.trim();
     expect((await b.vos(['screen', `${id}@alpha`])).code).toBe(0);
 

@@ -16,6 +16,15 @@ import { createSimNetwork, netnsUnavailable, type SimHost, type SimNetwork } fro
 
 export const PEER_PORT = 47470;
 
+/**
+ * For the agents of tests that pull a cable or kill an agent (env of startHostAgent): the links
+ * notice a lost peer and dial it again, and a committed move asks for "go" again, within
+ * seconds instead of the real tens of seconds (VOS_TEST_FAST_LINKS, see
+ * src-main/agent/community/link-timing.ts). What the tests prove is the same: only how long
+ * the agents wait before they give up on a silent peer changes.
+ */
+export const FAST_LINKS = { VOS_TEST_FAST_LINKS: '1' } as const;
+
 export interface HostAgent {
   name: string;
   host: SimHost;
@@ -175,9 +184,12 @@ export class SimLab {
 
   constructor() {
     afterEach(async () => {
-      for (const a of this.agents.splice(0)) await a.stop();
+      // Side by side: each agent has its own home and terminal hosts.
+      const stopped = await Promise.allSettled(this.agents.splice(0).map((a) => a.stop()));
       await this.net?.dispose();
       this.net = null;
+      const failed = stopped.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
     });
   }
 

@@ -4,18 +4,31 @@
  * are not root, and the runtime must work unprivileged).
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
+import { inject } from 'vitest';
 import { ROOT, UNPRIVILEGED } from './agent-process.js';
 import { PROGRAMS_MAKE_ARGS } from './runtime-dir.js';
 
 export const PROGRAMS_SRC = join(ROOT, 'test', 'runtime', 'programs');
 
-/** Builds the test programs into a new directory (readable by the ordinary user too); its path. */
+/**
+ * Puts the test programs into `dir` (made if missing): a copy of those the run built once
+ * (test/programs-setup.ts), or, without that (a file run under another configuration), built
+ * here. The directory is the caller's: it may add to it and must remove it.
+ */
+export function fillTestPrograms(dir: string): void {
+  mkdirSync(dir, { recursive: true });
+  const built = inject('testPrograms');
+  if (built && existsSync(built)) cpSync(built, dir, { recursive: true });
+  else execFileSync('make', ['-s', '-C', PROGRAMS_SRC, `OUT=${dir}`, ...PROGRAMS_MAKE_ARGS], { stdio: 'inherit' });
+}
+
+/** The test programs in a new directory (readable by the ordinary user too); its path. */
 export function buildTestPrograms(prefix = '/tmp/vos-programs-'): string {
   const dir = mkdtempSync(prefix);
   chmodSync(dir, 0o755);
-  execFileSync('make', ['-s', '-C', PROGRAMS_SRC, `OUT=${dir}`, ...PROGRAMS_MAKE_ARGS], { stdio: 'inherit' });
+  fillTestPrograms(dir);
   return dir;
 }
 

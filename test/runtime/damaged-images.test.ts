@@ -6,7 +6,7 @@
  * allocations these images once caused would not fit in), and without a crash; a SESSION record
  * with an absurd terminal size leaves the agent alive and small.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,8 +14,9 @@ import type { ApiClient } from '../../src-main/api/client.js';
 import { VosError } from '../../src-main/api/errors.js';
 import { RECORD } from '../../src-main/agent/runtime/image-records.js';
 import { joinImage, recordIndex, splitImage, withPayload, type ImageRecord } from '../helpers/image-edit.js';
-import { ROOT, startDaemon, waitFor, type DaemonHandle } from '../helpers/agent-process.js';
-import { PROGRAMS_MAKE_ARGS, RUNTIME_DIR, SANITIZE } from '../helpers/runtime-dir.js';
+import { startDaemon, waitFor, type DaemonHandle } from '../helpers/agent-process.js';
+import { RUNTIME_DIR, SANITIZE } from '../helpers/runtime-dir.js';
+import { fillTestPrograms } from '../helpers/test-programs.js';
 
 const INIT = join(RUNTIME_DIR, 'vos-init');
 /** Address space for `vos-init verify`: the program, its libc, a 64 MiB record and its budget. */
@@ -192,7 +193,7 @@ describe('images damaged past their checksums are refused, naming the record', (
   beforeAll(async () => {
     programs = mkdtempSync('/tmp/vos-programs-');
     chmodSync(programs, 0o755);
-    execFileSync('make', ['-s', '-C', join(ROOT, 'test', 'runtime', 'programs'), `OUT=${programs}`, ...PROGRAMS_MAKE_ARGS], { stdio: 'inherit' });
+    fillTestPrograms(programs);
     agent = await startDaemon();
     client = await agent.connect();
     const s = await client.request('session.create', { command: join(programs, 'counter'), args: ['50'], cwd: agent.home, cols: 80, rows: 24 });

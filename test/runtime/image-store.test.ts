@@ -27,16 +27,15 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import type { ApiClient } from '../../src-main/api/client.js';
 import type { ImageInfo } from '../../src-main/api/protocol.js';
-import { ROOT, UNPRIVILEGED, endHosts, startDaemon, vos, waitFor, type DaemonHandle } from '../helpers/agent-process.js';
-import { PROGRAMS_MAKE_ARGS } from '../helpers/runtime-dir.js';
+import { UNPRIVILEGED, endHosts, startDaemon, vos, waitFor, type DaemonHandle } from '../helpers/agent-process.js';
+import { fillTestPrograms } from '../helpers/test-programs.js';
 
-const PROGRAMS_SRC = join(ROOT, 'test', 'runtime', 'programs');
 let programs: string;
 
 beforeAll(() => {
   programs = mkdtempSync('/tmp/vos-programs-');
   chmodSync(programs, 0o755);
-  execFileSync('make', ['-s', '-C', PROGRAMS_SRC, `OUT=${programs}`, ...PROGRAMS_MAKE_ARGS], { stdio: 'inherit' });
+  fillTestPrograms(programs);
 });
 
 afterAll(() => {

@@ -6,21 +6,20 @@
  * parent lists its children damaged and refuses their restore, a damaged one refuses it naming
  * the parent's file. As root the set runs as root and as an ordinary user (nobody).
  */
-import { execFileSync } from 'node:child_process';
 import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiClient } from '../../src-main/api/client.js';
 import type { CheckpointResult, ImageInfo } from '../../src-main/api/protocol.js';
-import { ROOT, UNPRIVILEGED, startDaemon, vos, type DaemonHandle } from '../helpers/agent-process.js';
-import { PROGRAMS_MAKE_ARGS } from '../helpers/runtime-dir.js';
+import { UNPRIVILEGED, startDaemon, vos, type DaemonHandle } from '../helpers/agent-process.js';
+import { fillTestPrograms } from '../helpers/test-programs.js';
 
 let programs: string;
 
 beforeAll(() => {
   programs = mkdtempSync('/tmp/vos-test-programs-');
   chmodSync(programs, 0o755);
-  execFileSync('make', ['-s', '-C', join(ROOT, 'test', 'runtime', 'programs'), `OUT=${programs}`, ...PROGRAMS_MAKE_ARGS], { stdio: 'inherit' });
+  fillTestPrograms(programs);
 });
 
 afterAll(() => {

@@ -7,16 +7,17 @@
  * where tracking is lost or unavailable the image is whole and says why. As root and as an
  * unprivileged user.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, copyFileSync, mkdtempSync, openSync, readFileSync, readdirSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import pty from '@lydell/node-pty';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RECORD } from '../../src-main/agent/runtime/image-records.js';
-import { ROOT, UNPRIVILEGED, waitFor } from '../helpers/agent-process.js';
+import { UNPRIVILEGED, waitFor } from '../helpers/agent-process.js';
 import { joinImage, splitImage } from '../helpers/image-edit.js';
-import { PROGRAMS_MAKE_ARGS, RUNTIME_DIR } from '../helpers/runtime-dir.js';
+import { RUNTIME_DIR } from '../helpers/runtime-dir.js';
+import { fillTestPrograms } from '../helpers/test-programs.js';
 
 const INIT = join(RUNTIME_DIR, 'vos-init');
 const LIB = join(RUNTIME_DIR, 'libvos.so');
@@ -29,7 +30,7 @@ describe('incremental checkpoints (vos-init checkpoint --incremental)', () => {
   beforeAll(() => {
     dir = mkdtempSync('/tmp/vos-test-incremental-');
     chmodSync(dir, 0o777);
-    execFileSync('make', ['-s', '-C', join(ROOT, 'test', 'runtime', 'programs'), `OUT=${dir}`, ...PROGRAMS_MAKE_ARGS]);
+    fillTestPrograms(dir);
     for (const p of ['dirtier', 'counter', 'mapper']) chmodSync(join(dir, p), 0o755);
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));

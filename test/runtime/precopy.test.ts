@@ -5,14 +5,15 @@
  * must hold every page as the program last wrote it (the program checks all of them). As root
  * and as an unprivileged user; and where tracking is not possible, a plain image instead.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, createReadStream, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import pty from '@lydell/node-pty';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, UNPRIVILEGED, waitFor } from '../helpers/agent-process.js';
-import { PROGRAMS_MAKE_ARGS, RUNTIME_DIR } from '../helpers/runtime-dir.js';
+import { UNPRIVILEGED, waitFor } from '../helpers/agent-process.js';
+import { RUNTIME_DIR } from '../helpers/runtime-dir.js';
+import { fillTestPrograms } from '../helpers/test-programs.js';
 
 const INIT = join(RUNTIME_DIR, 'vos-init');
 const LIB = join(RUNTIME_DIR, 'libvos.so');
@@ -24,7 +25,7 @@ describe('live migration pre-copy (vos-init checkpoint --precopy)', () => {
   beforeAll(() => {
     dir = mkdtempSync('/tmp/vos-precopy-');
     chmodSync(dir, 0o777);
-    execFileSync('make', ['-s', '-C', join(ROOT, 'test', 'runtime', 'programs'), `OUT=${dir}`, ...PROGRAMS_MAKE_ARGS]);
+    fillTestPrograms(dir);
     chmodSync(join(dir, 'dirtier'), 0o755);
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -13,7 +13,8 @@ import type { ApiClient } from '../../src-main/api/client.js';
 import { VosError } from '../../src-main/api/errors.js';
 import { errorFromStatus, replyError, restoreOutcome } from '../../src-main/agent/runtime/status-line.js';
 import { ROOT, startDaemon, waitFor, type DaemonHandle } from '../helpers/agent-process.js';
-import { PROGRAMS_MAKE_ARGS, RUNTIME_DIR, TOOL_CFLAGS } from '../helpers/runtime-dir.js';
+import { RUNTIME_DIR, TOOL_CFLAGS } from '../helpers/runtime-dir.js';
+import { fillTestPrograms } from '../helpers/test-programs.js';
 
 const NUL = Buffer.from([0]);
 
@@ -166,7 +167,7 @@ describe('failures reach the agent as structured errors', () => {
   beforeAll(async () => {
     programs = mkdtempSync('/tmp/vos-programs-');
     chmodSync(programs, 0o755);
-    execFileSync('make', ['-s', '-C', join(ROOT, 'test', 'runtime', 'programs'), `OUT=${programs}`, ...PROGRAMS_MAKE_ARGS], { stdio: 'inherit' });
+    fillTestPrograms(programs);
     agent = await startDaemon();
     client = await agent.connect();
   });

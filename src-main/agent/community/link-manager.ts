@@ -27,13 +27,13 @@ import { ChannelHost, type ChannelServer } from './channels.js';
 import type { Identity } from './identity.js';
 import { Link, LinkError, LINK_PROTOCOL_VERSION, establishLink, type LinkHandlers, type LinkHello } from './link.js';
 import type { IncomingStream, OutgoingStream } from './link-streams.js';
+import { RECONNECT_MAX_MS } from './link-timing.js';
 import type { Peer, PeerRegistry } from './peer-registry.js';
 import { UnidentifiedConnections, sourceOf } from './unidentified.js';
 
 export const DEFAULT_PEER_PORT = 47470;
 const DIAL_TIMEOUT_MS = 5_000;
 const RECONNECT_MIN_MS = 500;
-const RECONNECT_MAX_MS = 8_000;
 /** Accepted connections not yet identified (TLS or HELLO under way), from one source and in all. */
 const UNIDENTIFIED_PER_SOURCE = 8;
 const UNIDENTIFIED_TOTAL = 64;

@@ -15,14 +15,13 @@ import { deviceIdOf, isDeviceId } from '../../base/device-id.js';
 import { LINK_FRAME_HEADER_BYTES, LinkFrameDecoder, LinkFrameError, encodeLinkFrame, encodeLinkFrameParts, type LinkFrame } from '../../base/link-frame.js';
 import { cleanPeerText, PEER_FIELD_MAX, PEER_NAME_MAX } from '../../base/peer-text.js';
 import { IncomingStream, OutgoingStream, type StreamCarrier } from './link-streams.js';
+import { DEAD_AFTER_MS, PING_EVERY_MS } from './link-timing.js';
 
 /** 2: HELLO says only what discovery and pairing need (no kernel, no load). */
 export const LINK_PROTOCOL_VERSION = 2;
 const UNTRUSTED_JSON_BYTES = 64 * 1024;
 const TRUSTED_JSON_BYTES = 64 * 1024 * 1024;
 const HANDSHAKE_TIMEOUT_MS = 5_000;
-const PING_EVERY_MS = 2_500;
-const DEAD_AFTER_MS = 10_000;
 /**
  * Bulk frames (stream data, large RPC messages such as a flooding session's output) wait while
  * the socket holds this much; interactive ones (control, pings, credit, small RPC messages that

@@ -10,16 +10,14 @@ import { VosError, describeError } from '../../api/errors.js';
 import type { ApiClient } from '../../api/client.js';
 import type { PeerRef, SessionInfo } from '../../api/protocol.js';
 import type { Community } from '../community/community.js';
+import { GO_BACKGROUND_EVERY_MS, GO_RETRY_MS } from '../community/link-timing.js';
 import type { Session } from '../session/session.js';
 import type { SessionManager } from '../session-manager.js';
 import type { CommitJournal, CommitRecord } from './commit-journal.js';
 import type { Step } from './transaction.js';
 
-/** After the original ended, "go" is asked again every second for this long while the caller waits... */
-const GO_RETRY_MS = 20_000;
-/** ...then in the background for as long as the target holds the copy (its pod's hold time). */
+/** "go" is asked in the background for as long as the target holds the copy (its pod's hold time). */
 const GO_BACKGROUND_MS = 10 * 60_000;
-const GO_BACKGROUND_EVERY_MS = 5_000;
 
 /** A committed move, as its post-commit steps see it. */
 export interface Committed {
