@@ -584,6 +584,12 @@ export type ApiEvent =
   | { event: 'session.moved'; id: string; to: string; peer: PeerRef }
   /** To the client that asked for a migration. */
   | { event: 'migration.progress'; id: string; peer: PeerRef; phase: MigrationPhase; sent: number; total: number; detail: string | null }
+  /**
+   * To the client that asked for a checkpoint (`session.checkpoint`; `id` as it asked), before
+   * the session is frozen: something a restore of the image will not carry (a connection to
+   * another machine). The result's `warnings` are the exact list, made while frozen.
+   */
+  | { event: 'checkpoint.warning'; id: string; warning: string }
   /** To local watchers (`session.watch`): a session's schedule changed, ran, failed or paused. */
   | { event: 'schedule.changed'; schedule: ScheduleInfo }
   /** To peer watchers: a machine appeared or changed (online, paired, link, pairing...). */
@@ -605,6 +611,7 @@ export const EVENT_NAMES = [
   'session.disconnected',
   'session.moved',
   'migration.progress',
+  'checkpoint.warning',
   'schedule.changed',
   'peer.changed',
   'peer.removed',

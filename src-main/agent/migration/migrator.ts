@@ -90,6 +90,15 @@ class Move {
     this.progress({ phase, sent, total: this.total, detail });
   }
 
+  /**
+   * Something the move will not carry (a connection to another machine), said before the
+   * session stops: a progress event of the phase at hand whose detail starts with "warning: ",
+   * never held back as frequent progress is.
+   */
+  warn(warning: string): void {
+    this.progress({ phase: this.lastPhase ?? 'checking', sent: 0, total: this.total, detail: `warning: ${warning}` });
+  }
+
   /** The error a caller sees: the session stays, why, and the code of what caused it. */
   fail(why: string, cause?: unknown, details: ErrorDetails = {}): VosError {
     const message = `${this.session.name} (${this.session.id}) stays here: ${why}`;
@@ -268,6 +277,7 @@ export class Migrator {
       m.held = await checkpointHeld(m.session, stream, this.agentName, {
         live,
         onBytes: (sent, frozen) => m.report(frozen ? 'sending' : 'copying', sent),
+        onPrewarning: (warning) => m.warn(warning),
       });
     } catch (err) {
       stream.destroy(err as Error);

@@ -51,6 +51,16 @@ void listener_words(const char *path, uint64_t domain, uint64_t p3, char *out, s
 /* listen.c: words in the path of each socket the restore cannot carry (what it was connected to). */
 void describe_closed_sockets(struct files_dump *fd);
 
+/* drain.c: each Unix socket's peer (inode -> peer inode), from the kernel's socket diagnostics
+ * (sock_diag) of this network namespace; read only, nothing is stopped or duplicated. */
+struct peer_map {
+	uint64_t (*pairs)[2]; /* inode, peer inode */
+	int n;
+};
+int load_unix_peers(struct peer_map *m, struct err *e);
+/* drain.c: the peer inode of the Unix socket `ino`, or 0 (none, or not known). */
+uint64_t peer_of(const struct peer_map *m, uint64_t ino);
+
 /* drain.c: pairs socket ends, drains pipes and sockets, and prepares the refill. */
 int finish_objects(struct files_dump *fd, struct err *e);
 
