@@ -512,7 +512,8 @@ export interface FileNeed {
 /** An address a migrating session listens on: the target must be able to listen there too. */
 export interface ListenNeed {
   kind: 'tcp' | 'unix';
-  /** A numeric IP address (tcp) or an absolute socket path (unix). */
+  /** A numeric IP address (tcp), an absolute socket path or an abstract name as /proc/net/unix
+   * writes it, "@name" (unix). */
   address: string;
   /** The TCP port; 0 for a Unix path. */
   port: number;
