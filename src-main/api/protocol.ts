@@ -535,6 +535,10 @@ export interface MigrationOffer extends SessionShape {
   /** Where the session listens (ports, socket paths): taken on the target, the move is refused
    * before anything stops. Absent from older sources. */
   listeners?: ListenNeed[];
+  /** The files the session holds locks on (absolute paths): one locked on the target now (by
+   * another program, or by the session itself on the same machine) refuses the move before
+   * anything stops. Absent from older sources. */
+  locks?: string[];
 }
 
 /** One paired machine's sessions, or why there are none to show. */

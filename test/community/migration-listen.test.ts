@@ -6,7 +6,7 @@
  * the directory of the socket path (as another machine would have its own disk).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, waitFor } from '../helpers/agent-process.js';
@@ -72,6 +72,24 @@ describe.skipIf(unavailable !== null)('moving a server', () => {
     expect(r.session.restoreNote).toBeNull();
     expect(ask(b, port)).toBe(`answer token=${token} via=tcp n=3`);
     expect(ask(b, path)).toBe(`answer token=${token} via=unix n=4`);
+  }, 90_000);
+
+  it('refuses before anything stops a move to where its lock is held (the hosts share one kernel: the same machine for locks), naming the file', async () => {
+    const [a, b] = await pair();
+    const file = join(scratch, 'locked.db');
+    writeFileSync(file, 'x');
+    const code = `import fcntl, time\nf = open(${JSON.stringify(file)}, "r+"); fcntl.flock(f, fcntl.LOCK_EX)\nn = 0\nwhile True:\n    n += 1; print("tick", n, flush=True); time.sleep(0.2)`;
+    const id = (await a.vos(['run', '-d', '--name', 'locker', '--', 'python3', '-c', code])).stdout.trim();
+    await waitFor('the lock to be taken', async () => /tick 2/.test((await a.vos(['screen', id])).stdout));
+    const refused = await a.vos(['migrate', id, 'beta']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(new RegExp(`stays here: beta refuses it: .*the session holds a lock on ${file}, which is locked here now`));
+    // Nothing stopped: it ticks on here, its lock still held; no copy there.
+    const ticks = async (): Promise<number> => Math.max(...[...(await a.vos(['screen', id])).stdout.matchAll(/tick (\d+)/g)].map((m) => Number(m[1])));
+    const at = await ticks();
+    await waitFor('it to tick on', async () => (await ticks()) > at);
+    expect(execFileSync('sh', ['-c', `flock -n ${file} true; echo $?`], { encoding: 'utf8' }).trim()).toBe('1');
+    await waitFor('no copy on beta', async () => JSON.parse((await b.vos(['ls', '--json'])).stdout).length === 0, 15_000);
   }, 90_000);
 
   it('refuses the move before anything stops when the port is taken there, naming it', async () => {

@@ -35,6 +35,7 @@ import { AfterCommit, type Committed } from './after-commit.js';
 import { CommitJournal, type CommitRecord } from './commit-journal.js';
 import { checkpointHeld, type HeldCheckpoint } from './held-checkpoint.js';
 import { sessionListeners } from './listeners.js';
+import { sessionLockedFiles } from './locks.js';
 import { fileHashAsync, sessionNeeds, type SessionNeeds } from './preflight.js';
 import { runSteps, type Step } from './transaction.js';
 import { withTimeout } from '../../base/with-timeout.js';
@@ -247,6 +248,7 @@ export class Migrator {
         arch: arch(),
         sendUpTo: m.options.sendFilesUpTo,
         listeners: sessionListeners(m.session.pid),
+        locks: sessionLockedFiles(m.session.pid),
       }));
     } catch (err) {
       throw m.fail(`${m.target.name} refuses it: ${describeError(err)}`, err);
