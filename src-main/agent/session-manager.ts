@@ -359,7 +359,14 @@ export class SessionManager {
    * An image of a running session: into `out`, or into the store (a manual image; `keep`: the
    * session's images beyond the newest that many are removed after a successful checkpoint).
    */
-  async checkpoint(ref: string, out: string | undefined, stop: boolean, keep?: number, incremental = false): Promise<CheckpointResult> {
+  async checkpoint(
+    ref: string,
+    out: string | undefined,
+    stop: boolean,
+    keep?: number,
+    incremental = false,
+    onPrewarning?: (warning: string) => void,
+  ): Promise<CheckpointResult> {
     const session = this.resolve(ref);
     if (!session.running) throw new VosError('session_exited', `session ${session.id} has ended: nothing to checkpoint`);
     const release = await this.occupy(session.id, 'a manual checkpoint');
@@ -367,7 +374,7 @@ export class SessionManager {
     try {
       if (!session.running) throw new VosError('session_exited', `session ${session.id} has ended: nothing to checkpoint`);
       result = out
-        ? await checkpointToFile(session, out, stop, this.defaults.agentName)
+        ? await checkpointToFile(session, out, stop, this.defaults.agentName, onPrewarning)
         : await checkpointToStore(session, this.images, {
             kind: 'manual',
             stop,
@@ -375,6 +382,7 @@ export class SessionManager {
             ...(keep !== undefined ? { keep } : {}),
             keepFilesUpTo: DEFAULT_SEND_FILES_UP_TO,
             agentName: this.defaults.agentName,
+            ...(onPrewarning ? { onPrewarning } : {}),
           });
     } finally {
       release();

@@ -537,7 +537,8 @@ export interface FileNeed {
 /** An address a migrating session listens on: the target must be able to listen there too. */
 export interface ListenNeed {
   kind: 'tcp' | 'unix';
-  /** A numeric IP address (tcp) or an absolute socket path (unix). */
+  /** A numeric IP address (tcp), an absolute socket path or an abstract name as /proc/net/unix
+   * writes it, "@name" (unix). */
   address: string;
   /** The TCP port; 0 for a Unix path. */
   port: number;
@@ -559,6 +560,10 @@ export interface MigrationOffer extends SessionShape {
   /** Where the session listens (ports, socket paths): taken on the target, the move is refused
    * before anything stops. Absent from older sources. */
   listeners?: ListenNeed[];
+  /** The files the session holds locks on (absolute paths): one locked on the target now (by
+   * another program, or by the session itself on the same machine) refuses the move before
+   * anything stops. Absent from older sources. */
+  locks?: string[];
 }
 
 /** One paired machine's sessions, or why there are none to show. */
@@ -609,6 +614,12 @@ export type ApiEvent =
   | { event: 'session.moved'; id: string; to: string; peer: PeerRef }
   /** To the client that asked for a migration. */
   | { event: 'migration.progress'; id: string; peer: PeerRef; phase: MigrationPhase; sent: number; total: number; detail: string | null }
+  /**
+   * To the client that asked for a checkpoint (`session.checkpoint`; `id` as it asked), before
+   * the session is frozen: something a restore of the image will not carry (a connection to
+   * another machine). The result's `warnings` are the exact list, made while frozen.
+   */
+  | { event: 'checkpoint.warning'; id: string; warning: string }
   /** To local watchers (`session.watch`): a session's schedule changed, ran, failed or paused. */
   | { event: 'schedule.changed'; schedule: ScheduleInfo }
   /** To peer watchers: a machine appeared or changed (online, paired, link, pairing...). */
@@ -630,6 +641,7 @@ export const EVENT_NAMES = [
   'session.disconnected',
   'session.moved',
   'migration.progress',
+  'checkpoint.warning',
   'schedule.changed',
   'peer.changed',
   'peer.removed',

@@ -242,6 +242,11 @@ const CHECKERS: { [M in Method]: Checker } = {
         int(r, 'port', 0, 65535);
       }
     }
+    const locks = p.locks;
+    if (locks !== undefined) {
+      if (!Array.isArray(locks) || locks.length > 256) fail('"locks" must be a list of at most 256');
+      for (const l of locks as unknown[]) if (typeof l !== 'string' || l.length > 4096) fail('"locks" must hold paths');
+    }
   },
   'migration.files': (p) => nonEmpty(p, 'migration'),
   'migration.result': (p) => nonEmpty(p, 'migration'),

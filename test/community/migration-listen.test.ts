@@ -3,10 +3,11 @@
  * TCP port and a Unix path there again and answers as the same program; and a move to a host
  * where its port is taken is refused before anything stops, naming the address, the original
  * answering on here. Root only. The hosts share one filesystem: beta gets an empty tmpfs over
- * the directory of the socket path (as another machine would have its own disk).
+ * the directory of the socket path (as another machine would have its own disk). Also: a move says
+ * before the session stops what it will not carry, and is refused up front where its lock is held.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/agent-process.js';
@@ -73,6 +74,45 @@ describe.skipIf(unavailable !== null)('moving a server', () => {
     expect(r.session.restoreNote).toBeNull();
     expect(ask(b, port)).toBe(`answer token=${token} via=tcp n=3`);
     expect(ask(b, path)).toBe(`answer token=${token} via=unix n=4`);
+  }, 90_000);
+
+  it('refuses before anything stops a move to where its lock is held (the hosts share one kernel: the same machine for locks), naming the file', async () => {
+    const [a, b] = await pair();
+    const file = join(scratch, 'locked.db');
+    writeFileSync(file, 'x');
+    const code = `import fcntl, time\nf = open(${JSON.stringify(file)}, "r+"); fcntl.flock(f, fcntl.LOCK_EX)\nn = 0\nwhile True:\n    n += 1; print("tick", n, flush=True); time.sleep(0.2)`;
+    const id = (await a.vos(['run', '-d', '--name', 'locker', '--', 'python3', '-c', code])).stdout.trim();
+    await waitFor('the lock to be taken', async () => /tick 2/.test((await a.vos(['screen', id])).stdout));
+    const refused = await a.vos(['migrate', id, 'beta']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(new RegExp(`stays here: beta refuses it: .*the session holds a lock on ${file}, which is locked here now`));
+    // Nothing stopped: it ticks on here, its lock still held; no copy there.
+    const ticks = async (): Promise<number> => Math.max(...[...(await a.vos(['screen', id])).stdout.matchAll(/tick (\d+)/g)].map((m) => Number(m[1])));
+    const at = await ticks();
+    await waitFor('it to tick on', async () => (await ticks()) > at);
+    expect(execFileSync('sh', ['-c', `flock -n ${file} true; echo $?`], { encoding: 'utf8' }).trim()).toBe('1');
+    await waitFor('no copy on beta', async () => JSON.parse((await b.vos(['ls', '--json'])).stdout).length === 0, 15_000);
+  }, 90_000);
+
+  it('says before the session stops what the move will not carry: a connection to outside the session', async () => {
+    const [a] = await pair();
+    const port = 47000 + (process.pid % 1000);
+    const outside = lab.net!.spawn(a.host, 'python3', ['-c', `import socket, time\ns = socket.socket(); s.bind(("127.0.0.1", ${port})); s.listen(1)\nprint("up", flush=True)\nc, _ = s.accept(); time.sleep(120)`]);
+    let up = '';
+    outside.stdout!.on('data', (d: Buffer) => (up += d.toString()));
+    await waitFor('the server outside the session', () => up.includes('up'));
+    const code = `import socket, time\ns = socket.create_connection(("127.0.0.1", ${port}))\nprint("connected", flush=True)\ntime.sleep(600)`;
+    const id = (await a.vos(['run', '-d', '--name', 'client', '--', 'python3', '-c', code])).stdout.trim();
+    await waitFor('the connection', async () => /connected/.test((await a.vos(['screen', id])).stdout));
+    const moved = await a.vos(['migrate', id, 'beta']);
+    expect(moved.code, moved.stderr).toBe(0);
+    const lines = moved.stderr.split('\n');
+    const warning = lines.indexOf(`vos: warning: process 2 (python3): a TCP connection to 127.0.0.1:${port} will be restored disconnected`);
+    expect(warning, moved.stderr).toBeGreaterThanOrEqual(0);
+    // Said before it stopped: before the phase that sends what it changed while stopped.
+    const stopped = lines.findIndex((l) => l === 'sending' || l === 'stopping it here');
+    expect(stopped, moved.stderr).toBeGreaterThan(warning);
+    outside.kill('SIGKILL');
   }, 90_000);
 
   it('refuses the move before anything stops when the port is taken there, naming it', async () => {

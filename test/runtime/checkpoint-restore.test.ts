@@ -212,9 +212,20 @@ describe.each(runAs)('checkpoint and restore (as $who)', ({ user }) => {
       const code = `import socket\ns = socket.create_connection(("127.0.0.1", ${port}))\nprint("got", s.recv(6))\ninput()\nprint("after", s.recv(6))\n`;
       const id = await run(PYTHON, ['-c', code]);
       await waitText(id, "^got b'hello\\\\n'$");
-      // Said before: at the checkpoint (a warning) and by the restore (its note).
+      const warning = `process 2 (python3): a TCP connection to 127.0.0.1:${port} will be restored disconnected`;
+      // The asker hears it before the session is frozen: an event that comes before the result.
+      const order: string[] = [];
+      const off = client.onEvent((e) => void (e.event === 'checkpoint.warning' && e.id === id && order.push(`event: ${e.warning}`)));
+      try {
+        const r = await client.request('session.checkpoint', { id, out: join(work, `early-${id}.vosimg`) });
+        order.push(`result: ${(r.warnings ?? []).join('; ')}`);
+      } finally {
+        off();
+      }
+      expect(order).toEqual([`event: ${warning}`, `result: ${warning}`]);
+      // Said before: at the checkpoint (a warning, once though said twice) and by the restore (its note).
       const rid = await cycle(id, 'tcp', {
-        warning: `process 2 (python3): a TCP connection to 127.0.0.1:${port} will be restored disconnected`,
+        warning,
         note: `a TCP connection to 127.0.0.1:${port} came back disconnected`,
       });
       await send(rid, '\r');

@@ -98,6 +98,42 @@ describe.each(runAs)('inotify across checkpoint and restore (as $who)', ({ user 
     await client.request('session.kill', { id: rid, signal: 'KILL' });
   });
 
+  it('a changed file on which no event its watch takes can be raised is named in the restore note, not on the screen', async () => {
+    const file = join(work, 'close-write.txt');
+    writeFileSync(file, 'one\n');
+    own(file);
+    // A watch for IN_CLOSE_WRITE only: the restore cannot raise that on a file without writing it.
+    const code = [
+      'import ctypes, os',
+      'libc = ctypes.CDLL(None, use_errno=True)',
+      'fd = libc.inotify_init()',
+      `wd = libc.inotify_add_watch(fd, ${JSON.stringify(file)}.encode(), 0x8)`,
+      'print("watching", wd, flush=True)',
+      'while True:',
+      '    os.read(fd, 4096)',
+      '    print("close-write event", flush=True)',
+    ].join('\n');
+    const id = await run('python3', ['-c', code]);
+    await waitText(id, '^watching 1$');
+    const cp = await vos(agent.home, ['checkpoint', id, '--out', join(work, `close-write-${id}.vosimg`), '--json']);
+    expect(cp.code, cp.stderr).toBe(0);
+    await client.request('session.kill', { id, signal: 'KILL' });
+    await waitFor('the original to end', async () => (await client.request('session.list', {})).find((s) => s.id === id)?.state === 'exited');
+    appendFileSync(file, 'two, while down\n');
+    const restored = await vos(agent.home, ['restore', join(work, `close-write-${id}.vosimg`), '--json']);
+    expect(restored.code, restored.stderr).toBe(0);
+    const rid = (JSON.parse(restored.stdout) as { id: string }).id;
+    const what = `an inotify event for ${file}, which changed while the program was not running (no event its watch takes could be raised on it)`;
+    expect(restored.stderr).toBe(`vos: note: not carried: ${what}\n`);
+    const info = (await client.request('session.list', {})).find((s) => s.id === rid)!;
+    expect(info.restoreNote).toContain(what);
+    // Nothing of it on the program's screen; the watch still works.
+    appendFileSync(file, 'three\n');
+    await waitText(rid, '^close-write event$');
+    expect((await lines(rid)).filter((l) => /changed while|vos:/.test(l))).toEqual([]);
+    await client.request('session.kill', { id: rid, signal: 'KILL' });
+  });
+
   it.each(['-f', '-F'])('tail %s shows the lines appended while it was down, and those after', async (follow) => {
     const file = join(work, `followed${follow}.log`);
     writeFileSync(file, 'line 1\n');

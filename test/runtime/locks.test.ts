@@ -222,7 +222,7 @@ describe.each(runAs)('file locks survive checkpoint and restore (as $who)', ({ u
     await waitText(undo, 'values=2,7$');
     const u = await vos(agent.home, ['checkpoint', undo, '--out', join(work, 'undo.vosimg')]);
     expect(u.code).not.toBe(0);
-    expect(u.stderr).toMatch(/SEM_UNDO/);
+    expect(u.stderr).toMatch(/process \d+ \(semaphores\) used SysV semaphores with SEM_UNDO: it has adjustments to undo at its exit, which the kernel does not show and vOS cannot carry/);
     await waitText(undo, 'tick \\d+$'); // and it runs on
     await kill(undo);
     const shm = await run(join(programs, 'semaphores'), ['shm']);
@@ -231,6 +231,28 @@ describe.each(runAs)('file locks survive checkpoint and restore (as $who)', ({ u
     expect(s.code).not.toBe(0);
     expect(s.stderr).toMatch(/SysV shared memory segment/);
     await kill(shm);
+  });
+
+  it('refuses at checkpoint a multi-threaded process of a session that uses SysV semaphores, saying why, and it runs on', async () => {
+    // A second thread gives the process an undo list (CLONE_SYSVSEM) whose content the kernel does not show.
+    const code = [
+      'import ctypes, threading, time',
+      'libc = ctypes.CDLL(None, use_errno=True)',
+      'semid = libc.semget(0, 1, 0o1600)', // IPC_PRIVATE, IPC_CREAT | 0600
+      'threading.Thread(target=time.sleep, args=(600,), daemon=True).start()',
+      'n = 0',
+      'while True:',
+      '    n += 1; print("semid", semid, "tick", n, flush=True); time.sleep(0.2)',
+    ].join('\n');
+    const id = await run('python3', ['-c', code]);
+    await waitText(id, '^semid \\d+ tick 2$');
+    const r = await vos(agent.home, ['checkpoint', id, '--out', join(work, 'threads-sem.vosimg')]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      /process \d+ \(python3\) has 2 threads and the session uses SysV semaphores: the kernel gives every multi-threaded process a semaphore undo list \(SEM_UNDO\) and does not show what is in it, so vOS cannot tell whether adjustments would be lost at its exit, and does not checkpoint it/,
+    );
+    await waitText(id, 'tick (\\d*[1-9]\\d)$'); // and it runs on
+    await kill(id);
   });
 
   it.skipIf(!SQLITE)('an SQLite transaction left open keeps a concurrent writer out after a restore, then commits', async () => {

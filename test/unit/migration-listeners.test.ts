@@ -1,8 +1,9 @@
 /**
  * A move's listener check (agent/migration/listeners.ts), with real sockets: the source finds
  * what a real process listens on (a TCP port, IPv6 too, and a Unix path); the target says which
- * of them it could not listen on now (a port or path in use, a file that is not a socket), and a
- * peer's malformed listener is refused before anything is looked at.
+ * of them it could not listen on now (a port, path or abstract name in use, a file that is not a
+ * socket), without connecting to anything, and a peer's malformed listener is refused before
+ * anything is looked at.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -34,7 +35,7 @@ const listen = (server: Server, port: number, host: string): Promise<void> =>
   });
 
 describe('the listeners of a moving session', () => {
-  it('are found on the source: TCP (IPv4, IPv6) and Unix paths, not abstract names', async () => {
+  it('are found on the source: TCP (IPv4, IPv6), Unix paths and abstract names', async () => {
     const path = join(dir, 'srv.sock');
     child = spawn('python3', [
       '-c',
@@ -54,7 +55,8 @@ describe('the listeners of a moving session', () => {
     expect(found).toContainEqual({ kind: 'tcp', address: '127.0.0.1', port: v4 });
     expect(found).toContainEqual({ kind: 'tcp', address: '0:0:0:0:0:0:0:1', port: v6 });
     expect(found).toContainEqual({ kind: 'unix', address: path, port: 0 });
-    expect(found).toHaveLength(3);
+    expect(found).toContainEqual({ kind: 'unix', address: '@vos-abstract-probe', port: 0 });
+    expect(found).toHaveLength(4);
     // Where it runs, its own ports and path are taken: the check says so, naming each.
     const taken = await listenersTakenHere(found);
     expect(taken).toEqual(
@@ -62,6 +64,7 @@ describe('the listeners of a moving session', () => {
         `the session listens on 127.0.0.1:${v4}, which is in use here`,
         `the session listens on [0:0:0:0:0:0:0:1]:${v6}, which is in use here`,
         `the session listens on ${path}, where another program listens here`,
+        'the session listens on the abstract Unix socket name @vos-abstract-probe, which another program holds here',
       ]),
     );
     child.kill('SIGKILL');
@@ -90,6 +93,38 @@ describe('the listeners of a moving session', () => {
     }
   });
 
+  it('checks a Unix path and an abstract name in /proc/net/unix: the program listening there sees no connection', async () => {
+    const path = join(dir, 'quiet.sock');
+    let connections = 0;
+    const server = createServer(() => connections++);
+    await new Promise<void>((r) => server.listen(path, () => r()));
+    const name = `vos-quiet-${process.pid}`;
+    // (node binds an abstract name padded with NULs to the whole sun_path: another name; python does not.)
+    const abstract = spawn('python3', [
+      '-c',
+      `import socket, sys\nx = socket.socket(socket.AF_UNIX); x.bind("\\0${name}"); x.listen(1); print("ready", flush=True)\nc, _ = x.accept(); print("accepted", flush=True)\nsys.stdin.read()`,
+    ]);
+    let said = '';
+    abstract.stdout!.on('data', (d: Buffer) => (said += d.toString()));
+    await waitFor('the abstract listener', () => said.includes('ready'));
+    try {
+      expect(await listenersTakenHere([{ kind: 'unix', address: path, port: 0 }, { kind: 'unix', address: `@${name}`, port: 0 }])).toEqual([
+        `the session listens on ${path}, where another program listens here`,
+        `the session listens on the abstract Unix socket name @${name}, which another program holds here`,
+      ]);
+      expect(await listenersTakenHere([{ kind: 'unix', address: `@${name}-free`, port: 0 }])).toEqual([]);
+      // Give a connection made by the check time to be seen: there must be none.
+      await new Promise((r) => setImmediate(r));
+      expect(connections).toBe(0);
+      expect(said).not.toContain('accepted');
+    } finally {
+      await new Promise((r) => server.close(r));
+      abstract.kill('SIGKILL');
+    }
+    // Once no one listens, the leftover socket file does not count.
+    expect(await listenersTakenHere([{ kind: 'unix', address: path, port: 0 }])).toEqual([]);
+  });
+
   it('refuses a peer\'s malformed listeners before looking at anything', () => {
     expect(badListener({ kind: 'tcp', address: 'example.com', port: 80 })).toMatch(/cannot be/);
     expect(badListener({ kind: 'tcp', address: '127.0.0.1', port: 0 })).toMatch(/cannot be/);
@@ -98,6 +133,8 @@ describe('the listeners of a moving session', () => {
     expect(badListener({ kind: 'unix', address: `/${'a'.repeat(200)}`, port: 0 })).toMatch(/cannot be/);
     expect(badListener({ kind: 'udp' as 'tcp', address: '127.0.0.1', port: 53 })).toMatch(/unknown kind/);
     expect(badListener({ kind: 'tcp', address: '::1', port: 8080 })).toBeNull();
+    expect(badListener({ kind: 'unix', address: '@name', port: 0 })).toBeNull();
+    expect(badListener({ kind: 'unix', address: `@${'a'.repeat(200)}`, port: 0 })).toMatch(/cannot be/);
     const offer = { name: 'n', command: 'c', args: [], cwd: '/', arch: 'x64', dirs: [], files: [], cols: 80, rows: 24, bytes: 0, sendUpTo: 0 };
     expect(() => checkParams('migration.offer', { ...offer, listeners: [{ kind: 'tcp', address: '127.0.0.1', port: 70000 }] })).toThrow();
     expect(() => checkParams('migration.offer', { ...offer, listeners: [{ kind: 'sctp', address: '127.0.0.1', port: 1 }] })).toThrow();

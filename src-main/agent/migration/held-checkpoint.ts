@@ -46,7 +46,12 @@ export async function checkpointHeld(
   session: Session,
   sink: Writable,
   agentName: string,
-  options: { live: boolean; onBytes: (sent: number, frozen: boolean) => void },
+  options: {
+    live: boolean;
+    onBytes: (sent: number, frozen: boolean) => void;
+    /** What the move will not carry, said before the pod stops (and before any copying). */
+    onPrewarning?: (warning: string) => void;
+  },
 ): Promise<HeldCheckpoint> {
   const { onBytes } = options;
   const runtime = runtimeFiles();
@@ -60,6 +65,7 @@ export async function checkpointHeld(
   const helper = startCheckpointHelper(runtime.init, ['--control', session.controlPath], {
     image: 'pipe',
     hold: true,
+    ...(options.onPrewarning ? { onPrewarning: options.onPrewarning } : {}),
     sessionContent: async () => {
       frozenAt = Date.now();
       const { shot } = await session.screenCut();

@@ -1,11 +1,12 @@
 /**
  * The addresses a migrating session listens on (TCP ports, Unix socket paths), found by the
  * source before anything stops, and checked by the target: the restore there listens on each
- * again (VOS_OBJ_LISTEN_SOCKET), so a port or path taken on the target refuses the move up front,
- * naming it, instead of failing once the session is frozen. Abstract Unix names are not checked
- * (the restore itself still fails cleanly on one that is taken).
+ * again (VOS_OBJ_LISTEN_SOCKET), so a port, path or abstract Unix name taken on the target refuses
+ * the move up front, naming it, instead of failing once the session is frozen. A Unix path or
+ * abstract name is checked in the target's /proc/net/unix (bound, listening), never by connecting
+ * to it: the program there sees nothing.
  */
-import { connect, createServer, isIP } from 'node:net';
+import { createServer, isIP } from 'node:net';
 import { lstatSync, readFileSync } from 'node:fs';
 import type { ListenNeed } from '../../api/protocol.js';
 import { childPids, openFdTargets, processTree } from '../../base/process-tree.js';
@@ -41,16 +42,23 @@ function ipv6FromProc(hex: string): string {
   return groups.join(':');
 }
 
-/** Path-bound Unix listeners of /proc/net/unix: inode → path. */
-function unixListeners(table: string, into: Map<string, ListenNeed>): void {
+/** The bound Unix sockets of a /proc/net/unix table: path or abstract name ("@name", as the
+ * kernel writes it) → inode and whether it listens. */
+function unixBound(table: string): { inode: string; name: string; listening: boolean }[] {
+  const out: { inode: string; name: string; listening: boolean }[] = [];
   for (const line of table.split('\n').slice(1)) {
     const f = line.trim().split(/\s+/);
     if (f.length < 8) continue;
-    const flags = parseInt(f[3]!, 16);
-    const path = f.slice(7).join(' ');
-    if (!(flags & 0x10000) || !path.startsWith('/')) continue; // __SO_ACCEPTCON; abstract names start with '@'
-    into.set(f[6]!, { kind: 'unix', address: path, port: 0 });
+    const name = f.slice(7).join(' ');
+    if (!name.startsWith('/') && !name.startsWith('@')) continue;
+    out.push({ inode: f[6]!, name, listening: (parseInt(f[3]!, 16) & 0x10000) !== 0 }); // __SO_ACCEPTCON
   }
+  return out;
+}
+
+/** Unix listeners of /proc/net/unix, bound to a path or an abstract name: inode → it. */
+function unixListeners(table: string, into: Map<string, ListenNeed>): void {
+  for (const b of unixBound(table)) if (b.listening) into.set(b.inode, { kind: 'unix', address: b.name, port: 0 });
 }
 
 /**
@@ -92,6 +100,7 @@ export function describeListener(l: ListenNeed): string {
 export function badListener(l: ListenNeed): string | null {
   if (l.kind === 'tcp') return isIP(l.address) !== 0 && Number.isInteger(l.port) && l.port >= 1 && l.port <= 65535 ? null : `a TCP address that cannot be (${l.address}:${l.port})`;
   if (l.kind === 'unix') {
+    if (l.address.startsWith('@')) return l.address.length <= 108 && !l.address.includes('\0') ? null : 'an abstract Unix socket name that cannot be';
     return l.address.startsWith('/') && l.address.length < 108 && !l.address.includes('\0') && !l.address.split('/').includes('..')
       ? null
       : 'a Unix socket path that cannot be';
@@ -99,24 +108,13 @@ export function badListener(l: ListenNeed): string | null {
   return 'a listener of an unknown kind';
 }
 
-/** Whether something accepts connections at a Unix path here (a probe that connects). */
-function unixInUse(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(path);
-    const timer = setTimeout(() => {
-      s.destroy();
-      resolve(true); // no answer in time: busy, not free
-    }, 2000);
-    s.once('connect', () => {
-      clearTimeout(timer);
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => {
-      clearTimeout(timer);
-      resolve(false);
-    });
-  });
+/** The Unix sockets bound on this machine now (its /proc/net/unix: read, nothing connected to). */
+function unixBoundHere(): { name: string; listening: boolean }[] {
+  try {
+    return unixBound(readFileSync('/proc/self/net/unix', 'utf8'));
+  } catch {
+    return [];
+  }
 }
 
 /** Whether this machine could listen on a TCP address and port now (it tries, and lets go). */
@@ -133,6 +131,7 @@ function tcpFree(address: string, port: number): Promise<string | null> {
 /** What keeps this machine from listening where the session listens (empty: nothing). */
 export async function listenersTakenHere(listeners: ListenNeed[]): Promise<string[]> {
   const problems: string[] = [];
+  let here: { name: string; listening: boolean }[] | undefined;
   for (const l of listeners.slice(0, MAX_LISTENERS)) {
     const where = describeListener(l);
     if (l.kind === 'tcp') {
@@ -140,18 +139,21 @@ export async function listenersTakenHere(listeners: ListenNeed[]): Promise<strin
       if (why) problems.push(`the session listens on ${where}, which ${why}`);
       continue;
     }
-    let socketThere = false;
-    try {
-      const st = lstatSync(l.address);
-      if (!st.isSocket()) {
-        problems.push(`the session listens on ${where}, where a file that is not a socket is here`);
-        continue;
-      }
-      socketThere = true;
-    } catch {
-      /* nothing there: free */
+    const bound = (here ??= unixBoundHere()).filter((b) => b.name === l.address);
+    if (l.address.startsWith('@')) {
+      // An abstract name has no file: bound at all (listening or not), it cannot be bound again.
+      if (bound.length > 0) problems.push(`the session listens on the abstract Unix socket name ${where}, which another program holds here`);
+      continue;
     }
-    if (socketThere && (await unixInUse(l.address))) problems.push(`the session listens on ${where}, where another program listens here`);
+    let st;
+    try {
+      st = lstatSync(l.address);
+    } catch {
+      continue; /* nothing there: free */
+    }
+    if (!st.isSocket()) problems.push(`the session listens on ${where}, where a file that is not a socket is here`);
+    else if (bound.some((b) => b.listening)) problems.push(`the session listens on ${where}, where another program listens here`);
+    // A socket file no one listens on is left over: the restore replaces it.
   }
   return problems;
 }

@@ -35,6 +35,7 @@ import { AfterCommit, type Committed } from './after-commit.js';
 import { CommitJournal, type CommitRecord } from './commit-journal.js';
 import { checkpointHeld, type HeldCheckpoint } from './held-checkpoint.js';
 import { sessionListeners } from './listeners.js';
+import { sessionLockedFiles } from './locks.js';
 import { fileHashAsync, sessionNeeds, type SessionNeeds } from './preflight.js';
 import { runSteps, type Step } from './transaction.js';
 import { withTimeout } from '../../base/with-timeout.js';
@@ -88,6 +89,15 @@ class Move {
     }
     this.lastPhase = phase;
     this.progress({ phase, sent, total: this.total, detail });
+  }
+
+  /**
+   * Something the move will not carry (a connection to another machine), said before the
+   * session stops: a progress event of the phase at hand whose detail starts with "warning: ",
+   * never held back as frequent progress is.
+   */
+  warn(warning: string): void {
+    this.progress({ phase: this.lastPhase ?? 'checking', sent: 0, total: this.total, detail: `warning: ${warning}` });
   }
 
   /** The error a caller sees: the session stays, why, and the code of what caused it. */
@@ -238,6 +248,7 @@ export class Migrator {
         arch: arch(),
         sendUpTo: m.options.sendFilesUpTo,
         listeners: sessionListeners(m.session.pid),
+        locks: sessionLockedFiles(m.session.pid),
       }));
     } catch (err) {
       throw m.fail(`${m.target.name} refuses it: ${describeError(err)}`, err);
@@ -268,6 +279,7 @@ export class Migrator {
       m.held = await checkpointHeld(m.session, stream, this.agentName, {
         live,
         onBytes: (sent, frozen) => m.report(frozen ? 'sending' : 'copying', sent),
+        onPrewarning: (warning) => m.warn(warning),
       });
     } catch (err) {
       stream.destroy(err as Error);

@@ -17,6 +17,7 @@ import type { SessionManager } from '../session-manager.js';
 import { IncomingFiles, checkIncomingPath } from './incoming-files.js';
 import type { HeldJournal } from './held-journal.js';
 import { badListener, listenersTakenHere } from './listeners.js';
+import { locksTakenHere } from './locks.js';
 import { DEFAULT_ACCEPT_LIMITS, missingHere, takenAsIsNote, type AcceptLimits } from './preflight.js';
 
 const OFFER_EXPIRES_MS = 60_000;
@@ -108,12 +109,16 @@ export class MigrationReceiver {
     const listeners = offer.listeners ?? [];
     const badListen = listeners.map(badListener).find((p) => p !== null);
     if (badListen) throw new VosError('refused', `the offer names ${badListen}`);
+    const locks = offer.locks ?? [];
+    const badLock = locks.map((l) => checkIncomingPath(l)).find((p) => p !== null);
+    if (badLock) throw new VosError('refused', `the offer names a locked file this machine does not take: ${badLock}`);
     if (this.checking >= MAX_OFFERS_CHECKED) throw new VosError('busy', `${MAX_OFFERS_CHECKED} migrations are being checked here already: try again in a moment`);
     this.checking++;
     let checked: Awaited<ReturnType<typeof missingHere>>;
     try {
       checked = await missingHere(offer.dirs, offer.files, offer.sendUpTo, this.accept);
       checked.problems.push(...(await listenersTakenHere(listeners)));
+      checked.problems.push(...locksTakenHere(locks));
     } finally {
       this.checking--;
     }

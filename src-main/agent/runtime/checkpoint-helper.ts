@@ -14,6 +14,10 @@
  *                            "commit" or "abort" on stdin;
  *   stdout "precopy k=v ..." (--precopy) a round of pages sent while the pod runs;
  *   stdout "precopy unavailable <why>"  this kernel cannot track written pages: a plain one;
+ *   stdout "prewarn <what>"  before the pod is frozen (before any copying too): something a
+ *                            restore will not carry, seen while every process runs (a
+ *                            connection to another machine); "warn <what>" lines while frozen
+ *                            are the exact list;
  *   stdout "full <why>"      (--incremental) the image is whole, not incremental: why;
  *   stdout "ok k=v ..."      the end: the counts (processes, threads, frozen_us, bytes of the
  *                            whole image, ...) and, after a hold, the verdict (stopped);
@@ -56,6 +60,8 @@ export function startCheckpointHelper(
      * again), with SESSION's content to come (the screen at that point).
      */
     sessionContent: () => Promise<{ content: Promise<Buffer> }>;
+    /** Each "prewarn" line, as it comes: said before the pod is frozen. */
+    onPrewarning?: (warning: string) => void;
     /** Live migration: copy memory while the pod runs first; each round and a fallback reported. */
     precopy?: { onRound: (fields: HelperFields) => void; onUnavailable: (why: string) => void };
   },
@@ -94,9 +100,12 @@ export function startCheckpointHelper(
   let fullReason: string | null = null;
   // What a restore of this image will not carry (the pod's "warn" lines; at most a few dozen kept).
   const warnings: string[] = [];
+  let prewarnings = 0;
   createInterface({ input: child.stdout! }).on('line', (line) => {
     if (line.startsWith('full ')) {
       fullReason = line.slice('full '.length);
+    } else if (line.startsWith('prewarn ')) {
+      if (prewarnings++ < 32) options.onPrewarning?.(line.slice('prewarn '.length, 'prewarn '.length + 1000));
     } else if (line.startsWith('warn ')) {
       if (warnings.length < 32) warnings.push(line.slice('warn '.length, 'warn '.length + 1000));
     } else if (line === 'frozen') {

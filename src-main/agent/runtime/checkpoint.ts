@@ -29,7 +29,13 @@ import { startCheckpointHelper } from './checkpoint-helper.js';
 import { runtimeFiles } from './native.js';
 
 /** Writes an image of the session to `out`, atomically: `out` is replaced only by a complete image. */
-export async function checkpointToFile(session: Session, out: string, stop: boolean, agentName: string): Promise<CheckpointResult> {
+export async function checkpointToFile(
+  session: Session,
+  out: string,
+  stop: boolean,
+  agentName: string,
+  onPrewarning?: (warning: string) => void,
+): Promise<CheckpointResult> {
   const init = runtimeFor(session);
   let temp: TempFile;
   try {
@@ -38,7 +44,7 @@ export async function checkpointToFile(session: Session, out: string, stop: bool
     throw writeFailure(err, out);
   }
   try {
-    const r = await runHelper(init, session, temp.fd, out, stop, agentName, [], null);
+    const r = await runHelper(init, session, temp.fd, out, stop, agentName, [], null, onPrewarning);
     commitTemp(temp);
     return { ...r.result, file: out, image: null, keptFiles: 0, removed: [], incremental: false, parent: null };
   } catch (err) {
@@ -62,6 +68,8 @@ export async function checkpointToStore(
     incremental?: boolean;
     keepFilesUpTo: number;
     agentName: string;
+    /** What a restore will not carry, said before the pod is frozen (the result's `warnings` are exact). */
+    onPrewarning?: (warning: string) => void;
   },
 ): Promise<CheckpointResult> {
   const init = runtimeFor(session);
@@ -78,7 +86,7 @@ export async function checkpointToStore(
   try {
     const r = await runHelper(init, session, pending.temp.fd, file, options.stop, options.agentName, chainArgs, () => {
       kept = collectKeptFiles(session.pid, options.keepFilesUpTo, dirname(store.dir));
-    });
+    }, options.onPrewarning);
     const f = r.fields;
     const incremental = options.incremental === true && f.incremental === '1' && tip !== null;
     const chain = options.incremental && /^[0-9a-f]{32}$/.test(f.image_id ?? '') ? { id: f.image_id!, depth: incremental ? Number(f.depth) : 0, parent: incremental ? tip.image : null } : null;
@@ -120,6 +128,7 @@ async function runHelper(
   agentName: string,
   extra: string[],
   whileFrozen: (() => void) | null,
+  onPrewarning?: (warning: string) => void,
 ): Promise<{ result: HelperResult; fields: Record<string, string> }> {
   const started = Date.now();
   const args = ['--control', session.controlPath!, ...extra];
@@ -128,6 +137,7 @@ async function runHelper(
   try {
     f = await startCheckpointHelper(init, args, {
       image: fd,
+      ...(onPrewarning ? { onPrewarning } : {}),
       sessionContent: async () => {
         whileFrozen?.();
         const { shot } = await session.screenCut();

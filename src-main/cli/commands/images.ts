@@ -58,6 +58,14 @@ included, stays as it was.
       keep = Number(options.keep);
     }
     const client = await ctx.connect();
+    // What will not survive is said before the session is frozen (an event), then the exact
+    // list comes with the result: each is printed once.
+    const said = new Set<string>();
+    const off = client.onEvent((e) => {
+      if (e.event !== 'checkpoint.warning' || said.has(e.warning)) return;
+      said.add(e.warning);
+      ctx.err(`vos: warning: ${e.warning}\n`);
+    });
     try {
       const out = typeof options.out === 'string' ? resolve(options.out) : undefined;
       const r = await client.request('session.checkpoint', {
@@ -79,9 +87,10 @@ included, stays as it was.
             `frozen ${r.frozenMs.toFixed(1)} ms, ${r.wallMs} ms in all${r.stopped ? '; the session has ended' : ''}\n`,
         );
       }
-      for (const w of r.warnings ?? []) ctx.err(`vos: warning: ${w}\n`);
+      for (const w of r.warnings ?? []) if (!said.has(w)) ctx.err(`vos: warning: ${w}\n`);
       return 0;
     } finally {
+      off();
       client.close();
     }
   },

@@ -82,6 +82,12 @@ Exit status: 0 moved, 1 stayed where it was (or could not be asked), 2 usage.
     let lastPhase = '';
     const off = client.onEvent((e) => {
       if (e.event !== 'migration.progress' || options.json) return;
+      if (e.detail?.startsWith('warning: ')) {
+        // Said before the session stops: what the move will not carry.
+        if (tty) process.stderr.write('\r\x1b[K');
+        ctx.err(`vos: ${e.detail}\n`);
+        return;
+      }
       if ((e.phase === 'sending' || e.phase === 'copying') && !startedSending) startedSending = Date.now();
       if (tty) {
         process.stderr.write(`\r\x1b[K${progressLine(e, startedSending || Date.now(), process.stderr.columns ?? 80)}`);

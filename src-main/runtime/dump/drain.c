@@ -25,12 +25,7 @@
 
 /* ---- Unix socket peers, from the kernel's socket diagnostics ---- */
 
-struct peer_map {
-	uint64_t (*pairs)[2]; /* inode, peer inode */
-	int n;
-};
-
-static int load_unix_peers(struct peer_map *m, struct err *e)
+int load_unix_peers(struct peer_map *m, struct err *e)
 {
 	m->pairs = NULL;
 	m->n = 0;
@@ -82,7 +77,7 @@ static int load_unix_peers(struct peer_map *m, struct err *e)
 	return 0;
 }
 
-static uint64_t peer_of(const struct peer_map *m, uint64_t ino)
+uint64_t peer_of(const struct peer_map *m, uint64_t ino)
 {
 	for (int i = 0; i < m->n; i++)
 		if (m->pairs[i][0] == ino)

@@ -297,5 +297,9 @@ void files_dump_free(struct files_dump *fd);
 /* listen.c (dump): what will not survive the restore (sockets to outside the pod, connections waiting
  * to be accepted), as "warn ..." lines for the requester; returns how many. */
 int warn_lost_sockets(const struct files_dump *fd, int conn);
+/* prescan.c: before the freeze, while every process runs: the sockets a restore will not carry
+ * (connections, Unix sockets to outside the pod), as "prewarn ..." lines for the requester, read
+ * from /proc only (nothing stopped or connected to); returns how many. */
+int prescan_lost(int conn);
 
 #endif

@@ -54,6 +54,15 @@ void describe_closed_sockets(struct files_dump *fd);
 /* tcp-pair.c: TCP connections whose two ends are both in the pod become VOS_OBJ_TCP_PAIR (their
  * unread data peeked, not taken); refused when bytes sent have not reached the other end. */
 int pair_tcp_sockets(struct files_dump *fd, struct err *e);
+/* drain.c: each Unix socket's peer (inode -> peer inode), from the kernel's socket diagnostics
+ * (sock_diag) of this network namespace; read only, nothing is stopped or duplicated. */
+struct peer_map {
+	uint64_t (*pairs)[2]; /* inode, peer inode */
+	int n;
+};
+int load_unix_peers(struct peer_map *m, struct err *e);
+/* drain.c: the peer inode of the Unix socket `ino`, or 0 (none, or not known). */
+uint64_t peer_of(const struct peer_map *m, uint64_t ino);
 
 /* drain.c: pairs socket ends, drains pipes and sockets, and prepares the refill. */
 int finish_objects(struct files_dump *fd, struct err *e);

@@ -65,7 +65,8 @@ static int refuse_others(struct err *e)
 
 /* A process that ever used SEM_UNDO has an undo list (pod init, which never did, has none); the
  * kernel does not show what is in it. A multi-threaded process has one too (its threads share
- * it), so this is asked only when the pod has semaphore sets, and the refusal says "may". */
+ * it, made at the first thread), so this is asked only when the pod has semaphore sets, and the
+ * refusal says which of the two it is. */
 static int refuse_undo(const struct freeze *f, struct err *e)
 {
 	pid_t me = getpid();
@@ -75,12 +76,19 @@ static int refuse_undo(const struct freeze *f, struct err *e)
 		if (r < 0 && errno == ENOSYS)
 			return 0; /* no kcmp: the kernel has no way to tell, nor SysV semaphores to undo */
 		if (r > 0) {
-			char name[96];
+			char name[96], threads[32] = "1";
+			describe_pid(pid, name, sizeof name);
+			if (status_field(pid, "Threads", threads, sizeof threads) == 0 && strtol(threads, NULL, 10) > 1)
+				return fail_code(e, "unsupported",
+						 "%s has %ld threads and the session uses SysV semaphores: the kernel gives every "
+						 "multi-threaded process a semaphore undo list (SEM_UNDO) and does not show what is in "
+						 "it, so vOS cannot tell whether adjustments would be lost at its exit, and does not "
+						 "checkpoint it (a single-threaded process that never used SEM_UNDO is carried)",
+						 name, strtol(threads, NULL, 10));
 			return fail_code(e, "unsupported",
-					 "%s may have SysV semaphore adjustments to undo at its exit (SEM_UNDO: it has an undo "
-					 "list, whose content the kernel does not show; every multi-threaded process has one), which vOS "
-					 "cannot carry",
-					 describe_pid(pid, name, sizeof name));
+					 "%s used SysV semaphores with SEM_UNDO: it has adjustments to undo at its exit, which "
+					 "the kernel does not show and vOS cannot carry",
+					 name);
 		}
 	}
 	return 0;

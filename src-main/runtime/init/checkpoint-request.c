@@ -302,9 +302,11 @@ int checkpoint_request(const struct checkpoint_request *o)
 		}
 		if (fd >= 0)
 			close(fd);
-		if (strncmp(reply, "precopy", 7) == 0 || strncmp(reply, "full ", 5) == 0 || strncmp(reply, "warn ", 5) == 0) {
+		if (strncmp(reply, "precopy", 7) == 0 || strncmp(reply, "full ", 5) == 0 || strncmp(reply, "warn ", 5) == 0 ||
+		    strncmp(reply, "prewarn ", 8) == 0) {
 			/* live migration's progress: a round of pages sent ahead; why an incremental
-			 * image is whole; what a restore will not carry */
+			 * image is whole; what a restore will not carry
+			 * (prewarn: said before the freeze, warn: while frozen) */
 			printf("%s\n", reply);
 			fflush(stdout);
 			continue;

@@ -321,6 +321,8 @@ void checkpoint_run(struct pod *pod, int *out_fd, int conn, const char *request,
 	memset(&tracker, 0, sizeof tracker);
 	struct chain_plan cp;
 	plan_chain(pod, request, &cp);
+	/* What will not survive, said before anything stops (the final, exact words come while frozen). */
+	prescan_lost(conn);
 	int live = 0;
 	if (control_arg(request, "precopy", v, sizeof v) && strcmp(v, "1") == 0) {
 		int r = precopy(pod, conn, &tracker, &w, &e);

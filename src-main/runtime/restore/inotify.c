@@ -15,7 +15,9 @@
  * the checkpoint, gets a real event from the kernel: setting the file's mtime to the value it
  * has raises IN_MODIFY, setting both times to theirs raises IN_ATTRIB, opening and closing it
  * raises IN_OPEN and IN_CLOSE_NOWRITE; the first the watch's mask takes is used (IN_ATTRIB
- * first for a directory). Only the file's ctime changes. See ARCHITECTURE.md.
+ * first for a directory). Only the file's ctime changes. A changed file on which no such event
+ * can be raised is named in the restore's note (restoreNote), never on the program's screen.
+ * See ARCHITECTURE.md.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -171,7 +173,7 @@ static int raise_event(const struct img_watch *w, const struct stat *st)
 	return 0;
 }
 
-static void catch_up(const struct img_object *o, const struct img_watch *ws, uint32_t n)
+static void catch_up(struct restore_ctx *c, const struct img_object *o, const struct img_watch *ws, uint32_t n)
 {
 	for (uint32_t i = 0; i < n; i++) {
 		const struct img_watch *w = &ws[i];
@@ -184,13 +186,13 @@ static void catch_up(const struct img_object *o, const struct img_watch *ws, uin
 		if (!changed && o->p[0] == 0)
 			continue;
 		if (!raise_event(w, &st))
-			fprintf(stderr, "vos: %s changed while its watcher was not running, and no event its inotify "
-					"watch takes could be raised on it\n",
-				w->path);
+			restore_note(c, "an inotify event for %.600s, which changed while the program was not running "
+					"(no event its watch takes could be raised on it)",
+				     w->path);
 	}
 }
 
-int inotify_object(const struct img_object *o, const void *data, size_t len, struct err *e)
+int inotify_object(struct restore_ctx *c, const struct img_object *o, const void *data, size_t len, struct err *e)
 {
 	struct img_watch *ws = NULL;
 	uint32_t n = 0;
@@ -205,7 +207,7 @@ int inotify_object(const struct img_object *o, const void *data, size_t len, str
 	if (rc == 0)
 		rc = drain(fd, e);
 	if (rc == 0) {
-		catch_up(o, ws, n);
+		catch_up(c, o, ws, n);
 		if (!(o->flags & O_NONBLOCK) && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0)
 			rc = fail(e, "cannot make an inotify instance blocking: %s", strerror(errno));
 	}

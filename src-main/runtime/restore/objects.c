@@ -264,8 +264,8 @@ static int closed_socket(const struct img_object *o, struct err *e)
 	return sv[0];
 }
 
-/* Adds to what the restore tells the user it could not carry. */
-void add_note(struct restore_ctx *c, const char *fmt, ...)
+/* Adds to what the restore tells the user it could not carry (see restore.h). */
+void restore_note(struct restore_ctx *c, const char *fmt, ...)
 {
 	size_t len = strlen(c->note);
 	if (len + 8 >= sizeof c->note)
@@ -440,7 +440,7 @@ static int listen_object(struct restore_ctx *c, const struct img_object *o, stru
 	set_status_flags(fd, o->flags);
 	uint32_t waiting = (uint32_t)(o->p[0] >> 32);
 	if (waiting)
-		add_note(c, "%u connection(s) waiting on %s had not been accepted and were dropped", waiting, words);
+		restore_note(c, "%u connection(s) waiting on %s had not been accepted and were dropped", waiting, words);
 	return fd;
 }
 
@@ -482,7 +482,7 @@ static int queued_clients(struct restore_ctx *c, int base, struct err *e)
 				close(fd);
 				if (why != EAGAIN)
 					return fail(e, "cannot connect again to %s: %s", words, strerror(why));
-				add_note(c, "a connection waiting on %s did not fit its queue and came back disconnected", words);
+				restore_note(c, "a connection waiting on %s did not fit its queue and came back disconnected", words);
 				fd = closed_socket(o, e);
 				if (fd < 0)
 					return -1;
@@ -656,7 +656,7 @@ int create_objects(struct restore_ctx *c, struct err *e)
 		case VOS_OBJ_CLOSED_SOCKET:
 			fd = closed_socket(o, e);
 			if (fd >= 0)
-				add_note(c, "%.400s came back disconnected", o->path[0] ? o->path : "a socket to outside the session");
+				restore_note(c, "%.400s came back disconnected", o->path[0] ? o->path : "a socket to outside the session");
 			break;
 		case VOS_OBJ_LISTEN_SOCKET:
 			fd = listen_object(c, o, e);
@@ -688,7 +688,7 @@ int create_objects(struct restore_ctx *c, struct err *e)
 			void *data = o->has_data ? load_data(c, o, &len, e) : NULL;
 			if (o->has_data && !data)
 				break;
-			fd = inotify_object(o, data, len, e);
+			fd = inotify_object(c, o, data, len, e);
 			free(data);
 			break;
 		}

@@ -94,18 +94,20 @@ int receive_image(const char *path, struct staging *st, struct image_reader *che
 /* objects.c: creates every object (files, pipes, sockets, ...) and shared memory in pod init. */
 int create_objects(struct restore_ctx *c, struct err *e);
 /* objects.c: helpers of the object restore that tcp-pair.c shares. fd as a copy at or above
- * `base` (fd closed); an object's OBJDATA bytes (malloc'd, *len); the status flags that matter;
- * a part of the restore's note. */
+ * `base` (fd closed); an object's OBJDATA bytes (malloc'd, *len); the status flags that matter. */
 int high_fd(int fd, int base);
 void *load_data(struct restore_ctx *c, const struct img_object *o, size_t *len, struct err *e);
 int set_status_flags(int fd, uint32_t flags);
-void add_note(struct restore_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* tcp-pair.c: the TCP connections whose two ends were in the pod, connected again (once every
  * listener of the pod listens), with the bytes that were in flight. */
 int tcp_pair_objects(struct restore_ctx *c, int base, struct err *e);
+/* objects.c: adds to what the restore tells the user it could not carry (c->note, the status
+ * line's note: `restoreNote`); never the program's terminal. */
+void restore_note(struct restore_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* inotify.c: the inotify instance o, its watches (o's OBJDATA payload, data/len) at the numbers
- * the program knows; raises an event on each watched file that changed meanwhile. The fd, or -1. */
-int inotify_object(const struct img_object *o, const void *data, size_t len, struct err *e);
+ * the program knows; raises an event on each watched file that changed meanwhile (one it cannot
+ * raise an event on goes into c's note). The fd, or -1. */
+int inotify_object(struct restore_ctx *c, const struct img_object *o, const void *data, size_t len, struct err *e);
 
 /* objects.c: takes the flock and OFD locks of the image on the objects (pod init, before any
  * process exists; the processes share the descriptions, and so the locks). A lock someone else

@@ -450,10 +450,10 @@ static int make_pair(struct restore_ctx *c, int base, const struct end *x, const
 			struct key k = key_of(&a);
 			key_words(&k, ny, sizeof ny);
 		}
-		add_note(c, "%s came back between %s and %s (its old addresses are in use or missing here)", words, ny, nx);
+		restore_note(c, "%s came back between %s and %s (its old addresses are in use or missing here)", words, ny, nx);
 	}
 	if (dropped)
-		add_note(c, "%d connection(s) that came in during the restore to the listener of %s were dropped", dropped, xw);
+		restore_note(c, "%d connection(s) that came in during the restore to the listener of %s were dropped", dropped, xw);
 	c->object_fd[x->obj] = high_fd(s, base);
 	c->object_fd[y->obj] = high_fd(cl, base);
 	if (c->object_fd[x->obj] < 0 || c->object_fd[y->obj] < 0)

@@ -1,0 +1,218 @@
+/*
+ * Before the freeze: what a restore of the pod will not carry, said while every process still
+ * runs (a connection to another machine, a Unix socket to a server outside the pod). Read only:
+ * each process's /proc/PID/fd links, the socket tables of /proc/self/net (pod init shares the
+ * pod's network namespace) and the kernel's Unix socket peers; nothing is stopped, duplicated
+ * or connected to. The dump's own warnings (listen.c, warn_lost_sockets), made while frozen,
+ * stay the exact ones: a connection opened or closed in between makes them differ.
+ */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../init/control.h"
+#include "dump.h"
+#include "objects.h"
+
+struct pod_socket {
+	uint64_t ino;
+	pid_t pid; /* the first process found holding it */
+	int said;
+};
+
+struct pod_sockets {
+	struct pod_socket *s;
+	int n;
+};
+
+static struct pod_socket *find_socket(struct pod_sockets *ps, uint64_t ino)
+{
+	for (int i = 0; i < ps->n; i++)
+		if (ps->s[i].ino == ino)
+			return &ps->s[i];
+	return NULL;
+}
+
+/* Every socket an fd of the pod's processes is open on, once. */
+static void collect_sockets(struct pod_sockets *ps, const pid_t *pids, int n)
+{
+	for (int i = 0; i < n; i++) {
+		char dir[64];
+		snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pids[i]);
+		DIR *d = opendir(dir);
+		if (!d)
+			continue; /* it ended meanwhile */
+		struct dirent *de;
+		while ((de = readdir(d)) != NULL) {
+			if (de->d_name[0] == '.')
+				continue;
+			char path[384], link[128];
+			snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+			ssize_t l = readlink(path, link, sizeof link - 1);
+			if (l < 0)
+				continue;
+			link[l] = 0;
+			unsigned long long ino;
+			if (sscanf(link, "socket:[%llu]", &ino) != 1 || find_socket(ps, ino))
+				continue;
+			ps->s = xrealloc(ps->s, (size_t)(ps->n + 1) * sizeof *ps->s);
+			ps->s[ps->n++] = (struct pod_socket){(uint64_t)ino, pids[i], 0};
+		}
+		closedir(d);
+	}
+}
+
+/* "0100007F:1F90" (IPv4) or 32 hex digits and a port (IPv6), as /proc/net/tcp prints them. */
+static void address_words(const char *hex, int v6, char *out, size_t size)
+{
+	char text[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+	const char *colon = strchr(hex, ':');
+	if (colon)
+		port = (unsigned)strtoul(colon + 1, NULL, 16);
+	if (!v6) {
+		struct in_addr a;
+		a.s_addr = (uint32_t)strtoul(hex, NULL, 16); /* the kernel prints the raw word */
+		inet_ntop(AF_INET, &a, text, sizeof text);
+		snprintf(out, size, "%s:%u", text, port);
+		return;
+	}
+	struct in6_addr a;
+	for (int w = 0; w < 4 && strlen(hex) >= 32; w++) {
+		char word[9];
+		memcpy(word, hex + 8 * w, 8);
+		word[8] = 0;
+		uint32_t v = (uint32_t)strtoul(word, NULL, 16);
+		memcpy(&a.s6_addr[4 * w], &v, 4);
+	}
+	inet_ntop(AF_INET6, &a, text, sizeof text);
+	snprintf(out, size, "[%s]:%u", text, port);
+}
+
+static void say(int conn, const struct pod_socket *s, const char *what)
+{
+	char who[128], line[1200];
+	describe_pid(s->pid, who, sizeof who);
+	snprintf(line, sizeof line, "prewarn %s: %.900s will be restored disconnected", who, what);
+	control_send(conn, line, -1);
+}
+
+/* The pod's sockets in one of /proc/self/net's TCP or UDP tables: connections and connected
+ * datagram sockets are not carried; listeners are. */
+static int scan_inet(struct pod_sockets *ps, const char *table, int tcp, int v6, int conn)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/self/net/%s", table);
+	char *text = read_text_file(path, NULL);
+	if (!text)
+		return 0; /* no such protocol here */
+	int said = 0;
+	char *save = NULL;
+	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char local[80], remote[80];
+		unsigned state;
+		unsigned long long ino;
+		if (sscanf(line, " %*s %79s %79s %x %*s %*s %*s %*s %*s %llu", local, remote, &state, &ino) != 4)
+			continue; /* the heading */
+		struct pod_socket *s = find_socket(ps, ino);
+		if (!s || s->said)
+			continue;
+		s->said = 1;
+		if (tcp && state == 0x0A)
+			continue; /* a listener: restored on its address */
+		char what[200], at[120];
+		address_words(remote, v6, at, sizeof at);
+		const char *port = strrchr(remote, ':');
+		int connected = port && strtoul(port + 1, NULL, 16) != 0;
+		if (tcp)
+			snprintf(what, sizeof what, "a TCP connection to %s", at);
+		else if (connected)
+			snprintf(what, sizeof what, "a UDP socket to %s", at);
+		else
+			snprintf(what, sizeof what, "a UDP socket");
+		say(conn, s, what);
+		said++;
+	}
+	free(text);
+	return said;
+}
+
+/* The pod's Unix sockets connected to a socket outside the pod (a local server's). A listener,
+ * a pair inside the pod and a client still in the queue of the pod's own listener are carried. */
+static int scan_unix(struct pod_sockets *ps, int conn)
+{
+	char *text = read_text_file("/proc/self/net/unix", NULL);
+	if (!text)
+		return 0;
+	struct peer_map peers = {NULL, 0};
+	struct err e;
+	if (load_unix_peers(&peers, &e) < 0) {
+		free(text);
+		return 0;
+	}
+	int said = 0;
+	for (int i = 0; i < ps->n; i++) {
+		struct pod_socket *s = &ps->s[i];
+		uint64_t peer = peer_of(&peers, s->ino);
+		int known = 0;
+		char peer_path[600] = "";
+		/* Is it a Unix socket at all, and where is its peer bound? */
+		char *line = text;
+		while (line && *line) {
+			char *next = strchr(line, '\n');
+			unsigned long long ino;
+			int at = 0;
+			if (sscanf(line, "%*s %*s %*s %*s %*s %*s %llu%n", &ino, &at) == 1) {
+				if (ino == s->ino)
+					known = 1;
+				if (peer && ino == peer) {
+					const char *p = line + at;
+					while (*p == ' ')
+						p++;
+					size_t len = next ? (size_t)(next - p) : strlen(p);
+					snprintf(peer_path, sizeof peer_path, "%.*s", (int)(len < 590 ? len : 590), p);
+				}
+			}
+			line = next ? next + 1 : NULL;
+		}
+		if (!known || s->said)
+			continue;
+		s->said = 1;
+		if (peer == 0 || find_socket(ps, peer))
+			continue;
+		char what[700];
+		if (peer_path[0])
+			snprintf(what, sizeof what, "a Unix socket to %s", peer_path);
+		else
+			snprintf(what, sizeof what, "a Unix socket");
+		say(conn, s, what);
+		said++;
+	}
+	free(peers.pairs);
+	free(text);
+	return said;
+}
+
+int prescan_lost(int conn)
+{
+	pid_t *pids;
+	int n;
+	struct err e;
+	if (list_pod_pids(&pids, &n, &e) < 0)
+		return 0; /* the dump's own warnings still come */
+	struct pod_sockets ps = {NULL, 0};
+	collect_sockets(&ps, pids, n);
+	free(pids);
+	int said = 0;
+	if (ps.n > 0) {
+		said += scan_inet(&ps, "tcp", 1, 0, conn) + scan_inet(&ps, "tcp6", 1, 1, conn);
+		said += scan_inet(&ps, "udp", 0, 0, conn) + scan_inet(&ps, "udp6", 0, 1, conn);
+		said += scan_unix(&ps, conn);
+	}
+	free(ps.s);
+	return said;
+}
