@@ -320,6 +320,11 @@ static int not_kept(void *ctx, uint64_t start, uint64_t end, uint64_t categories
 	return 0;
 }
 
+pid_t dirty_pid(const struct dirty_tracker *t, int i)
+{
+	return t->procs[i].pid;
+}
+
 struct dirty_proc *dirty_find(struct dirty_tracker *t, pid_t pid)
 {
 	for (int i = 0; i < t->nprocs; i++)

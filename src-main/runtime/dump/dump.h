@@ -51,11 +51,12 @@ struct freeze {
 	int nzombies;
 	uint32_t round;
 	int64_t frozen_at_us;
+	int64_t resumed_at_us; /* thaw_pod: just before the last process was told to run (0: not yet) */
 };
 
 /* Stops every process of the pod at the checkpoint barrier. On failure nothing stays stopped. */
 int freeze_pod(struct pod *pod, struct freeze *f, struct err *e);
-/* Lets them all run again. */
+/* Lets them all run again; notes when in resumed_at_us. */
 void thaw_pod(struct freeze *f);
 /* While frozen: has process fz make a userfaultfd and takes a copy of it (pidfd_getfd); the
  * process closes its own when it resumes. Returns our fd. */
@@ -151,6 +152,10 @@ struct mem_dump {
 };
 
 int collect_vmas(pid_t pid, struct mem_dump *md, struct vma_list *out, struct err *e);
+/* The same from `early`, the process's smaps read before the freeze, when its areas are still
+ * those (/proc/PID/maps, which costs no walk of the pages, says the same); otherwise as
+ * collect_vmas. */
+int collect_vmas_early(pid_t pid, const char *early, struct mem_dump *md, struct vma_list *out, struct err *e);
 void put_vmas(const struct vma_list *l, struct buf *b);
 /* The shm id of a memfd / shared memory object, registering it; for the fd tables. */
 uint32_t shm_id_for(struct mem_dump *md, uint64_t dev, uint64_t ino);
@@ -228,6 +233,8 @@ int dirty_start(struct pod *pod, struct dirty_tracker *t, struct err *e);
 /* One round while the pod runs: PRECOPY records of the pages written since the last round (the
  * first round: every page the process touched), write-protecting them again. */
 int dirty_round(struct dirty_tracker *t, struct image_writer *w, struct err *e);
+/* The pid of the tracker's i-th process (0 <= i < nprocs). */
+pid_t dirty_pid(const struct dirty_tracker *t, int i);
 /* A process the tracker still follows (the same one: pid and start time), or NULL. */
 struct dirty_proc *dirty_find(struct dirty_tracker *t, pid_t pid);
 /* For the frozen pod's final image: keep[i] = 1 for each wanted page of area v that the target

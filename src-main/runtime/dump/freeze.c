@@ -407,8 +407,15 @@ void thaw_pod(struct freeze *f)
 	for (int i = 0; i < f->ntraced; i++)
 		ptrace_release(f->traced[i]);
 	f->ntraced = 0;
-	for (int i = 0; i < f->nprocs; i++)
+	/* The pod is frozen until its last process is told to run: the time is taken before that
+	 * signal, since waking it may hand it our CPU at once (on a busy machine pod init then waits
+	 * its turn while the program runs). */
+	f->resumed_at_us = now_monotonic_us();
+	for (int i = 0; i < f->nprocs; i++) {
+		if (i == f->nprocs - 1)
+			f->resumed_at_us = now_monotonic_us();
 		queue(f->procs[i].pid, VOS_CMD(f->round, VOS_CMD_RESUME));
+	}
 }
 
 void freeze_free(struct freeze *f)

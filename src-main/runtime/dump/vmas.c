@@ -104,13 +104,9 @@ static int is_field_line(const char *line)
 	return token > 0 && line[token - 1] == ':';
 }
 
-int collect_vmas(pid_t pid, struct mem_dump *md, struct vma_list *out, struct err *e)
+/* Parses smaps `text` (read from `path`; taken, freed here) into out. */
+static int parse_smaps(char *text, const char *path, struct mem_dump *md, struct vma_list *out, struct err *e)
 {
-	char path[64];
-	snprintf(path, sizeof path, "/proc/%d/smaps", (int)pid);
-	char *text = read_text_file(path, NULL);
-	if (!text)
-		return fail(e, "cannot read %s: %s", path, strerror(errno));
 	out->v = NULL;
 	out->n = 0;
 	for (char *line = text; *line;) {
@@ -164,6 +160,54 @@ int collect_vmas(pid_t pid, struct mem_dump *md, struct vma_list *out, struct er
 	}
 	free(text);
 	return 0;
+}
+
+int collect_vmas(pid_t pid, struct mem_dump *md, struct vma_list *out, struct err *e)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/smaps", (int)pid);
+	char *text = read_text_file(path, NULL);
+	if (!text)
+		return fail(e, "cannot read %s: %s", path, strerror(errno));
+	return parse_smaps(text, path, md, out, e);
+}
+
+/* Whether the areas of smaps `smaps` are those of maps `maps`: smaps's lines that are not
+ * fields are maps's lines, written by the same code. */
+static int same_areas(const char *smaps, const char *maps)
+{
+	const char *m = maps;
+	for (const char *line = smaps; *line;) {
+		const char *end = strchr(line, '\n');
+		size_t len = end ? (size_t)(end - line) : strlen(line);
+		int field = 0;
+		size_t token = strcspn(line, " \n");
+		if (token > 0 && token <= len && line[token - 1] == ':')
+			field = 1;
+		if (!field) {
+			if (strncmp(line, m, len) != 0 || (m[len] != '\n' && m[len] != 0))
+				return 0;
+			m += len + (m[len] == '\n');
+		}
+		line += len + (end != NULL);
+	}
+	return *m == 0;
+}
+
+int collect_vmas_early(pid_t pid, const char *early, struct mem_dump *md, struct vma_list *out, struct err *e)
+{
+	if (early) {
+		char path[64];
+		snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+		char *maps = read_text_file(path, NULL);
+		if (maps && same_areas(early, maps)) {
+			free(maps);
+			snprintf(path, sizeof path, "/proc/%d/smaps", (int)pid);
+			return parse_smaps(xstrdup(early), path, md, out, e);
+		}
+		free(maps);
+	}
+	return collect_vmas(pid, md, out, e);
 }
 
 void put_vmas(const struct vma_list *l, struct buf *b)

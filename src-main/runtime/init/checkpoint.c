@@ -105,11 +105,55 @@ static int write_pod(struct pod *pod, const struct freeze *f, struct image_write
 	return rc;
 }
 
-static int write_process(const struct frozen *fz, struct mem_dump *md, struct files_dump *files,
+/* The smaps of the processes an incremental checkpoint expects, read before the freeze: the page
+ * walk that reading smaps costs (the kernel counts every present page: for 256 MiB about as much
+ * as the rest of an incremental image) is then outside the frozen time. While frozen, a process
+ * whose areas are still the same (/proc/PID/maps, no walk) is described from it. What it cannot
+ * see: advice given to a whole area (madvise: huge pages, fork, dump) in the moment between this
+ * read and the freeze; the next image has it. */
+struct early_smaps {
+	pid_t *pids;
+	char **texts;
+	int n;
+};
+
+static void early_read(const struct dirty_tracker *t, struct early_smaps *es)
+{
+	es->pids = xcalloc((size_t)t->nprocs + 1, sizeof *es->pids);
+	es->texts = xcalloc((size_t)t->nprocs + 1, sizeof *es->texts);
+	for (int i = 0; i < t->nprocs; i++) {
+		char path[64];
+		snprintf(path, sizeof path, "/proc/%d/smaps", (int)dirty_pid(t, i));
+		char *text = read_text_file(path, NULL);
+		if (!text)
+			continue; /* gone, or not readable: read while frozen, as without */
+		es->pids[es->n] = dirty_pid(t, i);
+		es->texts[es->n++] = text;
+	}
+}
+
+static const char *early_of(const struct early_smaps *es, pid_t pid)
+{
+	for (int i = 0; i < es->n; i++)
+		if (es->pids[i] == pid)
+			return es->texts[i];
+	return NULL;
+}
+
+static void early_free(struct early_smaps *es)
+{
+	for (int i = 0; i < es->n; i++)
+		free(es->texts[i]);
+	free(es->texts);
+	free(es->pids);
+	memset(es, 0, sizeof *es);
+}
+
+static int write_process(const struct frozen *fz, const char *early, struct mem_dump *md, struct files_dump *files,
 			 struct dirty_tracker *t, struct image_writer *w, uint64_t tty_rdev, struct err *e)
 {
 	struct vma_list vmas;
-	if (collect_vmas(fz->pid, md, &vmas, e) < 0)
+	if (collect_vmas_early(fz->pid, early, md, &vmas, e) < 0)
 		return -1;
 	struct buf b;
 	buf_init(&b);
@@ -333,8 +377,13 @@ void checkpoint_run(struct pod *pod, int *out_fd, int conn, const char *request,
 		live = r == 1;
 	}
 
+	struct early_smaps early = {0};
+	if (cp.refer && pod->inc && !live)
+		early_read(pod->inc, &early);
+
 	int64_t t0 = now_monotonic_us();
 	if (freeze_pod(pod, &f, &e) < 0) {
+		early_free(&early);
 		dirty_stop(&tracker);
 		status_error_reply(reply, size, "checkpoint_failed", &e);
 		return;
@@ -361,8 +410,9 @@ void checkpoint_run(struct pod *pod, int *out_fd, int conn, const char *request,
 	uint32_t threads = 0;
 	for (int i = 0; i < f.nprocs && rc == 0; i++) {
 		threads += f.procs[i].ctl->nthreads;
-		rc = write_process(&f.procs[i], &md, &files, live ? &tracker : cp.on ? pod->inc : NULL, &w, tty_rdev, &e);
+		rc = write_process(&f.procs[i], early_of(&early, f.procs[i].pid), &md, &files, live ? &tracker : cp.on ? pod->inc : NULL, &w, tty_rdev, &e);
 	}
+	early_free(&early);
 	if (rc == 0 && cp.on && !live)
 		follow_new(pod, &f);
 	/* The requester saves the screen while nothing can print to it; wait for it to say so
@@ -386,7 +436,8 @@ void checkpoint_run(struct pod *pod, int *out_fd, int conn, const char *request,
 		thaw_pod(&f);
 		resumed = 1;
 	}
-	int64_t frozen_us = now_monotonic_us() - t0;
+	/* Frozen until the last process was told to run (thaw_pod notes when). */
+	int64_t frozen_us = (resumed ? f.resumed_at_us : now_monotonic_us()) - t0;
 	/* An incremental image leaves to its parent the mapped files the parent's chain holds; an
 	 * image of the chain notes what it described for the next one (kept below if it succeeds). */
 	struct file_memos described = {0};
@@ -411,6 +462,7 @@ void checkpoint_run(struct pod *pod, int *out_fd, int conn, const char *request,
 		} else {
 			put_back_drained(&files);
 			thaw_pod(&f);
+			frozen_us = f.resumed_at_us - t0;
 			stop = 0;
 		}
 	}

@@ -1,7 +1,10 @@
 /* Memory advice a restore must keep: areas given MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_DONTFORK,
  * MADV_WIPEONFORK and MADV_DONTDUMP. Each line of input reports, per area, whether smaps still
  * shows the advice and whether a forked child sees what the advice says it should (a
- * wipe-on-fork area reads zero in the child, a dont-fork area is absent). */
+ * wipe-on-fork area reads zero in the child, a dont-fork area is absent).
+ * `advice late`: the areas (kept apart by inaccessible pages, so that none of them ever merges
+ * with another or splits) get their advice only at the input line "advise" (it says "advised"):
+ * what changes then is their flags alone, not the list of areas. */
 #include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -70,21 +73,47 @@ static int seen_by_child(const char *area)
 	return WEXITSTATUS(status);
 }
 
-int main(void)
+static int advise_all(void)
 {
+	for (size_t i = 0; i < NKINDS; i++)
+		if (madvise(areas[i], AREA, kinds[i].advice) < 0) {
+			printf("cannot advise %s: %s\n", kinds[i].name, strerror(errno));
+			return -1;
+		}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	int late = argc > 1 && strcmp(argv[1], "late") == 0;
+	size_t gap = (size_t)sysconf(_SC_PAGESIZE);
+	char *all = mmap(NULL, NKINDS * (AREA + gap) + gap, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (all == MAP_FAILED) {
+		printf("cannot map: %s\n", strerror(errno));
+		return 1;
+	}
 	for (size_t i = 0; i < NKINDS; i++) {
-		areas[i] = mmap(NULL, AREA, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (areas[i] == MAP_FAILED || madvise(areas[i], AREA, kinds[i].advice) < 0) {
+		areas[i] = all + gap + i * (AREA + gap);
+		if (mprotect(areas[i], AREA, PROT_READ | PROT_WRITE) < 0) {
 			printf("cannot set up %s: %s\n", kinds[i].name, strerror(errno));
 			return 1;
 		}
 		memset(areas[i], 0x5a, AREA);
 	}
+	if (!late && advise_all() < 0)
+		return 1;
 	printf("ready\n");
 	fflush(stdout);
 	static const char *child_view[] = {"data", "zero", "absent"};
 	char line[64];
 	while (fgets(line, sizeof line, stdin)) {
+		if (late && strncmp(line, "advise", 6) == 0) {
+			if (advise_all() < 0)
+				return 1;
+			printf("advised\n");
+			fflush(stdout);
+			continue;
+		}
 		for (size_t i = 0; i < NKINDS; i++) {
 			int seen = seen_by_child(areas[i]);
 			printf("%s: flag=%d child=%s data=%s\n", kinds[i].name, has_flag(areas[i], kinds[i].code),
