@@ -9,8 +9,10 @@ export class SessionsState {
   list = $state<SessionInfo[]>([]);
   selectedId = $state<string | null>(null);
   error = $state<string | null>(null);
-  /** Ticks every second so uptimes move. */
+  /** Ticks every second so uptimes move (not while the list is stale: they would be made up). */
   now = $state(Date.now());
+  /** The agent is gone: the list is what it was then, greyed, its uptimes stopped. */
+  stale = $state(false);
 
   selected = $derived(this.list.find((s) => s.id === this.selectedId) ?? null);
   /** This machine's sessions first, then each paired machine's, by name. */
@@ -22,7 +24,9 @@ export class SessionsState {
   private unsubscribe: (() => void) | null = null;
 
   constructor() {
-    setInterval(() => (this.now = Date.now()), 1000);
+    setInterval(() => {
+      if (!this.stale) this.now = Date.now();
+    }, 1000);
   }
 
   /** Follows a (new) client: loads the list and listens to its changes. */
@@ -30,7 +34,10 @@ export class SessionsState {
     this.unsubscribe?.();
     this.unsubscribe = null;
     this.client = client;
-    if (!client) return;
+    if (!client) {
+      this.stale = this.list.length > 0;
+      return;
+    }
     this.unsubscribe = client.onEvent((e) => {
       if (e.event === 'session.added') this.upsert(e.session);
       else if (e.event === 'session.changed') this.upsert(e.session);
@@ -40,6 +47,9 @@ export class SessionsState {
     });
     try {
       this.list = await client.request('session.watch', { all: true });
+      this.stale = false;
+      this.now = Date.now();
+      this.error = null;
       if (this.selectedId && !this.list.some((s) => s.id === this.selectedId)) this.selectedId = null;
       if (!this.selectedId) this.selectedId = this.list.find((s) => s.state === 'running')?.id ?? null;
     } catch (err) {
