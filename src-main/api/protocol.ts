@@ -562,7 +562,13 @@ export type ApiEvent =
   /** To watchers. */
   | { event: 'session.added'; session: SessionInfo }
   | { event: 'session.changed'; session: SessionInfo }
-  | { event: 'session.removed'; id: string }
+  /**
+   * The session is forgotten; or, with `unreachable` (why), a paired machine's session whose
+   * machine can no longer be reached: a watcher may keep showing it, greyed, until it comes back
+   * (`session.added` when the machine is back) or is removed for good (`session.removed` without
+   * `unreachable`, when the machine is back without it).
+   */
+  | { event: 'session.removed'; id: string; unreachable?: string }
   /** To viewers of `id`: program output, in order, as it came from the pty. */
   | { event: 'session.output'; id: string; data: string }
   /**
