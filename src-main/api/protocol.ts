@@ -409,6 +409,8 @@ export interface ApiMethods {
   'peer.add': { params: { address: string }; result: PeerInfo };
   /** Forgets the pairing, on both sides where the peer is reachable. */
   'peer.unpair': { params: PeerSelector; result: PeerInfo };
+  /** Forgets a machine that is not paired (its addresses too; no more dialing it); listed again if seen again. */
+  'peer.forget': { params: PeerSelector; result: Record<string, never> };
   /**
    * The sessions of every paired machine whose link is up, machine by machine, each with why
    * they could not be had (it no longer trusts this machine, it did not answer within 10 s).

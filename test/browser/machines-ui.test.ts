@@ -1,12 +1,15 @@
 /**
  * The app and the other machines, in real Chromium against two real agents on loopback paired
  * through the API: a paired machine that goes away leaves its sessions listed, greyed as
- * unreachable (the watched one's terminal says so), and they come back with it.
+ * unreachable (the watched one's terminal says so), and they come back with it; stale machines
+ * folded away and forgotten (button and `vos peer forget`); no horizontal scrolling when narrow.
  */
+import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiClient } from '../../src-main/api/client.js';
-import { startDaemon, vos, waitFor, type DaemonHandle } from '../helpers/agent-process.js';
+import { startDaemon, tempHome, vos, waitFor, type DaemonHandle } from '../helpers/agent-process.js';
 import { launchChromium, type BrowserHandle } from '../helpers/browser.js';
 
 let alpha: DaemonHandle;
@@ -39,7 +42,11 @@ async function pair(ca: ApiClient, cb: ApiClient, betaAddress: string): Promise<
 beforeAll(async () => {
   const betaAddress = `127.0.0.1:${await freePort()}`;
   betaArgs = ['--name', 'beta', '--listen', betaAddress];
-  [alpha, beta] = await Promise.all([startDaemon({ args: ['--name', 'alpha', '--web'] }), startDaemon({ args: betaArgs })]);
+  // alpha remembers two machines added by hand long ago that are gone (nothing answers there).
+  const alphaHome = tempHome();
+  const stale = (name: string, n: number): object => ({ id: String(n).repeat(64), name, paired: false, pairedAt: null, addresses: [`127.0.0.1:${n}`], manual: true, lastSeen: Date.now() - 86_400_000 });
+  writeFileSync(join(alphaHome, 'peers.json'), JSON.stringify({ version: 1, peers: [stale('old_workstation_in_the_basement_by_the_boiler', 1), stale('old-laptop', 2)] }), { mode: 0o600 });
+  [alpha, beta] = await Promise.all([startDaemon({ home: alphaHome, args: ['--name', 'alpha', '--web'] }), startDaemon({ args: betaArgs })]);
   chromium = await launchChromium();
   await pair(await alpha.connect(), await beta.connect(), betaAddress);
 });
@@ -78,6 +85,49 @@ describe('other machines in the app', () => {
       await page.keyboard.type('echo reached-again-$((6*7))');
       await page.keyboard.press('Enter');
       await page.locator('.xterm-rows').filter({ hasText: 'reached-again-42' }).waitFor();
+    } finally {
+      await page.close();
+    }
+  });
+
+  it('folds offline machines away, forgets them (button and vos peer forget), and does not scroll sideways when narrow', async () => {
+    const page = await chromium.browser.newPage({ viewport: { width: 1100, height: 700 } });
+    try {
+      await page.goto(webUrl(alpha));
+      const idle = page.getByTestId('idle-machines');
+      await idle.waitFor();
+      expect(await idle.locator('summary').textContent()).toBe('2 offline machines, not paired');
+      expect(await page.locator('[data-peer="old-laptop"]').isVisible()).toBe(false); // folded
+      await page.locator('[data-peer="beta"]').waitFor(); // paired: always shown
+
+      // Narrow: nothing in the sidebar (long names included) scrolls sideways.
+      await idle.locator('summary').click();
+      await vos(alpha.home, ['run', '-d', '--name', 'a_session_with_a_rather_long_name_without_spaces', '--', 'sleep', '600']);
+      await page.locator('.session-row', { hasText: 'a_session_with' }).waitFor();
+      for (const width of [420, 700]) {
+        await page.setViewportSize({ width, height: 700 });
+        const overflow = await page.evaluate(() =>
+          ['.sidebar', '.sessions-panel', '.peers-panel', '.layout'].flatMap((sel) => {
+            const el = document.querySelector(sel)!;
+            return el.scrollWidth > el.clientWidth ? [`${sel}: ${el.scrollWidth} > ${el.clientWidth}`] : [];
+          }).concat(document.documentElement.scrollWidth > window.innerWidth ? ['page'] : []),
+        );
+        expect(overflow, `at ${width} px`).toEqual([]);
+      }
+
+      await page.locator('[data-peer="old-laptop"]').getByTestId('forget').click();
+      await page.locator('[data-peer="old-laptop"]').waitFor({ state: 'detached' });
+      const names = async (): Promise<string[]> => (JSON.parse((await vos(alpha.home, ['peers', '--json'])).stdout) as Array<{ name: string }>).map((p) => p.name);
+      expect(await names()).not.toContain('old-laptop');
+      // From the command line: the app follows.
+      const forgot = await vos(alpha.home, ['peer', 'forget', 'old_workstation_in_the_basement_by_the_boiler']);
+      expect(forgot.code, forgot.stderr).toBe(0);
+      await idle.waitFor({ state: 'detached' });
+      expect(await names()).toEqual(['beta']);
+      // A paired machine is unpaired first.
+      const refused = await vos(alpha.home, ['peer', 'forget', 'beta']);
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toContain('unpair it first');
     } finally {
       await page.close();
     }
