@@ -132,4 +132,45 @@ describe('other machines in the app', () => {
       await page.close();
     }
   });
+
+  it('asks before unpairing; after pairing again from the app the focus is not on Unpair', async () => {
+    const page = await chromium.browser.newPage({ viewport: { width: 1100, height: 700 } });
+    try {
+      await page.goto(webUrl(alpha));
+      const row = page.locator('[data-peer="beta"]');
+      await row.locator('.badge.paired').waitFor();
+      await row.getByTestId('unpair').click();
+      const dialog = page.getByTestId('unpair-dialog');
+      await dialog.waitFor();
+      expect(await dialog.textContent()).toContain('Unpair beta?');
+      // The safe answer has the focus: Enter cancels.
+      expect(await page.evaluate(() => document.activeElement?.getAttribute('data-testid'))).toBe('unpair-dialog-cancel');
+      await page.keyboard.press('Enter');
+      await dialog.waitFor({ state: 'detached' });
+      expect(await row.locator('.badge.paired').count()).toBe(1);
+      await row.getByTestId('unpair').click();
+      await page.getByTestId('unpair-dialog-confirm').click();
+      await row.locator('.badge.paired').waitFor({ state: 'detached' });
+      const paired = async (): Promise<boolean> =>
+        (JSON.parse((await vos(alpha.home, ['peers', '--json'])).stdout) as Array<{ name: string; paired: boolean }>).some((p) => p.name === 'beta' && p.paired);
+      expect(await paired()).toBe(false);
+
+      // Pair again from the app: beta's user accepts (through its API), alpha's confirms in the dialog.
+      await row.getByTestId('pair').click();
+      const confirm = page.locator('[data-testid="pair-dialog"][data-direction="outgoing"]');
+      await confirm.waitFor();
+      const code = (await page.getByTestId('pair-dialog-code').textContent())!;
+      const cb = await beta.connect();
+      await waitFor('the request on beta', async () => (await cb.request('pair.pending', {})).length > 0);
+      await cb.request('pair.accept', { peer: 'alpha', code });
+      await page.getByTestId('pair-match').click();
+      await row.locator('.badge.paired').waitFor();
+      await confirm.waitFor({ state: 'detached' });
+      await page.evaluate(() => new Promise((resolve) => setTimeout(resolve, 0)));
+      expect(await page.evaluate(() => document.activeElement?.getAttribute('data-testid') ?? document.activeElement?.tagName)).not.toBe('unpair');
+      expect(await paired()).toBe(true);
+    } finally {
+      await page.close();
+    }
+  });
 });
