@@ -2,7 +2,8 @@
  * The app without the mouse, in real Chromium against a real agent: Ctrl+Shift+T opens the New
  * form from the terminal (which does not get the keys) and Enter starts the session; Escape
  * closes the form; the arrow keys move through the session list and Enter opens one;
- * Ctrl+Shift+M opens the move dialog, which keeps Tab inside and closes on Escape.
+ * Ctrl+Shift+M opens the move dialog, which keeps Tab inside and closes on Escape; sessions of
+ * one name show their short ids; hover and selection look different.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, vos, type DaemonHandle } from '../helpers/agent-process.js';
@@ -79,6 +80,15 @@ describe('the keyboard', () => {
       }
       await page.keyboard.press('Escape');
       await dialog.waitFor({ state: 'detached' });
+
+      // Two sessions of one name are told apart by their short ids; hover and selection differ.
+      const twin = (await vos(agent.home, ['run', '-d', '--name', 'kb-first', '--', 'cat'])).stdout.trim();
+      await page.locator(`.session-row[data-session-id="${twin}"] [data-testid="short-id"]`).filter({ hasText: `#${twin.slice(0, 6)}` }).waitFor();
+      expect(await page.locator(`.session-row[data-session-id="${first}"] [data-testid="short-id"]`).textContent()).toBe(`#${first.slice(0, 6)}`);
+      await page.locator(`.session-row[data-session-id="${twin}"]`).hover();
+      const look = (id: string): Promise<string> =>
+        page.locator(`.session-row[data-session-id="${id}"]`).evaluate((el) => `${getComputedStyle(el).backgroundColor} ${getComputedStyle(el).borderColor}`);
+      expect(await look(twin)).not.toBe(await look(ids[1]!)); // hovered vs selected
     } finally {
       await page.close();
     }
