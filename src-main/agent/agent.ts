@@ -27,6 +27,7 @@ import { probeHost, podSupportOf, type HostProbe } from './runtime/host-probe.js
 import { runtimeFiles } from './runtime/native.js';
 import { checkpointBeforeShutdown, DEFAULT_SHUTDOWN_CHECKPOINT_MS, type ShutdownCheckpoints } from './shutdown-checkpoint.js';
 import { UnixSocketServer } from './transports/unix-socket-server.js';
+import { loadWebAddress, saveWebAddress } from './transports/web-address.js';
 import { WebServer } from './transports/web-server.js';
 
 export interface AgentOptions {
@@ -183,18 +184,36 @@ export class Agent implements AgentServices {
     };
   }
 
+  /**
+   * Turns the web UI on. `port` absent or 0: the port it had before in this state directory
+   * (web.json), so that open pages find this agent again; when another program took that port,
+   * any free one (those pages then say they lost the agent). The token stays the same across
+   * restarts either way.
+   */
   enableWeb(port = 0): Promise<string> {
     if (this.web) return Promise.resolve(this.web.url);
     this.webStarting ??= (async () => {
       if (!existsSync(join(this.staticDir, 'index.html'))) {
         throw new VosError('unavailable', `the web UI is not built (${this.staticDir} has no index.html): run 'npm run build'`);
       }
-      const web = new WebServer(this.dispatcher, this.staticDir);
+      const kept = loadWebAddress(this.paths.home);
+      const open = async (at: number): Promise<WebServer> => {
+        const web = new WebServer(this.dispatcher, this.staticDir, kept.token);
+        await web.listen(at);
+        return web;
+      };
+      let web: WebServer;
+      const wanted = port !== 0 ? port : kept.port;
       try {
-        await web.listen(port);
+        web = await open(wanted);
       } catch (err) {
-        throw new VosError('unavailable', `cannot serve the web UI on 127.0.0.1:${port}: ${(err as Error).message}`);
+        if (port !== 0 || wanted === 0 || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE') {
+          throw new VosError('unavailable', `cannot serve the web UI on 127.0.0.1:${wanted}: ${(err as Error).message}`);
+        }
+        this.log(`the web UI's port ${wanted} is taken by another program: using another one (open pages must be opened again)`);
+        web = await open(0);
       }
+      saveWebAddress(this.paths.home, { port: web.listeningPort, token: kept.token });
       this.web = web;
       this.log(`web UI at ${web.url}`);
       return web.url;

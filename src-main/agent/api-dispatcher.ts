@@ -364,6 +364,10 @@ export class ApiDispatcher {
       },
       'peer.add': (p) => this.peers().add(p.address),
       'peer.unpair': (p) => this.peers().unpair(p.peer),
+      'peer.forget': (p) => {
+        this.peers().forget(p.peer);
+        return {};
+      },
       'peer.sessions': (_p, { conn, client }) => this.remote(client, conn).sessionsByPeer(false),
       'pair.request': (p) => this.peers().requestPairing(p.peer),
       'pair.confirm': (p) => this.peers().confirmPairing(p.peer, p.code),

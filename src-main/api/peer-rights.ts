@@ -50,6 +50,7 @@ export const PEER_RIGHTS: { readonly [M in Method]: PeerRightOf<M> } = {
   'peer.watch': 'local',
   'peer.add': 'local',
   'peer.unpair': 'local',
+  'peer.forget': 'local',
   'peer.sessions': 'local',
   'pair.request': 'local',
   'pair.confirm': 'local',

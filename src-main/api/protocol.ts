@@ -428,6 +428,8 @@ export interface ApiMethods {
   'peer.add': { params: { address: string }; result: PeerInfo };
   /** Forgets the pairing, on both sides where the peer is reachable. */
   'peer.unpair': { params: PeerSelector; result: PeerInfo };
+  /** Forgets a machine that is not paired (its addresses too; no more dialing it); listed again if seen again. */
+  'peer.forget': { params: PeerSelector; result: Record<string, never> };
   /**
    * The sessions of every paired machine whose link is up, machine by machine, each with why
    * they could not be had (it no longer trusts this machine, it did not answer within 10 s).
@@ -592,7 +594,13 @@ export type ApiEvent =
   /** To watchers. */
   | { event: 'session.added'; session: SessionInfo }
   | { event: 'session.changed'; session: SessionInfo }
-  | { event: 'session.removed'; id: string }
+  /**
+   * The session is forgotten; or, with `unreachable` (why), a paired machine's session whose
+   * machine can no longer be reached: a watcher may keep showing it, greyed, until it comes back
+   * (`session.added` when the machine is back) or is removed for good (`session.removed` without
+   * `unreachable`, when the machine is back without it).
+   */
+  | { event: 'session.removed'; id: string; unreachable?: string }
   /** To viewers of `id`: program output, in order, as it came from the pty. */
   | { event: 'session.output'; id: string; data: string }
   /**

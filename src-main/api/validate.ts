@@ -188,6 +188,7 @@ const CHECKERS: { [M in Method]: Checker } = {
   'peer.watch': none,
   'peer.add': (p) => nonEmpty(p, 'address'),
   'peer.unpair': peerRef,
+  'peer.forget': peerRef,
   'peer.sessions': none,
   'pair.request': peerRef,
   'pair.wait': (p) => {

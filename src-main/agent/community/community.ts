@@ -13,6 +13,7 @@
  *
  * This class is the surface the rest of the agent uses; it holds no state of its own.
  */
+import { VosError } from '../../api/errors.js';
 import type { PeerInfo } from '../../api/protocol.js';
 import type { ChannelHost } from './channels.js';
 import { Discovery } from './discovery.js';
@@ -196,5 +197,19 @@ export class Community {
 
   unpair(ref: string): PeerInfo {
     return this.pairings.unpair(ref);
+  }
+
+  /**
+   * `vos peer forget`: a machine that is not paired leaves the list, its remembered addresses
+   * with it, and is not dialed any more (its link closes). Listed again if it is seen again (on
+   * the network, or it links here). A paired one must be unpaired first.
+   */
+  forget(ref: string): void {
+    const p = this.registry.find(ref);
+    if (p.paired) throw new VosError('invalid_params', `${p.name} is paired with this machine: unpair it first (vos unpair ${p.name})`);
+    if (this.registry.info(p).pairing) throw new VosError('invalid_params', `a pairing with ${p.name} is in progress: reject or cancel it first`);
+    this.links.forget(p);
+    this.registry.forget(p);
+    this.options.log(`forgot ${p.name} (${p.id.slice(0, 12)})`);
   }
 }

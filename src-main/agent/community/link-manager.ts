@@ -298,6 +298,16 @@ export class LinkManager {
     }
   }
 
+  /** `vos peer forget`: p is dialed no more, and its link (if any) closes. */
+  forget(p: Peer): void {
+    const s = this.slots.get(p.id);
+    if (!s) return;
+    if (s.retryTimer) clearTimeout(s.retryTimer);
+    s.retryTimer = null;
+    this.slots.delete(p.id);
+    s.link?.close('forgotten by the other machine');
+  }
+
   /** Counts a refused message; a peer that keeps sending them loses its link. */
   refuse(p: Peer, link: Link, what: string): void {
     const s = this.slot(p.id);

@@ -211,8 +211,20 @@ export class PeerRegistry {
     };
   }
 
+  /**
+   * `vos peer forget`: the record goes, remembered or not (it comes back if the machine is seen
+   * again). The caller makes sure it is not paired and that nothing dials it any more.
+   */
+  forget(p: Peer): void {
+    if (this.peers.get(p.id) === p) this.peers.delete(p.id);
+    p.manual = false;
+    this.store.remove(p.id);
+    this.emit({ event: 'peer.removed', id: p.id });
+  }
+
   /** Tells the listeners what became of p (removed: no longer listed). */
   changed(p: Peer): void {
+    if (this.peers.get(p.id) !== p) return; // forgotten meanwhile
     this.emit(this.visible(p) ? { event: 'peer.changed', peer: this.info(p) } : { event: 'peer.removed', id: p.id });
   }
 

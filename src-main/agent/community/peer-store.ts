@@ -66,6 +66,11 @@ export class PeerStore {
     this.save();
   }
 
+  /** Forgets everything about the machine (`vos peer forget`). */
+  remove(id: string): void {
+    if (this.peers.delete(id)) this.save();
+  }
+
   private load(): void {
     if (!existsSync(this.path)) return;
     try {

@@ -72,6 +72,11 @@ interface PeerChannel {
 
 export class RemoteProxy {
   private readonly channels = new Map<string, PeerChannel>();
+  /**
+   * Per peer whose channel closed: the sessions the local client was told are unreachable (not
+   * removed). When the peer is back, those it no longer has are removed for good.
+   */
+  private readonly unreachable = new Map<string, Set<string>>();
   private watchingAll = false;
   private unsubscribe: (() => void) | null = null;
   private closed = false;
@@ -187,7 +192,12 @@ export class RemoteProxy {
     const peer = this.community.connectedPeers().find((p) => p.id === peerId);
     if (!peer || this.closed) return;
     try {
-      for (const session of await this.sessionsOf(peer, true)) this.emit({ event: 'session.added', session });
+      const sessions = await this.sessionsOf(peer, true);
+      for (const session of sessions) this.emit({ event: 'session.added', session });
+      const before = this.unreachable.get(peerId);
+      this.unreachable.delete(peerId);
+      const now = new Set(sessions.map((s) => s.id));
+      for (const id of before ?? []) if (!now.has(id)) this.emit({ event: 'session.removed', id });
     } catch {
       /* gone again */
     }
@@ -222,11 +232,20 @@ export class RemoteProxy {
     for (const id of channel.attached) {
       this.emit({ event: 'session.disconnected', id, reason: `${channel.peer.name}: ${reason.message}` });
     }
-    for (const id of channel.known) this.emit({ event: 'session.removed', id });
+    // Not forgotten: the machine cannot be reached. A watcher may show them as unreachable.
+    const why = `${channel.peer.name} cannot be reached: ${reason.message}`;
+    if (channel.known.size > 0) {
+      const kept = this.unreachable.get(channel.peer.id) ?? new Set<string>();
+      for (const id of channel.known) kept.add(id);
+      this.unreachable.set(channel.peer.id, kept);
+    }
+    for (const id of channel.known) this.emit({ event: 'session.removed', id, unreachable: why });
   }
 
   private fromPeer(channel: PeerChannel, e: ApiEvent): void {
     if (this.closed) return;
+    // Only this agent says a session is unreachable; a peer's word on it (its own peers) stays there.
+    if (e.event === 'session.removed' && 'unreachable' in e) e = { event: 'session.removed', id: e.id };
     this.passOn(channel, this.globalize(e, channel.peer) as ApiEvent);
   }
 

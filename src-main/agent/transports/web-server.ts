@@ -6,7 +6,7 @@
  * local user, or a web page in the user's browser (DNS rebinding, cross-site WebSocket), cannot
  * talk to the agent. The static files carry no secrets and are served to anyone on loopback.
  */
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import { createReadStream, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -69,7 +69,6 @@ function sameBytes(a: string, b: string): boolean {
 }
 
 export class WebServer {
-  readonly token = randomBytes(24).toString('base64url');
   private readonly http: Server;
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: MAX_CLIENT_FRAME_BYTES });
   private port = 0;
@@ -78,6 +77,8 @@ export class WebServer {
   constructor(
     private readonly dispatcher: ApiDispatcher,
     private readonly staticDir: string,
+    /** The access token (kept across restarts by web-address.ts). */
+    readonly token: string,
   ) {
     this.http = createServer((req, res) => this.serveStatic(req, res));
     this.http.on('upgrade', (req, socket, head) => this.upgrade(req, socket, head));
@@ -93,6 +94,10 @@ export class WebServer {
       });
     });
     this.port = (this.http.address() as AddressInfo).port;
+  }
+
+  get listeningPort(): number {
+    return this.port;
   }
 
   get url(): string {
@@ -171,6 +176,18 @@ export class WebServer {
     ws.on('close', () => handle.closed());
   }
 
+  /**
+   * `GET /api` with the token in `X-Vos-Token`: 204 when it is this agent's, else 403. A page
+   * whose WebSocket is refused cannot see why (browsers hide the status), so it asks here, to
+   * tell a wrong or stale token ("open the address `vos web` prints") from an agent that is gone
+   * ("reconnecting"). It tells no more than the WebSocket's refusal does.
+   */
+  private checkToken(req: IncomingMessage, res: ServerResponse): void {
+    const sent = req.headers['x-vos-token'];
+    const ok = typeof sent === 'string' && sameBytes(sent, this.token);
+    res.writeHead(ok ? 204 : 403, { 'Cache-Control': 'no-store' }).end();
+  }
+
   private serveStatic(req: IncomingMessage, res: ServerResponse): void {
     for (const [name, value] of Object.entries(this.securityHeaders())) res.setHeader(name, value);
     if (!this.hostAllowed(req)) {
@@ -186,6 +203,10 @@ export class WebServer {
       pathname = decodeURIComponent(new URL(req.url ?? '/', 'http://127.0.0.1').pathname);
     } catch {
       res.writeHead(400).end();
+      return;
+    }
+    if (pathname === '/api') {
+      this.checkToken(req, res);
       return;
     }
     if (pathname === '/') pathname = '/index.html';

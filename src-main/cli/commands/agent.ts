@@ -47,8 +47,10 @@ export const webCommand: Command = {
   summary: 'turn on the web UI of the running agent and print its address',
   help: `usage: vos web [--port PORT]
 
-Serves the app's UI on http://127.0.0.1:PORT (default: any free port) from the running agent
-and prints its address, with the access token. Already on: prints the address.
+Serves the app's UI on http://127.0.0.1:PORT from the running agent and prints its address,
+with the access token. Without --port: the port it had last time in this state directory
+(else any free one). Port and token stay the same across restarts of the agent (web.json), so
+an open page reconnects by itself. Already on: prints the address.
 `,
   async run(argv, ctx) {
     const { options, positionals } = parseArgs(argv, { port: { type: 'string', short: 'p' } });
@@ -89,8 +91,9 @@ systemd user unit runs it as its stop):
                       checkpointed stay recoverable for the next agent)
 
   --name NAME         the name other machines and the app show (default: the host name)
-  --web [PORT]        serve the app's UI on http://127.0.0.1:PORT (default: any free port)
-                      and print its address with the access token
+  --web [PORT]        serve the app's UI on http://127.0.0.1:PORT (default: the port it had
+                      last time, else any free port) and print its address with the access
+                      token (kept in web.json: open pages reconnect after a restart)
   --listen HOST:PORT  where other machines' agents reach this one (default 0.0.0.0:${DEFAULT_PEER_PORT},
                       or any free port when another agent here has it; env VOS_LISTEN);
                       "none": only outgoing links

@@ -50,16 +50,28 @@ was last seen, its system and its addresses.
 
 export const peerCommand: Command = {
   name: 'peer',
-  summary: 'add a machine by address (where discovery does not reach)',
+  summary: 'add a machine by address (where discovery does not reach), or forget one',
   help: `usage: vos peer add HOST:PORT
+       vos peer forget PEER
 
-Connects to the vOS agent at HOST:PORT and remembers the address, for networks where
+add: connects to the vOS agent at HOST:PORT and remembers the address, for networks where
 multicast discovery does not work (VPNs, isolated Wi-Fi, other subnets). Nothing is trusted
 by adding: pair with it next (vos pair NAME). PORT defaults to 47470.
-`,
+
+forget: removes a machine that is not paired from the list, its remembered addresses too, and
+stops linking to it (unpair a paired one first: vos unpair PEER). It is listed again if it is
+seen again on the network or links to this machine.
+${PEER_HELP}`,
   async run(argv, ctx) {
     const { positionals } = parseArgs(argv, {});
-    if (positionals[0] !== 'add' || positionals.length !== 2) throw new UsageError('usage: vos peer add HOST:PORT');
+    if (positionals[0] === 'forget' && positionals.length === 2) {
+      return withAgent(ctx, async (client) => {
+        await client.request('peer.forget', { peer: positionals[1]! });
+        ctx.out(`forgot ${peerName(positionals[1]!)}\n`);
+        return 0;
+      });
+    }
+    if (positionals[0] !== 'add' || positionals.length !== 2) throw new UsageError('usage: vos peer add HOST:PORT | vos peer forget PEER');
     return withAgent(ctx, async (client) => {
       const p = await client.request('peer.add', { address: positionals[1]! });
       ctx.out(`added ${describe(p)} at ${p.addresses[0] ?? positionals[1]}${p.paired ? ' (paired)' : '; pair with it: vos pair ' + peerName(p.name)}\n`);

@@ -21,6 +21,9 @@ export interface MoveState {
   note: string | null;
 }
 
+/** How long "Moved." stays. */
+export const MOVED_SHOWN_MS = 4000;
+
 export class MigrationState {
   /** The session the user picked a machine for (the "Move to" dialog is open); `peer`: the
    * paired machine it runs on (null: this one). */
@@ -60,7 +63,10 @@ export class MigrationState {
     try {
       const r = await this.client.request('session.migrate', { id: session.id, peer: peer.id });
       const notes = [r.fallback && `Not live: ${r.fallback}.`, r.session.restoreNote && `Note: ${r.session.restoreNote}.`].filter(Boolean);
-      this.current = { ...this.current, phase: 'done', movedTo: r.session.id, note: notes.length ? notes.join(' ') : null };
+      const done: MoveState = { ...this.current, phase: 'done', movedTo: r.session.id, note: notes.length ? notes.join(' ') : null };
+      this.current = done;
+      // "Moved." goes by itself; a note stays until it is read (OK, or Escape).
+      if (!done.note) setTimeout(() => this.current?.movedTo === done.movedTo && this.current.phase === 'done' && this.dismiss(), MOVED_SHOWN_MS);
     } catch (err) {
       this.current = { ...this.current, phase: 'failed', error: (err as Error).message };
     }

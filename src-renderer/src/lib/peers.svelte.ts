@@ -20,6 +20,11 @@ export class PeersState {
     [...this.list].sort((a, b) => Number(b.paired) - Number(a.paired) || Number(b.online) - Number(a.online) || a.name.localeCompare(b.name)),
   );
 
+  /** Shown at once: paired, online, pairing, or flagged. */
+  shown = $derived(this.sorted.filter((p) => !isIdle(p)));
+  /** Offline machines that are not paired: kept folded away. */
+  idle = $derived(this.sorted.filter(isIdle));
+
   private client: ApiClient | null = null;
   private unsubscribe: (() => void) | null = null;
 
@@ -85,6 +90,18 @@ export class PeersState {
     await this.act(id, () => this.client!.request('peer.unpair', { peer: id }));
   }
 
+  /** Forgets a machine that is not paired (it leaves the list until it is seen again). */
+  async forget(id: string): Promise<void> {
+    if (!this.client) return;
+    this.note(id, null);
+    try {
+      await this.client.request('peer.forget', { peer: id });
+      this.list = this.list.filter((p) => p.id !== id);
+    } catch (err) {
+      this.note(id, (err as Error).message);
+    }
+  }
+
   /** Adds a machine by address; returns an error message, or null. */
   async add(address: string): Promise<string | null> {
     if (!this.client) return 'not connected to the agent';
@@ -118,4 +135,8 @@ export class PeersState {
     if (i >= 0) this.list[i] = peer;
     else this.list.push(peer);
   }
+}
+
+function isIdle(p: PeerInfo): boolean {
+  return !p.paired && !p.online && p.pairing === null && !p.warning;
 }

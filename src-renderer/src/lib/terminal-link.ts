@@ -9,6 +9,8 @@ import type { ApiEvent } from '../../../src-main/api/protocol';
 
 export interface TerminalLink {
   focus(): void;
+  /** Off: keys are not sent (its session cannot be reached). */
+  setInputEnabled(enabled: boolean): void;
   dispose(): void;
 }
 
@@ -67,6 +69,9 @@ export function linkTerminal(host: HTMLElement, client: ApiClient, id: string, o
 
   return {
     focus: () => term.focus(),
+    setInputEnabled: (enabled) => {
+      term.options.disableStdin = !enabled;
+    },
     dispose: () => {
       disposed = true;
       observer.disconnect();

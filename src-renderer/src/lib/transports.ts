@@ -69,3 +69,19 @@ export function webSocketTransport(token: string): MessageTransport {
     close: () => ws.close(),
   };
 }
+
+export type TokenCheck = 'accepted' | 'refused' | 'unreachable';
+
+/**
+ * Asks the agent at this page's address whether it takes this token (a refused WebSocket does
+ * not say why): `refused` means a wrong or stale token, `unreachable` that no agent answers.
+ */
+export async function checkToken(token: string): Promise<TokenCheck> {
+  try {
+    const res = await fetch('/api', { headers: { 'X-Vos-Token': token }, cache: 'no-store' });
+    if (res.status === 204) return 'accepted';
+    return res.status === 403 ? 'refused' : 'unreachable';
+  } catch {
+    return 'unreachable';
+  }
+}
