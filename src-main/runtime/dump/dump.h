@@ -75,6 +75,7 @@ void ptrace_release(pid_t tid);
 struct proc_stat {
 	pid_t pid, ppid, pgid, sid;
 	char state;
+	unsigned flags; /* the kernel's PF_* flags of the task */
 	int tty_nr, tpgid;
 	uint64_t start_code, end_code, start_stack;
 	uint64_t start_data, end_data, start_brk, arg_start, arg_end, env_start, env_end;

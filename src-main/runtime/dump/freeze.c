@@ -129,23 +129,26 @@ static int drop_if_ended(struct freeze *f, int i)
 
 /*
  * A process the runtime cannot stop now may be one that has just exec'd, whose runtime has not
- * started yet (a shell's `stty`, seen on a loaded machine): while its environment says the
- * runtime is coming, it is looked at again every 20 ms for up to STOPPABLE_WAIT_MS. 1 when it
- * can be stopped or has ended; 0 (why: the reason) if not. Others are refused at once.
+ * started yet (a shell's `stty`, seen on a loaded machine), or one on its way out (its memory,
+ * and so the runtime, already released: a loop's short `sleep`). While either holds, it is
+ * looked at again every 20 ms for up to STOPPABLE_WAIT_MS. 1 when it can be stopped or has
+ * ended; 0 (why: the reason) if not. Others are refused at once.
  */
 #define STOPPABLE_WAIT_MS 2000
+#define TASK_EXITING 0x4 /* PF_EXITING in /proc/PID/stat's flags */
 static int becomes_stoppable(pid_t pid, char *why, size_t size)
 {
-	for (int waited = 0; waited < STOPPABLE_WAIT_MS && runtime_on_its_way(pid); waited += 20) {
-		usleep(20 * 1000);
+	for (int waited = 0;; waited += 20) {
 		struct proc_stat st;
 		struct err ignore;
 		if (read_proc_stat(pid, &st, &ignore) < 0 || st.state == 'Z')
 			return 1;
 		if (!why_unstoppable(pid, why, size))
 			return 1;
+		if (waited >= STOPPABLE_WAIT_MS || !((st.flags & TASK_EXITING) || runtime_on_its_way(pid)))
+			return 0;
+		usleep(20 * 1000);
 	}
-	return 0;
 }
 
 /* Before any of them is signaled: every process in pids[] not stopped yet can be stopped by the

@@ -55,6 +55,7 @@ int read_proc_stat(pid_t pid, struct proc_stat *st, struct err *e)
 	st->sid = (pid_t)f[6];
 	st->tty_nr = (int)f[7];
 	st->tpgid = (int)(long long)f[8];
+	st->flags = (unsigned)f[9];
 	st->start_code = f[26];
 	st->end_code = f[27];
 	st->start_stack = f[28];

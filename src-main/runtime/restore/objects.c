@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
@@ -262,20 +261,6 @@ static int closed_socket(const struct img_object *o, struct err *e)
 	close(sv[1]);
 	set_status_flags(sv[0], o->flags);
 	return sv[0];
-}
-
-/* Adds to what the restore tells the user it could not carry (see restore.h). */
-void restore_note(struct restore_ctx *c, const char *fmt, ...)
-{
-	size_t len = strlen(c->note);
-	if (len + 8 >= sizeof c->note)
-		return;
-	if (len)
-		len += (size_t)snprintf(c->note + len, sizeof c->note - len, "; ");
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(c->note + len, sizeof c->note - len, fmt, ap);
-	va_end(ap);
 }
 
 /* Where a listener listened, in words: "/path", "@6162", "127.0.0.1:8000", "[::1]:8000". */
