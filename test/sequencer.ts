@@ -11,12 +11,20 @@
 import { BaseSequencer, type TestSpecification } from 'vitest/node';
 
 export const LONGEST = [
+  'test/runtime/checkpoint-restore.test.ts',
   'test/community/migration-failures.test.ts',
   'test/community/migration.test.ts',
-  'test/runtime/unstoppable.test.ts',
+  'test/community/pairing.test.ts',
+  'test/runtime/image-store.test.ts',
+  'test/community/remote.test.ts',
   'test/runtime/fuzz-restore-plan.test.ts',
   'test/runtime/fuzz-image.test.ts',
-  'test/runtime/checkpoint-restore.test.ts',
+  'test/cli/cli.test.ts',
+  'test/agent/schedule.test.ts',
+  'test/community/migration-listen.test.ts',
+  'test/community/migration-tcp-pair.test.ts',
+  'test/agent/recover.test.ts',
+  'test/runtime/unstoppable.test.ts',
 ];
 
 export default class LongestFirst extends BaseSequencer {
