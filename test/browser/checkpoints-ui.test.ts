@@ -6,6 +6,7 @@
  * shown with the agent's reason.
  */
 import { mkdirSync, statSync, truncateSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ImageInfo } from '../../src-main/api/protocol.js';
@@ -120,6 +121,32 @@ describe('checkpoints in the app', () => {
       expect(await thirdRow.getByTestId('restore').isDisabled()).toBe(true);
     } finally {
       await page.close();
+    }
+  });
+
+  it('says what a restore of it will not carry: a connection to outside the session', async () => {
+    const server = createServer((socket) => socket.on('error', () => {}));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    const page = await chromium.browser.newPage({ viewport: { width: 1280, height: 800 } });
+    try {
+      const run = await vos(agent.home, ['run', '-d', '--name', 'connected', '--', 'bash', '--norc', '--noprofile'], { PS1: 'cn$ ' });
+      const id = run.stdout.trim();
+      await vos(agent.home, ['send', id, `exec 3<>/dev/tcp/127.0.0.1/${port}; echo connected-$((40+2))\\r`]); // the output, not the command line, says connected-42
+      await page.goto(url);
+      await page.getByTestId('connection-status').filter({ hasText: 'connected' }).waitFor();
+      await page.locator(`[data-session-id="${id}"]`).first().click();
+      await page.locator(`[data-testid="terminal-view"][data-session-id="${id}"] .xterm-rows`).filter({ hasText: 'connected-42' }).waitFor();
+      await page.getByTestId('checkpoints-toggle').click();
+      await page.getByTestId('checkpoint-now').click();
+      await page.getByTestId('checkpoint-notice').filter({ hasText: /Checkpoint written/ }).waitFor({ timeout: 30_000 });
+      const warning = await page.getByTestId('checkpoint-warning').textContent();
+      expect(warning).toMatch(/^A restore of it will not carry: /);
+      expect(warning).toContain(`127.0.0.1:${port}`);
+      await vos(agent.home, ['kill', id]);
+    } finally {
+      await page.close();
+      server.close();
     }
   });
 });

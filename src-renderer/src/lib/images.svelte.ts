@@ -22,13 +22,27 @@ export class ImagesState {
   notice = $state<string | null>(null);
   /** The image the user is about to restore (the confirmation is open). */
   confirming = $state<ImageInfo | null>(null);
+  /**
+   * What a restore of the last checkpoint will not carry (a connection to another machine...):
+   * the agent says it before the program is paused (`checkpoint.warning`); once written, the
+   * checkpoint's own exact list.
+   */
+  warnings = $state<string[]>([]);
 
   private client: ApiClient | null = null;
+  private unsubscribe: (() => void) | null = null;
   private loadToken = 0;
 
   /** Follows a (new) client and a session; loads its list. */
   async show(client: ApiClient | null, sessionId: string | null): Promise<void> {
     const changed = sessionId !== this.sessionId;
+    if (client !== this.client) {
+      this.unsubscribe?.();
+      this.unsubscribe =
+        client?.onEvent((e) => {
+          if (e.event === 'checkpoint.warning' && e.id === this.sessionId && this.busy?.what === 'checkpoint') this.warnings = [...this.warnings, e.warning];
+        }) ?? null;
+    }
     this.client = client;
     this.sessionId = sessionId;
     if (changed) {
@@ -58,9 +72,10 @@ export class ImagesState {
     await this.run({ what: 'checkpoint' }, async (client) => {
       const r = await client.request('session.checkpoint', { id: session! });
       const kept = r.keptFiles ? `, ${r.keptFiles} open file${r.keptFiles === 1 ? '' : 's'} kept` : '';
-      // What a restore of it will not carry (a connection to another machine...), said with it.
-      const lost = r.warnings?.length ? ` A restore will not carry everything: ${r.warnings.join('; ')}.` : '';
-      this.notice = `Checkpoint written: ${formatBytes(r.bytes)}${kept}; the program was paused ${r.frozenMs} ms.${lost}`;
+      // What a restore of it will not carry: the exact list, made while the program was paused
+      // (the early one, said before, may differ by a connection opened or closed meanwhile).
+      this.warnings = r.warnings ?? [];
+      this.notice = `Checkpoint written: ${formatBytes(r.bytes)}${kept}; the program was paused ${r.frozenMs} ms.`;
     });
   }
 
@@ -97,6 +112,7 @@ export class ImagesState {
     this.busy = busy;
     this.error = null;
     this.notice = null;
+    this.warnings = [];
     try {
       await fn(client);
     } catch (err) {
