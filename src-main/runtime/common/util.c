@@ -232,3 +232,15 @@ int64_t now_monotonic_us(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
+
+int write_text_to(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int rc = write_full(fd, text, strlen(text));
+	int e = errno;
+	close(fd);
+	errno = e;
+	return rc;
+}

@@ -53,6 +53,9 @@ char *xstrdup(const char *s);
 
 /* write/read the whole buffer, retrying on EINTR and short counts. 0 on success, -1 + errno. */
 int write_full(int fd, const void *buf, size_t len);
+/* Writes `text` whole into the existing file `path` (a /proc file: uid_map, timens_offsets...);
+ * -1 with errno from open or write. */
+int write_text_to(const char *path, const char *text);
 int read_full(int fd, void *buf, size_t len); /* -1 with errno 0 at a clean end of file */
 int pread_full(int fd, void *buf, size_t len, uint64_t off);
 

@@ -57,18 +57,6 @@ static int is_forwarded(int sig)
 	return 0;
 }
 
-static int write_file(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	int rc = write_full(fd, text, strlen(text));
-	int e = errno;
-	close(fd);
-	errno = e;
-	return rc;
-}
-
 /*
  * Root's pod maps every id to itself (as the machine has them), so that what programs do as root
  * with ids other than 0 works in the pod as outside: GNU screen gives its pty to group tty, a
@@ -85,7 +73,7 @@ static int map_all_ids(pid_t target, int go_fd)
 	for (size_t i = 0; i < ARRAY_LEN(files); i++) {
 		char path[64];
 		snprintf(path, sizeof path, "/proc/%d/%s", (int)target, files[i]);
-		if (write_file(path, "0 0 4294967295\n") < 0)
+		if (write_text_to(path, "0 0 4294967295\n") < 0)
 			return -1;
 	}
 	return 0;
@@ -157,12 +145,12 @@ int pod_enter_namespaces(char *why, size_t size)
 	 * go on without it (screen does). */
 	char map[64];
 	snprintf(map, sizeof map, "%u %u 1\n", (unsigned)uid, (unsigned)uid);
-	if (write_file("/proc/self/setgroups", "deny") < 0 || write_file("/proc/self/uid_map", map) < 0) {
+	if (write_text_to("/proc/self/setgroups", "deny") < 0 || write_text_to("/proc/self/uid_map", map) < 0) {
 		snprintf(why, size, "cannot map the user into the pod's user namespace: %s", strerror(errno));
 		return -1;
 	}
 	snprintf(map, sizeof map, "%u %u 1\n", (unsigned)gid, (unsigned)gid);
-	if (write_file("/proc/self/gid_map", map) < 0) {
+	if (write_text_to("/proc/self/gid_map", map) < 0) {
 		snprintf(why, size, "cannot map the group into the pod's user namespace: %s", strerror(errno));
 		return -1;
 	}
@@ -192,7 +180,7 @@ int pod_enter_time_namespace(int64_t monotonic_ns, int64_t boottime_ns, char *wh
 		bs--, bn += 1000000000;
 	char offsets[128];
 	snprintf(offsets, sizeof offsets, "monotonic %lld %lld\nboottime %lld %lld\n", ms, mn, bs, bn);
-	if (write_file("/proc/self/timens_offsets", offsets) < 0) {
+	if (write_text_to("/proc/self/timens_offsets", offsets) < 0) {
 		snprintf(why, size, "cannot set the clocks of the time namespace: %s", strerror(errno));
 		return -1;
 	}

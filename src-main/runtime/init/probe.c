@@ -36,18 +36,6 @@ struct probe_answer {
 	char time_why[256];
 };
 
-static int write_text(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	int rc = write_full(fd, text, strlen(text));
-	int e = errno;
-	close(fd);
-	errno = e;
-	return rc;
-}
-
 /* In the child's new namespaces: a pid 1 that makes its mounts its own and mounts /proc, as pod
  * init does (pod_init_become_leader), then makes a time namespace, as a restore's does. Fills
  * the answer's user and time parts. */
@@ -119,13 +107,13 @@ static void probe_child(struct probe_answer *a)
 	}
 	char map[64];
 	snprintf(map, sizeof map, "%u %u 1\n", (unsigned)uid, (unsigned)uid);
-	if (write_text("/proc/self/setgroups", "deny") < 0 || write_text("/proc/self/uid_map", map) < 0) {
+	if (write_text_to("/proc/self/setgroups", "deny") < 0 || write_text_to("/proc/self/uid_map", map) < 0) {
 		a->user_errno = errno;
 		snprintf(a->user_why, sizeof a->user_why, "cannot map the user into a user namespace: %s", strerror(errno));
 		return;
 	}
 	snprintf(map, sizeof map, "%u %u 1\n", (unsigned)gid, (unsigned)gid);
-	if (write_text("/proc/self/gid_map", map) < 0) {
+	if (write_text_to("/proc/self/gid_map", map) < 0) {
 		a->user_errno = errno;
 		snprintf(a->user_why, sizeof a->user_why, "cannot map the group into a user namespace: %s", strerror(errno));
 		return;
