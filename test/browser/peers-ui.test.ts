@@ -5,6 +5,7 @@
  * opened in the terminal view that takes typing.
  */
 import { mkdirSync } from 'node:fs';
+import { createServer, type AddressInfo, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, startDaemon, vos, type DaemonHandle } from '../helpers/agent-process.js';
@@ -15,8 +16,14 @@ const OUTPUT = join(ROOT, 'test-results');
 let alpha: DaemonHandle;
 let beta: DaemonHandle;
 let chromium: BrowserHandle;
+/** A server outside every session, for a connection a move cannot carry. */
+let server: Server;
+const outside = { port: 0 };
 
 beforeAll(async () => {
+  server = createServer((socket) => socket.on('error', () => {}));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  outside.port = (server.address() as AddressInfo).port;
   mkdirSync(OUTPUT, { recursive: true });
   // Loopback only, no mDNS (test/setup-env.ts): the machine is added by address.
   alpha = await startDaemon({ args: ['--name', 'alpha', '--web'] });
@@ -28,6 +35,7 @@ afterAll(async () => {
   await chromium?.close();
   await alpha?.stop();
   await beta?.stop();
+  server?.close();
 });
 
 const webUrl = (d: DaemonHandle): string => /web UI: (\S+)/.exec(d.stdout())![1]!;
@@ -104,6 +112,9 @@ describe('machines in the app', () => {
       await a.goto(webUrl(alpha));
       await a.locator('[data-peer="beta"] .badge.paired').waitFor(); // paired by the test above
       const id = (await vos(alpha.home, ['run', '-d', '--name', 'mover', '--', 'bash', '--norc', '--noprofile'], { PS1: 'moving$ ' })).stdout.trim();
+      // A connection to outside the session (this test's server): the move says, before the
+      // stop, that it will not be carried, and the status keeps saying it once moved.
+      await vos(alpha.home, ['send', id, `exec 3<>/dev/tcp/127.0.0.1/${outside.port}\\r`]);
       await vos(alpha.home, ['send', id, 'echo before-the-move\\r']);
       const row = a.locator(`.session-row[data-session-id="${id}"]`);
       await row.click();
@@ -112,6 +123,7 @@ describe('machines in the app', () => {
       await a.getByTestId('move-dialog').waitFor();
       await a.locator('[data-testid="move-target"][data-peer="beta"]').click();
       await a.getByTestId('move-status').filter({ hasText: 'Moved.' }).waitFor({ timeout: 20_000 });
+      expect(await a.getByTestId('move-warning').first().textContent()).toContain(`127.0.0.1:${outside.port}`);
       // The view shows it on beta now, with its screen, and typing reaches it there.
       await a.getByTestId('terminal-view').filter({ hasText: 'on beta' }).waitFor();
       await a.locator('.xterm-rows').filter({ hasText: 'before-the-move' }).waitFor();

@@ -19,6 +19,8 @@ export interface MoveState {
   movedTo: string | null;
   /** What the user should know about how it moved (not live, and why; clocks that jumped). */
   note: string | null;
+  /** What the move will not carry (a connection to another machine...), said before the stop. */
+  warnings: string[];
 }
 
 /** How long "Moved." stays. */
@@ -39,7 +41,9 @@ export class MigrationState {
     this.unsubscribe =
       client?.onEvent((e) => {
         if (e.event === 'migration.progress' && this.current && e.id === this.current.sessionId) {
-          this.current = { ...this.current, phase: e.phase, sent: e.sent, total: e.total };
+          const warning = e.detail?.startsWith('warning: ') ? e.detail.slice('warning: '.length) : null;
+          const warnings = warning && !this.current.warnings.includes(warning) ? [...this.current.warnings, warning] : this.current.warnings;
+          this.current = { ...this.current, phase: e.phase, sent: e.sent, total: e.total, warnings };
         }
       }) ?? null;
   }
@@ -59,14 +63,14 @@ export class MigrationState {
   async move(session: { id: string; name: string }, peer: { id: string; name: string }): Promise<void> {
     if (!this.client || this.busy) return;
     this.choosing = null;
-    this.current = { sessionId: session.id, sessionName: session.name, peerName: peer.name, phase: 'checking', sent: 0, total: 0, error: null, movedTo: null, note: null };
+    this.current = { sessionId: session.id, sessionName: session.name, peerName: peer.name, phase: 'checking', sent: 0, total: 0, error: null, movedTo: null, note: null, warnings: [] };
     try {
       const r = await this.client.request('session.migrate', { id: session.id, peer: peer.id });
       const notes = [r.fallback && `Not live: ${r.fallback}.`, r.session.restoreNote && `Note: ${r.session.restoreNote}.`].filter(Boolean);
       const done: MoveState = { ...this.current, phase: 'done', movedTo: r.session.id, note: notes.length ? notes.join(' ') : null };
       this.current = done;
       // "Moved." goes by itself; a note stays until it is read (OK, or Escape).
-      if (!done.note) setTimeout(() => this.current?.movedTo === done.movedTo && this.current.phase === 'done' && this.dismiss(), MOVED_SHOWN_MS);
+      if (!done.note && done.warnings.length === 0) setTimeout(() => this.current?.movedTo === done.movedTo && this.current.phase === 'done' && this.dismiss(), MOVED_SHOWN_MS);
     } catch (err) {
       this.current = { ...this.current, phase: 'failed', error: (err as Error).message };
     }
