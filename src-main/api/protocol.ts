@@ -529,9 +529,9 @@ export interface FileNeed {
   /** Permission bits, for a copy sent along. */
   mode: number;
   /**
-   * Every descriptor the session has on it is open for appending only (O_APPEND, and never read
-   * through: a REPL's history, a log). Other content where it goes is taken as it is, and said
-   * in the restore note: the program writes at the end of whatever is there.
+   * Every descriptor the session has on it is open with O_APPEND (a shell's `>>`, a log). Other
+   * content where it goes is taken as it is, and said in the restore note: the program writes at
+   * the end of whatever is there (one that also reads through it sees the file as it is now).
    */
   appendOnly?: boolean;
 }

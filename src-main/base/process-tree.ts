@@ -75,7 +75,7 @@ const O_APPEND = 0o2000;
 
 /**
  * How fd `fd` of `pid` is open, from /proc/PID/fdinfo/FD: `append` with O_APPEND (every write
- * goes at the end, wherever the offset is: node's REPL keeps its history so, `a+`), `other`
+ * goes at the end, wherever the offset is: a shell's `>>`, a log opened for appending), `other`
  * for anything else, null when gone.
  */
 export function fdOpenMode(pid: number, fd: number): 'append' | 'other' | null {
