@@ -143,7 +143,7 @@ describe.each(runAs)('the image store (as $who)', ({ user }) => {
     }
   });
 
-  it('a file the program only appends to (a shell's >>, a log) that changed since is taken as it is, and the restore says so', async () => {
+  it('a file the program only appends to (a shell >> redirection, a log) that changed since is taken as it is, and the restore says so', async () => {
     const path = `/tmp/vos-append-${process.pid}-${user ? 'nobody' : 'root'}`;
     writeFileSync(path, 'before\n');
     own(path);
