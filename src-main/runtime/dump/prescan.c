@@ -101,8 +101,27 @@ static void say(int conn, const struct pod_socket *s, const char *what)
 	control_send(conn, line, -1);
 }
 
-/* The pod's sockets in one of /proc/self/net's TCP or UDP tables: connections and connected
- * datagram sockets are not carried; listeners are. */
+/* One line of a /proc/self/net table that is a socket of the pod. */
+struct inet_entry {
+	char local[80], remote[80];
+	unsigned state;
+	struct pod_socket *s;
+};
+
+/* Whether e's other end is also in the pod (its remote is another pod socket's local and the
+ * other way round): a TCP connection restore carries (dump/tcp-pair.c matches them so too). */
+static int other_end_in_pod(const struct inet_entry *all, int n, const struct inet_entry *e)
+{
+	for (int i = 0; i < n; i++)
+		if (&all[i] != e && strcmp(all[i].local, e->remote) == 0 && strcmp(all[i].remote, e->local) == 0)
+			return 1;
+	return 0;
+}
+
+/* The pod's sockets in one of /proc/self/net's TCP or UDP tables: connections to outside the
+ * pod and connected datagram sockets are not carried; listeners and TCP connections whose two
+ * ends are in the pod are. (A pair whose ends are in different tables, IPv4 and IPv4-mapped
+ * IPv6, is said here although the dump carries it: the dump's own list is the exact one.) */
 static int scan_inet(struct pod_sockets *ps, const char *table, int tcp, int v6, int conn)
 {
 	char path[64];
@@ -110,23 +129,30 @@ static int scan_inet(struct pod_sockets *ps, const char *table, int tcp, int v6,
 	char *text = read_text_file(path, NULL);
 	if (!text)
 		return 0; /* no such protocol here */
-	int said = 0;
+	struct inet_entry *all = NULL;
+	int n = 0;
 	char *save = NULL;
 	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		char local[80], remote[80];
-		unsigned state;
+		struct inet_entry e;
 		unsigned long long ino;
-		if (sscanf(line, " %*s %79s %79s %x %*s %*s %*s %*s %*s %llu", local, remote, &state, &ino) != 4)
+		if (sscanf(line, " %*s %79s %79s %x %*s %*s %*s %*s %*s %llu", e.local, e.remote, &e.state, &ino) != 4)
 			continue; /* the heading */
-		struct pod_socket *s = find_socket(ps, ino);
-		if (!s || s->said)
+		e.s = find_socket(ps, ino);
+		if (!e.s || e.s->said)
 			continue;
-		s->said = 1;
-		if (tcp && state == 0x0A)
-			continue; /* a listener: restored on its address */
+		e.s->said = 1;
+		all = xrealloc(all, (size_t)(n + 1) * sizeof *all);
+		all[n++] = e;
+	}
+	free(text);
+	int said = 0;
+	for (int i = 0; i < n; i++) {
+		const struct inet_entry *e = &all[i];
+		if (tcp && (e->state == 0x0A || other_end_in_pod(all, n, e)))
+			continue; /* a listener, restored on its address; a pair inside the pod */
 		char what[200], at[120];
-		address_words(remote, v6, at, sizeof at);
-		const char *port = strrchr(remote, ':');
+		address_words(e->remote, v6, at, sizeof at);
+		const char *port = strrchr(e->remote, ':');
 		int connected = port && strtoul(port + 1, NULL, 16) != 0;
 		if (tcp)
 			snprintf(what, sizeof what, "a TCP connection to %s", at);
@@ -134,10 +160,10 @@ static int scan_inet(struct pod_sockets *ps, const char *table, int tcp, int v6,
 			snprintf(what, sizeof what, "a UDP socket to %s", at);
 		else
 			snprintf(what, sizeof what, "a UDP socket");
-		say(conn, s, what);
+		say(conn, e->s, what);
 		said++;
 	}
-	free(text);
+	free(all);
 	return said;
 }
 
