@@ -351,7 +351,9 @@ export class SessionManager {
         'its monotonic clocks jumped: the machine it came from booted at another time, and this kernel has no time namespaces to hide that (timers and timeouts running in it may fire early or late)',
       );
     }
-    if (outcome.note) notes.push(`not carried: ${outcome.note}`);
+    // The restorer's notes each say what became of something (dropped, came back disconnected,
+    // rebound elsewhere): not all of them are about what was lost.
+    if (outcome.note) notes.push(outcome.note);
     if (notes.length) session.noteRestore(notes.join('; '));
   }
 

@@ -9,7 +9,7 @@ import { existsSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname } from 'node:path';
 import type { ApiClient } from '../api/client.js';
-import { DEFAULT_PEER_PORT } from '../agent/community/link-manager.js';
+import { DEFAULT_PEER_PORT } from '../agent/community/addresses.js';
 import { probeHost } from '../agent/runtime/host-probe.js';
 import { runtimeFiles } from '../agent/runtime/native.js';
 import { statePaths } from '../base/state-dir.js';

@@ -45,8 +45,8 @@ describe.skipIf(unavailable !== null)('migration that fails', () => {
     // beta sees an empty directory where alpha has the data, and a full disk there.
     const [a, b] = await m.pair({ mountPrelude: `mount -t tmpfs -o size=16k none ${data} && dd if=/dev/zero of=${data}/fill bs=4k count=4 2>/dev/null; true` });
     const id = (await a.vos(['run', '-d', '--name', 'reader', '--', 'sh', '-c', `exec 3<${data}/input.txt; exec ${join(m.programs, 'counter')}`])).stdout.trim();
-    await waitFor('counting', async () => (counts((await a.vos(['screen', id])).stdout)?.count ?? 0) > 3);
-    const before = counts((await a.vos(['screen', id])).stdout)!;
+    await waitFor('counting', async () => (counts(await a.screen(id))?.count ?? 0) > 3);
+    const before = counts(await a.screen(id))!;
     const refused = await a.vos(['migrate', id, 'beta', '--send-files-up-to', '0']);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/stays here: beta refuses it: .*input\.txt does not exist here \(7 bytes: more than the 0 bytes up to which open files are sent along/);
@@ -65,18 +65,18 @@ describe.skipIf(unavailable !== null)('migration that fails', () => {
 
     // A program whose deleted file must be recreated there, on the full disk.
     const held = (await a.vos(['run', '-d', '--', join(m.programs, 'deleted-file'), data])).stdout.trim();
-    await waitFor('the file to be held', async () => (await a.vos(['screen', held])).stdout.includes('holding fd'));
+    await waitFor('the file to be held', async () => (await a.screen(held)).includes('holding fd'));
     const full = await a.vos(['migrate', held, 'beta']);
     expect(full.code).toBe(1);
     expect(full.stderr).toMatch(/stays here: beta could not restore it: .*(No space left|space)/);
     await a.vos(['send', held, '\\r']);
-    await waitFor('the program to read its file, here', async () => /read back \d+ bytes: secret content/.test((await a.vos(['screen', held])).stdout));
+    await waitFor('the program to read its file, here', async () => /read back \d+ bytes: secret content/.test(await a.screen(held)));
     await nothingThere(b);
 
     // Asked from here to bring a session of beta home, which alpha refuses (it lacks beta's
     // full file): beta's error reaches the client here with its cause.
     const away = (await b.vos(['run', '-d', '--', 'sh', '-c', `exec 3<${data}/fill; exec ${join(m.programs, 'counter')}`])).stdout.trim();
-    await waitFor('counting there', async () => (counts((await b.vos(['screen', away])).stdout)?.count ?? 0) > 3);
+    await waitFor('counting there', async () => (counts(await b.screen(away))?.count ?? 0) > 3);
     const home = await failedMove(a, { id: `${away}@beta`, peer: 'alpha', sendFilesUpTo: 0 });
     expect(home.message).toMatch(/^beta: .* stays here: alpha refuses it: .*fill does not exist here/);
     expect(home.code).toBe('migration_failed');
@@ -86,8 +86,8 @@ describe.skipIf(unavailable !== null)('migration that fails', () => {
   it('a link lost between ending the original and "go": the copy there is told to go once the link is back', async () => {
     const [a, b] = await m.pair({ env: FAST_LINKS }, { env: { ...FAST_LINKS, VOS_TEST_PAUSE_AFTER_COMMIT_MS: '1500' } });
     const id = (await a.vos(['run', '-d', '--name', 'count', '--', join(m.programs, 'counter')])).stdout.trim();
-    await waitFor('counting', async () => (counts((await a.vos(['screen', id])).stdout)?.count ?? 0) > 3);
-    const before = counts((await a.vos(['screen', id])).stdout)!;
+    await waitFor('counting', async () => (counts(await a.screen(id))?.count ?? 0) > 3);
+    const before = counts(await a.screen(id))!;
     // The original ends (commit) right after "switching"; in the pause before "go", the cable
     // is pulled, for longer than the migration waits for "go" itself.
     const onA = await a.connect();
@@ -100,7 +100,7 @@ describe.skipIf(unavailable !== null)('migration that fails', () => {
     );
     expect(failed?.message).toMatch(/has not confirmed yet that it runs there .* vOS keeps asking/);
     // beta holds the copy meanwhile (not running: it would run twice otherwise).
-    const held = JSON.parse((await b.vos(['ls', '--json'])).stdout) as Array<{ id: string }>;
+    const held = (await b.sessions()) as Array<{ id: string }>;
     expect(held).toHaveLength(1);
     expect(counts((await b.vos(['screen', held[0]!.id])).stdout)?.count).toBeLessThanOrEqual(before.count + 40);
     lab.net!.restore(lab.net!.hosts[0]!);
@@ -113,8 +113,8 @@ describe.skipIf(unavailable !== null)('migration that fails', () => {
   it('the agent here killed between ending the original and "go": started again, it tells the copy there to go', async () => {
     const [a, b] = await m.pair({ env: FAST_LINKS }, { env: { ...FAST_LINKS, VOS_TEST_PAUSE_AFTER_COMMIT_MS: '60000' } });
     const id = (await a.vos(['run', '-d', '--name', 'count', '--', join(m.programs, 'counter')])).stdout.trim();
-    await waitFor('counting', async () => (counts((await a.vos(['screen', id])).stdout)?.count ?? 0) > 3);
-    const before = counts((await a.vos(['screen', id])).stdout)!;
+    await waitFor('counting', async () => (counts(await a.screen(id))?.count ?? 0) > 3);
+    const before = counts(await a.screen(id))!;
     const onA = await a.connect();
     const program = (await onA.request('session.list', {})).find((s) => s.id === id)!.pid;
     const switching = new Promise<void>((r) => onA.onEvent((e) => e.event === 'migration.progress' && e.phase === 'switching' && r()));
@@ -128,7 +128,7 @@ describe.skipIf(unavailable !== null)('migration that fails', () => {
     expect(readdirSync(join(a.home, 'migrations'))).toHaveLength(1);
     await a.kill('SIGKILL');
     expect(await asked).not.toBeNull(); // the caller lost its agent: no success claimed
-    const held = JSON.parse((await b.vos(['ls', '--json'])).stdout) as Array<{ id: string }>;
+    const held = (await b.sessions()) as Array<{ id: string }>;
     expect(held).toHaveLength(1);
     const frozen = counts((await b.vos(['screen', held[0]!.id])).stdout)?.count ?? 0;
     expect(frozen).toBeLessThanOrEqual(before.count + 40);
@@ -146,8 +146,8 @@ describe.skipIf(unavailable !== null)('migration that fails', () => {
     // The source pauses after ending the original (test hook, see after-commit.ts): the target dies in that window.
     const [a, b] = await m.pair({ env: FAST_LINKS }, { env: { ...FAST_LINKS, VOS_TEST_PAUSE_AFTER_COMMIT_MS: '4000' } });
     const id = (await a.vos(['run', '-d', '--name', 'count', '--', join(m.programs, 'counter')])).stdout.trim();
-    await waitFor('counting', async () => (counts((await a.vos(['screen', id])).stdout)?.count ?? 0) > 3);
-    const before = counts((await a.vos(['screen', id])).stdout)!;
+    await waitFor('counting', async () => (counts(await a.screen(id))?.count ?? 0) > 3);
+    const before = counts(await a.screen(id))!;
     const onA = await a.connect();
     const program = (await onA.request('session.list', {})).find((s) => s.id === id)!.pid;
     const switching = new Promise<void>((r) => onA.onEvent((e) => e.event === 'migration.progress' && e.phase === 'switching' && r()));
@@ -161,7 +161,7 @@ describe.skipIf(unavailable !== null)('migration that fails', () => {
     expect(readdirSync(join(b.home, 'held'))).toHaveLength(1);
     await b.kill('SIGKILL');
     const again = await lab.agent(1, 'beta', { home: b.home, env: FAST_LINKS });
-    const held = JSON.parse((await again.vos(['ls', '--json'])).stdout) as Array<{ id: string }>;
+    const held = (await again.sessions()) as Array<{ id: string }>;
     expect(held).toHaveLength(1);
     await waitFor('the copy to run there', async () => {
       const now = counts((await again.vos(['screen', held[0]!.id])).stdout);
@@ -169,9 +169,9 @@ describe.skipIf(unavailable !== null)('migration that fails', () => {
     }, 60_000, 250);
     console.log(`the source's answer: ${(await asked) instanceof Error ? (await asked as Error).message : 'moved'}`);
     // Exactly once: nothing of it runs on alpha, one copy on beta, and beta forgot the record.
-    const onAlpha = JSON.parse((await a.vos(['ls', '--json'])).stdout) as Array<{ id: string; state: string }>;
+    const onAlpha = (await a.sessions()) as Array<{ id: string; state: string }>;
     expect(onAlpha.filter((s) => s.state === 'running')).toEqual([]);
-    expect(JSON.parse((await again.vos(['ls', '--json'])).stdout)).toHaveLength(1);
+    expect(await again.sessions()).toHaveLength(1);
     await waitFor('beta to forget the held copy', () => readdirSync(join(again.home, 'held')).length === 0);
     expect(again.log()).toMatch(/holding again the copy from alpha/);
   }, 120_000);
@@ -181,8 +181,8 @@ describe.skipIf(unavailable !== null)('migration that fails', () => {
     const records = join(home, 'migrations');
     const [a, b] = await m.pair({}, { home, mountPrelude: `mkdir -p ${records} && mount -t tmpfs -o size=4k,mode=700 none ${records} && dd if=/dev/zero of=${records}/fill bs=4k count=1 2>/dev/null; true` });
     const id = (await a.vos(['run', '-d', '--', join(m.programs, 'counter')])).stdout.trim();
-    await waitFor('counting', async () => (counts((await a.vos(['screen', id])).stdout)?.count ?? 0) > 3);
-    const before = counts((await a.vos(['screen', id])).stdout)!;
+    await waitFor('counting', async () => (counts(await a.screen(id))?.count ?? 0) > 3);
+    const before = counts(await a.screen(id))!;
     const r = await a.vos(['migrate', id, 'beta']);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/stays here: the move cannot be recorded on this machine's disk: .*no space/i);
@@ -193,8 +193,8 @@ describe.skipIf(unavailable !== null)('migration that fails', () => {
   it('refuses a damaged stream: the session stays', async () => {
     const [a, b] = await m.pair({}, { env: { VOS_TEST_CORRUPT_MIGRATION: '70000' } });
     const id = (await a.vos(['run', '-d', '--', join(m.programs, 'counter')])).stdout.trim();
-    await waitFor('counting', async () => (counts((await a.vos(['screen', id])).stdout)?.count ?? 0) > 3);
-    const before = counts((await a.vos(['screen', id])).stdout)!;
+    await waitFor('counting', async () => (counts(await a.screen(id))?.count ?? 0) > 3);
+    const before = counts(await a.screen(id))!;
     const r = await failedMove(a, { id, peer: 'beta' });
     expect(r.message).toMatch(/stays here: beta could not restore it: .*(CRC|damaged|checksum)/i);
     // The target's restorer says what is wrong through its status channel: a damaged image, and

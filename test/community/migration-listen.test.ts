@@ -58,7 +58,7 @@ describe.skipIf(unavailable !== null)('moving a server', () => {
   async function startServer(a: HostAgent): Promise<{ id: string; token: string; port: number; path: string }> {
     const path = join(data, 'srv.sock');
     const id = (await a.vos(['run', '-d', '--name', 'server', '--', join(programs, 'listener'), path])).stdout.trim();
-    const ready = await waitFor('the server to listen', async () => /ready token=(\w+) port=(\d+)/.exec((await a.vos(['screen', id])).stdout));
+    const ready = await waitFor('the server to listen', async () => /ready token=(\w+) port=(\d+)/.exec(await a.screen(id)));
     return { id, token: ready[1]!, port: Number(ready[2]), path };
   }
 
@@ -82,16 +82,16 @@ describe.skipIf(unavailable !== null)('moving a server', () => {
     writeFileSync(file, 'x');
     const code = `import fcntl, time\nf = open(${JSON.stringify(file)}, "r+"); fcntl.flock(f, fcntl.LOCK_EX)\nn = 0\nwhile True:\n    n += 1; print("tick", n, flush=True); time.sleep(0.2)`;
     const id = (await a.vos(['run', '-d', '--name', 'locker', '--', 'python3', '-c', code])).stdout.trim();
-    await waitFor('the lock to be taken', async () => /tick 2/.test((await a.vos(['screen', id])).stdout));
+    await waitFor('the lock to be taken', async () => /tick 2/.test(await a.screen(id)));
     const refused = await a.vos(['migrate', id, 'beta']);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(new RegExp(`stays here: beta refuses it: .*the session holds a lock on ${file}, which is locked here now`));
     // Nothing stopped: it ticks on here, its lock still held; no copy there.
-    const ticks = async (): Promise<number> => Math.max(...[...(await a.vos(['screen', id])).stdout.matchAll(/tick (\d+)/g)].map((m) => Number(m[1])));
+    const ticks = async (): Promise<number> => Math.max(...[...(await a.screen(id)).matchAll(/tick (\d+)/g)].map((m) => Number(m[1])));
     const at = await ticks();
     await waitFor('it to tick on', async () => (await ticks()) > at);
     expect(execFileSync('sh', ['-c', `flock -n ${file} true; echo $?`], { encoding: 'utf8' }).trim()).toBe('1');
-    await waitFor('no copy on beta', async () => JSON.parse((await b.vos(['ls', '--json'])).stdout).length === 0, 15_000);
+    await waitFor('no copy on beta', async () => (await b.sessions()).length === 0, 15_000);
   }, 90_000);
 
   it('says before the session stops what the move will not carry: a connection to outside the session', async () => {
@@ -103,7 +103,7 @@ describe.skipIf(unavailable !== null)('moving a server', () => {
     await waitFor('the server outside the session', () => up.includes('up'));
     const code = `import socket, time\ns = socket.create_connection(("127.0.0.1", ${port}))\nprint("connected", flush=True)\ntime.sleep(600)`;
     const id = (await a.vos(['run', '-d', '--name', 'client', '--', 'python3', '-c', code])).stdout.trim();
-    await waitFor('the connection', async () => /connected/.test((await a.vos(['screen', id])).stdout));
+    await waitFor('the connection', async () => /connected/.test(await a.screen(id)));
     const moved = await a.vos(['migrate', id, 'beta']);
     expect(moved.code, moved.stderr).toBe(0);
     const lines = moved.stderr.split('\n');
@@ -128,7 +128,7 @@ describe.skipIf(unavailable !== null)('moving a server', () => {
     expect(refused.stderr).toMatch(new RegExp(`stays here: beta refuses it: .*the session listens on 127\\.0\\.0\\.1:${port}, which is in use here`));
     // Nothing stopped: the original answers here, counting on; no copy there.
     expect(ask(a, port)).toBe(`answer token=${token} via=tcp n=1`);
-    await waitFor('no copy on beta', async () => JSON.parse((await b.vos(['ls', '--json'])).stdout).length === 0, 15_000);
+    await waitFor('no copy on beta', async () => (await b.sessions()).length === 0, 15_000);
     other.kill('SIGKILL');
   }, 90_000);
 });

@@ -31,7 +31,7 @@ describe.skipIf(unavailable !== null)('moving a program with TCP connections ins
     await pairAgents(a, b);
     const id = (await a.vos(['run', '-d', '--name', 'pair', '--', join(programs, 'tcp-pair'), 'both'])).stdout.trim();
     const ready = await waitFor('the connections to be ready', async () =>
-      /ready fork=(\d+) single=(\d+,\d+)/.exec((await a.vos(['screen', id])).stdout),
+      /ready fork=(\d+) single=(\d+,\d+)/.exec(await a.screen(id)),
     );
     const moved = await a.vos(['migrate', id, 'beta', '--json']);
     expect(moved.stderr).toBe('');
@@ -41,7 +41,7 @@ describe.skipIf(unavailable !== null)('moving a program with TCP connections ins
     const there = r.session.id.includes('@') ? r.session.id.slice(0, r.session.id.indexOf('@')) : r.session.id;
     await b.vos(['send', there, 'go\\r']);
     const screen = await waitFor('the program to check its connections there', async () => {
-      const text = (await b.vos(['screen', there])).stdout;
+      const text = await b.screen(there);
       return /all ok|pair BAD/.test(text) ? text : null;
     });
     expect(screen).not.toContain('BAD');

@@ -23,8 +23,8 @@ describe.skipIf(unavailable !== null)('migration', () => {
   it('moves a counter: it counts on there, the same program, gone from here', async () => {
     const [a, b] = await m.pair();
     const id = (await a.vos(['run', '-d', '--name', 'count', '--', join(m.programs, 'counter')])).stdout.trim();
-    await waitFor('counting', async () => (counts((await a.vos(['screen', id])).stdout)?.count ?? 0) > 5);
-    const before = counts((await a.vos(['screen', id])).stdout)!;
+    await waitFor('counting', async () => (counts(await a.screen(id))?.count ?? 0) > 5);
+    const before = counts(await a.screen(id))!;
 
     const moved = await a.vos(['migrate', id, 'beta', '--json']);
     expect(moved.stderr).toBe('');
@@ -34,10 +34,10 @@ describe.skipIf(unavailable !== null)('migration', () => {
     expect(r.session.name).toBe('count');
     const there = r.session.id.slice(0, r.session.id.indexOf('@'));
     // Gone from here...
-    expect(JSON.parse((await a.vos(['ls', '--json'])).stdout)).toEqual([]);
+    expect(await a.sessions()).toEqual([]);
     // ...counting on there, the same process (same token), from where it was.
     await waitFor('the counter to go on there', async () => {
-      const now = counts((await b.vos(['screen', there])).stdout);
+      const now = counts(await b.screen(there));
       return now !== null && now.token === before.token && now.count > before.count + 3;
     });
     // The screen came along: the lines from before the move are in it (its scrollback by now,
@@ -54,8 +54,8 @@ describe.skipIf(unavailable !== null)('migration', () => {
   it('moves a session of a peer from here: vos migrate ID@beta alpha brings it home', async () => {
     const [a, b] = await m.pair();
     const there = (await b.vos(['run', '-d', '--name', 'away', '--', join(m.programs, 'counter')])).stdout.trim();
-    await waitFor('counting there', async () => (counts((await b.vos(['screen', there])).stdout)?.count ?? 0) > 3);
-    const before = counts((await b.vos(['screen', there])).stdout)!;
+    await waitFor('counting there', async () => (counts(await b.screen(there))?.count ?? 0) > 3);
+    const before = counts(await b.screen(there))!;
     const same = await a.vos(['migrate', `${there}@beta`, 'beta']);
     expect(same.code).toBe(1);
     expect(same.stderr).toMatch(/runs there already/);
@@ -76,7 +76,7 @@ describe.skipIf(unavailable !== null)('migration', () => {
     expect(heard.id).toBe(r.from);
     expect(heard.to).toBe(r.session.id);
     await waitFor('it to count on here, the same program', async () => {
-      const now = counts((await a.vos(['screen', r.session.id])).stdout);
+      const now = counts(await a.screen(r.session.id));
       return now !== null && now.token === before.token && now.count > before.count + 3;
     });
     await nothingThere(b);
@@ -89,7 +89,7 @@ describe.skipIf(unavailable !== null)('migration', () => {
     const s = await onA.request('session.create', { command: 'bash', args: ['--norc', '--noprofile'], env, name: 'shell' });
     await onA.request('session.wait', { id: s.id, pattern: '^mig\\$', timeoutMs: 10_000 });
     await onA.request('session.input', { id: s.id, data: 'sleep 1000\r' });
-    await waitFor('the job to start', async () => (await a.vos(['screen', s.id])).stdout.includes('sleep 1000'));
+    await waitFor('the job to start', async () => (await a.screen(s.id)).includes('sleep 1000'));
 
     // A viewer attached here before the move.
     const viewer = await a.connect();
@@ -108,9 +108,9 @@ describe.skipIf(unavailable !== null)('migration', () => {
     events.length = 0;
     const there = result.session.id.slice(0, result.session.id.indexOf('@'));
     await b.vos(['send', there, '\\x03']); // Ctrl-C on beta: the job ends, bash is back
-    await waitFor('the prompt, there', async () => /^mig\$$/m.test((await b.vos(['screen', there])).stdout));
+    await waitFor('the prompt, there', async () => /^mig\$$/m.test(await b.screen(there)));
     await b.vos(['send', there, 'echo "status $?"\\r']);
-    await waitFor('the job to have ended by Ctrl-C', async () => /^status 130$/m.test((await b.vos(['screen', there])).stdout));
+    await waitFor('the job to have ended by Ctrl-C', async () => /^status 130$/m.test(await b.screen(there)));
     await b.vos(['send', there, 'echo still-bash-$((6*7))\\r']);
     await waitFor('output to reach the viewer here', () =>
       events.some((e) => e.event === 'session.output' && e.id === moved.to && e.data.includes('still-bash-42')),
@@ -137,7 +137,7 @@ describe.skipIf(unavailable !== null)('migration', () => {
       });
       term.write('echo typed-after-the-move\r');
       await waitFor('the echo', () => out.includes('typed-after-the-move'));
-      expect((await b.vos(['screen', there])).stdout).toMatch(/^typed-after-the-move$/m);
+      expect(await b.screen(there)).toMatch(/^typed-after-the-move$/m);
     } finally {
       term.kill();
     }
@@ -148,9 +148,9 @@ describe.skipIf(unavailable !== null)('migration', () => {
     const log = join(m.scratch, 'followed.log');
     writeFileSync(log, 'line 1\n');
     const id = (await a.vos(['run', '-d', '--name', 'tail', '--', 'tail', '-f', log])).stdout.trim();
-    await waitFor('the first line', async () => (await a.vos(['screen', id])).stdout.includes('line 1'));
+    await waitFor('the first line', async () => (await a.screen(id)).includes('line 1'));
     appendFileSync(log, 'line 2\n');
-    await waitFor('the second line', async () => (await a.vos(['screen', id])).stdout.includes('line 2'));
+    await waitFor('the second line', async () => (await a.screen(id)).includes('line 2'));
     // A line appended while the session is being restored there (stopped here): the restore
     // raises an event for the changed file, or the watch there is live already and sees it.
     const onA = await a.connect();
@@ -164,10 +164,10 @@ describe.skipIf(unavailable !== null)('migration', () => {
     const moved = await onA.request('session.migrate', { id, peer: 'beta' });
     expect(appended).toBe(true);
     const there = moved.session.id.slice(0, moved.session.id.indexOf('@'));
-    await waitFor('the line appended during the move, there', async () => (await b.vos(['screen', there])).stdout.includes('line 3 (during the move)'));
+    await waitFor('the line appended during the move, there', async () => (await b.screen(there)).includes('line 3 (during the move)'));
     appendFileSync(log, 'line 4\n');
-    await waitFor('a line appended after the move, there', async () => (await b.vos(['screen', there])).stdout.includes('line 4'));
-    const shown = (await b.vos(['screen', there])).stdout.split('\n').filter((l) => l.startsWith('line '));
+    await waitFor('a line appended after the move, there', async () => (await b.screen(there)).includes('line 4'));
+    const shown = (await b.screen(there)).split('\n').filter((l) => l.startsWith('line '));
     expect(shown).toEqual(['line 1', 'line 2', 'line 3 (during the move)', 'line 4']);
   }, 90_000);
 
@@ -179,18 +179,19 @@ describe.skipIf(unavailable !== null)('migration', () => {
     const [a, b] = await m.pair({ mountPrelude: `mount -t tmpfs -o size=1m none ${data}` });
     const script = `exec 3<${data}/notes.txt; read -r l <&3; echo "got: $l"; while read -r x; do read -r l <&3; echo "got: $l"; done`;
     const id = (await a.vos(['run', '-d', '--name', 'notes', '--', 'sh', '-c', script])).stdout.trim();
-    await waitFor('the first line', async () => (await a.vos(['screen', id])).stdout.includes('got: line one'));
+    await waitFor('the first line', async () => (await a.screen(id)).includes('got: line one'));
     const moved = await a.vos(['migrate', id, 'beta', '--json']);
     expect(moved.code, moved.stderr).toBe(0);
     const r = JSON.parse(moved.stdout) as { session: { id: string }; filesSent: string[] };
     expect(r.filesSent).toEqual([join(data, 'notes.txt')]);
     const there = r.session.id.slice(0, r.session.id.indexOf('@'));
     await b.vos(['send', there, '\\r']);
-    await waitFor('the next line, read there', async () => (await b.vos(['screen', there])).stdout.includes('got: line two'));
+    await waitFor('the next line, read there', async () => (await b.screen(there)).includes('got: line two'));
     // It is beta's own file now, with its permissions; nothing else was left beside it.
     const look = (await b.vos(['run', '-d', '--', 'sh', '-c', `stat -c '%a %s' ${data}/notes.txt; ls -A ${data} | wc -l; sleep 30`])).stdout.trim();
-    await waitFor('beta to show the file', async () => /^640 29$/m.test((await b.vos(['screen', look])).stdout));
-    expect((await b.vos(['screen', look])).stdout).toMatch(/^1$/m);
+    // Its mode and size, then how many entries the directory has: the file alone.
+    await waitFor('beta to show the file', async () => /^640 29\n\d+$/m.test(await b.screen(look)));
+    expect(await b.screen(look)).toMatch(/^640 29\n1$/m);
 
     // A file sent along that changes before the session stops (here: while its 64 MiB are
     // copied) calls the move off: the copy there would miss the change. The session goes on
@@ -212,7 +213,7 @@ describe.skipIf(unavailable !== null)('migration', () => {
       (err: Error) => err.message,
     );
     expect(refused).toMatch(/log\.txt changed while it moved/);
-    expect(JSON.parse((await a.vos(['ls', '--json'])).stdout).find((s: { id: string }) => s.id === writer)?.state).toBe('running');
+    expect((await a.sessions()).find((s: { id: string }) => s.id === writer)?.state).toBe('running');
     // It runs on here: its ticks go on (past those on its screen now, whatever the move took).
     const lastTick = async (): Promise<number> =>
       Math.max(-1, ...(await onA.request('session.screen', { id: writer })).lines.map((l) => Number(/^tick (\d+) ok$/.exec(l)?.[1] ?? -1)));
@@ -220,7 +221,7 @@ describe.skipIf(unavailable !== null)('migration', () => {
     await waitFor('the writer to tick on here', async () => (await lastTick()) >= tickNow + 2, 60_000);
     const lister = (await b.vos(['run', '-d', '--', 'sh', '-c', `while :; do echo "files: $(ls -A ${data} | tr '\\n' ' ')"; sleep 0.2; done`])).stdout.trim();
     await waitFor('beta to have removed the file it got', async () => {
-      const lines = (await b.vos(['screen', lister])).stdout.match(/^files: .*$/gm) ?? [];
+      const lines = (await b.screen(lister)).match(/^files: .*$/gm) ?? [];
       return lines.length > 0 && lines.at(-1)!.includes('notes.txt') && !lines.at(-1)!.includes('log.txt');
     });
   }, 120_000);
@@ -228,12 +229,12 @@ describe.skipIf(unavailable !== null)('migration', () => {
   it('moves to a machine whose vdso differs (the proxy, forced there): the clocks keep working', async () => {
     const [a, b] = await m.pair({ env: { VOS_FORCE_VDSO_PROXY: '1' } });
     const id = (await a.vos(['run', '-d', '--', join(m.programs, 'clock')])).stdout.trim();
-    await waitFor('ticking', async () => /tick=([3-9]|\d{2,}) clocks=ok/.test((await a.vos(['screen', id])).stdout));
+    await waitFor('ticking', async () => /tick=([3-9]|\d{2,}) clocks=ok/.test(await a.screen(id)));
     const r = await a.vos(['migrate', id, 'beta', '--json']);
     expect(r.stderr).toBe('');
     const there = (JSON.parse(r.stdout) as { session: { id: string } }).session.id.split('@')[0]!;
-    await waitFor('ticking there', async () => /tick=\d*[1-9]\d clocks=ok/.test((await b.vos(['screen', there])).stdout));
-    expect((await b.vos(['screen', there])).stdout).not.toContain('BROKEN');
+    await waitFor('ticking there', async () => /tick=\d*[1-9]\d clocks=ok/.test(await b.screen(there)));
+    expect(await b.screen(there)).not.toContain('BROKEN');
   }, 60_000);
 
   it('keeps the monotonic clocks going on when the machines booted at different times (a time namespace there)', async () => {
@@ -241,27 +242,27 @@ describe.skipIf(unavailable !== null)('migration', () => {
     // CLOCK_MONOTONIC would go back by a day.
     const [a, b] = await m.pair({}, { clockAheadSeconds: 86_400 });
     const id = (await a.vos(['run', '-d', '--', join(m.programs, 'clock')])).stdout.trim();
-    await waitFor('ticking', async () => /tick=([3-9]|\d{2,}) clocks=ok/.test((await a.vos(['screen', id])).stdout));
+    await waitFor('ticking', async () => /tick=([3-9]|\d{2,}) clocks=ok/.test(await a.screen(id)));
     const r = await a.vos(['migrate', id, 'beta', '--json']);
     expect(r.code, r.stderr).toBe(0);
     const moved = JSON.parse(r.stdout) as { session: { id: string; restoreNote: string | null } };
     expect(moved.session.restoreNote).toBeNull();
     const there = moved.session.id.split('@')[0]!;
-    await waitFor('ticking there', async () => /tick=\d*[1-9]\d clocks=ok/.test((await b.vos(['screen', there])).stdout));
-    expect((await b.vos(['screen', there])).stdout).not.toContain('BROKEN');
+    await waitFor('ticking there', async () => /tick=\d*[1-9]\d clocks=ok/.test(await b.screen(there)));
+    expect(await b.screen(there)).not.toContain('BROKEN');
     // And back: alpha's own clock again (the namespace there is the host's plus a day).
     const back = await b.vos(['migrate', there, 'alpha', '--json']);
     expect(back.code, back.stderr).toBe(0);
     const home = (JSON.parse(back.stdout) as { session: { id: string } }).session.id.split('@')[0]!;
-    const mark = Number(/tick=(\d+)/.exec([...(await a.vos(['screen', home])).stdout.matchAll(/tick=\d+/g)].at(-1)![0])![1]);
-    await waitFor('ticking back here', async () => new RegExp(`tick=${mark + 10} clocks=ok`).test((await a.vos(['screen', home])).stdout));
-    expect((await a.vos(['screen', home])).stdout).not.toContain('BROKEN');
+    const mark = Number(/tick=(\d+)/.exec([...(await a.screen(home)).matchAll(/tick=\d+/g)].at(-1)![0])![1]);
+    await waitFor('ticking back here', async () => new RegExp(`tick=${mark + 10} clocks=ok`).test(await a.screen(home)));
+    expect(await a.screen(home)).not.toContain('BROKEN');
   }, 60_000);
 
   it('says so when the clocks had to jump (a kernel without time namespaces there)', async () => {
     const [a] = await m.pair({ env: { VOS_TEST_NO_TIME_NAMESPACE: '1' } }, { clockAheadSeconds: 86_400 });
     const id = (await a.vos(['run', '-d', '--', join(m.programs, 'clock')])).stdout.trim();
-    await waitFor('ticking', async () => /tick=([3-9]|\d{2,}) clocks=ok/.test((await a.vos(['screen', id])).stdout));
+    await waitFor('ticking', async () => /tick=([3-9]|\d{2,}) clocks=ok/.test(await a.screen(id)));
     const r = await a.vos(['migrate', id, 'beta']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^ {2}note: its monotonic clocks jumped: .*no time namespaces/m);
@@ -276,9 +277,9 @@ describe.skipIf(unavailable !== null)('migration', () => {
     const { id } = await onA.request('session.create', { command: join(m.programs, 'dirtier'), args: ['64', '50'], name: 'dirty', cols: 80, rows: 1500 });
     const lastTick = (text: string): number => Math.max(0, ...[...text.matchAll(/^tick (\d+) ok$/gm)].map((m) => Number(m[1])));
     const stepsOf = (text: string): number[] => [...text.matchAll(/^step (\d+)$/gm)].map((m) => Number(m[1]));
-    await waitFor('it to run', async () => lastTick((await a.vos(['screen', id])).stdout) >= 3);
-    const before = lastTick((await a.vos(['screen', id])).stdout);
-    const stepBefore = Math.max(...stepsOf((await a.vos(['screen', id])).stdout));
+    await waitFor('it to run', async () => lastTick(await a.screen(id)) >= 3);
+    const before = lastTick(await a.screen(id));
+    const stepBefore = Math.max(...stepsOf(await a.screen(id)));
 
     const moved = await a.vos(['migrate', id, 'beta', '--json']);
     expect(moved.code, moved.stderr).toBe(0);
@@ -287,8 +288,8 @@ describe.skipIf(unavailable !== null)('migration', () => {
     expect(r.mode).toBe('live');
     expect(r.rounds).toBeGreaterThanOrEqual(2); // everything once, then what it wrote meanwhile
     const there = r.session.id.slice(0, r.session.id.indexOf('@'));
-    await waitFor('it to check out there, several times', async () => lastTick((await b.vos(['screen', there])).stdout) >= before + 5, 20_000);
-    const screen = (await b.vos(['screen', there])).stdout;
+    await waitFor('it to check out there, several times', async () => lastTick(await b.screen(there)) >= before + 5, 20_000);
+    const screen = await b.screen(there);
     expect(screen).not.toContain('BAD');
     // The steps it counts in memory run on without a repeat or a gap across the move: memory
     // older than the stop (a stale page sent ahead) would repeat steps.
@@ -302,9 +303,9 @@ describe.skipIf(unavailable !== null)('migration', () => {
     expect(r2.mode).toBe('stop-and-copy');
     expect(r2.rounds).toBe(0);
     const home = r2.session.id.slice(0, r2.session.id.indexOf('@'));
-    const atB = lastTick((await a.vos(['screen', home])).stdout);
-    await waitFor('it to check out back here', async () => lastTick((await a.vos(['screen', home])).stdout) >= atB + 3, 20_000);
-    expect((await a.vos(['screen', home])).stdout).not.toContain('BAD');
+    const atB = lastTick(await a.screen(home));
+    await waitFor('it to check out back here', async () => lastTick(await a.screen(home)) >= atB + 3, 20_000);
+    expect(await a.screen(home)).not.toContain('BAD');
     console.log(`live move of 64 MiB rewritten at 20 MB/s: ${r.rounds} rounds, ${r.bytes} bytes, stopped ${r.downtimeMs} ms`);
   }, 90_000);
 });

@@ -15,12 +15,7 @@ const unavailable = multiHostSkipReason('test/community/remote.test.ts');
 describe.skipIf(unavailable !== null)('sessions of paired machines', () => {
   const lab = new SimLab();
 
-  async function pairedPair(env: NodeJS.ProcessEnv = {}): Promise<[HostAgent, HostAgent]> {
-    lab.network(2);
-    const [a, b] = await Promise.all([lab.agent(0, 'alpha', { env }), lab.agent(1, 'beta', { env })]);
-    await pairAgents(a, b);
-    return [a, b];
-  }
+  const pairedPair = (env: NodeJS.ProcessEnv = {}): Promise<[HostAgent, HostAgent]> => lab.pairedAgents({ env }, { env });
 
   it('lists a peer\'s sessions live and attaches to one: typing on B reaches A, output comes back', async () => {
     const [a, b] = await pairedPair();

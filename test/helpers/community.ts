@@ -5,10 +5,11 @@
  * command reach it from outside the namespace, as the user on that machine would.
  */
 import type { ChildProcess } from 'node:child_process';
-import { rmSync } from 'node:fs';
-import { afterEach } from 'vitest';
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach } from 'vitest';
 import type { ApiClient } from '../../src-main/api/client.js';
-import type { PeerInfo } from '../../src-main/api/protocol.js';
+import type { PeerInfo, SessionInfo } from '../../src-main/api/protocol.js';
 import { statePaths } from '../../src-main/base/state-dir.js';
 import { connectToAgent } from '../../src-main/client/socket-transport.js';
 import { VOS, endHosts, tempHome, vos, waitFor, type CliResult } from './agent-process.js';
@@ -35,6 +36,12 @@ export interface HostAgent {
   log(): string;
   connect(): Promise<ApiClient>;
   vos(args: string[]): Promise<CliResult>;
+  /**
+   * What `vos screen ID` prints and `vos ls --json` lists, asked through the API: a test that
+   * polls them would otherwise start a Node process every 25 ms and keep a core busy with it.
+   */
+  screen(id: string): Promise<string>;
+  sessions(): Promise<SessionInfo[]>;
   peers(): Promise<PeerInfo[]>;
   /** Waits until this agent's list has a peer matching `test`. */
   waitPeer(what: string, test: (p: PeerInfo) => boolean, timeoutMs?: number): Promise<PeerInfo>;
@@ -83,6 +90,17 @@ export async function startHostAgent(
   proc.stderr?.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
   const clients: ApiClient[] = [];
+  /** One request on a connection of its own. */
+  const once = async <T>(ask: (c: ApiClient) => Promise<T>): Promise<T> => {
+    const c = await agent.connect();
+    try {
+      return await ask(c);
+    } finally {
+      c.close();
+      const i = clients.indexOf(c);
+      if (i >= 0) clients.splice(i, 1);
+    }
+  };
   const agent: HostAgent = {
     name,
     host,
@@ -96,14 +114,9 @@ export async function startHostAgent(
       return c;
     },
     vos: (args) => vos(home, args),
-    async peers() {
-      const c = await agent.connect();
-      try {
-        return await c.request('peer.list', {});
-      } finally {
-        c.close();
-      }
-    },
+    screen: (id) => once(async (c) => (await c.request('session.screen', { id })).lines.join('\n') + '\n'),
+    sessions: () => once((c) => c.request('session.list', {})),
+    peers: () => once((c) => c.request('peer.list', {})),
     waitPeer: (what, test, timeoutMs = 10_000) =>
       waitFor(`${name} to see ${what}`, async () => (await agent.peers()).find(test), timeoutMs, 100),
     async kill(signal) {
@@ -174,6 +187,9 @@ export function multiHostSkipReason(file: string): string | null {
   return why;
 }
 
+/** The files of a state directory that make an agent the same machine, paired with the same peers. */
+const REMEMBERED = ['identity', 'peers.json'];
+
 /**
  * For one describe block: the simulated network and the agents a test makes through it are
  * stopped and removed after each test, whatever happened in it.
@@ -181,8 +197,13 @@ export function multiHostSkipReason(file: string): string | null {
 export class SimLab {
   net: SimNetwork | null = null;
   private readonly agents: HostAgent[] = [];
+  /** What alpha and beta remembered after the block's first pairing (see pairedAgents). */
+  private remembered: [string, string] | null = null;
 
   constructor() {
+    afterAll(() => {
+      for (const home of this.remembered ?? []) rmSync(home, { recursive: true, force: true });
+    });
     afterEach(async () => {
       // Side by side: each agent has its own home and terminal hosts.
       const stopped = await Promise.allSettled(this.agents.splice(0).map((a) => a.stop()));
@@ -198,10 +219,48 @@ export class SimLab {
     return this.net;
   }
 
+  /**
+   * A new network of two hosts, alpha on the first and beta on the second, paired. The block's
+   * first pair pairs through `vos pair` as users would; later ones start from a copy of what
+   * those two remembered (their keys and peers.json), as machines do after a restart: that
+   * saves each test the seconds of a pairing (pairing.test.ts is where pairing is tested).
+   */
+  async pairedAgents(aOptions: Parameters<SimLab['agent']>[2] = {}, bOptions: Parameters<SimLab['agent']>[2] = {}): Promise<[HostAgent, HostAgent]> {
+    this.network(2);
+    if (this.remembered && !aOptions.home && !bOptions.home) {
+      const [aHome, bHome] = this.remembered.map((from) => {
+        const home = tempHome();
+        for (const f of REMEMBERED) cpSync(join(from, f), join(home, f), { recursive: true });
+        return home;
+      });
+      // Started side by side: neither waits for the other (each has its own host and home).
+      const [a, b] = await Promise.all([this.agent(0, 'alpha', { ...aOptions, home: aHome! }), this.agent(1, 'beta', { ...bOptions, home: bHome! })]);
+      const linked = (name: string) => (p: PeerInfo) => p.name === name && p.paired && p.link === 'up';
+      await Promise.all([a.waitPeer('beta paired and linked', linked('beta'), 20_000), b.waitPeer('alpha paired and linked', linked('alpha'), 20_000)]);
+      return [a, b];
+    }
+    const [a, b] = await Promise.all([this.agent(0, 'alpha', aOptions), this.agent(1, 'beta', bOptions)]);
+    await pairAgents(a, b);
+    if (!this.remembered && !aOptions.home && !bOptions.home) this.remembered = await remember(a, b);
+    return [a, b];
+  }
+
   /** An agent on host number `index` (0-based) of the current network. */
   async agent(index: number, name: string, options: Parameters<typeof startHostAgent>[3] = {}): Promise<HostAgent> {
     const a = await startHostAgent(this.net!, this.net!.hosts[index]!, name, options);
     this.agents.push(a);
     return a;
   }
+}
+
+/** Copies of the keys and peers.json of two paired agents, once each has written the pairing down. */
+async function remember(...agents: [HostAgent, HostAgent]): Promise<[string, string]> {
+  const copies: string[] = [];
+  for (const agent of agents) {
+    await waitFor(`${agent.name} to write the pairing down`, () => /"paired":\s*true/.test(readFileSync(join(agent.home, 'peers.json'), 'utf8')));
+    const copy = mkdtempSync(`/tmp/vos-remembered-${agent.name}-`);
+    for (const f of REMEMBERED) cpSync(join(agent.home, f), join(copy, f), { recursive: true });
+    copies.push(copy);
+  }
+  return [copies[0]!, copies[1]!];
 }

@@ -3,6 +3,7 @@
  * built once per file, a pair of paired agents on two simulated hosts for each test (SimLab:
  * stopped after it), and the checks a move that failed must pass (the original still here,
  * nothing there). Call migrationLab() inside the file's describe block.
+
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,7 +12,7 @@ import type { ApiClient } from '../../src-main/api/client.js';
 import { VosError } from '../../src-main/api/errors.js';
 import type { ApiEvent } from '../../src-main/api/protocol.js';
 import { waitFor } from './agent-process.js';
-import { SimLab, pairAgents, type HostAgent } from './community.js';
+import { SimLab, type HostAgent } from './community.js';
 import { fillTestPrograms } from './test-programs.js';
 
 export type AgentOptions = Parameters<SimLab['agent']>[2];
@@ -44,12 +45,8 @@ export function migrationLab(): MigrationLab {
     get scratch() {
       return scratch;
     },
-    async pair(bOptions = {}, aOptions = {}) {
-      lab.network(2);
-      // Started side by side: neither waits for the other (each has its own host and home).
-      const [a, b] = await Promise.all([lab.agent(0, 'alpha', aOptions), lab.agent(1, 'beta', bOptions)]);
-      await pairAgents(a, b);
-      return [a, b];
+    pair(bOptions = {}, aOptions = {}) {
+      return lab.pairedAgents(aOptions, bOptions);
     },
   };
 }
@@ -63,10 +60,10 @@ export const counts = (text: string): { token: string; count: number } | null =>
 
 /** The original is still here, running, and counting on with the same token. */
 export async function stillHere(a: HostAgent, id: string, before: { token: string; count: number }): Promise<void> {
-  const ls = JSON.parse((await a.vos(['ls', '--json'])).stdout) as Array<{ id: string; state: string }>;
+  const ls = (await a.sessions()) as Array<{ id: string; state: string }>;
   expect(ls.find((s) => s.id === id)?.state).toBe('running');
   await waitFor('the counter to go on here', async () => {
-    const now = counts((await a.vos(['screen', id])).stdout);
+    const now = counts(await a.screen(id));
     return now !== null && now.token === before.token && now.count > before.count + 3;
   });
 }
@@ -83,7 +80,7 @@ export async function failedMove(agent: HostAgent, params: { id: string; peer: s
 }
 
 export async function nothingThere(b: HostAgent): Promise<void> {
-  await waitFor('no copy on beta', async () => JSON.parse((await b.vos(['ls', '--json'])).stdout).length === 0, 15_000);
+  await waitFor('no copy on beta', async () => (await b.sessions()).length === 0, 15_000);
 }
 
 /** Starts moving a 768 MiB process; resolves once the image is well on its way. */

@@ -71,7 +71,7 @@ describe.each(runAs)('checkpoint and restore (as $who)', ({ user }) => {
     await client.request('session.kill', { id, signal: 'KILL' });
     await waitFor('the original to end', async () => (await client.request('session.list', {})).find((s) => s.id === id)?.state === 'exited');
     const restored = await vos(agent.home, ['restore', file, '--json']);
-    if (said) expect(restored.stderr).toBe(`vos: note: not carried: ${said.note}\n`);
+    if (said) expect(restored.stderr).toBe(`vos: note: ${said.note}\n`);
     else expect(restored.stderr).toBe('');
     expect(restored.code).toBe(0);
     return (JSON.parse(restored.stdout) as { id: string }).id;

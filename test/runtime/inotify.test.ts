@@ -123,8 +123,8 @@ describe.each(runAs)('inotify across checkpoint and restore (as $who)', ({ user 
     const restored = await vos(agent.home, ['restore', join(work, `close-write-${id}.vosimg`), '--json']);
     expect(restored.code, restored.stderr).toBe(0);
     const rid = (JSON.parse(restored.stdout) as { id: string }).id;
-    const what = `an inotify event for ${file}, which changed while the program was not running (no event its watch takes could be raised on it)`;
-    expect(restored.stderr).toBe(`vos: note: not carried: ${what}\n`);
+    const what = `${file} changed while the program was not running, and no event its inotify watch takes could be raised for it: the program was not told`;
+    expect(restored.stderr).toBe(`vos: note: ${what}\n`);
     const info = (await client.request('session.list', {})).find((s) => s.id === rid)!;
     expect(info.restoreNote).toContain(what);
     // Nothing of it on the program's screen; the watch still works.

@@ -56,11 +56,16 @@ describe.each(runAsUsers('TCP pair tests'))('TCP connections inside the session 
     }
   };
 
+  /**
+   * `warnings`: the frozen dump's and the pre-freeze scan's (said on stderr before the freeze);
+   * both must tell a connection with its two ends in the pod (carried) from one to outside.
+   */
   async function checkpoint(id: string, name: string): Promise<{ file: string; warnings: string[] }> {
     const file = join(agent.home, `${name}-${id}.vosimg`);
     const cp = await vos(agent.home, ['checkpoint', id, '--out', file, '--json']);
     expect(cp.code, cp.stderr).toBe(0);
-    return { file, warnings: (JSON.parse(cp.stdout) as { warnings?: string[] }).warnings ?? [] };
+    const early = cp.stderr.split('\n').filter((l) => l.startsWith('vos: warning: ')).map((l) => l.slice('vos: warning: '.length));
+    return { file, warnings: [...early, ...((JSON.parse(cp.stdout) as { warnings?: string[] }).warnings ?? [])] };
   }
 
   /** Ends the session (one that has ended by itself already is fine) and waits until it has. */

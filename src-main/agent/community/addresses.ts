@@ -1,6 +1,9 @@
 /** HOST:PORT as people type it (`10.0.0.2:47470`, `[fe80::1]:47470`, `laptop.local`). */
 import { VosError } from '../../api/errors.js';
 
+/** Where agents listen for and dial their peers unless told otherwise. */
+export const DEFAULT_PEER_PORT = 47470;
+
 /** `anyPort`: port 0 is allowed (a listening address: any free port). */
 export function parseHostPort(text: string, defaultPort: number, anyPort = false): { host: string; port: number } {
   const t = text.trim();

@@ -22,7 +22,7 @@ import { VosError } from '../../api/errors.js';
 import { shortDeviceId } from '../../base/device-id.js';
 import { packageVersion } from '../../base/package-paths.js';
 import { cleanPeerText } from '../../base/peer-text.js';
-import { formatHostPort, parseHostPort } from './addresses.js';
+import { DEFAULT_PEER_PORT, formatHostPort, parseHostPort } from './addresses.js';
 import { ChannelHost, type ChannelServer } from './channels.js';
 import type { Identity } from './identity.js';
 import { Link, LinkError, LINK_PROTOCOL_VERSION, establishLink, type LinkHandlers, type LinkHello } from './link.js';
@@ -31,7 +31,7 @@ import { RECONNECT_MAX_MS } from './link-timing.js';
 import type { Peer, PeerRegistry } from './peer-registry.js';
 import { UnidentifiedConnections, sourceOf } from './unidentified.js';
 
-export const DEFAULT_PEER_PORT = 47470;
+export { DEFAULT_PEER_PORT };
 const DIAL_TIMEOUT_MS = 5_000;
 const RECONNECT_MIN_MS = 500;
 /** Accepted connections not yet identified (TLS or HELLO under way), from one source and in all. */

@@ -130,6 +130,8 @@ export class Session {
   private pauseTimer: NodeJS.Timeout | null = null;
   private waiterCheckScheduled = false;
   private readonly exited: Promise<void>;
+  /** The program ended and all it printed is on the mirror: a waiter's text can come no more. */
+  private outputComplete = false;
   /** The questions the program asks its terminal (see terminal-queries.ts). */
   private readonly queries = new QueryScanner();
 
@@ -539,7 +541,9 @@ export class Session {
         this.waiters.delete(w);
         clearTimeout(w.timer);
         w.resolve(screen);
-      } else if (!this.running) {
+      } else if (this.outputComplete) {
+        // Not merely !running: between the exit and the mirror taking the last output, that
+        // output (the very text waited for) may still be on its way.
         this.waiters.delete(w);
         clearTimeout(w.timer);
         w.reject(this.exitedBeforeMatch(null));
@@ -624,6 +628,7 @@ export class Session {
     // Let the last output reach the mirror and the viewers before anyone hears of the exit.
     await this.mirror.atCurrentPoint(() => undefined);
     this.batcher.flush();
+    this.outputComplete = true;
     if (!this.leaving) this.announceExit();
   }
 

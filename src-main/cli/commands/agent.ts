@@ -3,9 +3,7 @@ import { format } from 'node:util';
 import { VosError } from '../../api/errors.js';
 import type { AgentStopResult } from '../../api/protocol.js';
 import { AgentLog, LOG_MAX_BYTES } from '../../agent/agent-log.js';
-import { Agent } from '../../agent/agent.js';
-import { parseHostPort } from '../../agent/community/addresses.js';
-import { DEFAULT_PEER_PORT } from '../../agent/community/community.js';
+import { DEFAULT_PEER_PORT, parseHostPort } from '../../agent/community/addresses.js';
 import { UsageError, parseArgs, requireInt } from '../args.js';
 import type { Command } from '../command.js';
 
@@ -121,6 +119,9 @@ at most a few hundred lines a minute are written.
     // Libraries that print on the console go through the same limits.
     for (const level of ['log', 'info', 'warn', 'error', 'debug'] as const) console[level] = (...args: unknown[]) => log(format(...args));
     let requestStop: (why: string) => void = () => undefined;
+    // Loaded here, not at the top: the agent's modules take most of a second to load, and every
+    // other command (which only talks to an agent) starts without them.
+    const { Agent } = await import('../../agent/agent.js');
     const agent = await Agent.start({
       home: ctx.paths().home,
       onStopRequest: () => requestStop('asked to stop (vos daemon stop)'),

@@ -104,33 +104,34 @@ static void say(int conn, const struct pod_socket *s, const char *what)
 /* One line of a /proc/self/net table that is a socket of the pod. */
 struct inet_entry {
 	char local[80], remote[80];
+	/* local and remote as the IPv4 table writes them when they are IPv4-mapped (see comparable) */
+	char local_key[80], remote_key[80];
 	unsigned state;
+	int v6;
 	struct pod_socket *s;
 };
 
-/* Whether e's other end is also in the pod (its remote is another pod socket's local and the
- * other way round): a TCP connection restore carries (dump/tcp-pair.c matches them so too). */
-static int other_end_in_pod(const struct inet_entry *all, int n, const struct inet_entry *e)
+/* An address of a table line as the IPv4 table writes it when it is an IPv4-mapped IPv6 one
+ * (::ffff:127.0.0.1 is 127.0.0.1): the two ends of one connection can be in different tables,
+ * a Java or Python server listening on "::" and a client connecting to 127.0.0.1. The third
+ * 32-bit word is printed as the machine holds it: FFFF0000 little-endian, 0000FFFF big. */
+static void comparable(const char *hex, char *out, size_t size)
 {
-	for (int i = 0; i < n; i++)
-		if (&all[i] != e && strcmp(all[i].local, e->remote) == 0 && strcmp(all[i].remote, e->local) == 0)
-			return 1;
-	return 0;
+	if (strlen(hex) > 32 && strncmp(hex, "0000000000000000", 16) == 0 &&
+	    (strncmp(hex + 16, "FFFF0000", 8) == 0 || strncmp(hex + 16, "0000FFFF", 8) == 0))
+		snprintf(out, size, "%s", hex + 24);
+	else
+		snprintf(out, size, "%s", hex);
 }
 
-/* The pod's sockets in one of /proc/self/net's TCP or UDP tables: connections to outside the
- * pod and connected datagram sockets are not carried; listeners and TCP connections whose two
- * ends are in the pod are. (A pair whose ends are in different tables, IPv4 and IPv4-mapped
- * IPv6, is said here although the dump carries it: the dump's own list is the exact one.) */
-static int scan_inet(struct pod_sockets *ps, const char *table, int tcp, int v6, int conn)
+/* Adds the pod's sockets of one /proc/self/net table (each socket once, whichever table has it). */
+static void read_table(struct pod_sockets *ps, const char *table, int v6, struct inet_entry **all, int *n)
 {
 	char path[64];
 	snprintf(path, sizeof path, "/proc/self/net/%s", table);
 	char *text = read_text_file(path, NULL);
 	if (!text)
-		return 0; /* no such protocol here */
-	struct inet_entry *all = NULL;
-	int n = 0;
+		return; /* no such protocol here */
 	char *save = NULL;
 	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		struct inet_entry e;
@@ -141,17 +142,41 @@ static int scan_inet(struct pod_sockets *ps, const char *table, int tcp, int v6,
 		if (!e.s || e.s->said)
 			continue;
 		e.s->said = 1;
-		all = xrealloc(all, (size_t)(n + 1) * sizeof *all);
-		all[n++] = e;
+		e.v6 = v6;
+		comparable(e.local, e.local_key, sizeof e.local_key);
+		comparable(e.remote, e.remote_key, sizeof e.remote_key);
+		*all = xrealloc(*all, (size_t)(*n + 1) * sizeof **all);
+		(*all)[(*n)++] = e;
 	}
 	free(text);
+}
+
+/* Whether e's other end is also in the pod (its remote is another pod socket's local and the
+ * other way round): a TCP connection restore carries (dump/tcp-pair.c matches them so too). */
+static int other_end_in_pod(const struct inet_entry *all, int n, const struct inet_entry *e)
+{
+	for (int i = 0; i < n; i++)
+		if (&all[i] != e && strcmp(all[i].local_key, e->remote_key) == 0 && strcmp(all[i].remote_key, e->local_key) == 0)
+			return 1;
+	return 0;
+}
+
+/* The pod's TCP (or UDP) sockets, from the IPv4 and the IPv6 table together: connections to
+ * outside the pod and connected datagram sockets are not carried; listeners and TCP
+ * connections whose two ends are in the pod are. */
+static int scan_inet(struct pod_sockets *ps, int tcp, int conn)
+{
+	struct inet_entry *all = NULL;
+	int n = 0;
+	read_table(ps, tcp ? "tcp" : "udp", 0, &all, &n);
+	read_table(ps, tcp ? "tcp6" : "udp6", 1, &all, &n);
 	int said = 0;
 	for (int i = 0; i < n; i++) {
 		const struct inet_entry *e = &all[i];
 		if (tcp && (e->state == 0x0A || other_end_in_pod(all, n, e)))
 			continue; /* a listener, restored on its address; a pair inside the pod */
 		char what[200], at[120];
-		address_words(e->remote, v6, at, sizeof at);
+		address_words(e->remote, e->v6, at, sizeof at);
 		const char *port = strrchr(e->remote, ':');
 		int connected = port && strtoul(port + 1, NULL, 16) != 0;
 		if (tcp)
@@ -235,8 +260,7 @@ int prescan_lost(int conn)
 	free(pids);
 	int said = 0;
 	if (ps.n > 0) {
-		said += scan_inet(&ps, "tcp", 1, 0, conn) + scan_inet(&ps, "tcp6", 1, 1, conn);
-		said += scan_inet(&ps, "udp", 0, 0, conn) + scan_inet(&ps, "udp6", 0, 1, conn);
+		said += scan_inet(&ps, 1, conn) + scan_inet(&ps, 0, conn);
 		said += scan_unix(&ps, conn);
 	}
 	free(ps.s);

@@ -186,8 +186,8 @@ static void catch_up(struct restore_ctx *c, const struct img_object *o, const st
 		if (!changed && o->p[0] == 0)
 			continue;
 		if (!raise_event(w, &st))
-			restore_note(c, "an inotify event for %.600s, which changed while the program was not running "
-					"(no event its watch takes could be raised on it)",
+			restore_note(c, "%.600s changed while the program was not running, and no event its inotify "
+					"watch takes could be raised for it: the program was not told",
 				     w->path);
 	}
 }

@@ -1,5 +1,6 @@
 /*
- * The restore's note: what it could not carry, for the user (the status line's `note`, shown as
+ * The restore's note: what it could not carry as it was (dropped, come back disconnected or on
+ * other addresses), each part saying so itself, for the user (the status line's `note`, shown as
  * the session's restoreNote). Its own file: the fuzz targets link the parts that write it
  * (restore/inotify.c) without the rest of the object restore.
  */
