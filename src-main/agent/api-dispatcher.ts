@@ -343,7 +343,8 @@ export class ApiDispatcher {
           conn.send({ t: 'event', event: 'checkpoint.warning', id: p.id, warning }),
         ),
       'session.recover': async (p) => (await sessions.recover(p.all ? { all: true } : { ref: p.id! })).map((s) => s.info()),
-      'session.restore': async (p) => (await sessions.restore(p.image !== undefined ? { image: p.image } : { file: p.file! }, p.name)).info(),
+      'session.restore': async (p) =>
+        (await sessions.restore(p.image !== undefined ? { image: p.image } : { file: p.file! }, p.name, p.takeAsIs ? { takeAsIs: p.takeAsIs } : {})).info(),
       'image.list': (p) => sessions.images.list(p.session),
       'image.remove': (p) => ({ id: sessions.images.remove(p.image) }),
       'schedule.set': (p) => this.agent.scheduler.set(p.session, p.everyMs, p.keep),
@@ -377,7 +378,7 @@ export class ApiDispatcher {
       'pair.reject': (p) => this.peers().reject(p.peer),
       'session.migrate': (p, { conn }) => {
         const peer = this.peers().resolve(p.peer);
-        const options = { mode: p.mode ?? 'live', sendFilesUpTo: p.sendFilesUpTo ?? DEFAULT_SEND_FILES_UP_TO } as const;
+        const options = { mode: p.mode ?? 'live', sendFilesUpTo: p.sendFilesUpTo ?? DEFAULT_SEND_FILES_UP_TO, ...(p.takeAsIs ? { takeAsIs: p.takeAsIs } : {}) } as const;
         return this.migrations().migrator.migrate(p.id, p.peer, options, (progress) =>
           conn.send({ t: 'event', event: 'migration.progress', id: p.id, peer: { id: peer.id, name: peer.name }, ...progress }),
         );

@@ -18,7 +18,7 @@ import { shortId } from '../base/ids.js';
 import { ensurePrivateDir, writePrivateFile } from '../base/state-dir.js';
 import { checkpointToFile, checkpointToStore } from './runtime/checkpoint.js';
 import { IncomingFiles } from './migration/incoming-files.js';
-import { missingHere, takenAsIsNote } from './migration/preflight.js';
+import { markAsIs, missingHere, takenAsIsNote } from './migration/preflight.js';
 import { ImageStore, type StoredImage } from './store/image-store.js';
 import { readSessionRecord, type SessionRecord } from './runtime/session-record.js';
 import { runtimeFiles, verifyImage } from './runtime/native.js';
@@ -119,9 +119,10 @@ export class SessionManager {
   /**
    * A new session from an image file or an image of the store; resolves once every process of
    * it runs again. A store image's kept files are put back first where they are missing (and
-   * removed again if the restore fails); one that is there with other content refuses the restore.
+   * removed again if the restore fails); one that is there with other content refuses the restore,
+   * unless it is among `takeAsIs` (the user's word: the program uses it as it is here).
    */
-  async restore(source: { file: string } | { image: string }, name?: string, options: { id?: string } = {}): Promise<Session> {
+  async restore(source: { file: string } | { image: string }, name?: string, options: { id?: string; takeAsIs?: string[] } = {}): Promise<Session> {
     const runtime = runtimeFiles();
     if (!runtime) throw new VosError('unavailable', 'the vOS runtime is not built (run npm run build)');
     const stored = 'image' in source ? this.images.get(source.image) : this.images.byFile(source.file);
@@ -146,7 +147,10 @@ export class SessionManager {
     const controlPath = this.podSocket(id);
     if (!controlPath) throw new VosError('restore_failed', 'the state directory path is too long for a pod socket');
     const statusPath = controlPath.replace(/\.sock$/, '.status');
-    const kept = stored ? await this.putKeptFiles(stored, id) : null;
+    if (!stored && options.takeAsIs?.length) {
+      throw new VosError('invalid_params', `${file} is not an image of the store: only those check the files the session needs, so there is nothing to take as is`);
+    }
+    const kept = stored ? await this.putKeptFiles(stored, id, options.takeAsIs) : null;
     const files = kept?.files ?? null;
     let status: RestoreStatus;
     try {
@@ -190,7 +194,7 @@ export class SessionManager {
         }),
       );
       await this.awaitRestored(session, status, file);
-      if (kept?.takenAsIs.length) session.addRestoreNote(takenAsIsNote(kept.takenAsIs));
+      if (kept && (kept.takenAsIs.length || kept.askedAsIs.length)) session.addRestoreNote(takenAsIsNote(kept.takenAsIs, kept.askedAsIs));
       restored = true;
       return session;
     } finally {
@@ -204,11 +208,15 @@ export class SessionManager {
    * checked against its SHA-256 on the way, never replacing anything). A file that is there
    * with other content refuses the restore, by name, as a migration does.
    */
-  private async putKeptFiles(stored: StoredImage, restoreId: string): Promise<{ files: IncomingFiles; takenAsIs: string[] }> {
+  private async putKeptFiles(
+    stored: StoredImage,
+    restoreId: string,
+    takeAsIs?: string[],
+  ): Promise<{ files: IncomingFiles; takenAsIs: string[]; askedAsIs: string[] }> {
     // This user's own image: no budget (the store holds what it kept).
-    const { problems, wanted, takenAsIs } = await missingHere([], stored.files, Infinity, undefined, Infinity);
+    const { problems, wanted, takenAsIs, askedAsIs } = await missingHere([], markAsIs(stored.files, takeAsIs), Infinity, undefined, Infinity);
     if (problems.length > 0) {
-      throw new VosError('restore_failed', `cannot restore image ${stored.info.id}: ${problems.join('; ')} (the image needs the file as it was at the checkpoint)`, {
+      throw new VosError('restore_failed', `cannot restore image ${stored.info.id}: it needs its kept files as they were at the checkpoint: ${problems.join('; ')}`, {
         path: stored.files.find((f) => problems.some((p) => p.startsWith(f.path)))?.path ?? stored.info.file,
       });
     }
@@ -221,7 +229,7 @@ export class SessionManager {
       const why = err instanceof VosError ? err.message : String(err);
       throw new VosError('restore_failed', `cannot restore image ${stored.info.id}: ${why.replace(/^cannot put/, 'cannot put back')}`);
     }
-    return { files, takenAsIs };
+    return { files, takenAsIs, askedAsIs };
   }
 
   /**

@@ -394,7 +394,7 @@ export interface ApiMethods {
    * A new session whose program continues where the image was taken: an image `file` (an
    * absolute path) or an `image` of the store (id or unique id prefix), exactly one of them.
    */
-  'session.restore': { params: { file?: string; image?: string; name?: string }; result: SessionInfo };
+  'session.restore': { params: { file?: string; image?: string; name?: string; takeAsIs?: string[] }; result: SessionInfo };
   /**
    * Brings back a recoverable session (`id`) or all of them (`all`) from its latest good image,
    * falling back to the image before when the latest is damaged or does not restore (the
@@ -468,7 +468,7 @@ export interface ApiMethods {
    * the caller meanwhile; viewers of the session get `session.moved`.
    */
   'session.migrate': {
-    params: SessionRef & PeerSelector & { mode?: MigrationMode; sendFilesUpTo?: number };
+    params: SessionRef & PeerSelector & { mode?: MigrationMode; sendFilesUpTo?: number; takeAsIs?: string[] };
     result: MigrationResult;
   };
 
@@ -534,6 +534,11 @@ export interface FileNeed {
    * the end of whatever is there (one that also reads through it sees the file as it is now).
    */
   appendOnly?: boolean;
+  /**
+   * The user asked to take it as it is where the session goes, whatever its content there
+   * (`--take-as-is`: a REPL's history file it rewrites whole, say); said in the restore note.
+   */
+  asIs?: boolean;
 }
 
 /** An address a migrating session listens on: the target must be able to listen there too. */

@@ -69,6 +69,13 @@ function stringArray(p: Record<string, unknown>, key: string): void {
   }
 }
 
+/** A list of absolute paths (the files a restore or a move takes as they are). */
+function absolutePaths(p: Record<string, unknown>, key: string): void {
+  stringArray(p, key);
+  const v = p[key] as string[] | undefined;
+  if (v?.some((s) => !s.startsWith('/'))) fail(`"${key}" must hold absolute paths`);
+}
+
 function stringMap(p: Record<string, unknown>, key: string): void {
   const v = p[key];
   if (v === undefined) return;
@@ -161,6 +168,7 @@ const CHECKERS: { [M in Method]: Checker } = {
       if (!(p.file as string).startsWith('/')) fail('"file" must be an absolute path');
     } else imageRef(p);
     str(p, 'name', true);
+    absolutePaths(p, 'takeAsIs');
   },
   'session.recover': (p) => {
     bool(p, 'all');
@@ -212,6 +220,7 @@ const CHECKERS: { [M in Method]: Checker } = {
       fail("'mode' must be 'live' or 'stop-and-copy'");
     }
     int(p, 'sendFilesUpTo', 0, Number.MAX_SAFE_INTEGER, true);
+    absolutePaths(p, 'takeAsIs');
   },
   'migration.offer': (p) => {
     for (const k of ['name', 'command', 'cwd', 'arch']) str(p, k);
@@ -230,6 +239,7 @@ const CHECKERS: { [M in Method]: Checker } = {
       int(r, 'size', 0, Number.MAX_SAFE_INTEGER);
       int(r, 'mode', 0, 0o7777);
       if (r.appendOnly !== undefined && typeof r.appendOnly !== 'boolean') fail('a file\'s "appendOnly" must be true or false');
+      if (r.asIs !== undefined && typeof r.asIs !== 'boolean') fail('a file\'s "asIs" must be true or false');
     }
     const listeners = p.listeners;
     if (listeners !== undefined) {

@@ -14,12 +14,16 @@ export interface OptionSpec {
   optionalValue?: boolean;
   /** For optional values: a value is taken only when it matches. */
   valuePattern?: RegExp;
+  /** For string options: may be given more than once; every value is in `lists`. */
+  repeatable?: boolean;
 }
 
 export type OptionSpecs = Record<string, OptionSpec>;
 
 export interface ParsedArgs {
   options: Record<string, string | boolean | undefined>;
+  /** The values of each repeatable option given, in order (options has the last). */
+  lists: Record<string, string[]>;
   positionals: string[];
 }
 
@@ -30,6 +34,7 @@ export interface ParseMode {
 
 export function parseArgs(argv: string[], specs: OptionSpecs, mode: ParseMode = {}): ParsedArgs {
   const options: ParsedArgs['options'] = {};
+  const lists: ParsedArgs['lists'] = {};
   const positionals: string[] = [];
   const byShort = new Map(Object.entries(specs).filter(([, s]) => s.short).map(([name, s]) => [s.short!, name]));
   for (let i = 0; i < argv.length; i++) {
@@ -65,23 +70,27 @@ export function parseArgs(argv: string[], specs: OptionSpecs, mode: ParseMode = 
       options[name] = true;
       continue;
     }
+    const take = (value: string): void => {
+      options[name] = value;
+      if (spec.repeatable) (lists[name] ??= []).push(value);
+    };
     if (inlineValue !== undefined) {
-      options[name] = inlineValue;
+      take(inlineValue);
       continue;
     }
     const next = argv[i + 1];
     const takesNext =
       next !== undefined && next !== '--' && (spec.optionalValue ? (spec.valuePattern?.test(next) ?? !next.startsWith('-')) : true);
     if (takesNext) {
-      options[name] = next;
+      take(next);
       i += 1;
     } else if (spec.optionalValue) {
-      options[name] = '';
+      take('');
     } else {
       throw new UsageError(`--${name} needs a value`);
     }
   }
-  return { options, positionals };
+  return { options, lists, positionals };
 }
 
 export function requireInt(value: string | undefined, what: string, min: number, max: number): number {

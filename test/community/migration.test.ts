@@ -6,7 +6,7 @@
  * intact. What happens when a move fails: migration-failures.test.ts (the two files share
  * test/helpers/migration.ts, and run side by side). Root only.
  */
-import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { ApiEvent } from '../../src-main/api/protocol.js';
@@ -225,6 +225,33 @@ describe.skipIf(unavailable !== null)('migration', () => {
       return lines.length > 0 && lines.at(-1)!.includes('notes.txt') && !lines.at(-1)!.includes('log.txt');
     });
   }, 120_000);
+
+  it('a REPL whose history file differs there is refused, naming --take-as-is; with it, it moves and uses the file there', async () => {
+    const dir = join(m.scratch, 'repl');
+    mkdirSync(dir, { recursive: true });
+    const history = join(dir, 'history');
+    writeFileSync(history, '');
+    // beta has its own history in that place.
+    const [a, b] = await m.pair({ mountPrelude: `mount -t tmpfs -o size=1m none ${dir} && echo 'beta was here' > ${history}` });
+    const onA = await a.connect();
+    const { id } = await onA.request('session.create', { command: process.execPath, args: [], env: { NODE_REPL_HISTORY: history, PATH: process.env.PATH ?? '' } });
+    await onA.request('session.wait', { id, pattern: '^> $|^>$', timeoutMs: 20_000 });
+    await onA.request('session.input', { id, data: 'let x = 21\r' });
+    await onA.request('session.wait', { id, pattern: '^undefined$', timeoutMs: 10_000 });
+    await waitFor('node to write its history', () => readFileSync(history, 'utf8').includes('let x = 21'));
+    const refused = await a.vos(['migrate', id, 'beta']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`${history} differs here (other content; to let the session use it as it is, ask again with --take-as-is ${history})`);
+    const moved = await a.vos(['migrate', id, 'beta', '--take-as-is', history, '--json']);
+    expect(moved.code, moved.stderr).toBe(0);
+    const r = JSON.parse(moved.stdout) as { session: { id: string; restoreNote: string | null } };
+    expect(r.session.restoreNote).toContain(`${history}: other content than at the checkpoint; the session uses it as it is here, as asked`);
+    const there = r.session.id.slice(0, r.session.id.indexOf('@'));
+    await b.vos(['send', there, 'x * 2\\r']);
+    await waitFor('x * 2 there', async () => /^42$/m.test(await b.screen(there)));
+    // alpha's history file is alpha's: the move left it as it was.
+    expect(readFileSync(history, 'utf8')).toContain('let x = 21');
+  }, 90_000);
 
   it('moves to a machine whose vdso differs (the proxy, forced there): the clocks keep working', async () => {
     const [a, b] = await m.pair({ env: { VOS_FORCE_VDSO_PROXY: '1' } });

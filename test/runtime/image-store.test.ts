@@ -167,6 +167,44 @@ describe.each(runAs)('the image store (as $who)', ({ user }) => {
     await kill(rid);
   });
 
+  it('a node REPL whose history file changed since is refused, naming --take-as-is; with it, it is restored and the note says so', async () => {
+    // node keeps its history open read-write and rewrites it whole: another REPL's history there
+    // is refused by default (it would be overwritten), taken when the user says so.
+    const history = `/tmp/vos-history-${process.pid}-${user ? 'nobody' : 'root'}`;
+    writeFileSync(history, '');
+    own(history);
+    onTestFinished(() => rmSync(history, { force: true }));
+    const { id } = await client.request('session.create', {
+      command: process.execPath,
+      args: [],
+      env: { ...env(), NODE_REPL_HISTORY: history },
+      cwd: agent.home,
+      cols: 100,
+      rows: 30,
+    });
+    await waitText(id, '^> $|^>$');
+    await send(id, 'let x = 21\r');
+    await waitText(id, '^undefined$');
+    await waitFor('node to write its history', () => readFileSync(history, 'utf8').includes('let x = 21'));
+    const cp = await checkpoint(id);
+    await kill(id);
+    writeFileSync(history, 'another REPL was here\n');
+    const refused = await vos(agent.home, ['restore', cp.image!]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`${history} differs here (other content; to let the session use it as it is, ask again with --take-as-is ${history})`);
+    const typo = await vos(agent.home, ['restore', cp.image!, '--take-as-is', `${history}.typo`]);
+    expect(typo.code).toBe(1);
+    expect(typo.stderr).toContain('not a file the session has open');
+    const r = await vos(agent.home, ['restore', cp.image!, '--take-as-is', history]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toBe(`vos: note: ${history}: other content than at the checkpoint; the session uses it as it is here, as asked (take as is)\n`);
+    const rid = r.stdout.trim();
+    await send(rid, 'x * 2\r');
+    await waitText(rid, '^42$');
+    await waitFor('node to write its history again', () => readFileSync(history, 'utf8').includes('x * 2'));
+    await kill(rid);
+  });
+
   it('vos images lists, rm removes, and a kept file two images share is stored once and goes with the last', async () => {
     // Other tests' images keep the same content: start from an empty store.
     for (const i of await list()) expect((await vos(agent.home, ['images', 'rm', i.id])).code).toBe(0);

@@ -27,4 +27,12 @@ describe('CLI argument parser', () => {
     expect(() => parseArgs(['--name'], { name: { type: 'string' } })).toThrow(/needs a value/);
     expect(() => parseArgs(['--json=1'], { json: { type: 'boolean' } })).toThrow(/takes no value/);
   });
+
+  it('collects every value of a repeatable option, in order', () => {
+    const specs = { 'take-as-is': { type: 'string' as const, repeatable: true }, name: { type: 'string' as const } };
+    const r = parseArgs(['--take-as-is', '/a', 'img', '--take-as-is=/b', '--name', 'x'], specs);
+    expect(r.lists['take-as-is']).toEqual(['/a', '/b']);
+    expect(r.positionals).toEqual(['img']);
+    expect(parseArgs(['img'], specs).lists).toEqual({});
+  });
 });

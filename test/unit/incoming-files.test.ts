@@ -12,7 +12,7 @@ import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { FileNeed } from '../../src-main/api/protocol.js';
 import { IncomingFiles, checkIncomingPath } from '../../src-main/agent/migration/incoming-files.js';
-import { missingHere } from '../../src-main/agent/migration/preflight.js';
+import { markAsIs, missingHere, takenAsIsNote } from '../../src-main/agent/migration/preflight.js';
 
 let dir: string;
 beforeEach(() => void (dir = mkdtempSync(join(tmpdir(), 'vos-incoming-'))));
@@ -88,7 +88,7 @@ describe('what this machine asks to be sent along', () => {
     writeFileSync(path, 'a secret of 27 bytes here..');
     const other = Buffer.from('something else');
     const { problems } = await missingHere([], [need(path, other)], 1_000_000);
-    expect(problems).toEqual([`${path} differs here (other content)`]);
+    expect(problems).toEqual([`${path} differs here (other content; to let the session use it as it is, ask again with --take-as-is ${path})`]);
     expect(problems[0]).not.toMatch(/27/);
   });
 
@@ -99,7 +99,28 @@ describe('what this machine asks to be sent along', () => {
     const same = join(dir, 'same');
     writeFileSync(same, 'same');
     const r = await missingHere([], [{ ...need(log, theirs), appendOnly: true }, { ...need(same, Buffer.from('same')), appendOnly: true }], 1_000_000);
-    expect(r).toEqual({ problems: [], wanted: [], takenAsIs: [log] });
+    expect(r).toEqual({ problems: [], wanted: [], takenAsIs: [log], askedAsIs: [] });
+  });
+
+  it('takes a file the user named (take as is) as it is here, and says so apart from the appended ones', async () => {
+    const history = join(dir, 'repl_history');
+    writeFileSync(history, 'this machine\'s own history\n');
+    const log = join(dir, 'log');
+    writeFileSync(log, 'here\n');
+    const needs = [need(history, Buffer.from('the other history\n')), { ...need(log, Buffer.from('there\n')), appendOnly: true }];
+    // Not named: refused, naming the way to ask.
+    expect((await missingHere([], needs, 1_000_000)).problems).toEqual([expect.stringContaining(`--take-as-is ${history}`)]);
+    const r = await missingHere([], markAsIs(needs, [history]), 1_000_000);
+    expect(r).toEqual({ problems: [], wanted: [], takenAsIs: [log], askedAsIs: [history] });
+    expect(takenAsIsNote(r.takenAsIs, r.askedAsIs)).toBe(
+      `${log}: other content than at the checkpoint; the session only appends to it, so it goes on appending to it as it is here; ` +
+        `${history}: other content than at the checkpoint; the session uses it as it is here, as asked (take as is)`,
+    );
+    // A path the session does not have open is a mistake, said, not ignored.
+    expect(() => markAsIs(needs, [join(dir, 'typo')])).toThrow(/typo: not a file the session has open/);
+    // A file missing here is still sent along or refused as before: take as is is about other content only.
+    const gone = join(dir, 'gone');
+    expect((await missingHere([], markAsIs([need(gone, Buffer.from('x'))], [gone]), 1_000_000)).wanted.map((f) => f.path)).toEqual([gone]);
   });
 });
 

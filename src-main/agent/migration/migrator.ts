@@ -36,7 +36,7 @@ import { CommitJournal, type CommitRecord } from './commit-journal.js';
 import { checkpointHeld, type HeldCheckpoint } from './held-checkpoint.js';
 import { sessionListeners } from './listeners.js';
 import { sessionLockedFiles } from './locks.js';
-import { fileHashAsync, sessionNeeds, type SessionNeeds } from './preflight.js';
+import { fileHashAsync, markAsIs, sessionNeeds, type SessionNeeds } from './preflight.js';
 import { runSteps, type Step } from './transaction.js';
 import { withTimeout } from '../../base/with-timeout.js';
 
@@ -54,6 +54,14 @@ export interface MigrationProgress {
 }
 
 /** One migration from here, as its steps learn it. */
+/** How a move goes: see the session.migrate request. */
+export interface MoveOptions {
+  mode: MigrationMode;
+  sendFilesUpTo: number;
+  /** Open files the target may have with other content: the session uses them as they are there. */
+  takeAsIs?: string[];
+}
+
 class Move {
   total = 0;
   migration = '';
@@ -77,7 +85,7 @@ class Move {
   constructor(
     readonly session: Session,
     readonly target: PeerRef,
-    readonly options: { mode: MigrationMode; sendFilesUpTo: number },
+    readonly options: MoveOptions,
     private readonly progress: (p: MigrationProgress) => void,
   ) {}
 
@@ -162,7 +170,7 @@ export class Migrator {
   async migrate(
     ref: string,
     peerRef: string,
-    options: { mode: MigrationMode; sendFilesUpTo: number },
+    options: MoveOptions,
     progress: (p: MigrationProgress) => void,
   ): Promise<MigrationResult> {
     const started = Date.now();
@@ -232,6 +240,7 @@ export class Migrator {
     const client = m.openChannel(this.community);
     await client.ready();
     m.needs = await sessionNeeds(m.session.pid);
+    m.needs.files = markAsIs(m.needs.files, m.options.takeAsIs);
     m.total = m.needs.rssBytes;
     const { name, command, args, cwd, cols, rows } = m.session.info();
     try {

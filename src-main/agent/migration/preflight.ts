@@ -8,6 +8,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { readFileSync, readlinkSync, statSync } from 'node:fs';
 import { DEFAULT_SEND_FILES_UP_TO, type FileNeed } from '../../api/protocol.js';
+import { VosError } from '../../api/errors.js';
 import { fdOpenMode, openFds, processTree } from '../../base/process-tree.js';
 
 /** Files up to this size are hashed whole; bigger ones by size, first and last MiB. */
@@ -116,10 +117,35 @@ export async function sessionNeeds(root: number, upTo = Infinity): Promise<Sessi
   return { dirs, files: needs, rssBytes };
 }
 
-/** The restore note for files the session only appends to, found here with other content. */
-export function takenAsIsNote(paths: string[]): string {
-  const it = paths.length > 1 ? 'them' : 'it';
-  return `${paths.join(', ')}: other content than at the checkpoint; the session only appends to ${it}, so it goes on appending to ${it} as ${paths.length > 1 ? 'they are' : 'it is'} here`;
+/**
+ * The restore note for files found here with other content that were taken as they are:
+ * `appends`, those the session only appends to; `asked`, those the user asked to take so.
+ */
+export function takenAsIsNote(appends: string[], asked: string[] = []): string {
+  const parts: string[] = [];
+  if (appends.length) {
+    const it = appends.length > 1 ? 'them' : 'it';
+    parts.push(`${appends.join(', ')}: other content than at the checkpoint; the session only appends to ${it}, so it goes on appending to ${it} as ${appends.length > 1 ? 'they are' : 'it is'} here`);
+  }
+  if (asked.length) {
+    parts.push(`${asked.join(', ')}: other content than at the checkpoint; the session uses ${asked.length > 1 ? 'them as they are' : 'it as it is'} here, as asked (take as is)`);
+  }
+  return parts.join('; ');
+}
+
+/**
+ * Marks the files of `needs` the user asked to take as they are (`takeAsIs`); a path that is not
+ * among them is a mistake worth saying (a typo would otherwise change nothing, silently).
+ */
+export function markAsIs(needs: FileNeed[], takeAsIs: string[] | undefined): FileNeed[] {
+  if (!takeAsIs?.length) return needs;
+  const known = new Set(needs.map((f) => f.path));
+  const unknown = takeAsIs.filter((p) => !known.has(p));
+  if (unknown.length) {
+    throw new VosError('invalid_params', `${unknown.join(', ')}: not a file the session has open (take as is names files of the session only)`);
+  }
+  const asked = new Set(takeAsIs);
+  return needs.map((f) => (asked.has(f.path) ? { ...f, asIs: true } : f));
 }
 
 /** What this machine takes sent along, whatever the source offers (its own limits, not the sender's word). */
@@ -144,7 +170,9 @@ export const HASH_BUDGET_PER_OFFER = 1024 * 1024 * 1024;
  * source's limit) and this machine's own `accept` limits. A file that is here with other content
  * is never replaced: that is a refusal, which says only that it differs (not its size or hash
  * here: the peer learns nothing of this machine's files beyond "the same or not"), except a file
- * the session only appends to (FileNeed.appendOnly), taken as it is: `takenAsIs`, for the note.
+ * the session only appends to (FileNeed.appendOnly), taken as it is: `takenAsIs`, for the note,
+ * and one the user asked to take as it is (FileNeed.asIs): `askedAsIs`. The refusal names the
+ * way to ask for that.
  */
 export async function missingHere(
   dirs: string[],
@@ -153,14 +181,16 @@ export async function missingHere(
   accept: AcceptLimits = DEFAULT_ACCEPT_LIMITS,
   /** Bytes it may read to compare files that are here (HASH_BUDGET_PER_OFFER for a peer's offer). */
   hashBudget = HASH_BUDGET_PER_OFFER,
-): Promise<{ problems: string[]; wanted: FileNeed[]; takenAsIs: string[] }> {
+): Promise<{ problems: string[]; wanted: FileNeed[]; takenAsIs: string[]; askedAsIs: string[] }> {
   const problems: string[] = [];
   const wanted: FileNeed[] = [];
   const takenAsIs: string[] = [];
-  /** A file here with other content: a refusal, unless the session only appends to it. */
+  const askedAsIs: string[] = [];
+  /** A file here with other content: a refusal, unless the session only appends to it or the user said so. */
   const differs = (f: FileNeed): void => {
     if (f.appendOnly) takenAsIs.push(f.path);
-    else problems.push(`${f.path} differs here (other content)`);
+    else if (f.asIs) askedAsIs.push(f.path);
+    else problems.push(`${f.path} differs here (other content; to let the session use it as it is, ask again with --take-as-is ${f.path})`);
   };
   let total = 0;
   const compare: FileNeed[] = [];
@@ -200,7 +230,7 @@ export async function missingHere(
   const cost = compare.reduce((n, f) => n + hashCost(f.size), 0);
   if (cost > hashBudget) {
     problems.push(`comparing the ${compare.length} files it has open would mean reading ${cost} bytes here, more than the ${hashBudget} bytes this machine reads for one move`);
-    return { problems, wanted, takenAsIs };
+    return { problems, wanted, takenAsIs, askedAsIs };
   }
   for (const f of compare) {
     let same = false;
@@ -211,5 +241,5 @@ export async function missingHere(
     }
     if (!same) differs(f);
   }
-  return { problems, wanted, takenAsIs };
+  return { problems, wanted, takenAsIs, askedAsIs };
 }

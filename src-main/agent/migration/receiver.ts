@@ -37,6 +37,8 @@ interface Incoming {
   files: IncomingFiles;
   /** Files the session only appends to, here with other content: taken as they are (its note). */
   takenAsIs: string[];
+  /** Files here with other content the source's user asked to take as they are (FileNeed.asIs). */
+  askedAsIs: string[];
   session: Session | null;
   /** Letting the copy run, once asked (a second "go" waits for the first). */
   going?: Promise<Session>;
@@ -90,6 +92,7 @@ export class MigrationReceiver {
         settle: { resolve: () => {}, reject: () => {} },
         started: true,
         takenAsIs: [], // noted when it was restored, before the restart
+        askedAsIs: [],
         files: new IncomingFiles(r.migration, []),
         session: s,
         timer,
@@ -122,7 +125,7 @@ export class MigrationReceiver {
     } finally {
       this.checking--;
     }
-    const { problems, wanted, takenAsIs } = checked;
+    const { problems, wanted, takenAsIs, askedAsIs } = checked;
     if (problems.length > 0) {
       throw new VosError('refused', `the session needs what this machine lacks: ${problems.slice(0, 8).join('; ')}${problems.length > 8 ? `; and ${problems.length - 8} more` : ''}`);
     }
@@ -140,7 +143,7 @@ export class MigrationReceiver {
     }, OFFER_EXPIRES_MS);
     timer.unref();
     const files = new IncomingFiles(id, wanted);
-    this.incoming.set(id, { id, peer, offer, restored, settle, started: false, files, takenAsIs, session: null, timer });
+    this.incoming.set(id, { id, peer, offer, restored, settle, started: false, files, takenAsIs, askedAsIs, session: null, timer });
     this.log(`${peer.name} offers session ${offer.name} (${offer.command}); migration ${id}${wanted.length ? `; ${wanted.length} files to send along` : ''}`);
     return { migration: id, wanted: files.paths };
   }
@@ -168,7 +171,7 @@ export class MigrationReceiver {
             void this.sessions.discard(session); // called off while it was being restored
             return;
           }
-          if (m.takenAsIs.length) session.addRestoreNote(takenAsIsNote(m.takenAsIs));
+          if (m.takenAsIs.length || m.askedAsIs.length) session.addRestoreNote(takenAsIsNote(m.takenAsIs, m.askedAsIs));
           m.session = session;
           // Recorded before the source hears that it is held: killed after that, an agent
           // started again here still has it for the source's "go".

@@ -99,7 +99,7 @@ included, stays as it was.
 export const restoreCommand: Command = {
   name: 'restore',
   summary: 'start a session from an image, where it left off',
-  help: `usage: vos restore IMAGE|FILE [--name N] [--json]
+  help: `usage: vos restore IMAGE|FILE [--name N] [--take-as-is PATH]... [--json]
 
 Brings the processes of an image back to life in a new session: same memory, threads, open
 files and terminal state; the screen as it was. Prints the new session's id (attach to it
@@ -111,16 +111,24 @@ with vos attach). The same image can be restored again later, and more than once
 An image is a moment in the past: the restored program's memory goes back to that moment,
 but the files it wrote since then do not. A store image puts back its kept copies of the
 program's small open files where they are missing, and refuses (naming the file) when one is
-there with other content; for other files, what is on disk now is what the program sees.
+there with other content, unless the program only appends to it (a log) or it is named with
+--take-as-is (a REPL's history file, which it rewrites whole); for other files, what is on
+disk now is what the program sees.
 The older the image, the further back the program goes, and the more it may disagree with
 its files. (A session whose program is gone is brought back with vos recover.)
 
   --name N    a name for the new session (default: the image's)
+  --take-as-is PATH   a kept file the program may use as it is now (repeatable)
   --json      {"id": ...}
 `,
   async run(argv, ctx) {
-    const { options, positionals } = parseArgs(argv, { name: { type: 'string', short: 'n' }, json: { type: 'boolean' } });
+    const { options, lists, positionals } = parseArgs(argv, {
+      name: { type: 'string', short: 'n' },
+      json: { type: 'boolean' },
+      'take-as-is': { type: 'string', repeatable: true },
+    });
     if (positionals.length !== 1) throw new UsageError('give exactly one image: vos restore IMAGE|FILE');
+    const takeAsIs = lists['take-as-is']?.map((p) => resolve(p));
     const arg = positionals[0]!;
     // A file by that name wins; otherwise something shaped like an image id is one of the store's.
     const source = !existsSync(arg) && /^[0-9a-f]{1,8}$/.test(arg) ? { image: arg } : { file: resolve(arg) };
@@ -129,6 +137,7 @@ its files. (A session whose program is gone is brought back with vos recover.)
       const session = await client.request('session.restore', {
         ...source,
         ...(typeof options.name === 'string' ? { name: options.name } : {}),
+        ...(takeAsIs ? { takeAsIs } : {}),
       });
       ctx.out(options.json ? JSON.stringify({ id: session.id }) + '\n' : session.id + '\n');
       if (session.restoreNote) ctx.err(`vos: note: ${session.restoreNote}\n`);

@@ -1,4 +1,5 @@
 /** vos migrate: move a running session to a paired machine. */
+import { resolve } from 'node:path';
 import type { ApiEvent } from '../../api/protocol.js';
 import { UsageError, parseArgs } from '../args.js';
 import type { Command } from '../command.js';
@@ -41,7 +42,7 @@ function parseSize(text: string): number {
 export const migrateCommand: Command = {
   name: 'migrate',
   summary: 'move a running session to a paired machine',
-  help: `usage: vos migrate ID PEER [--stop-and-copy] [--send-files-up-to SIZE] [--json]
+  help: `usage: vos migrate ID PEER [--stop-and-copy] [--send-files-up-to SIZE] [--take-as-is PATH]... [--json]
 
 Moves a running session, with its processes, memory, open files and screen, to the paired
 machine PEER, where it goes on from where it was. It is one transaction: the session ends here
@@ -54,24 +55,29 @@ copy instead, and the reason is printed).
 
 A regular file the session has open that PEER does not have is sent along if it is at most
 SIZE (default 16M); it is PEER's from then on. A bigger one, or one PEER has with other
-content (never replaced), is named in the refusal.
+content (never replaced), is named in the refusal. A file the program only appends to (a log)
+is taken as PEER has it; so is one named with --take-as-is: the program then uses PEER's file
+as it is (a REPL that rewrites its whole history file, say), and the move says so.
 
   ID               session id, unique id prefix or name; ID@MACHINE for a session of a
                    paired machine (it moves from there; PEER may be this machine)
   PEER             a paired machine: its name, or the start of its id
   --stop-and-copy  stop it for the whole copy (no copying while it runs)
   --send-files-up-to SIZE   bytes, or with K, M or G; 0 sends none
+  --take-as-is PATH         an open file the program may use as PEER has it (repeatable)
   --json           the result: {"from", "session", "bytes", "downtimeMs", "wallMs", "mode",
                    "rounds", "fallback", "filesSent"}
 
 Exit status: 0 moved, 1 stayed where it was (or could not be asked), 2 usage.
 `,
   async run(argv, ctx) {
-    const { options, positionals } = parseArgs(argv, {
+    const { options, lists, positionals } = parseArgs(argv, {
       json: { type: 'boolean' },
       'stop-and-copy': { type: 'boolean' },
       'send-files-up-to': { type: 'string' },
+      'take-as-is': { type: 'string', repeatable: true },
     });
+    const takeAsIs = lists['take-as-is']?.map((p) => resolve(p));
     const upTo = options['send-files-up-to'];
     const sendFilesUpTo = typeof upTo === 'string' ? parseSize(upTo) : undefined;
     if (positionals.length !== 2) throw new UsageError('usage: vos migrate ID PEER');
@@ -102,6 +108,7 @@ Exit status: 0 moved, 1 stayed where it was (or could not be asked), 2 usage.
         peer,
         mode: options['stop-and-copy'] ? 'stop-and-copy' : 'live',
         ...(sendFilesUpTo !== undefined ? { sendFilesUpTo } : {}),
+        ...(takeAsIs ? { takeAsIs } : {}),
       });
       if (tty) process.stderr.write('\r\x1b[K');
       // A session of a peer may come here: then it is this machine's.
