@@ -11,7 +11,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/agent-process.js';
-import { SimLab, multiHostSkipReason, pairAgents, type HostAgent } from '../helpers/community.js';
+import { SimLab, multiHostSkipReason, type HostAgent } from '../helpers/community.js';
 import { fillTestPrograms } from '../helpers/test-programs.js';
 
 const unavailable = multiHostSkipReason('test/community/migration-listen.test.ts');
@@ -40,13 +40,7 @@ describe.skipIf(unavailable !== null)('moving a server', () => {
   });
   afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
-  async function pair(): Promise<[HostAgent, HostAgent]> {
-    lab.network(2);
-    const a = await lab.agent(0, 'alpha');
-    const b = await lab.agent(1, 'beta', { mountPrelude: `mount -t tmpfs none ${data}` });
-    await pairAgents(a, b);
-    return [a, b];
-  }
+  const pair = (): Promise<[HostAgent, HostAgent]> => lab.pairedAgents({}, { mountPrelude: `mount -t tmpfs none ${data}` });
 
   /** Asks on a host: in its network namespace, and its agent's mount namespace (its own files). */
   const ask = (agent: HostAgent, target: string | number): string =>
@@ -74,6 +68,25 @@ describe.skipIf(unavailable !== null)('moving a server', () => {
     expect(r.session.restoreNote).toBeNull();
     expect(ask(b, port)).toBe(`answer token=${token} via=tcp n=3`);
     expect(ask(b, path)).toBe(`answer token=${token} via=unix n=4`);
+  }, 90_000);
+
+  it('moves tmux, whose server listens on a Unix socket: the client and its server go on there', async () => {
+    const [a, b] = await pair();
+    // Its socket in the directory beta has its own tmpfs over (TMUX_TMPDIR): another machine's /tmp.
+    const id = (
+      await a.vos(['run', '-d', '--name', 'tmux', '--', 'env', `TMUX_TMPDIR=${data}`, 'SHELL=/bin/sh', 'tmux', '-f', '/dev/null', 'new-session', 'sh'])
+    ).stdout.trim();
+    await waitFor('tmux to show its shell', async () => /^\[0\] 0:sh\*/m.test(await a.screen(id)), 20_000);
+    await a.vos(['send', id, 'echo before-$((6*7))\\r']);
+    await waitFor('the shell in tmux to answer', async () => /^before-42\s*$/m.test(await a.screen(id)));
+    const moved = await a.vos(['migrate', id, 'beta', '--json']);
+    expect(moved.code, moved.stderr).toBe(0);
+    const there = (JSON.parse(moved.stdout) as { session: { id: string } }).session.id.split('@')[0]!;
+    await b.vos(['send', there, 'echo after-$((6*7))\\r']);
+    await waitFor('the shell in tmux to answer there', async () => /^after-42\s*$/m.test(await b.screen(there)), 20_000);
+    // A second client there reaches the same server: it listens on its path there.
+    const ls = execFileSync('nsenter', [`--target=${b.proc.pid}`, '--mount', 'env', `TMUX_TMPDIR=${data}`, 'tmux', 'list-sessions'], { encoding: 'utf8', timeout: 15_000 });
+    expect(ls).toMatch(/^0: 1 windows .*\(attached\)/m);
   }, 90_000);
 
   it('refuses before anything stops a move to where its lock is held (the hosts share one kernel: the same machine for locks), naming the file', async () => {

@@ -7,7 +7,7 @@
  * http.server. As root the set runs twice: as root and as an ordinary user (nobody).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, rmSync, statSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { connect, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -172,6 +172,31 @@ describe.each(runAs)('listening sockets across checkpoint and restore (as $who)'
     } finally {
       await new Promise((resolve) => other.close(resolve));
     }
+  });
+
+  it('the directory of a Unix socket path, missing at restore, is made (0700); one another user owns refuses the restore', async () => {
+    // Another machine's /tmp has no tmux-UID yet: the socket's directory is made again.
+    const dir = join(work, 'sockets-of-a-server');
+    mkdirSync(dir);
+    if (user) chownSync(dir, user.uid, user.gid);
+    const path = join(dir, 'srv.sock');
+    const id = await run(join(programs, 'listener'), [path]);
+    const token = /ready token=(\w+)/.exec((await waitText(id, 'ready token=\\w+ port=\\d+')).lines.join('\n'))![1]!;
+    const { file } = await checkpoint(id, 'sockdir');
+    await kill(id);
+    rmSync(dir, { recursive: true });
+    const r = await restore(file);
+    expect(statSync(dir).mode & 0o777).toBe(0o700);
+    expect(await ask(path)).toMatch(`answer token=${token} via=unix`);
+    await kill(r.id);
+    // Someone else's directory there: they could swap the socket under the program. (Not as
+    // nobody: inside its pod an owner with no mapping shows as the overflow uid, nobody's own.)
+    if (user) return;
+    chownSync(dir, 12345, 12345);
+    const refused = await vos(agent.home, ['restore', file, '--json']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`its directory ${dir} belongs to another user here`);
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it('restoring while the original still listens on the Unix path is refused (the path is not stolen)', async () => {

@@ -7,7 +7,8 @@
  * to it: the program there sees nothing.
  */
 import { createServer, isIP } from 'node:net';
-import { lstatSync, readFileSync } from 'node:fs';
+import { lstatSync, readFileSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { ListenNeed } from '../../api/protocol.js';
 import { childPids, openFdTargets, processTree } from '../../base/process-tree.js';
 
@@ -129,6 +130,31 @@ function tcpFree(address: string, port: number): Promise<string | null> {
 }
 
 /** What keeps this machine from listening where the session listens (empty: nothing). */
+/**
+ * Why the directory of a socket path here cannot take the session's listener, or null: missing
+ * is fine (the restorer makes it, 0700, when its parent is there), another user's is not (they
+ * could replace the socket under the program). Checked here, with this user's real ids: the
+ * restorer of an unprivileged pod sees owners through its user namespace, where root and other
+ * users all look alike.
+ */
+function socketDirectoryProblem(dir: string): string | null {
+  let st;
+  try {
+    st = statSync(dir);
+  } catch {
+    try {
+      if (statSync(dirname(dir)).isDirectory()) return null;
+    } catch {
+      /* said below */
+    }
+    return `whose directory ${dir} is missing here, and so is its parent`;
+  }
+  if (!st.isDirectory()) return `whose directory ${dir} is not a directory here`;
+  const me = process.geteuid?.() ?? -1;
+  if (st.uid !== me && st.uid !== 0) return `whose directory ${dir} belongs to another user here`;
+  return null;
+}
+
 export async function listenersTakenHere(listeners: ListenNeed[]): Promise<string[]> {
   const problems: string[] = [];
   let here: { name: string; listening: boolean }[] | undefined;
@@ -143,6 +169,11 @@ export async function listenersTakenHere(listeners: ListenNeed[]): Promise<strin
     if (l.address.startsWith('@')) {
       // An abstract name has no file: bound at all (listening or not), it cannot be bound again.
       if (bound.length > 0) problems.push(`the session listens on the abstract Unix socket name ${where}, which another program holds here`);
+      continue;
+    }
+    const dirProblem = socketDirectoryProblem(dirname(l.address));
+    if (dirProblem) {
+      problems.push(`the session listens on ${where}, ${dirProblem}`);
       continue;
     }
     let st;

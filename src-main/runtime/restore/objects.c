@@ -329,6 +329,50 @@ static int clear_socket_path(const struct sockaddr_un *a, socklen_t len, int typ
 	return 0;
 }
 
+/* The uid an owner with no mapping in this user namespace shows as: in an unprivileged pod,
+ * root's files and other users' alike. Such an owner cannot be judged from here; before a move
+ * the target's agent judged it with the user's real ids (agent/migration/listeners.ts). */
+static uid_t overflow_uid(void)
+{
+	char *text = read_text_file("/proc/sys/kernel/overflowuid", NULL);
+	uid_t uid = 65534; /* the kernel's default */
+	if (text) {
+		char *end;
+		unsigned long v = strtoul(text, &end, 10);
+		if (end != text)
+			uid = (uid_t)v;
+		free(text);
+	}
+	return uid;
+}
+
+/* The directory of a listener's socket path, as the program had it: made (0700, the last
+ * component only) when it is missing here, as on another machine whose /tmp has no tmux-UID
+ * yet; refused when another user owns it (they could replace the socket under the program). */
+static int socket_directory(const char *path, const char *words, struct err *e)
+{
+	char dir[256]; /* a sun_path and more */
+	snprintf(dir, sizeof dir, "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return 0; /* relative (the cwd's) or in / */
+	*slash = 0;
+	struct stat st;
+	if (stat(dir, &st) == 0) {
+		if (!S_ISDIR(st.st_mode))
+			return fail_code(e, "unavailable", "cannot listen on %s again: %s is not a directory here", words, dir);
+		if (st.st_uid != geteuid() && st.st_uid != 0 && st.st_uid != overflow_uid())
+			return fail_code(e, "unavailable", "cannot listen on %s again: its directory %s belongs to another user here", words, dir);
+		return 0;
+	}
+	if (errno != ENOENT)
+		return fail(e, "cannot inspect the directory of %s: %s", words, strerror(errno));
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return fail_code(e, "unavailable", "cannot listen on %s again: its directory %s is missing here and cannot be made (%s)", words,
+				 dir, strerror(errno));
+	return 0;
+}
+
 /* Whether something accepts connections at an Internet address now (a probe that connects). */
 static int someone_listens(int domain, const struct sockaddr_storage *ss, socklen_t len)
 {
@@ -376,7 +420,8 @@ static int listen_object(struct restore_ctx *c, const struct img_object *o, stru
 		return fail_code(e, "bad_image", "the image holds a listening socket of family %d, type %d", domain, type);
 	}
 	int path_bound = domain == AF_UNIX && ((struct sockaddr_un *)&ss)->sun_path[0] != 0;
-	if (path_bound && clear_socket_path((struct sockaddr_un *)&ss, len, type, words, e) < 0)
+	if (path_bound && (socket_directory(((struct sockaddr_un *)&ss)->sun_path, words, e) < 0 ||
+			   clear_socket_path((struct sockaddr_un *)&ss, len, type, words, e) < 0))
 		return -1;
 	int fd = socket(domain, type | SOCK_CLOEXEC, 0);
 	if (fd < 0)
