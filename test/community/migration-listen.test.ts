@@ -3,7 +3,8 @@
  * TCP port and a Unix path there again and answers as the same program; and a move to a host
  * where its port is taken is refused before anything stops, naming the address, the original
  * answering on here. Root only. The hosts share one filesystem: beta gets an empty tmpfs over
- * the directory of the socket path (as another machine would have its own disk). Also: a move says
+ * the directory of the socket path (as another machine would have its own disk); tmux and GNU
+ * screen (servers on Unix sockets, whose directories beta lacks) move so too. Also: a move says
  * before the session stops what it will not carry, and is refused up front where its lock is held.
  */
 import { execFileSync } from 'node:child_process';
@@ -87,6 +88,22 @@ describe.skipIf(unavailable !== null)('moving a server', () => {
     // A second client there reaches the same server: it listens on its path there.
     const ls = execFileSync('nsenter', [`--target=${b.proc.pid}`, '--mount', 'env', `TMUX_TMPDIR=${data}`, 'tmux', 'list-sessions'], { encoding: 'utf8', timeout: 15_000 });
     expect(ls).toMatch(/^0: 1 windows .*\(attached\)/m);
+  }, 90_000);
+
+  it('moves GNU screen, whose server listens on a Unix socket in SCREENDIR: it goes on there', async () => {
+    const [a, b] = await pair();
+    const screenDir = join(data, 'screen');
+    mkdirSync(screenDir, { mode: 0o700 });
+    const id = (await a.vos(['run', '-d', '--name', 'screen', '--', 'env', `SCREENDIR=${screenDir}`, 'SHELL=/bin/sh', 'screen', '-q', 'sh'])).stdout.trim();
+    await a.vos(['send', id, 'echo before-$((6*7))\\r']);
+    await waitFor('the shell in screen to answer', async () => /^before-42\s*$/m.test(await a.screen(id)), 20_000);
+    const moved = await a.vos(['migrate', id, 'beta', '--json']);
+    expect(moved.code, moved.stderr).toBe(0);
+    const there = (JSON.parse(moved.stdout) as { session: { id: string } }).session.id.split('@')[0]!;
+    await b.vos(['send', there, 'echo after-$((6*7))\\r']);
+    await waitFor('the shell in screen to answer there', async () => /^after-42\s*$/m.test(await b.screen(there)), 20_000);
+    const ls = execFileSync('nsenter', [`--target=${b.proc.pid}`, '--mount', 'env', `SCREENDIR=${screenDir}`, 'screen', '-ls'], { encoding: 'utf8', timeout: 15_000 }).toString();
+    expect(ls).toMatch(/\(Attached\)/);
   }, 90_000);
 
   it('refuses before anything stops a move to where its lock is held (the hosts share one kernel: the same machine for locks), naming the file', async () => {
