@@ -35,6 +35,8 @@ import { checkWorkingDirectory, resolveCommand } from './session/spawn-check.js'
 export type StreamedSessionSpec = SessionShape & {
   /** For messages: where the image comes from ("the image from alpha"). */
   label: string;
+  /** The id it had where it came from: kept unless taken here. */
+  id?: string;
 };
 
 export type SessionListEvent = Extract<ApiEvent, { event: 'session.added' | 'session.changed' | 'session.removed' | 'session.moved' }>;
@@ -242,7 +244,7 @@ export class SessionManager {
   async receive(spec: StreamedSessionSpec, image: Readable): Promise<Session> {
     const runtime = runtimeFiles();
     if (!runtime) throw new VosError('unavailable', 'the vOS runtime is not built here (run npm run build)');
-    const id = this.newId();
+    const id = spec.id !== undefined && !this.sessions.has(spec.id) && !this.recoverable.has(spec.id) ? spec.id : this.newId();
     const controlPath = this.podSocket(id);
     if (!controlPath) throw new VosError('restore_failed', 'the state directory path is too long for a pod socket');
     const imageSocket = controlPath.replace(/\.sock$/, '.image');

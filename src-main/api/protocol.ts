@@ -556,6 +556,9 @@ export type SessionShape = Pick<SessionInfo, 'name' | 'command' | 'args' | 'cwd'
 
 /** What a source tells the target before a migration (peer to peer). */
 export interface MigrationOffer extends SessionShape {
+  /** The session's id where it runs now: it keeps it on the target unless a session there has
+   * it (scripts that name it go on working). Absent from older sources. */
+  id?: string;
   /** Working directories of the session's processes: they must exist there. */
   dirs: string[];
   files: FileNeed[];

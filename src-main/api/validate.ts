@@ -224,6 +224,8 @@ const CHECKERS: { [M in Method]: Checker } = {
   },
   'migration.offer': (p) => {
     for (const k of ['name', 'command', 'cwd', 'arch']) str(p, k);
+    // Becomes part of file names here (pods/ID.sock): only an id as agents make them.
+    if (p.id !== undefined && (typeof p.id !== 'string' || !/^[0-9a-f]{6,16}$/.test(p.id))) fail('"id" must be a session id (6 to 16 hex digits)');
     stringArray(p, 'args');
     stringArray(p, 'dirs');
     size(p, false);

@@ -33,6 +33,8 @@ describe.skipIf(unavailable !== null)('migration', () => {
     expect(r.session.peer.name).toBe('beta');
     expect(r.session.name).toBe('count');
     const there = r.session.id.slice(0, r.session.id.indexOf('@'));
+    // It keeps its id there: a script that names it goes on working.
+    expect(there).toBe(id);
     // Gone from here...
     expect(await a.sessions()).toEqual([]);
     // ...counting on there, the same process (same token), from where it was.
@@ -70,6 +72,7 @@ describe.skipIf(unavailable !== null)('migration', () => {
     expect(r.from).toMatch(new RegExp(`^${there}@[0-9a-f]{64}$`));
     expect(r.session.peer).toBeNull(); // it is this machine's now
     expect(r.session.name).toBe('away');
+    expect(r.session.id).toBe(there); // the same id here
     const heard = await waitFor('the viewer to hear of the move', () =>
       events.find((e): e is Extract<ApiEvent, { event: 'session.moved' }> => e.event === 'session.moved'),
     );

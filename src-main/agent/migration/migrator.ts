@@ -245,6 +245,7 @@ export class Migrator {
     const { name, command, args, cwd, cols, rows } = m.session.info();
     try {
       ({ migration: m.migration, wanted: m.wanted } = await client.request('migration.offer', {
+        id: m.session.id,
         name,
         command,
         args,
