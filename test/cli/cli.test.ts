@@ -3,6 +3,7 @@
  * `attach` a real terminal (a pty driving the vos process).
  */
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import pty from '@lydell/node-pty';
 import { afterEach, describe, expect, it } from 'vitest';
 import { endHosts, startDaemon, tempHome, vos, waitFor, VOS, type DaemonHandle } from '../helpers/agent-process.js';
@@ -193,6 +194,33 @@ describe('vos command', () => {
     const after = JSON.parse((await vos(d.home, ['ls', '--json'])).stdout) as SessionInfo[];
     expect(after[0]).toMatchObject({ state: 'running', viewers: 0 });
     expect((await vos(d.home, ['screen', id])).stdout).toContain('typed-5');
+  });
+
+  it('vos restore on a terminal attaches to the restored session; -d prints its id instead', async () => {
+    const d = await daemon();
+    const id = (await vos(d.home, ['run', '-d', '--', ...BASH], PLAIN_PROMPT)).stdout.trim();
+    await vos(d.home, ['send', id, 'echo before-checkpoint\\r']);
+    await vos(d.home, ['wait', id, '--text', '^before-checkpoint$']);
+    const image = join(d.home, 'attach.vosimg');
+    expect((await vos(d.home, ['checkpoint', id, '--out', image])).code).toBe(0);
+    await vos(d.home, ['kill', id, '--signal', 'KILL']);
+    const term = pty.spawn(process.execPath, [VOS, 'restore', image], { cols: 90, rows: 20, env: { ...process.env, VOS_HOME: d.home } as Record<string, string> });
+    let seen = '';
+    term.onData((data) => (seen += data));
+    const exited = new Promise<number>((resolve) => term.onExit(({ exitCode }) => resolve(exitCode)));
+    cleanups.push(() => term.kill());
+    await waitFor('the restored screen', () => seen.includes('before-checkpoint'));
+    term.write('echo restored-$((2+3))\r');
+    await waitFor('typed output in the attached terminal', () => seen.includes('restored-5'));
+    term.write('\x1c'); // Ctrl-\ detaches
+    expect(await exited).toBe(0);
+    expect(seen).toMatch(/\[detached from session [0-9a-f]+; it keeps running/);
+    // -d on a terminal: the id, and no attach.
+    const detached = pty.spawn(process.execPath, [VOS, 'restore', '-d', image], { cols: 90, rows: 20, env: { ...process.env, VOS_HOME: d.home } as Record<string, string> });
+    let printed = '';
+    detached.onData((data) => (printed += data));
+    expect(await new Promise<number>((resolve) => detached.onExit(({ exitCode }) => resolve(exitCode)))).toBe(0);
+    expect(printed.trim()).toMatch(/^[0-9a-f]{6}$/);
   });
 
   it('exits attach with the program\'s status when it ends', async () => {

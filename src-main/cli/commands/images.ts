@@ -4,8 +4,10 @@ import { resolve } from 'node:path';
 import type { ImageInfo } from '../../api/protocol.js';
 import { formatDuration } from '../../api/session-text.js';
 import { UsageError, parseArgs } from '../args.js';
+import { DEFAULT_DETACH_KEY, attachTerminal, describeKey, exitStatusOf } from '../attach-terminal.js';
 import type { Command } from '../command.js';
 import { formatBytes, table } from '../format.js';
+import { reportOutcome } from './attach.js';
 
 
 export const checkpointCommand: Command = {
@@ -99,11 +101,13 @@ included, stays as it was.
 export const restoreCommand: Command = {
   name: 'restore',
   summary: 'start a session from an image, where it left off',
-  help: `usage: vos restore IMAGE|FILE [--name N] [--take-as-is PATH]... [--json]
+  help: `usage: vos restore IMAGE|FILE [--name N] [--take-as-is PATH]... [-d] [--json]
 
 Brings the processes of an image back to life in a new session: same memory, threads, open
-files and terminal state; the screen as it was. Prints the new session's id (attach to it
-with vos attach). The same image can be restored again later, and more than once.
+files and terminal state; the screen as it was. On a terminal it attaches to the new session
+(${describeKey(DEFAULT_DETACH_KEY)} detaches; the program keeps running); with -d, or where
+there is no terminal, it prints the session's id instead. The same image can be restored again
+later, and more than once.
 
   IMAGE       an image of the store (its id or a unique prefix; see vos images)
   FILE        an image file (vos checkpoint --out)
@@ -119,14 +123,17 @@ its files. (A session whose program is gone is brought back with vos recover.)
 
   --name N    a name for the new session (default: the image's)
   --take-as-is PATH   a kept file the program may use as it is now (repeatable)
-  --json      {"id": ...}
+  -d, --detach        do not attach; print the session id
+  --json      {"id": ...} (does not attach)
 `,
   async run(argv, ctx) {
     const { options, lists, positionals } = parseArgs(argv, {
       name: { type: 'string', short: 'n' },
       json: { type: 'boolean' },
+      detach: { type: 'boolean', short: 'd' },
       'take-as-is': { type: 'string', repeatable: true },
     });
+    const attach = options.detach !== true && options.json !== true && process.stdin.isTTY && process.stdout.isTTY;
     if (positionals.length !== 1) throw new UsageError('give exactly one image: vos restore IMAGE|FILE');
     const takeAsIs = lists['take-as-is']?.map((p) => resolve(p));
     const arg = positionals[0]!;
@@ -139,8 +146,13 @@ its files. (A session whose program is gone is brought back with vos recover.)
         ...(typeof options.name === 'string' ? { name: options.name } : {}),
         ...(takeAsIs ? { takeAsIs } : {}),
       });
-      ctx.out(options.json ? JSON.stringify({ id: session.id }) + '\n' : session.id + '\n');
       if (session.restoreNote) ctx.err(`vos: note: ${session.restoreNote}\n`);
+      if (attach) {
+        const outcome = await attachTerminal(client, session.id, DEFAULT_DETACH_KEY);
+        reportOutcome(outcome, ctx);
+        return outcome.reason === 'exited' ? exitStatusOf(outcome.session) : 0;
+      }
+      ctx.out(options.json ? JSON.stringify({ id: session.id }) + '\n' : session.id + '\n');
       return 0;
     } finally {
       client.close();
