@@ -194,6 +194,13 @@ export class ApiDispatcher {
       return this.remote(client, conn).forward(method, params as ParamsOf<typeof method>, ref);
     } else if (ref && method === 'session.migrate') {
       return this.remote(client, conn).migrate(params as ParamsOf<'session.migrate'>, ref);
+    } else if (ref && method.startsWith('session.')) {
+      // A paired machine may not do this to its sessions (PEER_RIGHTS: local): its own user can.
+      const verb = method.slice('session.'.length);
+      throw new VosError(
+        'refused',
+        `${ref.session}@${ref.peer} is a session of ${ref.peer}: a ${verb} is done there, by that machine's user (vos ${verb === 'remove' ? 'rm' : verb} ${ref.session} on ${ref.peer}); from here you may move it home (vos migrate ${ref.session}@${ref.peer} ${this.agent.info().name})`,
+      );
     }
     const handler = this.handlers[method] as Handler<Method>;
     return handler(params, ctx);

@@ -94,6 +94,13 @@ describe.skipIf(unavailable !== null)('sessions of paired machines', () => {
     await b.vos(['send', `${id}@alpha`, 'echo sent-from-beta\\r']);
     const waited = await b.vos(['wait', `${id}@alpha`, '--text', '^sent-from-beta$', '--timeout', '5']);
     expect(waited.code).toBe(0);
+    // What only alpha's user may do to it is refused, saying where to do it.
+    const rm = await b.vos(['rm', `${id}@alpha`]);
+    expect(rm.code).toBe(1);
+    expect(rm.stderr).toContain(`${id}@alpha is a session of alpha: a remove is done there, by that machine's user (vos rm ${id} on alpha)`);
+    const cp = await b.vos(['checkpoint', `${id}@alpha`]);
+    expect(cp.code).toBe(1);
+    expect(cp.stderr).toContain(`a checkpoint is done there, by that machine's user (vos checkpoint ${id} on alpha); from here you may move it home (vos migrate ${id}@alpha beta)`);
     expect((await b.vos(['kill', `${id}@alpha`, '--signal', 'KILL'])).code).toBe(0);
     await waitFor('the session on alpha to end', async () => (await a.vos(['ls'])).stdout.includes('exited (SIGKILL)'));
   }, 60_000);
