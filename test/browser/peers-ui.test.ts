@@ -154,4 +154,26 @@ describe('machines in the app', () => {
       await a.close();
     }
   });
+
+  it('the move dialog names a paired machine that is away, with the reason, and cannot pick it', async () => {
+    const a = await chromium.browser.newPage({ viewport: { width: 1280, height: 800 } });
+    try {
+      await a.goto(webUrl(alpha));
+      await a.locator('[data-peer="beta"] .badge.paired').waitFor(); // paired by the tests above
+      const id = (await vos(alpha.home, ['run', '-d', '--name', 'stays', '--', 'sleep', '300'])).stdout.trim();
+      await beta.stop({ keepHome: true }); // its goodbye: alpha knows at once
+      const row = a.locator(`.session-row[data-session-id="${id}"]`);
+      await row.dblclick();
+      await a.getByTestId('move-dialog').waitFor();
+      const away = a.locator('[data-testid="move-unreachable"][data-peer="beta"]');
+      await away.filter({ hasText: /offline: not seen since/ }).waitFor();
+      expect(await away.isDisabled()).toBe(true);
+      expect(await a.locator('[data-testid="move-target"][data-peer="beta"]').count()).toBe(0);
+      await a.getByTestId('move-dialog').getByText('No paired machine can take it now').waitFor();
+      await a.keyboard.press('Escape');
+      await a.getByTestId('move-dialog').waitFor({ state: 'detached' });
+    } finally {
+      await a.close();
+    }
+  });
 });
