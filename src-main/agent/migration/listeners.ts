@@ -129,7 +129,6 @@ function tcpFree(address: string, port: number): Promise<string | null> {
   });
 }
 
-/** What keeps this machine from listening where the session listens (empty: nothing). */
 /**
  * Why the directory of a socket path here cannot take the session's listener, or null: missing
  * is fine (the restorer makes it, 0700, when its parent is there), another user's is not (they
@@ -155,6 +154,7 @@ function socketDirectoryProblem(dir: string): string | null {
   return null;
 }
 
+/** What keeps this machine from listening where the session listens (empty: nothing). */
 export async function listenersTakenHere(listeners: ListenNeed[]): Promise<string[]> {
   const problems: string[] = [];
   let here: { name: string; listening: boolean }[] | undefined;

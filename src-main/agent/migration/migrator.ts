@@ -53,7 +53,6 @@ export interface MigrationProgress {
   detail: string | null;
 }
 
-/** One migration from here, as its steps learn it. */
 /** How a move goes: see the session.migrate request. */
 export interface MoveOptions {
   mode: MigrationMode;
@@ -62,6 +61,7 @@ export interface MoveOptions {
   takeAsIs?: string[];
 }
 
+/** One migration from here, as its steps learn it. */
 class Move {
   total = 0;
   migration = '';
