@@ -13,18 +13,19 @@ import { BaseSequencer, type TestSpecification } from 'vitest/node';
 export const LONGEST = [
   'test/runtime/checkpoint-restore.test.ts',
   'test/community/migration-failures.test.ts',
-  'test/community/migration.test.ts',
   'test/community/pairing.test.ts',
+  'test/agent/schedule.test.ts',
   'test/runtime/image-store.test.ts',
   'test/community/remote.test.ts',
+  'test/community/migration.test.ts',
+  'test/agent/outlive.test.ts',
+  'test/cli/cli.test.ts',
+  'test/agent/recover.test.ts',
+  'test/community/discovery.test.ts',
+  'test/community/migration-listen.test.ts',
+  'test/runtime/listen.test.ts',
   'test/runtime/fuzz-restore-plan.test.ts',
   'test/runtime/fuzz-image.test.ts',
-  'test/cli/cli.test.ts',
-  'test/agent/schedule.test.ts',
-  'test/community/migration-listen.test.ts',
-  'test/community/migration-tcp-pair.test.ts',
-  'test/agent/recover.test.ts',
-  'test/runtime/unstoppable.test.ts',
 ];
 
 export default class LongestFirst extends BaseSequencer {
