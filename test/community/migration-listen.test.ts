@@ -4,8 +4,9 @@
  * where its port is taken is refused before anything stops, naming the address, the original
  * answering on here. Root only. The hosts share one filesystem: beta gets an empty tmpfs over
  * the directory of the socket path (as another machine would have its own disk); tmux and GNU
- * screen (servers on Unix sockets, whose directories beta lacks) move so too. Also: a move says
- * before the session stops what it will not carry, and is refused up front where its lock is held.
+ * screen (servers on Unix sockets, whose directories beta lacks) and Python's http.server move so
+ * too. Also: a move says before the session stops what it will not carry, and is refused up front
+ * where its lock is held.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -104,6 +105,28 @@ describe.skipIf(unavailable !== null)('moving a server', () => {
     await waitFor('the shell in screen to answer there', async () => /^after-42\s*$/m.test(await b.screen(there)), 20_000);
     const ls = execFileSync('nsenter', [`--target=${b.proc.pid}`, '--mount', 'env', `SCREENDIR=${screenDir}`, 'screen', '-ls'], { encoding: 'utf8', timeout: 15_000 }).toString();
     expect(ls).toMatch(/\(Attached\)/);
+  }, 90_000);
+
+  it('moves Python\'s http.server: it answers there on the same port, the same process', async () => {
+    const [a, b] = await pair();
+    const site = join(scratch, 'site');
+    mkdirSync(site, { recursive: true });
+    writeFileSync(join(site, 'index.html'), 'hello from the moved server\n');
+    const id = (await a.vos(['run', '-d', '--name', 'http', '--', 'python3', '-u', '-m', 'http.server', '8123', '--bind', '127.0.0.1', '--directory', site])).stdout.trim();
+    await waitFor('the server to serve', async () => /Serving HTTP on 127\.0\.0\.1 port 8123/.test(await a.screen(id)), 20_000);
+    const get = (agent: HostAgent): string =>
+      execFileSync('nsenter', [`--target=${agent.proc.pid}`, '--net', 'python3', '-c', 'import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:8123/", timeout=5).read().decode().strip())'], {
+        encoding: 'utf8',
+        timeout: 15_000,
+      }).trim();
+    expect(get(a)).toBe('hello from the moved server');
+    const moved = await a.vos(['migrate', id, 'beta', '--json']);
+    expect(moved.code, moved.stderr).toBe(0);
+    const there = (JSON.parse(moved.stdout) as { session: { id: string } }).session.id.split('@')[0]!;
+    expect(get(b)).toBe('hello from the moved server');
+    // One log, both requests: the one served here (on the screen that came along) and the one
+    // served there, by the same server process.
+    await waitFor('the server there to log both requests', async () => ((await b.screen(there)).match(/"GET \/ HTTP\/1\.1" 200/g) ?? []).length >= 2);
   }, 90_000);
 
   it('refuses before anything stops a move to where its lock is held (the hosts share one kernel: the same machine for locks), naming the file', async () => {
