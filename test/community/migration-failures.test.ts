@@ -100,7 +100,7 @@ describe.skipIf(unavailable !== null)('migration that fails', () => {
     );
     expect(failed?.message).toMatch(/has not confirmed yet that it runs there .* vOS keeps asking/);
     // beta holds the copy meanwhile (not running: it would run twice otherwise).
-    const held = (await b.sessions()) as Array<{ id: string }>;
+    const held = await b.sessions();
     expect(held).toHaveLength(1);
     expect(counts((await b.vos(['screen', held[0]!.id])).stdout)?.count).toBeLessThanOrEqual(before.count + 40);
     lab.net!.restore(lab.net!.hosts[0]!);
@@ -128,7 +128,7 @@ describe.skipIf(unavailable !== null)('migration that fails', () => {
     expect(readdirSync(join(a.home, 'migrations'))).toHaveLength(1);
     await a.kill('SIGKILL');
     expect(await asked).not.toBeNull(); // the caller lost its agent: no success claimed
-    const held = (await b.sessions()) as Array<{ id: string }>;
+    const held = await b.sessions();
     expect(held).toHaveLength(1);
     const frozen = counts((await b.vos(['screen', held[0]!.id])).stdout)?.count ?? 0;
     expect(frozen).toBeLessThanOrEqual(before.count + 40);
@@ -161,7 +161,7 @@ describe.skipIf(unavailable !== null)('migration that fails', () => {
     expect(readdirSync(join(b.home, 'held'))).toHaveLength(1);
     await b.kill('SIGKILL');
     const again = await lab.agent(1, 'beta', { home: b.home, env: FAST_LINKS });
-    const held = (await again.sessions()) as Array<{ id: string }>;
+    const held = await again.sessions();
     expect(held).toHaveLength(1);
     await waitFor('the copy to run there', async () => {
       const now = counts((await again.vos(['screen', held[0]!.id])).stdout);
@@ -169,7 +169,7 @@ describe.skipIf(unavailable !== null)('migration that fails', () => {
     }, 60_000, 250);
     console.log(`the source's answer: ${(await asked) instanceof Error ? (await asked as Error).message : 'moved'}`);
     // Exactly once: nothing of it runs on alpha, one copy on beta, and beta forgot the record.
-    const onAlpha = (await a.sessions()) as Array<{ id: string; state: string }>;
+    const onAlpha = await a.sessions();
     expect(onAlpha.filter((s) => s.state === 'running')).toEqual([]);
     expect(await again.sessions()).toHaveLength(1);
     await waitFor('beta to forget the held copy', () => readdirSync(join(again.home, 'held')).length === 0);

@@ -2,8 +2,8 @@
  * What the migration test files (test/community/migration*.test.ts) share: the test programs
  * built once per file, a pair of paired agents on two simulated hosts for each test (SimLab:
  * stopped after it), and the checks a move that failed must pass (the original still here,
- * nothing there). Call migrationLab() inside the file's describe block.
-
+ * nothing there). Call migrationLab() inside the file's describe block. The pairs come from
+ * SimLab.pairedAgents (paired once per file, then started from what they remembered).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -60,7 +60,7 @@ export const counts = (text: string): { token: string; count: number } | null =>
 
 /** The original is still here, running, and counting on with the same token. */
 export async function stillHere(a: HostAgent, id: string, before: { token: string; count: number }): Promise<void> {
-  const ls = (await a.sessions()) as Array<{ id: string; state: string }>;
+  const ls = await a.sessions();
   expect(ls.find((s) => s.id === id)?.state).toBe('running');
   await waitFor('the counter to go on here', async () => {
     const now = counts(await a.screen(id));
