@@ -187,6 +187,7 @@ describe.each(runAs)('listening sockets across checkpoint and restore (as $who)'
     rmSync(dir, { recursive: true });
     const r = await restore(file);
     expect(statSync(dir).mode & 0o777).toBe(0o700);
+    expect(r.note).toContain(`${dir} was missing here: made it (private to this user, 0700) for the socket of`);
     expect(await ask(path)).toMatch(`answer token=${token} via=unix`);
     await kill(r.id);
     // Someone else's directory there: they could swap the socket under the program. (Not as

@@ -146,12 +146,15 @@ its files. (A session whose program is gone is brought back with vos recover.)
         ...(typeof options.name === 'string' ? { name: options.name } : {}),
         ...(takeAsIs ? { takeAsIs } : {}),
       });
-      if (session.restoreNote) ctx.err(`vos: note: ${session.restoreNote}\n`);
+      const note = session.restoreNote ? `vos: note: ${session.restoreNote}\n` : '';
       if (attach) {
+        // Said once the terminal is the user's again: the session's screen would wipe it now.
         const outcome = await attachTerminal(client, session.id, DEFAULT_DETACH_KEY);
         reportOutcome(outcome, ctx);
+        ctx.err(note);
         return outcome.reason === 'exited' ? exitStatusOf(outcome.session) : 0;
       }
+      ctx.err(note);
       ctx.out(options.json ? JSON.stringify({ id: session.id }) + '\n' : session.id + '\n');
       return 0;
     } finally {

@@ -347,9 +347,10 @@ static uid_t overflow_uid(void)
 }
 
 /* The directory of a listener's socket path, as the program had it: made (0700, the last
- * component only) when it is missing here, as on another machine whose /tmp has no tmux-UID
- * yet; refused when another user owns it (they could replace the socket under the program). */
-static int socket_directory(const char *path, const char *words, struct err *e)
+ * component only, and said in the note: the original's mode is not in the image) when it is
+ * missing here, as on another machine whose /tmp has no tmux-UID yet; refused when another
+ * user owns it (they could replace the socket under the program). */
+static int socket_directory(struct restore_ctx *c, const char *path, const char *words, struct err *e)
 {
 	char dir[256]; /* a sun_path and more */
 	snprintf(dir, sizeof dir, "%s", path);
@@ -367,9 +368,13 @@ static int socket_directory(const char *path, const char *words, struct err *e)
 	}
 	if (errno != ENOENT)
 		return fail(e, "cannot inspect the directory of %s: %s", words, strerror(errno));
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+	if (mkdir(dir, 0700) < 0) {
+		if (errno == EEXIST)
+			return 0; /* made meanwhile */
 		return fail_code(e, "unavailable", "cannot listen on %s again: its directory %s is missing here and cannot be made (%s)", words,
 				 dir, strerror(errno));
+	}
+	restore_note(c, "%.300s was missing here: made it (private to this user, 0700) for the socket of %.300s", dir, words);
 	return 0;
 }
 
@@ -420,7 +425,7 @@ static int listen_object(struct restore_ctx *c, const struct img_object *o, stru
 		return fail_code(e, "bad_image", "the image holds a listening socket of family %d, type %d", domain, type);
 	}
 	int path_bound = domain == AF_UNIX && ((struct sockaddr_un *)&ss)->sun_path[0] != 0;
-	if (path_bound && (socket_directory(((struct sockaddr_un *)&ss)->sun_path, words, e) < 0 ||
+	if (path_bound && (socket_directory(c, ((struct sockaddr_un *)&ss)->sun_path, words, e) < 0 ||
 			   clear_socket_path((struct sockaddr_un *)&ss, len, type, words, e) < 0))
 		return -1;
 	int fd = socket(domain, type | SOCK_CLOEXEC, 0);
