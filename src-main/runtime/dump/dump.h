@@ -288,11 +288,14 @@ struct files_dump {
 	uint64_t tty_rdev; /* the session terminal */
 	struct vos_lock_rec *locks; /* file locks held (LOCKS), from the fds' fdinfo */
 	int nlocks;
+	int relay; /* a move's image: stream connections to outside the pod are kept (VOS_OBJ_RELAYED) */
 };
 
 /* Collects the fds of every frozen process and their open file descriptions (objects),
- * draining pipes and socket pairs (the data goes into the image and back after). */
-int dump_files(const struct freeze *f, struct files_dump *fd, struct mem_dump *md, uint64_t tty_rdev, struct err *e);
+ * draining pipes and socket pairs (the data goes into the image and back after). relay: stream
+ * connections to outside the pod become VOS_OBJ_RELAYED (a move that keeps them at the source). */
+int dump_files(const struct freeze *f, struct files_dump *fd, struct mem_dump *md, uint64_t tty_rdev, int relay,
+	       struct err *e);
 /* OBJECTS, then OBJDATA for drained data and deleted files' content. */
 int write_objects(struct files_dump *fd, struct image_writer *w, struct err *e);
 /* LOCKS, when the pod holds any file lock (nothing otherwise). */
@@ -303,11 +306,18 @@ void put_fd_table(const struct files_dump *fd, pid_t pid, struct buf *b);
 void put_back_drained(struct files_dump *fd);
 void files_dump_free(struct files_dump *fd);
 /* listen.c (dump): what will not survive the restore (sockets to outside the pod, connections waiting
- * to be accepted), as "warn ..." lines for the requester; returns how many. */
+ * to be accepted), as "warn ..." lines for the requester; returns how many. The connections a
+ * move keeps at the source are said too, as "relay ID LOCALPORT WHO: WHAT" lines (not counted). */
 int warn_lost_sockets(const struct files_dump *fd, int conn);
+/* listen.c (dump): a held pod's answer to "sockets": the connections its image keeps at the
+ * source (VOS_OBJ_RELAYED), one "socket ID" line each with our duplicate of it, then
+ * "sockets-end". The requester keeps them once the pod has ended (init/anchor.c); until then
+ * they are the frozen program's too, and nothing reads or writes them. */
+int send_relayed_sockets(const struct files_dump *fd, int conn);
 /* prescan.c: before the freeze, while every process runs: the sockets a restore will not carry
- * (connections, Unix sockets to outside the pod), as "prewarn ..." lines for the requester, read
- * from /proc only (nothing stopped or connected to); returns how many. */
-int prescan_lost(int conn);
+ * (connections, Unix sockets to outside the pod; with relay, only those a move cannot keep:
+ * datagram sockets and connections not established), as "prewarn ..." lines for the requester,
+ * read from /proc only (nothing stopped or connected to); returns how many. */
+int prescan_lost(int conn, int relay);
 
 #endif

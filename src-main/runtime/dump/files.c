@@ -211,10 +211,12 @@ static int process_fds(pid_t pid, struct files_dump *fd, struct mem_dump *md, st
 	return rc;
 }
 
-int dump_files(const struct freeze *f, struct files_dump *fd, struct mem_dump *md, uint64_t tty_rdev, struct err *e)
+int dump_files(const struct freeze *f, struct files_dump *fd, struct mem_dump *md, uint64_t tty_rdev, int relay,
+	       struct err *e)
 {
 	memset(fd, 0, sizeof *fd);
 	fd->tty_rdev = tty_rdev;
+	fd->relay = relay;
 	for (int i = 0; i < f->nprocs; i++)
 		if (process_fds(f->procs[i].pid, fd, md, e) < 0)
 			return -1;

@@ -292,6 +292,30 @@ static void peer_words(int sock, int domain, char *out, size_t size)
 	}
 }
 
+/* A move keeps a connected stream socket to outside the pod open at the source (VOS_OBJ_RELAYED):
+ * TCP over IPv4 or IPv6, or a Unix stream socket. Not one still connecting or never connected
+ * (no peer), nor a datagram socket: those come back disconnected as before. */
+static void keep_for_relay(struct object *o, int domain, int type)
+{
+	if (type != SOCK_STREAM || (domain != AF_INET && domain != AF_INET6 && domain != AF_UNIX))
+		return;
+	struct sockaddr_storage peer;
+	socklen_t len = sizeof peer;
+	if (getpeername(o->dup, (struct sockaddr *)&peer, &len) < 0)
+		return;
+	o->kind = VOS_OBJ_RELAYED;
+	o->p[3] = 0;
+	if (domain != AF_UNIX) {
+		int on = 0;
+		socklen_t l = sizeof on;
+		if (getsockopt(o->dup, IPPROTO_TCP, TCP_NODELAY, &on, &l) == 0 && on)
+			o->p[3] |= VOS_TCP_NODELAY;
+		l = sizeof on;
+		if (getsockopt(o->dup, SOL_SOCKET, SO_KEEPALIVE, &on, &l) == 0 && on)
+			o->p[3] |= VOS_TCP_KEEPALIVE;
+	}
+}
+
 /* A socket the restore cannot carry (VOS_OBJ_CLOSED_SOCKET) gets words in its path, for the
  * checkpoint's warning and the restore's note: what it was connected to. */
 void describe_closed_sockets(struct files_dump *fd)
@@ -317,6 +341,8 @@ void describe_closed_sockets(struct files_dump *fd)
 			snprintf(o->path, sizeof o->path, "%s to %s", what, peer);
 		else
 			snprintf(o->path, sizeof o->path, "%s", what);
+		if (fd->relay && !in_pod)
+			keep_for_relay(o, domain, type);
 	}
 }
 
@@ -329,6 +355,20 @@ int warn_lost_sockets(const struct files_dump *fd, int conn)
 		describe_pid(o->owner, who, sizeof who);
 		if (o->kind == VOS_OBJ_CLOSED_SOCKET) {
 			snprintf(line, sizeof line, "warn %s: %.900s will be restored disconnected", who, o->path);
+		} else if (o->kind == VOS_OBJ_RELAYED) {
+			/* Not lost: said so that the requester can name it (not counted), with its local
+			 * port (0: a Unix socket), by which an agent knows a connection it relays itself. */
+			struct sockaddr_storage local;
+			socklen_t len = sizeof local;
+			unsigned port = 0;
+			if (getsockname(o->dup, (struct sockaddr *)&local, &len) == 0 && local.ss_family == AF_INET)
+				port = ntohs(((struct sockaddr_in *)&local)->sin_port);
+			else if (getsockname(o->dup, (struct sockaddr *)&local, &len) == 0 && local.ss_family == AF_INET6)
+				port = ntohs(((struct sockaddr_in6 *)&local)->sin6_port);
+			snprintf(line, sizeof line, "relay %u %u %s: %.900s", o->id, port, who, o->path);
+			if (conn >= 0)
+				control_send(conn, line, -1);
+			continue;
 		} else if (o->kind == VOS_OBJ_LISTEN_SOCKET && (o->p[0] >> 32) > 0) {
 			char at[700];
 			listener_words(o->path, o->p[1], o->p[3], at, sizeof at);
@@ -342,4 +382,18 @@ int warn_lost_sockets(const struct files_dump *fd, int conn)
 		n++;
 	}
 	return n;
+}
+
+int send_relayed_sockets(const struct files_dump *fd, int conn)
+{
+	for (int i = 0; i < fd->nobjects; i++) {
+		const struct object *o = &fd->objects[i];
+		if (o->kind != VOS_OBJ_RELAYED)
+			continue;
+		char line[64];
+		snprintf(line, sizeof line, "socket %u", o->id);
+		if (control_send(conn, line, o->dup) < 0)
+			return -1;
+	}
+	return control_send(conn, "sockets-end", -1);
 }

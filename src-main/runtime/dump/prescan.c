@@ -14,6 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/socket.h>
+
 #include "../init/control.h"
 #include "dump.h"
 #include "objects.h"
@@ -161,10 +163,17 @@ static int other_end_in_pod(const struct inet_entry *all, int n, const struct in
 	return 0;
 }
 
+/* A TCP state in which the connection has a peer (what the dump relays: getpeername works):
+ * ESTABLISHED, FIN_WAIT1, FIN_WAIT2, CLOSE_WAIT. */
+static int relayable_state(unsigned state)
+{
+	return state == 0x01 || state == 0x04 || state == 0x05 || state == 0x08;
+}
+
 /* The pod's TCP (or UDP) sockets, from the IPv4 and the IPv6 table together: connections to
  * outside the pod and connected datagram sockets are not carried; listeners and TCP
  * connections whose two ends are in the pod are. */
-static int scan_inet(struct pod_sockets *ps, int tcp, int conn)
+static int scan_inet(struct pod_sockets *ps, int tcp, int relay, int conn)
 {
 	struct inet_entry *all = NULL;
 	int n = 0;
@@ -175,6 +184,8 @@ static int scan_inet(struct pod_sockets *ps, int tcp, int conn)
 		const struct inet_entry *e = &all[i];
 		if (tcp && (e->state == 0x0A || other_end_in_pod(all, n, e)))
 			continue; /* a listener, restored on its address; a pair inside the pod */
+		if (tcp && relay && relayable_state(e->state))
+			continue; /* a move keeps it open at the source (VOS_OBJ_RELAYED) */
 		char what[200], at[120];
 		address_words(e->remote, e->v6, at, sizeof at);
 		const char *port = strrchr(e->remote, ':');
@@ -194,7 +205,7 @@ static int scan_inet(struct pod_sockets *ps, int tcp, int conn)
 
 /* The pod's Unix sockets connected to a socket outside the pod (a local server's). A listener,
  * a pair inside the pod and a client still in the queue of the pod's own listener are carried. */
-static int scan_unix(struct pod_sockets *ps, int conn)
+static int scan_unix(struct pod_sockets *ps, int relay, int conn)
 {
 	char *text = read_text_file("/proc/self/net/unix", NULL);
 	if (!text)
@@ -210,16 +221,20 @@ static int scan_unix(struct pod_sockets *ps, int conn)
 		struct pod_socket *s = &ps->s[i];
 		uint64_t peer = peer_of(&peers, s->ino);
 		int known = 0;
+		unsigned type = 0;
 		char peer_path[600] = "";
 		/* Is it a Unix socket at all, and where is its peer bound? */
 		char *line = text;
 		while (line && *line) {
 			char *next = strchr(line, '\n');
 			unsigned long long ino;
+			unsigned line_type = 0;
 			int at = 0;
-			if (sscanf(line, "%*s %*s %*s %*s %*s %*s %llu%n", &ino, &at) == 1) {
-				if (ino == s->ino)
+			if (sscanf(line, "%*s %*s %*s %*s %x %*s %llu%n", &line_type, &ino, &at) == 2) {
+				if (ino == s->ino) {
 					known = 1;
+					type = line_type;
+				}
 				if (peer && ino == peer) {
 					const char *p = line + at;
 					while (*p == ' ')
@@ -235,6 +250,8 @@ static int scan_unix(struct pod_sockets *ps, int conn)
 		s->said = 1;
 		if (peer == 0 || find_socket(ps, peer))
 			continue;
+		if (relay && type == SOCK_STREAM)
+			continue; /* a move keeps it open at the source (VOS_OBJ_RELAYED) */
 		char what[700];
 		if (peer_path[0])
 			snprintf(what, sizeof what, "a Unix socket to %s", peer_path);
@@ -248,7 +265,7 @@ static int scan_unix(struct pod_sockets *ps, int conn)
 	return said;
 }
 
-int prescan_lost(int conn)
+int prescan_lost(int conn, int relay)
 {
 	pid_t *pids;
 	int n;
@@ -260,8 +277,8 @@ int prescan_lost(int conn)
 	free(pids);
 	int said = 0;
 	if (ps.n > 0) {
-		said += scan_inet(&ps, 1, conn) + scan_inet(&ps, 0, conn);
-		said += scan_unix(&ps, conn);
+		said += scan_inet(&ps, 1, relay, conn) + scan_inet(&ps, 0, 0, conn);
+		said += scan_unix(&ps, relay, conn);
 	}
 	free(ps.s);
 	return said;

@@ -158,6 +158,8 @@ enum vos_obj_kind {
 	VOS_OBJ_INOTIFY = 16,  /* an inotify instance: its watches in OBJDATA (see docs/image-format.md) */
 	VOS_OBJ_QUEUED_CLIENT = 17, /* a Unix socket whose connection waits in a pod listener's queue */
 	VOS_OBJ_TCP_PAIR = 18, /* one end of a TCP connection whose other end is in the pod too */
+	VOS_OBJ_RELAYED = 19,  /* a move's connection to outside the pod, kept open at the source: its
+				* bytes come through the target's agent (docs/image-format.md) */
 };
 
 /* VOS_OBJ_PTY_MASTER: p[1]'s flags. */
@@ -207,5 +209,13 @@ _Static_assert(sizeof(struct vos_lock_rec) == 32, "a lock is u32 kind, u32 type,
 #define VOS_TCP_KEEPALIVE 4ull /* SO_KEEPALIVE */
 #define VOS_TCP_REUSEADDR 8ull /* SO_REUSEADDR */
 #define VOS_TCP_FLAGS 15ull
+
+/* VOS_OBJ_RELAYED: p[1] = domain (AF_INET, AF_INET6, AF_UNIX); p[2] = SOCK_STREAM; p[3] =
+ * VOS_TCP_NODELAY | VOS_TCP_KEEPALIVE (TCP); path = what it is connected to, in words. The
+ * restorer connects a new socket of that domain to the target's agent and first sends it
+ * VOS_RELAY_MAGIC, the restore's 16-byte key and the object id (u32, big-endian). */
+#define VOS_RELAY_MAGIC "VOSRELAY"
+#define VOS_RELAY_KEY_BYTES 16
+#define VOS_RELAY_HELLO_BYTES (8 + VOS_RELAY_KEY_BYTES + 4)
 
 #endif

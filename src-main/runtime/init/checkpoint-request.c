@@ -23,9 +23,39 @@
 #include "../common/image-io.h"
 #include "../common/status.h"
 #include "../common/util.h"
+#include "anchor.h"
 #include "control.h"
 
 #define IMAGE_FD 3
+#define ANCHOR_FD 4 /* with --relay: the agent's end of the relayed connections (anchor.c) */
+
+/* Asks the held pod for the connections the image keeps at the source ("sockets"): one
+ * "socket ID" line with its fd each, then "sockets-end". -1 with errno on a failure. */
+static int take_relayed(int sock, struct anchored_set *kept)
+{
+	if (control_send(sock, "sockets", -1) < 0)
+		return -1;
+	for (;;) {
+		char line[CONTROL_LINE_MAX];
+		int fd = -1;
+		if (control_recv(sock, line, sizeof line, &fd, 10000) < 0)
+			return -1;
+		if (strcmp(line, "sockets-end") == 0) {
+			if (fd >= 0)
+				close(fd);
+			return 0;
+		}
+		unsigned id;
+		char end;
+		if (sscanf(line, "socket %u%c", &id, &end) != 1 || fd < 0) {
+			if (fd >= 0)
+				close(fd);
+			errno = EPROTO;
+			return -1;
+		}
+		anchored_set_add(kept, id, fd);
+	}
+}
 
 /* How long the agent has, from "frozen", to say "cut" or give the SESSION content (and from
  * the pod's last record, to give the content after a "cut"). Past it the checkpoint is called
@@ -216,7 +246,7 @@ static int finish_image(const char *reply, const struct session_content *s, uint
 
 /* The pod's "held ..." or "ok ..." for the agent: its counts were for us, the agent is told the
  * size of the whole image instead (bytes=). */
-static void print_outcome(const char *reply, uint64_t total)
+static void print_outcome(const char *reply, uint64_t total, const char *extra)
 {
 	char line[CONTROL_LINE_MAX];
 	snprintf(line, sizeof line, "%s", reply);
@@ -226,7 +256,7 @@ static void print_outcome(const char *reply, uint64_t total)
 			continue;
 		printf("%s%s", at++ ? " " : "", word);
 	}
-	printf(" bytes=%llu\n", (unsigned long long)total);
+	printf(" bytes=%llu%s\n", (unsigned long long)total, extra);
 	fflush(stdout);
 }
 
@@ -268,9 +298,11 @@ int checkpoint_request(const struct checkpoint_request *o)
 	char chain_words[80] = "";
 	if (o->incremental)
 		snprintf(chain_words, sizeof chain_words, " incremental=1%s%.40s", o->parent ? " parent=" : "", o->parent ? o->parent : "");
-	snprintf(request, sizeof request, "checkpoint%s%s%s%s records=%u bytes=%llu chain=%u", o->stop ? " stop=1" : "",
-		 o->hold ? " hold=1" : "", o->precopy ? " precopy=1" : "", chain_words, w.records, (unsigned long long)w.bytes,
-		 w.chain);
+	/* Relaying needs the agent's end of fd 4; without it the connections come back closed. */
+	int relay = o->hold && o->relay && fcntl(ANCHOR_FD, F_GETFD) >= 0;
+	snprintf(request, sizeof request, "checkpoint%s%s%s%s%s records=%u bytes=%llu chain=%u", o->stop ? " stop=1" : "",
+		 o->hold ? " hold=1" : "", relay ? " relay=1" : "", o->precopy ? " precopy=1" : "", chain_words, w.records,
+		 (unsigned long long)w.bytes, w.chain);
 	int sock = control_connect(o->control);
 	if (sock < 0) {
 		int saved = errno;
@@ -291,6 +323,8 @@ int checkpoint_request(const struct checkpoint_request *o)
 	int session_later = 0; /* "cut" came: the SESSION content is still to come */
 	uint64_t total = 0;
 	int status = 1;
+	struct anchored_set kept = {NULL, 0}; /* the connections the pod handed over (relay) */
+	int committed = 0;
 	char reply[CONTROL_LINE_MAX];
 	for (;;) {
 		int fd;
@@ -303,10 +337,11 @@ int checkpoint_request(const struct checkpoint_request *o)
 		if (fd >= 0)
 			close(fd);
 		if (strncmp(reply, "precopy", 7) == 0 || strncmp(reply, "full ", 5) == 0 || strncmp(reply, "warn ", 5) == 0 ||
-		    strncmp(reply, "prewarn ", 8) == 0) {
+		    strncmp(reply, "prewarn ", 8) == 0 || strncmp(reply, "relay ", 6) == 0) {
 			/* live migration's progress: a round of pages sent ahead; why an incremental
 			 * image is whole; what a restore will not carry
-			 * (prewarn: said before the freeze, warn: while frozen) */
+			 * (prewarn: said before the freeze, warn: while frozen); what a move keeps at the
+			 * source (relay ID LOCALPORT WHO: WHAT) */
 			printf("%s\n", reply);
 			fflush(stdout);
 			continue;
@@ -344,21 +379,34 @@ int checkpoint_request(const struct checkpoint_request *o)
 				control_send(sock, "abort", -1); /* the pod runs again; its "ok" follows */
 				continue;
 			}
-			print_outcome(reply, total);
+			if (relay && take_relayed(sock, &kept) < 0) {
+				print_error("checkpoint_failed", "the pod did not hand over its connections to outside it: %s",
+					    strerror(errno));
+				control_send(sock, "abort", -1);
+				failed[0] = '-'; /* the error is said: the pod's "ok" that follows is not */
+				continue;
+			}
+			char relays[32] = "";
+			if (relay)
+				snprintf(relays, sizeof relays, " relays=%d", kept.n);
+			print_outcome(reply, total, relays);
 			/* The agent gives the verdict on our stdin; if it goes away, the pod runs again. */
 			char verdict[64];
 			if (input_line(&in, verdict, sizeof verdict, -1) < 0)
 				snprintf(verdict, sizeof verdict, "abort");
-			control_send(sock, strcmp(verdict, "commit") == 0 ? "commit" : "abort", -1);
+			committed = strcmp(verdict, "commit") == 0;
+			control_send(sock, committed ? "commit" : "abort", -1);
 			continue;
 		}
 		if (strncmp(reply, "ok", 2) == 0) {
 			if (!failed[0] && !finished && finish_image(reply, &session, &total, &e) < 0)
 				snprintf(failed, sizeof failed, "%s", e.msg);
-			if (failed[0]) {
+			if (strcmp(failed, "-") == 0) {
+				/* said already */
+			} else if (failed[0]) {
 				print_error("checkpoint_failed", "%s", failed);
 			} else {
-				print_outcome(reply, total);
+				print_outcome(reply, total, "");
 				status = 0;
 			}
 			break;
@@ -369,5 +417,14 @@ int checkpoint_request(const struct checkpoint_request *o)
 	fflush(stdout);
 	close(sock);
 	free(session.data);
+	/* The pod has ended (the verdict was "commit" and it said so): its connections to outside
+	 * live on here, relayed to the program on the target until they end. Otherwise the program
+	 * has them again (or the move failed before): our copies just go. */
+	char stopped[8];
+	if (status == 0 && committed && kept.n > 0 && control_arg(reply, "stopped", stopped, sizeof stopped) &&
+	    strcmp(stopped, "1") == 0)
+		anchor_run(ANCHOR_FD, &kept); /* frees kept */
+	else
+		anchored_set_free(&kept);
 	return status;
 }

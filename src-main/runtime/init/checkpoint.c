@@ -184,18 +184,26 @@ static void end_pod(void)
 /* How long a held pod waits for the requester's verdict before it runs again. */
 #define HOLD_TIMEOUT_MS (10 * 60 * 1000)
 
-/* Held: tells the requester, waits for its verdict. 1: commit, 0: anything else. */
-static int await_verdict(int conn, const char *held)
+/* Held: tells the requester, waits for its verdict (answering "sockets" meanwhile). 1: commit,
+ * 0: anything else. */
+static int await_verdict(int conn, const char *held, const struct files_dump *files)
 {
 	if (control_send(conn, held, -1) < 0)
 		return 0;
-	char line[CONTROL_LINE_MAX];
-	int fd = -1;
-	if (control_recv(conn, line, sizeof line, &fd, HOLD_TIMEOUT_MS) < 0)
-		return 0;
-	if (fd >= 0)
-		close(fd);
-	return strcmp(line, "commit") == 0;
+	for (;;) {
+		char line[CONTROL_LINE_MAX];
+		int fd = -1;
+		if (control_recv(conn, line, sizeof line, &fd, HOLD_TIMEOUT_MS) < 0)
+			return 0;
+		if (fd >= 0)
+			close(fd);
+		if (strcmp(line, "sockets") == 0) {
+			if (send_relayed_sockets(files, conn) < 0)
+				return 0;
+			continue;
+		}
+		return strcmp(line, "commit") == 0;
+	}
 }
 
 /* ---- incremental checkpoints ----
@@ -346,6 +354,8 @@ void checkpoint_run(struct pod *pod, int *out_fd, int conn, const char *request,
 	uint32_t chain = control_arg(request, "chain", v, sizeof v) ? (uint32_t)strtoul(v, NULL, 10) : 0;
 	int stop = control_arg(request, "stop", v, sizeof v) && strcmp(v, "1") == 0;
 	int hold = control_arg(request, "hold", v, sizeof v) && strcmp(v, "1") == 0;
+	/* A move whose requester keeps the connections to outside the pod open here (anchor.c). */
+	int relay = control_arg(request, "relay", v, sizeof v) && strcmp(v, "1") == 0;
 
 	struct image_writer w;
 	iw_init(&w, *out_fd, records, bytes, chain);
@@ -366,7 +376,7 @@ void checkpoint_run(struct pod *pod, int *out_fd, int conn, const char *request,
 	struct chain_plan cp;
 	plan_chain(pod, request, &cp);
 	/* What will not survive, said before anything stops (the final, exact words come while frozen). */
-	prescan_lost(conn);
+	prescan_lost(conn, hold && relay);
 	int live = 0;
 	if (control_arg(request, "precopy", v, sizeof v) && strcmp(v, "1") == 0) {
 		int r = precopy(pod, conn, &tracker, &w, &e);
@@ -398,7 +408,7 @@ void checkpoint_run(struct pod *pod, int *out_fd, int conn, const char *request,
 	if (rc == 0)
 		rc = write_pod(pod, &f, &w, &e);
 	if (rc == 0)
-		rc = dump_files(&f, &files, &md, tty_rdev, &e);
+		rc = dump_files(&f, &files, &md, tty_rdev, hold && relay, &e);
 	if (rc == 0)
 		warn_lost_sockets(&files, conn); /* what a restore will not carry, said before the image is done */
 	if (rc == 0)
@@ -453,7 +463,7 @@ void checkpoint_run(struct pod *pod, int *out_fd, int conn, const char *request,
 			snprintf(held, sizeof held,
 				 "held processes=%d threads=%u zombies=%d frozen_us=%" PRId64 " records=%u bytes=%" PRIu64 " chain=%u",
 				 f.nprocs, threads, f.nzombies, now_monotonic_us() - t0, w.records, w.bytes, w.chain);
-			end = await_verdict(conn, held);
+			end = await_verdict(conn, held, &files);
 			frozen_us = now_monotonic_us() - t0;
 		}
 		if (end) {

@@ -3,7 +3,7 @@
  *
  *   vos-init [launch] [--control SOCKET] [--runtime LIBVOS] [--no-pod] -- PROGRAM [ARGS...]
  *       Start PROGRAM in a new pod on this terminal (what the agent runs on a session's pty).
- *   vos-init checkpoint --control SOCKET [--stop | --hold] [--precopy] [--session] [--producer TEXT]
+ *   vos-init checkpoint --control SOCKET [--stop | --hold [--relay]] [--precopy] [--session] [--producer TEXT]
  *       Write an image of the pod to fd 3. vos-init writes every record of it: HEADER (naming
  *       --producer), then the pod writes its own, then SESSION and TRAILER (checkpoint-request.c).
  *       Prints the pod's progress and the outcome, one line each: "frozen" when the pod is
@@ -16,6 +16,9 @@
  *       --precopy (live migration): first send the memory while the pod runs, in rounds
  *       ("precopy ..." lines), then freeze and send only what changed since; falls back to a
  *       plain checkpoint where the kernel cannot track written pages ("precopy unavailable ...").
+ *       --relay (with --hold): the pod's connections to outside it are kept open here: once the
+ *       verdict was "commit" and the pod ended, this process holds them (the outcome said
+ *       relays=N) and relays their bytes with the agent over fd 4 (anchor.c) until they end.
  *       --incremental [--parent ID]: write a CHAIN record and keep tracking written pages after;
  *       if ID is the CHAIN id of the pod's previous such image, write only what changed since
  *       (PARENT runs for the rest). A whole image says why first: "full <why>". The outcome
@@ -63,7 +66,7 @@ static void usage(void) __attribute__((noreturn));
 static void usage(void)
 {
 	fprintf(stderr, "usage: vos-init [launch] [--control SOCKET] [--runtime LIB] [--no-pod] -- PROGRAM [ARGS...]\n"
-			"       vos-init checkpoint --control SOCKET [--stop | --hold] [--precopy] [--incremental [--parent ID]] [--session] [--producer TEXT]\n"
+			"       vos-init checkpoint --control SOCKET [--stop | --hold [--relay]] [--precopy] [--incremental [--parent ID]] [--session] [--producer TEXT]\n"
 			"       vos-init restore --control SOCKET (--image FILE | --image-socket PATH) [--parent FILE]... [--hold] [--status PATH] [--runtime LIB] [--cache DIR]\n"
 			"       vos-init verify [--list] [--parent FILE]... FILE\n"
 			"       vos-init host --socket PATH [--cols N] [--rows N] -- PROGRAM [ARGS...]\n"
@@ -119,6 +122,8 @@ static int cmd_checkpoint(int argc, char **argv)
 			o.hold = 1;
 		else if (strcmp(argv[i], "--precopy") == 0)
 			o.precopy = 1;
+		else if (strcmp(argv[i], "--relay") == 0)
+			o.relay = 1;
 		else if (strcmp(argv[i], "--incremental") == 0)
 			o.incremental = 1;
 		else if (strcmp(argv[i], "--parent") == 0)

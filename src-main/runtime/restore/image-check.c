@@ -167,7 +167,7 @@ static int check_objects(struct image *img, struct u64map *ids, struct err *e)
 		if (u64map_get(ids, o->id, &seen))
 			return bad(e, img, &img->objects_rec, "object %u is described twice", o->id);
 		u64map_put(ids, o->id, (uint64_t)i);
-		if (o->kind < VOS_OBJ_FILE || o->kind > VOS_OBJ_TCP_PAIR)
+		if (o->kind < VOS_OBJ_FILE || o->kind > VOS_OBJ_RELAYED)
 			return bad(e, img, &img->objects_rec, "object %u is of unknown kind %u", o->id, o->kind);
 		if ((o->kind == VOS_OBJ_DELETED || o->kind == VOS_OBJ_MEMFD) && o->p[1] > VOS_MAX_FILE_SIZE)
 			return bad(e, img, &img->objects_rec, "object %u claims %llu bytes", o->id, (unsigned long long)o->p[1]);
@@ -196,6 +196,11 @@ static int check_objects(struct image *img, struct u64map *ids, struct err *e)
 			if (tcp_pair_addresses(o, &l, &p) < 0 || (o->p[3] & ~VOS_TCP_FLAGS) != 0 || (o->has_data && o->messages != 0))
 				return bad(e, img, &img->objects_rec, "TCP connection end %u has addresses or flags that cannot be", o->id);
 		}
+		if (o->kind == VOS_OBJ_RELAYED && ((o->p[1] != AF_INET && o->p[1] != AF_INET6 && o->p[1] != AF_UNIX) ||
+						   o->p[2] != SOCK_STREAM ||
+						   (o->p[3] & ~(uint64_t)(VOS_TCP_NODELAY | VOS_TCP_KEEPALIVE)) != 0))
+			return bad(e, img, &img->objects_rec, "relayed connection %u is of family %llu, type %llu, flags %#llx",
+				   o->id, (unsigned long long)o->p[1], (unsigned long long)o->p[2], (unsigned long long)o->p[3]);
 		if (o->kind == VOS_OBJ_LISTEN_SOCKET && (o->p[1] > UINT16_MAX || o->p[2] > UINT16_MAX))
 			return bad(e, img, &img->objects_rec, "listening socket %u is of family %llu, type %llu", o->id,
 				   (unsigned long long)o->p[1], (unsigned long long)o->p[2]);

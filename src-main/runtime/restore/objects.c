@@ -693,6 +693,9 @@ int create_objects(struct restore_ctx *c, struct err *e)
 			if (fd >= 0)
 				restore_note(c, "%.400s came back disconnected", o->path[0] ? o->path : "a socket to outside the session");
 			break;
+		case VOS_OBJ_RELAYED:
+			fd = relayed_socket(c, o, e);
+			break;
 		case VOS_OBJ_LISTEN_SOCKET:
 			fd = listen_object(c, o, e);
 			break;

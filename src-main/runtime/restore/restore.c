@@ -431,6 +431,7 @@ int restore_main(int argc, char **argv)
 	struct restore_ctx *c = xcalloc(1, sizeof *c);
 	c->cache_dir = cache;
 	c->hold_listen_fd = -1;
+	relay_target_from_env(&c->relay);
 	c->tty_fd = isatty(STDIN_FILENO) ? STDIN_FILENO : -1;
 	char why[256];
 	if (pod_terminal_can_pass(c->tty_fd, why, sizeof why) < 0)

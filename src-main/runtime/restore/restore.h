@@ -59,6 +59,13 @@ struct restore_ctx {
 	/* The monotonic clocks: "same" (as on this machine), "kept" (a time namespace continues
 	 * the image's), "jumped" (differed, and no time namespace could be made). */
 	const char *clocks;
+	/* A move's target: where the connections kept at the source are reached (relay.c). */
+	struct relay_target {
+		int on;
+		uint16_t port;     /* the agent's TCP relay port on 127.0.0.1 */
+		char unix_path[108]; /* the agent's Unix relay socket */
+		uint8_t key[VOS_RELAY_KEY_BYTES];
+	} relay;
 	/* What the restore could not carry, for the user ("; "-separated; the status line's note). */
 	char note[2048];
 };
@@ -98,6 +105,13 @@ int create_objects(struct restore_ctx *c, struct err *e);
 int high_fd(int fd, int base);
 void *load_data(struct restore_ctx *c, const struct img_object *o, size_t *len, struct err *e);
 int set_status_flags(int fd, uint32_t flags);
+/* relay.c: the agent's relay from the environment (VOS_RELAY_PORT, VOS_RELAY_UNIX,
+ * VOS_RELAY_KEY: set by the agent for a move's restore only); t->on stays 0 without them. */
+void relay_target_from_env(struct relay_target *t);
+/* relay.c: the connection o (VOS_OBJ_RELAYED) kept at the source: a new socket of its family
+ * connected to the agent here, which relays it; without a relay (a restore from a file), a
+ * disconnected one, and the note says so. The fd, or -1. */
+int relayed_socket(struct restore_ctx *c, const struct img_object *o, struct err *e);
 /* tcp-pair.c: the TCP connections whose two ends were in the pod, connected again (once every
  * listener of the pod listens), with the bytes that were in flight. */
 int tcp_pair_objects(struct restore_ctx *c, int base, struct err *e);
