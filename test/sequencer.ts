@@ -14,6 +14,7 @@ export const LONGEST = [
   'test/runtime/checkpoint-restore.test.ts',
   'test/community/migration-failures.test.ts',
   'test/community/pairing.test.ts',
+  'test/community/migration-relay.test.ts',
   'test/agent/schedule.test.ts',
   'test/runtime/image-store.test.ts',
   'test/community/remote.test.ts',

@@ -18,6 +18,7 @@ import { Community, DEFAULT_PEER_PORT } from './community/community.js';
 import { parseHostPort } from './community/addresses.js';
 import { loadOrCreateIdentity, type Identity } from './community/identity.js';
 import { MigrationReceiver } from './migration/receiver.js';
+import { RelayHub } from './relay/relay-hub.js';
 import { HeldJournal } from './migration/held-journal.js';
 import { Migrator } from './migration/migrator.js';
 import { ScheduleStore } from './schedule/schedule-store.js';
@@ -58,6 +59,7 @@ export class Agent implements AgentServices {
   readonly scheduler: Scheduler;
   community: Community | null = null;
   migrations: { migrator: Migrator; receiver: MigrationReceiver } | null = null;
+  private relays: RelayHub | null = null;
   private identity: Identity | null = null;
   readonly dispatcher: ApiDispatcher;
   readonly paths: StatePaths;
@@ -129,7 +131,9 @@ export class Agent implements AgentServices {
     this.identity = loadOrCreateIdentity(this.paths.home);
     const explicit = this.options.listen !== undefined ? this.options.listen : listenFromEnv(process.env.VOS_LISTEN);
     const mdns = this.options.mdns ?? process.env.VOS_MDNS !== '0';
-    const receiver = new MigrationReceiver(this.sessions, this.log, undefined, new HeldJournal(this.paths.home));
+    const relays = new RelayHub(this.paths.home, () => this.community!, this.log);
+    this.relays = relays;
+    const receiver = new MigrationReceiver(this.sessions, this.log, undefined, new HeldJournal(this.paths.home), relays);
     receiver.recover(); // the sessions were adopted first: held copies an earlier agent had are held again
     const make = (listen: { host: string; port: number } | null): Community =>
       new Community(
@@ -140,7 +144,9 @@ export class Agent implements AgentServices {
           listen,
           mdns,
           log: this.log,
-          onStream: (peer, stream) => receiver.stream(peer, stream),
+          onStream: (peer, stream) => {
+            if (!relays.stream(peer, stream)) receiver.stream(peer, stream);
+          },
         },
         (peer) => ({ open: (conn, shared) => this.dispatcher.open(conn, { kind: 'peer', peer }, shared) }),
       );
@@ -159,7 +165,7 @@ export class Agent implements AgentServices {
       await community.start();
     }
     this.community = community;
-    this.migrations = { migrator: new Migrator(this.sessions, community, this.name, this.paths.home, this.log), receiver };
+    this.migrations = { migrator: new Migrator(this.sessions, community, this.name, this.paths.home, this.log, relays), receiver };
     this.migrations.migrator.recover();
     this.log(
       `machine id ${this.identity.shortId}; ${community.listening ? `listening for peers on ${community.listening}` : 'not listening for peers'}` +
@@ -259,6 +265,9 @@ export class Agent implements AgentServices {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       await this.scheduler.stop();
+      // The connections kept and relayed for moved sessions end (the other side hears so while
+      // the links are still there), as a network failure would for the programs.
+      await this.relays?.stop();
       await this.community?.stop();
       await this.sessions.letGoAll();
       await this.web?.close();

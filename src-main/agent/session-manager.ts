@@ -37,6 +37,8 @@ export type StreamedSessionSpec = SessionShape & {
   label: string;
   /** The id it had where it came from: kept unless taken here. */
   id?: string;
+  /** For the restorer: where its relayed connections reach this agent (relay/relay-endpoint.ts). */
+  restoreEnv?: Record<string, string>;
 };
 
 export type SessionListEvent = Extract<ApiEvent, { event: 'session.added' | 'session.changed' | 'session.removed' | 'session.moved' }>;
@@ -266,7 +268,7 @@ export class SessionManager {
           command: spec.command,
           args: spec.args,
           cwd: spec.cwd,
-          env: this.defaults.env,
+          env: { ...this.defaults.env, ...spec.restoreEnv },
           cols: spec.cols,
           rows: spec.rows,
           launch: {

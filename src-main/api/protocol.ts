@@ -85,6 +85,19 @@ export interface SessionInfo {
    * since the epoch). Absent for other states, and when no good image is left.
    */
   recoverable?: { image: string; imageTime: number };
+  /**
+   * Its connections to outside the session that a move kept open on the machine it came from
+   * (`via`), whose bytes that machine relays; absent when none.
+   */
+  relayed?: RelayedConnection[];
+}
+
+/** A connection a moved session keeps through the machine it came from. */
+export interface RelayedConnection {
+  /** What it is connected to, in words ("a TCP connection to 192.0.2.7:22"). */
+  what: string;
+  /** The machine that keeps the real connection. */
+  via: PeerRef;
 }
 
 /** A machine of the community, as a session names it. */
@@ -515,6 +528,11 @@ export interface MigrationResult {
   fallback: string | null;
   /** Open files the target lacked, sent along (they are the target's from then on). */
   filesSent: string[];
+  /**
+   * Its connections to outside the session, kept open here and relayed to it there (in words).
+   * They last as long as this agent and the link do.
+   */
+  relayed: string[];
 }
 
 /** Open files a target lacks are sent along up to this size each, unless the caller says otherwise. */

@@ -38,7 +38,11 @@ export function sessionsTable(sessions: SessionInfo[], now = Date.now()): string
   if (remote) header.splice(1, 0, 'MACHINE');
   // Why sessions so marked cannot be, once under the table (each distinct reason).
   const reasons = [...new Set(sessions.filter((s) => s.state === 'running' && s.cannotCheckpoint).map((s) => s.cannotCheckpoint!))];
-  const notes = reasons.map((r) => `${NO_POD_MARK}: ${peerText(r)}\n`).join('');
+  const notes =
+    reasons.map((r) => `${NO_POD_MARK}: ${peerText(r)}\n`).join('') +
+    sessions
+      .flatMap((s) => (s.relayed ?? []).map((c) => `${sessionRef(s)}: ${peerText(c.what)}, kept open by ${peerName(c.via.name)} and relayed\n`))
+      .join('');
   return table(
     header,
     sessions.map((s) => {

@@ -5,6 +5,7 @@
  * opened in the terminal view that takes typing.
  */
 import { mkdirSync } from 'node:fs';
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,14 +17,22 @@ const OUTPUT = join(ROOT, 'test-results');
 let alpha: DaemonHandle;
 let beta: DaemonHandle;
 let chromium: BrowserHandle;
-/** A server outside every session, for a connection a move cannot carry. */
+/** A server outside every session (it echoes), for a connection a move keeps open and relays. */
 let server: Server;
-const outside = { port: 0 };
+/** A UDP socket outside every session, for a connected socket a move cannot carry. */
+let udp: UdpSocket;
+const outside = { port: 0, udpPort: 0 };
 
 beforeAll(async () => {
-  server = createServer((socket) => socket.on('error', () => {}));
+  server = createServer((socket) => {
+    socket.on('error', () => {});
+    socket.pipe(socket);
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   outside.port = (server.address() as AddressInfo).port;
+  udp = createSocket('udp4');
+  await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', resolve));
+  outside.udpPort = udp.address().port;
   mkdirSync(OUTPUT, { recursive: true });
   // Loopback only, no mDNS (test/setup-env.ts): the machine is added by address.
   alpha = await startDaemon({ args: ['--name', 'alpha', '--web'] });
@@ -36,6 +45,7 @@ afterAll(async () => {
   await alpha?.stop();
   await beta?.stop();
   server?.close();
+  udp?.close();
 });
 
 const webUrl = (d: DaemonHandle): string => /web UI: (\S+)/.exec(d.stdout())![1]!;
@@ -112,9 +122,9 @@ describe('machines in the app', () => {
       await a.goto(webUrl(alpha));
       await a.locator('[data-peer="beta"] .badge.paired').waitFor(); // paired by the test above
       const id = (await vos(alpha.home, ['run', '-d', '--name', 'mover', '--', 'bash', '--norc', '--noprofile'], { PS1: 'moving$ ' })).stdout.trim();
-      // A connection to outside the session (this test's server): the move says, before the
-      // stop, that it will not be carried, and the status keeps saying it once moved.
-      await vos(alpha.home, ['send', id, `exec 3<>/dev/tcp/127.0.0.1/${outside.port}\\r`]);
+      // A connection to outside the session (this test's server): the move keeps it open here
+      // and relays it; a connected UDP socket it cannot carry: it says so before the stop.
+      await vos(alpha.home, ['send', id, `exec 3<>/dev/tcp/127.0.0.1/${outside.port} 4<>/dev/udp/127.0.0.1/${outside.udpPort}\\r`]);
       await vos(alpha.home, ['send', id, 'echo before-the-move\\r']);
       const row = a.locator(`.session-row[data-session-id="${id}"]`);
       await row.click();
@@ -123,7 +133,13 @@ describe('machines in the app', () => {
       await a.getByTestId('move-dialog').waitFor();
       await a.locator('[data-testid="move-target"][data-peer="beta"]').click();
       await a.getByTestId('move-status').filter({ hasText: 'Moved.' }).waitFor({ timeout: 20_000 });
-      expect(await a.getByTestId('move-warning').first().textContent()).toContain(`127.0.0.1:${outside.port}`);
+      expect(await a.getByTestId('move-warning').first().textContent()).toContain(`127.0.0.1:${outside.udpPort}`);
+      expect(await a.getByTestId('move-note').textContent()).toContain(`Kept open where it was, and relayed: `);
+      expect(await a.getByTestId('move-note').textContent()).toContain(`127.0.0.1:${outside.port}`);
+      // Under the terminal, as long as it lasts: which machine keeps it.
+      const kept = a.getByTestId('relayed-note');
+      await kept.filter({ hasText: `127.0.0.1:${outside.port}: kept open by alpha` }).waitFor();
+      await a.getByTestId('move-status').getByRole('button', { name: 'OK' }).click();
       // The view shows it on beta now, with its screen, and typing reaches it there.
       await a.getByTestId('terminal-view').filter({ hasText: 'on beta' }).waitFor();
       await a.locator('.xterm-rows').filter({ hasText: 'before-the-move' }).waitFor();
@@ -131,6 +147,10 @@ describe('machines in the app', () => {
       await a.keyboard.type('echo after-the-move-$((6*7))');
       await a.keyboard.press('Enter');
       await a.locator('.xterm-rows').filter({ hasText: 'after-the-move-42' }).waitFor();
+      // The kept connection still works from there: the server echoes what it is sent.
+      await a.keyboard.type('echo relayed-$((6*7)) >&3; read -t 10 line <&3; echo "echoed $line"');
+      await a.keyboard.press('Enter');
+      await a.locator('.xterm-rows').filter({ hasText: 'echoed relayed-42' }).waitFor();
       const there = JSON.parse((await vos(beta.home, ['ls', '--json'])).stdout) as Array<{ id: string; name: string }>;
       const moved = there.find((s) => s.name === 'mover')!;
       expect((await vos(beta.home, ['screen', moved.id])).stdout).toMatch(/^after-the-move-42$/m);

@@ -4,15 +4,15 @@
  * browses with mDNS. Its Unix socket is an ordinary file, so the tests' clients and the `vos`
  * command reach it from outside the namespace, as the user on that machine would.
  */
-import type { ChildProcess } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFile, type ChildProcess } from 'node:child_process';
+import { chownSync, cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach } from 'vitest';
 import type { ApiClient } from '../../src-main/api/client.js';
 import type { PeerInfo, SessionInfo } from '../../src-main/api/protocol.js';
 import { statePaths } from '../../src-main/base/state-dir.js';
 import { connectToAgent } from '../../src-main/client/socket-transport.js';
-import { VOS, endHosts, tempHome, vos, waitFor, type CliResult } from './agent-process.js';
+import { UNPRIVILEGED, VOS, endHosts, tempHome, vos, waitFor, type CliResult } from './agent-process.js';
 import { createSimNetwork, netnsUnavailable, type SimHost, type SimNetwork } from './netns.js';
 
 export const PEER_PORT = 47470;
@@ -70,12 +70,18 @@ export async function startHostAgent(
      */
     clockAheadSeconds?: number;
     env?: NodeJS.ProcessEnv;
+    /** Runs the agent (and the `vos` commands of `vos()`) as this user, not root: its home is given to it. */
+    asUser?: typeof UNPRIVILEGED;
   } = {},
 ): Promise<HostAgent> {
   const home = options.home ?? tempHome();
+  const user = options.asUser;
+  if (user) chownTree(home, user.uid, user.gid);
+  const asUser = (cmd: string[]): string[] =>
+    user ? ['setpriv', `--reuid=${user.uid}`, `--regid=${user.gid}`, '--clear-groups', ...cmd] : cmd;
   const address = `${host.address}:${PEER_PORT}`;
   const listen = options.listenAll ? `0.0.0.0:${PEER_PORT}` : address;
-  const daemon = [process.execPath, VOS, 'daemon', '--name', name, '--listen', listen];
+  const daemon = asUser([process.execPath, VOS, 'daemon', '--name', name, '--listen', listen]);
   const ahead = options.clockAheadSeconds ? String(options.clockAheadSeconds) : null;
   // unshare --time puts the agent's children (its sessions), not the agent itself, in the namespace.
   const clocked = ahead ? ['unshare', '--time', '--monotonic', ahead, '--boottime', ahead, ...daemon] : daemon;
@@ -83,7 +89,7 @@ export async function startHostAgent(
     ? ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', `${options.mountPrelude} && exec "$0" "$@"`, ...clocked]
     : clocked;
   const proc = net.spawn(host, cmd!, args, {
-    env: { VOS_HOME: home, VOS_MDNS: options.mdns === false ? '0' : '1', VOS_LISTEN: undefined, ...options.env },
+    env: { VOS_HOME: home, VOS_MDNS: options.mdns === false ? '0' : '1', VOS_LISTEN: undefined, ...(user ? { HOME: home } : {}), ...options.env },
   });
   let out = '';
   proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
@@ -113,7 +119,7 @@ export async function startHostAgent(
       clients.push(c);
       return c;
     },
-    vos: (args) => vos(home, args),
+    vos: (args) => (user ? vosAs(user, home, args) : vos(home, args)),
     screen: (id) => once(async (c) => (await c.request('session.screen', { id })).lines.join('\n') + '\n'),
     sessions: () => once((c) => c.request('session.list', {})),
     peers: () => once((c) => c.request('peer.list', {})),
@@ -185,6 +191,25 @@ export function multiHostSkipReason(file: string): string | null {
   const why = netnsUnavailable();
   if (why) console.log(`[${file}] skipped: ${why}`);
   return why;
+}
+
+/** A file tree given to a user (a state directory made or copied by the test, which runs as root). */
+function chownTree(path: string, uid: number, gid: number): void {
+  chownSync(path, uid, gid);
+  if (!statSync(path).isDirectory()) return;
+  for (const name of readdirSync(path)) chownTree(join(path, name), uid, gid);
+}
+
+/** `vos ARGS` as that user (the CLI trusts a state directory of its own user only). */
+function vosAs(user: typeof UNPRIVILEGED, home: string, args: string[]): Promise<CliResult> {
+  return new Promise((resolve) => {
+    execFile(
+      'setpriv',
+      [`--reuid=${user.uid}`, `--regid=${user.gid}`, '--clear-groups', process.execPath, VOS, ...args],
+      { env: { ...process.env, VOS_HOME: home, HOME: home }, timeout: 60_000 },
+      (error, stdout, stderr) => resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr }),
+    );
+  });
 }
 
 /** The files of a state directory that make an agent the same machine, paired with the same peers. */

@@ -15,9 +15,9 @@
  * only what changed since. Where the kernel cannot track written pages it says so and the
  * checkpoint goes on stop-and-copy (`fallback` says why).
  */
-import type { Writable } from 'node:stream';
+import type { Duplex, Writable } from 'node:stream';
 import { VosError } from '../../api/errors.js';
-import { startCheckpointHelper } from '../runtime/checkpoint-helper.js';
+import { startCheckpointHelper, type KeptConnection } from '../runtime/checkpoint-helper.js';
 import { encodeSessionRecord, sessionRecordOf } from '../runtime/session-record.js';
 import { runtimeFiles } from '../runtime/native.js';
 import type { Session } from '../session/session.js';
@@ -35,6 +35,12 @@ export interface HeldCheckpoint {
   fallback: string | null;
   /** Ends the pod (commit) or lets it run again; resolves with how long it was frozen. */
   finish(commit: boolean): Promise<{ frozenMs: number }>;
+  /**
+   * The connections to outside the pod the image keeps at the source (by object id), and
+   * the helper's end of them: after a commit it relays them (relay/anchor.ts).
+   */
+  relayed: Map<number, KeptConnection>;
+  relay: Duplex | null;
 }
 
 /**
@@ -65,6 +71,7 @@ export async function checkpointHeld(
   const helper = startCheckpointHelper(runtime.init, ['--control', session.controlPath], {
     image: 'pipe',
     hold: true,
+    relay: true,
     ...(options.onPrewarning ? { onPrewarning: options.onPrewarning } : {}),
     sessionContent: async () => {
       frozenAt = Date.now();
@@ -136,6 +143,8 @@ export async function checkpointHeld(
     frozenAt,
     rounds,
     fallback,
+    relayed: helper.relayed,
+    relay: helper.relay,
     finish: async (commit) => {
       helper.verdict(commit);
       const last = await helper.done;

@@ -38,6 +38,8 @@ import { sessionListeners } from './listeners.js';
 import { sessionLockedFiles } from './locks.js';
 import { fileHashAsync, markAsIs, sessionNeeds, type SessionNeeds } from './preflight.js';
 import { runSteps, type Step } from './transaction.js';
+import type { Anchor } from '../relay/anchor.js';
+import type { RelayHub } from '../relay/relay-hub.js';
 import { withTimeout } from '../../base/with-timeout.js';
 
 const PROGRESS_EVERY_MS = 100;
@@ -71,6 +73,8 @@ class Move {
   /** The target's answer once it restored the image (asked before the image is sent). */
   restored: Promise<SessionInfo> | null = null;
   held: HeldCheckpoint | null = null;
+  /** Its connections to outside the pod, kept here once it ends (none: null). */
+  anchor: Anchor | null = null;
   /** The held pod was told to end: letting it run again is no longer an undo. */
   decided = false;
   /** Set once the decision is on disk: what the steps after the commit work with. */
@@ -144,6 +148,7 @@ export class Migrator {
     private readonly agentName: string,
     stateDir: string,
     private readonly log: (message: string) => void,
+    private readonly relays: RelayHub,
   ) {
     this.journal = new CommitJournal(stateDir);
     this.after = new AfterCommit(community, sessions, this.journal, log);
@@ -206,6 +211,7 @@ export class Migrator {
         rounds: held.rounds,
         fallback: held.fallback,
         filesSent: m.wanted,
+        relayed: m.anchor?.what ?? [],
       };
     } catch (err) {
       m.report('failed', 0, describeError(err));
@@ -226,6 +232,8 @@ export class Migrator {
       { name: 'the offer', run: () => this.offer(m), undo: () => this.callOff(m) },
       { name: 'the files sent along', run: () => this.sendAlong(m) },
       { name: 'the held original', run: () => this.checkpoint(m), undo: () => this.resume(m) },
+      // Its connections to outside: the target's relay streams find them from now on.
+      { name: 'the kept connections', run: () => this.keepConnections(m), undo: () => m.anchor?.discard() },
       { name: 'the check of the files sent along', run: () => this.checkSentFiles(m) },
       { name: 'the restore there', run: () => this.awaitRestore(m) },
       { name: 'the record on disk', run: () => this.record(m), undo: () => this.after.forget(m.migration) },
@@ -296,6 +304,17 @@ export class Migrator {
       throw m.fail(describeError(err), err);
     }
     m.total = m.held.bytes;
+  }
+
+  /**
+   * The held pod handed its connections to outside it to the helper, which keeps them once the
+   * pod ends (the commit) and relays them to the program there; nothing reads them before.
+   */
+  private keepConnections(m: Move): void {
+    const held = m.held!;
+    if (held.relayed.size === 0 || !held.relay) return;
+    m.anchor = this.relays.anchor(m.migration, m.target, held.relay, held.relayed);
+    this.log(`migration ${m.migration}: keeping ${m.anchor.what.join('; ')} open here, relayed to ${m.target.name}`);
   }
 
   /** The original runs again exactly where it was (unless it was told to end). */

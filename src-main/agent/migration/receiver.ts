@@ -18,6 +18,7 @@ import { IncomingFiles, checkIncomingPath } from './incoming-files.js';
 import type { HeldJournal } from './held-journal.js';
 import { badListener, listenersTakenHere } from './listeners.js';
 import { locksTakenHere } from './locks.js';
+import type { IncomingRelays, RelayHub } from '../relay/relay-hub.js';
 import { DEFAULT_ACCEPT_LIMITS, missingHere, takenAsIsNote, type AcceptLimits } from './preflight.js';
 
 const OFFER_EXPIRES_MS = 60_000;
@@ -59,6 +60,8 @@ export class MigrationReceiver {
     private readonly accept: AcceptLimits = DEFAULT_ACCEPT_LIMITS,
     /** Where held copies are recorded, so that an agent started again takes them back (null: not kept). */
     private readonly journal: HeldJournal | null = null,
+    /** Where the connections a move keeps at its source reach the program here (null: they come back closed). */
+    private readonly relays: RelayHub | null = null,
   ) {}
 
   /**
@@ -163,10 +166,16 @@ export class MigrationReceiver {
     m.started = true;
     clearTimeout(m.timer);
     const { offer } = m;
-    this.sessions
-      .receive({ ...offer, label: `the image from ${peer.name}` }, stream)
+    let relays: IncomingRelays | null = null;
+    (this.relays ? this.relays.incoming(m.id, m.peer) : Promise.resolve(null))
+      .then((r) => {
+        relays = r;
+        return this.sessions.receive({ ...offer, label: `the image from ${peer.name}`, ...(r ? { restoreEnv: r.env } : {}) }, stream);
+      })
+      .finally(() => relays?.close()) // every relayed connection is made before the restore says it is done
       .then(
         (session) => {
+          if (relays) session.relayedConnections = relays.list;
           if (this.incoming.get(m.id) !== m) {
             void this.sessions.discard(session); // called off while it was being restored
             return;

@@ -26,6 +26,10 @@
  *                            (status-line.ts; plain words are taken too).
  *
  * The image goes to the helper's fd 3: an open file, or a socket the agent reads ('pipe').
+ *
+ * With `relay` (a move), the held pod hands the helper its connections to outside the pod;
+ * "held" then says `relays=N`, and after a "commit" the helper stays on as their anchor
+ * (runtime/init/anchor.c), relaying their bytes over its fd 4 (`relay`) until they end.
  */
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -37,6 +41,14 @@ import { replyError } from './status-line.js';
 
 export type HelperFields = Record<string, string>;
 
+/** A connection to outside the pod that a move keeps at the source. */
+export interface KeptConnection {
+  /** In words: "process 2 (ssh): a TCP connection to 192.0.2.7:22". */
+  what: string;
+  /** Its local port (0: a Unix socket). */
+  localPort: number;
+}
+
 export interface CheckpointHelper {
   /** The image as the pod writes it, when started with image 'pipe'. */
   image: Duplex | null;
@@ -47,6 +59,10 @@ export interface CheckpointHelper {
   done: Promise<HelperFields>;
   /** With hold: end the pod (commit) or let it run again. */
   verdict(commit: boolean): void;
+  /** With relay: the anchor's frames (relay/anchor-frames.ts), once the pod ended by a commit. */
+  relay: Duplex | null;
+  /** With relay: the connections the image keeps at the source, by object id. */
+  relayed: Map<number, KeptConnection>;
 }
 
 export function startCheckpointHelper(
@@ -64,11 +80,14 @@ export function startCheckpointHelper(
     onPrewarning?: (warning: string) => void;
     /** Live migration: copy memory while the pod runs first; each round and a fallback reported. */
     precopy?: { onRound: (fields: HelperFields) => void; onUnavailable: (why: string) => void };
+    /** With hold: keep the pod's connections to outside it open here (see above). */
+    relay?: boolean;
   },
 ): CheckpointHelper {
-  const flags = [...(options.hold ? ['--hold'] : []), ...(options.precopy ? ['--precopy'] : [])];
+  const relay = options.hold === true && options.relay === true;
+  const flags = [...(options.hold ? ['--hold'] : []), ...(options.precopy ? ['--precopy'] : []), ...(relay ? ['--relay'] : [])];
   const child = spawn(init, ['checkpoint', '--session', '--producer', `vOS ${packageVersion()}`, ...flags, ...args], {
-    stdio: ['pipe', 'pipe', 'pipe', options.image],
+    stdio: ['pipe', 'pipe', 'pipe', options.image, ...(relay ? (['pipe'] as const) : [])],
   });
   child.stdin!.on('error', () => {
     /* the helper is gone; its exit says why */
@@ -101,11 +120,15 @@ export function startCheckpointHelper(
   // What a restore of this image will not carry (the pod's "warn" lines; at most a few dozen kept).
   const warnings: string[] = [];
   let prewarnings = 0;
+  const relayed = new Map<number, KeptConnection>();
   createInterface({ input: child.stdout! }).on('line', (line) => {
     if (line.startsWith('full ')) {
       fullReason = line.slice('full '.length);
     } else if (line.startsWith('prewarn ')) {
       if (prewarnings++ < 32) options.onPrewarning?.(line.slice('prewarn '.length, 'prewarn '.length + 1000));
+    } else if (line.startsWith('relay ')) {
+      const m = /^relay (\d+) (\d+) (.*)$/.exec(line);
+      if (m && relayed.size < 1024) relayed.set(Number(m[1]), { what: m[3]!.slice(0, 1000), localPort: Number(m[2]) });
     } else if (line.startsWith('warn ')) {
       if (warnings.length < 32) warnings.push(line.slice('warn '.length, 'warn '.length + 1000));
     } else if (line === 'frozen') {
@@ -138,5 +161,7 @@ export function startCheckpointHelper(
     verdict: (commit) => {
       child.stdin!.write(commit ? 'commit\n' : 'abort\n');
     },
+    relay: relay ? (child.stdio[4] as Duplex) : null,
+    relayed,
   };
 }

@@ -10,7 +10,7 @@
  * pause the pty: one that does not drain is skipped and later resynchronised with a snapshot.
  */
 import { VosError } from '../../api/errors.js';
-import type { AgentMessage, AttachResult, ExitStatus, ScreenText, SessionInfo, SessionState } from '../../api/protocol.js';
+import type { AgentMessage, AttachResult, ExitStatus, RelayedConnection, ScreenText, SessionInfo, SessionState } from '../../api/protocol.js';
 import { describeExit } from '../../api/session-text.js';
 import { childPids } from '../../base/process-tree.js';
 import { signalName } from '../../base/signals.js';
@@ -220,7 +220,16 @@ export class Session {
       cannotCheckpoint: this.controlPath === null ? this.noPodReason : null,
       restoredFrom: this.restoredFrom,
       restoreNote: this.restoreNote,
+      ...this.relayedInfo(),
     };
+  }
+
+  /** A moved session's connections that the machine it came from relays (set by the receiver). */
+  relayedConnections: (() => RelayedConnection[]) | null = null;
+
+  private relayedInfo(): { relayed?: RelayedConnection[] } {
+    const relayed = this.relayedConnections?.() ?? [];
+    return relayed.length ? { relayed } : {};
   }
 
   get running(): boolean {

@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import type { ApiEvent } from '../../api/protocol.js';
 import { UsageError, parseArgs } from '../args.js';
 import type { Command } from '../command.js';
-import { formatBytes, sessionRef } from '../format.js';
+import { formatBytes, peerText, sessionRef } from '../format.js';
 
 const PHASES: Record<string, string> = {
   checking: 'checking what it needs there',
@@ -53,6 +53,10 @@ The move is live: the memory is copied while the session runs, and it stops only
 it changed since (where this kernel cannot track written pages, it is stopped for the whole
 copy instead, and the reason is printed).
 
+Its connections to outside the session (an ssh login, a database client's connection) stay
+open on the machine it leaves, which relays their bytes to it over the link: they last as long
+as that machine's agent and the link do, and end as a network failure would after that.
+
 A regular file the session has open that PEER does not have is sent along if it is at most
 SIZE (default 16M); it is PEER's from then on. A bigger one, or one PEER has with other
 content (never replaced), is named in the refusal. A file the program only appends to (a log)
@@ -66,7 +70,7 @@ as it is (a REPL that rewrites its whole history file, say), and the move says s
   --send-files-up-to SIZE   bytes, or with K, M or G; 0 sends none
   --take-as-is PATH         an open file the program may use as PEER has it (repeatable)
   --json           the result: {"from", "session", "bytes", "downtimeMs", "wallMs", "mode",
-                   "rounds", "fallback", "filesSent"}
+                   "rounds", "fallback", "filesSent", "relayed"}
 
 Exit status: 0 moved, 1 stayed where it was (or could not be asked), 2 usage.
 `,
@@ -121,7 +125,8 @@ Exit status: 0 moved, 1 stayed where it was (or could not be asked), 2 usage.
             (r.mode === 'live' ? `live (${r.rounds} rounds while it ran)\n` : 'stop-and-copy\n') +
             (r.fallback ? `  not live: ${r.fallback}\n` : '') +
             (r.session.restoreNote ? `  note: ${r.session.restoreNote}\n` : '') +
-            (r.filesSent.length ? `  sent along (${there}'s now): ${r.filesSent.join(', ')}\n` : ''),
+            (r.filesSent.length ? `  sent along (${there}'s now): ${r.filesSent.join(', ')}\n` : '') +
+            r.relayed.map((c) => `  kept open where it was and relayed: ${peerText(c)}\n`).join(''),
         );
       }
       return 0;

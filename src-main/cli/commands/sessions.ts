@@ -43,7 +43,8 @@ rebooted), shown with the age of their latest image; vos recover brings them bac
              endedAt, state (running, exited, recoverable), exit, cols, rows, viewers,
              restoreNote; recoverable {image, imageTime} for a recoverable session (its
              latest good image); peer {id, name} for another machine's session, whose id
-             is then ID@MACHINEID)
+             is then ID@MACHINEID); relayed [{what, via {id, name}}]: its connections to
+             outside that the machine it moved from keeps open and relays
 `,
   run: (argv, ctx) =>
     withClient(argv, { json: { type: 'boolean' }, all: { type: 'boolean', short: 'a' } }, [], ctx, async (client, options) => {

@@ -66,7 +66,8 @@ export class MigrationState {
     this.current = { sessionId: session.id, sessionName: session.name, peerName: peer.name, phase: 'checking', sent: 0, total: 0, error: null, movedTo: null, note: null, warnings: [] };
     try {
       const r = await this.client.request('session.migrate', { id: session.id, peer: peer.id });
-      const notes = [r.fallback && `Not live: ${r.fallback}.`, r.session.restoreNote && `Note: ${r.session.restoreNote}.`].filter(Boolean);
+      const kept = r.relayed.length ? `Kept open where it was, and relayed: ${r.relayed.join('; ')}.` : null;
+      const notes = [r.fallback && `Not live: ${r.fallback}.`, r.session.restoreNote && `Note: ${r.session.restoreNote}.`, kept].filter(Boolean);
       const done: MoveState = { ...this.current, phase: 'done', movedTo: r.session.id, note: notes.length ? notes.join(' ') : null };
       this.current = done;
       // "Moved." goes by itself; a note stays until it is read (OK, or Escape).

@@ -1,0 +1,169 @@
+/**
+ * A moved session's connections to outside its pod stay open on the machine it left (the
+ * anchor: anchor.ts) and reach the program on its new machine through both agents over their
+ * link (relayed-socket.ts, relay-endpoint.ts). The hub is where the agent keeps them: the
+ * anchors of sessions that left, the relayed sockets of sessions that came, and the routing of
+ * the link streams that carry them.
+ */
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { PeerRef, RelayedConnection } from '../../api/protocol.js';
+import { cleanPeerText } from '../../base/peer-text.js';
+import type { IncomingStream } from '../community/link-streams.js';
+import type { KeptConnection } from '../runtime/checkpoint-helper.js';
+import { Anchor, type StreamOpener } from './anchor.js';
+import { RelayEndpoint } from './relay-endpoint.js';
+import { RelayedSocket } from './relayed-socket.js';
+
+/** A restore that may bring relayed connections (the target of a move). */
+export interface IncomingRelays {
+  /** For the restorer's environment. */
+  env: Record<string, string>;
+  /** No more connections for it (the restore is over). */
+  close(): void;
+  /** Its connections that are open, for the session's info. */
+  list(): RelayedConnection[];
+}
+
+/** A target's stream that came before its anchor here was made waits this long, and this many at most. */
+const PARKED_MS = 10_000;
+const MAX_PARKED = 64;
+
+interface Parked {
+  migration: string;
+  peerId: string;
+  object: number;
+  stream: IncomingStream;
+  received: number;
+  timer: NodeJS.Timeout;
+}
+
+export class RelayHub {
+  private readonly anchors = new Map<string, Anchor>();
+  /**
+   * Target streams for an anchor not made yet: the target restores as the last of the image
+   * arrives, and may open them just before this agent has made the anchor of that move.
+   */
+  private readonly parked: Parked[] = [];
+  /** By migration, then object id. */
+  private readonly relayed = new Map<string, Map<number, RelayedSocket>>();
+  private readonly endpoint: RelayEndpoint;
+
+  constructor(
+    stateDir: string,
+    private readonly links: () => StreamOpener,
+    private readonly log: (message: string) => void,
+  ) {
+    this.endpoint = new RelayEndpoint(stateDir, log);
+  }
+
+  /**
+   * Source: the helper of a held move kept `kept` (by object id); its frames come on `pipe`. A
+   * kept connection that is one this agent relays itself (the session came here by a move, and
+   * moves on) keeps the words it had.
+   */
+  anchor(migration: string, peer: PeerRef, pipe: Duplex, kept: Map<number, KeptConnection>): Anchor {
+    const words = new Map<number, string>();
+    for (const [id, k] of kept) words.set(id, this.relayedHere(k)?.what || k.what);
+    const anchor = new Anchor(migration, peer, pipe, words, this.links(), this.log);
+    this.anchors.set(migration, anchor);
+    anchor.onEnd = () => {
+      if (this.anchors.get(migration) === anchor) this.anchors.delete(migration);
+    };
+    for (const p of this.parked.filter((x) => x.migration === migration)) {
+      this.parked.splice(this.parked.indexOf(p), 1);
+      clearTimeout(p.timer);
+      this.attach(p.peerId, migration, p.object, p.stream, p.received);
+    }
+    return anchor;
+  }
+
+  /** Target: a move's restore from `peer`, whose relayed connections are to be taken. */
+  async incoming(migration: string, peer: PeerRef): Promise<IncomingRelays> {
+    const sockets = new Map<number, RelayedSocket>();
+    this.relayed.set(migration, sockets);
+    const expectation = await this.endpoint.expect((object: number, socket: Socket) => {
+      if (sockets.has(object)) {
+        socket.destroy();
+        return;
+      }
+      const relayed = new RelayedSocket(migration, object, peer, socket, this.links(), this.log);
+      sockets.set(object, relayed);
+      relayed.onClose = () => {
+        sockets.delete(object);
+        if (sockets.size === 0 && this.relayed.get(migration) === sockets) this.relayed.delete(migration);
+      };
+    });
+    return {
+      env: expectation.env,
+      close: () => {
+        expectation.cancel();
+        if (sockets.size === 0 && this.relayed.get(migration) === sockets) this.relayed.delete(migration);
+      },
+      list: () => [...sockets.values()].filter((s) => !s.closed).map((s) => ({ what: s.what || 'a connection', via: s.anchor })),
+    };
+  }
+
+  /**
+   * A link stream of a relay: the target's `{relay, object}` (here, the source) or the
+   * source's `{relayDown, object, what}` (here, the target). False: not a relay's (the caller
+   * routes it elsewhere). A stream that names no connection here is refused.
+   */
+  stream(peer: { id: string }, stream: IncomingStream): boolean {
+    const meta = stream.meta as { relay?: unknown; relayDown?: unknown; object?: unknown; what?: unknown; received?: unknown } | null;
+    const object = typeof meta?.object === 'number' && Number.isInteger(meta.object) ? meta.object : -1;
+    // How far the other side got: a byte count (a wrong one makes the connection reset, nothing else).
+    const received = typeof meta?.received === 'number' && Number.isSafeInteger(meta.received) && meta.received >= 0 ? meta.received : -1;
+    if (typeof meta?.relay === 'string') {
+      const migration = meta.relay;
+      if (this.anchors.has(migration) || this.parked.length >= MAX_PARKED) {
+        this.attach(peer.id, migration, object, stream, received);
+        return true;
+      }
+      const timer = setTimeout(() => {
+        this.parked.splice(this.parked.indexOf(parked), 1);
+        stream.destroy(new Error('no such relayed connection here'));
+      }, PARKED_MS);
+      timer.unref();
+      const parked: Parked = { migration, peerId: peer.id, object, stream, received, timer };
+      this.parked.push(parked);
+      return true;
+    }
+    if (typeof meta?.relayDown === 'string') {
+      const relayed = this.relayed.get(meta.relayDown)?.get(object);
+      if (!relayed || relayed.anchor.id !== peer.id || received < 0 || !relayed.attachDown(stream, cleanPeerText(meta.what, 300), received)) {
+        stream.destroy(new Error('no such relayed connection here'));
+      }
+      return true;
+    }
+    return false;
+  }
+
+  private attach(peerId: string, migration: string, object: number, stream: IncomingStream, received: number): void {
+    const anchor = this.anchors.get(migration);
+    if (!anchor || anchor.peer.id !== peerId || received < 0 || !anchor.attach(object, stream, received)) {
+      stream.destroy(new Error('no such relayed connection here'));
+    }
+  }
+
+  /** The relayed socket here that `k` is (a TCP one: its local port, connected to our relay port), if any. */
+  private relayedHere(k: KeptConnection): RelayedSocket | undefined {
+    const port = this.endpoint.port;
+    if (k.localPort === 0 || port === null || !k.what.includes(`127.0.0.1:${port}`)) return undefined;
+    for (const sockets of this.relayed.values()) for (const s of sockets.values()) if (s.programPort === k.localPort) return s;
+    return undefined;
+  }
+
+  /** Every kept and relayed connection ends (as a network failure would), and nothing listens. */
+  async stop(): Promise<void> {
+    for (const anchor of this.anchors.values()) anchor.discard('the agent stopped');
+    this.anchors.clear();
+    for (const p of this.parked.splice(0)) {
+      clearTimeout(p.timer);
+      p.stream.destroy(new Error('the agent stopped'));
+    }
+    for (const sockets of this.relayed.values()) for (const s of sockets.values()) s.reset('the agent there stopped');
+    this.relayed.clear();
+    await this.endpoint.stop();
+  }
+}

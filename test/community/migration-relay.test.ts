@@ -1,0 +1,320 @@
+/**
+ * Connections follow the move: a session's connection to a server outside it stays open on
+ * the machine it left (the anchor), and its bytes reach the program on the new machine through
+ * both agents — in order, nothing lost or repeated, both ways, while the move happens, and while
+ * the link between the agents is lost for a few seconds. The source agent's end, or a link lost
+ * for longer than the relay waits, ends them as a network failure would: both the program and
+ * the server see a reset, nothing hangs. Root only (network namespaces), as the other migration tests; the
+ * agents run as an ordinary user in one of them.
+ */
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { MigrationResult, SessionInfo } from '../../src-main/api/protocol.js';
+import { UNPRIVILEGED, waitFor } from '../helpers/agent-process.js';
+import { FAST_LINKS, SimLab, multiHostSkipReason, type HostAgent } from '../helpers/community.js';
+
+const unavailable = multiHostSkipReason('test/community/migration-relay.test.ts');
+
+/** Debian's openssh-server (.ci/run installs it); without it the ssh test says so and skips. */
+function hasSshd(): boolean {
+  if (existsSync('/usr/sbin/sshd')) return true;
+  console.log('test/community/migration-relay.test.ts: no /usr/sbin/sshd (apt-get install openssh-server): the ssh test is skipped');
+  return false;
+}
+
+/**
+ * The server, outside every session: sends CHUNKS pieces of 64 KiB (each the SHA-256 of its
+ * number, repeated) at a pace, then shuts down writing; meanwhile reads back everything the
+ * client echoes and, at its end, says what it sent and what it got (bytes and SHA-256).
+ */
+const SERVER = `
+import hashlib, socket, sys, threading, time
+port, chunks, pause = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", port)); s.listen(1)
+print("listening", flush=True)
+c, _ = s.accept()
+got = hashlib.sha256(); n = [0]
+def reader():
+    try:
+        while True:
+            d = c.recv(65536)
+            if not d: break
+            got.update(d); n[0] += len(d)
+        print("got n=%d sha=%s" % (n[0], got.hexdigest()), flush=True)
+    except OSError as e:
+        print("server reset: %s" % e.__class__.__name__, flush=True)
+t = threading.Thread(target=reader); t.start()
+sent = hashlib.sha256(); m = 0
+try:
+    for i in range(chunks):
+        piece = hashlib.sha256(str(i).encode()).digest() * 2048
+        c.sendall(piece); sent.update(piece); m += len(piece)
+        time.sleep(pause)
+    c.shutdown(socket.SHUT_WR)
+    print("sent n=%d sha=%s" % (m, sent.hexdigest()), flush=True)
+except OSError as e:
+    print("server reset: %s" % e.__class__.__name__, flush=True)
+t.join()
+`;
+
+/** The client, in a session: echoes what it reads, says how far it got, and what it got at the end
+ * (the first half of the SHA-256: the line fits the screen). */
+const CLIENT = `
+import hashlib, socket, sys, time
+c = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+print("connected", flush=True)
+h = hashlib.sha256(); n = 0; said = 0
+try:
+    while True:
+        d = c.recv(65536)
+        if not d: break
+        h.update(d); n += len(d); c.sendall(d)
+        if n - said >= 1 << 20:
+            said = n; print("at %d MiB" % (n >> 20), flush=True)
+    c.shutdown(socket.SHUT_WR)
+    nodelay = c.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    print("client done n=%d sha=%s nodelay=%d" % (n, h.hexdigest()[:32], nodelay), flush=True)
+except OSError as e:
+    print("client reset: %s" % e.__class__.__name__, flush=True)
+time.sleep(600)
+`;
+
+describe.skipIf(unavailable !== null)('connections follow the move', () => {
+  const lab = new SimLab();
+  let scratch: string;
+  const spawned: ChildProcess[] = [];
+
+  beforeAll(() => {
+    scratch = mkdtempSync('/tmp/vos-mig-relay-');
+    chmodSync(scratch, 0o755); // the scripts are run by an ordinary user too
+    writeFileSync(join(scratch, 'server.py'), SERVER);
+    writeFileSync(join(scratch, 'client.py'), CLIENT);
+  });
+  afterAll(() => {
+    for (const p of spawned) p.kill('SIGKILL');
+    rmSync(scratch, { recursive: true, force: true });
+  });
+
+  /** The server on alpha's host, outside any session; its lines as they come. */
+  async function startServer(a: HostAgent, port: number, chunks: number, pause: number): Promise<{ out: () => string }> {
+    const server = lab.net!.spawn(a.host, 'python3', [join(scratch, 'server.py'), String(port), String(chunks), String(pause)]);
+    spawned.push(server);
+    let out = '';
+    server.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    server.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    await waitFor('the server to listen', () => out.includes('listening'));
+    return { out: () => out };
+  }
+
+  it.each([
+    ['root', undefined],
+    ['an ordinary user', UNPRIVILEGED],
+  ] as const)('a client streaming through a connection to another machine moves mid-stream: every byte arrives once, in order, both ways (as %s)', async (_who, user) => {
+    const [a, b] = await lab.pairedAgents(user ? { asUser: user } : {}, user ? { asUser: user } : {});
+    const port = 47100 + (process.pid % 500);
+    const chunks = 320; // 20 MiB, at least 6.4 s
+    const server = await startServer(a, port, chunks, 0.02);
+    const id = (await a.vos(['run', '-d', '--name', 'client', '--', 'python3', join(scratch, 'client.py'), a.host.address, String(port)])).stdout.trim();
+    await waitFor('the stream to be under way', async () => /at 2 MiB/.test(await a.screen(id)), 20_000);
+    const moved = await a.vos(['migrate', id, 'beta', '--json']);
+    expect(moved.code, moved.stderr).toBe(0);
+    const r = JSON.parse(moved.stdout) as MigrationResult;
+    expect(r.relayed).toEqual([`process 2 (python3): a TCP connection to ${a.host.address}:${port}`]);
+    // Nothing said it would be lost.
+    expect(moved.stderr).not.toMatch(/restored disconnected/);
+    const there = r.session.id.split('@')[0]!;
+    // Listed there with the machine that keeps it.
+    const listed = (await b.sessions()).find((s: SessionInfo) => s.id === there)!;
+    expect(listed.relayed).toEqual([{ what: `process 2 (python3): a TCP connection to ${a.host.address}:${port}`, via: { id: expect.any(String), name: 'alpha' } }]);
+    // The program there (and so its restorer) runs as that user.
+    expect(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${listed.pid}/status`, 'utf8'))![1]).toBe(String(user?.uid ?? 0));
+
+    const done = await waitFor('the client to finish there', async () => /client done n=(\d+) sha=(\w+) nodelay=(\d)/.exec(await b.screen(there)), 60_000);
+    await waitFor('the server to finish', () => /got n=/.test(server.out()), 30_000);
+    const sent = /sent n=(\d+) sha=(\w+)/.exec(server.out())!;
+    const got = /got n=(\d+) sha=(\w+)/.exec(server.out())!;
+    expect(Number(sent[1])).toBe(chunks * 65536);
+    expect(done[1]).toBe(sent[1]); // every byte the server sent, once
+    expect(done[2]).toBe(sent[2]!.slice(0, 32)); // in order
+    expect(got[1]).toBe(sent[1]); // and every byte the client echoed, before and after the move
+    expect(got[2]).toBe(sent[2]);
+    expect(done[3]).not.toBe('0'); // TCP_NODELAY kept
+    // Both ends closed: nothing is relayed any more.
+    await waitFor('the relayed connection to be gone there', async () => (await b.sessions()).find((s) => s.id === there)!.relayed === undefined, 15_000);
+  }, 120_000);
+
+  it('a Unix stream socket to a local server and an IPv6 socket follow the move too', async () => {
+    const [a, b] = await lab.pairedAgents();
+    const port = 47700 + (process.pid % 150);
+    const path = join(scratch, `echo-${port}.sock`);
+    // One echo server, outside any session on alpha, on a Unix path and a TCP port.
+    const echo = `import os, socket, threading
+def serve(c):
+    while True:
+        d = c.recv(4096)
+        if not d: return
+        c.sendall(d.replace(b"ping", b"pong"))
+def accept(s):
+    while True:
+        c, _ = s.accept(); threading.Thread(target=serve, args=(c,), daemon=True).start()
+u = socket.socket(socket.AF_UNIX); u.bind(${JSON.stringify(path)}); u.listen(4)
+t = socket.socket(); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); t.bind(("0.0.0.0", ${port})); t.listen(4)
+threading.Thread(target=accept, args=(u,), daemon=True).start()
+print("listening", flush=True)
+accept(t)`;
+    const server = lab.net!.spawn(a.host, 'python3', ['-c', echo]);
+    spawned.push(server);
+    let up = '';
+    server.stdout!.on('data', (d: Buffer) => (up += d.toString()));
+    server.stderr!.on('data', (d: Buffer) => (up += d.toString()));
+    await waitFor('the echo server', () => up.includes('listening'));
+    // Each line typed: "ping N" on both connections, and what came back.
+    const client = `import socket, sys
+u = socket.socket(socket.AF_UNIX); u.connect(${JSON.stringify(path)})
+v6 = socket.socket(socket.AF_INET6); v6.connect(("::ffff:${a.host.address}", ${port}))
+print("connected", v6.family.name, flush=True)
+for line in sys.stdin:
+    n = line.strip()
+    u.sendall(b"ping " + n.encode()); v6.sendall(b"ping " + n.encode())
+    print("unix", u.recv(100).decode(), "v6", v6.recv(100).decode(), flush=True)`;
+    const id = (await a.vos(['run', '-d', '--name', 'two', '--', 'python3', '-u', '-c', client])).stdout.trim();
+    await waitFor('the connections', async () => /connected AF_INET6/.test(await a.screen(id)));
+    await a.vos(['send', id, '1\\r']);
+    await waitFor('the answers', async () => /unix pong 1 v6 pong 1/.test(await a.screen(id)));
+    const moved = await a.vos(['migrate', id, 'beta', '--json']);
+    expect(moved.code, moved.stderr).toBe(0);
+    const r = JSON.parse(moved.stdout) as MigrationResult;
+    expect([...r.relayed].sort()).toEqual(
+      [`process 2 (python3): a TCP connection to [::ffff:${a.host.address}]:${port}`, `process 2 (python3): a Unix socket to ${path}`].sort(),
+    );
+    const there = r.session.id.split('@')[0]!;
+    await b.vos(['send', there, '2\\r']);
+    await waitFor('the answers there', async () => /unix pong 2 v6 pong 2/.test(await b.screen(there)), 20_000);
+  }, 120_000);
+
+  it.skipIf(!hasSshd())('an ssh client logged in to a server moves there and back: it keeps counting and answers commands', async () => {
+    const [a, b] = await lab.pairedAgents();
+    const port = 47900 + (process.pid % 90);
+    const keys = join(scratch, 'ssh');
+    mkdirSync(keys, { mode: 0o700 });
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(keys, 'host')]);
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(keys, 'user')]);
+    copyFileSync(join(keys, 'user.pub'), join(keys, 'authorized_keys'));
+    mkdirSync('/run/sshd', { recursive: true, mode: 0o755 }); // sshd's privilege separation directory
+    // A throwaway server on alpha's host, outside any session: this key only, nothing else of the machine's.
+    const sshd = lab.net!.spawn(a.host, '/usr/sbin/sshd', [
+      '-D', '-e', '-f', '/dev/null', '-p', String(port), '-h', join(keys, 'host'),
+      '-o', `AuthorizedKeysFile=${join(keys, 'authorized_keys')}`, '-o', 'StrictModes=no', '-o', 'UsePAM=no',
+      '-o', 'PasswordAuthentication=no', '-o', 'KbdInteractiveAuthentication=no', '-o', 'PidFile=none',
+    ]);
+    spawned.push(sshd);
+    let log = '';
+    sshd.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+    await waitFor('sshd to listen', () => /Server listening on 0\.0\.0\.0 port/.test(log));
+    // Logged in there: a counter, and an answer to each number typed.
+    const remote = 'i=0; (while :; do i=$((i+1)); echo count $i; sleep 0.3; done) & while read n; do echo answer $((n*2)); done';
+    const id = (
+      await a.vos([
+        'run', '-d', '--name', 'ssh', '--', 'ssh', '-i', join(keys, 'user'), '-p', String(port), '-o', 'StrictHostKeyChecking=no',
+        '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR', `root@${a.host.address}`, remote,
+      ])
+    ).stdout.trim();
+    const counted = async (agent: HostAgent, sid: string): Promise<number> =>
+      Math.max(0, ...[...(await agent.screen(sid)).matchAll(/count (\d+)/g)].map((m) => Number(m[1])));
+    await waitFor('the counter there', async () => (await counted(a, id)) >= 3, 20_000);
+    await a.vos(['send', id, '21\\r']);
+    await waitFor('the answer', async () => /answer 42/.test(await a.screen(id)));
+
+    const moved = await a.vos(['migrate', id, 'beta', '--json']);
+    expect(moved.code, moved.stderr).toBe(0);
+    const r = JSON.parse(moved.stdout) as MigrationResult;
+    expect(r.relayed).toEqual([expect.stringMatching(new RegExp(`a TCP connection to ${a.host.address.replace(/\./g, '\\.')}:${port}$`))]);
+    const there = r.session.id.split('@')[0]!;
+    const atMove = await counted(b, there);
+    await waitFor('it to count on there', async () => (await counted(b, there)) >= atMove + 3, 20_000);
+    await b.vos(['send', there, '50\\r']);
+    await waitFor('the answer there', async () => /answer 100/.test(await b.screen(there)));
+
+    // And back: the connection goes on (through beta, which keeps what it relayed).
+    const back = await b.vos(['migrate', there, 'alpha', '--json']);
+    expect(back.code, back.stderr).toBe(0);
+    const returned = JSON.parse(back.stdout) as MigrationResult;
+    // Named as it was: what it is connected to, not beta's relay.
+    expect(returned.relayed).toEqual(r.relayed);
+    const home = returned.session.id.split('@')[0]!;
+    const listed = (await a.sessions()).find((s) => s.id === home)!;
+    expect(listed.relayed).toEqual([{ what: r.relayed[0], via: { id: expect.any(String), name: 'beta' } }]);
+    const atReturn = await counted(a, home);
+    await waitFor('it to count on back here', async () => (await counted(a, home)) >= atReturn + 3, 20_000);
+    await a.vos(['send', home, '7\\r']);
+    await waitFor('the answer back here', async () => /answer 14/.test(await a.screen(home)));
+    // The counter never started again: one login all along.
+    expect(log).toMatch(/Accepted publickey for root/);
+    expect(log.match(/Accepted publickey/g)).toHaveLength(1);
+  }, 120_000);
+
+  /** A client moved to beta mid-stream (64 KiB every `pause` s from the server, `chunks` of them). */
+  async function movedStream(chunks: number, pause: number, port: number): Promise<{ a: HostAgent; b: HostAgent; there: string; server: { out: () => string } }> {
+    const [a, b] = await lab.pairedAgents({ env: FAST_LINKS }, { env: FAST_LINKS });
+    const server = await startServer(a, port, chunks, pause);
+    const id = (await a.vos(['run', '-d', '--name', 'client', '--', 'python3', join(scratch, 'client.py'), a.host.address, String(port)])).stdout.trim();
+    await waitFor('the stream to be under way', async () => /at 1 MiB/.test(await a.screen(id)), 20_000);
+    const moved = await a.vos(['migrate', id, 'beta', '--json']);
+    expect(moved.code, moved.stderr).toBe(0);
+    const there = (JSON.parse(moved.stdout) as MigrationResult).session.id.split('@')[0]!;
+    return { a, b, there, server };
+  }
+
+  it('the link lost for a few seconds mid-stream: the connection waits for it and goes on, every byte once, both ways', async () => {
+    const port = 47400 + (process.pid % 200);
+    const chunks = 200; // 12.5 MiB, 64 KiB every 50 ms
+    const { b, there, server } = await movedStream(chunks, 0.05, port);
+    await waitFor('the stream to go on there', async () => /at 3 MiB/.test(await b.screen(there)), 30_000);
+    // Longer than the link's own patience (FAST_LINKS: 4 s), shorter than the relay's (8 s after that).
+    lab.net!.cut(b.host);
+    await new Promise((r) => setTimeout(r, 6_000));
+    lab.net!.restore(b.host);
+    const done = await waitFor('the client to finish there', async () => /client done n=(\d+) sha=(\w+)/.exec(await b.screen(there)), 60_000);
+    await waitFor('the server to finish', () => /got n=/.test(server.out()), 30_000);
+    // The link was lost indeed (not only slow): the relay took it up again on a new one.
+    expect(b.log()).toMatch(/the link is back: it goes on from byte \d+/);
+    const sent = /sent n=(\d+) sha=(\w+)/.exec(server.out())!;
+    const got = /got n=(\d+) sha=(\w+)/.exec(server.out())!;
+    expect(Number(sent[1])).toBe(chunks * 65536);
+    expect([done[1], done[2]]).toEqual([sent[1], sent[2]!.slice(0, 32)]);
+    expect([got[1], got[2]]).toEqual([sent[1], sent[2]]);
+  }, 120_000);
+
+  it('the link lost for longer than the relay waits: the program there and the server here see a reset', async () => {
+    const port = 47500 + (process.pid % 100);
+    const { b, there, server } = await movedStream(100_000, 0.2, port);
+    await waitFor('the stream to go on there', async () => /at 2 MiB/.test(await b.screen(there)), 30_000);
+    lab.net!.cut(b.host);
+    try {
+      // 4 s until the link is declared lost, then 8 s of waiting for it.
+      await waitFor('the program there to see a reset', async () => /client reset: ConnectionResetError/.test(await b.screen(there)), 40_000);
+      await waitFor('the server to see a reset', () => /server reset: (ConnectionResetError|BrokenPipeError)/.test(server.out()), 40_000);
+    } finally {
+      lab.net!.restore(b.host);
+    }
+  }, 120_000);
+
+  it('the source agent killed: the program there and the server here see a reset, nothing hangs', async () => {
+    const [a, b] = await lab.pairedAgents({ env: FAST_LINKS }, { env: FAST_LINKS });
+    const port = 47600 + (process.pid % 300);
+    const server = await startServer(a, port, 100_000, 0.2); // 64 KiB every 200 ms, for long
+    const id = (await a.vos(['run', '-d', '--name', 'client', '--', 'python3', join(scratch, 'client.py'), a.host.address, String(port)])).stdout.trim();
+    await waitFor('the stream to be under way', async () => /at 1 MiB/.test(await a.screen(id)), 20_000);
+    const moved = await a.vos(['migrate', id, 'beta', '--json']);
+    expect(moved.code, moved.stderr).toBe(0);
+    const there = (JSON.parse(moved.stdout) as MigrationResult).session.id.split('@')[0]!;
+    await waitFor('the stream to go on there', async () => /at 3 MiB/.test(await b.screen(there)), 30_000);
+    await a.kill('SIGKILL');
+    await waitFor('the program there to see a reset', async () => /client reset: ConnectionResetError/.test(await b.screen(there)), 30_000);
+    await waitFor('the server to see a reset', () => /server reset: (ConnectionResetError|BrokenPipeError)/.test(server.out()), 30_000);
+  }, 120_000);
+});
