@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MigrationResult, SessionInfo } from '../../src-main/api/protocol.js';
 import { UNPRIVILEGED, waitFor } from '../helpers/agent-process.js';
-import { FAST_LINKS, SimLab, multiHostSkipReason, type HostAgent } from '../helpers/community.js';
+import { FAST_LINKS, SimLab, multiHostSkipReason, pairAgents, type HostAgent } from '../helpers/community.js';
 
 const unavailable = multiHostSkipReason('test/community/migration-relay.test.ts');
 
@@ -83,6 +83,11 @@ except OSError as e:
 time.sleep(600)
 `;
 
+/** A session's relayed connections as its agent lists them. */
+async function relayedOf(agent: HostAgent, id: string): Promise<SessionInfo['relayed']> {
+  return (await agent.sessions()).find((s) => s.id === id)?.relayed;
+}
+
 describe.skipIf(unavailable !== null)('connections follow the move', () => {
   const lab = new SimLab();
   let scratch: string;
@@ -127,9 +132,11 @@ describe.skipIf(unavailable !== null)('connections follow the move', () => {
     // Nothing said it would be lost.
     expect(moved.stderr).not.toMatch(/restored disconnected/);
     const there = r.session.id.split('@')[0]!;
-    // Listed there with the machine that keeps it.
+    // Listed there with the machine that keeps it (named once alpha's answer came: a round trip).
+    const what = `process 2 (python3): a TCP connection to ${a.host.address}:${port}`;
+    await waitFor('beta to name the connection', async () => (await relayedOf(b, there))?.[0]?.what === what);
+    expect(await relayedOf(b, there)).toEqual([{ what, via: { id: expect.any(String), name: 'alpha' } }]);
     const listed = (await b.sessions()).find((s: SessionInfo) => s.id === there)!;
-    expect(listed.relayed).toEqual([{ what: `process 2 (python3): a TCP connection to ${a.host.address}:${port}`, via: { id: expect.any(String), name: 'alpha' } }]);
     // The program there (and so its restorer) runs as that user.
     expect(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${listed.pid}/status`, 'utf8'))![1]).toBe(String(user?.uid ?? 0));
 
@@ -196,8 +203,14 @@ for line in sys.stdin:
     await waitFor('the answers there', async () => /unix pong 2 v6 pong 2/.test(await b.screen(there)), 20_000);
   }, 120_000);
 
-  it.skipIf(!hasSshd())('an ssh client logged in to a server moves there and back: it keeps counting and answers commands', async () => {
-    const [a, b] = await lab.pairedAgents();
+  it.skipIf(!hasSshd())('an ssh client logged in to a server on a fourth host moves from alpha to beta, on to gamma and back: it keeps counting and answers commands', async () => {
+    // alpha, beta and gamma, each paired with the other two; the server on a host of its own.
+    const net = lab.network(4);
+    const [a, b, c] = await Promise.all([lab.agent(0, 'alpha'), lab.agent(1, 'beta'), lab.agent(2, 'gamma')]);
+    await pairAgents(a, b);
+    await pairAgents(b, c);
+    await pairAgents(c, a);
+    const serverHost = net.hosts[3]!;
     const port = 47900 + (process.pid % 90);
     const keys = join(scratch, 'ssh');
     mkdirSync(keys, { mode: 0o700 });
@@ -205,8 +218,8 @@ for line in sys.stdin:
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(keys, 'user')]);
     copyFileSync(join(keys, 'user.pub'), join(keys, 'authorized_keys'));
     mkdirSync('/run/sshd', { recursive: true, mode: 0o755 }); // sshd's privilege separation directory
-    // A throwaway server on alpha's host, outside any session: this key only, nothing else of the machine's.
-    const sshd = lab.net!.spawn(a.host, '/usr/sbin/sshd', [
+    // A throwaway server, outside any session: this key only, nothing else of the machine's.
+    const sshd = net.spawn(serverHost, '/usr/sbin/sshd', [
       '-D', '-e', '-f', '/dev/null', '-p', String(port), '-h', join(keys, 'host'),
       '-o', `AuthorizedKeysFile=${join(keys, 'authorized_keys')}`, '-o', 'StrictModes=no', '-o', 'UsePAM=no',
       '-o', 'PasswordAuthentication=no', '-o', 'KbdInteractiveAuthentication=no', '-o', 'PidFile=none',
@@ -220,7 +233,7 @@ for line in sys.stdin:
     const id = (
       await a.vos([
         'run', '-d', '--name', 'ssh', '--', 'ssh', '-i', join(keys, 'user'), '-p', String(port), '-o', 'StrictHostKeyChecking=no',
-        '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR', `root@${a.host.address}`, remote,
+        '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR', `root@${serverHost.address}`, remote,
       ])
     ).stdout.trim();
     const counted = async (agent: HostAgent, sid: string): Promise<number> =>
@@ -232,22 +245,35 @@ for line in sys.stdin:
     const moved = await a.vos(['migrate', id, 'beta', '--json']);
     expect(moved.code, moved.stderr).toBe(0);
     const r = JSON.parse(moved.stdout) as MigrationResult;
-    expect(r.relayed).toEqual([expect.stringMatching(new RegExp(`a TCP connection to ${a.host.address.replace(/\./g, '\\.')}:${port}$`))]);
+    expect(r.relayed).toEqual([expect.stringMatching(new RegExp(`a TCP connection to ${serverHost.address.replace(/\./g, '\\.')}:${port}$`))]);
     const there = r.session.id.split('@')[0]!;
     const atMove = await counted(b, there);
     await waitFor('it to count on there', async () => (await counted(b, there)) >= atMove + 3, 20_000);
     await b.vos(['send', there, '50\\r']);
     await waitFor('the answer there', async () => /answer 100/.test(await b.screen(there)));
 
-    // And back: the connection goes on (through beta, which keeps what it relayed).
-    const back = await b.vos(['migrate', there, 'alpha', '--json']);
+    // On to gamma: the connection goes on (through beta, which keeps what it relayed).
+    const on = await b.vos(['migrate', there, 'gamma', '--json']);
+    expect(on.code, on.stderr).toBe(0);
+    const onward = JSON.parse(on.stdout) as MigrationResult;
+    expect(onward.relayed).toEqual(r.relayed); // named as it was: what it is connected to, not beta's relay
+    const third = onward.session.id.split('@')[0]!;
+    // Named once beta's answer came (at most a round trip after the restore).
+    await waitFor('gamma to name the connection', async () => (await relayedOf(c, third))?.[0]?.what === r.relayed[0]);
+    expect(await relayedOf(c, third)).toEqual([{ what: r.relayed[0], via: { id: expect.any(String), name: 'beta' } }]);
+    const atThird = await counted(c, third);
+    await waitFor('it to count on at gamma', async () => (await counted(c, third)) >= atThird + 3, 20_000);
+    await c.vos(['send', third, '8\\r']);
+    await waitFor('the answer at gamma', async () => /answer 16/.test(await c.screen(third)));
+
+    // And back to alpha, where the real connection is kept.
+    const back = await c.vos(['migrate', third, 'alpha', '--json']);
     expect(back.code, back.stderr).toBe(0);
     const returned = JSON.parse(back.stdout) as MigrationResult;
-    // Named as it was: what it is connected to, not beta's relay.
     expect(returned.relayed).toEqual(r.relayed);
     const home = returned.session.id.split('@')[0]!;
-    const listed = (await a.sessions()).find((s) => s.id === home)!;
-    expect(listed.relayed).toEqual([{ what: r.relayed[0], via: { id: expect.any(String), name: 'beta' } }]);
+    await waitFor('alpha to name the connection', async () => (await relayedOf(a, home))?.[0]?.what === r.relayed[0]);
+    expect(await relayedOf(a, home)).toEqual([{ what: r.relayed[0], via: { id: expect.any(String), name: 'gamma' } }]);
     const atReturn = await counted(a, home);
     await waitFor('it to count on back here', async () => (await counted(a, home)) >= atReturn + 3, 20_000);
     await a.vos(['send', home, '7\\r']);
@@ -255,7 +281,7 @@ for line in sys.stdin:
     // The counter never started again: one login all along.
     expect(log).toMatch(/Accepted publickey for root/);
     expect(log.match(/Accepted publickey/g)).toHaveLength(1);
-  }, 120_000);
+  }, 180_000);
 
   /** A client moved to beta mid-stream (64 KiB every `pause` s from the server, `chunks` of them). */
   async function movedStream(chunks: number, pause: number, port: number): Promise<{ a: HostAgent; b: HostAgent; there: string; server: { out: () => string } }> {

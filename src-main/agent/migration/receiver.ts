@@ -175,7 +175,10 @@ export class MigrationReceiver {
       .finally(() => relays?.close()) // every relayed connection is made before the restore says it is done
       .then(
         (session) => {
-          if (relays) session.relayedConnections = relays.list;
+          if (relays) {
+            session.showRelayed(relays.list);
+            relays.onChange = () => session.relayedChanged();
+          }
           if (this.incoming.get(m.id) !== m) {
             void this.sessions.discard(session); // called off while it was being restored
             return;

@@ -23,6 +23,8 @@ export interface IncomingRelays {
   close(): void;
   /** Its connections that are open, for the session's info. */
   list(): RelayedConnection[];
+  /** Called when the list changes (a connection named by the source, or ended). */
+  onChange: (() => void) | null;
 }
 
 /** A target's stream that came before its anchor here was made waits this long, and this many at most. */
@@ -92,16 +94,20 @@ export class RelayHub {
       relayed.onClose = () => {
         sockets.delete(object);
         if (sockets.size === 0 && this.relayed.get(migration) === sockets) this.relayed.delete(migration);
+        incoming.onChange?.();
       };
+      relayed.onNamed = () => incoming.onChange?.();
     });
-    return {
+    const incoming: IncomingRelays = {
       env: expectation.env,
       close: () => {
         expectation.cancel();
         if (sockets.size === 0 && this.relayed.get(migration) === sockets) this.relayed.delete(migration);
       },
       list: () => [...sockets.values()].filter((s) => !s.closed).map((s) => ({ what: s.what || 'a connection', via: s.anchor })),
+      onChange: null,
     };
+    return incoming;
   }
 
   /**

@@ -27,6 +27,8 @@ export class RelayedSocket {
   what = '';
   closed = false;
   onClose: (() => void) | null = null;
+  /** Called when `what` is first known (the source's answer names the connection). */
+  onNamed: (() => void) | null = null;
   /** The program's end's port (TCP; 0 for a Unix socket): how its next move knows it. */
   readonly programPort: number;
 
@@ -76,8 +78,10 @@ export class RelayedSocket {
     const up = this.up;
     if (!up || this.closed) return false;
     this.up = null;
+    const named = this.what === '';
     this.what = what;
     if (!this.channel.connect(up, down, received)) return false;
+    if (named) this.onNamed?.();
     if (this.lost) this.log(`relayed ${what} (migration ${this.migration}): the link is back: it goes on from byte ${this.channel.receivedBytes} down, ${received} up`);
     this.lost = false;
     return true;

@@ -224,8 +224,21 @@ export class Session {
     };
   }
 
-  /** A moved session's connections that the machine it came from relays (set by the receiver). */
-  relayedConnections: (() => RelayedConnection[]) | null = null;
+  /** A moved session's connections that the machine it came from relays (see showRelayed). */
+  private relayedConnections: (() => RelayedConnection[]) | null = null;
+
+  /**
+   * The receiver's list of the connections relayed to it; watchers hear of it now and
+   * whenever `relayedChanged` says the list changed (one named, one ended).
+   */
+  showRelayed(list: () => RelayedConnection[]): void {
+    this.relayedConnections = list;
+    this.onChange?.(this);
+  }
+
+  relayedChanged(): void {
+    if (this.relayedConnections) this.onChange?.(this);
+  }
 
   private relayedInfo(): { relayed?: RelayedConnection[] } {
     const relayed = this.relayedConnections?.() ?? [];
