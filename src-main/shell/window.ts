@@ -1,4 +1,4 @@
-import { app, BrowserWindow } from 'electron';
+import { app, BrowserWindow, shell } from 'electron';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { resourcePath } from './resources.js';
@@ -28,6 +28,15 @@ export function createMainWindow(): BrowserWindow {
   // electron-vite's dev server (npm start in a checkout). Never in a packaged app: the page
   // loaded gets the preload's bridge to the agent, so it must be the app's own.
   const devUrl = app.isPackaged ? undefined : process.env.ELECTRON_RENDERER_URL;
+  // A web link clicked in a terminal opens in the desktop's browser; nothing else opens, and
+  // the window never navigates away from the app (the bridge is for the app's page only).
+  win.webContents.setWindowOpenHandler(({ url }) => {
+    if (/^https?:\/\//i.test(url)) void shell.openExternal(url);
+    return { action: 'deny' };
+  });
+  win.webContents.on('will-navigate', (event, url) => {
+    if (!devUrl || !url.startsWith(devUrl)) event.preventDefault();
+  });
   if (devUrl) void win.loadURL(devUrl);
   else void win.loadFile(join(here, '../renderer/index.html'));
   return win;

@@ -1,31 +1,113 @@
 /**
  * Binds an xterm.js terminal in the page to one session of the agent: attach (the snapshot
- * first, then live output), keys and size back to the agent, detach on dispose.
+ * first, then live output), keys and size back to the agent, detach on dispose. The keys that
+ * are the app's (terminal-keys.ts) copy, paste, find and zoom instead of reaching the program;
+ * web links open in the browser; the program's title (OSC 0/2) is passed up.
  */
 import { Terminal } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
+import { SearchAddon, type ISearchOptions } from '@xterm/addon-search';
+import { WebLinksAddon } from '@xterm/addon-web-links';
 import type { ApiClient } from '../../../src-main/api/client';
 import type { ApiEvent } from '../../../src-main/api/protocol';
+import { terminalAction } from './terminal-keys';
 
 export interface TerminalLink {
   focus(): void;
   /** Off: keys are not sent (its session cannot be reached). */
   setInputEnabled(enabled: boolean): void;
+  setFontSize(size: number): void;
+  /** The next (or previous) match of `query` in the screen and scrollback, selected and shown. */
+  find(query: string, backwards: boolean, incremental?: boolean): void;
+  /** Find is closed: no more highlights. */
+  endFind(): void;
   dispose(): void;
 }
 
-export function linkTerminal(host: HTMLElement, client: ApiClient, id: string, onError: (message: string) => void): TerminalLink {
+export interface TerminalLinkOptions {
+  fontSize: number;
+  /** Read each time text is selected. */
+  copyOnSelect: () => boolean;
+  onError(message: string): void;
+  /** Ctrl+Shift+F. */
+  onFindRequest(): void;
+  onZoom(step: -1 | 0 | 1): void;
+  /** The program set its title (OSC 0 or 2). */
+  onTitle(title: string): void;
+  /** Matches of the current find (count 0: none; index -1: none selected). */
+  onFindResults(index: number, count: number): void;
+}
+
+/** How matches look (the decorations are what makes the addon count them). */
+const FIND_OPTIONS: ISearchOptions = {
+  decorations: {
+    matchBackground: '#4b5563',
+    matchOverviewRuler: '#9ca3af',
+    activeMatchBackground: '#b45309',
+    activeMatchColorOverviewRuler: '#f59e0b',
+  },
+};
+
+/** Only web links leave the app, in a new window of the browser (or the desktop's browser). */
+function openLink(uri: string): void {
+  if (!/^https?:\/\//i.test(uri)) return;
+  window.open(uri, '_blank', 'noopener,noreferrer');
+}
+
+export function linkTerminal(host: HTMLElement, client: ApiClient, id: string, options: TerminalLinkOptions): TerminalLink {
+  const onError = options.onError;
   const term = new Terminal({
     fontFamily: '"DejaVu Sans Mono", "Cascadia Mono", Menlo, monospace',
-    fontSize: 14,
+    fontSize: options.fontSize,
     cursorBlink: true,
     scrollback: 5000,
+    allowProposedApi: true, // the search addon's match decorations
     theme: { background: '#0f1115', foreground: '#d7dae0' },
   });
   const fit = new FitAddon();
+  const search = new SearchAddon();
   term.loadAddon(fit);
+  term.loadAddon(search);
+  term.loadAddon(new WebLinksAddon((_event, uri) => openLink(uri)));
   term.open(host);
   fit.fit();
+  const onResults = search.onDidChangeResults(({ resultIndex, resultCount }) => options.onFindResults(resultIndex, resultCount));
+  const onTitle = term.onTitleChange((title) => options.onTitle(title));
+
+  const copy = (text: string): void => {
+    if (!text) return;
+    navigator.clipboard.writeText(text).catch(() => onError('Could not copy: this page may not use the clipboard (allow it, or use the browser’s copy).'));
+  };
+  // The app's keys: taken on keydown, kept from the program on every event of that press.
+  term.attachCustomKeyEventHandler((e) => {
+    const action = terminalAction(e, term.hasSelection());
+    if (!action) return true;
+    if (e.type !== 'keydown') return false;
+    e.preventDefault();
+    if (action === 'copy') {
+      copy(term.getSelection());
+      if (!e.shiftKey) term.clearSelection(); // the next Ctrl+C is ^C again
+    } else if (action === 'paste') {
+      navigator.clipboard.readText().then(
+        (text) => text && term.paste(text),
+        () => onError('Could not paste: this page may not read the clipboard (allow it, or use Shift+Insert).'),
+      );
+    } else if (action === 'find') {
+      options.onFindRequest();
+    } else {
+      options.onZoom(action === 'zoom-in' ? 1 : action === 'zoom-out' ? -1 : 0);
+    }
+    return false;
+  });
+  // Copy on selection (a setting): once the selection has settled.
+  let selectionTimer: ReturnType<typeof setTimeout> | undefined;
+  const onSelection = term.onSelectionChange(() => {
+    clearTimeout(selectionTimer);
+    if (!options.copyOnSelect()) return;
+    selectionTimer = setTimeout(() => {
+      if (term.hasSelection()) copy(term.getSelection());
+    }, 150);
+  });
 
   let ready = false;
   let disposed = false;
@@ -72,11 +154,35 @@ export function linkTerminal(host: HTMLElement, client: ApiClient, id: string, o
     setInputEnabled: (enabled) => {
       term.options.disableStdin = !enabled;
     },
+    setFontSize: (size) => {
+      if (term.options.fontSize === size) return;
+      term.options.fontSize = size;
+      fit.fit();
+    },
+    find: (query, backwards, incremental = false) => {
+      if (!query) {
+        search.clearDecorations();
+        options.onFindResults(-1, 0);
+        return;
+      }
+      const found = backwards
+        ? search.findPrevious(query, FIND_OPTIONS)
+        : search.findNext(query, { ...FIND_OPTIONS, incremental });
+      if (!found) options.onFindResults(-1, 0);
+    },
+    endFind: () => {
+      search.clearDecorations();
+      term.clearSelection();
+    },
     dispose: () => {
       disposed = true;
+      clearTimeout(selectionTimer);
       observer.disconnect();
       onData.dispose();
       onResize.dispose();
+      onResults.dispose();
+      onTitle.dispose();
+      onSelection.dispose();
       offEvents();
       if (!client.closed) client.request('session.detach', { id }).catch(() => {});
       term.dispose();

@@ -1,0 +1,159 @@
+/**
+ * The terminal as a VS Code user expects it, in real Chromium against a real agent and bash:
+ * Ctrl+Shift+C / Ctrl+Shift+V copy and paste, Ctrl+C copies when text is selected (and is ^C
+ * for the program otherwise), copy on selection (a setting), find in the scrollback, a web link
+ * that opens in a new window, the program's title (OSC 0) on the view and the window, and font
+ * zoom that gives the session a new size and lasts across a reload.
+ */
+import { mkdirSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROOT, startDaemon, vos, waitFor, type DaemonHandle } from '../helpers/agent-process.js';
+import { launchChromium, type BrowserHandle } from '../helpers/browser.js';
+
+const OUTPUT = join(ROOT, 'test-results');
+let agent: DaemonHandle;
+let chromium: BrowserHandle;
+/** A page a link in the terminal points at (loopback only); the paths it was asked for. */
+let web: Server;
+const asked: string[] = [];
+
+beforeAll(async () => {
+  web = createServer((req, res) => {
+    asked.push(req.url ?? '');
+    res.end('ok');
+  });
+  await new Promise<void>((resolve) => web.listen(0, '127.0.0.1', resolve));
+  mkdirSync(OUTPUT, { recursive: true });
+  agent = await startDaemon({ args: ['--name', 'terminal-ui', '--web'] });
+  chromium = await launchChromium();
+});
+
+afterAll(async () => {
+  await chromium?.close();
+  await agent?.stop();
+  web?.close();
+});
+
+describe('the terminal', () => {
+  it('copies, pastes, finds, opens links, shows the title and zooms', async () => {
+    const url = /web UI: (\S+)/.exec(agent.stdout())![1]!;
+    const id = (await vos(agent.home, ['run', '-d', '--name', 'term', '--', 'bash', '--norc', '--noprofile'], { PS1: 'term$ ' })).stdout.trim();
+    const context = await chromium.browser.newContext({ viewport: { width: 1100, height: 700 } });
+    await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: new URL(url).origin });
+    const page = await context.newPage();
+    const clipboard = (): Promise<string> => page.evaluate(() => navigator.clipboard.readText());
+    const screen = async (): Promise<string> => (await vos(agent.home, ['screen', id])).stdout;
+    try {
+      await page.goto(url);
+      await page.locator(`.session-row[data-session-id="${id}"]`).click();
+      const rows = page.locator(`[data-testid="terminal-view"][data-session-id="${id}"] .xterm-rows`);
+      await rows.filter({ hasText: 'term$' }).waitFor();
+      const textarea = page.locator('.xterm-helper-textarea');
+      await textarea.focus();
+      const run = async (line: string): Promise<void> => {
+        await page.keyboard.type(line);
+        await page.keyboard.press('Enter');
+      };
+      const row = (text: RegExp) => rows.locator('> div').filter({ hasText: text }).last();
+      /** Where the first characters of a row are (xterm's screen takes the pointer over its rows). */
+      const start = async (text: RegExp): Promise<{ x: number; y: number }> => {
+        const box = (await row(text).boundingBox())!;
+        return { x: box.x + 20, y: box.y + box.height / 2 };
+      };
+      const selectWord = async (text: RegExp): Promise<void> => {
+        const at = await start(text);
+        await page.mouse.dblclick(at.x, at.y);
+      };
+
+      // Ctrl+Shift+C copies the selection; Ctrl+C with a selection copies too, and the program gets no ^C.
+      await run('echo copy-me-$((6*7))');
+      await selectWord(/^copy-me-42/);
+      await page.keyboard.press('Control+Shift+C');
+      await expect.poll(clipboard).toBe('copy-me-42');
+      await page.evaluate(() => navigator.clipboard.writeText('something else'));
+      await selectWord(/^copy-me-42/);
+      await page.keyboard.press('Control+C');
+      await expect.poll(clipboard).toBe('copy-me-42');
+      // Without a selection, Ctrl+C is the program's: bash shows ^C.
+      await page.keyboard.press('Control+C');
+      await waitFor('bash to get ^C', async () => (await screen()).includes('^C'));
+      expect((await screen()).match(/\^C/g)).toHaveLength(1);
+
+      // Ctrl+Shift+V pastes what the clipboard holds.
+      await page.evaluate(() => navigator.clipboard.writeText('echo pasted-$((7*6))'));
+      await page.keyboard.press('Control+Shift+V');
+      await rows.filter({ hasText: 'term$ echo pasted-$((7*6))' }).waitFor();
+      await page.keyboard.press('Enter');
+      await rows.filter({ hasText: /pasted-42/ }).waitFor();
+
+      // Copy on selection: the setting, then a selection is enough.
+      await page.getByTestId('copy-on-select').click();
+      expect(await page.getByTestId('copy-on-select').getAttribute('aria-pressed')).toBe('true');
+      await selectWord(/^pasted-42/);
+      await expect.poll(clipboard).toBe('pasted-42');
+
+      // Find in the scrollback: 150 lines, most of them off the screen.
+      await textarea.focus();
+      await run("seq -f 'needle-%g' 1 150");
+      await rows.filter({ hasText: 'needle-150' }).waitFor();
+      await page.keyboard.press('Control+Shift+F');
+      const input = page.getByTestId('find-input');
+      await input.waitFor();
+      expect(await input.evaluate((el) => el === document.activeElement)).toBe(true);
+      await page.keyboard.type('needle-7');
+      // needle-7 and needle-70 … needle-79.
+      await expect.poll(() => page.getByTestId('find-count').textContent()).toMatch(/^\s*\d+ of 11\s*$/);
+      const first = (await page.getByTestId('find-count').textContent())!.trim();
+      await page.screenshot({ path: join(OUTPUT, 'web-ui-find.png') });
+      await page.keyboard.press('Enter');
+      await expect.poll(async () => (await page.getByTestId('find-count').textContent())!.trim()).not.toBe(first);
+      await page.keyboard.press('Escape');
+      await page.getByTestId('find-bar').waitFor({ state: 'detached' });
+      expect(await textarea.evaluate((el) => el === document.activeElement)).toBe(true);
+      await page.getByTestId('terminal-view').waitFor(); // Escape closed the find bar, nothing else
+
+      // A web link opens in a new window.
+      const port = (web.address() as AddressInfo).port;
+      await run(`clear; echo http://127.0.0.1:${port}/from-terminal`);
+      const link = new RegExp(`^http://127\\.0\\.0\\.1:${port}/from-terminal`);
+      await row(link).waitFor();
+      const opened = context.waitForEvent('page');
+      const at = await start(link);
+      await page.mouse.move(at.x, at.y);
+      await page.mouse.click(at.x, at.y);
+      const popup = await opened;
+      await waitFor('the link to be asked for', () => asked.includes('/from-terminal'));
+      expect(popup.url()).toBe(`http://127.0.0.1:${port}/from-terminal`);
+      await popup.close();
+
+      // The program's title (OSC 0) on the view and the window.
+      await textarea.focus();
+      await run("printf '\\033]0;%s\\007' title-from-bash");
+      await page.getByTestId('program-title').filter({ hasText: 'title-from-bash' }).waitFor();
+      expect(await page.title()).toBe('title-from-bash — vOS');
+
+      // Zoom: a bigger font gives the session fewer columns; Ctrl+0 gives them back; it lasts.
+      const cols = async (): Promise<number> => {
+        const list = JSON.parse((await vos(agent.home, ['ls', '--json'])).stdout) as Array<{ id: string; cols: number }>;
+        return list.find((s) => s.id === id)!.cols;
+      };
+      const before = await cols();
+      await page.keyboard.press('Control+=');
+      await page.keyboard.press('Control+=');
+      await expect.poll(cols).toBeLessThan(before);
+      const zoomed = await cols();
+      await page.reload();
+      await page.locator(`.session-row[data-session-id="${id}"]`).click();
+      await rows.filter({ hasText: 'term$' }).waitFor();
+      await expect.poll(cols).toBe(zoomed);
+      await textarea.focus();
+      await page.keyboard.press('Control+0');
+      await expect.poll(cols).toBe(before);
+    } finally {
+      await context.close();
+    }
+  }, 90_000);
+});
