@@ -171,19 +171,24 @@ describe('sessions', () => {
     expect(resync && 'snapshot' in resync ? resync.snapshot : '').toContain('100000');
   });
 
-  it('follows the size of the most recently active viewer', async () => {
+  it('follows the size of the viewer that last typed or resized; watching does not take it', async () => {
     manager = newManager();
     const s = start('sh', ['-c', 'while read line; do stty size; done']);
     const small = new RecordingViewer();
     const big = new RecordingViewer();
     (await s.attach(small, { cols: 70, rows: 20 })).release();
+    // Watching does not take the size: the first viewer's stays until another types or resizes.
     (await s.attach(big, { cols: 120, rows: 40 })).release();
-    expect(s.info()).toMatchObject({ cols: 120, rows: 40 });
-    s.input('\r', small);
     expect(s.info()).toMatchObject({ cols: 70, rows: 20 });
-    await s.waitFor(/^20 70$/m, 5000);
     s.input('\r', big);
+    expect(s.info()).toMatchObject({ cols: 120, rows: 40 });
     await s.waitFor(/^40 120$/m, 5000);
+    s.input('\r', small);
+    await s.waitFor(/^20 70$/m, 5000);
+    s.resize(90, 25, big);
+    expect(s.info()).toMatchObject({ cols: 90, rows: 25 });
+    s.input('\r', big); // already the active one: its size stays
+    await s.waitFor(/^25 90$/m, 5000);
     s.detach(big);
     s.resize(100, 30);
     expect(s.info()).toMatchObject({ cols: 100, rows: 30, viewers: 1 });

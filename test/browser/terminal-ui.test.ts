@@ -3,7 +3,9 @@
  * Ctrl+Shift+C / Ctrl+Shift+V copy and paste, Ctrl+C copies when text is selected (and is ^C
  * for the program otherwise), copy on selection (a setting), find in the scrollback, a web link
  * that opens in a new window, the program's title (OSC 0) on the view and the window, and font
- * zoom that gives the session a new size and lasts across a reload.
+ * zoom that gives the session a new size and lasts across a reload. And the size policy: a
+ * window that only watches does not resize the session for everyone (it shows it letterboxed
+ * and says so); typing, resizing the window or "Fit to this window" takes the size.
  */
 import { mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -154,6 +156,61 @@ describe('the terminal', () => {
       await expect.poll(cols).toBe(before);
     } finally {
       await context.close();
+    }
+  }, 90_000);
+
+  it('a window that only watches leaves the size alone; typing, Fit or resizing the window takes it', async () => {
+    const url = /web UI: (\S+)/.exec(agent.stdout())![1]!;
+    const id = (await vos(agent.home, ['run', '-d', '--name', 'sized', '--', 'bash', '--norc', '--noprofile'], { PS1: 'sized$ ' })).stdout.trim();
+    const size = async (): Promise<{ cols: number; rows: number }> => {
+      const list = JSON.parse((await vos(agent.home, ['ls', '--json'])).stdout) as Array<{ id: string; cols: number; rows: number }>;
+      const s = list.find((x) => x.id === id)!;
+      return { cols: s.cols, rows: s.rows };
+    };
+    const wide = await chromium.browser.newPage({ viewport: { width: 1280, height: 800 } });
+    const narrow = await chromium.browser.newPage({ viewport: { width: 820, height: 560 } });
+    const open = async (page: typeof wide): Promise<void> => {
+      await page.goto(url);
+      await page.locator(`.session-row[data-session-id="${id}"]`).click();
+      await page.locator('.xterm-rows').filter({ hasText: 'sized$' }).waitFor();
+    };
+    try {
+      await open(wide);
+      const wideSize = await size();
+      expect(await wide.getByTestId('size-note').count()).toBe(0);
+      // The narrow window only watches: the session keeps the wide one's size, and the narrow one says so.
+      await open(narrow);
+      await narrow.getByTestId('size-note').filter({ hasText: `Sized by another viewer: ${wideSize.cols}×${wideSize.rows}` }).waitFor();
+      expect(await narrow.locator('.terminal-host.letterboxed').count()).toBe(1);
+      expect(await size()).toEqual(wideSize);
+
+      // Typing there takes it: the program sees the narrow size, and now the wide one is letterboxed.
+      await narrow.locator('.xterm-helper-textarea').focus();
+      await narrow.keyboard.type('stty size');
+      await narrow.keyboard.press('Enter');
+      await expect.poll(async () => (await size()).cols).toBeLessThan(wideSize.cols);
+      const narrowSize = await size();
+      await narrow.locator('.xterm-rows').filter({ hasText: `${narrowSize.rows} ${narrowSize.cols}` }).waitFor();
+      await wide.getByTestId('size-note').filter({ hasText: `Sized by another viewer: ${narrowSize.cols}×${narrowSize.rows}` }).waitFor();
+      await narrow.getByTestId('size-note').waitFor({ state: 'detached' });
+      // The wide window draws the session at its size (the output lines up there too).
+      await wide.locator('.xterm-rows').filter({ hasText: `${narrowSize.rows} ${narrowSize.cols}` }).waitFor();
+      await wide.screenshot({ path: join(OUTPUT, 'web-ui-letterboxed.png') });
+
+      // Fit to this window: the wide one's again.
+      await wide.getByTestId('take-size').click();
+      await expect.poll(size).toEqual(wideSize);
+      await narrow.getByTestId('size-note').waitFor();
+      await wide.getByTestId('size-note').waitFor({ state: 'detached' });
+
+      // Resizing a window is taking the size too.
+      await narrow.setViewportSize({ width: 900, height: 600 });
+      await expect.poll(async () => (await size()).cols).toBeLessThan(wideSize.cols);
+      expect((await size()).cols).toBeGreaterThan(narrowSize.cols);
+      await narrow.getByTestId('size-note').waitFor({ state: 'detached' });
+    } finally {
+      await wide.close();
+      await narrow.close();
     }
   }, 90_000);
 });

@@ -417,7 +417,9 @@ export class Session {
       this.viewers.set(viewer, st);
       this.onChange?.(this);
     }
-    if (size && this.running) {
+    // Watching does not take the size (tmux's "latest"): only the first viewer's attach does,
+    // or one while no viewer is active; typing or resizing takes it later (input, resize).
+    if (size && this.running && (this.activeViewer === null || !this.viewers.has(this.activeViewer))) {
       this.activeViewer = viewer;
       this.applySize(size.cols, size.rows);
     }

@@ -1,6 +1,12 @@
 /**
  * Binds an xterm.js terminal in the page to one session of the agent: attach (the snapshot
- * first, then live output), keys and size back to the agent, detach on dispose. The keys that
+ * first, then live output), keys and size back to the agent, detach on dispose.
+ *
+ * Size (as tmux's "latest" window size): the session has the size of the viewer that last typed
+ * or resized; watching does not take it. So the terminal here always has the session's size
+ * (`follow`), letterboxed in a bigger view or scrolled in a smaller one, and this view's own
+ * size is sent only when the user acts here: the view resized or zoomed, `takeSize` (a Fit
+ * button), or typing (the agent then gives the session the size this view last said). The keys that
  * are the app's (terminal-keys.ts) copy, paste, find and zoom instead of reaching the program;
  * web links open in the browser; the program's title (OSC 0/2) is passed up.
  */
@@ -17,6 +23,10 @@ export interface TerminalLink {
   /** Off: keys are not sent (its session cannot be reached). */
   setInputEnabled(enabled: boolean): void;
   setFontSize(size: number): void;
+  /** The session's size now (its info changed): the terminal takes it. */
+  follow(cols: number, rows: number): void;
+  /** Gives the session this view's size. */
+  takeSize(): void;
   /** The next (or previous) match of `query` in the screen and scrollback, selected and shown. */
   find(query: string, backwards: boolean, incremental?: boolean): void;
   /** Find is closed: no more highlights. */
@@ -36,6 +46,8 @@ export interface TerminalLinkOptions {
   onTitle(title: string): void;
   /** Matches of the current find (count 0: none; index -1: none selected). */
   onFindResults(index: number, count: number): void;
+  /** The session's size differs from what fits this view (null: it fits). */
+  onSizeMismatch(fits: { cols: number; rows: number } | null): void;
 }
 
 /** How matches look (the decorations are what makes the addon count them). */
@@ -129,8 +141,33 @@ export function linkTerminal(host: HTMLElement, client: ApiClient, id: string, o
     if (!disposed) onError(err.message);
   };
 
-  client.request('session.attach', { id, cols: term.cols, rows: term.rows }).then(({ snapshot }) => {
+  /** What fits this view (null: it is not laid out). */
+  const fits = (): { cols: number; rows: number } | null => {
+    const d = fit.proposeDimensions();
+    return d && d.cols > 0 && d.rows > 0 && Number.isFinite(d.cols) && Number.isFinite(d.rows) ? { cols: d.cols, rows: d.rows } : null;
+  };
+  const sayMismatch = (): void => {
+    const f = fits();
+    options.onSizeMismatch(f && (f.cols !== term.cols || f.rows !== term.rows) ? f : null);
+  };
+  const follow = (cols: number, rows: number): void => {
+    if (cols > 0 && rows > 0 && (cols !== term.cols || rows !== term.rows)) term.resize(cols, rows);
+    sayMismatch();
+  };
+  /** The user acted here: the session takes this view's size. */
+  const takeSize = (): void => {
+    const f = fits();
+    if (!f) return;
+    follow(f.cols, f.rows);
+    client.request('session.resize', { id, cols: f.cols, rows: f.rows }).catch(() => {
+      /* an ended session keeps its size */
+    });
+  };
+
+  const first = fits();
+  client.request('session.attach', { id, ...(first ?? { cols: term.cols, rows: term.rows }) }).then(({ session, snapshot }) => {
     if (disposed) return;
+    follow(session.cols, session.rows); // the snapshot is drawn for the session's size
     term.write(snapshot);
     ready = true;
     for (const e of early.splice(0)) handle(e);
@@ -139,13 +176,16 @@ export function linkTerminal(host: HTMLElement, client: ApiClient, id: string, o
   const onData = term.onData((data) => {
     client.request('session.input', { id, data }).catch(report);
   });
-  const onResize = term.onResize(({ cols, rows }) => {
-    client.request('session.resize', { id, cols, rows }).catch(() => {
-      /* an ended session keeps its size */
-    });
-  });
+  // The view's first layout is not an act of the user (attach said what fits); later changes are.
+  let laidOut = false;
   const observer = new ResizeObserver(() => {
-    if (host.clientWidth > 0 && host.clientHeight > 0) fit.fit();
+    if (host.clientWidth === 0 || host.clientHeight === 0) return;
+    if (!laidOut) {
+      laidOut = true;
+      sayMismatch();
+      return;
+    }
+    if (ready) takeSize();
   });
   observer.observe(host);
 
@@ -157,8 +197,10 @@ export function linkTerminal(host: HTMLElement, client: ApiClient, id: string, o
     setFontSize: (size) => {
       if (term.options.fontSize === size) return;
       term.options.fontSize = size;
-      fit.fit();
+      if (ready) takeSize(); // zoomed here: the user's act
     },
+    follow,
+    takeSize,
     find: (query, backwards, incremental = false) => {
       if (!query) {
         search.clearDecorations();
@@ -179,7 +221,6 @@ export function linkTerminal(host: HTMLElement, client: ApiClient, id: string, o
       clearTimeout(selectionTimer);
       observer.disconnect();
       onData.dispose();
-      onResize.dispose();
       onResults.dispose();
       onTitle.dispose();
       onSelection.dispose();
