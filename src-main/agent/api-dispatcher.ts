@@ -335,7 +335,7 @@ export class ApiDispatcher {
         const s = sessions.resolve(p.id);
         const size = p.cols !== undefined && p.rows !== undefined ? { cols: p.cols, rows: p.rows } : null;
         // A client that leaves before its snapshot is taken costs no snapshot.
-        const { result, release } = await s.attach(conn, size, () => !client.closed);
+        const { result, release } = await s.attach(conn, size, () => !client.closed, p.take === true);
         if (client.closed) {
           // The client left while its snapshot was taken; don't keep holding output for it.
           s.detach(conn);

@@ -392,9 +392,11 @@ export interface ApiMethods {
   };
   /**
    * Become a viewer: the reply holds a snapshot, then `session.output` events follow. A viewer
-   * that gives its size takes part in "resize follows the most recent active viewer".
+   * that gives its size takes part in "resize follows the most recent active viewer": attaching
+   * only watches (the size is taken when no viewer is active), unless `take` (a terminal
+   * attached to be used, as `vos attach`, which cannot show another size well).
    */
-  'session.attach': { params: SessionRef & { cols?: number; rows?: number }; result: AttachResult };
+  'session.attach': { params: SessionRef & { cols?: number; rows?: number; take?: boolean }; result: AttachResult };
   'session.detach': { params: SessionRef; result: Record<string, never> };
   /**
    * Writes an image of the session's pod to `out` (an absolute path), or by default into the

@@ -149,6 +149,7 @@ const CHECKERS: { [M in Method]: Checker } = {
   'session.attach': (p) => {
     sessionRef(p);
     size(p, true);
+    bool(p, 'take');
   },
   'session.detach': sessionRef,
   'session.checkpoint': (p) => {

@@ -78,7 +78,7 @@ export async function attachTerminal(client: ApiClient, ref: string, detachKey: 
   /** Becomes a viewer of `target`: its screen first, then what came meanwhile. */
   const attachTo = async (target: string): Promise<void> => {
     ready = false;
-    const { session, snapshot } = await client.request('session.attach', { id: target, ...terminalSize(stdout) });
+    const { session, snapshot } = await client.request('session.attach', { id: target, ...terminalSize(stdout), take: true });
     id = session.id;
     lastInfo = session;
     stdout.write(RESET_TERMINAL + snapshot);

@@ -189,6 +189,11 @@ describe('sessions', () => {
     expect(s.info()).toMatchObject({ cols: 90, rows: 25 });
     s.input('\r', big); // already the active one: its size stays
     await s.waitFor(/^25 90$/m, 5000);
+    // A terminal attached to be used (vos attach) takes it at once.
+    const cli = new RecordingViewer();
+    (await s.attach(cli, { cols: 60, rows: 18 }, undefined, true)).release();
+    expect(s.info()).toMatchObject({ cols: 60, rows: 18 });
+    s.detach(cli);
     s.detach(big);
     s.resize(100, 30);
     expect(s.info()).toMatchObject({ cols: 100, rows: 30, viewers: 1 });

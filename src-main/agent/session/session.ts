@@ -406,6 +406,7 @@ export class Session {
     viewer: ViewerSink,
     size: { cols: number; rows: number } | null,
     wanted: () => boolean = () => true,
+    take = false,
   ): Promise<{ result: AttachResult; release: () => void }> {
     const known = this.viewers.get(viewer);
     const st: ViewerState = known ?? { cols: null, rows: null, lagging: false, held: null, owed: new OwedAnswers() };
@@ -418,8 +419,9 @@ export class Session {
       this.onChange?.(this);
     }
     // Watching does not take the size (tmux's "latest"): only the first viewer's attach does,
-    // or one while no viewer is active; typing or resizing takes it later (input, resize).
-    if (size && this.running && (this.activeViewer === null || !this.viewers.has(this.activeViewer))) {
+    // or one while no viewer is active, or one that asks to (`take`); typing or resizing takes
+    // it later (input, resize).
+    if (size && this.running && (take || this.activeViewer === null || !this.viewers.has(this.activeViewer))) {
       this.activeViewer = viewer;
       this.applySize(size.cols, size.rows);
     }

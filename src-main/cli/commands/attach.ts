@@ -19,7 +19,7 @@ export const attachCommand: Command = {
   help: `usage: vos attach ID [--detach-key KEY]
 
 Shows the session's screen in this terminal and sends your keys to it. The session takes this
-terminal's size once you type or resize it (or at once when no one else is using it). ${describeKey(DEFAULT_DETACH_KEY)} detaches and leaves the program running.
+terminal's size while you use it (the app's windows that watch it show it letterboxed). ${describeKey(DEFAULT_DETACH_KEY)} detaches and leaves the program running.
 
   ID                    session id, unique id prefix or name; ID@MACHINE for a
                         session of a paired machine
