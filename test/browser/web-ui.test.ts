@@ -144,4 +144,37 @@ describe('web UI', () => {
       await page.close();
     }
   });
+  it('the sidebar is resized by dragging its edge or with the arrow keys, and keeps its width across a reload', async () => {
+    const page = await chromium.browser.newPage({ viewport: { width: 1200, height: 700 } });
+    try {
+      await page.goto(url);
+      await page.getByTestId('connection-status').filter({ hasText: 'connected' }).waitFor();
+      const sidebar = page.locator('.sidebar');
+      const width = async (): Promise<number> => (await sidebar.boundingBox())!.width;
+      const before = await width();
+      const edge = (await page.getByTestId('sidebar-resizer').boundingBox())!;
+      await page.mouse.move(edge.x + edge.width / 2, edge.y + 200);
+      await page.mouse.down();
+      await page.mouse.move(edge.x + 150, edge.y + 220, { steps: 5 });
+      await page.mouse.up();
+      await expect.poll(width).toBeGreaterThan(before + 100);
+      const dragged = await width();
+      // The keys, on the focused edge.
+      await page.getByTestId('sidebar-resizer').focus();
+      await page.keyboard.press('ArrowLeft');
+      await page.keyboard.press('ArrowLeft');
+      await expect.poll(width).toBeCloseTo(dragged - 32, 0);
+      expect(await page.getByTestId('sidebar-resizer').getAttribute('aria-valuenow')).toBe(String(Math.round(dragged - 32)));
+      await page.reload();
+      await page.getByTestId('connection-status').filter({ hasText: 'connected' }).waitFor();
+      await expect.poll(width).toBeCloseTo(dragged - 32, 0);
+      // Double-click: the default again; no horizontal scrolling at a narrow width.
+      await page.getByTestId('sidebar-resizer').dblclick();
+      await expect.poll(width).toBeCloseTo(before, 0);
+      await page.setViewportSize({ width: 560, height: 600 });
+      expect(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth)).toBe(true);
+    } finally {
+      await page.close();
+    }
+  });
 });
