@@ -7,7 +7,7 @@
  * agent going away ends them. Closing the window keeps the app in the tray; the tray's Quit
  * leaves the agent and the sessions running; "Quit and end all sessions" ends them, after asking.
  * The tray also sets each session's checkpoint schedule and tells of failed or paused ones
- * (tray-data.ts, schedule-notices.ts and tray-menu.ts decide what; this file only shows it).
+ * (tray-data.ts, api/schedule-notices.ts and tray-menu.ts decide what; this file only shows it).
  *
  * Only the files in src-main/shell import `electron`. Everything here is thin on purpose: the
  * logic lives in client/, the core and the renderer, where it is tested.

@@ -5,7 +5,7 @@
  */
 import type { ApiEvent, ScheduleInfo, SessionInfo } from '../api/protocol.js';
 import type { SupervisorState } from '../client/agent-supervisor.js';
-import { scheduleNotice, type ScheduleNotice } from './schedule-notices.js';
+import { scheduleNotice, type ScheduleNotice } from '../api/schedule-notices.js';
 import type { TrayInput } from './tray-menu.js';
 
 export class TrayData {

@@ -1,6 +1,6 @@
 import { Menu, Notification, Tray, nativeImage, type MenuItemConstructorOptions } from 'electron';
 import { resourcePath } from './resources.js';
-import type { ScheduleNotice } from './schedule-notices.js';
+import type { ScheduleNotice } from '../api/schedule-notices.js';
 import type { TrayAction, TrayItem } from './tray-menu.js';
 
 let tray: Tray | null = null; // kept referenced: a collected Tray disappears from the panel

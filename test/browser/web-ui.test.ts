@@ -177,4 +177,42 @@ describe('web UI', () => {
       await page.close();
     }
   });
+  it('notifies on the desktop when a session ends while the window is behind others; a browser asks first', async () => {
+    const asking = await chromium.browser.newPage();
+    try {
+      await asking.goto(url);
+      await asking.getByTestId('enable-notices').waitFor(); // not asked yet: the app offers it
+    } finally {
+      await asking.close();
+    }
+    const context = await chromium.browser.newContext();
+    await context.grantPermissions(['notifications'], { origin: new URL(url).origin });
+    await context.addInitScript(() => {
+      // What the page shows on the desktop, recorded; and the window behind another one.
+      const shown: Array<{ title: string; body: string | undefined }> = [];
+      (window as unknown as { shown: typeof shown }).shown = shown;
+      const Real = window.Notification;
+      class Recording extends Real {
+        constructor(title: string, options?: NotificationOptions) {
+          super(title, options);
+          shown.push({ title, body: options?.body });
+        }
+      }
+      Object.defineProperty(window, 'Notification', { value: Recording });
+      document.hasFocus = () => false;
+    });
+    const page = await context.newPage();
+    try {
+      const id = (await vos(agent.home, ['run', '-d', '--name', 'ender', '--', 'sh', '-c', 'read x; exit 3'])).stdout.trim();
+      await page.goto(url);
+      await page.locator(`.session-row[data-session-id="${id}"]`).waitFor();
+      expect(await page.getByTestId('enable-notices').count()).toBe(0); // allowed already
+      await vos(agent.home, ['send', id, '\\r']);
+      await expect
+        .poll(() => page.evaluate(() => (window as unknown as { shown: unknown[] }).shown))
+        .toEqual([{ title: '“ender” ended', body: 'sh: exit status 3.' }]);
+    } finally {
+      await context.close();
+    }
+  });
 });

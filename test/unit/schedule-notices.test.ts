@@ -1,12 +1,12 @@
 /**
- * What the tray notifies about scheduled checkpoints (shell/schedule-notices.ts) and how the tray
+ * What the tray notifies about scheduled checkpoints (api/schedule-notices.ts) and how the tray
  * keeps its sessions and schedules from the agent's events (shell/tray-data.ts): a failure or a
  * pause is said once, not every period; a skipped run, a changed period or what was already so
  * when the tray looked is not said at all.
  */
 import { describe, expect, it } from 'vitest';
 import type { AgentInfo, ScheduleInfo, ScheduleRun, SessionInfo } from '../../src-main/api/protocol.js';
-import { scheduleNotice } from '../../src-main/shell/schedule-notices.js';
+import { scheduleNotice } from '../../src-main/api/schedule-notices.js';
 import { TrayData } from '../../src-main/shell/tray-data.js';
 import { trayTooltip } from '../../src-main/shell/tray-menu.js';
 

@@ -1,7 +1,8 @@
 /**
- * When the tray tells its user about a scheduled checkpoint, and with what words: a pure function
- * of a session's schedule before and after a `schedule.changed` event (the shell only shows what
- * it returns, as a notification). Said once, not every period:
+ * When the tray (and the app in a browser, which has no tray) tells its user about a scheduled
+ * checkpoint, and with what words: a pure function of a session's schedule before and after a
+ * `schedule.changed` event (the shell or the page only shows what it returns, as a
+ * notification). Said once, not every period:
  *
  * - a schedule that pauses (the program cannot be checkpointed), when it pauses or its reason
  *   changes;
@@ -11,8 +12,8 @@
  * Skipped runs (another checkpoint was under way) and whole images instead of incremental ones are
  * no failures: the app and `vos schedule` show them.
  */
-import type { ScheduleInfo } from '../api/protocol.js';
-import { runFailed } from '../api/schedule-text.js';
+import type { ScheduleInfo } from './protocol.js';
+import { runFailed } from './schedule-text.js';
 
 export interface ScheduleNotice {
   title: string;
