@@ -20,6 +20,9 @@ const RESTORE_TERMINAL =
   '\x1b[?1l\x1b>' + // normal cursor and keypad keys
   '\x1b[0m'; // default colours
 
+/** The screen cleared, the cursor at its top left (the scrollback stays). */
+const CLEAR_SCREEN = '\x1b[H\x1b[2J';
+
 /** Clears screen and scrollback before a snapshot is drawn. */
 const RESET_TERMINAL = '\x1bc';
 
@@ -121,6 +124,8 @@ export async function attachTerminal(client: ApiClient, ref: string, detachKey: 
   offEvent();
   offClose();
   if (outcome.reason === 'detached') await client.request('session.detach', { id }).catch(() => {});
-  stdout.write(RESTORE_TERMINAL + '\r\n');
+  // Detached: the program's screen goes with it (it runs on elsewhere), the prompt comes back on
+  // a clean one. Ended or cut off: its last screen stays to be read.
+  stdout.write(RESTORE_TERMINAL + (outcome.reason === 'detached' ? CLEAR_SCREEN : '\r\n'));
   return outcome;
 }

@@ -191,6 +191,8 @@ describe('vos command', () => {
     term.write('\x1c'); // Ctrl-\ detaches
     expect(await exited).toBe(0);
     expect(seen).toContain(`[detached from session ${id}`);
+    // On a clean screen: the program's is cleared away before the word about it.
+    expect(seen).toMatch(/\x1b\[H\x1b\[2J\[detached from session /);
     const after = JSON.parse((await vos(d.home, ['ls', '--json'])).stdout) as SessionInfo[];
     expect(after[0]).toMatchObject({ state: 'running', viewers: 0 });
     expect((await vos(d.home, ['screen', id])).stdout).toContain('typed-5');
