@@ -143,9 +143,12 @@ describe('the terminal', () => {
         return list.find((s) => s.id === id)!.cols;
       };
       const before = await cols();
+      const xterm = await page.locator('.xterm').elementHandle();
       await page.keyboard.press('Control+=');
       await page.keyboard.press('Control+=');
       await expect.poll(cols).toBeLessThan(before);
+      // The same terminal, with a bigger font (not a new one attached again).
+      expect(await xterm!.evaluate((el) => el.isConnected)).toBe(true);
       const zoomed = await cols();
       await page.reload();
       await page.locator(`.session-row[data-session-id="${id}"]`).click();

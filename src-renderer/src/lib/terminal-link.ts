@@ -23,8 +23,8 @@ export interface TerminalLink {
   /** Off: keys are not sent (its session cannot be reached). */
   setInputEnabled(enabled: boolean): void;
   setFontSize(size: number): void;
-  /** The session's size now (its info changed): the terminal takes it. */
-  follow(cols: number, rows: number): void;
+  /** The session's size now (its info changed): the terminal takes it. `viewers`: how many watch it. */
+  follow(cols: number, rows: number, viewers?: number): void;
   /** Gives the session this view's size. */
   takeSize(): void;
   /** The next (or previous) match of `query` in the screen and scrollback, selected and shown. */
@@ -146,11 +146,18 @@ export function linkTerminal(host: HTMLElement, client: ApiClient, id: string, o
     const d = fit.proposeDimensions();
     return d && d.cols > 0 && d.rows > 0 && Number.isFinite(d.cols) && Number.isFinite(d.rows) ? { cols: d.cols, rows: d.rows } : null;
   };
+  /** No other viewer to leave the size to (then a view that does not fit takes it). */
+  let alone = true;
   const sayMismatch = (): void => {
     const f = fits();
-    options.onSizeMismatch(f && (f.cols !== term.cols || f.rows !== term.rows) ? f : null);
+    const differs = f !== null && (f.cols !== term.cols || f.rows !== term.rows);
+    // Alone, it takes what fits (a font measured a fraction of a pixel apart would otherwise
+    // be a column of letterbox that nobody asked for).
+    if (differs && alone && ready) takeSize();
+    else options.onSizeMismatch(differs ? f : null);
   };
-  const follow = (cols: number, rows: number): void => {
+  const follow = (cols: number, rows: number, viewers?: number): void => {
+    if (viewers !== undefined) alone = viewers <= 1;
     if (cols > 0 && rows > 0 && (cols !== term.cols || rows !== term.rows)) term.resize(cols, rows);
     sayMismatch();
   };
@@ -167,9 +174,10 @@ export function linkTerminal(host: HTMLElement, client: ApiClient, id: string, o
   const first = fits();
   client.request('session.attach', { id, ...(first ?? { cols: term.cols, rows: term.rows }) }).then(({ session, snapshot }) => {
     if (disposed) return;
-    follow(session.cols, session.rows); // the snapshot is drawn for the session's size
+    if (session.cols > 0 && session.rows > 0) term.resize(session.cols, session.rows); // the snapshot is drawn for its size
     term.write(snapshot);
     ready = true;
+    follow(session.cols, session.rows, session.viewers);
     for (const e of early.splice(0)) handle(e);
   }, report);
 
@@ -197,7 +205,18 @@ export function linkTerminal(host: HTMLElement, client: ApiClient, id: string, o
     setFontSize: (size) => {
       if (term.options.fontSize === size) return;
       term.options.fontSize = size;
-      if (ready) takeSize(); // zoomed here: the user's act
+      // Zoomed here: the user's act. xterm measures the new font over the next frames (its cell
+      // width can move by a fraction of a pixel, which is a column in a wide view): the size is
+      // taken again while what fits still changes, for a few frames.
+      if (!ready) return;
+      let frames = 0;
+      const settle = (): void => {
+        if (disposed) return;
+        const f = fits();
+        if (f && (f.cols !== term.cols || f.rows !== term.rows)) takeSize();
+        if (++frames < 12) requestAnimationFrame(settle);
+      };
+      requestAnimationFrame(settle);
     },
     follow,
     takeSize,
