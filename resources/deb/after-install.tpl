@@ -37,7 +37,8 @@ fi
 PROFILE_SOURCE="$APP_DIR/resources/apparmor-profile"
 PROFILE_TARGET="/etc/apparmor.d/$EXECUTABLE"
 if command -v apparmor_parser >/dev/null 2>&1 && [ -r "$PROFILE_SOURCE" ]; then
-    if apparmor_parser --skip-kernel-load --debug "$PROFILE_SOURCE" >/dev/null 2>&1; then
+    # Compiled, not loaded, no cache: a profile this parser cannot take is never installed.
+    if apparmor_parser --skip-kernel-load --skip-cache "$PROFILE_SOURCE" >/dev/null 2>&1; then
         cp -f "$PROFILE_SOURCE" "$PROFILE_TARGET"
         # Not in a chroot (an image being prepared): load it now.
         if ! { [ -x /usr/bin/ischroot ] && /usr/bin/ischroot; } && [ -d /sys/kernel/security/apparmor ]; then

@@ -5,7 +5,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 
 /** The argument the app is started with from the autostart entry: straight to the tray. */
 export const TRAY_ARG = '--tray';
@@ -13,6 +13,31 @@ export const TRAY_ARG = '--tray';
 export function autostartFile(env: NodeJS.ProcessEnv = process.env): string {
   const config = env.XDG_CONFIG_HOME ? resolve(env.XDG_CONFIG_HOME) : join(homedir(), '.config');
   return join(config, 'autostart', 'vos.desktop');
+}
+
+/** What the shell knows about how it was started (Electron's `app` and `process`), for {@link appCommand}. */
+export interface AppStart {
+  /** `app.isPackaged`. */
+  isPackaged: boolean;
+  /** `process.execPath`: the app's executable (Electron's binary in a checkout). */
+  execPath: string;
+  /** `app.getAppPath()`: the checkout (or app.asar) Electron loaded. */
+  appPath: string;
+  env: NodeJS.ProcessEnv;
+}
+
+/**
+ * The command that starts this app again, for the autostart entry: the AppImage file itself when
+ * running as one (`$APPIMAGE`: the executable is inside its mount, gone when it ends); the
+ * executable of a packaged app (the .deb's /opt/vOS/vos-app); and in a checkout Electron's binary
+ * with the checkout. `$APPIMAGE` counts only in a packaged app: a program started from a session
+ * of the AppImage inherits it, and so would `npm start` run in one.
+ */
+export function appCommand(start: AppStart): string[] {
+  const appImage = start.env.APPIMAGE;
+  if (start.isPackaged && appImage && isAbsolute(appImage)) return [appImage];
+  if (start.isPackaged) return [start.execPath];
+  return [start.execPath, start.appPath];
 }
 
 /** A desktop entry's Exec= word: quoted as the Desktop Entry Specification says when needed. */

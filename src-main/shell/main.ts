@@ -7,18 +7,24 @@
  * agent going away ends them. Closing the window keeps the app in the tray; the tray's Quit
  * leaves the agent and the sessions running; "Quit and end all sessions" ends them, after asking.
  * The tray also sets each session's checkpoint schedule and tells of failed or paused ones
- * (tray-data.ts, api/schedule-notices.ts and tray-menu.ts decide what; this file only shows it).
+ * (tray-data.ts, api/schedule-notices.ts and tray-menu.ts decide what; this file only shows it),
+ * and turns starting in the tray at login on and off (autostart.ts): started so (`--tray`), the
+ * app starts the agent and the tray and opens no window until the tray's Show. The application
+ * menu is app-menu.ts's, which takes no key from the terminal.
  *
  * Only the files in src-main/shell import `electron`. Everything here is thin on purpose: the
  * logic lives in client/, the core and the renderer, where it is tested.
  */
-import { app, BrowserWindow, dialog, ipcMain, type WebContents } from 'electron';
+import { app, BrowserWindow, dialog, ipcMain, Menu, type WebContents } from 'electron';
 import { BRIDGE_CHANNELS, type ShellCommand } from '../api/bridge.js';
 import type { ClientMessage } from '../api/protocol.js';
 import { formatBytes } from '../api/session-text.js';
 import { resolveHome, statePaths } from '../base/state-dir.js';
 import { AgentRelay } from '../client/agent-relay.js';
 import { AgentSupervisor } from '../client/agent-supervisor.js';
+import { aboutBox, appMenuModel, type AppMenuAction } from './app-menu.js';
+import { appCommand, autostartEnabled, setAutostart, TRAY_ARG } from './autostart.js';
+import { buildAppMenu } from './menu.js';
 import { createTray, setTrayMenu, showNotice } from './tray.js';
 import { TrayData } from './tray-data.js';
 import { endSessionsConfirmation, trayMenuModel, trayTooltip, type TrayAction } from './tray-menu.js';
@@ -70,8 +76,31 @@ supervisor.onChange((state) => {
     );
 });
 
+/** Whether the autostart entry is there (an entry that cannot be read counts as none). */
+function readStartAtLogin(): boolean {
+  try {
+    return autostartEnabled();
+  } catch {
+    return false;
+  }
+}
+
+/** The tray's checkbox: writes or removes the autostart entry; a failure is a notification. */
+function setStartAtLogin(enabled: boolean): void {
+  try {
+    setAutostart(enabled, appCommand({ isPackaged: app.isPackaged, execPath: process.execPath, appPath: app.getAppPath(), env: process.env }));
+  } catch (err) {
+    showNotice({
+      title: enabled ? 'Could not set vOS to start at login' : 'Could not stop vOS starting at login',
+      body: err instanceof Error ? err.message : String(err),
+    });
+  }
+  trayData.startAtLogin = readStartAtLogin();
+  refreshTray(); // the box Electron flipped by itself shows what is so
+}
+
 /** The tray's own actions on a session's checkpoints; the outcome is said in a notification. */
-async function scheduleAction(action: Exclude<TrayAction, string>): Promise<void> {
+async function scheduleAction(action: Extract<TrayAction, { session: string }>): Promise<void> {
   const client = supervisor.client;
   const name = trayData.session(action.session)?.name ?? action.session;
   try {
@@ -130,7 +159,10 @@ async function quitAndEndSessions(): Promise<void> {
 }
 
 async function act(action: TrayAction): Promise<void> {
-  if (typeof action !== 'string') return scheduleAction(action);
+  if (typeof action !== 'string') {
+    if (action.type === 'start-at-login') return setStartAtLogin(action.enabled);
+    return scheduleAction(action);
+  }
   switch (action) {
     case 'show':
       return showWindow();
@@ -142,6 +174,26 @@ async function act(action: TrayAction): Promise<void> {
       return quit();
     case 'quit-end-sessions':
       return quitAndEndSessions();
+  }
+}
+
+/** The application menu's items. */
+function menuAction(action: AppMenuAction): void {
+  const win = window && !window.isDestroyed() ? window : null;
+  switch (action) {
+    case 'hide-window':
+      return win?.hide();
+    case 'quit':
+      return quit();
+    case 'toggle-full-screen':
+      return win?.setFullScreen(!win.isFullScreen());
+    case 'toggle-dev-tools':
+      return win?.webContents.toggleDevTools();
+    case 'about': {
+      const box = aboutBox({ app: app.getVersion(), electron: process.versions.electron, chrome: process.versions.chrome, node: process.versions.node });
+      void (win ? dialog.showMessageBox(win, { type: 'info', ...box }) : dialog.showMessageBox({ type: 'info', ...box }));
+      return;
+    }
   }
 }
 
@@ -169,7 +221,10 @@ ipcMain.on(BRIDGE_CHANNELS.toAgent, (event, message: unknown) => {
 if (!app.requestSingleInstanceLock()) {
   app.quit();
 } else {
-  app.on('second-instance', () => showWindow());
+  // The autostart entry of a user who already has vOS open starts it again: nothing to show then.
+  app.on('second-instance', (_event, argv) => {
+    if (!argv.includes(TRAY_ARG)) showWindow();
+  });
   app.on('window-all-closed', () => {
     /* stay in the tray */
   });
@@ -179,9 +234,13 @@ if (!app.requestSingleInstanceLock()) {
   app
     .whenReady()
     .then(() => {
+      // Before the first window: it replaces Electron's default menu (a browser's keys).
+      Menu.setApplicationMenu(buildAppMenu(appMenuModel({ devTools: !app.isPackaged }), menuAction));
+      trayData.startAtLogin = readStartAtLogin();
       createTray(() => showWindow());
       refreshTray();
-      showWindow();
+      // Started at login (the autostart entry): the tray only; its Show opens the window.
+      if (!process.argv.includes(TRAY_ARG)) showWindow();
       // The window shows the connection's state meanwhile, and the reason if it fails.
       supervisor.start().catch((err: unknown) => log(`no agent: ${String(err)}`));
     })

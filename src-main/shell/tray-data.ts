@@ -1,6 +1,7 @@
 /**
  * What the tray knows of the agent: its sessions and their checkpoint schedules, kept by the
- * events of `session.watch` (which include `schedule.changed`) on the supervisor's connection.
+ * events of `session.watch` (which include `schedule.changed`) on the supervisor's connection;
+ * and whether vOS starts in the tray at login.
  * Pure (no Electron): the shell feeds it and draws what it says; tested with the tray model.
  */
 import type { ApiEvent, ScheduleInfo, SessionInfo } from '../api/protocol.js';
@@ -11,6 +12,8 @@ import type { TrayInput } from './tray-menu.js';
 export class TrayData {
   private sessions = new Map<string, SessionInfo>();
   private schedules = new Map<string, ScheduleInfo>();
+  /** Whether vOS starts in the tray at login (the shell reads it from the autostart entry). */
+  startAtLogin = false;
 
   /** A new agent (or none): nothing known yet. */
   reset(): void {
@@ -57,6 +60,6 @@ export class TrayData {
   }
 
   input(agent: SupervisorState): TrayInput {
-    return { agent, sessions: [...this.sessions.values()], schedules: [...this.schedules.values()] };
+    return { agent, sessions: [...this.sessions.values()], schedules: [...this.schedules.values()], startAtLogin: this.startAtLogin };
   }
 }

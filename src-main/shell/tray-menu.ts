@@ -3,8 +3,9 @@
  * function so it can be tested without Electron (tray.ts turns it into Electron's menu). Each
  * running session of this machine gets a "Checkpoint every…" submenu (its period as a radio
  * choice, "Checkpoint now", its last result and why it is paused); the tooltip says when
- * scheduled checkpoints failed or paused. Also the text of the confirmation before "Quit and end
- * all sessions".
+ * scheduled checkpoints failed or paused. A checkbox turns starting vOS in the tray at login on
+ * and off (shell/autostart.ts). Also the text of the confirmation before "Quit and end all
+ * sessions".
  */
 import { SHIPPED_SCHEDULE_DEFAULT, type ScheduleInfo, type SessionInfo } from '../api/protocol.js';
 import { PERIOD_CHOICES, clockTime, periodText, runText, scheduleProblem } from '../api/schedule-text.js';
@@ -19,10 +20,20 @@ export type TrayAction =
   /** schedule.set (everyMs a period; it resumes a paused schedule) or schedule.off (null). */
   | { type: 'schedule'; session: string; everyMs: number | null; keep: number }
   /** session.checkpoint into the store. */
-  | { type: 'checkpoint-now'; session: string };
+  | { type: 'checkpoint-now'; session: string }
+  /** Write (enabled) or remove the autostart entry: the checkbox's new state. */
+  | { type: 'start-at-login'; enabled: boolean };
 
-/** `checked` present: a radio item (one of a group, the checked one is the current choice). */
-export type TrayMenuItem = { type: 'item'; label: string; enabled: boolean; action?: TrayAction; submenu?: TrayItem[]; checked?: boolean };
+/**
+ * An item that shows a state: a radio item (one of a group, the checked one is the current
+ * choice) or a checkbox (a setting, on or off).
+ */
+export interface TrayCheck {
+  kind: 'radio' | 'checkbox';
+  checked: boolean;
+}
+
+export type TrayMenuItem = { type: 'item'; label: string; enabled: boolean; action?: TrayAction; submenu?: TrayItem[]; check?: TrayCheck };
 
 export type TrayItem = { type: 'separator' } | TrayMenuItem;
 
@@ -32,6 +43,8 @@ export interface TrayInput {
   sessions: SessionInfo[];
   /** The sessions' checkpoint schedules as last listed or changed (any order; others ignored). */
   schedules: ScheduleInfo[];
+  /** Whether the autostart entry is there: vOS starts in the tray at login. */
+  startAtLogin: boolean;
 }
 
 const item = (label: string, action?: TrayAction, enabled = true): TrayMenuItem => ({ type: 'item', label, enabled, ...(action ? { action } : {}) });
@@ -41,6 +54,9 @@ const SEPARATOR: TrayItem = { type: 'separator' };
 const MAX_SCHEDULE_MENUS = 12;
 /** Longest reason shown in a menu line (the app and `vos schedule` have the whole of it). */
 const MAX_LINE = 90;
+
+/** The setting's label (shell/autostart.ts writes the entry). */
+export const START_AT_LOGIN = 'Start vOS in the tray at login';
 
 const line = (text: string): string => (text.length > MAX_LINE ? `${text.slice(0, MAX_LINE - 1)}…` : text);
 
@@ -104,7 +120,7 @@ function scheduleMenu(session: SessionInfo, schedule: ScheduleInfo | null): Tray
   const radio = (text: string, everyMs: number | null): TrayItem => ({
     ...item(text, { type: 'schedule', session: id, everyMs, keep }),
     // Nothing checked until the schedule is known.
-    checked: schedule !== null && current === everyMs,
+    check: { kind: 'radio', checked: schedule !== null && current === everyMs },
   });
   const submenu: TrayItem[] = PERIOD_CHOICES.map((c) => radio(c.label, c.everyMs));
   if (current !== null && !PERIOD_CHOICES.some((c) => c.everyMs === current)) {
@@ -142,6 +158,9 @@ export function trayMenuModel(input: TrayInput): TrayItem[] {
     if (shown.length > MAX_SCHEDULE_MENUS) items.push(note(`${shown.length - MAX_SCHEDULE_MENUS} more: their schedules are in the app`));
   }
   items.push(
+    SEPARATOR,
+    // The action is the new state: Electron has already flipped the box when it runs.
+    { ...item(START_AT_LOGIN, { type: 'start-at-login', enabled: !input.startAtLogin }), check: { kind: 'checkbox', checked: input.startAtLogin } },
     SEPARATOR,
     item('Quit vOS (sessions keep running)', 'quit'),
     // Ending sessions needs the agent: without one there is nothing it could do.

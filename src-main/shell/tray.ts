@@ -13,7 +13,7 @@ function toElectron(items: TrayItem[], act: (action: TrayAction) => void): MenuI
     return {
       label: i.label,
       enabled: i.enabled,
-      ...(i.checked !== undefined ? { type: 'radio' as const, checked: i.checked } : {}),
+      ...(i.check ? { type: i.check.kind, checked: i.check.checked } : {}),
       ...(action ? { click: () => act(action) } : {}),
       ...(i.submenu ? { submenu: toElectron(i.submenu, act) } : {}),
     };

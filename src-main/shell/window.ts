@@ -37,6 +37,15 @@ export function createMainWindow(): BrowserWindow {
   win.webContents.on('will-navigate', (event, url) => {
     if (!devUrl || !url.startsWith(devUrl)) event.preventDefault();
   });
+  // The only zoom is the terminal's font size (Ctrl+= / Ctrl+- / Ctrl+0, in the renderer): the
+  // page stays at 100%. Pinch zoom is off by Electron's default (kept off here, at every load);
+  // Ctrl+wheel only asks (`zoom-changed`, which Electron leaves to the app) and is answered with
+  // the page's own size. The application menu has no zoom items (app-menu.ts).
+  win.webContents.on('did-finish-load', () => {
+    win.webContents.setVisualZoomLevelLimits(1, 1).catch(() => undefined);
+    win.webContents.setZoomLevel(0);
+  });
+  win.webContents.on('zoom-changed', () => win.webContents.setZoomLevel(0));
   if (devUrl) void win.loadURL(devUrl);
   else void win.loadFile(join(here, '../renderer/index.html'));
   return win;

@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { autostartEnabled, autostartEntry, autostartFile, setAutostart, TRAY_ARG } from '../../src-main/shell/autostart.js';
+import { appCommand, autostartEnabled, autostartEntry, autostartFile, setAutostart, TRAY_ARG } from '../../src-main/shell/autostart.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -43,5 +43,24 @@ describe('autostart', () => {
     setAutostart(true, ['/opt/vOS/vos-app'], env);
     const r = spawnSync('desktop-file-validate', [autostartFile(env)], { encoding: 'utf8' });
     expect(r.status, r.stdout + r.stderr).toBe(0);
+  });
+
+  it('starts what was started: the AppImage file, the packaged executable, or Electron with the checkout', () => {
+    const packaged = { isPackaged: true, execPath: '/opt/vOS/vos-app', appPath: '/opt/vOS/resources/app.asar' };
+    // An AppImage: its executable lives in a mount that is gone after it ends; $APPIMAGE is the file.
+    expect(appCommand({ ...packaged, execPath: '/tmp/.mount_vOSabc/vos-app', env: { APPIMAGE: '/home/a/Apps/vOS-0.1.0.AppImage' } })).toEqual([
+      '/home/a/Apps/vOS-0.1.0.AppImage',
+    ]);
+    // The .deb (and any packaged app not run as an AppImage): the executable alone.
+    expect(appCommand({ ...packaged, env: {} })).toEqual(['/opt/vOS/vos-app']);
+    expect(appCommand({ ...packaged, env: { APPIMAGE: '' } })).toEqual(['/opt/vOS/vos-app']);
+    expect(appCommand({ ...packaged, env: { APPIMAGE: 'relative.AppImage' } })).toEqual(['/opt/vOS/vos-app']);
+    // A checkout: Electron's binary and the app's folder, even when an AppImage's $APPIMAGE was
+    // inherited (npm start typed in a session of the AppImage).
+    const checkout = { isPackaged: false, execPath: '/src/vos/node_modules/electron/dist/electron', appPath: '/src/vos' };
+    expect(appCommand({ ...checkout, env: {} })).toEqual(['/src/vos/node_modules/electron/dist/electron', '/src/vos']);
+    expect(appCommand({ ...checkout, env: { APPIMAGE: '/home/a/Apps/vOS.AppImage' } })).toEqual(['/src/vos/node_modules/electron/dist/electron', '/src/vos']);
+    // And the entry starts it in the tray.
+    expect(autostartEntry(appCommand({ ...checkout, env: {} }))).toContain(`Exec=/src/vos/node_modules/electron/dist/electron /src/vos ${TRAY_ARG}\n`);
   });
 });

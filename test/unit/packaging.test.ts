@@ -2,8 +2,9 @@
  * `npm run dist` cannot run here (Electron's binary cannot be downloaded), so what can be checked
  * is checked: electron-builder.yml against electron-builder's own JSON schema, that every file
  * the app needs at run time is packed (and the runtime outside the archive, where the packaged app
- * looks for it), the AppArmor profile, and the .deb's maintainer scripts (sh -n, and shellcheck
- * where installed) as electron-builder fills them in. The validator and the YAML reader (js-yaml)
+ * looks for it), the AppArmor profile (compiled by apparmor_parser where installed, as far as its
+ * version knows the rules), and the .deb's maintainer scripts (sh -n, and shellcheck where
+ * installed) as electron-builder fills them in. The validator and the YAML reader (js-yaml)
  * are electron-builder's own.
  */
 import { spawnSync } from 'node:child_process';
@@ -147,14 +148,63 @@ describe('the .deb', () => {
     expect(vosInit![1]).toBe(`${runtimeDirFor('/opt/vOS/resources/app.asar')}/vos-init`);
     expect(vosInit![2]).toMatch(/^\s*userns,$/m);
     expect(profile).toMatch(/profile "vos-app" "\/opt\/vOS\/vos-app"[^{]*\{[^}]*userns,/);
-    const parser = spawnSync('apparmor_parser', ['--version']);
-    if (parser.status === 0) {
-      const dir = mkdtempSync(join(tmpdir(), 'vos-apparmor-'));
-      dirs.push(dir);
-      writeFileSync(join(dir, 'vos-app'), profile);
-      const r = spawnSync('apparmor_parser', ['--skip-kernel-load', '--debug', join(dir, 'vos-app')], { encoding: 'utf8' });
+    // The `userns` rule came with AppArmor 4 (its abi/4.0): the profile says so, for the parser.
+    expect(profile).toMatch(/^abi <abi\/4\.0>,$/m);
+  });
+
+  /**
+   * apparmor_parser as the after-install runs it before installing the profile: the whole
+   * profile compiled (syntax, includes, rules, patterns) and not loaded into the kernel (-Q),
+   * with no cache read or written (-K). (`--debug` would stop before the patterns are compiled:
+   * a broken pattern passes it and then fails to load at boot.)
+   */
+  const PARSE = ['--skip-kernel-load', '--skip-cache'];
+  // Debian puts it in /usr/sbin, which a user's PATH may not have.
+  const parser = ['apparmor_parser', '/usr/sbin/apparmor_parser'].find((p) => spawnSync(p, ['--version']).status === 0);
+  const parserVersion = parser ? (/version (\S+)/.exec(spawnSync(parser, ['--version'], { encoding: 'utf8' }).stdout)?.[1] ?? '?') : null;
+  if (!parser) console.log('test/unit/packaging.test.ts: apparmor_parser is not installed (Debian: apparmor); the AppArmor profile is not parsed');
+
+  function parse(name: string, text: string): { status: number | null; stderr: string } {
+    const dir = mkdtempSync(join(tmpdir(), 'vos-apparmor-'));
+    dirs.push(dir);
+    writeFileSync(join(dir, name), text);
+    if (!parser) throw new Error('apparmor_parser is not installed');
+    const r = spawnSync(parser, [...PARSE, join(dir, name)], { encoding: 'utf8' });
+    return { status: r.status, stderr: r.stderr };
+  }
+
+  it.skipIf(!parser)('the AppArmor profile compiles with apparmor_parser (as far as this AppArmor knows its rules)', () => {
+    const profile = fill(config.deb.appArmorProfile);
+    // The after-install decides with the same command whether this AppArmor takes the profile.
+    expect(fill(config.deb.afterInstall)).toContain(`apparmor_parser ${PARSE.join(' ')} "$PROFILE_SOURCE"`);
+    // And the command does reject a broken profile (a pattern that does not close).
+    expect(parse('broken', 'profile broken /opt/broken {\n  /tmp/[abc r,\n}\n').status).not.toBe(0);
+    const knowsUserns = parse('probe', 'profile vos-probe /opt/vos-probe {\n  userns,\n}\n').status === 0;
+    if (knowsUserns) {
+      // AppArmor 4 and later (Ubuntu 24.04, where the profile matters): all of it, as shipped.
+      const r = parse('vos-app', profile);
       expect(r.status, r.stderr).toBe(0);
+      return;
     }
+    // An older AppArmor (Debian 12's 3.0) knows neither the 4.0 ABI nor the `userns` rule. It
+    // rejects the profile at its abi line, so the after-install leaves it out there (such a
+    // system does not restrict user namespaces: nothing needs it).
+    const asShipped = parse('vos-app', profile);
+    expect(asShipped.status).not.toBe(0);
+    expect(asShipped.stderr).toMatch(/abi\/4\.0/);
+    // The rest is checked here: the profile with the 3.0 ABI and without its `userns` rules,
+    // which only an AppArmor 4 parser checks (not this one).
+    console.log(`test/unit/packaging.test.ts: apparmor_parser ${parserVersion} does not know the userns rule; the profile is checked without it`);
+    const lines = profile.split('\n');
+    const userns = lines.filter((l) => l.trim() === 'userns,');
+    expect(userns).toHaveLength(2); // the app's and vos-init's
+    const older = lines
+      .filter((l) => l.trim() !== 'userns,')
+      .map((l) => (l === 'abi <abi/4.0>,' ? 'abi <abi/3.0>,' : l))
+      .join('\n');
+    expect(older).toMatch(/^abi <abi\/3\.0>,$/m);
+    const r = parse('vos-app', older);
+    expect(r.status, r.stderr).toBe(0);
   });
 
   it('ships the vos command and the systemd user unit', () => {

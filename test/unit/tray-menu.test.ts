@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import type { AgentInfo, ScheduleInfo, SessionInfo } from '../../src-main/api/protocol.js';
 import { clockTime } from '../../src-main/api/schedule-text.js';
 import type { SupervisorState } from '../../src-main/client/agent-supervisor.js';
-import { endSessionsConfirmation, trayMenuModel, trayTooltip, type TrayAction, type TrayItem } from '../../src-main/shell/tray-menu.js';
+import { endSessionsConfirmation, START_AT_LOGIN, trayMenuModel, trayTooltip, type TrayAction, type TrayItem, type TrayMenuItem } from '../../src-main/shell/tray-menu.js';
 
 const agent = { pid: 4242, name: 'box' } as AgentInfo;
 const session = (id: string, state: SessionInfo['state'], peer: SessionInfo['peer'] = null): SessionInfo => ({
@@ -41,16 +41,28 @@ const schedule = (id: string, over: Partial<ScheduleInfo> = {}): ScheduleInfo =>
   ...over,
 });
 
-const actionText = (a: TrayAction): string =>
-  typeof a === 'string' ? a : a.type === 'checkpoint-now' ? `checkpoint ${a.session}` : `schedule ${a.session} ${a.everyMs ?? 'off'} keep ${a.keep}`;
+const actionText = (a: TrayAction): string => {
+  if (typeof a === 'string') return a;
+  switch (a.type) {
+    case 'checkpoint-now':
+      return `checkpoint ${a.session}`;
+    case 'schedule':
+      return `schedule ${a.session} ${a.everyMs ?? 'off'} keep ${a.keep}`;
+    case 'start-at-login':
+      return `start-at-login ${a.enabled ? 'on' : 'off'}`;
+  }
+};
 
-/** label → enabled/radio/action, separators as '—'. */
+/** A radio item as (•)/( ), a checkbox as [x]/[ ]. */
+const checkText = (i: TrayMenuItem): string => {
+  if (!i.check) return '';
+  if (i.check.kind === 'radio') return i.check.checked ? '(•) ' : '( ) ';
+  return i.check.checked ? '[x] ' : '[ ] ';
+};
+
+/** label → enabled/radio/checkbox/action, separators as '—'. */
 const view = (items: TrayItem[]): string[] =>
-  items.map((i) =>
-    i.type === 'separator'
-      ? '—'
-      : `${i.checked === undefined ? '' : i.checked ? '(•) ' : '( ) '}${i.label}${i.enabled ? '' : ' [off]'}${i.action ? ` → ${actionText(i.action)}` : ''}`,
-  );
+  items.map((i) => (i.type === 'separator' ? '—' : `${checkText(i)}${i.label}${i.enabled ? '' : ' [off]'}${i.action ? ` → ${actionText(i.action)}` : ''}`));
 
 const submenu = (items: TrayItem[], label: string): TrayItem[] => {
   const found = items.find((i) => i.type === 'item' && i.label.startsWith(label));
@@ -62,7 +74,7 @@ describe('tray menu model', () => {
   it('with the agent running: sessions counted (this machine, running only), both ways to quit', () => {
     const running: SupervisorState = { kind: 'running', agent, startedHere: true };
     const sessions = [session('a', 'running'), session('b', 'running'), session('c', 'exited'), session('d@p', 'running', { id: 'p', name: 'other' })];
-    expect(view(trayMenuModel({ agent: running, sessions, schedules: [] }))).toEqual([
+    expect(view(trayMenuModel({ agent: running, sessions, schedules: [], startAtLogin: false }))).toEqual([
       'Show vOS → show',
       'New Session… → new-session',
       '—',
@@ -72,13 +84,15 @@ describe('tray menu model', () => {
       's-a — Checkpoint every…',
       's-b — Checkpoint every…',
       '—',
+      '[ ] Start vOS in the tray at login → start-at-login on',
+      '—',
       'Quit vOS (sessions keep running) → quit',
       'Quit and end all sessions (2)… → quit-end-sessions',
     ]);
   });
 
   it('while the agent restarts: nothing that needs it is offered', () => {
-    const items = view(trayMenuModel({ agent: { kind: 'restarting', reason: 'x', attempt: 2, delayMs: 500 }, sessions: [], schedules: [] }));
+    const items = view(trayMenuModel({ agent: { kind: 'restarting', reason: 'x', attempt: 2, delayMs: 500 }, sessions: [], schedules: [], startAtLogin: false }));
     expect(items).toContain('New Session… [off] → new-session');
     expect(items).toContain('Agent: stopped, restarting (attempt 2)… [off]');
     expect(items).toContain('Quit and end all sessions… [off] → quit-end-sessions');
@@ -86,7 +100,7 @@ describe('tray menu model', () => {
   });
 
   it('after giving up: offers to start the agent again', () => {
-    const items = view(trayMenuModel({ agent: { kind: 'failed', reason: 'too many' }, sessions: [], schedules: [] }));
+    const items = view(trayMenuModel({ agent: { kind: 'failed', reason: 'too many' }, sessions: [], schedules: [], startAtLogin: false }));
     expect(items).toContain('Agent: not running (gave up restarting it) [off]');
     expect(items).toContain('Start the agent again → retry-agent');
   });
@@ -99,6 +113,7 @@ describe('tray menu model', () => {
       agent: running,
       sessions: [session('a', 'running')],
       schedules: [schedule('a', { nextRunAt: next, last: { at, ok: true, image: 'abcd1234', bytes: 3 * 1024 * 1024, incremental: true } })],
+      startAtLogin: false,
     });
     expect(view(submenu(items, 's-a'))).toEqual([
       '( ) Off → schedule a off keep 3',
@@ -112,7 +127,7 @@ describe('tray menu model', () => {
       '—',
       'Checkpoint now → checkpoint a',
     ]);
-    expect(trayTooltip({ agent: running, sessions: [session('a', 'running')], schedules: [schedule('a')] })).toBe('vOS');
+    expect(trayTooltip({ agent: running, sessions: [session('a', 'running')], schedules: [schedule('a')], startAtLogin: false })).toBe('vOS');
   });
 
   it('a period set elsewhere is its own checked choice; off checks Off; a whole image says why once', () => {
@@ -125,6 +140,7 @@ describe('tray menu model', () => {
         schedule('a', { everyMs: 90_000, keep: 5, last: { at: 1, ok: true, bytes: 100, incremental: false, fullReason: 'no write tracking on this kernel' } }),
         schedule('b', { everyMs: null }),
       ],
+      startAtLogin: false,
     });
     const a = view(submenu(items, 's-a'));
     expect(a.filter((l) => l.startsWith('(•)'))).toEqual(['(•) 90 seconds (set in the app or vos schedule) → schedule a 90000 keep 5']);
@@ -145,6 +161,7 @@ describe('tray menu model', () => {
         // Skipped (a manual checkpoint was under way): no failure.
         schedule('c', { last: { at: 7, ok: false, skipped: true, error: 'skipped: a manual checkpoint of the session was under way' } }),
       ],
+      startAtLogin: false,
     };
     const items = trayMenuModel(input);
     const labels = view(items);
@@ -167,9 +184,33 @@ describe('tray menu model', () => {
       agent: running,
       sessions: [{ ...session('a', 'running'), pod: false }, session('r@p', 'running', { id: 'p', name: 'other' })],
       schedules: [],
+      startAtLogin: false,
     });
     expect(view(submenu(items, 's-a'))).toEqual(['Cannot be checkpointed: it does not run in a pod [off]']);
     expect(view(items).some((l) => l.startsWith('s-r@p'))).toBe(false);
+  });
+
+  it('starting in the tray at login: a checkbox showing the setting, whose action is the other state, in every state of the agent', () => {
+    const states: SupervisorState[] = [
+      { kind: 'running', agent, startedHere: true },
+      { kind: 'starting' },
+      { kind: 'restarting', reason: 'x', attempt: 1, delayMs: 250 },
+      { kind: 'failed', reason: 'too many' },
+    ];
+    for (const state of states) {
+      const off = trayMenuModel({ agent: state, sessions: [], schedules: [], startAtLogin: false });
+      const on = trayMenuModel({ agent: state, sessions: [], schedules: [], startAtLogin: true });
+      expect(view(off).filter((l) => l.includes('at login')), state.kind).toEqual(['[ ] Start vOS in the tray at login → start-at-login on']);
+      expect(view(on).filter((l) => l.includes('at login')), state.kind).toEqual(['[x] Start vOS in the tray at login → start-at-login off']);
+      const item = on.find((i): i is TrayMenuItem => i.type === 'item' && i.label === START_AT_LOGIN);
+      expect(item?.check).toEqual({ kind: 'checkbox', checked: true });
+      expect(item?.action).toEqual({ type: 'start-at-login', enabled: false });
+      expect(item?.enabled).toBe(true);
+    }
+    // The schedules' choices stay radio items.
+    const items = trayMenuModel({ agent: states[0]!, sessions: [session('a', 'running')], schedules: [schedule('a')], startAtLogin: true });
+    const kinds = submenu(items, 's-a').flatMap((i) => (i.type === 'item' && i.check ? [i.check.kind] : []));
+    expect(new Set(kinds)).toEqual(new Set(['radio']));
   });
 
   it('the confirmation names what ends, defaults to Cancel and points at the other Quit', () => {
