@@ -358,6 +358,10 @@ export class ApiDispatcher {
       'schedule.off': (p) => this.agent.scheduler.off(p.session),
       'schedule.list': () => this.agent.scheduler.list(),
       'schedule.default': (p) => this.agent.scheduler.setDefault(p),
+      'session.redraw': async (p, { conn }) => {
+        await sessions.resolve(p.id).redraw(conn);
+        return {};
+      },
       'session.detach': (p, { conn, client }) => {
         const s = sessions.resolve(p.id);
         s.detach(conn);

@@ -37,6 +37,7 @@ export const PEER_RIGHTS: { readonly [M in Method]: PeerRightOf<M> } = {
   'session.wait': 'peer',
   'session.attach': 'peer',
   'session.detach': 'peer',
+  'session.redraw': 'peer',
   'session.checkpoint': 'local',
   'session.restore': 'local',
   'session.recover': 'local',

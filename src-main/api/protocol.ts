@@ -399,6 +399,13 @@ export interface ApiMethods {
   'session.attach': { params: SessionRef & { cols?: number; rows?: number; take?: boolean }; result: AttachResult };
   'session.detach': { params: SessionRef; result: Record<string, never> };
   /**
+   * A viewer's screen drawn again (after the viewer drew something of its own over it): a
+   * `session.resync` event with the screen as it is now follows, in the stream where that
+   * point is (the output before it is in it, the output after it follows it). Not a viewer:
+   * refused.
+   */
+  'session.redraw': { params: SessionRef; result: Record<string, never> };
+  /**
    * Writes an image of the session's pod to `out` (an absolute path), or by default into the
    * agent's image store (`keep`: then the session's older images beyond that many are removed).
    * Either way the write is atomic: a failure leaves whatever was there. The session keeps

@@ -152,6 +152,7 @@ const CHECKERS: { [M in Method]: Checker } = {
     bool(p, 'take');
   },
   'session.detach': sessionRef,
+  'session.redraw': sessionRef,
   'session.checkpoint': (p) => {
     sessionRef(p);
     str(p, 'out', true);

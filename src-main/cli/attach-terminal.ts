@@ -26,6 +26,19 @@ const CLEAR_SCREEN = '\x1b[H\x1b[2J';
 /** Clears screen and scrollback before a snapshot is drawn. */
 const RESET_TERMINAL = '\x1bc';
 
+/** How long the detach hint stays over the bottom row when no key comes first. */
+export const HINT_MS = 4000;
+
+/**
+ * The detach hint as GNU screen shows its messages: over the bottom row, in reverse video, the
+ * cursor (and its attributes) saved and put back. What it covers comes back by a redraw.
+ */
+export function hintOverlay(text: string, cols: number, rows: number): string {
+  const chars = [...text.replace(/[\x00-\x1f\x7f]/g, '')];
+  const shown = chars.length > cols ? chars.slice(0, Math.max(0, cols - 1)).join('') + '…' : chars.join('');
+  return `\x1b7\x1b[${rows};1H\x1b[2K\x1b[7m${shown}\x1b[27m\x1b8`;
+}
+
 /** Parses "^\", "^]", "^A" ... or a single character. */
 export function parseDetachKey(spec: string): string {
   if (spec.length === 2 && spec[0] === '^') {
@@ -79,7 +92,7 @@ export async function attachTerminal(client: ApiClient, ref: string, detachKey: 
     else if (e.event === 'session.moved') follow(e.to);
   };
   /** Becomes a viewer of `target`: its screen first, then what came meanwhile. */
-  const attachTo = async (target: string): Promise<void> => {
+  const attachTo = async (target: string): Promise<SessionInfo> => {
     ready = false;
     const { session, snapshot } = await client.request('session.attach', { id: target, ...terminalSize(stdout), take: true });
     id = session.id;
@@ -88,6 +101,7 @@ export async function attachTerminal(client: ApiClient, ref: string, detachKey: 
     ready = true;
     for (const e of early.splice(0)) onEvent(e);
     if (session.state === 'exited') finish({ reason: 'exited', session });
+    return session;
   };
   // The session moved to another machine: keep showing it, from there (through this agent).
   const follow = (to: string): void => {
@@ -98,13 +112,30 @@ export async function attachTerminal(client: ApiClient, ref: string, detachKey: 
   const offClose = client.onClose(() => {
     if (lastInfo) finish({ reason: 'disconnected', session: lastInfo });
   });
-  await attachTo(ref);
+  const first = await attachTo(ref);
+
+  // How to leave, said once over the bottom row; a key or a few seconds take it away again
+  // (the program's screen drawn once more, from the session's own).
+  let hint: NodeJS.Timeout | null = null;
+  let over = false;
+  const takeHintAway = (): void => {
+    if (!hint || over) return;
+    clearTimeout(hint);
+    hint = null;
+    // In the stream, as a resync: the output before that point is in it, the output after follows.
+    client.request('session.redraw', { id }).catch(() => {});
+  };
+  if (first.state !== 'exited' && (stdout.rows ?? 0) > 1) {
+    stdout.write(hintOverlay(` vos: attached to ${first.name}. ${describeKey(detachKey)} detaches; it keeps running. `, stdout.columns ?? 80, stdout.rows ?? 24));
+    hint = setTimeout(takeHintAway, HINT_MS);
+  }
 
   const onResize = (): void => {
     client.request('session.resize', { id, ...terminalSize(stdout) }).catch(() => {});
   };
   const onInput = (text: string): void => {
     const at = text.indexOf(detachKey);
+    if (at !== 0) takeHintAway();
     const before = at >= 0 ? text.slice(0, at) : text;
     if (before) client.request('session.input', { id, data: before }).catch(() => {});
     if (at >= 0) finish({ reason: 'detached', session: lastInfo! });
@@ -117,6 +148,8 @@ export async function attachTerminal(client: ApiClient, ref: string, detachKey: 
   stdout.on('resize', onResize);
 
   const outcome = await done;
+  over = true;
+  if (hint) clearTimeout(hint);
   stdin.off('data', onInput);
   stdout.off('resize', onResize);
   stdin.setRawMode(false);

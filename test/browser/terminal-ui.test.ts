@@ -154,6 +154,8 @@ describe('the terminal', () => {
       await page.locator(`.session-row[data-session-id="${id}"]`).click();
       await rows.filter({ hasText: 'term$' }).waitFor();
       await expect.poll(cols).toBe(zoomed);
+      // A view opened later has the title too (the agent keeps it with the screen).
+      await page.getByTestId('program-title').filter({ hasText: 'title-from-bash' }).waitFor();
       await textarea.focus();
       await page.keyboard.press('Control+0');
       await expect.poll(cols).toBe(before);

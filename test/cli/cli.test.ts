@@ -5,9 +5,22 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pty from '@lydell/node-pty';
+import xtermHeadless from '@xterm/headless';
 import { afterEach, describe, expect, it } from 'vitest';
 import { endHosts, startDaemon, tempHome, vos, waitFor, VOS, type DaemonHandle } from '../helpers/agent-process.js';
 import type { SessionInfo } from '../../src-main/api/protocol.js';
+
+/** The rows a terminal of this size shows after `data` (what the user of a real one sees). */
+async function rowsShown(data: string, cols: number, rows: number): Promise<string[]> {
+  const t = new xtermHeadless.Terminal({ cols, rows, allowProposedApi: true });
+  try {
+    await new Promise<void>((resolve) => t.write(data, resolve));
+    const b = t.buffer.active;
+    return Array.from({ length: rows }, (_, i) => b.getLine(b.viewportY + i)?.translateToString(true) ?? '');
+  } finally {
+    t.dispose();
+  }
+}
 
 const daemons: DaemonHandle[] = [];
 const cleanups: Array<() => void | Promise<void>> = [];
@@ -182,10 +195,20 @@ describe('vos command', () => {
     cleanups.push(() => term.kill());
 
     await waitFor('the replayed screen', () => seen.includes('before-attach'));
+    // How to detach, over the bottom row, and the program's screen above it.
+    await waitFor('the detach hint', () => seen.includes('detaches'));
+    let shown = await rowsShown(seen, 90, 20);
+    expect(shown[19]!.trimEnd()).toBe(` vos: attached to bash. Ctrl-\\ detaches; it keeps running.`);
+    expect(shown).toContain('before-attach');
     // The session took the attached terminal's size.
     await waitFor('the resize', async () => (JSON.parse((await vos(d.home, ['ls', '--json'])).stdout) as SessionInfo[])[0]!.cols === 90);
     term.write('echo typed-$((2+3))\r');
     await waitFor('typed output in the attached terminal', () => seen.includes('typed-5'));
+    // The first key took the hint away: the screen is the program's alone again.
+    await waitFor('the hint gone', async () => !(await rowsShown(seen, 90, 20)).some((r) => r.includes('detaches')));
+    shown = await rowsShown(seen, 90, 20);
+    expect(shown).toContain('before-attach');
+    expect(shown, JSON.stringify(seen)).toContain('typed-5');
     term.resize(100, 25);
     await waitFor('the new size', async () => (JSON.parse((await vos(d.home, ['ls', '--json'])).stdout) as SessionInfo[])[0]!.cols === 100);
     term.write('\x1c'); // Ctrl-\ detaches

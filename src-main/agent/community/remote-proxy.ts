@@ -52,6 +52,7 @@ export const REMOTE_SESSION_METHODS = [
   'session.wait',
   'session.attach',
   'session.detach',
+  'session.redraw',
 ] as const satisfies readonly Method[];
 export type RemoteSessionMethod = (typeof REMOTE_SESSION_METHODS)[number];
 

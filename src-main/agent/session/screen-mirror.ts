@@ -29,6 +29,14 @@ export function scrollbackLinesFor(cols: number): number {
   return Math.min(MIRROR_SCROLLBACK_LINES, Math.floor(MIRROR_SCROLLBACK_CELLS / cols));
 }
 
+/** Longest title kept (a terminal's tab shows far less). */
+const MAX_TITLE = 1024;
+
+/** A title as it may be written into an OSC again: no control characters, not too long. */
+function titleText(title: string): string {
+  return [...title.replace(/[\x00-\x1f\x7f-\x9f]/g, '')].slice(0, MAX_TITLE).join('');
+}
+
 export class ScreenMirror {
   private readonly term: HeadlessTerminal;
   private readonly serializer: Serializer;
@@ -45,6 +53,8 @@ export class ScreenMirror {
   onAnswer: ((data: string) => void) | null = null;
   /** Quiet writes being parsed now. */
   private quiet = 0;
+  /** The program's title (OSC 0 or 2), as a terminal keeps it; part of every snapshot. */
+  private title = '';
 
   constructor(cols: number, rows: number) {
     // logLevel off: xterm reports every sequence it cannot parse on the console, so a program
@@ -52,6 +62,7 @@ export class ScreenMirror {
     this.term = new Terminal({ cols, rows, scrollback: scrollbackLinesFor(cols), allowProposedApi: true, logLevel: 'off' });
     this.serializer = new SerializeAddon();
     this.term.loadAddon(this.serializer);
+    this.term.onTitleChange((title) => (this.title = titleText(title)));
     this.term.onData((data) => {
       if (this.quiet === 0 && !this.disposed) this.onAnswer?.(data);
     });
@@ -122,9 +133,14 @@ export class ScreenMirror {
     this.term.options.scrollback = scrollback;
   }
 
-  /** The screen and scrollback as escape sequences (call inside `atCurrentPoint` for a clean cut). */
+  /**
+   * The screen and scrollback as escape sequences (call inside `atCurrentPoint` for a clean cut),
+   * after the program's title if it set one: a viewer that comes later, a restored session and
+   * a moved one have it too (xterm's serializer leaves it out).
+   */
   serialize(): string {
-    return this.serializer.serialize({ scrollback: MIRROR_SCROLLBACK_LINES });
+    const title = this.title ? `\x1b]2;${this.title}\x07` : '';
+    return title + this.serializer.serialize({ scrollback: MIRROR_SCROLLBACK_LINES });
   }
 
   /** The visible rows as text, trailing blanks trimmed. */

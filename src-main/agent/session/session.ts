@@ -435,6 +435,13 @@ export class Session {
     this.onChange?.(this);
   }
 
+  /** The viewer gets the screen again, as a `session.resync` in its stream (protocol.ts). */
+  async redraw(viewer: ViewerSink): Promise<void> {
+    const st = this.viewers.get(viewer);
+    if (!st) throw new VosError('invalid_params', `this client does not view session ${this.id}: attach first`);
+    await this.resync(viewer, st);
+  }
+
   hasViewer(viewer: ViewerSink): boolean {
     return this.viewers.has(viewer);
   }

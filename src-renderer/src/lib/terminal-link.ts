@@ -90,10 +90,15 @@ export function linkTerminal(host: HTMLElement, client: ApiClient, id: string, o
     if (!text) return;
     navigator.clipboard.writeText(text).catch(() => onError('Could not copy: this page may not use the clipboard (allow it, or use the browser’s copy).'));
   };
+  /** When the user last pressed a key here or pasted (what onData sends then is typing). */
+  let keyedAt = -Infinity;
   // The app's keys: taken on keydown, kept from the program on every event of that press.
   term.attachCustomKeyEventHandler((e) => {
     const action = terminalAction(e, term.hasSelection());
-    if (!action) return true;
+    if (!action) {
+      if (e.type === 'keydown') keyedAt = performance.now();
+      return true;
+    }
     if (e.type !== 'keydown') return false;
     e.preventDefault();
     if (action === 'copy') {
@@ -101,7 +106,10 @@ export function linkTerminal(host: HTMLElement, client: ApiClient, id: string, o
       if (!e.shiftKey) term.clearSelection(); // the next Ctrl+C is ^C again
     } else if (action === 'paste') {
       navigator.clipboard.readText().then(
-        (text) => text && term.paste(text),
+        (text) => {
+          keyedAt = performance.now();
+          if (text) term.paste(text);
+        },
         () => onError('Could not paste: this page may not read the clipboard (allow it, or use Shift+Insert).'),
       );
     } else if (action === 'find') {
@@ -141,23 +149,36 @@ export function linkTerminal(host: HTMLElement, client: ApiClient, id: string, o
     if (!disposed) onError(err.message);
   };
 
-  /** What fits this view (null: it is not laid out). */
+  /**
+   * What fits this view (null: it is not laid out), as if it had no scrollbars: letterboxed, the
+   * view scrolls, and the scrollbars' room would otherwise count as a row and a column less.
+   */
   const fits = (): { cols: number; rows: number } | null => {
+    const overflow = host.style.overflow;
+    host.style.overflow = 'hidden';
     const d = fit.proposeDimensions();
+    host.style.overflow = overflow;
     return d && d.cols > 0 && d.rows > 0 && Number.isFinite(d.cols) && Number.isFinite(d.rows) ? { cols: d.cols, rows: d.rows } : null;
   };
   /** No other viewer to leave the size to (then a view that does not fit takes it). */
   let alone = true;
+  /**
+   * The size this view gave the session last, while it is still the session's size: this view
+   * is the active viewer, and what fits here is the session's size. `confirmed` once the agent
+   * has applied it (a different size seen after that is another viewer's; before, an old one).
+   */
+  let owned: { cols: number; rows: number; confirmed: boolean } | null = null;
   const sayMismatch = (): void => {
     const f = fits();
     const differs = f !== null && (f.cols !== term.cols || f.rows !== term.rows);
-    // Alone, it takes what fits (a font measured a fraction of a pixel apart would otherwise
-    // be a column of letterbox that nobody asked for).
-    if (differs && alone && ready) takeSize();
+    // Alone or the active viewer, it takes what fits: the font measured again (loaded, zoomed:
+    // a fraction of a pixel is a column) is no reason for a letterbox nobody asked for.
+    if (differs && ready && (alone || owned)) takeSize();
     else options.onSizeMismatch(differs ? f : null);
   };
   const follow = (cols: number, rows: number, viewers?: number): void => {
     if (viewers !== undefined) alone = viewers <= 1;
+    if (owned?.confirmed && (cols !== owned.cols || rows !== owned.rows)) owned = null; // another viewer took it
     if (cols > 0 && rows > 0 && (cols !== term.cols || rows !== term.rows)) term.resize(cols, rows);
     sayMismatch();
   };
@@ -165,11 +186,23 @@ export function linkTerminal(host: HTMLElement, client: ApiClient, id: string, o
   const takeSize = (): void => {
     const f = fits();
     if (!f) return;
+    const mine = { ...f, confirmed: false };
+    owned = mine;
     follow(f.cols, f.rows);
-    client.request('session.resize', { id, cols: f.cols, rows: f.rows }).catch(() => {
-      /* an ended session keeps its size */
-    });
+    client.request('session.resize', { id, cols: f.cols, rows: f.rows }).then(
+      () => {
+        if (owned === mine) mine.confirmed = true;
+      },
+      () => {
+        /* an ended session keeps its size */
+      },
+    );
   };
+  // A font loaded late measures other cells: what fits may change without any resize.
+  const onFonts = (): void => {
+    if (!disposed && ready) sayMismatch();
+  };
+  document.fonts?.addEventListener('loadingdone', onFonts);
 
   const first = fits();
   client.request('session.attach', { id, ...(first ?? { cols: term.cols, rows: term.rows }) }).then(({ session, snapshot }) => {
@@ -182,6 +215,9 @@ export function linkTerminal(host: HTMLElement, client: ApiClient, id: string, o
   }, report);
 
   const onData = term.onData((data) => {
+    // Typing takes the size: what fits now (the agent knows only what fitted at attach). Not
+    // xterm's own answers to the program's questions, which a watching view sends too.
+    if (!owned && ready && performance.now() - keyedAt < 500) takeSize();
     client.request('session.input', { id, data }).catch(report);
   });
   // The view's first layout is not an act of the user (attach said what fits); later changes are.
@@ -239,6 +275,7 @@ export function linkTerminal(host: HTMLElement, client: ApiClient, id: string, o
       disposed = true;
       clearTimeout(selectionTimer);
       observer.disconnect();
+      document.fonts?.removeEventListener('loadingdone', onFonts);
       onData.dispose();
       onResults.dispose();
       onTitle.dispose();
