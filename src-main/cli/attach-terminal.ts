@@ -34,7 +34,7 @@ export const HINT_MS = 4000;
  * cursor (and its attributes) saved and put back. What it covers comes back by a redraw.
  */
 export function hintOverlay(text: string, cols: number, rows: number): string {
-  const chars = [...text.replace(/[\x00-\x1f\x7f]/g, '')];
+  const chars = [...text.replace(/[\x00-\x1f\x7f-\x9f]/g, '')];
   const shown = chars.length > cols ? chars.slice(0, Math.max(0, cols - 1)).join('') + '…' : chars.join('');
   return `\x1b7\x1b[${rows};1H\x1b[2K\x1b[7m${shown}\x1b[27m\x1b8`;
 }
