@@ -64,7 +64,8 @@ describe('reconnecting after an agent restart', () => {
       agent = await startDaemon({ home: agent.home, args: ARGS, env: ENV });
       expect(webUrl(agent)).toBe(url);
       await status.and(page.locator('[data-status="connected"]')).waitFor();
-      expect(await page.locator('.session-list.stale').count()).toBe(0);
+      // The list is fresh again once the agent has listed the sessions (just after connecting).
+      await expect.poll(() => page.locator('.session-list.stale').count()).toBe(0);
       // The selection is kept: its terminal is back and typing reaches the program.
       await page.locator('.xterm-rows').filter({ hasText: 'rc$' }).waitFor();
       await page.locator('.xterm-helper-textarea').focus();
