@@ -88,6 +88,20 @@ async function relayedOf(agent: HostAgent, id: string): Promise<SessionInfo['rel
   return (await agent.sessions()).find((s) => s.id === id)?.relayed;
 }
 
+/**
+ * Waits until `agent` lists `what` as the first relayed connection of session `id`. On a timeout
+ * the error says what it listed, with the screen and the logs of the agents that took part.
+ */
+async function waitNamed(agent: HostAgent, id: string, what: string, involved: HostAgent[], timeoutMs = 20_000): Promise<void> {
+  try {
+    await waitFor(`${agent.name} to name the connection`, async () => (await relayedOf(agent, id))?.[0]?.what === what, timeoutMs);
+  } catch (err) {
+    const listed = JSON.stringify(await relayedOf(agent, id).catch((e: unknown) => String(e)));
+    const logs = involved.map((x) => `--- ${x.name}'s log ---\n${x.log().split('\n').slice(-60).join('\n')}`).join('\n');
+    throw new Error(`${(err as Error).message}; it lists ${listed}\n--- screen ---\n${await agent.screen(id).catch(String)}\n${logs}`);
+  }
+}
+
 describe.skipIf(unavailable !== null)('connections follow the move', () => {
   const lab = new SimLab();
   let scratch: string;
@@ -134,7 +148,7 @@ describe.skipIf(unavailable !== null)('connections follow the move', () => {
     const there = r.session.id.split('@')[0]!;
     // Listed there with the machine that keeps it (named once alpha's answer came: a round trip).
     const what = `process 2 (python3): a TCP connection to ${a.host.address}:${port}`;
-    await waitFor('beta to name the connection', async () => (await relayedOf(b, there))?.[0]?.what === what);
+    await waitNamed(b, there, what, [a, b]);
     expect(await relayedOf(b, there)).toEqual([{ what, via: { id: expect.any(String), name: 'alpha' } }]);
     const listed = (await b.sessions()).find((s: SessionInfo) => s.id === there)!;
     // The program there (and so its restorer) runs as that user.
@@ -259,7 +273,7 @@ for line in sys.stdin:
     expect(onward.relayed).toEqual(r.relayed); // named as it was: what it is connected to, not beta's relay
     const third = onward.session.id.split('@')[0]!;
     // Named once beta's answer came (at most a round trip after the restore).
-    await waitFor('gamma to name the connection', async () => (await relayedOf(c, third))?.[0]?.what === r.relayed[0]);
+    await waitNamed(c, third, r.relayed[0]!, [a, b, c]);
     expect(await relayedOf(c, third)).toEqual([{ what: r.relayed[0], via: { id: expect.any(String), name: 'beta' } }]);
     const atThird = await counted(c, third);
     await waitFor('it to count on at gamma', async () => (await counted(c, third)) >= atThird + 3, 20_000);
@@ -272,7 +286,7 @@ for line in sys.stdin:
     const returned = JSON.parse(back.stdout) as MigrationResult;
     expect(returned.relayed).toEqual(r.relayed);
     const home = returned.session.id.split('@')[0]!;
-    await waitFor('alpha to name the connection', async () => (await relayedOf(a, home))?.[0]?.what === r.relayed[0]);
+    await waitNamed(a, home, r.relayed[0]!, [a, b, c]);
     expect(await relayedOf(a, home)).toEqual([{ what: r.relayed[0], via: { id: expect.any(String), name: 'gamma' } }]);
     const atReturn = await counted(a, home);
     await waitFor('it to count on back here', async () => (await counted(a, home)) >= atReturn + 3, 20_000);

@@ -35,16 +35,23 @@ describe('relay endpoint', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('hands over a connection that says an expected key, with its object id and the bytes after the hello', async () => {
+  it('hands over a connection that says an expected key, with its object id and the bytes after the hello; answers it first', async () => {
+    let answered = Buffer.alloc(0);
+    let client: Socket | null = null;
     const taken = new Promise<{ object: number; data: string }>((resolve, reject) => {
       endpoint
         .expect((object, socket) => {
-          socket.once('data', (d: Buffer) => resolve({ object, data: d.toString() }));
+          socket.once('data', (d: Buffer) => {
+            socket.write('relayed');
+            resolve({ object, data: d.toString() });
+          });
           socket.resume();
         })
         .then(({ env }) => {
           expect(env.VOS_RELAY_PORT).toMatch(/^\d+$/);
           const s = connect(Number(env.VOS_RELAY_PORT), '127.0.0.1');
+          client = s;
+          s.on('data', (d: Buffer) => (answered = Buffer.concat([answered, d])));
           s.on('error', reject);
           // Cut in two: the hello may arrive in pieces, and bytes may follow it at once.
           const h = hello(env.VOS_RELAY_KEY!, 7);
@@ -53,6 +60,14 @@ describe('relay endpoint', () => {
         }, reject);
     });
     expect(await taken).toEqual({ object: 7, data: 'ssh-2.0' });
+    // The restorer reads one byte, the ACK (0x06), before it hands the socket to the program:
+    // it comes before anything relayed.
+    await new Promise<void>((resolve) => {
+      const check = (): void => void (answered.length >= 8 ? resolve() : setTimeout(check, 10));
+      check();
+    });
+    expect(answered.toString('latin1')).toBe('\x06relayed');
+    (client as Socket | null)?.destroy();
   });
 
   it('takes a Unix stream connection the same way, on a socket only the user can reach', async () => {
@@ -78,9 +93,12 @@ describe('relay endpoint', () => {
     const wrongMagic = Buffer.concat([Buffer.from('NOTRELAY'), hello(env.VOS_RELAY_KEY!, 1).subarray(8)]);
     for (const h of [wrongKey, wrongMagic]) {
       const s = connect(port, '127.0.0.1');
+      let answer = '';
+      s.on('data', (d: Buffer) => (answer += d.toString('latin1')));
       s.on('error', () => {});
       s.write(h);
       await closed(s);
+      expect(answer).toBe(''); // no ACK: the restorer fails the restore
     }
     cancel();
     const late = connect(port, '127.0.0.1');

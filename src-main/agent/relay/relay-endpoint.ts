@@ -4,7 +4,10 @@
  * socket in the state directory (Unix stream sockets). The restorer connects a new socket of
  * the connection's family and first sends a hello: "VOSRELAY", the restore's key (16 bytes,
  * given to the restorer in its environment: only the user can read it) and the connection's
- * object id (u32, big-endian). A connection without a known key within 5 s is closed.
+ * object id (u32, big-endian). The agent answers one byte (ACK) once it has taken the
+ * connection, and the restorer waits for it: so every relayed connection is the agent's before
+ * the restore says it is done (after that, its key is no longer expected). A connection without
+ * a known key within 5 s is closed.
  */
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
@@ -15,6 +18,8 @@ const MAGIC = Buffer.from('VOSRELAY');
 const KEY_BYTES = 16;
 const HELLO_BYTES = MAGIC.length + KEY_BYTES + 4;
 const HELLO_TIMEOUT_MS = 5_000;
+/** The answer to a hello whose key is expected (VOS_RELAY_ACK in vos-image.h). */
+const ACK = Buffer.from([0x06]);
 
 /** What an expected restore gets: the environment for its restorer, and the end of the wait. */
 export interface RelayExpectation {
@@ -107,6 +112,7 @@ export class RelayEndpoint {
       }
       const rest = got.subarray(HELLO_BYTES);
       if (rest.length) socket.unshift(rest);
+      socket.write(ACK); // before anything relayed: the restorer reads exactly this byte
       handler(got.readUInt32BE(MAGIC.length + KEY_BYTES), socket);
     };
     socket.on('data', onData);

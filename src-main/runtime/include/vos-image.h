@@ -213,9 +213,14 @@ _Static_assert(sizeof(struct vos_lock_rec) == 32, "a lock is u32 kind, u32 type,
 /* VOS_OBJ_RELAYED: p[1] = domain (AF_INET, AF_INET6, AF_UNIX); p[2] = SOCK_STREAM; p[3] =
  * VOS_TCP_NODELAY | VOS_TCP_KEEPALIVE (TCP); path = what it is connected to, in words. The
  * restorer connects a new socket of that domain to the target's agent and first sends it
- * VOS_RELAY_MAGIC, the restore's 16-byte key and the object id (u32, big-endian). */
+ * VOS_RELAY_MAGIC, the restore's 16-byte key and the object id (u32, big-endian). The agent
+ * answers one byte, VOS_RELAY_ACK, once it has taken the connection (or closes it): the restorer
+ * waits for it, so that every relayed connection is the agent's before the restore says it is
+ * done. */
 #define VOS_RELAY_MAGIC "VOSRELAY"
 #define VOS_RELAY_KEY_BYTES 16
 #define VOS_RELAY_HELLO_BYTES (8 + VOS_RELAY_KEY_BYTES + 4)
+#define VOS_RELAY_ACK 0x06
+#define VOS_RELAY_ACK_WAIT_MS 10000
 
 #endif

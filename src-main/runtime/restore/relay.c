@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +91,31 @@ static int connect_relay(const struct relay_target *t, int domain, struct err *e
 	return fd;
 }
 
+/* The agent's answer to the hello: it has taken the connection (anything else, an end or
+ * silence, is a refusal). Exactly one byte is read: what follows is the program's. */
+static int await_ack(int fd, struct err *e)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	int rc;
+	do
+		rc = poll(&p, 1, VOS_RELAY_ACK_WAIT_MS);
+	while (rc < 0 && errno == EINTR);
+	if (rc < 0)
+		return fail(e, "poll: %s", strerror(errno));
+	if (rc == 0)
+		return fail(e, "this machine's agent did not take a relayed connection within %d s", VOS_RELAY_ACK_WAIT_MS / 1000);
+	uint8_t ack = 0;
+	ssize_t n;
+	do
+		n = read(fd, &ack, 1);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return fail(e, "reading the agent's answer to a relayed connection: %s", strerror(errno));
+	if (n == 0 || ack != VOS_RELAY_ACK)
+		return fail(e, "this machine's agent refused a relayed connection (it does not expect this restore)");
+	return 0;
+}
+
 int relayed_socket(struct restore_ctx *c, const struct img_object *o, struct err *e)
 {
 	if (!c->relay.on) {
@@ -118,6 +144,10 @@ int relayed_socket(struct restore_ctx *c, const struct img_object *o, struct err
 		int err = errno;
 		close(fd);
 		return fail(e, "cannot hand a relayed connection to this machine's agent: %s", strerror(err));
+	}
+	if (await_ack(fd, e) < 0) {
+		close(fd);
+		return -1;
 	}
 	int on = 1;
 	if ((o->p[3] & VOS_TCP_NODELAY) && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on) < 0) {
