@@ -216,8 +216,9 @@ describe('the agent supervisor', () => {
     const agentPid = (await f.supervisor.start()).pid;
     const c = f.supervisor.client!;
     const s = await c.request('session.create', { command: 'bash', args: ['--norc', '--noprofile'], name: 'keeper' });
-    await c.request('session.input', { id: s.id, data: 'KEPT=value-$((6*7)); echo ready\r' });
-    await c.request('session.wait', { id: s.id, pattern: 'ready', timeoutMs: 10_000 });
+    await c.request('session.input', { id: s.id, data: 'KEPT=value-$((6*7)); echo ready-$((1+1))\r' });
+    // (Not 'ready': the typed line's echo says that before bash has run it.)
+    await c.request('session.wait', { id: s.id, pattern: 'ready-2', timeoutMs: 10_000 });
 
     const result = await f.supervisor.endSessionsAndStopAgent(60_000, true);
     expect(result.failed).toEqual([]);

@@ -37,14 +37,14 @@ describe('checkpoints in the app', () => {
   it('checkpoint now, listed, restored into a new session showing the program, deleted; errors with their reason', async () => {
     const run = await vos(agent.home, ['run', '-d', '--name', 'counted', '--', 'bash', '--norc', '--noprofile'], { PS1: 'cp$ ' });
     const id = run.stdout.trim();
-    await vos(agent.home, ['send', id, 'x=remembered-value; echo marker-before\\r']);
+    await vos(agent.home, ['send', id, 'x=remembered-value; echo marker-before-$((6*7))\\r']); // the output, not the command line, says marker-before-42
     const page = await chromium.browser.newPage({ viewport: { width: 1280, height: 800 } });
     try {
       await page.goto(url);
       await page.getByTestId('connection-status').filter({ hasText: 'connected' }).waitFor();
       await page.locator(`[data-session-id="${id}"]`).first().click();
       const view = page.locator(`[data-testid="terminal-view"][data-session-id="${id}"]`);
-      await view.locator('.xterm-rows').filter({ hasText: 'marker-before' }).waitFor();
+      await view.locator('.xterm-rows').filter({ hasText: 'marker-before-42' }).waitFor();
 
       // Checkpoint now: the notice and the list say so, and the store has it.
       await page.getByTestId('checkpoints-toggle').click();
@@ -61,9 +61,10 @@ describe('checkpoints in the app', () => {
 
       // The program moves on after the checkpoint.
       await page.locator('.xterm-helper-textarea').focus();
-      await page.keyboard.type('x=changed-later; clear');
+      await page.keyboard.type('x=changed-later; clear; echo changed-$((6*7))');
       await page.keyboard.press('Enter');
-      await vos(agent.home, ['wait', id, '^cp\\$ $']);
+      const changed = await vos(agent.home, ['wait', id, '--text', '^changed-42$']);
+      expect(changed.code, changed.stderr).toBe(0);
 
       // Restore: the confirmation says what an older checkpoint means, then a new session runs.
       await row.getByTestId('restore').click();

@@ -125,10 +125,10 @@ describe('machines in the app', () => {
       // A connection to outside the session (this test's server): the move keeps it open here
       // and relays it; a connected UDP socket it cannot carry: it says so before the stop.
       await vos(alpha.home, ['send', id, `exec 3<>/dev/tcp/127.0.0.1/${outside.port} 4<>/dev/udp/127.0.0.1/${outside.udpPort}\\r`]);
-      await vos(alpha.home, ['send', id, 'echo before-the-move\\r']);
+      await vos(alpha.home, ['send', id, 'echo before-the-move-$((6*7))\\r']); // the output, not the command line, says before-the-move-42
       const row = a.locator(`.session-row[data-session-id="${id}"]`);
       await row.click();
-      await a.locator('.xterm-rows').filter({ hasText: 'before-the-move' }).waitFor();
+      await a.locator('.xterm-rows').filter({ hasText: 'before-the-move-42' }).waitFor();
       await row.dblclick();
       await a.getByTestId('move-dialog').waitFor();
       await a.locator('[data-testid="move-target"][data-peer="beta"]').click();

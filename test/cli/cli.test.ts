@@ -71,8 +71,9 @@ describe('vos command', () => {
     expect(table).toContain(`${id}  shell`);
 
     // Control characters through escapes: Ctrl-C interrupts the foreground command.
-    await vos(d.home, ['send', id, 'sleep 100\\r']);
-    await vos(d.home, ['wait', id, '--text', 'sleep 100']);
+    // (Waits for the output, not 'sleep 100': the typed line's echo shows that before bash runs it.)
+    await vos(d.home, ['send', id, 'echo "sleeping-$((50*2))"; sleep 100\\r']);
+    await vos(d.home, ['wait', id, '--text', '^sleeping-100$']);
     await vos(d.home, ['send', id, '\\x03']);
     await vos(d.home, ['send', id, 'echo "after=$?"\\r']);
     expect((await vos(d.home, ['wait', id, '--text', 'after=130', '--timeout', '10'])).code).toBe(0);

@@ -91,8 +91,9 @@ describe.skipIf(unavailable !== null)('migration', () => {
     const env = { ...(process.env as Record<string, string>), PS1: 'mig$ ' };
     const s = await onA.request('session.create', { command: 'bash', args: ['--norc', '--noprofile'], env, name: 'shell' });
     await onA.request('session.wait', { id: s.id, pattern: '^mig\\$', timeoutMs: 10_000 });
-    await onA.request('session.input', { id: s.id, data: 'sleep 1000\r' });
-    await waitFor('the job to start', async () => (await a.screen(s.id)).includes('sleep 1000'));
+    // (Its output, not 'sleep 1000': the typed line's echo shows that before bash runs it.)
+    await onA.request('session.input', { id: s.id, data: 'echo job-$((6*7)); sleep 1000\r' });
+    await waitFor('the job to start', async () => /^job-42$/m.test(await a.screen(s.id)));
 
     // A viewer attached here before the move.
     const viewer = await a.connect();
@@ -138,9 +139,10 @@ describe.skipIf(unavailable !== null)('migration', () => {
         const after = out.slice(mark);
         return after.includes('\x1bc') && after.slice(after.lastIndexOf('\x1bc')).includes('bash');
       });
-      term.write('echo typed-after-the-move\r');
-      await waitFor('the echo', () => out.includes('typed-after-the-move'));
-      expect(await b.screen(there)).toMatch(/^typed-after-the-move$/m);
+      term.write('echo typed-after-the-move-$((6*7))\r');
+      // (The output, not the typed line's echo, which comes before bash ran it.)
+      await waitFor('the output', () => out.includes('typed-after-the-move-42'));
+      expect(await b.screen(there)).toMatch(/^typed-after-the-move-42$/m);
     } finally {
       term.kill();
     }

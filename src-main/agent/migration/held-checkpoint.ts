@@ -64,6 +64,7 @@ export async function checkpointHeld(
   if (!session.controlPath || !runtime) {
     throw new VosError('unsupported', `session ${session.id} cannot be checkpointed or moved: ${session.noPodReason}`);
   }
+  await session.podReady();
   let sent = 0;
   let frozenAt = 0;
   let rounds = 0;

@@ -130,6 +130,7 @@ async function runHelper(
   whileFrozen: (() => void) | null,
   onPrewarning?: (warning: string) => void,
 ): Promise<{ result: HelperResult; fields: Record<string, string> }> {
+  await session.podReady();
   const started = Date.now();
   const args = ['--control', session.controlPath!, ...extra];
   if (stop) args.push('--stop');

@@ -9,6 +9,7 @@
  * paused (the program blocks in write(), as on any terminal) until it catches up. Viewers never
  * pause the pty: one that does not drain is skipped and later resynchronised with a snapshot.
  */
+import { existsSync } from 'node:fs';
 import { VosError } from '../../api/errors.js';
 import type { AgentMessage, AttachResult, ExitStatus, RelayedConnection, ScreenText, SessionInfo, SessionState } from '../../api/protocol.js';
 import { describeExit } from '../../api/session-text.js';
@@ -380,6 +381,22 @@ export class Session {
 
   /** In a pod, the pty's process is vos-init: the program is its grandchild (it may take seconds
    * to appear on a loaded machine). */
+  /**
+   * Resolves once the session's pod listens on its control socket. Right after a start (or a
+   * restore) the pod's init may not have bound it yet: a checkpoint asked for then waits for it
+   * instead of failing with "no such file". Refuses when the program ended, or after `timeoutMs`.
+   */
+  async podReady(timeoutMs = 10_000): Promise<void> {
+    const path = this.controlPath;
+    if (!path) throw new VosError('unsupported', `session ${this.id} cannot be checkpointed or moved: ${this.noPodReason}`);
+    const deadline = Date.now() + timeoutMs;
+    while (!existsSync(path)) {
+      if (!this.running) throw new VosError('session_exited', `session ${this.id} has ended`);
+      if (Date.now() > deadline) throw new VosError('checkpoint_failed', `session ${this.id}'s pod did not start within ${timeoutMs / 1000} s (no ${path})`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
   private async findProgram(): Promise<void> {
     for (let i = 0; i < 500 && this.running; i++) {
       const podInit = childPids(this.pid)[0];

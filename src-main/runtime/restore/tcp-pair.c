@@ -20,6 +20,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "restore.h"
@@ -177,7 +178,44 @@ static int pod_listener(const struct restore_ctx *c, const struct end *x)
 	return -1;
 }
 
-/* A socket of x's domain bound at `at` (SO_REUSEADDR on); -1 with errno. */
+/*
+ * Whether every TCP socket here at local port `port` is going away (FIN_WAIT1/2, TIME_WAIT, CLOSE,
+ * LAST_ACK, CLOSING in /proc/net/tcp and tcp6): the connection of a program killed a moment ago,
+ * which the kernel is still taking down. 0 when one is in use otherwise (or none is listed, or the
+ * tables cannot be read): then waiting would not help. Only the port is compared, which errs on the
+ * side of not waiting.
+ */
+static int port_only_closing(uint16_t port)
+{
+	static const char *const tables[] = {"/proc/net/tcp", "/proc/net/tcp6"};
+	int closing = 0;
+	for (int t = 0; t < 2; t++) {
+		FILE *f = fopen(tables[t], "re");
+		if (!f)
+			continue;
+		char line[512];
+		while (fgets(line, sizeof line, f)) {
+			char local[64];
+			unsigned lport, state;
+			/* "  sl  local_address rem_address   st ...": "N: ADDR:PORT ADDR:PORT ST" (hex). */
+			if (sscanf(line, " %*u: %63[0-9A-Fa-f]:%x %*[0-9A-Fa-f]:%*x %x", local, &lport, &state) != 3 || lport != port)
+				continue;
+			if (state == 4 || state == 5 || state == 6 || state == 7 || state == 9 || state == 11) {
+				closing = 1;
+				continue;
+			}
+			fclose(f);
+			return 0;
+		}
+		fclose(f);
+	}
+	return closing;
+}
+
+#define CLOSING_WAIT_MS 2000 /* for a killed program's connection at the same port to go */
+
+/* A socket of x's domain bound at `at` (SO_REUSEADDR on); -1 with errno. When the address is held
+ * only by connections going away (a checkpoint, kill and restore at once), waits for them first. */
 static int bound_socket(int domain, const struct key *at)
 {
 	struct sockaddr_storage a;
@@ -186,16 +224,22 @@ static int bound_socket(int domain, const struct key *at)
 		errno = EAFNOSUPPORT;
 		return -1;
 	}
-	int fd = socket(domain, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	if (set_on(fd, SOL_SOCKET, SO_REUSEADDR, 1) < 0 || bind(fd, (struct sockaddr *)&a, len) < 0) {
+	int64_t deadline = now_monotonic_us() + CLOSING_WAIT_MS * 1000LL;
+	for (;;) {
+		int fd = socket(domain, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return -1;
+		if (set_on(fd, SOL_SOCKET, SO_REUSEADDR, 1) == 0 && bind(fd, (struct sockaddr *)&a, len) == 0)
+			return fd;
 		int why = errno;
 		close(fd);
-		errno = why;
-		return -1;
+		if (why != EADDRINUSE || key_port(at) == 0 || now_monotonic_us() > deadline || !port_only_closing(key_port(at))) {
+			errno = why;
+			return -1;
+		}
+		struct timespec pause = {0, 10 * 1000 * 1000};
+		nanosleep(&pause, NULL);
 	}
-	return fd;
 }
 
 static int set_nonblock(int fd, int on)
