@@ -31,7 +31,7 @@ describe('incremental checkpoints (vos-init checkpoint --incremental)', () => {
     dir = mkdtempSync('/tmp/vos-test-incremental-');
     chmodSync(dir, 0o777);
     fillTestPrograms(dir);
-    for (const p of ['dirtier', 'counter', 'mapper', 'advice']) chmodSync(join(dir, p), 0o755);
+    for (const p of ['dirtier', 'counter', 'mapper', 'advice', 'zapper']) chmodSync(join(dir, p), 0o755);
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -146,6 +146,73 @@ describe('incremental checkpoints (vos-init checkpoint --incremental)', () => {
         copy?.term.kill('SIGKILL');
       }
     }, 90_000);
+  }
+
+  it('a long chain taken while the program writes fast: every page written between two images is in the second', async () => {
+    // Pages are write-protected again just before the freeze (out of the frozen time) and the
+    // few written in the moment since while frozen: a page written on either side of that
+    // moment must be in the image. Seven links (the longest chain: the 8th is whole), 8 pages
+    // written every millisecond.
+    const pod = join(dir, 'fast.sock');
+    const img = (n: number): string => join(dir, `fast-${n}.img`);
+    const original = onPty([INIT, 'launch', '--control', pod, '--runtime', LIB, '--', join(dir, 'dirtier'), '16', '8', '1000']);
+    let copy: ReturnType<typeof onPty> | null = null;
+    try {
+      await waitFor('the program to run', () => ticks(original.out()).length >= 2);
+      const ended = new Promise<void>((r) => original.term.onExit(() => r()));
+      const ids: string[] = [];
+      const LINKS = 7;
+      for (let n = 0; n < LINKS; n++) {
+        const at = ticks(original.out()).length;
+        await waitFor('the program to go on', () => ticks(original.out()).length > at);
+        const last = n === LINKS - 1;
+        const t = take('root', pod, img(n), ['--incremental', ...(n ? ['--parent', ids[n - 1]!] : []), ...(last ? ['--stop'] : [])]);
+        expect(t.incremental, t.out).toBe(n > 0);
+        ids.push(t.id);
+      }
+      await ended; // --stop: the original ends where the last image was taken
+      const lastStep = Math.max(...steps(original.out()));
+      const last = Math.max(...ticks(original.out()));
+      const parents = Array.from({ length: LINKS - 1 }, (_, k) => ['--parent', img(LINKS - 2 - k)]).flat();
+      copy = onPty([INIT, 'restore', '--control', join(dir, 'fast-copy.sock'), '--image', img(LINKS - 1), ...parents]);
+      await waitFor('the copy to check its memory, several times', () => ticks(copy!.out()).filter((t) => t > last).length >= 3 || /vos: /.test(copy!.out()), 20_000);
+      expect(copy.out()).not.toMatch(/vos: /);
+      expect(copy.out()).not.toContain('BAD');
+      expect(steps(copy.out())[0]).toBe(lastStep + 1);
+    } finally {
+      original.term.kill('SIGKILL');
+      copy?.term.kill('SIGKILL');
+    }
+  }, 90_000);
+
+  for (const kind of ['anonymous memory', 'a private file mapping'] as const) {
+    it(`pages discarded (MADV_DONTNEED) after an image come back as the kernel gives them then, not as the parent had them (${kind})`, async () => {
+      const pod = join(dir, `zap-${kind.length}.sock`);
+      const img = (n: string): string => join(dir, `zap-${kind.length}-${n}.img`);
+      const file = kind === 'a private file mapping' ? ['file', join(dir, `zap-${kind.length}.data`)] : [];
+      const original = onPty([INIT, 'launch', '--control', pod, '--runtime', LIB, '--', join(dir, 'zapper'), ...file]);
+      let copy: ReturnType<typeof onPty> | null = null;
+      try {
+        await waitFor('the program to run', () => /ready /.test(original.out()));
+        const a = take('root', pod, img('a'), ['--incremental']);
+        original.term.write('zap\r');
+        await waitFor('the pages to be discarded', () => /zapped/.test(original.out()));
+        const ended = new Promise<void>((r) => original.term.onExit(() => r()));
+        const b = take('root', pod, img('b'), ['--incremental', '--parent', a.id, '--stop']);
+        expect(b.incremental, b.out).toBe(true);
+        await ended;
+        copy = onPty([INIT, 'restore', '--control', join(dir, `zap-${kind.length}-copy.sock`), '--image', img('b'), '--parent', img('a')]);
+        // Asked until it answers (the restore may not read the terminal yet).
+        await waitFor('the copy to check its memory', () => {
+          if (!/check (ok|BAD)|vos: /.test(copy!.out())) copy!.term.write('check\r');
+          return /check (ok|BAD)|vos: /.test(copy!.out());
+        }, 20_000, 300);
+        expect(copy.out()).toMatch(/check ok/);
+      } finally {
+        original.term.kill('SIGKILL');
+        copy?.term.kill('SIGKILL');
+      }
+    }, 60_000);
   }
 
   /** An image's records as `vos-init verify --list` reads them (with its parents, which it checks). */

@@ -58,6 +58,9 @@ struct dirty_proc {
 	int uffd;
 	int stale; /* its userfaultfd no longer reaches its memory (it ran exec): take a new one */
 	struct range_set sent; /* the pages sent in rounds, or those of the latest image */
+	/* Incremental checkpoints: the areas the latest image watches again (dirty_rearm), whose
+	 * written pages are write-protected again just before the next freeze. */
+	struct range_set armed;
 };
 
 static uint64_t start_time_of(pid_t pid)
@@ -351,7 +354,12 @@ int dirty_kept(struct dirty_proc *p, int pagemap_fd, const struct vma *v, const 
 	if (!any)
 		return 0;
 	struct kept_ctx c = {v, keep};
-	struct scan_masks changed = {0, PAGE_IS_WRITTEN_ | PAGE_IS_PFNZERO_, PAGE_IS_WRITTEN_ | PAGE_IS_PFNZERO_};
+	/* In a private file mapping, a page of the process's own that was write-protected and then
+	 * discarded (MADV_DONTNEED) leaves a uffd-wp marker, which the scan calls swapped and not
+	 * written, while the process sees the file's page there now: a swapped page of such an area
+	 * is sent again (a real one too: the two look alike, and sending is never wrong). */
+	uint64_t gone = v->kind == VOS_VMA_FILE ? PAGE_IS_SWAPPED_ : 0;
+	struct scan_masks changed = {0, PAGE_IS_WRITTEN_ | PAGE_IS_PFNZERO_ | gone, PAGE_IS_WRITTEN_ | PAGE_IS_PFNZERO_ | gone};
 	/* With protect, the same walk write-protects what it finds written (and the zero pages,
 	 * harmlessly): dirty_rearm need not walk the area again. */
 	uint64_t flags = PM_SCAN_CHECK_WPASYNC_ | (protect ? PM_SCAN_WP_MATCHING_ : 0);
@@ -388,6 +396,7 @@ void dirty_prune(const struct freeze *f, struct dirty_tracker *t)
 		if (p->uffd >= 0)
 			close(p->uffd); /* gone, another process with its pid, or its memory replaced by exec */
 		range_set_free(&p->sent);
+		range_set_free(&p->armed);
 	}
 	t->nprocs = n;
 }
@@ -487,6 +496,7 @@ void dirty_rearm(struct dirty_proc *p, int pagemap_fd, const struct vma *v, cons
 		range_set_remove(&p->sent, v->start, v->end);
 		return;
 	}
+	range_set_add(&p->armed, v->start, v->end);
 	/* Within the area, `sent` becomes the pages of this image: its runs of wanted pages. */
 	uint64_t npages = (v->end - v->start) / PAGE;
 	struct range *runs = NULL;
@@ -510,12 +520,43 @@ void dirty_rearm(struct dirty_proc *p, int pagemap_fd, const struct vma *v, cons
 	free(runs);
 }
 
+/* Pages written since the latest image: the coming image has them as data, not as its parent's. */
+static int written_since(void *ctx, uint64_t start, uint64_t end, uint64_t categories)
+{
+	(void)categories;
+	range_set_remove(ctx, start, end);
+	return 0;
+}
+
+void dirty_protect_before_freeze(struct dirty_tracker *t)
+{
+	struct scan_masks written = {PAGE_IS_WRITTEN_, 0, PAGE_IS_WRITTEN_};
+	for (int i = 0; i < t->nprocs; i++) {
+		struct dirty_proc *p = &t->procs[i];
+		char path[64];
+		snprintf(path, sizeof path, "/proc/%d/pagemap", (int)p->pid);
+		int pagemap_fd = p->armed.n && same_process(p) ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+		/* (Gone meanwhile: the freeze finds it gone too.) An area unmapped or replaced since is
+		 * no longer registered: the kernel skips it, and the image takes it whole. A walk that
+		 * fails leaves the pages it did not see out of `sent` (written, as far as it knows). */
+		for (size_t k = 0; k < p->armed.n && pagemap_fd >= 0; k++) {
+			const struct range *r = &p->armed.r[k];
+			if (scan(pagemap_fd, r->lo, r->hi, PM_SCAN_WP_MATCHING_, written, written_since, &p->sent) < 0)
+				range_set_remove(&p->sent, r->lo, r->hi);
+		}
+		if (pagemap_fd >= 0)
+			close(pagemap_fd);
+		range_set_free(&p->armed);
+	}
+}
+
 void dirty_stop(struct dirty_tracker *t)
 {
 	for (int i = 0; i < t->nprocs; i++) {
 		if (t->procs[i].uffd >= 0)
 			close(t->procs[i].uffd);
 		range_set_free(&t->procs[i].sent);
+		range_set_free(&t->procs[i].armed);
 	}
 	free(t->procs);
 	memset(t, 0, sizeof *t);

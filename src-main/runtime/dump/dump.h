@@ -261,6 +261,11 @@ int dirty_wanted(int pagemap_fd, const struct vma *v, uint8_t *want);
  * write-protects it again (unless dirty_kept did: `protected`) and notes those pages as the
  * image's. */
 void dirty_rearm(struct dirty_proc *p, int pagemap_fd, const struct vma *v, const uint8_t *want, int protected);
+/* Incremental checkpoints, just before the freeze: write-protects the pages written in the areas
+ * the latest image watches, taking them out of that image's pages (the coming image has them as
+ * data). While frozen, only those written in the moment since are left to protect: that walk
+ * changes few entries (the cost of protecting is per written entry and its TLB flush). */
+void dirty_protect_before_freeze(struct dirty_tracker *t);
 /* Stops tracking (the kernel drops the write protection with the last userfaultfd). */
 void dirty_stop(struct dirty_tracker *t);
 

@@ -390,6 +390,8 @@ void checkpoint_run(struct pod *pod, int *out_fd, int conn, const char *request,
 	struct early_smaps early = {0};
 	if (cp.refer && pod->inc && !live)
 		early_read(pod->inc, &early);
+	if (pod->inc && !live && cp.on)
+		dirty_protect_before_freeze(pod->inc);
 
 	int64_t t0 = now_monotonic_us();
 	if (freeze_pod(pod, &f, &e) < 0) {
