@@ -349,7 +349,8 @@ export class ApiDispatcher {
         sessions.checkpoint(p.id, p.out, p.stop ?? false, p.keep, p.incremental ?? false, (warning) =>
           conn.send({ t: 'event', event: 'checkpoint.warning', id: p.id, warning }),
         ),
-      'session.recover': async (p) => (await sessions.recover(p.all ? { all: true } : { ref: p.id! })).map((s) => s.info()),
+      'session.recover': async (p) =>
+        (await sessions.recover(p.all ? { all: true } : { ref: p.id!, ...(p.takeAsIs ? { takeAsIs: p.takeAsIs } : {}) })).map((s) => s.info()),
       'session.restore': async (p) =>
         (await sessions.restore(p.image !== undefined ? { image: p.image } : { file: p.file! }, p.name, p.takeAsIs ? { takeAsIs: p.takeAsIs } : {})).info(),
       'image.list': (p) => sessions.images.list(p.session),

@@ -489,7 +489,7 @@ export class SessionManager {
    * (recovery.ts). With `all`, every one is tried; if any could not be recovered the call fails
    * afterwards, naming each with why (the others are back).
    */
-  async recover(target: { ref: string } | { all: true }): Promise<Session[]> {
+  async recover(target: { ref: string; takeAsIs?: string[] } | { all: true }): Promise<Session[]> {
     if ('ref' in target) {
       const found = this.find(target.ref);
       if (found instanceof Session) {
@@ -500,7 +500,7 @@ export class SessionManager {
             : `session ${found.id} (${found.name}) ended by itself, so it is not recoverable; its images (vos images ${found.id}) can still be restored with vos restore IMAGE`,
         );
       }
-      return [await this.recoverOne(found)];
+      return [await this.recoverOne(found, target.takeAsIs)];
     }
     const back: Session[] = [];
     const failed: string[] = [];
@@ -521,14 +521,15 @@ export class SessionManager {
     return back;
   }
 
-  private async recoverOne(record: SessionFileRecord): Promise<Session> {
+  /** `takeAsIs`: kept files the program may use as they are here (see restore). */
+  private async recoverOne(record: SessionFileRecord, takeAsIs?: string[]): Promise<Session> {
     if (this.recovering.has(record.id)) {
       throw new VosError('session_running', `session ${record.id} (${record.name}) is being recovered already`);
     }
     this.recovering.add(record.id);
     try {
       const session = await recoverSession(record, this.images, {
-        restore: (image) => this.restore({ image }, record.name, { id: record.id }),
+        restore: (image) => this.restore({ image }, record.name, { id: record.id, ...(takeAsIs ? { takeAsIs } : {}) }),
         // A failed attempt removed the session it made (and, with the same id, the record):
         // the session is recoverable again.
         stillRecoverable: () => {

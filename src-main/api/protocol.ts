@@ -424,7 +424,8 @@ export interface ApiMethods {
    * With `all`, a session that cannot be recovered fails the request after the others were
    * tried (the message names each, with why).
    */
-  'session.recover': { params: { id?: string; all?: boolean }; result: SessionInfo[] };
+  /** `takeAsIs` (with `id` only): kept files the program may use as they are now (as in session.restore). */
+  'session.recover': { params: { id?: string; all?: boolean; takeAsIs?: string[] }; result: SessionInfo[] };
   /** The images in the store, newest first (`session`: of that session only, by id, id prefix or name). */
   'image.list': { params: { session?: string }; result: ImageInfo[] };
   /** Removes an image of the store, and the kept files no other image needs. */

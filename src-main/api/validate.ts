@@ -176,6 +176,9 @@ const CHECKERS: { [M in Method]: Checker } = {
     bool(p, 'all');
     if ((p.id === undefined) === (p.all !== true)) fail('give either "id" or "all": true');
     if (p.id !== undefined) nonEmpty(p, 'id');
+    absolutePaths(p, 'takeAsIs');
+    // The paths are one session's files: a path another session does not have open refuses it.
+    if (p.takeAsIs !== undefined && p.all === true) fail('"takeAsIs" goes with one session ("id"), not with "all"');
   },
   'image.list': (p) => {
     if (p.session !== undefined) nonEmpty(p, 'session');

@@ -6,9 +6,9 @@
  * and `vos daemon stop --checkpoint [--end]` writes before-shutdown images first. Real agents,
  * real pods; as root, the first set runs as an ordinary user (nobody) too.
  */
-import { readFileSync, readdirSync, rmSync, statSync, truncateSync, openSync, writeSync, closeSync, existsSync } from 'node:fs';
+import { readFileSync, readdirSync, rmSync, statSync, truncateSync, openSync, writeSync, writeFileSync, closeSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import type { ApiClient } from '../../src-main/api/client.js';
 import type { ImageInfo, SessionInfo } from '../../src-main/api/protocol.js';
 import { ROOT, UNPRIVILEGED, endHosts, hostPids, startDaemon, vos, waitFor, processAlive as alive, type DaemonHandle } from '../helpers/agent-process.js';
@@ -279,6 +279,44 @@ describe('recovery', () => {
     await holds(c3, a.id, '333');
     await holds(c3, b.id, '222');
   }, 180_000);
+
+  it('a kept file with other content now refuses the recovery, naming --take-as-is; with it, the program uses the file as it is', async () => {
+    const d = await daemon();
+    const c = await d.connect();
+    // (Not in the state directory: the store keeps no copies of files there.)
+    const path = `/tmp/vos-recover-notes-${process.pid}.txt`;
+    writeFileSync(path, 'first\n');
+    onTestFinished(() => rmSync(path, { force: true }));
+    // fd 3 open read-write, not appending: the store keeps the file with the image, and a file
+    // there with other content is not the program's to overwrite unless the user says so.
+    const script = 'exec 3<>"$0"; echo ready; while read l; do echo "got $l" >&3; echo "wrote-$l"; done';
+    const s = await c.request('session.create', { command: 'sh', args: ['-c', script, path], name: 'notes', cwd: d.home });
+    await c.request('session.wait', { id: s.id, pattern: '^ready$', timeoutMs: 10_000 });
+    await checkpoint(d.home, s.id);
+    await killAgent(d);
+    await killPod(d.home, s.id);
+    writeFileSync(path, 'someone else wrote this\n');
+
+    const d2 = await daemon({ home: d.home });
+    const refused = await vos(d.home, ['recover', s.id]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`${path} differs here (other content; to let the session use it as it is, ask again with --take-as-is ${path})`);
+    expect((await ls(d.home)).find((x) => x.id === s.id)?.state).toBe('recoverable');
+    expect(readFileSync(path, 'utf8')).toBe('someone else wrote this\n');
+    const withAll = await vos(d.home, ['recover', '--all', '--take-as-is', path]);
+    expect(withAll.code).toBe(2);
+    expect(withAll.stderr).toMatch(/--take-as-is goes with one session/);
+    const c2 = await d2.connect();
+    await expect(c2.request('session.recover', { all: true, takeAsIs: [path] })).rejects.toThrow(/"takeAsIs" goes with one session/);
+
+    const r = await vos(d.home, ['recover', s.id, '--take-as-is', path]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain(`${path}: other content than at the checkpoint; the session uses it as it is here, as asked`);
+    expect(readFileSync(path, 'utf8')).toBe('someone else wrote this\n');
+    await c2.request('session.input', { id: s.id, data: 'two\r' });
+    await c2.request('session.wait', { id: s.id, pattern: '^wrote-two$', timeoutMs: 10_000 });
+    expect(readFileSync(path, 'utf8')).toMatch(/^got two\n/);
+  }, 60_000);
 
   it('agent.stop refuses a timeout without a checkpoint, and session.recover needs an id or all', async () => {
     const d = await daemon();

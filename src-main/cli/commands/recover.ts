@@ -1,4 +1,5 @@
 /** vos recover: brings back sessions whose program is gone (pod killed, machine rebooted). */
+import { resolve } from 'node:path';
 import { UsageError, parseArgs } from '../args.js';
 import type { Command } from '../command.js';
 
@@ -10,7 +11,7 @@ image, the further back the program goes, and the more it may disagree with its 
 export const recoverCommand: Command = {
   name: 'recover',
   summary: 'bring back sessions whose program is gone (pod killed, machine rebooted)',
-  help: `usage: vos recover ID [--json]
+  help: `usage: vos recover ID [--take-as-is PATH]... [--json]
        vos recover --all [--json]
 
 When the agent starts and finds that a session it knew is gone without having ended (its
@@ -26,19 +27,28 @@ ${OLDER_IMAGE_HELP}
   ID        a recoverable session: id, unique id prefix or name
   --all     every recoverable session; fails (exit 1) if any could not be recovered,
             naming each with why, after trying all of them
+  --take-as-is PATH   a kept file the program may use as it is now (repeatable; with ID):
+            a file the program rewrites whole (a REPL's history) that has other content
+            now refuses the recovery, naming this option, as vos restore does
   --json    the recovered sessions as JSON (as vos ls --json)
 
 Images come from vos checkpoint, from schedules, and from vos daemon stop --checkpoint
 (before a shutdown). A session without any image cannot be recovered and is not listed.
 `,
   async run(argv, ctx) {
-    const { options, positionals } = parseArgs(argv, { all: { type: 'boolean', short: 'a' }, json: { type: 'boolean' } });
+    const { options, positionals, lists } = parseArgs(argv, {
+      all: { type: 'boolean', short: 'a' },
+      json: { type: 'boolean' },
+      'take-as-is': { type: 'string', repeatable: true },
+    });
     if (options.all ? positionals.length !== 0 : positionals.length !== 1) {
       throw new UsageError('give one session (vos recover ID) or --all');
     }
+    const takeAsIs = lists['take-as-is']?.map((p) => resolve(p));
+    if (takeAsIs && options.all) throw new UsageError('--take-as-is goes with one session (vos recover ID --take-as-is PATH), not with --all');
     const client = await ctx.connect();
     try {
-      const back = await client.request('session.recover', options.all ? { all: true } : { id: positionals[0]! });
+      const back = await client.request('session.recover', options.all ? { all: true } : { id: positionals[0]!, ...(takeAsIs ? { takeAsIs } : {}) });
       if (options.json) ctx.out(JSON.stringify(back, null, 2) + '\n');
       else if (back.length === 0) ctx.out('no recoverable sessions\n');
       else for (const s of back) ctx.out(`${s.id}  ${s.name}  recovered\n`);
