@@ -84,6 +84,25 @@ describe('the terminal', () => {
       await waitFor('bash to get ^C', async () => (await screen()).includes('^C'));
       expect((await screen()).match(/\^C/g)).toHaveLength(1);
 
+      // A lone Alt is the terminal's (marked handled): Electron would focus its menu bar on it.
+      await page.evaluate(() => {
+        const seen: string[] = [];
+        (window as unknown as { altSeen: string[] }).altSeen = seen;
+        for (const type of ['keydown', 'keyup'] as const) {
+          window.addEventListener(type, (e) => void (e.key === 'Alt' && seen.push(`${e.type}:${e.defaultPrevented}`)));
+        }
+      });
+      await page.keyboard.press('Alt');
+      expect(await page.evaluate(() => (window as unknown as { altSeen: string[] }).altSeen)).toEqual(['keydown:true', 'keyup:true']);
+      // Alt with a key is still the program's (bash: Alt+. inserts the last argument).
+      await run('echo alt-$((2+3)) lastword');
+      await row(/^alt-5/).waitFor();
+      await page.keyboard.press('Alt+.');
+      await waitFor('bash to insert the last argument', async () => /^term\$ lastword\s*$/m.test(await screen()), 10_000).catch(async (e: unknown) => {
+        throw new Error(`${String(e)}\n${await screen()}`);
+      });
+      await page.keyboard.press('Control+U');
+
       // Ctrl+Shift+V pastes what the clipboard holds.
       await page.evaluate(() => navigator.clipboard.writeText('echo pasted-$((7*6))'));
       await page.keyboard.press('Control+Shift+V');

@@ -94,6 +94,12 @@ export function linkTerminal(host: HTMLElement, client: ApiClient, id: string, o
   let keyedAt = -Infinity;
   // The app's keys: taken on keydown, kept from the program on every event of that press.
   term.attachCustomKeyEventHandler((e) => {
+    // A lone Alt sends the program nothing; marked as handled, it does not reach the window
+    // either, where Electron would focus its menu bar (and a browser its own) when it is let go.
+    if (e.key === 'Alt') {
+      e.preventDefault();
+      return true;
+    }
     const action = terminalAction(e, term.hasSelection());
     if (!action) {
       if (e.type === 'keydown') keyedAt = performance.now();
