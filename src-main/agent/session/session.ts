@@ -151,6 +151,8 @@ export class Session {
   private restoreNote: string | null = null;
   /** Its program is being ended here because it moved (see departing()). */
   private leaving = false;
+  /** Its pod's control socket was there once (podReady waits no more). */
+  private podSeen = false;
   /** The session's program as the host sees it (found after start when it runs in a pod). */
   private programPid: number | null = null;
 
@@ -384,17 +386,20 @@ export class Session {
   /**
    * Resolves once the session's pod listens on its control socket. Right after a start (or a
    * restore) the pod's init may not have bound it yet: a checkpoint asked for then waits for it
-   * instead of failing with "no such file". Refuses when the program ended, or after `timeoutMs`.
+   * (at most `startMs` after the start) instead of failing with "no such file". Later, a missing
+   * socket is the helper's to report (the pod is gone). Refuses when the program ended.
    */
-  async podReady(timeoutMs = 10_000): Promise<void> {
+  async podReady(startMs = 10_000): Promise<void> {
     const path = this.controlPath;
     if (!path) throw new VosError('unsupported', `session ${this.id} cannot be checkpointed or moved: ${this.noPodReason}`);
-    const deadline = Date.now() + timeoutMs;
-    while (!existsSync(path)) {
+    const deadline = this.startedAt + startMs;
+    // Pod init listens before it starts the program: once the program is found, or the socket
+    // was there once, a missing socket means the pod is gone.
+    while (this.programPid === null && !this.podSeen && Date.now() < deadline && !existsSync(path)) {
       if (!this.running) throw new VosError('session_exited', `session ${this.id} has ended`);
-      if (Date.now() > deadline) throw new VosError('checkpoint_failed', `session ${this.id}'s pod did not start within ${timeoutMs / 1000} s (no ${path})`);
       await new Promise((r) => setTimeout(r, 20));
     }
+    this.podSeen = true;
   }
 
   private async findProgram(): Promise<void> {
