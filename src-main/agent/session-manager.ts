@@ -18,7 +18,7 @@ import { shortId } from '../base/ids.js';
 import { ensurePrivateDir, writePrivateFile } from '../base/state-dir.js';
 import { checkpointToFile, checkpointToStore } from './runtime/checkpoint.js';
 import { IncomingFiles } from './migration/incoming-files.js';
-import { markAsIs, missingHere, takenAsIsNote } from './migration/preflight.js';
+import { markAsIs, missingHere, refusalDetails, takenAsIsNote } from './migration/preflight.js';
 import { ImageStore, type StoredImage } from './store/image-store.js';
 import { readSessionRecord, type SessionRecord } from './runtime/session-record.js';
 import { runtimeFiles, verifyImage } from './runtime/native.js';
@@ -218,10 +218,12 @@ export class SessionManager {
     takeAsIs?: string[],
   ): Promise<{ files: IncomingFiles; takenAsIs: string[]; askedAsIs: string[] }> {
     // This user's own image: no budget (the store holds what it kept).
-    const { problems, wanted, takenAsIs, askedAsIs } = await missingHere([], markAsIs(stored.files, takeAsIs), Infinity, undefined, Infinity);
+    const checked = await missingHere([], markAsIs(stored.files, takeAsIs), Infinity, undefined, Infinity);
+    const { problems, wanted, takenAsIs, askedAsIs } = checked;
     if (problems.length > 0) {
       throw new VosError('restore_failed', `cannot restore image ${stored.info.id}: it needs its kept files as they were at the checkpoint: ${problems.join('; ')}`, {
         path: stored.files.find((f) => problems.some((p) => p.startsWith(f.path)))?.path ?? stored.info.file,
+        ...refusalDetails(checked),
       });
     }
     const files = new IncomingFiles(`restore-${restoreId}`, wanted);

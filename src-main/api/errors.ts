@@ -54,6 +54,11 @@ export interface ErrorDetails {
   cause?: ErrorCode;
   path?: string;
   record?: string;
+  /**
+   * A refusal that only files with other content there stand in the way of: asked again with
+   * these as `takeAsIs`, the session uses them as they are (the app's "Move anyway").
+   */
+  takeAsIs?: string[];
 }
 
 export interface ErrorPayload extends ErrorDetails {
@@ -63,6 +68,15 @@ export interface ErrorPayload extends ErrorDetails {
 
 /** Longest `path` or `record` kept from a payload (they come from other processes and peers). */
 const MAX_DETAIL = 4096;
+/** Most `takeAsIs` paths kept from a payload (more: the list is dropped). */
+const MAX_TAKE_AS_IS = 64;
+
+/** `takeAsIs` as a peer sent it, if it is a short list of absolute paths; otherwise undefined. */
+function takeAsIsOf(value: unknown): string[] | undefined {
+  if (!Array.isArray(value) || value.length === 0 || value.length > MAX_TAKE_AS_IS) return undefined;
+  const ok = value.every((p) => typeof p === 'string' && p.startsWith('/') && p.length <= MAX_DETAIL && !/[\0-\x1f\x7f]/.test(p));
+  return ok ? (value as string[]) : undefined;
+}
 
 export class VosError extends Error {
   override readonly name = 'VosError';
@@ -86,6 +100,8 @@ export class VosError extends Error {
     if (isErrorCode(payload.cause)) details.cause = payload.cause;
     if (typeof payload.path === 'string' && payload.path.length <= MAX_DETAIL) details.path = payload.path;
     if (typeof payload.record === 'string' && payload.record.length <= MAX_DETAIL) details.record = payload.record;
+    const takeAsIs = takeAsIsOf(payload.takeAsIs);
+    if (takeAsIs) details.takeAsIs = takeAsIs;
     const code = isErrorCode(payload.code) ? payload.code : 'internal';
     return new VosError(code, typeof payload.message === 'string' ? payload.message : 'unknown error', details);
   }

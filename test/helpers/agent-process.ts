@@ -101,14 +101,28 @@ export interface DaemonHandle {
 export const UNPRIVILEGED = { name: 'nobody', uid: 65534, gid: 65534 };
 
 export async function startDaemon(
-  options: { home?: string; args?: string[]; env?: NodeJS.ProcessEnv; asUser?: typeof UNPRIVILEGED } = {},
+  options: {
+    home?: string;
+    args?: string[];
+    env?: NodeJS.ProcessEnv;
+    asUser?: typeof UNPRIVILEGED;
+    /**
+     * Root only: the agent (and so its sessions) runs in a mount namespace of its own, set up by
+     * this shell command first (a tmpfs over a directory: a machine whose files there differ).
+     * The namespace goes with the last of its processes.
+     */
+    mountPrelude?: string;
+  } = {},
 ): Promise<DaemonHandle> {
   const home = options.home ?? tempHome();
   const user = options.asUser;
   if (user) chownSync(home, user.uid, user.gid);
-  const command = user
+  const agent = user
     ? ['setpriv', `--reuid=${user.uid}`, `--regid=${user.gid}`, '--clear-groups', process.execPath, VOS, 'daemon']
     : [process.execPath, VOS, 'daemon'];
+  const command = options.mountPrelude
+    ? ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', `${options.mountPrelude} && exec "$0" "$@"`, ...agent]
+    : agent;
   const proc = spawn(command[0]!, [...command.slice(1), ...(options.args ?? [])], {
     env: { ...process.env, ...(user ? { HOME: home } : {}), ...options.env, VOS_HOME: home },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -12,7 +12,8 @@ import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { FileNeed } from '../../src-main/api/protocol.js';
 import { IncomingFiles, checkIncomingPath } from '../../src-main/agent/migration/incoming-files.js';
-import { markAsIs, missingHere, takenAsIsNote } from '../../src-main/agent/migration/preflight.js';
+import { markAsIs, missingHere, refusalDetails, takenAsIsNote } from '../../src-main/agent/migration/preflight.js';
+import { VosError, type ErrorPayload } from '../../src-main/api/errors.js';
 
 let dir: string;
 beforeEach(() => void (dir = mkdtempSync(join(tmpdir(), 'vos-incoming-'))));
@@ -92,6 +93,28 @@ describe('what this machine asks to be sent along', () => {
     expect(problems[0]).not.toMatch(/27/);
   });
 
+  it('a refusal that only differing files stand in the way of names them for "move anyway"; a peer\'s list is checked', async () => {
+    const path = join(dir, 'history');
+    writeFileSync(path, 'this machine was here\n');
+    const checked = await missingHere([], [need(path, Buffer.from('the session was here\n'))], 1_000_000);
+    expect(refusalDetails(checked)).toEqual({ takeAsIs: [path] });
+    // With anything else in the way, taking the file as it is would not do: nothing is offered.
+    const more = await missingHere([join(dir, 'no-such-dir')], [need(path, Buffer.from('x'))], 1_000_000);
+    expect(more.problems).toHaveLength(2);
+    expect(refusalDetails(more)).toEqual({});
+    // Across the API and from peers: a list of absolute paths, or nothing.
+    const back = VosError.fromPayload(new VosError('refused', 'no', refusalDetails(checked)).toPayload());
+    expect(back.details.takeAsIs).toEqual([path]);
+    const hostile = (takeAsIs: unknown): string[] | undefined =>
+      VosError.fromPayload({ code: 'refused', message: 'no', takeAsIs } as unknown as ErrorPayload).details.takeAsIs;
+    expect(hostile(['relative/path'])).toBeUndefined();
+    expect(hostile(['/ok', 7])).toBeUndefined();
+    expect(hostile(['/with\nnewline'])).toBeUndefined();
+    expect(hostile(Array.from({ length: 65 }, (_, i) => `/f${i}`))).toBeUndefined();
+    expect(hostile('/not-a-list')).toBeUndefined();
+    expect(hostile([`/${'a'.repeat(5000)}`])).toBeUndefined();
+  });
+
   it('takes a file the session only appends to as it is here, whatever its content, and lists it', async () => {
     const log = join(dir, 'history');
     writeFileSync(log, 'this machine\'s own history\n');
@@ -99,7 +122,7 @@ describe('what this machine asks to be sent along', () => {
     const same = join(dir, 'same');
     writeFileSync(same, 'same');
     const r = await missingHere([], [{ ...need(log, theirs), appendOnly: true }, { ...need(same, Buffer.from('same')), appendOnly: true }], 1_000_000);
-    expect(r).toEqual({ problems: [], wanted: [], takenAsIs: [log], askedAsIs: [] });
+    expect(r).toEqual({ problems: [], wanted: [], takenAsIs: [log], askedAsIs: [], differing: [] });
   });
 
   it('takes a file the user named (take as is) as it is here, and says so apart from the appended ones', async () => {
@@ -111,7 +134,7 @@ describe('what this machine asks to be sent along', () => {
     // Not named: refused, naming the way to ask.
     expect((await missingHere([], needs, 1_000_000)).problems).toEqual([expect.stringContaining(`--take-as-is ${history}`)]);
     const r = await missingHere([], markAsIs(needs, [history]), 1_000_000);
-    expect(r).toEqual({ problems: [], wanted: [], takenAsIs: [log], askedAsIs: [history] });
+    expect(r).toEqual({ problems: [], wanted: [], takenAsIs: [log], askedAsIs: [history], differing: [] });
     expect(takenAsIsNote(r.takenAsIs, r.askedAsIs)).toBe(
       `${log}: other content than at the checkpoint; the session only appends to it, so it goes on appending to it as it is here; ` +
         `${history}: other content than at the checkpoint; the session uses it as it is here, as asked (take as is)`,

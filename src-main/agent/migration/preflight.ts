@@ -181,16 +181,21 @@ export async function missingHere(
   accept: AcceptLimits = DEFAULT_ACCEPT_LIMITS,
   /** Bytes it may read to compare files that are here (HASH_BUDGET_PER_OFFER for a peer's offer). */
   hashBudget = HASH_BUDGET_PER_OFFER,
-): Promise<{ problems: string[]; wanted: FileNeed[]; takenAsIs: string[]; askedAsIs: string[] }> {
+): Promise<{ problems: string[]; wanted: FileNeed[]; takenAsIs: string[]; askedAsIs: string[]; differing: string[] }> {
   const problems: string[] = [];
   const wanted: FileNeed[] = [];
   const takenAsIs: string[] = [];
   const askedAsIs: string[] = [];
+  /** The problems that are files with other content here (the user may take them as they are). */
+  const differing: string[] = [];
   /** A file here with other content: a refusal, unless the session only appends to it or the user said so. */
   const differs = (f: FileNeed): void => {
     if (f.appendOnly) takenAsIs.push(f.path);
     else if (f.asIs) askedAsIs.push(f.path);
-    else problems.push(`${f.path} differs here (other content; to let the session use it as it is, ask again with --take-as-is ${f.path})`);
+    else {
+      problems.push(`${f.path} differs here (other content; to let the session use it as it is, ask again with --take-as-is ${f.path})`);
+      differing.push(f.path);
+    }
   };
   let total = 0;
   const compare: FileNeed[] = [];
@@ -230,7 +235,7 @@ export async function missingHere(
   const cost = compare.reduce((n, f) => n + hashCost(f.size), 0);
   if (cost > hashBudget) {
     problems.push(`comparing the ${compare.length} files it has open would mean reading ${cost} bytes here, more than the ${hashBudget} bytes this machine reads for one move`);
-    return { problems, wanted, takenAsIs, askedAsIs };
+    return { problems, wanted, takenAsIs, askedAsIs, differing };
   }
   for (const f of compare) {
     let same = false;
@@ -241,5 +246,13 @@ export async function missingHere(
     }
     if (!same) differs(f);
   }
-  return { problems, wanted, takenAsIs, askedAsIs };
+  return { problems, wanted, takenAsIs, askedAsIs, differing };
+}
+
+/**
+ * The refusal's details: when nothing but files with other content here stands in the way, the
+ * paths to ask again with (`takeAsIs`), for the app to offer that.
+ */
+export function refusalDetails(checked: { problems: string[]; differing: string[] }): { takeAsIs?: string[] } {
+  return checked.differing.length > 0 && checked.differing.length === checked.problems.length ? { takeAsIs: checked.differing } : {};
 }

@@ -19,7 +19,7 @@ import type { HeldJournal } from './held-journal.js';
 import { badListener, listenersTakenHere } from './listeners.js';
 import { locksTakenHere } from './locks.js';
 import type { IncomingRelays, RelayHub } from '../relay/relay-hub.js';
-import { DEFAULT_ACCEPT_LIMITS, missingHere, takenAsIsNote, type AcceptLimits } from './preflight.js';
+import { DEFAULT_ACCEPT_LIMITS, missingHere, refusalDetails, takenAsIsNote, type AcceptLimits } from './preflight.js';
 
 const OFFER_EXPIRES_MS = 60_000;
 /** Offers whose files are compared at once (each may read HASH_BUDGET_PER_OFFER bytes); more are refused with `busy`. */
@@ -130,7 +130,8 @@ export class MigrationReceiver {
     }
     const { problems, wanted, takenAsIs, askedAsIs } = checked;
     if (problems.length > 0) {
-      throw new VosError('refused', `the session needs what this machine lacks: ${problems.slice(0, 8).join('; ')}${problems.length > 8 ? `; and ${problems.length - 8} more` : ''}`);
+      const lacks = `${problems.slice(0, 8).join('; ')}${problems.length > 8 ? `; and ${problems.length - 8} more` : ''}`;
+      throw new VosError('refused', `the session needs what this machine lacks: ${lacks}`, refusalDetails(checked));
     }
     const id = randomBytes(8).toString('hex');
     let settle!: Incoming['settle'];

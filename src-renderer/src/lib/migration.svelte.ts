@@ -4,11 +4,13 @@
  * the terminal view follows the session by itself (session.moved).
  */
 import type { ApiClient } from '../../../src-main/api/client';
+import { VosError } from '../../../src-main/api/errors';
 import type { MigrationPhase, PeerRef } from '../../../src-main/api/protocol';
 
 export interface MoveState {
   sessionId: string;
   sessionName: string;
+  peerId: string;
   peerName: string;
   phase: MigrationPhase;
   sent: number;
@@ -21,6 +23,11 @@ export interface MoveState {
   note: string | null;
   /** What the move will not carry (a connection to another machine...), said before the stop. */
   warnings: string[];
+  /**
+   * Refused only because these files have other content on the target: moving anyway lets the
+   * program use them as they are there (`moveAnyway`). Empty otherwise.
+   */
+  takeAsIs: string[];
 }
 
 /** How long "Moved." stays. */
@@ -60,12 +67,25 @@ export class MigrationState {
     return this.current !== null && this.current.error === null && this.current.movedTo === null;
   }
 
-  async move(session: { id: string; name: string }, peer: { id: string; name: string }): Promise<void> {
+  async move(session: { id: string; name: string }, peer: { id: string; name: string }, takeAsIs: string[] = []): Promise<void> {
     if (!this.client || this.busy) return;
     this.choosing = null;
-    this.current = { sessionId: session.id, sessionName: session.name, peerName: peer.name, phase: 'checking', sent: 0, total: 0, error: null, movedTo: null, note: null, warnings: [] };
+    this.current = {
+      sessionId: session.id,
+      sessionName: session.name,
+      peerId: peer.id,
+      peerName: peer.name,
+      phase: 'checking',
+      sent: 0,
+      total: 0,
+      error: null,
+      movedTo: null,
+      note: null,
+      warnings: [],
+      takeAsIs: [],
+    };
     try {
-      const r = await this.client.request('session.migrate', { id: session.id, peer: peer.id });
+      const r = await this.client.request('session.migrate', { id: session.id, peer: peer.id, ...(takeAsIs.length ? { takeAsIs } : {}) });
       const kept = r.relayed.length ? `Kept open where it was, and relayed: ${r.relayed.join('; ')}.` : null;
       const notes = [r.fallback && `Not live: ${r.fallback}.`, r.session.restoreNote && `Note: ${r.session.restoreNote}.`, kept].filter(Boolean);
       const done: MoveState = { ...this.current, phase: 'done', movedTo: r.session.id, note: notes.length ? notes.join(' ') : null };
@@ -73,8 +93,17 @@ export class MigrationState {
       // "Moved." goes by itself; a note stays until it is read (OK, or Escape).
       if (!done.note && done.warnings.length === 0) setTimeout(() => this.current?.movedTo === done.movedTo && this.current.phase === 'done' && this.dismiss(), MOVED_SHOWN_MS);
     } catch (err) {
-      this.current = { ...this.current, phase: 'failed', error: (err as Error).message };
+      const takeAsIs = err instanceof VosError ? (err.details.takeAsIs ?? []) : [];
+      this.current = { ...this.current, phase: 'failed', error: (err as Error).message, takeAsIs };
     }
+  }
+
+  /** The failed move again, letting the program use the files that differ there as they are. */
+  async moveAnyway(): Promise<void> {
+    const m = this.current;
+    if (!m || m.phase !== 'failed' || m.takeAsIs.length === 0) return;
+    this.current = null;
+    await this.move({ id: m.sessionId, name: m.sessionName }, { id: m.peerId, name: m.peerName }, m.takeAsIs);
   }
 
   dismiss(): void {
