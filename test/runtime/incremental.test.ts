@@ -48,6 +48,18 @@ describe('incremental checkpoints (vos-init checkpoint --incremental)', () => {
   const ticks = (text: string): number[] => [...text.matchAll(/tick (\d+) ok/g)].map((m) => Number(m[1]));
   const steps = (text: string): number[] => [...text.matchAll(/step (\d+)/g)].map((m) => Number(m[1]));
 
+  /**
+   * A restored dirtier checks every page several times, with nothing wrong, and goes on from the
+   * step after the original's last (`before`: what the original printed until it was stopped).
+   */
+  async function checksOn(copy: { out: () => string }, before: string): Promise<void> {
+    const last = Math.max(...ticks(before));
+    await waitFor('the copy to check its memory, several times', () => ticks(copy.out()).filter((n) => n > last).length >= 3 || /vos: /.test(copy.out()), 20_000);
+    expect(copy.out()).not.toMatch(/vos: /);
+    expect(copy.out()).not.toContain('BAD');
+    expect(steps(copy.out())[0]).toBe(Math.max(...steps(before)) + 1);
+  }
+
   interface Taken {
     out: string;
     id: string;
@@ -112,8 +124,6 @@ describe('incremental checkpoints (vos-init checkpoint --incremental)', () => {
         expect(c.incremental).toBe(true);
         expect(c.bytes).toBeLessThan(a.bytes / 4);
         await ended;
-        const lastStep = Math.max(...steps(original.out()));
-        const last = Math.max(...ticks(original.out()));
 
         // Alone, or with the wrong parent, or a damaged one: refused, saying which it needs.
         const alone = spawnSync(INIT, ['verify', img('c')], { encoding: 'utf8' });
@@ -137,10 +147,7 @@ describe('incremental checkpoints (vos-init checkpoint --incremental)', () => {
         // The whole chain: the program checks every page and goes on from its last step.
         const restore = `${INIT} restore --control ${join(dir, `${user}-copy.sock`)} --image ${img('c')} --parent ${img('b')} --parent ${img('a')}`;
         copy = onPty(user === 'nobody' ? [...asUser(user), 'script', '-qfec', `exec ${restore}`, '/dev/null'] : restore.split(' '));
-        await waitFor('the copy to check its memory, several times', () => ticks(copy!.out()).filter((n) => n > last).length >= 3 || /vos: /.test(copy!.out()), 20_000);
-        expect(copy.out()).not.toMatch(/vos: /);
-        expect(copy.out()).not.toContain('BAD');
-        expect(steps(copy.out())[0]).toBe(lastStep + 1);
+        await checksOn(copy, original.out());
       } finally {
         original.term.kill('SIGKILL');
         copy?.term.kill('SIGKILL');
@@ -171,14 +178,9 @@ describe('incremental checkpoints (vos-init checkpoint --incremental)', () => {
         ids.push(t.id);
       }
       await ended; // --stop: the original ends where the last image was taken
-      const lastStep = Math.max(...steps(original.out()));
-      const last = Math.max(...ticks(original.out()));
       const parents = Array.from({ length: LINKS - 1 }, (_, k) => ['--parent', img(LINKS - 2 - k)]).flat();
       copy = onPty([INIT, 'restore', '--control', join(dir, 'fast-copy.sock'), '--image', img(LINKS - 1), ...parents]);
-      await waitFor('the copy to check its memory, several times', () => ticks(copy!.out()).filter((t) => t > last).length >= 3 || /vos: /.test(copy!.out()), 20_000);
-      expect(copy.out()).not.toMatch(/vos: /);
-      expect(copy.out()).not.toContain('BAD');
-      expect(steps(copy.out())[0]).toBe(lastStep + 1);
+      await checksOn(copy, original.out());
     } finally {
       original.term.kill('SIGKILL');
       copy?.term.kill('SIGKILL');
@@ -311,14 +313,9 @@ describe('incremental checkpoints (vos-init checkpoint --incremental)', () => {
       // Followed again: most of its 4096 pages come from the images before.
       expect(Number(/kept_pages=(\d+)/.exec(d.out)![1]), c.out + d.out).toBeGreaterThan(3000);
       await ended;
-      const lastStep = Math.max(...steps(original.out()));
-      const last = Math.max(...ticks(original.out()));
       const restore = `${INIT} restore --control ${join(dir, 'exec-copy.sock')} --image ${img('d')} --parent ${img('c')} --parent ${img('b')} --parent ${img('a')}`;
       copy = onPty(restore.split(' '));
-      await waitFor('the copy to check its memory, several times', () => ticks(copy!.out()).filter((n) => n > last).length >= 3 || /vos: /.test(copy!.out()), 20_000);
-      expect(copy.out()).not.toMatch(/vos: /);
-      expect(copy.out()).not.toContain('BAD');
-      expect(steps(copy.out())[0]).toBe(lastStep + 1);
+      await checksOn(copy, original.out());
     } finally {
       original.term.kill('SIGKILL');
       copy?.term.kill('SIGKILL');

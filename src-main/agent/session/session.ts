@@ -381,8 +381,6 @@ export class Session {
     return { shot };
   }
 
-  /** In a pod, the pty's process is vos-init: the program is its grandchild (it may take seconds
-   * to appear on a loaded machine). */
   /**
    * Resolves once the session's pod listens on its control socket. Right after a start (or a
    * restore) the pod's init may not have bound it yet: a checkpoint asked for then waits for it
@@ -402,6 +400,8 @@ export class Session {
     this.podSeen = true;
   }
 
+  /** In a pod, the pty's process is vos-init: the program is its grandchild (it may take seconds
+   * to appear on a loaded machine). */
   private async findProgram(): Promise<void> {
     for (let i = 0; i < 500 && this.running; i++) {
       const podInit = childPids(this.pid)[0];

@@ -238,7 +238,7 @@ static int bound_socket(int domain, const struct key *at)
 			return -1;
 		}
 		struct timespec pause = {0, 10 * 1000 * 1000};
-		nanosleep(&pause, NULL);
+		(void)nanosleep(&pause, NULL); /* interrupted: it only tries again sooner */
 	}
 }
 
