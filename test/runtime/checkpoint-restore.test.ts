@@ -132,6 +132,30 @@ describe.each(runAs)('checkpoint and restore (as $who)', ({ user }) => {
     expect(readFileSync(`/proc/${pid}/status`, 'utf8')).toMatch(/^NSpid:\s+\d+\s+2$/m); // pid 2 of its pod, again
   });
 
+  it("a child holding its own /proc/self/fd open (as Java's launcher does between fork and exec) lists its own descriptors after the restore", async () => {
+    // pod init opens the image's files before the processes exist: this one is opened by the
+    // child itself once it does.
+    const id = await run(PYTHON, [
+      '-c',
+      [
+        'import os, sys',
+        'if os.fork() == 0:',
+        '    d = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY)',
+        '    print("child ready", flush=True)',
+        '    for line in sys.stdin:',
+        '        mine = os.readlink("/proc/self/fd/%d" % d) == "/proc/%d/fd" % os.getpid()',
+        '        print("child lists", d, str(d) in os.listdir(d), "own", mine, flush=True)',
+        'else:',
+        '    os.wait()',
+      ].join('\n'),
+    ]);
+    await waitText(id, '^child ready$');
+    const rid = await cycle(id, 'procfd');
+    await send(rid, 'again\r');
+    const seen = await waitText(rid, '^child lists \\d+ ');
+    expect(seen.lines.join('\n')).toMatch(/^child lists \d+ True own True$/m);
+  });
+
   it('restores one of each kind of open file (eventfd, epoll, timerfd, signalfd, sockets, pipe, files)', async () => {
     const file = join(work, 'offset.txt');
     writeFileSync(file, 'abcdefghijklmnop\n');

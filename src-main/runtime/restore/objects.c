@@ -94,6 +94,27 @@ static int open_regular(const struct img_object *o, struct err *e)
 	return fd;
 }
 
+/* Whether path is under /proc/PID/ of a process of the image: a program that opened its own
+ * /proc/self/fd (Java's process launcher does, between fork and exec, to close what it must). */
+static int in_image_proc(const struct image *img, const char *path)
+{
+	if (strncmp(path, "/proc/", 6) != 0 || path[6] < '1' || path[6] > '9')
+		return 0;
+	char *end;
+	long pid = strtol(path + 6, &end, 10);
+	if (*end != '/' && *end != 0)
+		return 0;
+	for (int i = 0; i < img->nprocs; i++)
+		if (img->procs[i].pid == pid)
+			return 1;
+	return 0;
+}
+
+int open_later_object(const struct img_object *o, struct err *e)
+{
+	return open_regular(o, e);
+}
+
 /* A file deleted while open: a new unnamed file with its content, where the original lived. */
 static int recreate_deleted(struct restore_ctx *c, const struct img_object *o, struct err *e)
 {
@@ -663,6 +684,10 @@ int create_objects(struct restore_ctx *c, struct err *e)
 		switch (o->kind) {
 		case VOS_OBJ_FILE:
 		case VOS_OBJ_DEVICE:
+			if (o->kind == VOS_OBJ_FILE && in_image_proc(img, o->path)) {
+				c->object_fd[i] = OBJECT_OPENED_LATER; /* by the process, once it exists */
+				continue;
+			}
 			fd = open_regular(o, e);
 			break;
 		case VOS_OBJ_DELETED:

@@ -113,6 +113,19 @@ static void place_fds(struct restore_ctx *c, struct img_process *p, const int *k
 {
 	for (uint32_t i = 0; i < p->nfds; i++) {
 		int idx = object_index(c, p->fds[i].object);
+		if (idx >= 0 && c->object_fd[idx] == OBJECT_OPENED_LATER) {
+			/* Its /proc/PID/ exists now (this process's own, or one made before it). A
+			 * description shared with another process becomes one of its own in each. */
+			struct err e;
+			int fd = open_later_object(&c->img.objects[idx], &e);
+			if (fd < 0)
+				restore_fail(c, "process %d: %s", (int)p->pid, e.msg);
+			if (fd != p->fds[i].fd && (dup2(fd, p->fds[i].fd) < 0 || close(fd) < 0))
+				restore_fail(c, "process %d: cannot place fd %d: %s", (int)p->pid, p->fds[i].fd, strerror(errno));
+			if (p->fds[i].cloexec)
+				fcntl(p->fds[i].fd, F_SETFD, FD_CLOEXEC);
+			continue;
+		}
 		if (idx < 0 || c->object_fd[idx] < 0)
 			restore_fail(c, "process %d: fd %d refers to an unknown open file", (int)p->pid, p->fds[i].fd);
 		if (dup2(c->object_fd[idx], p->fds[i].fd) < 0)

@@ -42,7 +42,9 @@ struct restore_ctx {
 	uint64_t hole;
 	uint64_t hole_size;
 	struct restore_sync *sync;
-	/* Every object of the image, open in pod init at fd object_fd[i] (inherited by all). */
+	/* Every object of the image, open in pod init at fd object_fd[i] (inherited by all), or
+	 * OBJECT_OPENED_LATER: a file under /proc/PID/ of a process of the image, which does not
+	 * exist yet while pod init opens the objects; each process holding it opens it (place_fds). */
 	int *object_fd;
 	/* Shared memory objects as memfds, by shm id. */
 	int *shm_fd;
@@ -100,6 +102,9 @@ int receive_image(const char *path, struct staging *st, struct image_reader *che
 
 /* objects.c: creates every object (files, pipes, sockets, ...) and shared memory in pod init. */
 int create_objects(struct restore_ctx *c, struct err *e);
+#define OBJECT_OPENED_LATER (-2)
+/* Opens an OBJECT_OPENED_LATER object in the process that holds it: a new descriptor; -1 + e. */
+int open_later_object(const struct img_object *o, struct err *e);
 /* objects.c: helpers of the object restore that tcp-pair.c shares. fd as a copy at or above
  * `base` (fd closed); an object's OBJDATA bytes (malloc'd, *len); the status flags that matter. */
 int high_fd(int fd, int base);
