@@ -144,7 +144,10 @@ describe.each(runAs)('checkpoint and restore (as $who)', ({ user }) => {
         '    print("child ready", flush=True)',
         '    for line in sys.stdin:',
         '        mine = os.readlink("/proc/self/fd/%d" % d) == "/proc/%d/fd" % os.getpid()',
-        '        print("child lists", d, str(d) in os.listdir(d), "own", mine, flush=True)',
+        // Its listing is this process's own: what /proc/self/fd lists (each listing opens one
+        // descriptor of its own for the time it reads, the same number both times).
+        '        held, now = sorted(os.listdir(d)), sorted(os.listdir("/proc/self/fd"))',
+        '        print("child lists", d, str(d) in held and held == now, "own", mine, flush=True)',
         'else:',
         '    os.wait()',
       ].join('\n'),
