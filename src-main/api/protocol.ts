@@ -602,6 +602,16 @@ export interface MigrationOffer extends SessionShape {
    * another program, or by the session itself on the same machine) refuses the move before
    * anything stops. Absent from older sources. */
   locks?: string[];
+  /** Files a program of the session knows by their inode (an SQLite database): unless the
+   * target's file at that path is that very inode (shared storage), the move is refused before
+   * anything stops. Absent from older sources. */
+  inodeBound?: InodeBound[];
+}
+
+/** An open file and its inode where the session runs now (MigrationOffer.inodeBound). */
+export interface InodeBound {
+  path: string;
+  inode: number;
 }
 
 /** One paired machine's sessions, or why there are none to show. */

@@ -265,6 +265,17 @@ const CHECKERS: { [M in Method]: Checker } = {
       if (!Array.isArray(locks) || locks.length > 256) fail('"locks" must be a list of at most 256');
       for (const l of locks as unknown[]) if (typeof l !== 'string' || l.length > 4096) fail('"locks" must hold paths');
     }
+    const bound = p.inodeBound;
+    if (bound !== undefined) {
+      if (!Array.isArray(bound) || bound.length > 64) fail('"inodeBound" must be a list of at most 64');
+      for (const b of bound as unknown[]) {
+        if (typeof b !== 'object' || b === null) fail('"inodeBound" must hold objects');
+        const r = b as Record<string, unknown>;
+        str(r, 'path');
+        if ((r.path as string).length > 4096) fail('an "inodeBound" path is too long');
+        int(r, 'inode', 0, Number.MAX_SAFE_INTEGER);
+      }
+    }
   },
   'migration.files': (p) => nonEmpty(p, 'migration'),
   'migration.result': (p) => nonEmpty(p, 'migration'),

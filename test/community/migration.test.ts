@@ -258,6 +258,43 @@ describe.skipIf(unavailable !== null)('migration', () => {
     expect(readFileSync(history, 'utf8')).toContain('let x = 21');
   }, 90_000);
 
+  it('an SQLite writer: refused up front where its database would be another file; moved, and writing there, where the storage is shared', async () => {
+    const dir = join(m.scratch, 'sqlite');
+    mkdirSync(dir, { recursive: true });
+    const db = join(dir, 'test.db');
+    /** sqlite3 on the first machine of a new pair, with three rows written. */
+    const writer = async (mountPrelude?: string): Promise<{ a: Awaited<ReturnType<typeof m.pair>>[0]; b: Awaited<ReturnType<typeof m.pair>>[1]; id: string }> => {
+      const [a, b] = await m.pair(mountPrelude ? { mountPrelude } : {});
+      const onA = await a.connect();
+      const { id } = await onA.request('session.create', { command: 'sqlite3', args: [db], env: { PATH: process.env.PATH ?? '' } });
+      await onA.request('session.wait', { id, pattern: '^sqlite> ?$', timeoutMs: 20_000 });
+      // (The output, not the prompt already there or the typed line's echo, says the rows are in.)
+      await onA.request('session.input', { id, data: "create table if not exists t(x); insert into t values (1), (2), (3); select 'rows-' || count(*) from t;\r" });
+      await onA.request('session.wait', { id, pattern: '^rows-\\d+$', timeoutMs: 10_000 });
+      return { a, b, id };
+    };
+    // beta has nothing in that place: the database would be a copy there, another file, to
+    // which SQLite refuses to write ("attempt to write a readonly database"). Refused up front.
+    const own = await writer(`mount -t tmpfs -o size=4m none ${dir}`);
+    const refused = await own.a.vos(['migrate', own.id, 'beta']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`SQLite in the session has ${db} open and checks that it stays the same file; it is not here, and a copy would be another file`);
+    await own.a.vos(['send', own.id, "insert into t values (4); select 'still-' || count(*) from t;\\r"]);
+    await waitFor('it to write on where it is', async () => /^still-4$/m.test(await own.a.screen(own.id)));
+    await own.a.vos(['kill', own.id]);
+
+    // Storage both share (here: the same file system): it moves, and writes there.
+    const shared = await writer();
+    const moved = await shared.a.vos(['migrate', shared.id, 'beta', '--json']);
+    expect(moved.code, moved.stderr).toBe(0);
+    const there = (JSON.parse(moved.stdout) as { session: { id: string } }).session.id.split('@')[0]!;
+    await shared.b.vos(['send', there, "insert into t values (5); select 'there-' || count(*) || '-' || sum(x) from t;\\r"]);
+    await waitFor('the insert there', async () => /^there-\d+-\d+$/m.test(await shared.b.screen(there)), 20_000).catch(async (e: unknown) => {
+      throw new Error(`${String(e)}\n--- screen there ---\n${await shared.b.screen(there)}`);
+    });
+    expect(await shared.b.screen(there)).not.toContain('readonly');
+  }, 120_000);
+
   it('moves to a machine whose vdso differs (the proxy, forced there): the clocks keep working', async () => {
     const [a, b] = await m.pair({ env: { VOS_FORCE_VDSO_PROXY: '1' } });
     const id = (await a.vos(['run', '-d', '--', join(m.programs, 'clock')])).stdout.trim();

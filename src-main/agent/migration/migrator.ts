@@ -36,6 +36,7 @@ import { CommitJournal, type CommitRecord } from './commit-journal.js';
 import { checkpointHeld, type HeldCheckpoint } from './held-checkpoint.js';
 import { sessionListeners } from './listeners.js';
 import { sessionLockedFiles } from './locks.js';
+import { sessionInodeBoundFiles } from './inode-bound.js';
 import { fileHashAsync, markAsIs, sessionNeeds, type SessionNeeds } from './preflight.js';
 import { runSteps, type Step } from './transaction.js';
 import type { Anchor } from '../relay/anchor.js';
@@ -267,6 +268,7 @@ export class Migrator {
         sendUpTo: m.options.sendFilesUpTo,
         listeners: sessionListeners(m.session.pid),
         locks: sessionLockedFiles(m.session.pid),
+        inodeBound: sessionInodeBoundFiles(m.session.pid),
       }));
     } catch (err) {
       throw m.fail(`${m.target.name} refuses it: ${describeError(err)}`, err);

@@ -18,6 +18,7 @@ import { IncomingFiles, checkIncomingPath } from './incoming-files.js';
 import type { HeldJournal } from './held-journal.js';
 import { badListener, listenersTakenHere } from './listeners.js';
 import { locksTakenHere } from './locks.js';
+import { inodeBoundHere } from './inode-bound.js';
 import type { IncomingRelays, RelayHub } from '../relay/relay-hub.js';
 import { DEFAULT_ACCEPT_LIMITS, missingHere, refusalDetails, takenAsIsNote, type AcceptLimits } from './preflight.js';
 
@@ -118,6 +119,9 @@ export class MigrationReceiver {
     const locks = offer.locks ?? [];
     const badLock = locks.map((l) => checkIncomingPath(l)).find((p) => p !== null);
     if (badLock) throw new VosError('refused', `the offer names a locked file this machine does not take: ${badLock}`);
+    const inodeBound = offer.inodeBound ?? [];
+    const badBound = inodeBound.map((f) => checkIncomingPath(f.path)).find((p) => p !== null);
+    if (badBound) throw new VosError('refused', `the offer names a file this machine does not take: ${badBound}`);
     if (this.checking >= MAX_OFFERS_CHECKED) throw new VosError('busy', `${MAX_OFFERS_CHECKED} migrations are being checked here already: try again in a moment`);
     this.checking++;
     let checked: Awaited<ReturnType<typeof missingHere>>;
@@ -125,6 +129,7 @@ export class MigrationReceiver {
       checked = await missingHere(offer.dirs, offer.files, offer.sendUpTo, this.accept);
       checked.problems.push(...(await listenersTakenHere(listeners)));
       checked.problems.push(...locksTakenHere(locks));
+      checked.problems.push(...inodeBoundHere(inodeBound));
     } finally {
       this.checking--;
     }
