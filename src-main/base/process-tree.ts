@@ -33,6 +33,16 @@ export function processTree(root: number): number[] {
 }
 
 /**
+ * The processes below `root` without its first `outer` levels: for a session (outer 2), the
+ * programs, not vos-init's outer process (root) and pod init, whose sockets and files are the
+ * agent's own.
+ */
+export function programPids(root: number, outer = 2): number[] {
+  const infrastructure = new Set(outer >= 2 ? [root, ...childPids(root)] : outer === 1 ? [root] : []);
+  return processTree(root).filter((pid) => !infrastructure.has(pid));
+}
+
+/**
  * Field 22 of /proc/PID/stat: the process's start time in clock ticks since boot; with the pid,
  * it names one process even after the pid is reused. null when there is no such process.
  */

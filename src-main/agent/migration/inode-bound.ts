@@ -8,9 +8,9 @@
  * program that can no longer write. Read only: /proc/PID/maps (is libsqlite3 loaded) and the
  * files' stat through /proc/PID/fd.
  */
-import { readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import type { InodeBound } from '../../api/protocol.js';
-import { childPids, processTree } from '../../base/process-tree.js';
+import { openFds, programPids } from '../../base/process-tree.js';
 
 /** At most this many are named in an offer (and checked by a target). */
 export const MAX_INODE_BOUND = 64;
@@ -29,22 +29,14 @@ function usesSqlite(pid: number): boolean {
  * first `outer` levels of the tree (vos-init's outer process and pod init) are left out.
  */
 export function sessionInodeBoundFiles(root: number, outer = 2): InodeBound[] {
-  const infrastructure = new Set(outer >= 2 ? [root, ...childPids(root)] : outer === 1 ? [root] : []);
   const found = new Map<string, number>();
-  for (const pid of processTree(root)) {
-    if (infrastructure.has(pid) || !usesSqlite(pid)) continue;
-    let fds: string[];
-    try {
-      fds = readdirSync(`/proc/${pid}/fd`);
-    } catch {
-      continue;
-    }
-    for (const fd of fds) {
+  for (const pid of programPids(root, outer)) {
+    if (!usesSqlite(pid)) continue;
+    for (const { fd, target } of openFds(pid)) {
+      if (!target.startsWith('/') || target.startsWith('/dev/') || target.startsWith('/proc/') || target.endsWith(' (deleted)')) continue;
       try {
-        const path = readlinkSync(`/proc/${pid}/fd/${fd}`);
-        if (!path.startsWith('/') || path.startsWith('/dev/') || path.startsWith('/proc/') || path.endsWith(' (deleted)')) continue;
-        const st = statSync(`/proc/${pid}/fd/${fd}`);
-        if (st.isFile() && !found.has(path) && found.size < MAX_INODE_BOUND) found.set(path, st.ino);
+        const st = statSync(`/proc/${pid}/fd/${fd}`); // the open file itself, not what the path names now
+        if (st.isFile() && !found.has(target) && found.size < MAX_INODE_BOUND) found.set(target, st.ino);
       } catch {
         /* closed meanwhile */
       }

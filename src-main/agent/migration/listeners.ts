@@ -10,7 +10,7 @@ import { createServer, isIP } from 'node:net';
 import { lstatSync, readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { ListenNeed } from '../../api/protocol.js';
-import { childPids, openFdTargets, processTree } from '../../base/process-tree.js';
+import { openFdTargets, programPids } from '../../base/process-tree.js';
 
 /** At most this many listeners are named in an offer (and checked by a target). */
 export const MAX_LISTENERS = 256;
@@ -81,9 +81,7 @@ export function sessionListeners(root: number, outer = 2): ListenNeed[] {
   const found = new Map<string, ListenNeed>();
   // vos-init's outer process (root) and pod init listen on the agent's own sockets (the pod's
   // control socket): not the program's, and not carried. The programs are below pod init.
-  const infrastructure = new Set(outer >= 2 ? [root, ...childPids(root)] : outer === 1 ? [root] : []);
-  for (const pid of processTree(root)) {
-    if (infrastructure.has(pid)) continue;
+  for (const pid of programPids(root, outer)) {
     for (const target of openFdTargets(pid)) {
       const m = /^socket:\[(\d+)\]$/.exec(target);
       const need = m ? byInode.get(m[1]!) : undefined;

@@ -8,7 +8,7 @@
  * source reads its processes' fdinfo "lock:" lines, the target its /proc/locks.
  */
 import { readFileSync, readlinkSync, readdirSync, statSync } from 'node:fs';
-import { childPids, processTree } from '../../base/process-tree.js';
+import { programPids } from '../../base/process-tree.js';
 
 /** At most this many locked files are named in an offer (and checked by a target). */
 export const MAX_LOCKED_FILES = 256;
@@ -18,10 +18,8 @@ export const MAX_LOCKED_FILES = 256;
  * levels of the tree (a session: vos-init's outer process and pod init) are left out.
  */
 export function sessionLockedFiles(root: number, outer = 2): string[] {
-  const infrastructure = new Set(outer >= 2 ? [root, ...childPids(root)] : outer === 1 ? [root] : []);
   const found = new Set<string>();
-  for (const pid of processTree(root)) {
-    if (infrastructure.has(pid)) continue;
+  for (const pid of programPids(root, outer)) {
     let fds: string[];
     try {
       fds = readdirSync(`/proc/${pid}/fdinfo`);

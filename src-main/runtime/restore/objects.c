@@ -78,7 +78,7 @@ int set_status_flags(int fd, uint32_t flags)
 	return fcntl(fd, F_SETFL, (int)flags & keep);
 }
 
-static int open_regular(const struct img_object *o, struct err *e)
+int open_file_object(const struct img_object *o, struct err *e)
 {
 	int flags = (int)o->flags & ~(O_CREAT | O_TRUNC | O_EXCL | O_NOCTTY | O_CLOEXEC);
 	int fd = open(o->path, flags | O_NOCTTY);
@@ -108,11 +108,6 @@ static int in_image_proc(const struct image *img, const char *path)
 		if (img->procs[i].pid == pid)
 			return 1;
 	return 0;
-}
-
-int open_later_object(const struct img_object *o, struct err *e)
-{
-	return open_regular(o, e);
 }
 
 /* A file deleted while open: a new unnamed file with its content, where the original lived. */
@@ -688,7 +683,7 @@ int create_objects(struct restore_ctx *c, struct err *e)
 				c->object_fd[i] = OBJECT_OPENED_LATER; /* by the process, once it exists */
 				continue;
 			}
-			fd = open_regular(o, e);
+			fd = open_file_object(o, e);
 			break;
 		case VOS_OBJ_DELETED:
 			fd = recreate_deleted(c, o, e);

@@ -117,7 +117,7 @@ static void place_fds(struct restore_ctx *c, struct img_process *p, const int *k
 			/* Its /proc/PID/ exists now (this process's own, or one made before it). A
 			 * description shared with another process becomes one of its own in each. */
 			struct err e;
-			int fd = open_later_object(&c->img.objects[idx], &e);
+			int fd = open_file_object(&c->img.objects[idx], &e);
 			if (fd < 0)
 				restore_fail(c, "process %d: %s", (int)p->pid, e.msg);
 			if (fd != p->fds[i].fd && (dup2(fd, p->fds[i].fd) < 0 || close(fd) < 0))

@@ -103,8 +103,9 @@ int receive_image(const char *path, struct staging *st, struct image_reader *che
 /* objects.c: creates every object (files, pipes, sockets, ...) and shared memory in pod init. */
 int create_objects(struct restore_ctx *c, struct err *e);
 #define OBJECT_OPENED_LATER (-2)
-/* Opens an OBJECT_OPENED_LATER object in the process that holds it: a new descriptor; -1 + e. */
-int open_later_object(const struct img_object *o, struct err *e);
+/* Opens a file object (FILE, DEVICE) by its path, with its flags and position: a new descriptor;
+ * -1 + e. Pod init for most; the process holding it for an OBJECT_OPENED_LATER one. */
+int open_file_object(const struct img_object *o, struct err *e);
 /* objects.c: helpers of the object restore that tcp-pair.c shares. fd as a copy at or above
  * `base` (fd closed); an object's OBJDATA bytes (malloc'd, *len); the status flags that matter. */
 int high_fd(int fd, int base);
