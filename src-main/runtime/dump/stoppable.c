@@ -98,7 +98,10 @@ static int maps_runtime(pid_t pid)
 	return found;
 }
 
-/* Whether the process's environment preloads the runtime (LD_PRELOAD names libvos.so). */
+/* Whether the process's environment preloads the runtime (LD_PRELOAD names libvos.so). An
+ * environment that reads empty counts as yes: in the middle of an exec the new memory has none
+ * yet (a loop's `sleep`, caught on a loaded machine, was refused as "started without the
+ * runtime"); a program really started with an empty one is refused after the wait instead. */
 static int preloads_runtime(pid_t pid)
 {
 	char path[64];
@@ -107,6 +110,10 @@ static int preloads_runtime(pid_t pid)
 	char *env = read_text_file(path, &len);
 	if (!env)
 		return 0;
+	if (len == 0) {
+		free(env);
+		return 1;
+	}
 	int found = 0;
 	for (size_t at = 0; at < len && !found; at += strlen(env + at) + 1)
 		found = strncmp(env + at, "LD_PRELOAD=", 11) == 0 && strstr(env + at, "/libvos.so") != NULL;
