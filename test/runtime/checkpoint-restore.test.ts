@@ -222,6 +222,42 @@ describe.each(runAs)('checkpoint and restore (as $who)', ({ user }) => {
     await waitFor('the parent to see the child count on', async () => (await value()) > first + 20);
   });
 
+  it("JVM perf-data files (/tmp/hsperfdata_<user>/<pid>) are each pod's own, and their shared mapping comes back with its content", async () => {
+    // What every JVM does at start: map /tmp/hsperfdata_<user>/<its pid> shared. Both programs
+    // are pid 2 of their pods, so on the machine's /tmp they would map one file.
+    const program = [
+      'import mmap, os, pwd, sys',
+      'd = "/tmp/hsperfdata_" + pwd.getpwuid(os.geteuid()).pw_name',
+      'os.makedirs(d, exist_ok=True)',
+      'token = sys.argv[1]',
+      'path = "%s/%d" % (d, os.getpid())',
+      'fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)',
+      'os.ftruncate(fd, 4096)',
+      'm = mmap.mmap(fd, 4096, mmap.MAP_SHARED)',
+      'os.close(fd)',
+      'm[:len(token)] = token.encode()',
+      'print("mapped", path, flush=True)',
+      'for line in sys.stdin:',
+      '    m[len(token):len(token) + 6] = b"+again"',
+      '    print("holds", m[:len(token) + 6].decode(), os.listdir(d), flush=True)',
+    ].join('\n');
+    const first = await run(PYTHON, ['-c', program, 'perf-first']);
+    const second = await run(PYTHON, ['-c', program, 'perf-other']);
+    const mapped = (await waitText(first, '^mapped ')).lines.join('\n').match(/^mapped (\S+)$/m)![1];
+    await waitText(second, `^mapped ${mapped.replace(/[/.]/g, '\\$&')}$`);
+    // The machine's directory never sees them (if a JVM of its own has that pid, its file is not theirs).
+    const outside = existsSync(mapped) ? readFileSync(mapped, 'latin1') : '';
+    expect(outside).not.toContain('perf-first');
+    expect(outside).not.toContain('perf-other');
+    const rid = await cycle(first, 'perfdata');
+    await send(rid, 'again\r');
+    expect((await waitText(rid, '^holds ')).lines.join('\n')).toMatch(/^holds perf-first\+again \[\]$/m);
+    await send(second, 'again\r');
+    expect((await waitText(second, '^holds ')).lines.join('\n')).toMatch(/^holds perf-other\+again \['2'\]$/m);
+    await client.request('session.kill', { id: second, signal: 'KILL' });
+    await client.request('session.kill', { id: rid, signal: 'KILL' });
+  });
+
   it('a pty made inside the pod (script) keeps working, with its own job in front', async () => {
     const id = await run('script', ['-q', '-c', `${join(programs, 'counter')} 60`, '/dev/null']);
     await waitText(id, 'count=3\\s*$');

@@ -158,12 +158,18 @@ describe.each(runAsUsers('TCP pair tests'))('TCP connections inside the session 
     await kill(r.id);
   });
 
-  it.skipIf(!JSHELL)('jshell: its front end and its remote JVM agent go on talking after a restore', async () => {
-    // -XX:-UsePerfData: no hsperfdata file mapped shared in /tmp (see the report of issue 11).
-    const id = await run(JSHELL!, ['-J-Xmx64m', '-R-Xmx64m', '-J-XX:-UsePerfData', '-R-XX:-UsePerfData', '--no-startup']);
+  it.skipIf(!JSHELL)('jshell: its front end and its remote JVM agent go on talking after a restore, beside another jshell', async () => {
+    // Both JVMs of each jshell map /tmp/hsperfdata_<user>/<pid> with the same pids in the two
+    // pods: each pod has its own directory there, and the restore carries the file's content.
+    const args = ['-J-Xmx64m', '-R-Xmx64m', '--no-startup'];
+    const id = await run(JSHELL!, args);
+    const other = await run(JSHELL!, args);
     await waitText(id, 'jshell>', 60_000);
+    await waitText(other, 'jshell>', 60_000);
     await send(id, 'int x = 41;\n');
+    await send(other, 'int y = 6;\n');
     await waitText(id, 'x ==> 41', 30_000);
+    await waitText(other, 'y ==> 6', 30_000);
     const { file, warnings } = await checkpoint(id, 'jshell');
     expect(warnings).toEqual([]);
     await kill(id);
@@ -174,6 +180,9 @@ describe.each(runAsUsers('TCP pair tests'))('TCP connections inside the session 
     // The snippet runs in the remote JVM: an answer means the loopback connections came back.
     await send(r.id, 'x + 1\n');
     await waitText(r.id, '==> 42', 30_000);
+    await send(other, 'y * 7\n');
+    await waitText(other, '==> 42', 30_000);
     await kill(r.id);
+    await kill(other);
   }, 120_000);
 });

@@ -158,6 +158,11 @@ int collect_vmas(pid_t pid, struct mem_dump *md, struct vma_list *out, struct er
  * collect_vmas. */
 int collect_vmas_early(pid_t pid, const char *early, struct mem_dump *md, struct vma_list *out, struct err *e);
 void put_vmas(const struct vma_list *l, struct buf *b);
+/* The device of a tmpfs only the pod sees (its JVM perf-data directory): areas mapping its files
+ * shared are written as shared memory, with their content, since no restore finds the files. */
+void dump_note_private_mount(uint64_t dev);
+/* Whether a file of device dev is on that tmpfs: its open descriptors are carried as memfds. */
+int dump_on_private_mount(uint64_t dev);
 /* The shm id of a memfd / shared memory object, registering it; for the fd tables. */
 uint32_t shm_id_for(struct mem_dump *md, uint64_t dev, uint64_t ino);
 void mem_dump_free(struct mem_dump *md);

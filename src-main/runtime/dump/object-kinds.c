@@ -124,6 +124,12 @@ int classify_object(struct object *o, pid_t pid, int fd, const char *link, const
 			o->kind = VOS_OBJ_MEMFD;
 			snprintf(o->path, sizeof o->path, "%s", link + 7);
 			o->p[0] = shm_id_for(md, o->dev, o->ino);
+		} else if (dump_on_private_mount(o->dev)) {
+			/* A file of the pod's own tmpfs, which no restore finds: carried as a memfd (the
+			 * same object as a mapping of it), with its content. */
+			o->kind = VOS_OBJ_MEMFD;
+			snprintf(o->path, sizeof o->path, "%s", link);
+			o->p[0] = shm_id_for(md, o->dev, o->ino);
 		} else {
 			struct stat st;
 			if (fstat(o->dup, &st) == 0 && st.st_nlink == 0)

@@ -54,6 +54,20 @@ static int ends_with(const char *s, const char *suffix)
 	return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
+/* The device of the pod's own tmpfs (init/pod.c), 0 while it has none. Global: set once by pod
+ * init before it serves any checkpoint and only read afterwards, also by the children it forks. */
+static uint64_t private_mount_dev;
+
+void dump_note_private_mount(uint64_t dev)
+{
+	private_mount_dev = dev;
+}
+
+int dump_on_private_mount(uint64_t dev)
+{
+	return private_mount_dev != 0 && dev == private_mount_dev;
+}
+
 static uint32_t classify(const struct vma *v, int shared, const char *path)
 {
 	if (strcmp(path, "[vdso]") == 0)
@@ -67,6 +81,9 @@ static uint32_t classify(const struct vma *v, int shared, const char *path)
 	if (shared) {
 		if (v->ino == 0 || strncmp(path, "/memfd:", 7) == 0 || strncmp(path, "/dev/zero", 9) == 0 ||
 		    strncmp(path, "/SYSV", 5) == 0 || ends_with(path, " (deleted)"))
+			return VOS_VMA_SHMEM;
+		/* A file of the pod's own tmpfs is gone with the pod: its content goes into the image. */
+		if (dump_on_private_mount(v->dev))
 			return VOS_VMA_SHMEM;
 		return VOS_VMA_SHARED_FILE;
 	}

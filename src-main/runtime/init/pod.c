@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pwd.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -33,6 +34,7 @@
 
 #include "../common/util.h"
 #include "../common/status.h"
+#include "../dump/dump.h"
 #include "checkpoint.h"
 #include "control.h"
 #include "vos-control.h"
@@ -208,6 +210,39 @@ int pod_terminal_can_pass(int tty_fd, char *why, size_t size)
 	return 0;
 }
 
+/*
+ * Every JVM maps /tmp/hsperfdata_<user>/<pid> shared (its performance counters, read by jps and
+ * jstat), named by its pid as the pod numbers it, and at start deletes the files there of pids it
+ * cannot see. JVMs in different pods would share names (every pod has a pid 2): the second one
+ * finds the file locked, one deletes another's, and a restore maps a file another live JVM now
+ * owns, or one that is gone, then the JVM dies after a restore that said ok. So each pod gets an
+ * empty tmpfs of its own there, seen only in its mount namespace; a checkpoint carries what its
+ * files hold as shared memory (dump_note_private_mount). Without a user name, or where the
+ * directory cannot be made, the pod goes on without it, as JVMs share the machine's then.
+ */
+static void private_perf_dir(void)
+{
+	struct passwd *pw = getpwuid(geteuid());
+	if (!pw || !pw->pw_name[0] || strchr(pw->pw_name, '/'))
+		return;
+	char dir[300];
+	if (snprintf(dir, sizeof dir, "/tmp/hsperfdata_%s", pw->pw_name) >= (int)sizeof dir)
+		return;
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return;
+	/* Mounted through a descriptor: a symlink planted at that name is not followed. */
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	char target[64];
+	snprintf(target, sizeof target, "/proc/self/fd/%d", fd);
+	struct stat st;
+	if (mount("vos-pod", target, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755,size=64m") == 0 &&
+	    stat(dir, &st) == 0)
+		dump_note_private_mount((uint64_t)st.st_dev);
+	close(fd);
+}
+
 int pod_init_become_leader(struct pod *pod, char *why, size_t size)
 {
 	if (mount(NULL, "/", NULL, MS_SLAVE | MS_REC, NULL) < 0) {
@@ -218,6 +253,8 @@ int pod_init_become_leader(struct pod *pod, char *why, size_t size)
 		snprintf(why, size, "cannot mount the pod's own /proc: %s", strerror(errno));
 		return -1;
 	}
+	if (!pod->shared_perf_dir)
+		private_perf_dir();
 	if (setsid() < 0) {
 		snprintf(why, size, "setsid: %s", strerror(errno));
 		return -1;

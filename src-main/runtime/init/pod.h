@@ -31,6 +31,9 @@ struct pod {
 	struct file_memos *inc_files; /* the mapped files that image described (its chain holds them) */
 	char inc_lost[512];
 	char restore_status[2048]; /* "ok ...", or "error {status}" when this pod's restore failed */
+	/* A restore of an image whose JVMs mapped the machine's own /tmp/hsperfdata_<user> (taken
+	 * before pods had one of their own): the pod keeps using the machine's, so they find it. */
+	int shared_perf_dir;
 	/* Signals read from the signalfd while a checkpoint was waiting for something else. */
 	struct signalfd_siginfo deferred[POD_DEFERRED_MAX];
 	int ndeferred;
@@ -80,7 +83,8 @@ int pod_enter_time_namespace(int64_t monotonic_ns, int64_t boottime_ns, char *wh
  * returns); the function returns in pod init, with pod->status_fd set and the pod's signals
  * blocked. */
 void pod_fork_init(struct pod *pod);
-/* In the new pod init (pid 1): private /proc, session leader with the terminal. */
+/* In the new pod init (pid 1): private /proc, the pod's own JVM perf-data directory (unless
+ * pod->shared_perf_dir), session leader with the terminal. */
 int pod_init_become_leader(struct pod *pod, char *why, size_t size);
 
 #endif

@@ -391,6 +391,19 @@ static void keep_clocks(struct restore_ctx *c)
 	c->clocks = pod_enter_time_namespace(mono_off + mono_delta, boot_off + boot_delta, why, sizeof why) == 0 ? "kept" : "jumped";
 }
 
+/* Whether a JVM of the image maps a file of the machine's /tmp/hsperfdata_<user>: an image taken
+ * before each pod had its own (init/pod.c), whose restore must find those files where they were. */
+static int maps_machine_perf_files(const struct image *img)
+{
+	for (int i = 0; i < img->nprocs; i++)
+		for (uint32_t k = 0; k < img->procs[i].nvmas; k++)
+			if (img->procs[i].vmas[k].kind == VOS_VMA_SHARED_FILE &&
+			    strncmp(img->procs[i].vmas[k].path, "/tmp/hsperfdata_", 16) == 0)
+				return 1;
+	return 0;
+}
+
+
 int restore_main(int argc, char **argv)
 {
 	const char *control = NULL, *image = NULL, *cache = NULL, *image_socket = NULL, *status = NULL;
@@ -480,6 +493,7 @@ int restore_main(int argc, char **argv)
 	pod.tty_fd = c->tty_fd;
 	pod.status_fd = -1;
 	pod.in_namespaces = 1;
+	pod.shared_perf_dir = maps_machine_perf_files(&c->img);
 	if (pod_enter_namespaces(why, sizeof why) < 0)
 		refuse_why(why);
 	keep_clocks(c);
