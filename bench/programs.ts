@@ -197,6 +197,7 @@ async function tryProgram(p: Program, a: BenchAgent, b: BenchAgent): Promise<Out
       ids.pop();
       ids.push([b.client, there]);
       o.move = 'ok';
+      o.note = (o.note ? `${o.note}; ` : '') + `moved ${m.mode}${m.fallback ? ` (not live: ${m.fallback})` : ''}, down ${Math.round(m.downtimeMs)} ms`;
     } catch (err) {
       o.move = 'refused';
       o.note = (o.note ? `${o.note}; ` : '') + short(err);

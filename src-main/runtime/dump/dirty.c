@@ -103,6 +103,17 @@ struct scan_masks {
 	uint64_t required, anyof, returned;
 };
 
+/*
+ * Pages written since they were last protected, among those that hold something (present or
+ * swapped). The scan calls an unpopulated page "written" too (it is not protected), and
+ * protecting it would leave a uffd-wp marker there: later scans call markers swapped, so every
+ * reserved, never touched page (a JVM's heap, V8's cage, Go's arenas: gigabytes) would be read
+ * as zeros into each image, and their page tables kept. An unpopulated page needs no marker: when
+ * the program first touches it, it shows as written.
+ */
+static const struct scan_masks written_real = {PAGE_IS_WRITTEN_, PAGE_IS_PRESENT_ | PAGE_IS_SWAPPED_,
+					       PAGE_IS_WRITTEN_ | PAGE_IS_PRESENT_ | PAGE_IS_SWAPPED_};
+
 /* PAGEMAP_SCAN over [start, end); calls fn for each region of matching pages with its
  * categories. -1: the scan failed (errno); -2: fn failed. */
 static int scan(int pagemap_fd, uint64_t start, uint64_t end, uint64_t flags, struct scan_masks m,
@@ -272,7 +283,8 @@ static int round_process(struct dirty_proc *p, struct image_writer *w, struct me
 		if (!v->uffd_wp)
 			range_set_remove(&p->sent, v->start, v->end); /* a new area: what was here before is gone */
 		struct round_ctx c = {p, v, mem_fd, b, scratch, w, e};
-		struct scan_masks written = {PAGE_IS_WRITTEN_, 0, PAGE_IS_WRITTEN_ | PAGE_IS_PRESENT_ | PAGE_IS_SWAPPED_ | PAGE_IS_FILE_};
+		struct scan_masks written = written_real;
+		written.returned |= PAGE_IS_FILE_;
 		/* A failed scan (the area went away under us) is for the next round or the final image
 		 * to see; a failed write is the end. */
 		if (scan(pagemap_fd, v->start, v->end, PM_SCAN_WP_MATCHING_, written, send_written, &c) == -2)
@@ -336,6 +348,15 @@ struct dirty_proc *dirty_find(struct dirty_tracker *t, pid_t pid)
 	return NULL;
 }
 
+static int ignore_region(void *ctx, uint64_t start, uint64_t end, uint64_t categories)
+{
+	(void)ctx;
+	(void)start;
+	(void)end;
+	(void)categories;
+	return 0;
+}
+
 int dirty_kept(struct dirty_proc *p, int pagemap_fd, const struct vma *v, const uint8_t *want, uint8_t *keep, int protect)
 {
 	uint64_t npages = (v->end - v->start) / PAGE;
@@ -360,26 +381,19 @@ int dirty_kept(struct dirty_proc *p, int pagemap_fd, const struct vma *v, const 
 	 * is sent again (a real one too: the two look alike, and sending is never wrong). */
 	uint64_t gone = v->kind == VOS_VMA_FILE ? PAGE_IS_SWAPPED_ : 0;
 	struct scan_masks changed = {0, PAGE_IS_WRITTEN_ | PAGE_IS_PFNZERO_ | gone, PAGE_IS_WRITTEN_ | PAGE_IS_PFNZERO_ | gone};
-	/* With protect, the same walk write-protects what it finds written (and the zero pages,
-	 * harmlessly): dirty_rearm need not walk the area again. */
-	uint64_t flags = PM_SCAN_CHECK_WPASYNC_ | (protect ? PM_SCAN_WP_MATCHING_ : 0);
-	if (scan(pagemap_fd, v->start, v->end, flags, changed, not_kept, &c) < 0) {
+	if (scan(pagemap_fd, v->start, v->end, PM_SCAN_CHECK_WPASYNC_, changed, not_kept, &c) < 0) {
 		memset(keep, 0, (size_t)npages); /* cannot tell: send it all */
 		return 0;
 	}
+	/* With protect, what was written is protected now (a walk of its own: the one above matches
+	 * unpopulated pages too, which must not be protected, see written_real), and dirty_rearm
+	 * need not walk the area again. */
+	if (protect && scan(pagemap_fd, v->start, v->end, PM_SCAN_WP_MATCHING_, written_real, ignore_region, NULL) < 0)
+		return 0;
 	return protect;
 }
 
 /* ---- incremental checkpoints: tracking that lasts from one image to the next ---- */
-
-static int ignore_region(void *ctx, uint64_t start, uint64_t end, uint64_t categories)
-{
-	(void)ctx;
-	(void)start;
-	(void)end;
-	(void)categories;
-	return 0;
-}
 
 void dirty_prune(const struct freeze *f, struct dirty_tracker *t)
 {
@@ -491,8 +505,7 @@ void dirty_rearm(struct dirty_proc *p, int pagemap_fd, const struct vma *v, cons
 	}
 	/* Write-protect every page written so far: from here on a write shows. A scan that fails
 	 * leaves the area out of `sent`, so the next image has all of it. */
-	struct scan_masks written = {PAGE_IS_WRITTEN_, 0, PAGE_IS_WRITTEN_};
-	if (!protected && scan(pagemap_fd, v->start, v->end, PM_SCAN_WP_MATCHING_, written, ignore_region, NULL) < 0) {
+	if (!protected && scan(pagemap_fd, v->start, v->end, PM_SCAN_WP_MATCHING_, written_real, ignore_region, NULL) < 0) {
 		range_set_remove(&p->sent, v->start, v->end);
 		return;
 	}
@@ -530,7 +543,6 @@ static int written_since(void *ctx, uint64_t start, uint64_t end, uint64_t categ
 
 void dirty_protect_before_freeze(struct dirty_tracker *t)
 {
-	struct scan_masks written = {PAGE_IS_WRITTEN_, 0, PAGE_IS_WRITTEN_};
 	for (int i = 0; i < t->nprocs; i++) {
 		struct dirty_proc *p = &t->procs[i];
 		char path[64];
@@ -541,7 +553,7 @@ void dirty_protect_before_freeze(struct dirty_tracker *t)
 		 * fails leaves the pages it did not see out of `sent` (written, as far as it knows). */
 		for (size_t k = 0; k < p->armed.n && pagemap_fd >= 0; k++) {
 			const struct range *r = &p->armed.r[k];
-			if (scan(pagemap_fd, r->lo, r->hi, PM_SCAN_WP_MATCHING_, written, written_since, &p->sent) < 0)
+			if (scan(pagemap_fd, r->lo, r->hi, PM_SCAN_WP_MATCHING_, written_real, written_since, &p->sent) < 0)
 				range_set_remove(&p->sent, r->lo, r->hi);
 		}
 		if (pagemap_fd >= 0)
