@@ -1,7 +1,8 @@
 /**
  * Programs the runtime's stop signal cannot park are refused at once, before any process of the
  * pod is signaled (dump/stoppable.c): Go programs (their runtime takes every signal over), static
- * ones, and programs under a tracer (strace, gdb). The refusal names the process and the reason,
+ * ones, programs under a tracer (strace, gdb), and programs in a seccomp sandbox (after a wait for
+ * them to end, as man's formatters soon do). The refusal names the process and the reason,
  * comes well before the freeze's 5 s acknowledgement timeout, and the program (and its tracer)
  * never sees the signal: it goes on as before. As root the set runs as root and as nobody.
  */
@@ -109,6 +110,32 @@ describe.each(runAs)('checkpoint refuses programs the runtime cannot stop (as $w
     expect(msg).toMatch(/process \d+ \(counter\) is being traced by process \d+ \(gdb\)/);
     await goesOn(id, 'count=');
     expect(await screen(id)).not.toMatch(/SIG62|received signal/);
+    await client.request('session.kill', { id, signal: 'KILL' });
+  });
+
+  it('refuses a program in a seccomp sandbox, after waiting 2 s for it to end, naming it and why; it goes on', async () => {
+    // Its filter refuses the runtime's acknowledgement (as man-db's does for its formatters):
+    // the freeze used to wait 5 s for it and fail with "did not stop".
+    const id = await run(join(programs, 'sandboxed'), ['0']);
+    await waitText(id, '^sandboxed 3$');
+    const out = join(agent.home, 'sandboxed.vosimg');
+    const started = Date.now();
+    const r = await vos(agent.home, ['checkpoint', id, '--out', out, '--json']);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/process \d+ \(sandboxed\) runs in a seccomp sandbox, which a restore could not put back/);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2000);
+    expect(existsSync(out)).toBe(false);
+    await goesOn(id, 'sandboxed ');
+    await client.request('session.kill', { id, signal: 'KILL' });
+  });
+
+  it("waits for a short-lived sandboxed process to end (man's formatting pipeline) and checkpoints without it", async () => {
+    const id = await run('sh', ['-c', `${join(programs, 'sandboxed')} 700; echo "sandbox ended"; exec ${join(programs, 'counter')} 100`]);
+    await waitText(id, '^sandboxed 1$');
+    const r = await vos(agent.home, ['checkpoint', id, '--out', join(agent.home, 'after-sandbox.vosimg'), '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(await screen(id)).toMatch(/^sandbox ended$/m);
+    await waitText(id, 'count=3$');
     await client.request('session.kill', { id, signal: 'KILL' });
   });
 

@@ -101,11 +101,14 @@ int same_identity(pid_t pid, struct err *e);
 /* Whether the process catches VOS_SIGNAL (the runtime is active in it). */
 int has_runtime(pid_t pid);
 /* ---- stoppable.c ---- */
-/* Why the runtime cannot stop a process (traced, a Go program, no runtime), or NULL if it can. */
+/* Why the runtime cannot stop a process (traced, a Go program, no runtime, a seccomp sandbox), or
+ * NULL if it can. */
 const char *why_unstoppable(pid_t pid, char *buf, size_t size);
 /* Whether a process that cannot be stopped yet will be, once its runtime starts: just exec'd,
  * its environment preloads the runtime, and nothing else (a tracer, Go) stands in the way. */
 int runtime_on_its_way(pid_t pid);
+/* Whether the process runs under a seccomp filter (or strict mode). */
+int in_seccomp_sandbox(pid_t pid);
 
 /* Appends the PROCESS record's fixed part (state, limits, signals, threads) to b. */
 int dump_process_state(pid_t pid, const struct frozen *fz, uint64_t session_tty_rdev, struct buf *b, struct err *e);

@@ -129,9 +129,10 @@ static int drop_if_ended(struct freeze *f, int i)
 
 /*
  * A process the runtime cannot stop now may be one that has just exec'd, whose runtime has not
- * started yet (a shell's `stty`, seen on a loaded machine), or one on its way out (its memory,
- * and so the runtime, already released: a loop's short `sleep`). While either holds, it is
- * looked at again every 20 ms for up to STOPPABLE_WAIT_MS. 1 when it can be stopped or has
+ * started yet (a shell's `stty`, seen on a loaded machine), one on its way out (its memory,
+ * and so the runtime, already released: a loop's short `sleep`), or a short-lived sandboxed one
+ * (man's formatters, which end within a second). While one of these holds, it is looked at
+ * again every 20 ms for up to STOPPABLE_WAIT_MS. 1 when it can be stopped or has
  * ended; 0 (why: the reason) if not. Others are refused at once.
  */
 #define STOPPABLE_WAIT_MS 2000
@@ -145,7 +146,8 @@ static int becomes_stoppable(pid_t pid, char *why, size_t size)
 			return 1;
 		if (!why_unstoppable(pid, why, size))
 			return 1;
-		if (waited >= STOPPABLE_WAIT_MS || !((st.flags & TASK_EXITING) || runtime_on_its_way(pid)))
+		if (waited >= STOPPABLE_WAIT_MS ||
+		    !((st.flags & TASK_EXITING) || runtime_on_its_way(pid) || in_seccomp_sandbox(pid)))
 			return 0;
 		usleep(20 * 1000);
 	}
@@ -221,11 +223,16 @@ static int stop_new(struct pod *pod, struct freeze *f, pid_t *pids, int n, int *
 			continue;
 		}
 		if (rc == 0) {
-			char who[128];
-			for (int i = 0; i < f->nprocs; i++)
-				if (!f->procs[i].ctl_addr)
-					return fail(e, "cannot checkpoint: %s did not stop within %d s",
-						    describe_pid(f->procs[i].pid, who, sizeof who), ACK_TIMEOUT_MS / 1000);
+			char who[128], why[1024];
+			for (int i = 0; i < f->nprocs; i++) {
+				if (f->procs[i].ctl_addr)
+					continue;
+				/* It may have become one the runtime cannot stop since it was looked at. */
+				if (why_unstoppable(f->procs[i].pid, why, sizeof why))
+					return fail_code(e, "unsupported", "cannot checkpoint: %s", why);
+				return fail(e, "cannot checkpoint: %s did not stop within %d s",
+					    describe_pid(f->procs[i].pid, who, sizeof who), ACK_TIMEOUT_MS / 1000);
+			}
 			return fail(e, "cannot checkpoint: a process did not stop in time");
 		}
 		if (si.ssi_code != SI_QUEUE)

@@ -7,7 +7,12 @@
  *     SIG62") and decide what to do with it;
  *   - a Go program: its runtime installs its own handler for every signal with raw system calls
  *     (libvos's sigaction wrapper never sees it), VOS_SIGNAL included;
- *   - a process without the runtime loaded (static, setuid, started with a cleared environment).
+ *   - a process without the runtime loaded (static, setuid, started with a cleared environment);
+ *   - a process in a seccomp sandbox (man's formatters: preconv, tbl, nroff): its filter may forbid
+ *     the runtime's acknowledgement (man's does: rt_sigqueueinfo fails, and the process sat
+ *     stopped while the freeze waited 5 s for it), and no restore could put the filter back
+ *     (reading it needs CAP_SYS_ADMIN over the machine), so a restored program would run
+ *     unsandboxed. Such processes are usually short-lived: the freeze waits for them to end.
  * Limit: a program other than Go that takes VOS_SIGNAL over with a raw rt_sigaction is not seen
  * here (the kernel does not say whose handler it is); the freeze then times out naming it.
  */
@@ -28,6 +33,13 @@ static pid_t tracer_of(pid_t pid)
 		return 0;
 	pid_t tracer = (pid_t)strtol(v, NULL, 10);
 	return tracer > 0 ? tracer : 0;
+}
+
+/* Whether the process runs under a seccomp filter (or strict mode). */
+int in_seccomp_sandbox(pid_t pid)
+{
+	char v[32];
+	return status_field(pid, "Seccomp", v, sizeof v) == 0 && strtol(v, NULL, 10) != 0;
 }
 
 /* Whether the ELF file open on fd has a section named `name`. Every offset and size read from
@@ -146,5 +158,12 @@ const char *why_unstoppable(pid_t pid, char *buf, size_t size)
 	}
 	if (!maps_runtime(pid) || !has_runtime(pid))
 		return why_no_runtime(pid, buf, size);
+	if (in_seccomp_sandbox(pid)) {
+		snprintf(buf, size,
+			 "%s runs in a seccomp sandbox, which a restore could not put back (and which may keep "
+			 "vOS's runtime from answering); checkpoint again once it has ended",
+			 describe_pid(pid, who, sizeof who));
+		return buf;
+	}
 	return NULL;
 }
