@@ -189,7 +189,10 @@ async function tryProgram(p: Program, a: BenchAgent, b: BenchAgent): Promise<Out
     }
     const after = await probe(p, a.client, restored, 2);
     o.works = after ? 'NO' : 'yes';
-    if (after) o.note = `after restore: ${after}`;
+    if (after) {
+      o.note = `after restore: ${after}`;
+      console.log(`${p.name}: its screen after the restore, when its probe failed:\n${await screenOf(a.client, restored).catch(() => '(gone)')}`);
+    }
     let there: string;
     try {
       const m = await a.client.request('session.migrate', { id: restored, peer: b.name });

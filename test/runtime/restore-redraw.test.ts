@@ -2,7 +2,8 @@
  * After a restore a program sees what it sees after a real terminal resize: the SIGWINCH
  * arrives while it waits in its blocking call, so the call is interrupted (EINTR without
  * SA_RESTART, continued after the handler with it) and the handler runs; full-screen programs
- * redraw without a key, and the first key sequence typed afterwards arrives whole.
+ * redraw without a key, and the first key sequence typed afterwards arrives whole, also when sent
+ * the moment the restore is done (the resize has been taken by then).
  * ZDTM style: test/runtime/programs/winch.c, then vim and less. As root the set runs as root and
  * as nobody.
  */
@@ -96,6 +97,21 @@ describe.each(runAs)('a restored program is woken as by a resize (as $who)', ({ 
     const s = await screen(rid);
     expect(s).toMatch(/^ready 1 .*\nwinch\nread 3: 1b 5b 42\nready 2 /m);
     expect(s).not.toMatch(/EINTR/);
+    await send(rid, 'q');
+  });
+
+  it('a key sent the moment the restore is done reaches a program that drops a key a resize interrupts (as less does)', async () => {
+    const id = await run(join(programs, 'winch'), ['cancel']);
+    await waitText(id, '^ready 1 ');
+    const rid = await cycle(id, 'winch-cancel');
+    // At once: the restore's SIGWINCH has been taken before the restore said it was done. (It
+    // used to be sent just after; on a busy machine it then came in the 30 ms the program handles
+    // the key, which this quiet run does not reproduce: the trial of programs did, 2 of 6 runs.)
+    await send(rid, 'x');
+    await waitText(rid, '^(read|dropped) 1: 78$');
+    const s = await screen(rid);
+    expect(s).toMatch(/^read 1: 78$/m);
+    expect(s).toMatch(/^ready 1 .*\nwinch\nEINTR after 1 winch\nready 2 .*\nread 1: 78$/m);
     await send(rid, 'q');
   });
 

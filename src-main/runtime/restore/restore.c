@@ -229,12 +229,12 @@ static int waits_in_own_code(const struct restore_ctx *c, pid_t pid, pid_t tid)
  * whether it returns EINTR or goes on after the handler. Sent before, the signal is delivered on
  * the way out of the restore, the handler runs and the call is made again afterwards: the
  * program never learns of the resize until a key arrives (vim, less do not redraw). So pod
- * init waits (at most REISSUE_WAIT_MS: a thread that computes never waits) until every thread of
- * the foreground job is out of the restore zone and waiting in a call.
+ * init waits (at most wait_ms: a thread that computes never waits) until every thread of the
+ * foreground job is out of the restore zone and waiting in a call. 1 if they all are.
  */
-static void await_blocking_calls(const struct restore_ctx *c)
+static int await_blocking_calls(const struct restore_ctx *c, int wait_ms)
 {
-	int64_t deadline = now_monotonic_us() + REISSUE_WAIT_MS * 1000LL;
+	int64_t deadline = now_monotonic_us() + wait_ms * 1000LL;
 	for (;;) {
 		int pending = 0;
 		for (int i = 0; i < c->img.nprocs && !pending; i++) {
@@ -252,10 +252,76 @@ static void await_blocking_calls(const struct restore_ctx *c)
 					pending = 1;
 			closedir(d);
 		}
-		if (!pending || now_monotonic_us() > deadline)
-			return;
+		if (!pending)
+			return 1;
+		if (now_monotonic_us() > deadline)
+			return 0;
 		usleep(1000);
 	}
+}
+
+/* Whether signal sig is pending in `status` (a /proc status file's text) as the field `name`. */
+static int pending_in(const char *status, const char *name, int sig)
+{
+	const char *at = status ? strstr(status, name) : NULL;
+	unsigned long long mask = 0;
+	return at && sscanf(at + strlen(name), " %llx", &mask) == 1 && (mask >> (sig - 1)) & 1;
+}
+
+/* Whether SIGWINCH still waits to be delivered to a process of the foreground job (to it, or to
+ * one of its threads). */
+static int winch_pending(const struct restore_ctx *c)
+{
+	for (int i = 0; i < c->img.nprocs; i++) {
+		const struct img_process *p = &c->img.procs[i];
+		if (p->pgid != c->img.fg_pgrp)
+			continue;
+		char path[96];
+		snprintf(path, sizeof path, "/proc/%d/status", (int)p->pid);
+		char *status = read_text_file(path, NULL);
+		int pending = pending_in(status, "ShdPnd:", SIGWINCH);
+		free(status);
+		if (pending)
+			return 1;
+		snprintf(path, sizeof path, "/proc/%d/task", (int)p->pid);
+		DIR *d = opendir(path);
+		struct dirent *de;
+		while (d && !pending && (de = readdir(d)) != NULL) {
+			if (de->d_name[0] < '0' || de->d_name[0] > '9')
+				continue;
+			char task[128];
+			snprintf(task, sizeof task, "/proc/%d/task/%.20s/status", (int)p->pid, de->d_name);
+			status = read_text_file(task, NULL);
+			pending = pending_in(status, "SigPnd:", SIGWINCH);
+			free(status);
+		}
+		if (d)
+			closedir(d);
+		if (pending)
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * The restore's SIGWINCH, before the restore is said to be done when the foreground job is back
+ * waiting in its calls within QUICK_REISSUE_MS (an interactive program: a shell, an editor, a
+ * pager), and then until the signal has been taken (at most WINCH_TAKEN_MS): input sent the
+ * moment the restore is done (the app's, a script's) must not meet the signal halfway. A program
+ * whose read just returned a key and is then interrupted by the resize can drop that key: less
+ * lost the "/" of a search typed at once, and ran the rest of the line as commands. 1 if sent.
+ */
+#define QUICK_REISSUE_MS 50
+#define WINCH_TAKEN_MS 200
+static int redraw_before_done(const struct restore_ctx *c)
+{
+	if (!await_blocking_calls(c, QUICK_REISSUE_MS))
+		return 0; /* it computes: after the restore is done, as below */
+	kill(-c->img.fg_pgrp, SIGWINCH);
+	int64_t deadline = now_monotonic_us() + WINCH_TAKEN_MS * 1000LL;
+	while (winch_pending(c) && now_monotonic_us() < deadline)
+		usleep(500);
+	return 1;
 }
 
 static void release_restorer(struct restore_ctx *c)
@@ -511,10 +577,14 @@ int restore_main(int argc, char **argv)
 	release_restorer(c);
 	pod.main_pid = c->img.main_pid;
 	snprintf(pod.restore_status, sizeof pod.restore_status, "ok restored=%d clocks=%s", c->img.nprocs, c->clocks);
+	/* Full-screen programs redraw: they are sent SIGWINCH. */
+	int redraw = c->img.have_terminal && c->img.fg_pgrp > 0;
+	if (redraw && redraw_before_done(c))
+		redraw = 0;
 	send_success(c, 0);
-	if (c->img.have_terminal && c->img.fg_pgrp > 0) {
-		await_blocking_calls(c);
-		kill(-c->img.fg_pgrp, SIGWINCH); /* full-screen programs redraw */
+	if (redraw) {
+		await_blocking_calls(c, REISSUE_WAIT_MS);
+		kill(-c->img.fg_pgrp, SIGWINCH);
 	}
 	pod_init_serve(&pod);
 }
