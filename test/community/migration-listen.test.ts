@@ -2,19 +2,20 @@
  * A server moves between real agents on simulated hosts (network namespaces): it listens on a
  * TCP port and a Unix path there again and answers as the same program; and a move to a host
  * where its port is taken is refused before anything stops, naming the address, the original
- * answering on here. Root only. The hosts share one filesystem: beta gets an empty tmpfs over
+ * answering on here. Root only (network namespaces); tmux, GNU screen and http.server move with
+ * root's agents and with an ordinary user's (nobody). The hosts share one filesystem: beta gets an empty tmpfs over
  * the directory of the socket path (as another machine would have its own disk); tmux and GNU
  * screen (servers on Unix sockets, whose directories beta lacks) and Python's http.server move so
  * too. Also: a move says before the session stops what it will not carry, and is refused up front
  * where its lock is held.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { waitFor } from '../helpers/agent-process.js';
+import { UNPRIVILEGED, waitFor } from '../helpers/agent-process.js';
 import { SimLab, multiHostSkipReason, type HostAgent } from '../helpers/community.js';
-import { fillTestPrograms } from '../helpers/test-programs.js';
+import { fillTestPrograms, runAsUsers } from '../helpers/test-programs.js';
 
 const unavailable = multiHostSkipReason('test/community/migration-listen.test.ts');
 
@@ -35,14 +36,21 @@ describe.skipIf(unavailable !== null)('moving a server', () => {
 
   beforeAll(() => {
     scratch = mkdtempSync('/tmp/vos-mig-listen-');
+    chmodSync(scratch, 0o755); // an ordinary user's agents reach the programs and the site
     programs = join(scratch, 'programs');
     data = join(scratch, 'sockets');
-    mkdirSync(data);
+    mkdirSync(data, { mode: 0o1777 });
+    chmodSync(data, 0o1777);
     fillTestPrograms(programs);
   });
   afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
-  const pair = (): Promise<[HostAgent, HostAgent]> => lab.pairedAgents({}, { mountPrelude: `mount -t tmpfs none ${data}` });
+  const pair = (user: typeof UNPRIVILEGED | null = null): Promise<[HostAgent, HostAgent]> =>
+    lab.pairedAgents(user ? { asUser: user } : {}, { ...(user ? { asUser: user } : {}), mountPrelude: `mount -t tmpfs none ${data}` });
+
+  /** A command's prefix that runs it as `user` (none: as root). */
+  const as = (user: typeof UNPRIVILEGED | null): string[] =>
+    user ? ['setpriv', `--reuid=${user.uid}`, `--regid=${user.gid}`, '--clear-groups'] : [];
 
   /** Asks on a host: in its network namespace, and its agent's mount namespace (its own files). */
   const ask = (agent: HostAgent, target: string | number): string =>
@@ -72,66 +80,73 @@ describe.skipIf(unavailable !== null)('moving a server', () => {
     expect(ask(b, path)).toBe(`answer token=${token} via=unix n=4`);
   }, 90_000);
 
-  it('moves tmux, whose server listens on a Unix socket: the client and its server go on there', async () => {
-    const [a, b] = await pair();
-    // Its socket in the directory beta has its own tmpfs over (TMUX_TMPDIR): another machine's /tmp.
-    const id = (
-      await a.vos(['run', '-d', '--name', 'tmux', '--', 'env', `TMUX_TMPDIR=${data}`, 'SHELL=/bin/sh', 'tmux', '-f', '/dev/null', 'new-session', 'sh'])
-    ).stdout.trim();
-    await waitFor('tmux to show its shell', async () => /^\[0\] 0:sh\*/m.test(await a.screen(id)), 20_000);
-    await a.vos(['send', id, 'echo before-$((6*7))\\r']);
-    // (Not at a line's start: typed before the shell's prompt, its output follows that prompt.)
-    await waitFor('the shell in tmux to answer', async () => /before-42\s*$/m.test(await a.screen(id)));
-    const moved = await a.vos(['migrate', id, 'beta', '--json']);
-    expect(moved.code, moved.stderr).toBe(0);
-    const there = (JSON.parse(moved.stdout) as { session: { id: string } }).session.id.split('@')[0]!;
-    await b.vos(['send', there, 'echo after-$((6*7))\\r']);
-    await waitFor('the shell in tmux to answer there', async () => /^after-42\s*$/m.test(await b.screen(there)), 20_000);
-    // A second client there reaches the same server: it listens on its path there.
-    const ls = execFileSync('nsenter', [`--target=${b.proc.pid}`, '--mount', 'env', `TMUX_TMPDIR=${data}`, 'tmux', 'list-sessions'], { encoding: 'utf8', timeout: 15_000 });
-    expect(ls).toMatch(/^0: 1 windows .*\(attached\)/m);
-  }, 90_000);
+  // The servers people keep in a terminal, moved by root's agents and by an ordinary user's.
+  for (const { who, user } of runAsUsers('server moves')) {
+    it(`moves tmux, whose server listens on a Unix socket: the client and its server go on there (as ${who})`, async () => {
+      const [a, b] = await pair(user);
+      // Its socket in the directory beta has its own tmpfs over (TMUX_TMPDIR): another machine's /tmp.
+      const id = (
+        await a.vos(['run', '-d', '--name', 'tmux', '--', 'env', `TMUX_TMPDIR=${data}`, 'SHELL=/bin/sh', 'tmux', '-f', '/dev/null', 'new-session', 'sh'])
+      ).stdout.trim();
+      await waitFor('tmux to show its shell', async () => /^\[0\] 0:sh\*/m.test(await a.screen(id)), 20_000);
+      await a.vos(['send', id, 'echo before-$((6*7))\\r']);
+      // (Not at a line's start: typed before the shell's prompt, its output follows that prompt.)
+      await waitFor('the shell in tmux to answer', async () => /before-42\s*$/m.test(await a.screen(id)));
+      const moved = await a.vos(['migrate', id, 'beta', '--json']);
+      expect(moved.code, moved.stderr).toBe(0);
+      const there = (JSON.parse(moved.stdout) as { session: { id: string } }).session.id.split('@')[0]!;
+      await b.vos(['send', there, 'echo after-$((6*7))\\r']);
+      await waitFor('the shell in tmux to answer there', async () => /^after-42\s*$/m.test(await b.screen(there)), 20_000);
+      // A second client there reaches the same server: it listens on its path there.
+      const ls = execFileSync('nsenter', [`--target=${b.proc.pid}`, '--mount', ...as(user), 'env', `TMUX_TMPDIR=${data}`, 'tmux', 'list-sessions'], { encoding: 'utf8', timeout: 15_000 });
+      expect(ls).toMatch(/^0: 1 windows .*\(attached\)/m);
+      // The program there runs as that user.
+      const listed = (await b.sessions()).find((s) => s.id === there)!;
+      expect(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${listed.pid}/status`, 'utf8'))![1]).toBe(String(user?.uid ?? 0));
+    }, 90_000);
 
-  it('moves GNU screen, whose server listens on a Unix socket in SCREENDIR: it goes on there', async () => {
-    const [a, b] = await pair();
-    const screenDir = join(data, 'screen');
-    mkdirSync(screenDir, { mode: 0o700 });
-    const id = (await a.vos(['run', '-d', '--name', 'screen', '--', 'env', `SCREENDIR=${screenDir}`, 'SHELL=/bin/sh', 'screen', '-q', 'sh'])).stdout.trim();
-    // Typed once the window's shell prompts: what comes before screen took the terminal is lost.
-    await waitFor('the shell in screen to prompt', async () => /[$#] *$/m.test(await a.screen(id)), 20_000);
-    await a.vos(['send', id, 'echo before-$((6*7))\\r']);
-    // (Not at a line's start: typed before the shell's prompt, its output follows that prompt.)
-    await waitFor('the shell in screen to answer', async () => /before-42\s*$/m.test(await a.screen(id)), 20_000);
-    const moved = await a.vos(['migrate', id, 'beta', '--json']);
-    expect(moved.code, moved.stderr).toBe(0);
-    const there = (JSON.parse(moved.stdout) as { session: { id: string } }).session.id.split('@')[0]!;
-    await b.vos(['send', there, 'echo after-$((6*7))\\r']);
-    await waitFor('the shell in screen to answer there', async () => /^after-42\s*$/m.test(await b.screen(there)), 20_000);
-    const ls = execFileSync('nsenter', [`--target=${b.proc.pid}`, '--mount', 'env', `SCREENDIR=${screenDir}`, 'screen', '-ls'], { encoding: 'utf8', timeout: 15_000 }).toString();
-    expect(ls).toMatch(/\(Attached\)/);
-  }, 90_000);
+    it(`moves GNU screen, whose server listens on a Unix socket in SCREENDIR: it goes on there (as ${who})`, async () => {
+      const [a, b] = await pair(user);
+      const screenDir = join(data, `screen-${who}`);
+      mkdirSync(screenDir, { mode: 0o700 });
+      if (user) chownSync(screenDir, user.uid, user.gid);
+      const id = (await a.vos(['run', '-d', '--name', 'screen', '--', 'env', `SCREENDIR=${screenDir}`, 'SHELL=/bin/sh', 'screen', '-q', 'sh'])).stdout.trim();
+      // Typed once the window's shell prompts: what comes before screen took the terminal is lost.
+      await waitFor('the shell in screen to prompt', async () => /[$#] *$/m.test(await a.screen(id)), 20_000);
+      await a.vos(['send', id, 'echo before-$((6*7))\\r']);
+      // (Not at a line's start: typed before the shell's prompt, its output follows that prompt.)
+      await waitFor('the shell in screen to answer', async () => /before-42\s*$/m.test(await a.screen(id)), 20_000);
+      const moved = await a.vos(['migrate', id, 'beta', '--json']);
+      expect(moved.code, moved.stderr).toBe(0);
+      const there = (JSON.parse(moved.stdout) as { session: { id: string } }).session.id.split('@')[0]!;
+      await b.vos(['send', there, 'echo after-$((6*7))\\r']);
+      await waitFor('the shell in screen to answer there', async () => /^after-42\s*$/m.test(await b.screen(there)), 20_000);
+      const ls = execFileSync('nsenter', [`--target=${b.proc.pid}`, '--mount', ...as(user), 'env', `SCREENDIR=${screenDir}`, 'screen', '-ls'], { encoding: 'utf8', timeout: 15_000 }).toString();
+      expect(ls).toMatch(/\(Attached\)/);
+    }, 90_000);
 
-  it('moves Python\'s http.server: it answers there on the same port, the same process', async () => {
-    const [a, b] = await pair();
-    const site = join(scratch, 'site');
-    mkdirSync(site, { recursive: true });
-    writeFileSync(join(site, 'index.html'), 'hello from the moved server\n');
-    const id = (await a.vos(['run', '-d', '--name', 'http', '--', 'python3', '-u', '-m', 'http.server', '8123', '--bind', '127.0.0.1', '--directory', site])).stdout.trim();
-    await waitFor('the server to serve', async () => /Serving HTTP on 127\.0\.0\.1 port 8123/.test(await a.screen(id)), 20_000);
-    const get = (agent: HostAgent): string =>
-      execFileSync('nsenter', [`--target=${agent.proc.pid}`, '--net', 'python3', '-c', 'import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:8123/", timeout=5).read().decode().strip())'], {
-        encoding: 'utf8',
-        timeout: 15_000,
-      }).trim();
-    expect(get(a)).toBe('hello from the moved server');
-    const moved = await a.vos(['migrate', id, 'beta', '--json']);
-    expect(moved.code, moved.stderr).toBe(0);
-    const there = (JSON.parse(moved.stdout) as { session: { id: string } }).session.id.split('@')[0]!;
-    expect(get(b)).toBe('hello from the moved server');
-    // One log, both requests: the one served here (on the screen that came along) and the one
-    // served there, by the same server process.
-    await waitFor('the server there to log both requests', async () => ((await b.screen(there)).match(/"GET \/ HTTP\/1\.1" 200/g) ?? []).length >= 2);
-  }, 90_000);
+    it(`moves Python's http.server: it answers there on the same port, the same process (as ${who})`, async () => {
+      const [a, b] = await pair(user);
+      const site = join(scratch, 'site');
+      mkdirSync(site, { recursive: true });
+      writeFileSync(join(site, 'index.html'), 'hello from the moved server\n');
+      const id = (await a.vos(['run', '-d', '--name', 'http', '--', 'python3', '-u', '-m', 'http.server', '8123', '--bind', '127.0.0.1', '--directory', site])).stdout.trim();
+      await waitFor('the server to serve', async () => /Serving HTTP on 127\.0\.0\.1 port 8123/.test(await a.screen(id)), 20_000);
+      const get = (agent: HostAgent): string =>
+        execFileSync('nsenter', [`--target=${agent.proc.pid}`, '--net', 'python3', '-c', 'import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:8123/", timeout=5).read().decode().strip())'], {
+          encoding: 'utf8',
+          timeout: 15_000,
+        }).trim();
+      expect(get(a)).toBe('hello from the moved server');
+      const moved = await a.vos(['migrate', id, 'beta', '--json']);
+      expect(moved.code, moved.stderr).toBe(0);
+      const there = (JSON.parse(moved.stdout) as { session: { id: string } }).session.id.split('@')[0]!;
+      expect(get(b)).toBe('hello from the moved server');
+      // One log, both requests: the one served here (on the screen that came along) and the one
+      // served there, by the same server process.
+      await waitFor('the server there to log both requests', async () => ((await b.screen(there)).match(/"GET \/ HTTP\/1\.1" 200/g) ?? []).length >= 2);
+    }, 90_000);
+  }
 
   it('refuses before anything stops a move to where its lock is held (the hosts share one kernel: the same machine for locks), naming the file', async () => {
     const [a, b] = await pair();
