@@ -15,6 +15,7 @@ import { connect as netConnect } from 'node:net';
 import { get as httpGet } from 'node:http';
 import { join } from 'node:path';
 import type { ApiClient } from '../src-main/api/client.js';
+import { VosError } from '../src-main/api/errors.js';
 import { pairAgents, sleep, startLocalAgent, until, type BenchAgent } from './lib.js';
 
 /** How a program shows that it still works: the text it answers a fresh input with, or more. */
@@ -71,7 +72,7 @@ function programs(): Program[] {
     { name: 'awk', needs: 'awk', command: 'awk', args: ['{ print $1 + 1000; fflush() }'], ready: /^$/m, probe: { kind: 'input', send: (n) => `${n}\r`, expect: (n) => new RegExp(`^${1000 + n}$`, 'm') } },
     { name: 'jshell (JVM)', needs: 'jshell', command: 'jshell', args: ['-q'], ready: /jshell> *$/m, probe: shellLike('1000+N') },
     { name: 'sqlite3', needs: 'sqlite3', command: 'sqlite3', args: [join(dir, 'trial.db')], ready: /sqlite> *$/m, probe: shellLike('select 1000+N;') },
-    { name: 'units', needs: 'units', command: 'units', args: ['-q'], ready: /You have: *$/m, probe: { kind: 'input', send: (n) => `${n} m\rcm\r`, expect: (n) => new RegExp(`\\* ${n * 100}\\b`) } },
+    { name: 'units', needs: 'units', command: 'units', args: [], ready: /You have: *$/m, probe: { kind: 'input', send: (n) => `${n} m\rcm\r`, expect: (n) => new RegExp(`\\* ${n * 100}\\b`) } },
     { name: 'ed', needs: 'ed', command: 'ed', args: ['-p*'], ready: /^\*$/m, probe: { kind: 'input', send: (n) => `!echo $((1000+${n}))\r`, expect: (n) => new RegExp(`^${1000 + n}$`, 'm') } },
     { name: 'cat', needs: 'cat', command: 'cat', args: [], ready: /^$/m, probe: { kind: 'input', send: (n) => `tok${n}\r`, expect: (n) => new RegExp(`^tok${n}\\ntok${n}$`, 'm') } },
     { name: 'vim', needs: 'vim', command: 'vim', args: ['-u', 'NONE', '-N', join(dir, 'lines.txt')], ready: /line 1\b/, probe: { kind: 'input', send: (n) => `:echo 1000+${n}\r`, expect: (n) => new RegExp(`^${1000 + n}\\s*$`, 'm') } },
@@ -82,7 +83,8 @@ function programs(): Program[] {
     { name: 'htop', needs: 'htop', command: 'htop', args: ['-d', '10'], ready: /Tasks:/, probe: { kind: 'changes' } },
     { name: 'watch date', needs: 'watch', command: 'watch', args: ['-n', '1', 'date', '+%s.%N'], ready: /Every 1/, probe: { kind: 'changes' } },
     { name: 'vmstat 1', needs: 'vmstat', command: 'vmstat', args: ['1'], ready: /procs/, probe: { kind: 'changes' } },
-    { name: 'ncdu', needs: 'ncdu', command: 'ncdu', args: [dir], ready: /ncdu/, probe: { kind: 'input', send: () => '?', expect: () => /ncdu help|Keys/ } },
+    // Its help toggles with '?': opened once, then its pages (2: Format, 3: About) are asked for.
+    { name: 'ncdu', needs: 'ncdu', command: 'ncdu', args: [dir], ready: /ncdu/, probe: { kind: 'input', send: (n) => (n === 1 ? '?' : String(n)), expect: (n) => [/Move cursor up/, /An error occurred while reading/, /NCurses/][n - 1]! } },
     { name: 'tail -f', needs: 'tail', command: 'tail', args: ['-f', join(dir, 'follow.log')], ready: /started/, probe: { kind: 'file', append: (n) => `appended ${n}\n`, expect: (n) => new RegExp(`^appended ${n}$`, 'm') } },
     { name: 'tmux (server in the pod)', needs: 'tmux', command: 'tmux', args: ['-S', join(dir, 'tmux.sock'), '-f', '/dev/null', 'new-session', 'bash --norc -i'], ready: /[$#] *$/m, probe: echoSum },
     { name: 'GNU screen', needs: 'screen', command: 'screen', args: ['-S', `trial${process.pid}`, 'bash', '--norc', '-i'], ready: /[$#] *$/m, probe: echoSum },
@@ -90,7 +92,7 @@ function programs(): Program[] {
     { name: 'python3 http.server', needs: 'python3', command: 'python3', args: ['-m', 'http.server', '--bind', '127.0.0.1', String(httpPort)], ready: /Serving HTTP/, cwd: dir, probe: { kind: 'connect', ask: () => askHttp(httpPort, '/lines.txt'), expect: () => /^line 1$/m } },
     { name: 'git log (pager)', needs: 'git', command: 'bash', args: ['-c', `cd ${dir} && (git init -q repo && cd repo && for i in $(seq 1 60); do git -c user.name=t -c user.email=t@t commit -q --allow-empty -m "commit-$i"; done) && cd repo && GIT_PAGER='less' git log`], ready: /commit-60/, probe: { kind: 'input', send: () => '/commit-7\r', expect: () => /commit-7/ } },
     { name: 'gdb (ptraced program)', needs: 'gdb', command: 'gdb', args: ['-q', '-ex', 'run', '--args', 'sleep', '1000'], ready: /Starting program/, probe: { kind: 'changes' } },
-    { name: 'strace -f', needs: 'strace', command: 'strace', args: ['-f', '-o', '/dev/null', 'sleep', '1000'], ready: /^$/m, probe: { kind: 'changes' } },
+    { name: 'strace -f', needs: 'strace', command: 'strace', args: ['-f', '-o', '/dev/null', 'sh', '-c', 'while :; do date +%s%N; sleep 0.2; done'], ready: /^\d{10,}$/m, probe: { kind: 'changes' } },
   ];
 }
 
@@ -179,7 +181,16 @@ async function tryProgram(p: Program, a: BenchAgent, b: BenchAgent): Promise<Out
     ids.pop();
     let restored: string;
     try {
-      restored = (await a.client.request('session.restore', { image })).id;
+      try {
+        restored = (await a.client.request('session.restore', { image })).id;
+      } catch (err) {
+        // Refused only for kept files that differ now (node's REPL history, written since): as a
+        // user would, ask again taking them as they are, and say so.
+        const asIs = err instanceof VosError ? err.details.takeAsIs : undefined;
+        if (!asIs?.length) throw err;
+        restored = (await a.client.request('session.restore', { image, takeAsIs: asIs })).id;
+        o.note = `restored taking ${asIs.join(', ')} as it is now`;
+      }
       ids.push([a.client, restored]);
       o.restore = 'ok';
     } catch (err) {
@@ -190,12 +201,21 @@ async function tryProgram(p: Program, a: BenchAgent, b: BenchAgent): Promise<Out
     const after = await probe(p, a.client, restored, 2);
     o.works = after ? 'NO' : 'yes';
     if (after) {
-      o.note = `after restore: ${after}`;
+      o.note = (o.note ? `${o.note}; ` : '') + `after restore: ${after}`;
       console.log(`${p.name}: its screen after the restore, when its probe failed:\n${await screenOf(a.client, restored).catch(() => '(gone)')}`);
     }
     let there: string;
     try {
-      const m = await a.client.request('session.migrate', { id: restored, peer: b.name });
+      let m;
+      try {
+        m = await a.client.request('session.migrate', { id: restored, peer: b.name });
+      } catch (err) {
+        // The app's "Move anyway": refused only for files that differ there.
+        const asIs = err instanceof VosError ? err.details.takeAsIs : undefined;
+        if (!asIs?.length) throw err;
+        m = await a.client.request('session.migrate', { id: restored, peer: b.name, takeAsIs: asIs });
+        o.note = (o.note ? `${o.note}; ` : '') + `moved taking ${asIs.join(', ')} there as it is`;
+      }
       there = m.session.id.slice(0, m.session.id.indexOf('@'));
       ids.pop();
       ids.push([b.client, there]);

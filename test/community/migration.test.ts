@@ -4,9 +4,10 @@
  * reading a file sent along read on there; the clocks keep working across kernels and boot
  * times; a program rewriting its memory moves live (and back, stop-and-copy) with every page
  * intact. What happens when a move fails: migration-failures.test.ts (the two files share
- * test/helpers/migration.ts, and run side by side). Root only.
+ * test/helpers/migration.ts, and run side by side). Root only (network namespaces); tail -f also
+ * moves with an ordinary user's agents.
  */
-import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, chownSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { ApiEvent } from '../../src-main/api/protocol.js';
@@ -14,6 +15,7 @@ import pty from '@lydell/node-pty';
 import { VOS, waitFor } from '../helpers/agent-process.js';
 import { multiHostSkipReason } from '../helpers/community.js';
 import { counts, migrationLab, nothingThere } from '../helpers/migration.js';
+import { runAsUsers } from '../helpers/test-programs.js';
 
 const unavailable = multiHostSkipReason('test/community/migration.test.ts');
 
@@ -148,33 +150,40 @@ describe.skipIf(unavailable !== null)('migration', () => {
     }
   }, 60_000);
 
-  it('moves tail -f (inotify): the lines appended while it moves and after show up there', async () => {
-    const [a, b] = await m.pair();
-    const log = join(m.scratch, 'followed.log');
-    writeFileSync(log, 'line 1\n');
-    const id = (await a.vos(['run', '-d', '--name', 'tail', '--', 'tail', '-f', log])).stdout.trim();
-    await waitFor('the first line', async () => (await a.screen(id)).includes('line 1'));
-    appendFileSync(log, 'line 2\n');
-    await waitFor('the second line', async () => (await a.screen(id)).includes('line 2'));
-    // A line appended while the session is being restored there (stopped here): the restore
-    // raises an event for the changed file, or the watch there is live already and sees it.
-    const onA = await a.connect();
-    let appended = false;
-    onA.onEvent((e) => {
-      if (e.event === 'migration.progress' && e.phase === 'restoring' && !appended) {
-        appended = true;
-        appendFileSync(log, 'line 3 (during the move)\n');
-      }
-    });
-    const moved = await onA.request('session.migrate', { id, peer: 'beta' });
-    expect(appended).toBe(true);
-    const there = moved.session.id.slice(0, moved.session.id.indexOf('@'));
-    await waitFor('the line appended during the move, there', async () => (await b.screen(there)).includes('line 3 (during the move)'));
-    appendFileSync(log, 'line 4\n');
-    await waitFor('a line appended after the move, there', async () => (await b.screen(there)).includes('line 4'));
-    const shown = (await b.screen(there)).split('\n').filter((l) => l.startsWith('line '));
-    expect(shown).toEqual(['line 1', 'line 2', 'line 3 (during the move)', 'line 4']);
-  }, 90_000);
+  for (const { who, user } of runAsUsers('tail -f moves')) {
+    it(`moves tail -f (inotify): the lines appended while it moves and after show up there (as ${who})`, async () => {
+      const as = user ? { asUser: user } : {};
+      const [a, b] = await m.pair(as, as);
+      chmodSync(m.scratch, 0o755); // the user's tail reads the log there
+      const log = join(m.scratch, `followed-${who}.log`);
+      writeFileSync(log, 'line 1\n');
+      // The user's own log (a build's, say): the restore raises the event for the line appended
+      // while it moved by setting the file's times, which only its owner may.
+      if (user) chownSync(log, user.uid, user.gid);
+      const id = (await a.vos(['run', '-d', '--name', 'tail', '--', 'tail', '-f', log])).stdout.trim();
+      await waitFor('the first line', async () => (await a.screen(id)).includes('line 1'));
+      appendFileSync(log, 'line 2\n');
+      await waitFor('the second line', async () => (await a.screen(id)).includes('line 2'));
+      // A line appended while the session is being restored there (stopped here): the restore
+      // raises an event for the changed file, or the watch there is live already and sees it.
+      const onA = await a.connect();
+      let appended = false;
+      onA.onEvent((e) => {
+        if (e.event === 'migration.progress' && e.phase === 'restoring' && !appended) {
+          appended = true;
+          appendFileSync(log, 'line 3 (during the move)\n');
+        }
+      });
+      const moved = await onA.request('session.migrate', { id, peer: 'beta' });
+      expect(appended).toBe(true);
+      const there = moved.session.id.slice(0, moved.session.id.indexOf('@'));
+      await waitFor('the line appended during the move, there', async () => (await b.screen(there)).includes('line 3 (during the move)'));
+      appendFileSync(log, 'line 4\n');
+      await waitFor('a line appended after the move, there', async () => (await b.screen(there)).includes('line 4'));
+      const shown = (await b.screen(there)).split('\n').filter((l) => l.startsWith('line '));
+      expect(shown).toEqual(['line 1', 'line 2', 'line 3 (during the move)', 'line 4']);
+    }, 90_000);
+  }
 
   it('sends an open file the target lacks along: the program reads on from it there', async () => {
     const data = join(m.scratch, 'notes');
