@@ -4,6 +4,7 @@
  * it, `vos restore`, and prove on the new terminal that the state survived and the program
  * still works. As root the whole set runs twice: as root and as an ordinary user (nobody).
  */
+import { randomBytes } from 'node:crypto';
 import { chownSync, copyFileSync, existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -241,19 +242,21 @@ describe.each(runAs)('checkpoint and restore (as $who)', ({ user }) => {
       '    m[len(token):len(token) + 6] = b"+again"',
       '    print("holds", m[:len(token) + 6].decode(), os.listdir(d), flush=True)',
     ].join('\n');
-    const first = await run(PYTHON, ['-c', program, 'perf-first']);
-    const second = await run(PYTHON, ['-c', program, 'perf-other']);
+    // Tokens of this run: a file an earlier run left at that name holds others.
+    const [one, other] = [`perf-first-${randomBytes(4).toString('hex')}`, `perf-other-${randomBytes(4).toString('hex')}`];
+    const first = await run(PYTHON, ['-c', program, one]);
+    const second = await run(PYTHON, ['-c', program, other]);
     const mapped = (await waitText(first, '^mapped ')).lines.join('\n').match(/^mapped (\S+)$/m)![1];
     await waitText(second, `^mapped ${mapped.replace(/[/.]/g, '\\$&')}$`);
     // The machine's directory never sees them (if a JVM of its own has that pid, its file is not theirs).
     const outside = existsSync(mapped) ? readFileSync(mapped, 'latin1') : '';
-    expect(outside).not.toContain('perf-first');
-    expect(outside).not.toContain('perf-other');
+    expect(outside).not.toContain(one);
+    expect(outside).not.toContain(other);
     const rid = await cycle(first, 'perfdata');
     await send(rid, 'again\r');
-    expect((await waitText(rid, '^holds ')).lines.join('\n')).toMatch(/^holds perf-first\+again \[\]$/m);
+    expect((await waitText(rid, '^holds ')).lines.join('\n')).toMatch(new RegExp(`^holds ${one}\\+again \\[\\]$`, 'm'));
     await send(second, 'again\r');
-    expect((await waitText(second, '^holds ')).lines.join('\n')).toMatch(/^holds perf-other\+again \['2'\]$/m);
+    expect((await waitText(second, '^holds ')).lines.join('\n')).toMatch(new RegExp(`^holds ${other}\\+again \\['2'\\]$`, 'm'));
     await client.request('session.kill', { id: second, signal: 'KILL' });
     await client.request('session.kill', { id: rid, signal: 'KILL' });
   });
