@@ -1,7 +1,8 @@
 /**
  * Migration benchmarks (`npm run bench:migration`; needs root: the two machines are network
  * namespaces joined by a veth link). For an idle bash and processes holding 256 MiB and 1 GiB of
- * touched memory, idle after they touched it, and a 256 MiB process that rewrites 8 MB/s of it:
+ * touched memory, idle after they touched it, a 256 MiB process that rewrites 8 MB/s of it, a
+ * process with 4 GiB reserved and almost none of it touched, and jshell (a JVM) where installed:
  * downtime (the program frozen on A until it runs on B), total time of the move, and bytes on
  * the wire against the memory the process touched — stop-and-copy against live (pre-copy), in
  * the same run.
@@ -9,7 +10,7 @@
  * Environment: BENCH_RUNS (3), BENCH_SIZES (256,1024).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MigrationMode } from '../src-main/api/protocol.js';
 import { packageRoot } from '../src-main/base/package-paths.js';
@@ -68,6 +69,9 @@ async function main(): Promise<void> {
       ...SIZES.map((n) => ({ name: `${n} MiB, idle`, mib: n, command: join(programs, 'memhog'), args: [String(n)], ready: `^ready ${n} MiB$` })),
       // 20 pages every 10 ms: 8 MB/s of writes, spread over the whole 256 MiB
       { name: '256 MiB, 8 MB/s written', mib: 256, command: join(programs, 'dirtier'), args: ['256', '20'], ready: '^tick 1 ok' },
+      // As a JVM's heap, V8's cage or Go's arenas: 4 GiB reserved, one page in 16384 touched.
+      { name: '4 GiB reserved, idle', mib: 0, command: join(programs, 'reserver'), args: [], ready: '^ready$' },
+      ...(existsSync('/usr/bin/jshell') ? [{ name: 'jshell (a JVM)', mib: 0, command: '/usr/bin/jshell', args: ['-q'], ready: 'jshell> *$' }] : []),
     ];
     for (const w of workloads) {
       for (const mode of ['stop-and-copy', 'live'] as const) {
