@@ -500,7 +500,8 @@ export interface ApiMethods {
    * Checks that a session can come here; returns the migration's id for the image stream, and
    * the open files this machine lacks that the source is to send along (a link stream each).
    */
-  'migration.offer': { params: MigrationOffer; result: { migration: string; wanted: string[] } };
+  /** `mappedHere`: the offered mapped files this machine has alike (absent from older targets). */
+  'migration.offer': { params: MigrationOffer; result: { migration: string; wanted: string[]; mappedHere?: string[] } };
   /** Resolves when every file sent along is in place here (checked against its hash). */
   'migration.files': { params: { migration: string }; result: { received: number } };
   /** Resolves when the streamed image is restored and held, ready to run. */
@@ -606,6 +607,17 @@ export interface MigrationOffer extends SessionShape {
    * target's file at that path is that very inode (shared storage), the move is refused before
    * anything stops. Absent from older sources. */
   inodeBound?: InodeBound[];
+  /** The files its programs map (executables, libraries): those the target has alike (same size
+   * and mtime) stay out of the image. Absent from older sources. */
+  mappedFiles?: MappedFile[];
+}
+
+/** A file a migrating session's programs map (MigrationOffer.mappedFiles). */
+export interface MappedFile {
+  path: string;
+  size: number;
+  /** Its mtime in nanoseconds, in decimal (beyond a number's precision). */
+  mtimeNs: string;
 }
 
 /** An open file and its inode where the session runs now (MigrationOffer.inodeBound). */

@@ -276,6 +276,18 @@ const CHECKERS: { [M in Method]: Checker } = {
         int(r, 'inode', 0, Number.MAX_SAFE_INTEGER);
       }
     }
+    const mapped = p.mappedFiles;
+    if (mapped !== undefined) {
+      if (!Array.isArray(mapped) || mapped.length > 1024) fail('"mappedFiles" must be a list of at most 1024');
+      for (const f of mapped as unknown[]) {
+        if (typeof f !== 'object' || f === null) fail('"mappedFiles" must hold objects');
+        const r = f as Record<string, unknown>;
+        str(r, 'path');
+        if ((r.path as string).length > 4096) fail('a "mappedFiles" path is too long');
+        int(r, 'size', 0, Number.MAX_SAFE_INTEGER);
+        if (typeof r.mtimeNs !== 'string' || !/^\d{1,20}$/.test(r.mtimeNs)) fail('a "mappedFiles" mtimeNs must be decimal digits');
+      }
+    }
   },
   'migration.files': (p) => nonEmpty(p, 'migration'),
   'migration.result': (p) => nonEmpty(p, 'migration'),

@@ -7,7 +7,8 @@
  * test/helpers/migration.ts, and run side by side). Root only (network namespaces); tail -f also
  * moves with an ordinary user's agents.
  */
-import { appendFileSync, chmodSync, chownSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { appendFileSync, chmodSync, chownSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { ApiEvent } from '../../src-main/api/protocol.js';
@@ -238,6 +239,36 @@ describe.skipIf(unavailable !== null)('migration', () => {
       const lines = (await b.screen(lister)).match(/^files: .*$/gm) ?? [];
       return lines.length > 0 && lines.at(-1)!.includes('notes.txt') && !lines.at(-1)!.includes('log.txt');
     });
+  }, 120_000);
+
+  it('leaves out the mapped files the target has alike; one that only looks alike there (same size and mtime) is carried after all', async () => {
+    const dir = join(m.scratch, 'mapped');
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, 'mapped.bin');
+    const size = 8 * 1048576;
+    writeFileSync(file, randomBytes(size));
+    utimesSync(file, 1700000000, 1700000000); // a time the other machine's look-alike gets too
+    const tick = (text: string): number => Math.max(-1, ...[...text.matchAll(/^tick (\d+) ok$/gm)].map((x) => Number(x[1])));
+    /** mapper moved from alpha to beta: the bytes on the wire; it goes on checking its mapping there. */
+    const move = async (bOptions: { mountPrelude?: string }): Promise<number> => {
+      const [a, b] = await m.pair(bOptions);
+      const id = (await a.vos(['run', '-d', '--name', 'mapper', '--', join(m.programs, 'mapper'), file])).stdout.trim();
+      await waitFor('the mapping to be checked', async () => tick(await a.screen(id)) >= 1);
+      const moved = await a.vos(['migrate', id, 'beta', '--json']);
+      expect(moved.code, moved.stderr).toBe(0);
+      const r = JSON.parse(moved.stdout) as { bytes: number; session: { id: string } };
+      const there = r.session.id.split('@')[0]!;
+      const before = tick(await b.screen(there));
+      await waitFor('the mapping to check out there', async () => tick(await b.screen(there)) > before + 2);
+      expect(await b.screen(there)).not.toMatch(/BAD/);
+      return r.bytes;
+    };
+    // The same file there (the hosts share this one): its 8 MiB stay out of the image.
+    expect(await move({})).toBeLessThan(size / 2);
+    // A file there with the same size and mtime and other content: the restore finds it differs,
+    // and the move is made again carrying it; the program there sees the content it mapped here.
+    const lookAlike = `mount -t tmpfs -o size=16m none ${dir} && head -c ${size} /dev/zero > ${file} && touch -d @1700000000 ${file}`;
+    expect(await move({ mountPrelude: lookAlike })).toBeGreaterThan(size);
   }, 120_000);
 
   it('a REPL whose history file differs there is refused, naming --take-as-is; with it, it moves and uses the file there', async () => {

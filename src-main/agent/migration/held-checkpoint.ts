@@ -15,6 +15,7 @@
  * only what changed since. Where the kernel cannot track written pages it says so and the
  * checkpoint goes on stop-and-copy (`fallback` says why).
  */
+import { rmSync, writeFileSync } from 'node:fs';
 import type { Duplex, Writable } from 'node:stream';
 import { VosError } from '../../api/errors.js';
 import { startCheckpointHelper, type KeptConnection } from '../runtime/checkpoint-helper.js';
@@ -54,6 +55,8 @@ export async function checkpointHeld(
   agentName: string,
   options: {
     live: boolean;
+    /** Mapped files the target has alike: their content stays out of the image. */
+    filesThere?: string[];
     onBytes: (sent: number, frozen: boolean) => void;
     /** What the move will not carry, said before the pod stops (and before any copying). */
     onPrewarning?: (warning: string) => void;
@@ -65,6 +68,10 @@ export async function checkpointHeld(
     throw new VosError('unsupported', `session ${session.id} cannot be checkpointed or moved: ${session.noPodReason}`);
   }
   await session.podReady();
+  // The list pod init reads beside its control socket (vos-init checkpoint --files-there).
+  const thereList = `${session.controlPath}.there`;
+  const filesThere = options.filesThere ?? [];
+  if (filesThere.length) writeFileSync(thereList, `${filesThere.join('\n')}\n`, { mode: 0o600 });
   let sent = 0;
   let frozenAt = 0;
   let rounds = 0;
@@ -73,6 +80,7 @@ export async function checkpointHeld(
     image: 'pipe',
     hold: true,
     relay: true,
+    filesThere: filesThere.length > 0,
     ...(options.onPrewarning ? { onPrewarning: options.onPrewarning } : {}),
     sessionContent: async () => {
       frozenAt = Date.now();
@@ -128,6 +136,8 @@ export async function checkpointHeld(
     f = await helper.held;
   } catch (err) {
     throw sinkBroken !== null ? new VosError('checkpoint_failed', sinkBroken) : err;
+  } finally {
+    if (filesThere.length) rmSync(thereList, { force: true });
   }
   await imageDone;
   if (!imageEnded || sent !== Number(f.bytes) || sinkBroken !== null) {

@@ -37,6 +37,7 @@ import { checkpointHeld, type HeldCheckpoint } from './held-checkpoint.js';
 import { sessionListeners } from './listeners.js';
 import { sessionLockedFiles } from './locks.js';
 import { sessionInodeBoundFiles } from './inode-bound.js';
+import { offeredOnly, sessionMappedFiles } from './mapped-files.js';
 import { fileHashAsync, markAsIs, sessionNeeds, type SessionNeeds } from './preflight.js';
 import { runSteps, type Step } from './transaction.js';
 import type { Anchor } from '../relay/anchor.js';
@@ -62,6 +63,16 @@ export interface MoveOptions {
   sendFilesUpTo: number;
   /** Open files the target may have with other content: the session uses them as they are there. */
   takeAsIs?: string[];
+  /** Carry every mapped file's content, even where the target has the file alike (the retry of a
+   * move whose target's file turned out different). */
+  carryMappedFiles?: boolean;
+}
+
+/** A move that failed at the target's restore with mapped files left to the target's copies. */
+class LeftToTarget extends Error {
+  constructor(override readonly cause: VosError) {
+    super(cause.message);
+  }
 }
 
 /** One migration from here, as its steps learn it. */
@@ -71,6 +82,8 @@ class Move {
   needs: SessionNeeds = { dirs: [], files: [], rssBytes: 0 };
   /** The open files the target asked for, sent along. */
   wanted: string[] = [];
+  /** The mapped files the target has alike: left out of the image (mapped-files.ts). */
+  mappedThere: string[] = [];
   /** The target's answer once it restored the image (asked before the image is sent). */
   restored: Promise<SessionInfo> | null = null;
   held: HeldCheckpoint | null = null;
@@ -179,6 +192,24 @@ export class Migrator {
     options: MoveOptions,
     progress: (p: MigrationProgress) => void,
   ): Promise<MigrationResult> {
+    try {
+      return await this.migrateOnce(ref, peerRef, options, progress);
+    } catch (err) {
+      // The target's restore failed where mapped files were left to its copies: one of them may
+      // differ after all (same size and mtime, other content). The session runs on here; once
+      // more, carrying them all.
+      if (!(err instanceof LeftToTarget)) throw err;
+      this.log(`migration of ${ref}: the restore there failed with mapped files left to its copies (${describeError(err.cause)}); moving again with their content`);
+      return await this.migrateOnce(ref, peerRef, { ...options, carryMappedFiles: true }, progress);
+    }
+  }
+
+  private async migrateOnce(
+    ref: string,
+    peerRef: string,
+    options: MoveOptions,
+    progress: (p: MigrationProgress) => void,
+  ): Promise<MigrationResult> {
     const started = Date.now();
     const session = this.sessions.resolve(ref);
     if (!session.running) throw new VosError('session_exited', `session ${session.id} has ended: nothing to move`);
@@ -215,8 +246,10 @@ export class Migrator {
         relayed: m.anchor?.what ?? [],
       };
     } catch (err) {
+      const failure = err instanceof VosError && err.code === 'migration_failed' ? err : m.fail(describeError(err), err);
+      if (m.mappedThere.length > 0 && failure.details.cause === 'restore_failed' && !m.decided) throw new LeftToTarget(failure);
       m.report('failed', 0, describeError(err));
-      throw err instanceof VosError && err.code === 'migration_failed' ? err : m.fail(describeError(err), err);
+      throw failure;
     } finally {
       release?.();
       this.moving.delete(session.id);
@@ -252,8 +285,10 @@ export class Migrator {
     m.needs.files = markAsIs(m.needs.files, m.options.takeAsIs);
     m.total = m.needs.rssBytes;
     const { name, command, args, cwd, cols, rows } = m.session.info();
+    const mappedFiles = m.options.carryMappedFiles ? [] : sessionMappedFiles(m.session.pid);
     try {
-      ({ migration: m.migration, wanted: m.wanted } = await client.request('migration.offer', {
+      let mappedHere: unknown;
+      ({ migration: m.migration, wanted: m.wanted, mappedHere } = await client.request('migration.offer', {
         id: m.session.id,
         name,
         command,
@@ -269,7 +304,9 @@ export class Migrator {
         listeners: sessionListeners(m.session.pid),
         locks: sessionLockedFiles(m.session.pid),
         inodeBound: sessionInodeBoundFiles(m.session.pid),
+        ...(mappedFiles.length ? { mappedFiles } : {}),
       }));
+      m.mappedThere = offeredOnly(mappedHere, mappedFiles);
     } catch (err) {
       throw m.fail(`${m.target.name} refuses it: ${describeError(err)}`, err);
     }
@@ -298,6 +335,7 @@ export class Migrator {
     try {
       m.held = await checkpointHeld(m.session, stream, this.agentName, {
         live,
+        filesThere: m.mappedThere,
         onBytes: (sent, frozen) => m.report(frozen ? 'sending' : 'copying', sent),
         onPrewarning: (warning) => m.warn(warning),
       });

@@ -19,6 +19,7 @@ import type { HeldJournal } from './held-journal.js';
 import { badListener, listenersTakenHere } from './listeners.js';
 import { locksTakenHere } from './locks.js';
 import { inodeBoundHere } from './inode-bound.js';
+import { mappedFilesHere } from './mapped-files.js';
 import type { IncomingRelays, RelayHub } from '../relay/relay-hub.js';
 import { DEFAULT_ACCEPT_LIMITS, missingHere, refusalDetails, takenAsIsNote, type AcceptLimits } from './preflight.js';
 
@@ -107,7 +108,7 @@ export class MigrationReceiver {
     }
   }
 
-  async offer(peer: { id: string; name: string }, offer: MigrationOffer): Promise<{ migration: string; wanted: string[] }> {
+  async offer(peer: { id: string; name: string }, offer: MigrationOffer): Promise<{ migration: string; wanted: string[]; mappedHere: string[] }> {
     if (!runtimeFiles()) throw new VosError('refused', 'the vOS runtime is not built on this machine');
     if (offer.arch !== arch()) throw new VosError('refused', `this machine is ${arch()}; the session runs on ${offer.arch}`);
     // Paths a peer names are looked at (and files put there) only in their normal form.
@@ -122,6 +123,8 @@ export class MigrationReceiver {
     const inodeBound = offer.inodeBound ?? [];
     const badBound = inodeBound.map((f) => checkIncomingPath(f.path)).find((p) => p !== null);
     if (badBound) throw new VosError('refused', `the offer names a file this machine does not take: ${badBound}`);
+    // Mapped files are only looked at (stat), and only in their normal form: others are not "here".
+    const mapped = (offer.mappedFiles ?? []).filter((f) => checkIncomingPath(f.path) === null);
     if (this.checking >= MAX_OFFERS_CHECKED) throw new VosError('busy', `${MAX_OFFERS_CHECKED} migrations are being checked here already: try again in a moment`);
     this.checking++;
     let checked: Awaited<ReturnType<typeof missingHere>>;
@@ -154,7 +157,7 @@ export class MigrationReceiver {
     const files = new IncomingFiles(id, wanted);
     this.incoming.set(id, { id, peer, offer, restored, settle, started: false, files, takenAsIs, askedAsIs, session: null, timer });
     this.log(`${peer.name} offers session ${offer.name} (${offer.command}); migration ${id}${wanted.length ? `; ${wanted.length} files to send along` : ''}`);
-    return { migration: id, wanted: files.paths };
+    return { migration: id, wanted: files.paths, mappedHere: mappedFilesHere(mapped) };
   }
 
   /** A stream from a paired peer: a migration's image or a file sent along, or refused. */

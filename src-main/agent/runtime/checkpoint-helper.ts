@@ -82,10 +82,17 @@ export function startCheckpointHelper(
     precopy?: { onRound: (fields: HelperFields) => void; onUnavailable: (why: string) => void };
     /** With hold: keep the pod's connections to outside it open here (see above). */
     relay?: boolean;
+    /** With hold: the mapped files listed in CONTROL.there stay out of the image (a move's target has them). */
+    filesThere?: boolean;
   },
 ): CheckpointHelper {
   const relay = options.hold === true && options.relay === true;
-  const flags = [...(options.hold ? ['--hold'] : []), ...(options.precopy ? ['--precopy'] : []), ...(relay ? ['--relay'] : [])];
+  const flags = [
+    ...(options.hold ? ['--hold'] : []),
+    ...(options.precopy ? ['--precopy'] : []),
+    ...(relay ? ['--relay'] : []),
+    ...(options.hold && options.filesThere ? ['--files-there'] : []),
+  ];
   const child = spawn(init, ['checkpoint', '--session', '--producer', `vOS ${packageVersion()}`, ...flags, ...args], {
     stdio: ['pipe', 'pipe', 'pipe', options.image, ...(relay ? (['pipe'] as const) : [])],
   });

@@ -152,6 +152,7 @@ struct mem_dump {
 	int nshms;
 	uint64_t pages, zero_pages, kept_pages, bytes;
 	int parent_files;    /* mapped files left to the parent (FILEREF) */
+	int there_files;     /* mapped files left to a move's target (VOS_FILE_THERE) */
 	uint64_t file_bytes; /* mapped files' content written (FILEDATA) */
 };
 
@@ -212,11 +213,23 @@ struct file_memos {
 };
 void file_memos_free(struct file_memos *m);
 
+/* Paths, one per line of a file (a move's list of the mapped files its target has). */
+struct path_list {
+	char **v;
+	int n;
+};
+/* Reads the list at path (at most 1 MiB; a missing file is an empty list). 0, or -1 (e). */
+int path_list_load(struct path_list *l, const char *path, struct err *e);
+void path_list_free(struct path_list *l);
+
 /* After the pod runs again: FILE and FILEDATA records for every mapped file. With parent (the
  * files of the parent image, in an incremental image), a file whose content the parent's chain
- * holds gets a FILEREF record instead. out (may be NULL): the files this image describes. */
-int dump_mapped_files(struct mem_dump *md, struct image_writer *w, const struct file_memos *parent, struct file_memos *out,
-		      struct err *e);
+ * holds gets a FILEREF record instead. With there (may be NULL: a move, the files its target
+ * said it has, same size and mtime), a file listed gets a FILE record of kind VOS_FILE_THERE and
+ * no FILEDATA (its hash still read here: the restore checks the target's file against it). out
+ * (may be NULL): the files this image describes. */
+int dump_mapped_files(struct mem_dump *md, struct image_writer *w, const struct file_memos *parent, const struct path_list *there,
+		      struct file_memos *out, struct err *e);
 
 /* ---- dirty.c: which pages a running pod writes (live migration) ---- */
 

@@ -73,6 +73,8 @@ static int read_ranges(int fd, const char *path, const uint64_t (*ranges)[2], in
 	uint8_t *buf = xmalloc(chunk);
 	int rc = 0;
 	for (int i = 0; i < nranges && rc == 0; i++) {
+		/* The range's offset, then its bytes: the same hash however the reading is cut up. */
+		hash64_update(&h, &ranges[i][0], sizeof ranges[i][0]);
 		for (uint64_t off = ranges[i][0]; off < ranges[i][0] + ranges[i][1] && rc == 0;) {
 			uint64_t left = ranges[i][0] + ranges[i][1] - off;
 			size_t n = left < chunk ? (size_t)left : chunk;
@@ -81,7 +83,6 @@ static int read_ranges(int fd, const char *path, const uint64_t (*ranges)[2], in
 				rc = fail(e, "cannot read %s: %s", path, errno ? strerror(errno) : "it got shorter");
 				break;
 			}
-			hash64_update(&h, &off, sizeof off);
 			hash64_update(&h, buf, n);
 			if (w) {
 				rc = write_filedata(w, id, off, buf, n, e);
@@ -118,13 +119,13 @@ static const struct file_memo *parent_file(const struct file_memos *parent, cons
 	return NULL;
 }
 
-static int write_file_record(struct image_writer *w, uint32_t type, uint32_t id, const struct mapped_file *f, uint64_t size,
-			     int64_t mtime, uint64_t hash, const uint64_t (*ranges)[2], int nranges, struct err *e)
+static int write_file_record(struct image_writer *w, uint32_t type, uint32_t id, const struct mapped_file *f, uint32_t kind,
+			     uint64_t size, int64_t mtime, uint64_t hash, const uint64_t (*ranges)[2], int nranges, struct err *e)
 {
 	struct buf b;
 	buf_init(&b);
 	buf_u32(&b, id);
-	buf_u32(&b, (uint32_t)f->deleted);
+	buf_u32(&b, kind);
 	buf_u64(&b, size);
 	buf_i64(&b, mtime);
 	buf_u64(&b, hash);
@@ -160,10 +161,52 @@ void file_memos_free(struct file_memos *m)
 	memset(m, 0, sizeof *m);
 }
 
+int path_list_load(struct path_list *l, const char *path, struct err *e)
+{
+	memset(l, 0, sizeof *l);
+	size_t len = 0;
+	char *text = read_text_file(path, &len);
+	if (!text)
+		return errno == ENOENT ? 0 : fail(e, "cannot read %s: %s", path, strerror(errno));
+	if (len > (1u << 20)) {
+		free(text);
+		return fail(e, "%s is too long for a list of files", path);
+	}
+	for (char *line = text; line && *line;) {
+		char *end = strchr(line, '\n');
+		if (end)
+			*end = 0;
+		if (line[0] == '/') {
+			l->v = xrealloc(l->v, (size_t)(l->n + 1) * sizeof *l->v);
+			l->v[l->n++] = xstrdup(line);
+		}
+		line = end ? end + 1 : NULL;
+	}
+	free(text);
+	return 0;
+}
+
+void path_list_free(struct path_list *l)
+{
+	for (int i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	memset(l, 0, sizeof *l);
+}
+
+static int path_listed(const struct path_list *l, const char *path)
+{
+	for (int i = 0; l && i < l->n; i++)
+		if (strcmp(l->v[i], path) == 0)
+			return 1;
+	return 0;
+}
+
 /* A regular file: FILEDATA of its mapped ranges read from the file itself and its FILE record;
- * or, where the parent's chain holds the same content, a FILEREF record alone. */
+ * or, where the parent's chain holds the same content, a FILEREF record alone; or, where the
+ * move's target has it (there), a FILE record of kind VOS_FILE_THERE alone. */
 static int dump_file(struct mem_dump *md, struct mapped_file *f, uint32_t id, struct image_writer *w,
-		     const struct file_memos *parent, struct file_memos *out, struct err *e)
+		     const struct file_memos *parent, const struct path_list *there, struct file_memos *out, struct err *e)
 {
 	const char *path = f->path;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -188,23 +231,29 @@ static int dump_file(struct mem_dump *md, struct mapped_file *f, uint32_t id, st
 		md->parent_files++;
 		if (out)
 			memo_add(out, f, size, mtime, hash, (const uint64_t(*)[2])m->ranges, m->nranges);
-		return write_file_record(w, VOS_REC_FILEREF, id, f, size, mtime, hash, (const uint64_t(*)[2])m->ranges, m->nranges, e);
+		return write_file_record(w, VOS_REC_FILEREF, id, f, VOS_FILE_ON_DISK, size, mtime, hash, (const uint64_t(*)[2])m->ranges,
+					 m->nranges, e);
 	}
+	int is_there = path_listed(there, path);
 	if (rc == 0)
-		rc = read_ranges(fd, path, (const uint64_t(*)[2])f->ranges, f->nranges, id, w, &hash, &md->file_bytes, e);
+		rc = read_ranges(fd, path, (const uint64_t(*)[2])f->ranges, f->nranges, id, is_there ? NULL : w, &hash,
+				 &md->file_bytes, e);
 	close(fd);
 	if (rc == 0 && out)
 		memo_add(out, f, size, mtime, hash, (const uint64_t(*)[2])f->ranges, f->nranges);
-	return rc < 0 ? -1 : write_file_record(w, VOS_REC_FILE, id, f, size, mtime, hash, (const uint64_t(*)[2])f->ranges, f->nranges, e);
+	md->there_files += rc == 0 && is_there;
+	return rc < 0 ? -1
+		      : write_file_record(w, VOS_REC_FILE, id, f, is_there ? VOS_FILE_THERE : VOS_FILE_ON_DISK, size, mtime, hash,
+					  (const uint64_t(*)[2])f->ranges, f->nranges, e);
 }
 
-int dump_mapped_files(struct mem_dump *md, struct image_writer *w, const struct file_memos *parent, struct file_memos *out,
-		      struct err *e)
+int dump_mapped_files(struct mem_dump *md, struct image_writer *w, const struct file_memos *parent, const struct path_list *there,
+		      struct file_memos *out, struct err *e)
 {
 	for (int i = 0; i < md->nfiles; i++) {
 		struct mapped_file *f = &md->files[i];
 		if (!f->deleted) {
-			if (dump_file(md, f, (uint32_t)i, w, parent, out, e) < 0)
+			if (dump_file(md, f, (uint32_t)i, w, parent, there, out, e) < 0)
 				return -1;
 			continue;
 		}
@@ -224,7 +273,8 @@ int dump_mapped_files(struct mem_dump *md, struct image_writer *w, const struct 
 				return -1;
 			md->file_bytes += len;
 		}
-		if (write_file_record(w, VOS_REC_FILE, (uint32_t)i, f, size, 0, 0, (const uint64_t(*)[2])f->ranges, f->nranges, e) < 0)
+		if (write_file_record(w, VOS_REC_FILE, (uint32_t)i, f, VOS_FILE_DELETED, size, 0, 0, (const uint64_t(*)[2])f->ranges,
+				      f->nranges, e) < 0)
 			return -1;
 	}
 	return 0;

@@ -77,6 +77,13 @@ struct vos_rec_header {
 /* POD process entry flags */
 #define VOS_PROC_ZOMBIE 1u
 
+/* FILE's second field: what the image holds of the file. */
+enum vos_file_kind {
+	VOS_FILE_ON_DISK = 0, /* its mapped ranges are in FILEDATA */
+	VOS_FILE_DELETED = 1, /* deleted while mapped: FILEDATA holds what the pod could read */
+	VOS_FILE_THERE = 2,   /* no FILEDATA: a move's target has the same file (its offer said so) */
+};
+
 /* Memory area kinds */
 enum vos_vma_kind {
 	VOS_VMA_ANON = 1,      /* private anonymous (heap, stack, malloc arenas) */

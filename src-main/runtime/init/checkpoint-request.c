@@ -300,9 +300,9 @@ int checkpoint_request(const struct checkpoint_request *o)
 		snprintf(chain_words, sizeof chain_words, " incremental=1%s%.40s", o->parent ? " parent=" : "", o->parent ? o->parent : "");
 	/* Relaying needs the agent's end of fd 4; without it the connections come back closed. */
 	int relay = o->hold && o->relay && fcntl(ANCHOR_FD, F_GETFD) >= 0;
-	snprintf(request, sizeof request, "checkpoint%s%s%s%s%s records=%u bytes=%llu chain=%u", o->stop ? " stop=1" : "",
-		 o->hold ? " hold=1" : "", relay ? " relay=1" : "", o->precopy ? " precopy=1" : "", chain_words, w.records,
-		 (unsigned long long)w.bytes, w.chain);
+	snprintf(request, sizeof request, "checkpoint%s%s%s%s%s%s records=%u bytes=%llu chain=%u", o->stop ? " stop=1" : "",
+		 o->hold ? " hold=1" : "", relay ? " relay=1" : "", o->hold && o->files_there ? " files_there=1" : "",
+		 o->precopy ? " precopy=1" : "", chain_words, w.records, (unsigned long long)w.bytes, w.chain);
 	int sock = control_connect(o->control);
 	if (sock < 0) {
 		int saved = errno;

@@ -13,6 +13,7 @@ struct checkpoint_request {
 	const char *producer; /* HEADER's producer ("vOS 1.2.3" from the agent) */
 	int stop, hold, precopy;
 	int relay; /* (hold) keep the pod's connections to outside it open here: anchor.c, fd 4 */
+	int files_there; /* (hold) the mapped files listed in CONTROL.there stay out of the image */
 	int incremental;         /* ask for an incremental image (see init/checkpoint.h) */
 	const char *parent;      /* its parent's CHAIN id (32 hex digits), or NULL */
 	int session; /* the agent gives SESSION's content on stdin once the pod is frozen */

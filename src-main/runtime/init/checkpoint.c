@@ -454,8 +454,17 @@ void checkpoint_run(struct pod *pod, int *out_fd, int conn, const char *request,
 	 * image of the chain notes what it described for the next one (kept below if it succeeds). */
 	struct file_memos described = {0};
 	int chained = cp.on && !live;
+	/* A move whose target said which mapped files it has (same size and mtime): the agent wrote
+	 * their paths beside the control socket (files_there=1); their content stays out. */
+	struct path_list there = {0};
+	if (rc == 0 && hold && control_arg(request, "files_there", v, sizeof v) && strcmp(v, "1") == 0) {
+		char list[4200];
+		snprintf(list, sizeof list, "%s.there", pod->control_path);
+		rc = path_list_load(&there, list, &e);
+	}
 	if (rc == 0)
-		rc = dump_mapped_files(&md, &w, cp.refer ? pod->inc_files : NULL, chained ? &described : NULL, &e);
+		rc = dump_mapped_files(&md, &w, cp.refer ? pod->inc_files : NULL, &there, chained ? &described : NULL, &e);
+	path_list_free(&there);
 	if (!resumed) {
 		int end = rc == 0;
 		if (hold && rc == 0) {
@@ -463,8 +472,10 @@ void checkpoint_run(struct pod *pod, int *out_fd, int conn, const char *request,
 			*out_fd = -1;
 			char held[CONTROL_LINE_MAX];
 			snprintf(held, sizeof held,
-				 "held processes=%d threads=%u zombies=%d frozen_us=%" PRId64 " records=%u bytes=%" PRIu64 " chain=%u",
-				 f.nprocs, threads, f.nzombies, now_monotonic_us() - t0, w.records, w.bytes, w.chain);
+				 "held processes=%d threads=%u zombies=%d frozen_us=%" PRId64 " records=%u bytes=%" PRIu64
+				 " chain=%u files=%d there_files=%d",
+				 f.nprocs, threads, f.nzombies, now_monotonic_us() - t0, w.records, w.bytes, w.chain, md.nfiles,
+				 md.there_files);
 			end = await_verdict(conn, held, &files);
 			frozen_us = now_monotonic_us() - t0;
 		}

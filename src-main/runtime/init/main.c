@@ -3,7 +3,7 @@
  *
  *   vos-init [launch] [--control SOCKET] [--runtime LIBVOS] [--no-pod] -- PROGRAM [ARGS...]
  *       Start PROGRAM in a new pod on this terminal (what the agent runs on a session's pty).
- *   vos-init checkpoint --control SOCKET [--stop | --hold [--relay]] [--precopy] [--session] [--producer TEXT]
+ *   vos-init checkpoint --control SOCKET [--stop | --hold [--relay] [--files-there]] [--precopy] [--session] [--producer TEXT]
  *       Write an image of the pod to fd 3. vos-init writes every record of it: HEADER (naming
  *       --producer), then the pod writes its own, then SESSION and TRAILER (checkpoint-request.c).
  *       Prints the pod's progress and the outcome, one line each: "frozen" when the pod is
@@ -19,6 +19,9 @@
  *       --relay (with --hold): the pod's connections to outside it are kept open here: once the
  *       verdict was "commit" and the pod ended, this process holds them (the outcome said
  *       relays=N) and relays their bytes with the agent over fd 4 (anchor.c) until they end.
+ *       --files-there (with --hold): the mapped files listed in SOCKET.there (a path per line:
+ *       the move's target has them, same size and mtime) get no FILEDATA, only their FILE
+ *       record (kind VOS_FILE_THERE); "held ..." says files=N there_files=N.
  *       --incremental [--parent ID]: write a CHAIN record and keep tracking written pages after;
  *       if ID is the CHAIN id of the pod's previous such image, write only what changed since
  *       (PARENT runs for the rest). A whole image says why first: "full <why>". The outcome
@@ -66,7 +69,7 @@ static void usage(void) __attribute__((noreturn));
 static void usage(void)
 {
 	fprintf(stderr, "usage: vos-init [launch] [--control SOCKET] [--runtime LIB] [--no-pod] -- PROGRAM [ARGS...]\n"
-			"       vos-init checkpoint --control SOCKET [--stop | --hold [--relay]] [--precopy] [--incremental [--parent ID]] [--session] [--producer TEXT]\n"
+			"       vos-init checkpoint --control SOCKET [--stop | --hold [--relay] [--files-there]] [--precopy] [--incremental [--parent ID]] [--session] [--producer TEXT]\n"
 			"       vos-init restore --control SOCKET (--image FILE | --image-socket PATH) [--parent FILE]... [--hold] [--status PATH] [--runtime LIB] [--cache DIR]\n"
 			"       vos-init verify [--list] [--parent FILE]... FILE\n"
 			"       vos-init host --socket PATH [--cols N] [--rows N] -- PROGRAM [ARGS...]\n"
@@ -124,6 +127,8 @@ static int cmd_checkpoint(int argc, char **argv)
 			o.precopy = 1;
 		else if (strcmp(argv[i], "--relay") == 0)
 			o.relay = 1;
+		else if (strcmp(argv[i], "--files-there") == 0)
+			o.files_there = 1;
 		else if (strcmp(argv[i], "--incremental") == 0)
 			o.incremental = 1;
 		else if (strcmp(argv[i], "--parent") == 0)

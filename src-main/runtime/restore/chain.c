@@ -37,7 +37,7 @@ static uint64_t file_key(const struct img_file *f)
 
 static int same_content(const struct img_file *a, const struct img_file *b)
 {
-	return !b->deleted && a->hash == b->hash && a->size == b->size && a->nranges == b->nranges &&
+	return b->kind == VOS_FILE_ON_DISK && a->hash == b->hash && a->size == b->size && a->nranges == b->nranges &&
 	       strcmp(a->path, b->path) == 0 && memcmp(a->ranges, b->ranges, (size_t)a->nranges * sizeof *a->ranges) == 0;
 }
 
@@ -52,7 +52,7 @@ static int link_files(struct image *above, const struct image *below, struct err
 		refs += above->files[i].in_parent;
 	for (int i = 0; i < below->nfiles && refs; i++) {
 		uint64_t key = file_key(&below->files[i]);
-		if (!below->files[i].deleted && !u64map_get(&index, key, NULL))
+		if (below->files[i].kind == VOS_FILE_ON_DISK && !u64map_get(&index, key, NULL))
 			u64map_put(&index, key, (uint64_t)i);
 	}
 	int rc = 0;

@@ -33,6 +33,7 @@ static int local_matches(const struct img_file *f)
 	uint8_t *buf = xmalloc(chunk);
 	int ok = 1;
 	for (uint32_t i = 0; i < f->nranges && ok; i++) {
+		hash64_update(&h, &f->ranges[i][0], sizeof f->ranges[i][0]);
 		for (uint64_t off = f->ranges[i][0]; off < f->ranges[i][0] + f->ranges[i][1];) {
 			uint64_t left = f->ranges[i][0] + f->ranges[i][1] - off;
 			size_t n = left < chunk ? (size_t)left : chunk;
@@ -40,7 +41,6 @@ static int local_matches(const struct img_file *f)
 				ok = 0;
 				break;
 			}
-			hash64_update(&h, &off, sizeof off);
 			hash64_update(&h, buf, n);
 			off += n;
 		}
@@ -139,9 +139,15 @@ int open_mapped_files(struct restore_ctx *c, struct err *e)
 		c->file_fd[i] = -1;
 		if (!f->present)
 			return fail(e, "%s is damaged: mapped file %d has no description", img->name, i);
-		if (!f->deleted && local_matches(f))
+		if (f->kind != VOS_FILE_DELETED && local_matches(f))
 			c->file_fd[i] = open(f->path, O_RDONLY | O_CLOEXEC);
-		else if (!f->deleted && c->cache_dir)
+		else if (f->kind == VOS_FILE_THERE) {
+			fail_code(e, "restore_failed",
+				  "%s is not here as it was there (the move found its size and time the same, but its content differs), "
+				  "and the image does not carry it", f->path);
+			return err_path(e, f->path);
+		}
+		else if (f->kind == VOS_FILE_ON_DISK && c->cache_dir)
 			c->file_fd[i] = from_cache(c, f, e);
 		else
 			c->file_fd[i] = unnamed_copy(c, f, e);

@@ -320,12 +320,15 @@ static int check_files(struct image *img, struct err *e)
 			return bad(e, img, f->ndata ? &f->data[0] : NULL, "mapped file %d has no description", i);
 		if (f->size > VOS_MAX_FILE_SIZE)
 			return bad(e, img, &f->rec, "mapped file %d claims %llu bytes", i, (unsigned long long)f->size);
-		if (f->deleted > 1)
-			return bad(e, img, &f->rec, "mapped file %d is of unknown kind %u", i, f->deleted);
+		if (f->kind > VOS_FILE_THERE)
+			return bad(e, img, &f->rec, "mapped file %d is of unknown kind %u", i, f->kind);
 		/* A FILEREF's content is a parent's: none here, and a file deleted has no parent's copy. */
-		if (f->in_parent && (f->ndata || f->deleted || !image_needs_parent(img)))
+		if (f->in_parent && (f->ndata || f->kind != VOS_FILE_ON_DISK || !image_needs_parent(img)))
 			return bad(e, img, &f->rec, "mapped file %d refers to its parent image for its content, but %s", i,
-				   f->ndata ? "has data of its own" : f->deleted ? "was deleted" : "the image has no parent");
+				   f->ndata ? "has data of its own" : f->kind == VOS_FILE_DELETED ? "was deleted" : "is left to a move's target");
+		/* One left to the target has no content here. */
+		if (f->kind == VOS_FILE_THERE && f->ndata)
+			return bad(e, img, &f->rec, "mapped file %d is left to the target's copy, but has data of its own", i);
 		for (uint32_t k = 0; k < f->nranges; k++)
 			if (f->ranges[k][0] > VOS_MAX_FILE_SIZE || f->ranges[k][1] > VOS_MAX_FILE_SIZE)
 				return bad(e, img, &f->rec, "mapped file %d has a range at %llu", i, (unsigned long long)f->ranges[k][0]);

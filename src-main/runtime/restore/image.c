@@ -346,7 +346,7 @@ static int load_file(struct image *img, struct reader *r, const struct record *r
 	f->present = 1;
 	f->rec = *rec;
 	f->in_parent = rec->type == VOS_REC_FILEREF;
-	f->deleted = rd_u32(r);
+	f->kind = rd_u32(r);
 	f->size = rd_u64(r);
 	f->mtime = rd_i64(r);
 	f->hash = rd_u64(r);

@@ -101,7 +101,8 @@ int inotify_watches_read(const struct img_object *o, const void *data, size_t le
 			 uint32_t *count, struct err *e);
 
 struct img_file {
-	uint32_t id, deleted;
+	uint32_t id;
+	uint32_t kind; /* enum vos_file_kind: on disk (FILEDATA here), deleted, or the target's */
 	uint64_t size;
 	int64_t mtime;
 	uint64_t hash;
