@@ -60,6 +60,16 @@ describe('incremental checkpoints (vos-init checkpoint --incremental)', () => {
     expect(steps(copy.out())[0]).toBe(Math.max(...steps(before)) + 1);
   }
 
+  /** A restored zapper or reserver, asked to "check" until it answers (the restore may not read
+   * the terminal yet): every page as it should be. */
+  async function checksOk(copy: { term: pty.IPty; out: () => string }): Promise<void> {
+    await waitFor('the copy to check its memory', () => {
+      if (!/check (ok|BAD)|vos: /.test(copy.out())) copy.term.write('check\r');
+      return /check (ok|BAD)|vos: /.test(copy.out());
+    }, 20_000, 300);
+    expect(copy.out()).toMatch(/check ok/);
+  }
+
   interface Taken {
     out: string;
     id: string;
@@ -204,12 +214,7 @@ describe('incremental checkpoints (vos-init checkpoint --incremental)', () => {
         expect(b.incremental, b.out).toBe(true);
         await ended;
         copy = onPty([INIT, 'restore', '--control', join(dir, `zap-${kind.length}-copy.sock`), '--image', img('b'), '--parent', img('a')]);
-        // Asked until it answers (the restore may not read the terminal yet).
-        await waitFor('the copy to check its memory', () => {
-          if (!/check (ok|BAD)|vos: /.test(copy!.out())) copy!.term.write('check\r');
-          return /check (ok|BAD)|vos: /.test(copy!.out());
-        }, 20_000, 300);
-        expect(copy.out()).toMatch(/check ok/);
+        await checksOk(copy);
       } finally {
         original.term.kill('SIGKILL');
         copy?.term.kill('SIGKILL');
@@ -238,11 +243,7 @@ describe('incremental checkpoints (vos-init checkpoint --incremental)', () => {
       // 1 Mi pages reserved: each image reads a few thousand at most (stacks, libraries).
       for (const t of [a, b, c]) expect(zeroPages(t), t.out).toBeLessThan(4096);
       copy = onPty([INIT, 'restore', '--control', join(dir, 'reserver-copy.sock'), '--image', img('c'), '--parent', img('b'), '--parent', img('a')]);
-      await waitFor('the copy to check its memory', () => {
-        if (!/check (ok|BAD)|vos: /.test(copy!.out())) copy!.term.write('check\r');
-        return /check (ok|BAD)|vos: /.test(copy!.out());
-      }, 20_000, 300);
-      expect(copy.out()).toMatch(/check ok/);
+      await checksOk(copy);
     } finally {
       original.term.kill('SIGKILL');
       copy?.term.kill('SIGKILL');
