@@ -129,6 +129,10 @@ describe('vos command', () => {
     expect(usage.stderr).toMatch(/COLS must be a whole number/);
     expect((await vos(d.home, ['frobnicate'])).code).toBe(2);
     expect((await vos(d.home, ['wait', 'x'])).stderr).toMatch(/--text REGEX is required/);
+    // The pattern given as a second word: named as what is too much, not as a missing ID.
+    const extra = await vos(d.home, ['wait', 'x', 'prompt>']);
+    expect(extra.code).toBe(2);
+    expect(extra.stderr).toContain('vos wait: expected ID and options only; "prompt>" is more than that');
     const id = (await vos(d.home, ['run', '-d', '--', 'cat'])).stdout.trim();
     const badEscape = await vos(d.home, ['send', id, 'a\\q']);
     expect(badEscape.code).toBe(1);

@@ -15,8 +15,11 @@ async function withClient<T>(
   allowMore = false,
 ): Promise<T> {
   const { options, positionals } = parseArgs(argv, specs);
-  if (positionals.length < positionalNames.length || (!allowMore && positionals.length > positionalNames.length)) {
-    throw new UsageError(`expected ${positionalNames.join(' ')}${allowMore ? ' ...' : ''}`);
+  if (positionals.length < positionalNames.length) throw new UsageError(`expected ${positionalNames.join(' ')}${allowMore ? ' ...' : ''}`);
+  if (!allowMore && positionals.length > positionalNames.length) {
+    // Name what is too much ("vos wait ID 'prompt>'": the pattern goes after --text).
+    const extra = positionals.slice(positionalNames.length).map((p) => JSON.stringify(p)).join(' ');
+    throw new UsageError(`expected ${positionalNames.join(' ')} and options only; ${extra} is more than that`);
   }
   const client = await ctx.connect();
   try {
