@@ -222,6 +222,33 @@ static int waits_in_own_code(const struct restore_ctx *c, pid_t pid, pid_t tid)
 	return ready; /* "running": not yet, or never (it computes) */
 }
 
+/* Whether pred holds for a thread of the foreground job (it stops at the first that does). */
+static int any_fg_thread(const struct restore_ctx *c, int (*pred)(const struct restore_ctx *c, pid_t pid, pid_t tid))
+{
+	int found = 0;
+	for (int i = 0; i < c->img.nprocs && !found; i++) {
+		const struct img_process *p = &c->img.procs[i];
+		if (p->pgid != c->img.fg_pgrp)
+			continue;
+		char dir[64];
+		snprintf(dir, sizeof dir, "/proc/%d/task", (int)p->pid);
+		DIR *d = opendir(dir);
+		if (!d)
+			continue;
+		struct dirent *de;
+		while (!found && (de = readdir(d)) != NULL)
+			if (de->d_name[0] >= '0' && de->d_name[0] <= '9')
+				found = pred(c, p->pid, (pid_t)atoi(de->d_name));
+		closedir(d);
+	}
+	return found;
+}
+
+static int still_on_its_way(const struct restore_ctx *c, pid_t pid, pid_t tid)
+{
+	return !waits_in_own_code(c, pid, tid);
+}
+
 /*
  * A thread frozen inside a blocking call (read on the terminal, poll...) is restored to make the
  * call again (dump/freeze.c). The restore's SIGWINCH must find it back in that call, as a real
@@ -235,72 +262,33 @@ static int waits_in_own_code(const struct restore_ctx *c, pid_t pid, pid_t tid)
 static int await_blocking_calls(const struct restore_ctx *c, int wait_ms)
 {
 	int64_t deadline = now_monotonic_us() + wait_ms * 1000LL;
-	for (;;) {
-		int pending = 0;
-		for (int i = 0; i < c->img.nprocs && !pending; i++) {
-			const struct img_process *p = &c->img.procs[i];
-			if (p->pgid != c->img.fg_pgrp)
-				continue;
-			char dir[64];
-			snprintf(dir, sizeof dir, "/proc/%d/task", (int)p->pid);
-			DIR *d = opendir(dir);
-			if (!d)
-				continue;
-			struct dirent *de;
-			while ((de = readdir(d)) != NULL && !pending)
-				if (de->d_name[0] >= '0' && de->d_name[0] <= '9' && !waits_in_own_code(c, p->pid, (pid_t)atoi(de->d_name)))
-					pending = 1;
-			closedir(d);
-		}
-		if (!pending)
-			return 1;
+	while (any_fg_thread(c, still_on_its_way)) {
 		if (now_monotonic_us() > deadline)
 			return 0;
 		usleep(1000);
 	}
+	return 1;
 }
 
-/* Whether signal sig is pending in `status` (a /proc status file's text) as the field `name`. */
-static int pending_in(const char *status, const char *name, int sig)
+/* Whether signal sig is set in the mask `name` of a /proc status text. */
+static int signal_in(const char *status, const char *name, int sig)
 {
 	const char *at = status ? strstr(status, name) : NULL;
 	unsigned long long mask = 0;
 	return at && sscanf(at + strlen(name), " %llx", &mask) == 1 && (mask >> (sig - 1)) & 1;
 }
 
-/* Whether SIGWINCH still waits to be delivered to a process of the foreground job (to it, or to
- * one of its threads). */
-static int winch_pending(const struct restore_ctx *c)
+/* Whether SIGWINCH waits to be delivered to the thread or to its process (a thread's status
+ * shows both: SigPnd its own, ShdPnd its process's). */
+static int winch_pending(const struct restore_ctx *c, pid_t pid, pid_t tid)
 {
-	for (int i = 0; i < c->img.nprocs; i++) {
-		const struct img_process *p = &c->img.procs[i];
-		if (p->pgid != c->img.fg_pgrp)
-			continue;
-		char path[96];
-		snprintf(path, sizeof path, "/proc/%d/status", (int)p->pid);
-		char *status = read_text_file(path, NULL);
-		int pending = pending_in(status, "ShdPnd:", SIGWINCH);
-		free(status);
-		if (pending)
-			return 1;
-		snprintf(path, sizeof path, "/proc/%d/task", (int)p->pid);
-		DIR *d = opendir(path);
-		struct dirent *de;
-		while (d && !pending && (de = readdir(d)) != NULL) {
-			if (de->d_name[0] < '0' || de->d_name[0] > '9')
-				continue;
-			char task[128];
-			snprintf(task, sizeof task, "/proc/%d/task/%.20s/status", (int)p->pid, de->d_name);
-			status = read_text_file(task, NULL);
-			pending = pending_in(status, "SigPnd:", SIGWINCH);
-			free(status);
-		}
-		if (d)
-			closedir(d);
-		if (pending)
-			return 1;
-	}
-	return 0;
+	(void)c;
+	char path[96];
+	snprintf(path, sizeof path, "/proc/%d/task/%d/status", (int)pid, (int)tid);
+	char *status = read_text_file(path, NULL);
+	int pending = signal_in(status, "SigPnd:", SIGWINCH) || signal_in(status, "ShdPnd:", SIGWINCH);
+	free(status);
+	return pending;
 }
 
 /*
@@ -319,7 +307,7 @@ static int redraw_before_done(const struct restore_ctx *c)
 		return 0; /* it computes: after the restore is done, as below */
 	kill(-c->img.fg_pgrp, SIGWINCH);
 	int64_t deadline = now_monotonic_us() + WINCH_TAKEN_MS * 1000LL;
-	while (winch_pending(c) && now_monotonic_us() < deadline)
+	while (any_fg_thread(c, winch_pending) && now_monotonic_us() < deadline)
 		usleep(500);
 	return 1;
 }
