@@ -68,7 +68,7 @@ export interface MoveOptions {
   carryMappedFiles?: boolean;
 }
 
-/** A move that failed at the target's restore with mapped files left to the target's copies. */
+/** A move whose target's restore failed on a mapped file left to the target's copy (mapped-files.ts). */
 class LeftToTarget extends Error {
   constructor(override readonly cause: VosError) {
     super(cause.message);
@@ -195,11 +195,10 @@ export class Migrator {
     try {
       return await this.migrateOnce(ref, peerRef, options, progress);
     } catch (err) {
-      // The target's restore failed where mapped files were left to its copies: one of them may
-      // differ after all (same size and mtime, other content). The session runs on here; once
-      // more, carrying them all.
+      // The target's restore failed on a mapped file left to its copy: that one differs after all
+      // (same size and mtime, other content). The session runs on here; once more, carrying them all.
       if (!(err instanceof LeftToTarget)) throw err;
-      this.log(`migration of ${ref}: the restore there failed with mapped files left to its copies (${describeError(err.cause)}); moving again with their content`);
+      this.log(`migration of ${ref}: the restore there failed on a file left to its copy (${describeError(err.cause)}); moving again with the files' content`);
       return await this.migrateOnce(ref, peerRef, { ...options, carryMappedFiles: true }, progress);
     }
   }
@@ -247,7 +246,9 @@ export class Migrator {
       };
     } catch (err) {
       const failure = err instanceof VosError && err.code === 'migration_failed' ? err : m.fail(describeError(err), err);
-      if (m.mappedThere.length > 0 && failure.details.cause === 'restore_failed' && !m.decided) throw new LeftToTarget(failure);
+      // Only a restore that failed on a file left to the target is made again (with the content).
+      const path = failure.details.path;
+      if (path !== undefined && m.mappedThere.includes(path) && failure.details.cause === 'restore_failed' && !m.decided) throw new LeftToTarget(failure);
       m.report('failed', 0, describeError(err));
       throw failure;
     } finally {
