@@ -152,6 +152,20 @@ async function stillRunning(c: ApiClient, id: string): Promise<string> {
   return `it ended (${JSON.stringify(info.exit)}; its screen ends: ${last.slice(0, 100)})`;
 }
 
+/**
+ * A request that, refused only for kept files whose content differs (`takeAsIs` in the refusal),
+ * is asked again taking them as they are, as a user would (--take-as-is, "Move anyway").
+ */
+async function askingAgainAsIs<T>(ask: (takeAsIs?: string[]) => Promise<T>): Promise<{ result: T; asIs: string[] | null }> {
+  try {
+    return { result: await ask(), asIs: null };
+  } catch (err) {
+    const asIs = err instanceof VosError ? err.details.takeAsIs : undefined;
+    if (!asIs?.length) throw err;
+    return { result: await ask(asIs), asIs };
+  }
+}
+
 const short = (err: unknown): string => (err as Error).message.replace(/\s+/g, ' ').slice(0, 160);
 
 async function tryProgram(p: Program, a: BenchAgent, b: BenchAgent): Promise<Outcome> {
@@ -181,16 +195,10 @@ async function tryProgram(p: Program, a: BenchAgent, b: BenchAgent): Promise<Out
     ids.pop();
     let restored: string;
     try {
-      try {
-        restored = (await a.client.request('session.restore', { image })).id;
-      } catch (err) {
-        // Refused only for kept files that differ now (node's REPL history, written since): as a
-        // user would, ask again taking them as they are, and say so.
-        const asIs = err instanceof VosError ? err.details.takeAsIs : undefined;
-        if (!asIs?.length) throw err;
-        restored = (await a.client.request('session.restore', { image, takeAsIs: asIs })).id;
-        o.note = `restored taking ${asIs.join(', ')} as it is now`;
-      }
+      // Refused only for kept files that differ now (node's REPL history, written since): asked again.
+      const r = await askingAgainAsIs((takeAsIs) => a.client.request('session.restore', { image, ...(takeAsIs ? { takeAsIs } : {}) }));
+      restored = r.result.id;
+      if (r.asIs) o.note = `restored taking ${r.asIs.join(', ')} as it is now`;
       ids.push([a.client, restored]);
       o.restore = 'ok';
     } catch (err) {
@@ -206,16 +214,10 @@ async function tryProgram(p: Program, a: BenchAgent, b: BenchAgent): Promise<Out
     }
     let there: string;
     try {
-      let m;
-      try {
-        m = await a.client.request('session.migrate', { id: restored, peer: b.name });
-      } catch (err) {
-        // The app's "Move anyway": refused only for files that differ there.
-        const asIs = err instanceof VosError ? err.details.takeAsIs : undefined;
-        if (!asIs?.length) throw err;
-        m = await a.client.request('session.migrate', { id: restored, peer: b.name, takeAsIs: asIs });
-        o.note = (o.note ? `${o.note}; ` : '') + `moved taking ${asIs.join(', ')} there as it is`;
-      }
+      // The app's "Move anyway": refused only for files that differ there.
+      const r = await askingAgainAsIs((takeAsIs) => a.client.request('session.migrate', { id: restored, peer: b.name, ...(takeAsIs ? { takeAsIs } : {}) }));
+      const m = r.result;
+      if (r.asIs) o.note = (o.note ? `${o.note}; ` : '') + `moved taking ${r.asIs.join(', ')} there as it is`;
       there = m.session.id.slice(0, m.session.id.indexOf('@'));
       ids.pop();
       ids.push([b.client, there]);
