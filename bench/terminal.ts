@@ -7,15 +7,20 @@
  *      baseline: node-pty.write → pty → cat → pty → node-pty onData (this process)
  *      agent:    client → Unix socket → agent → pty → cat → pty → agent (mirror, batcher) →
  *                Unix socket → client (an attached viewer)
- * 2. Throughput: `cat` of a 100 MB text file, until the last byte reaches the viewer.
+ * 2. Throughput: `cat` of a 100 MB text file, until the last byte reaches the viewer, against
+ *    node-pty reading it directly and tmux with its client attached (issue 14's comparison: both
+ *    parse everything into a screen), taking turns in each round.
+ * 3. Four sessions flooding at once, each watched: the agent's event-loop delay (the screen
+ *    mirrors parse in their own thread) and the round trip of an API request meanwhile.
  *
- * Environment: BENCH_SAMPLES (default 400), BENCH_MB (default 100).
+ * Environment: BENCH_SAMPLES (default 400), BENCH_MB (default 100), BENCH_ROUNDS (default 3).
  */
+import { spawnSync } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { join } from 'node:path';
 import pty from '@lydell/node-pty';
 import type { ApiClient } from '../src-main/api/client.js';
-import { percentile, startLocalAgent } from './lib.js';
+import { median, percentile, startLocalAgent } from './lib.js';
 
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 400);
 const MEGABYTES = Number(process.env.BENCH_MB ?? 100);
@@ -108,7 +113,7 @@ async function makeTextFile(dir: string): Promise<string> {
   return path;
 }
 
-async function baselineThroughput(file: string): Promise<{ seconds: number; chars: number }> {
+async function baselineThroughput(file: string): Promise<Run> {
   const t0 = now();
   const p = pty.spawn('cat', [file], { cols: 80, rows: 24 });
   let chars = 0;
@@ -117,12 +122,34 @@ async function baselineThroughput(file: string): Promise<{ seconds: number; char
   return { seconds: (now() - t0) / 1000, chars };
 }
 
-async function agentThroughput(client: ApiClient, file: string): Promise<{ seconds: number; chars: number; resyncs: number }> {
+interface Run {
+  seconds: number;
+  /** Characters the viewer (or tmux's client) received. */
+  chars: number;
+  resyncs?: number;
+}
+
+/**
+ * tmux doing the same: a new session running `cat` with its client attached on a pty of the
+ * same size, until the client ends with the session. tmux parses everything into its screen and
+ * redraws the client's terminal at the client's pace.
+ */
+async function tmuxThroughput(file: string, dir: string): Promise<Run> {
+  const socket = join(dir, 'tmux.sock');
+  const env: Record<string, string | undefined> = { ...process.env, TERM: 'xterm-256color', TMUX: undefined };
+  const t0 = now();
+  const p = pty.spawn('tmux', ['-S', socket, '-f', '/dev/null', 'new-session', `cat '${file}'`], { cols: 80, rows: 24, env });
+  let chars = 0;
+  p.onData((d) => (chars += d.length));
+  await new Promise<void>((resolve) => p.onExit(() => resolve()));
+  return { seconds: (now() - t0) / 1000, chars };
+}
+
+async function agentThroughput(client: ApiClient, file: string): Promise<Run> {
   const s = await client.request('session.create', { command: 'sh', args: ['-c', `read go; exec cat '${file}'`] });
   await client.request('session.attach', { id: s.id, cols: 80, rows: 24 });
   let chars = 0;
   let resyncs = 0;
-  let t0 = 0;
   const done = new Promise<void>((resolve) => {
     client.onEvent((e) => {
       if (!('id' in e) || e.id !== s.id) return;
@@ -131,12 +158,73 @@ async function agentThroughput(client: ApiClient, file: string): Promise<{ secon
       else if (e.event === 'session.exited') resolve();
     });
   });
-  t0 = now();
+  const t0 = now();
   await client.request('session.input', { id: s.id, data: '\r' });
   await done;
   const seconds = (now() - t0) / 1000;
   await client.request('session.remove', { id: s.id, force: true });
   return { seconds, chars, resyncs };
+}
+
+function hasTmux(): boolean {
+  return spawnSync('tmux', ['-V'], { stdio: 'ignore' }).status === 0;
+}
+
+/**
+ * Four sessions print FLOOD_MB each at once, each watched by a viewer, while the agent measures
+ * its event loop's delay (VOS_LOOP_DELAY=1) and this process pings the agent every 10 ms.
+ */
+async function floodLoopDelay(file: string): Promise<void> {
+  process.env.VOS_LOOP_DELAY = '1';
+  const agent = await startLocalAgent('bench-flood');
+  delete process.env.VOS_LOOP_DELAY;
+  const client = agent.client;
+  try {
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const s = await client.request('session.create', { command: 'sh', args: ['-c', `read go; exec cat '${file}'`] });
+      await client.request('session.attach', { id: s.id, cols: 80, rows: 24 });
+      ids.push(s.id);
+    }
+    const exited = new Set<string>();
+    const allDone = new Promise<void>((resolve) =>
+      client.onEvent((e) => {
+        if (e.event === 'session.exited' && ids.includes(e.id)) {
+          exited.add(e.id);
+          if (exited.size === ids.length) resolve();
+        }
+      }),
+    );
+    const before = (await client.request('agent.info', { resetLoopDelay: true })).loopDelay;
+    if (!before) throw new Error('the agent does not measure its loop delay (VOS_LOOP_DELAY=1)');
+    const t0 = now();
+    for (const id of ids) await client.request('session.input', { id, data: '\r' });
+    const pings: number[] = [];
+    let flooding = true;
+    void allDone.then(() => (flooding = false));
+    while (flooding) {
+      const p0 = now();
+      await client.request('session.list', {});
+      pings.push(now() - p0);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const seconds = (now() - t0) / 1000;
+    const delay = (await client.request('agent.info', { resetLoopDelay: true })).loopDelay!;
+    const p = stats(pings);
+    console.log(`\nfour sessions printing ${MEGABYTES} MB each at once, each with a viewer (${seconds.toFixed(2)} s)`);
+    console.log(`  agent event-loop delay   max ${fmt(delay.maxMs)} ms  p99 ${fmt(delay.p99Ms)} ms  (${delay.samples} samples)`);
+    console.log(`  API request round trip   median ${fmt(p.median)} ms  p99 ${fmt(p.p99)} ms  max ${fmt(Math.max(...pings))} ms  (${pings.length} requests)`);
+    for (const id of ids) await client.request('session.remove', { id, force: true });
+  } finally {
+    await agent.stop();
+  }
+}
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+
+function summary(runs: Run[]): { best: Run; median: number } {
+  const best = runs.reduce((a, b) => (b.seconds < a.seconds ? b : a));
+  return { best, median: median(runs.map((r) => r.seconds)) };
 }
 
 async function main(): Promise<void> {
@@ -153,13 +241,28 @@ async function main(): Promise<void> {
     console.log(`  ratio (agent / direct): median ${(viaAgent.median / base.median).toFixed(2)}x, p99 ${(viaAgent.p99 / base.p99).toFixed(2)}x`);
 
     const file = await makeTextFile(dir);
-    console.log(`\nthroughput, cat of a ${MEGABYTES} MB text file to a viewer`);
-    const bt = await baselineThroughput(file);
-    const at = await agentThroughput(client, file);
-    const mbps = (chars: number, s: number): string => (chars / 1e6 / s).toFixed(1);
-    console.log(`  node-pty direct     ${bt.seconds.toFixed(2)} s  ${mbps(bt.chars, bt.seconds)} MB/s  (${bt.chars} chars)`);
-    console.log(`  through the agent   ${at.seconds.toFixed(2)} s  ${mbps(at.chars, at.seconds)} MB/s  (${at.chars} chars, ${at.resyncs} resyncs)`);
-    console.log(`  ratio (agent / direct throughput): ${(bt.seconds / at.seconds).toFixed(2)}`);
+    const tmux = hasTmux();
+    console.log(`\nthroughput, cat of a ${MEGABYTES} MB text file to a viewer; ${ROUNDS} rounds, each runs all in turn${tmux ? '' : ' (tmux is not installed: no tmux row)'}`);
+    const runs: { direct: Run[]; agent: Run[]; tmux: Run[] } = { direct: [], agent: [], tmux: [] };
+    for (let i = 0; i < ROUNDS; i++) {
+      runs.direct.push(await baselineThroughput(file));
+      runs.agent.push(await agentThroughput(client, file));
+      if (tmux) runs.tmux.push(await tmuxThroughput(file, dir));
+    }
+    const row = (name: string, rs: Run[], note: (r: Run) => string): void => {
+      const { best, median: med } = summary(rs);
+      console.log(`  ${name.padEnd(19)} best ${best.seconds.toFixed(2)} s  median ${med.toFixed(2)} s  ${(MEGABYTES / best.seconds).toFixed(1)} MB/s  (${note(best)})`);
+    };
+    row('node-pty direct', runs.direct, (r) => `${r.chars} chars`);
+    row('through the agent', runs.agent, (r) => `${r.chars} chars to the viewer, ${r.resyncs} resyncs`);
+    if (tmux) row('through tmux', runs.tmux, (r) => `${r.chars} chars of redraws to its client`);
+    const a = summary(runs.agent);
+    console.log(`  ratio (agent / direct throughput): best ${(summary(runs.direct).best.seconds / a.best.seconds).toFixed(2)}`);
+    if (tmux) {
+      const t = summary(runs.tmux);
+      console.log(`  agent faster than tmux: best ${(t.best.seconds / a.best.seconds).toFixed(2)}x, median ${(t.median / a.median).toFixed(2)}x`);
+    }
+    await floodLoopDelay(file);
   } finally {
     await agent.stop();
   }

@@ -24,6 +24,8 @@ import { Migrator } from './migration/migrator.js';
 import { ScheduleStore } from './schedule/schedule-store.js';
 import { Scheduler } from './schedule/scheduler.js';
 import { SessionManager } from './session-manager.js';
+import { MirrorThread } from './session/mirror-thread.js';
+import { LoopDelayMonitor } from './loop-delay.js';
 import { probeHost, podSupportOf, type HostProbe } from './runtime/host-probe.js';
 import { runtimeFiles } from './runtime/native.js';
 import { checkpointBeforeShutdown, DEFAULT_SHUTDOWN_CHECKPOINT_MS, type ShutdownCheckpoints } from './shutdown-checkpoint.js';
@@ -73,12 +75,16 @@ export class Agent implements AgentServices {
   /** What the probe at start found (null: no runtime built). */
   private host: HostProbe | null = null;
   readonly log: (message: string) => void;
+  /** The event loop's delay, when VOS_LOOP_DELAY=1 asked for it. */
+  readonly loopDelay: LoopDelayMonitor | null;
 
   private constructor(private readonly options: AgentOptions) {
     this.paths = statePaths(options.home);
     this.name = options.name ?? hostname();
     this.staticDir = options.staticDir ?? rendererDir();
     this.log = options.log ?? (() => {});
+    MirrorThread.shared().log = this.log;
+    this.loopDelay = LoopDelayMonitor.fromEnv(process.env);
     this.sessions = new SessionManager({
       cwd: process.env.HOME ?? '/',
       env: stringEnv(process.env),

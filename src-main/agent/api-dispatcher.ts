@@ -8,6 +8,7 @@ import {
   DEFAULT_SEND_FILES_UP_TO,
   PROTOCOL_VERSION,
   type AgentInfo,
+  type LoopDelay,
   type AgentStopParams,
   type Method,
   type ParamsOf,
@@ -36,6 +37,8 @@ export interface AgentServices {
   readonly community: Community | null;
   readonly migrations: { migrator: Migrator; receiver: MigrationReceiver } | null;
   info(): AgentInfo;
+  /** The event loop's delay, when the agent measures it (loop-delay.ts). */
+  readonly loopDelay?: { read(reset: boolean): LoopDelay } | null;
   enableWeb(port?: number): Promise<string>;
   /**
    * Before a stop: checkpoints the running sessions first and/or ends them, as `agent.stop`
@@ -269,9 +272,11 @@ export class ApiDispatcher {
    * it is, but not the web UI's address (its token gives full local rights), its state
    * directory or its pid.
    */
-  private info(client: ClientState): AgentInfo {
+  private info(client: ClientState, resetLoopDelay = false): AgentInfo {
     const info = this.agent.info();
-    return client.policy.kind === 'local' ? info : { ...info, pid: 0, home: '', webUrl: null };
+    if (client.policy.kind !== 'local') return { ...info, pid: 0, home: '', webUrl: null };
+    const loopDelay = this.agent.loopDelay?.read(resetLoopDelay);
+    return loopDelay ? { ...info, loopDelay } : info;
   }
 
   private peerOf(client: ClientState): { id: string; name: string } {
@@ -288,7 +293,7 @@ export class ApiDispatcher {
   private makeHandlers(): Handlers {
     const sessions = this.agent.sessions;
     return {
-      'agent.info': (_p, { client }) => this.info(client),
+      'agent.info': (p, { client }) => this.info(client, p.resetLoopDelay === true),
       'agent.web': async (p) => ({ url: await this.agent.enableWeb(p.port) }),
       'agent.stop': async (p) => {
         const done = await this.agent.prepareStop(p);

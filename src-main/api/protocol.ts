@@ -282,6 +282,16 @@ export interface AgentInfo {
   webUrl: string | null;
   /** Whether new sessions get a pod here (checkpoints, moves); absent from older agents. */
   pods?: PodSupport;
+  /** How long its event loop was held up, when it was started with VOS_LOOP_DELAY=1 (local clients only). */
+  loopDelay?: LoopDelay;
+}
+
+/** Event-loop delay beyond the sampling interval (agent/loop-delay.ts), since `sinceMs` ago. */
+export interface LoopDelay {
+  sinceMs: number;
+  maxMs: number;
+  p99Ms: number;
+  samples: number;
 }
 
 /** Whether this machine lets the agent put sessions in pods, and if not why and what to do. */
@@ -353,7 +363,8 @@ export interface SessionRef {
 }
 
 export interface ApiMethods {
-  'agent.info': { params: Record<string, never>; result: AgentInfo };
+  /** `resetLoopDelay`: the loop delay starts over after this reading (see AgentInfo.loopDelay). */
+  'agent.info': { params: { resetLoopDelay?: boolean }; result: AgentInfo };
   /** Turns on the web UI if it is off; returns its address either way. */
   'agent.web': { params: { port?: number }; result: { url: string } };
   /**

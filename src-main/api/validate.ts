@@ -102,7 +102,7 @@ const scheduleSession: Checker = (p) => {
 const listAll: Checker = (p) => bool(p, 'all');
 
 const CHECKERS: { [M in Method]: Checker } = {
-  'agent.info': none,
+  'agent.info': (p) => bool(p, 'resetLoopDelay'),
   'agent.web': (p) => int(p, 'port', 0, 65535, true),
   'agent.stop': (p) => {
     bool(p, 'endSessions');

@@ -125,6 +125,44 @@ describe('sessions', () => {
     expect(screen.lines[0]).toBe('199978');
   });
 
+  it('keeps the scrollback of a terminal that parsed all of a flood (the mirror fast-forwards over the rest)', async () => {
+    manager = newManager();
+    // About 2.7 MB of plain lines: most of it is pushed out of the 10,000 lines of scrollback
+    // before anyone could see it, which the mirror skips; what it keeps must be exact.
+    const s = start('sh', ['-c', 'seq 1 400000; printf "\\033[1;31mred\\033[0m end"; read x']);
+    await s.waitFor(/red end/, 30_000);
+    const viewer = new RecordingViewer();
+    const a = await s.attach(viewer, null);
+    a.release();
+    const t = new Terminal({ cols: 80, rows: 24, scrollback: 10_000, allowProposedApi: true });
+    await new Promise<void>((r) => t.write(a.result.snapshot, r));
+    const b = t.buffer.active;
+    const all: string[] = [];
+    for (let y = 0; y < b.length; y++) all.push(b.getLine(y)?.translateToString(true).trimEnd() ?? '');
+    t.dispose();
+    // 24 rows and 10,000 lines above them, the last row the prompt-less "red end" line.
+    expect(all).toHaveLength(10_024);
+    // So the first line kept is line 400,000 - 10,022 + 1 of seq, and every one after it.
+    expect(all.slice(0, -1)).toEqual(Array.from({ length: 10_023 }, (_, i) => String(389_978 + i)));
+    expect(all[all.length - 1]).toBe('red end');
+    expect(a.result.snapshot).toMatch(/\x1b\[[0-9;]*31[0-9;]*mred/); // the colour after the flood is kept
+  });
+
+  it('tells a viewer of the exit that came while its screen was being taken', async () => {
+    manager = newManager();
+    const s = start('sh', ['-c', 'read x; exit 3']);
+    const viewer = new RecordingViewer();
+    const a = await s.attach(viewer, null);
+    // The reply is not out yet (its output is held) when the program ends.
+    s.input('\r');
+    await s.whenExited();
+    expect(viewer.events.filter((e) => e.event === 'session.exited')).toHaveLength(0);
+    a.release();
+    const exits = viewer.events.filter((e) => e.event === 'session.exited');
+    expect(exits).toHaveLength(1);
+    expect(exits[0]).toMatchObject({ id: s.id, session: { state: 'exited', exit: { code: 3 } } });
+  });
+
   it('gives two viewers the same output, and a late viewer a snapshot that joins live output exactly', async () => {
     manager = newManager();
     const s = start('sh', ['-c', 'for i in $(seq 1 400); do echo "line $i"; done; read x; for i in $(seq 401 800); do echo "line $i"; done; read y'], {

@@ -16,16 +16,19 @@ import { describeExit } from '../../api/session-text.js';
 import { childPids } from '../../base/process-tree.js';
 import { signalName } from '../../base/signals.js';
 import { OutputBatcher } from './output-batcher.js';
-import { ScreenMirror } from './screen-mirror.js';
+import { MirrorThread, type RemoteMirror, type ScreenShot } from './mirror-thread.js';
 import { answerKind, OwedAnswers, QueryScanner } from './terminal-queries.js';
 import type { ScreenPattern } from './screen-pattern.js';
 import { HostTerminal } from './terminal-host.js';
 import { spawnAgentPty, type SessionTerminal } from './terminal.js';
 import { VIEWER_HIGH_WATER_BYTES, type ViewerSink } from './viewer.js';
 
-const MIRROR_HIGH_WATER = 2 * 1024 * 1024;
-const MIRROR_LOW_WATER = 256 * 1024;
+// Above what the mirror lets gather in a flood (screen-mirror.ts, FLOOD_HOLD_CHARS).
+const MIRROR_HIGH_WATER = 8 * 1024 * 1024;
+const MIRROR_LOW_WATER = 1024 * 1024;
 const PAUSE_SLICE_MS = 50;
+/** Output held for a viewer while its screen is taken, beyond which it gets the screen again instead. */
+const HELD_MAX_CHARS = 1024 * 1024;
 
 export const DEFAULT_COLS = 80;
 export const DEFAULT_ROWS = 24;
@@ -92,6 +95,8 @@ interface ViewerState {
   held: string[] | null;
   /** Its terminal's answers to the program's questions, which the agent gave already. */
   owed: OwedAnswers;
+  /** The exit was told while its output was held: it is told after that output (release). */
+  exitHeld?: boolean;
 }
 
 interface Waiter {
@@ -101,12 +106,7 @@ interface Waiter {
   timer: NodeJS.Timeout;
 }
 
-/** A session's screen and scrollback at a point, as escape sequences, with its size. */
-export interface ScreenShot {
-  snapshot: string;
-  cols: number;
-  rows: number;
-}
+export type { ScreenShot } from './mirror-thread.js';
 
 export class Session {
   readonly id: string;
@@ -121,7 +121,7 @@ export class Session {
   private exit: ExitStatus | null = null;
   private endedAt: number | null = null;
   private readonly pty: SessionTerminal;
-  private readonly mirror: ScreenMirror;
+  private readonly mirror: RemoteMirror;
   private readonly batcher: OutputBatcher;
   private readonly viewers = new Map<ViewerSink, ViewerState>();
   private activeViewer: ViewerSink | null = null;
@@ -130,6 +130,8 @@ export class Session {
   private lastOutputAt = 0;
   private pauseTimer: NodeJS.Timeout | null = null;
   private waiterCheckScheduled = false;
+  private checkingWaiters = false;
+  private checkWaitersAgain = false;
   private readonly exited: Promise<void>;
   /** The program ended and all it printed is on the mirror: a waiter's text can come no more. */
   private outputComplete = false;
@@ -168,11 +170,11 @@ export class Session {
     this.startedAt = spec.adopted?.startedAt ?? Date.now();
     this.restoreNote = spec.adopted?.restoreNote ?? null;
     this.hostSocket = spec.adopted?.socket ?? spec.host?.socket ?? null;
-    this.mirror = new ScreenMirror(spec.cols, spec.rows);
+    this.mirror = MirrorThread.shared().open(spec.cols, spec.rows);
     this.mirror.onParsed = () => this.afterParse();
     this.mirror.onAnswer = (data) => this.answer(data);
     // A saved screen was answered when it was live.
-    if (spec.initialScreen) this.mirror.write(spec.initialScreen, undefined, true);
+    if (spec.initialScreen) this.mirror.write(spec.initialScreen, true);
     this.batcher = new OutputBatcher((data) => this.deliver(data));
     const launch = {
       ...spec.launch,
@@ -273,7 +275,7 @@ export class Session {
    * session started (its program prints nothing before it is restored).
    */
   primeScreen(snapshot: string): void {
-    this.mirror.write(snapshot, undefined, true);
+    this.mirror.write(snapshot, true);
   }
 
   noteRestore(note: string): void {
@@ -377,7 +379,7 @@ export class Session {
       last = this.lastOutputAt;
     }
     this.batcher.flush();
-    const shot = this.mirror.atCurrentPoint(() => ({ snapshot: this.mirror.serialize(), cols: this.mirror.cols, rows: this.mirror.rows }));
+    const shot = this.mirror.shot();
     return { shot };
   }
 
@@ -472,7 +474,7 @@ export class Session {
   // Reading the screen
 
   screen(): Promise<ScreenText> {
-    return this.mirror.atCurrentPoint(() => this.mirror.text(this.id));
+    return this.mirror.text(this.id);
   }
 
   /** Resolves once `pattern` matches the visible screen (rows joined with "\n"); RE2 takes linear time. */
@@ -483,7 +485,7 @@ export class Session {
     if (!this.running) {
       // It ended while the screen was read: its last output may have come after that point.
       await this.exited;
-      const last = this.mirror.text(this.id);
+      const last = await this.mirror.text(this.id);
       if (test(last)) return last;
       throw this.exitedBeforeMatch(pattern);
     }
@@ -541,10 +543,12 @@ export class Session {
   private onOutput(data: string, quiet: boolean): void {
     this.lastOutputAt = Date.now();
     // Each viewer that will see a question owes its answer from here on (before it can see it).
-    for (const kind of this.queries.scan(data)) {
+    const questions = this.queries.scan(data);
+    for (const kind of questions) {
       for (const st of this.viewers.values()) if (!st.lagging) st.owed.owe(kind, this.lastOutputAt);
     }
-    this.mirror.write(data, undefined, quiet);
+    // A question is answered as soon as the mirror gets to it: the program waits for the answer.
+    this.mirror.write(data, quiet, questions.length > 0, this.waiters.size > 0 || this.paused);
     this.batcher.push(data);
     if (!this.paused && this.mirror.pendingChars > MIRROR_HIGH_WATER) this.pausePty();
   }
@@ -584,25 +588,40 @@ export class Session {
     this.waiterCheckScheduled = true;
     setImmediate(() => {
       this.waiterCheckScheduled = false;
-      this.checkWaiters();
+      void this.checkWaiters();
     });
   }
 
-  private checkWaiters(): void {
-    if (this.waiters.size === 0) return;
-    const screen = this.mirror.text(this.id);
-    for (const w of this.waiters) {
-      if (w.test(screen)) {
-        this.waiters.delete(w);
-        clearTimeout(w.timer);
-        w.resolve(screen);
-      } else if (this.outputComplete) {
-        // Not merely !running: between the exit and the mirror taking the last output, that
-        // output (the very text waited for) may still be on its way.
-        this.waiters.delete(w);
-        clearTimeout(w.timer);
-        w.reject(this.exitedBeforeMatch(null));
-      }
+  /** Reads the screen and wakes the waiters it matches; one read at a time, again if asked meanwhile. */
+  private async checkWaiters(): Promise<void> {
+    if (this.checkingWaiters) {
+      this.checkWaitersAgain = true;
+      return;
+    }
+    this.checkingWaiters = true;
+    try {
+      do {
+        this.checkWaitersAgain = false;
+        if (this.waiters.size === 0) return;
+        // Known before the read: then the screen read has all the output there will be.
+        const complete = this.outputComplete;
+        const screen = await this.mirror.text(this.id);
+        for (const w of this.waiters) {
+          if (w.test(screen)) {
+            this.waiters.delete(w);
+            clearTimeout(w.timer);
+            w.resolve(screen);
+          } else if (complete) {
+            // Not merely !running: between the exit and the mirror taking the last output, that
+            // output (the very text waited for) may still be on its way.
+            this.waiters.delete(w);
+            clearTimeout(w.timer);
+            w.reject(this.exitedBeforeMatch(null));
+          }
+        }
+      } while (this.checkWaitersAgain);
+    } finally {
+      this.checkingWaiters = false;
     }
   }
 
@@ -646,13 +665,26 @@ export class Session {
     this.batcher.flush();
     st.lagging = false;
     st.held = [];
-    return this.mirror.atCurrentPoint(() => (wanted() ? this.mirror.serialize() : ''));
+    return this.mirror.shot().then((shot) => (wanted() ? shot.snapshot : ''));
   }
 
   private release(viewer: ViewerSink, st: ViewerState): void {
     const held = st.held ?? [];
     st.held = null;
-    if (held.length > 0 && this.viewers.get(viewer) === st) this.sendOutput(viewer, st, held.join(''));
+    if (this.viewers.get(viewer) !== st) return;
+    if (held.reduce((n, d) => n + d.length, 0) > HELD_MAX_CHARS) {
+      // More came while its screen was taken than is worth sending in one message (a flood):
+      // it gets the screen again once it has taken this one, as a viewer that lags.
+      st.lagging = true;
+      viewer.whenDrained(() => void this.resync(viewer, st), this.id);
+    } else if (held.length > 0) this.sendOutput(viewer, st, held.join(''));
+    if (st.exitHeld && !st.lagging) {
+      // A viewer resynchronising or attaching as the program ended: the exit comes after its
+      // screen and the last output, once (an attach's reply may have said it ended already);
+      // one that lags again hears it after its next resync.
+      st.exitHeld = false;
+      viewer.send({ t: 'event', event: 'session.exited', id: this.id, session: this.info() });
+    }
   }
 
   private makeActive(viewer: ViewerSink): void {
@@ -681,7 +713,7 @@ export class Session {
     this.endedAt = Date.now();
     this.exit = signal ? { code: null, signal: signalName(signal) } : { code: exitCode, signal: null };
     // Let the last output reach the mirror and the viewers before anyone hears of the exit.
-    await this.mirror.atCurrentPoint(() => undefined);
+    await this.mirror.settled();
     this.batcher.flush();
     this.outputComplete = true;
     if (!this.leaving) this.announceExit();
@@ -690,10 +722,13 @@ export class Session {
   private announceExit(): void {
     const info = this.info();
     for (const [viewer, st] of this.viewers) {
-      if (st.held) continue; // the exit is in the snapshot's session info or the next event
+      if (st.held) {
+        st.exitHeld = true; // told after the held output (release)
+        continue;
+      }
       viewer.send({ t: 'event', event: 'session.exited', id: this.id, session: info });
     }
-    this.checkWaiters();
+    void this.checkWaiters();
     this.onChange?.(this);
   }
 }

@@ -31,6 +31,12 @@ const INPUT_FRAME_MAX = 64 * 1024;
 /** A frame from the host is at most its journal (4 MiB) and a little; anything bigger is not one. */
 const FRAME_MAX = 8 * 1024 * 1024;
 const START_TIMEOUT_MS = 15_000;
+/**
+ * Output taken from one host in one turn of the event loop, beyond which reading waits for the
+ * next turn: four sessions flooding at once would otherwise keep the loop busy for tens of
+ * milliseconds at a time (libuv reads a socket dry before it looks at anything else).
+ */
+const TURN_BYTES = 128 * 1024;
 const HELLO_TIMEOUT_MS = 5_000;
 
 /**
@@ -76,12 +82,19 @@ export class HostTerminal implements SessionTerminal {
   /** The connection's error code, if it had one (see `lost`). */
   private socketError: string | null | undefined;
   private readonly syncs: ((synced: boolean) => void)[] = [];
+  /** Paused by the session (its mirror lags), and for the rest of this turn (TURN_BYTES). */
+  private flowPaused = false;
+  private turnPaused = false;
+  private turnBytes = 0;
 
   private constructor(
     private readonly socket: Socket,
     public pid: number,
   ) {
-    socket.on('data', (chunk: Buffer) => this.receive(chunk));
+    socket.on('data', (chunk: Buffer) => {
+      this.receive(chunk);
+      this.countTurn(chunk.length);
+    });
     socket.on('error', (e: NodeJS.ErrnoException) => (this.socketError ??= e.code ?? null)); // 'close' follows and says what matters
     socket.on('close', () => this.lost());
   }
@@ -158,11 +171,30 @@ export class HostTerminal implements SessionTerminal {
   }
 
   pause(): void {
+    this.flowPaused = true;
     this.socket.pause();
   }
 
   resume(): void {
-    this.socket.resume();
+    this.flowPaused = false;
+    if (!this.turnPaused) this.socket.resume();
+  }
+
+  /** Stops reading for the rest of this turn once TURN_BYTES came in it. */
+  private countTurn(bytes: number): void {
+    if (this.turnBytes === 0) {
+      setImmediate(() => {
+        this.turnBytes = 0;
+        if (!this.turnPaused) return;
+        this.turnPaused = false;
+        if (!this.flowPaused && !this.socket.destroyed) this.socket.resume();
+      });
+    }
+    this.turnBytes += bytes;
+    if (this.turnBytes >= TURN_BYTES && !this.turnPaused) {
+      this.turnPaused = true;
+      this.socket.pause();
+    }
   }
 
   signal(signal: NodeJS.Signals): void {
