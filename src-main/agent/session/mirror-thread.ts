@@ -136,6 +136,13 @@ export class RemoteMirror {
   private pending = 0;
   private closed = false;
   private size: { cols: number; rows: number };
+  /**
+   * Output written in this turn of the event loop, sent to the thread at its end (after the
+   * viewers got it: waking the thread does not compete with an echoed key on its way out), or
+   * before anything else is asked of the thread.
+   */
+  private unsent: { parts: string[]; quiet: boolean; asks: boolean; report: boolean } | null = null;
+  private sendScheduled = false;
 
   /** Called after output has been parsed (so waiters can look at the screen again). */
   onParsed: (() => void) | null = null;
@@ -174,35 +181,59 @@ export class RemoteMirror {
   write(data: string, quiet = false, asks = false, report = false): void {
     if (this.closed || data.length === 0) return;
     this.pending += data.length;
-    this.thread.post({ t: 'write', mirror: this.num, data, quiet, asks, report });
+    if (this.unsent && this.unsent.quiet !== quiet) this.sendWrites();
+    const u = (this.unsent ??= { parts: [], quiet, asks: false, report: false });
+    u.parts.push(data);
+    u.asks ||= asks;
+    u.report ||= report;
+    if (!this.sendScheduled) {
+      this.sendScheduled = true;
+      setImmediate(() => {
+        this.sendScheduled = false;
+        this.sendWrites();
+      });
+    }
+  }
+
+  private sendWrites(): void {
+    const u = this.unsent;
+    if (!u) return;
+    this.unsent = null;
+    const data = u.parts.length === 1 ? u.parts[0]! : u.parts.join('');
+    this.thread.post({ t: 'write', mirror: this.num, data, quiet: u.quiet, asks: u.asks, report: u.report });
   }
 
   resize(cols: number, rows: number): void {
     if (this.closed || (cols === this.size.cols && rows === this.size.rows)) return;
     this.size = { cols, rows };
+    this.sendWrites();
     this.thread.post({ t: 'resize', mirror: this.num, cols, rows });
   }
 
   /** The screen and scrollback once all output written so far is parsed (and nothing after). */
   async shot(): Promise<ScreenShot> {
+    this.sendWrites();
     const reply = this.closed ? null : await this.thread.read(this.num, 'shot');
     return reply?.shot ?? { snapshot: '', cols: this.size.cols, rows: this.size.rows };
   }
 
   /** The visible rows, as `shot` for the point. */
   async text(id: string): Promise<ScreenText> {
+    this.sendWrites();
     const reply = this.closed ? null : await this.thread.read(this.num, 'text');
     return { id, ...(reply?.text ?? this.blank()) };
   }
 
   /** Resolves once all output written so far is parsed. */
   async settled(): Promise<void> {
+    this.sendWrites();
     if (!this.closed) await this.thread.read(this.num, 'point');
   }
 
   dispose(): void {
     if (this.closed) return;
     this.closed = true;
+    this.unsent = null;
     this.thread.forget(this.num);
   }
 
@@ -215,6 +246,7 @@ export class RemoteMirror {
   /** From the thread: it started again, without this mirror's screen. */
   reopen(): void {
     this.pending = 0;
+    this.unsent = null;
     this.thread.post({ t: 'open', mirror: this.num, cols: this.size.cols, rows: this.size.rows });
     this.onParsed?.();
   }

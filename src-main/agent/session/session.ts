@@ -547,9 +547,10 @@ export class Session {
     for (const kind of questions) {
       for (const st of this.viewers.values()) if (!st.lagging) st.owed.owe(kind, this.lastOutputAt);
     }
+    // Viewers first: the mirror's share goes to its thread after their batch is out.
+    this.batcher.push(data);
     // A question is answered as soon as the mirror gets to it: the program waits for the answer.
     this.mirror.write(data, quiet, questions.length > 0, this.waiters.size > 0 || this.paused);
-    this.batcher.push(data);
     if (!this.paused && this.mirror.pendingChars > MIRROR_HIGH_WATER) this.pausePty();
   }
 
@@ -662,6 +663,9 @@ export class Session {
    * else first; output from here on is held for this viewer until `release`.
    */
   private snapshotFor(st: ViewerState, wanted: () => boolean): Promise<string> {
+    // The batch goes to everyone else; this viewer has it in its snapshot (a new viewer got it
+    // before its attach reply, and then again in the snapshot).
+    st.lagging = true;
     this.batcher.flush();
     st.lagging = false;
     st.held = [];
