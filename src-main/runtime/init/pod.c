@@ -491,6 +491,8 @@ void pod_fork_init(struct pod *pod)
 		die("fork: %s", strerror(errno));
 	if (init > 0) {
 		close(status_pipe[1]);
+		if (pod->outer_lets_go)
+			pod->outer_lets_go(pod->outer_lets_go_arg);
 		outer_supervise(init, status_pipe[0]);
 	}
 	close(status_pipe[0]);

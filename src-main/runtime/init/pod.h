@@ -34,6 +34,11 @@ struct pod {
 	/* A restore of an image whose JVMs mapped the machine's own /tmp/hsperfdata_<user> (taken
 	 * before pods had one of their own): the pod keeps using the machine's, so they find it. */
 	int shared_perf_dir;
+	/* Called in the outer process just after pod init is forked (NULL: nothing): a restore's
+	 * outer process lets go of the pages it staged for pod init, which would otherwise stay
+	 * shared with it, so that every write of the restored program copied its page. */
+	void (*outer_lets_go)(void *arg);
+	void *outer_lets_go_arg;
 	/* Signals read from the signalfd while a checkpoint was waiting for something else. */
 	struct signalfd_siginfo deferred[POD_DEFERRED_MAX];
 	int ndeferred;

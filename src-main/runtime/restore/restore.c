@@ -144,6 +144,13 @@ static int await_go(struct restore_ctx *c, struct err *e)
 	}
 }
 
+/* The outer process (it only waits for pod init) lets go of the staged pages: pod init has its
+ * own copy, and pages both map would be copied at the restored program's first write to each. */
+static void outer_drops_staging(void *staging)
+{
+	staging_free(staging);
+}
+
 static int restore_pod(struct restore_ctx *c, struct err *e)
 {
 	struct image *img = &c->img;
@@ -548,7 +555,13 @@ int restore_main(int argc, char **argv)
 	pod.status_fd = -1;
 	pod.in_namespaces = 1;
 	pod.shared_perf_dir = maps_machine_perf_files(&c->img);
-	if (pod_enter_namespaces(why, sizeof why) < 0)
+	pod.outer_lets_go = outer_drops_staging;
+	pod.outer_lets_go_arg = &c->staging;
+	/* As root it forks a helper that maps the ids: it needs none of the staged pages. */
+	staging_skip_forks(&c->staging, 1);
+	int entered = pod_enter_namespaces(why, sizeof why);
+	staging_skip_forks(&c->staging, 0);
+	if (entered < 0)
 		refuse_why(why);
 	keep_clocks(c);
 	pod_fork_init(&pod);

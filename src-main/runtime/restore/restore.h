@@ -19,6 +19,7 @@ struct staged_chunk {
 	uint64_t base; /* the 2 MiB-aligned piece of the process's address space it stands for */
 	uint8_t *mem;  /* here, in pod init (inherited by the restoring processes) */
 	uint8_t keep[STAGING_CHUNK / PAGE / 8]; /* pages the final image takes from here */
+	uint8_t have[STAGING_CHUNK / PAGE / 8]; /* pages sent ahead (their content, or zero) */
 };
 struct staging {
 	struct staged_chunk *chunks;
@@ -79,14 +80,17 @@ struct run_list {
 
 /* precopy.c: where the latest content of each page a process's PRECOPY records sent is. */
 int precopy_index_build(const struct image *img, pid_t pid, struct u64map *ix, struct err *e);
+/* The same for one page, without an index: 1 and *offset, 0 if it was not sent ahead, -1. */
+int precopy_find(const struct image *img, pid_t pid, uint64_t addr, uint64_t *offset, struct err *e);
 
 /* staging.c */
 void staging_init(struct staging *s);
 /* A PRECOPY record's payload (checked already): its pages into their chunks. */
 void staging_take(struct staging *s, const void *payload, uint64_t len);
 struct staged_chunk *staging_find(const struct staging *s, pid_t pid, uint64_t addr);
-/* The final image takes the page at addr from the chunk (it moves into place). */
-void staging_keep(struct staged_chunk *c, uint64_t addr);
+/* The final image takes the pages from addr on from the chunk (they move into place), up to n or
+ * the first that was not sent ahead; returns how many it took. */
+uint64_t staging_keep_run(struct staged_chunk *c, uint64_t addr, uint64_t n);
 /* Drops every staged page not kept: what moves into place is exactly what the image says. */
 void staging_drop_unkept(struct staging *s);
 /* Whether [start, end) meets the staging area. */
@@ -95,6 +99,10 @@ int staging_overlaps(const struct staging *s, uint64_t start, uint64_t end);
 uint64_t staging_start(const struct staging *s);
 uint64_t staging_end(const struct staging *s);
 void staging_free(struct staging *s);
+/* While `skip`, a fork's child does not get the staged pages (a helper that needs none of them:
+ * copying the page tables of a gigabyte takes tens of milliseconds). Undone with skip 0; if
+ * that fails, staging is off. */
+void staging_skip_forks(struct staging *s, int skip);
 
 /* receive.c: a migrating image from the agent's socket into a memfd, checked as far as it can
  * be while it arrives (*checked: where the full check goes on), its pages sent ahead staged. */

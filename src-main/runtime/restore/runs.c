@@ -32,6 +32,12 @@ static void add_run(struct run_list *runs, struct blob_run r)
 	runs->v[runs->n++] = r;
 }
 
+/* The pages sent ahead of one process: looked up one by one at first, then indexed (add_kept). */
+struct kept_index {
+	struct u64map ix;
+	uint64_t lookups;
+};
+
 /* Whether staged pages may move into area v: private anonymous memory, but not a stack that
  * grows down (the piece moved in would not grow; the stack could not either). */
 static int stageable(const struct img_vma *v)
@@ -39,29 +45,57 @@ static int stageable(const struct img_vma *v)
 	return v->kind == VOS_VMA_ANON && !(v->flags & (VOS_VMA_GROWSDOWN | VOS_VMA_SHARED));
 }
 
-/* A KEPT run: each page from where the pages sent ahead have it (or in memory, staged). */
-static int add_kept(struct restore_ctx *c, struct img_process *p, struct u64map *ix, const struct img_vma *v,
+/* Pages not staged that are looked up in the records one by one; beyond, an index is built. */
+#define KEPT_LOOKUPS_WITHOUT_INDEX 64
+
+/* Where a KEPT page's content is (see add_kept); 1 if it was sent ahead, 0 if not, -1. */
+static int kept_page_at(struct restore_ctx *c, struct img_process *p, struct kept_index *kx, uint64_t at, uint64_t *offset,
+			struct err *e)
+{
+	if (!kx->ix.cap && kx->lookups < KEPT_LOOKUPS_WITHOUT_INDEX) {
+		kx->lookups++;
+		return precopy_find(&c->img, p->pid, at, offset, e);
+	}
+	if (!kx->ix.cap && precopy_index_build(&c->img, p->pid, &kx->ix, e) < 0)
+		return -1;
+	return u64map_get(&kx->ix, at, offset);
+}
+
+/* A KEPT run: each page from where the pages sent ahead have it, or in memory, staged: those
+ * are taken a 2 MiB piece at a time, and only the pages staging did not take (a stack's) are
+ * looked up in the records. */
+static int add_kept(struct restore_ctx *c, struct img_process *p, struct kept_index *kx, const struct img_vma *v,
 		    uint64_t addr, uint64_t npages, struct run_list *runs, struct err *e)
 {
-	if (!ix->cap && precopy_index_build(&c->img, p->pid, ix, e) < 0)
-		return -1;
-	for (uint64_t i = 0; i < npages; i++) {
+	for (uint64_t i = 0; i < npages;) {
 		uint64_t at = addr + i * PAGE, offset;
 		if (!v || at >= v->end)
 			v = vma_at(p, at); /* a run of neighbouring areas' pages */
 		if (!v)
 			return fail(e, "the image is damaged: page %#llx of process %d lies in none of its areas", (unsigned long long)at,
 				    (int)p->pid);
-		int anon = v->kind == VOS_VMA_ANON;
-		if (!u64map_get(ix, at, &offset))
-			return fail(e, "the image is damaged: page %#llx of process %d was to be sent ahead, and was not",
-				    (unsigned long long)at, (int)p->pid);
 		struct staged_chunk *staged = stageable(v) && c->staging.enabled ? staging_find(&c->staging, p->pid, at) : NULL;
 		if (staged) {
-			staging_keep(staged, at); /* in memory already: it moves into place */
-			continue;
+			/* In memory already: they move into place. Up to the run's, the area's or the piece's end. */
+			uint64_t end = addr + npages * PAGE;
+			if (end > v->end)
+				end = v->end;
+			if (end > staged->base + STAGING_CHUNK)
+				end = staged->base + STAGING_CHUNK;
+			uint64_t took = staging_keep_run(staged, at, (end - at) / PAGE);
+			if (took > 0) {
+				i += took;
+				continue;
+			}
 		}
-		if (offset == 0 && anon)
+		int found = kept_page_at(c, p, kx, at, &offset, e);
+		if (found < 0)
+			return -1;
+		if (!found)
+			return fail(e, "the image is damaged: page %#llx of process %d was to be sent ahead, and was not",
+				    (unsigned long long)at, (int)p->pid);
+		i++;
+		if (offset == 0 && v->kind == VOS_VMA_ANON)
 			continue; /* fresh anonymous memory is zero already */
 		add_run(runs, (struct blob_run){at, PAGE, offset, offset == 0, 0});
 	}
@@ -129,7 +163,8 @@ int collect_runs(struct restore_ctx *c, struct img_process *p, struct run_list *
 {
 	runs->v = NULL;
 	runs->n = 0;
-	struct u64map ix = {0}; /* the pages sent ahead, built at the first KEPT run */
+	struct kept_index kx; /* the pages sent ahead (see add_kept) */
+	memset(&kx, 0, sizeof kx);
 	struct u64map pix[VOS_MAX_CHAIN];
 	memset(pix, 0, sizeof pix); /* each parent's pages, built at the first PARENT run that needs it */
 	int rc = 0;
@@ -144,7 +179,7 @@ int collect_runs(struct restore_ctx *c, struct img_process *p, struct run_list *
 				       v->kind != VOS_VMA_VVAR_VCLOCK;
 			if (h.kind == VOS_RUN_KEPT) {
 				if (keep_run)
-					rc = add_kept(c, p, &ix, v, h.addr, h.npages, runs, e);
+					rc = add_kept(c, p, &kx, v, h.addr, h.npages, runs, e);
 				continue;
 			}
 			if (h.kind == VOS_RUN_PARENT) {
@@ -159,7 +194,7 @@ int collect_runs(struct restore_ctx *c, struct img_process *p, struct run_list *
 								h.kind == VOS_RUN_ZERO, 0});
 		}
 	}
-	u64map_free(&ix);
+	u64map_free(&kx.ix);
 	for (int k = 0; k < VOS_MAX_CHAIN; k++)
 		u64map_free(&pix[k]);
 	return rc;

@@ -103,6 +103,8 @@ void staging_take(struct staging *s, const void *payload, uint64_t len)
 				memcpy(c->mem + in, data + (uint64_t)i * PAGE, (size_t)n * PAGE);
 			else if (madvise(c->mem + in, (size_t)n * PAGE, MADV_DONTNEED) < 0)
 				goto off;
+			for (uint64_t pg = in / PAGE; pg < in / PAGE + n; pg++)
+				c->have[pg / 8] |= (uint8_t)(1u << (pg % 8));
 			i += n;
 		}
 	}
@@ -111,10 +113,16 @@ off:
 	staging_free(s);
 }
 
-void staging_keep(struct staged_chunk *c, uint64_t addr)
+uint64_t staging_keep_run(struct staged_chunk *c, uint64_t addr, uint64_t n)
 {
-	uint64_t page = (addr - c->base) / PAGE;
-	c->keep[page / 8] |= (uint8_t)(1u << (page % 8));
+	uint64_t first = (addr - c->base) / PAGE, k = 0;
+	for (; k < n && first + k < STAGING_CHUNK / PAGE; k++) {
+		uint64_t page = first + k;
+		if (!(c->have[page / 8] >> (page % 8) & 1))
+			break;
+		c->keep[page / 8] |= (uint8_t)(1u << (page % 8));
+	}
+	return k;
 }
 
 static int kept(const struct staged_chunk *c, uint64_t page)
@@ -153,6 +161,16 @@ uint64_t staging_end(const struct staging *s)
 int staging_overlaps(const struct staging *s, uint64_t start, uint64_t end)
 {
 	return s->n > 0 && start < s->next && end > STAGING_BASE;
+}
+
+void staging_skip_forks(struct staging *s, int skip)
+{
+	if (s->next <= STAGING_BASE)
+		return;
+	void *at = (void *)(uintptr_t)STAGING_BASE;
+	size_t len = (size_t)(s->next - STAGING_BASE);
+	if (madvise(at, len, skip ? MADV_DONTFORK : MADV_DOFORK) < 0 && !skip)
+		staging_free(s); /* pod init would find holes: read the pages from the image instead */
 }
 
 void staging_free(struct staging *s)
