@@ -1,11 +1,13 @@
 /**
  * A headless terminal that parses everything a session's program prints, so the agent always
  * knows the screen: a viewer that attaches later gets the current screen and scrollback, and
- * `screen`/`wait` read it as text.
+ * `screen`/`wait` read it as text. It runs in the agent's mirror thread (mirror-worker.ts).
  *
- * xterm parses asynchronously in time slices (a flood never blocks the event loop for long).
- * `pendingChars` tells how far parsing lags behind what was written, for flow control, and
- * `settled()` waits until everything written so far is on the screen.
+ * Output is queued here and handed to xterm once it parsed what it had, so each batch starts
+ * from a known state of the terminal: in a flood, what the scrollback cannot keep is skipped
+ * (fast-forward.ts) instead of parsed. `atCurrentPoint` runs a read once everything written
+ * before it is parsed, and a resize takes effect in order with the output. `pendingChars` tells
+ * how far parsing lags behind what was written, for flow control.
  */
 import xtermHeadless from '@xterm/headless';
 import serializeModule from '@xterm/addon-serialize';

@@ -4,7 +4,8 @@
  * watching it.
  *
  * The output path, in order, for every chunk the pty gives us:
- *   pty → mirror.write (parsed asynchronously) → batcher → each viewer that keeps up.
+ *   pty → batcher → each viewer that keeps up; and → mirror.write (sent to the mirror thread at
+ *   the end of the turn, parsed there: mirror-thread.ts).
  * Flow control: when the mirror lags more than MIRROR_HIGH_WATER characters behind, the pty is
  * paused (the program blocks in write(), as on any terminal) until it catches up. Viewers never
  * pause the pty: one that does not drain is skipped and later resynchronised with a snapshot.

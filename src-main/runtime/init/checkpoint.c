@@ -490,7 +490,13 @@ void checkpoint_run(struct pod *pod, int *out_fd, int conn, const char *request,
 		}
 	}
 
-	dirty_stop(&tracker); /* after the pod ended or runs again: its pages are no longer watched */
+	/* After the pod ended or runs again: its pages are no longer watched. */
+	if (stop && !resumed) { /* ended */
+		pod->stop_after_reply = xmalloc(sizeof tracker);
+		*pod->stop_after_reply = tracker;
+	} else {
+		dirty_stop(&tracker);
+	}
 	char chain_words[160] = "";
 	if (cp.on && !live) {
 		if (pod->inc_files)

@@ -348,6 +348,11 @@ void pod_handle_control(struct pod *pod)
 		close(fd);
 	control_send(conn, reply, -1);
 	close(conn);
+	if (pod->stop_after_reply) {
+		dirty_stop(pod->stop_after_reply);
+		free(pod->stop_after_reply);
+		pod->stop_after_reply = NULL;
+	}
 }
 
 /* Ends this process the way the program ended: the same exit code, or the same signal. */

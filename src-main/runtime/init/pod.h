@@ -26,6 +26,10 @@ struct pod {
 	/* Incremental checkpoints (init/checkpoint.c): the write tracking kept from the latest image
 	 * that asked for it (NULL: none), that image's CHAIN id and depth; or why there is none. */
 	struct dirty_tracker *inc;
+	/* A move's write tracking, stopped once the reply is out (pod_handle_control): the pod was
+	 * ended, and closing its userfaultfds waits for the killed processes' memory to be torn down
+	 * (tens of milliseconds for a gigabyte), which the target need not wait for. */
+	struct dirty_tracker *stop_after_reply;
 	uint8_t inc_id[16];
 	uint32_t inc_depth;
 	struct file_memos *inc_files; /* the mapped files that image described (its chain holds them) */
