@@ -28,8 +28,8 @@ import { VIEWER_HIGH_WATER_BYTES, type ViewerSink } from './viewer.js';
 const MIRROR_HIGH_WATER = 8 * 1024 * 1024;
 const MIRROR_LOW_WATER = 1024 * 1024;
 const PAUSE_SLICE_MS = 50;
-/** Output held for a viewer while its screen is taken, beyond which it gets the screen again instead. */
-const HELD_MAX_CHARS = 1024 * 1024;
+/** Output held for a viewer while its snapshot was taken is sent in pieces of this size, one per turn. */
+const HELD_PIECE_CHARS = 256 * 1024;
 
 export const DEFAULT_COLS = 80;
 export const DEFAULT_ROWS = 24;
@@ -673,16 +673,26 @@ export class Session {
     return this.mirror.shot().then((shot) => (wanted() ? shot.snapshot : ''));
   }
 
+  /**
+   * Sends what was held for a viewer while its snapshot was taken, then live output again. What
+   * a flood held goes a piece of HELD_PIECE_CHARS per turn of the event loop (never one message
+   * of many megabytes); output that comes meanwhile is held behind it.
+   */
   private release(viewer: ViewerSink, st: ViewerState): void {
-    const held = st.held ?? [];
-    st.held = null;
-    if (this.viewers.get(viewer) !== st) return;
-    if (held.reduce((n, d) => n + d.length, 0) > HELD_MAX_CHARS) {
-      // More came while its screen was taken than is worth sending in one message (a flood):
-      // it gets the screen again once it has taken this one, as a viewer that lags.
-      st.lagging = true;
-      viewer.whenDrained(() => void this.resync(viewer, st), this.id);
-    } else if (held.length > 0) this.sendOutput(viewer, st, held.join(''));
+    const held = st.held;
+    if (!held || this.viewers.get(viewer) !== st) {
+      st.held = null;
+      return;
+    }
+    let n = 0;
+    for (let size = 0; n < held.length && size < HELD_PIECE_CHARS; n++) size += held[n]!.length;
+    if (n > 0) this.sendOutput(viewer, st, held.splice(0, n).join(''));
+    if (held.length > 0 && !st.lagging) {
+      // A new snapshot (a resync) replaces `held`: this one is done then.
+      setImmediate(() => st.held === held && this.release(viewer, st));
+      return;
+    }
+    st.held = null; // all sent, or it lags again: its next resync brings it the screen
     if (st.exitHeld && !st.lagging) {
       // A viewer resynchronising or attaching as the program ended: the exit comes after its
       // screen and the last output, once (an attach's reply may have said it ended already);
