@@ -10,6 +10,8 @@ import { VosError } from '../../src-main/api/errors.js';
 import { SessionManager } from '../../src-main/agent/session-manager.js';
 import type { Session } from '../../src-main/agent/session/session.js';
 import type { ViewerSink } from '../../src-main/agent/session/viewer.js';
+import { MirrorThread } from '../../src-main/agent/session/mirror-thread.js';
+import type { ToMirror } from '../../src-main/agent/session/mirror-protocol.js';
 import { waitFor } from '../helpers/agent-process.js';
 
 const { Terminal } = xtermHeadless;
@@ -146,6 +148,31 @@ describe('sessions', () => {
     expect(all.slice(0, -1)).toEqual(Array.from({ length: 10_023 }, (_, i) => String(389_978 + i)));
     expect(all[all.length - 1]).toBe('red end');
     expect(a.result.snapshot).toMatch(/\x1b\[[0-9;]*31[0-9;]*mred/); // the colour after the flood is kept
+  });
+
+  it('goes on when the mirror thread dies: its screens start again empty, and new output shows', async () => {
+    manager = newManager();
+    const logs: string[] = [];
+    const thread = MirrorThread.shared();
+    const log = thread.log;
+    thread.log = (m) => logs.push(m);
+    try {
+      const s = start('sh', ['-c', 'echo before-$((6*7)); read x; echo after-$((6*7)); read y']);
+      await s.waitFor(/before-42/, 10_000);
+      // Something the thread cannot take (the agent never sends it) ends it.
+      thread.post({ t: 'open', mirror: 1e9, cols: 80, rows: 24 });
+      thread.post({ t: 'write', mirror: 1e9, data: null, quiet: false, asks: false, report: true } as unknown as ToMirror);
+      await waitFor('the log to say so', () => logs.find((l) => /screen mirror thread stopped .*start again empty/.test(l)));
+      s.input('\r');
+      const screen = await s.waitFor(/after-42/, 10_000);
+      expect(screen.lines.join('\n')).not.toContain('before-42');
+      const viewer = new RecordingViewer();
+      const a = await s.attach(viewer, null);
+      a.release();
+      expect(a.result.snapshot).toContain('after-42');
+    } finally {
+      thread.log = log;
+    }
   });
 
   it('tells a viewer of the exit that came while its screen was being taken', async () => {
