@@ -47,7 +47,8 @@ function write(id: number, data: string, quiet: boolean, asks: boolean, now: boo
       }
     },
     quiet,
-    asks,
+    // Someone waits for text (report): the output is parsed as it comes, not let gather.
+    asks || now,
   );
 }
 

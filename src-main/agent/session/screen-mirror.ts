@@ -159,7 +159,8 @@ export class ScreenMirror {
 
   /**
    * `quiet`: questions in `data` are not answered (see onAnswer). `asks`: `data` asks a question
-   * (the program waits for the answer: it is not let gather in a flood).
+   * (the program waits for the answer), or someone waits for text: it is not let gather in a
+   * flood.
    */
   write(data: string, parsed?: () => void, quiet = false, asks = false): void {
     if (this.disposed) return;
@@ -279,7 +280,7 @@ export class ScreenMirror {
    * fast-forward: the output left out counts as parsed now.
    */
   private compress(): void {
-    if (this.busy || this.headStuck || this.queuedLineFeeds < 2 * this.keepLines()) return;
+    if (this.busy || this.headStuck || this.asked || this.queuedLineFeeds < 2 * this.keepLines()) return;
     if (!this.canFastForward()) {
       this.headStuck = true;
       return;
