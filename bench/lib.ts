@@ -65,9 +65,9 @@ async function attach(name: string, home: string, proc: ChildProcess): Promise<B
 }
 
 /** An agent on this machine, off the network. */
-export function startLocalAgent(name: string, home = mkdtempSync('/tmp/vos-bench-')): Promise<BenchAgent> {
+export function startLocalAgent(name: string, home = mkdtempSync('/tmp/vos-bench-'), env: Record<string, string> = {}): Promise<BenchAgent> {
   const proc = spawn(process.execPath, [cliEntry(), 'daemon', '--name', name], {
-    env: { ...process.env, VOS_HOME: home, VOS_MDNS: '0', VOS_LISTEN: '127.0.0.1:0' },
+    env: { ...process.env, ...env, VOS_HOME: home, VOS_MDNS: '0', VOS_LISTEN: '127.0.0.1:0' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   return attach(name, home, proc);

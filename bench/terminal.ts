@@ -175,9 +175,7 @@ function hasTmux(): boolean {
  * its event loop's delay (VOS_LOOP_DELAY=1) and this process pings the agent every 10 ms.
  */
 async function floodLoopDelay(file: string): Promise<void> {
-  process.env.VOS_LOOP_DELAY = '1';
-  const agent = await startLocalAgent('bench-flood');
-  delete process.env.VOS_LOOP_DELAY;
+  const agent = await startLocalAgent('bench-flood', undefined, { VOS_LOOP_DELAY: '1' });
   const client = agent.client;
   try {
     const ids: string[] = [];

@@ -12,7 +12,7 @@
 import xtermHeadless from '@xterm/headless';
 import serializeModule from '@xterm/addon-serialize';
 import type { ScreenText } from '../../api/protocol.js';
-import { FAST_FORWARD_MIN_CHARS, fastForward } from './fast-forward.js';
+import { FAST_FORWARD_MIN_CHARS, fastForward, type FastForward } from './fast-forward.js';
 
 // Both packages are CommonJS; Node's ESM loader exposes them as a default export only.
 const { Terminal } = xtermHeadless;
@@ -241,8 +241,7 @@ export class ScreenMirror {
       let n = 1;
       while (n < this.queue.length && this.queue[n]!.kind === 'data' && (this.queue[n] as QueuedOutput).quiet === first.quiet) n++;
       const run = this.queue.splice(0, n) as QueuedOutput[];
-      const chars = run.reduce((c, e) => c + e.data.length, 0);
-      this.handOver(run, first.quiet);
+      const chars = this.handOver(run, first.quiet);
       this.flooding = !first.quiet && chars >= FAST_FORWARD_MIN_CHARS;
       this.queuedChars -= chars;
       if (first.quiet) this.queuedOthers -= n;
@@ -286,14 +285,12 @@ export class ScreenMirror {
       return;
     }
     const run = this.queue as QueuedOutput[];
-    const joined = run.length === 1 ? run[0]!.data : run.map((e) => e.data).join('');
-    const ff = fastForward(joined, this.term.rows, this.keepLines(), run[0]!.plainChars);
+    const ff = this.skipUnseen(run);
     if (!ff) {
       // Not plain far enough: the head stays as it is until it is parsed.
       this.headStuck = true;
       return;
     }
-    this.skippedChars += ff.skipped;
     this.queue = [{ kind: 'data', data: ff.data, quiet: false, chars: 0, plainChars: ff.plainChars, parsed: undefined }];
     this.queuedChars = ff.data.length;
     this.queuedLineFeeds = lineFeeds(ff.data);
@@ -304,25 +301,28 @@ export class ScreenMirror {
     this.onParsed?.();
   }
 
-  /** One run of output to xterm, which has parsed all it had. */
-  private handOver(run: QueuedOutput[], quiet: boolean): void {
-    const chars = run.reduce((n, e) => n + e.chars, 0);
-    let data = run.length === 1 ? run[0]!.data : run.map((e) => e.data).join('');
-    if (!quiet && this.canFastForward()) {
-      const ff = fastForward(data, this.term.rows, this.keepLines(), run[0]!.plainChars);
-      if (ff) {
-        data = ff.data;
-        this.skippedChars += ff.skipped;
-      }
-    }
+  /** A run of output joined, with what the terminal cannot keep of it skipped (null: nothing to skip). */
+  private skipUnseen(run: QueuedOutput[]): FastForward | null {
+    const joined = run.length === 1 ? run[0]!.data : run.map((e) => e.data).join('');
+    const ff = fastForward(joined, this.term.rows, this.keepLines(), run[0]!.plainChars);
+    if (ff) this.skippedChars += ff.skipped;
+    return ff;
+  }
+
+  /** One run of output to xterm, which has parsed all it had; returns its length as written. */
+  private handOver(run: QueuedOutput[], quiet: boolean): number {
+    const ff = !quiet && this.canFastForward() ? this.skipUnseen(run) : null;
+    const data = ff ? ff.data : run.length === 1 ? run[0]!.data : run.map((e) => e.data).join('');
+    const pending = run.reduce((n, e) => n + e.chars, 0);
     // Callbacks run in order with the parsing: the count is up exactly while `data` is parsed.
     if (quiet) this.term.write('', () => this.quiet++);
     this.term.write(data, () => {
       if (quiet) this.quiet--;
-      this.pending -= chars;
+      this.pending -= pending;
       for (const e of run) e.parsed?.();
       this.onParsed?.();
     });
+    return run.reduce((n, e) => n + e.data.length, 0);
   }
 
   /** Between sequences, with the whole screen as the scroll region (see fast-forward.ts). */
