@@ -26,9 +26,10 @@ struct pod {
 	/* Incremental checkpoints (init/checkpoint.c): the write tracking kept from the latest image
 	 * that asked for it (NULL: none), that image's CHAIN id and depth; or why there is none. */
 	struct dirty_tracker *inc;
-	/* A move's write tracking, stopped once the reply is out (pod_handle_control): the pod was
-	 * ended, and closing its userfaultfds waits for the killed processes' memory to be torn down
-	 * (tens of milliseconds for a gigabyte), which the target need not wait for. */
+	/* The write tracking of a checkpoint that ended the pod (a move's commit, or stop=1), stopped
+	 * once the reply is out (pod_handle_control): closing its userfaultfds waits for the killed
+	 * processes' memory to be torn down (tens of milliseconds for a gigabyte), which the
+	 * requester (a move's target, waiting to run) need not wait for. */
 	struct dirty_tracker *stop_after_reply;
 	uint8_t inc_id[16];
 	uint32_t inc_depth;
