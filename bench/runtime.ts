@@ -7,7 +7,9 @@
  * image size, restore time, and two baselines: writing the image's bytes to a new file in the
  * same directory (what the frozen time is bounded by: the pod writes its memory straight into
  * the image file) and simply touching (and filling) the same amount of fresh memory. Then the CRIU 4.2 figures measured on this kind of machine
- * (../shared/STACK.md), whether compression pays, and the runtime's overhead.
+ * (../shared/STACK.md), the frozen time of the stop from outside (ptrace, for programs the runtime
+ * is not in) against the runtime's for an idle bash and 256 MiB, whether compression pays, and the
+ * runtime's overhead.
  *
  * Environment: BENCH_RUNS (3), BENCH_SIZES (64,256,1024).
  */
@@ -196,6 +198,38 @@ async function main(): Promise<void> {
         `${w.name.padEnd(15)} ${ms(s.frozenMs).padStart(7)} ${ms(s.checkpointMs).padStart(11)}  ${mib(s.bytes).padStart(11)} ${ms(s.restoreMs).padStart(9)}` +
           `  ${ms(write).padStart(10)}  ${(s.frozenMs / write).toFixed(2).padStart(9)}x` +
           (w.mib ? `   ${ms(touch).padStart(13)} / ${ms(fill).padStart(7)}        ${(s.restoreMs / touch).toFixed(2)}x` : ''),
+      );
+    }
+
+    // The stop from outside (ptrace, no runtime in the process: dump/ptrace-dump.c) against the
+    // runtime's, on the same workloads: bash started without the runtime, and a static build of
+    // the memory program.
+    console.log('\nstopped from outside (ptrace) against by the runtime, median of ' + RUNS);
+    console.log('workload        runtime frozen   outside frozen   ratio   outside restore');
+    const outside: Workload[] = [
+      {
+        name: 'idle bash',
+        mib: 0,
+        start: async () => (await client.request('session.create', { command: 'env', args: ['-u', 'LD_PRELOAD', 'bash', '--norc', '--noprofile'], env })).id,
+        ready: '^bench\\$',
+        check: { send: 'echo alive-$((6*7))\r', expect: '^alive-42$' },
+      },
+      {
+        name: '256 MiB process',
+        mib: 256,
+        start: async () => (await client.request('session.create', { command: join(programs, 'static-memhog'), args: ['256'], env })).id,
+        ready: '^ready 256 MiB$',
+        check: { send: '\r', expect: '^check ok$' },
+      },
+    ];
+    for (const w of outside) {
+      const samples: Sample[] = [];
+      for (let i = 0; i < RUNS; i++) samples.push(await cycle(client, dir, programs, { ...w, mib: 0 }));
+      const frozen = median(samples.map((x) => x.frozenMs));
+      const byRuntime = results[w.name]?.frozenMs;
+      console.log(
+        `${w.name.padEnd(15)} ${(byRuntime === undefined ? '-' : ms(byRuntime)).padStart(14)}   ${ms(frozen).padStart(14)}   ` +
+          `${byRuntime === undefined ? '  -  ' : (frozen / byRuntime).toFixed(2) + 'x'}   ${ms(median(samples.map((x) => x.restoreMs))).padStart(15)}`,
       );
     }
 

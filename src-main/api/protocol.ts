@@ -182,6 +182,12 @@ export interface CheckpointResult {
    * ("dropped"). Absent when everything will be carried.
    */
   warnings?: string[];
+  /**
+   * Processes the vOS runtime is not in (a Go program, a statically linked one), which were
+   * stopped from outside with ptrace instead, each as "process 7 (hugo): a Go program". Absent
+   * when the runtime stopped them all.
+   */
+  stoppedFromOutside?: string[];
   /** Asked for an incremental image, got a whole one: why (the first of a session, no write
    * tracking on this kernel, a migration in between, the chain's length bound...). */
   fullReason?: string;

@@ -2,7 +2,7 @@
  * A session's checkpoint schedule in the app, in real Chromium against a real agent in web mode
  * with real pods: a custom period (the agent's shortest, 1 s) set from the UI runs, and the UI
  * shows the next run and the last result as they change; "Off" turns it off in the agent; a
- * program that cannot be checkpointed (statically linked) shows its paused schedule with the
+ * program that cannot be checkpointed (a SysV message queue) shows its paused schedule with the
  * reason, and Resume tries it again (it pauses again, for the same reason).
  */
 import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -128,7 +128,9 @@ describe('checkpoint schedules in the app', () => {
   });
 
   it("a program that cannot be checkpointed: its paused schedule shows the reason, and Resume tries again", async () => {
-    const id = (await vos(agent.home, ['run', '-d', '--name', 'static', '--', join(programs, 'static-counter'), '200'])).stdout.trim();
+    // A SysV message queue, which vOS cannot carry: every checkpoint of it is refused.
+    const queue = `perl -e 'msgget(0, 0600) // die; sleep 1000' & exec ${join(programs, 'counter')} 200`;
+    const id = (await vos(agent.home, ['run', '-d', '--name', 'queue', '--', 'sh', '-c', queue])).stdout.trim();
     expect((await vos(agent.home, ['wait', id, '--text', 'count=2$'])).code).toBe(0);
     const page = await chromium.browser.newPage({ viewport: { width: 1280, height: 800 } });
     try {
@@ -139,7 +141,7 @@ describe('checkpoint schedules in the app', () => {
       const paused = control.getByTestId('schedule-paused');
       await paused.waitFor({ timeout: 30_000 });
       const reason = (await listed(id)).paused!;
-      expect(reason).toMatch(/static-counter.*statically linked/);
+      expect(reason).toMatch(/SysV message queue/);
       expect(await paused.textContent()).toBe(`Paused: ${reason}`);
       // Said once: not also as a failed last run below it.
       expect(await control.getByTestId('schedule-last').count()).toBe(0);

@@ -7,6 +7,7 @@
  * test/helpers/migration.ts, and run side by side). Root only (network namespaces); tail -f also
  * moves with an ordinary user's agents.
  */
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { appendFileSync, chmodSync, chownSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,7 +17,7 @@ import pty from '@lydell/node-pty';
 import { VOS, waitFor } from '../helpers/agent-process.js';
 import { multiHostSkipReason } from '../helpers/community.js';
 import { counts, migrationLab, nothingThere } from '../helpers/migration.js';
-import { runAsUsers } from '../helpers/test-programs.js';
+import { PROGRAMS_SRC, runAsUsers } from '../helpers/test-programs.js';
 
 const unavailable = multiHostSkipReason('test/community/migration.test.ts');
 
@@ -417,4 +418,48 @@ describe.skipIf(unavailable !== null)('migration', () => {
     expect(await a.screen(home)).not.toContain('BAD');
     console.log(`live move of 64 MiB rewritten at 20 MB/s: ${r.rounds} rounds, ${r.bytes} bytes, stopped ${r.downtimeMs} ms`);
   }, 90_000);
+
+  it('moves live programs the runtime is not in, stopped from outside: a static one rewriting its memory checks out there; a Go program ticks on', async () => {
+    const [a, b] = await m.pair();
+    const onA = await a.connect();
+    // The static build of the program above: its written pages are tracked through a
+    // userfaultfd pod init makes inside it (dump/ptrace-dump.c), not by a runtime.
+    const { id } = await onA.request('session.create', { command: join(m.programs, 'static-dirtier'), args: ['64', '50'], name: 'static', cols: 80, rows: 1500 });
+    const lastTick = (text: string): number => Math.max(0, ...[...text.matchAll(/^tick (\d+) ok$/gm)].map((m) => Number(m[1])));
+    await waitFor('it to run', async () => lastTick(await a.screen(id)) >= 3);
+    const before = lastTick(await a.screen(id));
+    const moved = await a.vos(['migrate', id, 'beta', '--json']);
+    expect(moved.code, moved.stderr).toBe(0);
+    const r = JSON.parse(moved.stdout) as { session: { id: string }; mode: string; rounds: number; fallback: string | null; downtimeMs: number; bytes: number };
+    expect(r.fallback).toBeNull();
+    expect(r.mode).toBe('live');
+    expect(r.rounds).toBeGreaterThanOrEqual(2);
+    const there = r.session.id.slice(0, r.session.id.indexOf('@'));
+    await waitFor('it to check out there, several times', async () => lastTick(await b.screen(there)) >= before + 5, 20_000);
+    expect(await b.screen(there)).not.toContain('BAD');
+    console.log(`live move of a static program, 64 MiB rewritten at 20 MB/s: ${r.rounds} rounds, stopped ${r.downtimeMs} ms`);
+
+    // A Go program: built here (offline), eight goroutines on tickers, a re-arming timer, the GC.
+    const src = join(PROGRAMS_SRC, 'go-ticker');
+    const go = join(m.scratch, 'go-ticker');
+    const goEnv = { ...process.env, GOCACHE: join(m.scratch, 'gocache'), GOPATH: join(m.scratch, 'gopath'), GOPROXY: 'off', GO111MODULE: 'off', GOFLAGS: '', CGO_ENABLED: '0' };
+    execFileSync('go', ['build', '-o', go, join(src, 'main.go')], { env: goEnv, stdio: 'inherit' });
+    chmodSync(m.scratch, 0o755);
+    const { id: gid } = await onA.request('session.create', { command: go, args: [], name: 'go', cols: 120, rows: 40 });
+    const ticks = (text: string, field: string): number => Math.max(-1, ...[...text.matchAll(new RegExp(`${field}=(\\d+)`, 'g'))].map((m) => Number(m[1])));
+    await waitFor('the Go program to tick', async () => ticks(await a.screen(gid), 'tick') >= 3);
+    const token = /token=(\w+)/.exec(await a.screen(gid))![1]!;
+    const gm = await a.vos(['migrate', gid, 'beta', '--json']);
+    expect(gm.code, gm.stderr).toBe(0);
+    const gr = JSON.parse(gm.stdout) as { session: { id: string }; mode: string; downtimeMs: number };
+    expect(gr.mode).toBe('live');
+    const gthere = gr.session.id.slice(0, gr.session.id.indexOf('@'));
+    const at = { tick: ticks(await b.screen(gthere), 'tick'), work: ticks(await b.screen(gthere), 'work'), after: ticks(await b.screen(gthere), 'after') };
+    await waitFor('it to tick on there', async () => ticks(await b.screen(gthere), 'tick') >= at.tick + 10, 20_000);
+    const screen = await b.screen(gthere);
+    expect(ticks(screen, 'work')).toBeGreaterThan(at.work + 100);
+    expect(ticks(screen, 'after')).toBeGreaterThan(at.after + 10);
+    expect(screen).not.toMatch(new RegExp(`token=(?!${token})|panic|fatal error`));
+    console.log(`live move of a Go program: stopped ${gr.downtimeMs} ms`);
+  }, 120_000);
 });

@@ -53,7 +53,7 @@ describe('schedule notices', () => {
   });
 
   it('a pause is said once, with its reason, as a pause (not also as a failure)', () => {
-    const reason = 'it is statically linked: the vOS runtime cannot be injected';
+    const reason = 'the pod has a SysV message queue, which vOS cannot carry yet';
     const pausedInfo = info({ paused: reason, nextRunAt: null, last: failed(2, reason) });
     expect(scheduleNotice(info({ last: ok(1) }), pausedInfo)).toEqual({
       title: 'Checkpoints of “build” paused',

@@ -151,7 +151,7 @@ describe('tray menu model', () => {
   it('a paused or failed schedule: the reason greyed, Resume, marked in its label, a line and the tooltip', () => {
     const running: SupervisorState = { kind: 'running', agent, startedHere: true };
     const sessions = [session('a', 'running'), session('b', 'running'), session('c', 'running')];
-    const reason = 'static-counter is statically linked: the vOS runtime cannot be injected into it, so it cannot be checkpointed';
+    const reason = 'the pod has a SysV message queue (key 0, id 0), which vOS cannot carry yet: end the program that made it first';
     const input = {
       agent: running,
       sessions,

@@ -18,6 +18,8 @@
  *                            restore will not carry, seen while every process runs (a
  *                            connection to another machine); "warn <what>" lines while frozen
  *                            are the exact list;
+ *   stdout "outside <who>: <why>"  while frozen: a process without the runtime (a Go or static
+ *                            program) that pod init stopped from outside with ptrace;
  *   stdout "full <why>"      (--incremental) the image is whole, not incremental: why;
  *   stdout "ok k=v ..."      the end: the counts (processes, threads, frozen_us, bytes of the
  *                            whole image, ...) and, after a hold, the verdict (stopped);
@@ -55,7 +57,7 @@ export interface CheckpointHelper {
   /** With hold: the pod is frozen and its image complete. */
   held: Promise<HelperFields>;
   /** The last line's fields ("ok ...", full_reason from a "full" line, warnings: the "warn" lines
-   * joined by newlines); rejects with the helper's reason. */
+   * and outside: the "outside" lines, each joined by newlines); rejects with the helper's reason. */
   done: Promise<HelperFields>;
   /** With hold: end the pod (commit) or let it run again. */
   verdict(commit: boolean): void;
@@ -113,6 +115,7 @@ export function startCheckpointHelper(
         ...lineFields(line.slice(2)),
         ...(fullReason !== null ? { full_reason: fullReason } : {}),
         ...(warnings.length ? { warnings: warnings.join('\n') } : {}),
+        ...(outside.length ? { outside: outside.join('\n') } : {}),
       });
       settleHeld.reject(new VosError('checkpoint_failed', 'the pod was not held'));
     } else {
@@ -126,6 +129,8 @@ export function startCheckpointHelper(
   let fullReason: string | null = null;
   // What a restore of this image will not carry (the pod's "warn" lines; at most a few dozen kept).
   const warnings: string[] = [];
+  // The processes stopped from outside (the pod's "outside" lines; a few dozen kept).
+  const outside: string[] = [];
   let prewarnings = 0;
   const relayed = new Map<number, KeptConnection>();
   createInterface({ input: child.stdout! }).on('line', (line) => {
@@ -138,6 +143,8 @@ export function startCheckpointHelper(
       if (m && relayed.size < 1024) relayed.set(Number(m[1]), { what: m[3]!.slice(0, 1000), localPort: Number(m[2]) });
     } else if (line.startsWith('warn ')) {
       if (warnings.length < 32) warnings.push(line.slice('warn '.length, 'warn '.length + 1000));
+    } else if (line.startsWith('outside ')) {
+      if (outside.length < 32) outside.push(line.slice('outside '.length, 'outside '.length + 300));
     } else if (line === 'frozen') {
       const refuse = (err: Error): void =>
         void child.stdin!.write(`no-session the session's record could not be made: ${err.message.replace(/\n/g, ' ')}\n`);

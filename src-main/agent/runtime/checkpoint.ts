@@ -163,6 +163,7 @@ async function runHelper(
       wallMs: Date.now() - started,
       stopped: f.stopped === '1',
       ...(f.warnings ? { warnings: f.warnings.split('\n') } : {}),
+      ...(f.outside ? { stoppedFromOutside: f.outside.split('\n') } : {}),
     },
     fields: f,
   };

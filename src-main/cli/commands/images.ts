@@ -88,6 +88,7 @@ included, stays as it was.
           `${r.file}\n${kept ? `  ${kept}${removed}\n` : ''}  ${formatBytes(r.bytes)}, ${p(r.processes, 'process', 'processes')}, ${p(r.threads, 'thread', 'threads')}; ` +
             `frozen ${r.frozenMs.toFixed(1)} ms, ${r.wallMs} ms in all${r.stopped ? '; the session has ended' : ''}\n`,
         );
+        for (const o of r.stoppedFromOutside ?? []) ctx.out(`  stopped from outside (no vOS runtime in it): ${o}\n`);
       }
       for (const w of r.warnings ?? []) if (!said.has(w)) ctx.err(`vos: warning: ${w}\n`);
       return 0;

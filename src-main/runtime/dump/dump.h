@@ -22,10 +22,13 @@ int write_sysv_ipc(const struct freeze *f, struct image_writer *w, struct err *e
 
 /* ---- freeze.c ---- */
 
+struct ptrace_proc;
 struct frozen {
 	pid_t pid;
-	uint64_t ctl_addr;
-	struct vos_control *ctl; /* copy of the process's control block */
+	uint64_t ctl_addr;       /* 0: stopped from outside (pt), or not acknowledged yet */
+	struct vos_control *ctl; /* copy of the process's control block (or the one pt filled) */
+	struct ptrace_proc *pt;  /* stopped with ptrace, without the runtime (ptrace-dump.c) */
+	char why_pt[160];        /* why: "statically linked", "a Go program", ... */
 };
 
 struct zombie {
@@ -60,7 +63,7 @@ int freeze_pod(struct pod *pod, struct freeze *f, struct err *e);
 void thaw_pod(struct freeze *f);
 /* While frozen: has process fz make a userfaultfd and takes a copy of it (pidfd_getfd); the
  * process closes its own when it resumes. Returns our fd. */
-int freeze_take_uffd(struct pod *pod, struct freeze *f, const struct frozen *fz, struct err *e);
+int freeze_take_uffd(struct pod *pod, struct freeze *f, struct frozen *fz, struct err *e);
 void freeze_free(struct freeze *f);
 
 /* ---- ptrace-thread.c ---- */
@@ -69,6 +72,18 @@ void freeze_free(struct freeze *f);
  * if it had parked in the runtime. ctid_offset: where glibc keeps a thread's tid from its TCB. */
 int ptrace_thread(pid_t pid, pid_t tid, uint64_t ctid_offset, struct vos_thread_rec *out, struct err *e);
 void ptrace_release(pid_t tid);
+
+/* ---- ptrace-dump.c: a process stopped without the runtime ---- */
+
+/* Stops every thread of pid with ptrace and fills fz->ctl as the runtime would have (fz->pt
+ * set, ctl_addr 0). 0; 1 if the process has no thread left; -1 (e) with fz->pt possibly set
+ * (ptrace_resume_process releases what was stopped). */
+int ptrace_stop_process(pid_t pid, struct frozen *fz, struct err *e);
+/* While stopped: a userfaultfd of the process's memory, made in it; our copy. */
+int ptrace_take_uffd(struct frozen *fz, struct err *e);
+/* Lets it run on exactly where it was (the stop's mapping removed). */
+void ptrace_resume_process(struct frozen *fz);
+void ptrace_proc_free(struct frozen *fz);
 
 /* ---- proc.c: process state from /proc ---- */
 
@@ -87,8 +102,6 @@ int read_proc_stat(pid_t pid, struct proc_stat *st, struct err *e);
 int list_pod_pids(pid_t **out, int *n, struct err *e);
 /* "pid 7 (python3)" style name for messages. */
 const char *describe_pid(pid_t pid, char *buf, size_t size);
-/* Why a process has no runtime, for the refusal message. */
-const char *why_no_runtime(pid_t pid, char *buf, size_t size);
 /* Whether the dynamic loader can load the runtime into the process's program (dynamically
  * linked, not set-user-ID or set-group-ID). */
 int runtime_can_load(pid_t pid);
@@ -101,9 +114,12 @@ int same_identity(pid_t pid, struct err *e);
 /* Whether the process catches VOS_SIGNAL (the runtime is active in it). */
 int has_runtime(pid_t pid);
 /* ---- stoppable.c ---- */
-/* Why the runtime cannot stop a process (traced, a Go program, no runtime, a seccomp sandbox), or
- * NULL if it can. */
-const char *why_unstoppable(pid_t pid, char *buf, size_t size);
+/* How a process is stopped: by its runtime, from outside with ptrace (why says why the runtime
+ * cannot: a Go program, statically linked, ...), or not at all (why: the refusal). */
+enum stop_method { STOP_BY_RUNTIME, STOP_BY_PTRACE, STOP_REFUSED };
+enum stop_method stop_method_of(pid_t pid, char *why, size_t size);
+/* Whether libvos.so is mapped into the process; with at != 0, whether address at is in it. */
+int runtime_mapped_at(pid_t pid, uint64_t at);
 /* Whether a process that cannot be stopped yet will be, once its runtime starts: just exec'd,
  * its environment preloads the runtime, and nothing else (a tracer, Go) stands in the way. */
 int runtime_on_its_way(pid_t pid);

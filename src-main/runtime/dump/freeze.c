@@ -5,9 +5,10 @@
  * set is stable. A child between vfork (or clone with CLONE_VM) and exec is left running until
  * it has exec'd or exited: parked, it would hold its parent in vfork forever (dash runs every
  * command that way). A process that exits before it answers becomes a zombie of the pod (its
- * parent is stopped) and is recorded as one. A process without the runtime makes the whole
- * checkpoint fail, naming it; then and on any other failure every process already stopped is
- * released.
+ * parent is stopped) and is recorded as one. A process without the runtime (a Go or static
+ * program) is stopped from outside with ptrace instead (ptrace-dump.c); one that can be stopped
+ * neither way (traced by another, sandboxed) makes the whole checkpoint fail, naming it; then and
+ * on any other failure every process already stopped is released.
  */
 #include <dirent.h>
 #include <stddef.h>
@@ -132,33 +133,39 @@ static int drop_if_ended(struct freeze *f, int i)
  * started yet (a shell's `stty`, seen on a loaded machine), one on its way out (its memory,
  * and so the runtime, already released: a loop's short `sleep`), or a short-lived sandboxed one
  * (man's formatters, which end within a second). While one of these holds, it is looked at
- * again every 20 ms for up to STOPPABLE_WAIT_MS. 1 when it can be stopped or has
- * ended; 0 (why: the reason) if not. Others are refused at once.
+ * again every 20 ms for up to STOPPABLE_WAIT_MS. Then: how it is stopped (by its runtime, also
+ * when it has ended meanwhile; from outside with ptrace: a Go or static program), or refused
+ * (why: the reason).
  */
 #define STOPPABLE_WAIT_MS 2000
 #define TASK_EXITING 0x4 /* PF_EXITING in /proc/PID/stat's flags */
-static int becomes_stoppable(pid_t pid, char *why, size_t size)
+static enum stop_method settle(pid_t pid, char *why, size_t size)
 {
 	for (int waited = 0;; waited += 20) {
 		struct proc_stat st;
 		struct err ignore;
 		if (read_proc_stat(pid, &st, &ignore) < 0 || st.state == 'Z')
-			return 1;
-		if (!why_unstoppable(pid, why, size))
-			return 1;
-		if (waited >= STOPPABLE_WAIT_MS ||
-		    !((st.flags & TASK_EXITING) || runtime_on_its_way(pid) || in_seccomp_sandbox(pid)))
-			return 0;
+			return STOP_BY_RUNTIME; /* gone: stop_new finds it so */
+		enum stop_method m = stop_method_of(pid, why, size);
+		if (m == STOP_BY_RUNTIME)
+			return m;
+		int passing = (st.flags & TASK_EXITING) || runtime_on_its_way(pid) ||
+			      (m == STOP_REFUSED && in_seccomp_sandbox(pid));
+		if (waited >= STOPPABLE_WAIT_MS || !passing)
+			return m;
 		usleep(20 * 1000);
 	}
 }
 
-/* Before any of them is signaled: every process in pids[] not stopped yet can be stopped by the
- * runtime (dump/stoppable.c), or the checkpoint is refused at once with the reason. */
-static int check_stoppable(struct freeze *f, pid_t *pids, int n, struct err *e)
+#define WHY_LEN 1024
+/* Before any of them is signaled: how each process in pids[] not stopped yet is to be stopped
+ * (how[i], why[i]), or the checkpoint is refused at once with the reason. */
+static int check_stoppable(struct freeze *f, pid_t *pids, int n, enum stop_method *how, char (*why)[WHY_LEN],
+			   struct err *e)
 {
 	for (int i = 0; i < n; i++) {
 		pid_t pid = pids[i];
+		how[i] = STOP_BY_RUNTIME;
 		if (find(f, pid) || is_zombie_known(f, pid))
 			continue;
 		struct proc_stat st;
@@ -167,11 +174,86 @@ static int check_stoppable(struct freeze *f, pid_t *pids, int n, struct err *e)
 			continue; /* gone, a zombie, or between vfork and exec: stop_new handles them */
 		if (same_identity(pid, e) < 0)
 			return -1;
-		char why[1024];
-		if (why_unstoppable(pid, why, sizeof why) && !becomes_stoppable(pid, why, sizeof why))
-			return fail_code(e, "unsupported", "cannot checkpoint: %s", why);
+		if (st.state == 'T') {
+			/* Its runtime cannot answer until it is continued, and a restore would not stop it. */
+			char who[128];
+			return fail_code(e, "unsupported",
+					 "cannot checkpoint: %s is stopped (Ctrl-Z or SIGSTOP), which vOS cannot carry yet; "
+					 "continue it (fg or bg) first",
+					 describe_pid(pid, who, sizeof who));
+		}
+		how[i] = settle(pid, why[i], WHY_LEN);
+		if (how[i] == STOP_REFUSED)
+			return fail_code(e, "unsupported", "cannot checkpoint: %s", why[i]);
 	}
 	return 0;
+}
+
+/* Stops process pid from outside (ptrace-dump.c): added to procs, stopped when this returns 0. */
+static int stop_by_ptrace(struct freeze *f, pid_t pid, const char *why, struct err *e)
+{
+	f->procs = xrealloc(f->procs, (size_t)(f->nprocs + 1) * sizeof *f->procs);
+	struct frozen *fz = &f->procs[f->nprocs++];
+	memset(fz, 0, sizeof *fz);
+	fz->pid = pid;
+	snprintf(fz->why_pt, sizeof fz->why_pt, "%.*s", (int)sizeof fz->why_pt - 1, why);
+	int rc = ptrace_stop_process(pid, fz, e);
+	if (rc < 0) {
+		char who[128];
+		return fail_ctx(e, "stopping %s from outside (%s)", describe_pid(pid, who, sizeof who), why);
+	}
+	if (rc == 1) { /* it ended meanwhile: the next listing finds what is left of it */
+		ptrace_proc_free(fz);
+		free(fz->ctl);
+		f->nprocs--;
+	}
+	return 0;
+}
+
+/*
+ * A process that did not answer the stop signal in time may have exec'd a program without the
+ * runtime since it was looked at, or replaced the runtime's handler of the stop signal with its
+ * own (a raw rt_sigaction, which the runtime cannot see). Either is stopped from outside. One
+ * whose handler is still the runtime's is not (its runtime is slow or stuck, and threads it
+ * parked would wait for a resume no restore sends): the checkpoint fails as before. 0 when
+ * stopped; 1 if it has ended; -1 (e).
+ */
+static int stop_late(struct frozen *fz, struct err *e)
+{
+	char who[128], why[WHY_LEN];
+	describe_pid(fz->pid, who, sizeof who);
+	enum stop_method m = stop_method_of(fz->pid, why, sizeof why);
+	if (m == STOP_REFUSED)
+		return fail_code(e, "unsupported", "cannot checkpoint: %s", why);
+	if (m == STOP_BY_RUNTIME)
+		snprintf(why, sizeof why, "its own handler replaced the runtime's for vOS's stop signal");
+	snprintf(fz->why_pt, sizeof fz->why_pt, "%.*s", (int)sizeof fz->why_pt - 1, why);
+	int rc = ptrace_stop_process(fz->pid, fz, e);
+	if (rc != 0)
+		return rc < 0 ? fail_ctx(e, "stopping %s from outside (%s)", who, why) : 1;
+	if (m == STOP_BY_RUNTIME && runtime_mapped_at(fz->pid, fz->ctl->sigactions[VOS_SIGNAL].handler)) {
+		ptrace_resume_process(fz);
+		ptrace_proc_free(fz);
+		free(fz->ctl);
+		fz->ctl = NULL;
+		return fail(e, "cannot checkpoint: %s did not stop within %d s", who, ACK_TIMEOUT_MS / 1000);
+	}
+	return 0;
+}
+
+/* Checks how each new process of pids[] is to be stopped and stops those the runtime cannot
+ * (ptrace); -1 (e) if one cannot be stopped at all. */
+static int stop_outside_runtime(struct freeze *f, pid_t *pids, int n, struct err *e)
+{
+	enum stop_method *how = xcalloc((size_t)n + 1, sizeof *how);
+	char(*why)[WHY_LEN] = xcalloc((size_t)n + 1, WHY_LEN);
+	int rc = check_stoppable(f, pids, n, how, why, e);
+	for (int i = 0; i < n && rc == 0; i++)
+		if (how[i] == STOP_BY_PTRACE && !find(f, pids[i]))
+			rc = stop_by_ptrace(f, pids[i], why[i], e);
+	free(how);
+	free(why);
+	return rc;
 }
 
 /* Stops the processes in pids[] that are not stopped yet; 0 when all acknowledged. A child
@@ -180,7 +262,7 @@ static int stop_new(struct pod *pod, struct freeze *f, pid_t *pids, int n, int *
 {
 	int waiting = 0;
 	*unsettled = 0;
-	if (check_stoppable(f, pids, n, e) < 0)
+	if (stop_outside_runtime(f, pids, n, e) < 0)
 		return -1;
 	for (int i = 0; i < n; i++) {
 		pid_t pid = pids[i];
@@ -205,7 +287,7 @@ static int stop_new(struct pod *pod, struct freeze *f, pid_t *pids, int n, int *
 			return fail(e, "cannot signal process %d: %s", (int)pid, strerror(errno));
 		}
 		f->procs = xrealloc(f->procs, (size_t)(f->nprocs + 1) * sizeof *f->procs);
-		f->procs[f->nprocs++] = (struct frozen){pid, 0, NULL};
+		f->procs[f->nprocs++] = (struct frozen){.pid = pid};
 		waiting++;
 	}
 	int64_t deadline = now_monotonic_us() + ACK_TIMEOUT_MS * 1000LL;
@@ -218,27 +300,28 @@ static int stop_new(struct pod *pod, struct freeze *f, pid_t *pids, int n, int *
 		if (rc == 0 && left > 0) {
 			/* A quiet slice: an awaited process that exited meanwhile never answers. */
 			for (int i = f->nprocs - 1; i >= 0; i--)
-				if (!f->procs[i].ctl_addr && drop_if_ended(f, i))
+				if (!f->procs[i].ctl_addr && !f->procs[i].pt && drop_if_ended(f, i))
 					waiting--;
 			continue;
 		}
 		if (rc == 0) {
-			char who[128], why[1024];
-			for (int i = 0; i < f->nprocs; i++) {
-				if (f->procs[i].ctl_addr)
+			/* Those that did not answer: stopped from outside if they can be. */
+			for (int i = f->nprocs - 1; i >= 0; i--) {
+				if (f->procs[i].ctl_addr || f->procs[i].pt)
 					continue;
-				/* It may have become one the runtime cannot stop since it was looked at. */
-				if (why_unstoppable(f->procs[i].pid, why, sizeof why))
-					return fail_code(e, "unsupported", "cannot checkpoint: %s", why);
-				return fail(e, "cannot checkpoint: %s did not stop within %d s",
-					    describe_pid(f->procs[i].pid, who, sizeof who), ACK_TIMEOUT_MS / 1000);
+				int late = stop_late(&f->procs[i], e);
+				if (late < 0)
+					return -1;
+				if (late == 1 && !drop_if_ended(f, i))
+					return fail(e, "cannot checkpoint: process %d ended while being stopped", (int)f->procs[i].pid);
+				waiting--;
 			}
-			return fail(e, "cannot checkpoint: a process did not stop in time");
+			continue;
 		}
 		if (si.ssi_code != SI_QUEUE)
 			continue;
 		struct frozen *fz = find(f, (pid_t)si.ssi_pid);
-		if (!fz || fz->ctl_addr)
+		if (!fz || fz->ctl_addr || fz->pt)
 			continue;
 		fz->ctl_addr = si.ssi_ptr;
 		waiting--;
@@ -251,10 +334,12 @@ static void forget_gone(struct freeze *f)
 {
 	int j = 0;
 	for (int i = 0; i < f->nprocs; i++) {
-		if (kill(f->procs[i].pid, 0) == 0 || errno != ESRCH)
+		if (kill(f->procs[i].pid, 0) == 0 || errno != ESRCH) {
 			f->procs[j++] = f->procs[i];
-		else
+		} else {
+			ptrace_proc_free(&f->procs[i]);
 			free(f->procs[i].ctl);
+		}
 	}
 	f->nprocs = j;
 }
@@ -358,6 +443,8 @@ int freeze_pod(struct pod *pod, struct freeze *f, struct err *e)
 		goto failed;
 	}
 	for (int i = 0; i < f->nprocs; i++) {
+		if (f->procs[i].pt)
+			continue; /* its control block is ours, filled from outside */
 		if (read_control(&f->procs[i], e) < 0)
 			goto failed;
 		if (f->procs[i].ctl->state == VOS_STATE_FAILED) {
@@ -378,8 +465,10 @@ failed:
 	return -1;
 }
 
-int freeze_take_uffd(struct pod *pod, struct freeze *f, const struct frozen *fz, struct err *e)
+int freeze_take_uffd(struct pod *pod, struct freeze *f, struct frozen *fz, struct err *e)
 {
+	if (fz->pt)
+		return ptrace_take_uffd(fz, e);
 	if (queue(fz->pid, VOS_CMD(f->round, VOS_CMD_UFFD)) < 0)
 		return fail(e, "cannot signal process %d: %s", (int)fz->pid, strerror(errno));
 	int64_t deadline = now_monotonic_us() + ACK_TIMEOUT_MS * 1000LL;
@@ -424,14 +513,19 @@ void thaw_pod(struct freeze *f)
 	for (int i = 0; i < f->nprocs; i++) {
 		if (i == f->nprocs - 1)
 			f->resumed_at_us = now_monotonic_us();
-		queue(f->procs[i].pid, VOS_CMD(f->round, VOS_CMD_RESUME));
+		if (f->procs[i].pt)
+			ptrace_resume_process(&f->procs[i]);
+		else
+			queue(f->procs[i].pid, VOS_CMD(f->round, VOS_CMD_RESUME));
 	}
 }
 
 void freeze_free(struct freeze *f)
 {
-	for (int i = 0; i < f->nprocs; i++)
+	for (int i = 0; i < f->nprocs; i++) {
+		ptrace_proc_free(&f->procs[i]);
 		free(f->procs[i].ctl);
+	}
 	free(f->procs);
 	free(f->zombies);
 	free(f->traced);

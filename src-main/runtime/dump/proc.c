@@ -190,29 +190,6 @@ int runtime_can_load(pid_t pid)
 	return !(st.st_mode & (S_ISUID | S_ISGID)) && is_static(exe) == 0;
 }
 
-const char *why_no_runtime(pid_t pid, char *buf, size_t size)
-{
-	char who[128], exe[4096], path[64];
-	describe_pid(pid, who, sizeof who);
-	snprintf(path, sizeof path, "/proc/%d/exe", (int)pid);
-	if (read_link(path, exe, sizeof exe) < 0) {
-		snprintf(buf, size, "%s is not running the vOS runtime", who);
-		return buf;
-	}
-	struct stat st;
-	if (stat(exe, &st) == 0 && (st.st_mode & (S_ISUID | S_ISGID))) {
-		snprintf(buf, size, "%s runs %s, a set-user-ID program, which the vOS runtime cannot enter", who, exe);
-	} else if (is_static(exe) == 1) {
-		snprintf(buf, size, "%s runs %s, which is statically linked: the vOS runtime cannot be injected into it", who,
-			 exe);
-	} else {
-		snprintf(buf, size,
-			 "%s (%s) is not running the vOS runtime (it was started without it, e.g. with a cleared environment)",
-			 who, exe);
-	}
-	return buf;
-}
-
 static uint64_t parse_mask(const char *hex)
 {
 	return strtoull(hex, NULL, 16);

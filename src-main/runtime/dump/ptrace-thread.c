@@ -5,6 +5,9 @@
  * the red zone), just like the one the kernel makes when it delivers a signal. From then on the
  * thread is like any other: it is restored by rt_sigreturn on that frame. When the pod runs on
  * after the checkpoint, the thread is released and the frame is just unused stack.
+ *
+ * The frame itself (ptrace-frame.h) is also what ptrace-dump.c gives every thread of a process
+ * stopped wholly from outside, there in a mapping of its own rather than on the stack.
  */
 #include <elf.h>
 #include <errno.h>
@@ -20,6 +23,7 @@
 #include <unistd.h>
 
 #include "dump.h"
+#include "ptrace-frame.h"
 
 #define RED_ZONE 128
 #define UC_FP_XSTATE 0x1
@@ -84,8 +88,7 @@ static uint64_t blocked_mask(pid_t pid, pid_t tid)
 	return mask;
 }
 
-/* The registers as they must be after sigreturn: an interrupted system call starts again. */
-static void restart_syscall(struct user_regs_struct *r)
+void ptrace_frame_restart(struct user_regs_struct *r)
 {
 	if ((int64_t)r->orig_rax < 0)
 		return;
@@ -93,9 +96,6 @@ static void restart_syscall(struct user_regs_struct *r)
 	case ERESTARTSYS:
 	case ERESTARTNOINTR:
 	case ERESTARTNOHAND:
-		r->rax = r->orig_rax;
-		r->rip -= 2;
-		break;
 	case ERESTART_RESTARTBLOCK:
 		/* The kernel's own restart record does not survive a restore: the call itself is
 		 * made again instead (a sleep or wait starts its timeout over). */
@@ -105,33 +105,43 @@ static void restart_syscall(struct user_regs_struct *r)
 	}
 }
 
-int ptrace_thread(pid_t pid, pid_t tid, uint64_t ctid_offset, struct vos_thread_rec *out, struct err *e)
+void ptrace_frame_restart_live(struct user_regs_struct *r)
 {
-	if (ptrace(PTRACE_SEIZE, tid, 0, 0) < 0)
-		return fail(e, "cannot stop thread %d of process %d: %s", (int)tid, (int)pid, strerror(errno));
-	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0) {
-		ptrace(PTRACE_DETACH, tid, 0, 0);
-		return fail(e, "cannot stop thread %d of process %d: %s", (int)tid, (int)pid, strerror(errno));
+	if ((int64_t)r->orig_rax >= 0 && -(int64_t)r->rax == ERESTART_RESTARTBLOCK) {
+		r->rax = SYS_restart_syscall;
+		r->rip -= 2;
+		return;
 	}
-	int status;
-	if (waitpid(tid, &status, __WALL) != tid || !WIFSTOPPED(status)) {
-		ptrace(PTRACE_DETACH, tid, 0, 0);
-		return fail(e, "thread %d of process %d did not stop", (int)tid, (int)pid);
-	}
-	struct user_regs_struct r;
+	ptrace_frame_restart(r);
+}
+
+int32_t ptrace_xstate_size(pid_t tid)
+{
 	uint8_t *xstate = xcalloc(1, MAX_XSTATE);
 	struct iovec iov = {xstate, MAX_XSTATE};
-	if (ptrace(PTRACE_GETREGS, tid, 0, &r) < 0 || ptrace(PTRACE_GETREGSET, tid, (void *)NT_X86_XSTATE, &iov) < 0) {
+	long rc = ptrace(PTRACE_GETREGSET, tid, (void *)NT_X86_XSTATE, &iov);
+	free(xstate);
+	return rc < 0 ? -1 : (int32_t)iov.iov_len;
+}
+
+size_t ptrace_frame_size(uint32_t xsize)
+{
+	return sizeof(struct kernel_ucontext) + 16 + xsize + 4 + 64;
+}
+
+int ptrace_frame_write(pid_t pid, pid_t tid, const struct user_regs_struct *r, uint64_t sigmask,
+		       const struct frame_altstack *alt, uint64_t top, uint64_t *uc_at_out, struct err *e)
+{
+	uint8_t *xstate = xcalloc(1, MAX_XSTATE);
+	struct iovec iov = {xstate, MAX_XSTATE};
+	if (ptrace(PTRACE_GETREGSET, tid, (void *)NT_X86_XSTATE, &iov) < 0) {
 		free(xstate);
-		ptrace(PTRACE_DETACH, tid, 0, 0);
-		return fail(e, "cannot read the registers of thread %d: %s", (int)tid, strerror(errno));
+		return fail(e, "cannot read the FPU state of thread %d: %s", (int)tid, strerror(errno));
 	}
 	uint32_t xsize = (uint32_t)iov.iov_len;
-	restart_syscall(&r);
 
-	/* Below the red zone: the xstate (64-byte aligned, with MAGIC2 after it), then the frame. */
-	uint64_t sp = r.rsp - RED_ZONE;
-	uint64_t fp_at = (sp - xsize - 4) & ~63ull;
+	/* Below top: the xstate (64-byte aligned, with MAGIC2 after it), then the frame. */
+	uint64_t fp_at = (top - xsize - 4) & ~63ull;
 	uint64_t uc_at = (fp_at - sizeof(struct kernel_ucontext)) & ~15ull; /* rsp for rt_sigreturn */
 
 	struct fpx_sw_bytes sw;
@@ -149,30 +159,61 @@ int ptrace_thread(pid_t pid, pid_t tid, uint64_t ctid_offset, struct vos_thread_
 	struct kernel_ucontext uc;
 	memset(&uc, 0, sizeof uc);
 	uc.uc_flags = UC_FP_XSTATE | UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS;
-	uc.uc_stack.ss_flags = SS_DISABLE; /* its alternate signal stack, if any, is not known here */
+	if (alt) {
+		uc.uc_stack.ss_sp = alt->sp;
+		uc.uc_stack.ss_flags = alt->flags;
+		uc.uc_stack.ss_size = alt->size;
+	} else {
+		uc.uc_stack.ss_flags = SS_DISABLE; /* its alternate signal stack, if any, is not known here */
+	}
 	struct sigcontext_64 *m = &uc.mc;
-	m->r8 = r.r8, m->r9 = r.r9, m->r10 = r.r10, m->r11 = r.r11;
-	m->r12 = r.r12, m->r13 = r.r13, m->r14 = r.r14, m->r15 = r.r15;
-	m->di = r.rdi, m->si = r.rsi, m->bp = r.rbp, m->bx = r.rbx;
-	m->dx = r.rdx, m->ax = r.rax, m->cx = r.rcx, m->sp = r.rsp;
-	m->ip = r.rip, m->flags = r.eflags;
-	m->cs = (uint16_t)r.cs, m->ss = (uint16_t)r.ss;
+	m->r8 = r->r8, m->r9 = r->r9, m->r10 = r->r10, m->r11 = r->r11;
+	m->r12 = r->r12, m->r13 = r->r13, m->r14 = r->r14, m->r15 = r->r15;
+	m->di = r->rdi, m->si = r->rsi, m->bp = r->rbp, m->bx = r->rbx;
+	m->dx = r->rdx, m->ax = r->rax, m->cx = r->rcx, m->sp = r->rsp;
+	m->ip = r->rip, m->flags = r->eflags;
+	m->cs = (uint16_t)r->cs, m->ss = (uint16_t)r->ss;
 	m->fpstate = fp_at;
-	uc.uc_sigmask = blocked_mask(pid, tid);
+	uc.uc_sigmask = sigmask;
 
 	struct iovec local[2] = {{&uc, sizeof uc}, {xstate, xsize + 4}};
 	struct iovec remote[2] = {{(void *)(uintptr_t)uc_at, sizeof uc}, {(void *)(uintptr_t)fp_at, xsize + 4}};
 	ssize_t written = process_vm_writev(pid, local, 2, remote, 2, 0);
 	free(xstate);
-	if (written != (ssize_t)(sizeof uc + xsize + 4)) {
-		ptrace(PTRACE_DETACH, tid, 0, 0);
+	if (written != (ssize_t)(sizeof uc + xsize + 4))
 		return fail(e, "cannot write the signal frame of thread %d: %s", (int)tid, strerror(errno));
+	*uc_at_out = uc_at;
+	return 0;
+}
+
+int ptrace_thread(pid_t pid, pid_t tid, uint64_t ctid_offset, struct vos_thread_rec *out, struct err *e)
+{
+	if (ptrace(PTRACE_SEIZE, tid, 0, 0) < 0)
+		return fail(e, "cannot stop thread %d of process %d: %s", (int)tid, (int)pid, strerror(errno));
+	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0) {
+		ptrace(PTRACE_DETACH, tid, 0, 0);
+		return fail(e, "cannot stop thread %d of process %d: %s", (int)tid, (int)pid, strerror(errno));
 	}
+	int status;
+	if (waitpid(tid, &status, __WALL) != tid || !WIFSTOPPED(status)) {
+		ptrace(PTRACE_DETACH, tid, 0, 0);
+		return fail(e, "thread %d of process %d did not stop", (int)tid, (int)pid);
+	}
+	struct user_regs_struct r;
+	if (ptrace(PTRACE_GETREGS, tid, 0, &r) < 0) {
+		ptrace(PTRACE_DETACH, tid, 0, 0);
+		return fail(e, "cannot read the registers of thread %d: %s", (int)tid, strerror(errno));
+	}
+	ptrace_frame_restart(&r);
 	memset(out, 0, sizeof *out);
+	/* On its own stack, below the red zone. */
+	if (ptrace_frame_write(pid, tid, &r, blocked_mask(pid, tid), NULL, r.rsp - RED_ZONE, &out->frame, e) < 0) {
+		ptrace(PTRACE_DETACH, tid, 0, 0);
+		return -1;
+	}
 	out->tid = tid;
 	out->fs_base = r.fs_base;
 	out->gs_base = r.gs_base;
-	out->frame = uc_at;
 	out->clear_child_tid = ctid_offset ? r.fs_base + ctid_offset : 0;
 	uint64_t head = 0;
 	size_t len = 0;

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "dump.h"
@@ -89,8 +90,9 @@ static int is_go_program(pid_t pid)
 	return go;
 }
 
-/* Whether libvos.so is mapped into the process (it is loaded before any constructor runs). */
-static int maps_runtime(pid_t pid)
+/* Whether libvos.so is mapped into the process (it is loaded before any constructor runs); with
+ * at != 0, whether address at is in it. */
+int runtime_mapped_at(pid_t pid, uint64_t at)
 {
 	char path[64];
 	snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
@@ -102,8 +104,10 @@ static int maps_runtime(pid_t pid)
 		char *end = strchr(line, '\n');
 		if (end)
 			*end = 0;
+		unsigned long long start, stop;
 		char *slash = strrchr(line, '/');
-		found = slash && strcmp(slash, "/libvos.so") == 0;
+		found = slash && strcmp(slash, "/libvos.so") == 0 &&
+			(!at || (sscanf(line, "%llx-%llx", &start, &stop) == 2 && at >= start && at < stop));
 		line = end ? end + 1 : NULL;
 	}
 	free(text);
@@ -138,32 +142,45 @@ int runtime_on_its_way(pid_t pid)
 	return !tracer_of(pid) && !is_go_program(pid) && preloads_runtime(pid) && runtime_can_load(pid);
 }
 
-const char *why_unstoppable(pid_t pid, char *buf, size_t size)
+/* Why a process without the runtime has none, in a few words (for the checkpoint's result). */
+static void short_reason(pid_t pid, char *why, size_t size)
+{
+	char exe[4096], path[64];
+	snprintf(path, sizeof path, "/proc/%d/exe", (int)pid);
+	struct stat st;
+	if (read_link(path, exe, sizeof exe) >= 0 && stat(exe, &st) == 0 && (st.st_mode & (S_ISUID | S_ISGID)))
+		snprintf(why, size, "a set-user-ID program");
+	else if (read_link(path, exe, sizeof exe) >= 0 && !runtime_can_load(pid))
+		snprintf(why, size, "statically linked");
+	else
+		snprintf(why, size, "started without the vOS runtime");
+}
+
+enum stop_method stop_method_of(pid_t pid, char *why, size_t size)
 {
 	char who[128], tracer[128];
 	pid_t t = tracer_of(pid);
 	if (t) {
-		snprintf(buf, size,
-			 "%s is being traced by %s: the signal vOS stops programs with would reach the tracer; "
-			 "detach the debugger or tracer first (carrying traced programs needs the ptrace-based path, not yet)",
+		snprintf(why, size,
+			 "%s is being traced by %s: vOS would have to take it from its tracer; "
+			 "detach the debugger or tracer first",
 			 describe_pid(pid, who, sizeof who), describe_pid(t, tracer, sizeof tracer));
-		return buf;
+		return STOP_REFUSED;
 	}
-	if (is_go_program(pid)) {
-		snprintf(buf, size,
-			 "%s is a Go program: its runtime takes over the signal vOS stops programs with; "
-			 "carrying Go programs needs the ptrace-based path (not yet)",
-			 describe_pid(pid, who, sizeof who));
-		return buf;
-	}
-	if (!maps_runtime(pid) || !has_runtime(pid))
-		return why_no_runtime(pid, buf, size);
 	if (in_seccomp_sandbox(pid)) {
-		snprintf(buf, size,
+		snprintf(why, size,
 			 "%s runs in a seccomp sandbox, which a restore could not put back (and which may keep "
 			 "vOS's runtime from answering); checkpoint again once it has ended",
 			 describe_pid(pid, who, sizeof who));
-		return buf;
+		return STOP_REFUSED;
 	}
-	return NULL;
+	if (is_go_program(pid)) {
+		snprintf(why, size, "a Go program");
+		return STOP_BY_PTRACE;
+	}
+	if (!runtime_mapped_at(pid, 0) || !has_runtime(pid)) {
+		short_reason(pid, why, size);
+		return STOP_BY_PTRACE;
+	}
+	return STOP_BY_RUNTIME;
 }

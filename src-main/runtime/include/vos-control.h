@@ -110,4 +110,18 @@ struct vos_control {
 	struct vos_thread_rec threads[VOS_MAX_THREADS];
 };
 
+/*
+ * Memory vOS leaves in a process that has no runtime to remove it: the scratch mapping of a stop
+ * from outside (dump/ptrace-dump.c), which a restored process keeps (its threads' frames were
+ * there), and a restore's trampoline pages (restore/blob-plan.c). Each starts a page with this
+ * mark, at offset 0 (scratch) or 64 (the trampoline's second page); the next stop from outside
+ * finds the marks in the process's anonymous memory and removes [start, start + len).
+ */
+#define VOS_LEFTOVER_MAGIC "vOS leftover v1"
+struct vos_leftover_mark {
+	char magic[16];
+	uint64_t start;
+	uint64_t len;
+};
+
 #endif

@@ -337,11 +337,12 @@ int checkpoint_request(const struct checkpoint_request *o)
 		if (fd >= 0)
 			close(fd);
 		if (strncmp(reply, "precopy", 7) == 0 || strncmp(reply, "full ", 5) == 0 || strncmp(reply, "warn ", 5) == 0 ||
-		    strncmp(reply, "prewarn ", 8) == 0 || strncmp(reply, "relay ", 6) == 0) {
+		    strncmp(reply, "prewarn ", 8) == 0 || strncmp(reply, "relay ", 6) == 0 || strncmp(reply, "outside ", 8) == 0) {
 			/* live migration's progress: a round of pages sent ahead; why an incremental
 			 * image is whole; what a restore will not carry
 			 * (prewarn: said before the freeze, warn: while frozen); what a move keeps at the
-			 * source (relay ID LOCALPORT WHO: WHAT) */
+			 * source (relay ID LOCALPORT WHO: WHAT); a process stopped from outside
+			 * (outside WHO: WHY) */
 			printf("%s\n", reply);
 			fflush(stdout);
 			continue;

@@ -170,6 +170,19 @@ static int write_process(const struct frozen *fz, const char *early, struct mem_
 	return rc;
 }
 
+/* Which processes were stopped from outside (ptrace: no runtime in them) and why: "outside WHO:
+ * WHY" lines, for the checkpoint's result. */
+static void say_stopped_outside(const struct freeze *f, int conn)
+{
+	for (int i = 0; i < f->nprocs; i++) {
+		if (!f->procs[i].pt)
+			continue;
+		char who[128], line[CONTROL_LINE_MAX];
+		snprintf(line, sizeof line, "outside %s: %s", describe_pid(f->procs[i].pid, who, sizeof who), f->procs[i].why_pt);
+		control_send(conn, line, -1);
+	}
+}
+
 static void end_pod(void)
 {
 	/* Everything but us; we follow when the program's end is reaped. */
@@ -402,6 +415,7 @@ void checkpoint_run(struct pod *pod, int *out_fd, int conn, const char *request,
 	}
 	/* The agent takes its screen snapshot now: the program can print nothing more. */
 	control_send(conn, "frozen", -1);
+	say_stopped_outside(&f, conn);
 	int rc = 0;
 	if (cp.on && !live) {
 		arm_chain(pod, &f, &cp);

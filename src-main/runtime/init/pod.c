@@ -379,7 +379,9 @@ static void reap(struct pod *pod)
 {
 	for (;;) {
 		int status;
-		pid_t pid = waitpid(-1, &status, WNOHANG);
+		/* __WALL: threads a checkpoint stopped with ptrace (dump/ptrace-dump.c) that were
+		 * killed while stopped are ours to reap too, or their process is never reaped. */
+		pid_t pid = waitpid(-1, &status, WNOHANG | __WALL);
 		if (pid < 0 && errno == EINTR)
 			continue;
 		if (pid <= 0)

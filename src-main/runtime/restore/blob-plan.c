@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "restore.h"
+#include "vos-control.h"
 #include "vos-image.h"
 
 struct vdso_block {
@@ -125,6 +126,9 @@ void build_and_jump(struct restore_ctx *c, struct img_process *p, int image_fd, 
 	memcpy(tramp, trampoline_code, sizeof trampoline_code);
 	uint32_t *counter = (uint32_t *)((uint8_t *)tramp + PAGE);
 	*counter = p->nthreads;
+	/* Found and removed by the next stop from outside, in a process without the runtime. */
+	struct vos_leftover_mark mark = {VOS_LEFTOVER_MAGIC, c->hole, 2 * PAGE};
+	memcpy((uint8_t *)tramp + PAGE + 64, &mark, sizeof mark);
 	mprotect(tramp, PAGE, PROT_READ | PROT_EXEC);
 
 	struct zone z = {zone_mem, zone_mem, (uint8_t *)zone_mem + zone_size};
