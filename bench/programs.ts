@@ -91,6 +91,8 @@ function programs(): Program[] {
     { name: 'redis-server (Unix socket)', needs: 'redis-server', command: 'redis-server', args: ['--port', '0', '--unixsocket', sock, '--save', '', '--appendonly', 'no'], ready: /ready to accept connections/i, probe: { kind: 'connect', ask: (n) => askSocket(sock, `ECHO tok${n}\r\n`), expect: (n) => new RegExp(`tok${n}`) } },
     { name: 'python3 http.server', needs: 'python3', command: 'python3', args: ['-m', 'http.server', '--bind', '127.0.0.1', String(httpPort)], ready: /Serving HTTP/, cwd: dir, probe: { kind: 'connect', ask: () => askHttp(httpPort, '/lines.txt'), expect: () => /^line 1$/m } },
     { name: 'git log (pager)', needs: 'git', command: 'bash', args: ['-c', `cd ${dir} && (git init -q repo && cd repo && for i in $(seq 1 60); do git -c user.name=t -c user.email=t@t commit -q --allow-empty -m "commit-$i"; done) && cd repo && GIT_PAGER='less' git log`], ready: /commit-60/, probe: { kind: 'input', send: () => '/commit-7\r', expect: () => /commit-7/ } },
+    // A Go program (stopped from outside, without the runtime): its query, typed fresh, finds the line.
+    { name: 'fzf (Go)', needs: 'fzf', command: 'bash', args: ['-c', `fzf --no-mouse < ${join(dir, 'lines.txt')}`], ready: /2000\/2000/, probe: { kind: 'input', send: (n) => `\x15line 1${n}99`, expect: (n) => new RegExp(`^> line 1${n}99\\s*$`, 'm') } },
     { name: 'gdb (ptraced program)', needs: 'gdb', command: 'gdb', args: ['-q', '-ex', 'run', '--args', 'sleep', '1000'], ready: /Starting program/, probe: { kind: 'changes' } },
     { name: 'strace -f', needs: 'strace', command: 'strace', args: ['-f', '-o', '/dev/null', 'sh', '-c', 'while :; do date +%s%N; sleep 0.2; done'], ready: /^\d{10,}$/m, probe: { kind: 'changes' } },
   ];

@@ -165,37 +165,39 @@ describe('incremental checkpoints (vos-init checkpoint --incremental)', () => {
     }, 90_000);
   }
 
-  it('a long chain taken while the program writes fast: every page written between two images is in the second', async () => {
-    // Pages are write-protected again just before the freeze (out of the frozen time) and the
-    // few written in the moment since while frozen: a page written on either side of that
-    // moment must be in the image. Seven links (the longest chain: the 8th is whole), 8 pages
-    // written every millisecond.
-    const pod = join(dir, 'fast.sock');
-    const img = (n: number): string => join(dir, `fast-${n}.img`);
-    const original = onPty([INIT, 'launch', '--control', pod, '--runtime', LIB, '--', join(dir, 'dirtier'), '16', '8', '1000']);
-    let copy: ReturnType<typeof onPty> | null = null;
-    try {
-      await waitFor('the program to run', () => ticks(original.out()).length >= 2);
-      const ended = new Promise<void>((r) => original.term.onExit(() => r()));
-      const ids: string[] = [];
-      const LINKS = 7;
-      for (let n = 0; n < LINKS; n++) {
-        const at = ticks(original.out()).length;
-        await waitFor('the program to go on', () => ticks(original.out()).length > at);
-        const last = n === LINKS - 1;
-        const t = take('root', pod, img(n), ['--incremental', ...(n ? ['--parent', ids[n - 1]!] : []), ...(last ? ['--stop'] : [])]);
-        expect(t.incremental, t.out).toBe(n > 0);
-        ids.push(t.id);
+  for (const program of ['dirtier', 'static-dirtier']) {
+    it(`a long chain taken while the program writes fast: every page written between two images is in the second (${program}${program === 'dirtier' ? '' : ': stopped from outside, its tracking made through ptrace'})`, async () => {
+      // Pages are write-protected again just before the freeze (out of the frozen time) and the
+      // few written in the moment since while frozen: a page written on either side of that
+      // moment must be in the image. Seven links (the longest chain: the 8th is whole), 8 pages
+      // written every millisecond.
+      const pod = join(dir, `fast-${program}.sock`);
+      const img = (n: number): string => join(dir, `fast-${program}-${n}.img`);
+      const original = onPty([INIT, 'launch', '--control', pod, '--runtime', LIB, '--', join(dir, program), '16', '8', '1000']);
+      let copy: ReturnType<typeof onPty> | null = null;
+      try {
+        await waitFor('the program to run', () => ticks(original.out()).length >= 2);
+        const ended = new Promise<void>((r) => original.term.onExit(() => r()));
+        const ids: string[] = [];
+        const LINKS = 7;
+        for (let n = 0; n < LINKS; n++) {
+          const at = ticks(original.out()).length;
+          await waitFor('the program to go on', () => ticks(original.out()).length > at);
+          const last = n === LINKS - 1;
+          const t = take('root', pod, img(n), ['--incremental', ...(n ? ['--parent', ids[n - 1]!] : []), ...(last ? ['--stop'] : [])]);
+          expect(t.incremental, t.out).toBe(n > 0);
+          ids.push(t.id);
+        }
+        await ended; // --stop: the original ends where the last image was taken
+        const parents = Array.from({ length: LINKS - 1 }, (_, k) => ['--parent', img(LINKS - 2 - k)]).flat();
+        copy = onPty([INIT, 'restore', '--control', join(dir, `fast-copy-${program}.sock`), '--image', img(LINKS - 1), ...parents]);
+        await checksOn(copy, original.out());
+      } finally {
+        original.term.kill('SIGKILL');
+        copy?.term.kill('SIGKILL');
       }
-      await ended; // --stop: the original ends where the last image was taken
-      const parents = Array.from({ length: LINKS - 1 }, (_, k) => ['--parent', img(LINKS - 2 - k)]).flat();
-      copy = onPty([INIT, 'restore', '--control', join(dir, 'fast-copy.sock'), '--image', img(LINKS - 1), ...parents]);
-      await checksOn(copy, original.out());
-    } finally {
-      original.term.kill('SIGKILL');
-      copy?.term.kill('SIGKILL');
-    }
-  }, 90_000);
+    }, 90_000);
+  }
 
   for (const kind of ['anonymous memory', 'a private file mapping'] as const) {
     it(`pages discarded (MADV_DONTNEED) after an image come back as the kernel gives them then, not as the parent had them (${kind})`, async () => {

@@ -383,8 +383,17 @@ static int make_scratch(struct ptrace_proc *pp, struct traced_thread *th, uint32
 static int read_process_state(struct ptrace_proc *pp, struct traced_thread *th, struct vos_control *c, struct err *e)
 {
 	long ret;
+	/* Only the signals it catches or ignores, and SIGCHLD (whose flags matter at the default
+	 * action too): every other one is at the default, with no flags that change anything; its
+	 * place in the fresh scratch mapping reads as that (zeros). */
+	char v[32];
+	uint64_t asked = 1ull << (SIGCHLD - 1);
+	if (status_field(pp->pid, "SigCgt", v, sizeof v) == 0)
+		asked |= strtoull(v, NULL, 16);
+	if (status_field(pp->pid, "SigIgn", v, sizeof v) == 0)
+		asked |= strtoull(v, NULL, 16);
 	for (int sig = 1; sig < VOS_NSIG; sig++) {
-		if (sig == SIGKILL || sig == SIGSTOP)
+		if (sig == SIGKILL || sig == SIGSTOP || !(asked & (1ull << (sig - 1))))
 			continue;
 		uint64_t at = pp->scratch + SCRATCH_SIGACTIONS_AT + (uint64_t)sig * 32;
 		if (rcall(pp, th, SYS_rt_sigaction, sig, 0, (long)at, 8, &ret, e) < 0)
