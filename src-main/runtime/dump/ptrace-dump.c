@@ -36,6 +36,7 @@
 
 #include "dump.h"
 #include "ptrace-frame.h"
+#include "ptrace-inject.h"
 
 #ifndef PTRACE_GET_RSEQ_CONFIGURATION
 #define PTRACE_GET_RSEQ_CONFIGURATION 0x420f
@@ -51,250 +52,12 @@
 #define SLOT_ALTSTACK_AT 0
 #define SLOT_TIDADDR_AT 32
 #define SLOT_FRAME_AT 64
-/* How many times a thread may take a signal before it stops for us (each one is delivered). */
-#define MAX_SIGNAL_STOPS 64
-
-struct traced_thread {
-	pid_t tid;
-	struct user_regs_struct regs;  /* as stopped */
-	struct user_regs_struct frame; /* as a restore resumes it: an interrupted call made again */
-	uint64_t sigmask;              /* its blocked signals before we blocked them all */
-	int masked;                    /* all its signals blocked by us (sigmask to put back) */
-	int in_syscall_stop;           /* stopped at a system call's exit by an injected call */
-};
-
-struct ptrace_proc {
-	pid_t pid;
-	struct traced_thread *t;
-	int n;
-	uint64_t syscall_at; /* an executable `syscall` instruction (0f 05) in the process */
-	uint64_t scratch, scratch_len;
-	uint32_t slot;       /* bytes per thread in the scratch mapping */
-};
-
-static int is_event_stop(int status)
-{
-	return WIFSTOPPED(status) && (status >> 16) == PTRACE_EVENT_STOP;
-}
-
-/* Seizes thread tid and brings it to a ptrace stop. A signal that reaches it first is handed
- * on (delivered as it would have been) and the stop asked for again. 0; 1 if the thread is gone;
- * -1 (e), the thread let go. */
-static int seize_thread(pid_t pid, pid_t tid, struct err *e)
-{
-	if (ptrace(PTRACE_SEIZE, tid, 0, (void *)(long)PTRACE_O_TRACESYSGOOD) < 0) {
-		if (errno == ESRCH)
-			return 1;
-		if (errno == EPERM)
-			return fail_code(e, "unsupported",
-					 "cannot stop process %d from outside (ptrace: %s): the kernel forbids tracing it "
-					 "(kernel.yama.ptrace_scope 3, or another tracer took it)",
-					 (int)pid, strerror(errno));
-		return fail(e, "cannot stop thread %d of process %d (ptrace): %s", (int)tid, (int)pid, strerror(errno));
-	}
-	for (int signals = 0;; signals++) {
-		if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0 && errno != ESRCH) {
-			int err = errno;
-			ptrace(PTRACE_DETACH, tid, 0, 0);
-			return fail(e, "cannot stop thread %d of process %d: %s", (int)tid, (int)pid, strerror(err));
-		}
-		int status;
-		if (waitpid(tid, &status, __WALL) != tid) {
-			int err = errno;
-			ptrace(PTRACE_DETACH, tid, 0, 0);
-			return fail(e, "waiting for thread %d of process %d: %s", (int)tid, (int)pid, strerror(err));
-		}
-		if (WIFEXITED(status) || WIFSIGNALED(status))
-			return 1;
-		if (is_event_stop(status) && WSTOPSIG(status) != SIGTRAP) {
-			/* A group stop (job control) caught after it was looked at: it stays stopped. */
-			ptrace(PTRACE_DETACH, tid, 0, 0);
-			return fail_code(e, "unsupported",
-					 "process %d is stopped (Ctrl-Z or SIGSTOP), which vOS cannot carry yet; continue it "
-					 "(fg or bg) first",
-					 (int)pid);
-		}
-		if (is_event_stop(status))
-			return 0;
-		if (signals >= MAX_SIGNAL_STOPS) {
-			ptrace(PTRACE_DETACH, tid, 0, (void *)(long)WSTOPSIG(status));
-			return fail(e, "thread %d of process %d keeps taking signals and does not stop", (int)tid, (int)pid);
-		}
-		/* A signal-delivery stop: let the signal be delivered, then ask again. */
-		if (ptrace(PTRACE_CONT, tid, 0, (void *)(long)WSTOPSIG(status)) < 0 && errno != ESRCH)
-			return fail(e, "cannot resume thread %d of process %d: %s", (int)tid, (int)pid, strerror(errno));
-	}
-}
-
-/* The threads of pid, from /proc/PID/task. */
-static int list_threads(pid_t pid, pid_t **out, int *n, struct err *e)
-{
-	char path[64];
-	snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
-	DIR *d = opendir(path);
-	if (!d)
-		return fail(e, "cannot list the threads of process %d: %s", (int)pid, strerror(errno));
-	*out = NULL;
-	*n = 0;
-	struct dirent *de;
-	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] < '0' || de->d_name[0] > '9')
-			continue;
-		*out = xrealloc(*out, (size_t)(*n + 1) * sizeof **out);
-		(*out)[(*n)++] = (pid_t)atoi(de->d_name);
-	}
-	closedir(d);
-	return 0;
-}
-
-static int known_thread(const struct ptrace_proc *pp, pid_t tid)
-{
-	for (int i = 0; i < pp->n; i++)
-		if (pp->t[i].tid == tid)
-			return 1;
-	return 0;
-}
-
-/* Stops every thread, listing them again until a listing finds none new (a running thread may
- * have made one meanwhile). */
-static int seize_all(struct ptrace_proc *pp, struct err *e)
-{
-	for (int pass = 0; pass < 100; pass++) {
-		pid_t *tids = NULL;
-		int n;
-		if (list_threads(pp->pid, &tids, &n, e) < 0)
-			return -1;
-		int added = 0;
-		for (int i = 0; i < n; i++) {
-			if (known_thread(pp, tids[i]))
-				continue;
-			if (pp->n >= VOS_MAX_THREADS) {
-				free(tids);
-				return fail_code(e, "unsupported", "process %d has more than %d threads", (int)pp->pid, VOS_MAX_THREADS);
-			}
-			int rc = seize_thread(pp->pid, tids[i], e);
-			if (rc < 0) {
-				free(tids);
-				return -1;
-			}
-			if (rc == 1)
-				continue;
-			pp->t = xrealloc(pp->t, (size_t)(pp->n + 1) * sizeof *pp->t);
-			memset(&pp->t[pp->n], 0, sizeof pp->t[pp->n]);
-			pp->t[pp->n++].tid = tids[i];
-			added++;
-		}
-		free(tids);
-		if (!added)
-			return pp->n > 0 ? 0 : 1;
-	}
-	return fail(e, "process %d keeps making threads while it is being stopped", (int)pp->pid);
-}
-
-/* An executable `syscall` instruction of the process: in its vDSO (every x86-64 vDSO has the
- * system call fallbacks of its functions). */
-static int find_syscall_insn(struct ptrace_proc *pp, struct err *e)
-{
-	char path[64];
-	snprintf(path, sizeof path, "/proc/%d/maps", (int)pp->pid);
-	char *maps = read_text_file(path, NULL);
-	if (!maps)
-		return fail(e, "cannot read %s: %s", path, strerror(errno));
-	unsigned long long start = 0, end = 0;
-	for (char *line = maps; line && *line;) {
-		char *nl = strchr(line, '\n');
-		if (nl)
-			*nl = 0;
-		char perms[8];
-		if (strstr(line, "[vdso]") && sscanf(line, "%llx-%llx %7s", &start, &end, perms) == 3 && perms[2] == 'x')
-			break;
-		start = end = 0;
-		line = nl ? nl + 1 : NULL;
-	}
-	free(maps);
-	if (!start || end <= start || end - start > (1 << 20))
-		return fail_code(e, "unsupported", "process %d has no vDSO to run system calls through", (int)pp->pid);
-	size_t len = (size_t)(end - start);
-	uint8_t *code = xmalloc(len);
-	struct iovec local = {code, len}, remote = {(void *)(uintptr_t)start, len};
-	ssize_t got = process_vm_readv(pp->pid, &local, 1, &remote, 1, 0);
-	for (ssize_t i = 0; i + 1 < got && !pp->syscall_at; i++)
-		if (code[i] == 0x0f && code[i + 1] == 0x05)
-			pp->syscall_at = start + (uint64_t)i;
-	free(code);
-	if (!pp->syscall_at)
-		return fail_code(e, "unsupported", "process %d: no system call instruction found in its vDSO", (int)pp->pid);
-	return 0;
-}
-
-static int wait_syscall_stop(pid_t tid, struct err *e)
-{
-	int status;
-	if (waitpid(tid, &status, __WALL) != tid)
-		return fail(e, "waiting for thread %d: %s", (int)tid, strerror(errno));
-	if (!WIFSTOPPED(status) || WSTOPSIG(status) != (SIGTRAP | 0x80))
-		return fail(e, "thread %d stopped unexpectedly (status %#x) during a system call made for the checkpoint",
-			    (int)tid, (unsigned)status);
-	return 0;
-}
-
-/* Runs system call nr with args in thread th; its result (-errno on failure) in *ret. */
-static int remote_syscall(struct ptrace_proc *pp, struct traced_thread *th, long nr, const long args[6], long *ret,
-			  struct err *e)
-{
-	struct user_regs_struct r = th->regs;
-	r.rip = pp->syscall_at;
-	r.rax = (unsigned long long)nr;
-	r.orig_rax = (unsigned long long)-1; /* no restart of the call it was stopped in */
-	r.rdi = (unsigned long long)args[0], r.rsi = (unsigned long long)args[1], r.rdx = (unsigned long long)args[2];
-	r.r10 = (unsigned long long)args[3], r.r8 = (unsigned long long)args[4], r.r9 = (unsigned long long)args[5];
-	if (ptrace(PTRACE_SETREGS, th->tid, 0, &r) < 0 || ptrace(PTRACE_SYSCALL, th->tid, 0, 0) < 0)
-		return fail(e, "cannot run a system call in thread %d: %s", (int)th->tid, strerror(errno));
-	th->in_syscall_stop = 1;
-	if (wait_syscall_stop(th->tid, e) < 0)
-		return -1;
-	if (ptrace(PTRACE_SYSCALL, th->tid, 0, 0) < 0)
-		return fail(e, "cannot run a system call in thread %d: %s", (int)th->tid, strerror(errno));
-	if (wait_syscall_stop(th->tid, e) < 0)
-		return -1;
-	if (ptrace(PTRACE_GETREGS, th->tid, 0, &r) < 0)
-		return fail(e, "cannot read the registers of thread %d: %s", (int)th->tid, strerror(errno));
-	*ret = (long)r.rax;
-	return 0;
-}
-
-static int rcall(struct ptrace_proc *pp, struct traced_thread *th, long nr, long a0, long a1, long a2, long a3, long *ret,
-		 struct err *e)
-{
-	const long args[6] = {a0, a1, a2, a3, 0, 0};
-	return remote_syscall(pp, th, nr, args, ret, e);
-}
-
-static int read_remote(pid_t pid, uint64_t at, void *out, size_t len, struct err *e)
-{
-	struct iovec local = {out, len}, remote = {(void *)(uintptr_t)at, len};
-	if (process_vm_readv(pid, &local, 1, &remote, 1, 0) != (ssize_t)len)
-		return fail(e, "cannot read the memory of process %d: %s", (int)pid, strerror(errno));
-	return 0;
-}
-
-static int write_remote(pid_t pid, uint64_t at, const void *data, size_t len, struct err *e)
-{
-	struct iovec local = {(void *)data, len}, remote = {(void *)(uintptr_t)at, len};
-	if (process_vm_writev(pid, &local, 1, &remote, 1, 0) != (ssize_t)len)
-		return fail(e, "cannot write the memory of process %d: %s", (int)pid, strerror(errno));
-	return 0;
-}
-
-/* Registers, signal mask (then all blocked), restartable sequences of each thread. */
-static int read_threads(struct ptrace_proc *pp, struct err *e)
+/* What only a restore needs of each thread: no restartable sequence (a restore cannot register
+ * one again), and its registers as a restored thread resumes (an interrupted call made again). */
+static int check_threads(struct ptrace_proc *pp, struct err *e)
 {
 	for (int i = 0; i < pp->n; i++) {
 		struct traced_thread *th = &pp->t[i];
-		if (ptrace(PTRACE_GETREGS, th->tid, 0, &th->regs) < 0 ||
-		    ptrace(PTRACE_GETSIGMASK, th->tid, (void *)sizeof th->sigmask, &th->sigmask) < 0)
-			return fail(e, "cannot read the state of thread %d of process %d: %s", (int)th->tid, (int)pp->pid,
-				    strerror(errno));
 		struct {
 			uint64_t abi_pointer;
 			uint32_t abi_size, signature, flags, pad;
@@ -305,10 +68,6 @@ static int read_threads(struct ptrace_proc *pp, struct err *e)
 					 "thread %d of process %d registered a restartable sequence (rseq) area, which a restore "
 					 "cannot register again; with glibc, set GLIBC_TUNABLES=glibc.pthread.rseq=0",
 					 (int)th->tid, (int)pp->pid);
-		uint64_t all = ~0ull;
-		if (ptrace(PTRACE_SETSIGMASK, th->tid, (void *)sizeof all, &all) < 0)
-			return fail(e, "cannot block the signals of thread %d: %s", (int)th->tid, strerror(errno));
-		th->masked = 1;
 		th->frame = th->regs;
 		ptrace_frame_restart(&th->frame);
 	}
@@ -353,7 +112,7 @@ static int unmap_leftovers(struct ptrace_proc *pp, struct traced_thread *th, str
 		if (sscanf(line, "%llx-%llx %7s %*s %*s %llu %n", &start, &end, perms, &inode, &name_at) >= 4 &&
 		    strcmp(perms, "rw-p") == 0 && inode == 0 && (!name_at || !line[name_at]) &&
 		    leftover_at(pp->pid, start, end, &mark))
-			rc = rcall(pp, th, SYS_munmap, (long)mark.start, (long)mark.len, 0, 0, &ret, e);
+			rc = inject_call(pp, th, SYS_munmap, (long)mark.start, (long)mark.len, 0, 0, &ret, e);
 		line = nl ? nl + 1 : NULL;
 	}
 	free(maps);
@@ -366,17 +125,17 @@ static int make_scratch(struct ptrace_proc *pp, struct traced_thread *th, uint32
 	pp->scratch_len = (SCRATCH_HEAD + (uint64_t)pp->n * pp->slot + PAGE - 1) & ~(PAGE - 1);
 	const long map[6] = {0, (long)pp->scratch_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0};
 	long ret;
-	if (remote_syscall(pp, th, SYS_mmap, map, &ret, e) < 0)
+	if (inject_syscall(pp, th, SYS_mmap, map, &ret, e) < 0)
 		return -1;
 	if (ret < 0 && ret > -4096)
 		return fail(e, "cannot map memory in process %d for its stop: %s", (int)pp->pid, strerror((int)-ret));
 	pp->scratch = (uint64_t)ret;
 	/* Not to be merged with a neighbour (its mark stays at the start of an area of its own). */
 	const long dontfork[6] = {(long)pp->scratch, (long)pp->scratch_len, MADV_DONTFORK, 0, 0, 0};
-	if (remote_syscall(pp, th, SYS_madvise, dontfork, &ret, e) < 0)
+	if (inject_syscall(pp, th, SYS_madvise, dontfork, &ret, e) < 0)
 		return -1;
 	struct vos_leftover_mark mark = {VOS_LEFTOVER_MAGIC, pp->scratch, pp->scratch_len};
-	return write_remote(pp->pid, pp->scratch + SCRATCH_MARK_AT, &mark, sizeof mark, e);
+	return inject_write(pp->pid, pp->scratch + SCRATCH_MARK_AT, &mark, sizeof mark, e);
 }
 
 /* Signal handlers, interval timers, the program break: asked in thread th. */
@@ -396,27 +155,27 @@ static int read_process_state(struct ptrace_proc *pp, struct traced_thread *th, 
 		if (sig == SIGKILL || sig == SIGSTOP || !(asked & (1ull << (sig - 1))))
 			continue;
 		uint64_t at = pp->scratch + SCRATCH_SIGACTIONS_AT + (uint64_t)sig * 32;
-		if (rcall(pp, th, SYS_rt_sigaction, sig, 0, (long)at, 8, &ret, e) < 0)
+		if (inject_call(pp, th, SYS_rt_sigaction, sig, 0, (long)at, 8, &ret, e) < 0)
 			return -1;
 		if (ret < 0)
 			return fail(e, "cannot read the handler of signal %d of process %d: %s", sig, (int)pp->pid,
 				    strerror((int)-ret));
 	}
 	for (int which = 0; which < 3; which++) {
-		if (rcall(pp, th, SYS_getitimer, which, (long)(pp->scratch + SCRATCH_ITIMERS_AT + (uint64_t)which * 32), 0, 0,
+		if (inject_call(pp, th, SYS_getitimer, which, (long)(pp->scratch + SCRATCH_ITIMERS_AT + (uint64_t)which * 32), 0, 0,
 			  &ret, e) < 0)
 			return -1;
 		if (ret < 0)
 			return fail(e, "cannot read the interval timers of process %d: %s", (int)pp->pid, strerror((int)-ret));
 	}
 	uint8_t answers[SCRATCH_ITIMERS_AT + 96];
-	if (read_remote(pp->pid, pp->scratch, answers, sizeof answers, e) < 0)
+	if (inject_read(pp->pid, pp->scratch, answers, sizeof answers, e) < 0)
 		return -1;
 	memcpy(c->sigactions, answers + SCRATCH_SIGACTIONS_AT, sizeof c->sigactions);
 	memset(&c->sigactions[SIGKILL], 0, sizeof c->sigactions[SIGKILL]);
 	memset(&c->sigactions[SIGSTOP], 0, sizeof c->sigactions[SIGSTOP]);
 	memcpy(c->itimers, answers + SCRATCH_ITIMERS_AT, sizeof c->itimers);
-	if (rcall(pp, th, SYS_brk, 0, 0, 0, 0, &ret, e) < 0)
+	if (inject_call(pp, th, SYS_brk, 0, 0, 0, 0, &ret, e) < 0)
 		return -1;
 	c->brk = (uint64_t)ret;
 	return 0;
@@ -448,9 +207,9 @@ static int read_posix_timers(struct ptrace_proc *pp, struct traced_thread *th, s
 			t->id = id;
 			long ret;
 			int64_t its[4];
-			rc = rcall(pp, th, SYS_timer_gettime, id, (long)(pp->scratch + SCRATCH_TIMER_AT), 0, 0, &ret, e);
+			rc = inject_call(pp, th, SYS_timer_gettime, id, (long)(pp->scratch + SCRATCH_TIMER_AT), 0, 0, &ret, e);
 			if (rc == 0 && ret == 0)
-				rc = read_remote(pp->pid, pp->scratch + SCRATCH_TIMER_AT, its, sizeof its, e);
+				rc = inject_read(pp->pid, pp->scratch + SCRATCH_TIMER_AT, its, sizeof its, e);
 			if (rc == 0 && ret == 0) {
 				t->interval_ns = its[0] * 1000000000LL + its[1];
 				t->value_ns = its[2] * 1000000000LL + its[3];
@@ -488,8 +247,8 @@ static int record_threads(struct ptrace_proc *pp, struct vos_control *c, struct 
 		struct traced_thread *th = &pp->t[i];
 		uint64_t slot = pp->scratch + SCRATCH_HEAD + (uint64_t)i * pp->slot;
 		long ret;
-		if (rcall(pp, th, SYS_sigaltstack, 0, (long)(slot + SLOT_ALTSTACK_AT), 0, 0, &ret, e) < 0 ||
-		    rcall(pp, th, SYS_prctl, PR_GET_TID_ADDRESS, (long)(slot + SLOT_TIDADDR_AT), 0, 0, &ret, e) < 0)
+		if (inject_call(pp, th, SYS_sigaltstack, 0, (long)(slot + SLOT_ALTSTACK_AT), 0, 0, &ret, e) < 0 ||
+		    inject_call(pp, th, SYS_prctl, PR_GET_TID_ADDRESS, (long)(slot + SLOT_TIDADDR_AT), 0, 0, &ret, e) < 0)
 			return -1;
 		struct {
 			uint64_t sp;
@@ -498,7 +257,7 @@ static int record_threads(struct ptrace_proc *pp, struct vos_control *c, struct 
 			uint64_t pad2;
 			uint64_t tid_address;
 		} answers;
-		if (read_remote(pp->pid, slot, &answers, sizeof answers, e) < 0)
+		if (inject_read(pp->pid, slot, &answers, sizeof answers, e) < 0)
 			return -1;
 		struct frame_altstack alt = {answers.sp, answers.flags, answers.size};
 		struct vos_thread_rec *rec = &c->threads[i];
@@ -525,7 +284,6 @@ static int record_threads(struct ptrace_proc *pp, struct vos_control *c, struct 
 int ptrace_stop_process(pid_t pid, struct frozen *fz, struct err *e)
 {
 	struct ptrace_proc *pp = xcalloc(1, sizeof *pp);
-	pp->pid = pid;
 	fz->pt = pp;
 	fz->ctl_addr = 0; /* no runtime: the image has no control block to find again */
 	fz->ctl = xcalloc(1, sizeof *fz->ctl);
@@ -534,10 +292,10 @@ int ptrace_stop_process(pid_t pid, struct frozen *fz, struct err *e)
 	c->version = VOS_CONTROL_VERSION;
 	c->state = VOS_STATE_STOPPED;
 	c->uffd = -1;
-	int rc = seize_all(pp, e);
+	int rc = inject_seize(pp, pid, e);
 	if (rc != 0)
 		return rc; /* 1: it has no thread left (it ended) */
-	if (read_threads(pp, e) < 0 || find_syscall_insn(pp, e) < 0)
+	if (check_threads(pp, e) < 0)
 		return -1;
 	int32_t xsize = ptrace_xstate_size(pp->t[0].tid);
 	if (xsize < 0)
@@ -554,7 +312,7 @@ int ptrace_take_uffd(struct frozen *fz, struct err *e)
 	struct ptrace_proc *pp = fz->pt;
 	struct traced_thread *th = &pp->t[0];
 	long fd;
-	if (rcall(pp, th, SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | 1 /* UFFD_USER_MODE_ONLY */, 0, 0, 0, &fd, e) < 0)
+	if (inject_call(pp, th, SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | 1 /* UFFD_USER_MODE_ONLY */, 0, 0, 0, &fd, e) < 0)
 		return -1;
 	if (fd < 0)
 		return fail(e, "process %d cannot make a userfaultfd: %s", (int)pp->pid, strerror((int)-fd));
@@ -568,7 +326,7 @@ int ptrace_take_uffd(struct frozen *fz, struct err *e)
 		err = errno;
 	}
 	long ignored;
-	if (rcall(pp, th, SYS_close, fd, 0, 0, 0, &ignored, e) < 0) {
+	if (inject_call(pp, th, SYS_close, fd, 0, 0, 0, &ignored, e) < 0) {
 		if (ours >= 0)
 			close(ours);
 		return -1;
@@ -576,15 +334,6 @@ int ptrace_take_uffd(struct frozen *fz, struct err *e)
 	if (ours < 0)
 		return fail(e, "cannot take the userfaultfd of process %d (pidfd_getfd): %s", (int)pp->pid, strerror(err));
 	return ours;
-}
-
-/* The registers a thread that ran injected calls continues with: those it was stopped with, an
- * interrupted call made again as the kernel would have (its own restart record is still valid
- * here), and no restart on the way out of our last call. */
-static void resume_regs(struct user_regs_struct *r)
-{
-	ptrace_frame_restart_live(r);
-	r->orig_rax = (unsigned long long)-1;
 }
 
 void ptrace_resume_process(struct frozen *fz)
@@ -595,27 +344,16 @@ void ptrace_resume_process(struct frozen *fz)
 	struct err ignore;
 	long ret;
 	if (pp->scratch && pp->n > 0)
-		rcall(pp, &pp->t[0], SYS_munmap, (long)pp->scratch, (long)pp->scratch_len, 0, 0, &ret, &ignore);
+		inject_call(pp, &pp->t[0], SYS_munmap, (long)pp->scratch, (long)pp->scratch_len, 0, 0, &ret, &ignore);
 	pp->scratch = 0;
-	for (int i = 0; i < pp->n; i++) {
-		struct traced_thread *th = &pp->t[i];
-		if (th->in_syscall_stop) {
-			struct user_regs_struct r = th->regs;
-			resume_regs(&r);
-			ptrace(PTRACE_SETREGS, th->tid, 0, &r);
-		}
-		if (th->masked)
-			ptrace(PTRACE_SETSIGMASK, th->tid, (void *)sizeof th->sigmask, &th->sigmask);
-		ptrace(PTRACE_DETACH, th->tid, 0, 0);
-	}
-	pp->n = 0;
+	inject_release(pp);
 }
 
 void ptrace_proc_free(struct frozen *fz)
 {
 	if (!fz->pt)
 		return;
-	free(fz->pt->t);
+	inject_release(fz->pt); /* nothing left to let go after ptrace_resume_process */
 	free(fz->pt);
 	fz->pt = NULL;
 }
