@@ -358,6 +358,7 @@ export class ApiDispatcher {
         (await sessions.recover(p.all ? { all: true } : { ref: p.id!, ...(p.takeAsIs ? { takeAsIs: p.takeAsIs } : {}) })).map((s) => s.info()),
       'session.restore': async (p) =>
         (await sessions.restore(p.image !== undefined ? { image: p.image } : { file: p.file! }, p.name, p.takeAsIs ? { takeAsIs: p.takeAsIs } : {})).info(),
+      'session.adopt': async (p) => (await sessions.adoptProgram(p.pid, p.name)).info(),
       'image.list': (p) => sessions.images.list(p.session),
       'image.remove': (p) => ({ id: sessions.images.remove(p.image) }),
       'schedule.set': (p) => this.agent.scheduler.set(p.session, p.everyMs, p.keep),

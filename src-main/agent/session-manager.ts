@@ -54,6 +54,11 @@ export interface SessionDefaults {
 const RESTORE_TIMEOUT_MS = 120_000;
 /** How long a restorer's status line may trail its exit (both arrive, in either order). */
 const STATUS_AFTER_EXIT_MS = 2_000;
+/** How long adopting a program may take (it stops each of its processes for a moment). */
+const ADOPT_TIMEOUT_MS = 10_000;
+/** Why an adopted session cannot be checkpointed (SessionInfo.cannotCheckpoint). */
+const ADOPTED_REASON =
+  'it was adopted from another terminal and runs outside a pod: carrying an adopted program (into a pod with a fresh pid namespace) is not built yet';
 
 export class SessionManager {
   private readonly sessions = new Map<string, Session>();
@@ -204,6 +209,68 @@ export class SessionManager {
     } finally {
       status.close();
       if (!restored) await files?.removeAll();
+    }
+  }
+
+  /**
+   * Adopts the program process `pid` runs on another terminal, with the rest of its terminal
+   * session (a shell and its jobs), onto a new session's terminal: `vos-init adopt` is the
+   * session's program, switches the terminal over inside the program's processes
+   * (runtime/init/adopt.c) and then stands in for it. Resolves once they are switched over; a
+   * refusal (another user's process, ptrace forbidden...) or failure leaves nothing behind.
+   */
+  async adoptProgram(pid: number, name?: string): Promise<Session> {
+    const runtime = runtimeFiles();
+    if (!runtime) throw new VosError('unavailable', 'the vOS runtime is not built (run npm run build)');
+    const id = this.newId();
+    const controlPath = this.podSocket(id);
+    if (!controlPath) throw new VosError('spawn_failed', 'the state directory path is too long for a status socket');
+    const statusPath = controlPath.replace(/\.sock$/, '.status');
+    let comm: string;
+    try {
+      comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+    } catch {
+      throw new VosError('invalid_params', `there is no process ${pid}`);
+    }
+    const status = await listenForRestoreStatus(statusPath);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const session = this.add(
+        new Session({
+          id,
+          name: name?.trim() || comm,
+          command: comm,
+          args: [],
+          cwd: this.defaults.cwd,
+          env: this.defaults.env,
+          cols: DEFAULT_COLS,
+          rows: DEFAULT_ROWS,
+          launch: { file: runtime.init, args: ['adopt', '--pid', String(pid), '--status', statusPath, '--id', id], cwd: this.defaults.stateDir },
+          controlPath: null,
+          noPodReason: ADOPTED_REASON,
+          host: this.hostFor(id),
+        }),
+      );
+      try {
+        await Promise.race([
+          status.outcome,
+          session.whenExited().then(async () => {
+            await Promise.race([status.settled, new Promise((r) => setTimeout(r, STATUS_AFTER_EXIT_MS).unref())]);
+            throw new VosError('spawn_failed', `it ended without saying why (${describeExit(session.info().exit)})`);
+          }),
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(() => reject(new VosError('timeout', `it was not taken over within ${ADOPT_TIMEOUT_MS / 1000} s`)), ADOPT_TIMEOUT_MS);
+          }),
+        ]);
+      } catch (err) {
+        await this.remove(session.id, true);
+        const why = err instanceof VosError ? err : new VosError('spawn_failed', String(err));
+        throw new VosError(why.code === 'restore_failed' ? 'spawn_failed' : why.code, `cannot adopt process ${pid}: ${why.message}`, why.details);
+      }
+      return session;
+    } finally {
+      clearTimeout(timer);
+      status.close();
     }
   }
 
@@ -673,7 +740,11 @@ export class SessionManager {
       rows: record.rows,
       launch: { file: '', args: [] },
       controlPath: record.controlPath,
-      ...(record.controlPath === null && this.noPods !== null ? { noPodReason: this.noPods } : {}),
+      ...(record.noPodReason !== undefined
+        ? { noPodReason: record.noPodReason }
+        : record.controlPath === null && this.noPods !== null
+          ? { noPodReason: this.noPods }
+          : {}),
       ...(record.restoredFrom ? { restoredFrom: record.restoredFrom } : {}),
       adopted: { terminal: adopted.terminal, socket: record.hostSocket, startedAt: record.startedAt, restoreNote: record.restoreNote },
     });
@@ -766,7 +837,8 @@ function parseSessionFile(text: string): SessionFileRecord {
     !dim(r.cols) ||
     !dim(r.rows) ||
     !strOrNull(r.restoredFrom) ||
-    !strOrNull(r.restoreNote)
+    !strOrNull(r.restoreNote) ||
+    !(r.noPodReason === undefined || str(r.noPodReason))
   ) {
     throw new Error('not a session record');
   }

@@ -40,6 +40,7 @@ export const PEER_RIGHTS: { readonly [M in Method]: PeerRightOf<M> } = {
   'session.redraw': 'peer',
   'session.checkpoint': 'local',
   'session.restore': 'local',
+  'session.adopt': 'local',
   'session.recover': 'local',
   'image.list': 'local',
   'image.remove': 'local',

@@ -435,6 +435,16 @@ export interface ApiMethods {
    */
   'session.restore': { params: { file?: string; image?: string; name?: string; takeAsIs?: string[] }; result: SessionInfo };
   /**
+   * Adopts a program that runs on another terminal (process `pid` of this user, and the rest of
+   * its terminal session: a shell and its jobs): its terminal descriptors are switched to the new
+   * session's, which it then has as its controlling terminal; the old terminal says where it went.
+   * The session is listed, viewed and typed into like any other; it runs outside a pod, so it
+   * cannot be checkpointed or moved yet (`cannotCheckpoint` says so). Refused with the reason and
+   * what to change: another user's process, a set-user-ID program, `kernel.yama.ptrace_scope` 1
+   * to 3.
+   */
+  'session.adopt': { params: { pid: number; name?: string }; result: SessionInfo };
+  /**
    * Brings back a recoverable session (`id`) or all of them (`all`) from its latest good image,
    * falling back to the image before when the latest is damaged or does not restore (the
    * session's `restoreNote` says so). A session keeps its name, and its id when that is free.

@@ -172,6 +172,10 @@ const CHECKERS: { [M in Method]: Checker } = {
     str(p, 'name', true);
     absolutePaths(p, 'takeAsIs');
   },
+  'session.adopt': (p) => {
+    int(p, 'pid', 1, 0x3fffffff);
+    str(p, 'name', true);
+  },
   'session.recover': (p) => {
     bool(p, 'all');
     if ((p.id === undefined) === (p.all !== true)) fail('give either "id" or "all": true');

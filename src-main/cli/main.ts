@@ -10,6 +10,7 @@ import { connectToAgent } from '../client/socket-transport.js';
 import { UsageError } from './args.js';
 import type { Command, CommandContext } from './command.js';
 import { attachCommand } from './commands/attach.js';
+import { adoptCommand } from './commands/adopt.js';
 import { checkpointCommand, imagesCommand, restoreCommand } from './commands/images.js';
 import { daemonCommand, statusCommand, webCommand } from './commands/agent.js';
 import { doctorCommand } from './commands/doctor.js';
@@ -42,6 +43,7 @@ const COMMANDS: Command[] = [
   checkpointCommand,
   restoreCommand,
   recoverCommand,
+  adoptCommand,
   imagesCommand,
   scheduleCommand,
   migrateCommand,

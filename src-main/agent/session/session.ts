@@ -85,6 +85,9 @@ export interface SessionFileRecord {
   rows: number;
   restoredFrom: string | null;
   restoreNote: string | null;
+  /** Why it cannot be checkpointed, when it has no pod (an adopted program); absent in records
+   * of earlier agents. */
+  noPodReason?: string;
 }
 
 interface ViewerState {
@@ -310,6 +313,7 @@ export class Session {
       rows: this.mirror.rows,
       restoredFrom: this.restoredFrom,
       restoreNote: this.restoreNote,
+      ...(this.controlPath === null ? { noPodReason: this.noPodReason } : {}),
     };
   }
 

@@ -177,15 +177,22 @@ static int find_syscall_insn(struct ptrace_proc *pp, struct err *e)
 	return 0;
 }
 
+/* Waits for thread tid's next system-call stop. A notification stop on the way (a SIGCONT sent
+ * to the process reaches a seized tracee as one, even blocked: TIOCNOTTY sends one) is let go. */
 static int wait_syscall_stop(pid_t tid, struct err *e)
 {
-	int status;
-	if (waitpid(tid, &status, __WALL) != tid)
-		return fail(e, "waiting for thread %d: %s", (int)tid, strerror(errno));
-	if (!WIFSTOPPED(status) || WSTOPSIG(status) != (SIGTRAP | 0x80))
-		return fail(e, "thread %d stopped unexpectedly (status %#x) during a system call made for the checkpoint",
-			    (int)tid, (unsigned)status);
-	return 0;
+	for (int notices = 0;; notices++) {
+		int status;
+		if (waitpid(tid, &status, __WALL) != tid)
+			return fail(e, "waiting for thread %d: %s", (int)tid, strerror(errno));
+		if (WIFSTOPPED(status) && WSTOPSIG(status) == (SIGTRAP | 0x80))
+			return 0;
+		if (!is_event_stop(status) || notices >= MAX_SIGNAL_STOPS)
+			return fail(e, "thread %d stopped unexpectedly (status %#x) during a system call run in it", (int)tid,
+				    (unsigned)status);
+		if (ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0)
+			return fail(e, "cannot run a system call in thread %d: %s", (int)tid, strerror(errno));
+	}
 }
 
 /* Runs system call nr with args in thread th; its result (-errno on failure) in *ret. */

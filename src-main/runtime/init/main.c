@@ -58,6 +58,7 @@
 #include "../common/image-io.h"
 #include "../common/status.h"
 #include "../common/util.h"
+#include "adopt.h"
 #include "checkpoint-request.h"
 #include "host.h"
 #include "pod.h"
@@ -227,5 +228,7 @@ int main(int argc, char **argv)
 		return host_main(argc - 2, argv + 2);
 	if (strcmp(argv[1], "probe") == 0)
 		return probe_main(argc - 2, argv + 2);
+	if (strcmp(argv[1], "adopt") == 0)
+		return adopt_main(argc - 2, argv + 2);
 	return cmd_launch(argc - 1, argv + 1);
 }

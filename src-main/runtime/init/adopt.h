@@ -1,0 +1,7 @@
+/* `vos-init adopt`: a program running on another terminal taken over onto a session's (adopt.c). */
+#ifndef VOS_ADOPT_H
+#define VOS_ADOPT_H
+
+int adopt_main(int argc, char **argv);
+
+#endif
