@@ -56,9 +56,6 @@ const RESTORE_TIMEOUT_MS = 120_000;
 const STATUS_AFTER_EXIT_MS = 2_000;
 /** How long adopting a program may take (it stops each of its processes for a moment). */
 const ADOPT_TIMEOUT_MS = 10_000;
-/** Why an adopted session cannot be checkpointed (SessionInfo.cannotCheckpoint). */
-const ADOPTED_REASON =
-  'it was adopted from another terminal and runs outside a pod: carrying an adopted program (into a pod with a fresh pid namespace) is not built yet';
 
 export class SessionManager {
   private readonly sessions = new Map<string, Session>();
@@ -216,7 +213,9 @@ export class SessionManager {
    * Adopts the program process `pid` runs on another terminal, with the rest of its terminal
    * session (a shell and its jobs), onto a new session's terminal: `vos-init adopt` is the
    * session's program, switches the terminal over inside the program's processes
-   * (runtime/init/adopt.c) and then stands in for it. Resolves once they are switched over; a
+   * (runtime/init/adopt.c) and then stands in for it as the pod init of a pod outside namespaces
+   * (its checkpoints stop every process from outside, and restore into an ordinary pod).
+   * Resolves once they are switched over; a
    * refusal (another user's process, ptrace forbidden...) or failure leaves nothing behind.
    */
   async adoptProgram(pid: number, name?: string): Promise<Session> {
@@ -245,9 +244,8 @@ export class SessionManager {
           env: this.defaults.env,
           cols: DEFAULT_COLS,
           rows: DEFAULT_ROWS,
-          launch: { file: runtime.init, args: ['adopt', '--pid', String(pid), '--status', statusPath, '--id', id], cwd: this.defaults.stateDir },
-          controlPath: null,
-          noPodReason: ADOPTED_REASON,
+          launch: { file: runtime.init, args: ['adopt', '--pid', String(pid), '--status', statusPath, '--id', id, '--control', controlPath], cwd: this.defaults.stateDir },
+          controlPath,
           host: this.hostFor(id),
         }),
       );
@@ -740,11 +738,7 @@ export class SessionManager {
       rows: record.rows,
       launch: { file: '', args: [] },
       controlPath: record.controlPath,
-      ...(record.noPodReason !== undefined
-        ? { noPodReason: record.noPodReason }
-        : record.controlPath === null && this.noPods !== null
-          ? { noPodReason: this.noPods }
-          : {}),
+      ...(record.controlPath === null && this.noPods !== null ? { noPodReason: this.noPods } : {}),
       ...(record.restoredFrom ? { restoredFrom: record.restoredFrom } : {}),
       adopted: { terminal: adopted.terminal, socket: record.hostSocket, startedAt: record.startedAt, restoreNote: record.restoreNote },
     });
@@ -837,8 +831,7 @@ function parseSessionFile(text: string): SessionFileRecord {
     !dim(r.cols) ||
     !dim(r.rows) ||
     !strOrNull(r.restoredFrom) ||
-    !strOrNull(r.restoreNote) ||
-    !(r.noPodReason === undefined || str(r.noPodReason))
+    !strOrNull(r.restoreNote)
   ) {
     throw new Error('not a session record');
   }

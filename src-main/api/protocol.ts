@@ -438,10 +438,10 @@ export interface ApiMethods {
    * Adopts a program that runs on another terminal (process `pid` of this user, and the rest of
    * its terminal session: a shell and its jobs): its terminal descriptors are switched to the new
    * session's, which it then has as its controlling terminal; the old terminal says where it went.
-   * The session is listed, viewed and typed into like any other; it runs outside a pod, so it
-   * cannot be checkpointed or moved yet (`cannotCheckpoint` says so). Refused with the reason and
-   * what to change: another user's process, a set-user-ID program, `kernel.yama.ptrace_scope` 1
-   * to 3.
+   * The session is listed, viewed, typed into and checkpointed like any other (its processes are
+   * stopped from outside; a restore puts them into a pod with a fresh pid namespace, with the same
+   * pids). Refused with the reason and what to change: another user's process, a set-user-ID
+   * program, `kernel.yama.ptrace_scope` 1 to 3.
    */
   'session.adopt': { params: { pid: number; name?: string }; result: SessionInfo };
   /**

@@ -1,8 +1,9 @@
 /**
  * `vos adopt PID` with a real agent: bash running under `script` in another terminal (a real pty
  * of this test), with a job, is taken over into a session (runtime/init/adopt.c): typed into
- * through vOS, its job still there, the old terminal told where it went, and a checkpoint refused
- * with the reason (it runs outside a pod); it outlives an agent restart like any session. Refused up front: another user's process, and
+ * through vOS, its job still there, the old terminal told where it went; it outlives an agent
+ * restart like any session, and is checkpointed (stopped from outside) and restored into a pod
+ * with a fresh pid namespace, keeping its pids. Refused up front: another user's process, and
  * kernel.yama.ptrace_scope 1 and 3 (the check's test hook stands in for the setting). As root
  * the set runs as root and as nobody.
  */
@@ -41,7 +42,7 @@ describe.each(runAs)('vos adopt (as $who)', ({ user }) => {
 
   const screen = async (id: string): Promise<string> => (await client.request('session.screen', { id })).lines.join('\n');
 
-  it('takes bash under script over, with its job: typed into through vOS, the job still its own; the old terminal says where it went', async () => {
+  it('takes bash under script over, with its job: typed into through vOS, the old terminal told where it went; checkpointed from outside and restored into a pod with its pids', async () => {
     // A job only this test runs, to find and end it by its command line.
     const job = `sleep ${900000 + (user ? 1 : 0)}`;
     const old = onTerminal(['script', '-qfc', 'exec bash --norc --noprofile', '/dev/null'], user, { PS1: 'old$ ', HOME: agent.home });
@@ -57,7 +58,7 @@ describe.each(runAs)('vos adopt (as $who)', ({ user }) => {
       expect(r.code, r.stderr).toBe(0);
       const session = JSON.parse(r.stdout) as SessionInfo;
       expect(session.name).toBe('bash');
-      expect(session.cannotCheckpoint).toMatch(/adopted from another terminal and runs outside a pod/);
+      expect(session.cannotCheckpoint).toBeNull();
       await waitFor('the old terminal to say where it went', () => old.out().includes(`[vOS] this program moved to vOS: \`vos attach ${session.id}\` shows it`));
       console.log(`adopted bash and its job in ${took.toFixed(0)} ms (vos adopt, from the command to its answer)`);
 
@@ -72,24 +73,35 @@ describe.each(runAs)('vos adopt (as $who)', ({ user }) => {
       await client.request('session.input', { id: session.id, data: 'echo size-$(stty size)\r' });
       await waitFor('the new size', async () => /^size-33 111$/m.test(await screen(session.id)));
 
-      // The session outlives the agent, and still says why it cannot be checkpointed.
+      // The session outlives the agent.
       await agent.stop({ keepHome: true });
       agent = await startDaemon({ home: agent.home, ...(user ? { asUser: user } : {}) });
       client = await agent.connect();
       const again = (await client.request('session.list', {})).find((s) => s.id === session.id);
       expect(again?.state).toBe('running');
-      expect(again?.cannotCheckpoint).toBe(session.cannotCheckpoint);
       await client.request('session.input', { id: session.id, data: 'echo still-$((6*7))\r' });
       await waitFor('bash to answer after the restart', async () => /^still-42$/m.test(await screen(session.id)));
 
-      // It runs outside a pod: a checkpoint is refused, saying so.
-      const cp = await vos(agent.home, ['checkpoint', session.id]);
-      expect(cp.code).toBe(1);
-      expect(cp.stderr).toMatch(/cannot be checkpointed or moved: it was adopted from another terminal/);
-
-      // Its end ends the session.
-      await client.request('session.input', { id: session.id, data: 'exit\r' });
-      await waitFor('the session to end with bash', async () => (await client.request('session.list', {})).find((s) => s.id === session.id)?.state === 'exited');
+      // Checkpointed from outside (no runtime in it), ended, and restored into a pod with a
+      // fresh pid namespace: bash and its job go on, with the same pids.
+      await client.request('session.input', { id: session.id, data: 'echo pid-$$\r' });
+      await waitFor('its pid', async () => /^pid-\d+$/m.test(await screen(session.id)));
+      const pid = Number(/^pid-(\d+)$/m.exec(await screen(session.id))![1]);
+      expect(pid).toBe(bash);
+      const file = `${agent.home}/adopted.vosimg`;
+      const cp = await vos(agent.home, ['checkpoint', session.id, '--out', file, '--stop', '--json']);
+      expect(cp.code, cp.stderr).toBe(0);
+      const result = JSON.parse(cp.stdout) as { processes: number; stoppedFromOutside: string[] };
+      expect(result.processes).toBe(2);
+      expect(result.stoppedFromOutside).toEqual([`process ${bash} (bash): started without the vOS runtime`, expect.stringMatching(/\(sleep\): started without the vOS runtime$/)]);
+      await waitFor('the adopted session to end', async () => (await client.request('session.list', {})).find((s) => s.id === session.id)?.state === 'exited');
+      const restored = await vos(agent.home, ['restore', file, '--json']);
+      expect(restored.code, restored.stderr).toBe(0);
+      const rid = (JSON.parse(restored.stdout) as { id: string }).id;
+      await client.request('session.input', { id: rid, data: 'echo again-$$-$((6*7)); jobs\r' });
+      await waitFor('bash to answer in the restored session, with its pid', async () => new RegExp(`^again-${bash}-42$`, 'm').test(await screen(rid)));
+      await waitFor('its job there', async () => new RegExp(`Running\\s+${job} &`).test(await screen(rid)));
+      await client.request('session.kill', { id: rid, signal: 'KILL' });
     } finally {
       old.term.kill('SIGKILL');
       try {

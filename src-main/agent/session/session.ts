@@ -85,9 +85,6 @@ export interface SessionFileRecord {
   rows: number;
   restoredFrom: string | null;
   restoreNote: string | null;
-  /** Why it cannot be checkpointed, when it has no pod (an adopted program); absent in records
-   * of earlier agents. */
-  noPodReason?: string;
 }
 
 interface ViewerState {
@@ -313,7 +310,6 @@ export class Session {
       rows: this.mirror.rows,
       restoredFrom: this.restoredFrom,
       restoreNote: this.restoreNote,
-      ...(this.controlPath === null ? { noPodReason: this.noPodReason } : {}),
     };
   }
 

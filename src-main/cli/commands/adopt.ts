@@ -17,7 +17,10 @@ there is no terminal, it prints the session's id instead.
 
 Only your own programs can be adopted, and only where the kernel lets one program take another
 over (ptrace): where kernel.yama.ptrace_scope is 1 (Ubuntu's default), 2 or 3 it is refused with
-what to change. An adopted session runs outside a pod: it cannot be checkpointed or moved yet.
+what to change. An adopted session is checkpointed and moved like any other: its processes
+are stopped from outside (no vOS runtime in them), and a restore puts them into a pod with a
+fresh pid namespace, where they keep their pids (their parent is then the pod's first process,
+and their session its session).
 
   --name N    a name for the session (default: the program's)
   -d, --detach        do not attach; print the session id

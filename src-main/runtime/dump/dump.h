@@ -98,6 +98,13 @@ struct proc_stat {
 };
 
 int read_proc_stat(pid_t pid, struct proc_stat *st, struct err *e);
+/* An adopted terminal session (init/adopt.c), served by a pod init outside namespaces: only its
+ * processes are the pod's, and the image shows them as a pod's: in pod init's session (1), the
+ * leader (whose parent is outside the session) a child of pod init (1). So it restores into a
+ * pod with a fresh pid namespace, where the pids it keeps are free. */
+void dump_note_adopted_session(pid_t sid);
+/* A process's parent and session as the image records them (see above). */
+void dump_pod_view(pid_t *ppid, pid_t *sid);
 /* The set of pids in the pod (from the pod's /proc), without pod init itself. */
 int list_pod_pids(pid_t **out, int *n, struct err *e);
 /* "pid 7 (python3)" style name for messages. */

@@ -75,6 +75,35 @@ static int cmp_pid(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* The adopted terminal session a pod init outside namespaces serves (0: none). Global: set once
+ * by that pod init (init/adopt.c) before it serves any checkpoint, only read afterwards. */
+static pid_t adopted_session;
+
+void dump_note_adopted_session(pid_t sid)
+{
+	adopted_session = sid;
+}
+
+/* Whether pid belongs to the pod: with an adopted session, whether it is in that session. */
+static int in_pod(pid_t pid)
+{
+	if (!adopted_session)
+		return 1;
+	struct proc_stat st;
+	struct err ignore;
+	return read_proc_stat(pid, &st, &ignore) == 0 && st.sid == adopted_session;
+}
+
+void dump_pod_view(pid_t *ppid, pid_t *sid)
+{
+	if (!adopted_session)
+		return;
+	if (*sid == adopted_session)
+		*sid = 1;
+	if (!in_pod(*ppid))
+		*ppid = 1;
+}
+
 int list_pod_pids(pid_t **out, int *n, struct err *e)
 {
 	DIR *d = opendir("/proc");
@@ -88,7 +117,7 @@ int list_pod_pids(pid_t **out, int *n, struct err *e)
 		if (!isdigit((unsigned char)de->d_name[0]))
 			continue;
 		pid_t pid = (pid_t)atoi(de->d_name);
-		if (pid == self)
+		if (pid == self || !in_pod(pid))
 			continue;
 		if (count == cap) {
 			cap *= 2;
@@ -230,6 +259,7 @@ int dump_process_state(pid_t pid, const struct frozen *fz, uint64_t session_tty_
 		return -1;
 	char path[64], link[4096];
 
+	dump_pod_view(&st.ppid, &st.sid);
 	buf_i32(b, pid);
 	buf_i32(b, st.ppid);
 	buf_i32(b, st.pgid);

@@ -52,26 +52,60 @@
 #define SLOT_ALTSTACK_AT 0
 #define SLOT_TIDADDR_AT 32
 #define SLOT_FRAME_AT 64
-/* What only a restore needs of each thread: no restartable sequence (a restore cannot register
- * one again), and its registers as a restored thread resumes (an interrupted call made again). */
-static int check_threads(struct ptrace_proc *pp, struct err *e)
+/*
+ * What a restore needs of each thread: its registers as a restored thread resumes (an
+ * interrupted call made again), and no restartable-sequence area registered (glibc registers
+ * one in every thread outside a pod; a restore cannot register it again, the image format has
+ * no place for it). So a registered area is unregistered, in the thread, and marked
+ * "registration failed" (cpu_id -2), which glibc and other users of rseq read as "no rseq"
+ * and fall back to system calls (sched_getcpu). The restored program has it so; a process that
+ * runs on gets it registered again (ptrace_resume_process).
+ */
+#define RSEQ_FLAG_UNREGISTER 1
+#define RSEQ_CPU_ID_REGISTRATION_FAILED ((uint32_t)-2)
+static int prepare_threads(struct ptrace_proc *pp, struct err *e)
 {
 	for (int i = 0; i < pp->n; i++) {
 		struct traced_thread *th = &pp->t[i];
+		th->frame = th->regs;
+		ptrace_frame_restart(&th->frame);
 		struct {
 			uint64_t abi_pointer;
 			uint32_t abi_size, signature, flags, pad;
 		} rseq = {0, 0, 0, 0, 0};
 		long got = ptrace((enum __ptrace_request)PTRACE_GET_RSEQ_CONFIGURATION, th->tid, (void *)sizeof rseq, &rseq);
-		if (got > 0 && rseq.abi_pointer)
-			return fail_code(e, "unsupported",
-					 "thread %d of process %d registered a restartable sequence (rseq) area, which a restore "
-					 "cannot register again; with glibc, set GLIBC_TUNABLES=glibc.pthread.rseq=0",
-					 (int)th->tid, (int)pp->pid);
-		th->frame = th->regs;
-		ptrace_frame_restart(&th->frame);
+		if (got <= 0 || !rseq.abi_pointer)
+			continue;
+		long ret;
+		if (inject_call(pp, th, SYS_rseq, (long)rseq.abi_pointer, (long)rseq.abi_size, RSEQ_FLAG_UNREGISTER,
+				(long)rseq.signature, &ret, e) < 0)
+			return -1;
+		if (ret < 0)
+			return fail(e, "cannot unregister the rseq area of thread %d of process %d: %s", (int)th->tid, (int)pp->pid,
+				    strerror((int)-ret));
+		th->rseq_at = rseq.abi_pointer;
+		th->rseq_len = rseq.abi_size;
+		th->rseq_sig = rseq.signature;
+		uint32_t failed = RSEQ_CPU_ID_REGISTRATION_FAILED;
+		if (inject_write(pp->pid, rseq.abi_pointer + 4 /* cpu_id */, &failed, sizeof failed, e) < 0)
+			return -1;
 	}
 	return 0;
+}
+
+/* A process that runs on gets its rseq areas registered again (best effort: without, glibc
+ * falls back to system calls). */
+static void reregister_rseq(struct ptrace_proc *pp)
+{
+	for (int i = 0; i < pp->n; i++) {
+		struct traced_thread *th = &pp->t[i];
+		if (!th->rseq_at)
+			continue;
+		struct err ignore;
+		long ret;
+		inject_call(pp, th, SYS_rseq, (long)th->rseq_at, (long)th->rseq_len, 0, (long)th->rseq_sig, &ret, &ignore);
+		th->rseq_at = 0;
+	}
 }
 
 /* Whether anonymous read-write area [start, end) of the process begins with a leftover's mark
@@ -295,7 +329,7 @@ int ptrace_stop_process(pid_t pid, struct frozen *fz, struct err *e)
 	int rc = inject_seize(pp, pid, e);
 	if (rc != 0)
 		return rc; /* 1: it has no thread left (it ended) */
-	if (check_threads(pp, e) < 0)
+	if (prepare_threads(pp, e) < 0)
 		return -1;
 	int32_t xsize = ptrace_xstate_size(pp->t[0].tid);
 	if (xsize < 0)
@@ -346,6 +380,7 @@ void ptrace_resume_process(struct frozen *fz)
 	if (pp->scratch && pp->n > 0)
 		inject_call(pp, &pp->t[0], SYS_munmap, (long)pp->scratch, (long)pp->scratch_len, 0, 0, &ret, &ignore);
 	pp->scratch = 0;
+	reregister_rseq(pp);
 	inject_release(pp);
 }
 

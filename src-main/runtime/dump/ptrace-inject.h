@@ -18,6 +18,8 @@ struct traced_thread {
 	pid_t tid;
 	struct user_regs_struct regs;  /* as stopped */
 	struct user_regs_struct frame; /* (ptrace-dump.c) as a restore resumes it */
+	uint64_t rseq_at;              /* (ptrace-dump.c) its rseq area, unregistered for the stop; 0: none */
+	uint32_t rseq_len, rseq_sig;
 	uint64_t sigmask;              /* its blocked signals before we blocked them all */
 	int masked;                    /* all its signals blocked by us (sigmask to put back) */
 	int in_syscall_stop;           /* stopped at a system call's exit by an injected call */

@@ -14,9 +14,11 @@
  * terminal up first (we lead the session the host made for us, and a terminal belongs to one
  * session). The old terminal is told where the program went.
  *
- * Then we stay as the session's stand-in: signals sent to us (the session's kill) go to the
- * session leader, and we end when it does. The outcome is one status line on PATH (success, or
- * the failure with its code: a refusal says what to change).
+ * Then we stay as the session's stand-in, a pod init outside namespaces (init/pod.c): with
+ * --control, its checkpoints (every process of the session stopped from outside; the image shows
+ * them as a pod's, see dump_note_adopted_session), signals sent to us (the session's kill) passed
+ * on to the session leader, and our end when its comes. The outcome of the adoption is one
+ * status line on PATH (success, or the failure with its code: a refusal says what to change).
  *
  * Refused before anything is stopped: another user's process, a set-user-ID program, a
  * process without a terminal or on ours, and what the kernel's ptrace rules forbid
@@ -26,14 +28,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -45,6 +45,7 @@
 #include "../dump/dump.h"
 #include "../dump/ptrace-inject.h"
 #include "adopt.h"
+#include "pod.h"
 
 #define MAX_MEMBERS 256
 #define MAX_TTY_FDS 64
@@ -390,35 +391,31 @@ static void tell_old_terminal(const struct adoption *a, const char *id)
 	close(fd);
 }
 
-/* Stands in for the adopted session until its leader ends: signals for us go to it. */
-static int stand_in(pid_t leader)
+/* Serves the adopted session as a pod init outside namespaces (init/pod.c): its control socket
+ * (checkpoints: every process stopped from outside), signals for us passed on to its leader,
+ * and our end when the leader's comes. Never returns. */
+static __attribute__((noreturn)) void serve(const struct adoption *a, const char *control_path)
 {
-	int pidfd = (int)syscall(SYS_pidfd_open, leader, 0);
-	if (pidfd < 0)
-		return 0; /* already gone */
-	sigset_t forwarded;
-	sigemptyset(&forwarded);
-	int sigs[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGCONT, SIGTSTP};
-	for (size_t i = 0; i < ARRAY_LEN(sigs); i++)
-		sigaddset(&forwarded, sigs[i]);
-	sigprocmask(SIG_BLOCK, &forwarded, NULL);
-	int sfd = signalfd(-1, &forwarded, SFD_CLOEXEC);
-	for (;;) {
-		struct pollfd p[2] = {{pidfd, POLLIN, 0}, {sfd, POLLIN, 0}};
-		if (poll(p, sfd >= 0 ? 2 : 1, -1) < 0 && errno != EINTR)
-			return 1;
-		if (p[0].revents)
-			return 0;
-		struct signalfd_siginfo si;
-		if (sfd >= 0 && (p[1].revents & POLLIN) && read(sfd, &si, sizeof si) == sizeof si)
-			syscall(SYS_pidfd_send_signal, pidfd, (int)si.ssi_signo, NULL, 0);
-	}
+	static struct pod pod; /* pod init's state, for the rest of our life */
+	memset(&pod, 0, sizeof pod);
+	pod.control_path = control_path;
+	pod.tty_fd = 0;
+	pod.status_fd = -1;
+	pod.main_pid = a->leader;
+	pod.adopted_sid = a->sid;
+	pod.leader_fd = (int)syscall(SYS_pidfd_open, a->leader, 0);
+	if (pod.leader_fd < 0)
+		_exit(0); /* it ended already */
+	dump_note_adopted_session(a->sid);
+	pod_init_prepare(&pod);
+	signal(SIGHUP, SIG_DFL); /* blocked now: a SIGHUP for us is read and passed on */
+	pod_init_serve(&pod);
 }
 
 int adopt_main(int argc, char **argv)
 {
 	pid_t pid = 0;
-	const char *status_path = NULL, *id = "";
+	const char *status_path = NULL, *id = "", *control_path = NULL;
 	for (int i = 0; i < argc; i++) {
 		if (strcmp(argv[i], "--pid") == 0 && i + 1 < argc)
 			pid = (pid_t)atoi(argv[++i]);
@@ -426,11 +423,13 @@ int adopt_main(int argc, char **argv)
 			status_path = argv[++i];
 		else if (strcmp(argv[i], "--id") == 0 && i + 1 < argc)
 			id = argv[++i];
+		else if (strcmp(argv[i], "--control") == 0 && i + 1 < argc)
+			control_path = argv[++i];
 		else
-			die("usage: vos-init adopt --pid PID --status PATH [--id ID]");
+			die("usage: vos-init adopt --pid PID --status PATH [--id ID] [--control PATH]");
 	}
 	if (pid <= 0 || !status_path)
-		die("usage: vos-init adopt --pid PID --status PATH [--id ID]");
+		die("usage: vos-init adopt --pid PID --status PATH [--id ID] [--control PATH]");
 	int status = status_connect(status_path);
 	if (status < 0)
 		die("cannot reach the agent's status socket %s: %s", status_path, strerror(errno));
@@ -461,6 +460,5 @@ int adopt_main(int argc, char **argv)
 	status_send(status, line);
 	close(status);
 	free(a.m);
-	signal(SIGHUP, SIG_DFL);
-	return stand_in(a.leader);
+	serve(&a, control_path);
 }

@@ -45,6 +45,12 @@ static void put_terminal(struct pod *pod, struct buf *b)
 		ioctl(pod->tty_fd, TIOCGWINSZ, &ws);
 		fg = tcgetpgrp(pod->tty_fd);
 	}
+	/* An adopted session's terminal is its leader's controlling one, not ours: its foreground
+	 * group as the leader's /proc shows it. */
+	struct proc_stat st;
+	struct err ignore;
+	if (have && pod->adopted_sid && read_proc_stat(pod->main_pid, &st, &ignore) == 0 && st.tpgid > 0)
+		fg = st.tpgid;
 	buf_u32(b, have);
 	buf_i32(b, fg);
 	buf_u32(b, t.c_iflag);
@@ -78,6 +84,7 @@ static int write_pod(struct pod *pod, const struct freeze *f, struct image_write
 			buf_free(&b);
 			return -1;
 		}
+		dump_pod_view(&st.ppid, &st.sid);
 		buf_i32(&b, st.pid);
 		buf_i32(&b, st.ppid);
 		buf_i32(&b, st.pgid);
@@ -86,10 +93,12 @@ static int write_pod(struct pod *pod, const struct freeze *f, struct image_write
 	}
 	buf_u32(&b, (uint32_t)f->nzombies);
 	for (int i = 0; i < f->nzombies; i++) {
+		pid_t ppid = f->zombies[i].ppid, sid = f->zombies[i].sid;
+		dump_pod_view(&ppid, &sid);
 		buf_i32(&b, f->zombies[i].pid);
-		buf_i32(&b, f->zombies[i].ppid);
+		buf_i32(&b, ppid);
 		buf_i32(&b, f->zombies[i].pgid);
-		buf_i32(&b, f->zombies[i].sid);
+		buf_i32(&b, sid);
 		buf_i32(&b, f->zombies[i].exit_status);
 	}
 	/* The clocks as the pod sees them: a restore elsewhere keeps its monotonic clocks going on
@@ -183,8 +192,15 @@ static void say_stopped_outside(const struct freeze *f, int conn)
 	}
 }
 
-static void end_pod(void)
+static void end_pod(const struct pod *pod, const struct freeze *f)
 {
+	if (pod->adopted_sid) {
+		/* Outside namespaces: the adopted session's processes, and nothing else of the
+		 * user's; we follow when its leader ends. */
+		for (int i = 0; i < f->nprocs; i++)
+			kill(f->procs[i].pid, SIGKILL);
+		return;
+	}
 	/* Everything but us; we follow when the program's end is reaped. */
 	kill(-1, SIGKILL);
 }
@@ -494,7 +510,7 @@ void checkpoint_run(struct pod *pod, int *out_fd, int conn, const char *request,
 			frozen_us = now_monotonic_us() - t0;
 		}
 		if (end) {
-			end_pod();
+			end_pod(pod, &f);
 			stop = 1;
 		} else {
 			put_back_drained(&files);

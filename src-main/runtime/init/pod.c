@@ -331,7 +331,7 @@ void pod_handle_control(struct pod *pod)
 		return;
 	char reply[CONTROL_LINE_MAX];
 	if (strncmp(line, "checkpoint", 10) == 0) {
-		if (!pod->in_namespaces)
+		if (!pod->in_namespaces && !pod->adopted_sid)
 			status_reply_printf(reply, sizeof reply, "unavailable", "checkpoints are unavailable: %s", pod->unavailable);
 		else if (fd < 0)
 			status_reply_printf(reply, sizeof reply, "checkpoint_failed", "no image stream was passed with the request");
@@ -457,8 +457,8 @@ void pod_init_serve(struct pod *pod)
 			memmove(pod->deferred, pod->deferred + 1, (size_t)(--pod->ndeferred) * sizeof si);
 			handle_signal(pod, &si);
 		}
-		struct pollfd p[2] = {{pod->sig_fd, POLLIN, 0}, {pod->listen_fd, POLLIN, 0}};
-		int n = poll(p, pod->listen_fd >= 0 ? 2 : 1, -1);
+		struct pollfd p[3] = {{pod->sig_fd, POLLIN, 0}, {pod->listen_fd, POLLIN, 0}, {pod->adopted_sid ? pod->leader_fd : -1, POLLIN, 0}};
+		int n = poll(p, 3, -1);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -471,6 +471,12 @@ void pod_init_serve(struct pod *pod)
 		}
 		if (pod->listen_fd >= 0 && (p[1].revents & POLLIN))
 			pod_handle_control(pod);
+		if (p[2].revents & POLLIN) {
+			/* The adopted session's leader ended: so does its stand-in. */
+			if (pod->control_path)
+				unlink(pod->control_path);
+			_exit(0);
+		}
 	}
 }
 

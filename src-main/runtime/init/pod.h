@@ -22,6 +22,11 @@ struct pod {
 	int tty_fd;             /* the session terminal, or -1 */
 	int status_fd;          /* pipe to the outer vos-init: the program's raw wait status */
 	pid_t main_pid;         /* the session's program, in the pod's pid numbering */
+	/* A terminal session adopted from another terminal (init/adopt.c): its processes are the
+	 * pod's, outside namespaces (in_namespaces 0, checkpoints all the same); 0: none. Its
+	 * leader is main_pid, and the pod ends when it does (leader_fd, a pidfd of it). */
+	pid_t adopted_sid;
+	int leader_fd;
 	uint32_t round;         /* checkpoint rounds so far */
 	/* Incremental checkpoints (init/checkpoint.c): the write tracking kept from the latest image
 	 * that asked for it (NULL: none), that image's CHAIN id and depth; or why there is none. */
