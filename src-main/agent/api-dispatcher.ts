@@ -3,6 +3,7 @@
  * runs the method, sends exactly one reply per request, and routes events. A bad request fails
  * that request; a bad message (not a hello or a request) ends that connection only.
  */
+import { adoptablePrograms } from './runtime/adoptable.js';
 import { VosError, describeError } from '../api/errors.js';
 import {
   DEFAULT_SEND_FILES_UP_TO,
@@ -359,6 +360,7 @@ export class ApiDispatcher {
       'session.restore': async (p) =>
         (await sessions.restore(p.image !== undefined ? { image: p.image } : { file: p.file! }, p.name, p.takeAsIs ? { takeAsIs: p.takeAsIs } : {})).info(),
       'session.adopt': async (p) => (await sessions.adoptProgram(p.pid, p.name)).info(),
+      'session.adoptable': () => adoptablePrograms(),
       'image.list': (p) => sessions.images.list(p.session),
       'image.remove': (p) => ({ id: sessions.images.remove(p.image) }),
       'schedule.set': (p) => this.agent.scheduler.set(p.session, p.everyMs, p.keep),

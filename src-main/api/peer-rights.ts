@@ -41,6 +41,7 @@ export const PEER_RIGHTS: { readonly [M in Method]: PeerRightOf<M> } = {
   'session.checkpoint': 'local',
   'session.restore': 'local',
   'session.adopt': 'local',
+  'session.adoptable': 'local',
   'session.recover': 'local',
   'image.list': 'local',
   'image.remove': 'local',

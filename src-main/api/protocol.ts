@@ -193,6 +193,19 @@ export interface CheckpointResult {
   fullReason?: string;
 }
 
+/** A program on a terminal of this machine that `session.adopt` could take over. */
+export interface AdoptableProcess {
+  pid: number;
+  /** Its command line (cut to 200 characters). */
+  command: string;
+  /** Its terminal, as `ps` shows it ("pts/3"). */
+  terminal: string;
+  /** Its terminal session's leader (adopting any process takes the whole session). */
+  session: number;
+  /** Whether it is in the terminal's foreground (what the user there is using). */
+  foreground: boolean;
+}
+
 /** Why an image was taken: by hand, on a schedule, or before the machine shuts down. */
 export type ImageKind = 'manual' | 'scheduled' | 'before-shutdown';
 
@@ -444,6 +457,12 @@ export interface ApiMethods {
    * program, `kernel.yama.ptrace_scope` 1 to 3.
    */
   'session.adopt': { params: { pid: number; name?: string }; result: SessionInfo };
+  /**
+   * The programs `session.adopt` could take over: this user's processes that run on a terminal
+   * (not a vOS session's), by terminal, session leader first. Adopting one takes its terminal
+   * session (all of a terminal's entries with the same `session`).
+   */
+  'session.adoptable': { params: Record<string, never>; result: AdoptableProcess[] };
   /**
    * Brings back a recoverable session (`id`) or all of them (`all`) from its latest good image,
    * falling back to the image before when the latest is damaged or does not restore (the

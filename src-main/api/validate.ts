@@ -172,6 +172,7 @@ const CHECKERS: { [M in Method]: Checker } = {
     str(p, 'name', true);
     absolutePaths(p, 'takeAsIs');
   },
+  'session.adoptable': none,
   'session.adopt': (p) => {
     int(p, 'pid', 1, 0x3fffffff);
     str(p, 'name', true);

@@ -3,7 +3,7 @@
  * session is selected. Components read it; they do not talk to the agent themselves.
  */
 import type { ApiClient } from '../../../src-main/api/client';
-import type { CreateSessionParams, SessionInfo } from '../../../src-main/api/protocol';
+import type { AdoptableProcess, CreateSessionParams, SessionInfo } from '../../../src-main/api/protocol';
 
 export class SessionsState {
   list = $state<SessionInfo[]>([]);
@@ -77,6 +77,20 @@ export class SessionsState {
   async create(params: CreateSessionParams): Promise<void> {
     if (!this.client) throw new Error('not connected to the agent');
     const session = await this.client.request('session.create', params);
+    this.upsert(session);
+    this.selectedId = session.id;
+  }
+
+  /** The programs on this machine's terminals that could be adopted. */
+  async adoptable(): Promise<AdoptableProcess[]> {
+    if (!this.client) throw new Error('not connected to the agent');
+    return this.client.request('session.adoptable', {});
+  }
+
+  /** Takes the program `pid` (and its terminal session) over into a new session, selected. */
+  async adopt(pid: number): Promise<void> {
+    if (!this.client) throw new Error('not connected to the agent');
+    const session = await this.client.request('session.adopt', { pid });
     this.upsert(session);
     this.selectedId = session.id;
   }
