@@ -3,11 +3,13 @@
  * of this test), with a job, is taken over into a session (runtime/init/adopt.c): typed into
  * through vOS, its job still there, the old terminal told where it went; it outlives an agent
  * restart like any session, and is checkpointed (stopped from outside) and restored into a pod
- * with a fresh pid namespace, keeping its pids. Refused up front: another user's process, and
- * kernel.yama.ptrace_scope 1 and 3 (the check's test hook stands in for the setting). As root
- * the set runs as root and as nobody.
+ * with a fresh pid namespace, keeping its pids. Refused up front: another user's process, a
+ * set-user-ID program, and kernel.yama.ptrace_scope 1 and 3 (the check's test hook stands in
+ * for the setting). As root the set runs as root and as nobody.
  */
 import { execFileSync } from 'node:child_process';
+import { chmodSync, chownSync, copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import pty from '@lydell/node-pty';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiClient } from '../../src-main/api/client.js';
@@ -109,6 +111,32 @@ describe.each(runAs)('vos adopt (as $who)', ({ user }) => {
       } catch {
         /* gone */
       }
+    }
+  });
+
+  it.runIf(user !== null)('refuses a set-user-ID program, before touching it', async () => {
+    // The user's own copy of sleep, set-user-ID: as it runs, its ids are the user's all the same.
+    const dir = mkdtempSync('/tmp/vos-suid-');
+    const suid = join(dir, 'suid-sleep');
+    chmodSync(dir, 0o755);
+    copyFileSync('/bin/sleep', suid);
+    chownSync(suid, user!.uid, user!.gid);
+    chmodSync(suid, 0o4755);
+    const old = onTerminal([suid, '900020'], user, {});
+    try {
+      const pid = await waitFor('it to run', () => {
+        try {
+          return Number(execFileSync('pgrep', ['-x', '-f', `${suid} 900020`], { encoding: 'utf8' }).trim()) || null;
+        } catch {
+          return null;
+        }
+      });
+      const r = await vos(agent.home, ['adopt', String(pid)]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/runs .*suid-sleep, a set-user-ID program, which cannot be adopted/);
+    } finally {
+      old.term.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
