@@ -8,8 +8,8 @@
  * same directory (what the frozen time is bounded by: the pod writes its memory straight into
  * the image file) and simply touching (and filling) the same amount of fresh memory. Then the CRIU 4.2 figures measured on this kind of machine
  * (../shared/STACK.md), the frozen time of the stop from outside (ptrace, for programs the runtime
- * is not in) against the runtime's for an idle bash and 256 MiB, whether compression pays, and the
- * runtime's overhead.
+ * is not in) against the runtime's for an idle bash and 256 MiB, the time to adopt a program from
+ * another terminal, whether compression pays, and the runtime's overhead.
  *
  * Environment: BENCH_RUNS (3), BENCH_SIZES (64,256,1024).
  */
@@ -19,7 +19,8 @@ import { join } from 'node:path';
 import { gzipSync, constants as zlibConstants } from 'node:zlib';
 import type { ApiClient } from '../src-main/api/client.js';
 import { packageRoot } from '../src-main/base/package-paths.js';
-import { median, startLocalAgent } from './lib.js';
+import pty from '@lydell/node-pty';
+import { median, startLocalAgent, until } from './lib.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const SIZES = (process.env.BENCH_SIZES ?? '64,256,1024').split(',').map(Number);
@@ -232,6 +233,28 @@ async function main(): Promise<void> {
           `${byRuntime === undefined ? '  -  ' : (frozen / byRuntime).toFixed(2) + 'x'}   ${ms(median(samples.map((x) => x.restoreMs))).padStart(15)}`,
       );
     }
+
+    // Adopting a program from another terminal (vos adopt): bash under script on a pty of this
+    // process, with a job; from the request to the answer (a new session, the terminal switched).
+    const adoptMs: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      let out = '';
+      const term = pty.spawn('script', ['-qfc', 'exec bash --norc --noprofile', '/dev/null'], { cols: 80, rows: 24, env: { ...env, PS1: 'other$ ' } });
+      term.onData((d) => (out += d));
+      try {
+        await until('bash to prompt', () => /other\$ $/.test(out), 10_000);
+        term.write('sleep 1 &\r');
+        await until('its job', () => /\[1\] \d+/.test(out), 10_000);
+        const bash = Number(execFileSync('pgrep', ['-P', String(term.pid), '-x', 'bash'], { encoding: 'utf8' }).trim());
+        const t0 = performance.now();
+        const adopted = await client.request('session.adopt', { pid: bash });
+        adoptMs.push(performance.now() - t0);
+        await client.request('session.remove', { id: adopted.id, force: true });
+      } finally {
+        term.kill('SIGKILL');
+      }
+    }
+    console.log(`\nadopting bash and its job from another terminal (session.adopt, request to answer): median ${ms(median(adoptMs))} of ${RUNS}`);
 
     if (damonPageout()) {
       console.log('note: DAMON page-out is active on this machine: it evicts page cache it thinks cold, so each image is read once\n' +

@@ -462,4 +462,43 @@ describe.skipIf(unavailable !== null)('migration', () => {
     expect(screen).not.toMatch(new RegExp(`token=(?!${token})|panic|fatal error`));
     console.log(`live move of a Go program: stopped ${gr.downtimeMs} ms`);
   }, 120_000);
+
+  it('moves an adopted bash (taken over from another terminal on alpha) to beta, with its job', async () => {
+    const [a, b] = await m.pair();
+    // bash under script on a terminal of this test, on alpha's network like its agent.
+    let out = '';
+    const job = 'sleep 900030';
+    const term = pty.spawn('ip', ['netns', 'exec', a.host.ns, 'script', '-qfc', 'exec bash --norc --noprofile', '/dev/null'], {
+      cols: 80,
+      rows: 24,
+      env: { ...(process.env as Record<string, string>), PS1: 'other$ ' },
+    });
+    term.onData((d) => (out += d));
+    try {
+      await waitFor('bash to prompt', () => /other\$ $/.test(out));
+      term.write(`${job} &\r`);
+      await waitFor('its job', () => /\[1\] \d+/.test(out));
+      const bash = Number(execFileSync('pgrep', ['-P', String(term.pid), '-x', 'bash'], { encoding: 'utf8' }).trim());
+      const adopted = await a.vos(['adopt', String(bash), '--json']);
+      expect(adopted.code, adopted.stderr).toBe(0);
+      const id = (JSON.parse(adopted.stdout) as { id: string }).id;
+      const moved = await a.vos(['migrate', id, 'beta', '--json']);
+      expect(moved.code, moved.stderr).toBe(0);
+      const r = JSON.parse(moved.stdout) as { session: { id: string }; mode: string; downtimeMs: number };
+      const there = r.session.id.slice(0, r.session.id.indexOf('@'));
+      const onB = await b.connect();
+      await onB.request('session.input', { id: there, data: 'echo there-$$-$((6*7)); jobs\r' });
+      await waitFor('bash to answer on beta, with its pid', async () => new RegExp(`^there-${bash}-42$`, 'm').test(await b.screen(there)));
+      await waitFor('its job there', async () => new RegExp(`Running\\s+${job} &`).test(await b.screen(there)));
+      expect(await a.sessions()).toEqual([]);
+      console.log(`adopted bash moved (${r.mode}): stopped ${r.downtimeMs} ms`);
+    } finally {
+      term.kill('SIGKILL');
+      try {
+        execFileSync('pkill', ['-KILL', '-x', '-f', job]);
+      } catch {
+        /* gone */
+      }
+    }
+  }, 60_000);
 });
