@@ -239,7 +239,7 @@ async function main(): Promise<void> {
     const adoptMs: number[] = [];
     for (let i = 0; i < RUNS; i++) {
       let out = '';
-      const term = pty.spawn('script', ['-qfc', 'exec bash --norc --noprofile', '/dev/null'], { cols: 80, rows: 24, env: { ...env, PS1: 'other$ ' } });
+      const term = pty.spawn('script', ['-qfc', 'exec env PS1="other$ " bash --norc --noprofile', '/dev/null'], { cols: 80, rows: 24, env: { ...env, PS1: 'other$ ' } });
       term.onData((d) => (out += d));
       try {
         await until('bash to prompt', () => /other\$ $/.test(out), 10_000);

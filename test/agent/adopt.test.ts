@@ -47,7 +47,7 @@ describe.each(runAs)('vos adopt (as $who)', ({ user }) => {
   it('takes bash under script over, with its job: typed into through vOS, the old terminal told where it went; checkpointed from outside and restored into a pod with its pids', async () => {
     // A job only this test runs, to find and end it by its command line.
     const job = `sleep ${900000 + (user ? 1 : 0)}`;
-    const old = onTerminal(['script', '-qfc', 'exec bash --norc --noprofile', '/dev/null'], user, { PS1: 'old$ ', HOME: agent.home });
+    const old = onTerminal(['script', '-qfc', 'exec env PS1="old$ " bash --norc --noprofile', '/dev/null'], user, { PS1: 'old$ ', HOME: agent.home });
     try {
       await waitFor('the old terminal to show its prompt', () => /old\$ $/.test(old.out()));
       old.term.write(`${job} &\r`);

@@ -36,7 +36,7 @@ afterAll(async () => {
 /** bash under script on a pty of this test, with a job; its pid and the terminal. */
 async function bashElsewhere(job: string): Promise<{ term: pty.IPty; bash: number }> {
   let out = '';
-  const term = pty.spawn('script', ['-qfc', 'exec bash --norc --noprofile', '/dev/null'], {
+  const term = pty.spawn('script', ['-qfc', 'exec env PS1="elsewhere$ " bash --norc --noprofile', '/dev/null'], {
     cols: 80,
     rows: 24,
     env: { ...(process.env as Record<string, string>), PS1: 'elsewhere$ ' },

@@ -468,7 +468,7 @@ describe.skipIf(unavailable !== null)('migration', () => {
     // bash under script on a terminal of this test, on alpha's network like its agent.
     let out = '';
     const job = 'sleep 900030';
-    const term = pty.spawn('ip', ['netns', 'exec', a.host.ns, 'script', '-qfc', 'exec bash --norc --noprofile', '/dev/null'], {
+    const term = pty.spawn('ip', ['netns', 'exec', a.host.ns, 'script', '-qfc', 'exec env PS1="other$ " bash --norc --noprofile', '/dev/null'], {
       cols: 80,
       rows: 24,
       env: { ...(process.env as Record<string, string>), PS1: 'other$ ' },

@@ -1,7 +1,7 @@
 /*
- * `vos-init adopt --pid PID --status PATH [--id ID]`: takes a program that runs on another
- * terminal over onto this one, the pty of a new session (the terminal host started us on it,
- * as the session's program).
+ * `vos-init adopt --pid PID --status PATH [--id ID] [--control PATH]`: takes a program that
+ * runs on another terminal over onto this one, the pty of a new session (the terminal host
+ * started us on it, as the session's program).
  *
  * What moves is the program's terminal session: every process whose session is PID's (a shell
  * and its jobs; PID itself if it leads its own session). Each is stopped from outside
@@ -23,7 +23,12 @@
  * Refused before anything is stopped: another user's process, a set-user-ID program, a
  * process without a terminal or on ours, and what the kernel's ptrace rules forbid
  * (kernel.yama.ptrace_scope 1, 2 or 3: we are not the program's ancestor nor privileged).
- * VOS_TEST_PTRACE_SCOPE stands in for the setting, for the tests of those refusals.
+ * VOS_TEST_PTRACE_SCOPE stands in for the setting, for the tests of those refusals (it grants
+ * nothing: the kernel applies its own setting to every ptrace request all the same).
+ *
+ * Weak: every process is stopped and checked before the first switch, but a failure during the
+ * switches themselves (opening the new terminal in a process, a dup2) is not rolled back: the
+ * processes switched so far stay on the session's terminal, which ends with the failed session.
  */
 #include <dirent.h>
 #include <errno.h>
