@@ -5,7 +5,8 @@
  * restart like any session, and is checkpointed (stopped from outside) and restored into a pod
  * with a fresh pid namespace, keeping its pids. Refused up front: another user's process, a
  * set-user-ID program, and kernel.yama.ptrace_scope 1 and 3 (the check's test hook stands in
- * for the setting). As root the set runs as root and as nobody.
+ * for the setting); `sudo vos adopt` (root grants, the user adopts). As root the set runs as
+ * root and as nobody.
  */
 import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, copyFileSync, mkdtempSync, rmSync } from 'node:fs';
@@ -114,6 +115,40 @@ describe.each(runAs)('vos adopt (as $who)', ({ user }) => {
     }
   });
 
+  it.runIf(user !== null)('sudo vos adopt: root only grants the ptrace exceptions, then the user\'s agent adopts it as the user; no root process stays', async () => {
+    const job = 'sleep 900040';
+    const old = onTerminal(['script', '-qfc', 'exec env PS1="sudo$ " bash --norc --noprofile', '/dev/null'], user, {});
+    try {
+      await waitFor('the old terminal to show its prompt', () => /sudo\$ $/.test(old.out()));
+      old.term.write(`${job} &\r`);
+      await waitFor('the job to start', () => /\[1\] \d+/.test(old.out()));
+      const bash = Number(execFileSync('pgrep', ['-P', String(old.term.pid), '-x', 'bash'], { encoding: 'utf8' }).trim());
+      // As sudo runs it: root, with the invoking user in SUDO_UID and SUDO_GID.
+      const r = await vos(agent.home, ['adopt', String(bash), '--json'], { SUDO_UID: String(user!.uid), SUDO_GID: String(user!.gid), HOME: '/root' });
+      expect(r.code, r.stderr).toBe(0);
+      const session = JSON.parse(r.stdout) as SessionInfo;
+      await client.request('session.input', { id: session.id, data: 'echo sudo-$((6*7))\r' });
+      await waitFor('bash to answer in the session', async () => /^sudo-42$/m.test(await screen(session.id)));
+      // Its stand-in is the user's, and nothing of the adoption runs as root.
+      const standIn = execFileSync('ps', ['-o', 'uid=,args=', '-C', 'vos-init'], { encoding: 'utf8' });
+      expect(standIn).toMatch(new RegExp(`^\\s*${user!.uid} .*adopt --pid ${bash}`, 'm'));
+      expect(standIn).not.toMatch(/adopt-grant/);
+      expect(standIn).not.toMatch(new RegExp(`^\\s*0 .*adopt --pid ${bash}`, 'm'));
+      // Another user's process is refused by root's part too.
+      const theirs = await vos(agent.home, ['adopt', String(process.pid)], { SUDO_UID: String(user!.uid), SUDO_GID: String(user!.gid) });
+      expect(theirs.code).toBe(1);
+      expect(theirs.stderr).toMatch(/belongs to another user \(uid 0\)/);
+      await client.request('session.kill', { id: session.id, signal: 'KILL' });
+    } finally {
+      old.term.kill('SIGKILL');
+      try {
+        execFileSync('pkill', ['-KILL', '-x', '-f', job]);
+      } catch {
+        /* gone */
+      }
+    }
+  });
+
   it.runIf(user !== null)('refuses a set-user-ID program, before touching it', async () => {
     // The user's own copy of sleep, set-user-ID: as it runs, its ids are the user's all the same.
     const dir = mkdtempSync('/tmp/vos-suid-');
@@ -150,7 +185,7 @@ describe.each(runAs)('vos adopt (as $who)', ({ user }) => {
 
 describe("vos adopt where the kernel's ptrace rules forbid it", () => {
   for (const [scope, words] of [
-    ['1', /kernel\.yama\.ptrace_scope is 1 on this machine \(Ubuntu's default\): only a program's parents may take it over; `sudo sysctl kernel\.yama\.ptrace_scope=0` allows it/],
+    ['1', /kernel\.yama\.ptrace_scope is 1 on this machine \(Ubuntu's default\): only a program's parents may take it over; `sudo vos adopt PID` lets vOS take this one over/],
     ['3', /kernel\.yama\.ptrace_scope is 3 on this machine: no program can be taken over by another/],
   ] as const) {
     it(`ptrace_scope ${scope}: refused with what to change; the program runs on where it was`, async () => {

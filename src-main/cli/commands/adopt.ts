@@ -1,6 +1,7 @@
 import { UsageError, parseArgs } from '../args.js';
 import { DEFAULT_DETACH_KEY, attachTerminal, describeKey, exitStatusOf } from '../attach-terminal.js';
 import type { Command } from '../command.js';
+import { grantThenDrop, sudoInvoker } from '../sudo-adopt.js';
 import { reportOutcome } from './attach.js';
 
 export const adoptCommand: Command = {
@@ -17,7 +18,9 @@ there is no terminal, it prints the session's id instead.
 
 Only your own programs can be adopted, and only where the kernel lets one program take another
 over (ptrace): where kernel.yama.ptrace_scope is 1 (Ubuntu's default), 2 or 3 it is refused with
-what to change. An adopted session is checkpointed and moved like any other: its processes
+what to change. Under 1, \`sudo vos adopt PID\` works: as root it only lets your programs trace
+the processes of PID's terminal (each gets a ptrace exception), then it gives up root and asks
+your agent as you; processes that terminal starts later have no exception. An adopted session is checkpointed and moved like any other: its processes
 are stopped from outside (no vOS runtime in them), and a restore puts them into a pod with a
 fresh pid namespace, where they keep their pids (their parent is then the pod's first process,
 and their session its session).
@@ -34,6 +37,9 @@ and their session its session).
     });
     if (positionals.length !== 1 || !/^[1-9]\d{0,9}$/.test(positionals[0]!)) throw new UsageError('give one process id: vos adopt PID');
     const attach = options.detach !== true && options.json !== true && process.stdin.isTTY && process.stdout.isTTY;
+    // Under sudo: root's part (ptrace exceptions), then we are the invoking user for good.
+    const invoker = sudoInvoker();
+    if (invoker) grantThenDrop(Number(positionals[0]), invoker);
     const client = await ctx.connectOrStart();
     try {
       const session = await client.request('session.adopt', {

@@ -3,5 +3,7 @@
 #define VOS_ADOPT_H
 
 int adopt_main(int argc, char **argv);
+/* `vos-init adopt-grant`: root's part of `sudo vos adopt` (a ptrace exception in each process). */
+int adopt_grant_main(int argc, char **argv);
 
 #endif

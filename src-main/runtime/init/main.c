@@ -230,5 +230,7 @@ int main(int argc, char **argv)
 		return probe_main(argc - 2, argv + 2);
 	if (strcmp(argv[1], "adopt") == 0)
 		return adopt_main(argc - 2, argv + 2);
+	if (strcmp(argv[1], "adopt-grant") == 0)
+		return adopt_grant_main(argc - 2, argv + 2);
 	return cmd_launch(argc - 1, argv + 1);
 }
