@@ -33,8 +33,8 @@ afterAll(async () => {
   await refusing?.stop();
 });
 
-/** bash under script on a pty of this test, with a job; its pid and the terminal. */
-async function bashElsewhere(job: string): Promise<{ term: pty.IPty; bash: number }> {
+/** bash under script on a pty of this test, with a job; its pid, and what ends them. */
+async function bashElsewhere(job: string): Promise<{ bash: number; end: () => void }> {
   let out = '';
   const term = pty.spawn('script', ['-qfc', 'exec env PS1="elsewhere$ " bash --norc --noprofile', '/dev/null'], {
     cols: 80,
@@ -46,14 +46,22 @@ async function bashElsewhere(job: string): Promise<{ term: pty.IPty; bash: numbe
   term.write(`${job} &\r`);
   await waitFor('its job', () => /\[1\] \d+/.test(out));
   const bash = Number(execFileSync('pgrep', ['-P', String(term.pid), '-x', 'bash'], { encoding: 'utf8' }).trim());
-  return { term, bash };
+  const end = (): void => {
+    term.kill('SIGKILL');
+    try {
+      execFileSync('pkill', ['-KILL', '-x', '-f', job]);
+    } catch {
+      /* gone */
+    }
+  };
+  return { bash, end };
 }
 
 describe('Adopt… in the app', () => {
   it('lists bash in another terminal (not the agent\'s own sessions) and adopts it into a selected session that answers there', async () => {
     const own = (await vos(agent.home, ['run', '-d', '--name', 'own', '--', 'sh', '-c', 'exec cat'])).stdout.trim();
     const job = 'sleep 900010';
-    const { term, bash } = await bashElsewhere(job);
+    const { bash, end } = await bashElsewhere(job);
     const page = await chromium.browser.newPage({ viewport: { width: 1280, height: 800 } });
     try {
       await page.goto(urlOf(agent));
@@ -83,18 +91,12 @@ describe('Adopt… in the app', () => {
       await vos(agent.home, ['kill', adopted.id, '--signal', 'KILL']);
     } finally {
       await page.close();
-      term.kill('SIGKILL');
-      try {
-        execFileSync('pkill', ['-KILL', '-x', '-f', job]);
-      } catch {
-        /* gone */
-      }
+      end();
     }
   });
 
   it('shows a refusal with its reason in the panel', async () => {
-    const job = 'sleep 900011';
-    const { term, bash } = await bashElsewhere(job);
+    const { bash, end } = await bashElsewhere('sleep 900011');
     const page = await chromium.browser.newPage({ viewport: { width: 1280, height: 800 } });
     try {
       await page.goto(urlOf(refusing));
@@ -107,12 +109,7 @@ describe('Adopt… in the app', () => {
       expect(JSON.parse((await vos(refusing.home, ['ls', '--json'])).stdout)).toEqual([]);
     } finally {
       await page.close();
-      term.kill('SIGKILL');
-      try {
-        execFileSync('pkill', ['-KILL', '-x', '-f', job]);
-      } catch {
-        /* gone */
-      }
+      end();
     }
   });
 });

@@ -312,6 +312,8 @@ static int stop_new(struct pod *pod, struct freeze *f, pid_t *pids, int n, int *
 				int late = stop_late(&f->procs[i], e);
 				if (late < 0)
 					return -1;
+				if (late == 1)
+					ptrace_proc_free(&f->procs[i]);
 				if (late == 1 && !drop_if_ended(f, i))
 					return fail(e, "cannot checkpoint: process %d ended while being stopped", (int)f->procs[i].pid);
 				waiting--;
