@@ -82,8 +82,12 @@ static int list_threads(pid_t pid, pid_t **out, int *n, struct err *e)
 	char path[64];
 	snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
 	DIR *d = opendir(path);
-	if (!d)
-		return fail(e, "cannot list the threads of process %d: %s", (int)pid, strerror(errno));
+	if (!d) {
+		int err = errno;
+		fail(e, "cannot list the threads of process %d: %s", (int)pid, strerror(err));
+		errno = err;
+		return -1;
+	}
 	*out = NULL;
 	*n = 0;
 	struct dirent *de;
@@ -113,7 +117,7 @@ static int seize_all(struct ptrace_proc *pp, struct err *e)
 		pid_t *tids = NULL;
 		int n;
 		if (list_threads(pp->pid, &tids, &n, e) < 0)
-			return -1;
+			return errno == ENOENT || errno == ESRCH ? 1 : -1; /* it ended meanwhile */
 		int added = 0;
 		for (int i = 0; i < n; i++) {
 			if (known_thread(pp, tids[i]))
