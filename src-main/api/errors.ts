@@ -21,8 +21,8 @@ export const ERROR_CODES = [
   'spawn_failed',
   'bad_image', // an image that is truncated, damaged, or not an image
   'checkpoint_failed',
-  // the session's program uses something vOS cannot checkpoint (a statically linked program,
-  // inotify, a device, a socket; no pod): trying again does not help until the program changes
+  // the session's program uses something vOS cannot checkpoint (a debugger attached, a SysV
+  // message queue, a device, a socket; no pod): trying again does not help until the program changes
   'unsupported',
   'restore_failed',
   'timeout',

@@ -14,7 +14,7 @@
  * - Never two checkpoints of one session at once: a run that finds a manual checkpoint or a
  *   migration of the session under way skips this period and says so in its last result.
  * - A failed run never touches the session. A program that cannot be checkpointed (`unsupported`:
- *   a statically linked program, inotify, a device, no pod) pauses the schedule with the reason,
+ *   a traced program, a SysV message queue, a device, no pod) pauses the schedule with the reason,
  *   once; `schedule.set` resumes it. Any other failure (a full disk, a timeout) is shown as the
  *   last result and the schedule stays.
  * - A run that had to write a whole image where it asked for an incremental one (no write

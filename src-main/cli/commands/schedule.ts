@@ -84,7 +84,7 @@ with it, and a run that came due meanwhile happens soon after it starts, once.
 Without ID, lists every session's schedule: its period, retention, next run, the last
 result, and why it is paused. A failed checkpoint never harms the session: it is shown as
 the last result and the schedule goes on; a program that cannot be checkpointed at all (a
-statically linked program, one that watches files with inotify, ...) pauses its schedule,
+program under a debugger, one holding a SysV message queue, ...) pauses its schedule,
 with the reason, until you set it again.
 
   ID            session id, unique id prefix or name (this machine's; not ID@MACHINE)
