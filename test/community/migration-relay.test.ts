@@ -297,6 +297,92 @@ for line in sys.stdin:
     expect(log.match(/Accepted publickey/g)).toHaveLength(1);
   }, 180_000);
 
+  it.each([
+    ['root', undefined, 0],
+    ['an ordinary user', UNPRIVILEGED, 1],
+  ] as const)('a connection nobody reads, either way, holds up no other connection of the same move (as %s)', async (_who, user, n) => {
+    const [a, b] = await lab.pairedAgents(user ? { asUser: user } : {}, user ? { asUser: user } : {});
+    const port = 47300 + (process.pid % 50) + n * 50;
+    // Both ends flood the first connection (a byte pattern of period 251) and neither reads it,
+    // until told to; each says "stalled N" when its sending has stopped for a second at N bytes.
+    const common = `import socket, sys, threading, time
+PAT = bytes(range(251)) * 300
+def flood(s, say):
+    n = [0]; last = [time.time()]; told = [0]
+    def watch():
+        while True:
+            time.sleep(0.25)
+            if time.time() - last[0] > 1 and n[0] != told[0]:
+                told[0] = n[0]; say("stalled %d" % n[0])
+    threading.Thread(target=watch, daemon=True).start()
+    while True:
+        s.sendall(PAT[n[0] % 251:n[0] % 251 + 65536]); n[0] += 65536; last[0] = time.time()
+def check(s, want):
+    o = 0
+    while o < want:
+        d = s.recv(min(65536, want - o))
+        if not d or d != PAT[o % 251:o % 251 + len(d)]: return "BAD at %d" % o
+        o += len(d)
+    return "ok %d" % o
+`;
+    const server = `${common}
+srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("0.0.0.0", ${port})); srv.listen(2)
+print("listening", flush=True)
+f, _ = srv.accept(); assert f.recv(1) == b"F"
+e, _ = srv.accept(); assert e.recv(1) == b"E"
+threading.Thread(target=flood, args=(f, lambda w: print("down " + w, flush=True)), daemon=True).start()
+for line in e.makefile("rb"):
+    w = line.decode().strip()
+    e.sendall((("up " + check(f, 4 << 20)) if w == "drainup" else w.replace("ping", "pong")).encode() + b"\\n")
+`;
+    const client = `${common}
+f = socket.create_connection(("${a.host.address}", ${port})); f.sendall(b"F")
+e = socket.create_connection(("${a.host.address}", ${port})); e.sendall(b"E")
+print("connected", flush=True)
+threading.Thread(target=flood, args=(f, lambda w: print("up " + w, flush=True)), daemon=True).start()
+answers = e.makefile("rb")
+for line in sys.stdin:
+    w = line.strip()
+    if w == "drain": print("down " + check(f, 4 << 20), flush=True); continue
+    e.sendall(("drainup" if w == "drainup" else "ping " + w).encode() + b"\\n")
+    print(answers.readline().decode().strip(), flush=True)
+`;
+    const proc = lab.net!.spawn(a.host, 'python3', ['-u', '-c', server]);
+    spawned.push(proc);
+    let out = '';
+    proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    await waitFor('the server to listen', () => out.includes('listening'));
+    const id = (await a.vos(['run', '-d', '--name', 'flood', '--', 'python3', '-u', '-c', client])).stdout.trim();
+    await waitFor('the connections', async () => /connected/.test(await a.screen(id)));
+    const lastStall = (text: string, way: string): number => Math.max(0, ...[...text.matchAll(new RegExp(`${way} stalled (\\d+)`, 'g'))].map((m) => Number(m[1])));
+    // Both floods stalled here already (the kernel's buffers are full); then moved.
+    await waitFor('both floods to stall', async () => lastStall(out, 'down') > 0 && lastStall(await a.screen(id), 'up') > 0, 20_000);
+    await a.vos(['send', id, '1\\r']);
+    await waitFor('the answer', async () => /pong 1/.test(await a.screen(id)));
+    const stalledDown = lastStall(out, 'down');
+    const moved = await a.vos(['migrate', id, 'beta', '--json']);
+    expect(moved.code, moved.stderr).toBe(0);
+    const there = (JSON.parse(moved.stdout) as MigrationResult).session.id.split('@')[0]!;
+    expect((JSON.parse(moved.stdout) as MigrationResult).relayed).toHaveLength(2);
+    // The relay takes more of each flood, as much as it holds, and then they stall again: the
+    // anchor's per-connection limits are reached both ways.
+    await waitFor('the flood from the server to stall again, through the relay', () => lastStall(out, 'down') > stalledDown, 30_000);
+    await waitFor('the flood from the program to stall again, through the relay', async () => lastStall(await b.screen(there), 'up') > 0, 30_000);
+    // The other connection of the same move still answers at once.
+    await b.vos(['send', there, '2\\r']);
+    await waitFor('the answer on the other connection there', async () => /pong 2/.test(await b.screen(there)), 10_000);
+    // And the stalled one goes on once read, every byte in order, both ways.
+    await b.vos(['send', there, 'drain\\r']);
+    await waitFor('the program to read 4 MiB of the flood', async () => /down (ok|BAD)/.test(await b.screen(there)), 30_000);
+    await b.vos(['send', there, 'drainup\\r']);
+    await waitFor('the server to read 4 MiB of the flood', async () => /up (ok|BAD)/.test(await b.screen(there)), 30_000);
+    const screen = await b.screen(there);
+    expect(screen).toMatch(/down ok 4194304/);
+    expect(screen).toMatch(/up ok 4194304/);
+  }, 120_000);
+
   /** A client moved to beta mid-stream (64 KiB every `pause` s from the server, `chunks` of them). */
   async function movedStream(chunks: number, pause: number, port: number): Promise<{ a: HostAgent; b: HostAgent; there: string; server: { out: () => string } }> {
     const [a, b] = await lab.pairedAgents({ env: FAST_LINKS }, { env: FAST_LINKS });

@@ -2,11 +2,21 @@
  * The frames between the agent and a move's anchor (the checkpoint helper that kept the
  * session's connections to outside its pod: runtime/init/anchor.h), both ways, big-endian:
  * `u8 type, u32 connection (the socket's object id in the image), u32 length, payload`.
+ * Flow control is per connection (FULL/ROOM from the anchor, PAUSE/RESUME to it), so one
+ * connection that is not read holds up no other.
  */
 export const ANCHOR_DATA = 1;
 export const ANCHOR_EOF = 2;
 export const ANCHOR_RESET = 3;
 export const ANCHOR_CLOSED = 4;
+/** From the anchor: the socket holds ANCHOR_CONN_FULL bytes we sent and it has not taken; send it no more. */
+export const ANCHOR_FULL = 5;
+/** From the anchor: that socket has room again. */
+export const ANCHOR_ROOM = 6;
+/** To the anchor: do not read that socket (its channel holds its limit). */
+export const ANCHOR_PAUSE = 7;
+/** To the anchor: read it again. */
+export const ANCHOR_RESUME = 8;
 /** The most a DATA frame carries (the anchor's own bound). */
 export const ANCHOR_MAX_DATA = 64 * 1024;
 const HEAD = 9;

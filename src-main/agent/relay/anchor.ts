@@ -15,7 +15,11 @@ import {
   ANCHOR_CLOSED,
   ANCHOR_DATA,
   ANCHOR_EOF,
+  ANCHOR_FULL,
+  ANCHOR_PAUSE,
   ANCHOR_RESET,
+  ANCHOR_RESUME,
+  ANCHOR_ROOM,
   AnchorFrameDecoder,
   encodeAnchorData,
   encodeAnchorFrame,
@@ -32,13 +36,15 @@ interface AnchoredConnection {
   channel: RelayChannel;
   /** The helper has closed it (both ways ended, or reset). */
   closed: boolean;
+  /** The helper said its socket holds all it will take from us for now (FULL, not ROOM since). */
+  full: boolean;
 }
 
 export class Anchor {
   private readonly conns = new Map<number, AnchoredConnection>();
   private readonly decoder = new AnchorFrameDecoder();
-  /** Connections whose channel cannot take more: the helper's pipe is not read meanwhile. */
-  private readonly holding = new Set<number>();
+  /** Connections whose bytes wait for the helper's pipe to drain. */
+  private readonly draining = new Set<number>();
   private ended = false;
   /** Called once the helper is gone (every connection has ended, or it failed). */
   onEnd: (() => void) | null = null;
@@ -51,8 +57,15 @@ export class Anchor {
     private readonly links: StreamOpener,
     private readonly log: (message: string) => void,
   ) {
-    for (const [id, what] of relayed) this.conns.set(id, { what, channel: this.channelFor(id, what), closed: false });
+    for (const [id, what] of relayed) this.conns.set(id, { what, channel: this.channelFor(id, what), closed: false, full: false });
     pipe.on('data', (chunk: Buffer) => this.fromAnchor(chunk));
+    pipe.on('drain', () => {
+      for (const id of this.draining) {
+        const c = this.conns.get(id);
+        if (c && !c.full) c.channel.resumeIncoming();
+      }
+      this.draining.clear();
+    });
     pipe.on('error', () => this.end('the connections kept for it were lost here'));
     pipe.on('close', () => this.end('the connections kept for it were lost here'));
   }
@@ -95,22 +108,17 @@ export class Anchor {
         write: (data) => {
           let ok = true;
           for (const frame of encodeAnchorData(id, data)) ok = this.pipe.write(frame);
-          if (!ok) this.pipe.once('drain', () => this.conns.get(id)?.channel.resumeIncoming());
-          return ok;
+          if (!ok) this.draining.add(id);
+          return ok && !this.conns.get(id)?.full;
         },
         end: () => this.send(encodeAnchorFrame(ANCHOR_EOF, id)),
         reset: (why) => {
           this.send(encodeAnchorFrame(ANCHOR_RESET, id));
           this.log(`relay of ${what} (migration ${this.migration}): ${why}; the connection is reset`);
         },
-        pause: () => {
-          this.holding.add(id);
-          this.pipe.pause();
-        },
-        resume: () => {
-          this.holding.delete(id);
-          if (this.holding.size === 0) this.pipe.resume();
-        },
+        // Its channel holds its limit: the helper stops reading this socket only.
+        pause: () => this.send(encodeAnchorFrame(ANCHOR_PAUSE, id)),
+        resume: () => this.send(encodeAnchorFrame(ANCHOR_RESUME, id)),
       },
       RELAY_OUTAGE_MS,
     );
@@ -134,6 +142,14 @@ export class Anchor {
         c.closed = true;
         c.channel.reset(`the connection failed where it is kept: ${f.payload.toString('utf8') || 'reset'}`);
       } else if (f.type === ANCHOR_CLOSED) c.closed = true;
+      else if (f.type === ANCHOR_FULL) {
+        // The server does not take what we send: this connection's stream waits, the others go on.
+        c.full = true;
+        c.channel.holdIncoming();
+      } else if (f.type === ANCHOR_ROOM) {
+        c.full = false;
+        if (!this.draining.has(f.conn)) c.channel.resumeIncoming();
+      }
     }
   }
 

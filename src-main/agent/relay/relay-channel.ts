@@ -56,6 +56,8 @@ export class RelayChannel {
   private ackTimer: NodeJS.Timeout | null = null;
   private outageTimer: NodeJS.Timeout | null = null;
   private paused = false;
+  /** Our end cannot take more for now: the other side's stream is not read (kept across new streams). */
+  private holding = false;
   /** Our end was reset before there were streams: said as soon as there are. */
   private resetWhy: string | null = null;
   closed = false;
@@ -103,6 +105,7 @@ export class RelayChannel {
     incoming.on('data', (chunk: Buffer) => this.fromPeer(chunk));
     incoming.on('end', () => this.linkLost(incoming)); // an end without EOF/RESET frame: the link's doing
     incoming.on('error', () => this.linkLost(incoming));
+    if (this.holding) incoming.pause();
     for (const b of this.kept) this.frame(DATA, b);
     if (this.ended) this.frame(EOF);
     this.ackTimer ??= setInterval(() => this.sendAck(false), ACK_EVERY_MS);
@@ -144,8 +147,15 @@ export class RelayChannel {
     this.out?.end();
   }
 
+  /** Our end cannot take more for now (it said so later than its `write`): nothing more comes until `resumeIncoming`. */
+  holdIncoming(): void {
+    this.holding = true;
+    this.incoming?.pause();
+  }
+
   /** Our end took what it held back: more may come. */
   resumeIncoming(): void {
+    this.holding = false;
     this.incoming?.resume();
   }
 
@@ -169,7 +179,7 @@ export class RelayChannel {
       at += HEAD + len;
       if (kind === DATA) {
         this.received += payload.length;
-        if (!this.end.write(Buffer.from(payload))) this.incoming?.pause();
+        if (!this.end.write(Buffer.from(payload))) this.holdIncoming();
         if (this.received - this.ackedToPeer >= ACK_EVERY_BYTES) this.sendAck(true);
       } else if (kind === ACK && len === 8) {
         this.acknowledge(Number(payload.readBigUInt64BE(0)));

@@ -6,9 +6,15 @@
  * agent, which relays it over the link. One poll loop; reads and writes never block (the
  * sockets' shared flags are left as they are: MSG_DONTWAIT per call).
  *
- * Back-pressure: while the agent has not taken 1 MiB of what we read, no socket is read; while
- * a socket cannot take what the agent sent, the agent's end is not read. A slow server thus
- * slows the others of the same session too (one anchor per move): simple, and bounded.
+ * Back-pressure is per connection (anchor.h's FULL/ROOM and PAUSE/RESUME), so a server that
+ * does not read, or a program on the target that does not, holds up only its own connection:
+ * - a socket that cannot take what the agent sent keeps it (pending) and, past
+ *   ANCHOR_CONN_FULL, tells the agent, which then sends no more for it until ROOM;
+ * - a socket whose bytes cannot go on (the agent's channel holds its limit) is not read while
+ *   the agent has it paused.
+ * Two bounds for the whole anchor, against an agent that would not keep to that: while the agent
+ * has not taken 1 MiB of what we read, no socket is read; while the sockets hold ALL_HIGH of
+ * what it sent, its end is not read.
  */
 #include "anchor.h"
 
@@ -29,6 +35,7 @@
 #define HEAD 9			 /* u8 type, u32 connection, u32 length */
 #define OUT_HIGH (1024 * 1024)	 /* what the agent has not taken before we stop reading sockets */
 #define IN_CAP (4 * (HEAD + ANCHOR_MAX_DATA))
+#define ALL_HIGH (64 * 1024 * 1024) /* what the sockets hold from the agent before we stop reading it */
 
 void anchored_set_add(struct anchored_set *s, uint32_t id, int fd)
 {
@@ -51,6 +58,8 @@ struct conn {
 	int read_done;	 /* the socket said its end (EOF): nothing more to read */
 	int shut_asked;	 /* the agent said EOF: shut down writing once pending is written */
 	int write_done;	 /* shut down for writing */
+	int paused;	 /* the agent asked us not to read it (PAUSE) */
+	int full_said;	 /* we told the agent it holds ANCHOR_CONN_FULL (FULL), and not ROOM since */
 	struct buf pending; /* from the agent, not yet taken by the socket */
 	size_t pending_off;
 };
@@ -114,6 +123,35 @@ static void maybe_closed(struct anchor *a, struct conn *c)
 	put_frame(a, ANCHOR_CLOSED, c->id, NULL, 0);
 }
 
+static size_t unwritten(const struct conn *c)
+{
+	return c->pending.len - c->pending_off;
+}
+
+/* The agent hears when this connection holds too much of what it sent, and when it has room. */
+static void say_fill(struct anchor *a, struct conn *c)
+{
+	if (c->fd < 0)
+		return;
+	if (!c->full_said && unwritten(c) >= ANCHOR_CONN_FULL) {
+		c->full_said = 1;
+		put_frame(a, ANCHOR_FULL, c->id, NULL, 0);
+	} else if (c->full_said && unwritten(c) <= ANCHOR_CONN_ROOM) {
+		c->full_said = 0;
+		put_frame(a, ANCHOR_ROOM, c->id, NULL, 0);
+	}
+}
+
+/* The written part of a pending buffer goes once it is the bigger half (appending stays cheap). */
+static void compact_pending(struct conn *c)
+{
+	if (c->pending_off < ANCHOR_MAX_DATA || c->pending_off < unwritten(c))
+		return;
+	memmove(c->pending.data, c->pending.data + c->pending_off, unwritten(c));
+	c->pending.len -= c->pending_off;
+	c->pending_off = 0;
+}
+
 /* Writes what the agent sent and the socket has not taken; then the asked shutdown. */
 static void flush_pending(struct anchor *a, struct conn *c)
 {
@@ -122,8 +160,11 @@ static void flush_pending(struct anchor *a, struct conn *c)
 				 MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (w < 0 && errno == EINTR)
 			continue;
-		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			compact_pending(c);
+			say_fill(a, c);
 			return;
+		}
 		if (w < 0) {
 			failed(a, c, errno);
 			return;
@@ -134,6 +175,7 @@ static void flush_pending(struct anchor *a, struct conn *c)
 		return;
 	buf_reset(&c->pending);
 	c->pending_off = 0;
+	say_fill(a, c);
 	if (c->shut_asked && !c->write_done) {
 		if (shutdown(c->fd, SHUT_WR) < 0 && errno != ENOTCONN) {
 			failed(a, c, errno);
@@ -144,20 +186,22 @@ static void flush_pending(struct anchor *a, struct conn *c)
 	}
 }
 
-static int blocked(const struct anchor *a)
+/* The sockets hold ALL_HIGH of what the agent sent: its end is not read until they take some. */
+static int overfull(const struct anchor *a)
 {
+	size_t held = 0;
 	for (int i = 0; i < a->n; i++)
-		if (a->c[i].fd >= 0 && a->c[i].pending_off < a->c[i].pending.len)
-			return 1;
-	return 0;
+		if (a->c[i].fd >= 0)
+			held += unwritten(&a->c[i]);
+	return held >= ALL_HIGH;
 }
 
-/* The agent's frames, while no socket holds back what it was sent. -1: a frame we do not know
- * (the agent is ours: this is a bug, and ends the anchor). */
+/* The agent's frames, while the sockets are not overfull. -1: a frame we do not know (the agent
+ * is ours: this is a bug, and ends the anchor). */
 static int take_frames(struct anchor *a)
 {
 	size_t at = 0;
-	while (!blocked(a) && a->in_len - at >= HEAD) {
+	while (!overfull(a) && a->in_len - at >= HEAD) {
 		const uint8_t *h = a->in + at;
 		uint32_t id = (uint32_t)h[1] << 24 | (uint32_t)h[2] << 16 | (uint32_t)h[3] << 8 | h[4];
 		uint32_t len = (uint32_t)h[5] << 24 | (uint32_t)h[6] << 16 | (uint32_t)h[7] << 8 | h[8];
@@ -179,6 +223,9 @@ static int take_frames(struct anchor *a)
 		} else if (h[0] == ANCHOR_RESET) {
 			if (c)
 				reset_conn(c);
+		} else if (h[0] == ANCHOR_PAUSE || h[0] == ANCHOR_RESUME) {
+			if (c)
+				c->paused = h[0] == ANCHOR_PAUSE;
 		} else {
 			return -1;
 		}
@@ -268,12 +315,12 @@ void anchor_run(int agent_fd, struct anchored_set *s)
 	struct pollfd *p = xcalloc((size_t)a->n + 1, sizeof *p);
 	while (!a->agent_gone && (open_conns(a) > 0 || a->out_off < a->out.len)) {
 		int out_full = a->out.len - a->out_off >= OUT_HIGH;
-		p[0] = (struct pollfd){a->agent, (short)((!blocked(a) && a->in_len < IN_CAP ? POLLIN : 0) |
+		p[0] = (struct pollfd){a->agent, (short)((!overfull(a) && a->in_len < IN_CAP ? POLLIN : 0) |
 							  (a->out_off < a->out.len ? POLLOUT : 0)), 0};
 		for (int i = 0; i < a->n; i++) {
 			const struct conn *c = &a->c[i];
 			short ev = 0;
-			if (c->fd >= 0 && !c->read_done && !out_full)
+			if (c->fd >= 0 && !c->read_done && !c->paused && !out_full)
 				ev |= POLLIN;
 			if (c->fd >= 0 && c->pending_off < c->pending.len)
 				ev |= POLLOUT;
@@ -291,7 +338,7 @@ void anchor_run(int agent_fd, struct anchored_set *s)
 				continue;
 			if (re & POLLOUT)
 				flush_pending(a, c);
-			if (c->fd >= 0 && (re & (POLLIN | POLLHUP | POLLERR)) && !c->read_done && !out_full)
+			if (c->fd >= 0 && (re & (POLLIN | POLLHUP | POLLERR)) && !c->read_done && !c->paused && !out_full)
 				read_socket(a, c);
 		}
 		if (p[0].revents & POLLOUT)
@@ -300,8 +347,8 @@ void anchor_run(int agent_fd, struct anchored_set *s)
 			read_agent(a);
 		else if (p[0].revents & (POLLHUP | POLLERR | POLLNVAL))
 			a->agent_gone = 1;
-		else if (!blocked(a) && a->in_len >= HEAD && take_frames(a) < 0)
-			a->agent_gone = 1; /* frames left while a socket held back */
+		else if (!overfull(a) && a->in_len >= HEAD && take_frames(a) < 0)
+			a->agent_gone = 1; /* frames left while the sockets were overfull */
 		if (a->out_off < a->out.len)
 			write_agent(a);
 	}
