@@ -266,7 +266,7 @@ for line in sys.stdin:
     await b.vos(['send', there, '50\\r']);
     await waitFor('the answer there', async () => /answer 100/.test(await b.screen(there)));
 
-    // On to gamma: the connection goes on (through beta, which keeps what it relayed).
+    // On to gamma: the connection goes on, and beta cuts itself out: gamma talks to alpha directly.
     const on = await b.vos(['migrate', there, 'gamma', '--json']);
     expect(on.code, on.stderr).toBe(0);
     const onward = JSON.parse(on.stdout) as MigrationResult;
@@ -274,28 +274,79 @@ for line in sys.stdin:
     const third = onward.session.id.split('@')[0]!;
     // Named once beta's answer came (at most a round trip after the restore).
     await waitNamed(c, third, r.relayed[0]!, [a, b, c]);
-    expect(await relayedOf(c, third)).toEqual([{ what: r.relayed[0], via: { id: expect.any(String), name: 'beta' } }]);
-    const atThird = await counted(c, third);
-    await waitFor('it to count on at gamma', async () => (await counted(c, third)) >= atThird + 3, 20_000);
-    await c.vos(['send', third, '8\\r']);
-    await waitFor('the answer at gamma', async () => /answer 16/.test(await c.screen(third)));
+    await waitFor('gamma to take the connection straight from alpha', async () => (await relayedOf(c, third))?.[0]?.via.name === 'alpha', 20_000);
+    expect(b.log()).toMatch(/handed on, straight to alpha, at byte \d+ down, \d+ up/);
+    // Beta is out of the chain: cut off from everyone, the session at gamma goes on.
+    lab.net!.cut(b.host);
+    try {
+      const atThird = await counted(c, third);
+      await waitFor('it to count on at gamma', async () => (await counted(c, third)) >= atThird + 3, 20_000);
+      await c.vos(['send', third, '8\\r']);
+      await waitFor('the answer at gamma', async () => /answer 16/.test(await c.screen(third)));
 
-    // And back to alpha, where the real connection is kept.
-    const back = await c.vos(['migrate', third, 'alpha', '--json']);
-    expect(back.code, back.stderr).toBe(0);
-    const returned = JSON.parse(back.stdout) as MigrationResult;
-    expect(returned.relayed).toEqual(r.relayed);
-    const home = returned.session.id.split('@')[0]!;
-    await waitNamed(a, home, r.relayed[0]!, [a, b, c]);
-    expect(await relayedOf(a, home)).toEqual([{ what: r.relayed[0], via: { id: expect.any(String), name: 'gamma' } }]);
-    const atReturn = await counted(a, home);
-    await waitFor('it to count on back here', async () => (await counted(a, home)) >= atReturn + 3, 20_000);
-    await a.vos(['send', home, '7\\r']);
-    await waitFor('the answer back here', async () => /answer 14/.test(await a.screen(home)));
+      // And back to alpha, where the real connection is kept: gamma cuts itself out too.
+      const back = await c.vos(['migrate', third, 'alpha', '--json']);
+      expect(back.code, back.stderr).toBe(0);
+      const returned = JSON.parse(back.stdout) as MigrationResult;
+      expect(returned.relayed).toEqual(r.relayed);
+      const home = returned.session.id.split('@')[0]!;
+      await waitNamed(a, home, r.relayed[0]!, [a, b, c]);
+      await waitFor('alpha to take the connection back from gamma', async () => (await relayedOf(a, home))?.[0]?.via.name === 'alpha', 20_000);
+      expect(c.log()).toMatch(/handed on, straight to alpha/);
+      lab.net!.cut(c.host); // gamma out too: only alpha is left, with the server
+      const atReturn = await counted(a, home);
+      await waitFor('it to count on back here', async () => (await counted(a, home)) >= atReturn + 3, 20_000);
+      await a.vos(['send', home, '7\\r']);
+      await waitFor('the answer back here', async () => /answer 14/.test(await a.screen(home)));
+    } finally {
+      lab.net!.restore(b.host);
+      lab.net!.restore(c.host);
+    }
     // The counter never started again: one login all along.
     expect(log).toMatch(/Accepted publickey for root/);
     expect(log.match(/Accepted publickey/g)).toHaveLength(1);
   }, 180_000);
+
+  it('a stream moved on mid-stream, alpha → beta → gamma and back to alpha: beta and gamma cut themselves out, and every byte arrives once, in order, both ways', async () => {
+    lab.network(3);
+    const [a, b, c] = await Promise.all([lab.agent(0, 'alpha'), lab.agent(1, 'beta'), lab.agent(2, 'gamma')]);
+    await pairAgents(a, b);
+    await pairAgents(b, c);
+    await pairAgents(c, a);
+    const port = 47250 + (process.pid % 50);
+    const chunks = 480; // 30 MiB, 64 KiB every 20 ms: at least 9.6 s
+    const server = await startServer(a, port, chunks, 0.02);
+    const id = (await a.vos(['run', '-d', '--name', 'client', '--', 'python3', join(scratch, 'client.py'), a.host.address, String(port)])).stdout.trim();
+    await waitFor('the stream to be under way', async () => /at 2 MiB/.test(await a.screen(id)), 20_000);
+    const toBeta = await a.vos(['migrate', id, 'beta', '--json']);
+    expect(toBeta.code, toBeta.stderr).toBe(0);
+    const atBeta = (JSON.parse(toBeta.stdout) as MigrationResult).session.id.split('@')[0]!;
+    await waitFor('the stream to go on at beta', async () => /at [6-9] MiB|at \d\d MiB/.test(await b.screen(atBeta)), 30_000);
+    const toGamma = await b.vos(['migrate', atBeta, 'gamma', '--json']);
+    expect(toGamma.code, toGamma.stderr).toBe(0);
+    const atGamma = (JSON.parse(toGamma.stdout) as MigrationResult).session.id.split('@')[0]!;
+    await waitFor('gamma to take the stream straight from alpha', async () => (await relayedOf(c, atGamma))?.[0]?.via.name === 'alpha', 20_000);
+    const mib = async (agent: HostAgent, sid: string): Promise<number> => Math.max(0, ...[...(await agent.screen(sid)).matchAll(/at (\d+) MiB/g)].map((m) => Number(m[1])));
+    const onGamma = await mib(c, atGamma);
+    await waitFor('the stream to go on at gamma', async () => (await mib(c, atGamma)) >= onGamma + 2 || /client done/.test(await c.screen(atGamma)), 30_000);
+    const back = await c.vos(['migrate', atGamma, 'alpha', '--json']);
+    expect(back.code, back.stderr).toBe(0);
+    const home = (JSON.parse(back.stdout) as MigrationResult).session.id.split('@')[0]!;
+    const done = await waitFor('the client to finish back at alpha', async () => /client done n=(\d+) sha=(\w+)/.exec(await a.screen(home)), 60_000).catch(async (err: unknown) => {
+      const logs = [a, b, c].map((x) => `--- ${x.name}'s log ---\n${x.log().split('\n').slice(-40).join('\n')}`).join('\n');
+      throw new Error(`${(err as Error).message}\n--- screen ---\n${await a.screen(home).catch(String)}\n--- server ---\n${server.out()}\n${logs}`);
+    });
+    await waitFor('the server to finish', () => /got n=/.test(server.out()), 30_000);
+    const sent = /sent n=(\d+) sha=(\w+)/.exec(server.out())!;
+    const got = /got n=(\d+) sha=(\w+)/.exec(server.out())!;
+    expect(Number(sent[1])).toBe(chunks * 65536);
+    expect([done[1], done[2]]).toEqual([sent[1], sent[2]!.slice(0, 32)]); // every byte from the server, once, in order
+    expect([got[1], got[2]]).toEqual([sent[1], sent[2]]); // and every byte the client echoed
+    // Both cut themselves out (and no relay of it was reset on the way).
+    expect(b.log()).toMatch(/handed on, straight to alpha/);
+    expect(c.log()).toMatch(/handed on, straight to alpha/);
+    for (const x of [a, b, c]) expect(x.log()).not.toMatch(/the connection is reset|; reset$/m);
+  }, 150_000);
 
   it.each([
     ['root', undefined, 0],

@@ -135,6 +135,12 @@ export class IncomingStream extends Readable {
     this.destroy(new VosError('connection_closed', reason));
   }
 
+  /** Not taken here: the sender hears `reason` (as a reset of the stream); nothing fails here. */
+  refuse(reason: string): void {
+    this.on('error', () => {});
+    this.destroy(new Error(reason));
+  }
+
   override _read(): void {
     this.settle();
   }

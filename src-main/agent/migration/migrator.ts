@@ -416,6 +416,7 @@ export class Migrator {
     } catch (err) {
       throw m.fail(`the original could not be ended: ${describeError(err)}`, err);
     }
+    m.anchor?.committed(); // its kept connections are relayed from now on (and chains made straight)
   }
 
   /**

@@ -6,6 +6,11 @@
  * what, received}`: what the socket receives), both carrying a RelayChannel's frames: a link
  * that goes away and comes back within the outage time loses nothing (the target opens new
  * streams; each side sends again from where the other got).
+ *
+ * Chains are made straight (relay-handoff.ts): a kept connection that is one this machine
+ * relays itself (the session came here by a move) is handed on, once the move is committed,
+ * so that the next machine talks to the anchor directly; and on the anchor, a connection goes
+ * on with the machine its relaying machine's MOVED names.
  */
 import type { Duplex } from 'node:stream';
 import type { PeerRef } from '../../api/protocol.js';
@@ -25,11 +30,31 @@ import {
   encodeAnchorFrame,
 } from './anchor-frames.js';
 import { RelayChannel } from './relay-channel.js';
+import { encodeHandoff, parseMoved } from './relay-handoff.js';
+import type { RelayedSocket } from './relayed-socket.js';
 
 /** What a relay opens link streams with (the community). */
 export interface StreamOpener {
   openStream(peerId: string, meta: unknown): OutgoingStream;
 }
+
+/** What the helper keeps: the connection in words, and the relayed socket here it is the other end of, if any. */
+export interface KeptHere {
+  what: string;
+  relayedHere: RelayedSocket | null;
+}
+
+/** A target's stream that came before the MOVED that names its machine. */
+interface EarlyStream {
+  peerId: string;
+  up: IncomingStream;
+  received: number;
+  reach: string[];
+  timer: NodeJS.Timeout;
+}
+
+const EARLY_STREAM_MS = 10_000;
+const HANDOFF_RETRY_MS = 500;
 
 interface AnchoredConnection {
   what: string;
@@ -38,6 +63,20 @@ interface AnchoredConnection {
   closed: boolean;
   /** The helper said its socket holds all it will take from us for now (FULL, not ROOM since). */
   full: boolean;
+  /** The machine whose streams carry it: the move's target, or where it went on from there. */
+  peerId: string;
+  /** Its streams are there (the target attached). */
+  attached: boolean;
+  /** The peers the target said it has a link to (and itself). */
+  reach: string[];
+  /** The relayed socket here whose other end it is: handed on, so the chain is made straight. */
+  relayedHere: RelayedSocket | null;
+  handoff: 'none' | 'cutting' | 'done';
+  /** During the cut: the target's bytes taken before it, and which ends have said their last byte. */
+  upTaken: number;
+  downDone: boolean;
+  upDone: boolean;
+  early: EarlyStream | null;
 }
 
 export class Anchor {
@@ -46,6 +85,9 @@ export class Anchor {
   /** Connections whose bytes wait for the helper's pipe to drain. */
   private readonly draining = new Set<number>();
   private ended = false;
+  /** The move is committed: the helper relays, and chains may be made straight. */
+  private isCommitted = false;
+  private retry: NodeJS.Timeout | null = null;
   /** Called once the helper is gone (every connection has ended, or it failed). */
   onEnd: (() => void) | null = null;
 
@@ -53,11 +95,18 @@ export class Anchor {
     readonly migration: string,
     readonly peer: PeerRef,
     private readonly pipe: Duplex,
-    relayed: Map<number, string>,
+    kept: Map<number, KeptHere>,
     private readonly links: StreamOpener,
     private readonly log: (message: string) => void,
   ) {
-    for (const [id, what] of relayed) this.conns.set(id, { what, channel: this.channelFor(id, what), closed: false, full: false });
+    for (const [id, k] of kept) {
+      const channel = this.channelFor(id, k.what);
+      channel.onMoved = (payload) => this.moved(id, payload);
+      this.conns.set(id, {
+        what: k.what, channel, closed: false, full: false, peerId: peer.id, attached: false, reach: [],
+        relayedHere: k.relayedHere, handoff: 'none', upTaken: 0, downDone: false, upDone: false, early: null,
+      });
+    }
     pipe.on('data', (chunk: Buffer) => this.fromAnchor(chunk));
     pipe.on('drain', () => {
       for (const id of this.draining) {
@@ -77,18 +126,41 @@ export class Anchor {
 
   /**
    * The target's stream of connection `object` (the program's bytes), first or after the link
-   * came back; `received`: how far the target got. False: no such connection (refused).
+   * came back; `received`: how far the target got; `reach`: the peers it has a link to. False:
+   * no such connection from that peer (refused). A stream from another machine waits a little
+   * for the MOVED that may name it.
    */
-  attach(object: number, up: IncomingStream, received: number): boolean {
+  attach(peerId: string, object: number, up: IncomingStream, received: number, reach: string[]): boolean {
     const c = this.conns.get(object);
     if (!c || this.ended) return false;
-    const down = this.links.openStream(this.peer.id, { relayDown: this.migration, object, what: c.what, received: c.channel.receivedBytes });
+    if (c.peerId !== peerId) {
+      if (c.handoff !== 'none' || c.closed) return false;
+      if (c.early) c.early.up.refuse('a newer stream came');
+      if (c.early) clearTimeout(c.early.timer);
+      const timer = setTimeout(() => {
+        if (c.early?.up === up) c.early = null;
+        up.refuse('no such relayed connection here');
+      }, EARLY_STREAM_MS);
+      timer.unref();
+      c.early = { peerId, up, received, reach, timer };
+      return true;
+    }
+    const down = this.links.openStream(c.peerId, { relayDown: this.migration, object, what: c.what, received: c.channel.receivedBytes });
     down.on('error', () => {}); // the channel hears of it
     if (!c.channel.connect(down, up, received)) {
       down.destroy();
       return false;
     }
+    c.attached = true;
+    c.reach = reach;
+    this.handOnSoon();
     return true;
+  }
+
+  /** The move is committed (the original ended): the helper relays now, and chains may be made straight. */
+  committed(): void {
+    this.isCommitted = true;
+    this.handOnSoon();
   }
 
   /**
@@ -97,7 +169,10 @@ export class Anchor {
    * the target hears so.
    */
   discard(why = 'the move was called off'): void {
-    for (const c of this.conns.values()) c.channel.reset(why);
+    for (const c of this.conns.values()) {
+      c.channel.reset(why);
+      if (c.handoff === 'cutting') c.relayedHere?.abandonCut(why);
+    }
     this.end(why);
     this.pipe.destroy();
   }
@@ -106,6 +181,7 @@ export class Anchor {
     return new RelayChannel(
       {
         write: (data) => {
+          if (this.conns.get(id)?.handoff === 'done') return true; // the target's, after the cut: it sends them to the anchor itself
           let ok = true;
           for (const frame of encodeAnchorData(id, data)) ok = this.pipe.write(frame);
           if (!ok) this.draining.add(id);
@@ -137,10 +213,14 @@ export class Anchor {
       const c = this.conns.get(f.conn);
       if (!c) continue;
       if (f.type === ANCHOR_DATA) c.channel.send(f.payload);
-      else if (f.type === ANCHOR_EOF) c.channel.finish();
+      else if (f.type === ANCHOR_EOF && c.handoff === 'cutting') {
+        c.downDone = true; // what the program here never read has all gone to the target
+        this.finishHandOn(f.conn);
+      } else if (f.type === ANCHOR_EOF) c.channel.finish();
       else if (f.type === ANCHOR_RESET) {
         c.closed = true;
         c.channel.reset(`the connection failed where it is kept: ${f.payload.toString('utf8') || 'reset'}`);
+        if (c.handoff === 'cutting') c.relayedHere?.abandonCut('the connection failed while it was handed on');
       } else if (f.type === ANCHOR_CLOSED) c.closed = true;
       else if (f.type === ANCHOR_FULL) {
         // The server does not take what we send: this connection's stream waits, the others go on.
@@ -153,6 +233,73 @@ export class Anchor {
     }
   }
 
+  /** Anchor's side: the relaying machine said the connection goes on with another one. */
+  private moved(id: number, payload: Buffer): void {
+    const c = this.conns.get(id);
+    const peerId = parseMoved(payload);
+    if (!c) return;
+    if (!peerId) {
+      c.channel.reset('the relaying machine sent a malformed move');
+      return;
+    }
+    this.log(`relay of ${c.what} (migration ${this.migration}): it goes on with ${peerId.slice(0, 8)}, straight from here`);
+    c.peerId = peerId;
+    c.attached = false;
+    const early = c.early;
+    if (early?.peerId === peerId) {
+      c.early = null;
+      clearTimeout(early.timer);
+      if (!this.attach(peerId, id, early.up, early.received, early.reach)) early.up.refuse('no such relayed connection here');
+    }
+  }
+
+  /** Soon (not in the caller's turn): every connection that can be handed on now is. */
+  private handOnSoon(delay = 0): void {
+    if (this.retry || this.ended) return;
+    this.retry = setTimeout(() => {
+      this.retry = null;
+      let again = false;
+      for (const id of this.conns.keys()) again = this.startHandOn(id) || again;
+      if (again) this.handOnSoon(HANDOFF_RETRY_MS);
+    }, delay);
+    this.retry.unref();
+  }
+
+  /**
+   * Starts the cut of connection `id` if it is one this machine relays and it can go (see
+   * relay-handoff.ts). True: not yet (bytes are under way), ask again a little later.
+   */
+  private startHandOn(id: number): boolean {
+    const c = this.conns.get(id)!;
+    const here = c.relayedHere;
+    if (!here || c.handoff !== 'none' || c.closed || this.ended) return false;
+    // Asked again when they are: the commit, the target's streams.
+    if (!this.isCommitted || !c.attached) return false;
+    // The target cannot reach the anchor, or a way has ended: it stays relayed through here.
+    if (!c.reach.includes(here.anchor.id) || !c.channel.open) return false;
+    if (!here.canHandOn || c.full) return !here.closed;
+    c.handoff = 'cutting';
+    c.upTaken = c.channel.receivedBytes;
+    c.channel.holdIncoming();
+    this.send(encodeAnchorFrame(ANCHOR_EOF, id)); // the helper writes what it has, then shuts the socket down for writing
+    here.cut(() => {
+      c.upDone = true;
+      this.finishHandOn(id);
+    });
+    return false;
+  }
+
+  private finishHandOn(id: number): void {
+    const c = this.conns.get(id)!;
+    const here = c.relayedHere!;
+    if (c.handoff !== 'cutting' || !c.downDone || !c.upDone) return;
+    const { down, up } = here.handOn(c.peerId);
+    c.channel.handOff(encodeHandoff({ anchor: here.anchor, migration: here.migration, object: here.object, down, up, upTaken: c.upTaken }));
+    c.handoff = 'done';
+    c.channel.resumeIncoming();
+    this.log(`relay of ${c.what} (migration ${this.migration}): handed on, straight to ${here.anchor.name}, at byte ${down} down, ${up} up`);
+  }
+
   private send(frame: Buffer): void {
     if (!this.ended) this.pipe.write(frame);
   }
@@ -160,8 +307,13 @@ export class Anchor {
   private end(why: string): void {
     if (this.ended) return;
     this.ended = true;
+    if (this.retry) clearTimeout(this.retry);
     // The helper is gone: what it still kept is lost, and the target hears so.
-    for (const c of this.conns.values()) if (!c.closed) c.channel.reset(why);
+    for (const c of this.conns.values()) {
+      if (c.early) clearTimeout(c.early.timer);
+      c.early?.up.refuse(why);
+      if (!c.closed && c.handoff !== 'done') c.channel.reset(why);
+    }
     this.onEnd?.();
   }
 }

@@ -12,6 +12,10 @@
  *   2 ACK    u64: the bytes of the other way received so far
  *   3 EOF    no more bytes this way
  *   4 RESET  the sender's end was reset (payload: why): a deliberate end, not the link's
+ *   5 MOVED  to the anchor, after the last byte: the connection goes on with another machine
+ *            (payload: JSON, see relay-handoff.ts); the sender's streams end here
+ *   6 HANDOFF from a relaying machine, after the last byte: go on straight with the anchor
+ *            (payload: JSON, see relay-handoff.ts); no more bytes come this way
  * A stream that ends without EOF or RESET, or is reset by the link, is the link going away.
  */
 import type { IncomingStream, OutgoingStream } from '../community/link-streams.js';
@@ -20,12 +24,16 @@ const DATA = 1;
 const ACK = 2;
 const EOF = 3;
 const RESET = 4;
+const MOVED = 5;
+const HANDOFF = 6;
 const HEAD = 5;
 const MAX_DATA = 64 * 1024;
 /** Unacknowledged bytes a side keeps before it stops reading its end. */
 export const BUFFER_LIMIT = 8 * 1024 * 1024;
 const ACK_EVERY_BYTES = 64 * 1024;
 const ACK_EVERY_MS = 200;
+/** Unacknowledged bytes under which a side counts as flowing (a chain is cut only then). */
+const FLOWING_BYTES = 1024 * 1024;
 
 /** Where a channel's bytes come from and go to: the program's socket (target) or the anchor (source). */
 export interface ChannelEnd {
@@ -38,6 +46,16 @@ export interface ChannelEnd {
   /** Stop / go on reading this end (the channel's buffer is full / has room again). */
   pause(): void;
   resume(): void;
+}
+
+/** Where a channel starts when it takes a connection over from another one (a handoff). */
+export interface ChannelStart {
+  /** Bytes of the other way already had (the other side sends from there). */
+  received: number;
+  /** Bytes of ours the other side already has. */
+  sent: number;
+  /** Ours that follow those, not yet acknowledged by anyone. */
+  kept: Buffer[];
 }
 
 export class RelayChannel {
@@ -61,17 +79,76 @@ export class RelayChannel {
   /** Our end was reset before there were streams: said as soon as there are. */
   private resetWhy: string | null = null;
   closed = false;
+  /** Our last word instead of EOF: HANDOFF's payload (sent after the kept bytes, again on new streams). */
+  private handoff: Buffer | null = null;
   /** Called when the link went away (the streams broke without a word): the target tries to resume. */
   onLinkLost: (() => void) | null = null;
+  /** The anchor's side: the other side said MOVED (its streams are dropped; the payload says where it went). */
+  onMoved: ((payload: Buffer) => void) | null = null;
+  /** The target's side: the other side said HANDOFF, after every byte before it was handed to our end. */
+  onHandoff: ((payload: Buffer) => void) | null = null;
 
   constructor(
     private readonly end: ChannelEnd,
     private readonly outageMs: number,
-  ) {}
+    start?: ChannelStart,
+  ) {
+    if (start) {
+      this.received = this.ackedToPeer = start.received;
+      this.acked = start.sent;
+      for (const b of start.kept) this.send(b);
+    }
+  }
 
   /** How far this side has received (for the other side to send again from). */
   get receivedBytes(): number {
     return this.received;
+  }
+
+  /** How many bytes our end has given (acknowledged or kept). */
+  get sentBytes(): number {
+    return this.acked + this.keptBytes;
+  }
+
+  /** Our end said it has no more bytes (EOF). */
+  get finished(): boolean {
+    return this.ended && this.handoff === null;
+  }
+
+  /** The other side takes what our end gives: little of it waits for its acknowledgement. */
+  get flowing(): boolean {
+    return !this.paused && this.keptBytes < FLOWING_BYTES;
+  }
+
+  /** It has streams to the other side now (the link is there). */
+  get connected(): boolean {
+    return this.out !== null;
+  }
+
+  /** Our end is paused: the channel holds its limit. */
+  get full(): boolean {
+    return this.paused;
+  }
+
+  /** Neither way has ended: a connection that can be handed on whole. */
+  get open(): boolean {
+    return !this.closed && !this.ended && !this.peerEnded && this.resetWhy === null && this.handoff === null;
+  }
+
+  /** Our bytes from `offset` on (kept, not acknowledged): what a channel that takes over sends first. */
+  keptFrom(offset: number): Buffer[] | null {
+    if (offset < this.acked || offset > this.acked + this.keptBytes) return null;
+    const out: Buffer[] = [];
+    let skip = offset - this.acked;
+    for (const b of this.kept) {
+      if (skip >= b.length) {
+        skip -= b.length;
+        continue;
+      }
+      out.push(skip ? b.subarray(skip) : b);
+      skip = 0;
+    }
+    return out;
   }
 
   /**
@@ -107,7 +184,8 @@ export class RelayChannel {
     incoming.on('error', () => this.linkLost(incoming));
     if (this.holding) incoming.pause();
     for (const b of this.kept) this.frame(DATA, b);
-    if (this.ended) this.frame(EOF);
+    if (this.handoff) this.frame(HANDOFF, this.handoff);
+    else if (this.ended) this.frame(EOF);
     this.ackTimer ??= setInterval(() => this.sendAck(false), ACK_EVERY_MS);
     this.ackTimer.unref();
     return true;
@@ -135,6 +213,43 @@ export class RelayChannel {
     this.ended = true;
     if (this.out) this.frame(EOF);
     this.closeIfDone();
+  }
+
+  /**
+   * The relaying side's last word: after the bytes sent so far, the other side goes on straight
+   * with the anchor (`payload`). Nothing more is sent this way; the other side answers EOF once
+   * it has taken it, and the channel closes when it has acknowledged every byte.
+   */
+  handOff(payload: Buffer): void {
+    if (this.closed || this.ended) return;
+    this.ended = true;
+    this.handoff = payload;
+    if (this.out) this.frame(HANDOFF, payload);
+  }
+
+  /**
+   * To the anchor, after the bytes sent so far: the connection goes on with another machine
+   * (`payload`). This side is done: its streams end, nothing is reset.
+   */
+  moveTo(payload: Buffer): void {
+    if (this.closed || !this.out) return;
+    this.frame(MOVED, payload);
+    const out = this.out;
+    this.close();
+    this.dropStreams(out);
+  }
+
+  /**
+   * The target's side, once HANDOFF was taken: the relaying machine hears EOF (and how far we
+   * got) and this channel is over; what it kept goes on in the channel that takes over.
+   */
+  release(): void {
+    if (this.closed) return;
+    this.sendAck(true);
+    if (this.out) this.frame(EOF);
+    const out = this.out;
+    this.close();
+    this.dropStreams(out);
   }
 
   /** Our end was reset: the other side hears it and resets its end; this one is over. */
@@ -191,6 +306,17 @@ export class RelayChannel {
       } else if (kind === RESET) {
         this.close();
         this.end.reset(`reset by the other side: ${payload.toString('utf8')}`);
+      } else if (kind === MOVED && this.onMoved) {
+        // Every byte of the other way came before this; the next streams come from where it went.
+        this.pending = this.pending.subarray(at);
+        this.dropStreams();
+        this.outageTimer ??= setTimeout(() => this.fail(`the connection did not go on within ${this.outageMs / 1000} s of its move`), this.outageMs);
+        this.onMoved(Buffer.from(payload));
+        return;
+      } else if (kind === HANDOFF && this.onHandoff) {
+        this.peerEnded = true;
+        this.onHandoff(Buffer.from(payload));
+        return;
       } else {
         return this.fail(`the other side sent a frame of unknown kind ${kind}`);
       }
@@ -252,7 +378,13 @@ export class RelayChannel {
     this.onLinkLost?.();
   }
 
-  private dropStreams(): void {
+  /**
+   * Our streams go. `ending`, our outgoing one, ends after what was written to it, and the
+   * incoming one is read to its end and dropped: the other side is told nothing before our last
+   * frame has reached it (a reset of its outgoing stream could come first, and it would take
+   * that for the link going away). Otherwise both are reset.
+   */
+  private dropStreams(ending: OutgoingStream | null = null): void {
     const { out, incoming } = this;
     this.out = this.incoming = null;
     this.pending = Buffer.alloc(0);
@@ -260,8 +392,11 @@ export class RelayChannel {
     out?.on('error', () => {});
     incoming?.removeAllListeners('data').removeAllListeners('end').removeAllListeners('error');
     incoming?.on('error', () => {});
-    if (out && !out.destroyed && !out.writableEnded) out.destroy();
-    if (incoming && !incoming.destroyed) incoming.destroy();
+    const gently = out !== null && out === ending;
+    if (gently && !out.destroyed && !out.writableEnded) out.end();
+    else if (out && !out.destroyed && !out.writableEnded) out.destroy();
+    if (gently && incoming && !incoming.destroyed) incoming.resume();
+    else if (incoming && !incoming.destroyed) incoming.destroy();
   }
 
   private close(): void {

@@ -11,9 +11,18 @@ import type { PeerRef, RelayedConnection } from '../../api/protocol.js';
 import { cleanPeerText } from '../../base/peer-text.js';
 import type { IncomingStream } from '../community/link-streams.js';
 import type { KeptConnection } from '../runtime/checkpoint-helper.js';
-import { Anchor, type StreamOpener } from './anchor.js';
+import { Anchor, type KeptHere, type StreamOpener } from './anchor.js';
+import { loopbackPair } from './loopback-stream.js';
 import { RelayEndpoint } from './relay-endpoint.js';
+import { parseReach } from './relay-handoff.js';
 import { RelayedSocket } from './relayed-socket.js';
+
+/** What the relays need of the community: streams to peers, and which peers are linked. */
+export interface RelayLinks extends StreamOpener {
+  /** This machine's device id. */
+  readonly id: string;
+  connectedPeers(): Array<{ id: string }>;
+}
 
 /** A restore that may bring relayed connections (the target of a move). */
 export interface IncomingRelays {
@@ -37,6 +46,7 @@ interface Parked {
   object: number;
   stream: IncomingStream;
   received: number;
+  reach: string[];
   timer: NodeJS.Timeout;
 }
 
@@ -53,10 +63,32 @@ export class RelayHub {
 
   constructor(
     stateDir: string,
-    private readonly links: () => StreamOpener,
+    private readonly links: () => RelayLinks,
     private readonly log: (message: string) => void,
   ) {
     this.endpoint = new RelayEndpoint(stateDir, log);
+  }
+
+  /**
+   * Streams for the relays: to a peer over its link, or to this machine itself (a session back
+   * on the machine that keeps its connection) inside this agent.
+   */
+  private readonly opener: StreamOpener = {
+    openStream: (peerId, meta) => {
+      const links = this.links();
+      if (peerId !== links.id) return links.openStream(peerId, meta);
+      const { out, incoming } = loopbackPair(meta);
+      setImmediate(() => {
+        if (!this.stream({ id: peerId }, incoming)) incoming.refuse('not a relay stream');
+      });
+      return out;
+    },
+  };
+
+  /** The peers this machine can reach, and itself (said to a relaying machine: may it cut itself out?). */
+  private reach(): string[] {
+    const links = this.links();
+    return [links.id, ...links.connectedPeers().map((p) => p.id)];
   }
 
   /**
@@ -65,9 +97,12 @@ export class RelayHub {
    * moves on) keeps the words it had.
    */
   anchor(migration: string, peer: PeerRef, pipe: Duplex, kept: Map<number, KeptConnection>): Anchor {
-    const words = new Map<number, string>();
-    for (const [id, k] of kept) words.set(id, this.relayedHere(k)?.what || k.what);
-    const anchor = new Anchor(migration, peer, pipe, words, this.links(), this.log);
+    const here = new Map<number, KeptHere>();
+    for (const [id, k] of kept) {
+      const relayed = this.relayedHere(k) ?? null;
+      here.set(id, { what: relayed?.what || k.what, relayedHere: relayed });
+    }
+    const anchor = new Anchor(migration, peer, pipe, here, this.opener, this.log);
     this.anchors.set(migration, anchor);
     anchor.onEnd = () => {
       if (this.anchors.get(migration) === anchor) this.anchors.delete(migration);
@@ -75,7 +110,7 @@ export class RelayHub {
     for (const p of this.parked.filter((x) => x.migration === migration)) {
       this.parked.splice(this.parked.indexOf(p), 1);
       clearTimeout(p.timer);
-      this.attach(p.peerId, migration, p.object, p.stream, p.received);
+      this.attach(p.peerId, migration, p.object, p.stream, p.received, p.reach);
     }
     return anchor;
   }
@@ -89,7 +124,7 @@ export class RelayHub {
         socket.destroy();
         return;
       }
-      const relayed = new RelayedSocket(migration, object, peer, socket, this.links(), this.log);
+      const relayed = new RelayedSocket(migration, object, peer, socket, this.opener, this.log, () => this.reach());
       sockets.set(object, relayed);
       relayed.onClose = () => {
         sockets.delete(object);
@@ -116,40 +151,52 @@ export class RelayHub {
    * routes it elsewhere). A stream that names no connection here is refused.
    */
   stream(peer: { id: string }, stream: IncomingStream): boolean {
-    const meta = stream.meta as { relay?: unknown; relayDown?: unknown; object?: unknown; what?: unknown; received?: unknown } | null;
+    const meta = stream.meta as { relay?: unknown; relayDown?: unknown; object?: unknown; what?: unknown; received?: unknown; reach?: unknown } | null;
     const object = typeof meta?.object === 'number' && Number.isInteger(meta.object) ? meta.object : -1;
     // How far the other side got: a byte count (a wrong one makes the connection reset, nothing else).
     const received = typeof meta?.received === 'number' && Number.isSafeInteger(meta.received) && meta.received >= 0 ? meta.received : -1;
     if (typeof meta?.relay === 'string') {
       const migration = meta.relay;
+      const reach = parseReach(meta.reach);
       if (this.anchors.has(migration) || this.parked.length >= MAX_PARKED) {
-        this.attach(peer.id, migration, object, stream, received);
+        this.attach(peer.id, migration, object, stream, received, reach);
         return true;
       }
       const timer = setTimeout(() => {
         this.parked.splice(this.parked.indexOf(parked), 1);
-        stream.destroy(new Error('no such relayed connection here'));
+        stream.refuse('no such relayed connection here');
       }, PARKED_MS);
       timer.unref();
-      const parked: Parked = { migration, peerId: peer.id, object, stream, received, timer };
+      const parked: Parked = { migration, peerId: peer.id, object, stream, received, reach, timer };
       this.parked.push(parked);
       return true;
     }
     if (typeof meta?.relayDown === 'string') {
-      const relayed = this.relayed.get(meta.relayDown)?.get(object);
+      const relayed = this.relayedFor(meta.relayDown, object);
       if (!relayed || relayed.anchor.id !== peer.id || received < 0 || !relayed.attachDown(stream, cleanPeerText(meta.what, 300), received)) {
-        stream.destroy(new Error('no such relayed connection here'));
+        stream.refuse('no such relayed connection here');
       }
       return true;
     }
     return false;
   }
 
-  private attach(peerId: string, migration: string, object: number, stream: IncomingStream, received: number): void {
+  private attach(peerId: string, migration: string, object: number, stream: IncomingStream, received: number, reach: string[]): void {
     const anchor = this.anchors.get(migration);
-    if (!anchor || anchor.peer.id !== peerId || received < 0 || !anchor.attach(object, stream, received)) {
-      stream.destroy(new Error('no such relayed connection here'));
+    if (!anchor || received < 0 || !anchor.attach(peerId, object, stream, received, reach)) {
+      stream.refuse('no such relayed connection here');
     }
+  }
+
+  /**
+   * The relayed socket here that is connection `object` of the anchor's move `migration` (a
+   * socket that took a connection over from a relaying machine goes by the anchor's names).
+   */
+  private relayedFor(migration: string, object: number): RelayedSocket | undefined {
+    for (const sockets of this.relayed.values()) {
+      for (const s of sockets.values()) if (!s.closed && s.migration === migration && s.object === object) return s;
+    }
+    return undefined;
   }
 
   /** The relayed socket here that `k` is (a TCP one: its local port, connected to our relay port), if any. */
@@ -166,7 +213,7 @@ export class RelayHub {
     this.anchors.clear();
     for (const p of this.parked.splice(0)) {
       clearTimeout(p.timer);
-      p.stream.destroy(new Error('the agent stopped'));
+      p.stream.refuse('the agent stopped');
     }
     for (const sockets of this.relayed.values()) for (const s of sockets.values()) s.reset('the agent there stopped');
     this.relayed.clear();
