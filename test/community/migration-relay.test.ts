@@ -118,6 +118,16 @@ describe.skipIf(unavailable !== null)('connections follow the move', () => {
     rmSync(scratch, { recursive: true, force: true });
   });
 
+  /** alpha, beta and gamma on the first three of `hosts` namespaces, each paired with the other two. */
+  async function threeAgents(hosts: number): Promise<[HostAgent, HostAgent, HostAgent]> {
+    lab.network(hosts);
+    const agents = await Promise.all([lab.agent(0, 'alpha'), lab.agent(1, 'beta'), lab.agent(2, 'gamma')]);
+    await pairAgents(agents[0], agents[1]);
+    await pairAgents(agents[1], agents[2]);
+    await pairAgents(agents[2], agents[0]);
+    return agents;
+  }
+
   /** The server on alpha's host, outside any session; its lines as they come. */
   async function startServer(a: HostAgent, port: number, chunks: number, pause: number): Promise<{ out: () => string }> {
     const server = lab.net!.spawn(a.host, 'python3', [join(scratch, 'server.py'), String(port), String(chunks), String(pause)]);
@@ -168,8 +178,8 @@ describe.skipIf(unavailable !== null)('connections follow the move', () => {
     await waitFor('the relayed connection to be gone there', async () => (await b.sessions()).find((s) => s.id === there)!.relayed === undefined, 15_000);
   }, 120_000);
 
-  it('a Unix stream socket to a local server and an IPv6 socket follow the move too', async () => {
-    const [a, b] = await lab.pairedAgents();
+  it('a Unix stream socket to a local server and an IPv6 socket follow the move too, on to a third machine straight, and back', async () => {
+    const [a, b, c] = await threeAgents(3);
     const port = 47700 + (process.pid % 150);
     const path = join(scratch, `echo-${port}.sock`);
     // One echo server, outside any session on alpha, on a Unix path and a TCP port.
@@ -215,15 +225,34 @@ for line in sys.stdin:
     const there = r.session.id.split('@')[0]!;
     await b.vos(['send', there, '2\\r']);
     await waitFor('the answers there', async () => /unix pong 2 v6 pong 2/.test(await b.screen(there)), 20_000);
-  }, 120_000);
+    // On to gamma: beta cuts itself out of both (the Unix one it knows by the name its restorer gave it).
+    const on = await b.vos(['migrate', there, 'gamma', '--json']);
+    expect(on.code, on.stderr).toBe(0);
+    const third = (JSON.parse(on.stdout) as MigrationResult).session.id.split('@')[0]!;
+    const straight = async (agent: HostAgent, sid: string): Promise<boolean> => {
+      const relayed = (await relayedOf(agent, sid)) ?? [];
+      return relayed.length === 2 && relayed.every((x) => x.via.name === 'alpha');
+    };
+    await waitFor('gamma to take both straight from alpha', () => straight(c, third), 20_000).catch(async (err: unknown) => {
+      throw new Error(`${(err as Error).message}: ${JSON.stringify(await relayedOf(c, third))}\n${b.log().split('\n').slice(-20).join('\n')}`);
+    });
+    expect(b.log().match(/handed on, straight to alpha/g)).toHaveLength(2);
+    await c.vos(['send', third, '3\\r']);
+    await waitFor('the answers at gamma', async () => /unix pong 3 v6 pong 3/.test(await c.screen(third)), 20_000);
+    // And back home.
+    const back = await c.vos(['migrate', third, 'alpha', '--json']);
+    expect(back.code, back.stderr).toBe(0);
+    const home = (JSON.parse(back.stdout) as MigrationResult).session.id.split('@')[0]!;
+    await waitFor('alpha to take both back from gamma', () => straight(a, home), 20_000);
+    expect(c.log().match(/handed on, straight to alpha/g)).toHaveLength(2);
+    await a.vos(['send', home, '4\\r']);
+    await waitFor('the answers back home', async () => /unix pong 4 v6 pong 4/.test(await a.screen(home)), 20_000);
+  }, 150_000);
 
   it.skipIf(!hasSshd())('an ssh client logged in to a server on a fourth host moves from alpha to beta, on to gamma and back: it keeps counting and answers commands', async () => {
     // alpha, beta and gamma, each paired with the other two; the server on a host of its own.
-    const net = lab.network(4);
-    const [a, b, c] = await Promise.all([lab.agent(0, 'alpha'), lab.agent(1, 'beta'), lab.agent(2, 'gamma')]);
-    await pairAgents(a, b);
-    await pairAgents(b, c);
-    await pairAgents(c, a);
+    const [a, b, c] = await threeAgents(4);
+    const net = lab.net!;
     const serverHost = net.hosts[3]!;
     const port = 47900 + (process.pid % 90);
     const keys = join(scratch, 'ssh');
@@ -308,11 +337,7 @@ for line in sys.stdin:
   }, 180_000);
 
   it('a stream moved on mid-stream, alpha → beta → gamma and back to alpha: beta and gamma cut themselves out, and every byte arrives once, in order, both ways', async () => {
-    lab.network(3);
-    const [a, b, c] = await Promise.all([lab.agent(0, 'alpha'), lab.agent(1, 'beta'), lab.agent(2, 'gamma')]);
-    await pairAgents(a, b);
-    await pairAgents(b, c);
-    await pairAgents(c, a);
+    const [a, b, c] = await threeAgents(3);
     const port = 47250 + (process.pid % 50);
     const chunks = 480; // 30 MiB, 64 KiB every 20 ms: at least 9.6 s
     const server = await startServer(a, port, chunks, 0.02);

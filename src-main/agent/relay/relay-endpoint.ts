@@ -24,6 +24,8 @@ const ACK = Buffer.from([0x06]);
 /** What an expected restore gets: the environment for its restorer, and the end of the wait. */
 export interface RelayExpectation {
   env: Record<string, string>;
+  /** The abstract name the restorer gives the Unix socket of connection `object` (VOS_RELAY_TAG). */
+  unixName(object: number): string;
   cancel(): void;
 }
 
@@ -34,7 +36,8 @@ export class RelayEndpoint {
   private readonly expected = new Map<string, (object: number, socket: Socket) => void>();
   /** Every connection it took, until it closes (stop ends them: a server closes only once they have). */
   private readonly sockets = new Set<Socket>();
-  private readonly unixPath: string;
+  /** Its Unix socket (`<state>/relay.sock`). */
+  readonly unixPath: string;
 
   constructor(
     stateDir: string,
@@ -50,10 +53,12 @@ export class RelayEndpoint {
   async expect(onConnection: (object: number, socket: Socket) => void): Promise<RelayExpectation> {
     await (this.starting ??= this.start());
     const key = randomBytes(KEY_BYTES).toString('hex');
+    const tag = randomBytes(8).toString('hex');
     this.expected.set(key, onConnection);
     const port = (this.tcp!.address() as { port: number }).port;
     return {
-      env: { VOS_RELAY_PORT: String(port), VOS_RELAY_UNIX: this.unixPath, VOS_RELAY_KEY: key },
+      env: { VOS_RELAY_PORT: String(port), VOS_RELAY_UNIX: this.unixPath, VOS_RELAY_KEY: key, VOS_RELAY_TAG: tag },
+      unixName: (object) => `vos-relay-${tag}-${object}`,
       cancel: () => this.expected.delete(key),
     };
   }

@@ -125,6 +125,7 @@ export class RelayHub {
         return;
       }
       const relayed = new RelayedSocket(migration, object, peer, socket, this.opener, this.log, () => this.reach());
+      relayed.programName = socket.remotePort === undefined ? expectation.unixName(object) : '';
       sockets.set(object, relayed);
       relayed.onClose = () => {
         sockets.delete(object);
@@ -199,11 +200,19 @@ export class RelayHub {
     return undefined;
   }
 
-  /** The relayed socket here that `k` is (a TCP one: its local port, connected to our relay port), if any. */
+  /**
+   * The relayed socket here that `k` is, if any: a TCP one (IPv4 or IPv6) by its local port,
+   * connected to our relay port; a Unix one by the name its restorer gave it, connected to our
+   * relay socket.
+   */
   private relayedHere(k: KeptConnection): RelayedSocket | undefined {
     const port = this.endpoint.port;
-    if (k.localPort === 0 || port === null || !k.what.includes(`127.0.0.1:${port}`)) return undefined;
-    for (const sockets of this.relayed.values()) for (const s of sockets.values()) if (s.programPort === k.localPort) return s;
+    const tcp = k.localPort !== 0 && port !== null && (k.what.endsWith(` 127.0.0.1:${port}`) || k.what.endsWith(` [::ffff:127.0.0.1]:${port}`));
+    const unix = k.localName !== '' && k.what.endsWith(` ${this.endpoint.unixPath}`);
+    if (!tcp && !unix) return undefined;
+    for (const sockets of this.relayed.values()) {
+      for (const s of sockets.values()) if (tcp ? s.programPort === k.localPort : s.programName === k.localName) return s;
+    }
     return undefined;
   }
 

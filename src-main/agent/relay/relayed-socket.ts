@@ -39,6 +39,8 @@ export class RelayedSocket {
   onNamed: (() => void) | null = null;
   /** The program's end's port (TCP; 0 for a Unix socket): how its next move knows it. */
   readonly programPort: number;
+  /** A Unix one's: the abstract name its restorer gave it (relay-endpoint.ts); '' for none. */
+  programName = '';
 
   constructor(
     /** The anchor's move and object id of the connection (they change when a chain is made straight). */

@@ -49,6 +49,8 @@ export interface KeptConnection {
   what: string;
   /** Its local port (0: a Unix socket). */
   localPort: number;
+  /** A Unix one's name, given by the restorer of a relayed connection (VOS_RELAY_NAME...); else ''. */
+  localName: string;
 }
 
 export interface CheckpointHelper {
@@ -139,8 +141,10 @@ export function startCheckpointHelper(
     } else if (line.startsWith('prewarn ')) {
       if (prewarnings++ < 32) options.onPrewarning?.(line.slice('prewarn '.length, 'prewarn '.length + 1000));
     } else if (line.startsWith('relay ')) {
-      const m = /^relay (\d+) (\d+) (.*)$/.exec(line);
-      if (m && relayed.size < 1024) relayed.set(Number(m[1]), { what: m[3]!.slice(0, 1000), localPort: Number(m[2]) });
+      const m = /^relay (\d+) (\d+|@vos-relay-[0-9a-f-]{1,60}) (.*)$/.exec(line);
+      const local = m?.[2] ?? '0';
+      const [localPort, localName] = local.startsWith('@') ? [0, local.slice(1)] : [Number(local), ''];
+      if (m && relayed.size < 1024) relayed.set(Number(m[1]), { what: m[3]!.slice(0, 1000), localPort, localName });
     } else if (line.startsWith('warn ')) {
       if (warnings.length < 32) warnings.push(line.slice('warn '.length, 'warn '.length + 1000));
     } else if (line.startsWith('outside ')) {

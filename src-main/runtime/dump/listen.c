@@ -346,6 +346,39 @@ void describe_closed_sockets(struct files_dump *fd)
 	}
 }
 
+/* The local end of a relayed socket, as its "relay" line says it: the port of a TCP one,
+ * "@NAME" for a Unix one that a restorer named (VOS_RELAY_NAME and the characters it uses
+ * only: anything else a program bound is no name of ours), else "0". */
+static void relay_local_words(int sock, char *out, size_t size)
+{
+	struct sockaddr_storage local;
+	socklen_t len = sizeof local;
+	snprintf(out, size, "0");
+	if (getsockname(sock, (struct sockaddr *)&local, &len) < 0)
+		return;
+	if (local.ss_family == AF_INET) {
+		snprintf(out, size, "%u", ntohs(((struct sockaddr_in *)&local)->sin_port));
+		return;
+	}
+	if (local.ss_family == AF_INET6) {
+		snprintf(out, size, "%u", ntohs(((struct sockaddr_in6 *)&local)->sin6_port));
+		return;
+	}
+	const struct sockaddr_un *un = (const struct sockaddr_un *)&local;
+	size_t off = offsetof(struct sockaddr_un, sun_path);
+	if (local.ss_family != AF_UNIX || len <= off + 1 || un->sun_path[0] != '\0')
+		return;
+	size_t n = len - off - 1;
+	const char *name = un->sun_path + 1;
+	size_t prefix = strlen(VOS_RELAY_NAME);
+	if (n <= prefix || n + 2 > size || memcmp(name, VOS_RELAY_NAME, prefix) != 0)
+		return;
+	for (size_t i = prefix; i < n; i++)
+		if (!((name[i] >= '0' && name[i] <= '9') || (name[i] >= 'a' && name[i] <= 'f') || name[i] == '-'))
+			return;
+	snprintf(out, size, "@%.*s", (int)n, name);
+}
+
 int warn_lost_sockets(const struct files_dump *fd, int conn)
 {
 	int n = 0;
@@ -356,16 +389,12 @@ int warn_lost_sockets(const struct files_dump *fd, int conn)
 		if (o->kind == VOS_OBJ_CLOSED_SOCKET) {
 			snprintf(line, sizeof line, "warn %s: %.900s will be restored disconnected", who, o->path);
 		} else if (o->kind == VOS_OBJ_RELAYED) {
-			/* Not lost: said so that the requester can name it (not counted), with its local
-			 * port (0: a Unix socket), by which an agent knows a connection it relays itself. */
-			struct sockaddr_storage local;
-			socklen_t len = sizeof local;
-			unsigned port = 0;
-			if (getsockname(o->dup, (struct sockaddr *)&local, &len) == 0 && local.ss_family == AF_INET)
-				port = ntohs(((struct sockaddr_in *)&local)->sin_port);
-			else if (getsockname(o->dup, (struct sockaddr *)&local, &len) == 0 && local.ss_family == AF_INET6)
-				port = ntohs(((struct sockaddr_in6 *)&local)->sin6_port);
-			snprintf(line, sizeof line, "relay %u %u %s: %.900s", o->id, port, who, o->path);
+			/* Not lost: said so that the requester can name it (not counted), with what an
+			 * agent knows a connection it relays itself by: its local port, or the name a
+			 * restorer gave a Unix one ("@NAME"); 0 for none. */
+			char local[80];
+			relay_local_words(o->dup, local, sizeof local);
+			snprintf(line, sizeof line, "relay %u %s %s: %.900s", o->id, local, who, o->path);
 			if (conn >= 0)
 				control_send(conn, line, -1);
 			continue;

@@ -229,5 +229,11 @@ _Static_assert(sizeof(struct vos_lock_rec) == 32, "a lock is u32 kind, u32 type,
 #define VOS_RELAY_HELLO_BYTES (8 + VOS_RELAY_KEY_BYTES + 4)
 #define VOS_RELAY_ACK 0x06
 #define VOS_RELAY_ACK_WAIT_MS 10000
+/* A Unix one is bound first to the abstract name VOS_RELAY_NAME "TAG-ID" (TAG: the restore's
+ * VOS_RELAY_TAG, 16 hex digits, given by the agent with the key; ID the object id, decimal):
+ * a later checkpoint names it by that ("relay ID @NAME ..."), so that the agent knows a Unix
+ * connection it relays itself, as it knows a TCP one by its port. */
+#define VOS_RELAY_NAME "vos-relay-"
+#define VOS_RELAY_TAG_CHARS 16
 
 #endif

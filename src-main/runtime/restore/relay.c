@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,19 +47,44 @@ void relay_target_from_env(struct relay_target *t)
 	}
 	t->port = (uint16_t)p;
 	snprintf(t->unix_path, sizeof t->unix_path, "%s", path);
+	/* Optional: without a well-formed tag the Unix sockets go unnamed (relayed all the same). */
+	const char *tag = getenv("VOS_RELAY_TAG");
+	int tag_ok = tag && strlen(tag) == VOS_RELAY_TAG_CHARS;
+	for (int i = 0; tag_ok && i < VOS_RELAY_TAG_CHARS; i++)
+		tag_ok = hex_value(tag[i]) >= 0;
+	if (tag_ok)
+		snprintf(t->tag, sizeof t->tag, "%s", tag);
 	t->on = 1;
 	/* The processes restored from here carry their own environment; this is gone with us. */
 	unsetenv("VOS_RELAY_KEY");
 }
 
+/* Names Unix socket fd VOS_RELAY_NAME "TAG-ID" in the abstract namespace. Not fatal when it
+ * cannot (the name is taken): the connection is relayed all the same, only a later move of the
+ * session keeps this machine in its chain. */
+static void name_unix_relay(int fd, const struct relay_target *t, uint32_t id)
+{
+	if (!t->tag[0])
+		return;
+	struct sockaddr_un a;
+	memset(&a, 0, sizeof a);
+	a.sun_family = AF_UNIX;
+	int n = snprintf(a.sun_path + 1, sizeof a.sun_path - 1, VOS_RELAY_NAME "%s-%u", t->tag, id);
+	if (n <= 0 || (size_t)n >= sizeof a.sun_path - 1)
+		return;
+	if (bind(fd, (struct sockaddr *)&a, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n)) < 0)
+		return; /* see above: deliberately not an error */
+}
+
 /* A socket of o's family connected to the agent's relay (blocking: it listens on this machine). */
-static int connect_relay(const struct relay_target *t, int domain, struct err *e)
+static int connect_relay(const struct relay_target *t, int domain, uint32_t id, struct err *e)
 {
 	int fd = socket(domain, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return fail(e, "socket: %s", strerror(errno));
 	int rc;
 	if (domain == AF_UNIX) {
+		name_unix_relay(fd, t, id);
 		struct sockaddr_un a;
 		memset(&a, 0, sizeof a);
 		a.sun_family = AF_UNIX;
@@ -129,7 +155,7 @@ int relayed_socket(struct restore_ctx *c, const struct img_object *o, struct err
 				"relaying it here)", o->path[0] ? o->path : "a connection to outside the session");
 		return sv[0];
 	}
-	int fd = connect_relay(&c->relay, (int)o->p[1], e);
+	int fd = connect_relay(&c->relay, (int)o->p[1], o->id, e);
 	if (fd < 0)
 		return -1;
 	uint8_t hello[VOS_RELAY_HELLO_BYTES];

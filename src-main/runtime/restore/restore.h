@@ -68,6 +68,7 @@ struct restore_ctx {
 		uint16_t port;     /* the agent's TCP relay port on 127.0.0.1 */
 		char unix_path[108]; /* the agent's Unix relay socket */
 		uint8_t key[VOS_RELAY_KEY_BYTES];
+		char tag[VOS_RELAY_TAG_CHARS + 1]; /* names its Unix sockets ("": none) */
 	} relay;
 	/* What the restore could not carry, for the user ("; "-separated; the status line's note). */
 	char note[2048];
