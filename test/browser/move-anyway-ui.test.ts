@@ -82,7 +82,15 @@ describe.skipIf(skip !== null)('move anyway', () => {
       expect(await page.getByTestId('move-status').textContent()).toContain(`${history} differs here`);
       expect((await sessionsOf(alpha)).find((s) => s.id === id)?.state).toBe('running');
       await page.getByTestId('move-anyway').click();
-      await page.getByTestId('move-status').filter({ hasText: /as it is here, as asked/ }).waitFor({ timeout: 30_000 });
+      await page
+        .getByTestId('move-status')
+        .filter({ hasText: /as it is here, as asked/ })
+        .waitFor({ timeout: 60_000 })
+        .catch(async (err: unknown) => {
+          const status = await page.getByTestId('move-status').textContent().catch(String);
+          const tail = (text: string): string => text.split('\n').slice(-25).join('\n');
+          throw new Error(`${(err as Error).message}\n--- status ---\n${status}\n--- alpha ---\n${tail(alpha.stdout())}\n--- beta ---\n${tail(beta.stdout())}`);
+        });
     } finally {
       await page.close();
     }
@@ -92,5 +100,5 @@ describe.skipIf(skip !== null)('move anyway', () => {
     const answered = await vos(beta.home, ['wait', there.id, '--text', '^42$']);
     expect(answered.code, answered.stderr).toBe(0);
     expect(readFileSync(history, 'utf8')).toContain('let x = 21'); // alpha's own history is alpha's
-  }, 90_000);
+  }, 120_000);
 });

@@ -216,7 +216,7 @@ describe.skipIf(unavailable !== null)('migration', () => {
     writeFileSync(log, 'first\n');
     const onA = await a.connect();
     const { id: writer } = await onA.request('session.create', { command: 'sh', args: ['-c', `exec 3>>${log}; exec ${join(m.programs, 'dirtier')} 64 1`] });
-    await onA.request('session.wait', { id: writer, pattern: '^tick 1 ok', timeoutMs: 60_000 });
+    await onA.request('session.wait', { id: writer, pattern: '^tick \\d+ ok', timeoutMs: 60_000 });
     let appended = false;
     onA.onEvent((e) => {
       if (e.event === 'migration.progress' && e.phase === 'copying' && !appended) {
