@@ -30,11 +30,28 @@ static int is_event_stop(int status)
 /* Seizes thread tid and brings it to a ptrace stop. A signal that reaches it first is handed
  * on (delivered as it would have been) and the stop asked for again. 0; 1 if the thread is gone;
  * -1 (e), the thread let go. */
+/* Thread tid has exited since it was listed (a zombie now, or gone): the kernel answers a
+ * ptrace request for a task that has exited with EPERM, which is then no refusal. */
+static int thread_exited(pid_t tid)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)tid);
+	char *text = read_text_file(path, NULL);
+	if (!text)
+		return errno == ENOENT || errno == ESRCH;
+	const char *close = strrchr(text, ')');
+	int exited = close && close[1] == ' ' && (close[2] == 'Z' || close[2] == 'X');
+	free(text);
+	return exited;
+}
+
 static int seize_thread(pid_t pid, pid_t tid, struct err *e)
 {
 	if (ptrace(PTRACE_SEIZE, tid, 0, (void *)(long)PTRACE_O_TRACESYSGOOD) < 0) {
-		if (errno == ESRCH)
-			return 1;
+		int err = errno;
+		if (err == ESRCH || (err == EPERM && thread_exited(tid)))
+			return 1; /* it ended meanwhile (a loop's short sleep): the next listing sees it as a zombie */
+		errno = err;
 		if (errno == EPERM)
 			return fail_code(e, "unsupported",
 					 "cannot stop process %d from outside (ptrace: %s): the kernel forbids tracing it "
