@@ -1,13 +1,16 @@
 /**
- * Relayed connections (`npm run bench:relay`; needs root: the two machines are network
- * namespaces joined by a veth link). A client in a session on alpha talks to a server outside
+ * Relayed connections (`npm run bench:relay`; needs root: the three machines are network
+ * namespaces joined by veth links). A client in a session on alpha talks to a server outside
  * any session on alpha; the same client is measured before the move (its connection direct)
  * and after moving to beta (the connection kept on alpha, its bytes relayed over the agents'
  * link), in the same run:
  *   - round trip of one byte (p50, p99 of BENCH_PINGS);
  *   - throughput of BENCH_MIB MiB from the server, against the same transfer by a plain client
  *     on beta straight to the server (the link's own TCP throughput);
- *   - downtime of the move with 0, 1 and 10 connections open.
+ *   - downtime of the move with 0, 1 and 10 connections open;
+ *   - the same round trip and throughput once the session moved on to gamma (beta cuts itself
+ *     out: gamma relays straight with alpha) and once it came back to alpha (its connection
+ *     then spliced inside alpha's agent to the socket alpha keeps).
  *
  * Environment: BENCH_RUNS (3), BENCH_PINGS (2000), BENCH_MIB (256).
  */
@@ -97,9 +100,10 @@ async function main(): Promise<void> {
   const dir = mkdtempSync('/tmp/vos-bench-relay-');
   writeFileSync(join(dir, 'server.py'), SERVER);
   writeFileSync(join(dir, 'client.py'), CLIENT);
-  const net: SimNetwork = createSimNetwork(2);
+  const net: SimNetwork = createSimNetwork(3);
   let a: BenchAgent | null = null;
   let b: BenchAgent | null = null;
+  let c: BenchAgent | null = null;
   try {
     const server = net.spawn(net.hosts[0]!, 'python3', [join(dir, 'server.py')]);
     let up = '';
@@ -107,7 +111,10 @@ async function main(): Promise<void> {
     await until('the server', () => up.includes('listening'), 10_000);
     a = await startHostAgent(net, net.hosts[0]!, 'alpha');
     b = await startHostAgent(net, net.hosts[1]!, 'beta');
+    c = await startHostAgent(net, net.hosts[2]!, 'gamma');
     await pairAgents(a, b);
+    await pairAgents(b, c);
+    await pairAgents(c, a);
     const address = net.hosts[0]!.address;
 
     // The link's own: a plain client on beta, straight to the server.
@@ -117,35 +124,45 @@ async function main(): Promise<void> {
       plain.push(Number(/tput ([\d.]+)/.exec(out)![1]));
     }
 
-    console.log(`relayed connections between two namespaces over a veth link, median of ${RUNS}`);
+    console.log(`relayed connections between network namespaces joined by veth links, median of ${RUNS}`);
     console.log('                          direct (on alpha)    relayed (on beta)    relayed / direct');
-    const rows: { p50: number[]; p99: number[]; tput: number[] }[] = [
-      { p50: [], p99: [], tput: [] },
-      { p50: [], p99: [], tput: [] },
-    ];
+    // Direct on alpha, relayed on beta, straight on gamma, back on alpha.
+    const rows: { p50: number[]; p99: number[]; tput: number[] }[] = [0, 1, 2, 3].map(() => ({ p50: [], p99: [], tput: [] }));
+    const measure = async (agent: BenchAgent, id: string, row: number): Promise<void> => {
+      const m = /p50=([\d.]+) p99=([\d.]+)/.exec(await ask(agent, id, `rtt ${PINGS}`, 'rtt p50=([\\d.]+) p99=([\\d.]+) us'))!;
+      rows[row]!.p50.push(Number(m[1]));
+      rows[row]!.p99.push(Number(m[2]));
+      rows[row]!.tput.push(Number(/([\d.]+) MB/.exec(await ask(agent, id, `get ${MIB}`, 'tput ([\\d.]+) MB/s'))![1]));
+    };
+    /** Moves session `id` from `from` to `to`; its id there, once its connection goes straight to alpha. */
+    const moveOn = async (from: BenchAgent, id: string, to: BenchAgent): Promise<string> => {
+      const r: MigrationResult = await from.client.request('session.migrate', { id, peer: to.name });
+      const there = r.session.id.slice(0, r.session.id.indexOf('@'));
+      await until(`${to.name} to relay straight with alpha`, async () => {
+        const s = (await to.client.request('session.list', {})).find((x) => x.id === there);
+        return s?.relayed?.length === 1 && s.relayed[0]!.via.name === 'alpha';
+      }, 30_000);
+      return there;
+    };
     const downtime: Record<number, number[]> = { 0: [], 1: [], 10: [] };
     for (let run = 0; run < RUNS; run++) {
       for (const n of [0, 1, 10]) {
         const s = await a.client.request('session.create', { command: 'python3', args: [join(dir, 'client.py'), address, String(n)] });
         await a.client.request('session.wait', { id: s.id, pattern: '^ready', timeoutMs: 30_000 });
-        if (n === 1) {
-          const rtt = await ask(a, s.id, `rtt ${PINGS}`, 'rtt p50=([\\d.]+) p99=([\\d.]+) us');
-          const m = /p50=([\d.]+) p99=([\d.]+)/.exec(rtt)!;
-          rows[0]!.p50.push(Number(m[1]));
-          rows[0]!.p99.push(Number(m[2]));
-          rows[0]!.tput.push(Number(/([\d.]+) MB/.exec(await ask(a, s.id, `get ${MIB}`, 'tput ([\\d.]+) MB/s'))![1]));
-        }
+        if (n === 1) await measure(a, s.id, 0);
         const r: MigrationResult = await a.client.request('session.migrate', { id: s.id, peer: 'beta' });
         downtime[n]!.push(r.downtimeMs);
         const there = r.session.id.slice(0, r.session.id.indexOf('@'));
-        if (n === 1) {
-          const rtt = await ask(b, there, `rtt ${PINGS}`, 'rtt p50=([\\d.]+) p99=([\\d.]+) us');
-          const m = /p50=([\d.]+) p99=([\d.]+)/.exec(rtt)!;
-          rows[1]!.p50.push(Number(m[1]));
-          rows[1]!.p99.push(Number(m[2]));
-          rows[1]!.tput.push(Number(/([\d.]+) MB/.exec(await ask(b, there, `get ${MIB}`, 'tput ([\\d.]+) MB/s'))![1]));
+        if (n !== 1) {
+          await b.client.request('session.remove', { id: there, force: true });
+          continue;
         }
-        await b.client.request('session.remove', { id: there, force: true });
+        await measure(b, there, 1);
+        const third = await moveOn(b, there, c);
+        await measure(c, third, 2);
+        const home = await moveOn(c, third, a);
+        await measure(a, home, 3);
+        await a.client.request('session.remove', { id: home, force: true });
       }
     }
     const line = (what: string, d: number, r: number, unit: string): void =>
@@ -155,7 +172,15 @@ async function main(): Promise<void> {
     line(`${MIB} MiB from the server`, median(rows[0]!.tput), median(rows[1]!.tput), 'MB/s');
     console.log(`the link's own TCP throughput (a plain client on beta): ${median(plain).toFixed(1)} MB/s; relayed / link: ${(median(rows[1]!.tput) / median(plain)).toFixed(2)}`);
     console.log(`downtime of the move: ${[0, 1, 10].map((n) => `${n} connection${n === 1 ? '' : 's'} ${median(downtime[n]!)} ms`).join(', ')}`);
+    console.log('\nmoved on from beta to gamma, then back to alpha            p50        p99     throughput   p50 / direct');
+    for (const [what, row] of [['on gamma (straight with alpha, beta cut out)', 2], ['back on alpha (spliced in its agent)', 3]] as const) {
+      const r = rows[row]!;
+      console.log(
+        `${what.padEnd(52)}${`${median(r.p50).toFixed(1)} us`.padStart(10)}${`${median(r.p99).toFixed(1)} us`.padStart(11)}${`${median(r.tput).toFixed(1)} MB/s`.padStart(15)}${`${(median(r.p50) / median(rows[0]!.p50)).toFixed(2)}x`.padStart(15)}`,
+      );
+    }
   } finally {
+    if (c) await c.stop();
     if (b) await b.stop();
     if (a) await a.stop();
     await net.dispose();
