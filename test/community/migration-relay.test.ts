@@ -281,6 +281,13 @@ for line in sys.stdin:
     ).stdout.trim();
     const counted = async (agent: HostAgent, sid: string): Promise<number> =>
       Math.max(0, ...[...(await agent.screen(sid)).matchAll(/count (\d+)/g)].map((m) => Number(m[1])));
+    /** The login goes on at `agent`: its counter counts on, and `n` typed is answered with 2n. */
+    const goesOn = async (agent: HostAgent, sid: string, n: number): Promise<void> => {
+      const at = await counted(agent, sid);
+      await waitFor(`it to count on at ${agent.name}`, async () => (await counted(agent, sid)) >= at + 3, 20_000);
+      await agent.vos(['send', sid, `${n}\\r`]);
+      await waitFor(`the answer at ${agent.name}`, async () => new RegExp(`answer ${n * 2}`).test(await agent.screen(sid)));
+    };
     await waitFor('the counter there', async () => (await counted(a, id)) >= 3, 20_000);
     await a.vos(['send', id, '21\\r']);
     await waitFor('the answer', async () => /answer 42/.test(await a.screen(id)));
@@ -290,10 +297,7 @@ for line in sys.stdin:
     const r = JSON.parse(moved.stdout) as MigrationResult;
     expect(r.relayed).toEqual([expect.stringMatching(new RegExp(`a TCP connection to ${serverHost.address.replace(/\./g, '\\.')}:${port}$`))]);
     const there = r.session.id.split('@')[0]!;
-    const atMove = await counted(b, there);
-    await waitFor('it to count on there', async () => (await counted(b, there)) >= atMove + 3, 20_000);
-    await b.vos(['send', there, '50\\r']);
-    await waitFor('the answer there', async () => /answer 100/.test(await b.screen(there)));
+    await goesOn(b, there, 50);
 
     // On to gamma: the connection goes on, and beta cuts itself out: gamma talks to alpha directly.
     const on = await b.vos(['migrate', there, 'gamma', '--json']);
@@ -308,10 +312,7 @@ for line in sys.stdin:
     // Beta is out of the chain: cut off from everyone, the session at gamma goes on.
     lab.net!.cut(b.host);
     try {
-      const atThird = await counted(c, third);
-      await waitFor('it to count on at gamma', async () => (await counted(c, third)) >= atThird + 3, 20_000);
-      await c.vos(['send', third, '8\\r']);
-      await waitFor('the answer at gamma', async () => /answer 16/.test(await c.screen(third)));
+      await goesOn(c, third, 8);
 
       // And back to alpha, where the real connection is kept: gamma cuts itself out too.
       const back = await c.vos(['migrate', third, 'alpha', '--json']);
@@ -323,10 +324,7 @@ for line in sys.stdin:
       await waitFor('alpha to take the connection back from gamma', async () => (await relayedOf(a, home))?.[0]?.via.name === 'alpha', 20_000);
       expect(c.log()).toMatch(/handed on, straight to alpha/);
       lab.net!.cut(c.host); // gamma out too: only alpha is left, with the server
-      const atReturn = await counted(a, home);
-      await waitFor('it to count on back here', async () => (await counted(a, home)) >= atReturn + 3, 20_000);
-      await a.vos(['send', home, '7\\r']);
-      await waitFor('the answer back here', async () => /answer 14/.test(await a.screen(home)));
+      await goesOn(a, home, 7);
     } finally {
       lab.net!.restore(b.host);
       lab.net!.restore(c.host);

@@ -40,7 +40,8 @@ export interface Handoff {
 const DEVICE_ID = /^[0-9a-f]{64}$/;
 const MIGRATION_ID = /^[0-9a-f]{1,64}$/;
 
-function count(v: unknown): number | null {
+/** A byte count or id from a peer: a safe non-negative integer, or null. */
+export function byteCount(v: unknown): number | null {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : null;
 }
 
@@ -63,7 +64,7 @@ export function parseHandoff(payload: Buffer): Handoff | null {
   const v = json(payload);
   const anchor = v?.anchor as Record<string, unknown> | undefined;
   if (!v || typeof anchor !== 'object' || anchor === null) return null;
-  const [down, up, upTaken, object] = [count(v.down), count(v.up), count(v.upTaken), count(v.object)];
+  const [down, up, upTaken, object] = [byteCount(v.down), byteCount(v.up), byteCount(v.upTaken), byteCount(v.object)];
   if (typeof anchor.id !== 'string' || !DEVICE_ID.test(anchor.id)) return null;
   if (typeof v.migration !== 'string' || !MIGRATION_ID.test(v.migration)) return null;
   if (down === null || up === null || upTaken === null || object === null || object > 0xffffffff) return null;

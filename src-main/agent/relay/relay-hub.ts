@@ -14,7 +14,7 @@ import type { KeptConnection } from '../runtime/checkpoint-helper.js';
 import { Anchor, type KeptHere, type StreamOpener } from './anchor.js';
 import { loopbackPair } from './loopback-stream.js';
 import { RelayEndpoint } from './relay-endpoint.js';
-import { parseReach } from './relay-handoff.js';
+import { byteCount, parseReach } from './relay-handoff.js';
 import { RelayedSocket } from './relayed-socket.js';
 
 /** What the relays need of the community: streams to peers, and which peers are linked. */
@@ -155,7 +155,7 @@ export class RelayHub {
     const meta = stream.meta as { relay?: unknown; relayDown?: unknown; object?: unknown; what?: unknown; received?: unknown; reach?: unknown } | null;
     const object = typeof meta?.object === 'number' && Number.isInteger(meta.object) ? meta.object : -1;
     // How far the other side got: a byte count (a wrong one makes the connection reset, nothing else).
-    const received = typeof meta?.received === 'number' && Number.isSafeInteger(meta.received) && meta.received >= 0 ? meta.received : -1;
+    const received = byteCount(meta?.received) ?? -1;
     if (typeof meta?.relay === 'string') {
       const migration = meta.relay;
       const reach = parseReach(meta.reach);
