@@ -7,7 +7,8 @@
  * the wire against the memory the process touched — stop-and-copy against live (pre-copy), in
  * the same run.
  *
- * Environment: BENCH_RUNS (3), BENCH_SIZES (256,1024).
+ * Environment: BENCH_RUNS (3), BENCH_SIZES (256,1024), BENCH_ONLY (run only the workloads whose name
+ * contains it), BENCH_MODES (stop-and-copy,live).
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -19,6 +20,8 @@ import { median, pairAgents, startHostAgent, type BenchAgent } from './lib.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const SIZES = (process.env.BENCH_SIZES ?? '256,1024').split(',').map(Number);
+const ONLY = process.env.BENCH_ONLY ?? '';
+const MODES = (process.env.BENCH_MODES ?? 'stop-and-copy,live').split(',') as MigrationMode[];
 
 const mib = (n: number): string => `${(n / 1048576).toFixed(1)} MiB`;
 
@@ -73,8 +76,8 @@ async function main(): Promise<void> {
       { name: '4 GiB reserved, idle', mib: 0, command: join(programs, 'reserver'), args: [], ready: '^ready$' },
       ...(existsSync('/usr/bin/jshell') ? [{ name: 'jshell (a JVM)', mib: 0, command: '/usr/bin/jshell', args: ['-q'], ready: 'jshell> *$' }] : []),
     ];
-    for (const w of workloads) {
-      for (const mode of ['stop-and-copy', 'live'] as const) {
+    for (const w of workloads.filter((x) => x.name.includes(ONLY))) {
+      for (const mode of MODES) {
         const samples: Sample[] = [];
         for (let i = 0; i < RUNS; i++) samples.push(await moveOnce(a, b, w, mode));
         const d = median(samples.map((x) => x.downtimeMs));

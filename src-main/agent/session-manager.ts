@@ -39,6 +39,8 @@ export type StreamedSessionSpec = SessionShape & {
   id?: string;
   /** For the restorer: where its relayed connections reach this agent (relay/relay-endpoint.ts). */
   restoreEnv?: Record<string, string>;
+  /** Told how many bytes of its memory were in memory as they arrived and moved into place. */
+  onPlaced?: (bytes: number) => void;
 };
 
 export type SessionListEvent = Extract<ApiEvent, { event: 'session.added' | 'session.changed' | 'session.removed' | 'session.moved' }>;
@@ -365,7 +367,8 @@ export class SessionManager {
     }
     feeding.onSessionRecord((record) => session.primeScreen(record.snapshot));
     try {
-      await this.awaitRestored(session, status, spec.label, feeding.failure);
+      const outcome = await this.awaitRestored(session, status, spec.label, feeding.failure);
+      spec.onPlaced?.(outcome.placed);
     } finally {
       feeding.abort();
       status.close();
@@ -399,7 +402,7 @@ export class SessionManager {
    * says why, with the restorer's code, file and record. A restorer that ends without a line
    * (killed, crashed) is described by its exit, never by what is on its screen.
    */
-  private async awaitRestored(session: Session, status: RestoreStatus, label: string, streamFailure?: Promise<string>): Promise<void> {
+  private async awaitRestored(session: Session, status: RestoreStatus, label: string, streamFailure?: Promise<string>): Promise<RestoreOutcome> {
     let timer: NodeJS.Timeout | undefined;
     let outcome: RestoreOutcome;
     try {
@@ -434,6 +437,7 @@ export class SessionManager {
     // rebound elsewhere): not all of them are about what was lost.
     if (outcome.note) notes.push(outcome.note);
     if (notes.length) session.noteRestore(notes.join('; '));
+    return outcome;
   }
 
   /**

@@ -6,7 +6,7 @@
  * and as an unprivileged user; and where tracking is not possible, a plain image instead.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, createReadStream, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, createReadStream, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import pty from '@lydell/node-pty';
@@ -108,6 +108,34 @@ describe('live migration pre-copy (vos-init checkpoint --precopy)', () => {
       expect(Number(ok![1])).toBeGreaterThan(4096); // most pages were not sent again while frozen
     }, 60_000);
   }
+
+  it('a received image damaged in its memory, past pages already put in place, is refused naming the record; nothing of it runs', async () => {
+    const pod = join(dir, 'damaged.sock');
+    const image = join(dir, 'damaged.img');
+    const original = onPty([INIT, 'launch', '--control', pod, '--runtime', LIB, '--', join(dir, 'dirtier'), '32', '20', '1000']);
+    let copy: ReturnType<typeof onPty> | null = null;
+    let server: Server | null = null;
+    try {
+      await waitFor('the program to run', () => ticks(original.out()).length >= 2);
+      const cp = spawnSync('sh', ['-c', `exec "$@" 3>${image}`, 'sh', INIT, 'checkpoint', '--control', pod, '--stop'], { encoding: 'utf8', timeout: 60_000 });
+      expect(cp.status, cp.stdout + cp.stderr).toBe(0);
+      // One byte of page data three quarters in: the PAGES records before it are staged as
+      // they arrive, this one fails its checksum.
+      const bytes = readFileSync(image);
+      bytes[Math.floor(bytes.length * 0.75)]! ^= 0x55;
+      writeFileSync(image, bytes);
+      server = await serveImage(image, join(dir, 'damaged-image.sock'));
+      copy = onPty([INIT, 'restore', '--control', join(dir, 'damaged-copy.sock'), '--image-socket', join(dir, 'damaged-image.sock')]);
+      const ended = new Promise<number>((r) => copy!.term.onExit((x) => r(x.exitCode)));
+      expect(await ended).not.toBe(0);
+      expect(copy.out(), copy.out()).toMatch(/vos: restore failed: .*the pages record at byte \d+ fails its checksum/);
+      expect(ticks(copy.out())).toEqual([]);
+    } finally {
+      original.term.kill('SIGKILL');
+      copy?.term.kill('SIGKILL');
+      server?.close();
+    }
+  }, 60_000);
 
   it('says why and writes a plain image where written pages cannot be tracked', async () => {
     const out = await moveThroughAnImage('root', { VOS_TEST_NO_DIRTY_TRACKING: '1' }, 'socket');

@@ -133,7 +133,9 @@ describe('the agent status decoder (status-line.ts)', () => {
   });
 
   it('reads a restore outcome, and refuses one it cannot read', () => {
-    expect(restoreOutcome('{"ok":true,"held":true,"restored":3,"clocks":"jumped"}')).toEqual({ held: true, restored: 3, clocks: 'jumped', note: null });
+    expect(restoreOutcome('{"ok":true,"held":true,"restored":3,"clocks":"jumped"}')).toEqual({ held: true, restored: 3, clocks: 'jumped', placed: 0, note: null });
+    expect(restoreOutcome('{"ok":true,"held":true,"restored":1,"clocks":"same","placed":67108864}').placed).toBe(67108864);
+    for (const bad of ['-1', '1.5', '"64"', '1e300']) expect(restoreOutcome(`{"ok":true,"restored":1,"placed":${bad}}`).placed).toBe(0);
     expect(restoreOutcome('{"ok":true,"held":false,"restored":1,"clocks":"same","note":"1 connection(s) waiting on /tmp/s were dropped"}').note).toBe('1 connection(s) waiting on /tmp/s were dropped');
     expect(restoreOutcome('{"ok":true,"restored":1,"note":7}').note).toBeNull();
     expect(() => restoreOutcome('{"code":"bad_image","message":"damaged","record":"POD #3"}')).toThrow(

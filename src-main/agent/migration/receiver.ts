@@ -179,7 +179,10 @@ export class MigrationReceiver {
     (this.relays ? this.relays.incoming(m.id, m.peer) : Promise.resolve(null))
       .then((r) => {
         relays = r;
-        return this.sessions.receive({ ...offer, label: `the image from ${peer.name}`, ...(r ? { restoreEnv: r.env } : {}) }, stream);
+        const onPlaced = (bytes: number): void => {
+          if (bytes > 0) this.log(`migration ${m.id}: ${(bytes / 1048576).toFixed(1)} MiB of its memory moved into place as it arrived`);
+        };
+        return this.sessions.receive({ ...offer, label: `the image from ${peer.name}`, onPlaced, ...(r ? { restoreEnv: r.env } : {}) }, stream);
       })
       .finally(() => relays?.close()) // every relayed connection is made before the restore says it is done
       .then(

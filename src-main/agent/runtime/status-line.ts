@@ -2,10 +2,10 @@
  * The runtime's status values (src-main/runtime/common/status.h), decoded: a failure is one line
  * of JSON `{"code", "message", "path"?, "record"?}` — what the restorer sends on its status
  * channel, and what follows "error " in pod init's and the checkpoint helper's replies. A
- * restore's success is `{"ok": true, "held", "restored", "clocks", "note"?}`. Nothing here trusts the
- * line: a code that is not an API error code becomes the caller's, details that are not strings
- * are dropped, and a line that is not JSON is taken as plain words (older runtimes, messages
- * from before the runtime could speak).
+ * restore's success is `{"ok": true, "held", "restored", "clocks", "placed", "note"?}`. Nothing
+ * here trusts the line: a code that is not an API error code becomes the caller's, details that
+ * are not strings are dropped, and a line that is not JSON is taken as plain words (older
+ * runtimes, messages from before the runtime could speak).
  */
 import { isErrorCode, VosError, type ErrorCode, type ErrorPayload } from '../../api/errors.js';
 
@@ -20,6 +20,8 @@ export interface RestoreOutcome {
   restored: number;
   /** "same", "kept" or "jumped" (see keep_clocks in restore.c). */
   clocks: string;
+  /** Bytes of a migration's memory that were in memory as they arrived and moved into place (staging.c). */
+  placed: number;
   /** What the restore could not carry (e.g. connections that were waiting, sockets to outside
    * the session), for the session's restoreNote; null when it carried everything. */
   note: string | null;
@@ -66,6 +68,7 @@ export function restoreOutcome(line: string): RestoreOutcome {
       held: status.held === true,
       restored: typeof status.restored === 'number' ? status.restored : 0,
       clocks: typeof status.clocks === 'string' ? status.clocks : 'same',
+      placed: typeof status.placed === 'number' && Number.isSafeInteger(status.placed) && status.placed >= 0 ? status.placed : 0,
       note: typeof status.note === 'string' && status.note ? clip(status.note) : null,
     };
   }

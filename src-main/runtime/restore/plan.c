@@ -154,7 +154,7 @@ int plan_memory(struct restore_ctx *c, struct err *e)
 		if (z > zone)
 			zone = z;
 	}
-	staging_drop_unkept(&c->staging);
+	c->placed_pages = staging_drop_unkept(&c->staging);
 	c->hole_size = 3 * PAGE + zone + HOLE_TEMP_PAGES * PAGE;
 	c->hole = find_hole(img, c->hole_size);
 	if (!c->hole)

@@ -97,6 +97,7 @@ static void send_success(const struct restore_ctx *c, int held)
 	json_bool(&j, "held", held);
 	json_int(&j, "restored", c->img.nprocs);
 	json_str(&j, "clocks", c->clocks, 32);
+	json_int(&j, "placed", (long long)(c->placed_pages * PAGE));
 	if (c->note[0])
 		json_str(&j, "note", c->note, STATUS_LINE_MAX - 200);
 	json_end(&j);
@@ -535,6 +536,11 @@ int restore_main(int argc, char **argv)
 		refuse(&e);
 	if (c->staging.records != (uint64_t)c->img.nprecopy)
 		staging_free(&c->staging); /* pages sent ahead came outside the rounds: read them instead */
+	uint64_t page_records = 0; /* the processes' PAGES records */
+	for (int i = 0; i < c->img.nprocs; i++)
+		page_records += (uint64_t)c->img.procs[i].npages;
+	if (!staging_final_complete(&c->staging, page_records))
+		c->staging.final_off = 1; /* the final image's pages are read from it */
 	if (c->img.page_size != PAGE) {
 		fail(&e, "%s was taken with %u-byte pages; this machine has %llu", image, c->img.page_size, PAGE);
 		refuse(&e);

@@ -12,14 +12,14 @@
 
 struct pod;
 
-/* staging.c: pages sent ahead, put in memory as they arrive (live migration's target). */
+/* staging.c: a migration's pages, put in memory as they arrive (the target of a move). */
 #define STAGING_CHUNK (2ull << 20)
 struct staged_chunk {
 	pid_t pid;
 	uint64_t base; /* the 2 MiB-aligned piece of the process's address space it stands for */
 	uint8_t *mem;  /* here, in pod init (inherited by the restoring processes) */
 	uint8_t keep[STAGING_CHUNK / PAGE / 8]; /* pages the final image takes from here */
-	uint8_t have[STAGING_CHUNK / PAGE / 8]; /* pages sent ahead (their content, or zero) */
+	uint8_t have[STAGING_CHUNK / PAGE / 8]; /* pages staged (their content, or zero) */
 };
 struct staging {
 	struct staged_chunk *chunks;
@@ -27,6 +27,11 @@ struct staging {
 	struct u64map index; /* (pid, base) -> chunk index */
 	uint64_t next; /* where the next chunk goes; [STAGING_BASE, next) holds them all */
 	uint64_t records; /* PRECOPY records staged */
+	/* The final image's PAGES records of processes staged as they arrived (their DATA runs'
+	 * pages hold the final content); final_off: one was not (the stream broke off, a record
+	 * did not check), so no DATA run is taken from staging. */
+	uint64_t final_records;
+	int final_off;
 	int enabled;
 };
 
@@ -72,6 +77,8 @@ struct restore_ctx {
 	} relay;
 	/* What the restore could not carry, for the user ("; "-separated; the status line's note). */
 	char note[2048];
+	/* Pages that move into place from staging (plan_memory): what arrived already in memory. */
+	uint64_t placed_pages;
 };
 
 struct run_list {
@@ -80,20 +87,35 @@ struct run_list {
 };
 
 /* precopy.c: where the latest content of each page a process's PRECOPY records sent is. */
-int precopy_index_build(const struct image *img, pid_t pid, struct u64map *ix, struct err *e);
-/* The same for one page, without an index: 1 and *offset, 0 if it was not sent ahead, -1. */
-int precopy_find(const struct image *img, pid_t pid, uint64_t addr, uint64_t *offset, struct err *e);
+struct precopy_runs {
+	struct page_run *v; /* every run, in the order sent */
+	size_t n;
+	int loaded;
+	uint64_t lookups;
+	struct u64map ix; /* page -> offset, built past many lookups */
+};
+int precopy_runs_load(const struct image *img, pid_t pid, struct precopy_runs *out, struct err *e);
+/* 1 and *offset (0: a zero page), or 0 if the page was not sent ahead. */
+int precopy_runs_find(struct precopy_runs *l, uint64_t addr, uint64_t *offset);
+void precopy_runs_free(struct precopy_runs *l);
 
 /* staging.c */
 void staging_init(struct staging *s);
 /* A PRECOPY record's payload (checked already): its pages into their chunks. */
 void staging_take(struct staging *s, const void *payload, uint64_t len);
+/* A PAGES record of the final image as it arrives: a process's DATA and ZERO runs are staged
+ * (over what the rounds staged), KEPT runs left as they are; shared memory's are not staged. */
+void staging_take_final(struct staging *s, const void *payload, uint64_t len);
+/* Whether a DATA run's pages may be taken from staging: every PAGES record of the image's
+ * processes (`records` of them) was staged. */
+int staging_final_complete(const struct staging *s, uint64_t records);
 struct staged_chunk *staging_find(const struct staging *s, pid_t pid, uint64_t addr);
 /* The final image takes the pages from addr on from the chunk (they move into place), up to n or
  * the first that was not sent ahead; returns how many it took. */
 uint64_t staging_keep_run(struct staged_chunk *c, uint64_t addr, uint64_t n);
-/* Drops every staged page not kept: what moves into place is exactly what the image says. */
-void staging_drop_unkept(struct staging *s);
+/* Drops every staged page not kept: what moves into place is exactly what the image says.
+ * Returns the pages kept. */
+uint64_t staging_drop_unkept(struct staging *s);
 /* Whether [start, end) meets the staging area. */
 int staging_overlaps(const struct staging *s, uint64_t start, uint64_t end);
 /* [start, end) holding every chunk (0, 0 without any). */

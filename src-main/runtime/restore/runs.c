@@ -1,7 +1,8 @@
 /*
  * What each restoring process gets, worked out by pod init once, before it forks any of them:
  * the runs (where each page of a process's memory comes from: the image's PAGES, the pages sent
- * ahead in PRECOPY records, or staged memory) and the moves of its staged chunks. The processes
+ * ahead in PRECOPY records, or staged memory: a migration's pages put in memory as they arrived)
+ * and the moves of its staged chunks. The processes
  * inherit the result and build their blob's plan from it (blob-plan.c).
  */
 #include <stdlib.h>
@@ -32,12 +33,6 @@ static void add_run(struct run_list *runs, struct blob_run r)
 	runs->v[runs->n++] = r;
 }
 
-/* The pages sent ahead of one process: looked up one by one at first, then indexed (add_kept). */
-struct kept_index {
-	struct u64map ix;
-	uint64_t lookups;
-};
-
 /* Whether staged pages may move into area v: private anonymous memory, but not a stack that
  * grows down (the piece moved in would not grow; the stack could not either). */
 static int stageable(const struct img_vma *v)
@@ -45,26 +40,19 @@ static int stageable(const struct img_vma *v)
 	return v->kind == VOS_VMA_ANON && !(v->flags & (VOS_VMA_GROWSDOWN | VOS_VMA_SHARED));
 }
 
-/* Pages not staged that are looked up in the records one by one; beyond, an index is built. */
-#define KEPT_LOOKUPS_WITHOUT_INDEX 64
-
 /* Where a KEPT page's content is (see add_kept); 1 if it was sent ahead, 0 if not, -1. */
-static int kept_page_at(struct restore_ctx *c, struct img_process *p, struct kept_index *kx, uint64_t at, uint64_t *offset,
+static int kept_page_at(struct restore_ctx *c, struct img_process *p, struct precopy_runs *kx, uint64_t at, uint64_t *offset,
 			struct err *e)
 {
-	if (!kx->ix.cap && kx->lookups < KEPT_LOOKUPS_WITHOUT_INDEX) {
-		kx->lookups++;
-		return precopy_find(&c->img, p->pid, at, offset, e);
-	}
-	if (!kx->ix.cap && precopy_index_build(&c->img, p->pid, &kx->ix, e) < 0)
+	if (!kx->loaded && precopy_runs_load(&c->img, p->pid, kx, e) < 0)
 		return -1;
-	return u64map_get(&kx->ix, at, offset);
+	return precopy_runs_find(kx, at, offset);
 }
 
 /* A KEPT run: each page from where the pages sent ahead have it, or in memory, staged: those
  * are taken a 2 MiB piece at a time, and only the pages staging did not take (a stack's) are
  * looked up in the records. */
-static int add_kept(struct restore_ctx *c, struct img_process *p, struct kept_index *kx, const struct img_vma *v,
+static int add_kept(struct restore_ctx *c, struct img_process *p, struct precopy_runs *kx, const struct img_vma *v,
 		    uint64_t addr, uint64_t npages, struct run_list *runs, struct err *e)
 {
 	for (uint64_t i = 0; i < npages;) {
@@ -100,6 +88,34 @@ static int add_kept(struct restore_ctx *c, struct img_process *p, struct kept_in
 		add_run(runs, (struct blob_run){at, PAGE, offset, offset == 0, 0});
 	}
 	return 0;
+}
+
+/* A DATA run of the final image whose pages were staged as they arrived (staging_take_final):
+ * they move into place as a KEPT run's do; a page staging does not have (past its area, or a
+ * chunk it could not make) is read from the image. */
+static void add_staged_data(struct restore_ctx *c, struct img_process *p, const struct img_vma *v, const struct page_run *h,
+			    struct run_list *runs)
+{
+	for (uint64_t i = 0; i < h->npages;) {
+		uint64_t at = h->addr + i * PAGE;
+		if (!v || at >= v->end)
+			v = vma_at(p, at);
+		struct staged_chunk *staged = v && stageable(v) ? staging_find(&c->staging, p->pid, at) : NULL;
+		uint64_t took = 0;
+		if (staged) {
+			uint64_t end = h->addr + (uint64_t)h->npages * PAGE;
+			if (end > v->end)
+				end = v->end;
+			if (end > staged->base + STAGING_CHUNK)
+				end = staged->base + STAGING_CHUNK;
+			took = staging_keep_run(staged, at, (end - at) / PAGE);
+		}
+		if (took == 0) {
+			add_run(runs, (struct blob_run){at, PAGE, h->data + i * PAGE, 0, 0});
+			took = 1;
+		}
+		i += took;
+	}
 }
 
 /* Where each page of process pid is in one image of the chain: the offset of its bytes, 0 for a
@@ -163,7 +179,7 @@ int collect_runs(struct restore_ctx *c, struct img_process *p, struct run_list *
 {
 	runs->v = NULL;
 	runs->n = 0;
-	struct kept_index kx; /* the pages sent ahead (see add_kept) */
+	struct precopy_runs kx; /* the pages sent ahead (see add_kept) */
 	memset(&kx, 0, sizeof kx);
 	struct u64map pix[VOS_MAX_CHAIN];
 	memset(pix, 0, sizeof pix); /* each parent's pages, built at the first PARENT run that needs it */
@@ -189,12 +205,16 @@ int collect_runs(struct restore_ctx *c, struct img_process *p, struct run_list *
 			}
 			if (h.kind == VOS_RUN_ZERO)
 				keep_run = keep_run && v->kind != VOS_VMA_ANON; /* fresh anonymous memory is zero already */
+			if (keep_run && h.kind == VOS_RUN_DATA && stageable(v) && c->staging.enabled && !c->staging.final_off) {
+				add_staged_data(c, p, v, &h, runs);
+				continue;
+			}
 			if (keep_run)
 				add_run(runs, (struct blob_run){h.addr, (uint64_t)h.npages * PAGE, h.kind == VOS_RUN_DATA ? h.data : 0,
 								h.kind == VOS_RUN_ZERO, 0});
 		}
 	}
-	u64map_free(&kx.ix);
+	precopy_runs_free(&kx);
 	for (int k = 0; k < VOS_MAX_CHAIN; k++)
 		u64map_free(&pix[k]);
 	return rc;

@@ -1,12 +1,15 @@
 /*
- * Live migration's target: the pages sent ahead (PRECOPY records) are put into memory while the
- * rounds arrive, so that the restore, once the final image is in, moves them into place instead
- * of copying them into fresh memory (faulting in fresh memory is what a large restore costs).
+ * A migration's target: the pages sent ahead (PRECOPY records) and the final image's pages
+ * (PAGES) are put into memory while they arrive, so that the restore, once the whole image is
+ * in, moves them into place instead of copying them into fresh memory (faulting in fresh memory
+ * is what a large restore costs). A stop-and-copy move thus restores its memory while it
+ * arrives, and a live one the pages written in its last round.
  *
  * Pages are staged in chunks of 2 MiB, one per 2 MiB-aligned piece of a process's address space,
  * at the same offset inside the chunk as inside that piece; a later round's page overwrites the
- * earlier one, a zero page becomes a hole. Before the process tree is created, every staged page
- * that the final image does not take from the rounds (KEPT, in an anonymous area) is dropped;
+ * earlier one, and the final image's page a round's; a zero page becomes a hole. Before the
+ * process tree is created, every staged page that the final image does not take from staging
+ * (a KEPT run's, or a DATA run's, in an anonymous area) is dropped;
  * each process inherits the chunks with its fork and moves its own into its areas with mremap,
  * which moves page tables, not bytes (blob.c). Chunks live far from where programs map memory
  * (STAGING_BASE) and are dropped if an area of the image overlaps them after all. Any failure
@@ -19,6 +22,8 @@
 
 #include "../common/buf.h"
 #include "restore.h"
+
+#define MADV_POPULATE_WRITE_ 23 /* Linux 5.14; newer than this system's headers may be */
 
 #define STAGING_BASE 0x100000000000ull /* 16 TiB: below PIE programs (~93 TiB) and mmap (~127 TiB) */
 #define STAGING_LIMIT 0x200000000000ull
@@ -67,6 +72,57 @@ void staging_init(struct staging *s)
 	s->enabled = 1;
 }
 
+/* Stages the runs of one PAGES or PRECOPY payload (its head read already): DATA and ZERO runs
+ * into their chunks; KEPT runs, where `kept_ok`, are skipped (their pages stay as the rounds
+ * left them). -1: a run this cannot stage (the caller decides what that turns off). */
+static int stage_runs(struct staging *s, struct reader *r, pid_t pid, int kept_ok)
+{
+	while (reader_left(r) > 0) {
+		struct vos_page_run run;
+		if (page_run_read(r, &run) < 0)
+			return -1;
+		uint64_t addr = run.addr;
+		uint32_t npages = run.npages;
+		uint32_t kind = run.kind;
+		if (kept_ok && kind == VOS_RUN_KEPT && addr % PAGE == 0)
+			continue;
+		if (addr % PAGE || (kind != VOS_RUN_DATA && kind != VOS_RUN_ZERO))
+			return -1;
+		const uint8_t *data = NULL;
+		if (kind == VOS_RUN_DATA && (data = rd_raw(r, (size_t)npages * PAGE)) == NULL)
+			return -1;
+		for (uint32_t i = 0; i < npages;) {
+			uint64_t at = addr + (uint64_t)i * PAGE;
+			uint64_t in = at % STAGING_CHUNK;
+			uint32_t n = (uint32_t)((STAGING_CHUNK - in) / PAGE);
+			if (n > npages - i)
+				n = npages - i;
+			/* A zero page where nothing is staged needs nothing (the restore finds it in the
+			 * records): a run of zero pages makes no chunk, so a stream's staged memory is
+			 * never more than the bytes it brought. */
+			struct staged_chunk *c = data ? chunk_for(s, pid, at) : staging_find(s, pid, at);
+			if (!c && !data) {
+				i += n;
+				continue;
+			}
+			if (!c)
+				return -1;
+			if (data) {
+				/* Faulted in by one call, not a fault per page (which costs several times
+				 * more in a virtual machine); the copy then fills it. Where the kernel has
+				 * no MADV_POPULATE_WRITE, the copy faults the pages in. */
+				(void)madvise(c->mem + in, (size_t)n * PAGE, MADV_POPULATE_WRITE_);
+				memcpy(c->mem + in, data + (uint64_t)i * PAGE, (size_t)n * PAGE);
+			} else if (madvise(c->mem + in, (size_t)n * PAGE, MADV_DONTNEED) < 0)
+				return -1;
+			for (uint64_t pg = in / PAGE; pg < in / PAGE + n; pg++)
+				c->have[pg / 8] |= (uint8_t)(1u << (pg % 8));
+			i += n;
+		}
+	}
+	return 0;
+}
+
 void staging_take(struct staging *s, const void *payload, uint64_t len)
 {
 	if (!s->enabled)
@@ -75,42 +131,33 @@ void staging_take(struct staging *s, const void *payload, uint64_t len)
 	reader_init(&r, payload, (size_t)len);
 	uint32_t owner_kind = rd_u32(&r);
 	pid_t pid = (pid_t)rd_u32(&r);
-	if (owner_kind != 0 || pid <= 0)
-		goto off; /* the restore will refuse the image; do not guess */
 	s->records++;
-	while (reader_left(&r) > 0) {
-		struct vos_page_run run;
-		if (page_run_read(&r, &run) < 0)
-			goto off;
-		uint64_t addr = run.addr;
-		uint32_t npages = run.npages;
-		uint32_t kind = run.kind;
-		if (addr % PAGE || (kind != VOS_RUN_DATA && kind != VOS_RUN_ZERO))
-			goto off;
-		const uint8_t *data = NULL;
-		if (kind == VOS_RUN_DATA && (data = rd_raw(&r, (size_t)npages * PAGE)) == NULL)
-			goto off;
-		for (uint32_t i = 0; i < npages;) {
-			uint64_t at = addr + (uint64_t)i * PAGE;
-			struct staged_chunk *c = chunk_for(s, pid, at);
-			if (!c)
-				goto off;
-			uint64_t in = at - c->base;
-			uint32_t n = (uint32_t)((STAGING_CHUNK - in) / PAGE);
-			if (n > npages - i)
-				n = npages - i;
-			if (data)
-				memcpy(c->mem + in, data + (uint64_t)i * PAGE, (size_t)n * PAGE);
-			else if (madvise(c->mem + in, (size_t)n * PAGE, MADV_DONTNEED) < 0)
-				goto off;
-			for (uint64_t pg = in / PAGE; pg < in / PAGE + n; pg++)
-				c->have[pg / 8] |= (uint8_t)(1u << (pg % 8));
-			i += n;
-		}
-	}
-	return;
-off:
-	staging_free(s);
+	/* An owner that is not a process is refused by the restore; do not guess. */
+	if (owner_kind != 0 || pid <= 0 || stage_runs(s, &r, pid, 0) < 0)
+		staging_free(s);
+}
+
+void staging_take_final(struct staging *s, const void *payload, uint64_t len)
+{
+	if (!s->enabled || s->final_off)
+		return;
+	struct reader r;
+	reader_init(&r, payload, (size_t)len);
+	uint32_t owner_kind = rd_u32(&r);
+	pid_t pid = (pid_t)rd_u32(&r);
+	if (owner_kind != 0)
+		return; /* shared memory: restored from the image */
+	/* A run half staged leaves DATA pages of this record wrong here, and only those: final_off
+	 * makes the restore read every DATA run from the image. */
+	if (pid <= 0 || stage_runs(s, &r, pid, 1) < 0)
+		s->final_off = 1;
+	else
+		s->final_records++;
+}
+
+int staging_final_complete(const struct staging *s, uint64_t records)
+{
+	return s->enabled && !s->final_off && s->final_records == records;
 }
 
 uint64_t staging_keep_run(struct staged_chunk *c, uint64_t addr, uint64_t n)
@@ -130,12 +177,14 @@ static int kept(const struct staged_chunk *c, uint64_t page)
 	return c->keep[page / 8] >> (page % 8) & 1;
 }
 
-void staging_drop_unkept(struct staging *s)
+uint64_t staging_drop_unkept(struct staging *s)
 {
+	uint64_t kept_pages = 0;
 	for (size_t k = 0; k < s->n; k++) {
 		struct staged_chunk *c = &s->chunks[k];
 		for (uint64_t i = 0; i < STAGING_CHUNK / PAGE;) {
 			if (kept(c, i)) {
+				kept_pages++;
 				i++;
 				continue;
 			}
@@ -146,6 +195,7 @@ void staging_drop_unkept(struct staging *s)
 			i = j;
 		}
 	}
+	return kept_pages;
 }
 
 uint64_t staging_start(const struct staging *s)
