@@ -2,8 +2,8 @@
  * What each restoring process gets, worked out by pod init once, before it forks any of them:
  * the runs (where each page of a process's memory comes from: the image's PAGES, the pages sent
  * ahead in PRECOPY records, or staged memory: a migration's pages put in memory as they arrived)
- * and the moves of its staged chunks. The processes
- * inherit the result and build their blob's plan from it (blob-plan.c).
+ * and the moves of its staged chunks. The processes inherit the result and build their blob's
+ * plan from it (blob-plan.c).
  */
 #include <stdlib.h>
 #include <string.h>
