@@ -16,27 +16,31 @@
 #include "../common/checksum.h"
 #include "restore.h"
 
-/* The same hash as dump_mapped_files computes, over this machine's copy. */
-static int local_matches(const struct img_file *f)
+/* Reading a file to hash it: one buffer for every file of a restore (a fresh one per file cost
+ * its page faults each time, a few milliseconds a library in a virtual machine). */
+#define HASH_CHUNK (256u << 10)
+
+/* This machine's copy, open, if it is the file the image mapped: the same size and the same hash
+ * as dump_mapped_files computes (over this very descriptor, which is then the one mapped); -1 if
+ * not. */
+static int open_if_matches(const struct img_file *f, uint8_t *buf)
 {
 	int fd = open(f->path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return 0;
+		return -1;
 	struct stat st;
 	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size != f->size) {
 		close(fd);
-		return 0;
+		return -1;
 	}
 	struct hash64 h;
 	hash64_init(&h, 0);
-	size_t chunk = 4u << 20;
-	uint8_t *buf = xmalloc(chunk);
 	int ok = 1;
 	for (uint32_t i = 0; i < f->nranges && ok; i++) {
 		hash64_update(&h, &f->ranges[i][0], sizeof f->ranges[i][0]);
 		for (uint64_t off = f->ranges[i][0]; off < f->ranges[i][0] + f->ranges[i][1];) {
 			uint64_t left = f->ranges[i][0] + f->ranges[i][1] - off;
-			size_t n = left < chunk ? (size_t)left : chunk;
+			size_t n = left < HASH_CHUNK ? (size_t)left : HASH_CHUNK;
 			if (pread_full(fd, buf, n, off) < 0) {
 				ok = 0;
 				break;
@@ -45,9 +49,10 @@ static int local_matches(const struct img_file *f)
 			off += n;
 		}
 	}
-	free(buf);
+	if (ok && hash64_final(&h) == f->hash)
+		return fd;
 	close(fd);
-	return ok && hash64_final(&h) == f->hash;
+	return -1;
 }
 
 /* The content from FILEDATA records: the file's own, or (FILEREF) those of the parent image
@@ -134,25 +139,29 @@ int open_mapped_files(struct restore_ctx *c, struct err *e)
 {
 	struct image *img = &c->img;
 	c->file_fd = xmalloc((size_t)(img->nfiles + 1) * sizeof *c->file_fd);
-	for (int i = 0; i < img->nfiles; i++) {
+	uint8_t *buf = xmalloc(HASH_CHUNK);
+	int rc = 0;
+	for (int i = 0; i < img->nfiles && rc == 0; i++) {
 		struct img_file *f = &img->files[i];
 		c->file_fd[i] = -1;
-		if (!f->present)
-			return fail(e, "%s is damaged: mapped file %d has no description", img->name, i);
-		if (f->kind != VOS_FILE_DELETED && local_matches(f))
-			c->file_fd[i] = open(f->path, O_RDONLY | O_CLOEXEC);
-		else if (f->kind == VOS_FILE_THERE) {
+		if (!f->present) {
+			rc = fail(e, "%s is damaged: mapped file %d has no description", img->name, i);
+			break;
+		}
+		if (f->kind != VOS_FILE_DELETED && (c->file_fd[i] = open_if_matches(f, buf)) >= 0)
+			continue;
+		if (f->kind == VOS_FILE_THERE) {
 			fail_code(e, "restore_failed",
 				  "%s is not here as it was there (the move found its size and time the same, but its content differs), "
 				  "and the image does not carry it", f->path);
-			return err_path(e, f->path);
-		}
-		else if (f->kind == VOS_FILE_ON_DISK && c->cache_dir)
+			rc = err_path(e, f->path);
+		} else if (f->kind == VOS_FILE_ON_DISK && c->cache_dir)
 			c->file_fd[i] = from_cache(c, f, e);
 		else
 			c->file_fd[i] = unnamed_copy(c, f, e);
-		if (c->file_fd[i] < 0)
-			return -1;
+		if (rc == 0 && c->file_fd[i] < 0)
+			rc = -1;
 	}
-	return 0;
+	free(buf);
+	return rc;
 }
