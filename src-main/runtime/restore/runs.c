@@ -49,6 +49,20 @@ static int kept_page_at(struct restore_ctx *c, struct img_process *p, struct pre
 	return precopy_runs_find(kx, at, offset);
 }
 
+/* Pages from `at` on that move into place from staging (kept there for this process's area v),
+ * up to the run's end, the area's or the 2 MiB piece's; 0 if staging does not have the first. */
+static uint64_t take_staged(struct restore_ctx *c, const struct img_process *p, const struct img_vma *v, uint64_t at,
+			    uint64_t run_end)
+{
+	struct staged_chunk *staged = v && stageable(v) && c->staging.enabled ? staging_find(&c->staging, p->pid, at) : NULL;
+	if (!staged)
+		return 0;
+	uint64_t end = run_end < v->end ? run_end : v->end;
+	if (end > staged->base + STAGING_CHUNK)
+		end = staged->base + STAGING_CHUNK;
+	return staging_keep_run(staged, at, (end - at) / PAGE);
+}
+
 /* A KEPT run: each page from where the pages sent ahead have it, or in memory, staged: those
  * are taken a 2 MiB piece at a time, and only the pages staging did not take (a stack's) are
  * looked up in the records. */
@@ -62,19 +76,10 @@ static int add_kept(struct restore_ctx *c, struct img_process *p, struct precopy
 		if (!v)
 			return fail(e, "the image is damaged: page %#llx of process %d lies in none of its areas", (unsigned long long)at,
 				    (int)p->pid);
-		struct staged_chunk *staged = stageable(v) && c->staging.enabled ? staging_find(&c->staging, p->pid, at) : NULL;
-		if (staged) {
-			/* In memory already: they move into place. Up to the run's, the area's or the piece's end. */
-			uint64_t end = addr + npages * PAGE;
-			if (end > v->end)
-				end = v->end;
-			if (end > staged->base + STAGING_CHUNK)
-				end = staged->base + STAGING_CHUNK;
-			uint64_t took = staging_keep_run(staged, at, (end - at) / PAGE);
-			if (took > 0) {
-				i += took;
-				continue;
-			}
+		uint64_t took = take_staged(c, p, v, at, addr + npages * PAGE);
+		if (took > 0) {
+			i += took;
+			continue;
 		}
 		int found = kept_page_at(c, p, kx, at, &offset, e);
 		if (found < 0)
@@ -91,25 +96,17 @@ static int add_kept(struct restore_ctx *c, struct img_process *p, struct precopy
 }
 
 /* A DATA run of the final image whose pages were staged as they arrived (staging_take_final):
- * they move into place as a KEPT run's do; a page staging does not have (past its area, or a
- * chunk it could not make) is read from the image. */
+ * they move into place as a KEPT run's do; a page staging does not have (in an area pages may
+ * not move into, or a chunk it could not make) is read from the image. */
 static void add_staged_data(struct restore_ctx *c, struct img_process *p, const struct img_vma *v, const struct page_run *h,
 			    struct run_list *runs)
 {
+	uint64_t run_end = h->addr + (uint64_t)h->npages * PAGE;
 	for (uint64_t i = 0; i < h->npages;) {
 		uint64_t at = h->addr + i * PAGE;
 		if (!v || at >= v->end)
 			v = vma_at(p, at);
-		struct staged_chunk *staged = v && stageable(v) ? staging_find(&c->staging, p->pid, at) : NULL;
-		uint64_t took = 0;
-		if (staged) {
-			uint64_t end = h->addr + (uint64_t)h->npages * PAGE;
-			if (end > v->end)
-				end = v->end;
-			if (end > staged->base + STAGING_CHUNK)
-				end = staged->base + STAGING_CHUNK;
-			took = staging_keep_run(staged, at, (end - at) / PAGE);
-		}
+		uint64_t took = take_staged(c, p, v, at, run_end);
 		if (took == 0) {
 			add_run(runs, (struct blob_run){at, PAGE, h->data + i * PAGE, 0, 0});
 			took = 1;
